@@ -1,0 +1,45 @@
+import { RippleError } from '@ripple/errors';
+
+/** The channel namespaces of DESIGN.md §4. */
+export type ChannelKind = 'user' | 'post' | 'creator' | 'chat';
+
+export interface ParsedChannel {
+  readonly kind: ChannelKind;
+  readonly id: string;
+}
+
+const CHANNEL = /^(user|post|creator|chat):([A-Za-z0-9_-]{1,128})$/;
+
+export function parseChannel(channel: string): ParsedChannel | undefined {
+  const match = CHANNEL.exec(channel);
+  if (!match) return undefined;
+  return { kind: match[1] as ChannelKind, id: match[2] as string };
+}
+
+/**
+ * Decides whether `userId` may subscribe to `channel` without a subscription token.
+ * `user:` is private to its user; `post:` and `creator:` are open to any authenticated user;
+ * `chat:` always needs a membership token signed by chat-service, checked elsewhere.
+ */
+export function authorizeChannel(userId: string, channel: string): ParsedChannel {
+  const parsed = parseChannel(channel);
+  if (!parsed) {
+    throw new RippleError('GW_CHANNEL_INVALID', `"${channel}" is not a channel name (user:, post:, creator:, chat:)`, {
+      status: 400,
+    });
+  }
+  switch (parsed.kind) {
+    case 'user':
+      if (parsed.id !== userId) {
+        throw new RippleError('GW_SUBSCRIBE_FORBIDDEN', 'a user channel is readable by its user only', { status: 403 });
+      }
+      return parsed;
+    case 'post':
+    case 'creator':
+      return parsed;
+    case 'chat':
+      throw new RippleError('GW_SUBSCRIBE_FORBIDDEN', 'chat channels need a membership token from chat-service', {
+        status: 403,
+      });
+  }
+}

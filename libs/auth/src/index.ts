@@ -1,0 +1,11 @@
+export {
+  DEVELOPMENT_JWT_SECRET,
+  extractBearerToken,
+  jwtSecret,
+  resolveJwtSecret,
+  signAccessToken,
+  verifyAccessToken,
+} from './tokens.js';
+export type { AccessClaims, JwtSecret } from './tokens.js';
+export { authorizeChannel, parseChannel } from './channels.js';
+export type { ChannelKind, ParsedChannel } from './channels.js';

@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RippleError } from '@ripple/errors';
+import { authorizeChannel, extractBearerToken, jwtSecret, signAccessToken, verifyAccessToken } from './index.js';
+
+const secret = jwtSecret('test-secret-that-is-long-enough');
+
+function b64url(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => err instanceof RippleError && err.code === code && err.status === 401);
+}
+
+test('verifyAccessToken should accept a token it signed and return the subject', async () => {
+  const token = await signAccessToken(secret, 'u42');
+  const claims = await verifyAccessToken(secret, token);
+  assert.equal(claims.sub, 'u42');
+});
+
+test('verifyAccessToken should reject an alg:none token', async () => {
+  const token = `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url({ sub: 'u1', exp: 4102444800 })}.`;
+  await rejectsWith(verifyAccessToken(secret, token), 'AUTH_TOKEN_INVALID');
+});
+
+test('verifyAccessToken should reject a token signed with another secret', async () => {
+  const token = await signAccessToken(jwtSecret('another-secret-that-is-long'), 'u1');
+  await rejectsWith(verifyAccessToken(secret, token), 'AUTH_TOKEN_INVALID');
+});
+
+test('verifyAccessToken should report an expired token as expired', async () => {
+  const token = await signAccessToken(secret, 'u1', { ttlSeconds: -10 });
+  await rejectsWith(verifyAccessToken(secret, token), 'AUTH_TOKEN_EXPIRED');
+});
+
+test('verifyAccessToken should reject garbage', async () => {
+  await rejectsWith(verifyAccessToken(secret, 'not-a-jwt'), 'AUTH_TOKEN_INVALID');
+});
+
+test('extractBearerToken should read the header first, then the query', () => {
+  assert.equal(extractBearerToken('Bearer abc', 'q'), 'abc');
+  assert.equal(extractBearerToken(undefined, 'q'), 'q');
+  assert.equal(extractBearerToken('Basic abc', undefined), undefined);
+  assert.equal(extractBearerToken(undefined, ''), undefined);
+});
+
+test('authorizeChannel should keep user channels private and open creator and post channels', () => {
+  assert.equal(authorizeChannel('u1', 'user:u1').kind, 'user');
+  assert.equal(authorizeChannel('u1', 'creator:u2').kind, 'creator');
+  assert.equal(authorizeChannel('u1', 'post:p9').kind, 'post');
+  const codeOf = (channel: string): string => {
+    try {
+      authorizeChannel('u1', channel);
+      return 'allowed';
+    } catch (err) {
+      return err instanceof RippleError ? err.code : 'unexpected';
+    }
+  };
+  assert.equal(codeOf('user:u2'), 'GW_SUBSCRIBE_FORBIDDEN');
+  assert.equal(codeOf('chat:r1'), 'GW_SUBSCRIBE_FORBIDDEN');
+  assert.equal(codeOf('nope'), 'GW_CHANNEL_INVALID');
+  assert.equal(codeOf('creator:'), 'GW_CHANNEL_INVALID');
+});

@@ -1,0 +1,85 @@
+import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
+import { RippleError } from '@ripple/errors';
+
+/** Used only outside production, with a warning (DESIGN.md §9). */
+export const DEVELOPMENT_JWT_SECRET = 'ripple-development-secret-do-not-use-in-production';
+
+const ALGORITHMS = ['HS256'];
+/** User ids are channel-name safe (`user:<id>`). */
+const USER_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+export interface AccessClaims {
+  /** The user id. */
+  readonly sub: string;
+  /** Expiry, seconds since the epoch. */
+  readonly exp: number | undefined;
+}
+
+export type JwtSecret = Uint8Array;
+
+export function jwtSecret(secret: string): JwtSecret {
+  return new TextEncoder().encode(secret);
+}
+
+/**
+ * Picks the signing secret: JWT_SECRET when set; the development secret (with `warn`) outside
+ * production; otherwise an error, because production must never run with a known secret.
+ */
+export function resolveJwtSecret(
+  env: { JWT_SECRET?: string | undefined; NODE_ENV: string },
+  warn: (msg: string) => void,
+): JwtSecret {
+  if (env.JWT_SECRET !== undefined) return jwtSecret(env.JWT_SECRET);
+  if (env.NODE_ENV === 'production') {
+    throw new RippleError('CONFIG_INVALID', 'JWT_SECRET must be set when NODE_ENV=production');
+  }
+  warn('JWT_SECRET is not set: using the development secret. Never do this in production.');
+  return jwtSecret(DEVELOPMENT_JWT_SECRET);
+}
+
+export async function signAccessToken(
+  secret: JwtSecret,
+  sub: string,
+  opts: { ttlSeconds?: number; extra?: Record<string, unknown> } = {},
+): Promise<string> {
+  return new SignJWT({ ...opts.extra })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(sub)
+    .setIssuedAt()
+    .setExpirationTime(`${opts.ttlSeconds ?? 3600}s`)
+    .sign(secret);
+}
+
+/**
+ * Verifies an HS256 access token. Only HS256 is accepted, so `alg: none` and algorithm-confusion
+ * tokens fail. Throws RippleError AUTH_TOKEN_EXPIRED or AUTH_TOKEN_INVALID (status 401).
+ */
+export async function verifyAccessToken(secret: JwtSecret, token: string): Promise<AccessClaims> {
+  try {
+    const { payload } = await jwtVerify(token, secret, { algorithms: ALGORITHMS, requiredClaims: ['sub', 'exp'] });
+    if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub)) {
+      throw new RippleError('AUTH_TOKEN_INVALID', 'token subject must be a user id ([A-Za-z0-9_-]{1,128})', {
+        status: 401,
+      });
+    }
+    return { sub: payload.sub, exp: payload.exp };
+  } catch (err) {
+    if (err instanceof RippleError) throw err;
+    if (err instanceof joseErrors.JWTExpired) {
+      throw new RippleError('AUTH_TOKEN_EXPIRED', 'token has expired', { status: 401, cause: err });
+    }
+    throw new RippleError('AUTH_TOKEN_INVALID', 'token is malformed, forged or uses a forbidden algorithm', {
+      status: 401,
+      cause: err,
+    });
+  }
+}
+
+/** Extracts the token from `Authorization: Bearer <t>` or, for browsers, `?access_token=<t>`. */
+export function extractBearerToken(authorization: string | undefined, queryToken?: string): string | undefined {
+  if (authorization !== undefined) {
+    const match = /^Bearer\s+(\S+)$/i.exec(authorization);
+    return match?.[1];
+  }
+  return queryToken === '' ? undefined : queryToken;
+}

@@ -1,0 +1,38 @@
+import { Type } from '@sinclair/typebox';
+
+/** Variables shared by every process. Defaults follow DESIGN.md §9. */
+export const CommonEnv = {
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], {
+    default: 'development',
+  }),
+  LOG_LEVEL: Type.Union(
+    [
+      Type.Literal('fatal'),
+      Type.Literal('error'),
+      Type.Literal('warn'),
+      Type.Literal('info'),
+      Type.Literal('debug'),
+      Type.Literal('trace'),
+      Type.Literal('silent'),
+    ],
+    { default: 'info' },
+  ),
+  HOST: Type.String({ default: '0.0.0.0', minLength: 1 }),
+  /** Comma-separated host:port list. */
+  KAFKA_BROKERS: Type.String({ default: '127.0.0.1:9092', pattern: '^[^,\\s]+:\\d+(,[^,\\s]+:\\d+)*$' }),
+  /** Prepended to every topic name; lets test runs and tenants share one cluster. */
+  KAFKA_TOPIC_PREFIX: Type.String({ default: '' }),
+  REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', pattern: '^rediss?://' }),
+  /** Prepended to every Redis key this process writes. */
+  REDIS_KEY_PREFIX: Type.String({ default: 'ripple:' }),
+  JWT_SECRET: Type.Optional(Type.String({ minLength: 16 })),
+};
+
+/** The default per-service database URL (DESIGN.md §9): the service name with underscores. */
+export function defaultDatabaseUrl(serviceName: string): string {
+  return `postgresql://postgres@127.0.0.1:5432/${serviceName.replace(/-/g, '_')}`;
+}
+
+export function parseBrokers(list: string): string[] {
+  return list.split(',').map((b) => b.trim());
+}

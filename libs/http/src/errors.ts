@@ -1,0 +1,46 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { isRippleError } from '@ripple/errors';
+
+/** The body of every 4xx/5xx answer: a stable machine-readable code and a human message. */
+export interface ErrorBody {
+  code: string;
+  message: string;
+  /** For validation errors: the offending field, as a JSON path (`body.text`). */
+  field?: string;
+}
+
+function fieldOf(err: FastifyError): string | undefined {
+  const first = err.validation?.[0];
+  if (!first) return undefined;
+  const context = err.validationContext ?? 'body';
+  const missing = (first.params as { missingProperty?: string }).missingProperty;
+  const path = first.instancePath.replace(/^\//, '').replace(/\//g, '.');
+  const leaf = [path, missing].filter((p) => p !== undefined && p !== '').join('.');
+  return leaf === '' ? context : `${context}.${leaf}`;
+}
+
+/** Maps every error to ErrorBody: coded errors keep their code; schema failures become VALIDATION_FAILED. */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler<FastifyError>((err, request, reply) => {
+    if (err.validation) {
+      const field = fieldOf(err);
+      const body: ErrorBody = { code: 'VALIDATION_FAILED', message: `${field ?? 'input'}: ${err.message}` };
+      if (field !== undefined) body.field = field;
+      return reply.status(400).send(body);
+    }
+    if (isRippleError(err)) {
+      if (err.status >= 500) request.log.error({ err }, 'request failed');
+      return reply.status(err.status).send({ code: err.code, message: err.message } satisfies ErrorBody);
+    }
+    const status = err.statusCode ?? 500;
+    if (status >= 500) {
+      request.log.error({ err }, 'request failed');
+      return reply.status(500).send({ code: 'INTERNAL', message: 'internal error' } satisfies ErrorBody);
+    }
+    // Fastify's own client errors (bad JSON, wrong content type, body too large) keep their code.
+    return reply.status(status).send({ code: err.code, message: err.message } satisfies ErrorBody);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send({ code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` } satisfies ErrorBody),
+  );
+}

@@ -1,0 +1,56 @@
+import type { AddressInfo } from 'node:net';
+import Fastify from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { createMetricsRegistry } from '@ripple/telemetry';
+import type { Registry } from '@ripple/telemetry';
+import { installErrorHandling } from './errors.js';
+
+/** A named dependency check for /readyz; it rejects when the dependency is unreachable. */
+export type ReadinessCheck = () => Promise<void>;
+
+/**
+ * /healthz: the process is alive. /readyz: every dependency answers (503 with the failing ones
+ * otherwise). /metrics: Prometheus text format.
+ */
+export function installOperationalRoutes(
+  app: FastifyInstance,
+  opts: { checks: Record<string, ReadinessCheck>; metrics: Registry; isDraining?: () => boolean },
+): void {
+  app.get('/healthz', () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const results = await Promise.all(
+      Object.entries(opts.checks).map(async ([name, check]) => {
+        try {
+          await check();
+          return [name, 'ok'] as const;
+        } catch (err) {
+          return [name, (err as Error).message || 'failed'] as const;
+        }
+      }),
+    );
+    const checks = Object.fromEntries(results);
+    const draining = opts.isDraining?.() ?? false;
+    const ready = !draining && results.every(([, result]) => result === 'ok');
+    return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : draining ? 'draining' : 'unready', checks });
+  });
+  app.get('/metrics', async (_request, reply) =>
+    reply.header('content-type', opts.metrics.contentType).send(await opts.metrics.metrics()),
+  );
+}
+
+/** The TCP port the app listens on (useful with PORT=0). */
+export function listeningPort(app: FastifyInstance): number {
+  return (app.server.address() as AddressInfo).port;
+}
+
+/** A fastify app with error handling and the operational routes, for a service to add routes to. */
+export function serviceShell(
+  service: string,
+  logger: FastifyBaseLogger,
+  checks: Record<string, ReadinessCheck>,
+): FastifyInstance {
+  const app = Fastify({ loggerInstance: logger, bodyLimit: 64 * 1024 });
+  installErrorHandling(app);
+  installOperationalRoutes(app, { checks, metrics: createMetricsRegistry(service) });
+  return app;
+}

@@ -1,0 +1,52 @@
+import { ConfigError } from '@ripple/config';
+import { isRippleError } from '@ripple/errors';
+import type { Logger } from '@ripple/telemetry';
+
+export interface RunningProcess {
+  readonly logger: Logger;
+  /** Stops accepting work, finishes what is in flight and releases every resource. */
+  readonly stop: () => Promise<void>;
+}
+
+/**
+ * Runs a process's start-up and wires graceful shutdown on SIGTERM/SIGINT. A configuration
+ * problem prints one clear message (no stack trace) and exits 2; any other start-up failure
+ * exits 1.
+ */
+export function runProcess(name: string, start: () => Promise<RunningProcess>, shutdownTimeoutMs = 30_000): void {
+  start().then(
+    ({ logger, stop }) => {
+      let stopping = false;
+      const shutdown = (signal: string): void => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'shutting down');
+        const timer = setTimeout(() => {
+          logger.error('shutdown timed out; exiting');
+          process.exit(1);
+        }, shutdownTimeoutMs);
+        timer.unref();
+        stop().then(
+          () => {
+            logger.info('stopped');
+            process.exit(0);
+          },
+          (err: unknown) => {
+            logger.error({ err }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.once('SIGTERM', () => shutdown('SIGTERM'));
+      process.once('SIGINT', () => shutdown('SIGINT'));
+    },
+    (err: unknown) => {
+      if (err instanceof ConfigError || (isRippleError(err) && err.code === 'CONFIG_INVALID')) {
+        process.stderr.write(`${name}: ${(err as Error).message}\n`);
+        process.exit(2);
+      }
+      process.stderr.write(`${name}: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,64 @@
+import kafkajs from 'kafkajs';
+import type { Kafka, LogEntry, logLevel as LogLevel } from 'kafkajs';
+import type { Logger } from '@ripple/telemetry';
+
+const { Kafka: KafkaClient, logLevel } = kafkajs;
+
+export type { Kafka };
+
+function toPino(logger: Logger) {
+  return () =>
+    ({ level, label, log }: LogEntry): void => {
+      const { message, ...rest } = log;
+      const fields = { kafka: label, ...rest };
+      if (level === logLevel.ERROR) logger.error(fields, message);
+      else if (level === logLevel.WARN) logger.warn(fields, message);
+      else if (level === logLevel.INFO) logger.debug(fields, message);
+      else logger.trace(fields, message);
+    };
+}
+
+/** A kafkajs client whose logs go through our structured logger. */
+export function createKafka(opts: { brokers: string[]; clientId: string; logger: Logger }): Kafka {
+  return new KafkaClient({
+    clientId: opts.clientId,
+    brokers: opts.brokers,
+    logLevel: logLevel.INFO as LogLevel,
+    logCreator: toPino(opts.logger),
+    retry: { initialRetryTime: 200, retries: 8 },
+  });
+}
+
+export interface TopicSpec {
+  readonly topic: string;
+  readonly numPartitions: number;
+  readonly replicationFactor: number;
+}
+
+/** Creates the topics that do not exist yet; partitions and replication are always explicit. */
+export async function ensureTopics(kafka: Kafka, specs: readonly TopicSpec[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const missing = specs.filter((s) => !existing.has(s.topic));
+    if (missing.length > 0) {
+      await admin.createTopics({ topics: missing.map((s) => ({ ...s })), waitForLeaders: true });
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Deletes topics (tests clean up after themselves). Missing topics are ignored. */
+export async function deleteTopics(kafka: Kafka, topics: readonly string[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const present = topics.filter((t) => existing.has(t));
+    if (present.length > 0) await admin.deleteTopics({ topics: present });
+  } finally {
+    await admin.disconnect();
+  }
+}

@@ -1,0 +1,77 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createLogger } from '@ripple/telemetry';
+import { createOutboxRelay } from './outbox.js';
+import type { OutboxRecord, OutboxStore } from './outbox.js';
+import type { EventProducer, OutgoingMessage } from './producer.js';
+
+const logger = createLogger('outbox-test', 'silent');
+
+function memoryOutbox(rows: OutboxRecord[]): OutboxStore & { sent: Set<string> } {
+  const sent = new Set<string>();
+  return {
+    sent,
+    async publishBatch(limit, publish) {
+      const batch = rows.filter((r) => !sent.has(r.id)).slice(0, limit);
+      if (batch.length === 0) return 0;
+      await publish(batch);
+      for (const r of batch) sent.add(r.id);
+      return batch.length;
+    },
+  };
+}
+
+function flakyProducer(failures: number): EventProducer & { published: OutgoingMessage[] } {
+  const published: OutgoingMessage[] = [];
+  let left = failures;
+  return {
+    published,
+    connect: () => Promise.resolve(),
+    disconnect: () => Promise.resolve(),
+    send(messages) {
+      if (left > 0) {
+        left -= 1;
+        return Promise.reject(new Error('broker down'));
+      }
+      published.push(...messages);
+      return Promise.resolve();
+    },
+  };
+}
+
+async function until(check: () => boolean): Promise<void> {
+  const end = Date.now() + 10_000;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('condition not met before the deadline');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const row = (id: number): OutboxRecord => ({ id: String(id), topic: 'post.events.v1', key: `k${id}`, value: '{}', headers: {} });
+
+test('outbox relay should keep rows unsent while Kafka fails and publish them in order once it is back', async () => {
+  const store = memoryOutbox([1, 2, 3, 4, 5].map(row));
+  const producer = flakyProducer(3);
+  const relay = createOutboxRelay({ store, producer, topicPrefix: 'x.', logger, batchSize: 2, pollIntervalMs: 10, maxBackoffMs: 20 });
+  relay.start();
+  await until(() => store.sent.size === 5);
+  await relay.stop();
+  assert.deepEqual(
+    producer.published.map((m) => m.key),
+    ['k1', 'k2', 'k3', 'k4', 'k5'],
+  );
+  assert.ok(producer.published.every((m) => m.topic === 'x.post.events.v1'));
+});
+
+test('outbox relay should publish at once when woken instead of waiting for its poll', async () => {
+  const rows: OutboxRecord[] = [];
+  const store = memoryOutbox(rows);
+  const producer = flakyProducer(0);
+  const relay = createOutboxRelay({ store, producer, topicPrefix: '', logger, pollIntervalMs: 60_000 });
+  relay.start();
+  await new Promise((r) => setTimeout(r, 20));
+  rows.push(row(1));
+  relay.wake();
+  await until(() => producer.published.length === 1);
+  await relay.stop();
+});

@@ -1,0 +1,115 @@
+import type { Logger } from '@ripple/telemetry';
+import type { EventProducer } from './producer.js';
+
+export interface OutboxRecord {
+  readonly id: string;
+  /** Logical topic (no prefix). */
+  readonly topic: string;
+  readonly key: string;
+  readonly value: string;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** The service's outbox table, seen by the relay. */
+export interface OutboxStore {
+  /**
+   * Claims up to `limit` unsent rows, oldest first, skipping rows another relay holds; calls
+   * `publish` with them and marks them sent when it resolves. When `publish` rejects, the rows
+   * stay unsent and the rejection propagates. Resolves to the number of rows published.
+   */
+  publishBatch(limit: number, publish: (rows: readonly OutboxRecord[]) => Promise<void>): Promise<number>;
+}
+
+export interface OutboxRelayOptions {
+  readonly store: OutboxStore;
+  readonly producer: EventProducer;
+  readonly topicPrefix: string;
+  readonly logger: Logger;
+  readonly batchSize?: number;
+  /** How often the relay looks for rows when nobody woke it. */
+  readonly pollIntervalMs?: number;
+  /** Upper bound of the backoff while Kafka or the database fails. */
+  readonly maxBackoffMs?: number;
+  /** Called after each published batch (metrics). */
+  readonly onPublished?: (count: number) => void;
+}
+
+export interface OutboxRelay {
+  start(): void;
+  /** Asks the relay to look for new rows now (after a commit that wrote to the outbox). */
+  wake(): void;
+  /** Finishes the batch in flight and stops. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Moves outbox rows to Kafka: a row is marked sent only after the broker acknowledged it, so an
+ * accepted write reaches Kafka even if Kafka was down when it was accepted.
+ */
+export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
+  const batchSize = opts.batchSize ?? 100;
+  const pollIntervalMs = opts.pollIntervalMs ?? 1000;
+  const maxBackoffMs = opts.maxBackoffMs ?? 5000;
+  let running = false;
+  let loop: Promise<void> | undefined;
+  let wakeUp: (() => void) | undefined;
+  let pendingWake = false;
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (pendingWake) {
+        pendingWake = false;
+        resolve();
+        return;
+      }
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        wakeUp = undefined;
+        resolve();
+      }
+      wakeUp = done;
+    });
+
+  const publish = async (rows: readonly OutboxRecord[]): Promise<void> => {
+    await opts.producer.send(
+      rows.map((r) => ({ topic: opts.topicPrefix + r.topic, key: r.key, value: r.value, headers: r.headers })),
+    );
+  };
+
+  async function run(): Promise<void> {
+    let backoff = 100;
+    while (running) {
+      try {
+        const count = await opts.store.publishBatch(batchSize, publish);
+        backoff = 100;
+        if (count > 0) {
+          opts.onPublished?.(count);
+          continue;
+        }
+        await sleep(pollIntervalMs);
+      } catch (err) {
+        opts.logger.warn({ err, retryInMs: backoff }, 'outbox relay could not publish; will retry');
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, maxBackoffMs);
+      }
+    }
+  }
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      loop = run();
+    },
+    wake() {
+      if (wakeUp) wakeUp();
+      else pendingWake = true;
+    },
+    async stop() {
+      running = false;
+      wakeUp?.();
+      await loop;
+    },
+  };
+}

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs every test: installs and builds, starts real Kafka/Redis/PostgreSQL when needed, runs
+# node:test over the compiled unit, integration and end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/bootstrap.sh
+exec node scripts/run-tests.mjs "$@"

@@ -1,0 +1,30 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
+import { CommonEnv, loadConfig } from '@ripple/config';
+
+export const SERVICE_NAME = 'fanout-gateway';
+
+export const GatewayEnv = Type.Object({
+  ...CommonEnv,
+  PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }),
+  /** Unique per process; defaults to hostname plus a random suffix. */
+  NODE_ID: Type.String({ default: `${hostname()}-${randomBytes(3).toString('hex')}`, pattern: '^[A-Za-z0-9_.-]{1,64}$' }),
+  /** All gateway nodes share this consumer group. */
+  KAFKA_GROUP_ID: Type.String({ default: 'fanout-gateway', minLength: 1 }),
+  KAFKA_TOPIC_PARTITIONS: Type.Integer({ default: 6, minimum: 1 }),
+  KAFKA_REPLICATION_FACTOR: Type.Integer({ default: 1, minimum: 1 }),
+  /** Largest inbound WebSocket frame; bigger frames close the socket with 1009. */
+  WS_MAX_PAYLOAD_BYTES: Type.Integer({ default: 64 * 1024, minimum: 256 }),
+  /** Bytes queued to one socket before it is closed as a slow consumer (4009). */
+  WS_SEND_BUFFER_BYTES: Type.Integer({ default: 1024 * 1024, minimum: 1024 }),
+  WS_MAX_SUBSCRIPTIONS: Type.Integer({ default: 128, minimum: 1 }),
+  /** How often the node renews its registry lease; the lease lasts three intervals. */
+  REGISTRY_HEARTBEAT_MS: Type.Integer({ default: 5000, minimum: 100 }),
+});
+
+export type GatewayConfig = ReturnType<typeof loadGatewayConfig>;
+
+export function loadGatewayConfig(env: Record<string, string | undefined> = process.env) {
+  return loadConfig(GatewayEnv, env);
+}

@@ -1,0 +1,71 @@
+import { Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { RippleError } from '@ripple/errors';
+
+/** Client -> server frames (docs/protocol.md). `id` is echoed in the answer. */
+const RequestId = Type.Optional(Type.String({ maxLength: 64 }));
+const Channel = Type.String({ minLength: 1, maxLength: 200 });
+
+export const SubscribeFrame = Type.Object(
+  { op: Type.Literal('subscribe'), id: RequestId, channel: Channel },
+  { additionalProperties: false },
+);
+export const UnsubscribeFrame = Type.Object(
+  { op: Type.Literal('unsubscribe'), id: RequestId, channel: Channel },
+  { additionalProperties: false },
+);
+export const PingFrame = Type.Object({ op: Type.Literal('ping'), id: RequestId }, { additionalProperties: false });
+
+export const ClientFrame = Type.Union([SubscribeFrame, UnsubscribeFrame, PingFrame]);
+export type ClientFrame = Static<typeof ClientFrame>;
+
+const checkers = {
+  subscribe: TypeCompiler.Compile(SubscribeFrame),
+  unsubscribe: TypeCompiler.Compile(UnsubscribeFrame),
+  ping: TypeCompiler.Compile(PingFrame),
+} as const;
+
+function isOp(op: unknown): op is keyof typeof checkers {
+  return typeof op === 'string' && Object.hasOwn(checkers, op);
+}
+
+/** Parses one text frame; throws RippleError GW_BAD_JSON, GW_UNKNOWN_OP or GW_BAD_FRAME. */
+export function parseClientFrame(text: string): ClientFrame {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new RippleError('GW_BAD_JSON', 'frame is not valid JSON', { status: 400 });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new RippleError('GW_BAD_FRAME', 'frame must be a JSON object', { status: 400 });
+  }
+  const op = (value as { op?: unknown }).op;
+  if (!isOp(op)) {
+    throw new RippleError('GW_UNKNOWN_OP', `unknown op ${JSON.stringify(op ?? null)}`, { status: 400 });
+  }
+  const checker = checkers[op];
+  if (!checker.Check(value)) {
+    const first = checker.Errors(value).First();
+    throw new RippleError('GW_BAD_FRAME', `${op}: ${first ? `${first.path || '/'} ${first.message}` : 'invalid'}`, {
+      status: 400,
+    });
+  }
+  return value as ClientFrame;
+}
+
+/** WebSocket close codes (docs/protocol.md). */
+export const CloseCodes = {
+  /** Missing, invalid, forged or expired token. */
+  unauthorized: 4001,
+  /** The send buffer overflowed: the client is too slow; reconnect. */
+  slowConsumer: 4009,
+  /** The node is shutting down; reconnect (to another node). */
+  goingAway: 1001,
+} as const;
+
+/** Serialises an event frame; done once per channel and shared by every socket on it. */
+export function eventFrame(channel: string, eventJson: string): string {
+  return `{"op":"event","channel":${JSON.stringify(channel)},"event":${eventJson}}`;
+}

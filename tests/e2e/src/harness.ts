@@ -1,0 +1,108 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+export interface RunningService {
+  readonly name: string;
+  readonly port: number;
+  readonly url: string;
+  readonly process: ChildProcess;
+  /** Everything the process printed so far (for failure messages). */
+  output(): string;
+  /** Sends `signal` and resolves with the exit code once the process is gone. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/**
+ * Spawns a real service process (`services/<name>/dist/main.js`) with `env` on top of ours, and
+ * resolves once it logged that it listens. PORT defaults to 0 so parallel runs never collide.
+ */
+export function spawnService(name: string, env: Record<string, string>, deadlineMs = 60_000): Promise<RunningService> {
+  const child = spawn(process.execPath, [`services/${name}/dist/main.js`], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} did not start within ${deadlineMs} ms:\n${output}`));
+    }, deadlineMs);
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      for (const line of chunk.toString().split('\n')) {
+        if (!line.includes('"listening"')) continue;
+        const { port } = JSON.parse(line) as { port: number };
+        clearTimeout(timer);
+        resolve({
+          name,
+          port,
+          url: `http://127.0.0.1:${port}`,
+          process: child,
+          output: () => output,
+          stop: (signal = 'SIGTERM') => {
+            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+            return exited;
+          },
+        });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code} before listening:\n${output}`));
+    });
+  });
+}
+
+/** A WebSocket client that records every frame it receives. */
+export class TestClient {
+  readonly frames: Record<string, unknown>[] = [];
+  closeCode: number | undefined;
+  closeReason = '';
+  private constructor(readonly socket: WebSocket) {
+    socket.on('message', (data) => this.frames.push(JSON.parse(data.toString()) as Record<string, unknown>));
+    socket.on('close', (code, reason) => {
+      this.closeCode = code;
+      this.closeReason = reason.toString();
+    });
+  }
+
+  static connect(url: string, headers: Record<string, string> = {}): TestClient {
+    return new TestClient(new WebSocket(url, { headers }));
+  }
+
+  send(frame: unknown): void {
+    this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  /** Waits for the first frame that satisfies `match`. */
+  frame(match: (f: Record<string, unknown>) => boolean, deadlineMs = 20_000): Promise<Record<string, unknown>> {
+    return waitFor('a matching frame', deadlineMs, () => this.frames.find(match));
+  }
+
+  closed(deadlineMs = 10_000): Promise<number> {
+    return waitFor('the socket to close', deadlineMs, () => this.closeCode);
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+/** Polls `probe` until it returns a value, or fails at the deadline. */
+export async function waitFor<T>(what: string, deadlineMs: number, probe: () => T | undefined): Promise<T> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,151 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { jwtSecret, signAccessToken } from '@ripple/auth';
+import { dropDatabase } from '@ripple/db';
+import { createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
+import { createLogger } from '@ripple/telemetry';
+import { TestClient, spawnService } from './harness.js';
+import type { RunningService } from './harness.js';
+
+// The walking skeleton on real processes, real Kafka, Redis and PostgreSQL: a post created over
+// HTTP reaches a WebSocket client subscribed to the author's creator channel, with the same id.
+const run = randomUUID().slice(0, 8);
+const JWT_SECRET = `e2e-secret-${randomUUID()}`;
+const secret = jwtSecret(JWT_SECRET);
+const topicPrefix = `e2e.${run}.`;
+const redisPrefix = `e2e:${run}:`;
+const adminUrl = new URL(process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres');
+const postDbUrl = new URL(adminUrl);
+postDbUrl.pathname = `/ripple_e2e_${run}_post_service`;
+
+const common = {
+  JWT_SECRET,
+  KAFKA_BROKERS: process.env.KAFKA_BROKERS ?? '127.0.0.1:9092',
+  KAFKA_TOPIC_PREFIX: topicPrefix,
+  KAFKA_TOPIC_PARTITIONS: '3',
+  REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+  REDIS_KEY_PREFIX: redisPrefix,
+  NODE_ENV: 'test',
+};
+
+let postService: RunningService;
+let gateway: RunningService;
+const clients: TestClient[] = [];
+
+before(async () => {
+  // The gateway creates the topics it consumes; start it first so its group is ready.
+  gateway = await spawnService('fanout-gateway', { ...common, KAFKA_GROUP_ID: `e2e.${run}.gateway` });
+  postService = await spawnService('post-service', {
+    ...common,
+    DATABASE_URL: postDbUrl.toString(),
+    OUTBOX_POLL_INTERVAL_MS: '200',
+  });
+});
+
+after(async () => {
+  for (const c of clients) c.close();
+  await Promise.all([postService?.stop(), gateway?.stop()]);
+  const kafka = createKafka({ brokers: common.KAFKA_BROKERS.split(','), clientId: 'e2e-cleanup', logger: createLogger('e2e', 'warn') });
+  const topic = `${topicPrefix}post.events.v1`;
+  await deleteTopics(kafka, [topic, dlqTopicOf(topic)]);
+  await dropDatabase(postDbUrl.toString());
+  const redis = new Redis(common.REDIS_URL);
+  const keys = await redis.keys(`${redisPrefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
+});
+
+function wsUrl(query = ''): string {
+  return `ws://127.0.0.1:${gateway.port}/ws${query}`;
+}
+
+async function connect(userId: string): Promise<TestClient> {
+  const token = await signAccessToken(secret, userId);
+  const client = TestClient.connect(wsUrl(), { authorization: `Bearer ${token}` });
+  clients.push(client);
+  await client.frame((f) => f.op === 'welcome');
+  return client;
+}
+
+test('a post created over HTTP should reach a WebSocket subscriber of its creator channel with the same event id', async () => {
+  const follower = await connect('u-follower');
+  follower.send({ op: 'subscribe', id: '1', channel: 'creator:u42' });
+  await follower.frame((f) => f.op === 'ack' && f.id === '1');
+  const author = await connect('u42');
+
+  const response = await fetch(`${postService.url}/posts`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await signAccessToken(secret, 'u42')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ body: 'hello, live world' }),
+  });
+  assert.equal(response.status, 201, await response.clone().text());
+  const created = (await response.json()) as { id: string; eventId: string; authorId: string };
+  assert.equal(created.authorId, 'u42');
+
+  const frame = await follower.frame((f) => f.op === 'event');
+  assert.equal(frame.channel, 'creator:u42');
+  const event = frame.event as { id: string; type: string; subject: string; data: { body: string } };
+  assert.equal(event.id, created.eventId);
+  assert.equal(event.type, 'post.created');
+  assert.equal(event.subject, created.id);
+  assert.equal(event.data.body, 'hello, live world');
+
+  // The author sees their own post live on their user channel (seed 004).
+  const own = await author.frame((f) => f.op === 'event');
+  assert.equal(own.channel, 'user:u42');
+  assert.equal((own.event as { id: string }).id, created.eventId);
+});
+
+test('the gateway should close a socket with a forged, alg:none, expired or missing token with 4001', async () => {
+  const forged = await signAccessToken(jwtSecret('not-the-gateway-secret-at-all'), 'u1');
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const none = `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ sub: 'u1', exp: 4102444800 })}.`;
+  const expired = await signAccessToken(secret, 'u1', { ttlSeconds: -5 });
+  const cases = [
+    TestClient.connect(wsUrl(`?access_token=${forged}`)),
+    TestClient.connect(wsUrl(`?access_token=${none}`)),
+    TestClient.connect(wsUrl(), { authorization: `Bearer ${expired}` }),
+    TestClient.connect(wsUrl()),
+  ];
+  clients.push(...cases);
+  const codes = await Promise.all(cases.map((c) => c.closed()));
+  assert.deepEqual(codes, [4001, 4001, 4001, 4001]);
+  assert.equal(cases[2]?.closeReason, 'AUTH_TOKEN_EXPIRED');
+  assert.ok(cases.every((c) => c.frames.length === 0), 'no frame before the close');
+});
+
+test('post-service should answer 401 without a token and 400 naming the field for a bad body', async () => {
+  const noToken = await fetch(`${postService.url}/posts`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ body: 'x' }),
+  });
+  assert.equal(noToken.status, 401);
+  assert.equal(((await noToken.json()) as { code: string }).code, 'AUTH_TOKEN_MISSING');
+
+  const bad = await fetch(`${postService.url}/posts`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await signAccessToken(secret, 'u42')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ body: '' }),
+  });
+  assert.equal(bad.status, 400);
+  const body = (await bad.json()) as { code: string; field: string };
+  assert.equal(body.code, 'VALIDATION_FAILED');
+  assert.equal(body.field, 'body.body');
+});
+
+test('the gateway should answer bad frames with error frames and stay up', async () => {
+  const client = await connect('u-fuzzy');
+  client.send('{not json');
+  client.send({ op: 'explode' });
+  client.send({ op: 'subscribe', id: 's1', channel: 'user:someone-else' });
+  client.send({ op: 'subscribe', id: 's2' });
+  client.send({ op: 'ping', id: 'p1' });
+  const codes = ['GW_BAD_JSON', 'GW_UNKNOWN_OP', 'GW_SUBSCRIBE_FORBIDDEN', 'GW_BAD_FRAME'];
+  for (const code of codes) await client.frame((f) => f.op === 'error' && f.code === code);
+  await client.frame((f) => f.op === 'pong' && f.id === 'p1');
+  const ready = await fetch(`${gateway.url}/readyz`);
+  assert.equal(ready.status, 200);
+});
