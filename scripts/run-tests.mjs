@@ -94,7 +94,11 @@ async function setUp() {
 }
 
 const infra = await setUp();
-const files = [...findTests(join(root, 'libs')), ...findTests(join(root, 'services')), ...findTests(join(root, 'tests'))]
+const files = [
+  ...findTests(join(root, 'libs')),
+  ...findTests(join(root, 'services')),
+  ...findTests(join(root, 'tests')),
+]
   .filter((f) => f.includes('/dist/'))
   .sort();
 say(`running ${files.length} test files`);

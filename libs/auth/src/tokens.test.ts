@@ -10,7 +10,10 @@ function b64url(value: unknown): string {
 }
 
 async function rejectsWith(promise: Promise<unknown>, code: string): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => err instanceof RippleError && err.code === code && err.status === 401);
+  await assert.rejects(
+    promise,
+    (err: unknown) => err instanceof RippleError && err.code === code && err.status === 401,
+  );
 }
 
 test('verifyAccessToken should accept a token it signed and return the subject', async () => {

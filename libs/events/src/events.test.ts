@@ -36,17 +36,44 @@ test('post.created should route to the creator feed and to the author', () => {
 });
 
 test('post.created should reject bad payloads', () => {
-  assert.equal(codeOf(() => validateEvent(postCreated({ body: '' }))), 'EVENT_INVALID');
-  assert.equal(codeOf(() => validateEvent(postCreated({ authorId: 'has space' }))), 'EVENT_INVALID');
-  assert.equal(codeOf(() => validateEvent(postCreated({ extra: 1 }))), 'EVENT_INVALID');
-  assert.equal(codeOf(() => validateEvent(postCreated({ createdAt: 'yesterday' }))), 'EVENT_INVALID');
-  assert.equal(codeOf(() => validateEvent({ ...postCreated(), id: 'not-a-uuid' })), 'EVENT_INVALID');
-  assert.equal(codeOf(() => validateEvent({ ...postCreated(), specversion: '0.3' })), 'EVENT_INVALID');
+  assert.equal(
+    codeOf(() => validateEvent(postCreated({ body: '' }))),
+    'EVENT_INVALID',
+  );
+  assert.equal(
+    codeOf(() => validateEvent(postCreated({ authorId: 'has space' }))),
+    'EVENT_INVALID',
+  );
+  assert.equal(
+    codeOf(() => validateEvent(postCreated({ extra: 1 }))),
+    'EVENT_INVALID',
+  );
+  assert.equal(
+    codeOf(() => validateEvent(postCreated({ createdAt: 'yesterday' }))),
+    'EVENT_INVALID',
+  );
+  assert.equal(
+    codeOf(() => validateEvent({ ...postCreated(), id: 'not-a-uuid' })),
+    'EVENT_INVALID',
+  );
+  assert.equal(
+    codeOf(() => validateEvent({ ...postCreated(), specversion: '0.3' })),
+    'EVENT_INVALID',
+  );
 });
 
 test('decodeEvent should name unknown types and non-JSON values', () => {
-  assert.equal(codeOf(() => decodeEvent(Buffer.from('{"type":"post.exploded"}'))), 'EVENT_UNKNOWN_TYPE');
-  assert.equal(codeOf(() => decodeEvent(Buffer.from('{nope'))), 'EVENT_INVALID');
-  assert.equal(codeOf(() => decodeEvent(null)), 'EVENT_INVALID');
+  assert.equal(
+    codeOf(() => decodeEvent(Buffer.from('{"type":"post.exploded"}'))),
+    'EVENT_UNKNOWN_TYPE',
+  );
+  assert.equal(
+    codeOf(() => decodeEvent(Buffer.from('{nope'))),
+    'EVENT_INVALID',
+  );
+  assert.equal(
+    codeOf(() => decodeEvent(null)),
+    'EVENT_INVALID',
+  );
   assert.equal(decodeEvent(JSON.stringify(postCreated())).type, 'post.created');
 });

@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { extractBearerToken, verifyAccessToken } from '@ripple/auth';
 import type { AccessClaims, JwtSecret } from '@ripple/auth';
 import { RippleError } from '@ripple/errors';
@@ -12,7 +12,7 @@ declare module 'fastify' {
 
 /** An onRequest hook that rejects requests without a valid access token (401 with a code). */
 export function requireUser(secret: JwtSecret) {
-  return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+  return async (request: FastifyRequest): Promise<void> => {
     const token = extractBearerToken(request.headers.authorization);
     if (token === undefined) {
       throw new RippleError('AUTH_TOKEN_MISSING', 'send an access token as Authorization: Bearer <token>', {

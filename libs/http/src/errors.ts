@@ -41,6 +41,8 @@ export function installErrorHandling(app: FastifyInstance): void {
     return reply.status(status).send({ code: err.code, message: err.message } satisfies ErrorBody);
   });
   app.setNotFoundHandler((request, reply) =>
-    reply.status(404).send({ code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` } satisfies ErrorBody),
+    reply
+      .status(404)
+      .send({ code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` } satisfies ErrorBody),
   );
 }

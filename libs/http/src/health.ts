@@ -1,7 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import { createMetricsRegistry } from '@ripple/telemetry';
 import type { Registry } from '@ripple/telemetry';
 import { installErrorHandling } from './errors.js';
 
@@ -31,7 +30,9 @@ export function installOperationalRoutes(
     const checks = Object.fromEntries(results);
     const draining = opts.isDraining?.() ?? false;
     const ready = !draining && results.every(([, result]) => result === 'ok');
-    return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : draining ? 'draining' : 'unready', checks });
+    return reply
+      .status(ready ? 200 : 503)
+      .send({ status: ready ? 'ready' : draining ? 'draining' : 'unready', checks });
   });
   app.get('/metrics', async (_request, reply) =>
     reply.header('content-type', opts.metrics.contentType).send(await opts.metrics.metrics()),
@@ -43,14 +44,22 @@ export function listeningPort(app: FastifyInstance): number {
   return (app.server.address() as AddressInfo).port;
 }
 
-/** A fastify app with error handling and the operational routes, for a service to add routes to. */
-export function serviceShell(
-  service: string,
-  logger: FastifyBaseLogger,
-  checks: Record<string, ReadinessCheck>,
-): FastifyInstance {
-  const app = Fastify({ loggerInstance: logger, bodyLimit: 64 * 1024 });
+/**
+ * A fastify app with error handling and the operational routes, for a service to add routes to.
+ * Unknown body properties are rejected (not silently removed), so a typo is a 400, not data loss.
+ */
+export function serviceShell(opts: {
+  logger: FastifyBaseLogger;
+  metrics: Registry;
+  checks: Record<string, ReadinessCheck>;
+  bodyLimit?: number;
+}): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    bodyLimit: opts.bodyLimit ?? 64 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  });
   installErrorHandling(app);
-  installOperationalRoutes(app, { checks, metrics: createMetricsRegistry(service) });
+  installOperationalRoutes(app, { checks: opts.checks, metrics: opts.metrics });
   return app;
 }

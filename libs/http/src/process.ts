@@ -45,7 +45,9 @@ export function runProcess(name: string, start: () => Promise<RunningProcess>, s
         process.stderr.write(`${name}: ${(err as Error).message}\n`);
         process.exit(2);
       }
-      process.stderr.write(`${name}: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.stderr.write(
+        `${name}: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
       process.exit(1);
     },
   );

@@ -1,5 +1,5 @@
 import kafkajs from 'kafkajs';
-import type { Kafka, LogEntry, logLevel as LogLevel } from 'kafkajs';
+import type { Kafka, LogEntry } from 'kafkajs';
 import type { Logger } from '@ripple/telemetry';
 
 const { Kafka: KafkaClient, logLevel } = kafkajs;
@@ -23,7 +23,7 @@ export function createKafka(opts: { brokers: string[]; clientId: string; logger:
   return new KafkaClient({
     clientId: opts.clientId,
     brokers: opts.brokers,
-    logLevel: logLevel.INFO as LogLevel,
+    logLevel: logLevel.INFO,
     logCreator: toPino(opts.logger),
     retry: { initialRetryTime: 200, retries: 8 },
   });

@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Catalog, buildEnvelope, toOutboxMessage } from '@ripple/events';
 import { createLogger } from '@ripple/telemetry';
-import { createEventConsumer, createEventProducer, createKafka, deleteTopics, dlqTopicOf, ensureTopics } from './index.js';
+import {
+  createEventConsumer,
+  createEventProducer,
+  createKafka,
+  deleteTopics,
+  dlqTopicOf,
+  ensureTopics,
+} from './index.js';
 import type { ConsumedMeta } from './index.js';
 
 // kafkajs smoke test against the real broker: createTopics with explicit partitions, the
@@ -82,10 +89,7 @@ test('kafkajs should create topics with explicit partitions, publish idempotentl
   await producer.send([{ ...toOutboxMessage(late), topic }]);
 
   await waitFor('all valid events', 30_000, () => (received.length >= events.length + 1 ? true : undefined));
-  assert.deepEqual(
-    received.map((r) => r.id).sort(),
-    [...events, late].map((e) => e.id).sort(),
-  );
+  assert.deepEqual(received.map((r) => r.id).sort(), [...events, late].map((e) => e.id).sort());
   // One aggregate, one partition, in publish order.
   const p1 = received.filter((r) => r.meta.partition === received.find((x) => x.id === events[0]?.id)?.meta.partition);
   const p1Ids = [events[0], events[2], events[4], late].map((e) => e?.id);

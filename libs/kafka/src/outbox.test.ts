@@ -47,12 +47,26 @@ async function until(check: () => boolean): Promise<void> {
   }
 }
 
-const row = (id: number): OutboxRecord => ({ id: String(id), topic: 'post.events.v1', key: `k${id}`, value: '{}', headers: {} });
+const row = (id: number): OutboxRecord => ({
+  id: String(id),
+  topic: 'post.events.v1',
+  key: `k${id}`,
+  value: '{}',
+  headers: {},
+});
 
 test('outbox relay should keep rows unsent while Kafka fails and publish them in order once it is back', async () => {
   const store = memoryOutbox([1, 2, 3, 4, 5].map(row));
   const producer = flakyProducer(3);
-  const relay = createOutboxRelay({ store, producer, topicPrefix: 'x.', logger, batchSize: 2, pollIntervalMs: 10, maxBackoffMs: 20 });
+  const relay = createOutboxRelay({
+    store,
+    producer,
+    topicPrefix: 'x.',
+    logger,
+    batchSize: 2,
+    pollIntervalMs: 10,
+    maxBackoffMs: 20,
+  });
   relay.start();
   await until(() => store.sent.size === 5);
   await relay.stop();

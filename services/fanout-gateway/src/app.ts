@@ -1,17 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { WebSocket } from 'ws';
 import { extractBearerToken, verifyAccessToken } from '@ripple/auth';
 import type { JwtSecret } from '@ripple/auth';
 import { isRippleError } from '@ripple/errors';
-import { installErrorHandling, installOperationalRoutes } from '@ripple/http';
+import { serviceShell } from '@ripple/http';
 import type { ReadinessCheck } from '@ripple/http';
 import type { Registry } from '@ripple/telemetry';
 import type { LocalHub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
-import { CloseCodes } from './protocol.js';
+import { CloseCodes, frameText } from './protocol.js';
 import { Session } from './session.js';
 import type { SessionLimits } from './session.js';
 
@@ -37,9 +36,7 @@ function tokenOf(request: FastifyRequest): string | undefined {
 }
 
 export async function buildApp(deps: GatewayAppDeps): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: deps.logger });
-  installErrorHandling(app);
-  installOperationalRoutes(app, { checks: deps.checks, metrics: deps.registry });
+  const app = serviceShell({ logger: deps.logger, metrics: deps.registry, checks: deps.checks });
   await app.register(websocket, { options: { maxPayload: deps.limits.maxPayloadBytes } });
 
   app.get('/ws', { websocket: true }, (socket: WebSocket, request) => {
@@ -47,7 +44,7 @@ export async function buildApp(deps: GatewayAppDeps): Promise<FastifyInstance> {
     const early: string[] = [];
     let session: Session | undefined;
     socket.on('message', (data, isBinary) => {
-      const text = isBinary ? undefined : data.toString();
+      const text = isBinary ? undefined : frameText(data);
       if (text === undefined) {
         deps.metrics.errors.inc({ code: 'GW_BINARY_FRAME' });
         socket.send(JSON.stringify({ op: 'error', code: 'GW_BINARY_FRAME', message: 'send JSON text frames' }));
@@ -64,7 +61,8 @@ export async function buildApp(deps: GatewayAppDeps): Promise<FastifyInstance> {
     });
 
     const token = tokenOf(request);
-    const verified = token === undefined ? Promise.reject(new Error('no token')) : verifyAccessToken(deps.jwtSecret, token);
+    const verified =
+      token === undefined ? Promise.reject(new Error('no token')) : verifyAccessToken(deps.jwtSecret, token);
     verified.then(
       (claims) => {
         if (socket.readyState !== socket.OPEN) return;
@@ -75,7 +73,13 @@ export async function buildApp(deps: GatewayAppDeps): Promise<FastifyInstance> {
         session = s;
         deps.sessions.add(s);
         s.join(`user:${claims.sub}`);
-        s.reply({ op: 'welcome', connectionId: s.id, node: deps.nodeId, user: claims.sub, heartbeatMs: deps.heartbeatMs });
+        s.reply({
+          op: 'welcome',
+          connectionId: s.id,
+          node: deps.nodeId,
+          user: claims.sub,
+          heartbeatMs: deps.heartbeatMs,
+        });
         for (const text of early.splice(0)) s.handleText(text);
       },
       (err: unknown) => {

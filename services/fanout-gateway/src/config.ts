@@ -9,7 +9,10 @@ export const GatewayEnv = Type.Object({
   ...CommonEnv,
   PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }),
   /** Unique per process; defaults to hostname plus a random suffix. */
-  NODE_ID: Type.String({ default: `${hostname()}-${randomBytes(3).toString('hex')}`, pattern: '^[A-Za-z0-9_.-]{1,64}$' }),
+  NODE_ID: Type.String({
+    default: `${hostname()}-${randomBytes(3).toString('hex')}`,
+    pattern: '^[A-Za-z0-9_.-]{1,64}$',
+  }),
   /** All gateway nodes share this consumer group. */
   KAFKA_GROUP_ID: Type.String({ default: 'fanout-gateway', minLength: 1 }),
   KAFKA_TOPIC_PARTITIONS: Type.Integer({ default: 6, minimum: 1 }),

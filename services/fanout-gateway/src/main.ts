@@ -33,15 +33,21 @@ runProcess(SERVICE_NAME, async () => {
   const metrics = createGatewayMetrics(registry, hub, () => sessions.size);
   const fanout = createFanout(hub, metrics);
 
-  const kafka = createKafka({ brokers: parseBrokers(config.KAFKA_BROKERS), clientId: `${SERVICE_NAME}-${config.NODE_ID}`, logger });
+  const kafka = createKafka({
+    brokers: parseBrokers(config.KAFKA_BROKERS),
+    clientId: `${SERVICE_NAME}-${config.NODE_ID}`,
+    logger,
+  });
   const topics = [config.KAFKA_TOPIC_PREFIX + Topics.post];
   await ensureTopics(
     kafka,
-    topics.flatMap((topic) => [topic, dlqTopicOf(topic)]).map((topic) => ({
-      topic,
-      numPartitions: config.KAFKA_TOPIC_PARTITIONS,
-      replicationFactor: config.KAFKA_REPLICATION_FACTOR,
-    })),
+    topics
+      .flatMap((topic) => [topic, dlqTopicOf(topic)])
+      .map((topic) => ({
+        topic,
+        numPartitions: config.KAFKA_TOPIC_PARTITIONS,
+        replicationFactor: config.KAFKA_REPLICATION_FACTOR,
+      })),
   );
   const dlqProducer = createEventProducer(kafka);
   await dlqProducer.connect();

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import type { RawData } from 'ws';
 import { RippleError } from '@ripple/errors';
 
 /** Client -> server frames (docs/protocol.md). `id` is echoed in the answer. */
@@ -52,7 +53,13 @@ export function parseClientFrame(text: string): ClientFrame {
       status: 400,
     });
   }
-  return value as ClientFrame;
+  return value;
+}
+
+/** The text of a frame as `ws` hands it over (a Buffer by default, fragments as an array). */
+export function frameText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.from(data).toString('utf8');
 }
 
 /** WebSocket close codes (docs/protocol.md). */

@@ -6,7 +6,7 @@ import { ensureDatabase, postgresReadiness } from '@ripple/db';
 import { Topics } from '@ripple/events';
 import { listeningPort, runProcess, serviceShell } from '@ripple/http';
 import { createKafka, ensureTopics } from '@ripple/kafka';
-import { createLogger } from '@ripple/telemetry';
+import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 
 const SERVICE_NAME = 'notification-service';
 
@@ -33,10 +33,14 @@ runProcess(SERVICE_NAME, async () => {
   ]);
   const admin = kafka.admin();
   await admin.connect();
-  const app = serviceShell(SERVICE_NAME, logger, {
-    postgres: postgresReadiness(pool),
-    kafka: async () => {
-      await admin.describeCluster();
+  const app = serviceShell({
+    logger,
+    metrics: createMetricsRegistry(SERVICE_NAME),
+    checks: {
+      postgres: postgresReadiness(pool),
+      kafka: async () => {
+        await admin.describeCluster();
+      },
     },
   });
   await app.listen({ host: config.HOST, port: config.PORT });

@@ -1,10 +1,8 @@
-import Fastify from 'fastify';
-import type { FastifyInstance } from 'fastify';
-import type { FastifyBaseLogger } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 import type { JwtSecret } from '@ripple/auth';
-import { installErrorHandling, installOperationalRoutes, requireUser, userOf } from '@ripple/http';
+import { requireUser, serviceShell, userOf } from '@ripple/http';
 import type { ReadinessCheck } from '@ripple/http';
 import type { Registry } from '@ripple/telemetry';
 import { createPost } from './posts.js';
@@ -31,9 +29,7 @@ export interface PostAppDeps extends PostDeps {
 }
 
 export function buildApp(deps: PostAppDeps): FastifyInstance {
-  const app = Fastify({ loggerInstance: deps.logger, bodyLimit: 64 * 1024 });
-  installErrorHandling(app);
-  installOperationalRoutes(app, { checks: deps.checks, metrics: deps.metrics });
+  const app = serviceShell({ logger: deps.logger, metrics: deps.metrics, checks: deps.checks });
 
   app.post<{ Body: Static<typeof CreatePostBody> }>(
     '/posts',

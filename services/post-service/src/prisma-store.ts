@@ -16,7 +16,13 @@ export function prismaPostStore(db: Db): PostStore {
       await db.$transaction([
         db.post.create({ data: post }),
         db.outboxEvent.create({
-          data: { eventId: event.eventId, topic: event.topic, key: event.key, value: event.value, headers: event.headers },
+          data: {
+            eventId: event.eventId,
+            topic: event.topic,
+            key: event.key,
+            value: event.value,
+            headers: event.headers,
+          },
         }),
       ]);
     },

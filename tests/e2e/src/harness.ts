@@ -67,7 +67,9 @@ export class TestClient {
   closeCode: number | undefined;
   closeReason = '';
   private constructor(readonly socket: WebSocket) {
-    socket.on('message', (data) => this.frames.push(JSON.parse(data.toString()) as Record<string, unknown>));
+    socket.on('message', (data: Buffer) =>
+      this.frames.push(JSON.parse(data.toString('utf8')) as Record<string, unknown>),
+    );
     socket.on('close', (code, reason) => {
       this.closeCode = code;
       this.closeReason = reason.toString();

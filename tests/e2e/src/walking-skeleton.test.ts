@@ -47,7 +47,11 @@ before(async () => {
 after(async () => {
   for (const c of clients) c.close();
   await Promise.all([postService?.stop(), gateway?.stop()]);
-  const kafka = createKafka({ brokers: common.KAFKA_BROKERS.split(','), clientId: 'e2e-cleanup', logger: createLogger('e2e', 'warn') });
+  const kafka = createKafka({
+    brokers: common.KAFKA_BROKERS.split(','),
+    clientId: 'e2e-cleanup',
+    logger: createLogger('e2e', 'warn'),
+  });
   const topic = `${topicPrefix}post.events.v1`;
   await deleteTopics(kafka, [topic, dlqTopicOf(topic)]);
   await dropDatabase(postDbUrl.toString());
@@ -113,7 +117,10 @@ test('the gateway should close a socket with a forged, alg:none, expired or miss
   const codes = await Promise.all(cases.map((c) => c.closed()));
   assert.deepEqual(codes, [4001, 4001, 4001, 4001]);
   assert.equal(cases[2]?.closeReason, 'AUTH_TOKEN_EXPIRED');
-  assert.ok(cases.every((c) => c.frames.length === 0), 'no frame before the close');
+  assert.ok(
+    cases.every((c) => c.frames.length === 0),
+    'no frame before the close',
+  );
 });
 
 test('post-service should answer 401 without a token and 400 naming the field for a bad body', async () => {
