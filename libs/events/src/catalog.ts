@@ -1,45 +1,259 @@
 import { Type } from '@sinclair/typebox';
-import type { Static } from '@sinclair/typebox';
+import type { Static, TSchema } from '@sinclair/typebox';
 import { envelopeSchema } from './envelope.js';
 
-/** Logical topic names; the deployed name is `KAFKA_TOPIC_PREFIX + name`. */
+/** Logical topic names, one per domain, versioned; deployed as `KAFKA_TOPIC_PREFIX + name`. */
 export const Topics = {
   post: 'post.events.v1',
-  notification: 'notification.events.v1',
   chat: 'chat.events.v1',
+  notification: 'notification.events.v1',
+  presence: 'presence.events.v1',
 } as const;
 export type TopicName = (typeof Topics)[keyof typeof Topics];
 
 const Id = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_-]+$' });
+const Time = Type.String({ format: 'date-time' });
+const Text = Type.String({ minLength: 1, maxLength: 10_000 });
+const Count = Type.Integer({ minimum: 0 });
 
-export const PostCreatedData = Type.Object(
-  {
-    postId: Id,
-    authorId: Id,
-    body: Type.String({ minLength: 1, maxLength: 10_000 }),
-    createdAt: Type.String({ format: 'date-time' }),
-  },
-  { additionalProperties: false },
-);
-export type PostCreatedData = Static<typeof PostCreatedData>;
-
-export const PostCreated = envelopeSchema('post.created', PostCreatedData);
-export type PostCreated = Static<typeof PostCreated>;
+function object<P extends Record<string, TSchema>>(properties: P) {
+  return Type.Object(properties, { additionalProperties: false });
+}
 
 /**
- * Every event type: its schema, its topic, its partition key (the aggregate id, so one
- * aggregate's events stay in order) and the channels it is delivered to (DESIGN.md §4).
+ * One catalog entry: the schema of the whole envelope, the topic, the partition key (the aggregate
+ * id, so one aggregate's events stay in order), and the channels it is delivered to (DESIGN.md §4).
  */
-export const Catalog = {
-  'post.created': {
-    schema: PostCreated,
-    topic: Topics.post,
-    dataschema: 'urn:ripple:schema:post.created:1',
-    key: (e: PostCreated) => e.data.postId,
-    // The author sees their own post at once (seed 004), followers see it in the creator feed.
-    channels: (e: PostCreated) => [`creator:${e.data.authorId}`, `user:${e.data.authorId}`],
-  },
-} as const;
+function entry<T extends string, D extends TSchema>(
+  type: T,
+  topic: TopicName,
+  data: D,
+  key: (data: Static<D>) => string,
+  channels: (data: Static<D>) => string[],
+) {
+  return {
+    type,
+    topic,
+    data,
+    schema: envelopeSchema(type, data),
+    dataschema: `urn:ripple:schema:${type}:1`,
+    key,
+    channels,
+  };
+}
 
-export type EventType = keyof typeof Catalog;
-export type AnyEvent = PostCreated;
+const PostCreatedData = object({ postId: Id, authorId: Id, body: Text, createdAt: Time });
+const PostUpdatedData = object({ postId: Id, authorId: Id, body: Text, updatedAt: Time });
+const PostDeletedData = object({ postId: Id, authorId: Id, deletedAt: Time });
+const PostLikeData = object({ postId: Id, postAuthorId: Id, userId: Id, likeCount: Count, at: Time });
+const CommentCreatedData = object({
+  commentId: Id,
+  postId: Id,
+  postAuthorId: Id,
+  authorId: Id,
+  body: Text,
+  createdAt: Time,
+});
+const CommentDeletedData = object({ commentId: Id, postId: Id, postAuthorId: Id, deletedBy: Id, deletedAt: Time });
+
+const RoomCreatedData = object({
+  roomId: Id,
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+  createdBy: Id,
+  memberIds: Type.Array(Id, { minItems: 1, maxItems: 10_000 }),
+  createdAt: Time,
+});
+const MemberData = object({ roomId: Id, userId: Id, by: Id, at: Time });
+const MessageSentData = object({ roomId: Id, messageId: Id, senderId: Id, body: Text, sentAt: Time });
+const MessageEditedData = object({ roomId: Id, messageId: Id, senderId: Id, body: Text, editedAt: Time });
+const MessageDeletedData = object({ roomId: Id, messageId: Id, deletedBy: Id, deletedAt: Time });
+const TypingData = object({ roomId: Id, userId: Id, at: Time });
+const ReadData = object({ roomId: Id, userId: Id, messageId: Id, readAt: Time });
+
+const NotificationCreatedData = object({
+  notificationId: Id,
+  userId: Id,
+  kind: Type.Union([
+    Type.Literal('post.liked'),
+    Type.Literal('comment.created'),
+    Type.Literal('chat.message'),
+    Type.Literal('mention'),
+  ]),
+  actorId: Id,
+  subjectId: Id,
+  text: Type.String({ minLength: 1, maxLength: 1000 }),
+  createdAt: Time,
+});
+const NotificationReadData = object({
+  userId: Id,
+  notificationIds: Type.Array(Id, { maxItems: 10_000 }),
+  all: Type.Boolean(),
+  readAt: Time,
+});
+const UnreadCountData = object({ userId: Id, count: Count });
+
+const PresenceData = object({ userId: Id, connectionId: Id, nodeId: Id, at: Time });
+
+const post = (d: { postId: string }) => `post:${d.postId}`;
+const creator = (id: string) => `creator:${id}`;
+const user = (id: string) => `user:${id}`;
+const chat = (d: { roomId: string }) => `chat:${d.roomId}`;
+
+export const Catalog = {
+  // The author sees their own post at once (seed 004); followers see it in the creator feed.
+  'post.created': entry(
+    'post.created',
+    Topics.post,
+    PostCreatedData,
+    (d) => d.postId,
+    (d) => [creator(d.authorId), user(d.authorId)],
+  ),
+  'post.updated': entry(
+    'post.updated',
+    Topics.post,
+    PostUpdatedData,
+    (d) => d.postId,
+    (d) => [creator(d.authorId), post(d)],
+  ),
+  'post.deleted': entry(
+    'post.deleted',
+    Topics.post,
+    PostDeletedData,
+    (d) => d.postId,
+    (d) => [creator(d.authorId), post(d)],
+  ),
+  'post.liked': entry(
+    'post.liked',
+    Topics.post,
+    PostLikeData,
+    (d) => d.postId,
+    (d) => [post(d)],
+  ),
+  'post.unliked': entry(
+    'post.unliked',
+    Topics.post,
+    PostLikeData,
+    (d) => d.postId,
+    (d) => [post(d)],
+  ),
+  // Comments are keyed by their post so a post's comment stream keeps its order.
+  'comment.created': entry(
+    'comment.created',
+    Topics.post,
+    CommentCreatedData,
+    (d) => d.postId,
+    (d) => [post(d)],
+  ),
+  'comment.deleted': entry(
+    'comment.deleted',
+    Topics.post,
+    CommentDeletedData,
+    (d) => d.postId,
+    (d) => [post(d)],
+  ),
+
+  // Members learn about a room, and about being added or removed, on their own channel.
+  'chat.room.created': entry(
+    'chat.room.created',
+    Topics.chat,
+    RoomCreatedData,
+    (d) => d.roomId,
+    (d) => d.memberIds.map(user),
+  ),
+  'chat.member.joined': entry(
+    'chat.member.joined',
+    Topics.chat,
+    MemberData,
+    (d) => d.roomId,
+    (d) => [chat(d), user(d.userId)],
+  ),
+  'chat.member.left': entry(
+    'chat.member.left',
+    Topics.chat,
+    MemberData,
+    (d) => d.roomId,
+    (d) => [chat(d), user(d.userId)],
+  ),
+  'chat.message.sent': entry(
+    'chat.message.sent',
+    Topics.chat,
+    MessageSentData,
+    (d) => d.roomId,
+    (d) => [chat(d)],
+  ),
+  'chat.message.edited': entry(
+    'chat.message.edited',
+    Topics.chat,
+    MessageEditedData,
+    (d) => d.roomId,
+    (d) => [chat(d)],
+  ),
+  'chat.message.deleted': entry(
+    'chat.message.deleted',
+    Topics.chat,
+    MessageDeletedData,
+    (d) => d.roomId,
+    (d) => [chat(d)],
+  ),
+  'chat.typing': entry(
+    'chat.typing',
+    Topics.chat,
+    TypingData,
+    (d) => d.roomId,
+    (d) => [chat(d)],
+  ),
+  'chat.read': entry(
+    'chat.read',
+    Topics.chat,
+    ReadData,
+    (d) => d.roomId,
+    (d) => [chat(d)],
+  ),
+
+  'notification.created': entry(
+    'notification.created',
+    Topics.notification,
+    NotificationCreatedData,
+    (d) => d.userId,
+    (d) => [user(d.userId)],
+  ),
+  'notification.read': entry(
+    'notification.read',
+    Topics.notification,
+    NotificationReadData,
+    (d) => d.userId,
+    (d) => [user(d.userId)],
+  ),
+  'notification.unread_count': entry(
+    'notification.unread_count',
+    Topics.notification,
+    UnreadCountData,
+    (d) => d.userId,
+    (d) => [user(d.userId)],
+  ),
+
+  // Made by the gateway when a user's first connection opens or last one closes.
+  'presence.online': entry(
+    'presence.online',
+    Topics.presence,
+    PresenceData,
+    (d) => d.userId,
+    (d) => [user(d.userId)],
+  ),
+  'presence.offline': entry(
+    'presence.offline',
+    Topics.presence,
+    PresenceData,
+    (d) => d.userId,
+    (d) => [user(d.userId)],
+  ),
+};
+
+export type Catalog = typeof Catalog;
+export type EventType = keyof Catalog;
+/** The full envelope of one event type. */
+export type EventOf<T extends EventType> = Static<Catalog[T]['schema']>;
+/** The `data` of one event type. */
+export type DataOf<T extends EventType> = Static<Catalog[T]['data']>;
+export type AnyEvent = { [T in EventType]: EventOf<T> }[EventType];
+export type PostCreated = EventOf<'post.created'>;

@@ -1,65 +1,179 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { RippleError } from '@ripple/errors';
-import { Catalog, buildEnvelope, channelsFor, decodeEvent, partitionKeyFor, topicFor, validateEvent } from './index.js';
+import {
+  Catalog,
+  OUTBOX_SHARDS,
+  channelsFor,
+  createEvent,
+  decodeEvent,
+  outboxShardOf,
+  partitionKeyFor,
+  renderAsyncApi,
+  toOutboxMessage,
+  topicFor,
+  validateEvent,
+} from './index.js';
+import type { DataOf, EventType } from './index.js';
 
-function postCreated(data: Record<string, unknown> = {}) {
-  return buildEnvelope({
-    type: 'post.created',
-    source: 'post-service',
-    subject: 'p1',
-    dataschema: Catalog['post.created'].dataschema,
-    data: { postId: 'p1', authorId: 'u42', body: 'hello', createdAt: new Date().toISOString(), ...data },
-  });
-}
+const at = '2026-11-21T10:00:00.000Z';
+
+/** One valid `data` per event type: the catalog test fails when a type has none. */
+const samples: { [T in EventType]: DataOf<T> } = {
+  'post.created': { postId: 'p1', authorId: 'u1', body: 'hello', createdAt: at },
+  'post.updated': { postId: 'p1', authorId: 'u1', body: 'hello again', updatedAt: at },
+  'post.deleted': { postId: 'p1', authorId: 'u1', deletedAt: at },
+  'post.liked': { postId: 'p1', postAuthorId: 'u1', userId: 'u2', likeCount: 1, at },
+  'post.unliked': { postId: 'p1', postAuthorId: 'u1', userId: 'u2', likeCount: 0, at },
+  'comment.created': { commentId: 'c1', postId: 'p1', postAuthorId: 'u1', authorId: 'u2', body: 'nice', createdAt: at },
+  'comment.deleted': { commentId: 'c1', postId: 'p1', postAuthorId: 'u1', deletedBy: 'u2', deletedAt: at },
+  'chat.room.created': { roomId: 'r1', name: 'general', createdBy: 'u1', memberIds: ['u1', 'u2'], createdAt: at },
+  'chat.member.joined': { roomId: 'r1', userId: 'u3', by: 'u1', at },
+  'chat.member.left': { roomId: 'r1', userId: 'u3', by: 'u3', at },
+  'chat.message.sent': { roomId: 'r1', messageId: 'm1', senderId: 'u1', body: 'hi', sentAt: at },
+  'chat.message.edited': { roomId: 'r1', messageId: 'm1', senderId: 'u1', body: 'hi!', editedAt: at },
+  'chat.message.deleted': { roomId: 'r1', messageId: 'm1', deletedBy: 'u1', deletedAt: at },
+  'chat.typing': { roomId: 'r1', userId: 'u1', at },
+  'chat.read': { roomId: 'r1', userId: 'u2', messageId: 'm1', readAt: at },
+  'notification.created': {
+    notificationId: 'n1',
+    userId: 'u1',
+    kind: 'post.liked',
+    actorId: 'u2',
+    subjectId: 'p1',
+    text: 'u2 liked your post',
+    createdAt: at,
+  },
+  'notification.read': { userId: 'u1', notificationIds: ['n1'], all: false, readAt: at },
+  'notification.unread_count': { userId: 'u1', count: 3 },
+  'presence.online': { userId: 'u1', connectionId: 'c-1', nodeId: 'node-1', at },
+  'presence.offline': { userId: 'u1', connectionId: 'c-1', nodeId: 'node-1', at },
+};
 
 function codeOf(fn: () => unknown): string {
   try {
     fn();
     return 'valid';
   } catch (err) {
-    return err instanceof RippleError ? err.code : 'unexpected';
+    return err instanceof RippleError ? err.code : `unexpected ${String(err)}`;
   }
 }
 
-test('a well-formed post.created event should validate', () => {
-  const event = postCreated();
-  assert.equal(validateEvent(event), event);
+function envelope(type: EventType, data: unknown): Record<string, unknown> {
+  return {
+    specversion: '1.0',
+    id: '7d444840-9dc0-11d1-b245-5ffdce74fad2',
+    source: 'test',
+    type,
+    time: at,
+    subject: 'x',
+    datacontenttype: 'application/json',
+    dataschema: Catalog[type].dataschema,
+    data,
+  };
+}
+
+/** Payloads that must fail: each field missing, mistyped or emptied, plus an unknown field. */
+function badVariants(data: Record<string, unknown>): [string, unknown][] {
+  const variants: [string, unknown][] = [
+    ['extra field', { ...data, surprise: true }],
+    ['not an object', 'text'],
+  ];
+  for (const key of Object.keys(data)) {
+    variants.push([`${key} missing`, Object.fromEntries(Object.entries(data).filter(([k]) => k !== key))]);
+    variants.push([`${key} mistyped`, { ...data, [key]: typeof data[key] === 'number' ? 'seven' : { nested: 1 } }]);
+    if (typeof data[key] === 'string') variants.push([`${key} empty`, { ...data, [key]: '' }]);
+  }
+  return variants;
+}
+
+test('the catalog should hold every DESIGN.md event type, at least 18', () => {
+  assert.ok(Object.keys(Catalog).length >= 18);
+  assert.deepEqual(Object.keys(samples).sort(), Object.keys(Catalog).sort());
+});
+
+test('every catalog schema should accept a good payload and reject a sample of bad ones', () => {
+  for (const [type, data] of Object.entries(samples) as [EventType, Record<string, unknown>][]) {
+    assert.equal(
+      codeOf(() => validateEvent(envelope(type, data))),
+      'valid',
+      type,
+    );
+    for (const [what, bad] of badVariants(data)) {
+      assert.equal(
+        codeOf(() => validateEvent(envelope(type, bad))),
+        'EVENT_INVALID',
+        `${type}: ${what}`,
+      );
+    }
+  }
+});
+
+test('envelopes should reject bad CloudEvents attributes', () => {
+  const good = envelope('post.created', samples['post.created']);
+  for (const [attr, value] of [
+    ['id', 'not-a-uuid'],
+    ['specversion', '0.3'],
+    ['time', 'yesterday'],
+    ['datacontenttype', 'text/plain'],
+    ['source', ''],
+    ['type', 'post.exploded'],
+  ] as const) {
+    assert.notEqual(
+      codeOf(() => validateEvent({ ...good, [attr]: value })),
+      'valid',
+      attr,
+    );
+  }
+});
+
+test('createEvent should fill the envelope and use the aggregate id as subject', () => {
+  const event = createEvent('comment.created', { source: 'post-service', data: samples['comment.created'] });
   assert.match(event.id, /^[0-9a-f-]{36}$/);
+  assert.equal(event.subject, 'p1');
+  assert.equal(event.dataschema, 'urn:ripple:schema:comment.created:1');
+  assert.equal(
+    codeOf(() => createEvent('post.created', { source: 's', data: { ...samples['post.created'], body: '' } })),
+    'EVENT_INVALID',
+  );
 });
 
-test('post.created should route to the creator feed and to the author', () => {
-  const event = validateEvent(postCreated());
-  assert.deepEqual(channelsFor(event), ['creator:u42', 'user:u42']);
-  assert.equal(partitionKeyFor(event), 'p1');
-  assert.equal(topicFor(event), 'post.events.v1');
+test('the routing table should send each event to the channels of DESIGN.md §4', () => {
+  const route = (type: EventType) => channelsFor(createEvent(type, { source: 't', data: samples[type] }));
+  assert.deepEqual(route('post.created'), ['creator:u1', 'user:u1']);
+  assert.deepEqual(route('post.updated'), ['creator:u1', 'post:p1']);
+  assert.deepEqual(route('post.liked'), ['post:p1']);
+  assert.deepEqual(route('comment.created'), ['post:p1']);
+  assert.deepEqual(route('chat.room.created'), ['user:u1', 'user:u2']);
+  assert.deepEqual(route('chat.member.joined'), ['chat:r1', 'user:u3']);
+  assert.deepEqual(route('chat.message.sent'), ['chat:r1']);
+  assert.deepEqual(route('notification.unread_count'), ['user:u1']);
+  assert.deepEqual(route('presence.online'), ['user:u1']);
 });
 
-test('post.created should reject bad payloads', () => {
-  assert.equal(
-    codeOf(() => validateEvent(postCreated({ body: '' }))),
-    'EVENT_INVALID',
-  );
-  assert.equal(
-    codeOf(() => validateEvent(postCreated({ authorId: 'has space' }))),
-    'EVENT_INVALID',
-  );
-  assert.equal(
-    codeOf(() => validateEvent(postCreated({ extra: 1 }))),
-    'EVENT_INVALID',
-  );
-  assert.equal(
-    codeOf(() => validateEvent(postCreated({ createdAt: 'yesterday' }))),
-    'EVENT_INVALID',
-  );
-  assert.equal(
-    codeOf(() => validateEvent({ ...postCreated(), id: 'not-a-uuid' })),
-    'EVENT_INVALID',
-  );
-  assert.equal(
-    codeOf(() => validateEvent({ ...postCreated(), specversion: '0.3' })),
-    'EVENT_INVALID',
-  );
+test('topics and keys should keep one aggregate on one partition key', () => {
+  const event = (type: EventType) => createEvent(type, { source: 't', data: samples[type] });
+  assert.equal(topicFor(event('post.liked')), 'post.events.v1');
+  assert.equal(partitionKeyFor(event('comment.deleted')), 'p1');
+  assert.equal(topicFor(event('chat.typing')), 'chat.events.v1');
+  assert.equal(partitionKeyFor(event('chat.read')), 'r1');
+  assert.equal(topicFor(event('notification.read')), 'notification.events.v1');
+  assert.equal(partitionKeyFor(event('notification.created')), 'u1');
+});
+
+test('toOutboxMessage should carry CloudEvents headers, the trace context and a stable shard', () => {
+  const event = createEvent('post.liked', { source: 'post-service', data: samples['post.liked'] });
+  const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  const message = toOutboxMessage(event, { traceparent, tracestate: 'a=b' });
+  assert.equal(message.headers.ce_type, 'post.liked');
+  assert.equal(message.headers.ce_id, event.id);
+  assert.equal(message.headers.traceparent, traceparent);
+  assert.equal(message.headers.tracestate, 'a=b');
+  assert.equal(message.key, 'p1');
+  assert.equal(message.shard, outboxShardOf('p1'));
+  assert.ok(message.shard >= 0 && message.shard < OUTBOX_SHARDS);
+  assert.equal(toOutboxMessage(event, { traceparent: 'garbage' }).headers.traceparent, undefined);
 });
 
 test('decodeEvent should name unknown types and non-JSON values', () => {
@@ -75,5 +189,12 @@ test('decodeEvent should name unknown types and non-JSON values', () => {
     codeOf(() => decodeEvent(null)),
     'EVENT_INVALID',
   );
-  assert.equal(decodeEvent(JSON.stringify(postCreated())).type, 'post.created');
+  const event = createEvent('chat.typing', { source: 't', data: samples['chat.typing'] });
+  assert.equal(decodeEvent(JSON.stringify(event)).type, 'chat.typing');
+});
+
+test('docs/asyncapi.yaml should be up to date with the catalog (run `pnpm asyncapi`)', () => {
+  const committed = readFileSync(new URL('../../../docs/asyncapi.yaml', import.meta.url), 'utf8');
+  assert.equal(committed, renderAsyncApi());
+  for (const type of Object.keys(Catalog)) assert.ok(committed.includes(`${type}:`), type);
 });

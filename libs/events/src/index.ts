@@ -1,8 +1,9 @@
-export { buildEnvelope, envelopeSchema } from './envelope.js';
-export type { Envelope } from './envelope.js';
-export { Catalog, PostCreated, PostCreatedData, Topics } from './catalog.js';
-export type { AnyEvent, EventType, TopicName } from './catalog.js';
+export { envelopeSchema } from './envelope.js';
+export { Catalog, Topics } from './catalog.js';
+export type { AnyEvent, DataOf, EventOf, EventType, PostCreated, TopicName } from './catalog.js';
+export { createEvent } from './create.js';
 export { decodeEvent, isEventType, validateEvent } from './validate.js';
 export { channelsFor, partitionKeyFor, topicFor } from './routing.js';
-export { cloudEventHeaders, toOutboxMessage } from './outbox-message.js';
+export { cloudEventHeaders, outboxShardOf, OUTBOX_SHARDS, toOutboxMessage } from './outbox-message.js';
 export type { OutboxMessage } from './outbox-message.js';
+export { renderAsyncApi } from './asyncapi.js';

@@ -1,6 +1,18 @@
+import { createHash } from 'node:crypto';
 import { partitionKeyFor, topicFor } from './routing.js';
 import { validateEvent } from './validate.js';
 import type { AnyEvent } from './catalog.js';
+
+/**
+ * The outbox is split into this many shards by a hash of the partition key; one relay at a time
+ * publishes a shard, which keeps each aggregate's events in order. Changing it needs an empty
+ * outbox (all rows sent).
+ */
+export const OUTBOX_SHARDS = 32;
+
+export function outboxShardOf(key: string): number {
+  return createHash('sha1').update(key).digest().readUInt32BE(0) % OUTBOX_SHARDS;
+}
 
 /** CloudEvents Kafka protocol binding, binary-mode attribute headers (`ce_<attr>`). */
 export function cloudEventHeaders(event: AnyEvent): Record<string, string> {
@@ -22,17 +34,31 @@ export interface OutboxMessage {
   /** Logical topic (no prefix). */
   readonly topic: string;
   readonly key: string;
+  readonly shard: number;
   readonly value: string;
+  /** Kafka headers: the `ce_*` attributes plus the W3C trace context of the request, if any. */
   readonly headers: Record<string, string>;
 }
 
-export function toOutboxMessage(event: AnyEvent): OutboxMessage {
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+export function toOutboxMessage(
+  event: AnyEvent,
+  trace: { traceparent?: string; tracestate?: string } = {},
+): OutboxMessage {
   validateEvent(event);
+  const key = partitionKeyFor(event);
+  const headers = cloudEventHeaders(event);
+  if (trace.traceparent !== undefined && TRACEPARENT.test(trace.traceparent)) {
+    headers.traceparent = trace.traceparent;
+    if (trace.tracestate) headers.tracestate = trace.tracestate;
+  }
   return {
     eventId: event.id,
     topic: topicFor(event),
-    key: partitionKeyFor(event),
+    key,
+    shard: outboxShardOf(key),
     value: JSON.stringify(event),
-    headers: cloudEventHeaders(event),
+    headers,
   };
 }

@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { Catalog, buildEnvelope, toOutboxMessage } from '@ripple/events';
+import { createEvent, toOutboxMessage } from '@ripple/events';
 import { createLogger } from '@ripple/telemetry';
 import {
   createEventConsumer,
@@ -41,11 +41,8 @@ async function waitFor<T>(what: string, deadlineMs: number, probe: () => T | und
 }
 
 function postCreated(postId: string) {
-  return buildEnvelope({
-    type: 'post.created',
+  return createEvent('post.created', {
     source: 'kafka-test',
-    subject: postId,
-    dataschema: Catalog['post.created'].dataschema,
     data: { postId, authorId: 'u1', body: `body of ${postId}`, createdAt: new Date().toISOString() },
   });
 }

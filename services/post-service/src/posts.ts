@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Catalog, buildEnvelope, toOutboxMessage } from '@ripple/events';
+import { createEvent, toOutboxMessage } from '@ripple/events';
 import type { OutboxMessage, PostCreated } from '@ripple/events';
 
 export interface Post {
@@ -26,11 +26,8 @@ export async function createPost(
   input: { authorId: string; body: string },
 ): Promise<{ post: Post; event: PostCreated }> {
   const post: Post = { id: randomUUID(), authorId: input.authorId, body: input.body, createdAt: deps.now() };
-  const event: PostCreated = buildEnvelope({
-    type: 'post.created',
+  const event: PostCreated = createEvent('post.created', {
     source: 'post-service',
-    subject: post.id,
-    dataschema: Catalog['post.created'].dataschema,
     time: post.createdAt,
     data: { postId: post.id, authorId: post.authorId, body: post.body, createdAt: post.createdAt.toISOString() },
   });
