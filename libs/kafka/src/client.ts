@@ -33,6 +33,8 @@ export interface TopicSpec {
   readonly topic: string;
   readonly numPartitions: number;
   readonly replicationFactor: number;
+  /** `retention.ms`; the broker default when absent. */
+  readonly retentionMs?: number;
 }
 
 /** Creates the topics that do not exist yet; partitions and replication are always explicit. */
@@ -43,7 +45,15 @@ export async function ensureTopics(kafka: Kafka, specs: readonly TopicSpec[]): P
     const existing = new Set(await admin.listTopics());
     const missing = specs.filter((s) => !existing.has(s.topic));
     if (missing.length > 0) {
-      await admin.createTopics({ topics: missing.map((s) => ({ ...s })), waitForLeaders: true });
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((s) => ({
+          topic: s.topic,
+          numPartitions: s.numPartitions,
+          replicationFactor: s.replicationFactor,
+          configEntries: s.retentionMs === undefined ? [] : [{ name: 'retention.ms', value: String(s.retentionMs) }],
+        })),
+      });
     }
   } finally {
     await admin.disconnect();

@@ -1,7 +1,7 @@
 import type { Consumer, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import { decodeEvent } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
-import { isRippleError } from '@ripple/errors';
+import { RippleError, isRippleError } from '@ripple/errors';
 import type { Logger } from '@ripple/telemetry';
 import type { EventProducer } from './producer.js';
 
@@ -18,20 +18,30 @@ export interface EventConsumerOptions {
   /** Deployed topic names. */
   readonly topics: readonly string[];
   readonly logger: Logger;
-  /** Producer used to write poison messages to `<topic>.dlq`. */
+  /** Producer used to write poison messages to `<topic>.dlq` (the topic must exist). */
   readonly dlqProducer: EventProducer;
   readonly fromBeginning?: boolean;
+  /** Attempts for a handler that keeps failing with a retriable error before it is dead-lettered. */
+  readonly maxAttempts?: number;
+  /** First retry delay; doubles per attempt up to `maxBackoffMs`. */
+  readonly initialBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+  /** How many recent event ids to remember, to skip redelivered duplicates (0 disables). */
+  readonly dedupeWindow?: number;
   /**
-   * Handles one valid event. Resolving commits its offset. Rejecting with a non-retriable
-   * RippleError dead-letters the message; any other rejection is retried (the partition waits).
+   * Handles one valid event; must be idempotent by event id (delivery is at least once).
+   * Resolving lets its offset be committed. Rejecting with a non-retriable RippleError
+   * dead-letters the message; any other rejection is retried with backoff.
    */
   readonly onEvent: (event: AnyEvent, meta: ConsumedMeta) => Promise<void>;
+  /** Observes outcomes (metrics). */
+  readonly onOutcome?: (outcome: 'handled' | 'duplicate' | 'retried' | 'dead-lettered', meta: ConsumedMeta) => void;
 }
 
 export interface EventConsumer {
   /** Resolves once the consumer joined its group and is fetching. */
   start(): Promise<void>;
-  /** Commits what is done and leaves the group. */
+  /** Finishes the message in flight, commits what is done and leaves the group. */
   stop(): Promise<void>;
 }
 
@@ -44,63 +54,129 @@ function describe(err: unknown): { code: string; message: string; retriable: boo
   return { code: 'HANDLER_FAILED', message: err instanceof Error ? err.message : String(err), retriable: true };
 }
 
+/** Remembers the last `size` ids (insertion order), to drop redelivered duplicates cheaply. */
+class RecentIds {
+  private readonly ids = new Set<string>();
+  constructor(private readonly size: number) {}
+  has(id: string): boolean {
+    return this.ids.has(id);
+  }
+  add(id: string): void {
+    if (this.size === 0) return;
+    this.ids.add(id);
+    if (this.ids.size > this.size) {
+      const oldest = this.ids.values().next().value;
+      if (oldest !== undefined) this.ids.delete(oldest);
+    }
+  }
+}
+
 /**
  * Consumes events one message at a time; an offset is committed only after its handler resolved
- * (at-least-once). Invalid messages and non-retriable failures go to the DLQ and never stop the
- * partition.
+ * (at-least-once). Retriable failures are retried with backoff on the same message (the
+ * partition waits, keeping order); invalid messages, non-retriable failures and handlers that
+ * give up go to `<topic>.dlq` with the reason, and the partition moves on.
  */
 export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
   const consumer: Consumer = opts.kafka.consumer({ groupId: opts.groupId, allowAutoTopicCreation: false });
+  const maxAttempts = opts.maxAttempts ?? 8;
+  const initialBackoffMs = opts.initialBackoffMs ?? 100;
+  const maxBackoffMs = opts.maxBackoffMs ?? 5000;
+  const recent = new RecentIds(opts.dedupeWindow ?? 10_000);
+  let stopping = false;
 
-  async function deadLetter(topic: string, partition: number, message: KafkaMessage, err: unknown): Promise<void> {
+  async function deadLetter(meta: ConsumedMeta, message: KafkaMessage, err: unknown): Promise<void> {
     const { code, message: reason } = describe(err);
-    opts.logger.error({ topic, partition, offset: message.offset, code, reason }, 'message dead-lettered');
+    opts.logger.error(
+      { topic: meta.topic, partition: meta.partition, offset: meta.offset, code, reason },
+      'message dead-lettered',
+    );
     await opts.dlqProducer.send([
       {
-        topic: dlqTopicOf(topic),
+        topic: dlqTopicOf(meta.topic),
         key: message.key?.toString('utf8') ?? '',
         value: message.value?.toString('utf8') ?? '',
         headers: {
           dlq_error_code: code,
           dlq_error_message: reason,
-          dlq_source_topic: topic,
-          dlq_source_partition: String(partition),
-          dlq_source_offset: message.offset,
+          dlq_source_topic: meta.topic,
+          dlq_source_partition: String(meta.partition),
+          dlq_source_offset: meta.offset,
         },
       },
     ]);
+    opts.onOutcome?.('dead-lettered', meta);
+  }
+
+  async function handle(event: AnyEvent, meta: ConsumedMeta, message: KafkaMessage, heartbeat: () => Promise<void>) {
+    let backoff = initialBackoffMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await opts.onEvent(event, meta);
+        recent.add(event.id);
+        opts.onOutcome?.('handled', meta);
+        return;
+      } catch (err) {
+        const problem = describe(err);
+        if (!problem.retriable) return deadLetter(meta, message, err);
+        if (attempt >= maxAttempts || stopping) {
+          if (stopping) throw err; // not committed: the next owner of the partition retries it
+          const gaveUp = new RippleError(
+            'HANDLER_GAVE_UP',
+            `${problem.code} after ${attempt} attempts: ${problem.message}`,
+          );
+          return deadLetter(meta, message, gaveUp);
+        }
+        opts.logger.warn(
+          { ...meta, headers: undefined, attempt, code: problem.code, retryInMs: backoff },
+          'handler failed; retrying',
+        );
+        opts.onOutcome?.('retried', meta);
+        await new Promise((r) => setTimeout(r, backoff));
+        await heartbeat();
+        backoff = Math.min(backoff * 2, maxBackoffMs);
+      }
+    }
   }
 
   return {
     async start() {
       await consumer.connect();
       await consumer.subscribe({ topics: [...opts.topics], fromBeginning: opts.fromBeginning ?? false });
-      const joined = new Promise<void>((resolve) => {
-        const off = consumer.on(consumer.events.GROUP_JOIN, () => {
-          off();
+      const joined = new Promise<void>((resolve, reject) => {
+        const offJoin = consumer.on(consumer.events.GROUP_JOIN, () => {
+          offJoin();
+          offCrash();
           resolve();
+        });
+        const offCrash = consumer.on(consumer.events.CRASH, (e) => {
+          offJoin();
+          offCrash();
+          reject(e.payload.error);
         });
       });
       await consumer.run({
-        eachMessage: async ({ topic, partition, message }) => {
+        eachMessage: async (payload) => {
+          const { topic, partition, message } = payload;
+          const meta: ConsumedMeta = { topic, partition, offset: message.offset, headers: message.headers };
           let event: AnyEvent;
           try {
             event = decodeEvent(message.value);
           } catch (err) {
-            await deadLetter(topic, partition, message, err);
+            await deadLetter(meta, message, err);
             return;
           }
-          try {
-            await opts.onEvent(event, { topic, partition, offset: message.offset, headers: message.headers });
-          } catch (err) {
-            if (describe(err).retriable) throw err;
-            await deadLetter(topic, partition, message, err);
+          if (recent.has(event.id)) {
+            opts.onOutcome?.('duplicate', meta);
+            return;
           }
+          await handle(event, meta, message, () => payload.heartbeat());
         },
       });
       await joined;
     },
     async stop() {
+      stopping = true;
       await consumer.disconnect();
     },
   };

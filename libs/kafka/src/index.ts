@@ -4,5 +4,3 @@ export { createEventProducer } from './producer.js';
 export type { EventProducer, OutgoingMessage } from './producer.js';
 export { createEventConsumer, dlqTopicOf } from './consumer.js';
 export type { ConsumedMeta, EventConsumer, EventConsumerOptions } from './consumer.js';
-export { createOutboxRelay } from './outbox.js';
-export type { OutboxRecord, OutboxRelay, OutboxRelayOptions, OutboxStore } from './outbox.js';

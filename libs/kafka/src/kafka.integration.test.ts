@@ -1,8 +1,9 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { createEvent, toOutboxMessage } from '@ripple/events';
+import { RippleError } from '@ripple/errors';
 import { createLogger } from '@ripple/telemetry';
+import { runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
 import {
   createEventConsumer,
   createEventProducer,
@@ -11,105 +12,258 @@ import {
   dlqTopicOf,
   ensureTopics,
 } from './index.js';
-import type { ConsumedMeta } from './index.js';
+import kafkajs from 'kafkajs';
+import type { ConsumedMeta, EventConsumerOptions, EventProducer } from './index.js';
 
-// kafkajs smoke test against the real broker: createTopics with explicit partitions, the
-// idempotent producer, a consumer group, and the dead-letter path.
-const logger = createLogger('kafka-test', 'warn');
-const kafka = createKafka({
-  brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
-  clientId: 'kafka-smoke-test',
-  logger,
-});
-const run = randomUUID().slice(0, 8);
-const topic = `test.${run}.post.events.v1`;
+// Against the real broker: createTopics with explicit partitions, the idempotent producer, consumer
+// groups, retries, the dead-letter path, and resuming from committed offsets.
+const logger = createLogger('kafka-test', 'silent');
+const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId: 'kafka-test', logger });
+const run = runId();
+const topics: string[] = [];
 const cleanups: (() => Promise<void>)[] = [];
 
 after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
-  await deleteTopics(kafka, [topic, dlqTopicOf(topic)]);
+  await deleteTopics(
+    kafka,
+    topics.flatMap((t) => [t, dlqTopicOf(t)]),
+  );
 });
 
-async function waitFor<T>(what: string, deadlineMs: number, probe: () => T | undefined): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+async function newTopic(name: string, partitions: number): Promise<string> {
+  const topic = `test.${run}.${name}`;
+  topics.push(topic);
+  await ensureTopics(kafka, [
+    { topic, numPartitions: partitions, replicationFactor: 1, retentionMs: 3_600_000 },
+    { topic: dlqTopicOf(topic), numPartitions: 1, replicationFactor: 1 },
+  ]);
+  return topic;
 }
 
-function postCreated(postId: string) {
-  return createEvent('post.created', {
+let sharedProducer: EventProducer | undefined;
+async function producer(): Promise<EventProducer> {
+  if (!sharedProducer) {
+    const p = createEventProducer(kafka);
+    await p.connect();
+    cleanups.push(() => p.disconnect());
+    sharedProducer = p;
+  }
+  return sharedProducer;
+}
+
+async function consumer(topic: string, group: string, overrides: Partial<EventConsumerOptions>) {
+  const c = createEventConsumer({
+    kafka,
+    groupId: `test.${run}.${group}`,
+    topics: [topic],
+    logger,
+    dlqProducer: await producer(),
+    fromBeginning: true,
+    onEvent: () => Promise.resolve(),
+    ...overrides,
+  });
+  await c.start();
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await c.stop();
+  };
+  cleanups.push(stop);
+  return { stop };
+}
+
+function liked(postId: string, seq: number) {
+  return createEvent('post.liked', {
     source: 'kafka-test',
-    data: { postId, authorId: 'u1', body: `body of ${postId}`, createdAt: new Date().toISOString() },
+    data: { postId, postAuthorId: 'u1', userId: `u${seq}`, likeCount: seq, at: new Date().toISOString() },
   });
 }
 
-test('kafkajs should create topics with explicit partitions, publish idempotently and consume in a group', async () => {
-  await ensureTopics(kafka, [
-    { topic, numPartitions: 3, replicationFactor: 1 },
-    { topic: dlqTopicOf(topic), numPartitions: 1, replicationFactor: 1 },
-  ]);
+async function publish(topic: string, events: ReturnType<typeof liked>[]): Promise<void> {
+  await (await producer()).send(events.map((e) => ({ ...toOutboxMessage(e), topic })));
+}
+
+async function deadLetters(
+  topic: string,
+): Promise<{ value: string; code: string | undefined; message: string | undefined }[]> {
+  const dead: { value: string; code: string | undefined; message: string | undefined }[] = [];
+  const reader = kafka.consumer({ groupId: `test.${run}.dlq.${runId()}` });
+  await reader.connect();
+  cleanups.push(() => reader.disconnect());
+  await reader.subscribe({ topics: [dlqTopicOf(topic)], fromBeginning: true });
+  await reader.run({
+    eachMessage: ({ message }) => {
+      dead.push({
+        value: message.value?.toString() ?? '',
+        code: message.headers?.dlq_error_code?.toString(),
+        message: message.headers?.dlq_error_message?.toString(),
+      });
+      return Promise.resolve();
+    },
+  });
+  return dead;
+}
+
+test('kafkajs should create topics with explicit partitions and deliver one key in order to a group', async () => {
+  const topic = await newTopic('order', 3);
   const admin = kafka.admin();
   await admin.connect();
   const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+  const configs = await admin.describeConfigs({
+    resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: ['retention.ms'] }],
+    includeSynonyms: false,
+  });
   await admin.disconnect();
   assert.equal(metadata.topics[0]?.partitions.length, 3);
+  assert.equal(configs.resources[0]?.configEntries[0]?.configValue, '3600000');
 
-  const producer = createEventProducer(kafka);
-  await producer.connect();
-  cleanups.push(() => producer.disconnect());
-
-  const received: { id: string; meta: ConsumedMeta }[] = [];
-  const consumer = createEventConsumer({
-    kafka,
-    groupId: `test.${run}.group`,
-    topics: [topic],
-    logger,
-    dlqProducer: producer,
-    fromBeginning: true,
+  const received: { id: string; seq: number; meta: ConsumedMeta }[] = [];
+  await consumer(topic, 'order', {
     onEvent: (event, meta) => {
-      received.push({ id: event.id, meta });
+      received.push({ id: event.id, seq: (event.data as { likeCount: number }).likeCount, meta });
       return Promise.resolve();
     },
   });
-  await consumer.start();
-  cleanups.push(() => consumer.stop());
-
-  const events = ['p1', 'p2', 'p1', 'p3', 'p1'].map(postCreated);
-  await producer.send(events.map((e) => ({ ...toOutboxMessage(e), topic })));
-  // A poison message between valid ones: dead-lettered, and later messages still arrive.
-  await producer.send([{ topic, key: 'p1', value: '{not json', headers: {} }]);
-  const late = postCreated('p1');
-  await producer.send([{ ...toOutboxMessage(late), topic }]);
-
-  await waitFor('all valid events', 30_000, () => (received.length >= events.length + 1 ? true : undefined));
-  assert.deepEqual(received.map((r) => r.id).sort(), [...events, late].map((e) => e.id).sort());
-  // One aggregate, one partition, in publish order.
-  const p1 = received.filter((r) => r.meta.partition === received.find((x) => x.id === events[0]?.id)?.meta.partition);
-  const p1Ids = [events[0], events[2], events[4], late].map((e) => e?.id);
-  assert.deepEqual(
-    p1.map((r) => r.id).filter((id) => p1Ids.includes(id)),
-    p1Ids,
+  const a = [1, 2, 3, 4, 5].map((i) => liked('pa', i));
+  const b = [1, 2, 3].map((i) => liked('pb', i));
+  await publish(
+    topic,
+    [a[0], b[0], a[1], a[2], b[1], a[3], b[2], a[4]].filter((e) => e !== undefined),
   );
-  assert.equal(received[0]?.meta.headers?.ce_type?.toString(), 'post.created');
+
+  await waitUntil('all events', 30_000, () => received.length >= 8);
+  assert.deepEqual(received.map((r) => r.id).sort(), [...a, ...b].map((e) => e.id).sort());
+  const seqOf = (postId: string, events: typeof a) =>
+    received.filter((r) => events.some((e) => e.id === r.id)).map((r) => r.seq);
+  assert.deepEqual(seqOf('pa', a), [1, 2, 3, 4, 5]);
+  assert.deepEqual(seqOf('pb', b), [1, 2, 3]);
+  assert.equal(received[0]?.meta.headers?.ce_type?.toString(), 'post.liked');
 });
 
-test('a malformed message should land in the DLQ with its reason', async () => {
-  const dead: { value: string; code: string | undefined }[] = [];
-  const dlqConsumer = kafka.consumer({ groupId: `test.${run}.dlq-reader` });
-  await dlqConsumer.connect();
-  cleanups.push(() => dlqConsumer.disconnect());
-  await dlqConsumer.subscribe({ topics: [dlqTopicOf(topic)], fromBeginning: true });
-  await dlqConsumer.run({
-    eachMessage: ({ message }) => {
-      dead.push({ value: message.value?.toString() ?? '', code: message.headers?.dlq_error_code?.toString() });
+test('a malformed message should land in the DLQ with its reason while later messages are still processed', async () => {
+  const topic = await newTopic('poison', 1);
+  const handled: string[] = [];
+  await consumer(topic, 'poison', {
+    onEvent: (event) => {
+      handled.push(event.id);
       return Promise.resolve();
     },
   });
-  const letter = await waitFor('the dead letter', 30_000, () => dead[0]);
-  assert.equal(letter.value, '{not json');
-  assert.equal(letter.code, 'EVENT_INVALID');
+  const before = liked('p1', 1);
+  const afterwards = liked('p1', 2);
+  await publish(topic, [before]);
+  await (
+    await producer()
+  ).send([
+    { topic, key: 'p1', value: '{not json', headers: {} },
+    { topic, key: 'p1', value: JSON.stringify({ ...liked('p1', 3), data: { postId: 'p1' } }), headers: {} },
+  ]);
+  await publish(topic, [afterwards]);
+
+  await waitUntil('the events around the poison', 30_000, () => handled.length >= 2);
+  assert.deepEqual(handled, [before.id, afterwards.id]);
+  const dead = await deadLetters(topic);
+  await waitUntil('both dead letters', 30_000, () => dead.length >= 2);
+  assert.equal(dead[0]?.value, '{not json');
+  assert.deepEqual(
+    dead.map((d) => d.code),
+    ['EVENT_INVALID', 'EVENT_INVALID'],
+  );
+  assert.match(dead[1]?.message ?? '', /post\.liked event is invalid/);
+});
+
+test('a handler should be retried with backoff on retriable errors, and dead-lettered when it gives up or refuses', async () => {
+  const topic = await newTopic('retry', 1);
+  const attempts = new Map<number, number>();
+  const handled: number[] = [];
+  await consumer(topic, 'retry', {
+    maxAttempts: 3,
+    initialBackoffMs: 10,
+    onEvent: (event) => {
+      const seq = (event.data as { likeCount: number }).likeCount;
+      const n = (attempts.get(seq) ?? 0) + 1;
+      attempts.set(seq, n);
+      if (seq === 1 && n < 3) return Promise.reject(new Error('database busy')); // succeeds on the 3rd try
+      if (seq === 2) return Promise.reject(new Error('always down')); // gives up
+      if (seq === 3) return Promise.reject(new RippleError('POST_GONE', 'refused', { retriable: false }));
+      handled.push(seq);
+      return Promise.resolve();
+    },
+  });
+  await publish(
+    topic,
+    [1, 2, 3, 4].map((i) => liked('p1', i)),
+  );
+  await waitUntil('the last event', 30_000, () => handled.includes(4));
+  assert.deepEqual(handled, [1, 4]);
+  assert.deepEqual(
+    [...attempts],
+    [
+      [1, 3],
+      [2, 3],
+      [3, 1],
+      [4, 1],
+    ],
+  );
+  const dead = await deadLetters(topic);
+  await waitUntil('two dead letters', 30_000, () => dead.length >= 2);
+  assert.deepEqual(
+    dead.map((d) => d.code),
+    ['HANDLER_GAVE_UP', 'POST_GONE'],
+  );
+});
+
+test('a consumer restarted mid-stream should resume from its committed offset without gaps', async () => {
+  const topic = await newTopic('resume', 1);
+  const events = Array.from({ length: 60 }, (_, i) => liked('p1', i + 1));
+  const seqOf = (event: { data: unknown }) => (event.data as { likeCount: number }).likeCount;
+  await publish(topic, events.slice(0, 20));
+
+  const firstRun: number[] = [];
+  const first = await consumer(topic, 'resume', {
+    onEvent: (event) => {
+      firstRun.push(seqOf(event));
+      return Promise.resolve();
+    },
+  });
+  await waitUntil('the first part of the stream', 30_000, () => firstRun.length >= 20);
+  await first.stop();
+  // The stream goes on while nobody consumes.
+  await publish(topic, events.slice(20));
+
+  const secondRun: number[] = [];
+  await consumer(topic, 'resume', {
+    onEvent: (event) => {
+      secondRun.push(seqOf(event));
+      return Promise.resolve();
+    },
+  });
+  await waitUntil('the rest of the stream', 30_000, () => secondRun.includes(60));
+  assert.deepEqual(
+    firstRun,
+    Array.from({ length: 20 }, (_, i) => i + 1),
+  );
+  // A graceful stop committed everything it handled: the restart neither skips nor repeats.
+  assert.deepEqual(
+    secondRun,
+    Array.from({ length: 40 }, (_, i) => i + 21),
+  );
+});
+
+test('the consumer should skip an event id it has just handled', async () => {
+  const topic = await newTopic('dedupe', 1);
+  const handled: string[] = [];
+  await consumer(topic, 'dedupe', {
+    onEvent: (event) => {
+      handled.push(event.id);
+      return Promise.resolve();
+    },
+  });
+  const event = liked('p1', 1);
+  const next = liked('p1', 2);
+  await publish(topic, [event, event, next]);
+  await waitFor('the next event', 30_000, () => (handled.includes(next.id) ? true : undefined));
+  assert.deepEqual(handled, [event.id, next.id]);
 });

@@ -33,7 +33,10 @@ test('POST /posts should store the post with its post.created event and wake the
   const res = await app.inject({
     method: 'POST',
     url: '/posts',
-    headers: { authorization: `Bearer ${await signAccessToken(secret, 'u7')}` },
+    headers: {
+      authorization: `Bearer ${await signAccessToken(secret, 'u7')}`,
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    },
     payload: { body: 'hi' },
   });
   assert.equal(res.statusCode, 201);
@@ -46,6 +49,7 @@ test('POST /posts should store the post with its post.created event and wake the
   assert.equal(stored?.event.topic, 'post.events.v1');
   assert.equal(stored?.event.key, body.id);
   assert.equal(stored?.event.headers.ce_type, 'post.created');
+  assert.equal(stored?.event.headers.traceparent, '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
   assert.equal(woken(), 1);
 });
 

@@ -38,7 +38,16 @@ export function buildApp(deps: PostAppDeps): FastifyInstance {
       onRequest: requireUser(deps.jwtSecret),
     },
     async (request, reply) => {
-      const { post, event } = await createPost(deps, { authorId: userOf(request).sub, body: request.body.body });
+      const { traceparent, tracestate } = request.headers;
+      const { post, event } = await createPost(deps, {
+        authorId: userOf(request).sub,
+        body: request.body.body,
+        // The request's trace context travels with the outbox row to Kafka.
+        trace: {
+          ...(typeof traceparent === 'string' && { traceparent }),
+          ...(typeof tracestate === 'string' && { tracestate }),
+        },
+      });
       return reply.status(201).send({ ...post, createdAt: post.createdAt.toISOString(), eventId: event.id });
     },
   );

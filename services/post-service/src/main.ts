@@ -3,12 +3,13 @@ import { resolveJwtSecret } from '@ripple/auth';
 import { applyMigrations, ensureDatabase } from '@ripple/db';
 import { Topics } from '@ripple/events';
 import { listeningPort, runProcess } from '@ripple/http';
-import { createEventProducer, createKafka, createOutboxRelay, ensureTopics } from '@ripple/kafka';
+import { createEventProducer, createKafka, ensureTopics } from '@ripple/kafka';
+import { startOutboxService } from '@ripple/outbox';
 import { parseBrokers } from '@ripple/config';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { buildApp } from './app.js';
 import { SERVICE_NAME, loadPostServiceConfig } from './config.js';
-import { createDb, prismaOutboxStore, prismaPostStore } from './prisma-store.js';
+import { createDb, prismaPostStore } from './prisma-store.js';
 
 const MIGRATIONS = fileURLToPath(new URL('../prisma/migrations', import.meta.url));
 
@@ -30,26 +31,30 @@ runProcess(SERVICE_NAME, async () => {
       topic: config.KAFKA_TOPIC_PREFIX + Topics.post,
       numPartitions: config.KAFKA_TOPIC_PARTITIONS,
       replicationFactor: config.KAFKA_REPLICATION_FACTOR,
+      retentionMs: config.KAFKA_TOPIC_RETENTION_MS,
     },
   ]);
   const producer = createEventProducer(kafka);
   await producer.connect();
-  const relay = createOutboxRelay({
-    store: prismaOutboxStore(db, { transactionTimeoutMs: 60_000 }),
+  const metrics = createMetricsRegistry(SERVICE_NAME);
+  const outbox = startOutboxService({
+    databaseUrl: config.DATABASE_URL,
     producer,
     topicPrefix: config.KAFKA_TOPIC_PREFIX,
     logger: logger.child({ component: 'outbox-relay' }),
+    metrics,
     batchSize: config.OUTBOX_BATCH_SIZE,
     pollIntervalMs: config.OUTBOX_POLL_INTERVAL_MS,
+    leaseMs: config.OUTBOX_LEASE_MS,
+    retentionMs: config.OUTBOX_RETENTION_MS,
   });
 
-  const metrics = createMetricsRegistry(SERVICE_NAME);
   const admin = kafka.admin();
   await admin.connect();
   const app = buildApp({
     store: prismaPostStore(db),
     now: () => new Date(),
-    afterCommit: () => relay.wake(),
+    afterCommit: () => outbox.wake(),
     jwtSecret,
     logger,
     metrics,
@@ -62,7 +67,6 @@ runProcess(SERVICE_NAME, async () => {
       },
     },
   });
-  relay.start();
   await app.listen({ host: config.HOST, port: config.PORT });
   logger.info({ port: listeningPort(app) }, 'listening');
 
@@ -70,7 +74,7 @@ runProcess(SERVICE_NAME, async () => {
     logger,
     async stop() {
       await app.close();
-      await relay.stop();
+      await outbox.stop();
       await producer.disconnect();
       await admin.disconnect();
       await db.$disconnect();

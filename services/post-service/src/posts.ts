@@ -23,7 +23,7 @@ export interface PostDeps {
 
 export async function createPost(
   deps: PostDeps,
-  input: { authorId: string; body: string },
+  input: { authorId: string; body: string; trace?: { traceparent?: string; tracestate?: string } },
 ): Promise<{ post: Post; event: PostCreated }> {
   const post: Post = { id: randomUUID(), authorId: input.authorId, body: input.body, createdAt: deps.now() };
   const event: PostCreated = createEvent('post.created', {
@@ -31,7 +31,7 @@ export async function createPost(
     time: post.createdAt,
     data: { postId: post.id, authorId: post.authorId, body: post.body, createdAt: post.createdAt.toISOString() },
   });
-  await deps.store.insertWithEvent(post, toOutboxMessage(event));
+  await deps.store.insertWithEvent(post, toOutboxMessage(event, input.trace));
   deps.afterCommit();
   return { post, event };
 }

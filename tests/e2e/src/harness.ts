@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
+import { waitFor } from '@ripple/testing';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -95,16 +96,5 @@ export class TestClient {
 
   close(): void {
     this.socket.close();
-  }
-}
-
-/** Polls `probe` until it returns a value, or fails at the deadline. */
-export async function waitFor<T>(what: string, deadlineMs: number, probe: () => T | undefined): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
   }
 }

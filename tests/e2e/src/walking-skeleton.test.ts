@@ -102,6 +102,14 @@ test('a post created over HTTP should reach a WebSocket subscriber of its creato
   assert.equal((own.event as { id: string }).id, created.eventId);
 });
 
+test('post-service should expose the outbox backlog, oldest unsent age and publish latency', async () => {
+  const metrics = await (await fetch(`${postService.url}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(metrics)?.[1]);
+  assert.equal(value('outbox_backlog_rows'), 0, 'everything was published');
+  assert.equal(value('outbox_oldest_unsent_age_seconds'), 0);
+  assert.ok(value('outbox_publish_latency_seconds_count') >= 1, 'the post was measured');
+});
+
 test('the gateway should close a socket with a forged, alg:none, expired or missing token with 4001', async () => {
   const forged = await signAccessToken(jwtSecret('not-the-gateway-secret-at-all'), 'u1');
   const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger } from '@ripple/telemetry';
-import { createOutboxRelay } from './outbox.js';
-import type { OutboxRecord, OutboxStore } from './outbox.js';
-import type { EventProducer, OutgoingMessage } from './producer.js';
+import { waitUntil } from '@ripple/testing';
+import type { EventProducer, OutgoingMessage } from '@ripple/kafka';
+import { createOutboxRelay } from './relay.js';
+import type { OutboxRecord, OutboxStore } from './relay.js';
 
 const logger = createLogger('outbox-test', 'silent');
 
@@ -39,15 +40,8 @@ function flakyProducer(failures: number): EventProducer & { published: OutgoingM
   };
 }
 
-async function until(check: () => boolean): Promise<void> {
-  const end = Date.now() + 10_000;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met before the deadline');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 const row = (id: number): OutboxRecord => ({
+  createdAt: new Date(),
   id: String(id),
   topic: 'post.events.v1',
   key: `k${id}`,
@@ -68,7 +62,7 @@ test('outbox relay should keep rows unsent while Kafka fails and publish them in
     maxBackoffMs: 20,
   });
   relay.start();
-  await until(() => store.sent.size === 5);
+  await waitUntil('all rows sent', 10_000, () => store.sent.size === 5);
   await relay.stop();
   assert.deepEqual(
     producer.published.map((m) => m.key),
@@ -86,6 +80,6 @@ test('outbox relay should publish at once when woken instead of waiting for its 
   await new Promise((r) => setTimeout(r, 20));
   rows.push(row(1));
   relay.wake();
-  await until(() => producer.published.length === 1);
+  await waitUntil('the woken publish', 10_000, () => producer.published.length === 1);
   await relay.stop();
 });

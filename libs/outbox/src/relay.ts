@@ -1,5 +1,5 @@
 import type { Logger } from '@ripple/telemetry';
-import type { EventProducer } from './producer.js';
+import type { EventProducer } from '@ripple/kafka';
 
 export interface OutboxRecord {
   readonly id: string;
@@ -8,6 +8,8 @@ export interface OutboxRecord {
   readonly key: string;
   readonly value: string;
   readonly headers: Readonly<Record<string, string>>;
+  /** When the service committed the row. */
+  readonly createdAt: Date;
 }
 
 /** The service's outbox table, seen by the relay. */
@@ -30,8 +32,8 @@ export interface OutboxRelayOptions {
   readonly pollIntervalMs?: number;
   /** Upper bound of the backoff while Kafka or the database fails. */
   readonly maxBackoffMs?: number;
-  /** Called after each published batch (metrics). */
-  readonly onPublished?: (count: number) => void;
+  /** Called after each batch the broker acknowledged (metrics). */
+  readonly onPublished?: (rows: readonly OutboxRecord[]) => void;
 }
 
 export interface OutboxRelay {
@@ -75,6 +77,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     await opts.producer.send(
       rows.map((r) => ({ topic: opts.topicPrefix + r.topic, key: r.key, value: r.value, headers: r.headers })),
     );
+    opts.onPublished?.(rows);
   };
 
   async function run(): Promise<void> {
@@ -83,10 +86,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       try {
         const count = await opts.store.publishBatch(batchSize, publish);
         backoff = 100;
-        if (count > 0) {
-          opts.onPublished?.(count);
-          continue;
-        }
+        if (count > 0) continue;
         await sleep(pollIntervalMs);
       } catch (err) {
         opts.logger.warn({ err, retryInMs: backoff }, 'outbox relay could not publish; will retry');

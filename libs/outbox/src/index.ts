@@ -1,0 +1,7 @@
+export { createOutboxRelay } from './relay.js';
+export type { OutboxRecord, OutboxRelay, OutboxRelayOptions, OutboxStore } from './relay.js';
+export { PgOutboxStore } from './pg-store.js';
+export type { PgOutboxStoreOptions } from './pg-store.js';
+export { OUTBOX_CHANNEL, listenForOutbox } from './listener.js';
+export { startOutboxService } from './service.js';
+export type { OutboxService, OutboxServiceOptions } from './service.js';

@@ -1,0 +1,212 @@
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { dropDatabase, ensureDatabase } from '@ripple/db';
+import { createEvent, toOutboxMessage } from '@ripple/events';
+import { createEventProducer, createKafka, deleteTopics, ensureTopics } from '@ripple/kafka';
+import type { EventProducer, Kafka } from '@ripple/kafka';
+import { createLogger } from '@ripple/telemetry';
+import { runId, testDatabaseUrl, testInfra, waitUntil } from '@ripple/testing';
+import { PgOutboxStore, createOutboxRelay, listenForOutbox } from './index.js';
+import type { OutboxRelay } from './index.js';
+
+// The outbox against real PostgreSQL and Kafka: per-aggregate order with two relays at once, and
+// no lost or duplicated event when the broker process dies while the service keeps writing.
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const logger = createLogger('outbox-test', 'silent');
+const run = runId();
+
+/**
+ * A database of the test's own with the outbox table. Cleanups run in reverse order of
+ * registration when the test ends, so relays stop before their database goes.
+ */
+async function outboxDatabase(t: TestContext, name: string) {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  t.after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+  const databaseUrl = testDatabaseUrl(`ripple_test_${run}_${name}`);
+  await ensureDatabase(databaseUrl);
+  cleanups.push(() => dropDatabase(databaseUrl));
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 8 });
+  pool.on('error', () => undefined); // a relay's session ended by its lease is expected here
+  cleanups.push(() => pool.end());
+  await pool.query(readFileSync(join(ROOT, 'libs/outbox/sql/outbox.sql'), 'utf8'));
+  return { databaseUrl, pool, defer: (cleanup: () => Promise<unknown>) => cleanups.push(cleanup) };
+}
+
+function liked(postId: string, seq: number) {
+  return createEvent('post.liked', {
+    source: 'outbox-test',
+    data: { postId, postAuthorId: 'u1', userId: `u${seq}`, likeCount: seq, at: new Date().toISOString() },
+  });
+}
+
+/** Writes events the way a service does: each transaction appends rows to the outbox. */
+async function writeOutbox(pool: pg.Pool, topic: string, events: ReturnType<typeof liked>[]): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    for (const e of events) {
+      const m = toOutboxMessage(e);
+      await client.query(
+        'INSERT INTO outbox (event_id, topic, key, shard, value, headers) VALUES ($1, $2, $3, $4, $5, $6)',
+        [m.eventId, topic, m.key, m.shard, m.value, m.headers],
+      );
+    }
+    await client.query('COMMIT');
+  } finally {
+    client.release();
+  }
+}
+
+/** Everything on `topic`, from the beginning, as {id, key, seq}. */
+async function collect(kafka: Kafka, topic: string, defer: (cleanup: () => Promise<unknown>) => void) {
+  const seen: { id: string; key: string; seq: number }[] = [];
+  const consumer = kafka.consumer({ groupId: `test.${run}.${topic}.reader` });
+  await consumer.connect();
+  defer(() => consumer.disconnect());
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  await consumer.run({
+    eachMessage: ({ message }) => {
+      const event = JSON.parse(message.value?.toString() ?? '{}') as { id: string; data: { likeCount: number } };
+      seen.push({ id: event.id, key: message.key?.toString() ?? '', seq: event.data.likeCount });
+      return Promise.resolve();
+    },
+  });
+  return seen;
+}
+
+function assertExactlyOnceInOrder(seen: { id: string; key: string; seq: number }[], perKey: Map<string, number>): void {
+  assert.equal(new Set(seen.map((s) => s.id)).size, seen.length, 'no event arrives twice');
+  const total = [...perKey.values()].reduce((a, b) => a + b, 0);
+  assert.equal(seen.length, total, 'every event arrives');
+  for (const [key, count] of perKey) {
+    const seqs = seen.filter((s) => s.key === key).map((s) => s.seq);
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: count }, (_, i) => i + 1),
+      `order of ${key}`,
+    );
+  }
+}
+
+function relay(store: PgOutboxStore, producer: EventProducer, onCount: (n: number) => void): OutboxRelay {
+  const r = createOutboxRelay({
+    store,
+    producer,
+    topicPrefix: '',
+    logger,
+    batchSize: 25,
+    pollIntervalMs: 50,
+    maxBackoffMs: 500,
+    onPublished: (rows) => onCount(rows.length),
+  });
+  r.start();
+  return r;
+}
+
+test('two relays running at once should publish every event once, in per-aggregate order', async (t) => {
+  const { pool, defer } = await outboxDatabase(t, 'two_relays');
+  const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId: 'outbox-test', logger });
+  const topic = `test.${run}.two-relays`;
+  await ensureTopics(kafka, [{ topic, numPartitions: 4, replicationFactor: 1 }]);
+  defer(() => deleteTopics(kafka, [topic]));
+  const producers = [createEventProducer(kafka), createEventProducer(kafka)];
+  for (const p of producers) {
+    await p.connect();
+    defer(() => p.disconnect());
+  }
+  const counts = [0, 0];
+  const relays = producers.map((p, i) =>
+    relay(new PgOutboxStore(pool, { leaseMs: 30_000 }), p, (n) => (counts[i] = (counts[i] ?? 0) + n)),
+  );
+  defer(() => Promise.all(relays.map((r) => r.stop())));
+  const seen = await collect(kafka, topic, defer);
+
+  // 30 aggregates x 20 events, written by concurrent transactions while both relays run.
+  const perKey = new Map<string, number>();
+  const writers = Array.from({ length: 6 }, async (_, w) => {
+    for (let seq = 1; seq <= 20; seq++) {
+      const batch = Array.from({ length: 5 }, (_, k) => liked(`post-${w * 5 + k}`, seq));
+      await writeOutbox(pool, topic, batch);
+    }
+  });
+  await Promise.all(writers);
+  for (let k = 0; k < 30; k++) perKey.set(`post-${k}`, 20);
+
+  await waitUntil('600 events on the topic', 60_000, () => seen.length >= 600);
+  await new Promise((r) => setTimeout(r, 300)); // would a duplicate follow?
+  assertExactlyOnceInOrder(seen, perKey);
+  const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL');
+  assert.equal(rows[0]?.n, '0');
+  logger.info({ counts }, 'rows published per relay');
+});
+
+test('killing the Kafka broker while the service writes should lose and duplicate nothing', async (t) => {
+  const { pool, databaseUrl, defer } = await outboxDatabase(t, 'chaos');
+  // A broker of this test's own (other ports, other data), so killing it disturbs nobody.
+  const dataDir = mkdtempSync(join(tmpdir(), 'ripple-kafka-chaos-'));
+  const env = { ...process.env, KAFKA_DATA_DIR: dataDir, KAFKA_PORT: '19092', KAFKA_CONTROLLER_PORT: '19093' };
+  const kafkaScript = (cmd: string) => {
+    const result = spawnSync('bash', [join(ROOT, 'infra/kafka/kafka.sh'), cmd], { env, encoding: 'utf8' });
+    assert.equal(result.status, 0, `kafka.sh ${cmd}: ${result.stderr}`);
+  };
+  const killBroker = () => process.kill(-Number(readFileSync(join(dataDir, 'kafka.pid'), 'utf8')), 'SIGKILL');
+  kafkaScript('start');
+  defer(() => {
+    kafkaScript('stop');
+    rmSync(dataDir, { recursive: true, force: true });
+    return Promise.resolve();
+  });
+
+  const kafka = createKafka({ brokers: ['127.0.0.1:19092'], clientId: 'outbox-chaos', logger });
+  const topic = `test.${run}.chaos`;
+  await ensureTopics(kafka, [{ topic, numPartitions: 3, replicationFactor: 1 }]);
+  const producer = createEventProducer(kafka);
+  await producer.connect();
+  defer(() => producer.disconnect());
+  let published = 0;
+  const r = relay(new PgOutboxStore(pool, { leaseMs: 60_000 }), producer, (n) => (published += n));
+  const listener = listenForOutbox(databaseUrl, logger, () => r.wake());
+  defer(() => listener.stop());
+  defer(() => r.stop());
+
+  // 1,000 events across 50 aggregates, 20 per transaction, written at a steady pace.
+  const perKey = new Map<string, number>();
+  let written = 0;
+  const writer = (async () => {
+    for (let seq = 1; seq <= 20; seq++) {
+      for (let part = 0; part < 50; part += 20) {
+        const keys = Array.from({ length: Math.min(20, 50 - part) }, (_, k) => `agg-${part + k}`);
+        await writeOutbox(
+          pool,
+          topic,
+          keys.map((key) => liked(key, seq)),
+        );
+        written += keys.length;
+      }
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  })();
+  for (let k = 0; k < 50; k++) perKey.set(`agg-${k}`, 20);
+
+  await waitUntil('some events published', 30_000, () => published >= 150);
+  killBroker();
+  const publishedAtKill = published;
+  await waitUntil('the service to write while Kafka is down', 30_000, () => written >= publishedAtKill + 200);
+  kafkaScript('start');
+  await writer;
+  assert.equal(written, 1000);
+
+  const seen = await collect(kafka, topic, defer);
+  await waitUntil('1,000 events on the topic', 120_000, () => seen.length >= 1000);
+  await new Promise((res) => setTimeout(res, 500));
+  assertExactlyOnceInOrder(seen, perKey);
+});

@@ -1,0 +1,95 @@
+import pg from 'pg';
+import { Gauge, Histogram } from '@ripple/telemetry';
+import type { Logger, Registry } from '@ripple/telemetry';
+import type { EventProducer } from '@ripple/kafka';
+import { listenForOutbox } from './listener.js';
+import { PgOutboxStore } from './pg-store.js';
+import { createOutboxRelay } from './relay.js';
+
+export interface OutboxServiceOptions {
+  readonly databaseUrl: string;
+  readonly producer: EventProducer;
+  readonly topicPrefix: string;
+  readonly logger: Logger;
+  readonly metrics: Registry;
+  readonly batchSize: number;
+  readonly pollIntervalMs: number;
+  /** How long a relay may hold a shard while Kafka does not answer. */
+  readonly leaseMs: number;
+  /** Sent rows are deleted after this long. */
+  readonly retentionMs: number;
+}
+
+export interface OutboxService {
+  /** Publish now (in-process hint; other processes are woken by NOTIFY). */
+  wake(): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * The relay as a service runs it: PostgreSQL store, LISTEN/NOTIFY wake-ups with a polling
+ * fallback, retention clean-up, and the outbox metrics.
+ */
+export function startOutboxService(opts: OutboxServiceOptions): OutboxService {
+  const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 3 });
+  pool.on('error', (err) => opts.logger.warn({ err }, 'outbox pool connection error'));
+  const store = new PgOutboxStore(pool, { leaseMs: opts.leaseMs });
+
+  const latency = new Histogram({
+    name: 'outbox_publish_latency_seconds',
+    help: 'From the outbox row commit to the broker acknowledgement',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [opts.metrics],
+  });
+  const backlog = async () => store.backlog().catch(() => ({ count: Number.NaN, oldestAgeSeconds: Number.NaN }));
+  new Gauge({
+    name: 'outbox_backlog_rows',
+    help: 'Outbox rows not yet acknowledged by Kafka',
+    registers: [opts.metrics],
+    async collect() {
+      this.set((await backlog()).count);
+    },
+  });
+  new Gauge({
+    name: 'outbox_oldest_unsent_age_seconds',
+    help: 'Age of the oldest outbox row not yet acknowledged by Kafka (0 when none)',
+    registers: [opts.metrics],
+    async collect() {
+      this.set((await backlog()).oldestAgeSeconds);
+    },
+  });
+
+  const relay = createOutboxRelay({
+    store,
+    producer: opts.producer,
+    topicPrefix: opts.topicPrefix,
+    logger: opts.logger,
+    batchSize: opts.batchSize,
+    pollIntervalMs: opts.pollIntervalMs,
+    onPublished: (rows) => {
+      const now = Date.now();
+      for (const r of rows) latency.observe(Math.max(0, now - r.createdAt.getTime()) / 1000);
+    },
+  });
+  const listener = listenForOutbox(opts.databaseUrl, opts.logger, () => relay.wake());
+  const cleanup = setInterval(
+    () => {
+      store
+        .deleteSent(opts.retentionMs, 10_000)
+        .catch((err: unknown) => opts.logger.warn({ err }, 'outbox clean-up failed'));
+    },
+    Math.min(opts.retentionMs, 60_000),
+  );
+  cleanup.unref();
+  relay.start();
+
+  return {
+    wake: () => relay.wake(),
+    async stop() {
+      clearInterval(cleanup);
+      await listener.stop();
+      await relay.stop();
+      await pool.end();
+    },
+  };
+}

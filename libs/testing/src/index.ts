@@ -1,0 +1,45 @@
+import { randomUUID } from 'node:crypto';
+
+/** Polls `probe` until it returns something other than undefined, or fails at the deadline. */
+export async function waitFor<T>(
+  what: string,
+  deadlineMs: number,
+  probe: () => T | undefined | Promise<T | undefined>,
+): Promise<T> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Polls `check` until it is true, or fails at the deadline. */
+export async function waitUntil(
+  what: string,
+  deadlineMs: number,
+  check: () => boolean | Promise<boolean>,
+): Promise<void> {
+  await waitFor(what, deadlineMs, async () => ((await check()) ? true : undefined));
+}
+
+/** A short random id for names a test owns (topics, key prefixes, databases, groups). */
+export function runId(): string {
+  return randomUUID().replace(/-/g, '').slice(0, 10);
+}
+
+/** Where the test infrastructure is (scripts/run-tests.mjs sets these). */
+export const testInfra = {
+  kafkaBrokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
+  redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+  /** An admin URL: tests create and drop their own databases on this server. */
+  databaseUrl: process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
+};
+
+/** The URL of database `name` on the test PostgreSQL server. */
+export function testDatabaseUrl(name: string): string {
+  const url = new URL(testInfra.databaseUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
