@@ -15,7 +15,8 @@ CREATE TABLE "outbox" (
 );
 
 CREATE UNIQUE INDEX "outbox_event_id_key" ON "outbox"("event_id");
-CREATE INDEX "outbox_shard_sent_at_id_idx" ON "outbox"("shard", "sent_at", "id");
+-- Only unsent rows: the relay's queries stay fast however many sent rows are kept.
+CREATE INDEX "outbox_unsent_idx" ON "outbox"("shard", "id") WHERE "sent_at" IS NULL;
 CREATE INDEX "outbox_sent_at_id_idx" ON "outbox"("sent_at", "id");
 
 -- Wakes the relays (LISTEN ripple_outbox) once per inserting statement.

@@ -25,57 +25,50 @@ export interface PgOutboxStoreOptions {
 
 /**
  * The outbox seen by a relay. Rows are split into shards by a hash of their partition key. A
- * relay publishes a shard inside one transaction that holds the shard's advisory lock and locks
- * its rows (`FOR UPDATE SKIP LOCKED`); a second relay skips a shard that is taken. So relays
- * share the work, and one aggregate's rows are only ever published by one relay at a time, in
- * id order. A relay that dies or hangs loses its transaction, and with it the shard.
+ * relay publishes inside one transaction that holds the advisory locks of the shards it took and
+ * locks their rows (`FOR UPDATE SKIP LOCKED`); another relay skips shards that are taken. So
+ * relays share the work, and one aggregate's rows are only ever published by one relay at a
+ * time, in id order. A relay that dies or hangs loses its transaction (the lease bounds how long
+ * it may sit idle in it), and with it the shards.
  */
 export class PgOutboxStore implements OutboxStore {
   private readonly shards: number;
-  private nextShard: number;
 
   constructor(
     private readonly pool: Pool,
     private readonly opts: PgOutboxStoreOptions,
   ) {
     this.shards = opts.shards ?? OUTBOX_SHARDS;
-    this.nextShard = Math.floor(Math.random() * this.shards);
   }
 
-  /** Visits every shard once, starting where the last call stopped; publishes up to `limit` rows of each. */
+  /**
+   * In one transaction: takes every shard that has unsent rows and that no other relay holds,
+   * locks the oldest `limit` unsent rows of those shards in id order, publishes them in one
+   * request, and marks them sent. Resolves to the number of rows published.
+   */
   async publishBatch(limit: number, publish: (rows: readonly OutboxRecord[]) => Promise<void>): Promise<number> {
-    let published = 0;
-    for (let i = 0; i < this.shards; i++) {
-      const shard = (this.nextShard + i) % this.shards;
-      published += await this.publishShard(shard, limit, publish);
-    }
-    this.nextShard = (this.nextShard + 1) % this.shards;
-    return published;
-  }
-
-  private async publishShard(
-    shard: number,
-    limit: number,
-    publish: (rows: readonly OutboxRecord[]) => Promise<void>,
-  ): Promise<number> {
     const client = await this.pool.connect();
     let broken = false;
     try {
       await client.query('BEGIN');
       await client.query(`SET LOCAL idle_in_transaction_session_timeout = ${Math.ceil(this.opts.leaseMs)}`);
-      const lock = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1, $2) AS locked', [
-        SHARD_LOCK_CLASS,
-        shard,
-      ]);
-      if (lock.rows[0]?.locked !== true) {
+      // Takes every pending shard that no other relay holds right now (try-locks never wait).
+      const shards = await client.query<{ shard: number }>(
+        `SELECT shard FROM (SELECT DISTINCT shard FROM outbox WHERE sent_at IS NULL AND shard < $2) pending
+         WHERE pg_try_advisory_xact_lock($1, shard)`,
+        [SHARD_LOCK_CLASS, this.shards],
+      );
+      const taken = shards.rows.map((r) => r.shard);
+      if (taken.length === 0) {
         await client.query('ROLLBACK');
         return 0;
       }
+      // A prefix of the id order is, for every shard, that shard's oldest rows: order holds per key.
+      // ORDER BY the table's bigint column: the output column `id` is text and would sort "10" < "9".
       const { rows } = await client.query<Row>(
-        // ORDER BY the table's bigint column: the output column `id` is text and would sort "10" < "9".
         `SELECT outbox.id::text AS id, topic, key, value, headers, created_at FROM outbox
-         WHERE shard = $1 AND sent_at IS NULL ORDER BY outbox.id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-        [shard, limit],
+         WHERE shard = ANY($1::int[]) AND sent_at IS NULL ORDER BY outbox.id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+        [taken, limit],
       );
       if (rows.length === 0) {
         await client.query('ROLLBACK');

@@ -6,7 +6,8 @@ ALTER TABLE "outbox" ADD COLUMN "shard" INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE "outbox" ALTER COLUMN "shard" DROP DEFAULT;
 
 -- CreateIndex
-CREATE INDEX "outbox_shard_sent_at_id_idx" ON "outbox"("shard", "sent_at", "id");
+-- Only unsent rows: the relay's queries stay fast however many sent rows are kept.
+CREATE INDEX "outbox_unsent_idx" ON "outbox"("shard", "id") WHERE "sent_at" IS NULL;
 
 -- Wakes the relays (LISTEN ripple_outbox) once per inserting statement.
 CREATE FUNCTION "ripple_outbox_notify"() RETURNS trigger AS $$

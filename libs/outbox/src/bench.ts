@@ -1,0 +1,257 @@
+#!/usr/bin/env node
+// Outbox -> Kafka benchmark (not a test): `pnpm bench:outbox`. Real PostgreSQL and Kafka.
+//  - burst: N rows already committed, then R relays drain them: events/s.
+//  - steady: rows committed at a fixed rate while one relay runs (woken by LISTEN/NOTIFY):
+//    latency from the row's scheduled commit time to the broker's acknowledgement.
+// Prints one table, with the CPU seconds of this process, of Kafka and of PostgreSQL beside it.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { dropDatabase, ensureDatabase } from '@ripple/db';
+import { createEvent, toOutboxMessage } from '@ripple/events';
+import { createEventProducer, createKafka, deleteTopics, ensureTopics } from '@ripple/kafka';
+import type { EventProducer } from '@ripple/kafka';
+import { createLogger } from '@ripple/telemetry';
+import { PgOutboxStore, createOutboxRelay, listenForOutbox } from './index.js';
+
+const BURST_EVENTS = Number(process.env.BENCH_BURST_EVENTS ?? 20_000);
+const STEADY_RATE = Number(process.env.BENCH_STEADY_RATE ?? 1000);
+const STEADY_SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 10);
+const KEYS = 200;
+
+const logger = createLogger('bench-outbox', 'warn');
+const adminUrl = new URL(process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres');
+const run = Date.now().toString(36);
+const databaseUrl = new URL(adminUrl);
+databaseUrl.pathname = `/ripple_bench_${run}`;
+const topic = `bench.${run}.outbox`;
+const kafka = createKafka({
+  brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
+  clientId: 'bench',
+  logger,
+});
+
+function cpuSecondsOf(pattern: string): number {
+  let pids: string[] = [];
+  try {
+    pids = execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  } catch {
+    return Number.NaN;
+  }
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+      ticks += Number(fields[11]) + Number(fields[12]); // utime + stime
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return ticks / 100;
+}
+
+function cpuNow() {
+  const self = process.cpuUsage();
+  return {
+    self: (self.user + self.system) / 1e6,
+    kafka: cpuSecondsOf('kafka.Kafka'),
+    postgres: cpuSecondsOf('postgres'),
+  };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+function rowsFor(count: number, start: number) {
+  return Array.from({ length: count }, (_, i) => {
+    const n = start + i;
+    const event = createEvent('post.liked', {
+      source: 'bench',
+      data: {
+        postId: `post-${n % KEYS}`,
+        postAuthorId: 'u1',
+        userId: `u${n}`,
+        likeCount: n,
+        at: new Date().toISOString(),
+      },
+    });
+    return toOutboxMessage(event);
+  });
+}
+
+async function insert(pool: pg.Pool, messages: ReturnType<typeof rowsFor>): Promise<void> {
+  const values: unknown[] = [];
+  const tuples = messages.map((m, i) => {
+    values.push(m.eventId, topic, m.key, m.shard, m.value, m.headers);
+    const b = i * 6;
+    return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6})`;
+  });
+  await pool.query(
+    `INSERT INTO outbox (event_id, topic, key, shard, value, headers) VALUES ${tuples.join(', ')}`,
+    values,
+  );
+}
+
+interface Row {
+  scenario: string;
+  relays: number;
+  events: number;
+  eventsPerSecond: number;
+  p50: number;
+  p99: number;
+  max: number;
+  cpu: { self: number; kafka: number; postgres: number };
+  rssMb: number;
+}
+
+async function burst(pool: pg.Pool, producers: EventProducer[], relays: number): Promise<Row> {
+  for (let i = 0; i < BURST_EVENTS; i += 500) await insert(pool, rowsFor(Math.min(500, BURST_EVENTS - i), i));
+  let published = 0;
+  const before = cpuNow();
+  const started = performance.now();
+  const running = producers.slice(0, relays).map((producer) => {
+    const relay = createOutboxRelay({
+      store: new PgOutboxStore(pool, { leaseMs: 30_000 }),
+      producer,
+      topicPrefix: '',
+      logger,
+      batchSize: 500,
+      pollIntervalMs: 50,
+      onPublished: (rows) => (published += rows.length),
+    });
+    relay.start();
+    return relay;
+  });
+  while (published < BURST_EVENTS) await new Promise((r) => setTimeout(r, 5));
+  const seconds = (performance.now() - started) / 1000;
+  await Promise.all(running.map((r) => r.stop()));
+  const after = cpuNow();
+  return {
+    scenario: 'burst (drain backlog)',
+    relays,
+    events: published,
+    eventsPerSecond: published / seconds,
+    p50: Number.NaN,
+    p99: Number.NaN,
+    max: Number.NaN,
+    cpu: {
+      self: after.self - before.self,
+      kafka: after.kafka - before.kafka,
+      postgres: after.postgres - before.postgres,
+    },
+    rssMb: process.memoryUsage().rss / 2 ** 20,
+  };
+}
+
+async function steady(pool: pg.Pool, producer: EventProducer): Promise<Row> {
+  const scheduled = new Map<string, number>();
+  const latencies: number[] = [];
+  const relay = createOutboxRelay({
+    store: new PgOutboxStore(pool, { leaseMs: 30_000 }),
+    producer,
+    topicPrefix: '',
+    logger,
+    batchSize: 500,
+    pollIntervalMs: 1000,
+    onPublished: (rows) => {
+      const now = performance.now();
+      for (const r of rows) {
+        const id = r.headers.ce_id;
+        const at = id === undefined ? undefined : scheduled.get(id);
+        if (at !== undefined) latencies.push(now - at);
+      }
+    },
+  });
+  const listener = listenForOutbox(databaseUrl.toString(), logger, () => relay.wake());
+  relay.start();
+  const before = cpuNow();
+  const tickMs = 10;
+  const perTick = Math.max(1, Math.round((STEADY_RATE * tickMs) / 1000));
+  const ticks = Math.round((STEADY_SECONDS * 1000) / tickMs);
+  const start = performance.now();
+  let n = 1_000_000;
+  for (let t = 0; t < ticks; t++) {
+    const due = start + t * tickMs;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const rows = rowsFor(perTick, n);
+    n += perTick;
+    // Stamp the scheduled time, so a writer that falls behind shows up as latency.
+    for (const m of rows) scheduled.set(m.eventId, due);
+    await insert(pool, rows);
+  }
+  const total = ticks * perTick;
+  while (latencies.length < total) await new Promise((r) => setTimeout(r, 5));
+  const seconds = (performance.now() - start) / 1000;
+  await listener.stop();
+  await relay.stop();
+  const after = cpuNow();
+  const sorted = latencies.sort((a, b) => a - b);
+  return {
+    scenario: `steady ${STEADY_RATE}/s for ${STEADY_SECONDS}s`,
+    relays: 1,
+    events: total,
+    eventsPerSecond: total / seconds,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    max: sorted[sorted.length - 1] ?? Number.NaN,
+    cpu: {
+      self: after.self - before.self,
+      kafka: after.kafka - before.kafka,
+      postgres: after.postgres - before.postgres,
+    },
+    rssMb: process.memoryUsage().rss / 2 ** 20,
+  };
+}
+
+function print(rows: Row[]): void {
+  const ms = (v: number) => (Number.isNaN(v) ? '-' : v.toFixed(1));
+  const header = [
+    'scenario',
+    'relays',
+    'events',
+    'events/s',
+    'p50 ms',
+    'p99 ms',
+    'max ms',
+    'CPU s bench/kafka/pg',
+    'RSS MB',
+  ];
+  const lines = rows.map((r) => [
+    r.scenario,
+    String(r.relays),
+    String(r.events),
+    r.eventsPerSecond.toFixed(0),
+    ms(r.p50),
+    ms(r.p99),
+    ms(r.max),
+    `${r.cpu.self.toFixed(1)}/${r.cpu.kafka.toFixed(1)}/${r.cpu.postgres.toFixed(1)}`,
+    r.rssMb.toFixed(0),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]?.length ?? 0)));
+  const fmt = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  process.stdout.write(`${[fmt(header), fmt(widths.map((w) => '-'.repeat(w))), ...lines.map(fmt)].join('\n')}\n`);
+}
+
+await ensureDatabase(databaseUrl.toString());
+const pool = new pg.Pool({ connectionString: databaseUrl.toString(), max: 8 });
+try {
+  const sql = readFileSync(fileURLToPath(new URL('../sql/outbox.sql', import.meta.url)), 'utf8');
+  await pool.query(sql);
+  await ensureTopics(kafka, [{ topic, numPartitions: 6, replicationFactor: 1 }]);
+  const producers = [createEventProducer(kafka), createEventProducer(kafka)];
+  for (const p of producers) await p.connect();
+  const results: Row[] = [];
+  results.push(await burst(pool, producers, 1));
+  results.push(await burst(pool, producers, 2));
+  results.push(await steady(pool, producers[0] as EventProducer));
+  for (const p of producers) await p.disconnect();
+  process.stdout.write(`\nOutbox -> Kafka (${KEYS} aggregates, 6 partitions, acks=all, idempotent producer)\n`);
+  print(results);
+} finally {
+  await pool.end();
+  await dropDatabase(databaseUrl.toString());
+  await deleteTopics(kafka, [topic]);
+}
