@@ -1,4 +1,6 @@
 import { RippleError } from '@ripple/errors';
+import { verifySubscriptionToken } from './tokens.js';
+import type { JwtSecret } from './tokens.js';
 
 /** The channel namespaces of DESIGN.md §4. */
 export type ChannelKind = 'user' | 'post' | 'creator' | 'chat';
@@ -17,11 +19,16 @@ export function parseChannel(channel: string): ParsedChannel | undefined {
 }
 
 /**
- * Decides whether `userId` may subscribe to `channel` without a subscription token.
+ * Decides whether `userId` may subscribe to `channel`.
  * `user:` is private to its user; `post:` and `creator:` are open to any authenticated user;
- * `chat:` always needs a membership token signed by chat-service, checked elsewhere.
+ * `chat:` needs a subscription token that chat-service signed for this user and room.
  */
-export function authorizeChannel(userId: string, channel: string): ParsedChannel {
+export async function authorizeChannel(
+  secret: JwtSecret,
+  userId: string,
+  channel: string,
+  subscriptionToken: string | undefined,
+): Promise<ParsedChannel> {
   const parsed = parseChannel(channel);
   if (!parsed) {
     throw new RippleError('GW_CHANNEL_INVALID', `"${channel}" is not a channel name (user:, post:, creator:, chat:)`, {
@@ -38,8 +45,12 @@ export function authorizeChannel(userId: string, channel: string): ParsedChannel
     case 'creator':
       return parsed;
     case 'chat':
-      throw new RippleError('GW_SUBSCRIBE_FORBIDDEN', 'chat channels need a membership token from chat-service', {
-        status: 403,
-      });
+      if (subscriptionToken === undefined) {
+        throw new RippleError('GW_SUBSCRIBE_FORBIDDEN', 'chat channels need a subscription token from chat-service', {
+          status: 403,
+        });
+      }
+      await verifySubscriptionToken(secret, subscriptionToken, userId, channel);
+      return parsed;
   }
 }

@@ -4,7 +4,9 @@ export {
   jwtSecret,
   resolveJwtSecret,
   signAccessToken,
+  signSubscriptionToken,
   verifyAccessToken,
+  verifySubscriptionToken,
 } from './tokens.js';
 export type { AccessClaims, JwtSecret } from './tokens.js';
 export { authorizeChannel, parseChannel } from './channels.js';

@@ -1,7 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RippleError } from '@ripple/errors';
-import { authorizeChannel, extractBearerToken, jwtSecret, signAccessToken, verifyAccessToken } from './index.js';
+import {
+  authorizeChannel,
+  extractBearerToken,
+  jwtSecret,
+  signAccessToken,
+  signSubscriptionToken,
+  verifyAccessToken,
+} from './index.js';
 
 const secret = jwtSecret('test-secret-that-is-long-enough');
 
@@ -48,20 +55,29 @@ test('extractBearerToken should read the header first, then the query', () => {
   assert.equal(extractBearerToken(undefined, ''), undefined);
 });
 
-test('authorizeChannel should keep user channels private and open creator and post channels', () => {
-  assert.equal(authorizeChannel('u1', 'user:u1').kind, 'user');
-  assert.equal(authorizeChannel('u1', 'creator:u2').kind, 'creator');
-  assert.equal(authorizeChannel('u1', 'post:p9').kind, 'post');
-  const codeOf = (channel: string): string => {
+test('authorizeChannel should keep user channels private, open creator and post channels, and guard chat channels', async () => {
+  assert.equal((await authorizeChannel(secret, 'u1', 'user:u1', undefined)).kind, 'user');
+  assert.equal((await authorizeChannel(secret, 'u1', 'creator:u2', undefined)).kind, 'creator');
+  assert.equal((await authorizeChannel(secret, 'u1', 'post:p9', undefined)).kind, 'post');
+  const good = await signSubscriptionToken(secret, 'u1', 'chat:r1');
+  assert.equal((await authorizeChannel(secret, 'u1', 'chat:r1', good)).kind, 'chat');
+  const codeOf = async (channel: string, token?: string): Promise<string> => {
     try {
-      authorizeChannel('u1', channel);
+      await authorizeChannel(secret, 'u1', channel, token);
       return 'allowed';
     } catch (err) {
       return err instanceof RippleError ? err.code : 'unexpected';
     }
   };
-  assert.equal(codeOf('user:u2'), 'GW_SUBSCRIBE_FORBIDDEN');
-  assert.equal(codeOf('chat:r1'), 'GW_SUBSCRIBE_FORBIDDEN');
-  assert.equal(codeOf('nope'), 'GW_CHANNEL_INVALID');
-  assert.equal(codeOf('creator:'), 'GW_CHANNEL_INVALID');
+  assert.equal(await codeOf('user:u2'), 'GW_SUBSCRIBE_FORBIDDEN');
+  assert.equal(await codeOf('chat:r1'), 'GW_SUBSCRIBE_FORBIDDEN');
+  assert.equal(await codeOf('chat:r2', good), 'GW_SUBSCRIBE_FORBIDDEN', 'token of another room');
+  assert.equal(await codeOf('chat:r1', await signSubscriptionToken(secret, 'u2', 'chat:r1')), 'GW_SUBSCRIBE_FORBIDDEN');
+  assert.equal(
+    await codeOf('chat:r1', await signAccessToken(secret, 'u1')),
+    'GW_SUBSCRIBE_FORBIDDEN',
+    'an access token',
+  );
+  assert.equal(await codeOf('nope'), 'GW_CHANNEL_INVALID');
+  assert.equal(await codeOf('creator:'), 'GW_CHANNEL_INVALID');
 });

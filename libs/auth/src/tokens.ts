@@ -83,3 +83,31 @@ export function extractBearerToken(authorization: string | undefined, queryToken
   }
   return queryToken === '' ? undefined : queryToken;
 }
+
+const SUBSCRIPTION_TYPE = 'subscription';
+
+/** A short-lived token by which chat-service proves that `sub` may read `channel`. */
+export async function signSubscriptionToken(
+  secret: JwtSecret,
+  sub: string,
+  channel: string,
+  ttlSeconds = 300,
+): Promise<string> {
+  return signAccessToken(secret, sub, { ttlSeconds, extra: { channel, typ: SUBSCRIPTION_TYPE } });
+}
+
+/** Checks a subscription token for this user and channel; throws GW_SUBSCRIBE_FORBIDDEN otherwise. */
+export async function verifySubscriptionToken(
+  secret: JwtSecret,
+  token: string,
+  sub: string,
+  channel: string,
+): Promise<void> {
+  try {
+    const { payload } = await jwtVerify(token, secret, { algorithms: ALGORITHMS, requiredClaims: ['sub', 'exp'] });
+    if (payload.typ === SUBSCRIPTION_TYPE && payload.sub === sub && payload.channel === channel) return;
+  } catch {
+    // fall through: any failure is the same answer
+  }
+  throw new RippleError('GW_SUBSCRIBE_FORBIDDEN', `no valid subscription token for ${channel}`, { status: 403 });
+}

@@ -53,6 +53,7 @@ export function serviceShell(opts: {
   metrics: Registry;
   checks: Record<string, ReadinessCheck>;
   bodyLimit?: number;
+  isDraining?: () => boolean;
 }): FastifyInstance {
   const app = Fastify({
     loggerInstance: opts.logger,
@@ -60,6 +61,10 @@ export function serviceShell(opts: {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   });
   installErrorHandling(app);
-  installOperationalRoutes(app, { checks: opts.checks, metrics: opts.metrics });
+  installOperationalRoutes(app, {
+    checks: opts.checks,
+    metrics: opts.metrics,
+    ...(opts.isDraining && { isDraining: opts.isDraining }),
+  });
   return app;
 }

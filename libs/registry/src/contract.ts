@@ -1,35 +1,125 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { NodeRegistry } from './nodes.js';
+import type { Directory } from './directory.js';
+import type { History } from './history.js';
 
 /**
- * The NodeRegistry contract, run against every implementation. `make` returns a fresh, empty
- * registry and registers its own cleanup; `waitPastTtl` lets `ms` of registry time pass.
+ * The Directory contract, run against every implementation. `make(nodeId)` returns a directory
+ * for that node over one fresh, shared store; `expire()` lets every lease run out.
  */
-export function nodeRegistryContract(
+export function directoryContract(
   name: string,
-  make: () => Promise<{ registry: NodeRegistry; waitPastTtl: (ms: number) => Promise<void> }>,
+  make: () => Promise<{ forNode: (nodeId: string) => Directory; expire: () => Promise<void> }>,
 ): void {
-  test(`${name}: registry should list nodes that heartbeat`, async () => {
-    const { registry } = await make();
-    await registry.heartbeat('b', 10_000);
-    await registry.heartbeat('a', 10_000);
-    assert.deepEqual(await registry.liveNodes(), ['a', 'b']);
+  const none = { channels: [], connections: [] };
+
+  test(`${name}: directory should list the live nodes and forget one that left`, async () => {
+    const { forNode } = await make();
+    await forNode('b').refresh(none);
+    await forNode('a').refresh(none);
+    assert.deepEqual(await forNode('a').liveNodes(), ['a', 'b']);
+    await forNode('a').leave(none);
+    assert.deepEqual(await forNode('b').liveNodes(), ['b']);
   });
 
-  test(`${name}: registry should forget a node that left`, async () => {
-    const { registry } = await make();
-    await registry.heartbeat('a', 10_000);
-    await registry.heartbeat('b', 10_000);
-    await registry.leave('a');
-    assert.deepEqual(await registry.liveNodes(), ['b']);
+  test(`${name}: directory should map a channel to the nodes holding its subscribers`, async () => {
+    const { forNode } = await make();
+    await forNode('a').addChannel('a', 'creator:u1');
+    await forNode('b').addChannel('b', 'creator:u1');
+    await forNode('b').addChannel('b', 'post:p1');
+    assert.deepEqual(await forNode('a').nodesFor('creator:u1'), ['a', 'b']);
+    await forNode('a').removeChannel('a', 'creator:u1');
+    assert.deepEqual(await forNode('a').nodesFor('creator:u1'), ['b']);
+    assert.deepEqual(await forNode('a').nodesFor('post:p1'), ['b']);
+    assert.deepEqual(await forNode('a').nodesFor('post:none'), []);
   });
 
-  test(`${name}: registry should forget a node whose heartbeat stopped`, async () => {
-    const { registry, waitPastTtl } = await make();
-    await registry.heartbeat('short', 50);
-    await registry.heartbeat('long', 60_000);
-    await waitPastTtl(50);
-    assert.deepEqual(await registry.liveNodes(), ['long']);
+  test(`${name}: directory should tell when a user comes online and goes offline`, async () => {
+    const { forNode } = await make();
+    const a = forNode('a');
+    assert.equal(await a.connect('u1', 'c1'), true);
+    assert.equal(await a.connect('u1', 'c2'), false);
+    assert.deepEqual(await a.connectionsOf('u1'), ['c1', 'c2']);
+    assert.equal(await a.disconnect('u1', 'c1'), false);
+    assert.equal(await a.disconnect('u1', 'c2'), true);
+    assert.deepEqual(await a.connectionsOf('u1'), []);
+  });
+
+  test(`${name}: directory should forget everything of a node whose heartbeat stopped, and refill on refresh`, async () => {
+    const { forNode, expire } = await make();
+    const holdings = { channels: ['creator:u9'], connections: [{ userId: 'u9', connectionId: 'c9' }] };
+    await forNode('dead').refresh(holdings);
+    assert.deepEqual(await forNode('x').nodesFor('creator:u9'), ['dead']);
+    await expire();
+    assert.deepEqual(await forNode('x').liveNodes(), []);
+    assert.deepEqual(await forNode('x').nodesFor('creator:u9'), []);
+    assert.deepEqual(await forNode('x').connectionsOf('u9'), []);
+    // A live node renews what it holds, e.g. after Redis restarted empty.
+    await forNode('alive').refresh({ ...holdings, connections: [{ userId: 'u9', connectionId: 'c10' }] });
+    assert.deepEqual(await forNode('x').nodesFor('creator:u9'), ['alive']);
+    assert.deepEqual(await forNode('x').connectionsOf('u9'), ['c10']);
+  });
+}
+
+/**
+ * The History contract. `make(maxLength)` returns a fresh history keeping about `maxLength`
+ * entries per channel, and `lose(channel)` drops a channel's history as a Redis restart would.
+ */
+export function historyContract(
+  name: string,
+  make: (maxLength: number) => Promise<{ history: History; lose: (channel: string) => Promise<void> }>,
+): void {
+  test(`${name}: history should replay everything after a position, in order`, async () => {
+    const { history } = await make(1000);
+    const start = await history.position('creator:u1');
+    assert.equal(start.offset, '0-0');
+    const appended = [];
+    for (let i = 0; i < 5; i++) appended.push(await history.append('creator:u1', `e${i}`));
+    assert.ok(
+      appended.every((p) => p.epoch === start.epoch),
+      'one epoch',
+    );
+    const fromStart = await history.since('creator:u1', start, 100);
+    assert.equal(fromStart.recovered, true);
+    assert.deepEqual(
+      fromStart.entries.map((e) => e.payload),
+      ['e0', 'e1', 'e2', 'e3', 'e4'],
+    );
+    assert.deepEqual(
+      fromStart.entries.map((e) => e.offset),
+      appended.map((p) => p.offset),
+    );
+    const fromMiddle = await history.since('creator:u1', appended[2] ?? start, 100);
+    assert.deepEqual(
+      fromMiddle.entries.map((e) => e.payload),
+      ['e3', 'e4'],
+    );
+    assert.deepEqual(fromMiddle.position, appended[4]);
+    const upToDate = await history.since('creator:u1', appended[4] ?? start, 100);
+    assert.deepEqual([upToDate.recovered, upToDate.entries.length], [true, 0]);
+    assert.deepEqual(await history.position('creator:u1'), appended[4]);
+  });
+
+  test(`${name}: history should refuse to recover across an epoch change`, async () => {
+    const { history, lose } = await make(1000);
+    const first = await history.append('post:p1', 'a');
+    await lose('post:p1');
+    const next = await history.append('post:p1', 'b');
+    assert.notEqual(next.epoch, first.epoch);
+    const attempt = await history.since('post:p1', first, 100);
+    assert.equal(attempt.recovered, false);
+    assert.equal(attempt.position.epoch, next.epoch);
+  });
+
+  test(`${name}: history should refuse to recover what was trimmed or what exceeds the limit`, async () => {
+    const { history } = await make(10);
+    const first = await history.append('post:p2', 'x0');
+    for (let i = 1; i < 300; i++) await history.append('post:p2', `x${i}`);
+    assert.equal((await history.since('post:p2', first, 1000)).recovered, false, 'trimmed');
+    const late = await history.position('post:p2');
+    await history.append('post:p2', 'y1');
+    await history.append('post:p2', 'y2');
+    assert.equal((await history.since('post:p2', late, 1)).recovered, false, 'over the limit');
+    assert.equal((await history.since('post:p2', late, 2)).recovered, true);
   });
 }

@@ -1,9 +1,8 @@
 import { after } from 'node:test';
-import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { testInfra, waitUntil } from '@ripple/testing';
-import { RedisNodeRegistry } from './index.js';
-import { nodeRegistryContract } from './contract.js';
+import { runId, testInfra } from '@ripple/testing';
+import { LeasedDirectory, RedisHistory, RedisLeasedSets } from './index.js';
+import { directoryContract, historyContract } from './contract.js';
 
 const redis = new Redis(testInfra.redisUrl);
 const prefixes: string[] = [];
@@ -16,14 +15,29 @@ after(async () => {
   redis.disconnect();
 });
 
-nodeRegistryContract('redis', () => {
-  const prefix = `test:${randomUUID()}:`;
-  prefixes.push(prefix);
-  const registry = new RedisNodeRegistry(redis, prefix);
+function prefix(): string {
+  const p = `test:${runId()}:`;
+  prefixes.push(p);
+  return p;
+}
+
+directoryContract('redis', () => {
+  const p = prefix();
+  const leaseMs = 300;
+  const sets = new RedisLeasedSets(redis);
   return Promise.resolve({
-    registry,
-    // Real Redis time passes: wait until the short lease is gone (or fail at the deadline).
-    waitPastTtl: (ms: number) =>
-      waitUntil('the short lease to expire', ms + 2000, async () => !(await registry.liveNodes()).includes('short')),
+    forNode: (nodeId: string) => new LeasedDirectory(sets, p, nodeId, leaseMs),
+    // Real Redis time has to pass for leases to run out.
+    expire: () => new Promise<void>((resolve) => setTimeout(resolve, leaseMs + 50)),
+  });
+});
+
+historyContract('redis', (maxLength) => {
+  const p = prefix();
+  return Promise.resolve({
+    history: new RedisHistory(redis, p, { maxLength, ttlMs: 60_000 }),
+    lose: async (channel: string) => {
+      await redis.del(`${p}history:{${channel}}`, `${p}history-meta:{${channel}}`);
+    },
   });
 });

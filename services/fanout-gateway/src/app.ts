@@ -8,23 +8,25 @@ import { isRippleError } from '@ripple/errors';
 import { serviceShell } from '@ripple/http';
 import type { ReadinessCheck } from '@ripple/http';
 import type { Registry } from '@ripple/telemetry';
-import type { LocalHub } from './hub.js';
+import type { Connections } from './connections.js';
 import type { GatewayMetrics } from './metrics.js';
 import { CloseCodes, frameText } from './protocol.js';
 import { Session } from './session.js';
 import type { SessionLimits } from './session.js';
+import { installSse } from './sse.js';
+import type { SubscriptionDeps } from './subscriptions.js';
 
-export interface GatewayAppDeps {
-  readonly nodeId: string;
-  readonly hub: LocalHub;
-  readonly sessions: Set<Session>;
+export interface GatewayAppDeps extends SubscriptionDeps {
+  readonly connections: Connections;
   readonly jwtSecret: JwtSecret;
   readonly logger: FastifyBaseLogger;
   readonly registry: Registry;
   readonly metrics: GatewayMetrics;
   readonly checks: Record<string, ReadinessCheck>;
   readonly limits: SessionLimits & { readonly maxPayloadBytes: number };
-  readonly heartbeatMs: number;
+  /** The server pings every socket this often; a socket that missed the previous pong is dropped. */
+  readonly pingIntervalMs: number;
+  readonly isDraining: () => boolean;
 }
 
 function tokenOf(request: FastifyRequest): string | undefined {
@@ -36,58 +38,111 @@ function tokenOf(request: FastifyRequest): string | undefined {
 }
 
 export async function buildApp(deps: GatewayAppDeps): Promise<FastifyInstance> {
-  const app = serviceShell({ logger: deps.logger, metrics: deps.registry, checks: deps.checks });
+  const app = serviceShell({
+    logger: deps.logger,
+    metrics: deps.registry,
+    checks: deps.checks,
+    isDraining: deps.isDraining,
+  });
   await app.register(websocket, { options: { maxPayload: deps.limits.maxPayloadBytes } });
+  installSse(app, {
+    ...deps,
+    maxSubscriptions: deps.limits.maxSubscriptions,
+    sendBufferBytes: deps.limits.sendBufferBytes,
+    keepAliveMs: deps.pingIntervalMs,
+  });
 
   app.get('/ws', { websocket: true }, (socket: WebSocket, request) => {
+    if (deps.isDraining()) {
+      socket.close(CloseCodes.goingAway, 'node draining');
+      return;
+    }
     // Frames that arrive while the token is being verified wait here, in order.
     const early: string[] = [];
     let session: Session | undefined;
+    let alive = true;
+    socket.on('pong', () => (alive = true));
+    const pinger = setInterval(() => {
+      if (!alive) {
+        socket.terminate();
+        return;
+      }
+      alive = false;
+      socket.ping();
+    }, deps.pingIntervalMs);
     socket.on('message', (data, isBinary) => {
-      const text = isBinary ? undefined : frameText(data);
-      if (text === undefined) {
+      if (isBinary) {
         deps.metrics.errors.inc({ code: 'GW_BINARY_FRAME' });
         socket.send(JSON.stringify({ op: 'error', code: 'GW_BINARY_FRAME', message: 'send JSON text frames' }));
         return;
       }
-      if (session) session.handleText(text);
+      const text = frameText(data);
+      if (session) session.receive(text);
       else early.push(text);
     });
     socket.on('close', () => {
-      if (session) {
-        session.release();
-        deps.sessions.delete(session);
-      }
+      clearInterval(pinger);
+      void session?.release();
     });
 
     const token = tokenOf(request);
     const verified =
       token === undefined ? Promise.reject(new Error('no token')) : verifyAccessToken(deps.jwtSecret, token);
-    verified.then(
-      (claims) => {
+    verified
+      .then(async (claims) => {
         if (socket.readyState !== socket.OPEN) return;
-        const s = new Session(randomUUID(), claims, socket, deps.hub, deps.limits, {
-          onError: (code) => deps.metrics.errors.inc({ code }),
-          onSlowConsumer: () => deps.metrics.slowConsumerCloses.inc(),
+        const s = new Session(randomUUID(), claims, socket, {
+          ...deps,
+          hooks: {
+            onError: (code) => deps.metrics.errors.inc({ code }),
+            onSlowConsumer: () => deps.metrics.slowConsumerCloses.inc(),
+            onClosed: (closed) => void deps.connections.remove(connectionOf(closed)),
+          },
         });
         session = s;
-        deps.sessions.add(s);
-        s.join(`user:${claims.sub}`);
+        await deps.connections.add(connectionOf(s));
+        await s.joinOwnChannel();
         s.reply({
           op: 'welcome',
           connectionId: s.id,
           node: deps.nodeId,
           user: claims.sub,
-          heartbeatMs: deps.heartbeatMs,
+          heartbeatMs: deps.pingIntervalMs,
         });
-        for (const text of early.splice(0)) s.handleText(text);
-      },
-      (err: unknown) => {
+        for (const text of early.splice(0)) s.receive(text);
+      })
+      .catch((err: unknown) => {
         const code = isRippleError(err) ? err.code : 'AUTH_TOKEN_MISSING';
         deps.metrics.errors.inc({ code });
-        socket.close(CloseCodes.unauthorized, code);
-      },
-    );
+        if (session) {
+          deps.logger.error({ err }, 'connection set-up failed');
+          session.close(1011, 'GW_INTERNAL');
+        } else socket.close(CloseCodes.unauthorized, code);
+      });
   });
   return app;
+}
+
+const connectionViews = new WeakMap<Session, ReturnType<typeof makeConnection>>();
+
+function makeConnection(session: Session) {
+  return {
+    id: session.id,
+    userId: session.user.sub,
+    channels: () => session.subscriptions.names(),
+    moveAway: () => {
+      session.reply({ op: 'reconnect', reason: 'node draining' });
+      session.close(CloseCodes.goingAway, 'node draining');
+    },
+  };
+}
+
+/** One Connection view per session, so add and remove see the same object. */
+function connectionOf(session: Session) {
+  let view = connectionViews.get(session);
+  if (!view) {
+    view = makeConnection(session);
+    connectionViews.set(session, view);
+  }
+  return view;
 }

@@ -22,8 +22,24 @@ export const GatewayEnv = Type.Object({
   /** Bytes queued to one socket before it is closed as a slow consumer (4009). */
   WS_SEND_BUFFER_BYTES: Type.Integer({ default: 1024 * 1024, minimum: 1024 }),
   WS_MAX_SUBSCRIPTIONS: Type.Integer({ default: 128, minimum: 1 }),
-  /** How often the node renews its registry lease; the lease lasts three intervals. */
+  /** Sustained inbound frames per second per connection, and the burst above it. */
+  WS_RATE_PER_SEC: Type.Number({ default: 20, exclusiveMinimum: 0 }),
+  WS_RATE_BURST: Type.Integer({ default: 50, minimum: 1 }),
+  /** Rate-limited frames tolerated within 10 s before the socket is closed with 4008. */
+  WS_ABUSE_LIMIT: Type.Integer({ default: 20, minimum: 1 }),
+  /** The server pings each socket this often (and SSE sends a keep-alive); a silent peer is dropped. */
+  WS_PING_INTERVAL_MS: Type.Integer({ default: 25_000, minimum: 100 }),
+  /** How long before a token expires the client gets `refresh_required`. */
+  TOKEN_REFRESH_WINDOW_MS: Type.Integer({ default: 30_000, minimum: 0 }),
+  /** How often the node renews its registry leases; a lease lasts three intervals. */
   REGISTRY_HEARTBEAT_MS: Type.Integer({ default: 5000, minimum: 100 }),
+  /** Events kept per channel for recovery (approximately), and how long after the last event. */
+  HISTORY_SIZE: Type.Integer({ default: 1000, minimum: 10 }),
+  HISTORY_TTL_MS: Type.Integer({ default: 3_600_000, minimum: 1000 }),
+  /** Most events replayed on one subscribe; a longer gap is answered with recovered: false. */
+  HISTORY_RECOVERY_LIMIT: Type.Integer({ default: 1000, minimum: 1 }),
+  /** On SIGTERM, clients are told to reconnect spread over this window. */
+  DRAIN_WINDOW_MS: Type.Integer({ default: 10_000, minimum: 0 }),
 });
 
 export type GatewayConfig = ReturnType<typeof loadGatewayConfig>;

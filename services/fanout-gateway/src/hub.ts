@@ -1,7 +1,7 @@
-/** Something that receives serialised frames: a WebSocket session on this node. */
+/** Something that receives serialised event frames: a WebSocket or SSE session on this node. */
 export interface Subscriber {
-  /** Queues one text frame; never throws. */
-  send(frame: string): void;
+  /** Queues one event frame of `channel` at `offset`; never throws. */
+  deliver(channel: string, offset: string, frame: string): void;
 }
 
 /** The channel subscriptions held by this node's sockets. Single node by design. */
@@ -9,33 +9,36 @@ export class LocalHub {
   private readonly channels = new Map<string, Set<Subscriber>>();
   private subscriptions = 0;
 
-  /** Returns false when the subscriber already had the channel. */
+  /** Returns true when this is the channel's first subscriber on this node. */
   subscribe(channel: string, subscriber: Subscriber): boolean {
     let set = this.channels.get(channel);
+    const first = set === undefined;
     if (!set) {
       set = new Set();
       this.channels.set(channel, set);
     }
-    if (set.has(subscriber)) return false;
-    set.add(subscriber);
-    this.subscriptions += 1;
-    return true;
+    if (!set.has(subscriber)) {
+      set.add(subscriber);
+      this.subscriptions += 1;
+    }
+    return first;
   }
 
-  /** Returns false when the subscriber did not have the channel. */
+  /** Returns true when the channel has no subscriber left on this node. */
   unsubscribe(channel: string, subscriber: Subscriber): boolean {
     const set = this.channels.get(channel);
     if (!set?.delete(subscriber)) return false;
     this.subscriptions -= 1;
-    if (set.size === 0) this.channels.delete(channel);
+    if (set.size > 0) return false;
+    this.channels.delete(channel);
     return true;
   }
 
-  /** Sends one already-serialised frame to every subscriber of `channel`; returns how many. */
-  publish(channel: string, frame: string): number {
+  /** Hands one already-serialised frame to every subscriber of `channel`; returns how many. */
+  publish(channel: string, offset: string, frame: string): number {
     const set = this.channels.get(channel);
     if (!set) return 0;
-    for (const subscriber of set) subscriber.send(frame);
+    for (const subscriber of set) subscriber.deliver(channel, offset, frame);
     return set.size;
   }
 
@@ -43,11 +46,12 @@ export class LocalHub {
     return this.channels.has(channel);
   }
 
-  get subscriptionCount(): number {
-    return this.subscriptions;
+  /** The channels with at least one subscriber here (what the node holds in the registry). */
+  channelNames(): string[] {
+    return [...this.channels.keys()];
   }
 
-  get channelCount(): number {
-    return this.channels.size;
+  get subscriptionCount(): number {
+    return this.subscriptions;
   }
 }

@@ -1,44 +1,49 @@
 import { Redis } from 'ioredis';
 import { resolveJwtSecret } from '@ripple/auth';
 import { parseBrokers } from '@ripple/config';
-import { Topics } from '@ripple/events';
+import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
 import { listeningPort, runProcess } from '@ripple/http';
 import { createEventConsumer, createEventProducer, createKafka, dlqTopicOf, ensureTopics } from '@ripple/kafka';
-import { RedisNodeRegistry } from '@ripple/registry';
+import { LeasedDirectory, RedisHistory, RedisLeasedSets } from '@ripple/registry';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { buildApp } from './app.js';
+import { RedisNodeBus } from './bus.js';
 import { SERVICE_NAME, loadGatewayConfig } from './config.js';
-import { createFanout } from './fanout.js';
+import { Connections } from './connections.js';
 import { LocalHub } from './hub.js';
 import { createGatewayMetrics } from './metrics.js';
-import { CloseCodes } from './protocol.js';
-import type { Session } from './session.js';
+import { Router } from './router.js';
 
 runProcess(SERVICE_NAME, async () => {
   const config = loadGatewayConfig();
-  const logger = createLogger(SERVICE_NAME, config.LOG_LEVEL).child({ node: config.NODE_ID });
+  const nodeId = config.NODE_ID;
+  const logger = createLogger(SERVICE_NAME, config.LOG_LEVEL).child({ node: nodeId });
   const jwtSecret = resolveJwtSecret(config, (msg) => logger.warn(msg));
 
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 });
-  const nodes = new RedisNodeRegistry(redis, config.REDIS_KEY_PREFIX);
+  redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
   const leaseMs = config.REGISTRY_HEARTBEAT_MS * 3;
-  await nodes.heartbeat(config.NODE_ID, leaseMs);
-  const heartbeat = setInterval(() => {
-    nodes.heartbeat(config.NODE_ID, leaseMs).catch((err: unknown) => logger.warn({ err }, 'registry heartbeat failed'));
-  }, config.REGISTRY_HEARTBEAT_MS);
+  const directory = new LeasedDirectory(new RedisLeasedSets(redis), config.REDIS_KEY_PREFIX, nodeId, leaseMs);
+  const history = new RedisHistory(redis, config.REDIS_KEY_PREFIX, {
+    maxLength: config.HISTORY_SIZE,
+    ttlMs: config.HISTORY_TTL_MS,
+  });
+  const bus = new RedisNodeBus(redis, config.REDIS_KEY_PREFIX, nodeId, (err) =>
+    logger.warn({ err }, 'bad message from another node'),
+  );
 
   const hub = new LocalHub();
-  const sessions = new Set<Session>();
   const registry = createMetricsRegistry(SERVICE_NAME);
-  const metrics = createGatewayMetrics(registry, hub, () => sessions.size);
-  const fanout = createFanout(hub, metrics);
+  const open = { count: () => 0 };
+  const metrics = createGatewayMetrics(registry, hub, () => open.count());
+  const router = new Router({ nodeId, hub, history, directory, bus, metrics });
 
   const kafka = createKafka({
     brokers: parseBrokers(config.KAFKA_BROKERS),
-    clientId: `${SERVICE_NAME}-${config.NODE_ID}`,
+    clientId: `${SERVICE_NAME}-${nodeId}`,
     logger,
   });
-  const topics = [config.KAFKA_TOPIC_PREFIX + Topics.post];
+  const topics = Object.values(Topics).map((t) => config.KAFKA_TOPIC_PREFIX + t);
   await ensureTopics(
     kafka,
     topics
@@ -49,35 +54,59 @@ runProcess(SERVICE_NAME, async () => {
         replicationFactor: config.KAFKA_REPLICATION_FACTOR,
       })),
   );
-  const dlqProducer = createEventProducer(kafka);
-  await dlqProducer.connect();
+  const producer = createEventProducer(kafka);
+  await producer.connect();
+
+  const live = new Connections(directory, metrics, logger, async (change, connection) => {
+    const event = createEvent(change === 'online' ? 'presence.online' : 'presence.offline', {
+      source: SERVICE_NAME,
+      data: { userId: connection.userId, connectionId: connection.id, nodeId, at: new Date().toISOString() },
+    });
+    const message = toOutboxMessage(event);
+    await producer.send([{ ...message, topic: config.KAFKA_TOPIC_PREFIX + message.topic }]);
+  });
+  open.count = () => live.size;
+
+  const refresh = () => directory.refresh(live.holdings(hub.channelNames()));
+  await refresh();
+  const heartbeat = setInterval(() => {
+    refresh().catch((err: unknown) => logger.warn({ err }, 'registry heartbeat failed'));
+  }, config.REGISTRY_HEARTBEAT_MS);
+
+  await bus.start((message) => router.receive(message));
   const consumer = createEventConsumer({
     kafka,
     groupId: config.KAFKA_GROUP_ID,
     topics,
     logger,
-    dlqProducer,
-    onEvent: (event) => {
-      fanout(event);
-      return Promise.resolve();
-    },
+    dlqProducer: producer,
+    onEvent: (event) => router.route(event),
   });
   const admin = kafka.admin();
   await admin.connect();
 
+  let draining = false;
   const app = await buildApp({
-    nodeId: config.NODE_ID,
+    nodeId,
     hub,
-    sessions,
+    history,
+    directory,
+    connections: live,
+    historyLimit: config.HISTORY_RECOVERY_LIMIT,
     jwtSecret,
     logger,
     registry,
     metrics,
-    heartbeatMs: config.REGISTRY_HEARTBEAT_MS,
+    pingIntervalMs: config.WS_PING_INTERVAL_MS,
+    isDraining: () => draining,
     limits: {
       maxSubscriptions: config.WS_MAX_SUBSCRIPTIONS,
       sendBufferBytes: config.WS_SEND_BUFFER_BYTES,
       maxPayloadBytes: config.WS_MAX_PAYLOAD_BYTES,
+      ratePerSecond: config.WS_RATE_PER_SEC,
+      rateBurst: config.WS_RATE_BURST,
+      abuseLimit: config.WS_ABUSE_LIMIT,
+      refreshWindowMs: config.TOKEN_REFRESH_WINDOW_MS,
     },
     checks: {
       redis: async () => {
@@ -95,12 +124,25 @@ runProcess(SERVICE_NAME, async () => {
   return {
     logger,
     async stop() {
+      // Drain: refuse new connections, then move clients away spread over the window, so they
+      // do not all reconnect to the other nodes at the same instant.
+      draining = true;
+      const moving = live.all().map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            setTimeout(() => {
+              c.moveAway();
+              resolve();
+            }, Math.random() * config.DRAIN_WINDOW_MS);
+          }),
+      );
+      await Promise.all(moving);
       clearInterval(heartbeat);
-      for (const session of sessions) session.close(CloseCodes.goingAway, 'node shutting down');
       await app.close();
       await consumer.stop();
-      await nodes.leave(config.NODE_ID);
-      await Promise.all([dlqProducer.disconnect(), admin.disconnect()]);
+      await directory.leave(live.holdings(hub.channelNames()));
+      await bus.stop();
+      await Promise.all([producer.disconnect(), admin.disconnect()]);
       redis.disconnect();
     },
   };

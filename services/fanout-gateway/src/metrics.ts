@@ -5,6 +5,7 @@ import type { LocalHub } from './hub.js';
 export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;
 
 export function createGatewayMetrics(registry: Registry, hub: LocalHub, connections: () => number) {
+  // Gauges read live state when scraped.
   return {
     connections: new Gauge({
       name: 'gateway_connections',
@@ -26,6 +27,17 @@ export function createGatewayMetrics(registry: Registry, hub: LocalHub, connecti
       name: 'gateway_events_consumed_total',
       help: 'Events consumed from Kafka, by type',
       labelNames: ['type'],
+      registers: [registry],
+    }),
+    nodeMessagesSent: new Counter({
+      name: 'gateway_node_messages_sent_total',
+      help: 'Messages sent to other gateway nodes (one per node and event)',
+      registers: [registry],
+    }),
+    presenceChanges: new Counter({
+      name: 'gateway_presence_changes_total',
+      help: 'Users coming online or going offline, by change',
+      labelNames: ['change'],
       registers: [registry],
     }),
     deliveries: new Counter({

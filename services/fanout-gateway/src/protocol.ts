@@ -8,8 +8,24 @@ import { RippleError } from '@ripple/errors';
 const RequestId = Type.Optional(Type.String({ maxLength: 64 }));
 const Channel = Type.String({ minLength: 1, maxLength: 200 });
 
+const Position = Type.Object(
+  {
+    offset: Type.String({ pattern: '^\\d{1,20}-\\d{1,20}$' }),
+    epoch: Type.String({ minLength: 1, maxLength: 64 }),
+  },
+  { additionalProperties: false },
+);
+
 export const SubscribeFrame = Type.Object(
-  { op: Type.Literal('subscribe'), id: RequestId, channel: Channel },
+  {
+    op: Type.Literal('subscribe'),
+    id: RequestId,
+    channel: Channel,
+    /** Subscription token (chat channels). */
+    token: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    /** Recover everything after this position. */
+    since: Type.Optional(Position),
+  },
   { additionalProperties: false },
 );
 export const UnsubscribeFrame = Type.Object(
@@ -17,14 +33,19 @@ export const UnsubscribeFrame = Type.Object(
   { additionalProperties: false },
 );
 export const PingFrame = Type.Object({ op: Type.Literal('ping'), id: RequestId }, { additionalProperties: false });
+export const RefreshFrame = Type.Object(
+  { op: Type.Literal('refresh'), id: RequestId, token: Type.String({ minLength: 1, maxLength: 4096 }) },
+  { additionalProperties: false },
+);
 
-export const ClientFrame = Type.Union([SubscribeFrame, UnsubscribeFrame, PingFrame]);
+export const ClientFrame = Type.Union([SubscribeFrame, UnsubscribeFrame, PingFrame, RefreshFrame]);
 export type ClientFrame = Static<typeof ClientFrame>;
 
 const checkers = {
   subscribe: TypeCompiler.Compile(SubscribeFrame),
   unsubscribe: TypeCompiler.Compile(UnsubscribeFrame),
   ping: TypeCompiler.Compile(PingFrame),
+  refresh: TypeCompiler.Compile(RefreshFrame),
 } as const;
 
 function isOp(op: unknown): op is keyof typeof checkers {
@@ -66,6 +87,8 @@ export function frameText(data: RawData): string {
 export const CloseCodes = {
   /** Missing, invalid, forged or expired token. */
   unauthorized: 4001,
+  /** Too many messages for too long. */
+  rateLimited: 4008,
   /** The send buffer overflowed: the client is too slow; reconnect. */
   slowConsumer: 4009,
   /** The node is shutting down; reconnect (to another node). */
@@ -73,6 +96,6 @@ export const CloseCodes = {
 } as const;
 
 /** Serialises an event frame; done once per channel and shared by every socket on it. */
-export function eventFrame(channel: string, eventJson: string): string {
-  return `{"op":"event","channel":${JSON.stringify(channel)},"event":${eventJson}}`;
+export function eventFrame(channel: string, offset: string, epoch: string, eventJson: string): string {
+  return `{"op":"event","channel":${JSON.stringify(channel)},"offset":"${offset}","epoch":"${epoch}","event":${eventJson}}`;
 }

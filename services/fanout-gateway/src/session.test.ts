@@ -1,14 +1,26 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { WebSocket } from 'ws';
+import { jwtSecret, signAccessToken, signSubscriptionToken } from '@ripple/auth';
+import { LeasedDirectory, MemoryHistory, MemoryLeasedSets } from '@ripple/registry';
+import type { History } from '@ripple/registry';
+import { createMetricsRegistry } from '@ripple/telemetry';
 import { LocalHub } from './hub.js';
-import { Session } from './session.js';
+import { createGatewayMetrics } from './metrics.js';
 import { eventFrame, parseClientFrame } from './protocol.js';
+import { Router } from './router.js';
+import { Session } from './session.js';
+import type { SessionLimits } from './session.js';
+import { Subscriptions } from './subscriptions.js';
+import type { Outgoing } from './subscriptions.js';
+
+const secret = jwtSecret('unit-test-secret-long-enough');
 
 /** The part of a ws socket a Session uses; `bufferedAmount` is settable to simulate a slow peer. */
 function fakeSocket() {
   const socket = {
     OPEN: 1,
+    CONNECTING: 0,
     readyState: 1,
     bufferedAmount: 0,
     sent: [] as string[],
@@ -24,21 +36,54 @@ function fakeSocket() {
   return socket;
 }
 
-function session(hub: LocalHub, user = 'u1', limits = { maxSubscriptions: 3, sendBufferBytes: 1000 }) {
+const defaults: SessionLimits = {
+  maxSubscriptions: 3,
+  sendBufferBytes: 1000,
+  ratePerSecond: 1000,
+  rateBurst: 1000,
+  abuseLimit: 3,
+  refreshWindowMs: 1000,
+};
+
+function world(history: History = new MemoryHistory(100)) {
+  const hub = new LocalHub();
+  const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000);
+  return { hub, history, directory };
+}
+
+function session(w = world(), limits: Partial<SessionLimits> = {}, user = 'u1') {
   const socket = fakeSocket();
   const errors: string[] = [];
   let slow = 0;
-  const s = new Session('c1', { sub: user, exp: undefined }, socket as unknown as WebSocket, hub, limits, {
-    onError: (code) => errors.push(code),
-    onSlowConsumer: () => (slow += 1),
+  let now = 1_000_000;
+  const s = new Session('c1', { sub: user, exp: undefined }, socket as unknown as WebSocket, {
+    ...w,
+    nodeId: 'n1',
+    historyLimit: 100,
+    jwtSecret: secret,
+    limits: { ...defaults, ...limits },
+    now: () => now,
+    hooks: {
+      onError: (code) => errors.push(code),
+      onSlowConsumer: () => (slow += 1),
+      onClosed: () => undefined,
+    },
   });
   const frames = () => socket.sent.map((f) => JSON.parse(f) as Record<string, unknown>);
-  return { s, socket, errors, frames, slow: () => slow };
+  const send = async (frame: unknown) => {
+    s.receive(typeof frame === 'string' ? frame : JSON.stringify(frame));
+    await s.settled();
+  };
+  return { s, socket, errors, frames, send, slow: () => slow, tick: (ms: number) => (now += ms), ...w };
 }
 
 test('parseClientFrame should accept the documented ops and name what is wrong otherwise', () => {
   assert.deepEqual(parseClientFrame('{"op":"ping","id":"1"}'), { op: 'ping', id: '1' });
   assert.equal(parseClientFrame('{"op":"subscribe","channel":"creator:u1"}').op, 'subscribe');
+  assert.equal(
+    parseClientFrame('{"op":"subscribe","channel":"c:1","since":{"offset":"1-0","epoch":"e"}}').op,
+    'subscribe',
+  );
   const codeOf = (text: string) => {
     try {
       parseClientFrame(text);
@@ -53,37 +98,170 @@ test('parseClientFrame should accept the documented ops and name what is wrong o
   assert.equal(codeOf('{"op":"dance"}'), 'GW_UNKNOWN_OP');
   assert.equal(codeOf('{"op":"subscribe"}'), 'GW_BAD_FRAME');
   assert.equal(codeOf('{"op":"ping","extra":true}'), 'GW_BAD_FRAME');
+  assert.equal(codeOf('{"op":"subscribe","channel":"c:1","since":{"offset":"x","epoch":"e"}}'), 'GW_BAD_FRAME');
+  assert.equal(codeOf('{"op":"refresh"}'), 'GW_BAD_FRAME');
 });
 
-test('a session should ack a subscription and receive the frames published on that channel', () => {
-  const hub = new LocalHub();
-  const { s, frames } = session(hub);
-  s.handleText('{"op":"subscribe","id":"a","channel":"creator:u9"}');
-  assert.deepEqual(frames()[0], { op: 'ack', id: 'a', channel: 'creator:u9' });
-  assert.equal(hub.publish('creator:u9', eventFrame('creator:u9', '{"id":"e1"}')), 1);
-  assert.deepEqual(frames()[1], { op: 'event', channel: 'creator:u9', event: { id: 'e1' } });
-  s.handleText('{"op":"unsubscribe","id":"b","channel":"creator:u9"}');
-  assert.equal(hub.publish('creator:u9', eventFrame('creator:u9', '{}')), 0);
-  assert.equal(hub.subscriptionCount, 0);
+test('a session should ack a subscription with its position and receive what is published on it', async () => {
+  const t = session();
+  await t.send({ op: 'subscribe', id: 'a', channel: 'creator:u9' });
+  assert.deepEqual(t.frames()[0], {
+    op: 'ack',
+    id: 'a',
+    channel: 'creator:u9',
+    offset: '0-0',
+    epoch: (await t.history.position('creator:u9')).epoch,
+  });
+  assert.deepEqual(await t.directory.nodesFor('creator:u9'), ['n1'], 'the node is registered for the channel');
+  assert.equal(t.hub.publish('creator:u9', '1-0', eventFrame('creator:u9', '1-0', 'e', '{"id":"e1"}')), 1);
+  assert.deepEqual(t.frames()[1], {
+    op: 'event',
+    channel: 'creator:u9',
+    offset: '1-0',
+    epoch: 'e',
+    event: { id: 'e1' },
+  });
+  await t.send({ op: 'unsubscribe', id: 'b', channel: 'creator:u9' });
+  assert.equal(t.hub.publish('creator:u9', '2-0', '{}'), 0);
+  assert.deepEqual(await t.directory.nodesFor('creator:u9'), []);
 });
 
-test('a session should refuse another user channel and subscriptions over the limit', () => {
-  const hub = new LocalHub();
-  const { s, errors } = session(hub);
-  s.handleText('{"op":"subscribe","id":"x","channel":"user:u2"}');
-  for (const c of ['post:1', 'post:2', 'post:3', 'post:4'])
-    s.handleText(JSON.stringify({ op: 'subscribe', channel: c }));
-  assert.deepEqual(errors, ['GW_SUBSCRIBE_FORBIDDEN', 'GW_TOO_MANY_SUBSCRIPTIONS']);
-  assert.equal(hub.subscriptionCount, 3);
+test('a session should refuse other users channels, chat without a token, and subscriptions over the limit', async () => {
+  const t = session();
+  await t.send({ op: 'subscribe', id: 'x', channel: 'user:u2' });
+  await t.send({ op: 'subscribe', id: 'y', channel: 'chat:r1' });
+  await t.send({
+    op: 'subscribe',
+    id: 'z',
+    channel: 'chat:r1',
+    token: await signSubscriptionToken(secret, 'u1', 'chat:r1'),
+  });
+  for (const c of ['post:1', 'post:2', 'post:3']) await t.send({ op: 'subscribe', channel: c });
+  assert.deepEqual(t.errors, ['GW_SUBSCRIBE_FORBIDDEN', 'GW_SUBSCRIBE_FORBIDDEN', 'GW_TOO_MANY_SUBSCRIPTIONS']);
+  assert.equal(t.s.subscriptions.size, 3);
 });
 
-test('a session whose send buffer overflows should be closed with 4009 and forget its subscriptions', () => {
-  const hub = new LocalHub();
-  const { s, socket, slow } = session(hub);
-  s.handleText('{"op":"subscribe","channel":"post:1"}');
-  socket.bufferedAmount = 5000;
-  hub.publish('post:1', eventFrame('post:1', '{}'));
-  assert.deepEqual(socket.closed, { code: 4009, reason: 'slow consumer' });
-  assert.equal(slow(), 1);
-  assert.equal(hub.subscriptionCount, 0);
+test('a session whose send buffer overflows should be closed with 4009 and forget its subscriptions', async () => {
+  const t = session();
+  await t.send({ op: 'subscribe', channel: 'post:1' });
+  t.socket.bufferedAmount = 5000;
+  t.hub.publish('post:1', '1-0', eventFrame('post:1', '1-0', 'e', '{}'));
+  assert.deepEqual(t.socket.closed, { code: 4009, reason: 'slow consumer' });
+  assert.equal(t.slow(), 1);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(t.hub.subscriptionCount, 0);
+});
+
+test('a subscribe with since should replay the missed events after its ack, in order, then go live', async () => {
+  const w = world();
+  const start = await w.history.position('creator:u1');
+  const appended = [];
+  for (let i = 1; i <= 3; i++) appended.push(await w.history.append('creator:u1', `{"n":${i}}`));
+  const t = session(w);
+  await t.send({ op: 'subscribe', id: 's', channel: 'creator:u1', since: start });
+  const frames = t.frames();
+  assert.deepEqual(frames[0], {
+    op: 'ack',
+    id: 's',
+    channel: 'creator:u1',
+    offset: appended[2]?.offset,
+    epoch: start.epoch,
+    recovered: true,
+    replayed: 3,
+  });
+  assert.deepEqual(
+    frames.slice(1).map((f) => f.event),
+    [{ n: 1 }, { n: 2 }, { n: 3 }],
+  );
+  await t.send({ op: 'subscribe', id: 'old', channel: 'post:p1', since: { offset: '5-0', epoch: 'gone' } });
+  assert.equal(t.frames().at(-1)?.recovered, false);
+});
+
+test('live events that arrive during a replay should follow it without gap or duplicate', async () => {
+  const history = new MemoryHistory(100);
+  const w = world(history);
+  const start = await history.position('post:p1');
+  const first = await history.append('post:p1', '{"n":1}');
+  // The history answers only after two live events were published: one it also returns, one new.
+  let second = first;
+  const slowHistory: History = {
+    append: (c, p) => history.append(c, p),
+    position: (c) => history.position(c),
+    since: async (c, s, l) => {
+      second = await history.append(c, '{"n":2}');
+      w.hub.publish(c, second.offset, eventFrame(c, second.offset, second.epoch, '{"n":2}'));
+      const answer = await history.since(c, s, l);
+      const third = await history.append(c, '{"n":3}');
+      w.hub.publish(c, third.offset, eventFrame(c, third.offset, third.epoch, '{"n":3}'));
+      return answer;
+    },
+  };
+  const out: Outgoing[] = [];
+  const subs = new Subscriptions({ ...w, history: slowHistory, nodeId: 'n1', historyLimit: 100 }, (m) => out.push(m));
+  await subs.add('post:p1', start);
+  assert.deepEqual(
+    out.map((m) => (JSON.parse(m.frame) as { event: { n: number } }).event.n),
+    [1, 2, 3],
+  );
+});
+
+test('the router should append to history, deliver locally and send other nodes one message each', async () => {
+  const w = world();
+  const sent: { node: string; frames: number }[] = [];
+  const metrics = createGatewayMetrics(createMetricsRegistry('t'), w.hub, () => 0);
+  const router = new Router({
+    ...w,
+    nodeId: 'n1',
+    metrics,
+    bus: {
+      start: () => Promise.resolve(),
+      stop: () => Promise.resolve(),
+      send: (node, message) => {
+        sent.push({ node, frames: message.frames.length });
+        return Promise.resolve();
+      },
+    },
+  });
+  await w.directory.addChannel('n2', 'creator:u1');
+  await w.directory.addChannel('n2', 'user:u1');
+  await w.directory.addChannel('n3', 'user:u1');
+  const local = session(w);
+  await local.send({ op: 'subscribe', channel: 'creator:u1' });
+  const { createEvent } = await import('@ripple/events');
+  await router.route(
+    createEvent('post.created', {
+      source: 't',
+      data: { postId: 'p1', authorId: 'u1', body: 'b', createdAt: new Date().toISOString() },
+    }),
+  );
+  assert.equal(local.frames().at(-1)?.op, 'event');
+  assert.deepEqual(
+    sent.sort((a, b) => a.node.localeCompare(b.node)),
+    [
+      { node: 'n2', frames: 2 },
+      { node: 'n3', frames: 1 },
+    ],
+  );
+  assert.equal((await w.history.position('creator:u1')).offset, (local.frames().at(-1) as { offset: string }).offset);
+});
+
+test('a session should answer rate-limited frames with errors and close a sustained abuser with 4008', async () => {
+  const t = session(world(), { ratePerSecond: 1, rateBurst: 2, abuseLimit: 3 });
+  for (let i = 0; i < 5; i++) await t.send({ op: 'ping', id: String(i) });
+  assert.deepEqual(t.errors, ['GW_RATE_LIMITED', 'GW_RATE_LIMITED', 'GW_RATE_LIMITED']);
+  assert.equal(t.socket.closed, undefined);
+  t.tick(1000); // one token back
+  await t.send({ op: 'ping', id: 'ok' });
+  assert.equal(t.frames().at(-1)?.op, 'pong');
+  await t.send({ op: 'ping' });
+  assert.deepEqual(t.socket.closed, { code: 4008, reason: 'rate limit exceeded' });
+});
+
+test('refresh should accept a new token for the same user only', async () => {
+  const t = session();
+  await t.send({ op: 'refresh', id: 'r1', token: await signAccessToken(secret, 'u2') });
+  assert.equal(t.errors.at(-1), 'AUTH_TOKEN_INVALID');
+  await t.send({ op: 'refresh', id: 'r2', token: await signAccessToken(secret, 'u1', { ttlSeconds: 600 }) });
+  assert.equal(t.frames().at(-1)?.op, 'ack');
+  assert.ok(typeof t.s.user.exp === 'number');
 });

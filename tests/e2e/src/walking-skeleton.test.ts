@@ -88,7 +88,7 @@ test('a post created over HTTP should reach a WebSocket subscriber of its creato
   const created = (await response.json()) as { id: string; eventId: string; authorId: string };
   assert.equal(created.authorId, 'u42');
 
-  const frame = await follower.frame((f) => f.op === 'event');
+  const frame = await follower.frame((f) => f.op === 'event' && f.channel === 'creator:u42');
   assert.equal(frame.channel, 'creator:u42');
   const event = frame.event as { id: string; type: string; subject: string; data: { body: string } };
   assert.equal(event.id, created.eventId);
@@ -97,7 +97,7 @@ test('a post created over HTTP should reach a WebSocket subscriber of its creato
   assert.equal(event.data.body, 'hello, live world');
 
   // The author sees their own post live on their user channel (seed 004).
-  const own = await author.frame((f) => f.op === 'event');
+  const own = await author.frame((f) => f.op === 'event' && (f.event as { type: string }).type === 'post.created');
   assert.equal(own.channel, 'user:u42');
   assert.equal((own.event as { id: string }).id, created.eventId);
 });

@@ -1,0 +1,102 @@
+import type { LeasedSets } from './leased-set.js';
+
+/**
+ * The connection registry: live gateway nodes, which nodes hold subscribers of a channel, and
+ * each user's live connections (presence). Every entry is a lease that its node renews with
+ * `refresh`; a node that stops renewing (crash) disappears within one lease. `refresh` also
+ * refills a Redis that restarted empty.
+ */
+export interface Directory {
+  /** Records that `nodeId` holds at least one subscriber of `channel`. */
+  addChannel(nodeId: string, channel: string): Promise<void>;
+  /** Records that `nodeId` holds no more subscribers of `channel`. */
+  removeChannel(nodeId: string, channel: string): Promise<void>;
+  /** The nodes that hold subscribers of `channel`. */
+  nodesFor(channel: string): Promise<string[]>;
+  /** Registers a live connection; resolves true when it is the user's only one (came online). */
+  connect(userId: string, connectionId: string): Promise<boolean>;
+  /** Removes a connection; resolves true when the user has no live one left (went offline). */
+  disconnect(userId: string, connectionId: string): Promise<boolean>;
+  /** The user's live connection ids. */
+  connectionsOf(userId: string): Promise<string[]>;
+  /** The live gateway nodes. */
+  liveNodes(): Promise<string[]>;
+  /** Renews this node, every channel it holds and every connection it serves. */
+  refresh(holdings: {
+    channels: readonly string[];
+    connections: readonly { userId: string; connectionId: string }[];
+  }): Promise<void>;
+  /** Removes this node and what it holds at once (graceful shutdown). */
+  leave(holdings: {
+    channels: readonly string[];
+    connections: readonly { userId: string; connectionId: string }[];
+  }): Promise<void>;
+}
+
+/** Directory over leased sets: Redis in production, memory for a single node and unit tests. */
+export class LeasedDirectory implements Directory {
+  constructor(
+    private readonly sets: LeasedSets,
+    private readonly keyPrefix: string,
+    private readonly nodeId: string,
+    private readonly leaseMs: number,
+  ) {}
+
+  // Hash tags keep each key in its own slot family; every script touches one key.
+  private nodesKey = (): string => `${this.keyPrefix}{registry}:nodes`;
+  private channelKey = (channel: string): string => `${this.keyPrefix}channel-nodes:{${channel}}`;
+  private userKey = (userId: string): string => `${this.keyPrefix}presence:{user:${userId}}`;
+
+  async addChannel(nodeId: string, channel: string): Promise<void> {
+    await this.sets.add(this.channelKey(channel), this.leaseMs, [nodeId]);
+  }
+
+  async removeChannel(nodeId: string, channel: string): Promise<void> {
+    await this.sets.remove(this.channelKey(channel), [nodeId]);
+  }
+
+  nodesFor(channel: string): Promise<string[]> {
+    return this.sets.live(this.channelKey(channel));
+  }
+
+  async connect(userId: string, connectionId: string): Promise<boolean> {
+    return (await this.sets.add(this.userKey(userId), this.leaseMs, [connectionId])) === 1;
+  }
+
+  async disconnect(userId: string, connectionId: string): Promise<boolean> {
+    return (await this.sets.remove(this.userKey(userId), [connectionId])) === 0;
+  }
+
+  connectionsOf(userId: string): Promise<string[]> {
+    return this.sets.live(this.userKey(userId));
+  }
+
+  liveNodes(): Promise<string[]> {
+    return this.sets.live(this.nodesKey());
+  }
+
+  async refresh(holdings: {
+    channels: readonly string[];
+    connections: readonly { userId: string; connectionId: string }[];
+  }): Promise<void> {
+    const byUser = new Map<string, string[]>();
+    for (const c of holdings.connections) byUser.set(c.userId, [...(byUser.get(c.userId) ?? []), c.connectionId]);
+    await this.sets.addMany(
+      [
+        { key: this.nodesKey(), members: [this.nodeId] },
+        ...holdings.channels.map((channel) => ({ key: this.channelKey(channel), members: [this.nodeId] })),
+        ...[...byUser].map(([userId, ids]) => ({ key: this.userKey(userId), members: ids })),
+      ],
+      this.leaseMs,
+    );
+  }
+
+  async leave(holdings: {
+    channels: readonly string[];
+    connections: readonly { userId: string; connectionId: string }[];
+  }): Promise<void> {
+    await this.sets.remove(this.nodesKey(), [this.nodeId]);
+    for (const channel of holdings.channels) await this.sets.remove(this.channelKey(channel), [this.nodeId]);
+    for (const c of holdings.connections) await this.sets.remove(this.userKey(c.userId), [c.connectionId]);
+  }
+}

@@ -1,0 +1,104 @@
+import type { Redis } from 'ioredis';
+
+/*
+ * A "leased set" is a sorted set whose members carry their lease expiry (ms, Redis clock) as
+ * score. Members whose lease ran out are swept on every write and ignored on every read, and the
+ * key expires with its longest lease, so whatever a dead node leaves behind disappears by itself.
+ * Each script touches one key, so every call is safe in Redis Cluster.
+ */
+
+/**
+ * KEYS[1] = leased set; ARGV[1] = ttl ms; ARGV[2..] = members
+ * Adds or renews the members; returns the number of live members.
+ */
+const ADD = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local untilMs = now + tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], untilMs, ARGV[i]) end
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], tonumber(last[2]))
+return redis.call('ZCARD', KEYS[1])
+`;
+
+/**
+ * KEYS[1] = leased set; ARGV[1..] = members
+ * Removes the members; returns the number of live members left.
+ */
+const REMOVE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 1, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])
+`;
+
+/** KEYS[1] = leased set. Returns the live members. */
+const LIVE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+`;
+
+export class RedisLeasedSets {
+  constructor(private readonly redis: Redis) {}
+
+  async add(key: string, ttlMs: number, members: readonly string[]): Promise<number> {
+    return (await this.redis.eval(ADD, 1, key, String(Math.ceil(ttlMs)), ...members)) as number;
+  }
+
+  async remove(key: string, members: readonly string[]): Promise<number> {
+    return (await this.redis.eval(REMOVE, 1, key, ...members)) as number;
+  }
+
+  async live(key: string): Promise<string[]> {
+    return ((await this.redis.eval(LIVE, 1, key)) as string[]).sort();
+  }
+
+  /** Renews many keys at once (one round trip), e.g. on a heartbeat. */
+  async addMany(entries: readonly { key: string; members: readonly string[] }[], ttlMs: number): Promise<void> {
+    if (entries.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const e of entries) pipeline.eval(ADD, 1, e.key, String(Math.ceil(ttlMs)), ...e.members);
+    const results = (await pipeline.exec()) ?? [];
+    const failed = results.find(([err]) => err !== null);
+    if (failed?.[0]) throw failed[0];
+  }
+}
+
+/** The same semantics in memory, with an injectable clock. */
+export class MemoryLeasedSets {
+  private readonly sets = new Map<string, Map<string, number>>();
+  constructor(private readonly now: () => number = Date.now) {}
+
+  private sweep(key: string): Map<string, number> {
+    const set = this.sets.get(key) ?? new Map<string, number>();
+    const now = this.now();
+    for (const [member, until] of set) if (until <= now) set.delete(member);
+    this.sets.set(key, set);
+    return set;
+  }
+
+  add(key: string, ttlMs: number, members: readonly string[]): Promise<number> {
+    const set = this.sweep(key);
+    for (const m of members) set.set(m, this.now() + ttlMs);
+    return Promise.resolve(set.size);
+  }
+
+  remove(key: string, members: readonly string[]): Promise<number> {
+    const set = this.sweep(key);
+    for (const m of members) set.delete(m);
+    return Promise.resolve(set.size);
+  }
+
+  live(key: string): Promise<string[]> {
+    return Promise.resolve([...this.sweep(key).keys()].sort());
+  }
+
+  async addMany(entries: readonly { key: string; members: readonly string[] }[], ttlMs: number): Promise<void> {
+    for (const e of entries) await this.add(e.key, ttlMs, e.members);
+  }
+}
+
+export type LeasedSets = Pick<RedisLeasedSets, 'add' | 'remove' | 'live' | 'addMany'>;
