@@ -20,7 +20,15 @@ export interface EventConsumerOptions {
   readonly logger: Logger;
   /** Producer used to write poison messages to `<topic>.dlq` (the topic must exist). */
   readonly dlqProducer: EventProducer;
-  readonly fromBeginning?: boolean;
+  /**
+   * Where a group starts on partitions it never committed: `earliest`, or `latest` (a new group
+   * skips what is already there). With `latest`, the group's offsets are committed at the current
+   * end before the first member joins, so a partition whose first owner dies before committing
+   * is resumed by the next owner instead of being skipped.
+   */
+  readonly startAt?: 'earliest' | 'latest';
+  /** How long the group waits for a silent member before giving its partitions to others. */
+  readonly sessionTimeoutMs?: number;
   /** Attempts for a handler that keeps failing with a retriable error before it is dead-lettered. */
   readonly maxAttempts?: number;
   /** First retry delay; doubles per attempt up to `maxBackoffMs`. */
@@ -78,7 +86,13 @@ class RecentIds {
  * give up go to `<topic>.dlq` with the reason, and the partition moves on.
  */
 export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
-  const consumer: Consumer = opts.kafka.consumer({ groupId: opts.groupId, allowAutoTopicCreation: false });
+  const sessionTimeout = opts.sessionTimeoutMs ?? 30_000;
+  const consumer: Consumer = opts.kafka.consumer({
+    groupId: opts.groupId,
+    allowAutoTopicCreation: false,
+    sessionTimeout,
+    heartbeatInterval: Math.max(500, Math.floor(sessionTimeout / 10)),
+  });
   const maxAttempts = opts.maxAttempts ?? 8;
   const initialBackoffMs = opts.initialBackoffMs ?? 100;
   const maxBackoffMs = opts.maxBackoffMs ?? 5000;
@@ -141,8 +155,10 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
 
   return {
     async start() {
+      if ((opts.startAt ?? 'latest') === 'latest')
+        await commitEndForNewGroup(opts.kafka, opts.groupId, opts.topics, opts.logger);
       await consumer.connect();
-      await consumer.subscribe({ topics: [...opts.topics], fromBeginning: opts.fromBeginning ?? false });
+      await consumer.subscribe({ topics: [...opts.topics], fromBeginning: true });
       const joined = new Promise<void>((resolve, reject) => {
         const offJoin = consumer.on(consumer.events.GROUP_JOIN, () => {
           offJoin();
@@ -180,4 +196,37 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
       await consumer.disconnect();
     },
   };
+}
+
+/**
+ * Commits the current end of every partition the group has no offset for, so that it starts at
+ * "now" once, and never skips events later. Skipped when the group is already active (another
+ * member initialised it; the broker refuses offset changes for an active group).
+ */
+async function commitEndForNewGroup(
+  kafka: Kafka,
+  groupId: string,
+  topics: readonly string[],
+  logger: Logger,
+): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const committed = await admin.fetchOffsets({ groupId, topics: [...topics] });
+    for (const { topic, partitions } of committed) {
+      const missing = new Set(partitions.filter((p) => p.offset === '-1').map((p) => p.partition));
+      if (missing.size === 0) continue;
+      const ends = await admin.fetchTopicOffsets(topic);
+      const partitionsToSet = ends
+        .filter((e) => missing.has(e.partition))
+        .map((e) => ({ partition: e.partition, offset: e.high }));
+      try {
+        await admin.setOffsets({ groupId, topic, partitions: partitionsToSet });
+      } catch (err) {
+        logger.debug({ err, topic }, 'group already active; its members own the offsets');
+      }
+    }
+  } finally {
+    await admin.disconnect();
+  }
 }

@@ -59,7 +59,7 @@ async function consumer(topic: string, group: string, overrides: Partial<EventCo
     topics: [topic],
     logger,
     dlqProducer: await producer(),
-    fromBeginning: true,
+    startAt: 'earliest',
     onEvent: () => Promise.resolve(),
     ...overrides,
   });

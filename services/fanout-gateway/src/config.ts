@@ -15,6 +15,8 @@ export const GatewayEnv = Type.Object({
   }),
   /** All gateway nodes share this consumer group. */
   KAFKA_GROUP_ID: Type.String({ default: 'fanout-gateway', minLength: 1 }),
+  /** A crashed node's partitions move to the others after this long (broker minimum: 6000). */
+  KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 1000 }),
   KAFKA_TOPIC_PARTITIONS: Type.Integer({ default: 6, minimum: 1 }),
   KAFKA_REPLICATION_FACTOR: Type.Integer({ default: 1, minimum: 1 }),
   /** Largest inbound WebSocket frame; bigger frames close the socket with 1009. */

@@ -80,6 +80,7 @@ runProcess(SERVICE_NAME, async () => {
     topics,
     logger,
     dlqProducer: producer,
+    sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
     onEvent: (event) => router.route(event),
   });
   const admin = kafka.admin();

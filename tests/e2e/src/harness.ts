@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
@@ -53,6 +54,13 @@ export function spawnService(name: string, env: Record<string, string>, deadline
         });
       }
     };
+    // E2E_LOG_DIR=<dir> keeps every spawned process's output for debugging.
+    const logDir = process.env.E2E_LOG_DIR;
+    if (logDir) {
+      const file = createWriteStream(`${logDir}/${name}-${child.pid}.log`);
+      child.stdout.pipe(file);
+      child.stderr.pipe(file);
+    }
     child.stdout.on('data', onData);
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     void exited.then((code) => {

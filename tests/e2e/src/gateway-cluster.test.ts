@@ -1,0 +1,396 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import type { ReadableStreamReadResult } from 'node:stream/web';
+import { Redis } from 'ioredis';
+import { jwtSecret, signAccessToken } from '@ripple/auth';
+import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
+import { createEventProducer, createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
+import type { EventProducer } from '@ripple/kafka';
+import { createLogger } from '@ripple/telemetry';
+import { runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
+import { TestClient, spawnService } from './harness.js';
+import type { RunningService } from './harness.js';
+
+// Gateways as separate processes on real Kafka and Redis: cross-node routing, recovery, crash,
+// drain, slow consumers, SSE, and malformed input.
+const run = runId();
+const JWT_SECRET = `gw-secret-${run}-0123456789`;
+const secret = jwtSecret(JWT_SECRET);
+const topicPrefix = `gw.${run}.`;
+const redisPrefix = `gw:${run}:`;
+const HEARTBEAT_MS = 300;
+const env = {
+  JWT_SECRET,
+  KAFKA_BROKERS: testInfra.kafkaBrokers.join(','),
+  KAFKA_TOPIC_PREFIX: topicPrefix,
+  KAFKA_TOPIC_PARTITIONS: '4',
+  KAFKA_GROUP_ID: `gw.${run}`,
+  KAFKA_SESSION_TIMEOUT_MS: '6000',
+  REDIS_URL: testInfra.redisUrl,
+  REDIS_KEY_PREFIX: redisPrefix,
+  REGISTRY_HEARTBEAT_MS: String(HEARTBEAT_MS),
+  DRAIN_WINDOW_MS: '500',
+  WS_SEND_BUFFER_BYTES: '65536',
+  WS_RATE_PER_SEC: '10000',
+  WS_RATE_BURST: '10000',
+  NODE_ENV: 'test',
+};
+
+const redis = new Redis(testInfra.redisUrl);
+const kafka = createKafka({
+  brokers: testInfra.kafkaBrokers,
+  clientId: 'gw-e2e',
+  logger: createLogger('gw-e2e', 'silent'),
+});
+let producer: EventProducer;
+const nodes: Record<'a' | 'b' | 'c', RunningService> = {} as never;
+const clients: TestClient[] = [];
+
+before(async () => {
+  nodes.a = await spawnService('fanout-gateway', { ...env, NODE_ID: `a-${run}` });
+  nodes.b = await spawnService('fanout-gateway', { ...env, NODE_ID: `b-${run}` });
+  nodes.c = await spawnService('fanout-gateway', { ...env, NODE_ID: `c-${run}` });
+  producer = createEventProducer(kafka);
+  await producer.connect();
+});
+
+after(async () => {
+  for (const c of clients) c.close();
+  await Promise.all(Object.values(nodes).map((n) => n.stop('SIGKILL')));
+  await producer.disconnect();
+  const topics = Object.values(Topics).map((t) => topicPrefix + t);
+  await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
+  const keys = await redis.keys(`${redisPrefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
+});
+
+async function connect(node: RunningService, userId: string): Promise<TestClient> {
+  const client = TestClient.connect(
+    `ws://127.0.0.1:${node.port}/ws?access_token=${await signAccessToken(secret, userId)}`,
+  );
+  clients.push(client);
+  await client.frame((f) => f.op === 'welcome');
+  return client;
+}
+
+async function subscribe(client: TestClient, channel: string, since?: { offset: string; epoch: string }) {
+  const id = randomBytes(4).toString('hex');
+  client.send({ op: 'subscribe', id, channel, ...(since && { since: { offset: since.offset, epoch: since.epoch } }) });
+  return client.frame((f) => f.op === 'ack' && f.id === id);
+}
+
+/** Publishes `count` post.created events by `authorId`, each on its own post (so across partitions). */
+async function publishPosts(authorId: string, count: number, body = 'x'): Promise<string[]> {
+  const events = Array.from({ length: count }, () =>
+    createEvent('post.created', {
+      source: 'gw-e2e',
+      data: { postId: randomBytes(6).toString('hex'), authorId, body, createdAt: new Date().toISOString() },
+    }),
+  );
+  for (let i = 0; i < events.length; i += 100) {
+    await producer.send(
+      events.slice(i, i + 100).map((e) => {
+        const m = toOutboxMessage(e);
+        return { ...m, topic: topicPrefix + m.topic };
+      }),
+    );
+  }
+  return events.map((e) => e.id);
+}
+
+type EventFrame = { op: 'event'; channel: string; offset: string; epoch: string; event: { id: string } };
+function eventsOn(client: TestClient, channel: string): EventFrame[] {
+  return client.frames.filter((f): f is EventFrame => f.op === 'event' && f.channel === channel);
+}
+
+async function metric(node: RunningService, name: string): Promise<number> {
+  const text = await (await fetch(`${node.url}/metrics`)).text();
+  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? 'NaN');
+}
+
+test('a client on one node should receive events that other nodes consumed, once each and in offset order', async () => {
+  const onA = await connect(nodes.a, 'reader-a');
+  const onB = await connect(nodes.b, 'reader-b');
+  await subscribe(onA, 'creator:u-cross');
+  await subscribe(onB, 'creator:u-cross');
+  const ids = await publishPosts('u-cross', 40);
+  await waitUntil(
+    'all events on both nodes',
+    30_000,
+    () => eventsOn(onA, 'creator:u-cross').length >= 40 && eventsOn(onB, 'creator:u-cross').length >= 40,
+  );
+  for (const client of [onA, onB]) {
+    const got = eventsOn(client, 'creator:u-cross');
+    assert.deepEqual(got.map((f) => f.event.id).sort(), [...ids].sort());
+    const offsets = got.map((f) => f.offset);
+    assert.equal(new Set(offsets).size, 40, 'no duplicate');
+  }
+  const forwarded =
+    (await metric(nodes.a, 'gateway_node_messages_sent_total')) +
+    (await metric(nodes.b, 'gateway_node_messages_sent_total')) +
+    (await metric(nodes.c, 'gateway_node_messages_sent_total'));
+  assert.ok(forwarded > 0, 'some events crossed nodes');
+});
+
+test('a client that was offline should recover every missed event in order, then continue live without duplicates', async () => {
+  const first = await connect(nodes.a, 'recoverer');
+  const ack = (await subscribe(first, 'creator:u-rec')) as { offset: string; epoch: string };
+  first.close();
+  await first.closed();
+  const missed = await publishPosts('u-rec', 50);
+  // Wait until the gateways routed them: their history holds all 50.
+  await waitUntil(
+    'the missed events in history',
+    30_000,
+    async () => (await redis.xlen(`${redisPrefix}history:{creator:u-rec}`)) >= 50,
+  );
+
+  const again = await connect(nodes.b, 'recoverer');
+  const recovered = (await subscribe(again, 'creator:u-rec', { offset: ack.offset, epoch: ack.epoch })) as {
+    recovered: boolean;
+    replayed: number;
+  };
+  assert.equal(recovered.recovered, true);
+  assert.equal(recovered.replayed, 50);
+  await waitUntil('the replay', 10_000, () => eventsOn(again, 'creator:u-rec').length >= 50);
+  const live = await publishPosts('u-rec', 1);
+  await waitUntil('the live event', 20_000, () => eventsOn(again, 'creator:u-rec').length >= 51);
+  const got = eventsOn(again, 'creator:u-rec');
+  assert.deepEqual(
+    got
+      .slice(0, 50)
+      .map((f) => f.event.id)
+      .sort(),
+    [...missed].sort(),
+  );
+  assert.equal(got[50]?.event.id, live[0]);
+  assert.equal(got.length, 51, 'no duplicate');
+  const offsets = got.map((f) => f.offset);
+  assert.deepEqual(
+    offsets,
+    [...offsets].sort((x, y) =>
+      BigInt(x.split('-')[0] ?? 0) === BigInt(y.split('-')[0] ?? 0)
+        ? Number(BigInt(x.split('-')[1] ?? 0) - BigInt(y.split('-')[1] ?? 0))
+        : BigInt(x.split('-')[0] ?? 0) < BigInt(y.split('-')[0] ?? 0)
+          ? -1
+          : 1,
+    ),
+    'in offset order',
+  );
+
+  const impossible = (await subscribe(again, 'creator:u-rec-2', { offset: '1-0', epoch: 'not-the-epoch' })) as {
+    recovered: boolean;
+  };
+  assert.equal(impossible.recovered, false);
+});
+
+test('bad frames should get documented errors and close codes, and random frames should never crash a node', async () => {
+  const client = await connect(nodes.a, 'fuzzer');
+  const rand = (n: number) => Math.floor(Math.random() * n);
+  const pieces = [
+    '{',
+    '}',
+    '"op"',
+    ':',
+    '"subscribe"',
+    '"ping"',
+    '"since"',
+    '[',
+    ']',
+    'null',
+    '1e309',
+    '"\\u0000"',
+    ',',
+    '"channel"',
+    '"user:fuzzer"',
+    '{"offset":"1-0"}',
+  ];
+  for (let i = 0; i < 400; i++) {
+    const kind = rand(3);
+    if (kind === 0) client.send(Array.from({ length: rand(12) }, () => pieces[rand(pieces.length)]).join(''));
+    else if (kind === 1)
+      client.send({
+        op: ['subscribe', 'unsubscribe', 'ping', 'refresh', 'x'][rand(5)],
+        channel: ['post:1', 'user:other', 'chat:r', '', 7][rand(5)],
+        since: [undefined, { offset: 'a', epoch: 1 }, { offset: '1-0', epoch: 'e' }][rand(3)],
+        token: [undefined, 'junk'][rand(2)],
+      });
+    else client.socket.send(randomBytes(rand(64)));
+  }
+  client.send({ op: 'ping', id: 'still-alive' });
+  await client.frame((f) => f.op === 'pong' && f.id === 'still-alive');
+  const codes = new Set(client.frames.filter((f) => f.op === 'error').map((f) => f.code));
+  for (const code of ['GW_BAD_JSON', 'GW_UNKNOWN_OP', 'GW_BAD_FRAME', 'GW_BINARY_FRAME'])
+    assert.ok(codes.has(code), code);
+  // A frame over the 64 KiB limit closes the socket with 1009.
+  const big = await connect(nodes.a, 'big-sender');
+  big.send({ op: 'ping', id: 'x'.repeat(70_000) });
+  assert.equal(await big.closed(), 1009);
+  assert.equal((await fetch(`${nodes.a.url}/healthz`)).status, 200);
+});
+
+test('a slow consumer should be closed with 4009 while the node memory stays bounded', async () => {
+  const slow = await connect(nodes.a, 'slowpoke');
+  await subscribe(slow, 'creator:u-slow');
+  // Stop reading: the kernel buffers fill, then the node's per-socket buffer.
+  (slow.socket as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+  const before = await metric(nodes.a, 'gateway_slow_consumer_closes_total');
+  const body = 'y'.repeat(9000);
+  for (let round = 0; round < 20; round++) {
+    await publishPosts('u-slow', 100, body);
+    if ((await metric(nodes.a, 'gateway_slow_consumer_closes_total')) > before) break;
+  }
+  await waitUntil(
+    'the slow-consumer close',
+    30_000,
+    async () => (await metric(nodes.a, 'gateway_slow_consumer_closes_total')) > before,
+  );
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${nodes.a.process.pid}/status`, 'utf8'))?.[1]);
+  assert.ok(rssKb < 400 * 1024, `node RSS ${rssKb} kB stays bounded`);
+  (slow.socket as unknown as { _socket: { resume(): void } })._socket.resume();
+  assert.equal(await slow.closed(40_000), 4009);
+});
+
+test('SSE should receive the same events and recover with Last-Event-ID', async () => {
+  const token = await signAccessToken(secret, 'sse-user');
+  const open = async (lastEventId?: string) => {
+    const controller = new AbortController();
+    const response = await fetch(`${nodes.b.url}/sse?channels=creator:u-sse&access_token=${token}`, {
+      signal: controller.signal,
+      headers: lastEventId ? { 'last-event-id': lastEventId } : {},
+    });
+    assert.equal(response.status, 200);
+    const messages: { id?: string; event?: string; data: Record<string, unknown> }[] = [];
+    const reader = response.body?.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    void (async () => {
+      try {
+        for (;;) {
+          const chunk: ReadableStreamReadResult<Uint8Array> | undefined = await reader?.read();
+          if (!chunk || chunk.done) return;
+          buffer += decoder.decode(chunk.value, { stream: true });
+          let end;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const fields = Object.fromEntries(
+              block
+                .split('\n')
+                .filter((l) => !l.startsWith(':'))
+                .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]),
+            );
+            if (fields.data)
+              messages.push({
+                id: fields.id,
+                event: fields.event,
+                data: JSON.parse(fields.data) as Record<string, unknown>,
+              });
+          }
+        }
+      } catch {
+        // aborted
+      }
+    })();
+    return { messages, close: () => controller.abort() };
+  };
+  const events = (m: { messages: { event?: string; data: Record<string, unknown> }[] }) =>
+    m.messages.filter((x) => x.event === 'event' && x.data.channel === 'creator:u-sse');
+
+  const first = await open();
+  await waitFor('the SSE ack', 10_000, () =>
+    first.messages.find((m) => m.event === 'ack' && m.data.channel === 'creator:u-sse'),
+  );
+  const live = await publishPosts('u-sse', 3);
+  await waitUntil('3 live SSE events', 20_000, () => events(first).length >= 3);
+  assert.deepEqual(
+    events(first)
+      .map((m) => (m.data.event as { id: string }).id)
+      .sort(),
+    [...live].sort(),
+  );
+  const lastId = first.messages.filter((m) => m.id).at(-1)?.id;
+  first.close();
+
+  const missed = await publishPosts('u-sse', 5);
+  await waitUntil(
+    'the missed events in history',
+    20_000,
+    async () => (await redis.xlen(`${redisPrefix}history:{creator:u-sse}`)) >= 8,
+  );
+  const second = await open(lastId);
+  await waitUntil('5 recovered SSE events', 20_000, () => events(second).length >= 5);
+  const ack = second.messages.find((m) => m.event === 'ack' && m.data.channel === 'creator:u-sse');
+  assert.equal(ack?.data.recovered, true);
+  assert.deepEqual(
+    events(second)
+      .map((m) => (m.data.event as { id: string }).id)
+      .sort(),
+    [...missed].sort(),
+  );
+  second.close();
+
+  const unauthorized = await fetch(`${nodes.b.url}/sse?channels=creator:u-sse`);
+  assert.equal(unauthorized.status, 401);
+  const forbidden = await fetch(`${nodes.b.url}/sse?channels=user:someone-else&access_token=${token}`);
+  assert.equal(forbidden.status, 403);
+});
+
+test('SIGKILL of a node should clear its registry entries within the lease, and its clients recover on another node', async () => {
+  const victim = await connect(nodes.b, 'crash-user');
+  const ack = (await subscribe(victim, 'creator:u-crash')) as { offset: string; epoch: string };
+  const nodeB = `b-${run}`;
+  assert.ok((await redis.zrange(`${redisPrefix}channel-nodes:{creator:u-crash}`, 0, -1)).includes(nodeB));
+  await nodes.b.stop('SIGKILL');
+  await victim.closed();
+  await waitUntil('node b gone from the registry', HEARTBEAT_MS * 3 + 2000, async () => {
+    const live = await redis.zrangebyscore(`${redisPrefix}{registry}:nodes`, Date.now(), '+inf');
+    const holders = await redis.zrangebyscore(`${redisPrefix}channel-nodes:{creator:u-crash}`, Date.now(), '+inf');
+    return !live.includes(nodeB) && !holders.includes(nodeB);
+  });
+  const missed = await publishPosts('u-crash', 20);
+  // Node b's partitions move to the survivors after the session timeout.
+  await waitUntil(
+    'the survivors routed everything',
+    40_000,
+    async () => (await redis.xlen(`${redisPrefix}history:{creator:u-crash}`)) >= 20,
+  );
+  const moved = await connect(nodes.a, 'crash-user');
+  const again = (await subscribe(moved, 'creator:u-crash', ack)) as { recovered: boolean };
+  assert.equal(again.recovered, true);
+  await waitUntil('the missed events', 10_000, () => eventsOn(moved, 'creator:u-crash').length >= 20);
+  assert.deepEqual(
+    eventsOn(moved, 'creator:u-crash')
+      .map((f) => f.event.id)
+      .sort(),
+    [...missed].sort(),
+  );
+});
+
+test('SIGTERM should tell clients to reconnect, and they move to another node without missing anything', async () => {
+  const mover = await connect(nodes.c, 'drain-user');
+  const ack = (await subscribe(mover, 'creator:u-drain')) as { offset: string; epoch: string };
+  const exited = nodes.c.stop('SIGTERM');
+  await mover.frame((f) => f.op === 'reconnect', 10_000);
+  assert.equal(await mover.closed(), 1001);
+  const during = await publishPosts('u-drain', 10);
+  assert.equal(await exited, 0, 'a drained node exits cleanly');
+  await waitUntil(
+    'the survivors routed everything',
+    40_000,
+    async () => (await redis.xlen(`${redisPrefix}history:{creator:u-drain}`)) >= 10,
+  );
+  const moved = await connect(nodes.a, 'drain-user');
+  const again = (await subscribe(moved, 'creator:u-drain', ack)) as { recovered: boolean };
+  assert.equal(again.recovered, true);
+  await waitUntil('the events sent during the move', 10_000, () => eventsOn(moved, 'creator:u-drain').length >= 10);
+  assert.deepEqual(
+    eventsOn(moved, 'creator:u-drain')
+      .map((f) => f.event.id)
+      .sort(),
+    [...during].sort(),
+  );
+});
