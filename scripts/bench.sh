@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runs the benchmarks (scripts that print figures; not tests) against real infrastructure:
-#   bash scripts/bench.sh [outbox]
+#   bash scripts/bench.sh [outbox] [gateway]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bootstrap.sh
 bash infra/up.sh --no-migrate
 export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}" DATABASE_URL="${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
-for bench in "${@:-outbox}"; do
+benches=("$@")
+[ ${#benches[@]} -gt 0 ] || benches=(outbox gateway)
+for bench in "${benches[@]}"; do
   case "$bench" in
   outbox) node libs/outbox/dist/bench.js ;;
-  *) die "unknown benchmark '$bench' (known: outbox)" ;;
+  gateway) node tests/e2e/dist/bench-gateway.js ;;
+  *) die "unknown benchmark '$bench' (known: outbox, gateway)" ;;
   esac
 done

@@ -1,0 +1,277 @@
+#!/usr/bin/env node
+// Gateway benchmark (not a test): `pnpm bench:gateway`. One real gateway process on real Kafka and
+// Redis; clients in this process. Prints one table:
+//  - fanout: 1 channel x N subscribers, and N channels x 1 subscriber (deliveries/s, burst);
+//  - latency: Kafka produce -> client receive at a fixed publish rate (p50/p99/max), each event
+//    stamped with its *scheduled* send time;
+//  - memory: gateway RSS per idle authenticated connection.
+// Beside each figure: CPU seconds of the gateway, of Kafka and of this process.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { WebSocket } from 'ws';
+import { jwtSecret, signAccessToken } from '@ripple/auth';
+import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
+import { createEventProducer, createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
+import { createLogger } from '@ripple/telemetry';
+import { runId, testInfra, waitUntil } from '@ripple/testing';
+import { spawnService } from './harness.js';
+
+const FANOUT_SUBSCRIBERS = Number(process.env.BENCH_FANOUT_SUBSCRIBERS ?? 2000);
+const FANOUT_EVENTS = Number(process.env.BENCH_FANOUT_EVENTS ?? 50);
+const LATENCY_RATE = Number(process.env.BENCH_LATENCY_RATE ?? 200);
+const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10);
+const LATENCY_SUBSCRIBERS = Number(process.env.BENCH_LATENCY_SUBSCRIBERS ?? 100);
+const IDLE_CONNECTIONS = Number(process.env.BENCH_IDLE_CONNECTIONS ?? 10_000);
+
+const run = runId();
+const JWT_SECRET = `bench-${run}-0123456789abcdef`;
+const secret = jwtSecret(JWT_SECRET);
+const topicPrefix = `bench.${run}.`;
+const redisPrefix = `bench:${run}:`;
+
+function cpuOf(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+function kafkaPid(): number | undefined {
+  try {
+    return Number(execFileSync('pgrep', ['-f', 'java.*kafka.Kafka'], { encoding: 'utf8' }).trim().split('\n').at(-1));
+  } catch {
+    return undefined;
+  }
+}
+function rssMb(pid: number | undefined): number {
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid ?? 0}/status`, 'utf8'))?.[1]);
+  return kb / 1024;
+}
+const selfCpu = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+interface Row {
+  scenario: string;
+  figure: string;
+  p50: string;
+  p99: string;
+  cpu: string;
+  rss: string;
+}
+
+const gateway = await spawnService('fanout-gateway', {
+  JWT_SECRET,
+  KAFKA_BROKERS: testInfra.kafkaBrokers.join(','),
+  KAFKA_TOPIC_PREFIX: topicPrefix,
+  KAFKA_GROUP_ID: `bench.${run}`,
+  REDIS_URL: testInfra.redisUrl,
+  REDIS_KEY_PREFIX: redisPrefix,
+  WS_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
+});
+const gwPid = gateway.process.pid;
+const kPid = kafkaPid();
+const kafka = createKafka({
+  brokers: testInfra.kafkaBrokers,
+  clientId: 'bench',
+  logger: createLogger('bench', 'silent'),
+});
+const producer = createEventProducer(kafka);
+await producer.connect();
+const rows: Row[] = [];
+
+async function measure<T>(fn: () => Promise<T>): Promise<{ result: T; cpu: string }> {
+  const before = { gw: cpuOf(gwPid), k: cpuOf(kPid), me: selfCpu() };
+  const result = await fn();
+  const cpu = `${(cpuOf(gwPid) - before.gw).toFixed(1)}/${(cpuOf(kPid) - before.k).toFixed(1)}/${(selfCpu() - before.me).toFixed(1)}`;
+  return { result, cpu };
+}
+
+interface Client {
+  socket: WebSocket;
+  received: number;
+  latencies: number[];
+}
+
+async function openClients(count: number, channelOf: (i: number) => string | undefined): Promise<Client[]> {
+  const token = await signAccessToken(secret, 'bench-reader', { ttlSeconds: 3600 });
+  const clients: Client[] = [];
+  for (let i = 0; i < count; i += 200) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(200, count - i) }, (_, k) => {
+        const client: Client = {
+          socket: new WebSocket(`ws://127.0.0.1:${gateway.port}/ws?access_token=${token}`),
+          received: 0,
+          latencies: [],
+        };
+        const channel = channelOf(i + k);
+        return new Promise<Client>((resolve, reject) => {
+          client.socket.on('error', reject);
+          client.socket.on('message', (data: Buffer) => {
+            const text = data.toString('utf8');
+            if (text.startsWith('{"op":"welcome"')) {
+              if (channel === undefined) resolve(client);
+              else client.socket.send(JSON.stringify({ op: 'subscribe', channel }));
+              return;
+            }
+            if (text.startsWith('{"op":"ack"')) {
+              resolve(client);
+              return;
+            }
+            if (!text.startsWith('{"op":"event"')) return;
+            client.received += 1;
+            const sent = /"body":"t(\d+)"/.exec(text)?.[1];
+            if (sent !== undefined) client.latencies.push(Date.now() - Number(sent));
+          });
+        });
+      }),
+    );
+    clients.push(...batch);
+  }
+  return clients;
+}
+
+function closeAll(clients: Client[]): void {
+  for (const c of clients) c.socket.terminate();
+}
+
+async function publish(
+  authors: (i: number) => string,
+  count: number,
+  stamp: (i: number) => number = () => Date.now(),
+): Promise<void> {
+  const messages = Array.from({ length: count }, (_, i) => {
+    const m = toOutboxMessage(
+      createEvent('post.created', {
+        source: 'bench',
+        data: {
+          postId: randomBytes(6).toString('hex'),
+          authorId: authors(i),
+          body: `t${stamp(i)}`,
+          createdAt: new Date().toISOString(),
+        },
+      }),
+    );
+    return { ...m, topic: topicPrefix + m.topic };
+  });
+  for (let i = 0; i < messages.length; i += 500) await producer.send(messages.slice(i, i + 500));
+}
+
+function percentiles(values: number[]): { p50: string; p99: string } {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+  return { p50: `${at(50) ?? '-'}`, p99: `${at(99) ?? '-'}` };
+}
+
+try {
+  // 1 channel x N subscribers.
+  {
+    const clients = await openClients(FANOUT_SUBSCRIBERS, () => 'creator:hot');
+    const { result: seconds, cpu } = await measure(async () => {
+      const start = performance.now();
+      await publish(() => 'hot', FANOUT_EVENTS);
+      await waitUntil('every delivery', 120_000, () => clients.every((c) => c.received >= FANOUT_EVENTS));
+      return (performance.now() - start) / 1000;
+    });
+    const lat = percentiles(clients.flatMap((c) => c.latencies));
+    rows.push({
+      scenario: `fanout 1 channel x ${FANOUT_SUBSCRIBERS} subscribers, ${FANOUT_EVENTS} events`,
+      figure: `${Math.round((FANOUT_SUBSCRIBERS * FANOUT_EVENTS) / seconds)} deliveries/s`,
+      ...lat,
+      cpu,
+      rss: rssMb(gwPid).toFixed(0),
+    });
+    closeAll(clients);
+  }
+  // N channels x 1 subscriber.
+  {
+    const clients = await openClients(FANOUT_SUBSCRIBERS, (i) => `creator:c${i}`);
+    const { result: seconds, cpu } = await measure(async () => {
+      const start = performance.now();
+      await publish((i) => `c${i % FANOUT_SUBSCRIBERS}`, FANOUT_SUBSCRIBERS * 5);
+      await waitUntil('every delivery', 120_000, () => clients.every((c) => c.received >= 5));
+      return (performance.now() - start) / 1000;
+    });
+    const lat = percentiles(clients.flatMap((c) => c.latencies));
+    rows.push({
+      scenario: `fanout ${FANOUT_SUBSCRIBERS} channels x 1 subscriber, 5 events each`,
+      figure: `${Math.round((FANOUT_SUBSCRIBERS * 5) / seconds)} deliveries/s`,
+      ...lat,
+      cpu,
+      rss: rssMb(gwPid).toFixed(0),
+    });
+    closeAll(clients);
+  }
+  // Fixed rate: produce -> receive latency.
+  {
+    const clients = await openClients(LATENCY_SUBSCRIBERS, () => 'creator:steady');
+    const total = LATENCY_RATE * LATENCY_SECONDS;
+    const { cpu } = await measure(async () => {
+      const tickMs = 20;
+      const perTick = Math.max(1, Math.round((LATENCY_RATE * tickMs) / 1000));
+      const start = Date.now();
+      for (let sent = 0, t = 0; sent < total; t++) {
+        const due = start + t * tickMs;
+        const wait = due - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        const n = Math.min(perTick, total - sent);
+        await publish(
+          () => 'steady',
+          n,
+          () => due,
+        );
+        sent += n;
+      }
+      await waitUntil('every delivery', 120_000, () => clients.every((c) => c.received >= total));
+    });
+    const all = clients.flatMap((c) => c.latencies);
+    const lat = percentiles(all);
+    rows.push({
+      scenario: `latency ${LATENCY_RATE} events/s for ${LATENCY_SECONDS}s to ${LATENCY_SUBSCRIBERS} subscribers`,
+      figure: `max ${all.reduce((m, v) => Math.max(m, v), 0)} ms`,
+      ...lat,
+      cpu,
+      rss: rssMb(gwPid).toFixed(0),
+    });
+    closeAll(clients);
+  }
+  // Idle connections.
+  {
+    await new Promise((r) => setTimeout(r, 2000));
+    const before = rssMb(gwPid);
+    const { result: clients, cpu } = await measure(() => openClients(IDLE_CONNECTIONS, () => undefined));
+    await new Promise((r) => setTimeout(r, 3000));
+    const after = rssMb(gwPid);
+    rows.push({
+      scenario: `${IDLE_CONNECTIONS} idle authenticated connections`,
+      figure: `${(((after - before) * 1024) / IDLE_CONNECTIONS).toFixed(1)} KiB RSS per connection`,
+      p50: '-',
+      p99: '-',
+      cpu,
+      rss: after.toFixed(0),
+    });
+    closeAll(clients);
+  }
+} finally {
+  await producer.disconnect();
+  await gateway.stop('SIGKILL');
+  const topics = Object.values(Topics).map((t) => topicPrefix + t);
+  await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
+  const redis = new Redis(testInfra.redisUrl);
+  const keys = await redis.keys(`${redisPrefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
+}
+
+const header = ['scenario', 'result', 'p50 ms', 'p99 ms', 'CPU s gateway/kafka/clients', 'gateway RSS MB'];
+const lines = rows.map((r) => [r.scenario, r.figure, r.p50, r.p99, r.cpu, r.rss]);
+const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]?.length ?? 0)));
+const fmt = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+process.stdout.write(`\nFanout gateway, one node (2 cores shared by gateway, Kafka, Redis and clients)\n`);
+process.stdout.write(`${[fmt(header), fmt(widths.map((w) => '-'.repeat(w))), ...lines.map(fmt)].join('\n')}\n`);
+process.exit(0);
