@@ -57,9 +57,10 @@ export async function buildApp(deps: GatewayAppDeps): Promise<FastifyInstance> {
       socket.close(CloseCodes.goingAway, 'node draining');
       return;
     }
-    // Frames that arrive while the token is being verified wait here, in order.
+    // Frames that arrive before `welcome` wait here, in order, and are handled after it.
     const early: string[] = [];
     let session: Session | undefined;
+    let starting: Session | undefined;
     let alive = true;
     socket.on('pong', () => (alive = true));
     const pinger = setInterval(() => {
@@ -82,7 +83,7 @@ export async function buildApp(deps: GatewayAppDeps): Promise<FastifyInstance> {
     });
     socket.on('close', () => {
       clearInterval(pinger);
-      void session?.release();
+      void (session ?? starting)?.release();
     });
 
     const token = tokenOf(request);
@@ -99,9 +100,14 @@ export async function buildApp(deps: GatewayAppDeps): Promise<FastifyInstance> {
             onClosed: (closed) => void deps.connections.remove(connectionOf(closed)),
           },
         });
-        session = s;
+        starting = s;
         await deps.connections.add(connectionOf(s));
         await s.joinOwnChannel();
+        if (s.isClosed) {
+          // The peer left during set-up: release() ran before add() finished.
+          await deps.connections.remove(connectionOf(s));
+          return;
+        }
         s.reply({
           op: 'welcome',
           connectionId: s.id,
@@ -109,14 +115,15 @@ export async function buildApp(deps: GatewayAppDeps): Promise<FastifyInstance> {
           user: claims.sub,
           heartbeatMs: deps.pingIntervalMs,
         });
+        session = s;
         for (const text of early.splice(0)) s.receive(text);
       })
       .catch((err: unknown) => {
         const code = isRippleError(err) ? err.code : 'AUTH_TOKEN_MISSING';
         deps.metrics.errors.inc({ code });
-        if (session) {
+        if (starting) {
           deps.logger.error({ err }, 'connection set-up failed');
-          session.close(1011, 'GW_INTERNAL');
+          starting.close(1011, 'GW_INTERNAL');
         } else socket.close(CloseCodes.unauthorized, code);
       });
   });

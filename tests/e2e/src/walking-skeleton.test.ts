@@ -164,3 +164,18 @@ test('the gateway should answer bad frames with error frames and stay up', async
   const ready = await fetch(`${gateway.url}/readyz`);
   assert.equal(ready.status, 200);
 });
+
+test('frames sent before welcome should be answered after it, in order', async () => {
+  const token = await signAccessToken(secret, 'u-eager');
+  const client = TestClient.connect(wsUrl(`?access_token=${token}`));
+  clients.push(client);
+  await new Promise<void>((resolve) => client.socket.once('open', () => resolve()));
+  client.send({ op: 'subscribe', id: 'e1', channel: 'creator:u42' });
+  client.send({ op: 'ping', id: 'e2' });
+  await client.frame((f) => f.op === 'pong' && f.id === 'e2');
+  // Presence events of the user's own channel may interleave; the answers keep their order.
+  assert.deepEqual(
+    client.frames.map((f) => f.op).filter((op) => op !== 'event'),
+    ['welcome', 'ack', 'pong'],
+  );
+});
