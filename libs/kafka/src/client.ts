@@ -72,3 +72,22 @@ export async function deleteTopics(kafka: Kafka, topics: readonly string[]): Pro
     await admin.disconnect();
   }
 }
+
+/** Per partition: how many messages the group has not committed yet (end offset - committed). */
+export async function consumerLag(
+  admin: ReturnType<Kafka['admin']>,
+  groupId: string,
+  topics: readonly string[],
+): Promise<{ topic: string; partition: number; lag: number }[]> {
+  const committed = await admin.fetchOffsets({ groupId, topics: [...topics] });
+  const out: { topic: string; partition: number; lag: number }[] = [];
+  for (const { topic, partitions } of committed) {
+    const ends = new Map((await admin.fetchTopicOffsets(topic)).map((e) => [e.partition, Number(e.high)]));
+    for (const p of partitions) {
+      const end = ends.get(p.partition) ?? 0;
+      const at = Number(p.offset);
+      out.push({ topic, partition: p.partition, lag: at < 0 ? end : Math.max(0, end - at) });
+    }
+  }
+  return out;
+}

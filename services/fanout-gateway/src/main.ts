@@ -3,9 +3,16 @@ import { resolveJwtSecret } from '@ripple/auth';
 import { parseBrokers } from '@ripple/config';
 import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
 import { listeningPort, runProcess } from '@ripple/http';
-import { createEventConsumer, createEventProducer, createKafka, dlqTopicOf, ensureTopics } from '@ripple/kafka';
+import {
+  consumerLag,
+  createEventConsumer,
+  createEventProducer,
+  createKafka,
+  dlqTopicOf,
+  ensureTopics,
+} from '@ripple/kafka';
 import { LeasedDirectory, RedisHistory, RedisLeasedSets } from '@ripple/registry';
-import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
+import { Gauge, createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { buildApp } from './app.js';
 import { RedisNodeBus } from './bus.js';
 import { SERVICE_NAME, loadGatewayConfig } from './config.js';
@@ -85,6 +92,20 @@ runProcess(SERVICE_NAME, async () => {
   });
   const admin = kafka.admin();
   await admin.connect();
+  new Gauge({
+    name: 'gateway_consumer_lag_messages',
+    help: 'Messages of each partition the gateway group has not committed yet',
+    labelNames: ['topic', 'partition'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const lags = await consumerLag(admin, config.KAFKA_GROUP_ID, topics).catch((err: unknown) => {
+        logger.warn({ err }, 'could not read the consumer lag');
+        return [];
+      });
+      for (const l of lags) this.set({ topic: l.topic, partition: String(l.partition) }, l.lag);
+    },
+  });
 
   let draining = false;
   const app = await buildApp({

@@ -133,6 +133,11 @@ test('a client on one node should receive events that other nodes consumed, once
     (await metric(nodes.b, 'gateway_node_messages_sent_total')) +
     (await metric(nodes.c, 'gateway_node_messages_sent_total'));
   assert.ok(forwarded > 0, 'some events crossed nodes');
+  await waitUntil(
+    'the group to commit what it routed',
+    20_000,
+    async () => (await metric(nodes.a, 'gateway_consumer_lag_messages')) === 0,
+  );
 });
 
 test('a client that was offline should recover every missed event in order, then continue live without duplicates', async () => {
