@@ -91,3 +91,10 @@ export async function consumerLag(
   }
   return out;
 }
+
+/** A /readyz check: resolves when the cluster answers a metadata request. */
+export function kafkaReadiness(admin: ReturnType<Kafka['admin']>): () => Promise<void> {
+  return async () => {
+    await admin.describeCluster();
+  };
+}

@@ -1,4 +1,4 @@
-export { consumerLag, createKafka, deleteTopics, ensureTopics } from './client.js';
+export { consumerLag, createKafka, deleteTopics, ensureTopics, kafkaReadiness } from './client.js';
 export type { Kafka, TopicSpec } from './client.js';
 export { createEventProducer } from './producer.js';
 export type { EventProducer, OutgoingMessage } from './producer.js';

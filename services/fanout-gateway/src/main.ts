@@ -10,6 +10,7 @@ import {
   createKafka,
   dlqTopicOf,
   ensureTopics,
+  kafkaReadiness,
 } from '@ripple/kafka';
 import { LeasedDirectory, RedisHistory, RedisLeasedSets } from '@ripple/registry';
 import { Gauge, createLogger, createMetricsRegistry } from '@ripple/telemetry';
@@ -134,9 +135,7 @@ runProcess(SERVICE_NAME, async () => {
       redis: async () => {
         await redis.ping();
       },
-      kafka: async () => {
-        await admin.describeCluster();
-      },
+      kafka: kafkaReadiness(admin),
     },
   });
   await consumer.start();

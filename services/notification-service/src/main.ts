@@ -5,7 +5,7 @@ import { CommonEnv, defaultDatabaseUrl, loadConfig, parseBrokers } from '@ripple
 import { ensureDatabase, postgresReadiness } from '@ripple/db';
 import { Topics } from '@ripple/events';
 import { listeningPort, runProcess, serviceShell } from '@ripple/http';
-import { createKafka, ensureTopics } from '@ripple/kafka';
+import { createKafka, ensureTopics, kafkaReadiness } from '@ripple/kafka';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 
 const SERVICE_NAME = 'notification-service';
@@ -38,9 +38,7 @@ runProcess(SERVICE_NAME, async () => {
     metrics: createMetricsRegistry(SERVICE_NAME),
     checks: {
       postgres: postgresReadiness(pool),
-      kafka: async () => {
-        await admin.describeCluster();
-      },
+      kafka: kafkaReadiness(admin),
     },
   });
   await app.listen({ host: config.HOST, port: config.PORT });

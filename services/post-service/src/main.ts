@@ -3,7 +3,7 @@ import { resolveJwtSecret } from '@ripple/auth';
 import { applyMigrations, ensureDatabase } from '@ripple/db';
 import { Topics } from '@ripple/events';
 import { listeningPort, runProcess } from '@ripple/http';
-import { createEventProducer, createKafka, ensureTopics } from '@ripple/kafka';
+import { createEventProducer, createKafka, ensureTopics, kafkaReadiness } from '@ripple/kafka';
 import { startOutboxService } from '@ripple/outbox';
 import { parseBrokers } from '@ripple/config';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
@@ -62,9 +62,7 @@ runProcess(SERVICE_NAME, async () => {
       postgres: async () => {
         await db.$queryRaw`SELECT 1`;
       },
-      kafka: async () => {
-        await admin.describeCluster();
-      },
+      kafka: kafkaReadiness(admin),
     },
   });
   await app.listen({ host: config.HOST, port: config.PORT });
