@@ -60,6 +60,16 @@ function cpuNow() {
   };
 }
 
+/** CPU seconds each side used since `before`. */
+function cpuSince(before: ReturnType<typeof cpuNow>) {
+  const after = cpuNow();
+  return {
+    self: after.self - before.self,
+    kafka: after.kafka - before.kafka,
+    postgres: after.postgres - before.postgres,
+  };
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
@@ -127,7 +137,6 @@ async function burst(pool: pg.Pool, producers: EventProducer[], relays: number):
   while (published < BURST_EVENTS) await new Promise((r) => setTimeout(r, 5));
   const seconds = (performance.now() - started) / 1000;
   await Promise.all(running.map((r) => r.stop()));
-  const after = cpuNow();
   return {
     scenario: 'burst (drain backlog)',
     relays,
@@ -136,11 +145,7 @@ async function burst(pool: pg.Pool, producers: EventProducer[], relays: number):
     p50: Number.NaN,
     p99: Number.NaN,
     max: Number.NaN,
-    cpu: {
-      self: after.self - before.self,
-      kafka: after.kafka - before.kafka,
-      postgres: after.postgres - before.postgres,
-    },
+    cpu: cpuSince(before),
     rssMb: process.memoryUsage().rss / 2 ** 20,
   };
 }
@@ -187,7 +192,6 @@ async function steady(pool: pg.Pool, producer: EventProducer): Promise<Row> {
   const seconds = (performance.now() - start) / 1000;
   await listener.stop();
   await relay.stop();
-  const after = cpuNow();
   const sorted = latencies.sort((a, b) => a - b);
   return {
     scenario: `steady ${STEADY_RATE}/s for ${STEADY_SECONDS}s`,
@@ -197,11 +201,7 @@ async function steady(pool: pg.Pool, producer: EventProducer): Promise<Row> {
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
     max: sorted[sorted.length - 1] ?? Number.NaN,
-    cpu: {
-      self: after.self - before.self,
-      kafka: after.kafka - before.kafka,
-      postgres: after.postgres - before.postgres,
-    },
+    cpu: cpuSince(before),
     rssMb: process.memoryUsage().rss / 2 ** 20,
   };
 }

@@ -41,7 +41,17 @@ export function startOutboxService(opts: OutboxServiceOptions): OutboxService {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [opts.metrics],
   });
-  const backlog = async () => store.backlog().catch(() => ({ count: Number.NaN, oldestAgeSeconds: Number.NaN }));
+  // Both gauges read one query per scrape: the first collect starts it, the second reuses it.
+  let pending: { at: number; result: ReturnType<PgOutboxStore['backlog']> } | undefined;
+  const backlog = () => {
+    if (!pending || Date.now() - pending.at > 1000) {
+      pending = {
+        at: Date.now(),
+        result: store.backlog().catch(() => ({ count: Number.NaN, oldestAgeSeconds: Number.NaN })),
+      };
+    }
+    return pending.result;
+  };
   new Gauge({
     name: 'outbox_backlog_rows',
     help: 'Outbox rows not yet acknowledged by Kafka',

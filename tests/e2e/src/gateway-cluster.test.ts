@@ -106,6 +106,34 @@ function eventsOn(client: TestClient, channel: string): EventFrame[] {
   return client.frames.filter((f): f is EventFrame => f.op === 'event' && f.channel === channel);
 }
 
+/**
+ * Once the surviving nodes routed `missed` into the channel's history, a client of `userId` on
+ * `node` that subscribes with the position it had (`ack`) recovers exactly those events.
+ */
+async function expectRecoveredOn(
+  node: RunningService,
+  userId: string,
+  channel: string,
+  ack: { offset: string; epoch: string },
+  missed: string[],
+): Promise<void> {
+  await waitUntil(
+    'the survivors routed everything',
+    40_000,
+    async () => (await redis.xlen(`${redisPrefix}history:{${channel}}`)) >= missed.length,
+  );
+  const moved = await connect(node, userId);
+  const again = (await subscribe(moved, channel, ack)) as { recovered: boolean };
+  assert.equal(again.recovered, true);
+  await waitUntil('the missed events', 10_000, () => eventsOn(moved, channel).length >= missed.length);
+  assert.deepEqual(
+    eventsOn(moved, channel)
+      .map((f) => f.event.id)
+      .sort(),
+    [...missed].sort(),
+  );
+}
+
 async function metric(node: RunningService, name: string): Promise<number> {
   const text = await (await fetch(`${node.url}/metrics`)).text();
   return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? 'NaN');
@@ -358,21 +386,7 @@ test('SIGKILL of a node should clear its registry entries within the lease, and 
   });
   const missed = await publishPosts('u-crash', 20);
   // Node b's partitions move to the survivors after the session timeout.
-  await waitUntil(
-    'the survivors routed everything',
-    40_000,
-    async () => (await redis.xlen(`${redisPrefix}history:{creator:u-crash}`)) >= 20,
-  );
-  const moved = await connect(nodes.a, 'crash-user');
-  const again = (await subscribe(moved, 'creator:u-crash', ack)) as { recovered: boolean };
-  assert.equal(again.recovered, true);
-  await waitUntil('the missed events', 10_000, () => eventsOn(moved, 'creator:u-crash').length >= 20);
-  assert.deepEqual(
-    eventsOn(moved, 'creator:u-crash')
-      .map((f) => f.event.id)
-      .sort(),
-    [...missed].sort(),
-  );
+  await expectRecoveredOn(nodes.a, 'crash-user', 'creator:u-crash', ack, missed);
 });
 
 test('SIGTERM should tell clients to reconnect, and they move to another node without missing anything', async () => {
@@ -383,19 +397,5 @@ test('SIGTERM should tell clients to reconnect, and they move to another node wi
   assert.equal(await mover.closed(), 1001);
   const during = await publishPosts('u-drain', 10);
   assert.equal(await exited, 0, 'a drained node exits cleanly');
-  await waitUntil(
-    'the survivors routed everything',
-    40_000,
-    async () => (await redis.xlen(`${redisPrefix}history:{creator:u-drain}`)) >= 10,
-  );
-  const moved = await connect(nodes.a, 'drain-user');
-  const again = (await subscribe(moved, 'creator:u-drain', ack)) as { recovered: boolean };
-  assert.equal(again.recovered, true);
-  await waitUntil('the events sent during the move', 10_000, () => eventsOn(moved, 'creator:u-drain').length >= 10);
-  assert.deepEqual(
-    eventsOn(moved, 'creator:u-drain')
-      .map((f) => f.event.id)
-      .sort(),
-    [...during].sort(),
-  );
+  await expectRecoveredOn(nodes.a, 'drain-user', 'creator:u-drain', ack, during);
 });
