@@ -372,6 +372,31 @@ test('SSE should receive the same events and recover with Last-Event-ID', async 
   assert.equal(forbidden.status, 403);
 });
 
+test('after Redis loses everything, the live nodes should re-register what they hold within a few heartbeats', async () => {
+  const client = await connect(nodes.a, 'amnesia-user');
+  await subscribe(client, 'creator:u-amnesia');
+  const nodeA = `a-${run}`;
+  // What a Redis restart without persistence does to this deployment's keys.
+  const keys = await redis.keys(`${redisPrefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  await waitUntil('the registry refilled', HEARTBEAT_MS * 5 + 2000, async () => {
+    const now = Date.now();
+    const live = await redis.zrangebyscore(`${redisPrefix}{registry}:nodes`, now, '+inf');
+    const holders = await redis.zrangebyscore(`${redisPrefix}channel-nodes:{creator:u-amnesia}`, now, '+inf');
+    const presence = await redis.zrangebyscore(`${redisPrefix}presence:{user:amnesia-user}`, now, '+inf');
+    return live.includes(nodeA) && holders.includes(nodeA) && presence.length === 1;
+  });
+  // Events keep flowing to the client, in a new history epoch.
+  const ids = await publishPosts('u-amnesia', 3);
+  await waitUntil('the events after the loss', 20_000, () => eventsOn(client, 'creator:u-amnesia').length >= 3);
+  assert.deepEqual(
+    eventsOn(client, 'creator:u-amnesia')
+      .map((f) => f.event.id)
+      .sort(),
+    [...ids].sort(),
+  );
+});
+
 test('SIGKILL of a node should clear its registry entries within the lease, and its clients recover on another node', async () => {
   const victim = await connect(nodes.b, 'crash-user');
   const ack = (await subscribe(victim, 'creator:u-crash')) as { offset: string; epoch: string };
