@@ -6,19 +6,13 @@ export class RippleError extends Error {
   readonly code: string;
   readonly status: number;
   readonly retriable: boolean;
-  readonly details: Readonly<Record<string, unknown>> | undefined;
 
-  constructor(
-    code: string,
-    message: string,
-    opts: { status?: number; retriable?: boolean; details?: Record<string, unknown>; cause?: unknown } = {},
-  ) {
+  constructor(code: string, message: string, opts: { status?: number; retriable?: boolean; cause?: unknown } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'RippleError';
     this.code = code;
     this.status = opts.status ?? 500;
     this.retriable = opts.retriable ?? false;
-    this.details = opts.details;
   }
 }
 

@@ -14,6 +14,7 @@ import { createEventProducer, createKafka, deleteTopics, ensureTopics } from '@r
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { PgOutboxStore, createOutboxRelay, listenForOutbox } from './index.js';
+import type { OutboxRecord, OutboxRelay } from './index.js';
 
 const BURST_EVENTS = Number(process.env.BENCH_BURST_EVENTS ?? 20_000);
 const STEADY_RATE = Number(process.env.BENCH_STEADY_RATE ?? 1000);
@@ -116,24 +117,34 @@ interface Row {
   rssMb: number;
 }
 
+/** A running relay as both scenarios use it (batches of 500, a 30 s lease). */
+function startRelay(
+  pool: pg.Pool,
+  producer: EventProducer,
+  pollIntervalMs: number,
+  onPublished: (rows: readonly OutboxRecord[]) => void,
+): OutboxRelay {
+  const relay = createOutboxRelay({
+    store: new PgOutboxStore(pool, { leaseMs: 30_000 }),
+    producer,
+    topicPrefix: '',
+    logger,
+    batchSize: 500,
+    pollIntervalMs,
+    onPublished,
+  });
+  relay.start();
+  return relay;
+}
+
 async function burst(pool: pg.Pool, producers: EventProducer[], relays: number): Promise<Row> {
   for (let i = 0; i < BURST_EVENTS; i += 500) await insert(pool, rowsFor(Math.min(500, BURST_EVENTS - i), i));
   let published = 0;
   const before = cpuNow();
   const started = performance.now();
-  const running = producers.slice(0, relays).map((producer) => {
-    const relay = createOutboxRelay({
-      store: new PgOutboxStore(pool, { leaseMs: 30_000 }),
-      producer,
-      topicPrefix: '',
-      logger,
-      batchSize: 500,
-      pollIntervalMs: 50,
-      onPublished: (rows) => (published += rows.length),
-    });
-    relay.start();
-    return relay;
-  });
+  const running = producers
+    .slice(0, relays)
+    .map((producer) => startRelay(pool, producer, 50, (rows) => (published += rows.length)));
   while (published < BURST_EVENTS) await new Promise((r) => setTimeout(r, 5));
   const seconds = (performance.now() - started) / 1000;
   await Promise.all(running.map((r) => r.stop()));
@@ -153,24 +164,15 @@ async function burst(pool: pg.Pool, producers: EventProducer[], relays: number):
 async function steady(pool: pg.Pool, producer: EventProducer): Promise<Row> {
   const scheduled = new Map<string, number>();
   const latencies: number[] = [];
-  const relay = createOutboxRelay({
-    store: new PgOutboxStore(pool, { leaseMs: 30_000 }),
-    producer,
-    topicPrefix: '',
-    logger,
-    batchSize: 500,
-    pollIntervalMs: 1000,
-    onPublished: (rows) => {
-      const now = performance.now();
-      for (const r of rows) {
-        const id = r.headers.ce_id;
-        const at = id === undefined ? undefined : scheduled.get(id);
-        if (at !== undefined) latencies.push(now - at);
-      }
-    },
+  const relay = startRelay(pool, producer, 1000, (rows) => {
+    const now = performance.now();
+    for (const r of rows) {
+      const id = r.headers.ce_id;
+      const at = id === undefined ? undefined : scheduled.get(id);
+      if (at !== undefined) latencies.push(now - at);
+    }
   });
   const listener = listenForOutbox(databaseUrl.toString(), logger, () => relay.wake());
-  relay.start();
   const before = cpuNow();
   const tickMs = 10;
   const perTick = Math.max(1, Math.round((STEADY_RATE * tickMs) / 1000));

@@ -42,10 +42,6 @@ export class LocalHub {
     return set.size;
   }
 
-  hasSubscribers(channel: string): boolean {
-    return this.channels.has(channel);
-  }
-
   /** The channels with at least one subscriber here (what the node holds in the registry). */
   channelNames(): string[] {
     return [...this.channels.keys()];
