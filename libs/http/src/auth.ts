@@ -1,30 +1,99 @@
-import type { FastifyRequest } from 'fastify';
-import { extractBearerToken, verifyAccessToken } from '@ripple/auth';
-import type { AccessClaims, JwtSecret } from '@ripple/auth';
+import { KeyObject } from 'node:crypto';
+import fastifyJwt from '@fastify/jwt';
+import type { TokenOrHeader } from '@fastify/jwt';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { createRemoteJWKSet } from 'jose';
+import type { AccessClaims } from '@ripple/auth';
 import { RippleError } from '@ripple/errors';
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Set by `requireUser` on authenticated routes. */
-    user?: AccessClaims;
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    user: AccessClaims;
   }
 }
 
+/**
+ * How access tokens are checked. HS256 with the shared JWT_SECRET is the default; RS256 takes the
+ * identity provider's public key as PEM or a JWKS URL (keys picked by `kid`, cached by jose).
+ */
+export type JwtVerification =
+  | { readonly algorithm: 'HS256'; readonly secret: string }
+  | { readonly algorithm: 'RS256'; readonly publicKey: string }
+  | { readonly algorithm: 'RS256'; readonly jwksUrl: string };
+
+export interface JwtOptions {
+  readonly verification: JwtVerification;
+  /** When set, tokens must carry this `iss`. */
+  readonly issuer?: string | undefined;
+  /** When set, tokens must carry this `aud`. */
+  readonly audience?: string | undefined;
+}
+
+/** User ids are channel-name safe (`user:<id>`). */
+const USER_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+function jwksKey(url: string) {
+  const jwks = createRemoteJWKSet(new URL(url));
+  return async (_request: FastifyRequest, token: TokenOrHeader): Promise<string> => {
+    const header = ('header' in token ? token.header : token) as Parameters<typeof jwks>[0];
+    const key = await jwks(header);
+    return KeyObject.from(key).export({ type: 'spki', format: 'pem' }).toString();
+  };
+}
+
+/** Registers @fastify/jwt; routes opt in with `onRequest: requireUser`. */
+export async function installAuth(app: FastifyInstance, opts: JwtOptions): Promise<void> {
+  const v = opts.verification;
+  const secret = 'secret' in v ? v.secret : 'publicKey' in v ? { public: v.publicKey } : jwksKey(v.jwksUrl);
+  await app.register(fastifyJwt, {
+    secret,
+    decode: { complete: 'jwksUrl' in v },
+    verify: {
+      algorithms: [v.algorithm],
+      requiredClaims: ['sub', 'exp'],
+      ...(opts.issuer !== undefined && { allowedIss: opts.issuer }),
+      ...(opts.audience !== undefined && { allowedAud: opts.audience }),
+    },
+    formatUser: (payload) => {
+      const claims = payload as { sub?: unknown; exp?: number; typ?: unknown };
+      if (typeof claims.sub !== 'string' || !USER_ID.test(claims.sub)) {
+        throw new RippleError('AUTH_TOKEN_INVALID', 'token subject must be a user id ([A-Za-z0-9_-]{1,128})', {
+          status: 401,
+        });
+      }
+      // A chat subscription token proves room membership to the gateway; it is not a login.
+      if (claims.typ === 'subscription') {
+        throw new RippleError('AUTH_TOKEN_INVALID', 'a subscription token is not an access token', { status: 401 });
+      }
+      return { sub: claims.sub, exp: claims.exp };
+    },
+  });
+}
+
+const MISSING = new Set(['FST_JWT_NO_AUTHORIZATION_IN_HEADER', 'FST_JWT_BAD_REQUEST']);
+
 /** An onRequest hook that rejects requests without a valid access token (401 with a code). */
-export function requireUser(secret: JwtSecret) {
-  return async (request: FastifyRequest): Promise<void> => {
-    const token = extractBearerToken(request.headers.authorization);
-    if (token === undefined) {
+export async function requireUser(request: FastifyRequest): Promise<void> {
+  try {
+    await request.jwtVerify();
+  } catch (err) {
+    if (err instanceof RippleError) throw err;
+    const code = (err as { code?: string }).code ?? '';
+    if (MISSING.has(code)) {
       throw new RippleError('AUTH_TOKEN_MISSING', 'send an access token as Authorization: Bearer <token>', {
         status: 401,
       });
     }
-    request.user = await verifyAccessToken(secret, token);
-  };
+    if (code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED') {
+      throw new RippleError('AUTH_TOKEN_EXPIRED', 'token has expired', { status: 401 });
+    }
+    throw new RippleError('AUTH_TOKEN_INVALID', 'token is malformed, forged or uses a forbidden algorithm', {
+      status: 401,
+    });
+  }
 }
 
 /** The authenticated user of a request that went through `requireUser`. */
 export function userOf(request: FastifyRequest): AccessClaims {
-  if (!request.user) throw new RippleError('AUTH_TOKEN_MISSING', 'route is not authenticated', { status: 401 });
   return request.user;
 }

@@ -12,7 +12,7 @@ export interface ErrorBody {
 function fieldOf(err: FastifyError): string | undefined {
   const first = err.validation?.[0];
   if (!first) return undefined;
-  const context = err.validationContext ?? 'body';
+  const context = err.validationContext === 'querystring' ? 'query' : (err.validationContext ?? 'body');
   const missing = (first.params as { missingProperty?: string }).missingProperty;
   const path = first.instancePath.replace(/^\//, '').replace(/\//g, '.');
   const leaf = [path, missing].filter((p) => p !== undefined && p !== '').join('.');
@@ -30,7 +30,9 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     if (isRippleError(err)) {
       if (err.status >= 500) request.log.error({ err }, 'request failed');
-      return reply.status(err.status).send({ code: err.code, message: err.message } satisfies ErrorBody);
+      const body: ErrorBody = { code: err.code, message: err.message };
+      if (err.field !== undefined) body.field = err.field;
+      return reply.status(err.status).send(body);
     }
     const status = err.statusCode ?? 500;
     if (status >= 500) {

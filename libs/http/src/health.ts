@@ -1,4 +1,7 @@
 import type { AddressInfo } from 'node:net';
+import { Ajv } from 'ajv';
+import type { Options as AjvOptions } from 'ajv';
+import addFormats from 'ajv-formats';
 import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Registry } from '@ripple/telemetry';
@@ -48,18 +51,26 @@ export function listeningPort(app: FastifyInstance): number {
  * A fastify app with error handling and the operational routes, for a service to add routes to.
  * Unknown body properties are rejected (not silently removed), so a typo is a 400, not data loss.
  */
-export function serviceShell(opts: {
-  logger: FastifyBaseLogger;
-  metrics: Registry;
-  checks: Record<string, ReadinessCheck>;
-  bodyLimit?: number;
-  isDraining?: () => boolean;
-}): FastifyInstance {
-  const app = Fastify({
-    loggerInstance: opts.logger,
-    bodyLimit: opts.bodyLimit ?? 64 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
-  });
+export interface ServiceShellOptions {
+  readonly logger: FastifyBaseLogger;
+  readonly metrics: Registry;
+  readonly checks: Record<string, ReadinessCheck>;
+  readonly bodyLimit?: number;
+  readonly isDraining?: () => boolean;
+}
+
+export function serviceShell(opts: ServiceShellOptions): FastifyInstance {
+  const app = Fastify({ loggerInstance: opts.logger, bodyLimit: opts.bodyLimit ?? 64 * 1024 });
+  // JSON bodies are typed already, so `{"body": 1}` is a 400, not the string "1"; query strings,
+  // params and headers are text and are coerced to their schema types (`?limit=20`).
+  const ajv = (coerceTypes: AjvOptions['coerceTypes']) => {
+    const instance = new Ajv({ removeAdditional: false, useDefaults: true, coerceTypes, allErrors: false });
+    addFormats.default(instance);
+    return instance;
+  };
+  const strict = ajv(false);
+  const coercing = ajv('array');
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
   installErrorHandling(app);
   installOperationalRoutes(app, {
     checks: opts.checks,

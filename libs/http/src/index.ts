@@ -1,7 +1,13 @@
 export { installErrorHandling } from './errors.js';
 export type { ErrorBody } from './errors.js';
-export { requireUser, userOf } from './auth.js';
+export { installAuth, requireUser, userOf } from './auth.js';
+export type { JwtOptions, JwtVerification } from './auth.js';
+export { bearerAuth, createApiApp } from './api.js';
+export type { ApiOptions } from './api.js';
+export { deleteExpiredIdempotencyKeys, mutations } from './idempotency.js';
+export type { Mutations } from './idempotency.js';
+export { PageQuery, decodeCursor, pageOf, toPage } from './pagination.js';
 export { installOperationalRoutes, listeningPort, serviceShell } from './health.js';
-export type { ReadinessCheck } from './health.js';
+export type { ReadinessCheck, ServiceShellOptions } from './health.js';
 export { runProcess } from './process.js';
 export type { RunningProcess } from './process.js';

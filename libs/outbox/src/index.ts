@@ -5,3 +5,4 @@ export type { PgOutboxStoreOptions } from './pg-store.js';
 export { OUTBOX_CHANNEL, listenForOutbox } from './listener.js';
 export { startOutboxService } from './service.js';
 export type { OutboxService, OutboxServiceOptions } from './service.js';
+export { appendToOutbox } from './append.js';

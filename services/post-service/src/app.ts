@@ -1,55 +1,237 @@
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import { Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from '@sinclair/typebox';
-import type { JwtSecret } from '@ripple/auth';
-import { requireUser, serviceShell, userOf } from '@ripple/http';
-import type { ReadinessCheck } from '@ripple/http';
-import type { Registry } from '@ripple/telemetry';
-import { createPost } from './posts.js';
-import type { PostDeps } from './posts.js';
+import { uuidv7 } from '@ripple/db';
+import { RippleError } from '@ripple/errors';
+import { PageQuery, bearerAuth, createApiApp, decodeCursor, pageOf, requireUser, toPage, userOf } from '@ripple/http';
+import { traceOf } from '@ripple/service';
+import type { ApiDeps } from '@ripple/service';
+import type { Db, Tx } from './db.js';
+import type { Comment, Post } from './generated/prisma/client.js';
+import { BodyInput, CommentParams, CommentView, LikeView, PostParams, PostView, UserParams } from './schemas.js';
 
-const CreatePostBody = Type.Object(
-  { body: Type.String({ minLength: 1, maxLength: 10_000 }) },
-  { additionalProperties: false },
-);
+type Deps = ApiDeps<Db, Tx>;
 
-const PostView = Type.Object({
-  id: Type.String(),
-  authorId: Type.String(),
-  body: Type.String(),
-  createdAt: Type.String(),
-  eventId: Type.String(),
+const postView = (p: Post): Static<typeof PostView> => ({
+  id: p.id,
+  authorId: p.authorId,
+  body: p.body,
+  likeCount: p.likeCount,
+  commentCount: p.commentCount,
+  createdAt: p.createdAt.toISOString(),
+  updatedAt: p.updatedAt?.toISOString() ?? null,
 });
 
-export interface PostAppDeps extends PostDeps {
-  readonly jwtSecret: JwtSecret;
-  readonly logger: FastifyBaseLogger;
-  readonly metrics: Registry;
-  readonly checks: Record<string, ReadinessCheck>;
+const commentView = (c: Comment): Static<typeof CommentView> => ({
+  id: c.id,
+  postId: c.postId,
+  authorId: c.authorId,
+  body: c.body,
+  createdAt: c.createdAt.toISOString(),
+});
+
+const postNotFound = (id: string) => new RippleError('POST_NOT_FOUND', `post ${id} does not exist`, { status: 404 });
+
+async function findPost(db: Db | Tx, id: string, lock = false): Promise<Post> {
+  // FOR UPDATE serialises changes to one post (edit, delete, counters) without a lost update.
+  if (lock) await db.$executeRaw`SELECT 1 FROM posts WHERE id = ${id}::uuid FOR UPDATE`;
+  const post = await db.post.findUnique({ where: { id } });
+  if (!post) throw postNotFound(id);
+  return post;
 }
 
-export function buildApp(deps: PostAppDeps): FastifyInstance {
-  const app = serviceShell({ logger: deps.logger, metrics: deps.metrics, checks: deps.checks });
+async function authoredPost(tx: Tx, id: string, userId: string, action: string): Promise<Post> {
+  const post = await findPost(tx, id, true);
+  if (post.authorId !== userId) {
+    throw new RippleError('POST_FORBIDDEN', `only the author may ${action} this post`, { status: 403 });
+  }
+  return post;
+}
 
-  app.post<{ Body: Static<typeof CreatePostBody> }>(
+export async function buildApp(deps: Deps): Promise<FastifyInstance> {
+  const app = await createApiApp(deps);
+  const { db, emit, mutations, now } = deps;
+  const auth = { onRequest: requireUser };
+  const tags = (tag: string) => ({ tags: [tag], security: bearerAuth });
+
+  app.post<{ Body: Static<typeof BodyInput> }>(
     '/posts',
+    { ...auth, schema: { ...tags('posts'), body: BodyInput, response: { 201: PostView } } },
+    (request, reply) =>
+      mutations.run(request, reply, 201, async (tx) => {
+        const post = await tx.post.create({
+          data: { id: uuidv7(), authorId: userOf(request).sub, body: request.body.body, createdAt: now() },
+        });
+        const data = { postId: post.id, authorId: post.authorId, body: post.body };
+        await emit(tx, 'post.created', { ...data, createdAt: post.createdAt.toISOString() }, traceOf(request));
+        return postView(post);
+      }),
+  );
+
+  app.get<{ Params: Static<typeof PostParams> }>(
+    '/posts/:postId',
+    { ...auth, schema: { ...tags('posts'), params: PostParams, response: { 200: PostView } } },
+    async (request) => postView(await findPost(db, request.params.postId)),
+  );
+
+  app.patch<{ Params: Static<typeof PostParams>; Body: Static<typeof BodyInput> }>(
+    '/posts/:postId',
+    { ...auth, schema: { ...tags('posts'), params: PostParams, body: BodyInput, response: { 200: PostView } } },
+    (request, reply) =>
+      mutations.run(request, reply, 200, async (tx) => {
+        const { postId } = request.params;
+        await authoredPost(tx, postId, userOf(request).sub, 'edit');
+        const post = await tx.post.update({
+          where: { id: postId },
+          data: { body: request.body.body, updatedAt: now() },
+        });
+        const updatedAt = (post.updatedAt ?? post.createdAt).toISOString();
+        await emit(
+          tx,
+          'post.updated',
+          { postId, authorId: post.authorId, body: post.body, updatedAt },
+          traceOf(request),
+        );
+        return postView(post);
+      }),
+  );
+
+  app.delete<{ Params: Static<typeof PostParams> }>(
+    '/posts/:postId',
+    { ...auth, schema: { ...tags('posts'), params: PostParams } },
+    (request, reply) =>
+      mutations.run(request, reply, 204, async (tx) => {
+        const { postId } = request.params;
+        const post = await authoredPost(tx, postId, userOf(request).sub, 'delete');
+        await tx.post.delete({ where: { id: postId } });
+        const deletedAt = now().toISOString();
+        await emit(tx, 'post.deleted', { postId, authorId: post.authorId, deletedAt }, traceOf(request));
+        return undefined;
+      }),
+  );
+
+  app.get<{ Params: Static<typeof UserParams>; Querystring: Static<typeof PageQuery> }>(
+    '/users/:userId/posts',
     {
-      schema: { body: CreatePostBody, response: { 201: PostView } },
-      onRequest: requireUser(deps.jwtSecret),
+      ...auth,
+      schema: { ...tags('posts'), params: UserParams, querystring: PageQuery, response: { 200: pageOf(PostView) } },
     },
-    async (request, reply) => {
-      const { traceparent, tracestate } = request.headers;
-      const { post, event } = await createPost(deps, {
-        authorId: userOf(request).sub,
-        body: request.body.body,
-        // The request's trace context travels with the outbox row to Kafka.
-        trace: {
-          ...(typeof traceparent === 'string' && { traceparent }),
-          ...(typeof tracestate === 'string' && { tracestate }),
-        },
+    async (request) => {
+      const { limit, cursor } = request.query;
+      const after = decodeCursor(cursor);
+      const rows = await db.post.findMany({
+        where: { authorId: request.params.userId, ...(after !== undefined && { id: { lt: after } }) },
+        orderBy: { id: 'desc' },
+        take: limit + 1,
       });
-      return reply.status(201).send({ ...post, createdAt: post.createdAt.toISOString(), eventId: event.id });
+      return toPage(rows, limit, postView);
     },
   );
+
+  const like =
+    (liked: boolean) => (request: FastifyRequest<{ Params: Static<typeof PostParams> }>, reply: FastifyReply) =>
+      mutations.run(request, reply, 200, async (tx) => {
+        const { postId } = request.params;
+        const userId = userOf(request).sub;
+        const post = await findPost(tx, postId, true);
+        const changed = liked
+          ? (await tx.like.createMany({ data: [{ postId, userId }], skipDuplicates: true })).count
+          : (await tx.like.deleteMany({ where: { postId, userId } })).count;
+        // Liking twice (or unliking what is not liked) changes nothing and emits nothing.
+        if (changed === 0) return { postId, liked, likeCount: post.likeCount };
+        const { likeCount } = await tx.post.update({
+          where: { id: postId },
+          data: { likeCount: { increment: liked ? 1 : -1 } },
+        });
+        const data = { postId, postAuthorId: post.authorId, userId, likeCount, at: now().toISOString() };
+        await emit(tx, liked ? 'post.liked' : 'post.unliked', data, traceOf(request));
+        return { postId, liked, likeCount };
+      });
+  const likeSchema = { ...auth, schema: { ...tags('likes'), params: PostParams, response: { 200: LikeView } } };
+  app.post<{ Params: Static<typeof PostParams> }>('/posts/:postId/likes', likeSchema, like(true));
+  app.delete<{ Params: Static<typeof PostParams> }>('/posts/:postId/likes', likeSchema, like(false));
+
+  app.post<{ Params: Static<typeof PostParams>; Body: Static<typeof BodyInput> }>(
+    '/posts/:postId/comments',
+    {
+      ...auth,
+      schema: { ...tags('comments'), params: PostParams, body: BodyInput, response: { 201: CommentView } },
+    },
+    (request, reply) =>
+      mutations.run(request, reply, 201, async (tx) => {
+        const { postId } = request.params;
+        const post = await findPost(tx, postId, true);
+        const comment = await tx.comment.create({
+          data: { id: uuidv7(), postId, authorId: userOf(request).sub, body: request.body.body, createdAt: now() },
+        });
+        await tx.post.update({ where: { id: postId }, data: { commentCount: { increment: 1 } } });
+        const data = {
+          commentId: comment.id,
+          postId,
+          postAuthorId: post.authorId,
+          authorId: comment.authorId,
+          body: comment.body,
+          createdAt: comment.createdAt.toISOString(),
+        };
+        await emit(tx, 'comment.created', data, traceOf(request));
+        return commentView(comment);
+      }),
+  );
+
+  app.get<{ Params: Static<typeof PostParams>; Querystring: Static<typeof PageQuery> }>(
+    '/posts/:postId/comments',
+    {
+      ...auth,
+      schema: {
+        ...tags('comments'),
+        params: PostParams,
+        querystring: PageQuery,
+        response: { 200: pageOf(CommentView) },
+      },
+    },
+    async (request) => {
+      const { postId } = request.params;
+      const { limit, cursor } = request.query;
+      const after = decodeCursor(cursor);
+      await findPost(db, postId);
+      const rows = await db.comment.findMany({
+        where: { postId, ...(after !== undefined && { id: { lt: after } }) },
+        orderBy: { id: 'desc' },
+        take: limit + 1,
+      });
+      return toPage(rows, limit, commentView);
+    },
+  );
+
+  app.delete<{ Params: Static<typeof CommentParams> }>(
+    '/posts/:postId/comments/:commentId',
+    { ...auth, schema: { ...tags('comments'), params: CommentParams } },
+    (request, reply) =>
+      mutations.run(request, reply, 204, async (tx) => {
+        const { postId, commentId } = request.params;
+        const userId = userOf(request).sub;
+        const post = await findPost(tx, postId, true);
+        const comment = await tx.comment.findFirst({ where: { id: commentId, postId } });
+        if (!comment) {
+          throw new RippleError('COMMENT_NOT_FOUND', `comment ${commentId} does not exist`, { status: 404 });
+        }
+        if (comment.authorId !== userId && post.authorId !== userId) {
+          throw new RippleError('COMMENT_FORBIDDEN', 'only the comment author or the post author may delete it', {
+            status: 403,
+          });
+        }
+        await tx.comment.delete({ where: { id: commentId } });
+        await tx.post.update({ where: { id: postId }, data: { commentCount: { decrement: 1 } } });
+        const data = {
+          commentId,
+          postId,
+          postAuthorId: post.authorId,
+          deletedBy: userId,
+          deletedAt: now().toISOString(),
+        };
+        await emit(tx, 'comment.deleted', data, traceOf(request));
+        return undefined;
+      }),
+  );
+
   return app;
 }

@@ -1,0 +1,61 @@
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import { RippleError } from '@ripple/errors';
+import { installAuth } from './auth.js';
+import type { JwtOptions } from './auth.js';
+import { serviceShell } from './health.js';
+import type { ServiceShellOptions } from './health.js';
+
+export interface ApiOptions extends ServiceShellOptions {
+  readonly name: string;
+  readonly description: string;
+  readonly jwt: JwtOptions;
+  /** Rate-limit counters live here, so every replica of the service shares them. */
+  readonly redis: Redis;
+  readonly redisKeyPrefix: string;
+  /** Requests per user (per IP before authentication) per window. */
+  readonly rateLimit: { readonly max: number; readonly windowMs: number };
+}
+
+/** A route's JSON Schemas document it; this makes the access-token requirement visible too. */
+export const bearerAuth = [{ bearerAuth: [] }];
+
+/**
+ * A domain service's fastify app: the service shell (errors, /healthz, /readyz, /metrics),
+ * @fastify/jwt, OpenAPI at /docs (JSON at /docs/json), and per-user rate limiting kept in Redis.
+ * Routes added after this are documented and limited; the operational routes are neither.
+ */
+export async function createApiApp(opts: ApiOptions): Promise<FastifyInstance> {
+  const app = serviceShell(opts);
+  await installAuth(app, opts.jwt);
+  await app.register(swagger, {
+    openapi: {
+      info: { title: opts.name, description: opts.description, version: '1' },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(rateLimit, {
+    max: opts.rateLimit.max,
+    timeWindow: opts.rateLimit.windowMs,
+    // After authentication, so the key is the user rather than a shared NAT address.
+    hook: 'preHandler',
+    keyGenerator: (request: FastifyRequest) => {
+      const user = request.user as { sub?: string } | undefined;
+      return user?.sub !== undefined ? `user:${user.sub}` : `ip:${request.ip}`;
+    },
+    allowList: (request: FastifyRequest) => request.routeOptions.url?.startsWith('/docs') ?? false,
+    redis: opts.redis,
+    nameSpace: `${opts.redisKeyPrefix}ratelimit:${opts.name}:`,
+    // Redis down must not take the API down with it: requests then pass unlimited.
+    skipOnError: true,
+    errorResponseBuilder: (_request, context) =>
+      new RippleError('RATE_LIMITED', `rate limit of ${context.max} requests per ${context.after} exceeded`, {
+        status: 429,
+      }),
+  });
+  return app;
+}

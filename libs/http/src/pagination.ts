@@ -1,0 +1,53 @@
+import { Type } from '@sinclair/typebox';
+import type { TSchema } from '@sinclair/typebox';
+import { RippleError } from '@ripple/errors';
+
+/**
+ * Cursor pagination, newest first. Ids are UUIDv7 (time-ordered), so "after the cursor" is
+ * `id < cursor` in one index range scan whatever is inserted meanwhile: no skipped or repeated
+ * items, unlike offsets. The cursor is opaque to clients.
+ */
+export const PageQuery = Type.Object(
+  {
+    limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+
+export function pageOf<T extends TSchema>(item: T) {
+  return Type.Object({
+    items: Type.Array(item),
+    /** Pass as `cursor` for the next page; null on the last page. */
+    nextCursor: Type.Union([Type.String(), Type.Null()]),
+  });
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** The id the next page starts after, or undefined for the first page; 400 for a cursor we did not issue. */
+export function decodeCursor(cursor: string | undefined): string | undefined {
+  if (cursor === undefined) return undefined;
+  const id = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (!UUID.test(id)) {
+    throw new RippleError('CURSOR_INVALID', 'cursor is not one this API returned', {
+      status: 400,
+      field: 'query.cursor',
+    });
+  }
+  return id;
+}
+
+/** Builds a page from rows fetched with `take: limit + 1` (the extra row says whether more exist). */
+export function toPage<R extends { id: string }, V>(
+  rows: readonly R[],
+  limit: number,
+  view: (row: R) => V,
+): { items: V[]; nextCursor: string | null } {
+  const items = rows.slice(0, limit);
+  const last = items.at(-1);
+  return {
+    items: items.map(view),
+    nextCursor: rows.length > limit && last ? Buffer.from(last.id, 'utf8').toString('base64url') : null,
+  };
+}
