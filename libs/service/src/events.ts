@@ -3,6 +3,8 @@ import type { RawSql } from '@ripple/db';
 import { createEvent, toOutboxMessage } from '@ripple/events';
 import type { DataOf, EventOf, EventType } from '@ripple/events';
 import { appendToOutbox } from '@ripple/outbox';
+import type { EventProducer } from '@ripple/kafka';
+import { RippleError } from '@ripple/errors';
 
 /** W3C trace context to store with an event, so its trace continues past Kafka. */
 export interface TraceContext {
@@ -32,5 +34,25 @@ export function traceOf(request: FastifyRequest): TraceContext {
   return {
     ...(typeof traceparent === 'string' && { traceparent }),
     ...(typeof tracestate === 'string' && { tracestate }),
+  };
+}
+
+/** Publishes an event straight to Kafka, for what is not state (typing indicators): no outbox row. */
+export type Publish = <T extends EventType>(type: T, data: DataOf<T>, trace?: TraceContext) => Promise<EventOf<T>>;
+
+export function directPublisher(source: string, producer: EventProducer, topicPrefix: string): Publish {
+  return async (type, data, trace = {}) => {
+    const event = createEvent(type, { source, data });
+    const message = toOutboxMessage(event, trace);
+    try {
+      await producer.send([{ ...message, topic: topicPrefix + message.topic }]);
+    } catch (err) {
+      throw new RippleError('PUBLISH_FAILED', 'the event could not be published; retry', {
+        status: 503,
+        retriable: true,
+        cause: err,
+      });
+    }
+    return event;
   };
 }

@@ -1,6 +1,7 @@
 export { domainServiceEnv, jwtOptionsFrom } from './env.js';
 export type { DomainServiceConfig } from './env.js';
-export { outboxEmitter, traceOf } from './events.js';
-export type { Emit, TraceContext } from './events.js';
+export { directPublisher, outboxEmitter, traceOf } from './events.js';
+export type { Emit, Publish, TraceContext } from './events.js';
 export { createRedis, startDomainService } from './runtime.js';
 export type { ApiDeps, DomainServiceSpec } from './runtime.js';
+export { prismaClientFactory, prismaTransaction } from './prisma.js';

@@ -13,14 +13,15 @@ import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
 import { jwtOptionsFrom } from './env.js';
 import type { DomainServiceConfig } from './env.js';
-import { outboxEmitter } from './events.js';
-import type { Emit } from './events.js';
+import { directPublisher, outboxEmitter } from './events.js';
+import type { Emit, Publish } from './events.js';
 
 /** What a domain service's routes get: its database, Redis, the mutation runner and the event writer. */
 export interface ApiDeps<Db, Tx extends RawSql> extends ApiOptions {
   readonly db: Db;
   readonly mutations: Mutations<Tx>;
   readonly emit: Emit;
+  readonly publish: Publish;
   readonly now: () => Date;
 }
 
@@ -128,6 +129,7 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     db,
     mutations: mutations({ transaction: spec.transaction(db), afterCommit: () => outbox.wake() }),
     emit: outboxEmitter(spec.name),
+    publish: directPublisher(spec.name, producer, config.KAFKA_TOPIC_PREFIX),
     now: () => new Date(),
   };
   const background = await spec.background?.({ deps, kafka, producer, logger, metrics });

@@ -1,12 +1,17 @@
+import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { DEVELOPMENT_JWT_SECRET, jwtSecret, signAccessToken } from '@ripple/auth';
+import type { FastifyInstance } from 'fastify';
+import { DEVELOPMENT_JWT_SECRET, jwtSecret, signAccessToken, signSubscriptionToken } from '@ripple/auth';
 import { applyMigrations, dropDatabase, ensureDatabase } from '@ripple/db';
 import type { RawSql, Transaction } from '@ripple/db';
+import { Topics } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
+import { createEventProducer, createKafka, deleteTopics, ensureTopics } from '@ripple/kafka';
+import type { EventProducer } from '@ripple/kafka';
 import { mutations } from '@ripple/http';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { runId, testDatabaseUrl, testInfra } from '@ripple/testing';
-import { outboxEmitter } from './events.js';
+import { directPublisher, outboxEmitter } from './events.js';
 import { createRedis } from './runtime.js';
 import type { ApiDeps } from './runtime.js';
 
@@ -30,11 +35,25 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
   await redis.connect();
   const redisKeyPrefix = `test:${id}:`;
   const secret = DEVELOPMENT_JWT_SECRET;
+  const deps0Logger = createLogger(spec.name, 'silent');
   let commits = 0;
+  // Direct publishes go to a real broker under this run's topic prefix; connected on first use.
+  const topicPrefix = `test.${id}.`;
+  const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId: `${spec.name}-test`, logger: deps0Logger });
+  let producer: Promise<EventProducer> | undefined;
+  const connectProducer = async () => {
+    await ensureTopics(
+      kafka,
+      Object.values(Topics).map((t) => ({ topic: topicPrefix + t, numPartitions: 1, replicationFactor: 1 })),
+    );
+    const p = createEventProducer(kafka);
+    await p.connect();
+    return p;
+  };
   const deps: ApiDeps<Db, Tx> = {
     name: spec.name,
     description: `${spec.name} under test`,
-    logger: createLogger(spec.name, 'silent'),
+    logger: deps0Logger,
     metrics: createMetricsRegistry(spec.name),
     checks: {},
     jwt: { verification: { algorithm: 'HS256', secret } },
@@ -44,9 +63,11 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
     db,
     mutations: mutations({ transaction: spec.transaction(db), afterCommit: () => (commits += 1) }),
     emit: outboxEmitter(spec.name),
+    publish: async (type, data, trace) =>
+      directPublisher(spec.name, await (producer ??= connectProducer()), topicPrefix)(type, data, trace),
     now: () => new Date(),
   };
-  return {
+  const bed = {
     deps,
     url,
     /** A valid access token for `user`. */
@@ -57,18 +78,82 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
       authorization: `Bearer ${await signAccessToken(jwtSecret(secret), user)}`,
       'idempotency-key': idempotencyKey,
     }),
+    /** `app.inject` as `user` (no token when undefined), with a fresh or given Idempotency-Key. */
+    async call(
+      app: FastifyInstance,
+      method: string,
+      url: string,
+      user: string | undefined,
+      payload?: object,
+      key?: string,
+    ) {
+      const headers = user === undefined ? {} : await bed.auth(user, key);
+      const res = await app.inject({ method: method as 'GET', url, headers, ...(payload && { payload }) });
+      return {
+        status: res.statusCode,
+        // The caller names the body's shape, as with inject's own res.json<T>().
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
+        json: <T = Record<string, unknown>>(): T => res.json<T>(),
+        headers: res.headers,
+      };
+    },
+    /**
+     * Checks that every route answers 401 with the right code to a missing, malformed, forged,
+     * expired or non-access token, or one whose subject is not a user id.
+     */
+    async assertTokensRequired(app: FastifyInstance, routes: readonly (readonly [string, string])[]) {
+      const own = jwtSecret(secret);
+      const cases: [string | undefined, string][] = [
+        [undefined, 'AUTH_TOKEN_MISSING'],
+        ['Basic abc', 'AUTH_TOKEN_MISSING'],
+        [`Bearer ${await signAccessToken(jwtSecret('someone-elses-secret-entirely'), 'alice')}`, 'AUTH_TOKEN_INVALID'],
+        [`Bearer ${await signAccessToken(own, 'alice', { ttlSeconds: -10 })}`, 'AUTH_TOKEN_EXPIRED'],
+        [`Bearer ${await signSubscriptionToken(own, 'alice', 'chat:r1')}`, 'AUTH_TOKEN_INVALID'],
+        [`Bearer ${await signAccessToken(own, 'not a user id')}`, 'AUTH_TOKEN_INVALID'],
+        ['Bearer not.a.jwt', 'AUTH_TOKEN_INVALID'],
+      ];
+      for (const [method, url] of routes) {
+        for (const [authorization, code] of cases) {
+          const res = await app.inject({
+            method: method as 'GET',
+            url,
+            headers: authorization === undefined ? {} : { authorization },
+            ...((method === 'POST' || method === 'PATCH') && { payload: {} }),
+          });
+          assert.deepEqual(
+            [res.statusCode, res.json<{ code: string }>().code],
+            [401, code],
+            `${method} ${url} with ${authorization ?? 'no token'}`,
+          );
+        }
+      }
+    },
     /** Every event written to the outbox so far, in order. */
     events: async (): Promise<AnyEvent[]> => {
       const rows = await db.$queryRaw<{ value: string }[]>`SELECT value FROM outbox ORDER BY id`;
       return rows.map((r) => JSON.parse(r.value) as AnyEvent);
     },
     commits: () => commits,
+    kafka,
+    topicPrefix,
+    /** Creates this run's topics and connects the producer (done on first direct publish too). */
+    connectKafka: async () => {
+      await (producer ??= connectProducer());
+    },
     async close() {
       await db.$disconnect();
+      if (producer) {
+        await (await producer).disconnect();
+        await deleteTopics(
+          kafka,
+          Object.values(Topics).map((t) => topicPrefix + t),
+        );
+      }
       const keys = await redis.keys(`${redisKeyPrefix}*`);
       if (keys.length > 0) await redis.del(...keys);
       redis.disconnect();
       await dropDatabase(url);
     },
   };
+  return bed;
 }

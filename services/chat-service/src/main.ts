@@ -1,54 +1,42 @@
-// chat-service: serves health, readiness and metrics on its port and owns its database and its topic.
-import pg from 'pg';
+import { fileURLToPath } from 'node:url';
 import { Type } from '@sinclair/typebox';
-import { CommonEnv, defaultDatabaseUrl, loadConfig, parseBrokers } from '@ripple/config';
-import { ensureDatabase, postgresReadiness } from '@ripple/db';
+import { resolveJwtSecret } from '@ripple/auth';
+import { loadConfig } from '@ripple/config';
 import { Topics } from '@ripple/events';
-import { listeningPort, runProcess, serviceShell } from '@ripple/http';
-import { createKafka, ensureTopics, kafkaReadiness } from '@ripple/kafka';
-import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
+import { runProcess } from '@ripple/http';
+import { domainServiceEnv, startDomainService } from '@ripple/service';
+import { buildApp } from './app.js';
+import { createDb, transaction } from './db.js';
 
 const SERVICE_NAME = 'chat-service';
 
-runProcess(SERVICE_NAME, async () => {
-  const config = loadConfig(
-    Type.Object({
-      ...CommonEnv,
-      PORT: Type.Integer({ default: 3002, minimum: 0, maximum: 65535 }),
-      DATABASE_URL: Type.String({ default: defaultDatabaseUrl(SERVICE_NAME), pattern: '^postgres(ql)?://' }),
-      KAFKA_TOPIC_PARTITIONS: Type.Integer({ default: 6, minimum: 1 }),
-      KAFKA_REPLICATION_FACTOR: Type.Integer({ default: 1, minimum: 1 }),
-    }),
-  );
-  const logger = createLogger(SERVICE_NAME, config.LOG_LEVEL);
-  await ensureDatabase(config.DATABASE_URL);
-  const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 4 });
-  const kafka = createKafka({ brokers: parseBrokers(config.KAFKA_BROKERS), clientId: SERVICE_NAME, logger });
-  await ensureTopics(kafka, [
-    {
-      topic: config.KAFKA_TOPIC_PREFIX + Topics.chat,
-      numPartitions: config.KAFKA_TOPIC_PARTITIONS,
-      replicationFactor: config.KAFKA_REPLICATION_FACTOR,
-    },
-  ]);
-  const admin = kafka.admin();
-  await admin.connect();
-  const app = serviceShell({
-    logger,
-    metrics: createMetricsRegistry(SERVICE_NAME),
-    checks: {
-      postgres: postgresReadiness(pool),
-      kafka: kafkaReadiness(admin),
-    },
+const ChatEnv = Type.Composite([
+  domainServiceEnv(SERVICE_NAME, 3002),
+  Type.Object({
+    /** Lifetime of a room subscription token (GET /rooms/:id/subscription-token). */
+    SUBSCRIPTION_TOKEN_TTL_S: Type.Integer({ default: 300, minimum: 10, maximum: 86_400 }),
+    /** A user's typing indicator in a room is published at most once per interval. */
+    CHAT_TYPING_INTERVAL_MS: Type.Integer({ default: 2000, minimum: 100 }),
+  }),
+]);
+
+runProcess(SERVICE_NAME, () => {
+  const config = loadConfig(ChatEnv);
+  return startDomainService({
+    name: SERVICE_NAME,
+    description: 'Chat rooms, members, messages, typing indicators and read receipts.',
+    config,
+    migrationsDir: fileURLToPath(new URL('../prisma/migrations', import.meta.url)),
+    topics: [Topics.chat],
+    createDb,
+    transaction,
+    buildApp: (deps) =>
+      buildApp({
+        ...deps,
+        // Subscription tokens are HS256 with JWT_SECRET, which chat-service shares with the gateway.
+        subscriptionSecret: resolveJwtSecret(config, (msg) => deps.logger.warn(msg)),
+        subscriptionTokenTtlSeconds: config.SUBSCRIPTION_TOKEN_TTL_S,
+        typingIntervalMs: config.CHAT_TYPING_INTERVAL_MS,
+      }),
   });
-  await app.listen({ host: config.HOST, port: config.PORT });
-  logger.info({ port: listeningPort(app) }, 'listening');
-  return {
-    logger,
-    async stop() {
-      await app.close();
-      await admin.disconnect();
-      await pool.end();
-    },
-  };
 });

@@ -1,0 +1,90 @@
+-- CreateTable
+CREATE TABLE "rooms" (
+    "id" UUID NOT NULL,
+    "name" TEXT NOT NULL,
+    "created_by" TEXT NOT NULL,
+    "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "rooms_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "room_members" (
+    "room_id" UUID NOT NULL,
+    "user_id" TEXT NOT NULL,
+    "role" TEXT NOT NULL DEFAULT 'member',
+    "joined_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "last_read_message_id" UUID,
+
+    CONSTRAINT "room_members_pkey" PRIMARY KEY ("room_id","user_id")
+);
+
+-- CreateTable
+CREATE TABLE "messages" (
+    "id" UUID NOT NULL,
+    "room_id" UUID NOT NULL,
+    "sender_id" TEXT NOT NULL,
+    "body" TEXT NOT NULL,
+    "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "edited_at" TIMESTAMPTZ(3),
+
+    CONSTRAINT "messages_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "idempotency_keys" (
+    "user_id" TEXT NOT NULL,
+    "key" TEXT NOT NULL,
+    "request_hash" TEXT NOT NULL,
+    "status_code" INTEGER,
+    "response" JSONB,
+    "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "idempotency_keys_pkey" PRIMARY KEY ("user_id","key")
+);
+
+-- CreateIndex
+CREATE INDEX "room_members_user_id_room_id_idx" ON "room_members"("user_id", "room_id");
+
+-- CreateIndex
+CREATE INDEX "messages_room_id_id_idx" ON "messages"("room_id", "id");
+
+-- CreateIndex
+CREATE INDEX "idempotency_keys_created_at_idx" ON "idempotency_keys"("created_at");
+
+-- AddForeignKey
+ALTER TABLE "room_members" ADD CONSTRAINT "room_members_room_id_fkey" FOREIGN KEY ("room_id") REFERENCES "rooms"("id") ON DELETE CASCADE ON UPDATE CASCADE;
+
+-- AddForeignKey
+ALTER TABLE "messages" ADD CONSTRAINT "messages_room_id_fkey" FOREIGN KEY ("room_id") REFERENCES "rooms"("id") ON DELETE CASCADE ON UPDATE CASCADE;
+
+-- The outbox (libs/outbox/sql/outbox.sql).
+CREATE TABLE "outbox" (
+    "id" BIGSERIAL NOT NULL,
+    "event_id" UUID NOT NULL,
+    "topic" TEXT NOT NULL,
+    "key" TEXT NOT NULL,
+    "shard" INTEGER NOT NULL,
+    "value" TEXT NOT NULL,
+    "headers" JSONB NOT NULL,
+    "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "sent_at" TIMESTAMPTZ(3),
+
+    CONSTRAINT "outbox_pkey" PRIMARY KEY ("id")
+);
+
+CREATE UNIQUE INDEX "outbox_event_id_key" ON "outbox"("event_id");
+-- Only unsent rows: the relay's queries stay fast however many sent rows are kept.
+CREATE INDEX "outbox_unsent_idx" ON "outbox"("shard", "id") WHERE "sent_at" IS NULL;
+CREATE INDEX "outbox_sent_at_id_idx" ON "outbox"("sent_at", "id");
+
+-- Wakes the relays (LISTEN ripple_outbox) once per inserting statement.
+CREATE FUNCTION "ripple_outbox_notify"() RETURNS trigger AS $$
+BEGIN
+  PERFORM pg_notify('ripple_outbox', '');
+  RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER "outbox_notify" AFTER INSERT ON "outbox"
+  FOR EACH STATEMENT EXECUTE FUNCTION "ripple_outbox_notify"();

@@ -1,0 +1,345 @@
+import type { FastifyInstance } from 'fastify';
+import type { Static } from '@sinclair/typebox';
+import { signSubscriptionToken } from '@ripple/auth';
+import type { JwtSecret } from '@ripple/auth';
+import { uuidv7 } from '@ripple/db';
+import { RippleError } from '@ripple/errors';
+import { PageQuery, bearerAuth, createApiApp, decodeCursor, pageOf, requireUser, toPage, userOf } from '@ripple/http';
+import { traceOf } from '@ripple/service';
+import type { ApiDeps } from '@ripple/service';
+import type { Db, Tx } from './db.js';
+import type { Message, Room, RoomMember } from './generated/prisma/client.js';
+import {
+  AddMemberInput,
+  CreateRoomInput,
+  MemberParams,
+  MessageInput,
+  MessageParams,
+  MessageView,
+  ReadInput,
+  RoomParams,
+  RoomSummary,
+  RoomView,
+  SubscriptionTokenView,
+  TypingView,
+} from './schemas.js';
+
+export interface ChatDeps extends ApiDeps<Db, Tx> {
+  /** Signs subscription tokens; the gateway verifies them with the same secret. */
+  readonly subscriptionSecret: JwtSecret;
+  readonly subscriptionTokenTtlSeconds: number;
+  /** A user's typing indicator in a room is published at most once per this interval. */
+  readonly typingIntervalMs: number;
+}
+
+const roomSummary = (r: Room): Static<typeof RoomSummary> => ({
+  id: r.id,
+  name: r.name,
+  createdBy: r.createdBy,
+  createdAt: r.createdAt.toISOString(),
+});
+const roomView = (r: Room & { members: RoomMember[] }): Static<typeof RoomView> => ({
+  ...roomSummary(r),
+  members: r.members.map((m) => ({
+    userId: m.userId,
+    role: m.role === 'owner' ? 'owner' : 'member',
+    joinedAt: m.joinedAt.toISOString(),
+    lastReadMessageId: m.lastReadMessageId,
+  })),
+});
+const messageView = (m: Message): Static<typeof MessageView> => ({
+  id: m.id,
+  roomId: m.roomId,
+  senderId: m.senderId,
+  body: m.body,
+  createdAt: m.createdAt.toISOString(),
+  editedAt: m.editedAt?.toISOString() ?? null,
+});
+
+/**
+ * The caller's membership of a room: 404 when the room does not exist, 403 when the caller is
+ * not a member (only members read or write a room).
+ */
+async function membership(db: Db | Tx, roomId: string, userId: string): Promise<RoomMember> {
+  const member = await db.roomMember.findUnique({ where: { roomId_userId: { roomId, userId } } });
+  if (member) return member;
+  if (!(await db.room.findUnique({ where: { id: roomId }, select: { id: true } }))) {
+    throw new RippleError('ROOM_NOT_FOUND', `room ${roomId} does not exist`, { status: 404 });
+  }
+  throw new RippleError('ROOM_FORBIDDEN', 'only members of this room may do this', { status: 403 });
+}
+
+async function ownership(tx: Tx, roomId: string, userId: string, action: string): Promise<void> {
+  const member = await membership(tx, roomId, userId);
+  if (member.role !== 'owner') {
+    throw new RippleError('ROOM_OWNER_ONLY', `only the room owner may ${action}`, { status: 403 });
+  }
+}
+
+async function messageIn(db: Db | Tx, roomId: string, messageId: string): Promise<Message> {
+  const message = await db.message.findFirst({ where: { id: messageId, roomId } });
+  if (!message) throw new RippleError('MESSAGE_NOT_FOUND', `message ${messageId} does not exist`, { status: 404 });
+  return message;
+}
+
+export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
+  const app = await createApiApp(deps);
+  const { db, emit, mutations, now } = deps;
+  const auth = { onRequest: requireUser };
+  const tags = (tag: string) => ({ tags: [tag], security: bearerAuth });
+  const at = () => now().toISOString();
+
+  app.post<{ Body: Static<typeof CreateRoomInput> }>(
+    '/rooms',
+    { ...auth, schema: { ...tags('rooms'), body: CreateRoomInput, response: { 201: RoomView } } },
+    (request, reply) =>
+      mutations.run(request, reply, 201, async (tx) => {
+        const owner = userOf(request).sub;
+        const others = (request.body.memberIds ?? []).filter((id) => id !== owner);
+        const room = await tx.room.create({
+          data: {
+            id: uuidv7(),
+            name: request.body.name,
+            createdBy: owner,
+            createdAt: now(),
+            members: { create: [{ userId: owner, role: 'owner' }, ...others.map((userId) => ({ userId }))] },
+          },
+          include: { members: { orderBy: { joinedAt: 'asc' } } },
+        });
+        const data = {
+          roomId: room.id,
+          name: room.name,
+          createdBy: owner,
+          memberIds: [owner, ...others],
+          createdAt: room.createdAt.toISOString(),
+        };
+        await emit(tx, 'chat.room.created', data, traceOf(request));
+        return roomView(room);
+      }),
+  );
+
+  app.get<{ Querystring: Static<typeof PageQuery> }>(
+    '/rooms',
+    { ...auth, schema: { ...tags('rooms'), querystring: PageQuery, response: { 200: pageOf(RoomSummary) } } },
+    async (request) => {
+      const { limit, cursor } = request.query;
+      const after = decodeCursor(cursor);
+      const rows = await db.room.findMany({
+        where: {
+          members: { some: { userId: userOf(request).sub } },
+          ...(after !== undefined && { id: { lt: after } }),
+        },
+        orderBy: { id: 'desc' },
+        take: limit + 1,
+      });
+      return toPage(rows, limit, roomSummary);
+    },
+  );
+
+  app.get<{ Params: Static<typeof RoomParams> }>(
+    '/rooms/:roomId',
+    { ...auth, schema: { ...tags('rooms'), params: RoomParams, response: { 200: RoomView } } },
+    async (request) => {
+      const { roomId } = request.params;
+      await membership(db, roomId, userOf(request).sub);
+      const room = await db.room.findUniqueOrThrow({
+        where: { id: roomId },
+        include: { members: { orderBy: { joinedAt: 'asc' } } },
+      });
+      return roomView(room);
+    },
+  );
+
+  app.post<{ Params: Static<typeof RoomParams>; Body: Static<typeof AddMemberInput> }>(
+    '/rooms/:roomId/members',
+    { ...auth, schema: { ...tags('members'), params: RoomParams, body: AddMemberInput } },
+    (request, reply) =>
+      mutations.run(request, reply, 201, async (tx) => {
+        const { roomId } = request.params;
+        const by = userOf(request).sub;
+        await ownership(tx, roomId, by, 'add members');
+        const { userId } = request.body;
+        const added = await tx.roomMember.createMany({ data: [{ roomId, userId }], skipDuplicates: true });
+        // Adding a member twice changes nothing and emits nothing.
+        if (added.count === 1) await emit(tx, 'chat.member.joined', { roomId, userId, by, at: at() }, traceOf(request));
+        return { roomId, userId };
+      }),
+  );
+
+  app.delete<{ Params: Static<typeof MemberParams> }>(
+    '/rooms/:roomId/members/:userId',
+    { ...auth, schema: { ...tags('members'), params: MemberParams } },
+    (request, reply) =>
+      mutations.run(request, reply, 204, async (tx) => {
+        const { roomId, userId } = request.params;
+        const by = userOf(request).sub;
+        // Anyone may leave; only the owner removes others.
+        if (userId !== by) await ownership(tx, roomId, by, 'remove other members');
+        const target = await membership(tx, roomId, userId).catch(() => {
+          throw new RippleError('MEMBER_NOT_FOUND', `${userId} is not a member of this room`, { status: 404 });
+        });
+        if (target.role === 'owner') {
+          throw new RippleError('ROOM_OWNER_CANNOT_LEAVE', 'the owner cannot leave or be removed', { status: 409 });
+        }
+        await tx.roomMember.delete({ where: { roomId_userId: { roomId, userId } } });
+        await emit(tx, 'chat.member.left', { roomId, userId, by, at: at() }, traceOf(request));
+        return undefined;
+      }),
+  );
+
+  app.post<{ Params: Static<typeof RoomParams>; Body: Static<typeof MessageInput> }>(
+    '/rooms/:roomId/messages',
+    {
+      ...auth,
+      schema: { ...tags('messages'), params: RoomParams, body: MessageInput, response: { 201: MessageView } },
+    },
+    (request, reply) =>
+      mutations.run(request, reply, 201, async (tx) => {
+        const { roomId } = request.params;
+        const senderId = userOf(request).sub;
+        await membership(tx, roomId, senderId);
+        const message = await tx.message.create({
+          data: { id: uuidv7(), roomId, senderId, body: request.body.body, createdAt: now() },
+        });
+        const data = { roomId, messageId: message.id, senderId, body: message.body, sentAt: at() };
+        await emit(tx, 'chat.message.sent', data, traceOf(request));
+        return messageView(message);
+      }),
+  );
+
+  app.get<{ Params: Static<typeof RoomParams>; Querystring: Static<typeof PageQuery> }>(
+    '/rooms/:roomId/messages',
+    {
+      ...auth,
+      schema: {
+        ...tags('messages'),
+        params: RoomParams,
+        querystring: PageQuery,
+        response: { 200: pageOf(MessageView) },
+      },
+    },
+    async (request) => {
+      const { roomId } = request.params;
+      const { limit, cursor } = request.query;
+      const after = decodeCursor(cursor);
+      await membership(db, roomId, userOf(request).sub);
+      const rows = await db.message.findMany({
+        where: { roomId, ...(after !== undefined && { id: { lt: after } }) },
+        orderBy: { id: 'desc' },
+        take: limit + 1,
+      });
+      return toPage(rows, limit, messageView);
+    },
+  );
+
+  app.patch<{ Params: Static<typeof MessageParams>; Body: Static<typeof MessageInput> }>(
+    '/rooms/:roomId/messages/:messageId',
+    {
+      ...auth,
+      schema: { ...tags('messages'), params: MessageParams, body: MessageInput, response: { 200: MessageView } },
+    },
+    (request, reply) =>
+      mutations.run(request, reply, 200, async (tx) => {
+        const { roomId, messageId } = request.params;
+        const userId = userOf(request).sub;
+        await membership(tx, roomId, userId);
+        const message = await messageIn(tx, roomId, messageId);
+        if (message.senderId !== userId) {
+          throw new RippleError('MESSAGE_FORBIDDEN', 'only the sender may edit a message', { status: 403 });
+        }
+        const edited = await tx.message.update({
+          where: { id: messageId },
+          data: { body: request.body.body, editedAt: now() },
+        });
+        const data = { roomId, messageId, senderId: userId, body: edited.body, editedAt: at() };
+        await emit(tx, 'chat.message.edited', data, traceOf(request));
+        return messageView(edited);
+      }),
+  );
+
+  app.delete<{ Params: Static<typeof MessageParams> }>(
+    '/rooms/:roomId/messages/:messageId',
+    { ...auth, schema: { ...tags('messages'), params: MessageParams } },
+    (request, reply) =>
+      mutations.run(request, reply, 204, async (tx) => {
+        const { roomId, messageId } = request.params;
+        const userId = userOf(request).sub;
+        const member = await membership(tx, roomId, userId);
+        const message = await messageIn(tx, roomId, messageId);
+        if (message.senderId !== userId && member.role !== 'owner') {
+          throw new RippleError('MESSAGE_FORBIDDEN', 'only the sender or the room owner may delete a message', {
+            status: 403,
+          });
+        }
+        await tx.message.delete({ where: { id: messageId } });
+        await emit(
+          tx,
+          'chat.message.deleted',
+          { roomId, messageId, deletedBy: userId, deletedAt: at() },
+          traceOf(request),
+        );
+        return undefined;
+      }),
+  );
+
+  app.post<{ Params: Static<typeof RoomParams>; Body: Static<typeof ReadInput> }>(
+    '/rooms/:roomId/read',
+    { ...auth, schema: { ...tags('messages'), params: RoomParams, body: ReadInput } },
+    (request, reply) =>
+      mutations.run(request, reply, 200, async (tx) => {
+        const { roomId } = request.params;
+        const { messageId } = request.body;
+        const userId = userOf(request).sub;
+        const member = await membership(tx, roomId, userId);
+        await messageIn(tx, roomId, messageId);
+        // Receipts only move forward (ids are time-ordered); an older one is acknowledged and ignored.
+        const advanced = member.lastReadMessageId === null || messageId > member.lastReadMessageId;
+        if (advanced) {
+          await tx.roomMember.update({
+            where: { roomId_userId: { roomId, userId } },
+            data: { lastReadMessageId: messageId },
+          });
+          await emit(tx, 'chat.read', { roomId, userId, messageId, readAt: at() }, traceOf(request));
+        }
+        return { roomId, lastReadMessageId: advanced ? messageId : member.lastReadMessageId };
+      }),
+  );
+
+  app.post<{ Params: Static<typeof RoomParams> }>(
+    '/rooms/:roomId/typing',
+    { ...auth, schema: { ...tags('messages'), params: RoomParams, response: { 202: TypingView } } },
+    async (request, reply) => {
+      const { roomId } = request.params;
+      const userId = userOf(request).sub;
+      await membership(db, roomId, userId);
+      // Not stored: published straight to Kafka, at most once per interval per user and room.
+      const key = `${deps.redisKeyPrefix}typing:${roomId}:${userId}`;
+      const first = await deps.redis.set(key, '1', 'PX', deps.typingIntervalMs, 'NX');
+      if (first === null) {
+        const ttl = await deps.redis.pttl(key);
+        void reply.header('retry-after', Math.max(1, Math.ceil(ttl / 1000)));
+        throw new RippleError('TYPING_THROTTLED', `typing is published at most every ${deps.typingIntervalMs} ms`, {
+          status: 429,
+        });
+      }
+      await deps.publish('chat.typing', { roomId, userId, at: at() }, traceOf(request));
+      return reply.status(202).send({ published: true });
+    },
+  );
+
+  app.get<{ Params: Static<typeof RoomParams> }>(
+    '/rooms/:roomId/subscription-token',
+    { ...auth, schema: { ...tags('rooms'), params: RoomParams, response: { 200: SubscriptionTokenView } } },
+    async (request) => {
+      const { roomId } = request.params;
+      const userId = userOf(request).sub;
+      await membership(db, roomId, userId);
+      const channel = `chat:${roomId}`;
+      const ttl = deps.subscriptionTokenTtlSeconds;
+      const token = await signSubscriptionToken(deps.subscriptionSecret, userId, channel, ttl);
+      return { channel, token, expiresAt: new Date(now().getTime() + ttl * 1000).toISOString() };
+    },
+  );
+
+  return app;
+}
