@@ -16,12 +16,14 @@ export interface Mutations<Tx extends RawSql> {
    * Runs `work` in one transaction and answers `status` with its result. With an
    * Idempotency-Key, a retry with the same request gets the stored answer
    * (`Idempotent-Replayed: true`); the same key with a different request gets 422.
+   * `committed` runs after the commit and before the answer (cache invalidation).
    */
   run<B>(
     request: FastifyRequest,
     reply: FastifyReply,
     status: number,
     work: (tx: Tx) => Promise<B>,
+    committed?: () => Promise<void>,
   ): Promise<FastifyReply>;
 }
 
@@ -63,13 +65,20 @@ export function mutations<Tx extends RawSql>(deps: {
   afterCommit: () => void;
 }): Mutations<Tx> {
   return {
-    async run<B>(request: FastifyRequest, reply: FastifyReply, status: number, work: (tx: Tx) => Promise<B>) {
+    async run<B>(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      status: number,
+      work: (tx: Tx) => Promise<B>,
+      committed?: () => Promise<void>,
+    ) {
       const key = keyOf(request);
-      if (key === undefined) {
-        const body = await deps.transaction(work);
+      const answer = async (body: B) => {
         deps.afterCommit();
+        await committed?.();
         return reply.status(status).send(body);
-      }
+      };
+      if (key === undefined) return answer(await deps.transaction(work));
       const userId = request.user.sub;
       const hash = requestHash(request);
       let body: B;
@@ -91,8 +100,7 @@ export function mutations<Tx extends RawSql>(deps: {
         if (!(err instanceof KeyTaken)) throw err;
         return replay();
       }
-      deps.afterCommit();
-      return reply.status(status).send(body);
+      return answer(body);
 
       async function replay() {
         const [stored] = await deps.transaction(

@@ -19,6 +19,9 @@ import type { Emit, Publish } from './events.js';
 /** What a domain service's routes get: its database, Redis, the mutation runner and the event writer. */
 export interface ApiDeps<Db, Tx extends RawSql> extends ApiOptions {
   readonly db: Db;
+  readonly transaction: Transaction<Tx>;
+  /** Tells the in-process outbox relay that rows were committed (NOTIFY wakes the others). */
+  readonly wakeOutbox: () => void;
   readonly mutations: Mutations<Tx>;
   readonly emit: Emit;
   readonly publish: Publish;
@@ -127,6 +130,8 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     redisKeyPrefix: config.REDIS_KEY_PREFIX,
     rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS },
     db,
+    transaction: spec.transaction(db),
+    wakeOutbox: () => outbox.wake(),
     mutations: mutations({ transaction: spec.transaction(db), afterCommit: () => outbox.wake() }),
     emit: outboxEmitter(spec.name),
     publish: directPublisher(spec.name, producer, config.KAFKA_TOPIC_PREFIX),

@@ -61,6 +61,8 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
     redisKeyPrefix,
     rateLimit: spec.rateLimit ?? { max: 10_000, windowMs: 60_000 },
     db,
+    transaction: spec.transaction(db),
+    wakeOutbox: () => (commits += 1),
     mutations: mutations({ transaction: spec.transaction(db), afterCommit: () => (commits += 1) }),
     emit: outboxEmitter(spec.name),
     publish: async (type, data, trace) =>

@@ -16,7 +16,7 @@ CREATE TABLE "notifications" (
 
 -- CreateTable
 CREATE TABLE "processed_events" (
-    "event_id" UUID NOT NULL,
+    "event_id" TEXT NOT NULL,
     "processed_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
 
     CONSTRAINT "processed_events_pkey" PRIMARY KEY ("event_id")
@@ -41,12 +41,6 @@ CREATE TABLE "idempotency_keys" (
 
     CONSTRAINT "idempotency_keys_pkey" PRIMARY KEY ("user_id","key")
 );
-
--- CreateIndex
-CREATE INDEX "room_members_user_id_room_id_idx" ON "room_members"("user_id", "room_id");
-
--- CreateIndex
-CREATE INDEX "messages_room_id_id_idx" ON "messages"("room_id", "id");
 
 -- CreateIndex
 CREATE INDEX "notifications_user_id_id_idx" ON "notifications"("user_id", "id");

@@ -1,0 +1,138 @@
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+import { RippleError } from '@ripple/errors';
+import { PageQuery, bearerAuth, createApiApp, decodeCursor, pageOf, requireUser, toPage, userOf } from '@ripple/http';
+import { traceOf } from '@ripple/service';
+import type { ApiDeps, Emit } from '@ripple/service';
+import type { Db, Tx } from './db.js';
+import type { Notification } from './generated/prisma/client.js';
+import type { UnreadCache } from './unread-cache.js';
+
+export interface NotificationDeps extends ApiDeps<Db, Tx> {
+  readonly cache: UnreadCache;
+}
+
+const NotificationView = Type.Object({
+  id: Type.String(),
+  kind: Type.String(),
+  actorId: Type.String(),
+  subjectId: Type.String(),
+  text: Type.String(),
+  count: Type.Integer(),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+  readAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+});
+const ListQuery = Type.Composite([PageQuery, Type.Object({ unread: Type.Optional(Type.Boolean()) })], {
+  additionalProperties: false,
+});
+const IdParams = Type.Object({ notificationId: Type.String({ format: 'uuid' }) });
+const UnreadCount = Type.Object({ count: Type.Integer() });
+const ReadAll = Type.Object({ read: Type.Integer() });
+
+const view = (n: Notification): Static<typeof NotificationView> => ({
+  id: n.id,
+  kind: n.kind,
+  actorId: n.actorId,
+  subjectId: n.subjectId,
+  text: n.text,
+  count: n.count,
+  createdAt: n.createdAt.toISOString(),
+  updatedAt: n.updatedAt.toISOString(),
+  readAt: n.readAt?.toISOString() ?? null,
+});
+
+/** Emits notification.read and the new unread count, in the transaction that read the notifications. */
+async function emitRead(tx: Tx, emit: Emit, userId: string, ids: string[], all: boolean, readAt: Date, trace: object) {
+  await emit(tx, 'notification.read', { userId, notificationIds: ids, all, readAt: readAt.toISOString() }, trace);
+  const count = await tx.notification.count({ where: { userId, readAt: null } });
+  await emit(tx, 'notification.unread_count', { userId, count }, trace);
+}
+
+export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance> {
+  const app = await createApiApp(deps);
+  const { db, emit, mutations, now, cache } = deps;
+  const auth = { onRequest: requireUser, schema: { tags: ['notifications'], security: bearerAuth } };
+
+  app.get<{ Querystring: Static<typeof ListQuery> }>(
+    '/notifications',
+    { ...auth, schema: { ...auth.schema, querystring: ListQuery, response: { 200: pageOf(NotificationView) } } },
+    async (request) => {
+      const { limit, cursor, unread } = request.query;
+      const after = decodeCursor(cursor);
+      const rows = await db.notification.findMany({
+        where: {
+          userId: userOf(request).sub,
+          ...(unread === true && { readAt: null }),
+          ...(after !== undefined && { id: { lt: after } }),
+        },
+        orderBy: { id: 'desc' },
+        take: limit + 1,
+      });
+      return toPage(rows, limit, view);
+    },
+  );
+
+  app.get(
+    '/notifications/unread-count',
+    { ...auth, schema: { ...auth.schema, response: { 200: UnreadCount } } },
+    async (request, reply) => {
+      const userId = userOf(request).sub;
+      const { count, cached } = await cache.get(userId, () =>
+        db.notification.count({ where: { userId, readAt: null } }),
+      );
+      return reply.header('x-cache', cached ? 'hit' : 'miss').send({ count });
+    },
+  );
+
+  app.post<{ Params: Static<typeof IdParams> }>(
+    '/notifications/:notificationId/read',
+    { ...auth, schema: { ...auth.schema, params: IdParams, response: { 200: NotificationView } } },
+    (request, reply) => {
+      const userId = userOf(request).sub;
+      return mutations.run(
+        request,
+        reply,
+        200,
+        async (tx) => {
+          const { notificationId } = request.params;
+          // Another user's notification is as absent as a missing one.
+          const found = await tx.notification.findFirst({ where: { id: notificationId, userId } });
+          if (!found) {
+            throw new RippleError('NOTIFICATION_NOT_FOUND', `notification ${notificationId} does not exist`, {
+              status: 404,
+            });
+          }
+          if (found.readAt !== null) return view(found);
+          const read = await tx.notification.update({ where: { id: found.id }, data: { readAt: now() } });
+          await emitRead(tx, emit, userId, [read.id], false, read.readAt ?? now(), traceOf(request));
+          return view(read);
+        },
+        () => cache.invalidate([userId]),
+      );
+    },
+  );
+
+  app.post(
+    '/notifications/read-all',
+    { ...auth, schema: { ...auth.schema, response: { 200: ReadAll } } },
+    (request, reply) => {
+      const userId = userOf(request).sub;
+      return mutations.run(
+        request,
+        reply,
+        200,
+        async (tx) => {
+          const readAt = now();
+          const { count } = await tx.notification.updateMany({ where: { userId, readAt: null }, data: { readAt } });
+          if (count > 0) await emitRead(tx, emit, userId, [], true, readAt, traceOf(request));
+          return { read: count };
+        },
+        () => cache.invalidate([userId]),
+      );
+    },
+  );
+
+  return app;
+}

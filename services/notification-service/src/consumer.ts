@@ -1,0 +1,93 @@
+import { Topics } from '@ripple/events';
+import type { AnyEvent } from '@ripple/events';
+import { createEventConsumer, dlqTopicOf, ensureTopics } from '@ripple/kafka';
+import type { ConsumedMeta, EventConsumer, EventProducer, Kafka } from '@ripple/kafka';
+import type { ApiDeps, TraceContext } from '@ripple/service';
+import type { Logger } from '@ripple/telemetry';
+import type { Db, Tx } from './db.js';
+import { Notifier } from './notifier.js';
+import type { UnreadCache } from './unread-cache.js';
+
+/** The topics notification-service reads. */
+export const SOURCE_TOPICS = [Topics.post, Topics.chat] as const;
+
+function header(headers: ConsumedMeta['headers'], name: string): string | undefined {
+  const value = headers?.[name];
+  const first = Array.isArray(value) ? value[0] : value;
+  return first === undefined ? undefined : first.toString();
+}
+
+export function traceFromHeaders(headers: ConsumedMeta['headers']): TraceContext {
+  const traceparent = header(headers, 'traceparent');
+  const tracestate = header(headers, 'tracestate');
+  return { ...(traceparent !== undefined && { traceparent }), ...(tracestate !== undefined && { tracestate }) };
+}
+
+/**
+ * Handles one consumed event. Its id is recorded in `processed_events` in the same transaction
+ * as the notifications and their outbox events, so a redelivered event changes nothing: delivery
+ * is at least once, the effect exactly once. Returns the users whose notifications changed.
+ */
+export async function handleEvent(
+  deps: ApiDeps<Db, Tx>,
+  cache: UnreadCache,
+  event: AnyEvent,
+  trace: TraceContext = {},
+): Promise<Set<string>> {
+  const touched = await deps.transaction(async (tx) => {
+    const fresh = await tx.$executeRaw`
+      INSERT INTO processed_events (event_id) VALUES (${event.id}) ON CONFLICT DO NOTHING`;
+    if (fresh === 0) return new Set<string>();
+    return new Notifier(tx, deps.emit, deps.now(), trace).apply(event);
+  });
+  if (touched.size > 0) {
+    deps.wakeOutbox();
+    await cache.invalidate(touched);
+  }
+  return touched;
+}
+
+/** Consumes post and chat events (at least once) into `handleEvent`. */
+export function startNotificationConsumer(opts: {
+  deps: ApiDeps<Db, Tx>;
+  cache: UnreadCache;
+  kafka: Kafka;
+  producer: EventProducer;
+  logger: Logger;
+  topicPrefix: string;
+  groupId: string;
+  partitions: number;
+  replicationFactor: number;
+  sessionTimeoutMs?: number;
+}): EventConsumer {
+  const { deps, cache } = opts;
+  const topics = SOURCE_TOPICS.map((t) => opts.topicPrefix + t);
+  const consumer = createEventConsumer({
+    kafka: opts.kafka,
+    groupId: opts.groupId,
+    topics,
+    logger: opts.logger.child({ component: 'consumer' }),
+    dlqProducer: opts.producer,
+    // A new deployment catches up on everything the topics still hold.
+    startAt: 'earliest',
+    ...(opts.sessionTimeoutMs !== undefined && { sessionTimeoutMs: opts.sessionTimeoutMs }),
+    onEvent: async (event, meta) => {
+      await handleEvent(deps, cache, event, traceFromHeaders(meta.headers));
+    },
+  });
+  return {
+    async start() {
+      // Producers may start later: the topics (and their dead-letter topics) are created here too.
+      await ensureTopics(
+        opts.kafka,
+        [...topics, ...topics.map(dlqTopicOf)].map((topic) => ({
+          topic,
+          numPartitions: opts.partitions,
+          replicationFactor: opts.replicationFactor,
+        })),
+      );
+      await consumer.start();
+    },
+    stop: () => consumer.stop(),
+  };
+}
