@@ -217,9 +217,12 @@ async function commitEndForNewGroup(
       const missing = new Set(partitions.filter((p) => p.offset === '-1').map((p) => p.partition));
       if (missing.size === 0) continue;
       const ends = await admin.fetchTopicOffsets(topic);
+      // An empty partition starts at its end either way. Skipping those matters: setOffsets joins
+      // the group with a temporary member, which costs a rebalance (seconds) per topic.
       const partitionsToSet = ends
-        .filter((e) => missing.has(e.partition))
+        .filter((e) => missing.has(e.partition) && e.high !== e.low)
         .map((e) => ({ partition: e.partition, offset: e.high }));
+      if (partitionsToSet.length === 0) continue;
       try {
         await admin.setOffsets({ groupId, topic, partitions: partitionsToSet });
       } catch (err) {

@@ -2,8 +2,13 @@ import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
-import { waitFor } from '@ripple/testing';
+import { dropDatabase } from '@ripple/db';
+import { Topics } from '@ripple/events';
+import { createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
+import { createLogger } from '@ripple/telemetry';
+import { runId, testDatabaseUrl, testInfra, waitFor } from '@ripple/testing';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -105,4 +110,50 @@ export class TestClient {
   close(): void {
     this.socket.close();
   }
+}
+
+/**
+ * A run's own slice of the shared infrastructure: a topic prefix, a Redis key prefix and one
+ * database per service, with the environment that points processes at them. `cleanup` deletes
+ * every topic (and dead-letter topic), key and database the run used.
+ */
+export function isolatedRun(tag: string) {
+  const run = runId();
+  const topicPrefix = `${tag}.${run}.`;
+  const redisPrefix = `${tag}:${run}:`;
+  const databases = new Set<string>();
+  const jwtSecretText = `${tag}-secret-${run}-0123456789`;
+  return {
+    run,
+    jwtSecretText,
+    env: {
+      JWT_SECRET: jwtSecretText,
+      KAFKA_BROKERS: testInfra.kafkaBrokers.join(','),
+      KAFKA_TOPIC_PREFIX: topicPrefix,
+      KAFKA_TOPIC_PARTITIONS: '3',
+      REDIS_URL: testInfra.redisUrl,
+      REDIS_KEY_PREFIX: redisPrefix,
+      NODE_ENV: 'test',
+    },
+    /** A database for `service` that only this run uses (created by the service at start). */
+    databaseUrl(service: string): string {
+      const url = testDatabaseUrl(`${tag}_${run}_${service.replace(/-/g, '_')}`);
+      databases.add(url);
+      return url;
+    },
+    async cleanup(): Promise<void> {
+      const kafka = createKafka({
+        brokers: testInfra.kafkaBrokers,
+        clientId: `${tag}-cleanup`,
+        logger: createLogger(tag, 'silent'),
+      });
+      const topics = Object.values(Topics).map((t) => topicPrefix + t);
+      await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
+      for (const url of databases) await dropDatabase(url);
+      const redis = new Redis(testInfra.redisUrl);
+      const keys = await redis.keys(`${redisPrefix}*`);
+      if (keys.length > 0) await redis.del(...keys);
+      redis.disconnect();
+    },
+  };
 }

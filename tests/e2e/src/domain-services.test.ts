@@ -1,0 +1,125 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { jwtSecret, signAccessToken } from '@ripple/auth';
+import { waitFor } from '@ripple/testing';
+import { TestClient, isolatedRun, spawnService } from './harness.js';
+import type { RunningService } from './harness.js';
+
+// The three domain services, the notification consumer and the gateway as real processes on real
+// Kafka, Redis and PostgreSQL: what one user does reaches the other as a live notification.
+const iso = isolatedRun('dom');
+const secret = jwtSecret(iso.jwtSecretText);
+const services: Record<'gateway' | 'post' | 'chat' | 'notification', RunningService> = {} as never;
+const clients: TestClient[] = [];
+const A = `a${iso.run}`;
+const B = `b${iso.run}`;
+
+before(async () => {
+  const domain = (name: string) => ({
+    ...iso.env,
+    DATABASE_URL: iso.databaseUrl(name),
+    OUTBOX_POLL_INTERVAL_MS: '200',
+  });
+  services.gateway = await spawnService('fanout-gateway', { ...iso.env, KAFKA_GROUP_ID: `dom.${iso.run}.gateway` });
+  services.notification = await spawnService('notification-service', {
+    ...domain('notification-service'),
+    KAFKA_GROUP_ID: `dom.${iso.run}.notifications`,
+  });
+  services.post = await spawnService('post-service', domain('post-service'));
+  services.chat = await spawnService('chat-service', domain('chat-service'));
+});
+
+after(async () => {
+  for (const c of clients) c.close();
+  await Promise.all(Object.values(services).map((s) => s.stop()));
+  await iso.cleanup();
+});
+
+type Json = Record<string, unknown>;
+
+async function api(service: RunningService, user: string, method: string, path: string, body?: Json) {
+  const res = await fetch(`${service.url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${await signAccessToken(secret, user)}`,
+      ...(body && { 'content-type': 'application/json' }),
+    },
+    ...(body && { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  assert.ok(res.status < 300, `${method} ${path} → ${res.status} ${text}`);
+  return (text === '' ? {} : JSON.parse(text)) as Json;
+}
+
+async function connect(user: string): Promise<TestClient> {
+  const token = await signAccessToken(secret, user);
+  const client = TestClient.connect(`ws://127.0.0.1:${services.gateway.port}/ws?access_token=${token}`);
+  clients.push(client);
+  await client.frame((f) => f.op === 'welcome');
+  return client;
+}
+
+const eventOf = (f: Json) => f.event as { type: string; data: Json };
+const notifications = (client: TestClient, kind: string) =>
+  client.frames.filter(
+    (f) => f.op === 'event' && eventOf(f).type === 'notification.created' && eventOf(f).data.kind === kind,
+  );
+
+test('B commenting on A’s post should notify A live, and A’s unread count should become 1', async () => {
+  const a = await connect(A);
+  const post = await api(services.post, A, 'POST', '/posts', { body: 'my first post' });
+  await api(services.post, B, 'POST', `/posts/${String(post.id)}/comments`, { body: 'welcome!' });
+
+  const live = await a.frame((f) => f.op === 'event' && eventOf(f).type === 'notification.created', 30_000);
+  assert.deepEqual(
+    [eventOf(live).data.kind, eventOf(live).data.actorId, eventOf(live).data.subjectId],
+    ['comment.created', B, post.id],
+  );
+  const count = await a.frame((f) => f.op === 'event' && eventOf(f).type === 'notification.unread_count');
+  assert.equal(eventOf(count).data.count, 1);
+  assert.deepEqual(await api(services.notification, A, 'GET', '/notifications/unread-count'), { count: 1 });
+  const list = await api(services.notification, A, 'GET', '/notifications');
+  assert.deepEqual(
+    (list.items as Json[]).map((n) => [n.kind, n.actorId]),
+    [['comment.created', B]],
+  );
+});
+
+test('a burst of 10 messages from B in a room with A should give A one notification', async () => {
+  const a = await connect(A);
+  const room = await api(services.chat, B, 'POST', '/rooms', { name: 'pair', memberIds: [A] });
+  const roomId = String(room.id);
+  // A also watches the room itself, with the membership proof chat-service signs.
+  const { token } = await api(services.chat, A, 'GET', `/rooms/${roomId}/subscription-token`);
+  a.send({ op: 'subscribe', id: 's1', channel: `chat:${roomId}`, token });
+  await a.frame((f) => f.op === 'ack' && f.id === 's1');
+
+  for (let i = 0; i < 10; i++) await api(services.chat, B, 'POST', `/rooms/${roomId}/messages`, { body: `m${i}` });
+  const folded = await waitFor('the 10 messages folded into one notification', 30_000, async () => {
+    const items = (await api(services.notification, A, 'GET', '/notifications?unread=true')).items as Json[];
+    const chat = items.filter((n) => n.kind === 'chat.message' && n.subjectId === roomId);
+    return chat.length === 1 && chat[0]?.count === 10 ? chat : undefined;
+  });
+  assert.equal(folded.length, 1);
+
+  // A marker after the burst: notifications for A share a partition, so once the marker arrives,
+  // every notification event for the burst has arrived too.
+  const post = await api(services.post, A, 'POST', '/posts', { body: 'marker' });
+  await api(services.post, B, 'POST', `/posts/${String(post.id)}/likes`);
+  await a.frame(
+    (f) => f.op === 'event' && eventOf(f).type === 'notification.created' && eventOf(f).data.kind === 'post.liked',
+    30_000,
+  );
+  assert.equal(
+    notifications(a, 'chat.message').filter((f) => eventOf(f).data.subjectId === roomId).length,
+    1,
+    'one live notification for the burst',
+  );
+  const messages = a.frames.filter((f) => f.op === 'event' && eventOf(f).type === 'chat.message.sent');
+  assert.deepEqual(
+    messages.map((f) => eventOf(f).data.body),
+    Array.from({ length: 10 }, (_, i) => `m${i}`),
+    'the room’s messages arrived live and in order',
+  );
+  assert.equal(notifications(a, 'chat.message').length, 1);
+});
