@@ -51,8 +51,10 @@ migrate() {
   [ -f "$root/libs/db/dist/cli.js" ] || die "the repo is not built: run 'pnpm install && pnpm build' first"
   node "$root/libs/db/dist/cli.js" --url "${POST_SERVICE_DATABASE_URL:-postgresql://postgres@$PG_HOST:$PG_PORT/post_service}" \
     --migrations "$root/services/post-service/prisma/migrations"
-  node "$root/libs/db/dist/cli.js" --url "${CHAT_SERVICE_DATABASE_URL:-postgresql://postgres@$PG_HOST:$PG_PORT/chat_service}"
-  node "$root/libs/db/dist/cli.js" --url "${NOTIFICATION_SERVICE_DATABASE_URL:-postgresql://postgres@$PG_HOST:$PG_PORT/notification_service}"
+  node "$root/libs/db/dist/cli.js" --url "${CHAT_SERVICE_DATABASE_URL:-postgresql://postgres@$PG_HOST:$PG_PORT/chat_service}" \
+    --migrations "$root/services/chat-service/prisma/migrations"
+  node "$root/libs/db/dist/cli.js" --url "${NOTIFICATION_SERVICE_DATABASE_URL:-postgresql://postgres@$PG_HOST:$PG_PORT/notification_service}" \
+    --migrations "$root/services/notification-service/prisma/migrations"
 }
 
 ensure_redis

@@ -43,8 +43,8 @@ cat <<TXT
 
 Ripple is running.
   WebSocket   ws://127.0.0.1:8080/ws?access_token=<jwt>
-  post API    http://127.0.0.1:3001   (POST /posts)
-  chat        http://127.0.0.1:3002   notifications http://127.0.0.1:3003
+  posts       http://127.0.0.1:3001   chat http://127.0.0.1:3002   notifications http://127.0.0.1:3003
+  API docs    /docs on each of those (OpenAPI)
   health      /healthz, /readyz and /metrics on every port above
   a token     pnpm token --user u42
   logs        .cache/logs/
