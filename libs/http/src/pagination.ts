@@ -26,7 +26,7 @@ export function pageOf<T extends TSchema>(item: T) {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The id the next page starts after, or undefined for the first page; 400 for a cursor we did not issue. */
-export function decodeCursor(cursor: string | undefined): string | undefined {
+function decodeCursor(cursor: string | undefined): string | undefined {
   if (cursor === undefined) return undefined;
   const id = Buffer.from(cursor, 'base64url').toString('utf8');
   if (!UUID.test(id)) {
@@ -38,12 +38,22 @@ export function decodeCursor(cursor: string | undefined): string | undefined {
   return id;
 }
 
-/** Builds a page from rows fetched with `take: limit + 1` (the extra row says whether more exist). */
-export function toPage<R extends { id: string }, V>(
-  rows: readonly R[],
-  limit: number,
+/** What a list query adds to its filter: the cursor bound, and how many rows to take. */
+export interface PageWindow {
+  readonly idBefore: { id?: { lt: string } };
+  /** `limit + 1`: the extra row says whether there is a next page. */
+  readonly take: number;
+}
+
+/** Fetches one page, newest first: `find` must order by id descending and apply the window. */
+export async function fetchPage<R extends { id: string }, V>(
+  query: { limit: number; cursor?: string | undefined },
+  find: (window: PageWindow) => Promise<readonly R[]>,
   view: (row: R) => V,
-): { items: V[]; nextCursor: string | null } {
+): Promise<{ items: V[]; nextCursor: string | null }> {
+  const { limit } = query;
+  const after = decodeCursor(query.cursor);
+  const rows = await find({ idBefore: after === undefined ? {} : { id: { lt: after } }, take: limit + 1 });
   const items = rows.slice(0, limit);
   const last = items.at(-1);
   return {

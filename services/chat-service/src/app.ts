@@ -4,7 +4,7 @@ import { signSubscriptionToken } from '@ripple/auth';
 import type { JwtSecret } from '@ripple/auth';
 import { uuidv7 } from '@ripple/db';
 import { RippleError } from '@ripple/errors';
-import { PageQuery, bearerAuth, createApiApp, decodeCursor, pageOf, requireUser, toPage, userOf } from '@ripple/http';
+import { PageQuery, bearerAuth, createApiApp, fetchPage, pageOf, requireUser, userOf } from '@ripple/http';
 import { traceOf } from '@ripple/service';
 import type { ApiDeps } from '@ripple/service';
 import type { Db, Tx } from './db.js';
@@ -122,17 +122,16 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
     '/rooms',
     { ...auth, schema: { ...tags('rooms'), querystring: PageQuery, response: { 200: pageOf(RoomSummary) } } },
     async (request) => {
-      const { limit, cursor } = request.query;
-      const after = decodeCursor(cursor);
-      const rows = await db.room.findMany({
-        where: {
-          members: { some: { userId: userOf(request).sub } },
-          ...(after !== undefined && { id: { lt: after } }),
-        },
-        orderBy: { id: 'desc' },
-        take: limit + 1,
-      });
-      return toPage(rows, limit, roomSummary);
+      return fetchPage(
+        request.query,
+        ({ idBefore, take }) =>
+          db.room.findMany({
+            where: { members: { some: { userId: userOf(request).sub } }, ...idBefore },
+            orderBy: { id: 'desc' },
+            take,
+          }),
+        roomSummary,
+      );
     },
   );
 
@@ -220,15 +219,12 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
     },
     async (request) => {
       const { roomId } = request.params;
-      const { limit, cursor } = request.query;
-      const after = decodeCursor(cursor);
       await membership(db, roomId, userOf(request).sub);
-      const rows = await db.message.findMany({
-        where: { roomId, ...(after !== undefined && { id: { lt: after } }) },
-        orderBy: { id: 'desc' },
-        take: limit + 1,
-      });
-      return toPage(rows, limit, messageView);
+      return fetchPage(
+        request.query,
+        ({ idBefore, take }) => db.message.findMany({ where: { roomId, ...idBefore }, orderBy: { id: 'desc' }, take }),
+        messageView,
+      );
     },
   );
 

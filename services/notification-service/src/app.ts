@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 import { RippleError } from '@ripple/errors';
-import { PageQuery, bearerAuth, createApiApp, decodeCursor, pageOf, requireUser, toPage, userOf } from '@ripple/http';
+import { PageQuery, bearerAuth, createApiApp, fetchPage, pageOf, requireUser, userOf } from '@ripple/http';
 import { traceOf } from '@ripple/service';
 import type { ApiDeps, Emit } from '@ripple/service';
 import type { Db, Tx } from './db.js';
@@ -59,18 +59,17 @@ export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance>
     '/notifications',
     { ...auth, schema: { ...auth.schema, querystring: ListQuery, response: { 200: pageOf(NotificationView) } } },
     async (request) => {
-      const { limit, cursor, unread } = request.query;
-      const after = decodeCursor(cursor);
-      const rows = await db.notification.findMany({
-        where: {
-          userId: userOf(request).sub,
-          ...(unread === true && { readAt: null }),
-          ...(after !== undefined && { id: { lt: after } }),
-        },
-        orderBy: { id: 'desc' },
-        take: limit + 1,
-      });
-      return toPage(rows, limit, view);
+      const { unread } = request.query;
+      return fetchPage(
+        request.query,
+        ({ idBefore, take }) =>
+          db.notification.findMany({
+            where: { userId: userOf(request).sub, ...(unread === true && { readAt: null }), ...idBefore },
+            orderBy: { id: 'desc' },
+            take,
+          }),
+        view,
+      );
     },
   );
 

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import { uuidv7 } from '@ripple/db';
 import { RippleError } from '@ripple/errors';
-import { PageQuery, bearerAuth, createApiApp, decodeCursor, pageOf, requireUser, toPage, userOf } from '@ripple/http';
+import { PageQuery, bearerAuth, createApiApp, fetchPage, pageOf, requireUser, userOf } from '@ripple/http';
 import { traceOf } from '@ripple/service';
 import type { ApiDeps } from '@ripple/service';
 import type { Db, Tx } from './db.js';
@@ -116,14 +116,12 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
       schema: { ...tags('posts'), params: UserParams, querystring: PageQuery, response: { 200: pageOf(PostView) } },
     },
     async (request) => {
-      const { limit, cursor } = request.query;
-      const after = decodeCursor(cursor);
-      const rows = await db.post.findMany({
-        where: { authorId: request.params.userId, ...(after !== undefined && { id: { lt: after } }) },
-        orderBy: { id: 'desc' },
-        take: limit + 1,
-      });
-      return toPage(rows, limit, postView);
+      return fetchPage(
+        request.query,
+        ({ idBefore, take }) =>
+          db.post.findMany({ where: { authorId: request.params.userId, ...idBefore }, orderBy: { id: 'desc' }, take }),
+        postView,
+      );
     },
   );
 
@@ -190,15 +188,12 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
     },
     async (request) => {
       const { postId } = request.params;
-      const { limit, cursor } = request.query;
-      const after = decodeCursor(cursor);
       await findPost(db, postId);
-      const rows = await db.comment.findMany({
-        where: { postId, ...(after !== undefined && { id: { lt: after } }) },
-        orderBy: { id: 'desc' },
-        take: limit + 1,
-      });
-      return toPage(rows, limit, commentView);
+      return fetchPage(
+        request.query,
+        ({ idBefore, take }) => db.comment.findMany({ where: { postId, ...idBefore }, orderBy: { id: 'desc' }, take }),
+        commentView,
+      );
     },
   );
 
