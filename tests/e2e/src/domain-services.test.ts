@@ -123,3 +123,9 @@ test('a burst of 10 messages from B in a room with A should give A one notificat
   );
   assert.equal(notifications(a, 'chat.message').length, 1);
 });
+
+test('SIGTERM should stop every domain service cleanly, consumer and relay included (exit code 0)', async () => {
+  const stopping = [services.post, services.chat, services.notification];
+  assert.deepEqual(await Promise.all(stopping.map((s) => s.stop())), [0, 0, 0]);
+  for (const s of stopping) assert.match(s.output(), /"msg":"stopped"/, s.name);
+});
