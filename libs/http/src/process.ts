@@ -1,5 +1,6 @@
 import { ConfigError } from '@ripple/config';
 import { isRippleError } from '@ripple/errors';
+import { shutdownTracing } from '@ripple/telemetry';
 import type { Logger } from '@ripple/telemetry';
 
 export interface RunningProcess {
@@ -26,16 +27,18 @@ export function runProcess(name: string, start: () => Promise<RunningProcess>, s
           process.exit(1);
         }, shutdownTimeoutMs);
         timer.unref();
-        stop().then(
-          () => {
-            logger.info('stopped');
-            process.exit(0);
-          },
-          (err: unknown) => {
-            logger.error({ err }, 'shutdown failed');
-            process.exit(1);
-          },
-        );
+        stop()
+          .then(shutdownTracing)
+          .then(
+            () => {
+              logger.info('stopped');
+              process.exit(0);
+            },
+            (err: unknown) => {
+              logger.error({ err }, 'shutdown failed');
+              process.exit(1);
+            },
+          );
       };
       process.once('SIGTERM', () => shutdown('SIGTERM'));
       process.once('SIGINT', () => shutdown('SIGINT'));

@@ -1,8 +1,10 @@
-import type { Consumer, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, Consumer, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import { decodeEvent } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
 import { RippleError, isRippleError } from '@ripple/errors';
-import type { Logger } from '@ripple/telemetry';
+import { Counter, Gauge } from '@ripple/telemetry';
+import type { Logger, Registry } from '@ripple/telemetry';
+import { consumerLag } from './client.js';
 import type { EventProducer } from './producer.js';
 
 export interface ConsumedMeta {
@@ -42,9 +44,11 @@ export interface EventConsumerOptions {
    * dead-letters the message; any other rejection is retried with backoff.
    */
   readonly onEvent: (event: AnyEvent, meta: ConsumedMeta) => Promise<void>;
-  /** Observes outcomes (metrics). */
-  readonly onOutcome?: (outcome: 'handled' | 'duplicate' | 'retried' | 'dead-lettered', meta: ConsumedMeta) => void;
+  /** Counts outcomes in `events_consumed_total` by topic, event type and outcome. */
+  readonly metrics?: Registry;
 }
+
+type Outcome = 'handled' | 'duplicate' | 'retried' | 'dead-lettered';
 
 export interface EventConsumer {
   /** Resolves once the consumer joined its group and is fetching. */
@@ -98,8 +102,18 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
   const maxBackoffMs = opts.maxBackoffMs ?? 5000;
   const recent = new RecentIds(opts.dedupeWindow ?? 10_000);
   let stopping = false;
+  const consumed =
+    opts.metrics &&
+    new Counter({
+      name: 'events_consumed_total',
+      help: 'Events consumed, by topic, event type and outcome (handled, duplicate, retried, dead-lettered)',
+      labelNames: ['topic', 'type', 'outcome'],
+      registers: [opts.metrics],
+    });
+  const count = (outcome: Outcome, meta: ConsumedMeta, type = 'invalid') =>
+    consumed?.inc({ topic: meta.topic, type, outcome });
 
-  async function deadLetter(meta: ConsumedMeta, message: KafkaMessage, err: unknown): Promise<void> {
+  async function deadLetter(meta: ConsumedMeta, message: KafkaMessage, err: unknown, type?: string): Promise<void> {
     const { code, message: reason } = describe(err);
     opts.logger.error(
       { topic: meta.topic, partition: meta.partition, offset: meta.offset, code, reason },
@@ -119,7 +133,7 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
         },
       },
     ]);
-    opts.onOutcome?.('dead-lettered', meta);
+    count('dead-lettered', meta, type);
   }
 
   async function handle(event: AnyEvent, meta: ConsumedMeta, message: KafkaMessage, heartbeat: () => Promise<void>) {
@@ -128,24 +142,24 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
       try {
         await opts.onEvent(event, meta);
         recent.add(event.id);
-        opts.onOutcome?.('handled', meta);
+        count('handled', meta, event.type);
         return;
       } catch (err) {
         const problem = describe(err);
-        if (!problem.retriable) return deadLetter(meta, message, err);
+        if (!problem.retriable) return deadLetter(meta, message, err, event.type);
         if (attempt >= maxAttempts || stopping) {
           if (stopping) throw err; // not committed: the next owner of the partition retries it
           const gaveUp = new RippleError(
             'HANDLER_GAVE_UP',
             `${problem.code} after ${attempt} attempts: ${problem.message}`,
           );
-          return deadLetter(meta, message, gaveUp);
+          return deadLetter(meta, message, gaveUp, event.type);
         }
         opts.logger.warn(
           { ...meta, headers: undefined, attempt, code: problem.code, retryInMs: backoff },
           'handler failed; retrying',
         );
-        opts.onOutcome?.('retried', meta);
+        count('retried', meta, event.type);
         await new Promise((r) => setTimeout(r, backoff));
         await heartbeat();
         backoff = Math.min(backoff * 2, maxBackoffMs);
@@ -183,7 +197,7 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
             return;
           }
           if (recent.has(event.id)) {
-            opts.onOutcome?.('duplicate', meta);
+            count('duplicate', meta, event.type);
             return;
           }
           await handle(event, meta, message, () => payload.heartbeat());
@@ -232,4 +246,31 @@ async function commitEndForNewGroup(
   } finally {
     await admin.disconnect();
   }
+}
+
+/**
+ * `kafka_consumer_lag_messages{group, topic, partition}`: how far the group's committed offsets
+ * are behind the end of each partition, read from the broker when scraped.
+ */
+export function registerConsumerLag(
+  registry: Registry,
+  admin: Admin,
+  groupId: string,
+  topics: readonly string[],
+  logger: Logger,
+): void {
+  new Gauge({
+    name: 'kafka_consumer_lag_messages',
+    help: 'Messages of each partition the consumer group has not committed yet',
+    labelNames: ['group', 'topic', 'partition'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const lags = await consumerLag(admin, groupId, topics).catch((err: unknown) => {
+        logger.warn({ err }, 'could not read the consumer lag');
+        return [];
+      });
+      for (const l of lags) this.set({ group: groupId, topic: l.topic, partition: String(l.partition) }, l.lag);
+    },
+  });
 }

@@ -2,5 +2,5 @@ export { consumerLag, createKafka, deleteTopics, ensureTopics, kafkaReadiness } 
 export type { Kafka, TopicSpec } from './client.js';
 export { createEventProducer } from './producer.js';
 export type { EventProducer, OutgoingMessage } from './producer.js';
-export { createEventConsumer, dlqTopicOf } from './consumer.js';
+export { createEventConsumer, dlqTopicOf, registerConsumerLag } from './consumer.js';
 export type { ConsumedMeta, EventConsumer, EventConsumerOptions } from './consumer.js';

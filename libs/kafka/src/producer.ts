@@ -1,5 +1,7 @@
 import kafkajs from 'kafkajs';
 import type { Kafka, Producer } from 'kafkajs';
+import { Counter, SpanKind, SpanStatusCode, contextFromHeaders, trace, traceHeaders, tracer } from '@ripple/telemetry';
+import type { Registry } from '@ripple/telemetry';
 
 const { Partitioners } = kafkajs;
 
@@ -19,25 +21,66 @@ export interface EventProducer {
   disconnect(): Promise<void>;
 }
 
-export function createEventProducer(kafka: Kafka): EventProducer {
+/**
+ * Each message gets a `send <topic>` producer span whose parent is the trace context in its own
+ * headers (an outbox row keeps its request's context) or else the active one; the span's context
+ * replaces the message's `traceparent`, so the consumer continues the same trace. With `metrics`,
+ * acknowledged messages are counted in `events_published_total` by topic and event type.
+ */
+export function createEventProducer(kafka: Kafka, opts: { metrics?: Registry } = {}): EventProducer {
   const producer: Producer = kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,
     createPartitioner: Partitioners.DefaultPartitioner,
   });
+  const published =
+    opts.metrics &&
+    new Counter({
+      name: 'events_published_total',
+      help: 'Events acknowledged by Kafka, by topic and event type',
+      labelNames: ['topic', 'type'],
+      registers: [opts.metrics],
+    });
   return {
     connect: () => producer.connect(),
     async send(messages) {
-      const byTopic = new Map<string, OutgoingMessage[]>();
-      for (const m of messages) byTopic.set(m.topic, [...(byTopic.get(m.topic) ?? []), m]);
-      await producer.sendBatch({
-        acks: -1,
-        topicMessages: [...byTopic].map(([topic, ms]) => ({
-          topic,
-          messages: ms.map((m) => ({ key: m.key, value: m.value, headers: { ...m.headers } })),
-        })),
+      const byTopic = new Map<string, { key: string; value: string; headers: Record<string, string> }[]>();
+      const spans = messages.map((m) => {
+        const span = tracer().startSpan(
+          `send ${m.topic}`,
+          {
+            kind: SpanKind.PRODUCER,
+            attributes: {
+              'messaging.system': 'kafka',
+              'messaging.operation.type': 'send',
+              'messaging.destination.name': m.topic,
+              'messaging.kafka.message.key': m.key,
+              ...(m.headers.ce_type !== undefined && { 'cloudevents.event_type': m.headers.ce_type }),
+              ...(m.headers.ce_id !== undefined && { 'cloudevents.event_id': m.headers.ce_id }),
+            },
+          },
+          contextFromHeaders(m.headers),
+        );
+        const headers = { ...m.headers, ...traceHeaders(trace.setSpan(contextFromHeaders(m.headers), span)) };
+        byTopic.set(m.topic, [...(byTopic.get(m.topic) ?? []), { key: m.key, value: m.value, headers }]);
+        return span;
       });
+      try {
+        await producer.sendBatch({
+          acks: -1,
+          topicMessages: [...byTopic].map(([topic, ms]) => ({ topic, messages: ms })),
+        });
+      } catch (err) {
+        for (const span of spans) {
+          span.recordException(err as Error);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+          span.end();
+        }
+        throw err;
+      }
+      for (const span of spans) span.end();
+      for (const m of messages) published?.inc({ topic: m.topic, type: m.headers.ce_type ?? 'unknown' });
     },
     disconnect: () => producer.disconnect(),
   };

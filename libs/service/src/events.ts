@@ -5,6 +5,7 @@ import type { DataOf, EventOf, EventType } from '@ripple/events';
 import { appendToOutbox } from '@ripple/outbox';
 import type { EventProducer } from '@ripple/kafka';
 import { RippleError } from '@ripple/errors';
+import { traceHeaders } from '@ripple/telemetry';
 
 /** W3C trace context to store with an event, so its trace continues past Kafka. */
 export interface TraceContext {
@@ -20,10 +21,19 @@ export type Emit = <T extends EventType>(
   trace?: TraceContext,
 ) => Promise<EventOf<T>>;
 
+/**
+ * The trace context to store with an event: the active span's when this process traces (so the
+ * trace continues from inside the request), else what the request arrived with.
+ */
+function traceToStore(fallback: TraceContext): TraceContext {
+  const active = traceHeaders();
+  return active.traceparent === undefined ? fallback : active;
+}
+
 export function outboxEmitter(source: string, now: () => Date = () => new Date()): Emit {
   return async (tx, type, data, trace = {}) => {
     const event = createEvent(type, { source, data, time: now() });
-    await appendToOutbox(tx, toOutboxMessage(event, trace));
+    await appendToOutbox(tx, toOutboxMessage(event, traceToStore(trace)));
     return event;
   };
 }
@@ -43,7 +53,7 @@ export type Publish = <T extends EventType>(type: T, data: DataOf<T>, trace?: Tr
 export function directPublisher(source: string, producer: EventProducer, topicPrefix: string): Publish {
   return async (type, data, trace = {}) => {
     const event = createEvent(type, { source, data });
-    const message = toOutboxMessage(event, trace);
+    const message = toOutboxMessage(event, traceToStore(trace));
     try {
       await producer.send([{ ...message, topic: topicPrefix + message.topic }]);
     } catch (err) {

@@ -84,9 +84,9 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
       retentionMs: config.KAFKA_TOPIC_RETENTION_MS,
     })),
   );
-  const producer = createEventProducer(kafka);
-  await producer.connect();
   const metrics = createMetricsRegistry(spec.name);
+  const producer = createEventProducer(kafka, { metrics });
+  await producer.connect();
   const outbox = startOutboxService({
     databaseUrl: config.DATABASE_URL,
     producer,

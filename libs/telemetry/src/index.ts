@@ -1,3 +1,16 @@
 export { createLogger } from './logger.js';
 export type { Logger } from './logger.js';
 export { Counter, Gauge, Histogram, Registry, createMetricsRegistry } from './metrics.js';
+export {
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  context,
+  contextFromHeaders,
+  shutdownTracing,
+  startTracing,
+  trace,
+  traceHeaders,
+  tracer,
+} from './tracing.js';
+export type { Context, Span } from './tracing.js';

@@ -23,10 +23,11 @@ export function createGatewayMetrics(registry: Registry, hub: LocalHub, connecti
         this.set(hub.subscriptionCount);
       },
     }),
-    eventsConsumed: new Counter({
-      name: 'gateway_events_consumed_total',
-      help: 'Events consumed from Kafka, by type',
-      labelNames: ['type'],
+    registryLatency: new Histogram({
+      name: 'registry_operation_duration_seconds',
+      help: 'Redis registry and history operations, by operation',
+      labelNames: ['operation'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
     }),
     nodeMessagesSent: new Counter({
@@ -63,4 +64,24 @@ export function createGatewayMetrics(registry: Registry, hub: LocalHub, connecti
       registers: [registry],
     }),
   };
+}
+
+/**
+ * Wraps every method of `target` (the registry directory, the history) so each call is timed in
+ * `registry_operation_duration_seconds{operation="<component>.<method>"}`.
+ */
+export function timed<T extends object>(target: T, component: string, metrics: GatewayMetrics): T {
+  return new Proxy(target, {
+    get(object, property, receiver) {
+      const value: unknown = Reflect.get(object, property, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const end = metrics.registryLatency.startTimer({ operation: `${component}.${String(property)}` });
+        const result: unknown = (value as (...a: unknown[]) => unknown).apply(object, args);
+        if (result instanceof Promise) return result.finally(end);
+        end();
+        return result;
+      };
+    },
+  });
 }

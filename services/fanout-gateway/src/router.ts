@@ -5,6 +5,8 @@ import type { NodeBus, NodeMessage } from './bus.js';
 import type { LocalHub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
 import { eventFrame } from './protocol.js';
+import { ROOT_CONTEXT, context, contextFromHeaders, traceHeaders, tracer } from '@ripple/telemetry';
+import type { Context } from '@ripple/telemetry';
 
 export interface RouterDeps {
   readonly nodeId: string;
@@ -29,31 +31,48 @@ export class Router {
   }
 
   async route(event: AnyEvent): Promise<void> {
-    const { hub, history, directory, nodeId, metrics } = this.deps;
-    metrics.eventsConsumed.inc({ type: event.type });
+    const { history, directory, nodeId, metrics } = this.deps;
     const json = JSON.stringify(event);
     const remote = new Map<string, NodeMessage['frames'][number][]>();
-    let delivered = 0;
+    const local: NodeMessage['frames'][number][] = [];
     await Promise.all(
       channelsFor(event).map(async (channel) => {
         const position = await history.append(channel, json);
-        const frame = eventFrame(channel, position.offset, position.epoch, json);
-        delivered += hub.publish(channel, position.offset, frame);
+        const frame = {
+          channel,
+          offset: position.offset,
+          frame: eventFrame(channel, position.offset, position.epoch, json),
+        };
+        local.push(frame);
         for (const node of await directory.nodesFor(channel)) {
           if (node === nodeId) continue;
-          remote.set(node, [...(remote.get(node) ?? []), { channel, offset: position.offset, frame }]);
+          remote.set(node, [...(remote.get(node) ?? []), frame]);
         }
       }),
     );
-    await Promise.all([...remote].map(([node, frames]) => this.deps.bus.send(node, { time: event.time, frames })));
+    this.deliver({ time: event.time, frames: local }, context.active());
+    // The trace continues on the nodes that hold the other subscribers.
+    const { traceparent } = traceHeaders();
+    await Promise.all(
+      [...remote].map(([node, frames]) =>
+        this.deps.bus.send(node, { time: event.time, frames, ...(traceparent !== undefined && { traceparent }) }),
+      ),
+    );
     metrics.nodeMessagesSent.inc(remote.size);
-    this.observe(delivered, event.time);
   }
 
   /** Delivers frames another node routed to this one. */
   receive(message: NodeMessage): void {
+    this.deliver(message, contextFromHeaders({ traceparent: message.traceparent }, ROOT_CONTEXT));
+  }
+
+  /** Writes frames to this node's sockets: one `gateway.deliver` span per batch, with the socket count. */
+  private deliver(message: NodeMessage, parent: Context): void {
+    const span = tracer().startSpan('gateway.deliver', { attributes: { 'ripple.node_id': this.deps.nodeId } }, parent);
     let delivered = 0;
     for (const f of message.frames) delivered += this.deps.hub.publish(f.channel, f.offset, f.frame);
+    span.setAttributes({ 'ripple.sockets': delivered, 'ripple.channels': message.frames.length });
+    span.end();
     this.observe(delivered, message.time);
   }
 

@@ -1,9 +1,9 @@
 import { Topics } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
-import { createEventConsumer, dlqTopicOf, ensureTopics } from '@ripple/kafka';
+import { createEventConsumer, dlqTopicOf, ensureTopics, registerConsumerLag } from '@ripple/kafka';
 import type { ConsumedMeta, EventConsumer, EventProducer, Kafka } from '@ripple/kafka';
 import type { ApiDeps, TraceContext } from '@ripple/service';
-import type { Logger } from '@ripple/telemetry';
+import type { Logger, Registry } from '@ripple/telemetry';
 import type { Db, Tx } from './db.js';
 import { Notifier } from './notifier.js';
 import type { UnreadCache } from './unread-cache.js';
@@ -59,6 +59,7 @@ export function startNotificationConsumer(opts: {
   partitions: number;
   replicationFactor: number;
   sessionTimeoutMs?: number;
+  metrics: Registry;
 }): EventConsumer {
   const { deps, cache } = opts;
   const topics = SOURCE_TOPICS.map((t) => opts.topicPrefix + t);
@@ -70,13 +71,17 @@ export function startNotificationConsumer(opts: {
     dlqProducer: opts.producer,
     // A new deployment catches up on everything the topics still hold.
     startAt: 'earliest',
+    metrics: opts.metrics,
     ...(opts.sessionTimeoutMs !== undefined && { sessionTimeoutMs: opts.sessionTimeoutMs }),
     onEvent: async (event, meta) => {
       await handleEvent(deps, cache, event, traceFromHeaders(meta.headers));
     },
   });
+  const admin = opts.kafka.admin();
+  registerConsumerLag(opts.metrics, admin, opts.groupId, topics, opts.logger);
   return {
     async start() {
+      await admin.connect();
       // Producers may start later: the topics (and their dead-letter topics) are created here too.
       await ensureTopics(
         opts.kafka,
@@ -88,6 +93,9 @@ export function startNotificationConsumer(opts: {
       );
       await consumer.start();
     },
-    stop: () => consumer.stop(),
+    async stop() {
+      await consumer.stop();
+      await admin.disconnect();
+    },
   };
 }

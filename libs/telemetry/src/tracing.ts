@@ -1,0 +1,90 @@
+import { register } from 'node:module';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
+import type { Context, Span } from '@opentelemetry/api';
+
+export { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace };
+export type { Context, Span };
+
+let sdk: { shutdown(): Promise<void> } | undefined;
+
+/**
+ * Starts OpenTelemetry tracing for this process when OTEL_EXPORTER_OTLP_ENDPOINT is set: the
+ * NodeSDK with the OTLP/HTTP exporter and the HTTP, fastify, pg, Prisma, ioredis and kafkajs
+ * instrumentations. Call it before anything else is imported (each service's main.ts imports its
+ * server only after this resolved), so the instrumented modules are patched when they load.
+ * Without the endpoint nothing is loaded: the API stays a no-op and costs nothing per request.
+ */
+export async function startTracing(serviceName: string): Promise<boolean> {
+  const endpoint = process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  if (endpoint === undefined || endpoint === '' || process.env.OTEL_SDK_DISABLED === 'true') return false;
+  // ESM imports of the instrumented packages are patched through this loader hook.
+  register('@opentelemetry/instrumentation/hook.mjs', import.meta.url);
+  const [{ NodeSDK }, { OTLPTraceExporter }, { resourceFromAttributes }, instrumentations] = await Promise.all([
+    import('@opentelemetry/sdk-node'),
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/resources'),
+    loadInstrumentations(),
+  ]);
+  const started = new NodeSDK({
+    resource: resourceFromAttributes({ 'service.name': process.env.OTEL_SERVICE_NAME ?? serviceName }),
+    traceExporter: new OTLPTraceExporter(),
+    instrumentations,
+  });
+  started.start();
+  sdk = started;
+  return true;
+}
+
+async function loadInstrumentations() {
+  const [http, fastify, pg, prisma, ioredis, kafkajs] = await Promise.all([
+    import('@opentelemetry/instrumentation-http'),
+    import('@fastify/otel'),
+    import('@opentelemetry/instrumentation-pg'),
+    import('@prisma/instrumentation'),
+    import('@opentelemetry/instrumentation-ioredis'),
+    import('@opentelemetry/instrumentation-kafkajs'),
+  ]);
+  const kafka = new kafkajs.KafkaJsInstrumentation();
+  // Producer spans come from libs/kafka: one batch carries events of many traces, and each
+  // message's span must continue its own trace (its outbox row's), not the relay's.
+  Object.assign(kafka, { _getProducerPatch: () => (original: unknown) => original });
+  return [
+    new http.HttpInstrumentation(),
+    new fastify.FastifyOtelInstrumentation({ registerOnInitialization: true }),
+    new pg.PgInstrumentation(),
+    new prisma.PrismaInstrumentation(),
+    new ioredis.IORedisInstrumentation(),
+    kafka,
+  ];
+}
+
+/** Exports the spans still buffered; the process runner calls it before exiting. */
+export async function shutdownTracing(): Promise<void> {
+  await sdk?.shutdown();
+  sdk = undefined;
+}
+
+/** W3C trace context headers (`traceparent`, `tracestate`) of `ctx`, empty when not tracing. */
+export function traceHeaders(ctx: Context = context.active()): Record<string, string> {
+  const carrier: Record<string, string> = {};
+  propagation.inject(ctx, carrier);
+  return carrier;
+}
+
+/** The context a message's `traceparent`/`tracestate` headers describe (Kafka, Redis, HTTP). */
+export function contextFromHeaders(
+  headers: Record<string, string | Buffer | (string | Buffer)[] | undefined> | undefined,
+  base: Context = context.active(),
+): Context {
+  if (!headers) return base;
+  return propagation.extract(base, headers, {
+    keys: (carrier) => Object.keys(carrier),
+    get: (carrier, key) => {
+      const value = carrier[key];
+      const first = Array.isArray(value) ? value[0] : value;
+      return first === undefined ? undefined : first.toString();
+    },
+  });
+}
+
+export const tracer = () => trace.getTracer('ripple');

@@ -1,0 +1,163 @@
+import { Redis } from 'ioredis';
+import { resolveJwtSecret } from '@ripple/auth';
+import { parseBrokers } from '@ripple/config';
+import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
+import { listeningPort, runProcess } from '@ripple/http';
+import {
+  createEventConsumer,
+  createEventProducer,
+  createKafka,
+  dlqTopicOf,
+  ensureTopics,
+  kafkaReadiness,
+  registerConsumerLag,
+} from '@ripple/kafka';
+import { LeasedDirectory, RedisHistory, RedisLeasedSets } from '@ripple/registry';
+import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
+import { buildApp } from './app.js';
+import { RedisNodeBus } from './bus.js';
+import { SERVICE_NAME, loadGatewayConfig } from './config.js';
+import { Connections } from './connections.js';
+import { LocalHub } from './hub.js';
+import { createGatewayMetrics, timed } from './metrics.js';
+import { Router } from './router.js';
+
+runProcess(SERVICE_NAME, async () => {
+  const config = loadGatewayConfig();
+  const nodeId = config.NODE_ID;
+  const logger = createLogger(SERVICE_NAME, config.LOG_LEVEL).child({ node: nodeId });
+  const jwtSecret = resolveJwtSecret(config, (msg) => logger.warn(msg));
+
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 });
+  redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
+  const hub = new LocalHub();
+  const registry = createMetricsRegistry(SERVICE_NAME);
+  const open = { count: () => 0 };
+  const metrics = createGatewayMetrics(registry, hub, () => open.count());
+  const leaseMs = config.REGISTRY_HEARTBEAT_MS * 3;
+  const directory = timed(
+    new LeasedDirectory(new RedisLeasedSets(redis), config.REDIS_KEY_PREFIX, nodeId, leaseMs),
+    'directory',
+    metrics,
+  );
+  const history = timed(
+    new RedisHistory(redis, config.REDIS_KEY_PREFIX, { maxLength: config.HISTORY_SIZE, ttlMs: config.HISTORY_TTL_MS }),
+    'history',
+    metrics,
+  );
+  const bus = new RedisNodeBus(redis, config.REDIS_KEY_PREFIX, nodeId, (err) =>
+    logger.warn({ err }, 'bad message from another node'),
+  );
+
+  const router = new Router({ nodeId, hub, history, directory, bus, metrics });
+
+  const kafka = createKafka({
+    brokers: parseBrokers(config.KAFKA_BROKERS),
+    clientId: `${SERVICE_NAME}-${nodeId}`,
+    logger,
+  });
+  const topics = Object.values(Topics).map((t) => config.KAFKA_TOPIC_PREFIX + t);
+  await ensureTopics(
+    kafka,
+    topics
+      .flatMap((topic) => [topic, dlqTopicOf(topic)])
+      .map((topic) => ({
+        topic,
+        numPartitions: config.KAFKA_TOPIC_PARTITIONS,
+        replicationFactor: config.KAFKA_REPLICATION_FACTOR,
+      })),
+  );
+  const producer = createEventProducer(kafka, { metrics: registry });
+  await producer.connect();
+
+  const live = new Connections(directory, metrics, logger, async (change, connection) => {
+    const event = createEvent(change === 'online' ? 'presence.online' : 'presence.offline', {
+      source: SERVICE_NAME,
+      data: { userId: connection.userId, connectionId: connection.id, nodeId, at: new Date().toISOString() },
+    });
+    const message = toOutboxMessage(event);
+    await producer.send([{ ...message, topic: config.KAFKA_TOPIC_PREFIX + message.topic }]);
+  });
+  open.count = () => live.size;
+
+  const refresh = () => directory.refresh(live.holdings(hub.channelNames()));
+  await refresh();
+  const heartbeat = setInterval(() => {
+    refresh().catch((err: unknown) => logger.warn({ err }, 'registry heartbeat failed'));
+  }, config.REGISTRY_HEARTBEAT_MS);
+
+  await bus.start((message) => router.receive(message));
+  const consumer = createEventConsumer({
+    kafka,
+    groupId: config.KAFKA_GROUP_ID,
+    topics,
+    logger,
+    dlqProducer: producer,
+    sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
+    metrics: registry,
+    onEvent: (event) => router.route(event),
+  });
+  const admin = kafka.admin();
+  await admin.connect();
+  registerConsumerLag(registry, admin, config.KAFKA_GROUP_ID, topics, logger);
+
+  let draining = false;
+  const app = await buildApp({
+    nodeId,
+    hub,
+    history,
+    directory,
+    connections: live,
+    historyLimit: config.HISTORY_RECOVERY_LIMIT,
+    jwtSecret,
+    logger,
+    registry,
+    metrics,
+    pingIntervalMs: config.WS_PING_INTERVAL_MS,
+    isDraining: () => draining,
+    limits: {
+      maxSubscriptions: config.WS_MAX_SUBSCRIPTIONS,
+      sendBufferBytes: config.WS_SEND_BUFFER_BYTES,
+      maxPayloadBytes: config.WS_MAX_PAYLOAD_BYTES,
+      ratePerSecond: config.WS_RATE_PER_SEC,
+      rateBurst: config.WS_RATE_BURST,
+      abuseLimit: config.WS_ABUSE_LIMIT,
+      refreshWindowMs: config.TOKEN_REFRESH_WINDOW_MS,
+    },
+    checks: {
+      redis: async () => {
+        await redis.ping();
+      },
+      kafka: kafkaReadiness(admin),
+    },
+  });
+  await consumer.start();
+  await app.listen({ host: config.HOST, port: config.PORT });
+  logger.info({ port: listeningPort(app) }, 'listening');
+
+  return {
+    logger,
+    async stop() {
+      // Drain: refuse new connections, then move clients away spread over the window, so they
+      // do not all reconnect to the other nodes at the same instant.
+      draining = true;
+      const moving = live.all().map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            setTimeout(() => {
+              c.moveAway();
+              resolve();
+            }, Math.random() * config.DRAIN_WINDOW_MS);
+          }),
+      );
+      await Promise.all(moving);
+      clearInterval(heartbeat);
+      await app.close();
+      await consumer.stop();
+      await directory.leave(live.holdings(hub.channelNames()));
+      await bus.stop();
+      await Promise.all([producer.disconnect(), admin.disconnect()]);
+      redis.disconnect();
+    },
+  };
+});

@@ -1,0 +1,69 @@
+import { fileURLToPath } from 'node:url';
+import { Type } from '@sinclair/typebox';
+import { loadConfig } from '@ripple/config';
+import { Topics } from '@ripple/events';
+import { runProcess } from '@ripple/http';
+import { domainServiceEnv, startDomainService } from '@ripple/service';
+import type { ApiDeps } from '@ripple/service';
+import { buildApp } from './app.js';
+import { startNotificationConsumer } from './consumer.js';
+import { createDb, transaction } from './db.js';
+import type { Db, Tx } from './db.js';
+import { UnreadCache } from './unread-cache.js';
+
+const SERVICE_NAME = 'notification-service';
+
+const NotificationEnv = Type.Composite([
+  domainServiceEnv(SERVICE_NAME, 3003),
+  Type.Object({
+    KAFKA_GROUP_ID: Type.String({ default: SERVICE_NAME, minLength: 1 }),
+    KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 3000 }),
+    /** Event ids are remembered this long to drop redeliveries; keep it above the topics' retention. */
+    PROCESSED_EVENTS_RETENTION_MS: Type.Integer({ default: 8 * 24 * 3600 * 1000, minimum: 60_000 }),
+  }),
+]);
+
+runProcess(SERVICE_NAME, () => {
+  const config = loadConfig(NotificationEnv);
+  let cache: UnreadCache | undefined;
+  const cacheOf = (deps: ApiDeps<Db, Tx>) => (cache ??= new UnreadCache(deps.redis, deps.redisKeyPrefix, deps.logger));
+  return startDomainService({
+    name: SERVICE_NAME,
+    description: 'Notifications made from post and chat events, with unread counts cached in Redis.',
+    config,
+    migrationsDir: fileURLToPath(new URL('../prisma/migrations', import.meta.url)),
+    topics: [Topics.notification],
+    createDb,
+    transaction,
+    buildApp: (deps) => buildApp({ ...deps, cache: cacheOf(deps) }),
+    async background({ deps, kafka, producer, logger, metrics }) {
+      const consumer = startNotificationConsumer({
+        deps,
+        cache: cacheOf(deps),
+        kafka,
+        producer,
+        logger,
+        topicPrefix: config.KAFKA_TOPIC_PREFIX,
+        groupId: config.KAFKA_GROUP_ID,
+        partitions: config.KAFKA_TOPIC_PARTITIONS,
+        replicationFactor: config.KAFKA_REPLICATION_FACTOR,
+        sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
+        metrics,
+      });
+      await consumer.start();
+      const janitor = setInterval(() => {
+        const cutoff = new Date(Date.now() - config.PROCESSED_EVENTS_RETENTION_MS);
+        deps.db.processedEvent.deleteMany({ where: { processedAt: { lt: cutoff } } }).catch((err: unknown) => {
+          logger.warn({ err }, 'processed event clean-up failed');
+        });
+      }, 3_600_000);
+      janitor.unref();
+      return {
+        async stop() {
+          clearInterval(janitor);
+          await consumer.stop();
+        },
+      };
+    },
+  });
+});
