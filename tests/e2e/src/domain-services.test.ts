@@ -124,6 +124,70 @@ test('a burst of 10 messages from B in a room with A should give A one notificat
   assert.equal(notifications(a, 'chat.message').length, 1);
 });
 
+/** Prometheus text → the sum of every sample of `name` whose labels include `labels`. */
+async function scrape(service: RunningService) {
+  const text = await (await fetch(`${service.url}/metrics`)).text();
+  const samples = text
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map((l) => {
+      const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(l);
+      return { name: m?.[1] ?? '', labels: m?.[2] ?? '', value: Number(m?.[3]) };
+    });
+  return (name: string, labels: Record<string, string> = {}) => {
+    const matching = samples.filter(
+      (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels.includes(`${k}="${v}"`)),
+    );
+    return matching.length === 0 ? undefined : matching.reduce((sum, s) => sum + s.value, 0);
+  };
+}
+
+test('every process should expose its metrics on /metrics, and they should move with traffic', async () => {
+  const all = [services.post, services.chat, services.notification, services.gateway];
+  const before = await Promise.all(all.map(scrape));
+  const a = await connect(A);
+  a.send({ op: 'subscribe', id: 'x', channel: `user:${B}` }); // forbidden: counted by error code
+  await a.frame((f) => f.op === 'error' && f.id === 'x');
+  const post = await api(services.post, A, 'POST', '/posts', { body: 'metrics' });
+  await api(services.post, B, 'POST', `/posts/${String(post.id)}/comments`, { body: 'counted' });
+  await api(services.chat, A, 'POST', '/rooms', { name: 'metrics' });
+  await a.frame(
+    (f) => f.op === 'event' && eventOf(f).type === 'notification.created' && eventOf(f).data.subjectId === post.id,
+  );
+
+  const after = await Promise.all(all.map(scrape));
+  const [post0, chat0, notif0, gw0] = before;
+  const [post1, chat1, notif1, gw1] = after;
+  const moved = (b: typeof post0, a1: typeof post0, name: string, labels?: Record<string, string>) =>
+    assert.ok((a1?.(name, labels) ?? 0) > (b?.(name, labels) ?? 0), `${name} ${JSON.stringify(labels ?? {})} moved`);
+  // Every process: HTTP durations by route and status.
+  moved(post0, post1, 'http_request_duration_seconds_count', { route: '/posts', status_code: '201' });
+  moved(chat0, chat1, 'http_request_duration_seconds_count', { route: '/rooms', status_code: '201' });
+  moved(notif0, notif1, 'http_request_duration_seconds_count', { route: '/metrics' });
+  moved(gw0, gw1, 'http_request_duration_seconds_count', { route: '/metrics' });
+  // Events published and consumed by type; the outbox; consumer lag.
+  moved(post0, post1, 'events_published_total', { type: 'post.created' });
+  moved(post0, post1, 'outbox_publish_latency_seconds_count');
+  moved(chat0, chat1, 'events_published_total', { type: 'chat.room.created' });
+  moved(notif0, notif1, 'events_consumed_total', { type: 'comment.created', outcome: 'handled' });
+  moved(notif0, notif1, 'events_published_total', { type: 'notification.created' });
+  moved(gw0, gw1, 'events_consumed_total', { type: 'notification.created', outcome: 'handled' });
+  for (const m of [post1, chat1, notif1]) {
+    assert.notEqual(m?.('outbox_backlog_rows'), undefined);
+    assert.notEqual(m?.('outbox_oldest_unsent_age_seconds'), undefined);
+  }
+  assert.notEqual(notif1?.('kafka_consumer_lag_messages'), undefined);
+  assert.notEqual(gw1?.('kafka_consumer_lag_messages'), undefined);
+  // The gateway: connections, subscriptions, deliveries and their latency, errors by code, registry latency.
+  assert.ok((gw1?.('gateway_connections') ?? 0) >= 1);
+  assert.ok((gw1?.('gateway_subscriptions') ?? 0) >= 1);
+  moved(gw0, gw1, 'gateway_deliveries_total');
+  moved(gw0, gw1, 'gateway_delivery_latency_seconds_count');
+  moved(gw0, gw1, 'gateway_errors_total', { code: 'GW_SUBSCRIBE_FORBIDDEN' });
+  moved(gw0, gw1, 'registry_operation_duration_seconds_count', { operation: 'history.append' });
+  assert.notEqual(gw1?.('gateway_slow_consumer_closes_total'), undefined);
+});
+
 test('SIGTERM should stop every domain service cleanly, consumer and relay included (exit code 0)', async () => {
   const stopping = [services.post, services.chat, services.notification];
   assert.deepEqual(await Promise.all(stopping.map((s) => s.stop())), [0, 0, 0]);

@@ -1,0 +1,134 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { jwtSecret, signAccessToken } from '@ripple/auth';
+import { waitFor } from '@ripple/testing';
+import { TestClient, isolatedRun, spawnService } from './harness.js';
+import type { RunningService } from './harness.js';
+import { startOtlpReceiver } from './otlp-receiver.js';
+import type { ReceivedSpan } from './otlp-receiver.js';
+
+// Every process exports its spans to a receiver inside this test. One post created over HTTP must
+// leave one trace that runs through post-service, its database transaction, the relay's Kafka send,
+// the gateway's consume, and the delivery on both gateway nodes: the one that consumed the event
+// and the one that got it over the cross-node Redis hop.
+const iso = isolatedRun('trace');
+const secret = jwtSecret(iso.jwtSecretText);
+let receiver: Awaited<ReturnType<typeof startOtlpReceiver>>;
+const nodes: RunningService[] = [];
+let postService: RunningService;
+const clients: TestClient[] = [];
+const author = `au${iso.run}`;
+
+before(async () => {
+  receiver = await startOtlpReceiver();
+  const otel = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY: '100' };
+  for (const id of ['a', 'b']) {
+    nodes.push(
+      await spawnService('fanout-gateway', {
+        ...iso.env,
+        ...otel,
+        NODE_ID: `${id}-${iso.run}`,
+        KAFKA_GROUP_ID: `trace.${iso.run}.gateway`,
+      }),
+    );
+  }
+  postService = await spawnService('post-service', {
+    ...iso.env,
+    ...otel,
+    DATABASE_URL: iso.databaseUrl('post-service'),
+    OUTBOX_POLL_INTERVAL_MS: '200',
+  });
+});
+
+after(async () => {
+  for (const c of clients) c.close();
+  await Promise.all([postService.stop(), ...nodes.map((n) => n.stop())]);
+  await receiver.close();
+  await iso.cleanup();
+});
+
+async function watch(node: RunningService, user: string): Promise<TestClient> {
+  const token = await signAccessToken(secret, user);
+  const client = TestClient.connect(`ws://127.0.0.1:${node.port}/ws?access_token=${token}`);
+  clients.push(client);
+  await client.frame((f) => f.op === 'welcome');
+  client.send({ op: 'subscribe', id: 'c', channel: `creator:${author}` });
+  await client.frame((f) => f.op === 'ack');
+  return client;
+}
+
+/** The chain of ancestors of `span` among the received spans, nearest first. */
+function ancestors(span: ReceivedSpan): ReceivedSpan[] {
+  const byId = new Map(receiver.spans.map((s) => [s.spanId, s]));
+  const chain: ReceivedSpan[] = [];
+  for (let p = span.parentSpanId; p !== undefined;) {
+    const parent = byId.get(p);
+    if (!parent) break;
+    chain.push(parent);
+    p = parent.parentSpanId;
+  }
+  return chain;
+}
+
+test('one trace should follow a post from the HTTP request to the socket on both gateway nodes', async () => {
+  const [onA, onB] = [await watch(nodes[0] as RunningService, 'wa'), await watch(nodes[1] as RunningService, 'wb')];
+  const res = await fetch(`${postService.url}/posts`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await signAccessToken(secret, author)}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ body: 'traced' }),
+  });
+  assert.equal(res.status, 201);
+  await onA.frame((f) => f.op === 'event');
+  await onB.frame((f) => f.op === 'event');
+
+  const server = await waitFor('the post-service HTTP server span', 20_000, () =>
+    receiver.spans.find((s) => s.service === 'post-service' && s.kind === 2 && s.attributes['http.route'] === '/posts'),
+  );
+  const inTrace = () => receiver.spans.filter((s) => s.traceId === server.traceId);
+  const deliveries = await waitFor('delivery spans from both gateway nodes', 20_000, () => {
+    const d = inTrace().filter((s) => s.name === 'gateway.deliver' && Number(s.attributes['ripple.sockets']) >= 1);
+    return new Set(d.map((s) => s.attributes['ripple.node_id'])).size === 2 ? d : undefined;
+  });
+
+  const spans = inTrace();
+  const names = (service: string) => spans.filter((s) => s.service === service).map((s) => s.name);
+  assert.ok(
+    spans.some(
+      (s) =>
+        s.service === 'post-service' && (s.name.startsWith('prisma:') || s.attributes['db.system'] === 'postgresql'),
+    ),
+    `a database span in the trace: ${names('post-service').join(', ')}`,
+  );
+  const send = spans.find((s) => s.service === 'post-service' && s.kind === 4 && s.name.endsWith('post.events.v1'));
+  assert.ok(send, `the relay's Kafka send in the trace: ${names('post-service').join(', ')}`);
+  assert.ok(ancestors(send).includes(server), 'the send descends from the HTTP request');
+  const consume = spans.find((s) => s.service === 'fanout-gateway' && s.kind === 5);
+  assert.ok(consume, `the gateway's consume in the trace: ${names('fanout-gateway').join(', ')}`);
+  assert.ok(ancestors(consume).includes(send), 'the consume continues the producer span');
+
+  for (const delivery of deliveries) {
+    const chain = ancestors(delivery);
+    assert.ok(
+      chain.includes(consume) || delivery.parentSpanId === consume.spanId,
+      'each delivery descends from the consume',
+    );
+    assert.ok(chain.includes(server), 'and from the HTTP request');
+  }
+  const consumingNode = deliveries.find((d) => ancestors(d)[0] === consume)?.attributes['ripple.node_id'];
+  assert.ok(consumingNode, 'one delivery is on the consuming node');
+  assert.ok(
+    deliveries.some((d) => d.attributes['ripple.node_id'] !== consumingNode),
+    'the other node delivers in the same trace after the cross-node hop',
+  );
+});
+
+test('logs should carry the trace and span ids of the request they belong to', () => {
+  const server = receiver.spans.find((s) => s.service === 'post-service' && s.kind === 2);
+  assert.ok(server);
+  const lines = postService
+    .output()
+    .split('\n')
+    .filter((l) => l.includes(`"trace_id":"${server.traceId}"`));
+  assert.ok(lines.length > 0, 'request logs carry the trace id');
+  assert.ok(lines.every((l) => /"span_id":"[0-9a-f]{16}"/.test(l)));
+});
