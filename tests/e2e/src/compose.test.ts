@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 
@@ -65,4 +65,30 @@ test('docker-compose should run Kafka in KRaft mode from the official image, plu
   assert.match(compose.services.postgres?.image ?? '', /^postgres:/);
   assert.ok(compose.services['otel-collector']);
   assert.ok(compose.services.jaeger);
+});
+
+test('docker-compose should wire Prometheus to every process and Grafana to Prometheus with the dashboard', () => {
+  const prometheus = compose.services.prometheus as ComposeService & { volumes?: string[] };
+  const grafana = compose.services.grafana as ComposeService & { volumes?: string[] };
+  assert.ok(prometheus.ports?.includes('9090:9090'));
+  assert.ok(grafana.ports?.includes('3000:3000'));
+  for (const volume of [...(prometheus.volumes ?? []), ...(grafana.volumes ?? [])]) {
+    const local = volume.split(':')[0] ?? '';
+    assert.ok(existsSync(`${root}${local.replace(/^\.\//, '')}`), `${local} exists`);
+  }
+  const scrape = parse(readFileSync(`${root}infra/prometheus/prometheus.yml`, 'utf8')) as {
+    scrape_configs: { static_configs: { targets: string[] }[] }[];
+  };
+  const targets = scrape.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => s.targets));
+  for (const [name, port] of Object.entries(DESIGN_PORTS)) assert.ok(targets.includes(`${name}:${port}`), name);
+  const datasource = parse(readFileSync(`${root}infra/grafana/provisioning/datasources/prometheus.yaml`, 'utf8')) as {
+    datasources: { uid: string; url: string }[];
+  };
+  assert.equal(datasource.datasources[0]?.url, 'http://prometheus:9090');
+  const dashboard = JSON.parse(readFileSync(`${root}infra/grafana/dashboards/ripple.json`, 'utf8')) as {
+    panels: { title: string; targets: { datasource: { uid: string } }[] }[];
+  };
+  for (const panel of dashboard.panels) {
+    for (const t of panel.targets) assert.equal(t.datasource.uid, datasource.datasources[0]?.uid, panel.title);
+  }
 });

@@ -1,5 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { waitFor } from '@ripple/testing';
 import { TestClient, isolatedRun, spawnService } from './harness.js';
@@ -150,7 +151,11 @@ test('every process should expose its metrics on /metrics, and they should move 
   await a.frame((f) => f.op === 'error' && f.id === 'x');
   const post = await api(services.post, A, 'POST', '/posts', { body: 'metrics' });
   await api(services.post, B, 'POST', `/posts/${String(post.id)}/comments`, { body: 'counted' });
-  await api(services.chat, A, 'POST', '/rooms', { name: 'metrics' });
+  const room = await api(services.chat, A, 'POST', '/rooms', { name: 'metrics' });
+  // Each event has been published once it reached A's socket (the owner hears of the room).
+  await a.frame(
+    (f) => f.op === 'event' && eventOf(f).type === 'chat.room.created' && eventOf(f).data.roomId === room.id,
+  );
   await a.frame(
     (f) => f.op === 'event' && eventOf(f).type === 'notification.created' && eventOf(f).data.subjectId === post.id,
   );
@@ -186,6 +191,21 @@ test('every process should expose its metrics on /metrics, and they should move 
   moved(gw0, gw1, 'gateway_errors_total', { code: 'GW_SUBSCRIBE_FORBIDDEN' });
   moved(gw0, gw1, 'registry_operation_duration_seconds_count', { operation: 'history.append' });
   assert.notEqual(gw1?.('gateway_slow_consumer_closes_total'), undefined);
+
+  // Every metric the Grafana dashboard queries is one that some process exposes.
+  const dashboard = readFileSync(new URL('../../../infra/grafana/dashboards/ripple.json', import.meta.url), 'utf8');
+  const queried = new Set(
+    [...dashboard.matchAll(/\b([a-z][a-z0-9]*_[a-z0-9_]+)(?=[{[)])/g)].map((m) =>
+      (m[1] ?? '').replace(/_(bucket|count|sum)$/, ''),
+    ),
+  );
+  assert.ok(queried.size >= 10, [...queried].join(' '));
+  for (const name of queried) {
+    assert.ok(
+      after.some((m) => m?.(name) !== undefined || m?.(`${name}_count`) !== undefined),
+      `the dashboard's ${name} is exposed`,
+    );
+  }
 });
 
 test('SIGTERM should stop every domain service cleanly, consumer and relay included (exit code 0)', async () => {
