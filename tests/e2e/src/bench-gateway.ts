@@ -6,7 +6,6 @@
 //    stamped with its *scheduled* send time;
 //  - memory: gateway RSS per idle authenticated connection.
 // Beside each figure: CPU seconds of the gateway, of Kafka and of this process.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
@@ -16,6 +15,7 @@ import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { runId, testInfra, waitUntil } from '@ripple/testing';
+import { cpuOf, kafkaPid, percentiles } from './bench-util.js';
 import { spawnService } from './harness.js';
 
 const FANOUT_SUBSCRIBERS = Number(process.env.BENCH_FANOUT_SUBSCRIBERS ?? 2000);
@@ -31,22 +31,6 @@ const secret = jwtSecret(JWT_SECRET);
 const topicPrefix = `bench.${run}.`;
 const redisPrefix = `bench:${run}:`;
 
-function cpuOf(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
-function kafkaPid(): number | undefined {
-  try {
-    return Number(execFileSync('pgrep', ['-f', 'java.*kafka.Kafka'], { encoding: 'utf8' }).trim().split('\n').at(-1));
-  } catch {
-    return undefined;
-  }
-}
 function rssMb(pid: number | undefined): number {
   const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid ?? 0}/status`, 'utf8'))?.[1]);
   return kb / 1024;
@@ -160,12 +144,6 @@ async function publish(
     return { ...m, topic: topicPrefix + m.topic };
   });
   for (let i = 0; i < messages.length; i += 500) await producer.send(messages.slice(i, i + 500));
-}
-
-function percentiles(values: number[]): { p50: string; p99: string } {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-  return { p50: `${at(50) ?? '-'}`, p99: `${at(99) ?? '-'}` };
 }
 
 try {
