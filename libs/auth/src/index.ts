@@ -11,3 +11,5 @@ export {
 export type { AccessClaims, JwtSecret } from './tokens.js';
 export { authorizeChannel, parseChannel } from './channels.js';
 export type { ChannelKind, ParsedChannel } from './channels.js';
+export { accessTokenVerifier, jwtOptionsFrom } from './verifier.js';
+export type { AccessVerifier, JwtEnv, JwtOptions, JwtVerification } from './verifier.js';

@@ -1,4 +1,5 @@
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
+import type { JWTPayload } from 'jose';
 import { RippleError } from '@ripple/errors';
 
 /** Used only outside production, with a warning (DESIGN.md §9). */
@@ -55,12 +56,24 @@ export async function signAccessToken(
  * tokens fail. Throws RippleError AUTH_TOKEN_EXPIRED or AUTH_TOKEN_INVALID (status 401).
  */
 export async function verifyAccessToken(secret: JwtSecret, token: string): Promise<AccessClaims> {
+  return verifyAccess(token, (t) => jwtVerify(t, secret, { algorithms: ALGORITHMS, requiredClaims: ['sub', 'exp'] }));
+}
+
+/** Checks what every access token must be, whatever verified its signature; maps failures to 401s. */
+export async function verifyAccess(
+  token: string,
+  verify: (token: string) => Promise<{ payload: JWTPayload }>,
+): Promise<AccessClaims> {
   try {
-    const { payload } = await jwtVerify(token, secret, { algorithms: ALGORITHMS, requiredClaims: ['sub', 'exp'] });
+    const { payload } = await verify(token);
     if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub)) {
       throw new RippleError('AUTH_TOKEN_INVALID', 'token subject must be a user id ([A-Za-z0-9_-]{1,128})', {
         status: 401,
       });
+    }
+    // A chat subscription token proves room membership to the gateway; it is not a login.
+    if (payload.typ === SUBSCRIPTION_TYPE) {
+      throw new RippleError('AUTH_TOKEN_INVALID', 'a subscription token is not an access token', { status: 401 });
     }
     return { sub: payload.sub, exp: payload.exp };
   } catch (err) {

@@ -26,6 +26,12 @@ export const CommonEnv = {
   /** Prepended to every Redis key this process writes. */
   REDIS_KEY_PREFIX: Type.String({ default: 'ripple:' }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 16 })),
+  /** HS256 verifies access tokens with JWT_SECRET; RS256 with JWT_PUBLIC_KEY (PEM) or JWT_JWKS_URL. */
+  JWT_ALGORITHM: Type.Union([Type.Literal('HS256'), Type.Literal('RS256')], { default: 'HS256' }),
+  JWT_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_JWKS_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
 };
 
 /** The default per-service database URL (DESIGN.md §9): the service name with underscores. */

@@ -9,7 +9,7 @@ import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { runId, testInfra } from '@ripple/testing';
 import { createApiApp } from './api.js';
 import { requireUser, userOf } from './auth.js';
-import type { JwtOptions } from './auth.js';
+import type { JwtOptions } from '@ripple/auth';
 
 const redis = new Redis(testInfra.redisUrl);
 const prefix = `test:${runId()}:`;

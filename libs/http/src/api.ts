@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { RippleError } from '@ripple/errors';
 import { installAuth } from './auth.js';
-import type { JwtOptions } from './auth.js';
+import type { JwtOptions } from '@ripple/auth';
 import { serviceShell } from './health.js';
 import type { ServiceShellOptions } from './health.js';
 

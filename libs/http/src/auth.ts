@@ -3,30 +3,13 @@ import fastifyJwt from '@fastify/jwt';
 import type { TokenOrHeader } from '@fastify/jwt';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { createRemoteJWKSet } from 'jose';
-import type { AccessClaims } from '@ripple/auth';
+import type { AccessClaims, JwtOptions } from '@ripple/auth';
 import { RippleError } from '@ripple/errors';
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {
     user: AccessClaims;
   }
-}
-
-/**
- * How access tokens are checked. HS256 with the shared JWT_SECRET is the default; RS256 takes the
- * identity provider's public key as PEM or a JWKS URL (keys picked by `kid`, cached by jose).
- */
-export type JwtVerification =
-  | { readonly algorithm: 'HS256'; readonly secret: string }
-  | { readonly algorithm: 'RS256'; readonly publicKey: string }
-  | { readonly algorithm: 'RS256'; readonly jwksUrl: string };
-
-export interface JwtOptions {
-  readonly verification: JwtVerification;
-  /** When set, tokens must carry this `iss`. */
-  readonly issuer?: string | undefined;
-  /** When set, tokens must carry this `aud`. */
-  readonly audience?: string | undefined;
 }
 
 /** User ids are channel-name safe (`user:<id>`). */

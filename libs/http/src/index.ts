@@ -1,7 +1,6 @@
 export { installErrorHandling } from './errors.js';
 export type { ErrorBody } from './errors.js';
 export { installAuth, requireUser, userOf } from './auth.js';
-export type { JwtOptions, JwtVerification } from './auth.js';
 export { bearerAuth, createApiApp } from './api.js';
 export type { ApiOptions } from './api.js';
 export { deleteExpiredIdempotencyKeys, mutations } from './idempotency.js';

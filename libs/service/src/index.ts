@@ -1,4 +1,4 @@
-export { domainServiceEnv, jwtOptionsFrom } from './env.js';
+export { domainServiceEnv } from './env.js';
 export type { DomainServiceConfig } from './env.js';
 export { directPublisher, outboxEmitter, traceOf } from './events.js';
 export type { Emit, Publish, TraceContext } from './events.js';

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import type { FastifyInstance } from 'fastify';
+import { jwtOptionsFrom } from '@ripple/auth';
 import { parseBrokers } from '@ripple/config';
 import { applyMigrations, ensureDatabase } from '@ripple/db';
 import type { RawSql, Transaction } from '@ripple/db';
@@ -11,7 +12,6 @@ import type { EventProducer, Kafka } from '@ripple/kafka';
 import { startOutboxService } from '@ripple/outbox';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
-import { jwtOptionsFrom } from './env.js';
 import type { DomainServiceConfig } from './env.js';
 import { directPublisher, outboxEmitter } from './events.js';
 import type { Emit, Publish } from './events.js';

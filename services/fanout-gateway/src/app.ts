@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { WebSocket } from 'ws';
-import { extractBearerToken, verifyAccessToken } from '@ripple/auth';
-import type { JwtSecret } from '@ripple/auth';
+import { extractBearerToken } from '@ripple/auth';
+import type { AccessVerifier, JwtSecret } from '@ripple/auth';
 import { isRippleError } from '@ripple/errors';
 import { serviceShell } from '@ripple/http';
 import type { ReadinessCheck } from '@ripple/http';
@@ -18,7 +18,10 @@ import type { SubscriptionDeps } from './subscriptions.js';
 
 export interface GatewayAppDeps extends SubscriptionDeps {
   readonly connections: Connections;
+  /** Verifies chat subscription tokens (HS256, JWT_SECRET shared with chat-service). */
   readonly jwtSecret: JwtSecret;
+  /** Verifies access tokens (HS256 or RS256, JWT_* configuration). */
+  readonly verifyAccess: AccessVerifier;
   readonly logger: FastifyBaseLogger;
   readonly registry: Registry;
   readonly metrics: GatewayMetrics;
@@ -87,8 +90,7 @@ export async function buildApp(deps: GatewayAppDeps): Promise<FastifyInstance> {
     });
 
     const token = tokenOf(request);
-    const verified =
-      token === undefined ? Promise.reject(new Error('no token')) : verifyAccessToken(deps.jwtSecret, token);
+    const verified = token === undefined ? Promise.reject(new Error('no token')) : deps.verifyAccess(token);
     verified
       .then(async (claims) => {
         if (socket.readyState !== socket.OPEN) return;

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { resolveJwtSecret } from '@ripple/auth';
+import { accessTokenVerifier, jwtOptionsFrom, resolveJwtSecret } from '@ripple/auth';
 import { parseBrokers } from '@ripple/config';
 import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
 import { listeningPort, runProcess } from '@ripple/http';
@@ -27,6 +27,7 @@ runProcess(SERVICE_NAME, async () => {
   const nodeId = config.NODE_ID;
   const logger = createLogger(SERVICE_NAME, config.LOG_LEVEL).child({ node: nodeId });
   const jwtSecret = resolveJwtSecret(config, (msg) => logger.warn(msg));
+  const verifyAccess = await accessTokenVerifier(jwtOptionsFrom(config, (msg) => logger.debug(msg)));
 
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 });
   redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
@@ -110,6 +111,7 @@ runProcess(SERVICE_NAME, async () => {
     connections: live,
     historyLimit: config.HISTORY_RECOVERY_LIMIT,
     jwtSecret,
+    verifyAccess,
     logger,
     registry,
     metrics,

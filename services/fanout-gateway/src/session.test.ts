@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { WebSocket } from 'ws';
-import { jwtSecret, signAccessToken, signSubscriptionToken } from '@ripple/auth';
+import { jwtSecret, signAccessToken, signSubscriptionToken, verifyAccessToken } from '@ripple/auth';
 import { LeasedDirectory, MemoryHistory, MemoryLeasedSets } from '@ripple/registry';
 import type { History } from '@ripple/registry';
 import { createMetricsRegistry } from '@ripple/telemetry';
@@ -61,6 +61,7 @@ function session(w = world(), limits: Partial<SessionLimits> = {}, user = 'u1') 
     nodeId: 'n1',
     historyLimit: 100,
     jwtSecret: secret,
+    verifyAccess: (token) => verifyAccessToken(secret, token),
     limits: { ...defaults, ...limits },
     now: () => now,
     hooks: {

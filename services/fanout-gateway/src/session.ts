@@ -1,6 +1,6 @@
 import type { WebSocket } from 'ws';
-import { authorizeChannel, verifyAccessToken } from '@ripple/auth';
-import type { AccessClaims, JwtSecret } from '@ripple/auth';
+import { authorizeChannel } from '@ripple/auth';
+import type { AccessClaims, AccessVerifier, JwtSecret } from '@ripple/auth';
 import { RippleError, isRippleError } from '@ripple/errors';
 import { CloseCodes, parseClientFrame } from './protocol.js';
 import type { ClientFrame } from './protocol.js';
@@ -27,7 +27,10 @@ export interface SessionHooks {
 }
 
 export interface SessionDeps extends SubscriptionDeps {
+  /** Verifies chat subscription tokens (HS256, JWT_SECRET shared with chat-service). */
   readonly jwtSecret: JwtSecret;
+  /** Verifies access tokens (HS256 or RS256, JWT_* configuration). */
+  readonly verifyAccess: AccessVerifier;
   readonly limits: SessionLimits;
   readonly hooks: SessionHooks;
   readonly now?: () => number;
@@ -167,7 +170,7 @@ export class Session {
         this.reply({ op: 'pong', id: frame.id });
         return;
       case 'refresh': {
-        const claims = await verifyAccessToken(this.deps.jwtSecret, frame.token);
+        const claims = await this.deps.verifyAccess(frame.token);
         if (claims.sub !== this.user.sub) {
           throw new RippleError('AUTH_TOKEN_INVALID', 'a refreshed token must be for the same user');
         }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { authorizeChannel, extractBearerToken, verifyAccessToken } from '@ripple/auth';
-import type { JwtSecret } from '@ripple/auth';
+import { authorizeChannel, extractBearerToken } from '@ripple/auth';
+import type { AccessVerifier, JwtSecret } from '@ripple/auth';
 import { RippleError } from '@ripple/errors';
 import type { StreamPosition } from '@ripple/registry';
 import { OFFSET_PATTERN } from '@ripple/registry';
@@ -11,7 +11,10 @@ import { Subscriptions } from './subscriptions.js';
 import type { Outgoing, SubscriptionDeps } from './subscriptions.js';
 
 export interface SseDeps extends SubscriptionDeps {
+  /** Verifies chat subscription tokens (HS256, JWT_SECRET shared with chat-service). */
   readonly jwtSecret: JwtSecret;
+  /** Verifies access tokens (HS256 or RS256, JWT_* configuration). */
+  readonly verifyAccess: AccessVerifier;
   readonly connections: Connections;
   readonly metrics: GatewayMetrics;
   readonly maxSubscriptions: number;
@@ -70,7 +73,7 @@ export function installSse(app: FastifyInstance, deps: SseDeps): void {
       typeof query.access_token === 'string' ? query.access_token : undefined,
     );
     if (token === undefined) throw new RippleError('AUTH_TOKEN_MISSING', 'send an access token', { status: 401 });
-    const claims = await verifyAccessToken(deps.jwtSecret, token);
+    const claims = await deps.verifyAccess(token);
     const channels = parseChannels(query.channels);
     const own = `user:${claims.sub}`;
     if (!channels.includes(own)) channels.unshift(own);
