@@ -85,12 +85,22 @@ test('one trace should follow a post from the HTTP request to the socket on both
     receiver.spans.find((s) => s.service === 'post-service' && s.kind === 2 && s.attributes['http.route'] === '/posts'),
   );
   const inTrace = () => receiver.spans.filter((s) => s.traceId === server.traceId);
-  const deliveries = await waitFor('delivery spans from both gateway nodes', 20_000, () => {
-    const d = inTrace().filter((s) => s.name === 'gateway.deliver' && Number(s.attributes['ripple.sockets']) >= 1);
-    return new Set(d.map((s) => s.attributes['ripple.node_id'])).size === 2 ? d : undefined;
+  const isSend = (s: ReceivedSpan) => s.service === 'post-service' && s.kind === 4 && s.name.endsWith('post.events.v1');
+  const isConsume = (s: ReceivedSpan) => s.service === 'fanout-gateway' && s.kind === 5;
+  const isDelivery = (s: ReceivedSpan) => s.name === 'gateway.deliver' && Number(s.attributes['ripple.sockets']) >= 1;
+  // Each process exports on its own schedule: wait until every hop has arrived.
+  const spans = await waitFor('every hop of the trace', 20_000, () => {
+    const all = inTrace();
+    const nodesDelivering = new Set(all.filter(isDelivery).map((s) => s.attributes['ripple.node_id']));
+    return all.some(isSend) && all.some(isConsume) && nodesDelivering.size === 2 ? all : undefined;
+  }).catch((err: unknown) => {
+    throw new Error(
+      `${String(err)}; spans: ${inTrace()
+        .map((s) => `${s.service}:${s.name}`)
+        .join(', ')}`,
+    );
   });
 
-  const spans = inTrace();
   const names = (service: string) => spans.filter((s) => s.service === service).map((s) => s.name);
   assert.ok(
     spans.some(
@@ -99,11 +109,11 @@ test('one trace should follow a post from the HTTP request to the socket on both
     ),
     `a database span in the trace: ${names('post-service').join(', ')}`,
   );
-  const send = spans.find((s) => s.service === 'post-service' && s.kind === 4 && s.name.endsWith('post.events.v1'));
-  assert.ok(send, `the relay's Kafka send in the trace: ${names('post-service').join(', ')}`);
+  const send = spans.find(isSend);
+  const consume = spans.find(isConsume);
+  const deliveries = spans.filter(isDelivery);
+  assert.ok(send && consume);
   assert.ok(ancestors(send).includes(server), 'the send descends from the HTTP request');
-  const consume = spans.find((s) => s.service === 'fanout-gateway' && s.kind === 5);
-  assert.ok(consume, `the gateway's consume in the trace: ${names('fanout-gateway').join(', ')}`);
   assert.ok(ancestors(consume).includes(send), 'the consume continues the producer span');
 
   for (const delivery of deliveries) {
