@@ -29,7 +29,12 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
   const id = runId();
   const url = testDatabaseUrl(`${spec.name.replace(/-/g, '_')}_test_${id}`);
   await ensureDatabase(url);
-  await applyMigrations(url, spec.migrationsDir);
+  try {
+    await applyMigrations(url, spec.migrationsDir);
+  } catch (err) {
+    await dropDatabase(url);
+    throw err;
+  }
   const db = spec.createDb(url);
   const redis = createRedis(testInfra.redisUrl);
   await redis.connect();

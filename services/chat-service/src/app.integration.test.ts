@@ -25,8 +25,8 @@ before(async () => {
   });
 });
 after(async () => {
-  await app.close();
-  await bed.close();
+  await app?.close();
+  await bed?.close();
 });
 
 type Json = Record<string, unknown>;

@@ -22,8 +22,8 @@ before(async () => {
   app = await buildApp({ ...bed.deps, cache });
 });
 after(async () => {
-  await app.close();
-  await bed.close();
+  await app?.close();
+  await bed?.close();
 });
 
 type Json = Record<string, unknown>;

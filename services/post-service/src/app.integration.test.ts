@@ -16,8 +16,8 @@ before(async () => {
   app = await buildApp(bed.deps);
 });
 after(async () => {
-  await app.close();
-  await bed.close();
+  await app?.close();
+  await bed?.close();
 });
 
 interface PostBody {

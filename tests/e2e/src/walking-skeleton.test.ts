@@ -1,34 +1,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { dropDatabase } from '@ripple/db';
-import { createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
-import { createLogger } from '@ripple/telemetry';
-import { TestClient, spawnService } from './harness.js';
+import { TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
 // The walking skeleton on real processes, real Kafka, Redis and PostgreSQL: a post created over
 // HTTP reaches a WebSocket client subscribed to the author's creator channel, with the same id.
-const run = randomUUID().slice(0, 8);
-const JWT_SECRET = `e2e-secret-${randomUUID()}`;
-const secret = jwtSecret(JWT_SECRET);
-const topicPrefix = `e2e.${run}.`;
-const redisPrefix = `e2e:${run}:`;
-const adminUrl = new URL(process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres');
-const postDbUrl = new URL(adminUrl);
-postDbUrl.pathname = `/ripple_e2e_${run}_post_service`;
-
-const common = {
-  JWT_SECRET,
-  KAFKA_BROKERS: process.env.KAFKA_BROKERS ?? '127.0.0.1:9092',
-  KAFKA_TOPIC_PREFIX: topicPrefix,
-  KAFKA_TOPIC_PARTITIONS: '3',
-  REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-  REDIS_KEY_PREFIX: redisPrefix,
-  NODE_ENV: 'test',
-};
+const iso = isolatedRun('e2e');
+const secret = jwtSecret(iso.jwtSecretText);
 
 let postService: RunningService;
 let gateway: RunningService;
@@ -36,10 +15,10 @@ const clients: TestClient[] = [];
 
 before(async () => {
   // The gateway creates the topics it consumes; start it first so its group is ready.
-  gateway = await spawnService('fanout-gateway', { ...common, KAFKA_GROUP_ID: `e2e.${run}.gateway` });
+  gateway = await spawnService('fanout-gateway', { ...iso.env, KAFKA_GROUP_ID: `e2e.${iso.run}.gateway` });
   postService = await spawnService('post-service', {
-    ...common,
-    DATABASE_URL: postDbUrl.toString(),
+    ...iso.env,
+    DATABASE_URL: iso.databaseUrl('post-service'),
     OUTBOX_POLL_INTERVAL_MS: '200',
   });
 });
@@ -47,18 +26,7 @@ before(async () => {
 after(async () => {
   for (const c of clients) c.close();
   await Promise.all([postService?.stop(), gateway?.stop()]);
-  const kafka = createKafka({
-    brokers: common.KAFKA_BROKERS.split(','),
-    clientId: 'e2e-cleanup',
-    logger: createLogger('e2e', 'warn'),
-  });
-  const topic = `${topicPrefix}post.events.v1`;
-  await deleteTopics(kafka, [topic, dlqTopicOf(topic)]);
-  await dropDatabase(postDbUrl.toString());
-  const redis = new Redis(common.REDIS_URL);
-  const keys = await redis.keys(`${redisPrefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
-  redis.disconnect();
+  await iso.cleanup();
 });
 
 function wsUrl(query = ''): string {
