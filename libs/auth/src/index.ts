@@ -1,5 +1,6 @@
 export {
   DEVELOPMENT_JWT_SECRET,
+  accessClaimsOf,
   extractBearerToken,
   jwtSecret,
   resolveJwtSecret,

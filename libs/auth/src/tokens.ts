@@ -59,23 +59,29 @@ export async function verifyAccessToken(secret: JwtSecret, token: string): Promi
   return verifyAccess(token, (t) => jwtVerify(t, secret, { algorithms: ALGORITHMS, requiredClaims: ['sub', 'exp'] }));
 }
 
+/**
+ * The claims of a verified access token, or AUTH_TOKEN_INVALID (401): the subject must be a user
+ * id, and a chat subscription token (which proves room membership to the gateway) is not a login.
+ */
+export function accessClaimsOf(payload: { sub?: unknown; exp?: number | undefined; typ?: unknown }): AccessClaims {
+  if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub)) {
+    throw new RippleError('AUTH_TOKEN_INVALID', 'token subject must be a user id ([A-Za-z0-9_-]{1,128})', {
+      status: 401,
+    });
+  }
+  if (payload.typ === SUBSCRIPTION_TYPE) {
+    throw new RippleError('AUTH_TOKEN_INVALID', 'a subscription token is not an access token', { status: 401 });
+  }
+  return { sub: payload.sub, exp: payload.exp };
+}
+
 /** Checks what every access token must be, whatever verified its signature; maps failures to 401s. */
 export async function verifyAccess(
   token: string,
   verify: (token: string) => Promise<{ payload: JWTPayload }>,
 ): Promise<AccessClaims> {
   try {
-    const { payload } = await verify(token);
-    if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub)) {
-      throw new RippleError('AUTH_TOKEN_INVALID', 'token subject must be a user id ([A-Za-z0-9_-]{1,128})', {
-        status: 401,
-      });
-    }
-    // A chat subscription token proves room membership to the gateway; it is not a login.
-    if (payload.typ === SUBSCRIPTION_TYPE) {
-      throw new RippleError('AUTH_TOKEN_INVALID', 'a subscription token is not an access token', { status: 401 });
-    }
-    return { sub: payload.sub, exp: payload.exp };
+    return accessClaimsOf((await verify(token)).payload);
   } catch (err) {
     if (err instanceof RippleError) throw err;
     if (err instanceof joseErrors.JWTExpired) {

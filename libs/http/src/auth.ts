@@ -3,6 +3,7 @@ import fastifyJwt from '@fastify/jwt';
 import type { TokenOrHeader } from '@fastify/jwt';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { createRemoteJWKSet } from 'jose';
+import { accessClaimsOf } from '@ripple/auth';
 import type { AccessClaims, JwtOptions } from '@ripple/auth';
 import { RippleError } from '@ripple/errors';
 
@@ -11,9 +12,6 @@ declare module '@fastify/jwt' {
     user: AccessClaims;
   }
 }
-
-/** User ids are channel-name safe (`user:<id>`). */
-const USER_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 function jwksKey(url: string) {
   const jwks = createRemoteJWKSet(new URL(url));
@@ -37,19 +35,8 @@ export async function installAuth(app: FastifyInstance, opts: JwtOptions): Promi
       ...(opts.issuer !== undefined && { allowedIss: opts.issuer }),
       ...(opts.audience !== undefined && { allowedAud: opts.audience }),
     },
-    formatUser: (payload) => {
-      const claims = payload as { sub?: unknown; exp?: number; typ?: unknown };
-      if (typeof claims.sub !== 'string' || !USER_ID.test(claims.sub)) {
-        throw new RippleError('AUTH_TOKEN_INVALID', 'token subject must be a user id ([A-Za-z0-9_-]{1,128})', {
-          status: 401,
-        });
-      }
-      // A chat subscription token proves room membership to the gateway; it is not a login.
-      if (claims.typ === 'subscription') {
-        throw new RippleError('AUTH_TOKEN_INVALID', 'a subscription token is not an access token', { status: 401 });
-      }
-      return { sub: claims.sub, exp: claims.exp };
-    },
+    // The same rules as the gateway's verifier: a user id as subject, no subscription tokens.
+    formatUser: (payload) => accessClaimsOf(payload as Parameters<typeof accessClaimsOf>[0]),
   });
 }
 
