@@ -119,6 +119,8 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     },
     kafka: kafkaReadiness(admin),
   };
+  const transaction = spec.transaction(db);
+  const wakeOutbox = () => outbox.wake();
   const deps: ApiDeps<Db, Tx> = {
     name: spec.name,
     description: spec.description,
@@ -130,9 +132,9 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     redisKeyPrefix: config.REDIS_KEY_PREFIX,
     rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS },
     db,
-    transaction: spec.transaction(db),
-    wakeOutbox: () => outbox.wake(),
-    mutations: mutations({ transaction: spec.transaction(db), afterCommit: () => outbox.wake() }),
+    transaction,
+    wakeOutbox,
+    mutations: mutations({ transaction, afterCommit: wakeOutbox }),
     emit: outboxEmitter(spec.name),
     publish: directPublisher(spec.name, producer, config.KAFKA_TOPIC_PREFIX),
     now: () => new Date(),

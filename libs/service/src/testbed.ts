@@ -40,11 +40,11 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
   await redis.connect();
   const redisKeyPrefix = `test:${id}:`;
   const secret = DEVELOPMENT_JWT_SECRET;
-  const deps0Logger = createLogger(spec.name, 'silent');
-  let commits = 0;
+  const logger = createLogger(spec.name, 'silent');
+  const transaction = spec.transaction(db);
   // Direct publishes go to a real broker under this run's topic prefix; connected on first use.
   const topicPrefix = `test.${id}.`;
-  const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId: `${spec.name}-test`, logger: deps0Logger });
+  const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId: `${spec.name}-test`, logger });
   let producer: Promise<EventProducer> | undefined;
   const connectProducer = async () => {
     await ensureTopics(
@@ -58,7 +58,7 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
   const deps: ApiDeps<Db, Tx> = {
     name: spec.name,
     description: `${spec.name} under test`,
-    logger: deps0Logger,
+    logger,
     metrics: createMetricsRegistry(spec.name),
     checks: {},
     jwt: { verification: { algorithm: 'HS256', secret } },
@@ -66,9 +66,10 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
     redisKeyPrefix,
     rateLimit: spec.rateLimit ?? { max: 10_000, windowMs: 60_000 },
     db,
-    transaction: spec.transaction(db),
-    wakeOutbox: () => (commits += 1),
-    mutations: mutations({ transaction: spec.transaction(db), afterCommit: () => (commits += 1) }),
+    transaction,
+    // No relay under test: tests read the outbox table itself (`events`).
+    wakeOutbox: () => undefined,
+    mutations: mutations({ transaction, afterCommit: () => undefined }),
     emit: outboxEmitter(spec.name),
     publish: async (type, data, trace) =>
       directPublisher(spec.name, await (producer ??= connectProducer()), topicPrefix)(type, data, trace),
@@ -76,7 +77,6 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
   };
   const bed = {
     deps,
-    url,
     /** A valid access token for `user`. */
     token: (user: string, opts: { ttlSeconds?: number } = {}) =>
       signAccessToken(jwtSecret(secret), user, { ttlSeconds: opts.ttlSeconds ?? 600 }),
@@ -140,7 +140,6 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
       const rows = await db.$queryRaw<{ value: string }[]>`SELECT value FROM outbox ORDER BY id`;
       return rows.map((r) => JSON.parse(r.value) as AnyEvent);
     },
-    commits: () => commits,
     kafka,
     topicPrefix,
     /** Creates this run's topics and connects the producer (done on first direct publish too). */
