@@ -47,6 +47,7 @@ export function createEventProducer(kafka: Kafka, opts: { metrics?: Registry } =
     async send(messages) {
       const byTopic = new Map<string, { key: string; value: string; headers: Record<string, string> }[]>();
       const spans = messages.map((m) => {
+        const parent = contextFromHeaders(m.headers);
         const span = tracer().startSpan(
           `send ${m.topic}`,
           {
@@ -60,9 +61,9 @@ export function createEventProducer(kafka: Kafka, opts: { metrics?: Registry } =
               ...(m.headers.ce_id !== undefined && { 'cloudevents.event_id': m.headers.ce_id }),
             },
           },
-          contextFromHeaders(m.headers),
+          parent,
         );
-        const headers = { ...m.headers, ...traceHeaders(trace.setSpan(contextFromHeaders(m.headers), span)) };
+        const headers = { ...m.headers, ...traceHeaders(trace.setSpan(parent, span)) };
         byTopic.set(m.topic, [...(byTopic.get(m.topic) ?? []), { key: m.key, value: m.value, headers }]);
         return span;
       });

@@ -7,10 +7,11 @@ export {
   SpanStatusCode,
   context,
   contextFromHeaders,
+  headerValue,
   shutdownTracing,
   startTracing,
   trace,
   traceHeaders,
   tracer,
 } from './tracing.js';
-export type { Context, Span } from './tracing.js';
+export type { Context, MessageHeaders, Span } from './tracing.js';

@@ -71,20 +71,22 @@ export function traceHeaders(ctx: Context = context.active()): Record<string, st
   return carrier;
 }
 
+export type MessageHeaders = Record<string, string | Buffer | (string | Buffer)[] | undefined>;
+
 /** The context a message's `traceparent`/`tracestate` headers describe (Kafka, Redis, HTTP). */
-export function contextFromHeaders(
-  headers: Record<string, string | Buffer | (string | Buffer)[] | undefined> | undefined,
-  base: Context = context.active(),
-): Context {
+export function contextFromHeaders(headers: MessageHeaders | undefined, base: Context = context.active()): Context {
   if (!headers) return base;
-  return propagation.extract(base, headers, {
+  return propagation.extract<MessageHeaders>(base, headers, {
     keys: (carrier) => Object.keys(carrier),
-    get: (carrier, key) => {
-      const value = carrier[key];
-      const first = Array.isArray(value) ? value[0] : value;
-      return first === undefined ? undefined : first.toString();
-    },
+    get: headerValue,
   });
+}
+
+/** A message header as text (Kafka headers are Buffers, possibly repeated: the first one counts). */
+export function headerValue(headers: MessageHeaders | undefined, name: string): string | undefined {
+  const value = headers?.[name];
+  const first = Array.isArray(value) ? value[0] : value;
+  return first === undefined ? undefined : first.toString();
 }
 
 export const tracer = () => trace.getTracer('ripple');

@@ -3,6 +3,7 @@ import type { AnyEvent } from '@ripple/events';
 import { createEventConsumer, dlqTopicOf, ensureTopics, registerConsumerLag } from '@ripple/kafka';
 import type { ConsumedMeta, EventConsumer, EventProducer, Kafka } from '@ripple/kafka';
 import type { ApiDeps, TraceContext } from '@ripple/service';
+import { headerValue } from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
 import type { Db, Tx } from './db.js';
 import { Notifier } from './notifier.js';
@@ -11,15 +12,9 @@ import type { UnreadCache } from './unread-cache.js';
 /** The topics notification-service reads. */
 export const SOURCE_TOPICS = [Topics.post, Topics.chat] as const;
 
-function header(headers: ConsumedMeta['headers'], name: string): string | undefined {
-  const value = headers?.[name];
-  const first = Array.isArray(value) ? value[0] : value;
-  return first === undefined ? undefined : first.toString();
-}
-
 export function traceFromHeaders(headers: ConsumedMeta['headers']): TraceContext {
-  const traceparent = header(headers, 'traceparent');
-  const tracestate = header(headers, 'tracestate');
+  const traceparent = headerValue(headers, 'traceparent');
+  const tracestate = headerValue(headers, 'tracestate');
   return { ...(traceparent !== undefined && { traceparent }), ...(tracestate !== undefined && { tracestate }) };
 }
 
