@@ -4,9 +4,10 @@ import type { Static } from '@sinclair/typebox';
 import { RippleError } from '@ripple/errors';
 import { PageQuery, bearerAuth, createApiApp, fetchPage, pageOf, requireUser, userOf } from '@ripple/http';
 import { traceOf } from '@ripple/service';
-import type { ApiDeps, Emit } from '@ripple/service';
+import type { ApiDeps, Emit, TraceContext } from '@ripple/service';
 import type { Db, Tx } from './db.js';
 import type { Notification } from './generated/prisma/client.js';
+import { emitUnreadCount, unreadCount } from './notifier.js';
 import type { UnreadCache } from './unread-cache.js';
 
 export interface NotificationDeps extends ApiDeps<Db, Tx> {
@@ -44,10 +45,17 @@ const view = (n: Notification): Static<typeof NotificationView> => ({
 });
 
 /** Emits notification.read and the new unread count, in the transaction that read the notifications. */
-async function emitRead(tx: Tx, emit: Emit, userId: string, ids: string[], all: boolean, readAt: Date, trace: object) {
+async function emitRead(
+  tx: Tx,
+  emit: Emit,
+  userId: string,
+  ids: string[],
+  all: boolean,
+  readAt: Date,
+  trace: TraceContext,
+) {
   await emit(tx, 'notification.read', { userId, notificationIds: ids, all, readAt: readAt.toISOString() }, trace);
-  const count = await tx.notification.count({ where: { userId, readAt: null } });
-  await emit(tx, 'notification.unread_count', { userId, count }, trace);
+  await emitUnreadCount(tx, emit, userId, trace);
 }
 
 export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance> {
@@ -78,9 +86,7 @@ export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance>
     { ...auth, schema: { ...auth.schema, response: { 200: UnreadCount } } },
     async (request, reply) => {
       const userId = userOf(request).sub;
-      const { count, cached } = await cache.get(userId, () =>
-        db.notification.count({ where: { userId, readAt: null } }),
-      );
+      const { count, cached } = await cache.get(userId, () => unreadCount(db, userId));
       return reply.header('x-cache', cached ? 'hit' : 'miss').send({ count });
     },
   );

@@ -1,9 +1,19 @@
 import type { AnyEvent, EventOf } from '@ripple/events';
 import { uuidv7 } from '@ripple/db';
 import type { Emit, TraceContext } from '@ripple/service';
-import type { Tx } from './db.js';
+import type { Db, Tx } from './db.js';
 
 type Kind = EventOf<'notification.created'>['data']['kind'];
+
+/** How many of `userId`'s notifications are unread. */
+export function unreadCount(db: Db | Tx, userId: string): Promise<number> {
+  return db.notification.count({ where: { userId, readAt: null } });
+}
+
+/** Emits `notification.unread_count` with the count as `tx` sees it (after its changes). */
+export async function emitUnreadCount(tx: Tx, emit: Emit, userId: string, trace: TraceContext): Promise<void> {
+  await emit(tx, 'notification.unread_count', { userId, count: await unreadCount(tx, userId) }, trace);
+}
 
 /** `@userId` mentions in a text, in order, without duplicates (at most 20). */
 export function mentionsIn(text: string): string[] {
@@ -92,10 +102,7 @@ export class Notifier {
         // Nobody is notified of these (and an edit does not notify mentions a second time).
         break;
     }
-    for (const userId of this.touched) {
-      const count = await this.tx.notification.count({ where: { userId, readAt: null } });
-      await this.emit(this.tx, 'notification.unread_count', { userId, count }, this.trace);
-    }
+    for (const userId of this.touched) await emitUnreadCount(this.tx, this.emit, userId, this.trace);
     return this.touched;
   }
 
