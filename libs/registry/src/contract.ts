@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Directory } from './directory.js';
 import type { History } from './history.js';
+import { EPOCH_PATTERN, isLaterEpoch } from './history.js';
 
 /**
  * The Directory contract, run against every implementation. `make(nodeId)` returns a directory
@@ -9,7 +10,12 @@ import type { History } from './history.js';
  */
 export function directoryContract(
   name: string,
-  make: () => Promise<{ forNode: (nodeId: string) => Directory; expire: () => Promise<void> }>,
+  make: () => Promise<{
+    forNode: (nodeId: string) => Directory;
+    expire: () => Promise<void>;
+    /** Loses everything the store held, as a Redis restart or FLUSHALL would. */
+    wipe: () => Promise<void>;
+  }>,
 ): void {
   const none = { channels: [], connections: [] };
 
@@ -59,6 +65,31 @@ export function directoryContract(
     assert.deepEqual(await forNode('x').nodesFor('creator:u9'), ['alive']);
     assert.deepEqual(await forNode('x').connectionsOf('u9'), ['c10']);
   });
+
+  test(`${name}: directory lookup should call the registry incomplete for one lease after its store lost its data`, async () => {
+    const { forNode, expire, wipe } = await make();
+    const holdings = { channels: ['creator:u1'], connections: [] };
+    const a = forNode('a');
+    await a.refresh(holdings);
+    const fresh = await a.lookup(['creator:u1', 'post:none']);
+    assert.deepEqual(
+      [...fresh.nodes],
+      [
+        ['creator:u1', ['a']],
+        ['post:none', []],
+      ],
+    );
+    assert.equal(fresh.complete, false, 'other nodes may not have renewed yet');
+    await expire();
+    await a.refresh(holdings);
+    assert.equal((await a.lookup(['creator:u1'])).complete, true);
+    await wipe();
+    const lost = await a.lookup(['creator:u1']);
+    assert.deepEqual([lost.complete, lost.nodes.get('creator:u1')], [false, []]);
+    await a.refresh(holdings);
+    const refilled = await a.lookup(['creator:u1']);
+    assert.deepEqual([refilled.complete, refilled.nodes.get('creator:u1')], [false, ['a']]);
+  });
 }
 
 /**
@@ -72,7 +103,8 @@ export function historyContract(
   test(`${name}: history should replay everything after a position, in order`, async () => {
     const { history } = await make(1000);
     const start = await history.position('creator:u1');
-    assert.equal(start.offset, '0-0');
+    assert.equal(start.offset, '0');
+    assert.match(start.epoch, EPOCH_PATTERN);
     const appended = [];
     for (let i = 0; i < 5; i++) appended.push(await history.append('creator:u1', `e${i}`));
     assert.ok(
@@ -88,6 +120,11 @@ export function historyContract(
     assert.deepEqual(
       fromStart.entries.map((e) => e.offset),
       appended.map((p) => p.offset),
+    );
+    assert.deepEqual(
+      appended.map((p) => p.offset),
+      ['1', '2', '3', '4', '5'],
+      'offsets are contiguous',
     );
     const fromMiddle = await history.since('creator:u1', appended[2] ?? start, 100);
     assert.deepEqual(
@@ -106,9 +143,28 @@ export function historyContract(
     await lose('post:p1');
     const next = await history.append('post:p1', 'b');
     assert.notEqual(next.epoch, first.epoch);
+    assert.ok(isLaterEpoch(next.epoch, first.epoch), 'a new epoch compares later');
+    assert.equal(next.offset, '1', 'a new epoch starts over');
     const attempt = await history.since('post:p1', first, 100);
     assert.equal(attempt.recovered, false);
     assert.equal(attempt.position.epoch, next.epoch);
+  });
+
+  test(`${name}: history should give a channel without history a real epoch that resumes with every event since`, async () => {
+    const { history } = await make(1000);
+    const unknown = await history.since('creator:new', { offset: '0', epoch: '000000000000000000000000' }, 100);
+    assert.equal(unknown.recovered, false);
+    assert.match(unknown.position.epoch, EPOCH_PATTERN);
+    assert.equal(unknown.position.offset, '0');
+    await history.append('creator:new', 'first');
+    const resumed = await history.since('creator:new', unknown.position, 100);
+    assert.equal(resumed.recovered, true);
+    assert.deepEqual(
+      resumed.entries.map((e) => e.payload),
+      ['first'],
+    );
+    const ahead = await history.since('creator:new', { offset: '7', epoch: unknown.position.epoch }, 100);
+    assert.equal(ahead.recovered, false, 'an offset past the top is not trusted');
   });
 
   test(`${name}: history should refuse to recover what was trimmed or what exceeds the limit`, async () => {

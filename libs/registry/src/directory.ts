@@ -13,6 +13,13 @@ export interface Directory {
   removeChannel(nodeId: string, channel: string): Promise<void>;
   /** The nodes that hold subscribers of `channel`. */
   nodesFor(channel: string): Promise<string[]>;
+  /**
+   * The nodes that hold subscribers of each channel (one round trip). `complete` is false while
+   * the registry may be missing entries: its store lost its data (Redis restarted or was flushed)
+   * less than one lease ago, so not every live node has renewed what it holds yet; a router must
+   * then send to every node.
+   */
+  lookup(channels: readonly string[]): Promise<{ nodes: Map<string, string[]>; complete: boolean }>;
   /** Registers a live connection; resolves true when it is the user's only one (came online). */
   connect(userId: string, connectionId: string): Promise<boolean>;
   /** Removes a connection; resolves true when the user has no live one left (went offline). */
@@ -21,7 +28,7 @@ export interface Directory {
   connectionsOf(userId: string): Promise<string[]>;
   /** The live gateway nodes. */
   liveNodes(): Promise<string[]>;
-  /** Renews this node, every channel it holds and every connection it serves. */
+  /** Renews this node, every channel it holds and every connection it serves (and marks the store). */
   refresh(holdings: {
     channels: readonly string[];
     connections: readonly { userId: string; connectionId: string }[];
@@ -44,6 +51,7 @@ export class LeasedDirectory implements Directory {
 
   // Hash tags keep each key in its own slot family; every script touches one key.
   private nodesKey = (): string => `${this.keyPrefix}{registry}:nodes`;
+  private markerKey = (): string => `${this.keyPrefix}{registry}:since`;
   private channelKey = (channel: string): string => `${this.keyPrefix}channel-nodes:{${channel}}`;
   private userKey = (userId: string): string => `${this.keyPrefix}presence:{user:${userId}}`;
 
@@ -57,6 +65,15 @@ export class LeasedDirectory implements Directory {
 
   nodesFor(channel: string): Promise<string[]> {
     return this.sets.live(this.channelKey(channel));
+  }
+
+  async lookup(channels: readonly string[]): Promise<{ nodes: Map<string, string[]>; complete: boolean }> {
+    const [live, age] = await Promise.all([
+      this.sets.liveMany(channels.map((c) => this.channelKey(c))),
+      this.sets.markAge(this.markerKey()),
+    ]);
+    const nodes = new Map(channels.map((c, i) => [c, live[i] ?? []]));
+    return { nodes, complete: age !== undefined && age >= this.leaseMs };
   }
 
   async connect(userId: string, connectionId: string): Promise<boolean> {
@@ -81,6 +98,7 @@ export class LeasedDirectory implements Directory {
   }): Promise<void> {
     const byUser = new Map<string, string[]>();
     for (const c of holdings.connections) byUser.set(c.userId, [...(byUser.get(c.userId) ?? []), c.connectionId]);
+    await this.sets.mark(this.markerKey());
     await this.sets.addMany(
       [
         { key: this.nodesKey(), members: [this.nodeId] },

@@ -1,8 +1,16 @@
 /** Where a client is in a channel's history: the offset of the last event it has, and the epoch. */
 export interface StreamPosition {
-  /** A stream id (`<ms>-<seq>`); `0-0` before the first event. */
+  /**
+   * The channel's sequence number as a decimal string: `1` for its first event, then `2`, `3`…
+   * with no gap, so a missing offset is visible; `0` before the first event.
+   */
   readonly offset: string;
-  /** Changes whenever the channel's history was lost, so old offsets cannot be trusted. */
+  /**
+   * Names one unbroken history of the channel; a new one starts whenever the history was lost
+   * (expiry, Redis restart), and old offsets cannot be trusted then. 14 hex digits of the
+   * creation time (µs, the history store's clock) then 10 random hex digits, so a later epoch
+   * compares greater.
+   */
   readonly epoch: string;
 }
 
@@ -22,21 +30,36 @@ export interface Recovery {
 
 /** The capped, per-channel event history used for recovery after a reconnect. */
 export interface History {
-  /** Appends one payload; returns its offset and the channel's epoch. */
+  /** Appends one payload; returns its offset (the previous one + 1) and the channel's epoch. */
   append(channel: string, payload: string): Promise<StreamPosition>;
   /** The channel's latest offset and epoch (creating the epoch for a channel with no history). */
   position(channel: string): Promise<StreamPosition>;
-  /** Everything after `since`, if it can be replayed completely. */
+  /**
+   * Everything after `since`, if it can be replayed completely (creating the epoch for a channel
+   * with no history, so the answer always carries a real one).
+   */
   since(channel: string, since: StreamPosition, limit: number): Promise<Recovery>;
 }
 
-/** Orders stream ids numerically (`<ms>-<seq>`). */
+/** Orders offsets (decimal sequence numbers) numerically. */
 export function compareOffsets(a: string, b: string): number {
-  const [am = 0n, as = 0n] = a.split('-').map((p) => BigInt(p));
-  const [bm = 0n, bs = 0n] = b.split('-').map((p) => BigInt(p));
-  if (am !== bm) return am < bm ? -1 : 1;
-  if (as !== bs) return as < bs ? -1 : 1;
-  return 0;
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x === y ? 0 : x < y ? -1 : 1;
 }
 
-export const OFFSET_PATTERN = /^\d{1,20}-\d{1,20}$/;
+/** A valid offset: `0` or a decimal sequence number of at most 15 digits (no leading zeros). */
+export const OFFSET_PATTERN = /^(0|[1-9]\d{0,14})$/;
+
+/** A valid epoch (see StreamPosition.epoch). */
+export const EPOCH_PATTERN = /^[0-9a-f]{24}$/;
+
+/** True when epoch `a` started after epoch `b` (both as made by a History). */
+export function isLaterEpoch(a: string, b: string): boolean {
+  return a > b;
+}
+
+/** A new epoch name for a history created at `nowMicros` (µs); `random` is 10 hex digits. */
+export function newEpoch(nowMicros: number, random: string): string {
+  return Math.max(0, Math.floor(nowMicros)).toString(16).padStart(14, '0').slice(-14) + random;
+}

@@ -41,6 +41,22 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 `;
 
+/** KEYS[1] = marker. Sets it to Redis' clock (ms) unless it exists. */
+const MARK = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local t = redis.call('TIME')
+redis.call('SET', KEYS[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+return 1
+`;
+
+/** KEYS[1] = marker. Returns its age in ms (Redis clock), or -1 when it does not exist. */
+const MARK_AGE = `
+local v = redis.call('GET', KEYS[1])
+if not v then return -1 end
+local t = redis.call('TIME')
+return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(v)
+`;
+
 export class RedisLeasedSets {
   constructor(private readonly redis: Redis) {}
 
@@ -61,15 +77,43 @@ export class RedisLeasedSets {
     if (entries.length === 0) return;
     const pipeline = this.redis.pipeline();
     for (const e of entries) pipeline.eval(ADD, 1, e.key, String(Math.ceil(ttlMs)), ...e.members);
-    const results = (await pipeline.exec()) ?? [];
-    const failed = results.find(([err]) => err !== null);
-    if (failed?.[0]) throw failed[0];
+    await execAll(pipeline);
   }
+
+  /** The live members of many keys (one round trip), in the order of `keys`. */
+  async liveMany(keys: readonly string[]): Promise<string[][]> {
+    if (keys.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const key of keys) pipeline.eval(LIVE, 1, key);
+    return ((await execAll(pipeline)) as string[][]).map((members) => members.sort());
+  }
+
+  /**
+   * A marker is a key that never expires, set to the time it was created: it tells how long the
+   * store has kept its data (a restarted or flushed Redis lost it). `mark` creates it if missing.
+   */
+  async mark(key: string): Promise<void> {
+    await this.redis.eval(MARK, 1, key);
+  }
+
+  /** Milliseconds since the marker was created, or undefined when it does not exist. */
+  async markAge(key: string): Promise<number | undefined> {
+    const age = (await this.redis.eval(MARK_AGE, 1, key)) as number;
+    return age < 0 ? undefined : age;
+  }
+}
+
+async function execAll(pipeline: ReturnType<Redis['pipeline']>): Promise<unknown[]> {
+  const results = (await pipeline.exec()) ?? [];
+  const failed = results.find(([err]) => err !== null);
+  if (failed?.[0]) throw failed[0];
+  return results.map(([, value]) => value);
 }
 
 /** The same semantics in memory, with an injectable clock. */
 export class MemoryLeasedSets {
   private readonly sets = new Map<string, Map<string, number>>();
+  private readonly markers = new Map<string, number>();
   constructor(private readonly now: () => number = Date.now) {}
 
   private sweep(key: string): Map<string, number> {
@@ -99,6 +143,26 @@ export class MemoryLeasedSets {
   async addMany(entries: readonly { key: string; members: readonly string[] }[], ttlMs: number): Promise<void> {
     for (const e of entries) await this.add(e.key, ttlMs, e.members);
   }
+
+  liveMany(keys: readonly string[]): Promise<string[][]> {
+    return Promise.all(keys.map((key) => this.live(key)));
+  }
+
+  mark(key: string): Promise<void> {
+    if (!this.markers.has(key)) this.markers.set(key, this.now());
+    return Promise.resolve();
+  }
+
+  markAge(key: string): Promise<number | undefined> {
+    const at = this.markers.get(key);
+    return Promise.resolve(at === undefined ? undefined : this.now() - at);
+  }
+
+  /** Simulates a store that restarted empty. */
+  clear(): void {
+    this.sets.clear();
+    this.markers.clear();
+  }
 }
 
-export type LeasedSets = Pick<RedisLeasedSets, 'add' | 'remove' | 'live' | 'addMany'>;
+export type LeasedSets = Pick<RedisLeasedSets, 'add' | 'remove' | 'live' | 'addMany' | 'liveMany' | 'mark' | 'markAge'>;

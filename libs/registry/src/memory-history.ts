@@ -1,22 +1,28 @@
 import { randomBytes } from 'node:crypto';
 import type { History, HistoryEntry, Recovery, StreamPosition } from './history.js';
+import { newEpoch } from './history.js';
 
 interface ChannelHistory {
   epoch: string;
-  added: number;
+  /** The last offset given out. */
+  seq: number;
   entries: HistoryEntry[];
 }
 
-/** In-memory History: single node only (unit tests, embedded mode). Offsets are `<n>-0`. */
+/** In-memory History: single node only (unit tests, embedded mode). Same semantics as RedisHistory. */
 export class MemoryHistory implements History {
   private readonly channels = new Map<string, ChannelHistory>();
-  private counter = 0;
-  constructor(private readonly maxLength: number) {}
+  private lastEpochMicros = 0;
+  constructor(
+    private readonly maxLength: number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   private of(channel: string): ChannelHistory {
     let h = this.channels.get(channel);
     if (!h) {
-      h = { epoch: randomBytes(6).toString('hex'), added: 0, entries: [] };
+      this.lastEpochMicros = Math.max(this.now() * 1000, this.lastEpochMicros + 1);
+      h = { epoch: newEpoch(this.lastEpochMicros, randomBytes(5).toString('hex')), seq: 0, entries: [] };
       this.channels.set(channel, h);
     }
     return h;
@@ -29,34 +35,26 @@ export class MemoryHistory implements History {
 
   append(channel: string, payload: string): Promise<StreamPosition> {
     const h = this.of(channel);
-    this.counter += 1;
-    const offset = `${this.counter}-0`;
+    h.seq += 1;
+    const offset = String(h.seq);
     h.entries.push({ offset, payload });
-    h.added += 1;
     if (h.entries.length > this.maxLength) h.entries.splice(0, h.entries.length - this.maxLength);
     return Promise.resolve({ offset, epoch: h.epoch });
   }
 
   position(channel: string): Promise<StreamPosition> {
     const h = this.of(channel);
-    return Promise.resolve({ offset: h.entries.at(-1)?.offset ?? '0-0', epoch: h.epoch });
+    return Promise.resolve({ offset: String(h.seq), epoch: h.epoch });
   }
 
   since(channel: string, since: StreamPosition, limit: number): Promise<Recovery> {
     const h = this.of(channel);
-    const position = { offset: h.entries.at(-1)?.offset ?? '0-0', epoch: h.epoch };
+    const position = { offset: String(h.seq), epoch: h.epoch };
     const fail: Recovery = { recovered: false, entries: [], position };
-    if (since.epoch !== h.epoch) return Promise.resolve(fail);
-    let after: HistoryEntry[];
-    if (since.offset === '0-0') {
-      if (h.added !== h.entries.length) return Promise.resolve(fail);
-      after = h.entries;
-    } else {
-      const at = h.entries.findIndex((e) => e.offset === since.offset);
-      if (at < 0) return Promise.resolve(fail);
-      after = h.entries.slice(at + 1);
-    }
-    if (after.length > limit) return Promise.resolve(fail);
-    return Promise.resolve({ recovered: true, entries: [...after], position });
+    const from = Number(since.offset);
+    if (since.epoch !== h.epoch || from > h.seq || h.seq - from > limit) return Promise.resolve(fail);
+    const after = h.entries.filter((e) => Number(e.offset) > from);
+    if (after.length !== h.seq - from) return Promise.resolve(fail); // trimmed
+    return Promise.resolve({ recovered: true, entries: after, position });
   }
 }

@@ -1,12 +1,25 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, compareOffsets } from './index.js';
+import {
+  EPOCH_PATTERN,
+  LeasedDirectory,
+  MemoryHistory,
+  MemoryLeasedSets,
+  OFFSET_PATTERN,
+  compareOffsets,
+  isLaterEpoch,
+  newEpoch,
+} from './index.js';
 import { directoryContract, historyContract } from './contract.js';
 
 directoryContract('memory', () => {
   let now = 1_000_000;
   const sets = new MemoryLeasedSets(() => now);
   return Promise.resolve({
+    wipe: () => {
+      sets.clear();
+      return Promise.resolve();
+    },
     forNode: (nodeId: string) => new LeasedDirectory(sets, 'p:', nodeId, 15_000),
     expire: () => {
       now += 15_001;
@@ -26,9 +39,18 @@ historyContract('memory', (maxLength) => {
   });
 });
 
-test('compareOffsets should order stream ids numerically', () => {
-  assert.equal(compareOffsets('10-0', '9-5'), 1);
-  assert.equal(compareOffsets('9-10', '9-9'), 1);
-  assert.equal(compareOffsets('0-0', '1-0'), -1);
-  assert.equal(compareOffsets('5-5', '5-5'), 0);
+test('compareOffsets should order offsets numerically', () => {
+  assert.equal(compareOffsets('10', '9'), 1);
+  assert.equal(compareOffsets('0', '1'), -1);
+  assert.equal(compareOffsets('5', '5'), 0);
+});
+
+test('an offset should be a decimal sequence number, and a later epoch should compare greater', () => {
+  for (const ok of ['0', '1', '999999999999999']) assert.ok(OFFSET_PATTERN.test(ok), ok);
+  for (const bad of ['', '-1', '01', '1-0', '1e3', '9999999999999999']) assert.ok(!OFFSET_PATTERN.test(bad), bad);
+  const older = newEpoch(1_700_000_000_000_000, 'aaaaaaaaaa');
+  const newer = newEpoch(1_700_000_000_000_001, '0000000000');
+  assert.match(older, EPOCH_PATTERN);
+  assert.ok(isLaterEpoch(newer, older));
+  assert.ok(!isLaterEpoch(older, newer));
 });

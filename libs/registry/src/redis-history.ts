@@ -2,70 +2,68 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { History, Recovery, StreamPosition } from './history.js';
 
-/**
- * Append one entry.
- * KEYS[1] = the channel's stream, KEYS[2] = the channel's meta hash (epoch, added)
- * ARGV[1] = payload, ARGV[2] = approximate max length, ARGV[3] = ttl ms, ARGV[4] = new epoch
- * The epoch is kept while the meta hash lives; a lost hash (expiry, Redis restart) starts a new
- * one. `added` counts every entry ever appended, so readers can tell whether any were trimmed.
+/*
+ * Every script below takes KEYS[1] = the channel's stream and KEYS[2] = its meta hash
+ * (`epoch`, `seq` = the last offset given out); both live in one cluster slot and expire together
+ * `ttl` ms after the channel's last event. Offsets are contiguous: stream ids are `<seq>-0`. The
+ * epoch is kept while the meta hash lives; a lost hash (expiry, Redis restart) starts a new epoch
+ * (Redis' clock: seconds in 8 hex digits and µs in 6, then ARGV's random suffix of 10 hex digits;
+ * so a later epoch compares greater) and drops any stream left over.
  */
-const APPEND = `
-local epoch = redis.call('HGET', KEYS[2], 'epoch')
-if not epoch then
-  epoch = ARGV[4]
-  redis.call('HSET', KEYS[2], 'epoch', epoch, 'added', 0)
+const OPEN_EPOCH = `
+local function open_epoch(ttl, suffix)
+  local epoch = redis.call('HGET', KEYS[2], 'epoch')
+  if epoch then return epoch end
+  local t = redis.call('TIME')
+  epoch = string.format('%08x%06x', tonumber(t[1]), tonumber(t[2])) .. suffix
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'epoch', epoch, 'seq', 0)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  return epoch
 end
-redis.call('HINCRBY', KEYS[2], 'added', 1)
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'p', ARGV[1])
+`;
+
+/**
+ * Append one entry. ARGV[1] = payload, ARGV[2] = approximate max length, ARGV[3] = ttl ms,
+ * ARGV[4] = random epoch suffix. Returns {offset, epoch}.
+ */
+const APPEND = `${OPEN_EPOCH}
+local epoch = open_epoch(ARGV[3], ARGV[4])
+local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+seq = string.format('%d', seq)
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'p', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return {id, epoch}
+return {seq, epoch}
+`;
+
+/** Current position. ARGV[1] = ttl ms, ARGV[2] = random epoch suffix. Returns {offset, epoch}. */
+const POSITION = `${OPEN_EPOCH}
+local epoch = open_epoch(ARGV[1], ARGV[2])
+return {redis.call('HGET', KEYS[2], 'seq'), epoch}
 `;
 
 /**
- * Current position.
- * KEYS[1] = stream, KEYS[2] = meta; ARGV[1] = ttl ms, ARGV[2] = new epoch (used when none exists)
+ * Replay after an offset. ARGV[1] = client offset, ARGV[2] = client epoch, ARGV[3] = limit,
+ * ARGV[4] = ttl ms, ARGV[5] = random epoch suffix.
+ * Returns {status, epoch, top, offset1, payload1, ...}: status 1 = complete, 0 = cannot recover.
+ * Complete means: same epoch, an offset not past the top, at most `limit` entries after it, and
+ * all of them still kept (nothing trimmed).
  */
-const POSITION = `
-local epoch = redis.call('HGET', KEYS[2], 'epoch')
-if not epoch then
-  epoch = ARGV[2]
-  redis.call('HSET', KEYS[2], 'epoch', epoch, 'added', 0)
-  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+const SINCE = `${OPEN_EPOCH}
+local epoch = open_epoch(ARGV[4], ARGV[5])
+local topText = redis.call('HGET', KEYS[2], 'seq')
+local top = tonumber(topText)
+local from = tonumber(ARGV[1])
+if epoch ~= ARGV[2] or from > top or top - from > tonumber(ARGV[3]) then return {0, epoch, topText} end
+local out = {1, epoch, topText}
+if from == top then return out end
+local rows = redis.call('XRANGE', KEYS[1], string.format('%d', from + 1) .. '-0', '+')
+if #rows ~= top - from then return {0, epoch, topText} end
+for _, row in ipairs(rows) do
+  table.insert(out, string.sub(row[1], 1, -3))
+  table.insert(out, row[2][2])
 end
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local offset = '0-0'
-if last[1] then offset = last[1][1] end
-return {offset, epoch}
-`;
-
-/**
- * Replay after an offset.
- * KEYS[1] = stream, KEYS[2] = meta; ARGV[1] = client offset, ARGV[2] = client epoch, ARGV[3] = limit
- * Returns {status, epoch, lastOffset, entries...}: status 1 = complete, 0 = cannot recover.
- * Complete means: same epoch, and either the client's entry is still the start of what is kept,
- * or the client had nothing (0-0) and nothing was ever trimmed; and at most `limit` entries follow.
- */
-const SINCE = `
-local epoch = redis.call('HGET', KEYS[2], 'epoch')
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local top = '0-0'
-if last[1] then top = last[1][1] end
-if (not epoch) or epoch ~= ARGV[2] then return {0, epoch or '', top} end
-local limit = tonumber(ARGV[3])
-local out = {1, epoch, top}
-if ARGV[1] == '0-0' then
-  local added = tonumber(redis.call('HGET', KEYS[2], 'added') or '0')
-  if added ~= redis.call('XLEN', KEYS[1]) then return {0, epoch, top} end
-  local rows = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', limit + 1)
-  if #rows > limit then return {0, epoch, top} end
-  for _, row in ipairs(rows) do table.insert(out, row[1]); table.insert(out, row[2][2]) end
-  return out
-end
-local rows = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', limit + 2)
-if (not rows[1]) or rows[1][1] ~= ARGV[1] then return {0, epoch, top} end
-if #rows > limit + 1 then return {0, epoch, top} end
-for i = 2, #rows do table.insert(out, rows[i][1]); table.insert(out, rows[i][2][2]) end
 return out
 `;
 
@@ -96,7 +94,7 @@ export class RedisHistory implements History {
       payload,
       String(this.opts.maxLength),
       String(this.opts.ttlMs),
-      newEpoch(),
+      epochSuffix(),
     )) as [string, string];
     return { offset, epoch };
   }
@@ -107,7 +105,7 @@ export class RedisHistory implements History {
       2,
       ...this.keys(channel),
       String(this.opts.ttlMs),
-      newEpoch(),
+      epochSuffix(),
     )) as [string, string];
     return { offset, epoch };
   }
@@ -120,6 +118,8 @@ export class RedisHistory implements History {
       since.offset,
       since.epoch,
       String(limit),
+      String(this.opts.ttlMs),
+      epochSuffix(),
     )) as [number, string, string, ...string[]];
     const [status, epoch, top, ...flat] = reply;
     const entries = [];
@@ -128,6 +128,6 @@ export class RedisHistory implements History {
   }
 }
 
-function newEpoch(): string {
-  return randomBytes(6).toString('hex');
+function epochSuffix(): string {
+  return randomBytes(5).toString('hex');
 }

@@ -27,6 +27,10 @@ directoryContract('redis', () => {
   const sets = new RedisLeasedSets(redis);
   return Promise.resolve({
     forNode: (nodeId: string) => new LeasedDirectory(sets, p, nodeId, leaseMs),
+    wipe: async () => {
+      const keys = await redis.keys(`${p}*`);
+      if (keys.length > 0) await redis.del(...keys);
+    },
     // Real Redis time has to pass for leases to run out.
     expire: () => new Promise<void>((resolve) => setTimeout(resolve, leaseMs + 50)),
   });

@@ -1,51 +1,80 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
+import type { ChannelFrame } from './hub.js';
 
 /** One message from the node that consumed an event to a node that holds its subscribers. */
 export interface NodeMessage {
   /** The event's `time`, for the delivery latency metric. */
   readonly time: string;
-  readonly frames: readonly { channel: string; offset: string; frame: string }[];
+  readonly frames: readonly ChannelFrame[];
   /** W3C trace context of the routing span, for the cross-node hop. */
   readonly traceparent?: string;
 }
 
 /** Node-to-node delivery: one message per node and event, never one per socket. */
 export interface NodeBus {
-  /** Starts receiving this node's messages. */
+  /** Starts receiving this node's messages and the broadcasts. */
   start(onMessage: (message: NodeMessage) => void): Promise<void>;
   send(nodeId: string, message: NodeMessage): Promise<void>;
+  /** Sends one message that every node receives (while the registry cannot say who needs it). */
+  broadcast(message: NodeMessage): Promise<void>;
   stop(): Promise<void>;
 }
 
-/** NodeBus on Redis Pub/Sub: each node listens on its own channel. */
+export interface RedisNodeBusOptions {
+  readonly redis: Redis;
+  readonly keyPrefix: string;
+  readonly nodeId: string;
+  /** A message from another node that could not be read. */
+  readonly onBadMessage: (err: unknown) => void;
+  /** Called with the Pub/Sub connection it creates, so its errors are watched like the others'. */
+  readonly watch: (connection: Redis, name: string) => void;
+  /** Fault injection: every message sent waits this long first (0: none). */
+  readonly sendDelayMs?: number;
+}
+
+/**
+ * NodeBus on Redis Pub/Sub: each node listens on its own channel and on the broadcast channel.
+ * Pub/Sub does not keep messages for a node that is reconnecting; the hub notices the missing
+ * offsets with the next frame of the channel and reads them from history.
+ */
 export class RedisNodeBus implements NodeBus {
   private subscriber: Redis | undefined;
-  constructor(
-    private readonly redis: Redis,
-    private readonly keyPrefix: string,
-    private readonly nodeId: string,
-    private readonly onError: (err: unknown) => void,
-  ) {}
+  constructor(private readonly opts: RedisNodeBusOptions) {}
 
   private channelOf(nodeId: string): string {
-    return `${this.keyPrefix}node:${nodeId}`;
+    return `${this.opts.keyPrefix}node:${nodeId}`;
+  }
+
+  private broadcastChannel(): string {
+    return `${this.opts.keyPrefix}nodes:all`;
   }
 
   async start(onMessage: (message: NodeMessage) => void): Promise<void> {
-    const subscriber = this.redis.duplicate();
+    const subscriber = this.opts.redis.duplicate();
+    this.opts.watch(subscriber, 'redis-pubsub');
     this.subscriber = subscriber;
     subscriber.on('message', (_channel: string, text: string) => {
       try {
         onMessage(JSON.parse(text) as NodeMessage);
       } catch (err) {
-        this.onError(err);
+        this.opts.onBadMessage(err);
       }
     });
-    await subscriber.subscribe(this.channelOf(this.nodeId));
+    await subscriber.subscribe(this.channelOf(this.opts.nodeId), this.broadcastChannel());
   }
 
   async send(nodeId: string, message: NodeMessage): Promise<void> {
-    await this.redis.publish(this.channelOf(nodeId), JSON.stringify(message));
+    await this.publish(this.channelOf(nodeId), message);
+  }
+
+  async broadcast(message: NodeMessage): Promise<void> {
+    await this.publish(this.broadcastChannel(), message);
+  }
+
+  private async publish(channel: string, message: NodeMessage): Promise<void> {
+    if (this.opts.sendDelayMs) await delay(this.opts.sendDelayMs);
+    await this.opts.redis.publish(channel, JSON.stringify(message));
   }
 
   async stop(): Promise<void> {

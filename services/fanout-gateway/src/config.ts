@@ -42,6 +42,8 @@ export const GatewayEnv = Type.Object({
   HISTORY_RECOVERY_LIMIT: Type.Integer({ default: 1000, minimum: 1 }),
   /** On SIGTERM, clients are told to reconnect spread over this window. */
   DRAIN_WINDOW_MS: Type.Integer({ default: 10_000, minimum: 0 }),
+  /** Fault injection (tests and chaos runs only): every message to other nodes waits this long. */
+  FAULT_NODE_BUS_DELAY_MS: Type.Integer({ default: 0, minimum: 0, maximum: 60_000 }),
 });
 
 export type GatewayConfig = ReturnType<typeof loadGatewayConfig>;

@@ -1,45 +1,112 @@
-/** Something that receives serialised event frames: a WebSocket or SSE session on this node. */
-export interface Subscriber {
-  /** Queues one event frame of `channel` at `offset`; never throws. */
-  deliver(channel: string, offset: string, frame: string): void;
+import type { History, StreamPosition } from '@ripple/registry';
+import { isLaterEpoch } from '@ripple/registry';
+import { eventFrame } from './protocol.js';
+
+/** One event frame of a channel, serialised once and shared by every socket on the channel. */
+export interface ChannelFrame {
+  readonly channel: string;
+  /** The event's offset in the channel (a decimal sequence number, contiguous within an epoch). */
+  readonly offset: string;
+  readonly epoch: string;
+  readonly frame: string;
 }
 
-/** The channel subscriptions held by this node's sockets. Single node by design. */
+/** Something that receives a channel's frames: a WebSocket or SSE session on this node. */
+export interface Subscriber {
+  /** Queues one frame. A channel's frames come in offset order, with no gap; never throws. */
+  deliver(frame: ChannelFrame): void;
+  /**
+   * Events of `channel` before `position` could not be delivered (the history was lost or
+   * trimmed): the subscriber continues from `position` and must refetch the channel's state.
+   */
+  gap(channel: string, position: StreamPosition): void;
+}
+
+export type GapReason = 'filled' | 'lost';
+
+export interface HubOptions {
+  /** Where missing frames are read from: the channel history the router appends to. */
+  readonly history: Pick<History, 'since'>;
+  /** Most frames read from history to fill one gap; a longer gap is signalled instead. */
+  readonly fillLimit: number;
+  /** Frames handed to subscribers outside `publish` (gap fills), for the deliveries metric. */
+  readonly onDelivered?: (sockets: number) => void;
+  /** A gap was seen: `filled` from history, or `lost` and signalled to the subscribers. */
+  readonly onGap?: (reason: GapReason) => void;
+}
+
+interface ChannelStream {
+  readonly subscribers: Set<Subscriber>;
+  /** Unknown until a subscriber read the channel's position; frames wait in `early` until then. */
+  epoch: string | undefined;
+  /** The offset of the last frame handed to the subscribers. */
+  last: number;
+  /** Frames of the current epoch that arrived ahead of a missing offset. */
+  readonly pending: Map<number, ChannelFrame>;
+  early: ChannelFrame[];
+  /** A read of the missing frames from history is in flight. */
+  filling: boolean;
+}
+
+/**
+ * The channel subscriptions held by this node's sockets, and the order of each channel's frames.
+ * Frames of one channel reach this node from several routers (each Kafka partition is consumed by
+ * some node) and can arrive out of order; the hub hands them to subscribers strictly in offset
+ * order with no gap. A frame ahead of a missing offset waits while the missing ones are read from
+ * history (they were appended before any frame after them was sent); what history cannot give any
+ * more is signalled to the subscribers as a gap, as is a new epoch. Single node by design.
+ */
 export class LocalHub {
-  private readonly channels = new Map<string, Set<Subscriber>>();
+  private readonly channels = new Map<string, ChannelStream>();
   private subscriptions = 0;
+
+  constructor(private readonly opts: HubOptions) {}
 
   /** Returns true when this is the channel's first subscriber on this node. */
   subscribe(channel: string, subscriber: Subscriber): boolean {
-    let set = this.channels.get(channel);
-    const first = set === undefined;
-    if (!set) {
-      set = new Set();
-      this.channels.set(channel, set);
+    let stream = this.channels.get(channel);
+    const first = stream === undefined;
+    if (!stream) {
+      stream = { subscribers: new Set(), epoch: undefined, last: 0, pending: new Map(), early: [], filling: false };
+      this.channels.set(channel, stream);
     }
-    if (!set.has(subscriber)) {
-      set.add(subscriber);
+    if (!stream.subscribers.has(subscriber)) {
+      stream.subscribers.add(subscriber);
       this.subscriptions += 1;
     }
     return first;
   }
 
+  /**
+   * Tells the hub where the channel stands, as a subscriber read it from history after this node
+   * was registered for the channel; the first report wins (reads on one Redis connection answer in
+   * order, so it is the earliest). Frames that arrived before are released from there.
+   */
+  position(channel: string, position: StreamPosition): void {
+    const stream = this.channels.get(channel);
+    if (!stream || stream.epoch !== undefined) return;
+    stream.epoch = position.epoch;
+    stream.last = Number(position.offset);
+    const early = stream.early;
+    stream.early = [];
+    for (const frame of early) this.accept(stream, frame);
+  }
+
   /** Returns true when the channel has no subscriber left on this node. */
   unsubscribe(channel: string, subscriber: Subscriber): boolean {
-    const set = this.channels.get(channel);
-    if (!set?.delete(subscriber)) return false;
+    const stream = this.channels.get(channel);
+    if (!stream?.subscribers.delete(subscriber)) return false;
     this.subscriptions -= 1;
-    if (set.size > 0) return false;
+    if (stream.subscribers.size > 0) return false;
     this.channels.delete(channel);
     return true;
   }
 
-  /** Hands one already-serialised frame to every subscriber of `channel`; returns how many. */
-  publish(channel: string, offset: string, frame: string): number {
-    const set = this.channels.get(channel);
-    if (!set) return 0;
-    for (const subscriber of set) subscriber.deliver(channel, offset, frame);
-    return set.size;
+  /** Accepts one frame of a channel (from this node's router or another's); returns the sockets written now. */
+  publish(frame: ChannelFrame): number {
+    const stream = this.channels.get(frame.channel);
+    if (!stream) return 0;
+    return this.accept(stream, frame);
   }
 
   /** The channels with at least one subscriber here (what the node holds in the registry). */
@@ -49,5 +116,79 @@ export class LocalHub {
 
   get subscriptionCount(): number {
     return this.subscriptions;
+  }
+
+  private accept(stream: ChannelStream, frame: ChannelFrame): number {
+    if (stream.epoch === undefined) {
+      stream.early.push(frame);
+      return 0;
+    }
+    if (frame.epoch !== stream.epoch) {
+      // A late frame of a history that was lost since; its subscribers were told already.
+      if (!isLaterEpoch(frame.epoch, stream.epoch)) return 0;
+      stream.epoch = frame.epoch;
+      stream.last = 0;
+      stream.pending.clear();
+      this.signalGap(stream, frame.channel);
+    }
+    const offset = Number(frame.offset);
+    if (offset <= stream.last) return 0; // already handed out (a redelivery, or filled from history)
+    stream.pending.set(offset, frame);
+    return this.drain(stream, frame.channel);
+  }
+
+  /** Hands out every pending frame that follows the last one; starts a fill when one is missing. */
+  private drain(stream: ChannelStream, channel: string): number {
+    let written = 0;
+    for (let next = stream.pending.get(stream.last + 1); next; next = stream.pending.get(stream.last + 1)) {
+      stream.pending.delete(stream.last + 1);
+      stream.last += 1;
+      for (const subscriber of stream.subscribers) subscriber.deliver(next);
+      written += stream.subscribers.size;
+    }
+    if (stream.pending.size > 0 && !stream.filling) this.fill(stream, channel);
+    return written;
+  }
+
+  private fill(stream: ChannelStream, channel: string): void {
+    const epoch = stream.epoch ?? '';
+    const from = stream.last;
+    stream.filling = true;
+    const settle = (entries: readonly { offset: string; payload: string }[] | undefined): void => {
+      stream.filling = false;
+      if (this.channels.get(channel) !== stream) return;
+      if (stream.epoch === epoch && stream.last === from) {
+        if (entries) {
+          this.opts.onGap?.('filled');
+          for (const e of entries) {
+            const offset = Number(e.offset);
+            if (offset > stream.last && !stream.pending.has(offset)) {
+              stream.pending.set(offset, {
+                channel,
+                offset: e.offset,
+                epoch,
+                frame: eventFrame(channel, e.offset, epoch, e.payload),
+              });
+            }
+          }
+        } else {
+          // History cannot give the missing frames any more: say so, and go on from the next one we have.
+          stream.last = Math.min(...stream.pending.keys()) - 1;
+          this.signalGap(stream, channel);
+        }
+      }
+      const written = this.drain(stream, channel);
+      if (written > 0) this.opts.onDelivered?.(written);
+    };
+    this.opts.history.since(channel, { offset: String(from), epoch }, this.opts.fillLimit).then(
+      (recovery) => settle(recovery.recovered ? recovery.entries : undefined),
+      () => settle(undefined),
+    );
+  }
+
+  private signalGap(stream: ChannelStream, channel: string): void {
+    this.opts.onGap?.('lost');
+    const position = { offset: String(stream.last), epoch: stream.epoch ?? '' };
+    for (const subscriber of stream.subscribers) subscriber.gap(channel, position);
   }
 }

@@ -1,10 +1,8 @@
 import { Counter, Gauge, Histogram } from '@ripple/telemetry';
 import type { Registry } from '@ripple/telemetry';
-import type { LocalHub } from './hub.js';
-
 export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;
 
-export function createGatewayMetrics(registry: Registry, hub: LocalHub, connections: () => number) {
+export function createGatewayMetrics(registry: Registry, subscriptions: () => number, connections: () => number) {
   // Gauges read live state when scraped.
   return {
     connections: new Gauge({
@@ -20,7 +18,7 @@ export function createGatewayMetrics(registry: Registry, hub: LocalHub, connecti
       help: 'Channel subscriptions held by sockets on this node',
       registers: [registry],
       collect() {
-        this.set(hub.subscriptionCount);
+        this.set(subscriptions());
       },
     }),
     registryLatency: new Histogram({
@@ -50,6 +48,12 @@ export function createGatewayMetrics(registry: Registry, hub: LocalHub, connecti
       name: 'gateway_delivery_latency_seconds',
       help: 'From the event time to the socket write',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    gaps: new Counter({
+      name: 'gateway_channel_gaps_total',
+      help: 'Missing offsets seen in a channel on this node: filled from history, or lost and signalled to clients (gap frame)',
+      labelNames: ['reason'],
       registers: [registry],
     }),
     slowConsumerCloses: new Counter({

@@ -3,6 +3,8 @@ import type { Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { RawData } from 'ws';
 import { RippleError } from '@ripple/errors';
+import { OFFSET_PATTERN } from '@ripple/registry';
+import type { StreamPosition } from '@ripple/registry';
 
 /** Client -> server frames (docs/protocol.md). `id` is echoed in the answer. */
 const RequestId = Type.Optional(Type.String({ maxLength: 64 }));
@@ -10,7 +12,7 @@ const Channel = Type.String({ minLength: 1, maxLength: 200 });
 
 const Position = Type.Object(
   {
-    offset: Type.String({ pattern: '^\\d{1,20}-\\d{1,20}$' }),
+    offset: Type.String({ pattern: OFFSET_PATTERN.source }),
     epoch: Type.String({ minLength: 1, maxLength: 64 }),
   },
   { additionalProperties: false },
@@ -98,4 +100,13 @@ export const CloseCodes = {
 /** Serialises an event frame; done once per channel and shared by every socket on it. */
 export function eventFrame(channel: string, offset: string, epoch: string, eventJson: string): string {
   return `{"op":"event","channel":${JSON.stringify(channel)},"offset":"${offset}","epoch":"${epoch}","event":${eventJson}}`;
+}
+
+/**
+ * The `gap` frame: events of `channel` up to `position` could not be delivered (history lost or
+ * trimmed); the client refetches the channel's state over REST and continues from `position`,
+ * exactly as after an `ack` with `recovered: false`.
+ */
+export function gapFrame(channel: string, position: StreamPosition): Record<string, unknown> {
+  return { op: 'gap', channel, offset: position.offset, epoch: position.epoch, recovered: false };
 }

@@ -2,7 +2,7 @@ import { channelsFor } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
 import type { Directory, History } from '@ripple/registry';
 import type { NodeBus, NodeMessage } from './bus.js';
-import type { LocalHub } from './hub.js';
+import type { ChannelFrame, LocalHub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
 import { eventFrame } from './protocol.js';
 import { ROOT_CONTEXT, context, contextFromHeaders, traceHeaders, tracer } from '@ripple/telemetry';
@@ -33,31 +33,37 @@ export class Router {
   async route(event: AnyEvent): Promise<void> {
     const { history, directory, nodeId, metrics } = this.deps;
     const json = JSON.stringify(event);
-    const remote = new Map<string, NodeMessage['frames'][number][]>();
-    const local: NodeMessage['frames'][number][] = [];
-    await Promise.all(
-      channelsFor(event).map(async (channel) => {
-        const position = await history.append(channel, json);
-        const frame = {
-          channel,
-          offset: position.offset,
-          frame: eventFrame(channel, position.offset, position.epoch, json),
-        };
-        local.push(frame);
-        for (const node of await directory.nodesFor(channel)) {
-          if (node === nodeId) continue;
-          remote.set(node, [...(remote.get(node) ?? []), frame]);
-        }
-      }),
-    );
-    this.deliver({ time: event.time, frames: local }, context.active());
+    const channels = channelsFor(event);
+    // History first: the append gives each frame its offset, and a frame is only ever sent after
+    // it is in history, so a node that misses it (or gets it late) can read it from there.
+    const positions = await Promise.all(channels.map((channel) => history.append(channel, json)));
+    const frames: ChannelFrame[] = channels.map((channel, i) => {
+      const { offset, epoch } = positions[i] ?? { offset: '0', epoch: '' };
+      return { channel, offset, epoch, frame: eventFrame(channel, offset, epoch, json) };
+    });
+    const { nodes, complete } = await directory.lookup(channels);
+    this.deliver({ time: event.time, frames }, context.active());
     // The trace continues on the nodes that hold the other subscribers.
     const { traceparent } = traceHeaders();
-    await Promise.all(
-      [...remote].map(([node, frames]) =>
-        this.deps.bus.send(node, { time: event.time, frames, ...(traceparent !== undefined && { traceparent }) }),
-      ),
-    );
+    const message = (f: readonly ChannelFrame[]): NodeMessage => ({
+      time: event.time,
+      frames: f,
+      ...(traceparent !== undefined && { traceparent }),
+    });
+    if (!complete) {
+      // The registry lost entries recently (Redis restarted): every node gets every frame, and
+      // each keeps what its sockets read. This node drops its own copy as already delivered.
+      await this.deps.bus.broadcast(message(frames));
+      metrics.nodeMessagesSent.inc();
+      return;
+    }
+    const remote = new Map<string, ChannelFrame[]>();
+    for (const frame of frames) {
+      for (const node of nodes.get(frame.channel) ?? []) {
+        if (node !== nodeId) remote.set(node, [...(remote.get(node) ?? []), frame]);
+      }
+    }
+    await Promise.all([...remote].map(([node, f]) => this.deps.bus.send(node, message(f))));
     metrics.nodeMessagesSent.inc(remote.size);
   }
 
@@ -70,7 +76,7 @@ export class Router {
   private deliver(message: NodeMessage, parent: Context): void {
     const span = tracer().startSpan('gateway.deliver', { attributes: { 'ripple.node_id': this.deps.nodeId } }, parent);
     let delivered = 0;
-    for (const f of message.frames) delivered += this.deps.hub.publish(f.channel, f.offset, f.frame);
+    for (const f of message.frames) delivered += this.deps.hub.publish(f);
     span.setAttributes({ 'ripple.sockets': delivered, 'ripple.channels': message.frames.length });
     span.end();
     this.observe(delivered, message.time);

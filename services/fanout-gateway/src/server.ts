@@ -31,10 +31,14 @@ runProcess(SERVICE_NAME, async () => {
 
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 });
   redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
-  const hub = new LocalHub();
   const registry = createMetricsRegistry(SERVICE_NAME);
   const open = { count: () => 0 };
-  const metrics = createGatewayMetrics(registry, hub, () => open.count());
+  const subscriptionCount = { get: () => 0 };
+  const metrics = createGatewayMetrics(
+    registry,
+    () => subscriptionCount.get(),
+    () => open.count(),
+  );
   const leaseMs = config.REGISTRY_HEARTBEAT_MS * 3;
   const directory = timed(
     new LeasedDirectory(new RedisLeasedSets(redis), config.REDIS_KEY_PREFIX, nodeId, leaseMs),
@@ -46,9 +50,21 @@ runProcess(SERVICE_NAME, async () => {
     'history',
     metrics,
   );
-  const bus = new RedisNodeBus(redis, config.REDIS_KEY_PREFIX, nodeId, (err) =>
-    logger.warn({ err }, 'bad message from another node'),
-  );
+  const hub = new LocalHub({
+    history,
+    fillLimit: config.HISTORY_RECOVERY_LIMIT,
+    onDelivered: (sockets) => metrics.deliveries.inc(sockets),
+    onGap: (reason) => metrics.gaps.inc({ reason }),
+  });
+  subscriptionCount.get = () => hub.subscriptionCount;
+  const bus = new RedisNodeBus({
+    redis,
+    keyPrefix: config.REDIS_KEY_PREFIX,
+    nodeId,
+    onBadMessage: (err) => logger.warn({ err }, 'bad message from another node'),
+    sendDelayMs: config.FAULT_NODE_BUS_DELAY_MS,
+    watch: (connection, name) => connection.on('error', (err) => logger.warn({ err, connection: name }, 'redis error')),
+  });
 
   const router = new Router({ nodeId, hub, history, directory, bus, metrics });
 

@@ -12,7 +12,7 @@ import { Router } from './router.js';
 import { Session } from './session.js';
 import type { SessionLimits } from './session.js';
 import { Subscriptions } from './subscriptions.js';
-import type { Outgoing } from './subscriptions.js';
+import type { ChannelFrame } from './hub.js';
 
 const secret = jwtSecret('unit-test-secret-long-enough');
 
@@ -46,9 +46,16 @@ const defaults: SessionLimits = {
 };
 
 function world(history: History = new MemoryHistory(100)) {
-  const hub = new LocalHub();
-  const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000);
-  return { hub, history, directory };
+  const hub = new LocalHub({ history, fillLimit: 100 });
+  const clock = { now: 1_000_000 };
+  const directory = new LeasedDirectory(new MemoryLeasedSets(() => clock.now), 't:', 'n1', 15_000);
+  return { hub, history, directory, clock };
+}
+
+/** A frame of `channel` at `offset` in the channel's current epoch, as a router would make it. */
+async function frameOf(history: History, channel: string, offset: string, event = '{}') {
+  const { epoch } = await history.position(channel);
+  return { channel, offset, epoch, frame: eventFrame(channel, offset, epoch, event) };
 }
 
 function session(w = world(), limits: Partial<SessionLimits> = {}, user = 'u1') {
@@ -82,7 +89,7 @@ test('parseClientFrame should accept the documented ops and name what is wrong o
   assert.deepEqual(parseClientFrame('{"op":"ping","id":"1"}'), { op: 'ping', id: '1' });
   assert.equal(parseClientFrame('{"op":"subscribe","channel":"creator:u1"}').op, 'subscribe');
   assert.equal(
-    parseClientFrame('{"op":"subscribe","channel":"c:1","since":{"offset":"1-0","epoch":"e"}}').op,
+    parseClientFrame('{"op":"subscribe","channel":"c:1","since":{"offset":"1","epoch":"e"}}').op,
     'subscribe',
   );
   const codeOf = (text: string) => {
@@ -110,20 +117,21 @@ test('a session should ack a subscription with its position and receive what is 
     op: 'ack',
     id: 'a',
     channel: 'creator:u9',
-    offset: '0-0',
+    offset: '0',
     epoch: (await t.history.position('creator:u9')).epoch,
   });
   assert.deepEqual(await t.directory.nodesFor('creator:u9'), ['n1'], 'the node is registered for the channel');
-  assert.equal(t.hub.publish('creator:u9', '1-0', eventFrame('creator:u9', '1-0', 'e', '{"id":"e1"}')), 1);
+  const first = await frameOf(t.history, 'creator:u9', '1', '{"id":"e1"}');
+  assert.equal(t.hub.publish(first), 1);
   assert.deepEqual(t.frames()[1], {
     op: 'event',
     channel: 'creator:u9',
-    offset: '1-0',
-    epoch: 'e',
+    offset: '1',
+    epoch: first.epoch,
     event: { id: 'e1' },
   });
   await t.send({ op: 'unsubscribe', id: 'b', channel: 'creator:u9' });
-  assert.equal(t.hub.publish('creator:u9', '2-0', '{}'), 0);
+  assert.equal(t.hub.publish(await frameOf(t.history, 'creator:u9', '2')), 0);
   assert.deepEqual(await t.directory.nodesFor('creator:u9'), []);
 });
 
@@ -146,7 +154,7 @@ test('a session whose send buffer overflows should be closed with 4009 and forge
   const t = session();
   await t.send({ op: 'subscribe', channel: 'post:1' });
   t.socket.bufferedAmount = 5000;
-  t.hub.publish('post:1', '1-0', eventFrame('post:1', '1-0', 'e', '{}'));
+  t.hub.publish(await frameOf(t.history, 'post:1', '1'));
   assert.deepEqual(t.socket.closed, { code: 4009, reason: 'slow consumer' });
   assert.equal(t.slow(), 1);
   await new Promise((r) => setImmediate(r));
@@ -174,7 +182,7 @@ test('a subscribe with since should replay the missed events after its ack, in o
     frames.slice(1).map((f) => f.event),
     [{ n: 1 }, { n: 2 }, { n: 3 }],
   );
-  await t.send({ op: 'subscribe', id: 'old', channel: 'post:p1', since: { offset: '5-0', epoch: 'gone' } });
+  await t.send({ op: 'subscribe', id: 'old', channel: 'post:p1', since: { offset: '5', epoch: 'gone' } });
   assert.equal(t.frames().at(-1)?.recovered, false);
 });
 
@@ -190,15 +198,18 @@ test('live events that arrive during a replay should follow it without gap or du
     position: (c) => history.position(c),
     since: async (c, s, l) => {
       second = await history.append(c, '{"n":2}');
-      w.hub.publish(c, second.offset, eventFrame(c, second.offset, second.epoch, '{"n":2}'));
+      w.hub.publish({ channel: c, ...second, frame: eventFrame(c, second.offset, second.epoch, '{"n":2}') });
       const answer = await history.since(c, s, l);
       const third = await history.append(c, '{"n":3}');
-      w.hub.publish(c, third.offset, eventFrame(c, third.offset, third.epoch, '{"n":3}'));
+      w.hub.publish({ channel: c, ...third, frame: eventFrame(c, third.offset, third.epoch, '{"n":3}') });
       return answer;
     },
   };
-  const out: Outgoing[] = [];
-  const subs = new Subscriptions({ ...w, history: slowHistory, nodeId: 'n1', historyLimit: 100 }, (m) => out.push(m));
+  const out: ChannelFrame[] = [];
+  const subs = new Subscriptions(
+    { ...w, history: slowHistory, nodeId: 'n1', historyLimit: 100 },
+    { event: (f) => out.push(f), gap: () => assert.fail('no gap') },
+  );
   await subs.add('post:p1', start);
   assert.deepEqual(
     out.map((m) => (JSON.parse(m.frame) as { event: { n: number } }).event.n),
@@ -209,7 +220,11 @@ test('live events that arrive during a replay should follow it without gap or du
 test('the router should append to history, deliver locally and send other nodes one message each', async () => {
   const w = world();
   const sent: { node: string; frames: number }[] = [];
-  const metrics = createGatewayMetrics(createMetricsRegistry('t'), w.hub, () => 0);
+  const metrics = createGatewayMetrics(
+    createMetricsRegistry('t'),
+    () => 0,
+    () => 0,
+  );
   const router = new Router({
     ...w,
     nodeId: 'n1',
@@ -221,8 +236,15 @@ test('the router should append to history, deliver locally and send other nodes 
         sent.push({ node, frames: message.frames.length });
         return Promise.resolve();
       },
+      broadcast: (message) => {
+        sent.push({ node: '*', frames: message.frames.length });
+        return Promise.resolve();
+      },
     },
   });
+  // The registry has been complete for a lease: every node renewed what it holds since.
+  await w.directory.refresh({ channels: [], connections: [] });
+  w.clock.now += 15_000;
   await w.directory.addChannel('n2', 'creator:u1');
   await w.directory.addChannel('n2', 'user:u1');
   await w.directory.addChannel('n3', 'user:u1');

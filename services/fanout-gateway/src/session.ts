@@ -2,10 +2,10 @@ import type { WebSocket } from 'ws';
 import { authorizeChannel } from '@ripple/auth';
 import type { AccessClaims, AccessVerifier, JwtSecret } from '@ripple/auth';
 import { RippleError, isRippleError } from '@ripple/errors';
-import { CloseCodes, parseClientFrame } from './protocol.js';
+import { CloseCodes, gapFrame, parseClientFrame } from './protocol.js';
 import type { ClientFrame } from './protocol.js';
 import { Subscriptions } from './subscriptions.js';
-import type { Outgoing, SubscriptionDeps } from './subscriptions.js';
+import type { SubscriptionDeps } from './subscriptions.js';
 
 export interface SessionLimits {
   readonly maxSubscriptions: number;
@@ -62,8 +62,9 @@ export class Session {
     this.now = deps.now ?? Date.now;
     this.tokens = deps.limits.rateBurst;
     this.lastRefill = this.now();
-    this.subscriptions = new Subscriptions(deps, (m: Outgoing) => {
-      this.send(m.frame);
+    this.subscriptions = new Subscriptions(deps, {
+      event: (f) => this.send(f.frame),
+      gap: (channel, position) => this.reply(gapFrame(channel, position)),
     });
     this.armExpiry();
   }

@@ -8,7 +8,8 @@ import { OFFSET_PATTERN } from '@ripple/registry';
 import type { Connection, Connections } from './connections.js';
 import type { GatewayMetrics } from './metrics.js';
 import { Subscriptions } from './subscriptions.js';
-import type { Outgoing, SubscriptionDeps } from './subscriptions.js';
+import type { SubscriptionDeps } from './subscriptions.js';
+import { gapFrame } from './protocol.js';
 
 export interface SseDeps extends SubscriptionDeps {
   /** Verifies chat subscription tokens (HS256, JWT_SECRET shared with chat-service). */
@@ -112,12 +113,16 @@ export function installSse(app: FastifyInstance, deps: SseDeps): void {
       }
       raw.write(text);
     };
-    const send = (m: Outgoing): void => {
-      const epoch = /"epoch":"([^"]*)"/.exec(m.frame)?.[1] ?? positions[m.channel]?.[1] ?? '';
-      positions[m.channel] = [m.offset, epoch];
-      write(`id: ${encodeId(positions)}\nevent: event\ndata: ${m.frame}\n\n`);
-    };
-    const subscriptions = new Subscriptions(deps, send);
+    const subscriptions = new Subscriptions(deps, {
+      event: (f) => {
+        positions[f.channel] = [f.offset, f.epoch];
+        write(`id: ${encodeId(positions)}\nevent: event\ndata: ${f.frame}\n\n`);
+      },
+      gap: (channel, position) => {
+        positions[channel] = [position.offset, position.epoch];
+        write(`id: ${encodeId(positions)}\nevent: gap\ndata: ${JSON.stringify(gapFrame(channel, position))}\n\n`);
+      },
+    });
     const connection: Connection = {
       id: randomUUID(),
       userId: claims.sub,

@@ -1,6 +1,5 @@
 import type { Directory, History, StreamPosition } from '@ripple/registry';
-import { compareOffsets } from '@ripple/registry';
-import type { LocalHub, Subscriber } from './hub.js';
+import type { ChannelFrame, LocalHub, Subscriber } from './hub.js';
 import { eventFrame } from './protocol.js';
 
 export interface SubscriptionDeps {
@@ -12,18 +11,22 @@ export interface SubscriptionDeps {
   readonly historyLimit: number;
 }
 
-export interface Outgoing {
-  readonly channel: string;
-  readonly offset: string;
-  readonly frame: string;
+/** Where a connection's channel traffic goes, in order. */
+export interface ChannelSink {
+  event(frame: ChannelFrame): void;
+  /** Events before `position` are lost for this channel: tell the client to refetch (the `gap` frame). */
+  gap(channel: string, position: StreamPosition): void;
 }
+
+type Queued = { readonly frame: ChannelFrame } | { readonly gap: StreamPosition };
 
 interface ChannelState {
   live: boolean;
-  /** Live frames that arrived while the history was being replayed. */
-  buffer: Outgoing[];
-  /** Offset of the last frame handed out. */
-  last: string;
+  /** Hub traffic that arrived while the history was being replayed. */
+  buffer: Queued[];
+  /** The epoch and offset of the last frame handed out. */
+  epoch: string;
+  last: number;
 }
 
 export interface Subscribed {
@@ -43,7 +46,7 @@ export class Subscriptions implements Subscriber {
 
   constructor(
     private readonly deps: SubscriptionDeps,
-    private readonly out: (message: Outgoing) => void,
+    private readonly sink: ChannelSink,
   ) {}
 
   get size(): number {
@@ -58,15 +61,35 @@ export class Subscriptions implements Subscriber {
     return [...this.channels.keys()];
   }
 
-  deliver(channel: string, offset: string, frame: string): void {
+  deliver(frame: ChannelFrame): void {
+    const state = this.channels.get(frame.channel);
+    if (!state) return;
+    if (!state.live) state.buffer.push({ frame });
+    else this.emit(state, frame);
+  }
+
+  gap(channel: string, position: StreamPosition): void {
     const state = this.channels.get(channel);
     if (!state) return;
-    if (!state.live) {
-      state.buffer.push({ channel, offset, frame });
-      return;
-    }
+    if (!state.live) state.buffer.push({ gap: position });
+    else this.emitGap(state, channel, position);
+  }
+
+  /** Hands out a frame unless this connection has it already (or it belongs to another epoch). */
+  private emit(state: ChannelState, frame: ChannelFrame): void {
+    const offset = Number(frame.offset);
+    if (frame.epoch !== state.epoch || offset <= state.last) return;
     state.last = offset;
-    this.out({ channel, offset, frame });
+    this.sink.event(frame);
+  }
+
+  /** Signals a gap, unless this connection already has everything up to `position`. */
+  private emitGap(state: ChannelState, channel: string, position: StreamPosition): void {
+    const offset = Number(position.offset);
+    if (position.epoch === state.epoch && offset <= state.last) return;
+    state.epoch = position.epoch;
+    state.last = offset;
+    this.sink.gap(channel, position);
   }
 
   /**
@@ -83,28 +106,33 @@ export class Subscriptions implements Subscriber {
       announce(subscribed);
       return subscribed;
     }
-    const state: ChannelState = { live: false, buffer: [], last: '0-0' };
+    const state: ChannelState = { live: false, buffer: [], epoch: '', last: 0 };
     this.channels.set(channel, state);
     try {
       if (this.deps.hub.subscribe(channel, this)) await this.deps.directory.addChannel(this.deps.nodeId, channel);
       let result: Subscribed;
       if (since === undefined) {
         const position = await this.deps.history.position(channel);
-        state.last = position.offset;
+        this.deps.hub.position(channel, position);
+        state.epoch = position.epoch;
+        state.last = Number(position.offset);
         result = { recovered: false, position, replayed: 0 };
         announce(result);
       } else {
         const recovery = await this.deps.history.since(channel, since, this.deps.historyLimit);
-        state.last = recovery.recovered ? since.offset : recovery.position.offset;
-        result = { recovered: recovery.recovered, position: recovery.position, replayed: recovery.entries.length };
+        const { position } = recovery;
+        this.deps.hub.position(channel, position);
+        state.epoch = position.epoch;
+        state.last = Number(recovery.recovered ? since.offset : position.offset);
+        result = { recovered: recovery.recovered, position, replayed: recovery.entries.length };
         announce(result);
         for (const entry of recovery.entries) {
-          this.out({
+          this.emit(state, {
             channel,
             offset: entry.offset,
-            frame: eventFrame(channel, entry.offset, recovery.position.epoch, entry.payload),
+            epoch: position.epoch,
+            frame: eventFrame(channel, entry.offset, position.epoch, entry.payload),
           });
-          state.last = entry.offset;
         }
       }
       return result;
@@ -112,15 +140,14 @@ export class Subscriptions implements Subscriber {
       await this.remove(channel);
       throw err;
     } finally {
-      this.goLive(state);
+      if (this.channels.get(channel) === state) this.goLive(channel, state);
     }
   }
 
-  private goLive(state: ChannelState): void {
-    for (const message of state.buffer) {
-      if (compareOffsets(message.offset, state.last) <= 0) continue;
-      state.last = message.offset;
-      this.out(message);
+  private goLive(channel: string, state: ChannelState): void {
+    for (const queued of state.buffer) {
+      if ('gap' in queued) this.emitGap(state, channel, queued.gap);
+      else this.emit(state, queued.frame);
     }
     state.buffer = [];
     state.live = true;
