@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { isRippleError } from '@ripple/errors';
+import { redactText, redactUrl } from '@ripple/telemetry';
 
 /** The body of every 4xx/5xx answer: a stable machine-readable code and a human message. */
 export interface ErrorBody {
@@ -39,12 +40,13 @@ export function installErrorHandling(app: FastifyInstance): void {
       request.log.error({ err }, 'request failed');
       return reply.status(500).send({ code: 'INTERNAL', message: 'internal error' } satisfies ErrorBody);
     }
-    // Fastify's own client errors (bad JSON, wrong content type, body too large) keep their code.
-    return reply.status(status).send({ code: err.code, message: err.message } satisfies ErrorBody);
+    // Fastify's own client errors (bad JSON, wrong content type, body too large, a bad URL) keep
+    // their code; a message that echoes the URL loses its tokens.
+    return reply.status(status).send({ code: err.code, message: redactText(err.message) } satisfies ErrorBody);
   });
   app.setNotFoundHandler((request, reply) =>
     reply
       .status(404)
-      .send({ code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` } satisfies ErrorBody),
+      .send({ code: 'NOT_FOUND', message: `no route ${request.method} ${redactUrl(request.url)}` } satisfies ErrorBody),
   );
 }

@@ -15,3 +15,4 @@ export {
   tracer,
 } from './tracing.js';
 export type { Context, MessageHeaders, Span } from './tracing.js';
+export { REDACTED, redactText, redactUrl } from './redact.js';

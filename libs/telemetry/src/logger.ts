@@ -1,23 +1,45 @@
 import { trace } from '@opentelemetry/api';
 import { pino } from 'pino';
-import type { Logger, LevelWithSilent } from 'pino';
+import type { DestinationStream, Logger, LevelWithSilent, LoggerOptions, redactOptions } from 'pino';
+import { REDACTED, redactText, redactUrl } from './redact.js';
 
 export type { Logger };
 
 /**
- * Structured JSON logs, one line per record, with the service name on every line and, inside a
- * traced operation, its `trace_id` and `span_id`.
+ * What pino redacts on every line: the request URL fastify logs (`req.url`) keeps everything but
+ * its secret query parameters; the Authorization header is replaced whole; error messages and
+ * stacks lose any token they echo.
  */
-export function createLogger(service: string, level: LevelWithSilent = 'info'): Logger {
-  return pino({
+const redaction: redactOptions = {
+  paths: ['req.url', 'req.headers.authorization', 'err.message', 'err.stack'],
+  censor: (value: unknown, path: string[]) => {
+    if (typeof value !== 'string') return value === undefined ? value : REDACTED;
+    if (path.at(-1) === 'url') return redactUrl(value);
+    if (path[0] === 'err') return redactText(value);
+    return REDACTED;
+  },
+};
+
+/**
+ * Structured JSON logs, one line per record, with the service name on every line and, inside a
+ * traced operation, its `trace_id` and `span_id`. Secrets are redacted (see {@link redaction}).
+ */
+export function createLogger(
+  service: string,
+  level: LevelWithSilent = 'info',
+  destination?: DestinationStream,
+): Logger {
+  const options: LoggerOptions = {
     level,
     base: { service },
     timestamp: pino.stdTimeFunctions.isoTime,
+    redact: redaction,
     mixin() {
       const span = trace.getActiveSpan();
       if (!span) return {};
       const { traceId, spanId } = span.spanContext();
       return { trace_id: traceId, span_id: spanId };
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }

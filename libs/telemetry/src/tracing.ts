@@ -1,6 +1,7 @@
 import { register } from 'node:module';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
 import type { Context, Span } from '@opentelemetry/api';
+import { SECRET_QUERY_PARAMS, redactUrl } from './redact.js';
 
 export { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace };
 export type { Context, Span };
@@ -35,6 +36,21 @@ export async function startTracing(serviceName: string): Promise<boolean> {
   return true;
 }
 
+/**
+ * Query parameters the HTTP instrumentation redacts in `url.query` (server spans) and `url.full`
+ * (client spans). Setting the option replaces its built-in list, so that list is repeated here.
+ */
+const REDACTED_QUERY_PARAMS = [
+  ...SECRET_QUERY_PARAMS,
+  'sig',
+  'Signature',
+  'AWSAccessKeyId',
+  'X-Goog-Signature',
+  'X-Amz-Signature',
+  'X-Amz-Credential',
+  'X-Amz-Security-Token',
+];
+
 async function loadInstrumentations() {
   const [http, fastify, pg, prisma, ioredis, kafkajs] = await Promise.all([
     import('@opentelemetry/instrumentation-http'),
@@ -49,8 +65,15 @@ async function loadInstrumentations() {
   // message's span must continue its own trace (its outbox row's), not the relay's.
   Object.assign(kafka, { _getProducerPatch: () => (original: unknown) => original });
   return [
-    new http.HttpInstrumentation(),
-    new fastify.FastifyOtelInstrumentation({ registerOnInitialization: true }),
+    new http.HttpInstrumentation({
+      redactedQueryParamsServer: REDACTED_QUERY_PARAMS,
+      redactedQueryParams: REDACTED_QUERY_PARAMS,
+    }),
+    new fastify.FastifyOtelInstrumentation({
+      registerOnInitialization: true,
+      // @fastify/otel records the whole request target, query included, as `url.path`.
+      requestHook: (span, request) => span.setAttribute('url.path', redactUrl(request.url)),
+    }),
     new pg.PgInstrumentation(),
     new prisma.PrismaInstrumentation(),
     new ioredis.IORedisInstrumentation(),

@@ -46,10 +46,12 @@ const attributesOf = (kvs: KeyValue[] = []) => Object.fromEntries(kvs.map((kv) =
 
 /**
  * A minimal OTLP/HTTP trace receiver (JSON encoding, as @opentelemetry/exporter-trace-otlp-http
- * sends it): every span any process exports ends up in `spans`.
+ * sends it): every span any process exports ends up in `spans`, and every request body as it
+ * arrived in `bodies` (to search for text anywhere: attributes, events, status messages).
  */
 export async function startOtlpReceiver() {
   const spans: ReceivedSpan[] = [];
+  const bodies: string[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -61,6 +63,7 @@ export async function startOtlpReceiver() {
           res.writeHead(415).end();
           return;
         }
+        bodies.push(body.toString('utf8'));
         const request = JSON.parse(body.toString('utf8')) as OtlpRequest;
         for (const rs of request.resourceSpans ?? []) {
           const service = String(attributesOf(rs.resource?.attributes)['service.name'] ?? '');
@@ -88,6 +91,7 @@ export async function startOtlpReceiver() {
   return {
     endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     spans,
+    bodies,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

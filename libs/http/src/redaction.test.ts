@@ -1,0 +1,52 @@
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
+import { serviceShell } from './health.js';
+
+const TOKEN = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1NDIifQ.c2VjcmV0LXNpZ25hdHVyZQ';
+
+function shellWithCapturedLogs(t: { after(fn: () => Promise<void>): void }) {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l !== ''),
+      );
+      done();
+    },
+  });
+  const app = serviceShell({
+    logger: createLogger('redaction-test', 'info', stream),
+    metrics: createMetricsRegistry('redaction-test'),
+    checks: {},
+  });
+  t.after(() => app.close());
+  return { app, lines };
+}
+
+test('the request log should show the URL with its access and subscription tokens redacted', async (t) => {
+  const { app, lines } = shellWithCapturedLogs(t);
+  const res = await app.inject({
+    url: `/healthz?access_token=${TOKEN}&subscription_token=${TOKEN}`,
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  assert.equal(res.statusCode, 200);
+  const incoming = lines.map((l) => JSON.parse(l) as { msg: string; req?: { url: string } }).find((l) => l.req);
+  assert.equal(incoming?.req?.url, '/healthz?access_token=REDACTED&subscription_token=REDACTED');
+  for (const line of lines) assert.ok(!line.includes(TOKEN), line);
+});
+
+test('an unknown route should answer 404 without echoing the token of its URL', async (t) => {
+  const { app, lines } = shellWithCapturedLogs(t);
+  const res = await app.inject({ url: `/nowhere?channels=user:u42&access_token=${TOKEN}` });
+  assert.equal(res.statusCode, 404);
+  assert.deepEqual(res.json(), {
+    code: 'NOT_FOUND',
+    message: 'no route GET /nowhere?channels=user:u42&access_token=REDACTED',
+  });
+  for (const line of lines) assert.ok(!line.includes(TOKEN), line);
+});
