@@ -112,7 +112,7 @@ runProcess(SERVICE_NAME, async () => {
     dlqProducer: producer,
     sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
     metrics: registry,
-    onEvent: (event) => router.route(event),
+    onEvent: (event) => router.route([event]),
   });
   const admin = kafka.admin();
   await admin.connect();

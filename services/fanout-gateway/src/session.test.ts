@@ -195,6 +195,7 @@ test('live events that arrive during a replay should follow it without gap or du
   let second = first;
   const slowHistory: History = {
     append: (c, p) => history.append(c, p),
+    appendMany: (e) => history.appendMany(e),
     position: (c) => history.position(c),
     since: async (c, s, l) => {
       second = await history.append(c, '{"n":2}');
@@ -251,12 +252,12 @@ test('the router should append to history, deliver locally and send other nodes 
   const local = session(w);
   await local.send({ op: 'subscribe', channel: 'creator:u1' });
   const { createEvent } = await import('@ripple/events');
-  await router.route(
+  await router.route([
     createEvent('post.created', {
       source: 't',
       data: { postId: 'p1', authorId: 'u1', body: 'b', createdAt: new Date().toISOString() },
     }),
-  );
+  ]);
   assert.equal(local.frames().at(-1)?.op, 'event');
   assert.deepEqual(
     sent.sort((a, b) => a.node.localeCompare(b.node)),
