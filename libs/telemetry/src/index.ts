@@ -15,3 +15,5 @@ export {
   tracer,
 } from './tracing.js';
 export type { Context, MessageHeaders, Span } from './tracing.js';
+export { connectionHealth, watchConnection } from './connections.js';
+export type { ConnectionHealth, ConnectionHealthOptions } from './connections.js';

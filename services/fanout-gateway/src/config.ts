@@ -15,8 +15,13 @@ export const GatewayEnv = Type.Object({
   }),
   /** All gateway nodes share this consumer group. */
   KAFKA_GROUP_ID: Type.String({ default: 'fanout-gateway', minLength: 1 }),
-  /** A crashed node's partitions move to the others after this long (broker minimum: 6000). */
-  KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 1000 }),
+  /**
+   * A crashed node's partitions move to the others after this long, in ms (the broker's
+   * group.min.session.timeout.ms, 6000 by default, is the floor). Heartbeats go every tenth of it.
+   * Lower means faster takeover after a crash, but a node stalled longer than this (GC pause, CPU
+   * starvation) is evicted and its partitions rebalanced although it was alive.
+   */
+  KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ default: 6000, minimum: 1000 }),
   KAFKA_TOPIC_PARTITIONS: Type.Integer({ default: 6, minimum: 1 }),
   KAFKA_REPLICATION_FACTOR: Type.Integer({ default: 1, minimum: 1 }),
   /** Largest inbound WebSocket frame; bigger frames close the socket with 1009. */

@@ -68,7 +68,7 @@ runProcess(SERVICE_NAME, async () => {
         replicationFactor: config.KAFKA_REPLICATION_FACTOR,
       })),
   );
-  const producer = createEventProducer(kafka, { metrics: registry });
+  const producer = createEventProducer(kafka, { metrics: registry, logger });
   await producer.connect();
 
   const live = new Connections(directory, metrics, logger, async (change, connection) => {
