@@ -109,7 +109,7 @@ test('an outage longer than the outbox lease should refuse no write, and every a
     new Set(
       client.frames
         .filter((f) => f.op === 'event')
-        .map((f) => ((f.event as { subject?: string } | undefined)?.subject ?? '')),
+        .map((f) => (f.event as { subject?: string } | undefined)?.subject ?? ''),
     );
   assert.equal(await createPost(postService, 'live'), 201);
   await waitUntil('the live post on the socket', 20_000, () => delivered().has(accepted.at(-1) ?? ''));
