@@ -41,13 +41,13 @@ function toPino(logger: Logger) {
 
 /**
  * kafkajs' retry for every request, consumer restart and connection of our clients. The
- * backoff doubles from 200 ms but is capped at 1 s (kafkajs' default cap is 30 s, which left
+ * backoff doubles from 200 ms but is capped at 500 ms (kafkajs' default cap is 30 s, which left
  * consumers idle up to ~24 s after a broker came back): after an outage of any length, the next
- * attempt is at most ~1.2 s away. A request gives up after 10 attempts (~8 s against a broker
+ * attempt is at most ~0.5 s away. A request gives up after 15 attempts (~7 s against a broker
  * that refuses connections), so a producer's `send` rejects and the outbox relay retries it
  * later; a consumer that gives up is restarted by kafkajs after the capped delay, forever.
  */
-export const KAFKA_RETRY = { initialRetryTime: 200, maxRetryTime: 1000, retries: 10 } as const;
+export const KAFKA_RETRY = { initialRetryTime: 200, maxRetryTime: 500, retries: 15 } as const;
 
 /** A kafkajs client whose logs go through our structured logger. */
 export function createKafka(opts: { brokers: string[]; clientId: string; logger: Logger }): Kafka {

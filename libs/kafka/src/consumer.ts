@@ -31,6 +31,14 @@ export interface EventConsumerOptions {
   readonly startAt?: 'earliest' | 'latest';
   /** How long the group waits for a silent member before giving its partitions to others. */
   readonly sessionTimeoutMs?: number;
+  /**
+   * How long, in ms, a rebalance waits for the group's known members to rejoin before it goes on
+   * without them (kafkajs default 60000). After a broker restart the group still lists the
+   * members from before, which kafkajs replaced with new member ids when it restarted them: the
+   * first join waits for them until this or the session timeout. Lower resumes faster; a member
+   * busy longer than this (a slow handler) misses the rebalance and costs another one.
+   */
+  readonly rebalanceTimeoutMs?: number;
   /** Attempts for a handler that keeps failing with a retriable error before it is dead-lettered. */
   readonly maxAttempts?: number;
   /** First retry delay; doubles per attempt up to `maxBackoffMs`. */
@@ -102,6 +110,12 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
       groupId: opts.groupId,
       allowAutoTopicCreation: false,
       sessionTimeout,
+      // A member notices a rebalance at its next heartbeat, sent between fetches: with a short
+      // rebalance timeout, fetches must not long-poll for longer than a fraction of it.
+      ...(opts.rebalanceTimeoutMs !== undefined && {
+        rebalanceTimeout: opts.rebalanceTimeoutMs,
+        maxWaitTimeInMs: Math.min(5000, Math.floor(opts.rebalanceTimeoutMs / 4)),
+      }),
       heartbeatInterval: Math.max(500, Math.floor(sessionTimeout / 10)),
     });
   let consumer: Consumer = newConsumer();

@@ -16,8 +16,10 @@ import { runId, testDatabaseUrl, testInfra, waitUntil } from '@ripple/testing';
 import { PgOutboxStore, createOutboxRelay, listenForOutbox } from './index.js';
 import type { OutboxRelay } from './index.js';
 
-// The outbox against real PostgreSQL and Kafka: per-aggregate order with two relays at once, and
-// no lost or duplicated event when the broker process dies while the service keeps writing.
+// The outbox against real PostgreSQL and Kafka: per-aggregate order with two relays at once, no
+// lost or duplicated event when the broker process dies while the service keeps writing, and
+// the lease: no transaction open while a relay waits for Kafka, its shards freed when it waits
+// longer than the lease (the lock session's idle_session_timeout).
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const logger = createLogger('outbox-test', 'silent');
 const run = runId();
@@ -209,4 +211,45 @@ test('killing the Kafka broker while the service writes should lose and duplicat
   await waitUntil('1,000 events on the topic', 120_000, () => seen.length >= 1000);
   await new Promise((res) => setTimeout(res, 500));
   assertExactlyOnceInOrder(seen, perKey);
+});
+
+test('a relay should hold no transaction while it waits for Kafka, and lose its shards once its lease runs out', async (t) => {
+  const { pool, defer } = await outboxDatabase(t, 'lease');
+  await writeOutbox(pool, `test.${run}.lease`, [liked('post-1', 1), liked('post-1', 2)]);
+  const first = new PgOutboxStore(pool, { leaseMs: 500 });
+  const second = new PgOutboxStore(pool, { leaseMs: 500 });
+  defer(() => first.close());
+  defer(() => second.close());
+
+  // The first relay's Kafka does not answer until we say so.
+  let entered = false;
+  let answer = (): void => undefined;
+  const kafkaAnswers = new Promise<void>((resolve) => (answer = resolve));
+  const firstBatch = first.publishBatch(10, async () => {
+    entered = true;
+    await kafkaAnswers;
+  });
+  await waitUntil('the first relay to publish', 10_000, () => entered);
+  const open = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM pg_stat_activity
+     WHERE datname = current_database() AND state LIKE 'idle in transaction%'`,
+  );
+  assert.equal(open.rows[0]?.n, 0, 'no transaction is open while the relay waits for Kafka');
+  const nothing = await second.publishBatch(10, () => Promise.reject(new Error('the shard is taken')));
+  assert.equal(nothing, 0, 'another relay skips the shard while the lease holds');
+
+  const ids: string[] = [];
+  await waitUntil('the lease to run out and the second relay to publish', 10_000, async () => {
+    const n = await second.publishBatch(10, (rows) => {
+      ids.push(...rows.map((r) => r.id));
+      return Promise.resolve();
+    });
+    return n > 0;
+  });
+  answer();
+  await assert.rejects(firstBatch, 'a relay whose lease ran out cannot mark its rows sent');
+  assert.equal(ids.length, 2);
+  assert.ok(Number(ids[0]) < Number(ids[1]), 'in id order');
+  const unsent = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL');
+  assert.equal(unsent.rows[0]?.n, 0);
 });

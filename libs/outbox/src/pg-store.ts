@@ -49,6 +49,8 @@ export class PgOutboxStore implements OutboxStore {
   private readonly shards: number;
   private session: pg.Client | undefined;
   private sessionBroken = false;
+  /** True while `publish` runs (the lock session sits idle then, and may reach its lease). */
+  private publishing = false;
 
   constructor(
     private readonly pool: Pool,
@@ -70,7 +72,8 @@ export class PgOutboxStore implements OutboxStore {
       // The session ended under us: the next batch opens another. 57P05 is the lease running
       // out (idle_session_timeout) while the relay waited for Kafka: expected, not a fault.
       this.sessionBroken = true;
-      if (err.code !== IDLE_SESSION_TIMEOUT) this.opts.health?.failed(err, { lockSession: true });
+      // While a batch waits for Kafka, the end of the session is the lease doing its job.
+      if (err.code !== IDLE_SESSION_TIMEOUT && !this.publishing) this.opts.health?.failed(err, { lockSession: true });
     });
     await client.connect();
     this.session = client;
@@ -116,6 +119,7 @@ export class PgOutboxStore implements OutboxStore {
         [taken, limit],
       );
       if (rows.length === 0) return 0;
+      this.publishing = true;
       await publish(
         rows.map((r) => ({
           id: r.id,
@@ -126,10 +130,12 @@ export class PgOutboxStore implements OutboxStore {
           createdAt: r.created_at,
         })),
       );
+      this.publishing = false;
       // On the lock session: fails (rows stay unsent) if the lease ran out meanwhile.
       await client.query('UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])', [rows.map((r) => r.id)]);
       return rows.length;
     } finally {
+      this.publishing = false;
       await client.query('SELECT pg_advisory_unlock_all()').catch(() => {
         // Session gone: PostgreSQL released its locks with it.
         this.sessionBroken = true;

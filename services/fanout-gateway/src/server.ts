@@ -95,6 +95,7 @@ runProcess(SERVICE_NAME, async () => {
     logger,
     dlqProducer: producer,
     sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
+    rebalanceTimeoutMs: config.KAFKA_REBALANCE_TIMEOUT_MS,
     metrics: registry,
     onEvent: (event) => router.route(event),
   });

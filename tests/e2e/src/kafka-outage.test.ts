@@ -146,9 +146,9 @@ test('an outage longer than the outbox lease should refuse no write, and every a
   assert.equal(postService.process.exitCode, null);
   // The figures, for the README and reviewers.
   console.log(JSON.stringify({ outageMs, outageWrites, leaseMs: LEASE_MS, firstDeliveryMs }));
-  // Measured ~6 s here: the relay publishes ~0.1 s after the broker answers, but the gateway's
-  // group waits one session timeout (6 s) for its pre-outage member, which kafkajs replaced by a
-  // new member id when it restarted the consumer (kafkajs has no static membership). The goal
-  // is 3 s; this bound is what the current design guarantees (session timeout + 3 s).
-  assert.ok(firstDeliveryMs <= 9000, `delivery resumed ${firstDeliveryMs} ms after the broker answered`);
+  // Measured 3.5–3.6 s on the 2-core machine: the first attempts meet "coordinator loading"
+  // (~1 s), then the group waits KAFKA_REBALANCE_TIMEOUT_MS (1.5 s) for its pre-restart member,
+  // which kafkajs replaced by a new member id (it has no static membership). The goal is 3 s;
+  // the bound leaves room for a loaded machine without hiding a return to the old ~24 s.
+  assert.ok(firstDeliveryMs <= 6000, `delivery resumed ${firstDeliveryMs} ms after the broker answered`);
 });
