@@ -1,9 +1,7 @@
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -12,7 +10,7 @@ import { createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka, deleteTopics, ensureTopics } from '@ripple/kafka';
 import type { EventProducer, Kafka } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { runId, testDatabaseUrl, testInfra, waitUntil } from '@ripple/testing';
+import { privateKafka, runId, testDatabaseUrl, testInfra, waitUntil } from '@ripple/testing';
 import { PgOutboxStore, createOutboxRelay, listenForOutbox } from './index.js';
 import type { OutboxRelay } from './index.js';
 
@@ -153,22 +151,13 @@ test('two relays running at once should publish every event once, in per-aggrega
 
 test('killing the Kafka broker while the service writes should lose and duplicate nothing', async (t) => {
   const { pool, databaseUrl, defer } = await outboxDatabase(t, 'chaos');
-  // A broker of this test's own (other ports, other data), so killing it disturbs nobody.
-  const dataDir = mkdtempSync(join(tmpdir(), 'ripple-kafka-chaos-'));
-  const env = { ...process.env, KAFKA_DATA_DIR: dataDir, KAFKA_PORT: '19092', KAFKA_CONTROLLER_PORT: '19093' };
-  const kafkaScript = (cmd: string) => {
-    const result = spawnSync('bash', [join(ROOT, 'infra/kafka/kafka.sh'), cmd], { env, encoding: 'utf8' });
-    assert.equal(result.status, 0, `kafka.sh ${cmd}: ${result.stderr}`);
-  };
-  const killBroker = () => process.kill(-Number(readFileSync(join(dataDir, 'kafka.pid'), 'utf8')), 'SIGKILL');
-  kafkaScript('start');
-  defer(() => {
-    kafkaScript('stop');
-    rmSync(dataDir, { recursive: true, force: true });
-    return Promise.resolve();
-  });
+  // A broker of this test's own (free ports, own data), so killing it disturbs nobody.
+  const broker = await privateKafka();
+  defer(() => Promise.resolve(broker.remove()));
+  const killBroker = () => broker.kill();
+  broker.start();
 
-  const kafka = createKafka({ brokers: ['127.0.0.1:19092'], clientId: 'outbox-chaos', logger });
+  const kafka = createKafka({ brokers: [broker.brokers], clientId: 'outbox-chaos', logger });
   const topic = `test.${run}.chaos`;
   await ensureTopics(kafka, [{ topic, numPartitions: 3, replicationFactor: 1 }]);
   const producer = createEventProducer(kafka);
@@ -203,7 +192,7 @@ test('killing the Kafka broker while the service writes should lose and duplicat
   killBroker();
   const publishedAtKill = published;
   await waitUntil('the service to write while Kafka is down', 30_000, () => written >= publishedAtKill + 200);
-  kafkaScript('start');
+  broker.start();
   await writer;
   assert.equal(written, 1000);
 

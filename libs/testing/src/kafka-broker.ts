@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +33,8 @@ export interface PrivateKafka {
   start(): void;
   /** Stops the broker (SIGTERM, then SIGKILL after 30 s) and waits until its port is free. */
   stop(): void;
+  /** SIGKILLs the broker's process group (a crash, not a shutdown); `start` brings it back. */
+  kill(): void;
   /** Stops the broker if it runs and deletes its data directory. */
   remove(): void;
 }
@@ -58,6 +60,9 @@ export async function privateKafka(): Promise<PrivateKafka> {
     brokers: `127.0.0.1:${port}`,
     start: () => script('start'),
     stop: () => script('stop'),
+    kill() {
+      process.kill(-Number(readFileSync(join(dataDir, 'kafka.pid'), 'utf8')), 'SIGKILL');
+    },
     remove() {
       try {
         script('stop');
