@@ -47,7 +47,7 @@ function toPino(logger: Logger) {
  * that refuses connections), so a producer's `send` rejects and the outbox relay retries it
  * later; a consumer that gives up is restarted by kafkajs after the capped delay, forever.
  */
-export const KAFKA_RETRY = { initialRetryTime: 200, maxRetryTime: 500, retries: 15 } as const;
+const KAFKA_RETRY = { initialRetryTime: 200, maxRetryTime: 500, retries: 15 } as const;
 
 /** A kafkajs client whose logs go through our structured logger. */
 export function createKafka(opts: { brokers: string[]; clientId: string; logger: Logger }): Kafka {
