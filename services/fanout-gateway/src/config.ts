@@ -15,8 +15,21 @@ export const GatewayEnv = Type.Object({
   }),
   /** All gateway nodes share this consumer group. */
   KAFKA_GROUP_ID: Type.String({ default: 'fanout-gateway', minLength: 1 }),
-  /** A crashed node's partitions move to the others after this long (broker minimum: 6000). */
-  KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 1000 }),
+  /**
+   * A crashed node's partitions move to the others after this long, in ms (the broker's
+   * group.min.session.timeout.ms, 6000 by default, is the floor). Heartbeats go every tenth of it.
+   * Lower means faster takeover after a crash, but a node stalled longer than this (GC pause, CPU
+   * starvation) is evicted and its partitions rebalanced although it was alive.
+   */
+  KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ default: 6000, minimum: 1000 }),
+  /**
+   * How long a rebalance waits for members to rejoin, in ms. After a broker restart the group
+   * waits this long (or the session timeout, if shorter) for the members it knew before, so it
+   * bounds how soon delivery resumes. Routing one event takes milliseconds, so members rejoin
+   * well within it, and fetches long-poll for at most a quarter of it so that idle members
+   * notice a rebalance in time; a node stalled longer misses the rebalance and causes another.
+   */
+  KAFKA_REBALANCE_TIMEOUT_MS: Type.Integer({ default: 1500, minimum: 500 }),
   KAFKA_TOPIC_PARTITIONS: Type.Integer({ default: 6, minimum: 1 }),
   KAFKA_REPLICATION_FACTOR: Type.Integer({ default: 1, minimum: 1 }),
   /** Largest inbound WebSocket frame; bigger frames close the socket with 1009. */

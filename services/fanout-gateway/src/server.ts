@@ -13,7 +13,7 @@ import {
   registerConsumerLag,
 } from '@ripple/kafka';
 import { LeasedDirectory, RedisHistory, RedisLeasedSets } from '@ripple/registry';
-import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
+import { connectionHealth, createLogger, createMetricsRegistry, watchConnection } from '@ripple/telemetry';
 import { buildApp } from './app.js';
 import { RedisNodeBus } from './bus.js';
 import { SERVICE_NAME, loadGatewayConfig } from './config.js';
@@ -30,8 +30,15 @@ runProcess(SERVICE_NAME, async () => {
   const verifyAccess = await accessTokenVerifier(jwtOptionsFrom(config, (msg) => logger.debug(msg)));
 
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 });
-  redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
   const registry = createMetricsRegistry(SERVICE_NAME);
+  // Every ioredis connection's errors are handled, counted and logged once per outage.
+  const watchRedis = (connection: Redis, name: string) =>
+    watchConnection(
+      connection,
+      connectionHealth({ logger, metrics: registry, client: 'ioredis', connection: name }),
+      'ready',
+    );
+  watchRedis(redis, 'redis');
   const open = { count: () => 0 };
   const subscriptionCount = { get: () => 0 };
   const metrics = createGatewayMetrics(
@@ -63,7 +70,7 @@ runProcess(SERVICE_NAME, async () => {
     nodeId,
     onBadMessage: (err) => logger.warn({ err }, 'bad message from another node'),
     sendDelayMs: config.FAULT_NODE_BUS_DELAY_MS,
-    watch: (connection, name) => connection.on('error', (err) => logger.warn({ err, connection: name }, 'redis error')),
+    watch: watchRedis,
   });
 
   const router = new Router({ nodeId, hub, history, directory, bus, metrics });
@@ -84,7 +91,7 @@ runProcess(SERVICE_NAME, async () => {
         replicationFactor: config.KAFKA_REPLICATION_FACTOR,
       })),
   );
-  const producer = createEventProducer(kafka, { metrics: registry });
+  const producer = createEventProducer(kafka, { metrics: registry, logger });
   await producer.connect();
 
   const live = new Connections(directory, metrics, logger, async (change, connection) => {
@@ -111,6 +118,7 @@ runProcess(SERVICE_NAME, async () => {
     logger,
     dlqProducer: producer,
     sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
+    rebalanceTimeoutMs: config.KAFKA_REBALANCE_TIMEOUT_MS,
     metrics: registry,
     onEvent: (event) => router.route([event]),
   });

@@ -26,6 +26,7 @@ const NotificationEnv = Type.Composite([
 runProcess(SERVICE_NAME, () => {
   const config = loadConfig(NotificationEnv);
   let cache: UnreadCache | undefined;
+  let notificationConsumer: ReturnType<typeof startNotificationConsumer> | undefined;
   const cacheOf = (deps: ApiDeps<Db, Tx>) => (cache ??= new UnreadCache(deps.redis, deps.redisKeyPrefix, deps.logger));
   return startDomainService({
     name: SERVICE_NAME,
@@ -37,7 +38,8 @@ runProcess(SERVICE_NAME, () => {
     transaction,
     buildApp: (deps) => buildApp({ ...deps, cache: cacheOf(deps) }),
     async background({ deps, kafka, producer, logger, metrics }) {
-      const consumer = startNotificationConsumer({
+      // Created once: the runtime calls `background` again when a start attempt failed.
+      const consumer = (notificationConsumer ??= startNotificationConsumer({
         deps,
         cache: cacheOf(deps),
         kafka,
@@ -49,7 +51,7 @@ runProcess(SERVICE_NAME, () => {
         replicationFactor: config.KAFKA_REPLICATION_FACTOR,
         sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
         metrics,
-      });
+      }));
       await consumer.start();
       const janitor = setInterval(() => {
         const cutoff = new Date(Date.now() - config.PROCESSED_EVENTS_RETENTION_MS);
