@@ -243,11 +243,16 @@ export class Session {
     const notice = setLongTimeout(
       () => this.reply({ op: 'refresh_required', expiresAt: exp }),
       msLeft - this.deps.limits.refreshWindowMs,
+      this.now,
     );
-    const expire = setLongTimeout(() => {
-      this.deps.hooks.onError('AUTH_TOKEN_EXPIRED');
-      this.close(CloseCodes.unauthorized, 'AUTH_TOKEN_EXPIRED');
-    }, msLeft);
+    const expire = setLongTimeout(
+      () => {
+        this.deps.hooks.onError('AUTH_TOKEN_EXPIRED');
+        this.close(CloseCodes.unauthorized, 'AUTH_TOKEN_EXPIRED');
+      },
+      msLeft,
+      this.now,
+    );
     this.expiryTimers = [notice, expire];
   }
 

@@ -7,30 +7,33 @@ export interface LongTimer {
 }
 
 /**
- * Runs `fn` once after `ms`, however long that is: delays that come from a token, a client or
- * configuration may exceed what `setTimeout` takes, so a long delay is waited out in steps of at
- * most MAX_TIMER_MS. Non-finite or negative delays count as 0. The timer does not keep the
- * process alive.
+ * Runs `fn` once `ms` from now (by `now`), however long that is: delays that come from a token, a
+ * client or configuration may exceed what `setTimeout` takes, so a long delay is waited out in
+ * steps of at most MAX_TIMER_MS, each measured against the deadline. Non-finite or negative delays
+ * count as 0. The timer does not keep the process alive.
  */
-export function setLongTimeout(fn: () => void, ms: number): LongTimer {
-  let remaining = Number.isFinite(ms) ? Math.max(0, ms) : ms > 0 ? Number.MAX_SAFE_INTEGER : 0;
+export function setLongTimeout(fn: () => void, ms: number, now: () => number = Date.now): LongTimer {
+  const deadline = now() + (Number.isNaN(ms) ? 0 : Math.max(0, ms));
   let timer: NodeJS.Timeout | undefined;
+  let cancelled = false;
   const arm = (): void => {
-    const step = Math.min(remaining, MAX_TIMER_MS);
-    remaining -= step;
-    timer = setTimeout(() => {
-      timer = undefined;
-      if (remaining > 0) arm();
-      else fn();
-    }, step);
+    timer = setTimeout(
+      () => {
+        timer = undefined;
+        if (cancelled) return;
+        if (deadline - now() > 0) arm();
+        else fn();
+      },
+      Math.min(Math.max(0, deadline - now()), MAX_TIMER_MS),
+    );
     timer.unref();
   };
   arm();
   return {
     cancel() {
+      cancelled = true;
       if (timer !== undefined) clearTimeout(timer);
       timer = undefined;
-      remaining = 0;
     },
   };
 }
