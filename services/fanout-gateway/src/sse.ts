@@ -132,6 +132,7 @@ export function installSse(app: FastifyInstance, deps: LifecycleDeps): void {
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });
+    raw.flushHeaders(); // the client sees the stream open while set-up runs
     const keepAlive = setInterval(() => {
       if (raw.writableLength > deps.limits.sendBufferBytes) lifecycle.close(CloseCodes.slowConsumer, 'slow consumer');
       else if (!raw.writableEnded) raw.write(': keep-alive\n\n');
