@@ -105,6 +105,20 @@ async function openSse(query: string) {
   return { messages, abort, ended: () => ended };
 }
 
+/**
+ * Resolves once every set-up that started before this call has run to its end: set-ups all wait
+ * the same FAULT_SETUP_DELAY_MS, so when a set-up started now sends `welcome`, the earlier ones
+ * are past their delay (ordering, not timing).
+ */
+async function earlierSetUpsFinished(): Promise<void> {
+  const probe = TestClient.connect(
+    `ws://127.0.0.1:${node.port}/ws?access_token=${await signAccessToken(secret, 'probe')}`,
+  );
+  await probe.frame((f) => f.op === 'welcome');
+  probe.close();
+  await probe.closed();
+}
+
 test('a WebSocket the client closes during set-up should leave nothing in the registry', async () => {
   const token = await signAccessToken(secret, 'ws-early-quitter');
   const socket = new WebSocket(`ws://127.0.0.1:${node.port}/ws?access_token=${token}`);
@@ -117,6 +131,7 @@ test('a WebSocket the client closes during set-up should leave nothing in the re
   socket.close(); // the server is inside its set-up delay now
   await waitUntil('the socket closed', 5000, () => socket.readyState === socket.CLOSED);
   assert.equal(welcomed, false);
+  await earlierSetUpsFinished();
   await expectReleased(redis, redisPrefix, node, nodeId, SETUP_DELAY_MS + 3000);
   assert.deepEqual(await redis.zrange(`${redisPrefix}presence:{user:ws-early-quitter}`, 0, -1), []);
 });
@@ -126,6 +141,7 @@ test('an SSE stream the client aborts during set-up should leave nothing in the 
   const stream = await openSse(`channels=creator:early1,post:early2&access_token=${token}`);
   stream.abort(); // headers are out; the server is inside its set-up delay
   assert.equal(stream.messages.length, 0);
+  await earlierSetUpsFinished();
   await expectReleased(redis, redisPrefix, node, nodeId, SETUP_DELAY_MS + 3000);
 });
 
