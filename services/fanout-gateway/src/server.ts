@@ -140,6 +140,7 @@ runProcess(SERVICE_NAME, async () => {
     registry,
     metrics,
     pingIntervalMs: config.WS_PING_INTERVAL_MS,
+    setupDelayMs: config.FAULT_SETUP_DELAY_MS,
     isDraining: () => draining,
     limits: {
       maxSubscriptions: config.WS_MAX_SUBSCRIPTIONS,
