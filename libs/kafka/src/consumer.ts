@@ -1,8 +1,19 @@
-import type { Admin, Consumer, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import { decodeEvent } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
 import { RippleError, isRippleError } from '@ripple/errors';
-import { Counter, Gauge, connectionHealth } from '@ripple/telemetry';
+import {
+  Counter,
+  Gauge,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  connectionHealth,
+  context,
+  contextFromHeaders,
+  trace,
+  tracer,
+} from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
 import { consumerLag } from './client.js';
 import type { EventProducer } from './producer.js';
@@ -12,6 +23,12 @@ export interface ConsumedMeta {
   readonly partition: number;
   readonly offset: string;
   readonly headers: IHeaders | undefined;
+}
+
+/** A valid event with where it came from. */
+export interface ConsumedEvent {
+  readonly event: AnyEvent;
+  readonly meta: ConsumedMeta;
 }
 
 export interface EventConsumerOptions {
@@ -52,12 +69,25 @@ export interface EventConsumerOptions {
    * dead-letters the message; any other rejection is retried with backoff.
    */
   readonly onEvent: (event: AnyEvent, meta: ConsumedMeta) => Promise<void>;
+  /**
+   * With this, messages are consumed in batches: the valid, new events of one fetched batch of a
+   * partition are handed over at once, in offset order, and their offsets are committed when it
+   * resolves. A batch that fails with a non-retriable error, or keeps failing, is handled again
+   * one event at a time with `onEvent`, so only a poison event is dead-lettered. Each event gets a
+   * `process <topic>` consumer span (parent: the trace context in its headers); the handler runs
+   * in the context of the first one.
+   */
+  readonly onBatch?: (events: readonly ConsumedEvent[]) => Promise<void>;
+  /** Partitions handled at the same time in batch mode (kafkajs `partitionsConsumedConcurrently`). */
+  readonly partitionsConsumedConcurrently?: number;
   /** Counts outcomes in `events_consumed_total` by topic, event type and outcome. */
   readonly metrics?: Registry;
 }
 
 /** Wait before a fresh consumer replaces one that kafkajs would not restart. */
 const RELAUNCH_DELAY_MS = 1000;
+/** Most events handed to `onBatch` at once (a fetched batch can hold thousands). */
+const MAX_BATCH_EVENTS = 500;
 
 type Outcome = 'handled' | 'duplicate' | 'retried' | 'dead-lettered';
 
@@ -197,6 +227,103 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     }
   }
 
+  /**
+   * Hands `items` (one partition's, in offset order) to `onBatch`, retrying retriable failures with
+   * backoff; falls back to one event at a time when the batch cannot succeed.
+   */
+  async function handleBatch(
+    onBatch: NonNullable<EventConsumerOptions['onBatch']>,
+    items: readonly (ConsumedEvent & { message: KafkaMessage })[],
+    heartbeat: () => Promise<void>,
+  ): Promise<void> {
+    let backoff = initialBackoffMs;
+    for (let attempt = 1; ; attempt++) {
+      const spans = items.map(({ event, meta }) =>
+        tracer().startSpan(
+          `process ${meta.topic}`,
+          {
+            kind: SpanKind.CONSUMER,
+            attributes: {
+              'messaging.system': 'kafka',
+              'messaging.operation.type': 'process',
+              'messaging.destination.name': meta.topic,
+              'messaging.destination.partition.id': String(meta.partition),
+              'messaging.kafka.offset': meta.offset,
+              'cloudevents.event_id': event.id,
+              'cloudevents.event_type': event.type,
+            },
+          },
+          contextFromHeaders(meta.headers, ROOT_CONTEXT),
+        ),
+      );
+      try {
+        const first = spans[0];
+        await context.with(first ? trace.setSpan(context.active(), first) : context.active(), () => onBatch(items));
+        for (const { event, meta } of items) {
+          recent.add(event.id);
+          count('handled', meta, event.type);
+        }
+        return;
+      } catch (err) {
+        for (const span of spans) span.setStatus({ code: SpanStatusCode.ERROR, message: describe(err).message });
+        const problem = describe(err);
+        if (stopping) throw err; // not committed: the next owner of the partition retries it
+        if (!problem.retriable || attempt >= maxAttempts) {
+          for (const { event, meta, message } of items) await handle(event, meta, message, heartbeat);
+          return;
+        }
+        opts.logger.warn(
+          { attempt, code: problem.code, events: items.length, retryInMs: backoff },
+          'batch failed; retrying',
+        );
+        for (const { event, meta } of items) count('retried', meta, event.type);
+        await new Promise((r) => setTimeout(r, backoff));
+        await heartbeat();
+        backoff = Math.min(backoff * 2, maxBackoffMs);
+      } finally {
+        for (const span of spans) span.end();
+      }
+    }
+  }
+
+  /** kafkajs `eachBatch`: routes runs of valid events at once; invalid messages go to the DLQ in order. */
+  async function eachBatch(onBatch: NonNullable<EventConsumerOptions['onBatch']>, payload: EachBatchPayload) {
+    const { batch } = payload;
+    const heartbeat = () => payload.heartbeat();
+    let run: (ConsumedEvent & { message: KafkaMessage })[] = [];
+    let last: string | undefined;
+    const flush = async (): Promise<void> => {
+      if (run.length > 0) await handleBatch(onBatch, run, heartbeat);
+      run = [];
+      if (last !== undefined) payload.resolveOffset(last);
+    };
+    for (const message of batch.messages) {
+      if (!payload.isRunning() || payload.isStale()) break;
+      const meta: ConsumedMeta = {
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: message.offset,
+        headers: message.headers,
+      };
+      let event: AnyEvent;
+      try {
+        event = decodeEvent(message.value);
+      } catch (err) {
+        await flush();
+        await deadLetter(meta, message, err);
+        payload.resolveOffset(message.offset);
+        continue;
+      }
+      last = message.offset;
+      if (recent.has(event.id)) count('duplicate', meta, event.type);
+      else run.push({ event, meta, message });
+      if (run.length >= MAX_BATCH_EVENTS) await flush();
+    }
+    await flush();
+    await payload.commitOffsetsIfNecessary();
+    await heartbeat();
+  }
+
   let relaunch: NodeJS.Timeout | undefined;
 
   /** Replaces the consumer with a fresh one after a delay, again and again until one runs. */
@@ -231,6 +358,15 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     });
     await current.connect();
     await current.subscribe({ topics: [...opts.topics], fromBeginning: true });
+    const { onBatch } = opts;
+    if (onBatch) {
+      await current.run({
+        partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently ?? 1,
+        eachBatchAutoResolve: false,
+        eachBatch: (payload) => eachBatch(onBatch, payload),
+      });
+      return;
+    }
     await current.run({
       eachMessage: async (payload) => {
         const { topic, partition, message } = payload;

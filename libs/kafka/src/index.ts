@@ -3,4 +3,4 @@ export type { Kafka, TopicSpec } from './client.js';
 export { createEventProducer } from './producer.js';
 export type { EventProducer, OutgoingMessage } from './producer.js';
 export { createEventConsumer, dlqTopicOf, registerConsumerLag } from './consumer.js';
-export type { ConsumedMeta, EventConsumer, EventConsumerOptions } from './consumer.js';
+export type { ConsumedEvent, ConsumedMeta, EventConsumer, EventConsumerOptions } from './consumer.js';

@@ -267,3 +267,53 @@ test('the consumer should skip an event id it has just handled', async () => {
   await waitFor('the next event', 30_000, () => (handled.includes(next.id) ? true : undefined));
   assert.deepEqual(handled, [event.id, next.id]);
 });
+
+test('a batch consumer should hand over runs of events in order, dead-letter only the poison, and resume from its commit', async () => {
+  const topic = await newTopic('batch', 1);
+  const batches: string[][] = [];
+  const oneByOne: string[] = [];
+  const poison = liked('p1', 99);
+  const options: Partial<EventConsumerOptions> = {
+    onBatch: (items) => {
+      // A batch holding the poison event fails for good: it is handled again one event at a time.
+      if (items.some((i) => i.event.id === poison.id)) return Promise.reject(new RippleError('REFUSED', 'no'));
+      batches.push(items.map((i) => i.event.id));
+      return Promise.resolve();
+    },
+    onEvent: (event) => {
+      if (event.id === poison.id) return Promise.reject(new RippleError('REFUSED', 'no'));
+      oneByOne.push(event.id);
+      return Promise.resolve();
+    },
+  };
+  const first = Array.from({ length: 20 }, (_, i) => liked('p1', i));
+  await publish(topic, first);
+  const c = await consumer(topic, 'batch', options);
+  await waitUntil('the first events', 30_000, () => batches.flat().length >= 20);
+  assert.deepEqual(
+    batches.flat(),
+    first.map((e) => e.id),
+    'in offset order, once each',
+  );
+  assert.ok(
+    batches.some((b) => b.length > 1),
+    'several events per batch',
+  );
+
+  const around = [liked('p1', 30), poison, liked('p1', 31)];
+  await publish(topic, around);
+  const dead = await deadLetters(topic);
+  await waitUntil('the poison in the DLQ', 30_000, () => dead.length >= 1);
+  await waitUntil('the events around it', 30_000, () => oneByOne.length >= 2);
+  assert.deepEqual(oneByOne, [around[0]?.id, around[2]?.id]);
+  assert.equal(dead[0]?.code, 'REFUSED');
+
+  // A new member of the group starts after what was committed: nothing is handed over twice.
+  await c.stop();
+  const later = liked('p1', 40);
+  await publish(topic, [later]);
+  batches.length = 0;
+  await consumer(topic, 'batch', options);
+  await waitUntil('the event after the restart', 30_000, () => batches.flat().length >= 1);
+  assert.deepEqual(batches.flat(), [later.id]);
+});
