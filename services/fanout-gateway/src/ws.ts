@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { extractBearerToken } from '@ripple/auth';
@@ -14,10 +15,27 @@ function tokenOf(request: FastifyRequest): string | undefined {
   );
 }
 
+/**
+ * Frames sent to one socket within a tick (a routed batch delivers many at once) leave in one
+ * write: the TCP socket under `ws` is corked at the first and uncorked once the tick's work is
+ * done (ws corks around each frame itself; stream corks nest).
+ */
 function webSocketSink(socket: WebSocket): ConnectionSink {
+  const tcp = (socket as unknown as { _socket?: Socket })._socket;
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    tcp?.uncork();
+  };
   return {
     send: (_op, text) => {
-      if (socket.readyState === socket.OPEN) socket.send(text);
+      if (socket.readyState !== socket.OPEN) return;
+      if (tcp && !corked) {
+        corked = true;
+        tcp.cork();
+        process.nextTick(uncork);
+      }
+      socket.send(text);
     },
     bufferedAmount: () => socket.bufferedAmount,
     close: (code, reason) => {
