@@ -25,7 +25,7 @@ export interface GatewayAppDeps extends SubscriptionDeps {
   /** The server pings every socket this often; a socket that missed the previous pong is dropped. */
   readonly pingIntervalMs: number;
   readonly isDraining: () => boolean;
-  /** Fault injection: connection set-up waits this long between registering and joining the own channel. */
+  /** Fault injection: connection set-up waits this long before joining the own channel. */
   readonly setupDelayMs?: number;
 }
 

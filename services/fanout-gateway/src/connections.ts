@@ -20,12 +20,19 @@ export type PresenceChange = 'online' | 'offline';
  */
 export class Connections {
   private readonly open = new Map<string, Connection>();
+  /** Presence changes not yet published, in the order they happened. */
+  private presence: { change: PresenceChange; connection: Connection }[] = [];
+  private publishing: Promise<void> | undefined;
 
+  /**
+   * `publish` sends a batch of presence changes (in order); it is called with one batch at a time,
+   * off the connect path: a connection does not wait for its presence event to reach Kafka.
+   */
   constructor(
     private readonly directory: Directory,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
-    private readonly onPresence: (change: PresenceChange, connection: Connection) => Promise<void>,
+    private readonly publish: (changes: readonly { change: PresenceChange; connection: Connection }[]) => Promise<void>,
   ) {}
 
   get size(): number {
@@ -38,19 +45,35 @@ export class Connections {
 
   async add(connection: Connection): Promise<void> {
     this.open.set(connection.id, connection);
-    if (await this.directory.connect(connection.userId, connection.id)) await this.changed('online', connection);
+    if (await this.directory.connect(connection.userId, connection.id)) this.changed('online', connection);
   }
 
   async remove(connection: Connection): Promise<void> {
     if (!this.open.delete(connection.id)) return;
-    if (await this.directory.disconnect(connection.userId, connection.id)) await this.changed('offline', connection);
+    if (await this.directory.disconnect(connection.userId, connection.id)) this.changed('offline', connection);
   }
 
-  private async changed(change: PresenceChange, connection: Connection): Promise<void> {
+  /** Resolves when every presence change so far was published (or failed and was logged). */
+  async settled(): Promise<void> {
+    while (this.publishing) await this.publishing;
+  }
+
+  private changed(change: PresenceChange, connection: Connection): void {
     this.metrics.presenceChanges.inc({ change });
-    await this.onPresence(change, connection).catch((err: unknown) =>
-      this.logger.warn({ err, change, userId: connection.userId }, 'could not publish a presence change'),
-    );
+    this.presence.push({ change, connection });
+    this.publishing ??= this.drainPresence();
+  }
+
+  /** Publishes queued changes a batch at a time, one batch in flight: in order, never blocking a connect. */
+  private async drainPresence(): Promise<void> {
+    while (this.presence.length > 0) {
+      const batch = this.presence;
+      this.presence = [];
+      await this.publish(batch).catch((err: unknown) =>
+        this.logger.warn({ err, changes: batch.length }, 'could not publish presence changes'),
+      );
+    }
+    this.publishing = undefined;
   }
 
   /** What this node holds, for the registry heartbeat. */

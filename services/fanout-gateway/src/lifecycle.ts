@@ -22,7 +22,7 @@ export interface LifecycleDeps extends SubscriptionDeps {
   /** Sent in `welcome`: how often the transport's heartbeat runs. */
   readonly heartbeatMs: number;
   readonly isDraining: () => boolean;
-  /** Fault injection: set-up waits this long between registering and joining the own channel. */
+  /** Fault injection: set-up waits this long before joining the own channel. */
   readonly setupDelayMs?: number;
   /** Logs a set-up failure that is the gateway's fault. */
   readonly onSetupError?: (err: unknown) => void;
@@ -91,10 +91,12 @@ export class ConnectionLifecycle {
     this.session = session;
     this.view = { ...this.view, userId: claims.sub };
     try {
-      await deps.connections.add(this.view);
-      if (deps.setupDelayMs) await delay(deps.setupDelayMs);
-      if (this.released) return undefined;
-      await session.joinOwnChannel(own.since, own.announce);
+      // Registering and joining the own channel are independent round trips: in flight together.
+      const join = async (): Promise<void> => {
+        if (deps.setupDelayMs) await delay(deps.setupDelayMs);
+        if (!this.released) await session.joinOwnChannel(own.since, own.announce);
+      };
+      await Promise.all([deps.connections.add(this.view), join()]);
       if (this.released) return undefined;
     } catch (err) {
       if (this.released) return undefined;

@@ -94,13 +94,18 @@ runProcess(SERVICE_NAME, async () => {
   const producer = createEventProducer(kafka, { metrics: registry, logger });
   await producer.connect();
 
-  const live = new Connections(directory, metrics, logger, async (change, connection) => {
-    const event = createEvent(change === 'online' ? 'presence.online' : 'presence.offline', {
-      source: SERVICE_NAME,
-      data: { userId: connection.userId, connectionId: connection.id, nodeId, at: new Date().toISOString() },
-    });
-    const message = toOutboxMessage(event);
-    await producer.send([{ ...message, topic: config.KAFKA_TOPIC_PREFIX + message.topic }]);
+  const live = new Connections(directory, metrics, logger, async (changes) => {
+    const at = new Date().toISOString();
+    await producer.send(
+      changes.map(({ change, connection }) => {
+        const event = createEvent(change === 'online' ? 'presence.online' : 'presence.offline', {
+          source: SERVICE_NAME,
+          data: { userId: connection.userId, connectionId: connection.id, nodeId, at },
+        });
+        const message = toOutboxMessage(event);
+        return { ...message, topic: config.KAFKA_TOPIC_PREFIX + message.topic };
+      }),
+    );
   });
   open.count = () => live.size;
 
@@ -185,6 +190,7 @@ runProcess(SERVICE_NAME, async () => {
       await app.close();
       await consumer.stop();
       await directory.leave(live.holdings(hub.channelNames()));
+      await live.settled();
       await bus.stop();
       await Promise.all([producer.disconnect(), admin.disconnect()]);
       redis.disconnect();

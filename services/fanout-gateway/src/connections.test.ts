@@ -1,0 +1,42 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LeasedDirectory, MemoryLeasedSets } from '@ripple/registry';
+import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
+import { Connections } from './connections.js';
+import type { Connection, PresenceChange } from './connections.js';
+import { createGatewayMetrics } from './metrics.js';
+
+function connection(id: string, userId: string): Connection {
+  return { id, userId, channels: () => [], moveAway: () => undefined };
+}
+
+test('connections should publish presence off the connect path, in order, a batch at a time', async () => {
+  const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000);
+  const metrics = createGatewayMetrics(
+    createMetricsRegistry('t'),
+    () => 0,
+    () => 0,
+  );
+  const batches: string[][] = [];
+  let release: () => void = () => undefined;
+  const live = new Connections(directory, metrics, createLogger('t', 'silent'), (changes) => {
+    batches.push(
+      changes.map((c: { change: PresenceChange; connection: Connection }) => `${c.change}:${c.connection.userId}`),
+    );
+    // The broker is slow: the first batch is still in flight while more changes happen.
+    return batches.length === 1 ? new Promise<void>((r) => (release = r)) : Promise.resolve();
+  });
+  const a = connection('c1', 'u1');
+  const b = connection('c2', 'u2');
+  await live.add(a); // resolves although its presence event has not been published
+  await live.add(b);
+  await live.add(connection('c3', 'u1')); // u1 was online already: no change
+  await live.remove(a);
+  assert.deepEqual(batches, [['online:u1']]);
+  release();
+  await live.settled();
+  assert.deepEqual(batches, [['online:u1'], ['online:u2']]);
+  await live.remove(connection('c3', 'u1'));
+  await live.settled();
+  assert.deepEqual(batches.at(-1), ['offline:u1']);
+});
