@@ -14,6 +14,7 @@ import { CloseCodes, frameText } from './protocol.js';
 import { Session } from './session.js';
 import type { SessionLimits } from './session.js';
 import { installSse } from './sse.js';
+import { unsubscribedFrame } from './membership.js';
 import type { SubscriptionDeps } from './subscriptions.js';
 
 export interface GatewayAppDeps extends SubscriptionDeps {
@@ -142,6 +143,12 @@ function makeConnection(session: Session) {
     moveAway: () => {
       session.reply({ op: 'reconnect', reason: 'node draining' });
       session.close(CloseCodes.goingAway, 'node draining');
+    },
+    // Membership hook: the subscription ends before the next frame of the channel is handed out.
+    revoke: (channel: string, code: string, message: string) => {
+      const removed = session.subscriptions.remove(channel);
+      session.reply(unsubscribedFrame(channel, code, message));
+      return removed;
     },
   };
 }

@@ -10,6 +10,8 @@ export interface Connection {
   channels(): string[];
   /** Sends the reconnect notice and closes (drain). */
   moveAway(): void;
+  /** Ends one subscription at once and tells the client why (the `unsubscribed` frame). */
+  revoke(channel: string, code: string, message: string): Promise<void>;
 }
 
 export type PresenceChange = 'online' | 'offline';

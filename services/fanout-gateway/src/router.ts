@@ -16,6 +16,8 @@ export interface RouterDeps {
   readonly bus: NodeBus;
   readonly metrics: GatewayMetrics;
   readonly now?: () => number;
+  /** Runs before an event is routed (membership marks); a failure fails routing, so it is retried. */
+  readonly beforeRoute?: (event: AnyEvent) => Promise<void>;
 }
 
 /**
@@ -32,6 +34,7 @@ export class Router {
 
   async route(event: AnyEvent): Promise<void> {
     const { history, directory, nodeId, metrics } = this.deps;
+    await this.deps.beforeRoute?.(event);
     const json = JSON.stringify(event);
     const channels = channelsFor(event);
     // History first: the append gives each frame its offset, and a frame is only ever sent after

@@ -12,13 +12,15 @@ import {
   kafkaReadiness,
   registerConsumerLag,
 } from '@ripple/kafka';
-import { LeasedDirectory, RedisHistory, RedisLeasedSets } from '@ripple/registry';
+import { LeasedDirectory, RedisDepartures, RedisHistory, RedisLeasedSets, RedisNodeRoster } from '@ripple/registry';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { buildApp } from './app.js';
 import { RedisNodeBus } from './bus.js';
 import { SERVICE_NAME, loadGatewayConfig } from './config.js';
 import { Connections } from './connections.js';
 import { LocalHub } from './hub.js';
+import { Membership } from './membership.js';
+import { PresenceReaper } from './presence-reaper.js';
 import { createGatewayMetrics, timed } from './metrics.js';
 import { Router } from './router.js';
 
@@ -50,11 +52,22 @@ runProcess(SERVICE_NAME, async () => {
     'history',
     metrics,
   );
+  const connectionList = { all: (): ReturnType<Connections['all']> => [] };
+  const membership = new Membership({
+    departures: timed(
+      new RedisDepartures(redis, config.REDIS_KEY_PREFIX, config.CHAT_DEPARTURE_TTL_MS),
+      'departures',
+      metrics,
+    ),
+    connections: () => connectionList.all(),
+    logger,
+  });
   const hub = new LocalHub({
     history,
     fillLimit: config.HISTORY_RECOVERY_LIMIT,
     onDelivered: (sockets) => metrics.deliveries.inc(sockets),
     onGap: (reason) => metrics.gaps.inc({ reason }),
+    onHandedOut: (frame) => membership.observe(frame),
   });
   subscriptionCount.get = () => hub.subscriptionCount;
   const bus = new RedisNodeBus({
@@ -66,7 +79,15 @@ runProcess(SERVICE_NAME, async () => {
     watch: (connection, name) => connection.on('error', (err) => logger.warn({ err, connection: name }, 'redis error')),
   });
 
-  const router = new Router({ nodeId, hub, history, directory, bus, metrics });
+  const router = new Router({
+    nodeId,
+    hub,
+    history,
+    directory,
+    bus,
+    metrics,
+    beforeRoute: (event) => membership.record(event),
+  });
 
   const kafka = createKafka({
     brokers: parseBrokers(config.KAFKA_BROKERS),
@@ -87,17 +108,37 @@ runProcess(SERVICE_NAME, async () => {
   const producer = createEventProducer(kafka, { metrics: registry });
   await producer.connect();
 
-  const live = new Connections(directory, metrics, logger, async (change, connection) => {
+  const publishPresence = async (
+    change: 'online' | 'offline',
+    data: { userId: string; connectionId: string; nodeId: string },
+  ): Promise<void> => {
     const event = createEvent(change === 'online' ? 'presence.online' : 'presence.offline', {
       source: SERVICE_NAME,
-      data: { userId: connection.userId, connectionId: connection.id, nodeId, at: new Date().toISOString() },
+      data: { ...data, at: new Date().toISOString() },
     });
     const message = toOutboxMessage(event);
     await producer.send([{ ...message, topic: config.KAFKA_TOPIC_PREFIX + message.topic }]);
-  });
+  };
+  const live = new Connections(directory, metrics, logger, (change, connection) =>
+    publishPresence(change, { userId: connection.userId, connectionId: connection.id, nodeId }),
+  );
   open.count = () => live.size;
+  connectionList.all = () => live.all();
 
-  const refresh = () => directory.refresh(live.holdings(hub.channelNames()));
+  // Crashed nodes: each live node renews its roster entry and reaps the dead on its heartbeat.
+  const roster = timed(new RedisNodeRoster(redis, config.REDIS_KEY_PREFIX, leaseMs), 'roster', metrics);
+  const reaper = new PresenceReaper({
+    roster,
+    directory,
+    publishOffline: (offline) => publishPresence('offline', offline),
+    logger,
+  });
+  const refresh = async () => {
+    const holdings = live.holdings(hub.channelNames());
+    await directory.refresh(holdings);
+    await roster.renew(nodeId, holdings.connections);
+    await reaper.sweep();
+  };
   await refresh();
   const heartbeat = setInterval(() => {
     refresh().catch((err: unknown) => logger.warn({ err }, 'registry heartbeat failed'));
@@ -126,6 +167,7 @@ runProcess(SERVICE_NAME, async () => {
     directory,
     connections: live,
     historyLimit: config.HISTORY_RECOVERY_LIMIT,
+    marks: membership,
     jwtSecret,
     verifyAccess,
     logger,
@@ -173,6 +215,7 @@ runProcess(SERVICE_NAME, async () => {
       await app.close();
       await consumer.stop();
       await directory.leave(live.holdings(hub.channelNames()));
+      await roster.leave(nodeId);
       await bus.stop();
       await Promise.all([producer.disconnect(), admin.disconnect()]);
       redis.disconnect();

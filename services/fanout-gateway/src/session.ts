@@ -142,7 +142,7 @@ export class Session {
   private async dispatch(frame: ClientFrame): Promise<void> {
     switch (frame.op) {
       case 'subscribe': {
-        await authorizeChannel(this.deps.jwtSecret, this.user.sub, frame.channel, frame.token);
+        await authorizeChannel(this.deps.jwtSecret, this.user.sub, frame.channel, frame.token, this.deps.marks);
         if (!this.subscriptions.has(frame.channel) && this.subscriptions.size >= this.deps.limits.maxSubscriptions) {
           throw new RippleError(
             'GW_TOO_MANY_SUBSCRIPTIONS',

@@ -10,6 +10,7 @@ import type { GatewayMetrics } from './metrics.js';
 import { Subscriptions } from './subscriptions.js';
 import type { SubscriptionDeps } from './subscriptions.js';
 import { gapFrame } from './protocol.js';
+import { unsubscribedFrame } from './membership.js';
 
 export interface SseDeps extends SubscriptionDeps {
   /** Verifies chat subscription tokens (HS256, JWT_SECRET shared with chat-service). */
@@ -84,7 +85,7 @@ export function installSse(app: FastifyInstance, deps: SseDeps): void {
     const subscriptionToken = typeof query.subscription_token === 'string' ? query.subscription_token : undefined;
     for (const channel of channels) {
       try {
-        await authorizeChannel(deps.jwtSecret, claims.sub, channel, subscriptionToken);
+        await authorizeChannel(deps.jwtSecret, claims.sub, channel, subscriptionToken, deps.marks);
       } catch (err) {
         if (err instanceof RippleError)
           throw new RippleError(err.code, err.message, { status: err.status === 500 ? 403 : err.status });
@@ -130,6 +131,14 @@ export function installSse(app: FastifyInstance, deps: SseDeps): void {
       moveAway: () => {
         write('event: reconnect\ndata: {"op":"reconnect","reason":"node draining"}\n\n');
         raw.end();
+      },
+      // Membership hook: the channel leaves the stream and its event id (Last-Event-ID) at once.
+      revoke: (channel, code, message) => {
+        const removed = subscriptions.remove(channel);
+        Reflect.deleteProperty(positions, channel);
+        const frame = JSON.stringify(unsubscribedFrame(channel, code, message));
+        write(`id: ${encodeId(positions)}\nevent: unsubscribed\ndata: ${frame}\n\n`);
+        return removed;
       },
     };
     const keepAlive = setInterval(() => write(': keep-alive\n\n'), deps.keepAliveMs);
