@@ -214,10 +214,8 @@ export function rosterContract(
   test(`${name}: roster should hand a node whose lease ran out, with its connections, to exactly one claimer`, async () => {
     const { roster, expire } = await make();
     const [x, y, z] = [roster(), roster(), roster()];
-    await x.renew('dead', [
-      { userId: 'u1', connectionId: 'c1' },
-      { userId: 'u2', connectionId: 'c2' },
-    ]);
+    await x.renew('dead', [{ userId: 'u1', connectionId: 'c1' }]);
+    await x.serve('dead', { userId: 'u2', connectionId: 'c2' }); // connected after the last renewal
     await y.renew('alive', [{ userId: 'u3', connectionId: 'c3' }]);
     assert.deepEqual(await z.claimDead(), [], 'nobody is dead yet');
     await expire();

@@ -19,6 +19,8 @@ export interface DeadNode {
 export interface NodeRoster {
   /** Renews `nodeId` for one lease and replaces the connections it serves (each heartbeat). */
   renew(nodeId: string, connections: readonly ServedConnection[]): Promise<void>;
+  /** Adds one connection of `nodeId` at once, so a crash before the next renewal still finds it. */
+  serve(nodeId: string, connection: ServedConnection): Promise<void>;
   /** Forgets `nodeId` at once (graceful shutdown: it announced its own connections). */
   leave(nodeId: string): Promise<void>;
   /** Claims every node whose lease ran out: each is returned to one caller only, then forgotten. */
@@ -54,6 +56,16 @@ if #ARGV > 1 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 2))
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
 end
+return 1
+`;
+
+/**
+ * KEYS[1] = a node's connections hash; ARGV[1] = keep ms; ARGV[2] = connection id; ARGV[3] = user id
+ * Adds one connection and renews the hash's expiry.
+ */
+const SERVE = `
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
 return 1
 `;
 
@@ -101,6 +113,11 @@ export class RedisNodeRoster implements NodeRoster {
     if (failed?.[0]) throw failed[0];
   }
 
+  async serve(nodeId: string, connection: ServedConnection): Promise<void> {
+    const keep = String(this.keepMs + this.leaseMs);
+    await this.redis.eval(SERVE, 1, this.connectionsKey(nodeId), keep, connection.connectionId, connection.userId);
+  }
+
   async leave(nodeId: string): Promise<void> {
     await this.redis.zrem(this.rosterKey(), nodeId);
     await this.redis.del(this.connectionsKey(nodeId));
@@ -135,6 +152,14 @@ export class MemoryNodeRoster implements NodeRoster {
 
   renew(nodeId: string, connections: readonly ServedConnection[]): Promise<void> {
     this.nodes.set(nodeId, { until: this.now() + this.leaseMs, connections: [...connections] });
+    return Promise.resolve();
+  }
+
+  serve(nodeId: string, connection: ServedConnection): Promise<void> {
+    const entry = this.nodes.get(nodeId);
+    if (entry)
+      entry.connections = [...entry.connections.filter((c) => c.connectionId !== connection.connectionId), connection];
+    else this.nodes.set(nodeId, { until: this.now() + this.leaseMs, connections: [connection] });
     return Promise.resolve();
   }
 

@@ -28,6 +28,8 @@ export class Connections {
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
     private readonly onPresence: (change: PresenceChange, connection: Connection) => Promise<void>,
+    /** Runs before a connection is registered for presence (the node roster records it). */
+    private readonly beforeAdd: (connection: Connection) => Promise<void> = () => Promise.resolve(),
   ) {}
 
   get size(): number {
@@ -40,6 +42,7 @@ export class Connections {
 
   async add(connection: Connection): Promise<void> {
     this.open.set(connection.id, connection);
+    await this.beforeAdd(connection);
     if (await this.directory.connect(connection.userId, connection.id)) await this.changed('online', connection);
   }
 

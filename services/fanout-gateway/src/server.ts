@@ -119,14 +119,18 @@ runProcess(SERVICE_NAME, async () => {
     const message = toOutboxMessage(event);
     await producer.send([{ ...message, topic: config.KAFKA_TOPIC_PREFIX + message.topic }]);
   };
-  const live = new Connections(directory, metrics, logger, (change, connection) =>
-    publishPresence(change, { userId: connection.userId, connectionId: connection.id, nodeId }),
+  // Crashed nodes: each live node renews its roster entry and reaps the dead on its heartbeat.
+  const roster = timed(new RedisNodeRoster(redis, config.REDIS_KEY_PREFIX, leaseMs), 'roster', metrics);
+  const live = new Connections(
+    directory,
+    metrics,
+    logger,
+    (change, connection) => publishPresence(change, { userId: connection.userId, connectionId: connection.id, nodeId }),
+    (connection) => roster.serve(nodeId, { userId: connection.userId, connectionId: connection.id }),
   );
   open.count = () => live.size;
   connectionList.all = () => live.all();
 
-  // Crashed nodes: each live node renews its roster entry and reaps the dead on its heartbeat.
-  const roster = timed(new RedisNodeRoster(redis, config.REDIS_KEY_PREFIX, leaseMs), 'roster', metrics);
   const reaper = new PresenceReaper({
     roster,
     directory,
