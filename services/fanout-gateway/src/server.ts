@@ -140,7 +140,9 @@ runProcess(SERVICE_NAME, async () => {
   const refresh = async () => {
     const holdings = live.holdings(hub.channelNames());
     await directory.refresh(holdings);
-    await roster.renew(nodeId, holdings.connections);
+    // A fresh list: the renewal replaces the node's connections, so a connection that opened while
+    // the directory was being refreshed (and that `serve` recorded already) must not be dropped.
+    await roster.renew(nodeId, live.holdings([]).connections);
     await reaper.sweep();
   };
   await refresh();
