@@ -6,17 +6,48 @@ const { Kafka: KafkaClient, logLevel } = kafkajs;
 
 export type { Kafka };
 
+/** A kafkajs warning or error repeated within this window is logged at debug level. */
+const REPEAT_WINDOW_MS = 60_000;
+
+/**
+ * kafkajs logs an error at every retry of every connection; while a broker is down that is
+ * several lines a second. The same (label, message) is logged at its level at most once per
+ * minute, the repeats at debug level; outages and recoveries are logged once by the connection
+ * health of each client (see `connectionHealth` in @ripple/telemetry).
+ */
 function toPino(logger: Logger) {
+  const lastLogged = new Map<string, number>();
+  const repeated = (label: string, message: string): boolean => {
+    const key = `${label}:${message}`;
+    const now = Date.now();
+    const last = lastLogged.get(key);
+    if (last !== undefined && now - last < REPEAT_WINDOW_MS) return true;
+    if (lastLogged.size > 1000) lastLogged.clear();
+    lastLogged.set(key, now);
+    return false;
+  };
   return () =>
     ({ level, label, log }: LogEntry): void => {
       const { message, ...rest } = log;
       const fields = { kafka: label, ...rest };
-      if (level === logLevel.ERROR) logger.error(fields, message);
+      if ((level === logLevel.ERROR || level === logLevel.WARN) && repeated(label, message))
+        logger.debug(fields, message);
+      else if (level === logLevel.ERROR) logger.error(fields, message);
       else if (level === logLevel.WARN) logger.warn(fields, message);
       else if (level === logLevel.INFO) logger.debug(fields, message);
       else logger.trace(fields, message);
     };
 }
+
+/**
+ * kafkajs' retry for every request, consumer restart and connection of our clients. The
+ * backoff doubles from 200 ms but is capped at 500 ms (kafkajs' default cap is 30 s, which left
+ * consumers idle up to ~24 s after a broker came back): after an outage of any length, the next
+ * attempt is at most ~0.5 s away. A request gives up after 15 attempts (~7 s against a broker
+ * that refuses connections), so a producer's `send` rejects and the outbox relay retries it
+ * later; a consumer that gives up is restarted by kafkajs after the capped delay, forever.
+ */
+const KAFKA_RETRY = { initialRetryTime: 200, maxRetryTime: 500, retries: 15 } as const;
 
 /** A kafkajs client whose logs go through our structured logger. */
 export function createKafka(opts: { brokers: string[]; clientId: string; logger: Logger }): Kafka {
@@ -25,7 +56,7 @@ export function createKafka(opts: { brokers: string[]; clientId: string; logger:
     brokers: opts.brokers,
     logLevel: logLevel.INFO,
     logCreator: toPino(opts.logger),
-    retry: { initialRetryTime: 200, retries: 8 },
+    retry: { ...KAFKA_RETRY },
   });
 }
 

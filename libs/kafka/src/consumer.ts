@@ -2,7 +2,7 @@ import type { Admin, Consumer, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import { decodeEvent } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
 import { RippleError, isRippleError } from '@ripple/errors';
-import { Counter, Gauge } from '@ripple/telemetry';
+import { Counter, Gauge, connectionHealth } from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
 import { consumerLag } from './client.js';
 import type { EventProducer } from './producer.js';
@@ -31,6 +31,14 @@ export interface EventConsumerOptions {
   readonly startAt?: 'earliest' | 'latest';
   /** How long the group waits for a silent member before giving its partitions to others. */
   readonly sessionTimeoutMs?: number;
+  /**
+   * How long, in ms, a rebalance waits for the group's known members to rejoin before it goes on
+   * without them (kafkajs default 60000). After a broker restart the group still lists the
+   * members from before, which kafkajs replaced with new member ids when it restarted them: the
+   * first join waits for them until this or the session timeout. Lower resumes faster; a member
+   * busy longer than this (a slow handler) misses the rebalance and costs another one.
+   */
+  readonly rebalanceTimeoutMs?: number;
   /** Attempts for a handler that keeps failing with a retriable error before it is dead-lettered. */
   readonly maxAttempts?: number;
   /** First retry delay; doubles per attempt up to `maxBackoffMs`. */
@@ -48,10 +56,16 @@ export interface EventConsumerOptions {
   readonly metrics?: Registry;
 }
 
+/** Wait before a fresh consumer replaces one that kafkajs would not restart. */
+const RELAUNCH_DELAY_MS = 1000;
+
 type Outcome = 'handled' | 'duplicate' | 'retried' | 'dead-lettered';
 
 export interface EventConsumer {
-  /** Resolves once the consumer joined its group and is fetching. */
+  /**
+   * Resolves once the consumer joined its group and is fetching; while Kafka does not answer it
+   * keeps trying (every second), so it may take as long as the outage.
+   */
   start(): Promise<void>;
   /** Finishes the message in flight, commits what is done and leaves the group. */
   stop(): Promise<void>;
@@ -91,12 +105,28 @@ class RecentIds {
  */
 export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
   const sessionTimeout = opts.sessionTimeoutMs ?? 30_000;
-  const consumer: Consumer = opts.kafka.consumer({
-    groupId: opts.groupId,
-    allowAutoTopicCreation: false,
-    sessionTimeout,
-    heartbeatInterval: Math.max(500, Math.floor(sessionTimeout / 10)),
-  });
+  const newConsumer = (): Consumer =>
+    opts.kafka.consumer({
+      groupId: opts.groupId,
+      allowAutoTopicCreation: false,
+      sessionTimeout,
+      // A member notices a rebalance at its next heartbeat, sent between fetches: with a short
+      // rebalance timeout, fetches must not long-poll for longer than a fraction of it.
+      ...(opts.rebalanceTimeoutMs !== undefined && {
+        rebalanceTimeout: opts.rebalanceTimeoutMs,
+        maxWaitTimeInMs: Math.min(5000, Math.floor(opts.rebalanceTimeoutMs / 4)),
+      }),
+      heartbeatInterval: Math.max(500, Math.floor(sessionTimeout / 10)),
+    });
+  let consumer: Consumer = newConsumer();
+  const health =
+    opts.metrics &&
+    connectionHealth({
+      logger: opts.logger,
+      metrics: opts.metrics,
+      client: 'kafkajs',
+      connection: `consumer:${opts.groupId}`,
+    });
   const maxAttempts = opts.maxAttempts ?? 8;
   const initialBackoffMs = opts.initialBackoffMs ?? 100;
   const maxBackoffMs = opts.maxBackoffMs ?? 5000;
@@ -167,46 +197,86 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     }
   }
 
+  let relaunch: NodeJS.Timeout | undefined;
+
+  /** Replaces the consumer with a fresh one after a delay, again and again until one runs. */
+  function scheduleRelaunch(onJoin: () => void): void {
+    relaunch = setTimeout(() => {
+      relaunch = undefined;
+      if (stopping) return;
+      const old = consumer;
+      consumer = newConsumer();
+      void old.disconnect().catch(() => undefined);
+      launch(onJoin).catch((err: unknown) => {
+        health?.failed(err);
+        scheduleRelaunch(onJoin);
+      });
+    }, RELAUNCH_DELAY_MS);
+  }
+
+  /** Connects, subscribes and runs one kafkajs consumer; `onJoin` is called at each group join. */
+  async function launch(onJoin: () => void): Promise<void> {
+    const current = consumer;
+    current.on(current.events.GROUP_JOIN, () => {
+      health?.recovered();
+      onJoin();
+    });
+    current.on(current.events.CRASH, (e) => {
+      if (stopping) return;
+      if (health) health.failed(e.payload.error, { restart: e.payload.restart });
+      else opts.logger.warn({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
+      // kafkajs restarts by itself after retriable errors (in at most the capped retry time);
+      // after any other error it would stay down: start a fresh consumer instead.
+      if (!e.payload.restart) scheduleRelaunch(onJoin);
+    });
+    await current.connect();
+    await current.subscribe({ topics: [...opts.topics], fromBeginning: true });
+    await current.run({
+      eachMessage: async (payload) => {
+        const { topic, partition, message } = payload;
+        const meta: ConsumedMeta = { topic, partition, offset: message.offset, headers: message.headers };
+        let event: AnyEvent;
+        try {
+          event = decodeEvent(message.value);
+        } catch (err) {
+          await deadLetter(meta, message, err);
+          return;
+        }
+        if (recent.has(event.id)) {
+          count('duplicate', meta, event.type);
+          return;
+        }
+        await handle(event, meta, message, () => payload.heartbeat());
+      },
+    });
+  }
+
   return {
     async start() {
-      if ((opts.startAt ?? 'latest') === 'latest')
-        await commitEndForNewGroup(opts.kafka, opts.groupId, opts.topics, opts.logger);
-      await consumer.connect();
-      await consumer.subscribe({ topics: [...opts.topics], fromBeginning: true });
-      const joined = new Promise<void>((resolve, reject) => {
-        const offJoin = consumer.on(consumer.events.GROUP_JOIN, () => {
-          offJoin();
-          offCrash();
-          resolve();
-        });
-        const offCrash = consumer.on(consumer.events.CRASH, (e) => {
-          offJoin();
-          offCrash();
-          reject(e.payload.error);
-        });
-      });
-      await consumer.run({
-        eachMessage: async (payload) => {
-          const { topic, partition, message } = payload;
-          const meta: ConsumedMeta = { topic, partition, offset: message.offset, headers: message.headers };
-          let event: AnyEvent;
-          try {
-            event = decodeEvent(message.value);
-          } catch (err) {
-            await deadLetter(meta, message, err);
-            return;
-          }
-          if (recent.has(event.id)) {
-            count('duplicate', meta, event.type);
-            return;
-          }
-          await handle(event, meta, message, () => payload.heartbeat());
-        },
-      });
+      let onJoin = (): void => undefined;
+      const joined = new Promise<void>((resolve) => (onJoin = resolve));
+      // Until the first launch works (Kafka may be down), retry with a fresh consumer each time.
+      for (;;) {
+        try {
+          if ((opts.startAt ?? 'latest') === 'latest')
+            await commitEndForNewGroup(opts.kafka, opts.groupId, opts.topics, opts.logger);
+          await launch(() => onJoin());
+          break;
+        } catch (err) {
+          if (stopping) throw err;
+          if (health) health.failed(err, { during: 'start' });
+          else opts.logger.warn({ err }, 'consumer could not start; retrying');
+          const old = consumer;
+          consumer = newConsumer();
+          await old.disconnect().catch(() => undefined);
+          await new Promise((r) => setTimeout(r, RELAUNCH_DELAY_MS));
+        }
+      }
       await joined;
     },
     async stop() {
       stopping = true;
+      if (relaunch) clearTimeout(relaunch);
       await consumer.disconnect();
     },
   };

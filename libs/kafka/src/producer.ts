@@ -1,7 +1,16 @@
 import kafkajs from 'kafkajs';
 import type { Kafka, Producer } from 'kafkajs';
-import { Counter, SpanKind, SpanStatusCode, contextFromHeaders, trace, traceHeaders, tracer } from '@ripple/telemetry';
-import type { Registry } from '@ripple/telemetry';
+import {
+  Counter,
+  SpanKind,
+  SpanStatusCode,
+  connectionHealth,
+  contextFromHeaders,
+  trace,
+  traceHeaders,
+  tracer,
+} from '@ripple/telemetry';
+import type { Logger, Registry } from '@ripple/telemetry';
 
 const { Partitioners } = kafkajs;
 
@@ -25,9 +34,12 @@ export interface EventProducer {
  * Each message gets a `send <topic>` producer span whose parent is the trace context in its own
  * headers (an outbox row keeps its request's context) or else the active one; the span's context
  * replaces the message's `traceparent`, so the consumer continues the same trace. With `metrics`,
- * acknowledged messages are counted in `events_published_total` by topic and event type.
+ * acknowledged messages are counted in `events_published_total` by topic and event type. With
+ * `metrics` and `logger`, failed connects and sends are counted in
+ * `client_connection_errors_total{client="kafkajs",connection="producer"}`, logged when the
+ * producer starts failing and when it works again.
  */
-export function createEventProducer(kafka: Kafka, opts: { metrics?: Registry } = {}): EventProducer {
+export function createEventProducer(kafka: Kafka, opts: { metrics?: Registry; logger?: Logger } = {}): EventProducer {
   const producer: Producer = kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
@@ -42,8 +54,20 @@ export function createEventProducer(kafka: Kafka, opts: { metrics?: Registry } =
       labelNames: ['topic', 'type'],
       registers: [opts.metrics],
     });
+  const health =
+    opts.metrics &&
+    opts.logger &&
+    connectionHealth({ logger: opts.logger, metrics: opts.metrics, client: 'kafkajs', connection: 'producer' });
   return {
-    connect: () => producer.connect(),
+    async connect() {
+      try {
+        await producer.connect();
+      } catch (err) {
+        health?.failed(err, { during: 'connect' });
+        throw err;
+      }
+      health?.recovered();
+    },
     async send(messages) {
       const byTopic = new Map<string, { key: string; value: string; headers: Record<string, string> }[]>();
       const spans = messages.map((m) => {
@@ -78,8 +102,10 @@ export function createEventProducer(kafka: Kafka, opts: { metrics?: Registry } =
           span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
           span.end();
         }
+        health?.failed(err, { during: 'send' });
         throw err;
       }
+      health?.recovered();
       for (const span of spans) span.end();
       for (const m of messages) published?.inc({ topic: m.topic, type: m.headers.ce_type ?? 'unknown' });
     },

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Logger } from '@ripple/telemetry';
+import type { ConnectionHealth, Logger } from '@ripple/telemetry';
 
 /** The channel the outbox trigger notifies on each insert (see sql/outbox.sql). */
 export const OUTBOX_CHANNEL = 'ripple_outbox';
@@ -8,7 +8,14 @@ export const OUTBOX_CHANNEL = 'ripple_outbox';
  * Calls `onNotify` whenever a row is inserted into the outbox, from any process. On a lost
  * connection it reconnects with backoff; the relay's polling covers the gap.
  */
-export function listenForOutbox(databaseUrl: string, logger: Logger, onNotify: () => void): { stop(): Promise<void> } {
+export function listenForOutbox(
+  databaseUrl: string,
+  logger: Logger,
+  onNotify: () => void,
+  health?: ConnectionHealth,
+): { stop(): Promise<void> } {
+  // Without `health`, failures are logged at every attempt.
+  const failed = (err: unknown, msg: string) => (health ? health.failed(err) : logger.warn({ err }, msg));
   let client: pg.Client | undefined;
   let stopped = false;
   let retryMs = 200;
@@ -18,7 +25,7 @@ export function listenForOutbox(databaseUrl: string, logger: Logger, onNotify: (
     const c = new pg.Client({ connectionString: databaseUrl });
     c.on('notification', onNotify);
     c.on('error', (err) => {
-      logger.warn({ err }, 'outbox listener lost its connection; reconnecting');
+      failed(err, 'outbox listener lost its connection; reconnecting');
       void c.end().catch(() => undefined);
       schedule();
     });
@@ -30,6 +37,7 @@ export function listenForOutbox(databaseUrl: string, logger: Logger, onNotify: (
     }
     client = c;
     retryMs = 200;
+    health?.recovered();
     onNotify(); // rows may have arrived while we were not listening
   };
   const schedule = (): void => {
@@ -38,7 +46,7 @@ export function listenForOutbox(databaseUrl: string, logger: Logger, onNotify: (
     timer = setTimeout(() => {
       timer = undefined;
       connect().catch((err: unknown) => {
-        logger.warn({ err }, 'outbox listener could not connect; retrying');
+        failed(err, 'outbox listener could not connect; retrying');
         schedule();
       });
     }, retryMs);
@@ -46,7 +54,7 @@ export function listenForOutbox(databaseUrl: string, logger: Logger, onNotify: (
   };
 
   connect().catch((err: unknown) => {
-    logger.warn({ err }, 'outbox listener could not connect; retrying');
+    failed(err, 'outbox listener could not connect; retrying');
     schedule();
   });
   return {

@@ -1,9 +1,7 @@
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -12,12 +10,14 @@ import { createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka, deleteTopics, ensureTopics } from '@ripple/kafka';
 import type { EventProducer, Kafka } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { runId, testDatabaseUrl, testInfra, waitUntil } from '@ripple/testing';
+import { privateKafka, runId, testDatabaseUrl, testInfra, waitUntil } from '@ripple/testing';
 import { PgOutboxStore, createOutboxRelay, listenForOutbox } from './index.js';
 import type { OutboxRelay } from './index.js';
 
-// The outbox against real PostgreSQL and Kafka: per-aggregate order with two relays at once, and
-// no lost or duplicated event when the broker process dies while the service keeps writing.
+// The outbox against real PostgreSQL and Kafka: per-aggregate order with two relays at once, no
+// lost or duplicated event when the broker process dies while the service keeps writing, and
+// the lease: no transaction open while a relay waits for Kafka, its shards freed when it waits
+// longer than the lease (the lock session's idle_session_timeout).
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const logger = createLogger('outbox-test', 'silent');
 const run = runId();
@@ -151,22 +151,13 @@ test('two relays running at once should publish every event once, in per-aggrega
 
 test('killing the Kafka broker while the service writes should lose and duplicate nothing', async (t) => {
   const { pool, databaseUrl, defer } = await outboxDatabase(t, 'chaos');
-  // A broker of this test's own (other ports, other data), so killing it disturbs nobody.
-  const dataDir = mkdtempSync(join(tmpdir(), 'ripple-kafka-chaos-'));
-  const env = { ...process.env, KAFKA_DATA_DIR: dataDir, KAFKA_PORT: '19092', KAFKA_CONTROLLER_PORT: '19093' };
-  const kafkaScript = (cmd: string) => {
-    const result = spawnSync('bash', [join(ROOT, 'infra/kafka/kafka.sh'), cmd], { env, encoding: 'utf8' });
-    assert.equal(result.status, 0, `kafka.sh ${cmd}: ${result.stderr}`);
-  };
-  const killBroker = () => process.kill(-Number(readFileSync(join(dataDir, 'kafka.pid'), 'utf8')), 'SIGKILL');
-  kafkaScript('start');
-  defer(() => {
-    kafkaScript('stop');
-    rmSync(dataDir, { recursive: true, force: true });
-    return Promise.resolve();
-  });
+  // A broker of this test's own (free ports, own data), so killing it disturbs nobody.
+  const broker = await privateKafka();
+  defer(() => Promise.resolve(broker.remove()));
+  const killBroker = () => broker.kill();
+  broker.start();
 
-  const kafka = createKafka({ brokers: ['127.0.0.1:19092'], clientId: 'outbox-chaos', logger });
+  const kafka = createKafka({ brokers: [broker.brokers], clientId: 'outbox-chaos', logger });
   const topic = `test.${run}.chaos`;
   await ensureTopics(kafka, [{ topic, numPartitions: 3, replicationFactor: 1 }]);
   const producer = createEventProducer(kafka);
@@ -201,7 +192,7 @@ test('killing the Kafka broker while the service writes should lose and duplicat
   killBroker();
   const publishedAtKill = published;
   await waitUntil('the service to write while Kafka is down', 30_000, () => written >= publishedAtKill + 200);
-  kafkaScript('start');
+  broker.start();
   await writer;
   assert.equal(written, 1000);
 
@@ -209,4 +200,45 @@ test('killing the Kafka broker while the service writes should lose and duplicat
   await waitUntil('1,000 events on the topic', 120_000, () => seen.length >= 1000);
   await new Promise((res) => setTimeout(res, 500));
   assertExactlyOnceInOrder(seen, perKey);
+});
+
+test('a relay should hold no transaction while it waits for Kafka, and lose its shards once its lease runs out', async (t) => {
+  const { pool, defer } = await outboxDatabase(t, 'lease');
+  await writeOutbox(pool, `test.${run}.lease`, [liked('post-1', 1), liked('post-1', 2)]);
+  const first = new PgOutboxStore(pool, { leaseMs: 500 });
+  const second = new PgOutboxStore(pool, { leaseMs: 500 });
+  defer(() => first.close());
+  defer(() => second.close());
+
+  // The first relay's Kafka does not answer until we say so.
+  let entered = false;
+  let answer = (): void => undefined;
+  const kafkaAnswers = new Promise<void>((resolve) => (answer = resolve));
+  const firstBatch = first.publishBatch(10, async () => {
+    entered = true;
+    await kafkaAnswers;
+  });
+  await waitUntil('the first relay to publish', 10_000, () => entered);
+  const open = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM pg_stat_activity
+     WHERE datname = current_database() AND state LIKE 'idle in transaction%'`,
+  );
+  assert.equal(open.rows[0]?.n, 0, 'no transaction is open while the relay waits for Kafka');
+  const nothing = await second.publishBatch(10, () => Promise.reject(new Error('the shard is taken')));
+  assert.equal(nothing, 0, 'another relay skips the shard while the lease holds');
+
+  const ids: string[] = [];
+  await waitUntil('the lease to run out and the second relay to publish', 10_000, async () => {
+    const n = await second.publishBatch(10, (rows) => {
+      ids.push(...rows.map((r) => r.id));
+      return Promise.resolve();
+    });
+    return n > 0;
+  });
+  answer();
+  await assert.rejects(firstBatch, 'a relay whose lease ran out cannot mark its rows sent');
+  assert.equal(ids.length, 2);
+  assert.ok(Number(ids[0]) < Number(ids[1]), 'in id order');
+  const unsent = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL');
+  assert.equal(unsent.rows[0]?.n, 0);
 });

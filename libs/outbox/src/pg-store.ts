@@ -1,9 +1,13 @@
+import pg from 'pg';
 import type { Pool } from 'pg';
 import { OUTBOX_SHARDS } from '@ripple/events';
+import type { ConnectionHealth } from '@ripple/telemetry';
 import type { OutboxRecord, OutboxStore } from './relay.js';
 
 /** Advisory-lock class of the outbox shards (the second key is the shard number). */
 const SHARD_LOCK_CLASS = 0x0b0c;
+/** SQLSTATE of a session PostgreSQL ended because it sat idle longer than idle_session_timeout. */
+const IDLE_SESSION_TIMEOUT = '57P05';
 
 interface Row {
   id: string;
@@ -16,23 +20,37 @@ interface Row {
 
 export interface PgOutboxStoreOptions {
   /**
-   * Upper bound on how long a relay may hold a shard while publishing: PostgreSQL ends a
-   * transaction idle for longer, which releases the shard to another relay.
+   * The lease, in ms: PostgreSQL ends the relay's lock session once it has been idle this long
+   * (`idle_session_timeout`), which releases its shards to another relay. A relay is idle in it
+   * while it waits for Kafka, so a relay stuck on a broker that does not answer loses its shards
+   * after this long. Must exceed the relay's poll interval.
    */
   readonly leaseMs: number;
   readonly shards?: number;
+  /** Errors and recoveries of the lock session (`client_connection_errors_total`). */
+  readonly health?: ConnectionHealth;
 }
 
 /**
  * The outbox seen by a relay. Rows are split into shards by a hash of their partition key. A
- * relay publishes inside one transaction that holds the advisory locks of the shards it took and
- * locks their rows (`FOR UPDATE SKIP LOCKED`); another relay skips shards that are taken. So
- * relays share the work, and one aggregate's rows are only ever published by one relay at a
- * time, in id order. A relay that dies or hangs loses its transaction (the lease bounds how long
- * it may sit idle in it), and with it the shards.
+ * relay holds a dedicated *lock session*: for each batch it takes, with session-level advisory
+ * try-locks, every shard that has unsent rows and that no other relay holds, reads the oldest
+ * rows of those shards, publishes them, marks them sent and unlocks, each step a short
+ * autocommit statement. No transaction is ever open while Kafka is called.
+ *
+ * Safety: one aggregate's rows are only ever read by the session that holds its shard, in id
+ * order. The marks are written on that same session, so a relay can mark rows sent only while
+ * it still holds their shard: when PostgreSQL ended its session (the lease ran out while Kafka
+ * did not answer), the marks fail and the rows are published again by whoever takes the shard
+ * (at least once; consumers drop duplicates by event id). A relay that dies loses its session
+ * and with it the shards.
  */
 export class PgOutboxStore implements OutboxStore {
   private readonly shards: number;
+  private session: pg.Client | undefined;
+  private sessionBroken = false;
+  /** True while `publish` runs (the lock session sits idle then, and may reach its lease). */
+  private publishing = false;
 
   constructor(
     private readonly pool: Pool,
@@ -41,39 +59,67 @@ export class PgOutboxStore implements OutboxStore {
     this.shards = opts.shards ?? OUTBOX_SHARDS;
   }
 
+  /** The lock session, opened on first use and again after PostgreSQL ended it. */
+  private async lockSession(): Promise<pg.Client> {
+    if (this.session && !this.sessionBroken) return this.session;
+    await this.closeSession();
+    const client = new pg.Client({
+      ...(this.pool.options as pg.ClientConfig),
+      // The lease: the server ends this session when it sits idle (between statements) this long.
+      options: `-c idle_session_timeout=${Math.ceil(this.opts.leaseMs)}`,
+    });
+    client.on('error', (err: Error & { code?: string }) => {
+      // The session ended under us: the next batch opens another. 57P05 is the lease running
+      // out (idle_session_timeout) while the relay waited for Kafka: expected, not a fault.
+      this.sessionBroken = true;
+      // While a batch waits for Kafka, the end of the session is the lease doing its job.
+      if (err.code !== IDLE_SESSION_TIMEOUT && !this.publishing) this.opts.health?.failed(err, { lockSession: true });
+    });
+    await client.connect();
+    this.session = client;
+    this.sessionBroken = false;
+    return client;
+  }
+
+  private async closeSession(): Promise<void> {
+    const client = this.session;
+    this.session = undefined;
+    if (client) await client.end().catch(() => undefined);
+  }
+
   /**
-   * In one transaction: takes every shard that has unsent rows and that no other relay holds,
-   * locks the oldest `limit` unsent rows of those shards in id order, publishes them in one
-   * request, and marks them sent. Resolves to the number of rows published.
+   * Takes every free shard with unsent rows, reads their oldest `limit` unsent rows in id order,
+   * calls `publish` with them (no lock of the database is held by a transaction meanwhile), marks
+   * them sent, and releases the shards. Resolves to the number of rows published; rejects when
+   * the database or `publish` fails (the rows stay unsent).
    */
   async publishBatch(limit: number, publish: (rows: readonly OutboxRecord[]) => Promise<void>): Promise<number> {
-    const client = await this.pool.connect();
-    let broken = false;
+    let client: pg.Client;
     try {
-      await client.query('BEGIN');
-      await client.query(`SET LOCAL idle_in_transaction_session_timeout = ${Math.ceil(this.opts.leaseMs)}`);
-      // Takes every pending shard that no other relay holds right now (try-locks never wait).
+      client = await this.lockSession();
+    } catch (err) {
+      this.sessionBroken = true;
+      throw err;
+    }
+    try {
+      // Try-locks never wait; a shard another relay holds is skipped.
       const shards = await client.query<{ shard: number }>(
         `SELECT shard FROM (SELECT DISTINCT shard FROM outbox WHERE sent_at IS NULL AND shard < $2) pending
-         WHERE pg_try_advisory_xact_lock($1, shard)`,
+         WHERE pg_try_advisory_lock($1, shard)`,
         [SHARD_LOCK_CLASS, this.shards],
       );
+      this.opts.health?.recovered({ lockSession: true });
       const taken = shards.rows.map((r) => r.shard);
-      if (taken.length === 0) {
-        await client.query('ROLLBACK');
-        return 0;
-      }
+      if (taken.length === 0) return 0;
       // A prefix of the id order is, for every shard, that shard's oldest rows: order holds per key.
       // ORDER BY the table's bigint column: the output column `id` is text and would sort "10" < "9".
       const { rows } = await client.query<Row>(
         `SELECT outbox.id::text AS id, topic, key, value, headers, created_at FROM outbox
-         WHERE shard = ANY($1::int[]) AND sent_at IS NULL ORDER BY outbox.id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+         WHERE shard = ANY($1::int[]) AND sent_at IS NULL ORDER BY outbox.id LIMIT $2`,
         [taken, limit],
       );
-      if (rows.length === 0) {
-        await client.query('ROLLBACK');
-        return 0;
-      }
+      if (rows.length === 0) return 0;
+      this.publishing = true;
       await publish(
         rows.map((r) => ({
           id: r.id,
@@ -84,17 +130,22 @@ export class PgOutboxStore implements OutboxStore {
           createdAt: r.created_at,
         })),
       );
+      this.publishing = false;
+      // On the lock session: fails (rows stay unsent) if the lease ran out meanwhile.
       await client.query('UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])', [rows.map((r) => r.id)]);
-      await client.query('COMMIT');
       return rows.length;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw err;
     } finally {
-      client.release(broken);
+      this.publishing = false;
+      await client.query('SELECT pg_advisory_unlock_all()').catch(() => {
+        // Session gone: PostgreSQL released its locks with it.
+        this.sessionBroken = true;
+      });
     }
+  }
+
+  /** Closes the lock session (its shards are released). */
+  async close(): Promise<void> {
+    await this.closeSession();
   }
 
   /** Unsent rows and the age of the oldest one (for metrics). */

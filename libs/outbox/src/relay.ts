@@ -30,7 +30,7 @@ export interface OutboxRelayOptions {
   readonly batchSize?: number;
   /** How often the relay looks for rows when nobody woke it. */
   readonly pollIntervalMs?: number;
-  /** Upper bound of the backoff while Kafka or the database fails. */
+  /** Upper bound of the backoff while Kafka or the database fails, in ms (default 1000: publishing resumes within about a second of Kafka answering again). */
   readonly maxBackoffMs?: number;
   /** Called after each batch the broker acknowledged (metrics). */
   readonly onPublished?: (rows: readonly OutboxRecord[]) => void;
@@ -51,7 +51,7 @@ export interface OutboxRelay {
 export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const batchSize = opts.batchSize ?? 100;
   const pollIntervalMs = opts.pollIntervalMs ?? 1000;
-  const maxBackoffMs = opts.maxBackoffMs ?? 5000;
+  const maxBackoffMs = opts.maxBackoffMs ?? 1000;
   let running = false;
   let loop: Promise<void> | undefined;
   let wakeUp: (() => void) | undefined;
@@ -82,14 +82,26 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
 
   async function run(): Promise<void> {
     let backoff = 100;
+    // Logged when publishing starts failing and when it works again, not once per retry.
+    let failingSince: number | undefined;
+    let failures = 0;
     while (running) {
       try {
         const count = await opts.store.publishBatch(batchSize, publish);
         backoff = 100;
+        if (failingSince !== undefined) {
+          opts.logger.info({ downForMs: Date.now() - failingSince, failures }, 'outbox relay publishes again');
+          failingSince = undefined;
+          failures = 0;
+        }
         if (count > 0) continue;
         await sleep(pollIntervalMs);
       } catch (err) {
-        opts.logger.warn({ err, retryInMs: backoff }, 'outbox relay could not publish; will retry');
+        failures++;
+        if (failingSince === undefined) {
+          failingSince = Date.now();
+          opts.logger.warn({ err }, 'outbox relay cannot publish; retrying with backoff until it can');
+        }
         await sleep(backoff);
         backoff = Math.min(backoff * 2, maxBackoffMs);
       }

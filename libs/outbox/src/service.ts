@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { Gauge, Histogram } from '@ripple/telemetry';
+import { Gauge, Histogram, connectionHealth, watchConnection } from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
 import type { EventProducer } from '@ripple/kafka';
 import { listenForOutbox } from './listener.js';
@@ -21,6 +21,11 @@ export interface OutboxServiceOptions {
 }
 
 export interface OutboxService {
+  /**
+   * Starts the relay (call it once the producer is connected). Until then rows accumulate and
+   * the backlog metrics show them.
+   */
+  startRelay(): void;
   /** Publish now (in-process hint; other processes are woken by NOTIFY). */
   wake(): void;
   stop(): Promise<void>;
@@ -28,12 +33,16 @@ export interface OutboxService {
 
 /**
  * The relay as a service runs it: PostgreSQL store, LISTEN/NOTIFY wake-ups with a polling
- * fallback, retention clean-up, and the outbox metrics.
+ * fallback, retention clean-up, and the outbox metrics (from the start, so a backlog that grows
+ * while Kafka is away shows). The relay itself runs from `startRelay()`.
  */
 export function startOutboxService(opts: OutboxServiceOptions): OutboxService {
   const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 3 });
-  pool.on('error', (err) => opts.logger.warn({ err }, 'outbox pool connection error'));
-  const store = new PgOutboxStore(pool, { leaseMs: opts.leaseMs });
+  const health = (connection: string) =>
+    connectionHealth({ logger: opts.logger, metrics: opts.metrics, client: 'pg', connection });
+  // An idle pooled client that loses its connection emits on the pool: handled, logged once, counted.
+  watchConnection(pool, health('outbox-pool'), 'connect');
+  const store = new PgOutboxStore(pool, { leaseMs: opts.leaseMs, health: health('outbox-lock-session') });
 
   const latency = new Histogram({
     name: 'outbox_publish_latency_seconds',
@@ -81,7 +90,7 @@ export function startOutboxService(opts: OutboxServiceOptions): OutboxService {
       for (const r of rows) latency.observe(Math.max(0, now - r.createdAt.getTime()) / 1000);
     },
   });
-  const listener = listenForOutbox(opts.databaseUrl, opts.logger, () => relay.wake());
+  const listener = listenForOutbox(opts.databaseUrl, opts.logger, () => relay.wake(), health('outbox-listener'));
   const cleanup = setInterval(
     () => {
       store
@@ -91,14 +100,15 @@ export function startOutboxService(opts: OutboxServiceOptions): OutboxService {
     Math.min(opts.retentionMs, 60_000),
   );
   cleanup.unref();
-  relay.start();
 
   return {
+    startRelay: () => relay.start(),
     wake: () => relay.wake(),
     async stop() {
       clearInterval(cleanup);
       await listener.stop();
       await relay.stop();
+      await store.close();
       await pool.end();
     },
   };

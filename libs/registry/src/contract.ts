@@ -139,6 +139,26 @@ export function historyContract(
     assert.deepEqual(await history.position('creator:u1'), appended[4]);
   });
 
+  test(`${name}: history should append many entries at once, each channel's in the given order`, async () => {
+    const { history } = await make(1000);
+    await history.append('post:m1', 'before');
+    const positions = await history.appendMany([
+      { channel: 'post:m1', payload: 'a1' },
+      { channel: 'post:m2', payload: 'b1' },
+      { channel: 'post:m1', payload: 'a2' },
+    ]);
+    assert.deepEqual(
+      positions.map((p) => p.offset),
+      ['2', '1', '3'],
+    );
+    const replay = await history.since('post:m1', { offset: '1', epoch: positions[0]?.epoch ?? '' }, 10);
+    assert.deepEqual(
+      replay.entries.map((e) => e.payload),
+      ['a1', 'a2'],
+    );
+    assert.deepEqual(await history.appendMany([]), []);
+  });
+
   test(`${name}: history should refuse to recover across an epoch change`, async () => {
     const { history, lose } = await make(1000);
     const first = await history.append('post:p1', 'a');

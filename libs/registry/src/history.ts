@@ -32,6 +32,11 @@ export interface Recovery {
 export interface History {
   /** Appends one payload; returns its offset (the previous one + 1) and the channel's epoch. */
   append(channel: string, payload: string): Promise<StreamPosition>;
+  /**
+   * Appends many payloads at once (one round trip), in the given order: entries of one channel
+   * get increasing offsets in that order. Returns their positions, in the same order.
+   */
+  appendMany(entries: readonly { channel: string; payload: string }[]): Promise<StreamPosition[]>;
   /** The channel's latest offset and epoch (creating the epoch for a channel with no history). */
   position(channel: string): Promise<StreamPosition>;
   /**

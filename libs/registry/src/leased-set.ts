@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { execAll, script } from './scripts.js';
 
 /*
  * A "leased set" is a sorted set whose members carry their lease expiry (ms, Redis clock) as
@@ -58,25 +59,34 @@ return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(v)
 `;
 
 export class RedisLeasedSets {
-  constructor(private readonly redis: Redis) {}
+  private readonly scripts;
+  constructor(private readonly redis: Redis) {
+    this.scripts = {
+      add: script(redis, 'rippleLeaseAdd', 1, ADD),
+      remove: script(redis, 'rippleLeaseRemove', 1, REMOVE),
+      live: script(redis, 'rippleLeaseLive', 1, LIVE),
+      mark: script(redis, 'rippleMark', 1, MARK),
+      markAge: script(redis, 'rippleMarkAge', 1, MARK_AGE),
+    };
+  }
 
   async add(key: string, ttlMs: number, members: readonly string[]): Promise<number> {
-    return (await this.redis.eval(ADD, 1, key, String(Math.ceil(ttlMs)), ...members)) as number;
+    return (await this.scripts.add(this.redis, key, String(Math.ceil(ttlMs)), ...members)) as number;
   }
 
   async remove(key: string, members: readonly string[]): Promise<number> {
-    return (await this.redis.eval(REMOVE, 1, key, ...members)) as number;
+    return (await this.scripts.remove(this.redis, key, ...members)) as number;
   }
 
   async live(key: string): Promise<string[]> {
-    return ((await this.redis.eval(LIVE, 1, key)) as string[]).sort();
+    return ((await this.scripts.live(this.redis, key)) as string[]).sort();
   }
 
   /** Renews many keys at once (one round trip), e.g. on a heartbeat. */
   async addMany(entries: readonly { key: string; members: readonly string[] }[], ttlMs: number): Promise<void> {
     if (entries.length === 0) return;
     const pipeline = this.redis.pipeline();
-    for (const e of entries) pipeline.eval(ADD, 1, e.key, String(Math.ceil(ttlMs)), ...e.members);
+    for (const e of entries) this.scripts.add.queue(pipeline, e.key, String(Math.ceil(ttlMs)), ...e.members);
     await execAll(pipeline);
   }
 
@@ -84,7 +94,7 @@ export class RedisLeasedSets {
   async liveMany(keys: readonly string[]): Promise<string[][]> {
     if (keys.length === 0) return [];
     const pipeline = this.redis.pipeline();
-    for (const key of keys) pipeline.eval(LIVE, 1, key);
+    for (const key of keys) this.scripts.live.queue(pipeline, key);
     return ((await execAll(pipeline)) as string[][]).map((members) => members.sort());
   }
 
@@ -93,21 +103,14 @@ export class RedisLeasedSets {
    * store has kept its data (a restarted or flushed Redis lost it). `mark` creates it if missing.
    */
   async mark(key: string): Promise<void> {
-    await this.redis.eval(MARK, 1, key);
+    await this.scripts.mark(this.redis, key);
   }
 
   /** Milliseconds since the marker was created, or undefined when it does not exist. */
   async markAge(key: string): Promise<number | undefined> {
-    const age = (await this.redis.eval(MARK_AGE, 1, key)) as number;
+    const age = (await this.scripts.markAge(this.redis, key)) as number;
     return age < 0 ? undefined : age;
   }
-}
-
-async function execAll(pipeline: ReturnType<Redis['pipeline']>): Promise<unknown[]> {
-  const results = (await pipeline.exec()) ?? [];
-  const failed = results.find(([err]) => err !== null);
-  if (failed?.[0]) throw failed[0];
-  return results.map(([, value]) => value);
 }
 
 /** The same semantics in memory, with an injectable clock. */

@@ -42,6 +42,12 @@ export class MemoryHistory implements History {
     return Promise.resolve({ offset, epoch: h.epoch });
   }
 
+  async appendMany(entries: readonly { channel: string; payload: string }[]): Promise<StreamPosition[]> {
+    const out: StreamPosition[] = [];
+    for (const e of entries) out.push(await this.append(e.channel, e.payload));
+    return out;
+  }
+
   position(channel: string): Promise<StreamPosition> {
     const h = this.of(channel);
     return Promise.resolve({ offset: String(h.seq), epoch: h.epoch });

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { History, Recovery, StreamPosition } from './history.js';
+import { execAll, script } from './scripts.js';
 
 /*
  * Every script below takes KEYS[1] = the channel's stream and KEYS[2] = its meta hash
@@ -76,33 +77,45 @@ export interface RedisHistoryOptions {
 
 /** History on Redis Streams; one stream and one meta hash per channel, in one cluster slot. */
 export class RedisHistory implements History {
+  private readonly scripts;
   constructor(
     private readonly redis: Redis,
     private readonly keyPrefix: string,
     private readonly opts: RedisHistoryOptions,
-  ) {}
+  ) {
+    this.scripts = {
+      append: script(redis, 'rippleHistoryAppend', 2, APPEND),
+      position: script(redis, 'rippleHistoryPosition', 2, POSITION),
+      since: script(redis, 'rippleHistorySince', 2, SINCE),
+    };
+  }
 
   private keys(channel: string): [string, string] {
     return [`${this.keyPrefix}history:{${channel}}`, `${this.keyPrefix}history-meta:{${channel}}`];
   }
 
+  private appendArgs(channel: string, payload: string): string[] {
+    return [...this.keys(channel), payload, String(this.opts.maxLength), String(this.opts.ttlMs), epochSuffix()];
+  }
+
   async append(channel: string, payload: string): Promise<StreamPosition> {
-    const [offset, epoch] = (await this.redis.eval(
-      APPEND,
-      2,
-      ...this.keys(channel),
-      payload,
-      String(this.opts.maxLength),
-      String(this.opts.ttlMs),
-      epochSuffix(),
-    )) as [string, string];
+    const [offset, epoch] = (await this.scripts.append(this.redis, ...this.appendArgs(channel, payload))) as [
+      string,
+      string,
+    ];
     return { offset, epoch };
   }
 
+  async appendMany(entries: readonly { channel: string; payload: string }[]): Promise<StreamPosition[]> {
+    if (entries.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const e of entries) this.scripts.append.queue(pipeline, ...this.appendArgs(e.channel, e.payload));
+    return ((await execAll(pipeline)) as [string, string][]).map(([offset, epoch]) => ({ offset, epoch }));
+  }
+
   async position(channel: string): Promise<StreamPosition> {
-    const [offset, epoch] = (await this.redis.eval(
-      POSITION,
-      2,
+    const [offset, epoch] = (await this.scripts.position(
+      this.redis,
       ...this.keys(channel),
       String(this.opts.ttlMs),
       epochSuffix(),
@@ -111,9 +124,8 @@ export class RedisHistory implements History {
   }
 
   async since(channel: string, since: StreamPosition, limit: number): Promise<Recovery> {
-    const reply = (await this.redis.eval(
-      SINCE,
-      2,
+    const reply = (await this.scripts.since(
+      this.redis,
       ...this.keys(channel),
       since.offset,
       since.epoch,

@@ -2,6 +2,9 @@ import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 import { CommonEnv, defaultDatabaseUrl } from '@ripple/config';
 
+/** The longest delay a Node timer takes (2^31-1 ms); interval settings stay below it. */
+const MAX_DELAY_MS = 2_147_483_647;
+
 /** The configuration every domain service reads (README "Configuration"). */
 export function domainServiceEnv(serviceName: string, port: number) {
   return Type.Object({
@@ -12,13 +15,13 @@ export function domainServiceEnv(serviceName: string, port: number) {
     DB_MIGRATE: Type.Union([Type.Literal('auto'), Type.Literal('off')], { default: 'auto' }),
     /** Requests per user per window, shared by all replicas through Redis. */
     RATE_LIMIT_MAX: Type.Integer({ default: 300, minimum: 1 }),
-    RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60_000, minimum: 100 }),
+    RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60_000, minimum: 100, maximum: MAX_DELAY_MS }),
     /** How long an Idempotency-Key's answer is kept for replay. */
     IDEMPOTENCY_TTL_MS: Type.Integer({ default: 24 * 3600 * 1000, minimum: 1000 }),
-    OUTBOX_POLL_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 10 }),
+    OUTBOX_POLL_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 10, maximum: MAX_DELAY_MS }),
     OUTBOX_BATCH_SIZE: Type.Integer({ default: 100, minimum: 1, maximum: 10_000 }),
     /** How long a relay may hold an outbox shard while Kafka does not answer. */
-    OUTBOX_LEASE_MS: Type.Integer({ default: 30_000, minimum: 1000 }),
+    OUTBOX_LEASE_MS: Type.Integer({ default: 30_000, minimum: 1000, maximum: MAX_DELAY_MS }),
     /** Sent outbox rows are deleted after this long. */
     OUTBOX_RETENTION_MS: Type.Integer({ default: 24 * 3600 * 1000, minimum: 1000 }),
     KAFKA_TOPIC_RETENTION_MS: Type.Integer({ default: 7 * 24 * 3600 * 1000, minimum: 60_000 }),

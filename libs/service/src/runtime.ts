@@ -7,10 +7,10 @@ import type { RawSql, Transaction } from '@ripple/db';
 import type { TopicName } from '@ripple/events';
 import { deleteExpiredIdempotencyKeys, listeningPort, mutations } from '@ripple/http';
 import type { ApiOptions, Mutations, ReadinessCheck, RunningProcess } from '@ripple/http';
-import { createEventProducer, createKafka, ensureTopics, kafkaReadiness } from '@ripple/kafka';
+import { createEventProducer, createKafka, ensureTopics } from '@ripple/kafka';
 import type { EventProducer, Kafka } from '@ripple/kafka';
 import { startOutboxService } from '@ripple/outbox';
-import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
+import { connectionHealth, createLogger, createMetricsRegistry, watchConnection } from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
 import type { DomainServiceConfig } from './env.js';
 import { directPublisher, outboxEmitter } from './events.js';
@@ -40,10 +40,15 @@ export interface DomainServiceSpec<Db extends RawSql, Tx extends RawSql> {
   readonly migrationsDir: string;
   /** Topics this service publishes to (created when missing). */
   readonly topics: readonly TopicName[];
-  readonly createDb: (url: string) => Db & { $disconnect(): Promise<void> };
+  /** `onConnectionError` gets the `error` events of the database client's connections. */
+  readonly createDb: (url: string, onConnectionError?: (err: Error) => void) => Db & { $disconnect(): Promise<void> };
   readonly transaction: (db: Db) => Transaction<Tx>;
   readonly buildApp: (deps: ApiDeps<Db, Tx>) => Promise<FastifyInstance>;
-  /** Work besides HTTP (a Kafka consumer), started before the service listens. */
+  /**
+   * Work on Kafka besides publishing (a consumer). Started in the background once Kafka answers
+   * (topics created, producer connected), so it may start long after the service listens; its
+   * `checks` join /readyz from then on.
+   */
   readonly background?: (ctx: {
     deps: ApiDeps<Db, Tx>;
     kafka: Kafka;
@@ -53,10 +58,22 @@ export interface DomainServiceSpec<Db extends RawSql, Tx extends RawSql> {
   }) => Promise<{ stop(): Promise<void>; checks?: Record<string, ReadinessCheck> }>;
 }
 
+/** Wait between attempts to reach Kafka at start-up, in ms. */
+const KAFKA_START_RETRY_MS = 1000;
+/** Longest `stop` waits for a Kafka start attempt in flight, in ms. */
+const STOP_WAIT_MS = 10_000;
+
 /**
- * Starts a domain service: migrations (DB_MIGRATE=auto), topics, the idempotent producer, the
- * outbox relay, Redis, background work, then HTTP. `stop` undoes it in reverse order after the
- * HTTP server has finished its in-flight requests.
+ * Starts a domain service: migrations (DB_MIGRATE=auto), Redis, the outbox (metrics, wake-ups),
+ * then HTTP. Kafka is not needed to start or to serve: the outbox takes every write, and in the
+ * background, retried every second until Kafka answers, the topics are created, the idempotent
+ * producer connects, and the outbox relay and `background` work start. `stop` undoes it in
+ * reverse order after the HTTP server has finished its in-flight requests.
+ *
+ * Readiness rule: /readyz checks what serves this service's own requests (PostgreSQL, Redis),
+ * not Kafka, which the outbox exists to be independent of; `background` may add checks of its
+ * own once it runs. Kafka trouble shows in `outbox_backlog_rows`,
+ * `outbox_oldest_unsent_age_seconds` and `client_connection_up{client="kafkajs"}`.
  */
 export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
   spec: DomainServiceSpec<Db, Tx>,
@@ -69,24 +86,16 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     const { applied } = await applyMigrations(config.DATABASE_URL, spec.migrationsDir);
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
   }
-  const db = spec.createDb(config.DATABASE_URL);
+  const metrics = createMetricsRegistry(spec.name);
+  const health = (client: string, connection: string) => connectionHealth({ logger, metrics, client, connection });
+  const dbHealth = health('pg', 'prisma');
+  const db = spec.createDb(config.DATABASE_URL, (err) => dbHealth.failed(err));
   const redis = createRedis(config.REDIS_URL);
-  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  watchConnection(redis, health('ioredis', 'service'), 'ready');
   await redis.connect();
 
   const kafka = createKafka({ brokers: parseBrokers(config.KAFKA_BROKERS), clientId: spec.name, logger });
-  await ensureTopics(
-    kafka,
-    spec.topics.map((topic) => ({
-      topic: config.KAFKA_TOPIC_PREFIX + topic,
-      numPartitions: config.KAFKA_TOPIC_PARTITIONS,
-      replicationFactor: config.KAFKA_REPLICATION_FACTOR,
-      retentionMs: config.KAFKA_TOPIC_RETENTION_MS,
-    })),
-  );
-  const metrics = createMetricsRegistry(spec.name);
-  const producer = createEventProducer(kafka, { metrics });
-  await producer.connect();
+  const producer = createEventProducer(kafka, { metrics, logger });
   const outbox = startOutboxService({
     databaseUrl: config.DATABASE_URL,
     producer,
@@ -108,16 +117,19 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
   );
   janitor.unref();
 
-  const admin = kafka.admin();
-  await admin.connect();
   const checks: Record<string, ReadinessCheck> = {
     postgres: async () => {
-      await db.$queryRaw`SELECT 1`;
+      try {
+        await db.$queryRaw`SELECT 1`;
+      } catch (err) {
+        dbHealth.failed(err);
+        throw err;
+      }
+      dbHealth.recovered();
     },
     redis: async () => {
       await redis.ping();
     },
-    kafka: kafkaReadiness(admin),
   };
   const transaction = spec.transaction(db);
   const wakeOutbox = () => outbox.wake();
@@ -139,8 +151,49 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     publish: directPublisher(spec.name, producer, config.KAFKA_TOPIC_PREFIX),
     now: () => new Date(),
   };
-  const background = await spec.background?.({ deps, kafka, producer, logger, metrics });
-  Object.assign(checks, background?.checks);
+
+  // Kafka, in the background: retried until it answers; nothing above waits for it.
+  let stopping = false;
+  let background: Awaited<ReturnType<NonNullable<DomainServiceSpec<Db, Tx>['background']>>> | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let wakeRetry: (() => void) | undefined;
+  const kafkaHealth = health('kafkajs', 'start-up');
+  const startKafka = async (): Promise<void> => {
+    let producerConnected = false;
+    for (let attempt = 1; !stopping; attempt++) {
+      try {
+        if (!producerConnected) {
+          await ensureTopics(
+            kafka,
+            spec.topics.map((topic) => ({
+              topic: config.KAFKA_TOPIC_PREFIX + topic,
+              numPartitions: config.KAFKA_TOPIC_PARTITIONS,
+              replicationFactor: config.KAFKA_REPLICATION_FACTOR,
+              retentionMs: config.KAFKA_TOPIC_RETENTION_MS,
+            })),
+          );
+          await producer.connect();
+          producerConnected = true;
+          outbox.startRelay();
+          logger.info({ attempt }, 'kafka reachable: outbox relay started');
+        }
+        if (stopping) return;
+        background = await spec.background?.({ deps, kafka, producer, logger, metrics });
+        if (stopping) await background?.stop();
+        else Object.assign(checks, background?.checks);
+        kafkaHealth.recovered();
+        return;
+      } catch (err) {
+        kafkaHealth.failed(err, { attempt });
+        await new Promise<void>((resolve) => {
+          wakeRetry = resolve;
+          retryTimer = setTimeout(resolve, KAFKA_START_RETRY_MS);
+        });
+      }
+    }
+  };
+  const kafkaStarted = startKafka();
+
   const app = await spec.buildApp(deps);
   await app.listen({ host: config.HOST, port: config.PORT });
   logger.info({ port: listeningPort(app) }, 'listening');
@@ -149,11 +202,15 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     logger,
     async stop() {
       await app.close();
+      stopping = true;
+      if (retryTimer) clearTimeout(retryTimer);
+      wakeRetry?.();
+      // A start attempt in flight ends within kafkajs' retries; do not let it hold SIGTERM longer.
+      await Promise.race([kafkaStarted, new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref())]);
       await background?.stop();
       clearInterval(janitor);
       await outbox.stop();
       await producer.disconnect();
-      await admin.disconnect();
       redis.disconnect();
       await db.$disconnect();
     },

@@ -43,3 +43,5 @@ export function testDatabaseUrl(name: string): string {
   url.pathname = `/${name}`;
   return url.toString();
 }
+export { privateKafka } from './kafka-broker.js';
+export type { PrivateKafka } from './kafka-broker.js';

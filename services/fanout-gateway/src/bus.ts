@@ -2,16 +2,19 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { ChannelFrame } from './hub.js';
 
-/** One message from the node that consumed an event to a node that holds its subscribers. */
-export interface NodeMessage {
-  /** The event's `time`, for the delivery latency metric. */
+/** A channel frame on its way to sockets, with its event's `time` (for the delivery latency metric). */
+export interface RoutedFrame extends ChannelFrame {
   readonly time: string;
-  readonly frames: readonly ChannelFrame[];
+}
+
+/** One message from the node that routed a batch of events to a node that holds their subscribers. */
+export interface NodeMessage {
+  readonly frames: readonly RoutedFrame[];
   /** W3C trace context of the routing span, for the cross-node hop. */
   readonly traceparent?: string;
 }
 
-/** Node-to-node delivery: one message per node and event, never one per socket. */
+/** Node-to-node delivery: one message per node and routed batch, never one per socket or event. */
 export interface NodeBus {
   /** Starts receiving this node's messages and the broadcasts. */
   start(onMessage: (message: NodeMessage) => void): Promise<void>;

@@ -5,6 +5,9 @@ import { CommonEnv, loadConfig } from '@ripple/config';
 
 export const SERVICE_NAME = 'fanout-gateway';
 
+/** The longest delay a Node timer takes (2^31-1 ms, ~24.8 days); every delay setting stays below it. */
+const MAX_DELAY_MS = 2_147_483_647;
+
 export const GatewayEnv = Type.Object({
   ...CommonEnv,
   PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }),
@@ -15,8 +18,21 @@ export const GatewayEnv = Type.Object({
   }),
   /** All gateway nodes share this consumer group. */
   KAFKA_GROUP_ID: Type.String({ default: 'fanout-gateway', minLength: 1 }),
-  /** A crashed node's partitions move to the others after this long (broker minimum: 6000). */
-  KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 1000 }),
+  /**
+   * A crashed node's partitions move to the others after this long, in ms (the broker's
+   * group.min.session.timeout.ms, 6000 by default, is the floor). Heartbeats go every tenth of it.
+   * Lower means faster takeover after a crash, but a node stalled longer than this (GC pause, CPU
+   * starvation) is evicted and its partitions rebalanced although it was alive.
+   */
+  KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ default: 6000, minimum: 1000, maximum: MAX_DELAY_MS }),
+  /**
+   * How long a rebalance waits for members to rejoin, in ms. After a broker restart the group
+   * waits this long (or the session timeout, if shorter) for the members it knew before, so it
+   * bounds how soon delivery resumes. Routing one event takes milliseconds, so members rejoin
+   * well within it, and fetches long-poll for at most a quarter of it so that idle members
+   * notice a rebalance in time; a node stalled longer misses the rebalance and causes another.
+   */
+  KAFKA_REBALANCE_TIMEOUT_MS: Type.Integer({ default: 1500, minimum: 500, maximum: MAX_DELAY_MS }),
   KAFKA_TOPIC_PARTITIONS: Type.Integer({ default: 6, minimum: 1 }),
   KAFKA_REPLICATION_FACTOR: Type.Integer({ default: 1, minimum: 1 }),
   /** Largest inbound WebSocket frame; bigger frames close the socket with 1009. */
@@ -30,11 +46,11 @@ export const GatewayEnv = Type.Object({
   /** Rate-limited frames tolerated within 10 s before the socket is closed with 4008. */
   WS_ABUSE_LIMIT: Type.Integer({ default: 20, minimum: 1 }),
   /** The server pings each socket this often (and SSE sends a keep-alive); a silent peer is dropped. */
-  WS_PING_INTERVAL_MS: Type.Integer({ default: 25_000, minimum: 100 }),
+  WS_PING_INTERVAL_MS: Type.Integer({ default: 25_000, minimum: 100, maximum: MAX_DELAY_MS }),
   /** How long before a token expires the client gets `refresh_required`. */
-  TOKEN_REFRESH_WINDOW_MS: Type.Integer({ default: 30_000, minimum: 0 }),
+  TOKEN_REFRESH_WINDOW_MS: Type.Integer({ default: 30_000, minimum: 0, maximum: MAX_DELAY_MS }),
   /** How often the node renews its registry leases; a lease lasts three intervals. */
-  REGISTRY_HEARTBEAT_MS: Type.Integer({ default: 5000, minimum: 100 }),
+  REGISTRY_HEARTBEAT_MS: Type.Integer({ default: 5000, minimum: 100, maximum: MAX_DELAY_MS }),
   /** Events kept per channel for recovery (approximately), and how long after the last event. */
   HISTORY_SIZE: Type.Integer({ default: 1000, minimum: 10 }),
   HISTORY_TTL_MS: Type.Integer({ default: 3_600_000, minimum: 1000 }),
@@ -46,9 +62,14 @@ export const GatewayEnv = Type.Object({
    */
   CHAT_DEPARTURE_TTL_MS: Type.Integer({ default: 86_400_000 + 3_600_000, minimum: 1000 }),
   /** On SIGTERM, clients are told to reconnect spread over this window. */
-  DRAIN_WINDOW_MS: Type.Integer({ default: 10_000, minimum: 0 }),
+  DRAIN_WINDOW_MS: Type.Integer({ default: 10_000, minimum: 0, maximum: MAX_DELAY_MS }),
   /** Fault injection (tests and chaos runs only): every message to other nodes waits this long. */
   FAULT_NODE_BUS_DELAY_MS: Type.Integer({ default: 0, minimum: 0, maximum: 60_000 }),
+  /**
+   * Fault injection (tests and chaos runs only): connection set-up waits this long between
+   * registering the connection and joining its own channel, so a close during set-up can be forced.
+   */
+  FAULT_SETUP_DELAY_MS: Type.Integer({ default: 0, minimum: 0, maximum: 60_000 }),
 });
 
 export type GatewayConfig = ReturnType<typeof loadGatewayConfig>;

@@ -9,7 +9,11 @@ import type { ChannelFrame } from './hub.js';
 export const SUBSCRIPTION_REVOKED = 'GW_SUBSCRIPTION_REVOKED';
 
 /** The `unsubscribed` frame (docs/protocol.md): the server ended the subscription, `code` says why. */
-export function unsubscribedFrame(channel: string, code: string, message: string): Record<string, unknown> {
+export function unsubscribedFrame(
+  channel: string,
+  code: string,
+  message: string,
+): { op: 'unsubscribed' } & Record<string, unknown> {
   return { op: 'unsubscribed', channel, code, message };
 }
 

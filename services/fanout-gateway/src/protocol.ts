@@ -107,6 +107,6 @@ export function eventFrame(channel: string, offset: string, epoch: string, event
  * trimmed); the client refetches the channel's state over REST and continues from `position`,
  * exactly as after an `ack` with `recovered: false`.
  */
-export function gapFrame(channel: string, position: StreamPosition): Record<string, unknown> {
-  return { op: 'gap', channel, offset: position.offset, epoch: position.epoch, recovered: false };
+export function gapFrame(channel: string, position: StreamPosition): { op: 'gap' } & Record<string, unknown> {
+  return { op: 'gap' as const, channel, offset: position.offset, epoch: position.epoch, recovered: false };
 }

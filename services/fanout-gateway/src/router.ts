@@ -1,8 +1,8 @@
 import { channelsFor } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
 import type { Directory, History } from '@ripple/registry';
-import type { NodeBus, NodeMessage } from './bus.js';
-import type { ChannelFrame, LocalHub } from './hub.js';
+import type { NodeBus, NodeMessage, RoutedFrame } from './bus.js';
+import type { LocalHub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
 import { eventFrame } from './protocol.js';
 import { ROOT_CONTEXT, context, contextFromHeaders, traceHeaders, tracer } from '@ripple/telemetry';
@@ -16,15 +16,17 @@ export interface RouterDeps {
   readonly bus: NodeBus;
   readonly metrics: GatewayMetrics;
   readonly now?: () => number;
-  /** Runs before an event is routed (membership marks); a failure fails routing, so it is retried. */
+  /** Runs before a batch is routed, once per event in order (membership marks); a failure fails routing, so it is retried. */
   readonly beforeRoute?: (event: AnyEvent) => Promise<void>;
 }
 
 /**
- * Routes a consumed event: appends it to each channel's history (which gives its offset),
- * delivers to this node's sockets, and sends each other node that holds subscribers one message
- * with all of its frames. Resolves once that is done, so the Kafka offset is committed only after
- * routing succeeded. The event is serialised once, each channel's frame once.
+ * Routes consumed events, a batch at a time: appends every (event, channel) frame to its channel's
+ * history in one pipelined round trip (which gives each its offset, in event order), looks up the
+ * nodes holding every channel in one more, delivers to this node's sockets, and sends each other
+ * node that holds subscribers one message with all of its frames. Resolves once that is done, so
+ * the Kafka offsets are committed only after routing succeeded. Each event is serialised once,
+ * each channel's frame once.
  */
 export class Router {
   private readonly now: () => number;
@@ -32,24 +34,27 @@ export class Router {
     this.now = deps.now ?? Date.now;
   }
 
-  async route(event: AnyEvent): Promise<void> {
+  async route(events: readonly AnyEvent[]): Promise<void> {
     const { history, directory, nodeId, metrics } = this.deps;
-    await this.deps.beforeRoute?.(event);
-    const json = JSON.stringify(event);
-    const channels = channelsFor(event);
+    // Membership marks first, in event order: a failure fails the batch, so it is retried.
+    if (this.deps.beforeRoute) for (const event of events) await this.deps.beforeRoute(event);
+    const items = events.flatMap((event) => {
+      const json = JSON.stringify(event);
+      return channelsFor(event).map((channel) => ({ channel, json, time: event.time }));
+    });
+    if (items.length === 0) return;
     // History first: the append gives each frame its offset, and a frame is only ever sent after
     // it is in history, so a node that misses it (or gets it late) can read it from there.
-    const positions = await Promise.all(channels.map((channel) => history.append(channel, json)));
-    const frames: ChannelFrame[] = channels.map((channel, i) => {
+    const positions = await history.appendMany(items.map((i) => ({ channel: i.channel, payload: i.json })));
+    const frames: RoutedFrame[] = items.map(({ channel, json, time }, i) => {
       const { offset, epoch } = positions[i] ?? { offset: '0', epoch: '' };
-      return { channel, offset, epoch, frame: eventFrame(channel, offset, epoch, json) };
+      return { channel, offset, epoch, time, frame: eventFrame(channel, offset, epoch, json) };
     });
-    const { nodes, complete } = await directory.lookup(channels);
-    this.deliver({ time: event.time, frames }, context.active());
+    const { nodes, complete } = await directory.lookup([...new Set(items.map((i) => i.channel))]);
+    this.deliver(frames, context.active());
     // The trace continues on the nodes that hold the other subscribers.
     const { traceparent } = traceHeaders();
-    const message = (f: readonly ChannelFrame[]): NodeMessage => ({
-      time: event.time,
+    const message = (f: readonly RoutedFrame[]): NodeMessage => ({
       frames: f,
       ...(traceparent !== undefined && { traceparent }),
     });
@@ -60,10 +65,13 @@ export class Router {
       metrics.nodeMessagesSent.inc();
       return;
     }
-    const remote = new Map<string, ChannelFrame[]>();
+    const remote = new Map<string, RoutedFrame[]>();
     for (const frame of frames) {
       for (const node of nodes.get(frame.channel) ?? []) {
-        if (node !== nodeId) remote.set(node, [...(remote.get(node) ?? []), frame]);
+        if (node === nodeId) continue;
+        const list = remote.get(node);
+        if (list) list.push(frame);
+        else remote.set(node, [frame]);
       }
     }
     await Promise.all([...remote].map(([node, f]) => this.deps.bus.send(node, message(f))));
@@ -72,22 +80,22 @@ export class Router {
 
   /** Delivers frames another node routed to this one. */
   receive(message: NodeMessage): void {
-    this.deliver(message, contextFromHeaders({ traceparent: message.traceparent }, ROOT_CONTEXT));
+    this.deliver(message.frames, contextFromHeaders({ traceparent: message.traceparent }, ROOT_CONTEXT));
   }
 
   /** Writes frames to this node's sockets: one `gateway.deliver` span per batch, with the socket count. */
-  private deliver(message: NodeMessage, parent: Context): void {
+  private deliver(frames: readonly RoutedFrame[], parent: Context): void {
     const span = tracer().startSpan('gateway.deliver', { attributes: { 'ripple.node_id': this.deps.nodeId } }, parent);
     let delivered = 0;
-    for (const f of message.frames) delivered += this.deps.hub.publish(f);
-    span.setAttributes({ 'ripple.sockets': delivered, 'ripple.channels': message.frames.length });
+    const now = this.now();
+    for (const f of frames) {
+      const sockets = this.deps.hub.publish(f);
+      if (sockets === 0) continue;
+      delivered += sockets;
+      this.deps.metrics.deliveryLatency.observe(Math.max(0, now - Date.parse(f.time)) / 1000);
+    }
+    span.setAttributes({ 'ripple.sockets': delivered, 'ripple.channels': frames.length });
     span.end();
-    this.observe(delivered, message.time);
-  }
-
-  private observe(delivered: number, eventTime: string): void {
-    if (delivered === 0) return;
     this.deps.metrics.deliveries.inc(delivered);
-    this.deps.metrics.deliveryLatency.observe(Math.max(0, this.now() - Date.parse(eventTime)) / 1000);
   }
 }

@@ -13,7 +13,7 @@ import {
   registerConsumerLag,
 } from '@ripple/kafka';
 import { LeasedDirectory, RedisDepartures, RedisHistory, RedisLeasedSets, RedisNodeRoster } from '@ripple/registry';
-import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
+import { connectionHealth, createLogger, createMetricsRegistry, watchConnection } from '@ripple/telemetry';
 import { buildApp } from './app.js';
 import { RedisNodeBus } from './bus.js';
 import { SERVICE_NAME, loadGatewayConfig } from './config.js';
@@ -32,8 +32,15 @@ runProcess(SERVICE_NAME, async () => {
   const verifyAccess = await accessTokenVerifier(jwtOptionsFrom(config, (msg) => logger.debug(msg)));
 
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 });
-  redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
   const registry = createMetricsRegistry(SERVICE_NAME);
+  // Every ioredis connection's errors are handled, counted and logged once per outage.
+  const watchRedis = (connection: Redis, name: string) =>
+    watchConnection(
+      connection,
+      connectionHealth({ logger, metrics: registry, client: 'ioredis', connection: name }),
+      'ready',
+    );
+  watchRedis(redis, 'redis');
   const open = { count: () => 0 };
   const subscriptionCount = { get: () => 0 };
   const metrics = createGatewayMetrics(
@@ -76,7 +83,7 @@ runProcess(SERVICE_NAME, async () => {
     nodeId,
     onBadMessage: (err) => logger.warn({ err }, 'bad message from another node'),
     sendDelayMs: config.FAULT_NODE_BUS_DELAY_MS,
-    watch: (connection, name) => connection.on('error', (err) => logger.warn({ err, connection: name }, 'redis error')),
+    watch: watchRedis,
   });
 
   const router = new Router({
@@ -105,7 +112,7 @@ runProcess(SERVICE_NAME, async () => {
         replicationFactor: config.KAFKA_REPLICATION_FACTOR,
       })),
   );
-  const producer = createEventProducer(kafka, { metrics: registry });
+  const producer = createEventProducer(kafka, { metrics: registry, logger });
   await producer.connect();
 
   const publishPresence = async (
@@ -158,8 +165,9 @@ runProcess(SERVICE_NAME, async () => {
     logger,
     dlqProducer: producer,
     sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
+    rebalanceTimeoutMs: config.KAFKA_REBALANCE_TIMEOUT_MS,
     metrics: registry,
-    onEvent: (event) => router.route(event),
+    onEvent: (event) => router.route([event]),
   });
   const admin = kafka.admin();
   await admin.connect();
@@ -180,6 +188,7 @@ runProcess(SERVICE_NAME, async () => {
     registry,
     metrics,
     pingIntervalMs: config.WS_PING_INTERVAL_MS,
+    setupDelayMs: config.FAULT_SETUP_DELAY_MS,
     isDraining: () => draining,
     limits: {
       maxSubscriptions: config.WS_MAX_SUBSCRIPTIONS,

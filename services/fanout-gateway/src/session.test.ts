@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { WebSocket } from 'ws';
 import { jwtSecret, signAccessToken, signSubscriptionToken, verifyAccessToken } from '@ripple/auth';
 import { LeasedDirectory, MemoryHistory, MemoryLeasedSets } from '@ripple/registry';
 import type { History } from '@ripple/registry';
@@ -11,26 +10,33 @@ import { eventFrame, parseClientFrame } from './protocol.js';
 import { Router } from './router.js';
 import { Session } from './session.js';
 import type { SessionLimits } from './session.js';
+import type { ConnectionSink } from './sink.js';
 import { Subscriptions } from './subscriptions.js';
 import type { ChannelFrame } from './hub.js';
 
 const secret = jwtSecret('unit-test-secret-long-enough');
 
-/** The part of a ws socket a Session uses; `bufferedAmount` is settable to simulate a slow peer. */
-function fakeSocket() {
-  const socket = {
-    OPEN: 1,
-    CONNECTING: 0,
-    readyState: 1,
+/** A ConnectionSink that records; `bufferedAmount` is settable to simulate a slow peer. */
+interface FakeSocket {
+  bufferedAmount: number;
+  sent: string[];
+  closed: { code: number; reason: string } | undefined;
+  sink: ConnectionSink;
+}
+
+function fakeSocket(): FakeSocket {
+  const socket: FakeSocket = {
     bufferedAmount: 0,
     sent: [] as string[],
     closed: undefined as { code: number; reason: string } | undefined,
-    send(frame: string) {
-      socket.sent.push(frame);
-    },
-    close(code: number, reason: string) {
-      socket.closed = { code, reason };
-      socket.readyState = 3;
+    sink: {
+      send: (_op: string, text: string) => {
+        if (!socket.closed) socket.sent.push(text);
+      },
+      bufferedAmount: () => socket.bufferedAmount,
+      close: (code: number, reason: string) => {
+        socket.closed = { code, reason };
+      },
     },
   };
   return socket;
@@ -63,7 +69,7 @@ function session(w = world(), limits: Partial<SessionLimits> = {}, user = 'u1') 
   const errors: string[] = [];
   let slow = 0;
   let now = 1_000_000;
-  const s = new Session('c1', { sub: user, exp: undefined }, socket as unknown as WebSocket, {
+  const s = new Session('c1', { sub: user, exp: undefined }, socket.sink, {
     ...w,
     nodeId: 'n1',
     historyLimit: 100,
@@ -195,6 +201,7 @@ test('live events that arrive during a replay should follow it without gap or du
   let second = first;
   const slowHistory: History = {
     append: (c, p) => history.append(c, p),
+    appendMany: (e) => history.appendMany(e),
     position: (c) => history.position(c),
     since: async (c, s, l) => {
       second = await history.append(c, '{"n":2}');
@@ -251,12 +258,12 @@ test('the router should append to history, deliver locally and send other nodes 
   const local = session(w);
   await local.send({ op: 'subscribe', channel: 'creator:u1' });
   const { createEvent } = await import('@ripple/events');
-  await router.route(
+  await router.route([
     createEvent('post.created', {
       source: 't',
       data: { postId: 'p1', authorId: 'u1', body: 'b', createdAt: new Date().toISOString() },
     }),
-  );
+  ]);
   assert.equal(local.frames().at(-1)?.op, 'event');
   assert.deepEqual(
     sent.sort((a, b) => a.node.localeCompare(b.node)),

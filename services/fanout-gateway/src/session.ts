@@ -1,10 +1,14 @@
-import type { WebSocket } from 'ws';
 import { authorizeChannel } from '@ripple/auth';
 import type { AccessClaims, AccessVerifier, JwtSecret } from '@ripple/auth';
 import { RippleError, isRippleError } from '@ripple/errors';
+import type { StreamPosition } from '@ripple/registry';
+import { unsubscribedFrame } from './membership.js';
+import type { ChannelEnded, ConnectionSink, FramePosition } from './sink.js';
 import { CloseCodes, gapFrame, parseClientFrame } from './protocol.js';
 import type { ClientFrame } from './protocol.js';
 import { Subscriptions } from './subscriptions.js';
+import { setLongTimeout } from './timers.js';
+import type { LongTimer } from './timers.js';
 import type { SubscriptionDeps } from './subscriptions.js';
 
 export interface SessionLimits {
@@ -39,9 +43,10 @@ export interface SessionDeps extends SubscriptionDeps {
 const ABUSE_WINDOW_MS = 10_000;
 
 /**
- * One authenticated WebSocket: validates every frame, handles them one at a time in arrival
- * order, keeps its subscriptions, bounds its send buffer and its inbound rate, and asks for a
- * fresh token before the current one expires.
+ * One authenticated connection, whatever its transport: validates every frame, handles them one
+ * at a time in arrival order, keeps its subscriptions, bounds its send buffer and its inbound
+ * rate, and asks for a fresh token before the current one expires. Between `hold()` and `open()`
+ * (set-up), outbound frames wait, so `welcome` is always the first frame.
  */
 export class Session {
   readonly subscriptions: Subscriptions;
@@ -50,21 +55,23 @@ export class Session {
   private tokens: number;
   private lastRefill: number;
   private violations: number[] = [];
-  private expiryTimers: NodeJS.Timeout[] = [];
+  private expiryTimers: LongTimer[] = [];
+  private held: Array<[string, string, FramePosition | ChannelEnded | undefined]> | undefined;
+  private released: Promise<void> | undefined;
   private readonly now: () => number;
 
   constructor(
     readonly id: string,
     public user: AccessClaims,
-    private readonly socket: WebSocket,
+    private readonly sink: ConnectionSink,
     private readonly deps: SessionDeps,
   ) {
     this.now = deps.now ?? Date.now;
     this.tokens = deps.limits.rateBurst;
     this.lastRefill = this.now();
     this.subscriptions = new Subscriptions(deps, {
-      event: (f) => this.send(f.frame),
-      gap: (channel, position) => this.reply(gapFrame(channel, position)),
+      event: (f) => this.send('event', f.frame, f),
+      gap: (channel, position) => this.reply(gapFrame(channel, position), { channel, ...position }),
     });
     this.armExpiry();
   }
@@ -73,24 +80,42 @@ export class Session {
     return this.closed;
   }
 
-  send(frame: string): void {
-    if (this.closed || this.socket.readyState !== this.socket.OPEN) return;
-    if (this.socket.bufferedAmount > this.deps.limits.sendBufferBytes) {
+  /** Sends one frame (`text` is its JSON); `position` is where it leaves its channel. */
+  send(op: string, text: string, position?: FramePosition | ChannelEnded): void {
+    if (this.closed) return;
+    if (this.held) {
+      this.held.push([op, text, position]);
+      return;
+    }
+    if (this.sink.bufferedAmount() > this.deps.limits.sendBufferBytes) {
       this.deps.hooks.onSlowConsumer();
       this.close(CloseCodes.slowConsumer, 'slow consumer');
       return;
     }
-    this.socket.send(frame);
+    this.sink.send(op, text, position);
   }
 
-  reply(frame: Record<string, unknown>): void {
-    this.send(JSON.stringify(frame));
+  reply(frame: { op: string } & Record<string, unknown>, position?: FramePosition | ChannelEnded): void {
+    this.send(frame.op, JSON.stringify(frame), position);
+  }
+
+  /** Holds outbound frames back until `open()` (connection set-up). */
+  hold(): void {
+    this.held ??= [];
+  }
+
+  /** Sends `welcome`, then whatever was held back during set-up. */
+  open(welcome: { op: 'welcome' } & Record<string, unknown>): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    this.reply(welcome);
+    for (const [op, text, position] of held) this.send(op, text, position);
   }
 
   /** Accepts one inbound text frame; it is handled after the frames before it. */
   receive(text: string): void {
     if (this.closed) return;
-    if (!this.takeToken()) return;
+    if (!this.takeToken(text)) return;
     this.queue = this.queue.then(() => this.handle(text));
   }
 
@@ -99,12 +124,65 @@ export class Session {
     return this.queue;
   }
 
-  /** Joins the user's own channel (done on connect). */
-  async joinOwnChannel(): Promise<void> {
-    await this.subscriptions.add(`user:${this.user.sub}`, undefined);
+  /** Joins the user's own channel (done on connect); `announce` acknowledges it like a subscribe. */
+  async joinOwnChannel(since?: StreamPosition, announce = false): Promise<void> {
+    await this.subscribe(`user:${this.user.sub}`, since, announce ? { id: undefined } : undefined);
   }
 
-  private takeToken(): boolean {
+  /**
+   * Subscribes to `channel` (authorized by `token` where it needs one), acknowledging with `ack`
+   * (carrying `ack.id`) before any replayed event. Errors are the caller's to answer.
+   */
+  async subscribe(
+    channel: string,
+    since: StreamPosition | undefined,
+    ack: { id: string | undefined } | undefined,
+    token?: string,
+  ): Promise<void> {
+    await authorizeChannel(this.deps.jwtSecret, this.user.sub, channel, token, this.deps.marks);
+    if (!this.subscriptions.has(channel) && this.subscriptions.size >= this.deps.limits.maxSubscriptions) {
+      throw new RippleError('GW_TOO_MANY_SUBSCRIPTIONS', `at most ${this.deps.limits.maxSubscriptions} subscriptions`);
+    }
+    // The ack goes out before the replayed events; `recovered` answers a `since`. Its position
+    // is where the client stands once the replay is through.
+    await this.subscriptions.add(channel, since, (s) => {
+      if (!ack) return;
+      const resume = since && s.recovered ? since.offset : s.position.offset;
+      this.reply(
+        {
+          op: 'ack',
+          id: ack.id,
+          channel,
+          offset: s.position.offset,
+          epoch: s.position.epoch,
+          ...(since && { recovered: s.recovered, replayed: s.replayed }),
+        },
+        { channel, offset: resume, epoch: s.position.epoch },
+      );
+    });
+  }
+
+  /**
+   * Ends the subscription to `channel` on the server's behalf (membership revoked) and tells the
+   * client why with the `unsubscribed` frame. The channel stops receiving at once, before the
+   * hub hands out its next frame; the directory is updated when the returned promise resolves.
+   */
+  async revoke(channel: string, code: string, message: string): Promise<void> {
+    if (!this.subscriptions.has(channel)) return;
+    const removed = this.subscriptions.remove(channel);
+    this.reply(unsubscribedFrame(channel, code, message), { channel, ended: true });
+    await removed;
+  }
+
+  /** Answers a failed request with an `error` frame carrying its `id`. */
+  replyError(id: string | undefined, err: unknown): void {
+    const code = isRippleError(err) ? err.code : 'GW_INTERNAL';
+    const message = isRippleError(err) ? err.message : 'internal error';
+    this.deps.hooks.onError(code);
+    this.reply({ op: 'error', ...(id !== undefined && { id }), code, message });
+  }
+
+  private takeToken(text: string): boolean {
     const now = this.now();
     const { ratePerSecond, rateBurst, abuseLimit } = this.deps.limits;
     this.tokens = Math.min(rateBurst, this.tokens + ((now - this.lastRefill) / 1000) * ratePerSecond);
@@ -118,7 +196,10 @@ export class Session {
       this.deps.hooks.onError('GW_RATE_LIMITED');
       this.close(CloseCodes.rateLimited, 'rate limit exceeded');
     } else {
-      this.replyError(undefined, new RippleError('GW_RATE_LIMITED', `more than ${ratePerSecond} messages per second`));
+      this.replyError(
+        requestIdOf(text),
+        new RippleError('GW_RATE_LIMITED', `more than ${ratePerSecond} messages per second`),
+      );
     }
     return false;
   }
@@ -129,7 +210,7 @@ export class Session {
     try {
       frame = parseClientFrame(text);
     } catch (err) {
-      this.replyError(undefined, err);
+      this.replyError(requestIdOf(text), err);
       return;
     }
     try {
@@ -141,28 +222,9 @@ export class Session {
 
   private async dispatch(frame: ClientFrame): Promise<void> {
     switch (frame.op) {
-      case 'subscribe': {
-        await authorizeChannel(this.deps.jwtSecret, this.user.sub, frame.channel, frame.token, this.deps.marks);
-        if (!this.subscriptions.has(frame.channel) && this.subscriptions.size >= this.deps.limits.maxSubscriptions) {
-          throw new RippleError(
-            'GW_TOO_MANY_SUBSCRIPTIONS',
-            `at most ${this.deps.limits.maxSubscriptions} subscriptions`,
-          );
-        }
-        // The ack goes out before the replayed events; `recovered` answers a `since`.
-        await this.subscriptions.add(frame.channel, frame.since, (s) => {
-          this.reply({
-            op: 'ack',
-            id: frame.id,
-            channel: frame.channel,
-            offset: s.position.offset,
-            epoch: s.position.epoch,
-            ...(frame.since && { recovered: s.recovered, replayed: s.replayed }),
-          });
-        });
-        if (this.closed) await this.subscriptions.remove(frame.channel);
+      case 'subscribe':
+        await this.subscribe(frame.channel, frame.since, { id: frame.id }, frame.token);
         return;
-      }
       case 'unsubscribe':
         await this.subscriptions.remove(frame.channel);
         this.reply({ op: 'ack', id: frame.id, channel: frame.channel });
@@ -183,49 +245,60 @@ export class Session {
     }
   }
 
-  private replyError(id: string | undefined, err: unknown): void {
-    const code = isRippleError(err) ? err.code : 'GW_INTERNAL';
-    const message = isRippleError(err) ? err.message : 'internal error';
-    this.deps.hooks.onError(code);
-    this.reply({ op: 'error', id, code, message });
-  }
-
   /** Asks for a new token shortly before expiry; closes with 4001 if none came. */
   private armExpiry(): void {
-    for (const t of this.expiryTimers) clearTimeout(t);
+    for (const t of this.expiryTimers) t.cancel();
     this.expiryTimers = [];
     const exp = this.user.exp;
     if (exp === undefined) return;
+    // A far-off `exp` (beyond what setTimeout takes) must not fire at once: setLongTimeout.
     const msLeft = exp * 1000 - this.now();
-    const notice = setTimeout(
+    const notice = setLongTimeout(
       () => this.reply({ op: 'refresh_required', expiresAt: exp }),
-      Math.max(0, msLeft - this.deps.limits.refreshWindowMs),
+      msLeft - this.deps.limits.refreshWindowMs,
+      this.now,
     );
-    const expire = setTimeout(
+    const expire = setLongTimeout(
       () => {
         this.deps.hooks.onError('AUTH_TOKEN_EXPIRED');
         this.close(CloseCodes.unauthorized, 'AUTH_TOKEN_EXPIRED');
       },
-      Math.max(0, msLeft),
+      msLeft,
+      this.now,
     );
-    notice.unref();
-    expire.unref();
     this.expiryTimers = [notice, expire];
   }
 
+  /** Closes the transport and releases the session. */
   close(code: number, reason: string): void {
-    if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING) {
-      this.socket.close(code, reason);
-    }
+    if (!this.closed) this.sink.close(code, reason);
     void this.release();
   }
 
-  /** Forgets every subscription and timer; safe to call more than once. */
-  async release(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    for (const t of this.expiryTimers) clearTimeout(t);
-    await this.subscriptions.removeAll().catch(() => undefined);
-    this.deps.hooks.onClosed(this);
+  /**
+   * Forgets every subscription and timer and refuses new subscriptions; safe to call more than
+   * once (every call waits for the same release).
+   */
+  release(): Promise<void> {
+    this.released ??= (async () => {
+      this.closed = true;
+      this.held = undefined;
+      for (const t of this.expiryTimers) t.cancel();
+      await this.subscriptions.close().catch(() => undefined);
+      this.deps.hooks.onClosed(this);
+    })();
+    return this.released;
+  }
+}
+
+/** The `id` of a frame that failed validation, when it is an object with a string `id`. */
+function requestIdOf(text: string): string | undefined {
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+    const id = (value as { id?: unknown }).id;
+    return typeof id === 'string' ? id : undefined;
+  } catch {
+    return undefined;
   }
 }

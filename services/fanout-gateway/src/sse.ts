@@ -1,29 +1,13 @@
-import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { authorizeChannel, extractBearerToken } from '@ripple/auth';
-import type { AccessVerifier, JwtSecret } from '@ripple/auth';
 import { RippleError } from '@ripple/errors';
 import type { StreamPosition } from '@ripple/registry';
 import { OFFSET_PATTERN } from '@ripple/registry';
-import type { Connection, Connections } from './connections.js';
-import type { GatewayMetrics } from './metrics.js';
-import { Subscriptions } from './subscriptions.js';
-import type { SubscriptionDeps } from './subscriptions.js';
-import { gapFrame } from './protocol.js';
-import { unsubscribedFrame } from './membership.js';
-
-export interface SseDeps extends SubscriptionDeps {
-  /** Verifies chat subscription tokens (HS256, JWT_SECRET shared with chat-service). */
-  readonly jwtSecret: JwtSecret;
-  /** Verifies access tokens (HS256 or RS256, JWT_* configuration). */
-  readonly verifyAccess: AccessVerifier;
-  readonly connections: Connections;
-  readonly metrics: GatewayMetrics;
-  readonly maxSubscriptions: number;
-  readonly sendBufferBytes: number;
-  readonly keepAliveMs: number;
-  readonly isDraining: () => boolean;
-}
+import { ConnectionLifecycle } from './lifecycle.js';
+import type { LifecycleDeps } from './lifecycle.js';
+import { CloseCodes } from './protocol.js';
+import type { ConnectionSink } from './sink.js';
 
 type Positions = Record<string, [string, string]>;
 
@@ -61,12 +45,51 @@ function parseChannels(raw: unknown): string[] {
   return [...new Set(raw.split(',').map((c) => c.trim()))];
 }
 
+/** What an SSE stream reports, as an `error` event, when the lifecycle closes it with `code`. */
+function closeErrorCode(code: number, reason: string): string | undefined {
+  switch (code) {
+    case CloseCodes.goingAway:
+      return undefined; // `reconnect` was sent already
+    case CloseCodes.unauthorized:
+      return reason;
+    case CloseCodes.slowConsumer:
+      return 'GW_SLOW_CONSUMER';
+    case CloseCodes.rateLimited:
+      return 'GW_RATE_LIMITED';
+    default:
+      return 'GW_INTERNAL';
+  }
+}
+
+function sseSink(raw: ServerResponse, positions: Positions): ConnectionSink {
+  return {
+    send: (op, text, position) => {
+      if (raw.writableEnded) return;
+      let id = '';
+      if (position) {
+        if ('ended' in position) Reflect.deleteProperty(positions, position.channel);
+        else positions[position.channel] = [position.offset, position.epoch];
+        id = `id: ${encodeId(positions)}\n`;
+      }
+      raw.write(`${id}event: ${op}\ndata: ${text}\n\n`);
+    },
+    bufferedAmount: () => raw.writableLength,
+    close: (code, reason) => {
+      if (raw.writableEnded) return;
+      const errorCode = closeErrorCode(code, reason);
+      if (errorCode === undefined) raw.end();
+      else raw.end(`event: error\ndata: ${JSON.stringify({ op: 'error', code: errorCode, message: reason })}\n\n`);
+    },
+  };
+}
+
 /**
- * `GET /sse?channels=a,b[&access_token=][&subscription_token=]`: the same events over
- * Server-Sent Events, with the same authentication and authorization as the WebSocket.
+ * `GET /sse?channels=a,b[&access_token=][&subscription_token=]`: the SSE transport of the
+ * connection lifecycle, with the same authentication and authorization as the WebSocket, answered
+ * with an HTTP status before the stream starts; later errors are `error` events on the stream.
  * Recovery uses `Last-Event-ID` (or `?last_event_id=`).
  */
-export function installSse(app: FastifyInstance, deps: SseDeps): void {
+export function installSse(app: FastifyInstance, deps: LifecycleDeps): void {
   app.get('/sse', async (request: FastifyRequest, reply) => {
     if (deps.isDraining()) throw new RippleError('GW_DRAINING', 'node is draining; reconnect', { status: 503 });
     const query = request.query as Record<string, unknown>;
@@ -74,13 +97,16 @@ export function installSse(app: FastifyInstance, deps: SseDeps): void {
       request.headers.authorization,
       typeof query.access_token === 'string' ? query.access_token : undefined,
     );
-    if (token === undefined) throw new RippleError('AUTH_TOKEN_MISSING', 'send an access token', { status: 401 });
-    const claims = await deps.verifyAccess(token);
+    const positions: Positions = {};
+    const lifecycle = new ConnectionLifecycle(deps, sseSink(reply.raw, positions));
+    const claims = await lifecycle.authenticate(token);
     const channels = parseChannels(query.channels);
     const own = `user:${claims.sub}`;
     if (!channels.includes(own)) channels.unshift(own);
-    if (channels.length > deps.maxSubscriptions) {
-      throw new RippleError('GW_TOO_MANY_SUBSCRIPTIONS', `at most ${deps.maxSubscriptions} channels`, { status: 400 });
+    if (channels.length > deps.limits.maxSubscriptions) {
+      throw new RippleError('GW_TOO_MANY_SUBSCRIPTIONS', `at most ${deps.limits.maxSubscriptions} channels`, {
+        status: 400,
+      });
     }
     const subscriptionToken = typeof query.subscription_token === 'string' ? query.subscription_token : undefined;
     for (const channel of channels) {
@@ -94,6 +120,10 @@ export function installSse(app: FastifyInstance, deps: SseDeps): void {
     }
     const lastEventId = request.headers['last-event-id'] ?? query.last_event_id;
     const previous = decodeId(typeof lastEventId === 'string' ? lastEventId : undefined);
+    const sinceOf = (channel: string): StreamPosition | undefined => {
+      const prior = previous[channel];
+      return prior ? { offset: prior[0], epoch: prior[1] } : undefined;
+    };
 
     reply.hijack();
     const raw = reply.raw;
@@ -103,68 +133,26 @@ export function installSse(app: FastifyInstance, deps: SseDeps): void {
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });
-    const positions: Positions = {};
-    let closed = false;
-    const write = (text: string): void => {
-      if (closed) return;
-      if (raw.writableLength > deps.sendBufferBytes) {
-        deps.metrics.slowConsumerCloses.inc();
-        raw.end('event: error\ndata: {"op":"error","code":"GW_SLOW_CONSUMER","message":"slow consumer"}\n\n');
-        return;
-      }
-      raw.write(text);
-    };
-    const subscriptions = new Subscriptions(deps, {
-      event: (f) => {
-        positions[f.channel] = [f.offset, f.epoch];
-        write(`id: ${encodeId(positions)}\nevent: event\ndata: ${f.frame}\n\n`);
-      },
-      gap: (channel, position) => {
-        positions[channel] = [position.offset, position.epoch];
-        write(`id: ${encodeId(positions)}\nevent: gap\ndata: ${JSON.stringify(gapFrame(channel, position))}\n\n`);
-      },
-    });
-    const connection: Connection = {
-      id: randomUUID(),
-      userId: claims.sub,
-      channels: () => subscriptions.names(),
-      moveAway: () => {
-        write('event: reconnect\ndata: {"op":"reconnect","reason":"node draining"}\n\n');
-        raw.end();
-      },
-      // Membership hook: the channel leaves the stream and its event id (Last-Event-ID) at once.
-      revoke: (channel, code, message) => {
-        const removed = subscriptions.remove(channel);
-        Reflect.deleteProperty(positions, channel);
-        const frame = JSON.stringify(unsubscribedFrame(channel, code, message));
-        write(`id: ${encodeId(positions)}\nevent: unsubscribed\ndata: ${frame}\n\n`);
-        return removed;
-      },
-    };
-    const keepAlive = setInterval(() => write(': keep-alive\n\n'), deps.keepAliveMs);
+    raw.flushHeaders(); // the client sees the stream open while set-up runs
+    const keepAlive = setInterval(() => {
+      if (raw.writableLength > deps.limits.sendBufferBytes) lifecycle.close(CloseCodes.slowConsumer, 'slow consumer');
+      else if (!raw.writableEnded) raw.write(': keep-alive\n\n');
+    }, deps.heartbeatMs);
     raw.on('close', () => {
-      closed = true;
       clearInterval(keepAlive);
-      void subscriptions.removeAll().then(() => deps.connections.remove(connection));
+      void lifecycle.release();
     });
-    await deps.connections.add(connection);
-    write(
-      `event: welcome\ndata: ${JSON.stringify({ op: 'welcome', connectionId: connection.id, user: claims.sub })}\n\n`,
-    );
+    const session = await lifecycle.establish(claims, { since: sinceOf(own), announce: true });
+    if (!session) return;
     for (const channel of channels) {
-      const prior = previous[channel];
-      const since: StreamPosition | undefined = prior ? { offset: prior[0], epoch: prior[1] } : undefined;
-      await subscriptions.add(channel, since, (s) => {
-        positions[channel] = [since && s.recovered ? since.offset : s.position.offset, s.position.epoch];
-        const ack = {
-          op: 'ack',
-          channel,
-          offset: s.position.offset,
-          epoch: s.position.epoch,
-          ...(since && { recovered: s.recovered }),
-        };
-        write(`id: ${encodeId(positions)}\nevent: ack\ndata: ${JSON.stringify(ack)}\n\n`);
-      });
+      if (channel === own) continue;
+      if (lifecycle.isReleased) return;
+      try {
+        await session.subscribe(channel, sinceOf(channel), { id: undefined }, subscriptionToken);
+      } catch (err) {
+        // The stream has started: the error goes on it, as an `error` event.
+        session.replyError(undefined, err);
+      }
     }
   });
 }

@@ -1,6 +1,7 @@
 import type { MembershipMarks } from '@ripple/auth';
 import type { Directory, History, StreamPosition } from '@ripple/registry';
 import type { ChannelFrame, LocalHub, Subscriber } from './hub.js';
+import { RippleError } from '@ripple/errors';
 import { eventFrame } from './protocol.js';
 
 export interface SubscriptionDeps {
@@ -46,6 +47,7 @@ export interface Subscribed {
  */
 export class Subscriptions implements Subscriber {
   private readonly channels = new Map<string, ChannelState>();
+  private closed = false;
 
   constructor(
     private readonly deps: SubscriptionDeps,
@@ -104,6 +106,7 @@ export class Subscriptions implements Subscriber {
     since: StreamPosition | undefined,
     announce: (subscribed: Subscribed) => void = () => undefined,
   ): Promise<Subscribed> {
+    if (this.closed) throw new RippleError('GW_CONNECTION_CLOSED', 'the connection is closed', { status: 410 });
     if (this.channels.has(channel)) {
       const subscribed = { recovered: false, position: await this.deps.history.position(channel), replayed: 0 };
       announce(subscribed);
@@ -163,5 +166,14 @@ export class Subscriptions implements Subscriber {
 
   async removeAll(): Promise<void> {
     await Promise.all(this.names().map((c) => this.remove(c)));
+  }
+
+  /**
+   * Removes every channel and refuses further `add`s (the connection ended). A channel whose
+   * `add` is still in flight is removed here too; that `add` then leaves it alone.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.removeAll();
   }
 }

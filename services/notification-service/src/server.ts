@@ -17,7 +17,7 @@ const NotificationEnv = Type.Composite([
   domainServiceEnv(SERVICE_NAME, 3003),
   Type.Object({
     KAFKA_GROUP_ID: Type.String({ default: SERVICE_NAME, minLength: 1 }),
-    KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 3000 }),
+    KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 3000, maximum: 2_147_483_647 }),
     /** Event ids are remembered this long to drop redeliveries; keep it above the topics' retention. */
     PROCESSED_EVENTS_RETENTION_MS: Type.Integer({ default: 8 * 24 * 3600 * 1000, minimum: 60_000 }),
   }),
@@ -26,6 +26,7 @@ const NotificationEnv = Type.Composite([
 runProcess(SERVICE_NAME, () => {
   const config = loadConfig(NotificationEnv);
   let cache: UnreadCache | undefined;
+  let notificationConsumer: ReturnType<typeof startNotificationConsumer> | undefined;
   const cacheOf = (deps: ApiDeps<Db, Tx>) => (cache ??= new UnreadCache(deps.redis, deps.redisKeyPrefix, deps.logger));
   return startDomainService({
     name: SERVICE_NAME,
@@ -37,7 +38,8 @@ runProcess(SERVICE_NAME, () => {
     transaction,
     buildApp: (deps) => buildApp({ ...deps, cache: cacheOf(deps) }),
     async background({ deps, kafka, producer, logger, metrics }) {
-      const consumer = startNotificationConsumer({
+      // Created once: the runtime calls `background` again when a start attempt failed.
+      const consumer = (notificationConsumer ??= startNotificationConsumer({
         deps,
         cache: cacheOf(deps),
         kafka,
@@ -49,7 +51,7 @@ runProcess(SERVICE_NAME, () => {
         replicationFactor: config.KAFKA_REPLICATION_FACTOR,
         sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
         metrics,
-      });
+      }));
       await consumer.start();
       const janitor = setInterval(() => {
         const cutoff = new Date(Date.now() - config.PROCESSED_EVENTS_RETENTION_MS);

@@ -1,4 +1,4 @@
-import { after, before, test } from 'node:test';
+import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -10,6 +10,7 @@ import { createLogger } from '@ripple/telemetry';
 import { testInfra, waitUntil } from '@ripple/testing';
 import { TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
+import { expectReleased, isRunning } from './registry-check.js';
 
 // Delivery guarantees on two real gateway processes (one Kafka partition each): a channel's
 // frames reach every socket in offset order with no silent gap, even when cross-node messages
@@ -43,6 +44,14 @@ before(async () => {
   nodes.push(await spawnService('fanout-gateway', { ...env, NODE_ID: `b-${stack.run}` }));
   producer = createEventProducer(kafka);
   await producer.connect();
+});
+
+// Registry leak check: once a test's clients are gone, every node is back at its baseline.
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  for (const [i, node] of nodes.entries()) {
+    if (isRunning(node)) await expectReleased(redis, stack.env.REDIS_KEY_PREFIX, node, `${'ab'[i]}-${stack.run}`);
+  }
 });
 
 after(async () => {

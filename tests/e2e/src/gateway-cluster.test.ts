@@ -1,4 +1,4 @@
-import { after, before, test } from 'node:test';
+import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +12,7 @@ import { createLogger } from '@ripple/telemetry';
 import { runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
 import { TestClient, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
+import { expectReleased, isRunning } from './registry-check.js';
 
 // Gateways as separate processes on real Kafka and Redis: cross-node routing, recovery, crash,
 // drain, slow consumers, SSE, and malformed input.
@@ -54,6 +55,15 @@ before(async () => {
   nodes.c = await spawnService('fanout-gateway', { ...env, NODE_ID: `c-${run}` });
   producer = createEventProducer(kafka);
   await producer.connect();
+});
+
+// Registry leak check: once a test's clients are gone, every live node is back at its baseline
+// (no subscription, no live registry entry for a channel).
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  for (const [name, node] of Object.entries(nodes)) {
+    if (isRunning(node)) await expectReleased(redis, redisPrefix, node, `${name}-${run}`);
+  }
 });
 
 after(async () => {
@@ -216,6 +226,33 @@ test('a client that was offline should recover every missed event in order, then
     recovered: boolean;
   };
   assert.equal(impossible.recovered, false);
+});
+
+test('subscribe with since on a brand-new channel should ack a real epoch from which a later event recovers', async () => {
+  const channel = `creator:u-fresh-${run}`;
+  const first = await connect(nodes.a, 'fresh-reader');
+  const ack = (await subscribe(first, channel, { offset: '0', epoch: 'not-an-epoch-yet' })) as {
+    offset: string;
+    epoch: string;
+    recovered: boolean;
+  };
+  assert.equal(ack.recovered, false);
+  assert.match(ack.epoch, /^[0-9a-f]{24}$/);
+  first.close();
+  const [id] = await publishPosts(`u-fresh-${run}`, 1);
+  await waitUntil(
+    'the event in history',
+    20_000,
+    async () => (await redis.xlen(`${redisPrefix}history:{${channel}}`)) >= 1,
+  );
+  const again = await connect(nodes.b, 'fresh-reader');
+  const resumed = (await subscribe(again, channel, { offset: ack.offset, epoch: ack.epoch })) as { recovered: boolean };
+  assert.equal(resumed.recovered, true);
+  await waitUntil('the replayed event', 10_000, () => eventsOn(again, channel).length >= 1);
+  assert.deepEqual(
+    eventsOn(again, channel).map((f) => f.event.id),
+    [id],
+  );
 });
 
 test('bad frames should get documented errors and close codes, and random frames should never crash a node', async () => {

@@ -1,0 +1,74 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const KAFKA_SCRIPT = fileURLToPath(new URL('../../../infra/kafka/kafka.sh', import.meta.url));
+
+/** A TCP port that was free a moment ago (the OS picks it). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+/**
+ * A Kafka broker of the test's own (infra/kafka/kafka.sh on free ports with its own data
+ * directory), for tests that stop and start Kafka without disturbing the shared broker.
+ * Each start costs ~5–10 s on 2 cores: start it as few times as the test needs.
+ */
+export interface PrivateKafka {
+  /** `127.0.0.1:<port>`, for KAFKA_BROKERS. */
+  readonly brokers: string;
+  /** Starts the broker and resolves once it answers (kafka.sh waits up to 90 s). */
+  start(): void;
+  /** Stops the broker (SIGTERM, then SIGKILL after 30 s) and waits until its port is free. */
+  stop(): void;
+  /** SIGKILLs the broker's process group (a crash, not a shutdown); `start` brings it back. */
+  kill(): void;
+  /** Stops the broker if it runs and deletes its data directory. */
+  remove(): void;
+}
+
+/** Creates (does not start) a private broker; register `remove` in `t.after`/`after`. */
+export async function privateKafka(): Promise<PrivateKafka> {
+  const port = await freePort();
+  let controllerPort = await freePort();
+  while (controllerPort === port) controllerPort = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'ripple-kafka-test-'));
+  const env = {
+    ...process.env,
+    KAFKA_DATA_DIR: dataDir,
+    KAFKA_PORT: String(port),
+    KAFKA_CONTROLLER_PORT: String(controllerPort),
+    KAFKA_HEAP: process.env.KAFKA_HEAP ?? '384m',
+  };
+  const script = (cmd: 'start' | 'stop'): void => {
+    const result = spawnSync('bash', [KAFKA_SCRIPT, cmd], { env, encoding: 'utf8' });
+    if (result.status !== 0) throw new Error(`kafka.sh ${cmd} (port ${port}) failed:\n${result.stderr}`);
+  };
+  return {
+    brokers: `127.0.0.1:${port}`,
+    start: () => script('start'),
+    stop: () => script('stop'),
+    kill() {
+      process.kill(-Number(readFileSync(join(dataDir, 'kafka.pid'), 'utf8')), 'SIGKILL');
+    },
+    remove() {
+      try {
+        script('stop');
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+  };
+}

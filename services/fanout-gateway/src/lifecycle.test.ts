@@ -1,0 +1,280 @@
+import { mock, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { jwtSecret, signAccessToken, verifyAccessToken } from '@ripple/auth';
+import type { AccessClaims } from '@ripple/auth';
+import { LeasedDirectory, MemoryHistory, MemoryLeasedSets } from '@ripple/registry';
+import type { Directory } from '@ripple/registry';
+import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
+import { Connections } from './connections.js';
+import { LocalHub } from './hub.js';
+import { ConnectionLifecycle } from './lifecycle.js';
+import { createGatewayMetrics } from './metrics.js';
+import type { SessionLimits } from './session.js';
+import type { ConnectionSink } from './sink.js';
+import { MAX_TIMER_MS, setLongTimeout } from './timers.js';
+
+const secret = jwtSecret('unit-test-secret-long-enough');
+const DAY_MS = 24 * 3600 * 1000;
+
+const limits: SessionLimits = {
+  maxSubscriptions: 5,
+  sendBufferBytes: 1_000_000,
+  ratePerSecond: 1000,
+  rateBurst: 1000,
+  abuseLimit: 3,
+  refreshWindowMs: 30_000,
+};
+
+/** A recording sink. */
+function recordingSink() {
+  const sink = {
+    frames: [] as Record<string, unknown>[],
+    closed: undefined as { code: number; reason: string } | undefined,
+    send: (_op: string, text: string) => {
+      if (!sink.closed) sink.frames.push(JSON.parse(text) as Record<string, unknown>);
+    },
+    bufferedAmount: () => 0,
+    close: (code: number, reason: string) => {
+      assert.equal(sink.closed, undefined, 'a sink is closed at most once');
+      sink.closed = { code, reason };
+    },
+  } satisfies ConnectionSink & Record<string, unknown>;
+  return sink;
+}
+
+/** One single-node gateway on in-memory adapters; `clock.now` drives the sessions' clock. */
+function gateway(directoryOverride?: (d: Directory) => Directory, mocked = false) {
+  const clock = { now: Date.now() };
+  const now = () => (mocked ? Date.now() : clock.now);
+  const history = new MemoryHistory(100);
+  const hub = new LocalHub({ history, fillLimit: 100 });
+  const base = new LeasedDirectory(new MemoryLeasedSets(() => clock.now), 't:', 'n1', 15_000);
+  const directory = directoryOverride ? directoryOverride(base) : base;
+  const metrics = createGatewayMetrics(
+    createMetricsRegistry('gateway-unit'),
+    () => hub.subscriptionCount,
+    () => 0,
+  );
+  const connections = new Connections(directory, metrics, createLogger('t', 'silent'), () => Promise.resolve());
+  const deps = {
+    nodeId: 'n1',
+    hub,
+    history,
+    directory,
+    historyLimit: 100,
+    jwtSecret: secret,
+    verifyAccess: (token: string) => verifyAccessToken(secret, token),
+    connections,
+    metrics,
+    limits,
+    heartbeatMs: 25_000,
+    isDraining: () => false,
+    now,
+  };
+  /** True when nothing is held for any connection: no subscription, registry entry or connection. */
+  const holdsNothing = async (channels: string[]) =>
+    hub.subscriptionCount === 0 &&
+    connections.size === 0 &&
+    (await Promise.all(channels.map((c) => base.nodesFor(c)))).every((nodes) => nodes.length === 0);
+  return { deps, clock, hub, connections, directory: base, holdsNothing };
+}
+
+test('setLongTimeout should wait out delays beyond the timer maximum instead of firing at once', (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_700_000_000_000 });
+  let fired = 0;
+  setLongTimeout(() => (fired += 1), 30 * DAY_MS);
+  t.mock.timers.tick(1);
+  assert.equal(fired, 0);
+  t.mock.timers.tick(MAX_TIMER_MS);
+  assert.equal(fired, 0);
+  t.mock.timers.tick(30 * DAY_MS - MAX_TIMER_MS - 2);
+  assert.equal(fired, 0);
+  t.mock.timers.tick(1);
+  assert.equal(fired, 1);
+  setLongTimeout(() => (fired += 1), -5);
+  t.mock.timers.tick(0);
+  assert.equal(fired, 2);
+  const cancelled = setLongTimeout(() => (fired += 1), 3 * MAX_TIMER_MS);
+  t.mock.timers.tick(MAX_TIMER_MS + 1);
+  cancelled.cancel();
+  t.mock.timers.tick(3 * MAX_TIMER_MS);
+  assert.equal(fired, 2);
+});
+
+test('a token valid for 30 days should get welcome and keep the connection open until exp', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_700_000_000_000 });
+  const g = gateway(undefined, true);
+  const sink = recordingSink();
+  const exp = Math.floor(Date.now() / 1000) + 30 * 24 * 3600;
+  const lifecycle = new ConnectionLifecycle(g.deps, sink);
+  const session = await lifecycle.establish({ sub: 'u1', exp });
+  assert.ok(session);
+  assert.equal(sink.frames[0]?.op, 'welcome');
+  const msLeft = exp * 1000 - Date.now();
+  t.mock.timers.tick(msLeft - limits.refreshWindowMs - 1);
+  assert.equal(sink.closed, undefined);
+  assert.equal(sink.frames.filter((f) => f.op === 'refresh_required').length, 0);
+  t.mock.timers.tick(1);
+  assert.deepEqual(sink.frames.at(-1), { op: 'refresh_required', expiresAt: exp });
+  t.mock.timers.tick(limits.refreshWindowMs - 1);
+  assert.equal(sink.closed, undefined);
+  t.mock.timers.tick(1);
+  assert.deepEqual(sink.closed, { code: 4001, reason: 'AUTH_TOKEN_EXPIRED' });
+  await lifecycle.release();
+  assert.ok(await g.holdsNothing(['user:u1']));
+});
+
+test('refresh to a token valid for 30 days should be acked and keep the connection open', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_700_000_000_000 });
+  const g = gateway(undefined, true);
+  const sink = recordingSink();
+  const lifecycle = new ConnectionLifecycle(g.deps, sink);
+  const session = await lifecycle.establish({ sub: 'u1', exp: Math.floor(Date.now() / 1000) + 60 });
+  assert.ok(session);
+  const token = await signAccessToken(secret, 'u1', { ttlSeconds: 30 * 24 * 3600 });
+  lifecycle.receive(JSON.stringify({ op: 'refresh', id: 'r', token }));
+  await session.settled();
+  assert.equal(sink.frames.at(-1)?.id, 'r');
+  assert.equal(sink.frames.at(-1)?.op, 'ack');
+  t.mock.timers.tick(29 * DAY_MS);
+  assert.equal(sink.closed, undefined);
+  assert.equal(sink.frames.filter((f) => f.op === 'refresh_required').length, 0);
+  await lifecycle.release();
+});
+
+test('errors should echo the id of a frame rejected as GW_UNKNOWN_OP, GW_BAD_FRAME or GW_RATE_LIMITED', async () => {
+  const g = gateway();
+  const sink = recordingSink();
+  const lifecycle = new ConnectionLifecycle({ ...g.deps, limits: { ...limits, rateBurst: 3, ratePerSecond: 1 } }, sink);
+  const session = await lifecycle.establish({ sub: 'u1', exp: undefined });
+  assert.ok(session);
+  lifecycle.receive('{"op":"dance","id":"a"}');
+  lifecycle.receive('{"op":"subscribe","id":"b"}');
+  lifecycle.receive('{"op":"ping","id":"c","extra":1}');
+  lifecycle.receive('{"op":"ping","id":"d"}');
+  await session.settled();
+  // The rate limit answers at once, before the frames queued ahead of it are handled.
+  const errors = sink.frames
+    .filter((f) => f.op === 'error')
+    .map((f) => [f.id, f.code])
+    .sort((x, y) => String(x[0]).localeCompare(String(y[0])));
+  assert.deepEqual(errors, [
+    ['a', 'GW_UNKNOWN_OP'],
+    ['b', 'GW_BAD_FRAME'],
+    ['c', 'GW_BAD_FRAME'],
+    ['d', 'GW_RATE_LIMITED'],
+  ]);
+  lifecycle.receive('[1]');
+  await lifecycle.release();
+});
+
+test('a connection the client closes during set-up should hold nothing once set-up finishes', async () => {
+  let release: () => void = () => undefined;
+  const connected = new Promise<void>((resolve) => (release = resolve));
+  const g = gateway((d) =>
+    Object.assign(Object.create(d) as Directory, {
+      connect: async (userId: string, id: string) => {
+        const first = await d.connect(userId, id);
+        await connected;
+        return first;
+      },
+    }),
+  );
+  const sink = recordingSink();
+  const lifecycle = new ConnectionLifecycle(g.deps, sink);
+  const setUp = lifecycle.establish({ sub: 'u1', exp: undefined });
+  await lifecycle.release(); // the transport closed while the connection was being registered
+  release();
+  assert.equal(await setUp, undefined);
+  assert.equal(sink.frames.length, 0, 'no welcome after release');
+  assert.ok(await g.holdsNothing(['user:u1']));
+  assert.deepEqual(await g.directory.connectionsOf('u1'), []);
+});
+
+test('a connection the server closes during set-up (its token expired) should hold nothing', async () => {
+  let release: () => void = () => undefined;
+  const connected = new Promise<void>((resolve) => (release = resolve));
+  const g = gateway((d) =>
+    Object.assign(Object.create(d) as Directory, {
+      connect: async (userId: string, id: string) => {
+        const first = await d.connect(userId, id);
+        await connected;
+        return first;
+      },
+    }),
+  );
+  const sink = recordingSink();
+  const lifecycle = new ConnectionLifecycle(g.deps, sink);
+  const claims: AccessClaims = { sub: 'u1', exp: Math.floor(g.clock.now / 1000) - 1 };
+  const setUp = lifecycle.establish(claims);
+  // The expiry timer fires while the connection is still being registered.
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  await new Promise<void>((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(sink.closed, { code: 4001, reason: 'AUTH_TOKEN_EXPIRED' });
+  release();
+  assert.equal(await setUp, undefined);
+  assert.ok(await g.holdsNothing(['user:u1']));
+});
+
+test('release should be idempotent, and a subscription after release should be refused', async () => {
+  const g = gateway();
+  const sink = recordingSink();
+  const lifecycle = new ConnectionLifecycle(g.deps, sink);
+  const session = await lifecycle.establish({ sub: 'u1', exp: undefined });
+  assert.ok(session);
+  await session.subscribe('creator:c1', undefined, { id: 'x' });
+  await Promise.all([lifecycle.release(), lifecycle.release(), session.release()]);
+  await assert.rejects(session.subscribe('creator:c2', undefined, { id: 'y' }), { code: 'GW_CONNECTION_CLOSED' });
+  assert.ok(await g.holdsNothing(['user:u1', 'creator:c1', 'creator:c2']));
+});
+
+test('subscribe with since on a brand-new channel should ack a real epoch that recovers later', async () => {
+  const g = gateway();
+  const sink = recordingSink();
+  const lifecycle = new ConnectionLifecycle(g.deps, sink);
+  const session = await lifecycle.establish({ sub: 'u1', exp: undefined });
+  assert.ok(session);
+  lifecycle.receive(
+    JSON.stringify({ op: 'subscribe', id: 's', channel: 'creator:new', since: { offset: '0', epoch: 'x' } }),
+  );
+  await session.settled();
+  const ack = sink.frames.find((f) => f.id === 's');
+  assert.equal(ack?.recovered, false);
+  assert.match(String(ack?.epoch), /^[0-9a-f]{24}$/);
+  mock.restoreAll();
+});
+
+test('revoke should end one subscription through the lifecycle, send unsubscribed with an ended position and release it', async () => {
+  const g = gateway();
+  const positions: unknown[] = [];
+  const sink = recordingSink();
+  const recording: ConnectionSink = {
+    ...sink,
+    send: (op, text, position) => {
+      positions.push(position);
+      sink.send(op, text);
+    },
+  };
+  const lifecycle = new ConnectionLifecycle(g.deps, recording);
+  const session = await lifecycle.establish({ sub: 'u1', exp: undefined });
+  assert.ok(session);
+  lifecycle.receive('{"op":"subscribe","id":"s","channel":"post:p1"}');
+  await session.settled();
+  const [connection] = g.connections.all();
+  assert.ok(connection);
+  assert.deepEqual(connection.channels().sort(), ['post:p1', 'user:u1']);
+  await connection.revoke('post:p1', 'GW_SUBSCRIPTION_REVOKED', 'gone');
+  assert.deepEqual(sink.frames.at(-1), {
+    op: 'unsubscribed',
+    channel: 'post:p1',
+    code: 'GW_SUBSCRIPTION_REVOKED',
+    message: 'gone',
+  });
+  assert.deepEqual(positions.at(-1), { channel: 'post:p1', ended: true });
+  assert.deepEqual(connection.channels(), ['user:u1']);
+  assert.deepEqual(await g.directory.nodesFor('post:p1'), []);
+  await connection.revoke('post:p1', 'GW_SUBSCRIPTION_REVOKED', 'gone');
+  assert.equal(sink.frames.filter((f) => f.op === 'unsubscribed').length, 1, 'a second revoke sends nothing');
+  await lifecycle.release();
+  assert.ok(await g.holdsNothing(['post:p1', 'user:u1']));
+});

@@ -1,0 +1,148 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { AccessClaims, AccessVerifier, JwtSecret } from '@ripple/auth';
+import { RippleError, isRippleError } from '@ripple/errors';
+import type { StreamPosition } from '@ripple/registry';
+import type { Connection, Connections } from './connections.js';
+import type { GatewayMetrics } from './metrics.js';
+import { CloseCodes } from './protocol.js';
+import { Session } from './session.js';
+import type { SessionLimits } from './session.js';
+import type { ConnectionSink } from './sink.js';
+import type { SubscriptionDeps } from './subscriptions.js';
+
+export interface LifecycleDeps extends SubscriptionDeps {
+  /** Verifies chat subscription tokens (HS256, JWT_SECRET shared with chat-service). */
+  readonly jwtSecret: JwtSecret;
+  /** Verifies access tokens (HS256 or RS256, JWT_* configuration). */
+  readonly verifyAccess: AccessVerifier;
+  readonly connections: Connections;
+  readonly metrics: GatewayMetrics;
+  readonly limits: SessionLimits;
+  /** Sent in `welcome`: how often the transport's heartbeat runs. */
+  readonly heartbeatMs: number;
+  readonly isDraining: () => boolean;
+  /** Fault injection: set-up waits this long between registering and joining the own channel. */
+  readonly setupDelayMs?: number;
+  /** Logs a set-up failure that is the gateway's fault. */
+  readonly onSetupError?: (err: unknown) => void;
+  readonly now?: () => number;
+}
+
+/**
+ * One connection's life, the same for every transport: authenticate -> register -> own channel
+ * -> welcome -> (frames, expiry and refresh) -> drain -> release. `release` is idempotent and
+ * undoes every set-up step, including the ones still in flight when it runs.
+ */
+export class ConnectionLifecycle {
+  readonly id = randomUUID();
+  private session: Session | undefined;
+  private welcomed = false;
+  private released: Promise<void> | undefined;
+  private readonly early: string[] = [];
+  private view: Connection;
+
+  constructor(
+    private readonly deps: LifecycleDeps,
+    private readonly sink: ConnectionSink,
+  ) {
+    this.view = {
+      id: this.id,
+      userId: '',
+      channels: () => this.session?.subscriptions.names() ?? [],
+      moveAway: () => {
+        this.session?.reply({ op: 'reconnect', reason: 'node draining' });
+        this.close(CloseCodes.goingAway, 'node draining');
+      },
+      // Membership hook, the same for every transport: the session ends the subscription and sends
+      // `unsubscribed` through the sink (SSE also drops the channel from its event id).
+      revoke: (channel, code, message) => this.session?.revoke(channel, code, message) ?? Promise.resolve(),
+    };
+  }
+
+  get isReleased(): boolean {
+    return this.released !== undefined;
+  }
+
+  /** Verifies an access token; throws the RippleError (AUTH_*) to answer with. */
+  async authenticate(token: string | undefined): Promise<AccessClaims> {
+    if (token === undefined) throw new RippleError('AUTH_TOKEN_MISSING', 'send an access token', { status: 401 });
+    return this.deps.verifyAccess(token);
+  }
+
+  /**
+   * Registers the connection, joins the user's own channel (recovering from `own.since` and
+   * acknowledging it when `own.announce`), then sends `welcome` and handles the frames that came
+   * meanwhile. Resolves with the session, or undefined when the connection ended during set-up
+   * (everything set up so far is undone by then). Closes with 1011 when set-up fails.
+   */
+  async establish(
+    claims: AccessClaims,
+    own: { since?: StreamPosition; announce?: boolean } = {},
+  ): Promise<Session | undefined> {
+    if (this.released) return undefined;
+    const { deps } = this;
+    const session = new Session(this.id, claims, this.sink, {
+      ...deps,
+      hooks: {
+        onError: (code) => deps.metrics.errors.inc({ code }),
+        onSlowConsumer: () => deps.metrics.slowConsumerCloses.inc(),
+        onClosed: () => void this.release(),
+      },
+    });
+    session.hold();
+    this.session = session;
+    this.view = { ...this.view, userId: claims.sub };
+    try {
+      await deps.connections.add(this.view);
+      if (deps.setupDelayMs) await delay(deps.setupDelayMs);
+      if (this.released) return undefined;
+      await session.joinOwnChannel(own.since, own.announce);
+      if (this.released) return undefined;
+    } catch (err) {
+      if (this.released) return undefined;
+      deps.metrics.errors.inc({ code: 'GW_INTERNAL' });
+      deps.onSetupError?.(err);
+      this.close(1011, 'GW_INTERNAL');
+      return undefined;
+    }
+    session.open({
+      op: 'welcome',
+      connectionId: this.id,
+      node: deps.nodeId,
+      user: claims.sub,
+      heartbeatMs: deps.heartbeatMs,
+    });
+    this.welcomed = true;
+    for (const text of this.early.splice(0)) session.receive(text);
+    return session;
+  }
+
+  /** One inbound text frame; frames before `welcome` wait and are handled after it, in order. */
+  receive(text: string): void {
+    if (this.released) return;
+    if (this.welcomed && this.session) this.session.receive(text);
+    else this.early.push(text);
+  }
+
+  /** Closes the transport (once) and releases. */
+  close(code: number, reason: string): void {
+    if (!this.released) this.sink.close(code, reason);
+    void this.release();
+  }
+
+  /** Undoes everything set up; call when the transport closed. Safe to call more than once. */
+  release(): Promise<void> {
+    this.released ??= (async () => {
+      this.early.length = 0;
+      await this.session?.release();
+      await this.deps.connections.remove(this.view).catch(() => undefined);
+    })();
+    return this.released;
+  }
+}
+
+/** Maps an authentication failure to its code (a non-RippleError means no usable token). */
+export function authErrorCode(err: unknown): string {
+  return isRippleError(err) ? err.code : 'AUTH_TOKEN_MISSING';
+}

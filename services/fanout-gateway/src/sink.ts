@@ -1,0 +1,31 @@
+/** Where a frame leaves its channel: SSE puts it into the event id, so `Last-Event-ID` resumes there. */
+export interface FramePosition {
+  readonly channel: string;
+  readonly offset: string;
+  readonly epoch: string;
+}
+
+/** Set on a frame that ends a channel's subscription (`unsubscribed`): SSE drops it from the event id. */
+export interface ChannelEnded {
+  readonly channel: string;
+  readonly ended: true;
+}
+
+/**
+ * What the connection lifecycle needs from a transport (WebSocket, SSE, …). Adding a transport
+ * means implementing this and calling `ConnectionLifecycle` from its route.
+ */
+export interface ConnectionSink {
+  /**
+   * Sends one server frame: `op` names it, `text` is its JSON; `position` is set on frames that
+   * move a channel's position (ack, event, gap) or end it (unsubscribed, `ChannelEnded`).
+   */
+  send(op: string, text: string, position?: FramePosition | ChannelEnded): void;
+  /** Bytes queued for the peer and not yet written (the slow-consumer check). */
+  bufferedAmount(): number;
+  /**
+   * Ends the transport. `code` is a WebSocket close code (docs/protocol.md), `reason` its reason;
+   * a transport without close codes reports them its own way. Called at most once per lifecycle.
+   */
+  close(code: number, reason: string): void;
+}

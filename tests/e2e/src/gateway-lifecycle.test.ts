@@ -1,0 +1,186 @@
+import { after, afterEach, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ReadableStreamReadResult } from 'node:stream/web';
+import { Redis } from 'ioredis';
+import { WebSocket } from 'ws';
+import { jwtSecret, signAccessToken } from '@ripple/auth';
+import { Topics } from '@ripple/events';
+import { createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
+import { createLogger } from '@ripple/telemetry';
+import { runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
+import { TestClient, spawnService } from './harness.js';
+import type { RunningService } from './harness.js';
+import { expectReleased, liveChannelsOf } from './registry-check.js';
+
+// One gateway process on real Kafka and Redis whose connection set-up is held open by
+// FAULT_SETUP_DELAY_MS, so closes during set-up happen deterministically, not by timing.
+const run = runId();
+const JWT_SECRET = `gw-life-secret-${run}-0123456789`;
+const secret = jwtSecret(JWT_SECRET);
+const topicPrefix = `gwl.${run}.`;
+const redisPrefix = `gwl:${run}:`;
+const nodeId = `life-${run}`;
+const SETUP_DELAY_MS = 400;
+
+const redis = new Redis(testInfra.redisUrl);
+const kafka = createKafka({
+  brokers: testInfra.kafkaBrokers,
+  clientId: 'gwl-e2e',
+  logger: createLogger('gwl', 'silent'),
+});
+let node: RunningService;
+const cleanups: (() => void)[] = [];
+
+before(async () => {
+  node = await spawnService('fanout-gateway', {
+    JWT_SECRET,
+    NODE_ID: nodeId,
+    KAFKA_BROKERS: testInfra.kafkaBrokers.join(','),
+    KAFKA_TOPIC_PREFIX: topicPrefix,
+    KAFKA_TOPIC_PARTITIONS: '1',
+    KAFKA_GROUP_ID: `gwl.${run}`,
+    KAFKA_SESSION_TIMEOUT_MS: '6000',
+    REDIS_URL: testInfra.redisUrl,
+    REDIS_KEY_PREFIX: redisPrefix,
+    REGISTRY_HEARTBEAT_MS: '200',
+    TOKEN_REFRESH_WINDOW_MS: '0',
+    FAULT_SETUP_DELAY_MS: String(SETUP_DELAY_MS),
+    NODE_ENV: 'test',
+  });
+});
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) cleanup();
+  await expectReleased(redis, redisPrefix, node, nodeId);
+});
+
+after(async () => {
+  await node.stop('SIGKILL');
+  const topics = Object.values(Topics).map((t) => topicPrefix + t);
+  await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
+  const keys = await redis.keys(`${redisPrefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
+});
+
+type SseMessage = { event?: string; data: Record<string, unknown> };
+
+/** Opens `/sse` and parses its events into `messages`; `ended` resolves when the server ends the stream. */
+async function openSse(query: string) {
+  const controller = new AbortController();
+  const response = await fetch(`${node.url}/sse?${query}`, { signal: controller.signal });
+  assert.equal(response.status, 200);
+  const messages: SseMessage[] = [];
+  let ended = false;
+  const reader = response.body?.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  void (async () => {
+    try {
+      for (;;) {
+        const chunk: ReadableStreamReadResult<Uint8Array> | undefined = await reader?.read();
+        if (!chunk || chunk.done) break;
+        buffer += decoder.decode(chunk.value, { stream: true });
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const fields = Object.fromEntries(
+            block
+              .split('\n')
+              .filter((l) => !l.startsWith(':'))
+              .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]),
+          );
+          if (fields.data)
+            messages.push({ event: fields.event, data: JSON.parse(fields.data) as Record<string, unknown> });
+        }
+      }
+      ended = true;
+    } catch {
+      // aborted by the client
+    }
+  })();
+  const abort = () => controller.abort();
+  cleanups.push(abort);
+  return { messages, abort, ended: () => ended };
+}
+
+/**
+ * Resolves once every set-up that started before this call has run to its end: set-ups all wait
+ * the same FAULT_SETUP_DELAY_MS, so when a set-up started now sends `welcome`, the earlier ones
+ * are past their delay (ordering, not timing).
+ */
+async function earlierSetUpsFinished(): Promise<void> {
+  const probe = TestClient.connect(
+    `ws://127.0.0.1:${node.port}/ws?access_token=${await signAccessToken(secret, 'probe')}`,
+  );
+  await probe.frame((f) => f.op === 'welcome');
+  probe.close();
+  await probe.closed();
+}
+
+test('a WebSocket the client closes during set-up should leave nothing in the registry', async () => {
+  const token = await signAccessToken(secret, 'ws-early-quitter');
+  const socket = new WebSocket(`ws://127.0.0.1:${node.port}/ws?access_token=${token}`);
+  let welcomed = false;
+  socket.on('message', () => (welcomed = true));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('open', () => resolve());
+    socket.once('error', reject);
+  });
+  socket.close(); // the server is inside its set-up delay now
+  await waitUntil('the socket closed', 5000, () => socket.readyState === socket.CLOSED);
+  assert.equal(welcomed, false);
+  await earlierSetUpsFinished();
+  await expectReleased(redis, redisPrefix, node, nodeId, SETUP_DELAY_MS + 3000);
+  assert.deepEqual(await redis.zrange(`${redisPrefix}presence:{user:ws-early-quitter}`, 0, -1), []);
+});
+
+test('an SSE stream the client aborts during set-up should leave nothing in the registry', async () => {
+  const token = await signAccessToken(secret, 'sse-early-quitter');
+  const stream = await openSse(`channels=creator:early1,post:early2&access_token=${token}`);
+  stream.abort(); // headers are out; the server is inside its set-up delay
+  assert.equal(stream.messages.length, 0);
+  await earlierSetUpsFinished();
+  await expectReleased(redis, redisPrefix, node, nodeId, SETUP_DELAY_MS + 3000);
+});
+
+test('an SSE stream of 30 channels aborted right after its first ack should release every channel', async () => {
+  const token = await signAccessToken(secret, 'sse-thirty');
+  const channels = Array.from({ length: 30 }, (_, i) => `creator:thirty${i}`);
+  const stream = await openSse(`channels=${channels.join(',')}&access_token=${token}`);
+  await waitUntil('the first ack', 10_000, () => stream.messages.some((m) => m.event === 'ack'));
+  stream.abort();
+  await expectReleased(redis, redisPrefix, node, nodeId);
+  // And heartbeats do not bring the entries back.
+  const renewed = Number(await redis.zscore(`${redisPrefix}{registry}:nodes`, nodeId));
+  await waitUntil('another registry heartbeat', 5000, async () => {
+    return Number(await redis.zscore(`${redisPrefix}{registry}:nodes`, nodeId)) > renewed;
+  });
+  assert.deepEqual(await liveChannelsOf(redis, redisPrefix, nodeId), []);
+});
+
+test('an SSE stream should end with AUTH_TOKEN_EXPIRED at its token exp and release its channels', async () => {
+  const token = await signAccessToken(secret, 'sse-expiring', { ttlSeconds: 2 });
+  const stream = await openSse(`channels=creator:expiring&access_token=${token}`);
+  await waitUntil('the ack', 10_000, () => stream.messages.some((m) => m.event === 'ack'));
+  const error = await waitFor('the expiry error', 10_000, () => stream.messages.find((m) => m.event === 'error'));
+  assert.equal(error.data.code, 'AUTH_TOKEN_EXPIRED');
+  await waitUntil('the stream ended', 5000, () => stream.ended());
+  const events = stream.messages.map((m) => m.event);
+  assert.equal(events.at(-1), 'error', 'nothing after the error');
+});
+
+test('a WebSocket with a token valid for 30 days should get welcome and stay open', async () => {
+  const token = await signAccessToken(secret, 'long-lived', { ttlSeconds: 30 * 24 * 3600 });
+  const client = TestClient.connect(`ws://127.0.0.1:${node.port}/ws?access_token=${token}`);
+  cleanups.push(() => client.close());
+  await client.frame((f) => f.op === 'welcome');
+  client.send({ op: 'ping', id: 'p' });
+  await client.frame((f) => f.op === 'pong' && f.id === 'p');
+  assert.equal(client.closeCode, undefined);
+  assert.deepEqual(
+    client.frames.filter((f) => f.op === 'refresh_required' || f.op === 'error'),
+    [],
+  );
+});
