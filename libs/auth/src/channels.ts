@@ -18,16 +18,24 @@ export function parseChannel(channel: string): ParsedChannel | undefined {
   return { kind: match[1] as ChannelKind, id: match[2] as string };
 }
 
+/** Where the gateway learns what a subscription token cannot say by itself. */
+export interface MembershipMarks {
+  /** When `userId` last left (or was removed from) chat room `roomId`, ms since the epoch; undefined if never. */
+  leftAt(roomId: string, userId: string): Promise<number | undefined>;
+}
+
 /**
  * Decides whether `userId` may subscribe to `channel`.
  * `user:` is private to its user; `post:` and `creator:` are open to any authenticated user;
- * `chat:` needs a subscription token that chat-service signed for this user and room.
+ * `chat:` needs a subscription token that chat-service signed for this user and room, after the
+ * user last left that room (`marks`): a token signed before a removal proves nothing any more.
  */
 export async function authorizeChannel(
   secret: JwtSecret,
   userId: string,
   channel: string,
   subscriptionToken: string | undefined,
+  marks?: MembershipMarks,
 ): Promise<ParsedChannel> {
   const parsed = parseChannel(channel);
   if (!parsed) {
@@ -50,7 +58,16 @@ export async function authorizeChannel(
           status: 403,
         });
       }
-      await verifySubscriptionToken(secret, subscriptionToken, userId, channel);
+      {
+        const { issuedAtMs } = await verifySubscriptionToken(secret, subscriptionToken, userId, channel);
+        const leftAt = await marks?.leftAt(parsed.id, userId);
+        // Same millisecond counts as before: refusing is the safe side, a fresh token fixes it.
+        if (leftAt !== undefined && issuedAtMs <= leftAt) {
+          throw new RippleError('GW_SUBSCRIBE_FORBIDDEN', `the subscription token for ${channel} predates leaving it`, {
+            status: 403,
+          });
+        }
+      }
       return parsed;
   }
 }

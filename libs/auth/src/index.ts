@@ -9,8 +9,8 @@ export {
   verifyAccessToken,
   verifySubscriptionToken,
 } from './tokens.js';
-export type { AccessClaims, JwtSecret } from './tokens.js';
+export type { AccessClaims, JwtSecret, SubscriptionClaims } from './tokens.js';
 export { authorizeChannel, parseChannel } from './channels.js';
-export type { ChannelKind, ParsedChannel } from './channels.js';
+export type { ChannelKind, MembershipMarks, ParsedChannel } from './channels.js';
 export { accessTokenVerifier, jwtOptionsFrom } from './verifier.js';
 export type { AccessVerifier, JwtEnv, JwtOptions, JwtVerification } from './verifier.js';

@@ -81,3 +81,50 @@ test('authorizeChannel should keep user channels private, open creator and post 
   assert.equal(await codeOf('nope'), 'GW_CHANNEL_INVALID');
   assert.equal(await codeOf('creator:'), 'GW_CHANNEL_INVALID');
 });
+
+test('authorizeChannel should refuse a chat token signed before its user left the room, and accept one signed after', async () => {
+  const leftAtMs = Math.floor(Date.now() / 1000) * 1000 - 5_000 + 700; // .700 into a second, just past
+  const marks = {
+    leftAt: (room: string, user: string) => Promise.resolve(room === 'r1' && user === 'u1' ? leftAtMs : undefined),
+  };
+  const signedAt = (iatMs: number | undefined) =>
+    signAccessToken(secret, 'u1', {
+      extra: { channel: 'chat:r1', typ: 'subscription', ...(iatMs !== undefined && { iat_ms: iatMs }) },
+    });
+  const codeOf = async (token: string, channel = 'chat:r1'): Promise<string> => {
+    try {
+      await authorizeChannel(secret, 'u1', channel, token, marks);
+      return 'allowed';
+    } catch (err) {
+      return err instanceof RippleError ? err.code : 'unexpected';
+    }
+  };
+  assert.equal(await codeOf(await signedAt(leftAtMs - 1)), 'GW_SUBSCRIBE_FORBIDDEN', 'signed before the removal');
+  assert.equal(await codeOf(await signedAt(leftAtMs)), 'GW_SUBSCRIBE_FORBIDDEN', 'the same millisecond is refused');
+  assert.equal(await codeOf(await signedAt(leftAtMs + 1)), 'allowed', 'signed after a rejoin, within the same second');
+  assert.equal(await codeOf(await signSubscriptionToken(secret, 'u1', 'chat:r1')), 'allowed', 'a fresh token');
+  // Without iat_ms only the `iat` second is known: a token of the removal's second may predate it.
+  const legacy = await signedAt(undefined);
+  const iat = (JSON.parse(Buffer.from(legacy.split('.')[1] ?? '', 'base64url').toString()) as { iat: number }).iat;
+  const legacyMarks = (leftAt: number) => ({ leftAt: () => Promise.resolve(leftAt) });
+  const legacyCode = async (leftAt: number) => {
+    try {
+      await authorizeChannel(secret, 'u1', 'chat:r1', legacy, legacyMarks(leftAt));
+      return 'allowed';
+    } catch (err) {
+      return err instanceof RippleError ? err.code : 'unexpected';
+    }
+  };
+  assert.equal(await legacyCode(iat * 1000 + 500), 'GW_SUBSCRIBE_FORBIDDEN', 'left within the iat second');
+  assert.equal(await legacyCode(iat * 1000 - 1), 'allowed', 'left the second before');
+  assert.equal(await codeOf(await signedAt(leftAtMs - 1), 'chat:r2'), 'GW_SUBSCRIBE_FORBIDDEN', 'another room');
+});
+
+test('signSubscriptionToken should record when it signed to the millisecond', async () => {
+  const before = Date.now();
+  const token = await signSubscriptionToken(secret, 'u1', 'chat:r1');
+  const { iat_ms: iatMs } = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as {
+    iat_ms: number;
+  };
+  assert.ok(iatMs >= before && iatMs <= Date.now());
+});

@@ -112,7 +112,21 @@ export async function signSubscriptionToken(
   channel: string,
   ttlSeconds = 300,
 ): Promise<string> {
-  return signAccessToken(secret, sub, { ttlSeconds, extra: { channel, typ: SUBSCRIPTION_TYPE } });
+  // `iat` has second granularity; `iat_ms` tells a token signed just before a removal from one
+  // signed just after a rejoin within the same second.
+  return signAccessToken(secret, sub, {
+    ttlSeconds,
+    extra: { channel, typ: SUBSCRIPTION_TYPE, iat_ms: Date.now() },
+  });
+}
+
+/** What a verified subscription token says besides its user and channel. */
+export interface SubscriptionClaims {
+  /**
+   * When chat-service signed it (ms since the epoch): `iat_ms`, or else the start of the `iat`
+   * second (the earliest it can have been signed), or -Infinity without either.
+   */
+  readonly issuedAtMs: number;
 }
 
 /** Checks a subscription token for this user and channel; throws GW_SUBSCRIBE_FORBIDDEN otherwise. */
@@ -121,10 +135,18 @@ export async function verifySubscriptionToken(
   token: string,
   sub: string,
   channel: string,
-): Promise<void> {
+): Promise<SubscriptionClaims> {
   try {
     const { payload } = await jwtVerify(token, secret, { algorithms: ALGORITHMS, requiredClaims: ['sub', 'exp'] });
-    if (payload.typ === SUBSCRIPTION_TYPE && payload.sub === sub && payload.channel === channel) return;
+    if (payload.typ === SUBSCRIPTION_TYPE && payload.sub === sub && payload.channel === channel) {
+      const issuedAtMs =
+        typeof payload.iat_ms === 'number'
+          ? payload.iat_ms
+          : typeof payload.iat === 'number'
+            ? payload.iat * 1000
+            : Number.NEGATIVE_INFINITY;
+      return { issuedAtMs };
+    }
   } catch {
     // fall through: any failure is the same answer
   }

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Directory } from './directory.js';
+import type { Departures } from './departures.js';
 import type { History } from './history.js';
+import type { NodeRoster } from './roster.js';
 import { EPOCH_PATTERN, isLaterEpoch } from './history.js';
 
 /**
@@ -197,5 +199,72 @@ export function historyContract(
     await history.append('post:p2', 'y2');
     assert.equal((await history.since('post:p2', late, 1)).recovered, false, 'over the limit');
     assert.equal((await history.since('post:p2', late, 2)).recovered, true);
+  });
+}
+
+/** The Departures contract. `make()` returns fresh departures over an empty store. */
+export function departuresContract(name: string, make: () => Promise<Departures>): void {
+  test(`${name}: departures should remember when a user last left a room, per room and user`, async () => {
+    const departures = await make();
+    assert.equal(await departures.leftAt('r1', 'u1'), undefined);
+    await departures.markLeft('r1', 'u1', 1_700_000_000_500);
+    assert.equal(await departures.leftAt('r1', 'u1'), 1_700_000_000_500);
+    assert.equal(await departures.leftAt('r1', 'u2'), undefined, 'another user');
+    assert.equal(await departures.leftAt('r2', 'u1'), undefined, 'another room');
+  });
+
+  test(`${name}: departures should keep the later mark when an earlier one arrives after it`, async () => {
+    const departures = await make();
+    await departures.markLeft('r1', 'u1', 2_000);
+    await departures.markLeft('r1', 'u1', 1_000); // a redelivered, older event
+    assert.equal(await departures.leftAt('r1', 'u1'), 2_000);
+    await departures.markLeft('r1', 'u1', 3_000); // left again after a rejoin
+    assert.equal(await departures.leftAt('r1', 'u1'), 3_000);
+  });
+}
+
+/**
+ * The NodeRoster contract. `make()` returns a roster over a fresh store whose leases last one
+ * `expire()`.
+ */
+export function rosterContract(
+  name: string,
+  make: () => Promise<{ roster: () => NodeRoster; expire: () => Promise<void> }>,
+): void {
+  test(`${name}: roster should hand a node whose lease ran out, with its connections, to exactly one claimer`, async () => {
+    const { roster, expire } = await make();
+    const [x, y, z] = [roster(), roster(), roster()];
+    await x.renew('dead', [{ userId: 'u1', connectionId: 'c1' }]);
+    await x.serve('dead', { userId: 'u2', connectionId: 'c2' }); // connected after the last renewal
+    await y.renew('alive', [{ userId: 'u3', connectionId: 'c3' }]);
+    assert.deepEqual(await z.claimDead(), [], 'nobody is dead yet');
+    await expire();
+    await y.renew('alive', [{ userId: 'u3', connectionId: 'c3' }]);
+    const claims = await Promise.all([y.claimDead(), z.claimDead()]);
+    assert.deepEqual(
+      claims.flat(),
+      [
+        {
+          nodeId: 'dead',
+          connections: [
+            { userId: 'u1', connectionId: 'c1' },
+            { userId: 'u2', connectionId: 'c2' },
+          ],
+        },
+      ],
+      'one claimer gets the dead node, the other nothing',
+    );
+    assert.deepEqual(await z.claimDead(), [], 'a claimed node is forgotten');
+  });
+
+  test(`${name}: roster should replace a node's connections on renewal and forget a node that left`, async () => {
+    const { roster, expire } = await make();
+    const r = roster();
+    await r.renew('n1', [{ userId: 'u1', connectionId: 'c1' }]);
+    await r.renew('n1', [{ userId: 'u2', connectionId: 'c2' }]);
+    await r.renew('n2', [{ userId: 'u3', connectionId: 'c3' }]);
+    await r.leave('n2');
+    await expire();
+    assert.deepEqual(await r.claimDead(), [{ nodeId: 'n1', connections: [{ userId: 'u2', connectionId: 'c2' }] }]);
   });
 }

@@ -7,3 +7,7 @@ export { EPOCH_PATTERN, OFFSET_PATTERN, compareOffsets, isLaterEpoch, newEpoch }
 export { RedisHistory } from './redis-history.js';
 export type { RedisHistoryOptions } from './redis-history.js';
 export { MemoryHistory } from './memory-history.js';
+export type { Departures } from './departures.js';
+export { MemoryDepartures, RedisDepartures } from './departures.js';
+export type { DeadNode, NodeRoster, ServedConnection } from './roster.js';
+export { MemoryNodeRoster, RedisNodeRoster } from './roster.js';

@@ -3,14 +3,16 @@ import assert from 'node:assert/strict';
 import {
   EPOCH_PATTERN,
   LeasedDirectory,
+  MemoryDepartures,
   MemoryHistory,
   MemoryLeasedSets,
+  MemoryNodeRoster,
   OFFSET_PATTERN,
   compareOffsets,
   isLaterEpoch,
   newEpoch,
 } from './index.js';
-import { directoryContract, historyContract } from './contract.js';
+import { departuresContract, directoryContract, historyContract, rosterContract } from './contract.js';
 
 directoryContract('memory', () => {
   let now = 1_000_000;
@@ -34,6 +36,22 @@ historyContract('memory', (maxLength) => {
     history,
     lose: (channel: string) => {
       history.forget(channel);
+      return Promise.resolve();
+    },
+  });
+});
+
+departuresContract('memory', () => Promise.resolve(new MemoryDepartures(60_000)));
+
+rosterContract('memory', () => {
+  let now = 1_000_000;
+  return Promise.resolve({
+    roster: (() => {
+      const shared = new MemoryNodeRoster(15_000, () => now);
+      return () => shared;
+    })(),
+    expire: () => {
+      now += 15_001;
       return Promise.resolve();
     },
   });

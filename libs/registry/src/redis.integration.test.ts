@@ -1,8 +1,8 @@
 import { after } from 'node:test';
 import { Redis } from 'ioredis';
-import { runId, testInfra } from '@ripple/testing';
-import { LeasedDirectory, RedisHistory, RedisLeasedSets } from './index.js';
-import { directoryContract, historyContract } from './contract.js';
+import { runId, testInfra, waitUntil } from '@ripple/testing';
+import { LeasedDirectory, RedisDepartures, RedisHistory, RedisLeasedSets, RedisNodeRoster } from './index.js';
+import { departuresContract, directoryContract, historyContract, rosterContract } from './contract.js';
 
 const redis = new Redis(testInfra.redisUrl);
 const prefixes: string[] = [];
@@ -13,7 +13,20 @@ after(async () => {
     if (keys.length > 0) await redis.del(...keys);
   }
   redis.disconnect();
+  for (const c of claimers) c.disconnect();
 });
+
+async function redisNow(): Promise<number> {
+  const [seconds, micros] = await redis.time();
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}
+
+const claimers: Redis[] = [];
+function claimer(): Redis {
+  const connection = new Redis(testInfra.redisUrl);
+  claimers.push(connection);
+  return connection;
+}
 
 function prefix(): string {
   const p = `test:${runId()}:`;
@@ -42,6 +55,22 @@ historyContract('redis', (maxLength) => {
     history: new RedisHistory(redis, p, { maxLength, ttlMs: 60_000 }),
     lose: async (channel: string) => {
       await redis.del(`${p}history:{${channel}}`, `${p}history-meta:{${channel}}`);
+    },
+  });
+});
+
+departuresContract('redis', () => Promise.resolve(new RedisDepartures(redis, prefix(), 60_000)));
+
+rosterContract('redis', () => {
+  const p = prefix();
+  const leaseMs = 300;
+  return Promise.resolve({
+    // Each claimer has its own connection, as separate gateway nodes do.
+    roster: () => new RedisNodeRoster(claimer(), p, leaseMs),
+    // Leases run on Redis' clock: wait until it moved past one lease.
+    expire: async () => {
+      const start = await redisNow();
+      await waitUntil('one lease on the Redis clock', 5_000, async () => (await redisNow()) > start + leaseMs);
     },
   });
 });

@@ -56,6 +56,11 @@ export const GatewayEnv = Type.Object({
   HISTORY_TTL_MS: Type.Integer({ default: 3_600_000, minimum: 1000 }),
   /** Most events replayed on one subscribe; a longer gap is answered with recovered: false. */
   HISTORY_RECOVERY_LIMIT: Type.Integer({ default: 1000, minimum: 1 }),
+  /**
+   * How long the gateway remembers that a user left a chat room (to refuse subscription tokens
+   * signed before): longer than chat-service's SUBSCRIPTION_TOKEN_TTL_S (at most one day).
+   */
+  CHAT_DEPARTURE_TTL_MS: Type.Integer({ default: 86_400_000 + 3_600_000, minimum: 1000 }),
   /** On SIGTERM, clients are told to reconnect spread over this window. */
   DRAIN_WINDOW_MS: Type.Integer({ default: 10_000, minimum: 0, maximum: MAX_DELAY_MS }),
   /** Fault injection (tests and chaos runs only): every message to other nodes waits this long. */

@@ -7,7 +7,7 @@ import type { Connection, PresenceChange } from './connections.js';
 import { createGatewayMetrics } from './metrics.js';
 
 function connection(id: string, userId: string): Connection {
-  return { id, userId, channels: () => [], moveAway: () => undefined };
+  return { id, userId, channels: () => [], moveAway: () => undefined, revoke: () => Promise.resolve() };
 }
 
 test('connections should publish presence off the connect path, in order, a batch at a time', async () => {

@@ -10,6 +10,8 @@ export interface Connection {
   channels(): string[];
   /** Sends the reconnect notice and closes (drain). */
   moveAway(): void;
+  /** Ends one subscription at once and tells the client why (the `unsubscribed` frame). */
+  revoke(channel: string, code: string, message: string): Promise<void>;
 }
 
 export type PresenceChange = 'online' | 'offline';
@@ -33,6 +35,11 @@ export class Connections {
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
     private readonly publish: (changes: readonly { change: PresenceChange; connection: Connection }[]) => Promise<void>,
+    /**
+     * Records a connection before it is registered for presence (the node roster). Its Redis
+     * command is issued first, so Redis applies it first; both travel in one round trip.
+     */
+    private readonly beforeAdd: (connection: Connection) => Promise<void> = () => Promise.resolve(),
   ) {}
 
   get size(): number {
@@ -45,7 +52,11 @@ export class Connections {
 
   async add(connection: Connection): Promise<void> {
     this.open.set(connection.id, connection);
-    if (await this.directory.connect(connection.userId, connection.id)) this.changed('online', connection);
+    const [, first] = await Promise.all([
+      this.beforeAdd(connection),
+      this.directory.connect(connection.userId, connection.id),
+    ]);
+    if (first) this.changed('online', connection);
   }
 
   async remove(connection: Connection): Promise<void> {

@@ -33,6 +33,8 @@ export interface HubOptions {
   readonly onDelivered?: (sockets: number) => void;
   /** A gap was seen: `filled` from history, or `lost` and signalled to the subscribers. */
   readonly onGap?: (reason: GapReason) => void;
+  /** A frame was just handed to its channel's subscribers (before the next one is). */
+  readonly onHandedOut?: (frame: ChannelFrame) => void;
 }
 
 interface ChannelStream {
@@ -145,6 +147,7 @@ export class LocalHub {
       stream.last += 1;
       for (const subscriber of stream.subscribers) subscriber.deliver(next);
       written += stream.subscribers.size;
+      this.opts.onHandedOut?.(next);
     }
     if (stream.pending.size > 0 && !stream.filling) this.fill(stream, channel);
     return written;

@@ -243,3 +243,38 @@ test('subscribe with since on a brand-new channel should ack a real epoch that r
   assert.match(String(ack?.epoch), /^[0-9a-f]{24}$/);
   mock.restoreAll();
 });
+
+test('revoke should end one subscription through the lifecycle, send unsubscribed with an ended position and release it', async () => {
+  const g = gateway();
+  const positions: unknown[] = [];
+  const sink = recordingSink();
+  const recording: ConnectionSink = {
+    ...sink,
+    send: (op, text, position) => {
+      positions.push(position);
+      sink.send(op, text);
+    },
+  };
+  const lifecycle = new ConnectionLifecycle(g.deps, recording);
+  const session = await lifecycle.establish({ sub: 'u1', exp: undefined });
+  assert.ok(session);
+  lifecycle.receive('{"op":"subscribe","id":"s","channel":"post:p1"}');
+  await session.settled();
+  const [connection] = g.connections.all();
+  assert.ok(connection);
+  assert.deepEqual(connection.channels().sort(), ['post:p1', 'user:u1']);
+  await connection.revoke('post:p1', 'GW_SUBSCRIPTION_REVOKED', 'gone');
+  assert.deepEqual(sink.frames.at(-1), {
+    op: 'unsubscribed',
+    channel: 'post:p1',
+    code: 'GW_SUBSCRIPTION_REVOKED',
+    message: 'gone',
+  });
+  assert.deepEqual(positions.at(-1), { channel: 'post:p1', ended: true });
+  assert.deepEqual(connection.channels(), ['user:u1']);
+  assert.deepEqual(await g.directory.nodesFor('post:p1'), []);
+  await connection.revoke('post:p1', 'GW_SUBSCRIPTION_REVOKED', 'gone');
+  assert.equal(sink.frames.filter((f) => f.op === 'unsubscribed').length, 1, 'a second revoke sends nothing');
+  await lifecycle.release();
+  assert.ok(await g.holdsNothing(['post:p1', 'user:u1']));
+});

@@ -54,6 +54,9 @@ export class ConnectionLifecycle {
         this.session?.reply({ op: 'reconnect', reason: 'node draining' });
         this.close(CloseCodes.goingAway, 'node draining');
       },
+      // Membership hook, the same for every transport: the session ends the subscription and sends
+      // `unsubscribed` through the sink (SSE also drops the channel from its event id).
+      revoke: (channel, code, message) => this.session?.revoke(channel, code, message) ?? Promise.resolve(),
     };
   }
 

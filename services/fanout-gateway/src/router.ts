@@ -16,6 +16,8 @@ export interface RouterDeps {
   readonly bus: NodeBus;
   readonly metrics: GatewayMetrics;
   readonly now?: () => number;
+  /** Runs before a batch is routed, once per event in order (membership marks); a failure fails routing, so it is retried. */
+  readonly beforeRoute?: (event: AnyEvent) => Promise<void>;
 }
 
 /**
@@ -34,6 +36,8 @@ export class Router {
 
   async route(events: readonly AnyEvent[]): Promise<void> {
     const { history, directory, nodeId, metrics } = this.deps;
+    // Membership marks first, in event order: a failure fails the batch, so it is retried.
+    if (this.deps.beforeRoute) for (const event of events) await this.deps.beforeRoute(event);
     const items = events.flatMap((event) => {
       const json = JSON.stringify(event);
       return channelsFor(event).map((channel) => ({ channel, json, time: event.time }));

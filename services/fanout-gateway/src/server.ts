@@ -12,13 +12,15 @@ import {
   kafkaReadiness,
   registerConsumerLag,
 } from '@ripple/kafka';
-import { LeasedDirectory, RedisHistory, RedisLeasedSets } from '@ripple/registry';
+import { LeasedDirectory, RedisDepartures, RedisHistory, RedisLeasedSets, RedisNodeRoster } from '@ripple/registry';
 import { connectionHealth, createLogger, createMetricsRegistry, watchConnection } from '@ripple/telemetry';
 import { buildApp } from './app.js';
 import { RedisNodeBus } from './bus.js';
 import { SERVICE_NAME, loadGatewayConfig } from './config.js';
 import { Connections } from './connections.js';
 import { LocalHub } from './hub.js';
+import { Membership } from './membership.js';
+import { PresenceReaper } from './presence-reaper.js';
 import { createGatewayMetrics, timed } from './metrics.js';
 import { Router } from './router.js';
 
@@ -57,11 +59,22 @@ runProcess(SERVICE_NAME, async () => {
     'history',
     metrics,
   );
+  const connectionList = { all: (): ReturnType<Connections['all']> => [] };
+  const membership = new Membership({
+    departures: timed(
+      new RedisDepartures(redis, config.REDIS_KEY_PREFIX, config.CHAT_DEPARTURE_TTL_MS),
+      'departures',
+      metrics,
+    ),
+    connections: () => connectionList.all(),
+    logger,
+  });
   const hub = new LocalHub({
     history,
     fillLimit: config.HISTORY_RECOVERY_LIMIT,
     onDelivered: (sockets) => metrics.deliveries.inc(sockets),
     onGap: (reason) => metrics.gaps.inc({ reason }),
+    onHandedOut: (frame) => membership.observe(frame),
   });
   subscriptionCount.get = () => hub.subscriptionCount;
   const bus = new RedisNodeBus({
@@ -73,7 +86,15 @@ runProcess(SERVICE_NAME, async () => {
     watch: watchRedis,
   });
 
-  const router = new Router({ nodeId, hub, history, directory, bus, metrics });
+  const router = new Router({
+    nodeId,
+    hub,
+    history,
+    directory,
+    bus,
+    metrics,
+    beforeRoute: (event) => membership.record(event),
+  });
 
   const kafka = createKafka({
     brokers: parseBrokers(config.KAFKA_BROKERS),
@@ -94,22 +115,52 @@ runProcess(SERVICE_NAME, async () => {
   const producer = createEventProducer(kafka, { metrics: registry, logger });
   await producer.connect();
 
-  const live = new Connections(directory, metrics, logger, async (changes) => {
+  type PresenceData = { userId: string; connectionId: string; nodeId: string };
+  const publishPresence = async (changes: readonly { change: 'online' | 'offline'; data: PresenceData }[]) => {
     const at = new Date().toISOString();
     await producer.send(
-      changes.map(({ change, connection }) => {
+      changes.map(({ change, data }) => {
         const event = createEvent(change === 'online' ? 'presence.online' : 'presence.offline', {
           source: SERVICE_NAME,
-          data: { userId: connection.userId, connectionId: connection.id, nodeId, at },
+          data: { ...data, at },
         });
         const message = toOutboxMessage(event);
         return { ...message, topic: config.KAFKA_TOPIC_PREFIX + message.topic };
       }),
     );
-  });
+  };
+  // Crashed nodes: each live node renews its roster entry and reaps the dead on its heartbeat.
+  const roster = timed(new RedisNodeRoster(redis, config.REDIS_KEY_PREFIX, leaseMs), 'roster', metrics);
+  const live = new Connections(
+    directory,
+    metrics,
+    logger,
+    (changes) =>
+      publishPresence(
+        changes.map(({ change, connection }) => ({
+          change,
+          data: { userId: connection.userId, connectionId: connection.id, nodeId },
+        })),
+      ),
+    (connection) => roster.serve(nodeId, { userId: connection.userId, connectionId: connection.id }),
+  );
   open.count = () => live.size;
+  connectionList.all = () => live.all();
 
-  const refresh = () => directory.refresh(live.holdings(hub.channelNames()));
+  const reaper = new PresenceReaper({
+    roster,
+    directory,
+    publishOffline: (offline) => publishPresence([{ change: 'offline', data: offline }]),
+    logger,
+  });
+  const refresh = async () => {
+    const holdings = live.holdings(hub.channelNames());
+    await directory.refresh(holdings);
+    // A fresh list: the renewal replaces the node's connections, so a connection that opened while
+    // the directory was being refreshed (and that `serve` recorded already) must not be dropped.
+    await roster.renew(nodeId, live.holdings([]).connections);
+    await reaper.sweep();
+  };
   await refresh();
   const heartbeat = setInterval(() => {
     refresh().catch((err: unknown) => logger.warn({ err }, 'registry heartbeat failed'));
@@ -142,6 +193,7 @@ runProcess(SERVICE_NAME, async () => {
     directory,
     connections: live,
     historyLimit: config.HISTORY_RECOVERY_LIMIT,
+    marks: membership,
     jwtSecret,
     verifyAccess,
     logger,
@@ -190,6 +242,7 @@ runProcess(SERVICE_NAME, async () => {
       await app.close();
       await consumer.stop();
       await directory.leave(live.holdings(hub.channelNames()));
+      await roster.leave(nodeId);
       await live.settled();
       await bus.stop();
       await Promise.all([producer.disconnect(), admin.disconnect()]);

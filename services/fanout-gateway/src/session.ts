@@ -2,7 +2,8 @@ import { authorizeChannel } from '@ripple/auth';
 import type { AccessClaims, AccessVerifier, JwtSecret } from '@ripple/auth';
 import { RippleError, isRippleError } from '@ripple/errors';
 import type { StreamPosition } from '@ripple/registry';
-import type { ConnectionSink, FramePosition } from './sink.js';
+import { unsubscribedFrame } from './membership.js';
+import type { ChannelEnded, ConnectionSink, FramePosition } from './sink.js';
 import { CloseCodes, gapFrame, parseClientFrame } from './protocol.js';
 import type { ClientFrame } from './protocol.js';
 import { Subscriptions } from './subscriptions.js';
@@ -55,7 +56,7 @@ export class Session {
   private lastRefill: number;
   private violations: number[] = [];
   private expiryTimers: LongTimer[] = [];
-  private held: Array<[string, string, FramePosition | undefined]> | undefined;
+  private held: Array<[string, string, FramePosition | ChannelEnded | undefined]> | undefined;
   private released: Promise<void> | undefined;
   private readonly now: () => number;
 
@@ -80,7 +81,7 @@ export class Session {
   }
 
   /** Sends one frame (`text` is its JSON); `position` is where it leaves its channel. */
-  send(op: string, text: string, position?: FramePosition): void {
+  send(op: string, text: string, position?: FramePosition | ChannelEnded): void {
     if (this.closed) return;
     if (this.held) {
       this.held.push([op, text, position]);
@@ -94,7 +95,7 @@ export class Session {
     this.sink.send(op, text, position);
   }
 
-  reply(frame: { op: string } & Record<string, unknown>, position?: FramePosition): void {
+  reply(frame: { op: string } & Record<string, unknown>, position?: FramePosition | ChannelEnded): void {
     this.send(frame.op, JSON.stringify(frame), position);
   }
 
@@ -138,7 +139,7 @@ export class Session {
     ack: { id: string | undefined } | undefined,
     token?: string,
   ): Promise<void> {
-    await authorizeChannel(this.deps.jwtSecret, this.user.sub, channel, token);
+    await authorizeChannel(this.deps.jwtSecret, this.user.sub, channel, token, this.deps.marks);
     if (!this.subscriptions.has(channel) && this.subscriptions.size >= this.deps.limits.maxSubscriptions) {
       throw new RippleError('GW_TOO_MANY_SUBSCRIPTIONS', `at most ${this.deps.limits.maxSubscriptions} subscriptions`);
     }
@@ -159,6 +160,18 @@ export class Session {
         { channel, offset: resume, epoch: s.position.epoch },
       );
     });
+  }
+
+  /**
+   * Ends the subscription to `channel` on the server's behalf (membership revoked) and tells the
+   * client why with the `unsubscribed` frame. The channel stops receiving at once, before the
+   * hub hands out its next frame; the directory is updated when the returned promise resolves.
+   */
+  async revoke(channel: string, code: string, message: string): Promise<void> {
+    if (!this.subscriptions.has(channel)) return;
+    const removed = this.subscriptions.remove(channel);
+    this.reply(unsubscribedFrame(channel, code, message), { channel, ended: true });
+    await removed;
   }
 
   /** Answers a failed request with an `error` frame carrying its `id`. */

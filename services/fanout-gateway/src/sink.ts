@@ -5,6 +5,12 @@ export interface FramePosition {
   readonly epoch: string;
 }
 
+/** Set on a frame that ends a channel's subscription (`unsubscribed`): SSE drops it from the event id. */
+export interface ChannelEnded {
+  readonly channel: string;
+  readonly ended: true;
+}
+
 /**
  * What the connection lifecycle needs from a transport (WebSocket, SSE, …). Adding a transport
  * means implementing this and calling `ConnectionLifecycle` from its route.
@@ -12,9 +18,9 @@ export interface FramePosition {
 export interface ConnectionSink {
   /**
    * Sends one server frame: `op` names it, `text` is its JSON; `position` is set on frames that
-   * move a channel's position (ack, event, gap).
+   * move a channel's position (ack, event, gap) or end it (unsubscribed, `ChannelEnded`).
    */
-  send(op: string, text: string, position?: FramePosition): void;
+  send(op: string, text: string, position?: FramePosition | ChannelEnded): void;
   /** Bytes queued for the peer and not yet written (the slow-consumer check). */
   bufferedAmount(): number;
   /**

@@ -67,7 +67,8 @@ function sseSink(raw: ServerResponse, positions: Positions): ConnectionSink {
       if (raw.writableEnded) return;
       let id = '';
       if (position) {
-        positions[position.channel] = [position.offset, position.epoch];
+        if ('ended' in position) Reflect.deleteProperty(positions, position.channel);
+        else positions[position.channel] = [position.offset, position.epoch];
         id = `id: ${encodeId(positions)}\n`;
       }
       raw.write(`${id}event: ${op}\ndata: ${text}\n\n`);
@@ -110,7 +111,7 @@ export function installSse(app: FastifyInstance, deps: LifecycleDeps): void {
     const subscriptionToken = typeof query.subscription_token === 'string' ? query.subscription_token : undefined;
     for (const channel of channels) {
       try {
-        await authorizeChannel(deps.jwtSecret, claims.sub, channel, subscriptionToken);
+        await authorizeChannel(deps.jwtSecret, claims.sub, channel, subscriptionToken, deps.marks);
       } catch (err) {
         if (err instanceof RippleError)
           throw new RippleError(err.code, err.message, { status: err.status === 500 ? 403 : err.status });

@@ -1,3 +1,4 @@
+import type { MembershipMarks } from '@ripple/auth';
 import type { Directory, History, StreamPosition } from '@ripple/registry';
 import type { ChannelFrame, LocalHub, Subscriber } from './hub.js';
 import { RippleError } from '@ripple/errors';
@@ -10,6 +11,8 @@ export interface SubscriptionDeps {
   readonly directory: Directory;
   /** Most events replayed on one subscribe; more means "cannot recover". */
   readonly historyLimit: number;
+  /** When users left chat rooms: tokens signed before are refused (membership.ts). */
+  readonly marks?: MembershipMarks;
 }
 
 /** Where a connection's channel traffic goes, in order. */

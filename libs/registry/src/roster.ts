@@ -1,0 +1,183 @@
+import type { Redis } from 'ioredis';
+
+export interface ServedConnection {
+  readonly userId: string;
+  readonly connectionId: string;
+}
+
+/** A gateway node whose lease ran out (it crashed), with the connections it served. */
+export interface DeadNode {
+  readonly nodeId: string;
+  readonly connections: readonly ServedConnection[];
+}
+
+/**
+ * The gateway nodes and the connections each one serves, kept past a node's death so that a live
+ * node can announce what the dead one never will (its users going offline). Each dead node is
+ * handed to exactly one caller of `claimDead`, however many live nodes ask.
+ */
+export interface NodeRoster {
+  /** Renews `nodeId` for one lease and replaces the connections it serves (each heartbeat). */
+  renew(nodeId: string, connections: readonly ServedConnection[]): Promise<void>;
+  /** Adds one connection of `nodeId` at once, so a crash before the next renewal still finds it. */
+  serve(nodeId: string, connection: ServedConnection): Promise<void>;
+  /** Forgets `nodeId` at once (graceful shutdown: it announced its own connections). */
+  leave(nodeId: string): Promise<void>;
+  /** Claims every node whose lease ran out: each is returned to one caller only, then forgotten. */
+  claimDead(): Promise<DeadNode[]>;
+}
+
+/*
+ * Keys: the roster, a sorted set of node ids scored by lease expiry (ms, Redis clock), and one hash
+ * per node, connection id -> user id. Both outlive the last lease by `keepMs` and then expire by
+ * themselves (a cluster of which every node died leaves nothing behind). Each script touches one key.
+ */
+
+/**
+ * KEYS[1] = roster; ARGV[1] = lease ms; ARGV[2] = node id; ARGV[3] = keep ms
+ * Renews the node's lease and pushes the roster's expiry past the longest lease plus `keep`.
+ */
+const RENEW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], tonumber(last[2]) + tonumber(ARGV[3]))
+return 1
+`;
+
+/**
+ * KEYS[1] = a node's connections hash; ARGV[1] = keep ms; ARGV[2..] = connection id, user id pairs
+ * Replaces the hash with the given connections; it expires `keep` ms after this renewal.
+ */
+const REPLACE = `
+redis.call('DEL', KEYS[1])
+if #ARGV > 1 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+end
+return 1
+`;
+
+/**
+ * KEYS[1] = a node's connections hash; ARGV[1] = keep ms; ARGV[2] = connection id; ARGV[3] = user id
+ * Adds one connection and renews the hash's expiry.
+ */
+const SERVE = `
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+return 1
+`;
+
+/**
+ * KEYS[1] = roster
+ * Removes and returns every node whose lease ran out; being one script, two callers never both
+ * get the same node.
+ */
+const CLAIM = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+for _, node in ipairs(dead) do redis.call('ZREM', KEYS[1], node) end
+return dead
+`;
+
+/** KEYS[1] = a node's connections hash. Returns its fields and values, and deletes it. */
+const TAKE = `
+local all = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return all
+`;
+
+export class RedisNodeRoster implements NodeRoster {
+  private readonly keepMs: number;
+  constructor(
+    private readonly redis: Redis,
+    private readonly keyPrefix: string,
+    private readonly leaseMs: number,
+  ) {
+    // Long enough for a live node's next sweeps to find the dead one, short enough to vanish soon.
+    this.keepMs = leaseMs * 3;
+  }
+
+  private rosterKey = (): string => `${this.keyPrefix}{registry}:roster`;
+  private connectionsKey = (nodeId: string): string => `${this.keyPrefix}node-connections:{${nodeId}}`;
+
+  async renew(nodeId: string, connections: readonly ServedConnection[]): Promise<void> {
+    const pairs = connections.flatMap((c) => [c.connectionId, c.userId]);
+    const pipeline = this.redis.pipeline();
+    pipeline.eval(REPLACE, 1, this.connectionsKey(nodeId), String(this.keepMs + this.leaseMs), ...pairs);
+    pipeline.eval(RENEW, 1, this.rosterKey(), String(this.leaseMs), nodeId, String(this.keepMs));
+    const results = (await pipeline.exec()) ?? [];
+    const failed = results.find(([err]) => err !== null);
+    if (failed?.[0]) throw failed[0];
+  }
+
+  async serve(nodeId: string, connection: ServedConnection): Promise<void> {
+    const keep = String(this.keepMs + this.leaseMs);
+    await this.redis.eval(SERVE, 1, this.connectionsKey(nodeId), keep, connection.connectionId, connection.userId);
+  }
+
+  async leave(nodeId: string): Promise<void> {
+    await this.redis.zrem(this.rosterKey(), nodeId);
+    await this.redis.del(this.connectionsKey(nodeId));
+  }
+
+  async claimDead(): Promise<DeadNode[]> {
+    const dead = (await this.redis.eval(CLAIM, 1, this.rosterKey())) as string[];
+    const out: DeadNode[] = [];
+    for (const nodeId of dead.sort()) {
+      const flat = (await this.redis.eval(TAKE, 1, this.connectionsKey(nodeId))) as string[];
+      out.push({ nodeId, connections: pairsOf(flat) });
+    }
+    return out;
+  }
+}
+
+function pairsOf(flat: readonly string[]): ServedConnection[] {
+  const out: ServedConnection[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    out.push({ connectionId: flat[i] as string, userId: flat[i + 1] as string });
+  }
+  return out.sort((a, b) => a.connectionId.localeCompare(b.connectionId));
+}
+
+/** The roster in memory, with an injectable clock: a single node only (and unit tests). */
+export class MemoryNodeRoster implements NodeRoster {
+  private readonly nodes = new Map<string, { until: number; connections: ServedConnection[] }>();
+  constructor(
+    private readonly leaseMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  renew(nodeId: string, connections: readonly ServedConnection[]): Promise<void> {
+    this.nodes.set(nodeId, { until: this.now() + this.leaseMs, connections: [...connections] });
+    return Promise.resolve();
+  }
+
+  serve(nodeId: string, connection: ServedConnection): Promise<void> {
+    const entry = this.nodes.get(nodeId);
+    if (entry)
+      entry.connections = [...entry.connections.filter((c) => c.connectionId !== connection.connectionId), connection];
+    else this.nodes.set(nodeId, { until: this.now() + this.leaseMs, connections: [connection] });
+    return Promise.resolve();
+  }
+
+  leave(nodeId: string): Promise<void> {
+    this.nodes.delete(nodeId);
+    return Promise.resolve();
+  }
+
+  claimDead(): Promise<DeadNode[]> {
+    const dead: DeadNode[] = [];
+    for (const [nodeId, entry] of [...this.nodes].sort(([a], [b]) => a.localeCompare(b))) {
+      if (entry.until > this.now()) continue;
+      this.nodes.delete(nodeId);
+      dead.push({
+        nodeId,
+        connections: [...entry.connections].sort((a, b) => a.connectionId.localeCompare(b.connectionId)),
+      });
+    }
+    return Promise.resolve(dead);
+  }
+}

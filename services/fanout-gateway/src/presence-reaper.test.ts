@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LeasedDirectory, MemoryLeasedSets, MemoryNodeRoster } from '@ripple/registry';
+import { createLogger } from '@ripple/telemetry';
+import { PresenceReaper } from './presence-reaper.js';
+
+test('presence reaper should announce each user of a dead node offline once, across live nodes, unless they are connected elsewhere', async () => {
+  let now = 1_000_000;
+  const leaseMs = 15_000;
+  const sets = new MemoryLeasedSets(() => now);
+  const roster = new MemoryNodeRoster(leaseMs, () => now);
+  const dir = (nodeId: string) => new LeasedDirectory(sets, 't:', nodeId, leaseMs);
+  // x serves u1 (two connections) and u2; u2 also has a connection on y.
+  const onX = [
+    { userId: 'u1', connectionId: 'x1' },
+    { userId: 'u1', connectionId: 'x2' },
+    { userId: 'u2', connectionId: 'x3' },
+  ];
+  const onY = [{ userId: 'u2', connectionId: 'y1' }];
+  await dir('x').refresh({ channels: [], connections: onX });
+  await roster.renew('x', onX);
+  await dir('y').refresh({ channels: [], connections: onY });
+  await roster.renew('y', onY);
+  await roster.renew('z', []);
+
+  const published: string[] = [];
+  const reaper = (nodeId: string) =>
+    new PresenceReaper({
+      roster,
+      directory: dir(nodeId),
+      publishOffline: (o) => {
+        published.push(`${o.userId}@${o.nodeId}`);
+        return Promise.resolve();
+      },
+      logger: createLogger('t', 'silent'),
+    });
+  assert.deepEqual(await reaper('y').sweep(), [], 'nobody died');
+
+  // x crashes: y and z keep renewing; x's connections are still inside their lease.
+  now += leaseMs / 2;
+  await dir('y').refresh({ channels: [], connections: onY });
+  await roster.renew('y', onY);
+  await roster.renew('z', []);
+  now += leaseMs / 2;
+  await Promise.all([reaper('y').sweep(), reaper('z').sweep()]);
+  assert.deepEqual(published, ['u1@x'], 'u1 once; u2 is still connected to y');
+  await Promise.all([reaper('y').sweep(), reaper('z').sweep()]);
+  assert.deepEqual(published, ['u1@x'], 'never twice');
+});

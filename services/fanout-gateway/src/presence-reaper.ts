@@ -1,0 +1,42 @@
+import type { Directory, NodeRoster } from '@ripple/registry';
+import type { Logger } from '@ripple/telemetry';
+
+export interface PresenceReaperDeps {
+  readonly roster: NodeRoster;
+  readonly directory: Pick<Directory, 'connectionsOf'>;
+  /** Publishes `presence.offline` for a user whose last connection was on the dead node. */
+  readonly publishOffline: (offline: { userId: string; connectionId: string; nodeId: string }) => Promise<void>;
+  readonly logger: Logger;
+}
+
+/**
+ * Announces what a crashed node never will: its users going offline. Every live node sweeps on its
+ * heartbeat; the roster hands each dead node to one sweeper only, which publishes
+ * `presence.offline` once for every user of that node with no live connection elsewhere (the dead
+ * node's own connections still count as live until their leases lapse, so they are left out).
+ */
+export class PresenceReaper {
+  constructor(private readonly deps: PresenceReaperDeps) {}
+
+  /** Resolves with the users announced offline. */
+  async sweep(): Promise<string[]> {
+    const announced: string[] = [];
+    for (const dead of await this.deps.roster.claimDead()) {
+      const byUser = new Map<string, string[]>();
+      for (const c of dead.connections) byUser.set(c.userId, [...(byUser.get(c.userId) ?? []), c.connectionId]);
+      for (const [userId, ids] of byUser) {
+        try {
+          const live = await this.deps.directory.connectionsOf(userId);
+          if (live.some((id) => !ids.includes(id))) continue;
+          await this.deps.publishOffline({ userId, connectionId: ids[0] ?? userId, nodeId: dead.nodeId });
+          announced.push(userId);
+        } catch (err) {
+          // The claim is spent: this user's offline is lost (their presence entry still lapses).
+          this.deps.logger.warn({ err, userId, node: dead.nodeId }, 'could not announce a dead node’s user offline');
+        }
+      }
+      this.deps.logger.info({ node: dead.nodeId, users: byUser.size }, 'reaped a dead node');
+    }
+    return announced;
+  }
+}
