@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the benchmarks (scripts that print figures; not tests) against real infrastructure:
-#   bash scripts/bench.sh [outbox] [gateway] [tracing]
+#   bash scripts/bench.sh [outbox] [gateway] [tracing] [peers]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bootstrap.sh
@@ -13,6 +13,7 @@ for bench in "${benches[@]}"; do
   outbox) node libs/outbox/dist/bench.js ;;
   gateway) node tests/e2e/dist/bench-gateway.js ;;
   tracing) node tests/e2e/dist/bench-tracing.js ;;
-  *) die "unknown benchmark '$bench' (known: outbox, gateway, tracing)" ;;
+  peers) node bench/peers/dist/main.js ;;
+  *) die "unknown benchmark '$bench' (known: outbox, gateway, tracing, peers)" ;;
   esac
 done
