@@ -47,12 +47,17 @@ function cleanup(): Promise<void> {
     await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]).catch((e: unknown) =>
       console.error('[bench:peers] deleting topics failed:', e),
     );
+    // A group can only be deleted once empty: a member that did not leave (killed) holds it until
+    // its session times out (30 s by default), so retry for a bounded while.
     const admin = kafka.admin();
     await admin.connect();
-    const groups = (await admin.listGroups()).groups
-      .map((g) => g.groupId)
-      .filter((g) => g.startsWith(`benchpeers.${run}.`));
-    if (groups.length > 0) await admin.deleteGroups(groups).catch(() => undefined);
+    const ours = async () =>
+      (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(`benchpeers.${run}.`));
+    for (let i = 0, groups = await ours(); groups.length > 0 && i < 45; i++, groups = await ours()) {
+      await admin.deleteGroups(groups).catch(() => sleep(2000));
+    }
+    const left = await ours();
+    if (left.length > 0) console.error(`[bench:peers] could not delete consumer groups ${left.join(', ')}`);
     await admin.disconnect();
     const redis = new Redis(testInfra.redisUrl);
     const keys = await redis.keys(`${redisPrefix}*`);
@@ -107,8 +112,12 @@ async function startServer(peer: PeerName): Promise<Peer> {
       REDIS_KEY_PREFIX: redisPrefix,
     });
     const exited = new Promise<void>((r) => gw.process.once('exit', () => r()));
+    // SIGTERM first, so its consumer leaves the group (deletable at once); SIGKILL after 15 s.
+    const running = () => gw.process.exitCode === null && gw.process.signalCode === null;
     const stop = async () => {
-      if (gw.process.exitCode === null && gw.process.signalCode === null) gw.process.kill('SIGKILL');
+      if (running()) gw.process.kill('SIGTERM');
+      await Promise.race([exited, sleep(15_000)]);
+      if (running()) gw.process.kill('SIGKILL');
       await exited;
     };
     stoppers.add(stop);
@@ -388,6 +397,7 @@ process.stdout.write(
   `\nbench:peers — ${new Date().toISOString()}, ${((Date.now() - started) / 1000).toFixed(0)} s, Node ${process.version}, ` +
     `2 cores shared by every process. Payloads 100 bytes. Clients: bare \`ws\` in separate processes (Socket.IO: ` +
     `Engine.IO v4 / Socket.IO v5 packets spoken over bare ws, not socket.io-client). CPU s is each process's ` +
-    `user+system time during the phase that produced the figure.\n\n${renderTable(figures)}\n`,
+    `user+system time during the phase that produced the figure.${failed ? ' INCOMPLETE: the run failed (above).' : ''}` +
+    `\n\n${renderTable(figures)}\n`,
 );
 process.exit(failed ? 1 : 0);
