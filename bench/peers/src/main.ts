@@ -5,6 +5,7 @@
 // kafkajs consumer on the same burst; prints one table with every figure's ratio to Socket.IO and
 // the CPU seconds of every process beside it. Every process it starts, and every Kafka topic,
 // consumer group and Redis key it creates, is removed at the end, on failure and on SIGINT.
+import { cpus, loadavg } from 'node:os';
 import { Redis } from 'ioredis';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { Topics } from '@ripple/events';
@@ -377,6 +378,8 @@ async function benchKafkajs(): Promise<void> {
 }
 
 const started = Date.now();
+// Other work on the machine shows up in every figure: the load average is printed with the table.
+const loadAtStart = loadavg()[0] ?? Number.NaN;
 let failed = false;
 try {
   for (const peer of cfg.peers) {
@@ -395,7 +398,8 @@ try {
 }
 process.stdout.write(
   `\nbench:peers — ${new Date().toISOString()}, ${((Date.now() - started) / 1000).toFixed(0)} s, Node ${process.version}, ` +
-    `2 cores shared by every process. Payloads 100 bytes. Clients: bare \`ws\` in separate processes (Socket.IO: ` +
+    `${cpus().length} cores shared by every process, 1-min load average ${loadAtStart.toFixed(1)} at start and ` +
+    `${(loadavg()[0] ?? Number.NaN).toFixed(1)} at end. Payloads 100 bytes. Clients: bare \`ws\` in separate processes (Socket.IO: ` +
     `Engine.IO v4 / Socket.IO v5 packets spoken over bare ws, not socket.io-client). CPU s is each process's ` +
     `user+system time during the phase that produced the figure.${failed ? ' INCOMPLETE: the run failed (above).' : ''}` +
     `\n\n${renderTable(figures)}\n`,
