@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash infra/up.sh --no-migrate
 export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}" DATABASE_URL="${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(outbox gateway tracing)
+[ ${#benches[@]} -gt 0 ] || benches=(outbox gateway tracing peers)
 for bench in "${benches[@]}"; do
   case "$bench" in
   outbox) node libs/outbox/dist/bench.js ;;
