@@ -13,6 +13,7 @@ import { createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { runId, testInfra } from '@ripple/testing';
 import { loadConfig } from './config.js';
+import { startBareConsumer } from './kafkajs-alone.js';
 import type { PeerName } from './dialects.js';
 import { cpuOf, pidOf, rssMb, spawnGateway } from './procs.js';
 import type { Figure } from './report.js';
@@ -314,31 +315,20 @@ async function benchPeer(peer: PeerName): Promise<void> {
   await server.stop();
 }
 
-/** A bare kafkajs consumer (own group, counts messages, no decoding) on the same bursts. */
+/** The bare kafkajs consumer (kafkajs-alone.ts) on the same bursts as the peers. */
 async function benchKafkajs(): Promise<void> {
   const publisher = fork('publisher', {
     KAFKA_BROKERS: testInfra.kafkaBrokers.join(','),
     KAFKA_TOPIC_PREFIX: topicPrefix,
   });
   await publisher.call('connect', { peer: 'ripple', port: 0 });
-  const consumer = kafka.consumer({ groupId: bareGroup });
-  stoppers.add(() => consumer.disconnect());
-  let received = 0;
-  let lastAt = 0;
-  await consumer.connect();
-  await consumer.subscribe({ topic: topicPrefix + Topics.post, fromBeginning: false });
-  await consumer.run({
-    eachBatch: async ({ batch }) => {
-      received += batch.messages.length;
-      lastAt = Date.now();
-      await Promise.resolve();
-    },
-  });
-  for (let i = 0; i < 120 && received === 0; i++) {
+  const consumer = await startBareConsumer(kafka, topicPrefix + Topics.post, bareGroup);
+  stoppers.add(() => consumer.stop());
+  for (let i = 0; i < 120 && consumer.received === 0; i++) {
     await publisher.call('burst', { count: 1, channelCount: 1, prefix: 'warm' });
     await sleep(500);
   }
-  if (received === 0) throw new Error('kafkajs: the warm-up event never arrived');
+  if (consumer.received === 0) throw new Error('kafkajs: the warm-up event never arrived');
   await sleep(1000);
   const self = () => {
     const u = process.cpuUsage();
@@ -354,7 +344,7 @@ async function benchKafkajs(): Promise<void> {
       cfg.BENCH_PEERS_BURST_EVENTS,
     ],
   ] as const) {
-    received = 0;
+    consumer.reset();
     const me = self();
     const cpu = cpuMeter({ publisher: publisher.pid, clients: [] });
     const { start } = await publisher.call<{ start: number }>('burst', {
@@ -362,18 +352,18 @@ async function benchKafkajs(): Promise<void> {
       channelCount: cfg.BENCH_PEERS_CHANNELS,
     });
     const end = Date.now() + cfg.BENCH_PEERS_DRAIN_SECONDS * 1000;
-    while (received < count && Date.now() < end) await sleep(5);
+    while (consumer.received < count && Date.now() < end) await sleep(5);
     const [, ...rest] = cpu().split('/');
     figures.push({
       workload,
       figure: 'events/s consumed (Kafka alone)',
       subject: 'kafkajs',
-      value: received / ((lastAt - start) / 1000),
+      value: consumer.received / ((consumer.lastAt - start) / 1000),
       digits: 0,
       cpu: [(self() - me).toFixed(1), ...rest.slice(0, 3), '-'].join('/'),
     });
   }
-  await consumer.disconnect();
+  await consumer.stop();
   await publisher.kill();
 }
 
