@@ -3,6 +3,23 @@ export interface FramePosition {
   readonly channel: string;
   readonly offset: string;
   readonly epoch: string;
+  /**
+   * On an event: the frame's text, in an object shared by every socket of the channel on this
+   * node, so a transport may encode it once (see `utf8Of`).
+   */
+  readonly frame?: string;
+}
+
+const encodings = new WeakMap<FramePosition, Buffer>();
+
+/** The UTF-8 bytes of a shared event frame, encoded once for all the sockets it goes to. */
+export function utf8Of(position: FramePosition & { readonly frame: string }): Buffer {
+  let bytes = encodings.get(position);
+  if (!bytes) {
+    bytes = Buffer.from(position.frame, 'utf8');
+    encodings.set(position, bytes);
+  }
+  return bytes;
 }
 
 /** Set on a frame that ends a channel's subscription (`unsubscribed`): SSE drops it from the event id. */

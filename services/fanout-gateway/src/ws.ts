@@ -5,7 +5,16 @@ import { extractBearerToken } from '@ripple/auth';
 import { ConnectionLifecycle, authErrorCode } from './lifecycle.js';
 import type { LifecycleDeps } from './lifecycle.js';
 import { CloseCodes, frameText } from './protocol.js';
-import type { ConnectionSink } from './sink.js';
+import { utf8Of } from './sink.js';
+import type { ChannelEnded, ConnectionSink, FramePosition } from './sink.js';
+
+/** True when `position` carries the event frame `text` (one object shared by the channel's sockets). */
+function isSharedFrame(
+  position: FramePosition | ChannelEnded,
+  text: string,
+): position is FramePosition & { readonly frame: string } {
+  return 'offset' in position && position.frame === text;
+}
 
 function tokenOf(request: FastifyRequest): string | undefined {
   const query = request.query as { access_token?: unknown };
@@ -28,14 +37,16 @@ function webSocketSink(socket: WebSocket): ConnectionSink {
     tcp?.uncork();
   };
   return {
-    send: (_op, text) => {
+    send: (_op, text, position) => {
       if (socket.readyState !== socket.OPEN) return;
       if (tcp && !corked) {
         corked = true;
         tcp.cork();
         process.nextTick(uncork);
       }
-      socket.send(text);
+      // An event frame shared by a channel's sockets is encoded once, not once per socket.
+      if (position && isSharedFrame(position, text)) socket.send(utf8Of(position), { binary: false });
+      else socket.send(text);
     },
     bufferedAmount: () => socket.bufferedAmount,
     close: (code, reason) => {
