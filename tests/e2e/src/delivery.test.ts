@@ -116,7 +116,7 @@ test('frames of one channel should reach a socket in offset order, and a socket 
   const ids = await publishPosts('u-order', 20);
 
   // Dropped right after its first frame: whatever it got first must be the first event.
-  const first = (await dropper.frame((f) => f.op === 'event')) as EventFrame;
+  const first = (await dropper.frame((f) => f.op === 'event' && f.channel === channel)) as EventFrame;
   dropper.close();
   await dropper.closed();
   assert.equal(first.offset, String(Number(start.offset) + 1), 'the first frame is the first offset');
