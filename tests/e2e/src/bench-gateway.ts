@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Gateway benchmark (not a test): `pnpm bench:gateway`. One real gateway process on real Kafka and
 // Redis; clients in this process. Prints one table:
-//  - fanout: 1 channel x N subscribers, and N channels x 1 subscriber (deliveries/s, burst);
+//  - fanout: 1 channel x N subscribers, and N channels x 1 subscriber (deliveries/s, burst): the
+//    burst is produced while the gateway is paused, then timed from its resume to the last delivery;
 //  - latency: Kafka produce -> client receive at a fixed publish rate (p50/p99/max), each event
 //    stamped with its *scheduled* send time;
 //  - memory: gateway RSS per idle authenticated connection.
@@ -54,6 +55,8 @@ const gateway = await spawnService('fanout-gateway', {
   KAFKA_BROKERS: testInfra.kafkaBrokers.join(','),
   KAFKA_TOPIC_PREFIX: topicPrefix,
   KAFKA_GROUP_ID: `bench.${run}`,
+  // The bursts pause the gateway (SIGSTOP) while they are produced: its group must not evict it.
+  KAFKA_SESSION_TIMEOUT_MS: '60000',
   REDIS_URL: testInfra.redisUrl,
   REDIS_KEY_PREFIX: redisPrefix,
   WS_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
@@ -80,6 +83,8 @@ interface Client {
   socket: WebSocket;
   received: number;
   latencies: number[];
+  /** When each event arrived (ms, Date.now()). */
+  arrivals: number[];
 }
 
 async function openClients(count: number, channelOf: (i: number) => string | undefined): Promise<Client[]> {
@@ -92,6 +97,7 @@ async function openClients(count: number, channelOf: (i: number) => string | und
           socket: new WebSocket(`ws://127.0.0.1:${gateway.port}/ws?access_token=${token}`),
           received: 0,
           latencies: [],
+          arrivals: [],
         };
         const channel = channelOf(i + k);
         return new Promise<Client>((resolve, reject) => {
@@ -109,6 +115,7 @@ async function openClients(count: number, channelOf: (i: number) => string | und
             }
             if (!text.startsWith('{"op":"event"')) return;
             client.received += 1;
+            client.arrivals.push(Date.now());
             const sent = /"body":"t(\d+)"/.exec(text)?.[1];
             if (sent !== undefined) client.latencies.push(Date.now() - Number(sent));
           });
@@ -122,6 +129,28 @@ async function openClients(count: number, channelOf: (i: number) => string | und
 
 function closeAll(clients: Client[]): void {
   for (const c of clients) c.socket.terminate();
+}
+
+/**
+ * A burst as the gateway sees it: the gateway is paused (SIGSTOP) while the whole burst is
+ * produced, so what is measured is the gateway draining it, not the benchmark's producer. Returns
+ * the seconds from the resume to the last delivery, and each delivery's time since the resume.
+ */
+async function burst(
+  clients: Client[],
+  produce: () => Promise<void>,
+  perClient: number,
+): Promise<{ seconds: number; sinceResume: number[] }> {
+  process.kill(gwPid ?? 0, 'SIGSTOP');
+  try {
+    await produce();
+  } finally {
+    process.kill(gwPid ?? 0, 'SIGCONT');
+  }
+  const resumed = Date.now();
+  await waitUntil('every delivery', 120_000, () => clients.every((c) => c.received >= perClient));
+  const sinceResume = clients.flatMap((c) => c.arrivals.map((t) => t - resumed));
+  return { seconds: Math.max(...sinceResume) / 1000, sinceResume };
 }
 
 async function publish(
@@ -150,13 +179,11 @@ try {
   // 1 channel x N subscribers.
   {
     const clients = await openClients(FANOUT_SUBSCRIBERS, () => 'creator:hot');
-    const { result: seconds, cpu } = await measure(async () => {
-      const start = performance.now();
-      await publish(() => 'hot', FANOUT_EVENTS);
-      await waitUntil('every delivery', 120_000, () => clients.every((c) => c.received >= FANOUT_EVENTS));
-      return (performance.now() - start) / 1000;
-    });
-    const lat = percentiles(clients.flatMap((c) => c.latencies));
+    const { result, cpu } = await measure(() =>
+      burst(clients, () => publish(() => 'hot', FANOUT_EVENTS), FANOUT_EVENTS),
+    );
+    const { seconds } = result;
+    const lat = percentiles(result.sinceResume);
     rows.push({
       scenario: `fanout 1 channel x ${FANOUT_SUBSCRIBERS} subscribers, ${FANOUT_EVENTS} events`,
       figure: `${Math.round((FANOUT_SUBSCRIBERS * FANOUT_EVENTS) / seconds)} deliveries/s`,
@@ -169,13 +196,11 @@ try {
   // N channels x 1 subscriber.
   {
     const clients = await openClients(FANOUT_SUBSCRIBERS, (i) => `creator:c${i}`);
-    const { result: seconds, cpu } = await measure(async () => {
-      const start = performance.now();
-      await publish((i) => `c${i % FANOUT_SUBSCRIBERS}`, FANOUT_SUBSCRIBERS * 5);
-      await waitUntil('every delivery', 120_000, () => clients.every((c) => c.received >= 5));
-      return (performance.now() - start) / 1000;
-    });
-    const lat = percentiles(clients.flatMap((c) => c.latencies));
+    const { result, cpu } = await measure(() =>
+      burst(clients, () => publish((i) => `c${i % FANOUT_SUBSCRIBERS}`, FANOUT_SUBSCRIBERS * 5), 5),
+    );
+    const { seconds } = result;
+    const lat = percentiles(result.sinceResume);
     rows.push({
       scenario: `fanout ${FANOUT_SUBSCRIBERS} channels x 1 subscriber, 5 events each`,
       figure: `${Math.round((FANOUT_SUBSCRIBERS * 5) / seconds)} deliveries/s`,
