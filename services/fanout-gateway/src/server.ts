@@ -31,7 +31,8 @@ runProcess(SERVICE_NAME, async () => {
   const jwtSecret = resolveJwtSecret(config, (msg) => logger.warn(msg));
   const verifyAccess = await accessTokenVerifier(jwtOptionsFrom(config, (msg) => logger.debug(msg)));
 
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 });
+  // Commands issued in the same tick (a connect storm, a routed batch) leave in one write.
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3, enableAutoPipelining: true });
   const registry = createMetricsRegistry(SERVICE_NAME);
   // Every ioredis connection's errors are handled, counted and logged once per outage.
   const watchRedis = (connection: Redis, name: string) =>
