@@ -58,3 +58,14 @@ test('the logger should leave lines without secrets unchanged', () => {
   assert.equal(line.port, 8080);
   assert.equal(line.msg, 'listening');
 });
+
+test('the logger should redact tokens in any top-level field and in the message, as a library may log a URL', () => {
+  const { lines, logger } = capture();
+  logger.info({ path: `/sse?access_token=${TOKEN}` }, `closed /sse?channels=a&subscription_token=${TOKEN}`);
+  logger.info(`Authorization: Bearer ${TOKEN}`);
+  assert.equal(lines.length, 2);
+  assert.ok(!lines.join('\n').includes(TOKEN), lines.join('\n'));
+  const first = JSON.parse(lines[0] as string) as { path: string; msg: string };
+  assert.equal(first.path, `/sse?access_token=${REDACTED}`);
+  assert.equal(first.msg, `closed /sse?channels=a&subscription_token=${REDACTED}`);
+});

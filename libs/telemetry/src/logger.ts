@@ -34,6 +34,23 @@ export function createLogger(
     base: { service },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: redaction,
+    // Any other top-level string field, and the message itself, may echo a URL or a header (a
+    // library logging `{ path: request.url }`): secret query parameters and Bearer tokens go too.
+    formatters: {
+      log(object) {
+        for (const [key, value] of Object.entries(object))
+          if (typeof value === 'string') object[key] = redactText(value);
+        return object;
+      },
+    },
+    hooks: {
+      logMethod(args, method) {
+        method.apply(
+          this,
+          args.map((arg) => (typeof arg === 'string' ? redactText(arg) : arg)) as Parameters<typeof method>,
+        );
+      },
+    },
     mixin() {
       const span = trace.getActiveSpan();
       if (!span) return {};
