@@ -71,10 +71,11 @@ async function setUp() {
   if (up.status === 0) {
     const keep = process.env.KEEP_INFRA === '1' || kafkaWasUp;
     return {
+      // What the user set wins; the rest points at what infra/up.sh started (KAFKA_PORT included).
       env: {
-        KAFKA_BROKERS: '127.0.0.1:9092',
-        REDIS_URL: 'redis://127.0.0.1:6379',
-        DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/postgres',
+        KAFKA_BROKERS: KAFKA_BROKERS ?? `127.0.0.1:${process.env.KAFKA_PORT ?? 9092}`,
+        REDIS_URL: REDIS_URL ?? 'redis://127.0.0.1:6379',
+        DATABASE_URL: DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
       },
       stop: async () => {
         if (!keep) spawnSync('bash', ['infra/kafka/kafka.sh', 'stop'], { cwd: root, stdio: 'inherit' });
