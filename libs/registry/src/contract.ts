@@ -85,7 +85,10 @@ export function directoryContract(
     await expire();
     await a.refresh(holdings);
     assert.equal((await a.lookup(['creator:u1'])).complete, true);
+    const since = await a.dataSince();
+    assert.ok(since !== undefined && since <= Date.now());
     await wipe();
+    assert.equal(await a.dataSince(), undefined, 'the data is gone: nothing is known since when');
     const lost = await a.lookup(['creator:u1']);
     assert.deepEqual([lost.complete, lost.nodes.get('creator:u1')], [false, []]);
     await a.refresh(holdings);

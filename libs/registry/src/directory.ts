@@ -20,6 +20,12 @@ export interface Directory {
    * then send to every node.
    */
   lookup(channels: readonly string[]): Promise<{ nodes: Map<string, string[]>; complete: boolean }>;
+  /**
+   * Since when the registry's store has kept its current data (ms since the epoch, this process's
+   * clock), or undefined when it lost its data and no heartbeat has marked it since. What was
+   * recorded before (a chat departure) may be gone: nothing older can be ruled out.
+   */
+  dataSince(): Promise<number | undefined>;
   /** Registers a live connection; resolves true when it is the user's only one (came online). */
   connect(userId: string, connectionId: string): Promise<boolean>;
   /** Removes a connection; resolves true when the user has no live one left (went offline). */
@@ -74,6 +80,11 @@ export class LeasedDirectory implements Directory {
     ]);
     const nodes = new Map(channels.map((c, i) => [c, live[i] ?? []]));
     return { nodes, complete: age !== undefined && age >= this.leaseMs };
+  }
+
+  async dataSince(): Promise<number | undefined> {
+    const age = await this.sets.markAge(this.markerKey());
+    return age === undefined ? undefined : Date.now() - age;
   }
 
   async connect(userId: string, connectionId: string): Promise<boolean> {

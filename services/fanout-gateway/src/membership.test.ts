@@ -24,8 +24,10 @@ function node() {
   const departures = new MemoryDepartures(60_000);
   const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000);
   const connections: Connection[] = [];
+  const store = { since: 0 as number | undefined };
   const membership = new Membership({
     departures,
+    storeSince: () => Promise.resolve(store.since),
     connections: () => connections,
     logger: createLogger('t', 'silent'),
   });
@@ -58,7 +60,7 @@ function node() {
     const frame = `{"op":"event","channel":"${channel}","offset":"${p.offset}","epoch":"${p.epoch}","event":${JSON.stringify(event)}}`;
     hub.publish({ channel, ...p, frame });
   };
-  return { membership, departures, client, route };
+  return { membership, departures, client, route, store };
 }
 
 test('membership should end the leaving user’s subscription to the room right after the left event, and only theirs', async () => {
@@ -84,8 +86,18 @@ test('membership should end the leaving user’s subscription to the room right 
 test('membership should record when a user left a room from the event, for authorizeChannel', async () => {
   const { membership } = node();
   await membership.record(said('not-a-departure'));
-  assert.equal(await membership.leftAt('r1', 'owner'), undefined);
+  assert.equal(await membership.leftAt('r1', 'owner'), 0, 'nothing since the store began');
   await membership.record(left('b'));
   assert.equal(await membership.leftAt('r1', 'b'), Date.parse(at));
-  assert.equal(await membership.leftAt('r2', 'b'), undefined);
+  assert.equal(await membership.leftAt('r2', 'b'), 0);
+});
+
+test('membership should refuse tokens signed before Redis lost the departures it kept', async () => {
+  const { membership, store } = node();
+  await membership.record(left('b'));
+  store.since = undefined; // the store lost its data: no heartbeat has marked it since
+  const lostAt = Date.now();
+  assert.ok(((await membership.leftAt('r1', 'nobody')) ?? 0) >= lostAt, 'any older token proves nothing');
+  store.since = lostAt + 5;
+  assert.equal(await membership.leftAt('r1', 'b'), lostAt + 5);
 });

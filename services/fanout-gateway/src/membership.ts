@@ -19,6 +19,11 @@ export function unsubscribedFrame(
 
 export interface MembershipDeps {
   readonly departures: Departures;
+  /**
+   * Since when the store that keeps departures has kept its data (Directory.dataSince: the same
+   * Redis); undefined when it just lost it.
+   */
+  readonly storeSince: () => Promise<number | undefined>;
   /** This node's live connections. */
   readonly connections: () => readonly Connection[];
   readonly logger: Logger;
@@ -38,8 +43,15 @@ const LEFT = '"type":"chat.member.left"';
 export class Membership implements MembershipMarks {
   constructor(private readonly deps: MembershipDeps) {}
 
-  leftAt(roomId: string, userId: string): Promise<number | undefined> {
-    return this.deps.departures.leftAt(roomId, userId);
+  /**
+   * When the user last left the room — or, when that is later, since when departures are known at
+   * all: after Redis lost its data a departure may be gone, so a token signed before the loss
+   * proves nothing (fail closed; the client fetches a fresh subscription token).
+   */
+  async leftAt(roomId: string, userId: string): Promise<number | undefined> {
+    const [left, since] = await Promise.all([this.deps.departures.leftAt(roomId, userId), this.deps.storeSince()]);
+    const known = since ?? Date.now();
+    return left === undefined || left < known ? known : left;
   }
 
   /** Router hook, before the event is routed: a failure fails routing, so the event is retried. */

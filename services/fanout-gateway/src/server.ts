@@ -68,6 +68,7 @@ runProcess(SERVICE_NAME, async () => {
       metrics,
     ),
     connections: () => connectionList.all(),
+    storeSince: () => directory.dataSince(),
     logger,
   });
   const hub = new LocalHub({
