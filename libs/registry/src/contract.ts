@@ -234,6 +234,23 @@ export function rosterContract(
   name: string,
   make: () => Promise<{ roster: () => NodeRoster; expire: () => Promise<void> }>,
 ): void {
+  test(`${name}: roster should hand a restarted node its previous incarnation's connections, once`, async () => {
+    const { roster } = await make();
+    const r = roster();
+    assert.equal(await r.claimPrevious('n1'), undefined, 'a first start finds nothing');
+    await r.renew('n1', [{ userId: 'u1', connectionId: 'c1' }]);
+    await r.serve('n1', { userId: 'u2', connectionId: 'c2' });
+    assert.deepEqual(await r.claimPrevious('n1'), {
+      nodeId: 'n1',
+      connections: [
+        { userId: 'u1', connectionId: 'c1' },
+        { userId: 'u2', connectionId: 'c2' },
+      ],
+    });
+    assert.equal(await r.claimPrevious('n1'), undefined, 'claimed once');
+    assert.deepEqual(await r.claimDead(), [], 'and forgotten');
+  });
+
   test(`${name}: roster should hand a node whose lease ran out, with its connections, to exactly one claimer`, async () => {
     const { roster, expire } = await make();
     const [x, y, z] = [roster(), roster(), roster()];

@@ -25,6 +25,12 @@ export interface NodeRoster {
   leave(nodeId: string): Promise<void>;
   /** Claims every node whose lease ran out: each is returned to one caller only, then forgotten. */
   claimDead(): Promise<DeadNode[]>;
+  /**
+   * Claims `nodeId`'s entry whatever its lease, for a node starting under an id that may still be
+   * listed (restarted in place after a crash, same NODE_ID): the previous incarnation is returned
+   * with the connections it served (undefined when there was none) and forgotten.
+   */
+  claimPrevious(nodeId: string): Promise<DeadNode | undefined>;
 }
 
 /*
@@ -123,6 +129,12 @@ export class RedisNodeRoster implements NodeRoster {
     await this.redis.del(this.connectionsKey(nodeId));
   }
 
+  async claimPrevious(nodeId: string): Promise<DeadNode | undefined> {
+    const listed = await this.redis.zrem(this.rosterKey(), nodeId);
+    const flat = (await this.redis.eval(TAKE, 1, this.connectionsKey(nodeId))) as string[];
+    return listed === 0 && flat.length === 0 ? undefined : { nodeId, connections: pairsOf(flat) };
+  }
+
   async claimDead(): Promise<DeadNode[]> {
     const dead = (await this.redis.eval(CLAIM, 1, this.rosterKey())) as string[];
     const out: DeadNode[] = [];
@@ -166,6 +178,17 @@ export class MemoryNodeRoster implements NodeRoster {
   leave(nodeId: string): Promise<void> {
     this.nodes.delete(nodeId);
     return Promise.resolve();
+  }
+
+  claimPrevious(nodeId: string): Promise<DeadNode | undefined> {
+    const entry = this.nodes.get(nodeId);
+    this.nodes.delete(nodeId);
+    return Promise.resolve(
+      entry && {
+        nodeId,
+        connections: [...entry.connections].sort((a, b) => a.connectionId.localeCompare(b.connectionId)),
+      },
+    );
   }
 
   claimDead(): Promise<DeadNode[]> {

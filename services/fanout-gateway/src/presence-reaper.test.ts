@@ -47,3 +47,29 @@ test('presence reaper should announce each user of a dead node offline once, acr
   await Promise.all([reaper('y').sweep(), reaper('z').sweep()]);
   assert.deepEqual(published, ['u1@x'], 'never twice');
 });
+
+test('a node restarted under its old id should announce offline the users its crashed incarnation served', async () => {
+  const roster = new MemoryNodeRoster(15_000);
+  const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000);
+  const offline: string[] = [];
+  const reaper = new PresenceReaper({
+    roster,
+    directory,
+    publishOffline: (o) => {
+      offline.push(o.userId);
+      return Promise.resolve();
+    },
+    logger: createLogger('t', 'silent'),
+  });
+  // The crashed incarnation served u1 (only there) and u2 (also connected to another node).
+  await roster.renew('n1', [
+    { userId: 'u1', connectionId: 'c1' },
+    { userId: 'u2', connectionId: 'c2' },
+  ]);
+  await directory.connect('u1', 'c1');
+  await directory.connect('u2', 'c2');
+  await directory.connect('u2', 'elsewhere');
+  assert.deepEqual(await reaper.reapPrevious('n1'), ['u1']);
+  assert.deepEqual(offline, ['u1']);
+  assert.deepEqual(await reaper.reapPrevious('n1'), [], 'once');
+});

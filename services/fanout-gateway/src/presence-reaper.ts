@@ -1,4 +1,4 @@
-import type { Directory, NodeRoster } from '@ripple/registry';
+import type { DeadNode, Directory, NodeRoster } from '@ripple/registry';
 import type { Logger } from '@ripple/telemetry';
 
 export interface PresenceReaperDeps {
@@ -21,22 +21,35 @@ export class PresenceReaper {
   /** Resolves with the users announced offline. */
   async sweep(): Promise<string[]> {
     const announced: string[] = [];
-    for (const dead of await this.deps.roster.claimDead()) {
-      const byUser = new Map<string, string[]>();
-      for (const c of dead.connections) byUser.set(c.userId, [...(byUser.get(c.userId) ?? []), c.connectionId]);
-      for (const [userId, ids] of byUser) {
-        try {
-          const live = await this.deps.directory.connectionsOf(userId);
-          if (live.some((id) => !ids.includes(id))) continue;
-          await this.deps.publishOffline({ userId, connectionId: ids[0] ?? userId, nodeId: dead.nodeId });
-          announced.push(userId);
-        } catch (err) {
-          // The claim is spent: this user's offline is lost (their presence entry still lapses).
-          this.deps.logger.warn({ err, userId, node: dead.nodeId }, 'could not announce a dead node’s user offline');
-        }
+    for (const dead of await this.deps.roster.claimDead()) announced.push(...(await this.announce(dead)));
+    return announced;
+  }
+
+  /**
+   * At start-up: reaps this node id's previous incarnation, if it crashed and this process took
+   * its place before its lease ran out (a pod restarted in place keeps its name, hence NODE_ID).
+   */
+  async reapPrevious(nodeId: string): Promise<string[]> {
+    const previous = await this.deps.roster.claimPrevious(nodeId);
+    return previous ? this.announce(previous) : [];
+  }
+
+  private async announce(dead: DeadNode): Promise<string[]> {
+    const announced: string[] = [];
+    const byUser = new Map<string, string[]>();
+    for (const c of dead.connections) byUser.set(c.userId, [...(byUser.get(c.userId) ?? []), c.connectionId]);
+    for (const [userId, ids] of byUser) {
+      try {
+        const live = await this.deps.directory.connectionsOf(userId);
+        if (live.some((id) => !ids.includes(id))) continue;
+        await this.deps.publishOffline({ userId, connectionId: ids[0] ?? userId, nodeId: dead.nodeId });
+        announced.push(userId);
+      } catch (err) {
+        // The claim is spent: this user's offline is lost (their presence entry still lapses).
+        this.deps.logger.warn({ err, userId, node: dead.nodeId }, 'could not announce a dead node’s user offline');
       }
-      this.deps.logger.info({ node: dead.nodeId, users: byUser.size }, 'reaped a dead node');
     }
+    this.deps.logger.info({ node: dead.nodeId, users: byUser.size }, 'reaped a dead node');
     return announced;
   }
 }

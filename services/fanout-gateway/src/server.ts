@@ -163,6 +163,7 @@ runProcess(SERVICE_NAME, async () => {
     await roster.renew(nodeId, live.holdings([]).connections);
     await reaper.sweep();
   };
+  await reaper.reapPrevious(nodeId);
   await refresh();
   const heartbeat = setInterval(() => {
     refresh().catch((err: unknown) => logger.warn({ err }, 'registry heartbeat failed'));
