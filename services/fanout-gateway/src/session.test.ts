@@ -295,3 +295,15 @@ test('refresh should accept a new token for the same user only', async () => {
   assert.equal(t.frames().at(-1)?.op, 'ack');
   assert.ok(typeof t.s.user.exp === 'number');
 });
+
+test('rate-limited frames should be answered in arrival order, after the frames accepted before them', async () => {
+  const t = session(world(), { ratePerSecond: 1, rateBurst: 2, abuseLimit: 1 });
+  for (let i = 0; i < 4; i++) t.s.receive(JSON.stringify({ op: 'ping', id: String(i) }));
+  await t.s.settled();
+  assert.deepEqual(
+    t.frames().map((f) => `${String(f.op)}:${String(f.id)}`),
+    ['pong:0', 'pong:1', 'error:2'],
+    'the accepted pings first, then the refusal, then the close',
+  );
+  assert.deepEqual(t.socket.closed, { code: 4008, reason: 'rate limit exceeded' });
+});

@@ -52,6 +52,8 @@ export class Session {
   readonly subscriptions: Subscriptions;
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
+  /** Closing with 4008 once the frames accepted before are answered: nothing more is accepted. */
+  private abusive = false;
   private tokens: number;
   private lastRefill: number;
   private violations: number[] = [];
@@ -114,7 +116,7 @@ export class Session {
 
   /** Accepts one inbound text frame; it is handled after the frames before it. */
   receive(text: string): void {
-    if (this.closed) return;
+    if (this.closed || this.abusive) return;
     if (!this.takeToken(text)) return;
     this.queue = this.queue.then(() => this.handle(text));
   }
@@ -192,13 +194,17 @@ export class Session {
       return true;
     }
     this.violations = [...this.violations.filter((t) => now - t < ABUSE_WINDOW_MS), now];
+    // Answers keep the arrival order: frames accepted before are answered first.
     if (this.violations.length > abuseLimit) {
-      this.deps.hooks.onError('GW_RATE_LIMITED');
-      this.close(CloseCodes.rateLimited, 'rate limit exceeded');
+      this.abusive = true;
+      this.queue = this.queue.then(() => {
+        this.deps.hooks.onError('GW_RATE_LIMITED');
+        this.close(CloseCodes.rateLimited, 'rate limit exceeded');
+      });
     } else {
-      this.replyError(
-        requestIdOf(text),
-        new RippleError('GW_RATE_LIMITED', `more than ${ratePerSecond} messages per second`),
+      const id = requestIdOf(text);
+      this.queue = this.queue.then(() =>
+        this.replyError(id, new RippleError('GW_RATE_LIMITED', `more than ${ratePerSecond} messages per second`)),
       );
     }
     return false;
