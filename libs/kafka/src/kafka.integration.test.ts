@@ -13,6 +13,7 @@ import {
   ensureTopics,
 } from './index.js';
 import kafkajs from 'kafkajs';
+import { kafkajsOf } from './client.js';
 import type { ConsumedMeta, EventConsumerOptions, EventProducer } from './index.js';
 
 // Against the real broker: createTopics with explicit partitions, the idempotent producer, consumer
@@ -89,7 +90,7 @@ async function deadLetters(
   topic: string,
 ): Promise<{ value: string; code: string | undefined; message: string | undefined }[]> {
   const dead: { value: string; code: string | undefined; message: string | undefined }[] = [];
-  const reader = kafka.consumer({ groupId: `test.${run}.dlq.${runId()}` });
+  const reader = kafkajsOf(kafka).consumer({ groupId: `test.${run}.dlq.${runId()}` });
   await reader.connect();
   cleanups.push(() => reader.disconnect());
   await reader.subscribe({ topics: [dlqTopicOf(topic)], fromBeginning: true });
@@ -108,7 +109,7 @@ async function deadLetters(
 
 test('kafkajs should create topics with explicit partitions and deliver one key in order to a group', async () => {
   const topic = await newTopic('order', 3);
-  const admin = kafka.admin();
+  const admin = kafkajsOf(kafka).admin();
   await admin.connect();
   const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
   const configs = await admin.describeConfigs({
