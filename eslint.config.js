@@ -37,6 +37,26 @@ export default tseslint.config(
     },
   },
   {
+    // The Kafka client library is libs/kafka's business alone (its README: "The port"), so that
+    // replacing it is one adapter. Everything else reaches Kafka through @ripple/kafka.
+    files: ['**/*.ts'],
+    ignores: ['libs/kafka/src/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            { name: 'kafkajs', message: 'Use @ripple/kafka: only libs/kafka may import the Kafka client.' },
+            {
+              name: '@opentelemetry/instrumentation-kafkajs',
+              message: 'Use kafkaInstrumentations from @ripple/kafka/tracing.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly', WebSocket: 'readonly' } },

@@ -1,6 +1,7 @@
 // The reference for "is the Kafka client the limit?": a bare kafkajs consumer in its own group on
 // the gateway's topic that only counts what it fetches (no decoding, no routing, no sockets).
-import type { Kafka } from '@ripple/kafka';
+import { readTopics } from '@ripple/kafka';
+import type { KafkaClient } from '@ripple/kafka';
 
 export interface BareConsumer {
   /** Messages fetched since the last reset, and when the latest batch arrived (ms). */
@@ -10,16 +11,15 @@ export interface BareConsumer {
   stop(): Promise<void>;
 }
 
-export async function startBareConsumer(kafka: Kafka, topic: string, groupId: string): Promise<BareConsumer> {
-  const consumer = kafka.consumer({ groupId });
+export async function startBareConsumer(kafka: KafkaClient, topic: string, groupId: string): Promise<BareConsumer> {
   const state = { received: 0, lastAt: 0 };
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: false });
-  await consumer.run({
-    eachBatch: ({ batch }) => {
-      state.received += batch.messages.length;
+  const reader = await readTopics(kafka, {
+    groupId,
+    topics: [topic],
+    fromBeginning: false,
+    onBatch: (messages) => {
+      state.received += messages.length;
       state.lastAt = Date.now();
-      return Promise.resolve();
     },
   });
   return {
@@ -32,6 +32,6 @@ export async function startBareConsumer(kafka: Kafka, topic: string, groupId: st
     reset: () => {
       state.received = 0;
     },
-    stop: () => consumer.disconnect(),
+    stop: () => reader.stop(),
   };
 }

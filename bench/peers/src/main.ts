@@ -9,7 +9,7 @@ import { cpus, loadavg } from 'node:os';
 import { Redis } from 'ioredis';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { Topics } from '@ripple/events';
-import { createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
+import { createKafka, createKafkaAdmin, deleteTopics, dlqTopicOf } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { runId, testInfra } from '@ripple/testing';
 import { loadConfig } from './config.js';
@@ -51,10 +51,9 @@ function cleanup(): Promise<void> {
     );
     // A group can only be deleted once empty: a member that did not leave (killed) holds it until
     // its session times out (30 s by default), so retry for a bounded while.
-    const admin = kafka.admin();
+    const admin = createKafkaAdmin(kafka);
     await admin.connect();
-    const ours = async () =>
-      (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(`benchpeers.${run}.`));
+    const ours = async () => (await admin.listGroups()).filter((g) => g.startsWith(`benchpeers.${run}.`));
     for (let i = 0, groups = await ours(); groups.length > 0 && i < 45; i++, groups = await ours()) {
       await admin.deleteGroups(groups).catch(() => sleep(2000));
     }

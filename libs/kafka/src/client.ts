@@ -2,9 +2,26 @@ import kafkajs from 'kafkajs';
 import type { Kafka, LogEntry } from 'kafkajs';
 import type { Logger } from '@ripple/telemetry';
 
-const { Kafka: KafkaClient, logLevel } = kafkajs;
+const { Kafka: KafkajsKafka, logLevel } = kafkajs;
 
-export type { Kafka };
+/**
+ * A client for one cluster, as callers hold it: an opaque handle that every function of this
+ * library takes. Which client library is behind it is libs/kafka's business (see README, "The
+ * port"); nothing outside libs/kafka sees a kafkajs type.
+ */
+export interface KafkaClient {
+  /** The client id the brokers see (logs, quotas). */
+  readonly clientId: string;
+}
+
+const kafkajsClients = new WeakMap<KafkaClient, Kafka>();
+
+/** The kafkajs client behind a handle. Internal to libs/kafka: not exported from index.ts. */
+export function kafkajsOf(client: KafkaClient): Kafka {
+  const kafka = kafkajsClients.get(client);
+  if (kafka === undefined) throw new Error('not a KafkaClient made by createKafka');
+  return kafka;
+}
 
 /** A kafkajs warning or error repeated within this window is logged at debug level. */
 const REPEAT_WINDOW_MS = 60_000;
@@ -50,14 +67,17 @@ function toPino(logger: Logger) {
 const KAFKA_RETRY = { initialRetryTime: 200, maxRetryTime: 500, retries: 15 } as const;
 
 /** A kafkajs client whose logs go through our structured logger. */
-export function createKafka(opts: { brokers: string[]; clientId: string; logger: Logger }): Kafka {
-  return new KafkaClient({
+export function createKafka(opts: { brokers: string[]; clientId: string; logger: Logger }): KafkaClient {
+  const kafka = new KafkajsKafka({
     clientId: opts.clientId,
     brokers: opts.brokers,
     logLevel: logLevel.INFO,
     logCreator: toPino(opts.logger),
     retry: { ...KAFKA_RETRY },
   });
+  const client: KafkaClient = Object.freeze({ clientId: opts.clientId });
+  kafkajsClients.set(client, kafka);
+  return client;
 }
 
 export interface TopicSpec {
@@ -69,8 +89,8 @@ export interface TopicSpec {
 }
 
 /** Creates the topics that do not exist yet; partitions and replication are always explicit. */
-export async function ensureTopics(kafka: Kafka, specs: readonly TopicSpec[]): Promise<void> {
-  const admin = kafka.admin();
+export async function ensureTopics(client: KafkaClient, specs: readonly TopicSpec[]): Promise<void> {
+  const admin = kafkajsOf(client).admin();
   await admin.connect();
   try {
     const existing = new Set(await admin.listTopics());
@@ -92,8 +112,8 @@ export async function ensureTopics(kafka: Kafka, specs: readonly TopicSpec[]): P
 }
 
 /** Deletes topics (tests clean up after themselves). Missing topics are ignored. */
-export async function deleteTopics(kafka: Kafka, topics: readonly string[]): Promise<void> {
-  const admin = kafka.admin();
+export async function deleteTopics(client: KafkaClient, topics: readonly string[]): Promise<void> {
+  const admin = kafkajsOf(client).admin();
   await admin.connect();
   try {
     const existing = new Set(await admin.listTopics());
@@ -102,30 +122,4 @@ export async function deleteTopics(kafka: Kafka, topics: readonly string[]): Pro
   } finally {
     await admin.disconnect();
   }
-}
-
-/** Per partition: how many messages the group has not committed yet (end offset - committed). */
-export async function consumerLag(
-  admin: ReturnType<Kafka['admin']>,
-  groupId: string,
-  topics: readonly string[],
-): Promise<{ topic: string; partition: number; lag: number }[]> {
-  const committed = await admin.fetchOffsets({ groupId, topics: [...topics] });
-  const out: { topic: string; partition: number; lag: number }[] = [];
-  for (const { topic, partitions } of committed) {
-    const ends = new Map((await admin.fetchTopicOffsets(topic)).map((e) => [e.partition, Number(e.high)]));
-    for (const p of partitions) {
-      const end = ends.get(p.partition) ?? 0;
-      const at = Number(p.offset);
-      out.push({ topic, partition: p.partition, lag: at < 0 ? end : Math.max(0, end - at) });
-    }
-  }
-  return out;
-}
-
-/** A /readyz check: resolves when the cluster answers a metadata request. */
-export function kafkaReadiness(admin: ReturnType<Kafka['admin']>): () => Promise<void> {
-  return async () => {
-    await admin.describeCluster();
-  };
 }

@@ -1,4 +1,4 @@
-import type { Admin, Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, IHeaders, KafkaMessage } from 'kafkajs';
 import { decodeEvent } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
 import { RippleError, isRippleError } from '@ripple/errors';
@@ -15,7 +15,10 @@ import {
   tracer,
 } from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
-import { consumerLag } from './client.js';
+import { consumerLag } from './admin.js';
+import type { KafkaAdmin } from './admin.js';
+import { kafkajsOf } from './client.js';
+import type { KafkaClient } from './client.js';
 import type { EventProducer } from './producer.js';
 
 export interface ConsumedMeta {
@@ -32,7 +35,7 @@ export interface ConsumedEvent {
 }
 
 export interface EventConsumerOptions {
-  readonly kafka: Kafka;
+  readonly kafka: KafkaClient;
   readonly groupId: string;
   /** Deployed topic names. */
   readonly topics: readonly string[];
@@ -136,7 +139,7 @@ class RecentIds {
 export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
   const sessionTimeout = opts.sessionTimeoutMs ?? 30_000;
   const newConsumer = (): Consumer =>
-    opts.kafka.consumer({
+    kafkajsOf(opts.kafka).consumer({
       groupId: opts.groupId,
       allowAutoTopicCreation: false,
       sessionTimeout,
@@ -424,12 +427,12 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
  * member initialised it; the broker refuses offset changes for an active group).
  */
 async function commitEndForNewGroup(
-  kafka: Kafka,
+  client: KafkaClient,
   groupId: string,
   topics: readonly string[],
   logger: Logger,
 ): Promise<void> {
-  const admin = kafka.admin();
+  const admin: Admin = kafkajsOf(client).admin();
   await admin.connect();
   try {
     const committed = await admin.fetchOffsets({ groupId, topics: [...topics] });
@@ -460,7 +463,7 @@ async function commitEndForNewGroup(
  */
 export function registerConsumerLag(
   registry: Registry,
-  admin: Admin,
+  admin: KafkaAdmin,
   groupId: string,
   topics: readonly string[],
   logger: Logger,

@@ -1,5 +1,10 @@
-export { consumerLag, createKafka, deleteTopics, ensureTopics, kafkaReadiness } from './client.js';
-export type { Kafka, TopicSpec } from './client.js';
+// The port: everything outside libs/kafka reaches Kafka through these, never through kafkajs.
+export { createKafka, deleteTopics, ensureTopics } from './client.js';
+export type { KafkaClient, TopicSpec } from './client.js';
+export { consumerLag, createKafkaAdmin, kafkaReadiness } from './admin.js';
+export type { KafkaAdmin, PartitionOffsets } from './admin.js';
+export { readTopics } from './reader.js';
+export type { RawMessage, TopicReader, TopicReaderOptions } from './reader.js';
 export { createEventProducer } from './producer.js';
 export type { EventProducer, OutgoingMessage } from './producer.js';
 export { createEventConsumer, dlqTopicOf, registerConsumerLag } from './consumer.js';

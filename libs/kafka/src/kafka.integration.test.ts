@@ -5,14 +5,19 @@ import { RippleError } from '@ripple/errors';
 import { createLogger } from '@ripple/telemetry';
 import { runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
 import {
+  consumerLag,
   createEventConsumer,
   createEventProducer,
   createKafka,
+  createKafkaAdmin,
   deleteTopics,
   dlqTopicOf,
   ensureTopics,
+  kafkaReadiness,
+  readTopics,
 } from './index.js';
 import kafkajs from 'kafkajs';
+import { kafkajsOf } from './client.js';
 import type { ConsumedMeta, EventConsumerOptions, EventProducer } from './index.js';
 
 // Against the real broker: createTopics with explicit partitions, the idempotent producer, consumer
@@ -89,7 +94,7 @@ async function deadLetters(
   topic: string,
 ): Promise<{ value: string; code: string | undefined; message: string | undefined }[]> {
   const dead: { value: string; code: string | undefined; message: string | undefined }[] = [];
-  const reader = kafka.consumer({ groupId: `test.${run}.dlq.${runId()}` });
+  const reader = kafkajsOf(kafka).consumer({ groupId: `test.${run}.dlq.${runId()}` });
   await reader.connect();
   cleanups.push(() => reader.disconnect());
   await reader.subscribe({ topics: [dlqTopicOf(topic)], fromBeginning: true });
@@ -108,7 +113,7 @@ async function deadLetters(
 
 test('kafkajs should create topics with explicit partitions and deliver one key in order to a group', async () => {
   const topic = await newTopic('order', 3);
-  const admin = kafka.admin();
+  const admin = kafkajsOf(kafka).admin();
   await admin.connect();
   const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
   const configs = await admin.describeConfigs({
@@ -316,4 +321,43 @@ test('a batch consumer should hand over runs of events in order, dead-letter onl
   await consumer(topic, 'batch', options);
   await waitUntil('the event after the restart', 30_000, () => batches.flat().length >= 1);
   assert.deepEqual(batches.flat(), [later.id]);
+});
+
+test('the admin port should list topics, read ends and lag, and the raw reader should see every record', async (t) => {
+  const topic = await newTopic('port', 2);
+  const admin = createKafkaAdmin(kafka);
+  await admin.connect();
+  t.after(() => admin.disconnect());
+  await kafkaReadiness(admin)();
+  assert.ok((await admin.listTopics()).includes(topic));
+
+  const events = [1, 2, 3].map((i) => liked('port', i));
+  await publish(topic, events);
+  const ends = await admin.topicOffsets(topic);
+  assert.equal(ends.length, 2);
+  assert.equal(
+    ends.reduce((sum, p) => sum + p.high - p.low, 0),
+    3,
+  );
+
+  const groupId = `test.${run}.port.${runId()}`;
+  assert.deepEqual(
+    (await consumerLag(admin, groupId, [topic])).reduce((sum, l) => sum + l.lag, 0),
+    3,
+    'a group that committed nothing lags by everything',
+  );
+  const seen: string[] = [];
+  const reader = await readTopics(kafka, {
+    groupId,
+    topics: [topic],
+    fromBeginning: true,
+    onMessage: (m) => seen.push((JSON.parse(m.value?.toString() ?? '{}') as { id: string }).id),
+  });
+  t.after(() => reader.stop());
+  await waitUntil('the reader to see the 3 records', 30_000, () => seen.length >= 3);
+  assert.deepEqual([...seen].sort(), events.map((e) => e.id).sort());
+  assert.ok((await admin.listGroups()).includes(groupId));
+  await reader.stop();
+  await admin.deleteGroups([groupId]);
+  assert.ok(!(await admin.listGroups()).includes(groupId));
 });

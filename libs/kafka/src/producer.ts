@@ -1,5 +1,5 @@
 import kafkajs from 'kafkajs';
-import type { Kafka, Producer } from 'kafkajs';
+import type { Producer } from 'kafkajs';
 import {
   Counter,
   SpanKind,
@@ -11,6 +11,8 @@ import {
   tracer,
 } from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
+import { kafkajsOf } from './client.js';
+import type { KafkaClient } from './client.js';
 
 const { Partitioners } = kafkajs;
 
@@ -39,8 +41,11 @@ export interface EventProducer {
  * `client_connection_errors_total{client="kafkajs",connection="producer"}`, logged when the
  * producer starts failing and when it works again.
  */
-export function createEventProducer(kafka: Kafka, opts: { metrics?: Registry; logger?: Logger } = {}): EventProducer {
-  const producer: Producer = kafka.producer({
+export function createEventProducer(
+  client: KafkaClient,
+  opts: { metrics?: Registry; logger?: Logger } = {},
+): EventProducer {
+  const producer: Producer = kafkajsOf(client).producer({
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,

@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { dropDatabase, ensureDatabase } from '@ripple/db';
 import { createEvent, toOutboxMessage } from '@ripple/events';
-import { createEventProducer, createKafka, deleteTopics, ensureTopics } from '@ripple/kafka';
-import type { EventProducer, Kafka } from '@ripple/kafka';
+import { createEventProducer, createKafka, deleteTopics, ensureTopics, readTopics } from '@ripple/kafka';
+import type { EventProducer, KafkaClient } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { privateKafka, runId, testDatabaseUrl, testInfra, waitUntil } from '@ripple/testing';
 import { PgOutboxStore, createOutboxRelay, listenForOutbox } from './index.js';
@@ -67,19 +67,18 @@ async function writeOutbox(pool: pg.Pool, topic: string, events: ReturnType<type
 }
 
 /** Everything on `topic`, from the beginning, as {id, key, seq}. */
-async function collect(kafka: Kafka, topic: string, defer: (cleanup: () => Promise<unknown>) => void) {
+async function collect(kafka: KafkaClient, topic: string, defer: (cleanup: () => Promise<unknown>) => void) {
   const seen: { id: string; key: string; seq: number }[] = [];
-  const consumer = kafka.consumer({ groupId: `test.${run}.${topic}.reader` });
-  await consumer.connect();
-  defer(() => consumer.disconnect());
-  await consumer.subscribe({ topics: [topic], fromBeginning: true });
-  await consumer.run({
-    eachMessage: ({ message }) => {
+  const reader = await readTopics(kafka, {
+    groupId: `test.${run}.${topic}.reader`,
+    topics: [topic],
+    fromBeginning: true,
+    onMessage: (message) => {
       const event = JSON.parse(message.value?.toString() ?? '{}') as { id: string; data: { likeCount: number } };
       seen.push({ id: event.id, key: message.key?.toString() ?? '', seq: event.data.likeCount });
-      return Promise.resolve();
     },
   });
+  defer(() => reader.stop());
   return seen;
 }
 

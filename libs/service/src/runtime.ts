@@ -8,7 +8,7 @@ import type { TopicName } from '@ripple/events';
 import { deleteExpiredIdempotencyKeys, listeningPort, mutations } from '@ripple/http';
 import type { ApiOptions, Mutations, ReadinessCheck, RunningProcess } from '@ripple/http';
 import { createEventProducer, createKafka, ensureTopics } from '@ripple/kafka';
-import type { EventProducer, Kafka } from '@ripple/kafka';
+import type { EventProducer, KafkaClient } from '@ripple/kafka';
 import { startOutboxService } from '@ripple/outbox';
 import { connectionHealth, createLogger, createMetricsRegistry, watchConnection } from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
@@ -51,7 +51,7 @@ export interface DomainServiceSpec<Db extends RawSql, Tx extends RawSql> {
    */
   readonly background?: (ctx: {
     deps: ApiDeps<Db, Tx>;
-    kafka: Kafka;
+    kafka: KafkaClient;
     producer: EventProducer;
     logger: Logger;
     metrics: Registry;

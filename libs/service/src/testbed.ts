@@ -6,8 +6,8 @@ import { applyMigrations, dropDatabase, ensureDatabase } from '@ripple/db';
 import type { RawSql, Transaction } from '@ripple/db';
 import { Topics } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
-import { createEventProducer, createKafka, deleteTopics, ensureTopics } from '@ripple/kafka';
-import type { EventProducer } from '@ripple/kafka';
+import { createEventProducer, createKafka, deleteTopics, ensureTopics, readTopics } from '@ripple/kafka';
+import type { EventProducer, TopicReader, TopicReaderOptions } from '@ripple/kafka';
 import { mutations } from '@ripple/http';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { runId, testDatabaseUrl, testInfra } from '@ripple/testing';
@@ -142,6 +142,8 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
     },
     kafka,
     topicPrefix,
+    /** A raw reader of topics on the test broker (see `readTopics` in @ripple/kafka). */
+    readTopics: (opts: TopicReaderOptions): Promise<TopicReader> => readTopics(kafka, opts),
     /** Creates this run's topics and connects the producer (done on first direct publish too). */
     connectKafka: async () => {
       await (producer ??= connectProducer());

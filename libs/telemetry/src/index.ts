@@ -14,7 +14,7 @@ export {
   traceHeaders,
   tracer,
 } from './tracing.js';
-export type { Context, MessageHeaders, Span } from './tracing.js';
+export type { Context, Instrumentation, InstrumentationLoader, MessageHeaders, Span } from './tracing.js';
 export { REDACTED, redactText, redactUrl } from './redact.js';
 export { connectionHealth, watchConnection } from './connections.js';
 export type { ConnectionHealth, ConnectionHealthOptions } from './connections.js';

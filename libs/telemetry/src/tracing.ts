@@ -1,35 +1,47 @@
 import { register } from 'node:module';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
 import type { Context, Span } from '@opentelemetry/api';
+import type { Instrumentation } from '@opentelemetry/instrumentation';
 import { SECRET_QUERY_PARAMS, redactUrl } from './redact.js';
 
 export { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace };
-export type { Context, Span };
+export type { Context, Instrumentation, Span };
+
+/**
+ * Loads instrumentations a library owns (for example `kafkaInstrumentations` of
+ * `@ripple/kafka/tracing`). Called only when tracing starts, after the loader hook is registered.
+ */
+export type InstrumentationLoader = () => Promise<Instrumentation[]>;
 
 let sdk: { shutdown(): Promise<void> } | undefined;
 
 /**
  * Starts OpenTelemetry tracing for this process when OTEL_EXPORTER_OTLP_ENDPOINT is set: the
- * NodeSDK with the OTLP/HTTP exporter and the HTTP, fastify, pg, Prisma, ioredis and kafkajs
- * instrumentations. Call it before anything else is imported (each service's main.ts imports its
+ * NodeSDK with the OTLP/HTTP exporter and the HTTP, fastify, pg, Prisma and ioredis
+ * instrumentations, plus those of `opts.instrumentations` (the Kafka client's comes from
+ * `@ripple/kafka/tracing`, which owns the client). Call it before anything else is imported (each service's main.ts imports its
  * server only after this resolved), so the instrumented modules are patched when they load.
  * Without the endpoint nothing is loaded: the API stays a no-op and costs nothing per request.
  */
-export async function startTracing(serviceName: string): Promise<boolean> {
+export async function startTracing(
+  serviceName: string,
+  opts: { instrumentations?: readonly InstrumentationLoader[] } = {},
+): Promise<boolean> {
   const endpoint = process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
   if (endpoint === undefined || endpoint === '' || process.env.OTEL_SDK_DISABLED === 'true') return false;
   // ESM imports of the instrumented packages are patched through this loader hook.
   register('@opentelemetry/instrumentation/hook.mjs', import.meta.url);
-  const [{ NodeSDK }, { OTLPTraceExporter }, { resourceFromAttributes }, instrumentations] = await Promise.all([
+  const [{ NodeSDK }, { OTLPTraceExporter }, { resourceFromAttributes }, ...instrumentations] = await Promise.all([
     import('@opentelemetry/sdk-node'),
     import('@opentelemetry/exporter-trace-otlp-http'),
     import('@opentelemetry/resources'),
     loadInstrumentations(),
+    ...(opts.instrumentations ?? []).map((load) => load()),
   ]);
   const started = new NodeSDK({
     resource: resourceFromAttributes({ 'service.name': process.env.OTEL_SERVICE_NAME ?? serviceName }),
     traceExporter: new OTLPTraceExporter(),
-    instrumentations,
+    instrumentations: instrumentations.flat(),
   });
   started.start();
   sdk = started;
@@ -52,18 +64,13 @@ const REDACTED_QUERY_PARAMS = [
 ];
 
 async function loadInstrumentations() {
-  const [http, fastify, pg, prisma, ioredis, kafkajs] = await Promise.all([
+  const [http, fastify, pg, prisma, ioredis] = await Promise.all([
     import('@opentelemetry/instrumentation-http'),
     import('@fastify/otel'),
     import('@opentelemetry/instrumentation-pg'),
     import('@prisma/instrumentation'),
     import('@opentelemetry/instrumentation-ioredis'),
-    import('@opentelemetry/instrumentation-kafkajs'),
   ]);
-  const kafka = new kafkajs.KafkaJsInstrumentation();
-  // Producer spans come from libs/kafka: one batch carries events of many traces, and each
-  // message's span must continue its own trace (its outbox row's), not the relay's.
-  Object.assign(kafka, { _getProducerPatch: () => (original: unknown) => original });
   return [
     new http.HttpInstrumentation({
       redactedQueryParamsServer: REDACTED_QUERY_PARAMS,
@@ -77,7 +84,6 @@ async function loadInstrumentations() {
     new pg.PgInstrumentation(),
     new prisma.PrismaInstrumentation(),
     new ioredis.IORedisInstrumentation(),
-    kafka,
   ];
 }
 

@@ -218,14 +218,13 @@ test('read receipts should only move forward and emit chat.read when they do', a
 test('typing should be published to Kafka at once, throttled per user and room, and never stored', async () => {
   const room = await newRoom('alice', ['bob']);
   await bed.connectKafka();
-  const consumer = bed.kafka.consumer({ groupId: `typing-${room.id}` });
-  await consumer.connect();
-  await consumer.subscribe({ topic: bed.topicPrefix + Topics.chat, fromBeginning: true });
   const seen: Json[] = [];
-  await consumer.run({
-    eachMessage: ({ message }) => {
+  const reader = await bed.readTopics({
+    groupId: `typing-${room.id}`,
+    topics: [bed.topicPrefix + Topics.chat],
+    fromBeginning: true,
+    onMessage: (message) => {
       seen.push(JSON.parse(message.value?.toString() ?? '{}') as Json);
-      return Promise.resolve();
     },
   });
   try {
@@ -242,7 +241,7 @@ test('typing should be published to Kafka at once, throttled per user and room, 
     ]);
     assert.equal((await bed.events()).filter((e) => e.type === 'chat.typing').length, 0);
   } finally {
-    await consumer.disconnect();
+    await reader.stop();
   }
 });
 

@@ -7,6 +7,7 @@ import {
   createEventConsumer,
   createEventProducer,
   createKafka,
+  createKafkaAdmin,
   dlqTopicOf,
   ensureTopics,
   kafkaReadiness,
@@ -184,7 +185,7 @@ runProcess(SERVICE_NAME, async () => {
     onBatch: (items) => router.route(items.map((i) => i.event)),
     partitionsConsumedConcurrently: config.KAFKA_TOPIC_PARTITIONS * topics.length,
   });
-  const admin = kafka.admin();
+  const admin = createKafkaAdmin(kafka);
   await admin.connect();
   registerConsumerLag(registry, admin, config.KAFKA_GROUP_ID, topics, logger);
 

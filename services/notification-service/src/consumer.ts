@@ -1,7 +1,7 @@
 import { Topics } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
-import { createEventConsumer, dlqTopicOf, ensureTopics, registerConsumerLag } from '@ripple/kafka';
-import type { ConsumedMeta, EventConsumer, EventProducer, Kafka } from '@ripple/kafka';
+import { createEventConsumer, createKafkaAdmin, dlqTopicOf, ensureTopics, registerConsumerLag } from '@ripple/kafka';
+import type { ConsumedMeta, EventConsumer, EventProducer, KafkaClient } from '@ripple/kafka';
 import type { ApiDeps, TraceContext } from '@ripple/service';
 import { headerValue } from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
@@ -46,7 +46,7 @@ export async function handleEvent(
 export function startNotificationConsumer(opts: {
   deps: ApiDeps<Db, Tx>;
   cache: UnreadCache;
-  kafka: Kafka;
+  kafka: KafkaClient;
   producer: EventProducer;
   logger: Logger;
   topicPrefix: string;
@@ -72,7 +72,7 @@ export function startNotificationConsumer(opts: {
       await handleEvent(deps, cache, event, traceFromHeaders(meta.headers));
     },
   });
-  const admin = opts.kafka.admin();
+  const admin = createKafkaAdmin(opts.kafka);
   registerConsumerLag(opts.metrics, admin, opts.groupId, topics, opts.logger);
   return {
     async start() {

@@ -1,5 +1,6 @@
 // Tracing starts before anything it instruments is loaded; then the service itself.
+import { kafkaInstrumentations } from '@ripple/kafka/tracing';
 import { startTracing } from '@ripple/telemetry';
 
-await startTracing('notification-service');
+await startTracing('notification-service', { instrumentations: [kafkaInstrumentations] });
 await import('./server.js');

@@ -1,8 +1,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { createKafka } from '@ripple/kafka';
-import type { Kafka } from '@ripple/kafka';
+import { createKafka, createKafkaAdmin, readTopics } from '@ripple/kafka';
+import type { KafkaClient } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { privateKafka, waitUntil } from '@ripple/testing';
 import type { PrivateKafka } from '@ripple/testing';
@@ -17,7 +17,7 @@ const iso = isolatedRun('outage');
 const secret = jwtSecret(iso.jwtSecretText);
 const LEASE_MS = 3000;
 let broker: PrivateKafka;
-let kafka: Kafka;
+let kafka: KafkaClient;
 let postService: RunningService | undefined;
 let gateway: RunningService | undefined;
 const clients: TestClient[] = [];
@@ -55,22 +55,21 @@ async function createPost(service: RunningService, body: string): Promise<number
 /** Reads the post topic from the beginning into `published` (by CloudEvents subject = post id). */
 async function readPostTopic(): Promise<void> {
   const topic = `${iso.env.KAFKA_TOPIC_PREFIX}post.events.v1`;
-  const admin = kafka.admin();
+  const admin = createKafkaAdmin(kafka);
   await admin.connect();
   // post-service creates its topic in the background once Kafka answers.
   await waitUntil('post-service to create its topic', 30_000, async () => (await admin.listTopics()).includes(topic));
   await admin.disconnect();
-  const consumer = kafka.consumer({ groupId: `outage.${iso.run}.reader` });
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic], fromBeginning: true });
-  await consumer.run({
-    eachMessage: ({ message }) => {
+  const reader = await readTopics(kafka, {
+    groupId: `outage.${iso.run}.reader`,
+    topics: [topic],
+    fromBeginning: true,
+    onMessage: (message) => {
       const event = JSON.parse(message.value?.toString() ?? '{}') as { type: string; subject?: string };
       if (event.type === 'post.created' && event.subject) published.add(event.subject);
-      return Promise.resolve();
     },
   });
-  stopReader = () => consumer.disconnect();
+  stopReader = () => reader.stop();
 }
 
 test('post-service should start and accept writes while its Kafka is unreachable, and publish them once Kafka starts', async () => {

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { Topics } from '@ripple/events';
-import { createKafka } from '@ripple/kafka';
+import { createKafka, createKafkaAdmin, readTopics } from '@ripple/kafka';
+import type { TopicReader } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { testInfra, waitFor, waitUntil } from '@ripple/testing';
 import { TestClient, isolatedRun, spawnService } from './harness.js';
@@ -31,8 +32,8 @@ const kafka = createKafka({
 });
 const presenceTopic = `${iso.env.KAFKA_TOPIC_PREFIX}${Topics.presence}`;
 const presence: { type: string; data: { userId: string; nodeId: string } }[] = [];
-const consumer = kafka.consumer({ groupId: `mem.${iso.run}.watcher` });
-const admin = kafka.admin();
+let reader: TopicReader | undefined;
+const admin = createKafkaAdmin(kafka);
 
 before(async () => {
   for (const n of [1, 2, 3]) {
@@ -44,19 +45,19 @@ before(async () => {
     OUTBOX_POLL_INTERVAL_MS: '100',
   });
   await admin.connect();
-  await consumer.connect();
-  await consumer.subscribe({ topic: presenceTopic, fromBeginning: true });
-  await consumer.run({
-    eachMessage: ({ message }) => {
+  reader = await readTopics(kafka, {
+    groupId: `mem.${iso.run}.watcher`,
+    topics: [presenceTopic],
+    fromBeginning: true,
+    onMessage: (message) => {
       presence.push(JSON.parse(message.value?.toString('utf8') ?? '{}') as (typeof presence)[number]);
-      return Promise.resolve();
     },
   });
 });
 
 after(async () => {
   for (const c of clients) c.close();
-  await consumer.disconnect();
+  await reader?.stop();
   await admin.disconnect();
   await Promise.all([chat, ...gateways].map((s) => s.stop('SIGKILL')));
   await iso.cleanup();
@@ -180,8 +181,8 @@ test('SIGKILL of a node should get presence.offline published once for a user co
     return now.every((n, i) => n >= (base[i] ?? 0) + 2);
   });
   await waitUntil('the presence topic read to its end', 10_000, async () => {
-    const offsets = await admin.fetchTopicOffsets(presenceTopic);
-    return offsets.reduce((sum, p) => sum + Number(p.high), 0) === presence.length;
+    const offsets = await admin.topicOffsets(presenceTopic);
+    return offsets.reduce((sum, p) => sum + p.high, 0) === presence.length;
   });
   assert.equal(offlines().length, 1);
 });
