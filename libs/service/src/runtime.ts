@@ -15,6 +15,7 @@ import type { Logger, Registry } from '@ripple/telemetry';
 import type { DomainServiceConfig } from './env.js';
 import { directPublisher, outboxEmitter } from './events.js';
 import type { Emit, Publish } from './events.js';
+import type { PoolOptions, TransactionOptions } from './prisma.js';
 
 /** What a domain service's routes get: its database, Redis, the mutation runner and the event writer. */
 export interface ApiDeps<Db, Tx extends RawSql> extends ApiOptions {
@@ -41,8 +42,12 @@ export interface DomainServiceSpec<Db extends RawSql, Tx extends RawSql> {
   /** Topics this service publishes to (created when missing). */
   readonly topics: readonly TopicName[];
   /** `onConnectionError` gets the `error` events of the database client's connections. */
-  readonly createDb: (url: string, onConnectionError?: (err: Error) => void) => Db & { $disconnect(): Promise<void> };
-  readonly transaction: (db: Db) => Transaction<Tx>;
+  readonly createDb: (
+    url: string,
+    onConnectionError?: (err: Error) => void,
+    pool?: PoolOptions,
+  ) => Db & { $disconnect(): Promise<void> };
+  readonly transaction: (db: Db, opts?: TransactionOptions) => Transaction<Tx>;
   readonly buildApp: (deps: ApiDeps<Db, Tx>) => Promise<FastifyInstance>;
   /**
    * Work on Kafka besides publishing (a consumer). Started in the background once Kafka answers
@@ -89,7 +94,7 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
   const metrics = createMetricsRegistry(spec.name);
   const health = (client: string, connection: string) => connectionHealth({ logger, metrics, client, connection });
   const dbHealth = health('pg', 'prisma');
-  const db = spec.createDb(config.DATABASE_URL, (err) => dbHealth.failed(err));
+  const db = spec.createDb(config.DATABASE_URL, (err) => dbHealth.failed(err), { max: config.DB_POOL_MAX });
   const redis = createRedis(config.REDIS_URL);
   watchConnection(redis, health('ioredis', 'service'), 'ready');
   await redis.connect();
@@ -131,7 +136,7 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
       await redis.ping();
     },
   };
-  const transaction = spec.transaction(db);
+  const transaction = spec.transaction(db, { maxWaitMs: config.DB_POOL_TIMEOUT_MS });
   const wakeOutbox = () => outbox.wake();
   const deps: ApiDeps<Db, Tx> = {
     name: spec.name,
@@ -143,6 +148,11 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     redis,
     redisKeyPrefix: config.REDIS_KEY_PREFIX,
     rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS },
+    overload: {
+      maxEventLoopDelayMs: config.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,
+      maxInFlight: config.OVERLOAD_MAX_IN_FLIGHT,
+      retryAfterSeconds: config.OVERLOAD_RETRY_AFTER_S,
+    },
     db,
     transaction,
     wakeOutbox,
