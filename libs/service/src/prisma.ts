@@ -6,6 +6,8 @@ import { OverloadError } from '@ripple/http';
 export interface PoolOptions {
   /** Most connections the pool opens (pg's `max`). */
   readonly max?: number;
+  /** Longest a query waits for a connection (pg's `connectionTimeoutMillis`); 0: no limit. */
+  readonly timeoutMs?: number;
 }
 
 /**
@@ -19,7 +21,11 @@ export function prismaClientFactory<C>(
   return (url, onConnectionError, pool = {}) =>
     new Client({
       adapter: new PrismaPg(
-        { connectionString: url, ...(pool.max !== undefined && { max: pool.max }) },
+        {
+          connectionString: url,
+          ...(pool.max !== undefined && { max: pool.max }),
+          ...(pool.timeoutMs !== undefined && { connectionTimeoutMillis: pool.timeoutMs }),
+        },
         onConnectionError ? { onPoolError: onConnectionError, onConnectionError } : undefined,
       ),
     });
@@ -39,6 +45,37 @@ function isStartTimeout(err: unknown): boolean {
   return code === 'P2028' && typeof message === 'string' && message.includes('start a transaction');
 }
 
+/**
+ * pg-pool's connectionTimeoutMillis ran out: waiting for a free connection ("timeout exceeded
+ * when trying to connect") or opening a new one ("Connection terminated due to connection timeout").
+ */
+const POOL_TIMEOUTS = ['timeout exceeded when trying to connect', 'due to connection timeout'];
+function isPoolTimeout(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (POOL_TIMEOUTS.some((text) => e.message.includes(text))) return true;
+  }
+  return false;
+}
+
+const overloaded = (err: unknown) =>
+  new OverloadError('pool_wait', 'over capacity (no database connection free): retry later', err);
+
+/** Raw statements outside a transaction; a wait for a connection past the pool's limit is OVERLOADED. */
+export function prismaStatements(db: RawSql): RawSql {
+  const mapped = async <T>(run: () => Promise<T>): Promise<T> => {
+    try {
+      return await run();
+    } catch (err) {
+      throw isPoolTimeout(err) ? overloaded(err) : err;
+    }
+  };
+  return {
+    $executeRaw: (query, ...values) => mapped(() => db.$executeRaw(query, ...values)),
+    $queryRaw: <T>(query: TemplateStringsArray, ...values: unknown[]) =>
+      mapped(() => db.$queryRaw<T>(query, ...values)),
+  };
+}
+
 /** A Prisma client's interactive transactions as a `Transaction`. */
 export function prismaTransaction<Tx extends RawSql>(
   db: { $transaction<R>(fn: (tx: Tx) => Promise<R>, options?: { maxWait?: number }): Promise<R> },
@@ -49,10 +86,7 @@ export function prismaTransaction<Tx extends RawSql>(
     try {
       return await db.$transaction(fn, options);
     } catch (err) {
-      if (isStartTimeout(err)) {
-        throw new OverloadError('pool_wait', 'over capacity (no database connection free): retry later', err);
-      }
-      throw err;
+      throw isStartTimeout(err) || isPoolTimeout(err) ? overloaded(err) : err;
     }
   };
 }

@@ -13,8 +13,9 @@ import { startOutboxService } from '@ripple/outbox';
 import { connectionHealth, createLogger, createMetricsRegistry, watchConnection } from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
 import type { DomainServiceConfig } from './env.js';
-import { directPublisher, outboxEmitter } from './events.js';
-import type { Emit, Publish } from './events.js';
+import { directPublisher, outboxEmitter, outboxMessages } from './events.js';
+import type { Emit, OutboxMessages, Publish } from './events.js';
+import { prismaStatements } from './prisma.js';
 import type { PoolOptions, TransactionOptions } from './prisma.js';
 
 /** What a domain service's routes get: its database, Redis, the mutation runner and the event writer. */
@@ -25,6 +26,8 @@ export interface ApiDeps<Db, Tx extends RawSql> extends ApiOptions {
   readonly wakeOutbox: () => void;
   readonly mutations: Mutations<Tx>;
   readonly emit: Emit;
+  /** An event's outbox row, for routes that write it in one statement with the state. */
+  readonly outboxMessage: OutboxMessages;
   readonly publish: Publish;
   readonly now: () => Date;
 }
@@ -94,7 +97,10 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
   const metrics = createMetricsRegistry(spec.name);
   const health = (client: string, connection: string) => connectionHealth({ logger, metrics, client, connection });
   const dbHealth = health('pg', 'prisma');
-  const db = spec.createDb(config.DATABASE_URL, (err) => dbHealth.failed(err), { max: config.DB_POOL_MAX });
+  const db = spec.createDb(config.DATABASE_URL, (err) => dbHealth.failed(err), {
+    max: config.DB_POOL_MAX,
+    timeoutMs: config.DB_POOL_TIMEOUT_MS,
+  });
   const redis = createRedis(config.REDIS_URL);
   watchConnection(redis, health('ioredis', 'service'), 'ready');
   await redis.connect();
@@ -156,8 +162,9 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     db,
     transaction,
     wakeOutbox,
-    mutations: mutations({ transaction, afterCommit: wakeOutbox }),
+    mutations: mutations({ transaction, sql: prismaStatements(db), afterCommit: wakeOutbox }),
     emit: outboxEmitter(spec.name),
+    outboxMessage: outboxMessages(spec.name),
     publish: directPublisher(spec.name, producer, config.KAFKA_TOPIC_PREFIX),
     now: () => new Date(),
   };

@@ -19,6 +19,9 @@ const RATE = Number(process.env.BENCH_HTTP_RATE ?? 1000);
 const OPEN_CONNECTIONS = Number(process.env.BENCH_HTTP_OPEN_CONNECTIONS ?? 100);
 const CLOSED_CONNECTIONS = (process.env.BENCH_HTTP_CONNECTIONS ?? '10,50').split(',').map(Number);
 const ONLY = process.env.BENCH_HTTP_ONLY?.split(',');
+/** A directory: the services write V8 CPU profiles there (`--cpu-prof`) when they stop. */
+const CPU_PROF_DIR = process.env.BENCH_HTTP_CPU_PROF;
+const nodeArgs = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
 
 /** CPU seconds of each PostgreSQL process by pid (the server is shared: other clients count too). */
 function postgresCpu(): Map<string, number> {
@@ -146,12 +149,22 @@ try {
   const want = (name: string) => ONLY === undefined || ONLY.includes(name);
   const targets: [string, RunningService, string][] = [];
   if (want('post')) {
-    const post = await spawnService('post-service', { ...env, DATABASE_URL: iso.databaseUrl('post-service') });
+    const post = await spawnService(
+      'post-service',
+      { ...env, DATABASE_URL: iso.databaseUrl('post-service') },
+      60_000,
+      nodeArgs,
+    );
     services.push(post);
     targets.push(['POST /posts', post, `${post.url}/posts`]);
   }
   if (want('chat')) {
-    const chat = await spawnService('chat-service', { ...env, DATABASE_URL: iso.databaseUrl('chat-service') });
+    const chat = await spawnService(
+      'chat-service',
+      { ...env, DATABASE_URL: iso.databaseUrl('chat-service') },
+      60_000,
+      nodeArgs,
+    );
     services.push(chat);
     const res = await fetch(`${chat.url}/rooms`, {
       method: 'POST',

@@ -27,8 +27,14 @@ export interface RunningService {
  * Spawns a real service process (`services/<name>/dist/main.js`) with `env` on top of ours, and
  * resolves once it logged that it listens. PORT defaults to 0 so parallel runs never collide.
  */
-export function spawnService(name: string, env: Record<string, string>, deadlineMs = 60_000): Promise<RunningService> {
-  const child = spawn(process.execPath, [`services/${name}/dist/main.js`], {
+export function spawnService(
+  name: string,
+  env: Record<string, string>,
+  deadlineMs = 60_000,
+  /** Node options for the child that NODE_OPTIONS refuses (`--cpu-prof`). */
+  nodeArgs: readonly string[] = [],
+): Promise<RunningService> {
+  const child = spawn(process.execPath, [...nodeArgs, `services/${name}/dist/main.js`], {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -16,7 +16,7 @@ after(async () => {
 
 /** At most this many bursts are sent to push the service past its capacity. */
 const MAX_BURSTS = 20;
-const BURST = 40;
+const BURST = 60;
 
 async function overload(env: Record<string, string>) {
   const post = await spawnService('post-service', {
@@ -86,7 +86,7 @@ test('post-service should answer 503 OVERLOADED, not 500, when database connecti
   const { post, answers, recovers } = await overload({
     OVERLOAD_MAX_IN_FLIGHT: '0',
     DB_POOL_MAX: '1',
-    DB_POOL_TIMEOUT_MS: '2',
+    DB_POOL_TIMEOUT_MS: '30',
   });
   assertShedGracefully(answers);
   await recovers();
