@@ -11,7 +11,7 @@ import { loadavg } from 'node:os';
 import autocannon from 'autocannon';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { cpuOf, kafkaPid } from './bench-util.js';
-import { isolatedRun, spawnService } from './harness.js';
+import { runScoped } from './harness.js';
 import type { RunningService } from './harness.js';
 
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
@@ -125,47 +125,33 @@ async function phase(
   };
 }
 
-const iso = isolatedRun('bh');
-const services: RunningService[] = [];
-let cleaning: Promise<void> | undefined;
-const cleanup = () =>
-  (cleaning ??= (async () => {
-    await Promise.all(services.map((s) => s.stop()));
-    await iso.cleanup();
-  })());
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    process.stderr.write(`\n${signal}: stopping the services and removing this run's resources\n`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+/** Fault injection for the harness test: `after-start` fails once the services have taken writes. */
+const FAIL = process.env.BENCH_HTTP_FAIL;
 
-const rows: Row[] = [];
 const load0 = loadavg();
-try {
+const rows = await runScoped('bh', async ({ iso, spawn }) => {
+  const rows: Row[] = [];
   const env = { ...iso.env, RATE_LIMIT_MAX: '100000000' };
   const secret = jwtSecret(iso.jwtSecretText);
   const token = await signAccessToken(secret, `bh${iso.run}`, { ttlSeconds: 3600 });
   const want = (name: string) => ONLY === undefined || ONLY.includes(name);
   const targets: [string, RunningService, string][] = [];
   if (want('post')) {
-    const post = await spawnService(
+    const post = await spawn(
       'post-service',
       { ...env, DATABASE_URL: iso.databaseUrl('post-service') },
       60_000,
       nodeArgs,
     );
-    services.push(post);
     targets.push(['POST /posts', post, `${post.url}/posts`]);
   }
   if (want('chat')) {
-    const chat = await spawnService(
+    const chat = await spawn(
       'chat-service',
       { ...env, DATABASE_URL: iso.databaseUrl('chat-service') },
       60_000,
       nodeArgs,
     );
-    services.push(chat);
     const res = await fetch(`${chat.url}/rooms`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
@@ -175,6 +161,8 @@ try {
     const { id } = (await res.json()) as { id: string };
     targets.push(['POST /rooms/:roomId/messages', chat, `${chat.url}/rooms/${id}/messages`]);
   }
+  const pids = targets.map(([, service]) => service.process.pid).join(',');
+  process.stdout.write(`bench-http: run=${iso.run} pids=${pids}\n`);
   const body = JSON.stringify({ body: 'x'.repeat(100) });
   for (const [route, service, url] of targets) {
     // Warm-up: connections, JIT, the pool and the outbox relay's first batches.
@@ -184,11 +172,9 @@ try {
       body,
       connections: 10,
       amount: 500,
-      headers: {
-        authorization: `Bearer ${token}`,
-        'content-type': 'application/json',
-      },
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     });
+    if (FAIL === 'after-start') throw new Error('BENCH_HTTP_FAIL=after-start: failing on purpose');
     for (const connections of CLOSED_CONNECTIONS) {
       rows.push(
         await phase(`${route}, closed loop ${connections} conn`, service, { url, token, body }, { connections }),
@@ -203,9 +189,8 @@ try {
       ),
     );
   }
-} finally {
-  await cleanup();
-}
+  return rows;
+});
 
 const header = [
   'scenario',
