@@ -8,6 +8,8 @@ import { installAuth } from './auth.js';
 import type { JwtOptions } from '@ripple/auth';
 import { serviceShell } from './health.js';
 import type { ServiceShellOptions } from './health.js';
+import { installOverloadProtection } from './overload.js';
+import type { OverloadOptions } from './overload.js';
 
 export interface ApiOptions extends ServiceShellOptions {
   readonly name: string;
@@ -18,6 +20,8 @@ export interface ApiOptions extends ServiceShellOptions {
   readonly redisKeyPrefix: string;
   /** Requests per user (per IP before authentication) per window. */
   readonly rateLimit: { readonly max: number; readonly windowMs: number };
+  /** Load shedding (503 OVERLOADED); without it nothing is shed. */
+  readonly overload?: OverloadOptions;
 }
 
 /** A route's JSON Schemas document it; this makes the access-token requirement visible too. */
@@ -25,11 +29,13 @@ export const bearerAuth = [{ bearerAuth: [] }];
 
 /**
  * A domain service's fastify app: the service shell (errors, /healthz, /readyz, /metrics),
- * @fastify/jwt, OpenAPI at /docs (JSON at /docs/json), and per-user rate limiting kept in Redis.
+ * load shedding, @fastify/jwt, OpenAPI at /docs (JSON at /docs/json), and per-user rate limiting kept in Redis.
  * Routes added after this are documented and limited; the operational routes are neither.
  */
 export async function createApiApp(opts: ApiOptions): Promise<FastifyInstance> {
   const app = serviceShell(opts);
+  // First, so a shed request costs neither a token verification nor a Redis round trip.
+  if (opts.overload) await installOverloadProtection(app, opts.overload, opts.metrics);
   await installAuth(app, opts.jwt);
   await app.register(swagger, {
     openapi: {

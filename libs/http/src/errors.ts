@@ -30,7 +30,9 @@ export function installErrorHandling(app: FastifyInstance): void {
       return reply.status(400).send(body);
     }
     if (isRippleError(err)) {
-      if (err.status >= 500) request.log.error({ err }, 'request failed');
+      // Shed requests are counted (http_requests_shed_total), not logged one by one: under
+      // overload, an error line per refused request would cost what shedding saves.
+      if (err.status >= 500 && err.code !== 'OVERLOADED') request.log.error({ err }, 'request failed');
       const body: ErrorBody = { code: err.code, message: err.message };
       if (err.field !== undefined) body.field = err.field;
       return reply.status(err.status).send(body);

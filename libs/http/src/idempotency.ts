@@ -25,6 +25,18 @@ export interface Mutations<Tx extends RawSql> {
     work: (tx: Tx) => Promise<B>,
     committed?: () => Promise<void>,
   ): Promise<FastifyReply>;
+  /**
+   * `run` for work that is a single SQL statement, atomic by itself (a data-modifying CTE that
+   * writes the state and its outbox row). Without an Idempotency-Key it runs on a pooled
+   * connection with no interactive transaction: one round trip instead of BEGIN, the statements
+   * and COMMIT. With a key it runs inside the key's transaction, exactly as `run` does.
+   */
+  single<B>(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    status: number,
+    work: (sql: RawSql) => Promise<B>,
+  ): Promise<FastifyReply>;
 }
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
@@ -61,10 +73,18 @@ function keyOf(request: FastifyRequest): string | undefined {
 
 export function mutations<Tx extends RawSql>(deps: {
   transaction: Transaction<Tx>;
+  /** Statements outside a transaction, for `single`. */
+  sql: RawSql;
   /** Called after every commit (wakes the outbox relay). */
   afterCommit: () => void;
 }): Mutations<Tx> {
-  return {
+  const runner: Mutations<Tx> = {
+    async single<B>(request: FastifyRequest, reply: FastifyReply, status: number, work: (sql: RawSql) => Promise<B>) {
+      if (keyOf(request) !== undefined) return runner.run(request, reply, status, work);
+      const body = await work(deps.sql);
+      deps.afterCommit();
+      return reply.status(status).send(body);
+    },
     async run<B>(
       request: FastifyRequest,
       reply: FastifyReply,
@@ -118,6 +138,7 @@ export function mutations<Tx extends RawSql>(deps: {
       }
     },
   };
+  return runner;
 }
 
 /** Deletes keys older than `ttlMs`; a retry after that runs again. Returns the number deleted. */

@@ -11,3 +11,5 @@ export { installOperationalRoutes, listeningPort, serviceShell } from './health.
 export type { ReadinessCheck, ServiceShellOptions } from './health.js';
 export { runProcess } from './process.js';
 export type { RunningProcess } from './process.js';
+export { OverloadError, installOverloadProtection } from './overload.js';
+export type { OverloadOptions, ShedReason } from './overload.js';

@@ -27,6 +27,16 @@ export function domainServiceEnv(serviceName: string, port: number) {
     KAFKA_TOPIC_RETENTION_MS: Type.Integer({ default: 7 * 24 * 3600 * 1000, minimum: 60_000 }),
     KAFKA_TOPIC_PARTITIONS: Type.Integer({ default: 6, minimum: 1 }),
     KAFKA_REPLICATION_FACTOR: Type.Integer({ default: 1, minimum: 1 }),
+    /** Most PostgreSQL connections the service's Prisma pool opens. */
+    DB_POOL_MAX: Type.Integer({ default: 10, minimum: 1, maximum: 1000 }),
+    /** Longest a transaction waits for a pooled connection before the request is shed (503). */
+    DB_POOL_TIMEOUT_MS: Type.Integer({ default: 1000, minimum: 1, maximum: 60_000 }),
+    /** Shed requests while the event loop's mean delay is above this many ms; 0: never. */
+    OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ default: 200, minimum: 0, maximum: 60_000 }),
+    /** Shed a request that arrives while this many are in flight; 0: never. */
+    OVERLOAD_MAX_IN_FLIGHT: Type.Integer({ default: 256, minimum: 0 }),
+    /** `Retry-After` of a shed request, in seconds. */
+    OVERLOAD_RETRY_AFTER_S: Type.Integer({ default: 1, minimum: 1, maximum: 3600 }),
   });
 }
 

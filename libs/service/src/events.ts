@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { RawSql } from '@ripple/db';
 import { createEvent, toOutboxMessage } from '@ripple/events';
-import type { DataOf, EventOf, EventType } from '@ripple/events';
+import type { DataOf, EventOf, EventType, OutboxMessage } from '@ripple/events';
 import { appendToOutbox } from '@ripple/outbox';
 import type { EventProducer } from '@ripple/kafka';
 import { RippleError } from '@ripple/errors';
@@ -28,6 +28,23 @@ export type Emit = <T extends EventType>(
 function traceToStore(fallback: TraceContext): TraceContext {
   const active = traceHeaders();
   return active.traceparent === undefined ? fallback : active;
+}
+
+/**
+ * Builds an event's outbox row without writing it, for a single statement that writes the state
+ * and the row together (`Mutations.single`); `emit` is the same plus the INSERT.
+ */
+export type OutboxMessages = <T extends EventType>(
+  type: T,
+  data: DataOf<T>,
+  trace?: TraceContext,
+) => { event: EventOf<T>; message: OutboxMessage };
+
+export function outboxMessages(source: string, now: () => Date = () => new Date()): OutboxMessages {
+  return (type, data, trace = {}) => {
+    const event = createEvent(type, { source, data, time: now() });
+    return { event, message: toOutboxMessage(event, traceToStore(trace)) };
+  };
 }
 
 export function outboxEmitter(source: string, now: () => Date = () => new Date()): Emit {

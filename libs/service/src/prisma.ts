@@ -1,5 +1,14 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import type { RawSql, Transaction } from '@ripple/db';
+import { OverloadError } from '@ripple/http';
+
+/** The database connection pool of a service's Prisma client. */
+export interface PoolOptions {
+  /** Most connections the pool opens (pg's `max`). */
+  readonly max?: number;
+  /** Longest a query waits for a connection (pg's `connectionTimeoutMillis`); 0: no limit. */
+  readonly timeoutMs?: number;
+}
 
 /**
  * A factory for a service's generated Prisma client on the engine-free pg driver adapter.
@@ -8,19 +17,76 @@ import type { RawSql, Transaction } from '@ripple/db';
  */
 export function prismaClientFactory<C>(
   Client: new (options: { adapter: PrismaPg }) => C,
-): (url: string, onConnectionError?: (err: Error) => void) => C {
-  return (url, onConnectionError) =>
+): (url: string, onConnectionError?: (err: Error) => void, pool?: PoolOptions) => C {
+  return (url, onConnectionError, pool = {}) =>
     new Client({
       adapter: new PrismaPg(
-        { connectionString: url },
+        {
+          connectionString: url,
+          ...(pool.max !== undefined && { max: pool.max }),
+          ...(pool.timeoutMs !== undefined && { connectionTimeoutMillis: pool.timeoutMs }),
+        },
         onConnectionError ? { onPoolError: onConnectionError, onConnectionError } : undefined,
       ),
     });
 }
 
+export interface TransactionOptions {
+  /**
+   * Longest a transaction waits for a pooled connection, in ms (Prisma's `maxWait`); past it the
+   * request is shed with 503 OVERLOADED instead of failing as a 500.
+   */
+  readonly maxWaitMs?: number;
+}
+
+/** Prisma's "Unable to start a transaction in the given time" (its `maxWait` ran out). */
+function isStartTimeout(err: unknown): boolean {
+  const { code, message } = err as { code?: unknown; message?: unknown };
+  return code === 'P2028' && typeof message === 'string' && message.includes('start a transaction');
+}
+
+/**
+ * pg-pool's connectionTimeoutMillis ran out: waiting for a free connection ("timeout exceeded
+ * when trying to connect") or opening a new one ("Connection terminated due to connection timeout").
+ */
+const POOL_TIMEOUTS = ['timeout exceeded when trying to connect', 'due to connection timeout'];
+function isPoolTimeout(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (POOL_TIMEOUTS.some((text) => e.message.includes(text))) return true;
+  }
+  return false;
+}
+
+const overloaded = (err: unknown) =>
+  new OverloadError('pool_wait', 'over capacity (no database connection free): retry later', err);
+
+/** Raw statements outside a transaction; a wait for a connection past the pool's limit is OVERLOADED. */
+export function prismaStatements(db: RawSql): RawSql {
+  const mapped = async <T>(run: () => Promise<T>): Promise<T> => {
+    try {
+      return await run();
+    } catch (err) {
+      throw isPoolTimeout(err) ? overloaded(err) : err;
+    }
+  };
+  return {
+    $executeRaw: (query, ...values) => mapped(() => db.$executeRaw(query, ...values)),
+    $queryRaw: <T>(query: TemplateStringsArray, ...values: unknown[]) =>
+      mapped(() => db.$queryRaw<T>(query, ...values)),
+  };
+}
+
 /** A Prisma client's interactive transactions as a `Transaction`. */
-export function prismaTransaction<Tx extends RawSql>(db: {
-  $transaction<R>(fn: (tx: Tx) => Promise<R>): Promise<R>;
-}): Transaction<Tx> {
-  return (fn) => db.$transaction(fn);
+export function prismaTransaction<Tx extends RawSql>(
+  db: { $transaction<R>(fn: (tx: Tx) => Promise<R>, options?: { maxWait?: number }): Promise<R> },
+  opts: TransactionOptions = {},
+): Transaction<Tx> {
+  const options = opts.maxWaitMs !== undefined ? { maxWait: opts.maxWaitMs } : undefined;
+  return async (fn) => {
+    try {
+      return await db.$transaction(fn, options);
+    } catch (err) {
+      throw isStartTimeout(err) || isPoolTimeout(err) ? overloaded(err) : err;
+    }
+  };
 }

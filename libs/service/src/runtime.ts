@@ -13,8 +13,10 @@ import { startOutboxService } from '@ripple/outbox';
 import { connectionHealth, createLogger, createMetricsRegistry, watchConnection } from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
 import type { DomainServiceConfig } from './env.js';
-import { directPublisher, outboxEmitter } from './events.js';
-import type { Emit, Publish } from './events.js';
+import { directPublisher, outboxEmitter, outboxMessages } from './events.js';
+import type { Emit, OutboxMessages, Publish } from './events.js';
+import { prismaStatements } from './prisma.js';
+import type { PoolOptions, TransactionOptions } from './prisma.js';
 
 /** What a domain service's routes get: its database, Redis, the mutation runner and the event writer. */
 export interface ApiDeps<Db, Tx extends RawSql> extends ApiOptions {
@@ -24,6 +26,8 @@ export interface ApiDeps<Db, Tx extends RawSql> extends ApiOptions {
   readonly wakeOutbox: () => void;
   readonly mutations: Mutations<Tx>;
   readonly emit: Emit;
+  /** An event's outbox row, for routes that write it in one statement with the state. */
+  readonly outboxMessage: OutboxMessages;
   readonly publish: Publish;
   readonly now: () => Date;
 }
@@ -41,8 +45,12 @@ export interface DomainServiceSpec<Db extends RawSql, Tx extends RawSql> {
   /** Topics this service publishes to (created when missing). */
   readonly topics: readonly TopicName[];
   /** `onConnectionError` gets the `error` events of the database client's connections. */
-  readonly createDb: (url: string, onConnectionError?: (err: Error) => void) => Db & { $disconnect(): Promise<void> };
-  readonly transaction: (db: Db) => Transaction<Tx>;
+  readonly createDb: (
+    url: string,
+    onConnectionError?: (err: Error) => void,
+    pool?: PoolOptions,
+  ) => Db & { $disconnect(): Promise<void> };
+  readonly transaction: (db: Db, opts?: TransactionOptions) => Transaction<Tx>;
   readonly buildApp: (deps: ApiDeps<Db, Tx>) => Promise<FastifyInstance>;
   /**
    * Work on Kafka besides publishing (a consumer). Started in the background once Kafka answers
@@ -89,7 +97,10 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
   const metrics = createMetricsRegistry(spec.name);
   const health = (client: string, connection: string) => connectionHealth({ logger, metrics, client, connection });
   const dbHealth = health('pg', 'prisma');
-  const db = spec.createDb(config.DATABASE_URL, (err) => dbHealth.failed(err));
+  const db = spec.createDb(config.DATABASE_URL, (err) => dbHealth.failed(err), {
+    max: config.DB_POOL_MAX,
+    timeoutMs: config.DB_POOL_TIMEOUT_MS,
+  });
   const redis = createRedis(config.REDIS_URL);
   watchConnection(redis, health('ioredis', 'service'), 'ready');
   await redis.connect();
@@ -131,7 +142,7 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
       await redis.ping();
     },
   };
-  const transaction = spec.transaction(db);
+  const transaction = spec.transaction(db, { maxWaitMs: config.DB_POOL_TIMEOUT_MS });
   const wakeOutbox = () => outbox.wake();
   const deps: ApiDeps<Db, Tx> = {
     name: spec.name,
@@ -143,11 +154,17 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     redis,
     redisKeyPrefix: config.REDIS_KEY_PREFIX,
     rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS },
+    overload: {
+      maxEventLoopDelayMs: config.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,
+      maxInFlight: config.OVERLOAD_MAX_IN_FLIGHT,
+      retryAfterSeconds: config.OVERLOAD_RETRY_AFTER_S,
+    },
     db,
     transaction,
     wakeOutbox,
-    mutations: mutations({ transaction, afterCommit: wakeOutbox }),
+    mutations: mutations({ transaction, sql: prismaStatements(db), afterCommit: wakeOutbox }),
     emit: outboxEmitter(spec.name),
+    outboxMessage: outboxMessages(spec.name),
     publish: directPublisher(spec.name, producer, config.KAFKA_TOPIC_PREFIX),
     now: () => new Date(),
   };

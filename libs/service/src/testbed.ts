@@ -11,7 +11,7 @@ import type { EventProducer, TopicReader, TopicReaderOptions } from '@ripple/kaf
 import { mutations } from '@ripple/http';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { runId, testDatabaseUrl, testInfra } from '@ripple/testing';
-import { directPublisher, outboxEmitter } from './events.js';
+import { directPublisher, outboxEmitter, outboxMessages } from './events.js';
 import { createRedis } from './runtime.js';
 import type { ApiDeps } from './runtime.js';
 
@@ -69,8 +69,9 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
     transaction,
     // No relay under test: tests read the outbox table itself (`events`).
     wakeOutbox: () => undefined,
-    mutations: mutations({ transaction, afterCommit: () => undefined }),
+    mutations: mutations({ transaction, sql: db, afterCommit: () => undefined }),
     emit: outboxEmitter(spec.name),
+    outboxMessage: outboxMessages(spec.name),
     publish: async (type, data, trace) =>
       directPublisher(spec.name, await (producer ??= connectProducer()), topicPrefix)(type, data, trace),
     now: () => new Date(),

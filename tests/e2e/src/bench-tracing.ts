@@ -9,7 +9,8 @@ import { WebSocket } from 'ws';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { waitUntil } from '@ripple/testing';
 import { cpuOf, percentiles } from './bench-util.js';
-import { isolatedRun, spawnService } from './harness.js';
+import { runScoped } from './harness.js';
+import type { isolatedRun } from './harness.js';
 import { startOtlpReceiver } from './otlp-receiver.js';
 
 const RATE = Number(process.env.BENCH_TRACING_RATE ?? 100);
@@ -26,8 +27,23 @@ interface Row {
 }
 
 async function runMode(mode: 'off' | 'on'): Promise<Row> {
-  const iso = isolatedRun('bt');
-  const receiver = mode === 'on' ? await startOtlpReceiver() : undefined;
+  // runScoped stops the services and removes the run's topics, keys and databases, also on failure.
+  return runScoped('bt', async ({ iso, spawn }) => {
+    const receiver = mode === 'on' ? await startOtlpReceiver() : undefined;
+    try {
+      return await measure(mode, iso, spawn, receiver);
+    } finally {
+      await receiver?.close();
+    }
+  });
+}
+
+async function measure(
+  mode: 'off' | 'on',
+  iso: ReturnType<typeof isolatedRun>,
+  spawnService: Parameters<Parameters<typeof runScoped>[1]>[0]['spawn'],
+  receiver: Awaited<ReturnType<typeof startOtlpReceiver>> | undefined,
+): Promise<Row> {
   const otel: Record<string, string> = receiver
     ? { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY: '500' }
     : {};
@@ -81,8 +97,6 @@ async function runMode(mode: 'off' | 'on'): Promise<Row> {
   ws.close();
   await Promise.all([post.stop(), gateway.stop()]);
   const spans = receiver?.spans.length ?? 0;
-  await receiver?.close();
-  await iso.cleanup();
   return {
     mode: mode === 'on' ? 'tracing on (OTLP)' : 'tracing off',
     posts: total,

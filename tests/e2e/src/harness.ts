@@ -23,18 +23,38 @@ export interface RunningService {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** Every service process this process spawned and that still runs. */
+const children = new Set<ChildProcess>();
+// Last resort, whatever way this process ends (a crash, process.exit in a signal handler):
+// no spawned service outlives it.
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
 /**
  * Spawns a real service process (`services/<name>/dist/main.js`) with `env` on top of ours, and
  * resolves once it logged that it listens. PORT defaults to 0 so parallel runs never collide.
  */
-export function spawnService(name: string, env: Record<string, string>, deadlineMs = 60_000): Promise<RunningService> {
-  const child = spawn(process.execPath, [`services/${name}/dist/main.js`], {
+export function spawnService(
+  name: string,
+  env: Record<string, string>,
+  deadlineMs = 60_000,
+  /** Node options for the child that NODE_OPTIONS refuses (`--cpu-prof`). */
+  nodeArgs: readonly string[] = [],
+): Promise<RunningService> {
+  const child = spawn(process.execPath, [...nodeArgs, `services/${name}/dist/main.js`], {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.add(child);
   let output = '';
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      children.delete(child);
+      resolve(code);
+    }),
+  );
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -156,4 +176,60 @@ export function isolatedRun(tag: string) {
       redis.disconnect();
     },
   };
+}
+
+/**
+ * Runs a script (a benchmark) on its own `isolatedRun`, so that it leaves nothing behind: when
+ * `body` ends, throws, or the process gets SIGINT/SIGTERM, every service it spawned through
+ * `spawn` is stopped (SIGTERM, then SIGKILL after 10 s) and the run's topics, consumer groups'
+ * topics, Redis keys and databases are removed. A signal then ends the process with 130/143;
+ * a failure is thrown on after the clean-up.
+ */
+export async function runScoped<T>(
+  tag: string,
+  body: (scope: {
+    iso: ReturnType<typeof isolatedRun>;
+    spawn: (...args: Parameters<typeof spawnService>) => Promise<RunningService>;
+  }) => Promise<T>,
+): Promise<T> {
+  const iso = isolatedRun(tag);
+  const services: RunningService[] = [];
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      await Promise.all(
+        services.map(async (s) => {
+          const kill = setTimeout(() => s.process.kill('SIGKILL'), 10_000);
+          await s.stop();
+          clearTimeout(kill);
+        }),
+      );
+      await iso.cleanup();
+    })());
+  const onSignal = (signal: NodeJS.Signals) => {
+    process.stderr.write(`\n${signal}: stopping what this run started and removing its resources\n`);
+    cleanup().then(
+      () => process.exit(signal === 'SIGINT' ? 130 : 143),
+      (err: unknown) => {
+        process.stderr.write(`clean-up failed: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await body({
+      iso,
+      spawn: async (...args) => {
+        const service = await spawnService(...args);
+        services.push(service);
+        return service;
+      },
+    });
+  } finally {
+    await cleanup();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }

@@ -1,0 +1,91 @@
+import underPressure from '@fastify/under-pressure';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { RippleError } from '@ripple/errors';
+import { Counter } from '@ripple/telemetry';
+import type { Registry } from '@ripple/telemetry';
+
+/** Why a request was shed: the label of `http_requests_shed_total`. */
+export type ShedReason = 'event_loop_delay' | 'in_flight' | 'pool_wait';
+
+/**
+ * Past capacity a request is refused at once with 503 OVERLOADED and Retry-After rather than
+ * queued until it times out (or fails as a 500): a client backs off, and the service recovers by
+ * itself once the load drops. Thrown by the shedding hooks and by a transaction that waited too
+ * long for a database connection.
+ */
+export class OverloadError extends RippleError {
+  readonly reason: ShedReason;
+  constructor(reason: ShedReason, message: string, cause?: unknown) {
+    super('OVERLOADED', message, { status: 503, retriable: true, cause });
+    this.reason = reason;
+  }
+}
+
+export interface OverloadOptions {
+  /** Shed while the event loop's mean delay over the last sample is above this, in ms; 0: never. */
+  readonly maxEventLoopDelayMs: number;
+  /** Shed a request that arrives while this many are in flight; 0: never. */
+  readonly maxInFlight: number;
+  /** The `Retry-After` of a shed request, in seconds. */
+  readonly retryAfterSeconds: number;
+}
+
+/** Routes never shed: probes and scrapes must answer most of all when the service is busy. */
+const OPERATIONAL = new Set(['/healthz', '/readyz', '/metrics']);
+const exempt = (request: FastifyRequest) => OPERATIONAL.has(request.routeOptions.url ?? '');
+
+/**
+ * Load shedding for an API app: event-loop delay through `@fastify/under-pressure`, a limit on
+ * requests in flight (checked before authentication, so a shed request costs almost nothing),
+ * and the answer for every OverloadError, also those thrown later (pool wait): 503, Retry-After,
+ * counted in `http_requests_shed_total{reason}`.
+ */
+export async function installOverloadProtection(
+  app: FastifyInstance,
+  opts: OverloadOptions,
+  metrics: Registry,
+): Promise<void> {
+  const shed = new Counter({
+    name: 'http_requests_shed_total',
+    help: 'Requests refused with 503 OVERLOADED because the service was past capacity, by reason',
+    labelNames: ['reason'],
+    registers: [metrics],
+  });
+  for (const reason of ['event_loop_delay', 'in_flight', 'pool_wait'] satisfies ShedReason[]) shed.inc({ reason }, 0);
+  app.addHook('onError', (_request, reply, err, done) => {
+    if (err instanceof OverloadError) {
+      shed.inc({ reason: err.reason });
+      void reply.header('retry-after', String(opts.retryAfterSeconds));
+    }
+    done();
+  });
+
+  if (opts.maxEventLoopDelayMs > 0) {
+    await app.register(underPressure, {
+      maxEventLoopDelay: opts.maxEventLoopDelayMs,
+      retryAfter: opts.retryAfterSeconds,
+      // A rejected promise goes to the error handler as OVERLOADED; a resolved one lets it pass.
+      pressureHandler: async (request, _reply, type, value) => {
+        if (exempt(request)) return;
+        throw new OverloadError(
+          'event_loop_delay',
+          `over capacity (${type} ${Math.round(value ?? 0)} ms): retry later`,
+        );
+      },
+    });
+  }
+
+  if (opts.maxInFlight > 0) {
+    let inFlight = 0;
+    app.addHook('onRequest', (request, reply, done) => {
+      if (exempt(request)) return done();
+      if (inFlight >= opts.maxInFlight) {
+        return done(new OverloadError('in_flight', `over capacity (${inFlight} requests in flight): retry later`));
+      }
+      inFlight++;
+      // 'close' fires once the answer is written or the client went away.
+      reply.raw.once('close', () => inFlight--);
+      done();
+    });
+  }
+}

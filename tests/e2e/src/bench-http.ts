@@ -1,0 +1,226 @@
+#!/usr/bin/env node
+// Write-path HTTP benchmark (not a test): `pnpm bench:http`. One real post-service and one real
+// chat-service (rate limits lifted, tracing off) on real PostgreSQL, Redis and Kafka, driven by
+// autocannon: closed loop (N connections, each sends when its last answer arrived) and open loop
+// (a fixed overall rate; autocannon corrects for coordinated omission, so latency counts from
+// the scheduled send time). Printed per phase: throughput, latency percentiles, status codes,
+// errors and timeouts, outbox commit → Kafka ack, and CPU seconds of the service, PostgreSQL,
+// Kafka and the load generator.
+import { readFileSync, readdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import autocannon from 'autocannon';
+import { jwtSecret, signAccessToken } from '@ripple/auth';
+import { cpuOf, kafkaPid } from './bench-util.js';
+import { runScoped } from './harness.js';
+import type { RunningService } from './harness.js';
+
+const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
+const RATE = Number(process.env.BENCH_HTTP_RATE ?? 1000);
+const OPEN_CONNECTIONS = Number(process.env.BENCH_HTTP_OPEN_CONNECTIONS ?? 100);
+const CLOSED_CONNECTIONS = (process.env.BENCH_HTTP_CONNECTIONS ?? '10,50').split(',').map(Number);
+const ONLY = process.env.BENCH_HTTP_ONLY?.split(',');
+/** A directory: the services write V8 CPU profiles there (`--cpu-prof`) when they stop. */
+const CPU_PROF_DIR = process.env.BENCH_HTTP_CPU_PROF;
+const nodeArgs = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
+
+/** CPU seconds of each PostgreSQL process by pid (the server is shared: other clients count too). */
+function postgresCpu(): Map<string, number> {
+  const cpu = new Map<string, number>();
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') cpu.set(pid, cpuOf(Number(pid)));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return cpu;
+}
+
+/** CPU seconds PostgreSQL used since `before` (a backend that exited meanwhile is not counted). */
+function postgresCpuSince(before: Map<string, number>): number {
+  let total = 0;
+  for (const [pid, now] of postgresCpu()) if (Number.isFinite(now)) total += now - (before.get(pid) ?? 0);
+  return total;
+}
+
+/** Cumulative `outbox_publish_latency_seconds` buckets (le → count) from a service's /metrics. */
+async function outboxBuckets(service: RunningService): Promise<Map<string, number>> {
+  const text = await (await fetch(`${service.url}/metrics`)).text();
+  const buckets = new Map<string, number>();
+  for (const m of text.matchAll(/^outbox_publish_latency_seconds_bucket\{le="([^"]+)"[^}]*\} (\d+)/gm)) {
+    buckets.set(m[1] ?? '', Number(m[2]));
+  }
+  return buckets;
+}
+
+/** The upper bound of the bucket holding the 99th percentile of what was published in between. */
+function outboxP99(before: Map<string, number>, after: Map<string, number>): string {
+  const delta = [...after].map(([le, n]) => [le, n - (before.get(le) ?? 0)] as const);
+  const total = delta.find(([le]) => le === '+Inf')?.[1] ?? 0;
+  if (total === 0) return '-';
+  const at = delta.find(([, n]) => n >= 0.99 * total)?.[0] ?? '+Inf';
+  return at === '+Inf' ? '>60000' : `≤${Math.round(Number(at) * 1000)}`;
+}
+
+async function backlog(service: RunningService): Promise<string> {
+  const text = await (await fetch(`${service.url}/metrics`)).text();
+  return /^outbox_backlog_rows(?:\{[^}]*\})? (\S+)/m.exec(text)?.[1] ?? '?';
+}
+
+interface Row {
+  scenario: string;
+  requests: number;
+  rps: string;
+  p50: string;
+  p99: string;
+  max: string;
+  statuses: string;
+  errors: string;
+  outbox: string;
+  cpu: string;
+}
+
+async function phase(
+  scenario: string,
+  service: RunningService,
+  request: { url: string; token: string; body: string },
+  load: { connections: number; overallRate?: number },
+): Promise<Row> {
+  const kafka = kafkaPid();
+  const cpu0 = [cpuOf(service.process.pid), postgresCpu(), cpuOf(kafka), process.cpuUsage()] as const;
+  const buckets0 = await outboxBuckets(service);
+  const result = await autocannon({
+    url: request.url,
+    method: 'POST',
+    headers: { authorization: `Bearer ${request.token}`, 'content-type': 'application/json' },
+    body: request.body,
+    connections: load.connections,
+    duration: SECONDS,
+    timeout: 10,
+    ...(load.overallRate !== undefined && { overallRate: load.overallRate }),
+  });
+  const cpuBench = process.cpuUsage(cpu0[3]);
+  const cpu = [
+    cpuOf(service.process.pid) - cpu0[0],
+    postgresCpuSince(cpu0[1]),
+    cpuOf(kafka) - cpu0[2],
+    (cpuBench.user + cpuBench.system) / 1e6,
+  ];
+  const buckets1 = await outboxBuckets(service);
+  const statuses = Object.entries(result.statusCodeStats as unknown as Record<string, { count: number }>)
+    .map(([code, { count }]) => `${code}:${count}`)
+    .join(' ');
+  return {
+    scenario,
+    requests: result.requests.total,
+    rps: result.requests.average.toFixed(0),
+    p50: String(result.latency.p50),
+    p99: String(result.latency.p99),
+    max: String(result.latency.max),
+    statuses,
+    errors: `${result.errors}/${result.timeouts}`,
+    outbox: `${outboxP99(buckets0, buckets1)} / ${await backlog(service)}`,
+    cpu: cpu.map((c) => c.toFixed(1)).join('/'),
+  };
+}
+
+/** Fault injection for the harness test: `after-start` fails once the services have taken writes. */
+const FAIL = process.env.BENCH_HTTP_FAIL;
+
+const load0 = loadavg();
+const rows = await runScoped('bh', async ({ iso, spawn }) => {
+  const rows: Row[] = [];
+  const env = { ...iso.env, RATE_LIMIT_MAX: '100000000' };
+  const secret = jwtSecret(iso.jwtSecretText);
+  const token = await signAccessToken(secret, `bh${iso.run}`, { ttlSeconds: 3600 });
+  const want = (name: string) => ONLY === undefined || ONLY.includes(name);
+  const targets: [string, RunningService, string][] = [];
+  if (want('post')) {
+    const post = await spawn(
+      'post-service',
+      { ...env, DATABASE_URL: iso.databaseUrl('post-service') },
+      60_000,
+      nodeArgs,
+    );
+    targets.push(['POST /posts', post, `${post.url}/posts`]);
+  }
+  if (want('chat')) {
+    const chat = await spawn(
+      'chat-service',
+      { ...env, DATABASE_URL: iso.databaseUrl('chat-service') },
+      60_000,
+      nodeArgs,
+    );
+    const res = await fetch(`${chat.url}/rooms`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'bench' }),
+    });
+    if (res.status !== 201) throw new Error(`POST /rooms answered ${res.status}: ${await res.text()}`);
+    const { id } = (await res.json()) as { id: string };
+    targets.push(['POST /rooms/:roomId/messages', chat, `${chat.url}/rooms/${id}/messages`]);
+  }
+  const pids = targets.map(([, service]) => service.process.pid).join(',');
+  process.stdout.write(`bench-http: run=${iso.run} pids=${pids}\n`);
+  const body = JSON.stringify({ body: 'x'.repeat(100) });
+  for (const [route, service, url] of targets) {
+    // Warm-up: connections, JIT, the pool and the outbox relay's first batches.
+    await autocannon({
+      url,
+      method: 'POST',
+      body,
+      connections: 10,
+      amount: 500,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    });
+    if (FAIL === 'after-start') throw new Error('BENCH_HTTP_FAIL=after-start: failing on purpose');
+    for (const connections of CLOSED_CONNECTIONS) {
+      rows.push(
+        await phase(`${route}, closed loop ${connections} conn`, service, { url, token, body }, { connections }),
+      );
+    }
+    rows.push(
+      await phase(
+        `${route}, open loop ${RATE}/s (${OPEN_CONNECTIONS} conn)`,
+        service,
+        { url, token, body },
+        { connections: OPEN_CONNECTIONS, overallRate: RATE },
+      ),
+    );
+  }
+  return rows;
+});
+
+const header = [
+  'scenario',
+  'requests',
+  'req/s',
+  'p50 ms',
+  'p99 ms',
+  'max ms',
+  'status codes',
+  'errors/timeouts',
+  'outbox p99 ms / backlog',
+  'CPU s service/pg/kafka/bench',
+];
+const lines = rows.map((r) => [
+  r.scenario,
+  String(r.requests),
+  r.rps,
+  r.p50,
+  r.p99,
+  r.max,
+  r.statuses,
+  r.errors,
+  r.outbox,
+  r.cpu,
+]);
+const load1 = loadavg();
+process.stdout.write(
+  `\nWrite path, ${SECONDS} s per phase; load average ${load0.map((l) => l.toFixed(2)).join(' ')} at the start, ` +
+    `${load1.map((l) => l.toFixed(2)).join(' ')} at the end\n`,
+);
+process.stdout.write(`| ${header.join(' | ')} |\n| ${header.map(() => '---').join(' | ')} |\n`);
+for (const l of lines) process.stdout.write(`| ${l.join(' | ')} |\n`);
+process.exit(0);

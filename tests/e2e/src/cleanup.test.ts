@@ -1,0 +1,88 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { createKafka, createKafkaAdmin } from '@ripple/kafka';
+import { createLogger } from '@ripple/telemetry';
+import { testInfra, waitFor } from '@ripple/testing';
+
+// The shared harness (runScoped) must leave nothing behind when a script fails or is interrupted:
+// checked on bench:http itself, failed on purpose and stopped with SIGINT.
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+function runBench(env: Record<string, string>) {
+  const child = spawn(process.execPath, ['tests/e2e/dist/bench-http.js'], {
+    cwd: ROOT,
+    env: { ...process.env, BENCH_HTTP_ONLY: 'post', BENCH_HTTP_SECONDS: '60', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const started = waitFor('the bench to start its services', 90_000, () => {
+    const m = /bench-http: run=(\S+) pids=(\S+)/.exec(output);
+    return m ? { run: m[1] ?? '', pids: (m[2] ?? '').split(',').map(Number) } : undefined;
+  });
+  return { child, exited, started, output: () => output };
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function assertNothingLeft(run: string, pids: number[]) {
+  assert.deepEqual(pids.filter(alive), [], 'every service process stopped');
+  const db = new pg.Client({ connectionString: testInfra.databaseUrl });
+  await db.connect();
+  try {
+    const { rows } = await db.query('SELECT datname FROM pg_database WHERE datname LIKE $1', [`bh\\_${run}\\_%`]);
+    assert.deepEqual(rows, [], 'every database dropped');
+  } finally {
+    await db.end();
+  }
+  const redis = new Redis(testInfra.redisUrl);
+  try {
+    assert.deepEqual(await redis.keys(`bh:${run}:*`), [], 'every Redis key removed');
+  } finally {
+    redis.disconnect();
+  }
+  const admin = createKafkaAdmin(
+    createKafka({
+      brokers: testInfra.kafkaBrokers,
+      clientId: 'cleanup-test',
+      logger: createLogger('cleanup-test', 'silent'),
+    }),
+  );
+  await admin.connect();
+  try {
+    const topics = (await admin.listTopics()).filter((t) => t.startsWith(`bh.${run}.`));
+    assert.deepEqual(topics, [], 'every topic deleted');
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+test('a benchmark that fails should stop its services and remove its topics, keys and databases', async () => {
+  const bench = runBench({ BENCH_HTTP_FAIL: 'after-start' });
+  const { run, pids } = await bench.started;
+  const code = await bench.exited;
+  assert.notEqual(code, 0, bench.output());
+  assert.match(bench.output(), /failing on purpose/);
+  await assertNothingLeft(run, pids);
+});
+
+test('a benchmark interrupted with SIGINT should stop its services and remove its resources', async () => {
+  const bench = runBench({});
+  const { run, pids } = await bench.started;
+  bench.child.kill('SIGINT');
+  assert.equal(await bench.exited, 130, bench.output());
+  await assertNothingLeft(run, pids);
+});

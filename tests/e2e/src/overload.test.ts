@@ -1,0 +1,94 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { jwtSecret, signAccessToken } from '@ripple/auth';
+import { isolatedRun, spawnService } from './harness.js';
+import type { RunningService } from './harness.js';
+
+// A real post-service past a deliberately tiny capacity: what is over capacity is shed with a fast
+// 503 OVERLOADED and Retry-After, never a 500; the service answers 2xx again once load drops.
+const iso = isolatedRun('ovl');
+const services: RunningService[] = [];
+
+after(async () => {
+  await Promise.all(services.map((s) => s.stop()));
+  await iso.cleanup();
+});
+
+/** At most this many bursts are sent to push the service past its capacity. */
+const MAX_BURSTS = 20;
+const BURST = 60;
+
+async function overload(env: Record<string, string>) {
+  const post = await spawnService('post-service', {
+    ...iso.env,
+    DATABASE_URL: iso.databaseUrl(`post-service-${services.length}`),
+    RATE_LIMIT_MAX: '1000000',
+    ...env,
+  });
+  services.push(post);
+  const token = await signAccessToken(jwtSecret(iso.jwtSecretText), `ovl${iso.run}`);
+  const create = async (i: number) => {
+    const res = await fetch(`${post.url}/posts`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ body: `post ${i}` }),
+    });
+    return { status: res.status, retryAfter: res.headers.get('retry-after'), body: await res.text() };
+  };
+  const answers: Awaited<ReturnType<typeof create>>[] = [];
+  for (let burst = 0; burst < MAX_BURSTS && !answers.some((a) => a.status === 503); burst++) {
+    answers.push(...(await Promise.all(Array.from({ length: BURST }, (_, i) => create(burst * BURST + i)))));
+  }
+  /** Load has dropped: sequential requests, a bounded number, until one is created. */
+  const recovers = async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 20 && !statuses.includes(201); i++) statuses.push((await create(-1 - i)).status);
+    assert.ok(statuses.includes(201), `no 201 once load dropped: ${statuses.join(',')}`);
+    assert.ok(
+      statuses.every((s) => s === 201 || s === 503),
+      `unexpected status: ${statuses.join(',')}`,
+    );
+  };
+  return { post, answers, recovers };
+}
+
+function assertShedGracefully(answers: { status: number; retryAfter: string | null; body: string }[]) {
+  const unexpected = answers.filter((a) => a.status !== 201 && a.status !== 503);
+  assert.deepEqual(unexpected, [], 'every answer is 201 or 503');
+  const shed = answers.filter((a) => a.status === 503);
+  assert.ok(shed.length > 0, `no request was shed in ${answers.length}`);
+  for (const a of shed) {
+    assert.match(a.retryAfter ?? '', /^[1-9][0-9]*$/, 'Retry-After in whole seconds');
+    const body = JSON.parse(a.body) as { code: string; message: string };
+    assert.equal(body.code, 'OVERLOADED');
+    assert.equal(typeof body.message, 'string');
+  }
+}
+
+async function shedCount(post: RunningService, reason: string): Promise<number> {
+  const text = await (await fetch(`${post.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('http_requests_shed_total{') && l.includes(`"${reason}"`));
+  return Number(line?.split(' ').at(-1) ?? 0);
+}
+
+test('post-service should shed requests over its in-flight limit with 503 OVERLOADED and recover', async () => {
+  const { post, answers, recovers } = await overload({ OVERLOAD_MAX_IN_FLIGHT: '2', OVERLOAD_RETRY_AFTER_S: '2' });
+  assertShedGracefully(answers);
+  assert.ok(answers.every((a) => a.status !== 503 || a.retryAfter === '2'));
+  await recovers();
+  assert.ok((await shedCount(post, 'in_flight')) > 0, 'http_requests_shed_total counts the shed requests');
+  const health = await fetch(`${post.url}/healthz`);
+  assert.equal(health.status, 200);
+});
+
+test('post-service should answer 503 OVERLOADED, not 500, when database connections run out', async () => {
+  // One connection and almost no patience for it: concurrent transactions wait past the limit.
+  const { post, answers, recovers } = await overload({
+    OVERLOAD_MAX_IN_FLIGHT: '0',
+    DB_POOL_MAX: '1',
+    DB_POOL_TIMEOUT_MS: '30',
+  });
+  assertShedGracefully(answers);
+  await recovers();
+  assert.ok((await shedCount(post, 'pool_wait')) > 0, 'http_requests_shed_total counts the shed requests');
+});
