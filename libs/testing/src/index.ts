@@ -45,3 +45,4 @@ export function testDatabaseUrl(name: string): string {
 }
 export { privateKafka } from './kafka-broker.js';
 export type { PrivateKafka } from './kafka-broker.js';
+export { cpuOf } from './procs.js';

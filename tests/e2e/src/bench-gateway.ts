@@ -15,8 +15,8 @@ import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { runId, testInfra, waitUntil } from '@ripple/testing';
-import { cpuOf, kafkaPid, percentiles } from './bench-util.js';
+import { runId, testInfra, waitUntil, cpuOf } from '@ripple/testing';
+import { kafkaPid, percentiles } from './bench-util.js';
 import { spawnService } from './harness.js';
 
 const FANOUT_SUBSCRIBERS = Number(process.env.BENCH_FANOUT_SUBSCRIBERS ?? 2000);

@@ -10,7 +10,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import autocannon from 'autocannon';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { cpuOf, kafkaPid } from './bench-util.js';
+import { cpuOf } from '@ripple/testing';
+import { kafkaPid } from './bench-util.js';
 import { runScoped } from './harness.js';
 import type { RunningService } from './harness.js';
 

@@ -7,8 +7,8 @@
 import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { waitUntil } from '@ripple/testing';
-import { cpuOf, percentiles } from './bench-util.js';
+import { waitUntil, cpuOf } from '@ripple/testing';
+import { percentiles } from './bench-util.js';
 import { runScoped } from './harness.js';
 import type { isolatedRun } from './harness.js';
 import { startOtlpReceiver } from './otlp-receiver.js';
