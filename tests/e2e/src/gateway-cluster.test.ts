@@ -2,7 +2,6 @@ import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import type { ReadableStreamReadResult } from 'node:stream/web';
 import { Redis } from 'ioredis';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
@@ -10,7 +9,7 @@ import { createEventProducer, createKafka, deleteTopics, dlqTopicOf } from '@rip
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
-import { TestClient, spawnService } from './harness.js';
+import { TestClient, openSse, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 import { expectReleased, isRunning } from './registry-check.js';
 
@@ -325,45 +324,12 @@ test('a slow consumer should be closed with 4009 while the node memory stays bou
 test('SSE should receive the same events and recover with Last-Event-ID', async () => {
   const token = await signAccessToken(secret, 'sse-user');
   const open = async (lastEventId?: string) => {
-    const controller = new AbortController();
-    const response = await fetch(`${nodes.b.url}/sse?channels=creator:u-sse&access_token=${token}`, {
-      signal: controller.signal,
-      headers: lastEventId ? { 'last-event-id': lastEventId } : {},
-    });
-    assert.equal(response.status, 200);
-    const messages: { id?: string; event?: string; data: Record<string, unknown> }[] = [];
-    const reader = response.body?.getReader();
-    const decoder = new TextDecoder();
-    let buffer = '';
-    void (async () => {
-      try {
-        for (;;) {
-          const chunk: ReadableStreamReadResult<Uint8Array> | undefined = await reader?.read();
-          if (!chunk || chunk.done) return;
-          buffer += decoder.decode(chunk.value, { stream: true });
-          let end;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            const fields = Object.fromEntries(
-              block
-                .split('\n')
-                .filter((l) => !l.startsWith(':'))
-                .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]),
-            );
-            if (fields.data)
-              messages.push({
-                id: fields.id,
-                event: fields.event,
-                data: JSON.parse(fields.data) as Record<string, unknown>,
-              });
-          }
-        }
-      } catch {
-        // aborted
-      }
-    })();
-    return { messages, close: () => controller.abort() };
+    const sse = await openSse(
+      `${nodes.b.url}/sse?channels=creator:u-sse&access_token=${token}`,
+      lastEventId ? { 'last-event-id': lastEventId } : {},
+    );
+    assert.equal(sse.status, 200);
+    return { messages: sse.messages, close: sse.abort };
   };
   const events = (m: { messages: { event?: string; data: Record<string, unknown> }[] }) =>
     m.messages.filter((x) => x.event === 'event' && x.data.channel === 'creator:u-sse');

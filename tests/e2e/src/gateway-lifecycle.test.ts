@@ -1,6 +1,5 @@
 import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ReadableStreamReadResult } from 'node:stream/web';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
@@ -8,7 +7,7 @@ import { Topics } from '@ripple/events';
 import { createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
-import { TestClient, spawnService } from './harness.js';
+import { TestClient, openSse, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 import { expectReleased, liveChannelsOf } from './registry-check.js';
 
@@ -63,46 +62,12 @@ after(async () => {
   redis.disconnect();
 });
 
-type SseMessage = { event?: string; data: Record<string, unknown> };
-
-/** Opens `/sse` and parses its events into `messages`; `ended` resolves when the server ends the stream. */
-async function openSse(query: string) {
-  const controller = new AbortController();
-  const response = await fetch(`${node.url}/sse?${query}`, { signal: controller.signal });
-  assert.equal(response.status, 200);
-  const messages: SseMessage[] = [];
-  let ended = false;
-  const reader = response.body?.getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  void (async () => {
-    try {
-      for (;;) {
-        const chunk: ReadableStreamReadResult<Uint8Array> | undefined = await reader?.read();
-        if (!chunk || chunk.done) break;
-        buffer += decoder.decode(chunk.value, { stream: true });
-        let end;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const fields = Object.fromEntries(
-            block
-              .split('\n')
-              .filter((l) => !l.startsWith(':'))
-              .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]),
-          );
-          if (fields.data)
-            messages.push({ event: fields.event, data: JSON.parse(fields.data) as Record<string, unknown> });
-        }
-      }
-      ended = true;
-    } catch {
-      // aborted by the client
-    }
-  })();
-  const abort = () => controller.abort();
-  cleanups.push(abort);
-  return { messages, abort, ended: () => ended };
+/** Opens `/sse`; the stream's events arrive in `messages`, `ended()` once the server ended it. */
+async function openStream(query: string) {
+  const sse = await openSse(`${node.url}/sse?${query}`);
+  assert.equal(sse.status, 200);
+  cleanups.push(sse.abort);
+  return sse;
 }
 
 /**
@@ -138,7 +103,7 @@ test('a WebSocket the client closes during set-up should leave nothing in the re
 
 test('an SSE stream the client aborts during set-up should leave nothing in the registry', async () => {
   const token = await signAccessToken(secret, 'sse-early-quitter');
-  const stream = await openSse(`channels=creator:early1,post:early2&access_token=${token}`);
+  const stream = await openStream(`channels=creator:early1,post:early2&access_token=${token}`);
   stream.abort(); // headers are out; the server is inside its set-up delay
   assert.equal(stream.messages.length, 0);
   await earlierSetUpsFinished();
@@ -148,7 +113,7 @@ test('an SSE stream the client aborts during set-up should leave nothing in the 
 test('an SSE stream of 30 channels aborted right after its first ack should release every channel', async () => {
   const token = await signAccessToken(secret, 'sse-thirty');
   const channels = Array.from({ length: 30 }, (_, i) => `creator:thirty${i}`);
-  const stream = await openSse(`channels=${channels.join(',')}&access_token=${token}`);
+  const stream = await openStream(`channels=${channels.join(',')}&access_token=${token}`);
   await waitUntil('the first ack', 10_000, () => stream.messages.some((m) => m.event === 'ack'));
   stream.abort();
   await expectReleased(redis, redisPrefix, node, nodeId);
@@ -162,7 +127,7 @@ test('an SSE stream of 30 channels aborted right after its first ack should rele
 
 test('an SSE stream should end with AUTH_TOKEN_EXPIRED at its token exp and release its channels', async () => {
   const token = await signAccessToken(secret, 'sse-expiring', { ttlSeconds: 2 });
-  const stream = await openSse(`channels=creator:expiring&access_token=${token}`);
+  const stream = await openStream(`channels=creator:expiring&access_token=${token}`);
   await waitUntil('the ack', 10_000, () => stream.messages.some((m) => m.event === 'ack'));
   const error = await waitFor('the expiry error', 10_000, () => stream.messages.find((m) => m.event === 'error'));
   assert.equal(error.data.code, 'AUTH_TOKEN_EXPIRED');

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
+import type { ReadableStreamReadResult } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
@@ -130,6 +131,60 @@ export class TestClient {
   close(): void {
     this.socket.close();
   }
+}
+
+/** One Server-Sent Event with JSON data. */
+export interface SseMessage {
+  readonly id?: string;
+  readonly event?: string;
+  readonly data: Record<string, unknown>;
+}
+
+/**
+ * Opens a Server-Sent Events stream and parses its events into `messages` as they arrive
+ * (comments skipped). `ended()` tells whether the server ended the stream; `abort()` closes it.
+ */
+export async function openSse(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; messages: SseMessage[]; ended: () => boolean; abort: () => void }> {
+  const controller = new AbortController();
+  const response = await fetch(url, { signal: controller.signal, headers });
+  const messages: SseMessage[] = [];
+  let ended = false;
+  const reader = response.body?.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  void (async () => {
+    try {
+      for (;;) {
+        const chunk: ReadableStreamReadResult<Uint8Array> | undefined = await reader?.read();
+        if (!chunk || chunk.done) break;
+        buffer += decoder.decode(chunk.value, { stream: true });
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const fields = Object.fromEntries(
+            block
+              .split('\n')
+              .filter((l) => !l.startsWith(':'))
+              .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]),
+          );
+          if (fields.data)
+            messages.push({
+              id: fields.id,
+              event: fields.event,
+              data: JSON.parse(fields.data) as Record<string, unknown>,
+            });
+        }
+      }
+      ended = true;
+    } catch {
+      // aborted by the client
+    }
+  })();
+  return { status: response.status, messages, ended: () => ended, abort: () => controller.abort() };
 }
 
 /**
