@@ -5,7 +5,13 @@ import { importX } from 'eslint-plugin-import-x';
 
 export default tseslint.config(
   {
-    ignores: ['**/dist/**', '**/node_modules/**', '**/src/generated/**', '**/prisma.config.ts', 'k6/**', 'tests/k6/**'],
+    ignores: [
+      '**/dist/**',
+      '**/node_modules/**',
+      '**/src/generated/**',
+      '**/prisma.config.ts',
+      'tests/load/reports/**',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,

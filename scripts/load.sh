@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs one k6 load scenario against a running platform (bash scripts/start.sh, or your cluster):
+#   bash scripts/load.sh <connect-storm|fanout|chat|soak> [k6 run options…]
+# k6: $K6, else `k6` on PATH, else ../shared/tools/k6. Writes k6's end-of-test summary
+# (tests/load/reports/<scenario>-<time>.json) and an HTML report beside it. Exit code: k6's
+# (99 when a threshold is crossed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '[load] %s\n' "$*"; }
+die() {
+  printf '[load] ERROR: %s\n' "$*" >&2
+  exit 2
+}
+
+scenario=${1:-}
+[ -n "$scenario" ] || die "usage: pnpm load <connect-storm|fanout|chat|soak> [k6 run options…]"
+shift
+script="tests/load/k6/$scenario.ts"
+[ -f "$script" ] || die "unknown scenario '$scenario' (known: $(cd tests/load/k6 && ls ./*.ts | xargs -n1 basename | sed 's/\.ts$//' | tr '\n' ' '))"
+
+k6=${K6:-}
+if [ -z "$k6" ]; then
+  if command -v k6 >/dev/null 2>&1; then k6=k6
+  elif [ -x ../shared/tools/k6 ]; then k6=../shared/tools/k6
+  fi
+fi
+[ -n "$k6" ] && "$k6" version >/dev/null 2>&1 ||
+  die "k6 not found: install k6 ≥ 1.3 (https://grafana.com/docs/k6/latest/set-up/install-k6/) and put it on PATH, or set K6=/path/to/k6"
+
+reports=tests/load/reports
+mkdir -p "$reports"
+base="$reports/$scenario-$(date -u +%Y%m%dT%H%M%SZ)"
+say "$scenario with $("$k6" version | head -n1)"
+status=0
+K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_PORT=-1 K6_WEB_DASHBOARD_EXPORT="$base.html" \
+  "$k6" run --summary-export "$base.json" "$@" "$script" || status=$?
+say "summary $base.json, report $base.html (exit $status)"
+exit "$status"

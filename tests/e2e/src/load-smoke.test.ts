@@ -1,0 +1,153 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { isolatedRun, spawnService } from './harness.js';
+import type { RunningService } from './harness.js';
+
+// A short smoke of every k6 scenario (tests/load/k6) through `pnpm load`'s script, against the
+// real platform: their thresholds (nothing missed, nothing duplicated, sockets connect, HTTP
+// succeeds, delivery p99) must pass. k6 is found as `pnpm load` finds it ($K6, PATH,
+// ../shared/tools/k6); without it these tests fail with the message that says how to get it.
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const iso = isolatedRun('k6');
+const services: Record<string, RunningService> = {};
+const reports: string[] = [];
+
+before(async () => {
+  services.gateway = await spawnService('fanout-gateway', { ...iso.env, KAFKA_GROUP_ID: `k6.${iso.run}.gateway` });
+  const [post, chat, notification] = await Promise.all(
+    ['post-service', 'chat-service', 'notification-service'].map((name) =>
+      spawnService(name, { ...iso.env, DATABASE_URL: iso.databaseUrl(name), OUTBOX_POLL_INTERVAL_MS: '100' }),
+    ),
+  );
+  Object.assign(services, { post, chat, notification });
+});
+
+after(async () => {
+  await Promise.all(Object.values(services).map((s) => s.stop()));
+  await iso.cleanup();
+  for (const file of reports) rmSync(file, { force: true });
+});
+
+/** What k6's `--summary-export` writes: per metric, its aggregates (count, rate, passes, p(99)…). */
+type Summary = { metrics: Record<string, Record<string, number>> };
+
+/** Runs `bash scripts/load.sh <scenario>` with `env`; its exit code, output and summary. */
+function load(scenario: string, env: Record<string, string>) {
+  const child = spawn('bash', ['scripts/load.sh', scenario, '--no-color'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      RIPPLE_WS_URL: `ws://127.0.0.1:${services.gateway?.port}/ws`,
+      RIPPLE_POST_URL: services.post?.url ?? '',
+      RIPPLE_CHAT_URL: services.chat?.url ?? '',
+      RIPPLE_NOTIFICATION_URL: services.notification?.url ?? '',
+      JWT_SECRET: iso.jwtSecretText,
+      USER_PREFIX: `k6${iso.run}${scenario.replace(/-/g, '')}`,
+      // A smoke proves that the scenarios work and their checks hold; the latency figures come
+      // from full runs on a quiet machine (README, "Load testing").
+      DELIVERY_P99_MS: '5000',
+      CONNECT_P99_MS: '5000',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  return new Promise<{ code: number | null; output: string; summary: () => Summary }>((resolve) =>
+    child.once('exit', (code) => {
+      const match = /summary (\S+\.json), report (\S+\.html)/.exec(output);
+      if (match?.[1] !== undefined && match[2] !== undefined) reports.push(ROOT + match[1], ROOT + match[2]);
+      resolve({
+        code,
+        output,
+        summary: () => {
+          assert.ok(match?.[1], `no summary in the output:\n${output}`);
+          return JSON.parse(readFileSync(ROOT + match[1], 'utf8')) as Summary;
+        },
+      });
+    }),
+  );
+}
+
+function metric(summary: Summary, name: string): Record<string, number> {
+  const value = summary.metrics[name];
+  assert.ok(value, `k6 reported no ${name}`);
+  return value;
+}
+
+test('the connect-storm scenario should connect, authenticate and subscribe every socket within its thresholds', async () => {
+  const run = await load('connect-storm', { VUS: '40', DURATION: '5s', HOLD: '4s' });
+  assert.equal(run.code, 0, run.output);
+  const summary = run.summary();
+  assert.ok((metric(summary, 'ripple_ws_connect_success').passes ?? 0) >= 40, 'every VU connected at least once');
+  assert.equal(metric(summary, 'ripple_ws_connect_success').fails, 0);
+  assert.ok((metric(summary, 'ripple_subscribe_success').passes ?? 0) >= 40);
+});
+
+test('the fanout scenario should deliver every post to every subscribed socket, none missed or repeated', async () => {
+  const run = await load('fanout', {
+    VUS: '20',
+    CREATORS: '4',
+    CHANNELS_PER_SOCKET: '2',
+    RATE: '8',
+    WARMUP: '5s',
+    DURATION: '10s',
+    SETTLE: '3s',
+  });
+  assert.equal(run.code, 0, run.output);
+  const summary = run.summary();
+  // 20 sockets × 2 of 4 creators: each post reaches 10 sockets (all subscribed before the first).
+  assert.equal(metric(summary, 'ripple_late_subscriptions').count ?? 0, 0);
+  const accepted = metric(summary, 'http_reqs').count ?? 0;
+  assert.ok(accepted >= 40, `too few posts: ${accepted}`);
+  assert.equal(metric(summary, 'ripple_events_received').count, accepted * 10, 'every post reached its 10 sockets');
+  assert.equal(metric(summary, 'ripple_events_missed').count, 0);
+  assert.equal(metric(summary, 'ripple_delivery_latency').count, accepted * 10);
+});
+
+test('the chat scenario should carry messages, typing and read receipts to every member of a room', async () => {
+  const run = await load('chat', { ROOMS: '2', MEMBERS: '3', MESSAGE_INTERVAL: '2s', DURATION: '10s', SETTLE: '3s' });
+  assert.equal(run.code, 0, run.output);
+  const summary = run.summary();
+  const latency = metric(summary, 'ripple_delivery_latency');
+  assert.ok((latency.count ?? 0) > 0, "members received one another's messages");
+  assert.ok((latency['p(99)'] ?? Infinity) < 5000);
+  assert.equal(metric(summary, 'ripple_events_missed').count, 0);
+});
+
+test('the soak scenario should find the gateway back at its baseline after the load', async () => {
+  const run = await load('soak', {
+    VUS: '10',
+    CREATORS: '4',
+    CHANNELS_PER_SOCKET: '2',
+    RATE: '4',
+    ROOMS: '2',
+    MEMBERS: '2',
+    MESSAGE_INTERVAL: '2s',
+    WARMUP: '3s',
+    DURATION: '8s',
+    SETTLE: '3s',
+    READ_RATE: '2',
+  });
+  assert.equal(run.code, 0, run.output);
+  const summary = run.summary();
+  assert.equal(metric(summary, 'ripple_soak_leaked_connections').value, 0);
+  assert.equal(metric(summary, 'ripple_soak_leaked_subscriptions').value, 0);
+  assert.ok((metric(summary, 'ripple_events_received').count ?? 0) > 0);
+});
+
+test('a crossed threshold should fail the run with k6 exit code 99', async () => {
+  const run = await load('connect-storm', { VUS: '3', DURATION: '2s', HOLD: '1s', CONNECT_P99_MS: '0' });
+  assert.equal(run.code, 99, run.output);
+  assert.match(run.output, /ripple_ws_connect_latency/);
+});
+
+test('pnpm load should say how to get k6 when it cannot find it', async () => {
+  const run = await load('fanout', { K6: '/nonexistent/k6' });
+  assert.equal(run.code, 2);
+  assert.match(run.output, /k6 not found: install k6/);
+});
