@@ -126,7 +126,11 @@ export class LeasedDirectory implements Directory {
     connections: readonly { userId: string; connectionId: string }[];
   }): Promise<void> {
     const byUser = new Map<string, string[]>();
-    for (const c of holdings.connections) byUser.set(c.userId, [...(byUser.get(c.userId) ?? []), c.connectionId]);
+    for (const c of holdings.connections) {
+      const ids = byUser.get(c.userId);
+      if (ids) ids.push(c.connectionId);
+      else byUser.set(c.userId, [c.connectionId]);
+    }
     await this.sets.mark(this.markerKey());
     await this.sets.addMany(
       [

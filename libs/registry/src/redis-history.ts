@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { History, Recovery, StreamPosition } from './history.js';
 import { execAll, script } from './scripts.js';
@@ -201,7 +201,18 @@ export class RedisHistory implements History {
   }
 }
 
+// Random bytes for epoch suffixes, drawn a few KiB at a time: every append and position call
+// carries one (in case its script has to open an epoch), and one randomBytes call each showed up
+// in the gateway's profile under a subscribe storm.
+const suffixPool = Buffer.alloc(4096);
+let suffixUsed = suffixPool.length;
+
 /** 10 random hex digits: the suffix of an epoch a script may have to open. */
 export function epochSuffix(): string {
-  return randomBytes(5).toString('hex');
+  if (suffixUsed + 5 > suffixPool.length) {
+    randomFillSync(suffixPool);
+    suffixUsed = 0;
+  }
+  suffixUsed += 5;
+  return suffixPool.toString('hex', suffixUsed - 5, suffixUsed);
 }
