@@ -288,6 +288,16 @@ export function rosterContract(
     await expire();
     assert.deepEqual(await r.claimDead(), [{ nodeId: 'n1', connections: [{ userId: 'u2', connectionId: 'c2' }] }]);
   });
+
+  test(`${name}: roster should renew a node that serves 20,000 connections (one process's limit)`, async () => {
+    const { roster } = await make();
+    const r = roster();
+    const connections = Array.from({ length: 20_000 }, (_, i) => ({ userId: `u${i % 7}`, connectionId: `c${i}` }));
+    await r.renew('big', connections);
+    const previous = await r.claimPrevious('big');
+    const ids = (list: readonly { connectionId: string }[]) => list.map((c) => c.connectionId).sort();
+    assert.deepEqual(ids(previous?.connections ?? []), ids(connections));
+  });
 }
 
 /**
