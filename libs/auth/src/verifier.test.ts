@@ -35,7 +35,10 @@ test('HS256 verification should check the secret, iss and aud, and refuse subscr
   assert.equal(await code(forGateway, await signAccessToken(key, 'u1', { extra: { aud: 'gw' } })), 'u1');
   assert.equal(await code(forGateway, await signAccessToken(key, 'u1', { extra: { aud: 'x' } })), 'AUTH_TOKEN_INVALID');
   assert.equal(await code(forGateway, await signAccessToken(key, 'u1')), 'AUTH_TOKEN_INVALID', 'no aud');
-  assert.equal(await code(forGateway, `${await signAccessToken(key, 'u1', { extra: { aud: 'gw' } })}x`), 'AUTH_TOKEN_INVALID');
+  assert.equal(
+    await code(forGateway, `${await signAccessToken(key, 'u1', { extra: { aud: 'gw' } })}x`),
+    'AUTH_TOKEN_INVALID',
+  );
 });
 
 test('RS256 with a PEM key or a JWKS URL should verify the identity provider’s tokens only', async () => {

@@ -313,7 +313,9 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     if (commit) await commit();
   }
   const commitQuietly = (when: string) =>
-    commitNow().catch((err: unknown) => opts.logger.debug({ err, when }, 'offset commit failed; the next one carries them'));
+    commitNow().catch((err: unknown) =>
+      opts.logger.debug({ err, when }, 'offset commit failed; the next one carries them'),
+    );
 
   /** After a batch resolved its offsets: commits them now when the interval is over, else soon. */
   async function committed(payload: EachBatchPayload): Promise<void> {

@@ -140,13 +140,7 @@ export class RedisHistory implements History {
   }
 
   private appendArgs(channel: string, payloads: readonly string[]): string[] {
-    return [
-      ...this.keys(channel),
-      String(this.opts.maxLength),
-      String(this.opts.ttlMs),
-      epochSuffix(),
-      ...payloads,
-    ];
+    return [...this.keys(channel), String(this.opts.maxLength), String(this.opts.ttlMs), epochSuffix(), ...payloads];
   }
 
   async append(channel: string, payload: string): Promise<StreamPosition> {
@@ -163,7 +157,13 @@ export class RedisHistory implements History {
     const groups = [...indicesByChannel(entries)];
     const pipeline = this.redis.pipeline();
     for (const [channel, indices] of groups) {
-      this.scripts.append.queue(pipeline, ...this.appendArgs(channel, indices.map((i) => entries[i]?.payload ?? '')));
+      this.scripts.append.queue(
+        pipeline,
+        ...this.appendArgs(
+          channel,
+          indices.map((i) => entries[i]?.payload ?? ''),
+        ),
+      );
     }
     const replies = (await execAll(pipeline)) as [string, string][];
     const positions: StreamPosition[] = new Array<StreamPosition>(entries.length);

@@ -3,13 +3,7 @@ import { channelNodesKey, isComplete, registryMarkerKey } from './directory.js';
 import type { Directory } from './directory.js';
 import type { History, StreamPosition } from './history.js';
 import { LIVE_MEMBERS, RedisLeasedSets } from './leased-set.js';
-import {
-  APPEND_FROM,
-  epochSuffix,
-  historyKeys,
-  indicesByChannel,
-  spreadPositions,
-} from './redis-history.js';
+import { APPEND_FROM, epochSuffix, historyKeys, indicesByChannel, spreadPositions } from './redis-history.js';
 import type { RedisHistoryOptions } from './redis-history.js';
 import { execAll, script } from './scripts.js';
 
