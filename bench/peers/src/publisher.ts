@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 import { createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka } from '@ripple/kafka';
+import type { OutgoingMessage } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import type { PeerName } from './dialects.js';
 import { payload } from './dialects.js';
@@ -31,8 +32,29 @@ async function kafkaSink(): Promise<Sink> {
   });
   const producer = createEventProducer(kafka);
   await producer.connect();
+  // One produce request in flight (the idempotent producer's limit); what comes meanwhile waits and
+  // leaves in the next one, as the Java producer batches and post-service's outbox relay reads
+  // its backlog. Sent one request per call instead, a 10 ms tick's events queued behind every
+  // earlier request's acknowledgement and the latency measured the queue.
+  let waiting: { messages: OutgoingMessage[]; done: () => void; failed: (err: unknown) => void }[] = [];
+  let flushing = false;
+  const flush = async (): Promise<void> => {
+    flushing = true;
+    while (waiting.length > 0) {
+      const batch = waiting;
+      waiting = [];
+      const messages = batch.flatMap((b) => b.messages);
+      try {
+        for (let i = 0; i < messages.length; i += KAFKA_BATCH) await producer.send(messages.slice(i, i + KAFKA_BATCH));
+        for (const b of batch) b.done();
+      } catch (err) {
+        for (const b of batch) b.failed(err);
+      }
+    }
+    flushing = false;
+  };
   return {
-    async send(events) {
+    send(events) {
       const messages = events.map(([channel, body]) => {
         const m = toOutboxMessage(
           createEvent('post.created', {
@@ -47,7 +69,10 @@ async function kafkaSink(): Promise<Sink> {
         );
         return { ...m, topic: topicPrefix + m.topic };
       });
-      for (let i = 0; i < messages.length; i += KAFKA_BATCH) await producer.send(messages.slice(i, i + KAFKA_BATCH));
+      return new Promise<void>((done, failed) => {
+        waiting.push({ messages, done, failed });
+        if (!flushing) void flush();
+      });
     },
   };
 }

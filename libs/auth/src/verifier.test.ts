@@ -31,6 +31,14 @@ test('HS256 verification should check the secret, iss and aud, and refuse subscr
     'AUTH_TOKEN_EXPIRED',
   );
   assert.equal(await code(verify, await signSubscriptionToken(key, 'u1', 'chat:r')), 'AUTH_TOKEN_INVALID');
+  const forGateway = await accessTokenVerifier({ verification: { algorithm: 'HS256', secret }, audience: 'gw' });
+  assert.equal(await code(forGateway, await signAccessToken(key, 'u1', { extra: { aud: 'gw' } })), 'u1');
+  assert.equal(await code(forGateway, await signAccessToken(key, 'u1', { extra: { aud: 'x' } })), 'AUTH_TOKEN_INVALID');
+  assert.equal(await code(forGateway, await signAccessToken(key, 'u1')), 'AUTH_TOKEN_INVALID', 'no aud');
+  assert.equal(
+    await code(forGateway, `${await signAccessToken(key, 'u1', { extra: { aud: 'gw' } })}x`),
+    'AUTH_TOKEN_INVALID',
+  );
 });
 
 test('RS256 with a PEM key or a JWKS URL should verify the identity provider’s tokens only', async () => {

@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, importSPKI, jwtVerify } from 'jose';
 import { RippleError } from '@ripple/errors';
-import { DEVELOPMENT_JWT_SECRET, jwtSecret, verifyAccess } from './tokens.js';
+import { DEVELOPMENT_JWT_SECRET, hs256AccessVerifier, jwtSecret, verifyAccess } from './tokens.js';
 import type { AccessClaims } from './tokens.js';
 
 /**
@@ -70,10 +70,7 @@ export async function accessTokenVerifier(opts: JwtOptions): Promise<AccessVerif
     ...(opts.issuer !== undefined && { issuer: opts.issuer }),
     ...(opts.audience !== undefined && { audience: opts.audience }),
   };
-  if ('secret' in v) {
-    const key = jwtSecret(v.secret);
-    return (token) => verifyAccess(token, (t) => jwtVerify(t, key, checks));
-  }
+  if ('secret' in v) return hs256AccessVerifier(jwtSecret(v.secret), opts);
   if ('publicKey' in v) {
     const key = await importSPKI(v.publicKey, 'RS256').catch((err: unknown) => {
       throw new RippleError('CONFIG_INVALID', `JWT_PUBLIC_KEY is not an SPKI PEM public key: ${String(err)}`);

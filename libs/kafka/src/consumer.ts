@@ -83,6 +83,15 @@ export interface EventConsumerOptions {
   readonly onBatch?: (events: readonly ConsumedEvent[]) => Promise<void>;
   /** Partitions handled at the same time in batch mode (kafkajs `partitionsConsumedConcurrently`). */
   readonly partitionsConsumedConcurrently?: number;
+  /**
+   * Batch mode: the offsets of handled batches are committed at most this often (ms; default
+   * 1000), and at once when the consumer stops or its group starts a rebalance, instead of after
+   * every batch: a commit is a round trip to the group coordinator, and kafkajs fetches a
+   * partition's next batch only once the previous one is done. Only offsets whose batch resolved
+   * are ever committed; after a crash, up to this long's worth of events is handed over again
+   * (delivery is at least once either way).
+   */
+  readonly commitIntervalMs?: number;
   /** Counts outcomes in `events_consumed_total` by topic, event type and outcome. */
   readonly metrics?: Registry;
 }
@@ -289,10 +298,45 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     }
   }
 
+  // Batch mode commits on an interval (see `commitIntervalMs`): what the last batch resolved is
+  // committed through its payload, which commits every partition's resolved offsets.
+  const commitIntervalMs = opts.commitIntervalMs ?? 1000;
+  let commitResolved: (() => Promise<void>) | undefined;
+  let commitTimer: NodeJS.Timeout | undefined;
+  let lastCommit = Date.now();
+  async function commitNow(): Promise<void> {
+    if (commitTimer) clearTimeout(commitTimer);
+    commitTimer = undefined;
+    const commit = commitResolved;
+    commitResolved = undefined;
+    lastCommit = Date.now();
+    if (commit) await commit();
+  }
+  const commitQuietly = (when: string) =>
+    commitNow().catch((err: unknown) =>
+      opts.logger.debug({ err, when }, 'offset commit failed; the next one carries them'),
+    );
+
+  /** After a batch resolved its offsets: commits them now when the interval is over, else soon. */
+  async function committed(payload: EachBatchPayload): Promise<void> {
+    commitResolved = () => payload.commitOffsetsIfNecessary(payload.uncommittedOffsets());
+    const due = lastCommit + commitIntervalMs - Date.now();
+    if (stopping || due <= 0) await commitNow();
+    else commitTimer ??= setTimeout(() => void commitQuietly('interval'), due);
+  }
+
   /** kafkajs `eachBatch`: routes runs of valid events at once; invalid messages go to the DLQ in order. */
   async function eachBatch(onBatch: NonNullable<EventConsumerOptions['onBatch']>, payload: EachBatchPayload) {
     const { batch } = payload;
-    const heartbeat = () => payload.heartbeat();
+    // A failed heartbeat means the group is rebalancing: commit what was handled before leaving it.
+    const heartbeat = async () => {
+      try {
+        await payload.heartbeat();
+      } catch (err) {
+        await commitQuietly('rebalance');
+        throw err;
+      }
+    };
     let run: (ConsumedEvent & { message: KafkaMessage })[] = [];
     let last: string | undefined;
     const flush = async (): Promise<void> => {
@@ -323,7 +367,7 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
       if (run.length >= MAX_BATCH_EVENTS) await flush();
     }
     await flush();
-    await payload.commitOffsetsIfNecessary();
+    await committed(payload);
     await heartbeat();
   }
 
@@ -363,8 +407,11 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     await current.subscribe({ topics: [...opts.topics], fromBeginning: true });
     const { onBatch } = opts;
     if (onBatch) {
+      // kafkajs may notice a rebalance in its own heartbeat first: commit then too (best effort).
+      current.on(current.events.REBALANCING, () => void commitQuietly('rebalance'));
       await current.run({
         partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently ?? 1,
+        autoCommit: false,
         eachBatchAutoResolve: false,
         eachBatch: (payload) => eachBatch(onBatch, payload),
       });
@@ -416,6 +463,8 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     async stop() {
       stopping = true;
       if (relaunch) clearTimeout(relaunch);
+      // What was handled is committed now; a batch still in flight commits itself when done.
+      await commitQuietly('stop');
       await consumer.disconnect();
     },
   };

@@ -361,3 +361,31 @@ test('the admin port should list topics, read ends and lag, and the raw reader s
   await admin.deleteGroups([groupId]);
   assert.ok(!(await admin.listGroups()).includes(groupId));
 });
+
+test('a batch consumer should commit what it handled within the commit interval, also when no more events come', async (t) => {
+  const topic = await newTopic('interval', 2);
+  const admin = createKafkaAdmin(kafka);
+  await admin.connect();
+  t.after(() => admin.disconnect());
+  const group = 'interval';
+  const groupId = `test.${run}.${group}`;
+  const handled: string[] = [];
+  await consumer(topic, group, {
+    commitIntervalMs: 300,
+    onBatch: (items) => {
+      handled.push(...items.map((i) => i.event.id));
+      return Promise.resolve();
+    },
+  });
+  const events = Array.from({ length: 6 }, (_, i) => liked(`interval${i % 3}`, i));
+  await publish(topic, events.slice(0, 3));
+  await waitUntil('the first events handled', 30_000, () => handled.length >= 3);
+  // These come right after the first batches' commit: within the interval, so not committed at once.
+  await publish(topic, events.slice(3));
+  await waitUntil('every event handled', 30_000, () => handled.length >= events.length);
+  // Nothing else arrives: the interval's commit carries the last batches' offsets all the same.
+  await waitUntil('the group to have committed everything', 10_000, async () => {
+    const lags = await consumerLag(admin, groupId, [topic]);
+    return lags.length > 0 && lags.every((l) => l.lag === 0);
+  });
+});

@@ -4,6 +4,7 @@ import type { Directory } from './directory.js';
 import type { Departures } from './departures.js';
 import type { History } from './history.js';
 import type { NodeRoster } from './roster.js';
+import type { RouteLog } from './route-log.js';
 import { EPOCH_PATTERN, isLaterEpoch } from './history.js';
 
 /**
@@ -286,5 +287,75 @@ export function rosterContract(
     await r.leave('n2');
     await expire();
     assert.deepEqual(await r.claimDead(), [{ nodeId: 'n1', connections: [{ userId: 'u2', connectionId: 'c2' }] }]);
+  });
+
+  test(`${name}: roster should renew a node that serves 20,000 connections (one process's limit)`, async () => {
+    const { roster } = await make();
+    const r = roster();
+    const connections = Array.from({ length: 20_000 }, (_, i) => ({ userId: `u${i % 7}`, connectionId: `c${i}` }));
+    await r.renew('big', connections);
+    const previous = await r.claimPrevious('big');
+    const ids = (list: readonly { connectionId: string }[]) => list.map((c) => c.connectionId).sort();
+    assert.deepEqual(ids(previous?.connections ?? []), ids(connections));
+  });
+}
+
+/**
+ * The RouteLog contract. `make()` returns a route log over a fresh store with the History and the
+ * Directory (of node `forNode`) that read and write the same store; `expire()` lets one lease pass.
+ */
+export function routeLogContract(
+  name: string,
+  make: () => Promise<{
+    routes: RouteLog;
+    history: History;
+    forNode: (nodeId: string) => Directory;
+    expire: () => Promise<void>;
+  }>,
+): void {
+  test(`${name}: route log should append each channel's entries in order and read back its holders`, async () => {
+    const { routes, history, forNode } = await make();
+    await history.append('creator:u1', 'before');
+    await forNode('b').addChannel('b', 'creator:u1');
+    await forNode('a').addChannel('a', 'creator:u1');
+    const batch = await routes.appendAndLookup([
+      { channel: 'creator:u1', payload: 'a1' },
+      { channel: 'post:p2', payload: 'b1' },
+      { channel: 'creator:u1', payload: 'a2' },
+    ]);
+    assert.deepEqual(
+      batch.positions.map((p) => p.offset),
+      ['2', '1', '3'],
+    );
+    assert.equal(batch.positions[0]?.epoch, batch.positions[2]?.epoch);
+    assert.deepEqual(
+      [...batch.nodes],
+      [
+        ['creator:u1', ['a', 'b']],
+        ['post:p2', []],
+      ],
+    );
+    // What it appended is the history's: replayable, and the position moved on.
+    const replay = await history.since('creator:u1', { offset: '1', epoch: batch.positions[0]?.epoch ?? '' }, 10);
+    assert.deepEqual(
+      replay.entries.map((e) => [e.offset, e.payload]),
+      [
+        ['2', 'a1'],
+        ['3', 'a2'],
+      ],
+    );
+    assert.deepEqual(await history.position('post:p2'), batch.positions[1]);
+    assert.deepEqual((await routes.appendAndLookup([])).positions, []);
+  });
+
+  test(`${name}: route log should call the registry complete only once it was renewed a lease ago`, async () => {
+    const { routes, forNode, expire } = await make();
+    const entries = [{ channel: 'creator:u3', payload: 'x' }];
+    assert.equal((await routes.appendAndLookup(entries)).complete, false, 'no marker: the store may have lost data');
+    await forNode('a').refresh({ channels: ['creator:u3'], connections: [] });
+    await expire();
+    await forNode('a').refresh({ channels: ['creator:u3'], connections: [] });
+    const batch = await routes.appendAndLookup(entries);
+    assert.deepEqual([batch.complete, batch.nodes.get('creator:u3')], [true, ['a']]);
   });
 }

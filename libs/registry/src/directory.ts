@@ -46,6 +46,24 @@ export interface Directory {
   }): Promise<void>;
 }
 
+/** The leased set of the nodes that hold subscribers of `channel` (the channel is the hash tag). */
+export function channelNodesKey(keyPrefix: string, channel: string): string {
+  return `${keyPrefix}channel-nodes:{${channel}}`;
+}
+
+/** The marker that tells how long the registry's store has kept its data. */
+export function registryMarkerKey(keyPrefix: string): string {
+  return `${keyPrefix}{registry}:since`;
+}
+
+/**
+ * Whether the registry can be trusted to list every holder: its marker (age in ms, undefined when
+ * missing) is at least one lease old, so every live node renewed what it holds since.
+ */
+export function isComplete(markerAgeMs: number | undefined, leaseMs: number): boolean {
+  return markerAgeMs !== undefined && markerAgeMs >= leaseMs;
+}
+
 /** Directory over leased sets: Redis in production, memory for a single node and unit tests. */
 export class LeasedDirectory implements Directory {
   constructor(
@@ -57,8 +75,8 @@ export class LeasedDirectory implements Directory {
 
   // Hash tags keep each key in its own slot family; every script touches one key.
   private nodesKey = (): string => `${this.keyPrefix}{registry}:nodes`;
-  private markerKey = (): string => `${this.keyPrefix}{registry}:since`;
-  private channelKey = (channel: string): string => `${this.keyPrefix}channel-nodes:{${channel}}`;
+  private markerKey = (): string => registryMarkerKey(this.keyPrefix);
+  private channelKey = (channel: string): string => channelNodesKey(this.keyPrefix, channel);
   private userKey = (userId: string): string => `${this.keyPrefix}presence:{user:${userId}}`;
 
   async addChannel(nodeId: string, channel: string): Promise<void> {
@@ -79,7 +97,7 @@ export class LeasedDirectory implements Directory {
       this.sets.markAge(this.markerKey()),
     ]);
     const nodes = new Map(channels.map((c, i) => [c, live[i] ?? []]));
-    return { nodes, complete: age !== undefined && age >= this.leaseMs };
+    return { nodes, complete: isComplete(age, this.leaseMs) };
   }
 
   async dataSince(): Promise<number | undefined> {
@@ -108,7 +126,11 @@ export class LeasedDirectory implements Directory {
     connections: readonly { userId: string; connectionId: string }[];
   }): Promise<void> {
     const byUser = new Map<string, string[]>();
-    for (const c of holdings.connections) byUser.set(c.userId, [...(byUser.get(c.userId) ?? []), c.connectionId]);
+    for (const c of holdings.connections) {
+      const ids = byUser.get(c.userId);
+      if (ids) ids.push(c.connectionId);
+      else byUser.set(c.userId, [c.connectionId]);
+    }
     await this.sets.mark(this.markerKey());
     await this.sets.addMany(
       [

@@ -11,3 +11,5 @@ export type { Departures } from './departures.js';
 export { MemoryDepartures, RedisDepartures } from './departures.js';
 export type { DeadNode, NodeRoster, ServedConnection } from './roster.js';
 export { MemoryNodeRoster, RedisNodeRoster } from './roster.js';
+export type { RouteLog, RoutedBatch } from './route-log.js';
+export { RedisRouteLog, SequentialRouteLog } from './route-log.js';

@@ -35,11 +35,18 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZCARD', KEYS[1])
 `;
 
+/** `live_members(key)`: the members of the leased set `key` whose lease has not run out. */
+export const LIVE_MEMBERS = `
+local function live_members(key)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return redis.call('ZRANGEBYSCORE', key, '(' .. now, '+inf')
+end
+`;
+
 /** KEYS[1] = leased set. Returns the live members. */
-const LIVE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+const LIVE = `${LIVE_MEMBERS}
+return live_members(KEYS[1])
 `;
 
 /** KEYS[1] = marker. Sets it to Redis' clock (ms) unless it exists. */

@@ -7,12 +7,19 @@ import {
   MemoryHistory,
   MemoryLeasedSets,
   MemoryNodeRoster,
+  SequentialRouteLog,
   OFFSET_PATTERN,
   compareOffsets,
   isLaterEpoch,
   newEpoch,
 } from './index.js';
-import { departuresContract, directoryContract, historyContract, rosterContract } from './contract.js';
+import {
+  departuresContract,
+  directoryContract,
+  historyContract,
+  rosterContract,
+  routeLogContract,
+} from './contract.js';
 
 directoryContract('memory', () => {
   let now = 1_000_000;
@@ -36,6 +43,22 @@ historyContract('memory', (maxLength) => {
     history,
     lose: (channel: string) => {
       history.forget(channel);
+      return Promise.resolve();
+    },
+  });
+});
+
+routeLogContract('memory', () => {
+  let now = 1_000_000;
+  const sets = new MemoryLeasedSets(() => now);
+  const history = new MemoryHistory(1000);
+  const forNode = (nodeId: string) => new LeasedDirectory(sets, 'p:', nodeId, 15_000);
+  return Promise.resolve({
+    routes: new SequentialRouteLog(history, forNode('router')),
+    history,
+    forNode,
+    expire: () => {
+      now += 15_001;
       return Promise.resolve();
     },
   });

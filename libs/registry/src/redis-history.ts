@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { History, Recovery, StreamPosition } from './history.js';
 import { execAll, script } from './scripts.js';
@@ -25,17 +25,33 @@ end
 `;
 
 /**
- * Append one entry. ARGV[1] = payload, ARGV[2] = approximate max length, ARGV[3] = ttl ms,
- * ARGV[4] = random epoch suffix. Returns {offset, epoch}.
+ * `append_from(first, maxlen, ttl, suffix)` appends ARGV[first..] to KEYS[1] in order, with
+ * contiguous offsets, and returns the first one's offset and the epoch. `maxlen` is the approximate
+ * max length, `ttl` ms, `suffix` the random epoch suffix (see OPEN_EPOCH).
  */
-const APPEND = `${OPEN_EPOCH}
-local epoch = open_epoch(ARGV[3], ARGV[4])
-local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
-seq = string.format('%d', seq)
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'p', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return {seq, epoch}
+export const APPEND_FROM = `${OPEN_EPOCH}
+local function append_from(first, maxlen, ttl, suffix)
+  local epoch = open_epoch(ttl, suffix)
+  local count = #ARGV - first + 1
+  local seq = redis.call('HINCRBY', KEYS[2], 'seq', count) - count
+  local firstSeq = seq + 1
+  for i = first, #ARGV do
+    seq = seq + 1
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, string.format('%d', seq) .. '-0', 'p', ARGV[i])
+  end
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  return string.format('%d', firstSeq), epoch
+end
+`;
+
+/**
+ * Append entries. ARGV[1] = approximate max length, ARGV[2] = ttl ms, ARGV[3] = random epoch
+ * suffix, ARGV[4..] = payloads (at least one), in order. Returns {first offset, epoch}.
+ */
+const APPEND = `${APPEND_FROM}
+local first, epoch = append_from(4, ARGV[1], ARGV[2], ARGV[3])
+return {first, epoch}
 `;
 
 /** Current position. ARGV[1] = ttl ms, ARGV[2] = random epoch suffix. Returns {offset, epoch}. */
@@ -75,6 +91,35 @@ export interface RedisHistoryOptions {
   readonly ttlMs: number;
 }
 
+/** The stream and meta hash of a channel's history (one cluster slot: the channel is the hash tag). */
+export function historyKeys(keyPrefix: string, channel: string): [string, string] {
+  return [`${keyPrefix}history:{${channel}}`, `${keyPrefix}history-meta:{${channel}}`];
+}
+
+/** The indices of `entries` grouped by channel, each group in the given order. */
+export function indicesByChannel(entries: readonly { channel: string }[]): Map<string, number[]> {
+  const groups = new Map<string, number[]>();
+  entries.forEach(({ channel }, i) => {
+    const group = groups.get(channel);
+    if (group) group.push(i);
+    else groups.set(channel, [i]);
+  });
+  return groups;
+}
+
+/**
+ * Positions of a channel's appended entries, as the append scripts answer: the first offset and
+ * the epoch; the others follow contiguously. Written into `positions` at the group's indices.
+ */
+export function spreadPositions(
+  positions: StreamPosition[],
+  indices: readonly number[],
+  first: string,
+  epoch: string,
+): void {
+  indices.forEach((index, k) => (positions[index] = { offset: String(Number(first) + k), epoch }));
+}
+
 /** History on Redis Streams; one stream and one meta hash per channel, in one cluster slot. */
 export class RedisHistory implements History {
   private readonly scripts;
@@ -91,26 +136,42 @@ export class RedisHistory implements History {
   }
 
   private keys(channel: string): [string, string] {
-    return [`${this.keyPrefix}history:{${channel}}`, `${this.keyPrefix}history-meta:{${channel}}`];
+    return historyKeys(this.keyPrefix, channel);
   }
 
-  private appendArgs(channel: string, payload: string): string[] {
-    return [...this.keys(channel), payload, String(this.opts.maxLength), String(this.opts.ttlMs), epochSuffix()];
+  private appendArgs(channel: string, payloads: readonly string[]): string[] {
+    return [...this.keys(channel), String(this.opts.maxLength), String(this.opts.ttlMs), epochSuffix(), ...payloads];
   }
 
   async append(channel: string, payload: string): Promise<StreamPosition> {
-    const [offset, epoch] = (await this.scripts.append(this.redis, ...this.appendArgs(channel, payload))) as [
+    const [offset, epoch] = (await this.scripts.append(this.redis, ...this.appendArgs(channel, [payload]))) as [
       string,
       string,
     ];
     return { offset, epoch };
   }
 
+  /** One script call per channel, all in one pipeline (one round trip). */
   async appendMany(entries: readonly { channel: string; payload: string }[]): Promise<StreamPosition[]> {
     if (entries.length === 0) return [];
+    const groups = [...indicesByChannel(entries)];
     const pipeline = this.redis.pipeline();
-    for (const e of entries) this.scripts.append.queue(pipeline, ...this.appendArgs(e.channel, e.payload));
-    return ((await execAll(pipeline)) as [string, string][]).map(([offset, epoch]) => ({ offset, epoch }));
+    for (const [channel, indices] of groups) {
+      this.scripts.append.queue(
+        pipeline,
+        ...this.appendArgs(
+          channel,
+          indices.map((i) => entries[i]?.payload ?? ''),
+        ),
+      );
+    }
+    const replies = (await execAll(pipeline)) as [string, string][];
+    const positions: StreamPosition[] = new Array<StreamPosition>(entries.length);
+    groups.forEach(([, indices], g) => {
+      const [first, epoch] = replies[g] ?? ['0', ''];
+      spreadPositions(positions, indices, first, epoch);
+    });
+    return positions;
   }
 
   async position(channel: string): Promise<StreamPosition> {
@@ -140,6 +201,18 @@ export class RedisHistory implements History {
   }
 }
 
-function epochSuffix(): string {
-  return randomBytes(5).toString('hex');
+// Random bytes for epoch suffixes, drawn a few KiB at a time: every append and position call
+// carries one (in case its script has to open an epoch), and one randomBytes call each showed up
+// in the gateway's profile under a subscribe storm.
+const suffixPool = Buffer.alloc(4096);
+let suffixUsed = suffixPool.length;
+
+/** 10 random hex digits: the suffix of an epoch a script may have to open. */
+export function epochSuffix(): string {
+  if (suffixUsed + 5 > suffixPool.length) {
+    randomFillSync(suffixPool);
+    suffixUsed = 0;
+  }
+  suffixUsed += 5;
+  return suffixPool.toString('hex', suffixUsed - 5, suffixUsed);
 }

@@ -1,8 +1,21 @@
 import { after } from 'node:test';
 import { Redis } from 'ioredis';
 import { runId, testInfra, waitUntil } from '@ripple/testing';
-import { LeasedDirectory, RedisDepartures, RedisHistory, RedisLeasedSets, RedisNodeRoster } from './index.js';
-import { departuresContract, directoryContract, historyContract, rosterContract } from './contract.js';
+import {
+  LeasedDirectory,
+  RedisDepartures,
+  RedisHistory,
+  RedisLeasedSets,
+  RedisNodeRoster,
+  RedisRouteLog,
+} from './index.js';
+import {
+  departuresContract,
+  directoryContract,
+  historyContract,
+  rosterContract,
+  routeLogContract,
+} from './contract.js';
 
 const redis = new Redis(testInfra.redisUrl);
 const prefixes: string[] = [];
@@ -56,6 +69,19 @@ historyContract('redis', (maxLength) => {
     lose: async (channel: string) => {
       await redis.del(`${p}history:{${channel}}`, `${p}history-meta:{${channel}}`);
     },
+  });
+});
+
+routeLogContract('redis', () => {
+  const p = prefix();
+  const leaseMs = 300;
+  const options = { maxLength: 1000, ttlMs: 60_000 };
+  const sets = new RedisLeasedSets(redis);
+  return Promise.resolve({
+    routes: new RedisRouteLog(redis, p, { ...options, leaseMs }),
+    history: new RedisHistory(redis, p, options),
+    forNode: (nodeId: string) => new LeasedDirectory(sets, p, nodeId, leaseMs),
+    expire: () => new Promise<void>((resolve) => setTimeout(resolve, leaseMs + 50)),
   });
 });
 

@@ -54,12 +54,16 @@ return 1
 
 /**
  * KEYS[1] = a node's connections hash; ARGV[1] = keep ms; ARGV[2..] = connection id, user id pairs
- * Replaces the hash with the given connections; it expires `keep` ms after this renewal.
+ * Replaces the hash with the given connections; it expires `keep` ms after this renewal. HSET
+ * takes them 500 pairs at a time: Lua's unpack fails past ~8,000 values, and one process holds up
+ * to ~19,900 sockets.
  */
 const REPLACE = `
 redis.call('DEL', KEYS[1])
 if #ARGV > 1 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+  for i = 2, #ARGV, 1000 do
+    redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  end
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
 end
 return 1

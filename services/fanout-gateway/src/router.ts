@@ -1,6 +1,6 @@
 import { channelsFor } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
-import type { Directory, History } from '@ripple/registry';
+import type { RouteLog } from '@ripple/registry';
 import type { NodeBus, NodeMessage, RoutedFrame } from './bus.js';
 import type { LocalHub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -11,8 +11,8 @@ import type { Context } from '@ripple/telemetry';
 export interface RouterDeps {
   readonly nodeId: string;
   readonly hub: LocalHub;
-  readonly history: History;
-  readonly directory: Directory;
+  /** History appends and the channel-to-node lookup, one round trip per batch on Redis. */
+  readonly routes: RouteLog;
   readonly bus: NodeBus;
   readonly metrics: GatewayMetrics;
   readonly now?: () => number;
@@ -22,11 +22,11 @@ export interface RouterDeps {
 
 /**
  * Routes consumed events, a batch at a time: appends every (event, channel) frame to its channel's
- * history in one pipelined round trip (which gives each its offset, in event order), looks up the
- * nodes holding every channel in one more, delivers to this node's sockets, and sends each other
- * node that holds subscribers one message with all of its frames. Resolves once that is done, so
- * the Kafka offsets are committed only after routing succeeded. Each event is serialised once,
- * each channel's frame once.
+ * history and reads the nodes holding each channel in one step (`RouteLog`: one round trip; the
+ * append gives each frame its offset, in event order), delivers to this node's sockets, and sends
+ * each other node that holds subscribers one message with all of its frames. Resolves once that
+ * is done, so the Kafka offsets are committed only after routing succeeded. Each event is
+ * serialised once, each channel's frame once.
  */
 export class Router {
   private readonly now: () => number;
@@ -35,7 +35,7 @@ export class Router {
   }
 
   async route(events: readonly AnyEvent[]): Promise<void> {
-    const { history, directory, nodeId, metrics } = this.deps;
+    const { routes, nodeId, metrics } = this.deps;
     // Membership marks first, in event order: a failure fails the batch, so it is retried.
     if (this.deps.beforeRoute) for (const event of events) await this.deps.beforeRoute(event);
     const items = events.flatMap((event) => {
@@ -44,13 +44,16 @@ export class Router {
     });
     if (items.length === 0) return;
     // History first: the append gives each frame its offset, and a frame is only ever sent after
-    // it is in history, so a node that misses it (or gets it late) can read it from there.
-    const positions = await history.appendMany(items.map((i) => ({ channel: i.channel, payload: i.json })));
+    // it is in history, so a node that misses it (or gets it late) can read it from there. Each
+    // channel's nodes are read after its append, so a node that registers later reads a position
+    // that includes the frame.
+    const { positions, nodes, complete } = await routes.appendAndLookup(
+      items.map((i) => ({ channel: i.channel, payload: i.json })),
+    );
     const frames: RoutedFrame[] = items.map(({ channel, json, time }, i) => {
       const { offset, epoch } = positions[i] ?? { offset: '0', epoch: '' };
       return { channel, offset, epoch, time, frame: eventFrame(channel, offset, epoch, json) };
     });
-    const { nodes, complete } = await directory.lookup([...new Set(items.map((i) => i.channel))]);
     this.deliver(frames, context.active());
     // The trace continues on the nodes that hold the other subscribers.
     const { traceparent } = traceHeaders();

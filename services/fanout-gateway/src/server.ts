@@ -13,7 +13,14 @@ import {
   kafkaReadiness,
   registerConsumerLag,
 } from '@ripple/kafka';
-import { LeasedDirectory, RedisDepartures, RedisHistory, RedisLeasedSets, RedisNodeRoster } from '@ripple/registry';
+import {
+  LeasedDirectory,
+  RedisDepartures,
+  RedisHistory,
+  RedisLeasedSets,
+  RedisNodeRoster,
+  RedisRouteLog,
+} from '@ripple/registry';
 import { connectionHealth, createLogger, createMetricsRegistry, watchConnection } from '@ripple/telemetry';
 import { buildApp } from './app.js';
 import { RedisNodeBus } from './bus.js';
@@ -56,9 +63,11 @@ runProcess(SERVICE_NAME, async () => {
     'directory',
     metrics,
   );
-  const history = timed(
-    new RedisHistory(redis, config.REDIS_KEY_PREFIX, { maxLength: config.HISTORY_SIZE, ttlMs: config.HISTORY_TTL_MS }),
-    'history',
+  const historyOptions = { maxLength: config.HISTORY_SIZE, ttlMs: config.HISTORY_TTL_MS };
+  const history = timed(new RedisHistory(redis, config.REDIS_KEY_PREFIX, historyOptions), 'history', metrics);
+  const routes = timed(
+    new RedisRouteLog(redis, config.REDIS_KEY_PREFIX, { ...historyOptions, leaseMs }),
+    'routes',
     metrics,
   );
   const connectionList = { all: (): ReturnType<Connections['all']> => [] };
@@ -92,8 +101,7 @@ runProcess(SERVICE_NAME, async () => {
   const router = new Router({
     nodeId,
     hub,
-    history,
-    directory,
+    routes,
     bus,
     metrics,
     beforeRoute: (event) => membership.record(event),

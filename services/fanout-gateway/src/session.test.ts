@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jwtSecret, signAccessToken, signSubscriptionToken, verifyAccessToken } from '@ripple/auth';
-import { LeasedDirectory, MemoryHistory, MemoryLeasedSets } from '@ripple/registry';
+import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialRouteLog } from '@ripple/registry';
 import type { History } from '@ripple/registry';
 import { createMetricsRegistry } from '@ripple/telemetry';
 import { LocalHub } from './hub.js';
@@ -234,6 +234,7 @@ test('the router should append to history, deliver locally and send other nodes 
   );
   const router = new Router({
     ...w,
+    routes: new SequentialRouteLog(w.history, w.directory),
     nodeId: 'n1',
     metrics,
     bus: {

@@ -189,7 +189,7 @@ test('every process should expose its metrics on /metrics, and they should move 
   moved(gw0, gw1, 'gateway_deliveries_total');
   moved(gw0, gw1, 'gateway_delivery_latency_seconds_count');
   moved(gw0, gw1, 'gateway_errors_total', { code: 'GW_SUBSCRIBE_FORBIDDEN' });
-  moved(gw0, gw1, 'registry_operation_duration_seconds_count', { operation: 'history.appendMany' });
+  moved(gw0, gw1, 'registry_operation_duration_seconds_count', { operation: 'routes.appendAndLookup' });
   assert.notEqual(gw1?.('gateway_slow_consumer_closes_total'), undefined);
 
   // Every metric the Grafana dashboard queries is one that some process exposes.
