@@ -39,9 +39,13 @@ export async function authorizeChannel(
 ): Promise<ParsedChannel> {
   const parsed = parseChannel(channel);
   if (!parsed) {
-    throw new RippleError('GW_CHANNEL_INVALID', `"${channel}" is not a channel name (user:, feed:, post:, creator:, chat:)`, {
-      status: 400,
-    });
+    throw new RippleError(
+      'GW_CHANNEL_INVALID',
+      `"${channel}" is not a channel name (user:, feed:, post:, creator:, chat:)`,
+      {
+        status: 400,
+      },
+    );
   }
   switch (parsed.kind) {
     case 'user':

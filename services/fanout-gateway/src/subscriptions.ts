@@ -198,7 +198,8 @@ export class Subscriptions implements Subscriber {
   async remove(channel: string): Promise<void> {
     if (!this.channels.delete(channel)) return;
     if (this.deps.derived?.owns(channel)) await this.deps.derived.leave(channel, this);
-    else if (this.deps.hub.unsubscribe(channel, this)) await this.deps.directory.removeChannel(this.deps.nodeId, channel);
+    else if (this.deps.hub.unsubscribe(channel, this))
+      await this.deps.directory.removeChannel(this.deps.nodeId, channel);
   }
 
   async removeAll(): Promise<void> {

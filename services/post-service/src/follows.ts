@@ -92,7 +92,8 @@ export function installFollows(app: FastifyInstance, deps: ApiDeps<Db, Tx>): voi
         const where = direction === 'followers' ? { followeeId: userId } : { followerId: userId };
         return fetchPage(
           request.query,
-          ({ idBefore, take }) => db.follow.findMany({ where: { ...where, ...idBefore }, orderBy: { id: 'desc' }, take }),
+          ({ idBefore, take }) =>
+            db.follow.findMany({ where: { ...where, ...idBefore }, orderBy: { id: 'desc' }, take }),
           (f) => ({
             userId: direction === 'followers' ? f.followerId : f.followeeId,
             followedAt: f.createdAt.toISOString(),
@@ -115,16 +116,12 @@ export function installFollows(app: FastifyInstance, deps: ApiDeps<Db, Tx>): voi
     },
   );
 
-  app.get(
-    '/me/following/ids',
-    { ...auth, schema: { ...tags, response: { 200: FollowingIds } } },
-    async (request) => {
-      const rows = await db.follow.findMany({
-        where: { followerId: userOf(request).sub },
-        select: { followeeId: true },
-        take: FOLLOWING_MAX,
-      });
-      return { ids: rows.map((r) => r.followeeId) };
-    },
-  );
+  app.get('/me/following/ids', { ...auth, schema: { ...tags, response: { 200: FollowingIds } } }, async (request) => {
+    const rows = await db.follow.findMany({
+      where: { followerId: userOf(request).sub },
+      select: { followeeId: true },
+      take: FOLLOWING_MAX,
+    });
+    return { ids: rows.map((r) => r.followeeId) };
+  });
 }
