@@ -1,24 +1,8 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
-import type { FastifyInstance } from 'fastify';
-import { apiTestbed } from '@ripple/service/testbed';
-import { buildApp } from './app.js';
-import { createDb, transaction } from './db.js';
+import { postServiceTestApp } from './testing.js';
 
-const migrationsDir = fileURLToPath(new URL('../prisma/migrations', import.meta.url));
-const startBed = () => apiTestbed({ name: 'post-service', migrationsDir, createDb, transaction });
-let bed: Awaited<ReturnType<typeof startBed>>;
-let app: FastifyInstance;
-
-before(async () => {
-  bed = await startBed();
-  app = await buildApp(bed.deps);
-});
-after(async () => {
-  await app?.close();
-  await bed?.close();
-});
+const svc = postServiceTestApp();
 
 interface Page<T> {
   items: T[];
@@ -27,9 +11,9 @@ interface Page<T> {
 type Json = Record<string, unknown>;
 
 const call = (method: string, url: string, user: string | undefined, payload?: Json, key?: string) =>
-  bed.call(app, method, url, user, payload, key);
+  svc.bed.call(svc.app, method, url, user, payload, key);
 const followEvents = async (follower: string) =>
-  (await bed.events()).filter(
+  (await svc.bed.events()).filter(
     (e) => e.type.startsWith('user.') && (e.data as { followerId: string }).followerId === follower,
   );
 const counts = async (user: string) => (await call('GET', `/users/${user}`, 'viewer')).json();
@@ -88,7 +72,7 @@ test('following oneself, or a malformed id, should answer 400 with its code and 
 });
 
 test('every follow route should answer 401 with a code without a valid access token', async () => {
-  await bed.assertTokensRequired(app, [
+  await svc.bed.assertTokensRequired(svc.app, [
     ['PUT', '/me/following/x1'],
     ['DELETE', '/me/following/x1'],
     ['GET', '/users/x1'],
