@@ -3,14 +3,14 @@ import { verifySubscriptionToken } from './tokens.js';
 import type { JwtSecret } from './tokens.js';
 
 /** The channel namespaces of DESIGN.md §4. */
-export type ChannelKind = 'user' | 'post' | 'creator' | 'chat';
+export type ChannelKind = 'user' | 'feed' | 'post' | 'creator' | 'chat';
 
 export interface ParsedChannel {
   readonly kind: ChannelKind;
   readonly id: string;
 }
 
-const CHANNEL = /^(user|post|creator|chat):([A-Za-z0-9_-]{1,128})$/;
+const CHANNEL = /^(user|feed|post|creator|chat):([A-Za-z0-9_-]{1,128})$/;
 
 export function parseChannel(channel: string): ParsedChannel | undefined {
   const match = CHANNEL.exec(channel);
@@ -26,7 +26,7 @@ export interface MembershipMarks {
 
 /**
  * Decides whether `userId` may subscribe to `channel`.
- * `user:` is private to its user; `post:` and `creator:` are open to any authenticated user;
+ * `user:` and `feed:` are private to their user; `post:` and `creator:` are open to any authenticated user;
  * `chat:` needs a subscription token that chat-service signed for this user and room, after the
  * user last left that room (`marks`): a token signed before a removal proves nothing any more.
  */
@@ -39,14 +39,21 @@ export async function authorizeChannel(
 ): Promise<ParsedChannel> {
   const parsed = parseChannel(channel);
   if (!parsed) {
-    throw new RippleError('GW_CHANNEL_INVALID', `"${channel}" is not a channel name (user:, post:, creator:, chat:)`, {
-      status: 400,
-    });
+    throw new RippleError(
+      'GW_CHANNEL_INVALID',
+      `"${channel}" is not a channel name (user:, feed:, post:, creator:, chat:)`,
+      {
+        status: 400,
+      },
+    );
   }
   switch (parsed.kind) {
     case 'user':
+    case 'feed':
       if (parsed.id !== userId) {
-        throw new RippleError('GW_SUBSCRIBE_FORBIDDEN', 'a user channel is readable by its user only', { status: 403 });
+        throw new RippleError('GW_SUBSCRIBE_FORBIDDEN', `a ${parsed.kind} channel is readable by its user only`, {
+          status: 403,
+        });
       }
       return parsed;
     case 'post':

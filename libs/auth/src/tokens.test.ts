@@ -55,8 +55,9 @@ test('extractBearerToken should read the header first, then the query', () => {
   assert.equal(extractBearerToken(undefined, ''), undefined);
 });
 
-test('authorizeChannel should keep user channels private, open creator and post channels, and guard chat channels', async () => {
+test('authorizeChannel should keep user and feed channels private, open creator and post channels, and guard chat channels', async () => {
   assert.equal((await authorizeChannel(secret, 'u1', 'user:u1', undefined)).kind, 'user');
+  assert.equal((await authorizeChannel(secret, 'u1', 'feed:u1', undefined)).kind, 'feed');
   assert.equal((await authorizeChannel(secret, 'u1', 'creator:u2', undefined)).kind, 'creator');
   assert.equal((await authorizeChannel(secret, 'u1', 'post:p9', undefined)).kind, 'post');
   const good = await signSubscriptionToken(secret, 'u1', 'chat:r1');
@@ -70,6 +71,7 @@ test('authorizeChannel should keep user channels private, open creator and post 
     }
   };
   assert.equal(await codeOf('user:u2'), 'GW_SUBSCRIBE_FORBIDDEN');
+  assert.equal(await codeOf('feed:u2'), 'GW_SUBSCRIBE_FORBIDDEN');
   assert.equal(await codeOf('chat:r1'), 'GW_SUBSCRIBE_FORBIDDEN');
   assert.equal(await codeOf('chat:r2', good), 'GW_SUBSCRIBE_FORBIDDEN', 'token of another room');
   assert.equal(await codeOf('chat:r1', await signSubscriptionToken(secret, 'u2', 'chat:r1')), 'GW_SUBSCRIBE_FORBIDDEN');

@@ -27,6 +27,7 @@ const channelIds: Record<string, string> = {
   [Topics.chat]: 'chatEvents',
   [Topics.notification]: 'notificationEvents',
   [Topics.presence]: 'presenceEvents',
+  [Topics.user]: 'userEvents',
 };
 
 /** docs/asyncapi.yaml, generated from the catalog (`pnpm asyncapi` writes it; a test compares). */

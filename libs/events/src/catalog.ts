@@ -8,6 +8,7 @@ export const Topics = {
   chat: 'chat.events.v1',
   notification: 'notification.events.v1',
   presence: 'presence.events.v1',
+  user: 'user.events.v1',
 } as const;
 export type TopicName = (typeof Topics)[keyof typeof Topics];
 
@@ -93,6 +94,8 @@ const NotificationReadData = object({
 const UnreadCountData = object({ userId: Id, count: Count });
 
 const PresenceData = object({ userId: Id, connectionId: Id, nodeId: Id, at: Time });
+
+const FollowData = object({ followerId: Id, followeeId: Id, at: Time });
 
 const post = (d: { postId: string }) => `post:${d.postId}`;
 const creator = (id: string) => `creator:${id}`;
@@ -246,6 +249,24 @@ export const Catalog = {
     PresenceData,
     (d) => d.userId,
     (d) => [user(d.userId)],
+  ),
+
+  // The follow graph (post-service). Keyed by the follower so one user's follows and unfollows
+  // stay in order; on the follower's own channel, where each gateway node holding that user's
+  // `feed:` subscription reads it to keep the followee set fresh (services/fanout-gateway/src/feed.ts).
+  'user.followed': entry(
+    'user.followed',
+    Topics.user,
+    FollowData,
+    (d) => d.followerId,
+    (d) => [user(d.followerId)],
+  ),
+  'user.unfollowed': entry(
+    'user.unfollowed',
+    Topics.user,
+    FollowData,
+    (d) => d.followerId,
+    (d) => [user(d.followerId)],
   ),
 };
 

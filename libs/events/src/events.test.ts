@@ -49,6 +49,8 @@ const samples: { [T in EventType]: DataOf<T> } = {
   'notification.unread_count': { userId: 'u1', count: 3 },
   'presence.online': { userId: 'u1', connectionId: 'c-1', nodeId: 'node-1', at },
   'presence.offline': { userId: 'u1', connectionId: 'c-1', nodeId: 'node-1', at },
+  'user.followed': { followerId: 'u1', followeeId: 'u2', at },
+  'user.unfollowed': { followerId: 'u1', followeeId: 'u2', at },
 };
 
 function codeOf(fn: () => unknown): string {
@@ -150,6 +152,7 @@ test('the routing table should send each event to the channels of DESIGN.md §4'
   assert.deepEqual(route('chat.message.sent'), ['chat:r1']);
   assert.deepEqual(route('notification.unread_count'), ['user:u1']);
   assert.deepEqual(route('presence.online'), ['user:u1']);
+  assert.deepEqual(route('user.followed'), ['user:u1']);
 });
 
 test('topics and keys should keep one aggregate on one partition key', () => {
@@ -158,6 +161,8 @@ test('topics and keys should keep one aggregate on one partition key', () => {
   assert.equal(partitionKeyFor(event('comment.deleted')), 'p1');
   assert.equal(topicFor(event('chat.typing')), 'chat.events.v1');
   assert.equal(partitionKeyFor(event('chat.read')), 'r1');
+  assert.equal(topicFor(event('user.unfollowed')), 'user.events.v1');
+  assert.equal(partitionKeyFor(event('user.unfollowed')), 'u1', 'a follower keeps the order of their follows');
   assert.equal(topicFor(event('notification.read')), 'notification.events.v1');
   assert.equal(partitionKeyFor(event('notification.created')), 'u1');
 });

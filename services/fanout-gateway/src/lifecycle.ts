@@ -41,6 +41,8 @@ export class ConnectionLifecycle {
   private released: Promise<void> | undefined;
   private readonly early: string[] = [];
   private view: Connection;
+  /** The token `authenticate` verified, handed to the session (feed.ts loads followees with it). */
+  private accessToken = '';
 
   constructor(
     private readonly deps: LifecycleDeps,
@@ -67,7 +69,9 @@ export class ConnectionLifecycle {
   /** Verifies an access token; throws the RippleError (AUTH_*) to answer with. */
   async authenticate(token: string | undefined): Promise<AccessClaims> {
     if (token === undefined) throw new RippleError('AUTH_TOKEN_MISSING', 'send an access token', { status: 401 });
-    return this.deps.verifyAccess(token);
+    const claims = await this.deps.verifyAccess(token);
+    this.accessToken = token;
+    return claims;
   }
 
   /**
@@ -82,14 +86,20 @@ export class ConnectionLifecycle {
   ): Promise<Session | undefined> {
     if (this.released) return undefined;
     const { deps } = this;
-    const session = new Session(this.id, claims, this.sink, {
-      ...deps,
-      hooks: {
-        onError: (code) => deps.metrics.errors.inc({ code }),
-        onSlowConsumer: () => deps.metrics.slowConsumerCloses.inc(),
-        onClosed: () => void this.release(),
+    const session = new Session(
+      this.id,
+      claims,
+      this.sink,
+      {
+        ...deps,
+        hooks: {
+          onError: (code) => deps.metrics.errors.inc({ code }),
+          onSlowConsumer: () => deps.metrics.slowConsumerCloses.inc(),
+          onClosed: () => void this.release(),
+        },
       },
-    });
+      this.accessToken,
+    );
     session.hold();
     this.session = session;
     this.view = { ...this.view, userId: claims.sub };

@@ -30,6 +30,9 @@ import { LocalHub } from './hub.js';
 import { Membership } from './membership.js';
 import { PresenceReaper } from './presence-reaper.js';
 import { createGatewayMetrics, timed } from './metrics.js';
+import { LiveFeeds } from './feed.js';
+import { createFeedMetrics } from './feed-metrics.js';
+import { httpFolloweeSource } from './followees.js';
 import { Router } from './router.js';
 
 runProcess(SERVICE_NAME, async () => {
@@ -197,14 +200,20 @@ runProcess(SERVICE_NAME, async () => {
   await admin.connect();
   registerConsumerLag(registry, admin, config.KAFKA_GROUP_ID, topics, logger);
 
+  const channelReads = { nodeId, hub, history, directory, historyLimit: config.HISTORY_RECOVERY_LIMIT };
+  // The gauge reads the feeds when scraped, after they exist.
+  const feeds: LiveFeeds = new LiveFeeds({
+    subscriptions: channelReads,
+    source: httpFolloweeSource(config.POST_SERVICE_URL, config.FEED_LOAD_TIMEOUT_MS),
+    metrics: createFeedMetrics(registry, () => feeds.creatorCount),
+    logger,
+  });
+
   let draining = false;
   const app = await buildApp({
-    nodeId,
-    hub,
-    history,
-    directory,
+    ...channelReads,
+    derived: feeds,
     connections: live,
-    historyLimit: config.HISTORY_RECOVERY_LIMIT,
     marks: membership,
     jwtSecret,
     verifyAccess,

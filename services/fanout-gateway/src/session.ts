@@ -62,19 +62,28 @@ export class Session {
   private released: Promise<void> | undefined;
   private readonly now: () => number;
 
+  /**
+   * `accessToken` is the token `user` came from; it is kept (and replaced on `refresh`) because
+   * a `feed:` subscription loads the user's followees from post-service with it.
+   */
   constructor(
     readonly id: string,
     public user: AccessClaims,
     private readonly sink: ConnectionSink,
     private readonly deps: SessionDeps,
+    private accessToken = '',
   ) {
     this.now = deps.now ?? Date.now;
     this.tokens = deps.limits.rateBurst;
     this.lastRefill = this.now();
-    this.subscriptions = new Subscriptions(deps, {
-      event: (f) => this.send('event', f.frame, f),
-      gap: (channel, position) => this.reply(gapFrame(channel, position), { channel, ...position }),
-    });
+    this.subscriptions = new Subscriptions(
+      deps,
+      {
+        event: (f) => this.send('event', f.frame, f),
+        gap: (channel, position) => this.reply(gapFrame(channel, position), { channel, ...position }),
+      },
+      () => this.accessToken,
+    );
     this.armExpiry();
   }
 
@@ -244,6 +253,7 @@ export class Session {
           throw new RippleError('AUTH_TOKEN_INVALID', 'a refreshed token must be for the same user');
         }
         this.user = claims;
+        this.accessToken = frame.token;
         this.armExpiry();
         this.reply({ op: 'ack', id: frame.id, expiresAt: claims.exp });
         return;

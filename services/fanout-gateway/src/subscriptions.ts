@@ -13,6 +13,26 @@ export interface SubscriptionDeps {
   readonly historyLimit: number;
   /** When users left chat rooms: tokens signed before are refused (membership.ts). */
   readonly marks?: MembershipMarks;
+  /** Channels this node derives from others instead of reading their history (`feed:`, feed.ts). */
+  readonly derived?: DerivedChannels;
+}
+
+/**
+ * Channels that have no history of their own: the node composes their frames from channels it
+ * reads itself (the live feed, feed.ts). Joining one never recovers: a `since` is answered with
+ * `recovered: false`.
+ */
+export interface DerivedChannels {
+  /** Whether `channel` is one of them. */
+  owns(channel: string): boolean;
+  /**
+   * Starts handing `channel`'s frames to `subscriber`, offsets counting on from the returned
+   * position (a fresh epoch); `credential` is the connection's access token, for loading what
+   * the channel is made of. Throws a RippleError when it cannot (nothing is left joined then).
+   */
+  join(channel: string, subscriber: Subscriber, credential: string): Promise<StreamPosition>;
+  /** Stops handing `channel`'s frames to `subscriber`; a no-op when it was not joined. */
+  leave(channel: string, subscriber: Subscriber): Promise<void>;
 }
 
 /** Where a connection's channel traffic goes, in order. */
@@ -49,9 +69,11 @@ export class Subscriptions implements Subscriber {
   private readonly channels = new Map<string, ChannelState>();
   private closed = false;
 
+  /** `credential` gives the connection's current access token (for derived channels). */
   constructor(
     private readonly deps: SubscriptionDeps,
     private readonly sink: ChannelSink,
+    private readonly credential: () => string = () => '',
   ) {}
 
   get size(): number {
@@ -107,14 +129,28 @@ export class Subscriptions implements Subscriber {
     announce: (subscribed: Subscribed) => void = () => undefined,
   ): Promise<Subscribed> {
     if (this.closed) throw new RippleError('GW_CONNECTION_CLOSED', 'the connection is closed', { status: 410 });
-    if (this.channels.has(channel)) {
-      const subscribed = { recovered: false, position: await this.deps.history.position(channel), replayed: 0 };
+    const existing = this.channels.get(channel);
+    if (existing) {
+      // A derived channel has no history: where this connection stands is its position.
+      const position = this.deps.derived?.owns(channel)
+        ? { offset: String(existing.last), epoch: existing.epoch }
+        : await this.deps.history.position(channel);
+      const subscribed = { recovered: false, position, replayed: 0 };
       announce(subscribed);
       return subscribed;
     }
     const state: ChannelState = { live: false, buffer: [], epoch: '', last: 0 };
     this.channels.set(channel, state);
     try {
+      const { derived } = this.deps;
+      if (derived?.owns(channel)) {
+        const position = await derived.join(channel, this, this.credential());
+        state.epoch = position.epoch;
+        state.last = Number(position.offset);
+        const joined = { recovered: false, position, replayed: 0 };
+        announce(joined);
+        return joined;
+      }
       if (this.deps.hub.subscribe(channel, this)) await this.deps.directory.addChannel(this.deps.nodeId, channel);
       let result: Subscribed;
       if (since === undefined) {
@@ -161,7 +197,9 @@ export class Subscriptions implements Subscriber {
 
   async remove(channel: string): Promise<void> {
     if (!this.channels.delete(channel)) return;
-    if (this.deps.hub.unsubscribe(channel, this)) await this.deps.directory.removeChannel(this.deps.nodeId, channel);
+    if (this.deps.derived?.owns(channel)) await this.deps.derived.leave(channel, this);
+    else if (this.deps.hub.unsubscribe(channel, this))
+      await this.deps.directory.removeChannel(this.deps.nodeId, channel);
   }
 
   async removeAll(): Promise<void> {

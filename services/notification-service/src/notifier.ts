@@ -99,7 +99,10 @@ export class Notifier {
       case 'notification.unread_count':
       case 'presence.online':
       case 'presence.offline':
-        // Nobody is notified of these (and an edit does not notify mentions a second time).
+      case 'user.followed':
+      case 'user.unfollowed':
+        // Nobody is notified of these (and an edit does not notify mentions a second time; follow
+        // events are on user.events.v1, which this service does not consume).
         break;
     }
     for (const userId of this.touched) await emitUnreadCount(this.tx, this.emit, userId, this.trace);

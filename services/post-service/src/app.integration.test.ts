@@ -1,24 +1,8 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
-import type { FastifyInstance } from 'fastify';
-import { apiTestbed } from '@ripple/service/testbed';
-import { buildApp } from './app.js';
-import { createDb, transaction } from './db.js';
+import { postServiceTestApp } from './testing.js';
 
-const migrationsDir = fileURLToPath(new URL('../prisma/migrations', import.meta.url));
-const startBed = () => apiTestbed({ name: 'post-service', migrationsDir, createDb, transaction });
-let bed: Awaited<ReturnType<typeof startBed>>;
-let app: FastifyInstance;
-
-before(async () => {
-  bed = await startBed();
-  app = await buildApp(bed.deps);
-});
-after(async () => {
-  await app?.close();
-  await bed?.close();
-});
+const svc = postServiceTestApp();
 
 interface PostBody {
   id: string;
@@ -35,11 +19,11 @@ interface Page<T> {
 type Json = Record<string, unknown>;
 
 const call = (method: string, url: string, user: string | undefined, payload?: Json, key?: string) =>
-  bed.call(app, method, url, user, payload, key);
+  svc.bed.call(svc.app, method, url, user, payload, key);
 
 const newPost = async (author: string, body = 'hello') =>
   (await call('POST', '/posts', author, { body })).json<PostBody>();
-const eventsOf = async (type: string) => (await bed.events()).filter((e) => e.type === type);
+const eventsOf = async (type: string) => (await svc.bed.events()).filter((e) => e.type === type);
 
 test('POST /posts should create the post and write post.created to the outbox in the same transaction', async () => {
   const res = await call('POST', '/posts', 'alice', { body: 'first @bob' });
@@ -58,7 +42,7 @@ test('POST /posts should create the post and write post.created to the outbox in
 
 test('every route should answer 401 with a code for a missing, forged, expired or non-access token', async () => {
   const post = await newPost('alice');
-  await bed.assertTokensRequired(app, [
+  await svc.bed.assertTokensRequired(svc.app, [
     ['POST', '/posts'],
     ['GET', `/posts/${post.id}`],
     ['PATCH', `/posts/${post.id}`],
@@ -75,7 +59,7 @@ test('every route should answer 401 with a code for a missing, forged, expired o
 
 test('invalid input should answer 400 VALIDATION_FAILED naming the field, and change nothing', async () => {
   const post = await newPost('alice');
-  const before = (await bed.events()).length;
+  const before = (await svc.bed.events()).length;
   const cases: [string, string, Json | undefined, string][] = [
     ['POST', '/posts', {}, 'body.body'],
     ['POST', '/posts', { body: '' }, 'body.body'],
@@ -104,7 +88,7 @@ test('invalid input should answer 400 VALIDATION_FAILED naming the field, and ch
   }
   const badKey = await call('POST', '/posts', 'alice', { body: 'x' }, 'has space');
   assert.deepEqual([badKey.status, badKey.json().field], [400, 'headers.idempotency-key']);
-  assert.equal((await bed.events()).length, before);
+  assert.equal((await svc.bed.events()).length, before);
 });
 
 test('only the author should edit or delete a post; others get 403 and nothing changes', async () => {
@@ -238,12 +222,12 @@ test('listing posts by creator should page newest first with exact boundaries', 
 });
 
 test('the OpenAPI document should describe every route with its security', async () => {
-  const res = await app.inject({ method: 'GET', url: '/docs/json' });
+  const res = await svc.app.inject({ method: 'GET', url: '/docs/json' });
   assert.equal(res.statusCode, 200);
   const doc = res.json<{ paths: Record<string, Record<string, { security?: unknown[] }>> }>();
   for (const path of ['/posts', '/posts/{postId}', '/users/{userId}/posts', '/posts/{postId}/likes']) {
     assert.ok(doc.paths[path], path);
   }
   assert.deepEqual(doc.paths['/posts']?.post?.security, [{ bearerAuth: [] }]);
-  assert.equal((await app.inject({ method: 'GET', url: '/docs' })).statusCode < 400, true);
+  assert.equal((await svc.app.inject({ method: 'GET', url: '/docs' })).statusCode < 400, true);
 });

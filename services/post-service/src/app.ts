@@ -6,6 +6,7 @@ import { PageQuery, bearerAuth, createApiApp, fetchPage, pageOf, requireUser, us
 import { traceOf } from '@ripple/service';
 import type { ApiDeps } from '@ripple/service';
 import type { Db, Tx } from './db.js';
+import { FOLLOWING_MAX, installFollows } from './follows.js';
 import type { Comment, Post } from './generated/prisma/client.js';
 import { BodyInput, CommentParams, CommentView, LikeView, PostParams, PostView, UserParams } from './schemas.js';
 
@@ -142,6 +143,31 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
       );
     },
   );
+
+  app.get<{ Querystring: Static<typeof PageQuery> }>(
+    '/me/feed',
+    { ...auth, schema: { ...tags('feed'), querystring: PageQuery, response: { 200: pageOf(PostView) } } },
+    async (request) => {
+      // The REST twin of the `feed:` channel: posts of everyone the caller follows, and their own,
+      // newest first. Two indexed queries: the followee ids (at most FOLLOWING_MAX), then one
+      // range scan per author merged by PostgreSQL on (author_id, id).
+      const me = userOf(request).sub;
+      const follows = await db.follow.findMany({
+        where: { followerId: me },
+        select: { followeeId: true },
+        take: FOLLOWING_MAX,
+      });
+      const authors = [me, ...follows.map((f) => f.followeeId)];
+      return fetchPage(
+        request.query,
+        ({ idBefore, take }) =>
+          db.post.findMany({ where: { authorId: { in: authors }, ...idBefore }, orderBy: { id: 'desc' }, take }),
+        postView,
+      );
+    },
+  );
+
+  installFollows(app, deps);
 
   const like =
     (liked: boolean) => (request: FastifyRequest<{ Params: Static<typeof PostParams> }>, reply: FastifyReply) =>

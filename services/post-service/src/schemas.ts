@@ -28,3 +28,24 @@ export const CommentView = Type.Object({
 });
 
 export const LikeView = Type.Object({ postId: Type.String(), liked: Type.Boolean(), likeCount: Type.Integer() });
+
+export const FollowParams = Type.Object({ userId: UserId });
+
+/** The answer of PUT and DELETE /me/following/:userId: the relation after the request. */
+export const FollowView = Type.Object({
+  followerId: Type.String(),
+  followeeId: Type.String(),
+  following: Type.Boolean(),
+});
+
+/** One row of a followers or following page: the other user, and since when. */
+export const FollowEntry = Type.Object({ userId: Type.String(), followedAt: Type.String({ format: 'date-time' }) });
+
+export const UserView = Type.Object({
+  id: Type.String(),
+  followerCount: Type.Integer(),
+  followingCount: Type.Integer(),
+});
+
+/** Every user the caller follows (at most FOLLOWING_MAX): what a gateway node loads for `feed:`. */
+export const FollowingIds = Type.Object({ ids: Type.Array(Type.String()) });

@@ -14,7 +14,7 @@ runProcess(SERVICE_NAME, () =>
     description: 'Posts, likes and comments; every change is written with its event through the transactional outbox.',
     config: loadConfig(domainServiceEnv(SERVICE_NAME, 3001)),
     migrationsDir: fileURLToPath(new URL('../prisma/migrations', import.meta.url)),
-    topics: [Topics.post],
+    topics: [Topics.post, Topics.user],
     createDb,
     transaction,
     buildApp,

@@ -1,0 +1,193 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RippleError } from '@ripple/errors';
+import { createEvent } from '@ripple/events';
+import type { AnyEvent } from '@ripple/events';
+import { LeasedDirectory, MemoryHistory, MemoryLeasedSets } from '@ripple/registry';
+import type { StreamPosition } from '@ripple/registry';
+import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
+import { LiveFeeds } from './feed.js';
+import type { FolloweeSource } from './feed.js';
+import { createFeedMetrics } from './feed-metrics.js';
+import { LocalHub } from './hub.js';
+import { createGatewayMetrics } from './metrics.js';
+import { Router } from './router.js';
+import { Subscriptions } from './subscriptions.js';
+
+const at = '2026-11-29T12:00:00.000Z';
+const settle = () => new Promise((r) => setImmediate(r));
+
+/** One node: hub, memory history and directory, a router without other nodes, and its live feeds. */
+function node(following: Record<string, string[]>, source?: FolloweeSource) {
+  const history = new MemoryHistory(100);
+  const hub = new LocalHub({ history, fillLimit: 100 });
+  const directory = new LeasedDirectory(new MemoryLeasedSets(() => 1_000_000), 't:', 'n1', 15_000);
+  const registry = createMetricsRegistry('feed-test');
+  const reads = { nodeId: 'n1', hub, history, directory, historyLimit: 100 };
+  const credentials: string[] = [];
+  const feeds: LiveFeeds = new LiveFeeds({
+    subscriptions: reads,
+    source: source ?? {
+      following: (userId, credential) => {
+        credentials.push(credential);
+        return Promise.resolve(following[userId] ?? []);
+      },
+    },
+    metrics: createFeedMetrics(registry, () => feeds.creatorCount),
+    logger: createLogger('feed-test', 'silent'),
+  });
+  const bus = {
+    start: () => Promise.resolve(),
+    stop: () => Promise.resolve(),
+    send: () => Promise.resolve(),
+    broadcast: () => Promise.resolve(),
+  };
+  const metrics = createGatewayMetrics(
+    registry,
+    () => 0,
+    () => 0,
+  );
+  const router = new Router({ ...reads, bus, metrics });
+  /** A connection's channels, recording what reaches it: `<channel>#<offset> <event summary>`, `gap <channel>`. */
+  const connection = (token = 'token') => {
+    const got: string[] = [];
+    const positions: StreamPosition[] = [];
+    const subs = new Subscriptions(
+      { ...reads, derived: feeds },
+      {
+        event: (f) => {
+          const { event } = JSON.parse(f.frame) as { event: AnyEvent };
+          const data = event.data as { authorId?: string; body?: string; followeeId?: string };
+          got.push(`${f.channel}#${f.offset} ${event.type} ${data.body ?? data.followeeId ?? ''}`);
+        },
+        gap: (channel, position) => {
+          positions.push(position);
+          got.push(`gap ${channel}`);
+        },
+      },
+      () => token,
+    );
+    return { subs, got, positions };
+  };
+  const post = (authorId: string, body: string) =>
+    router.route([createEvent('post.created', { source: 't', data: { postId: body, authorId, body, createdAt: at } })]);
+  const followChange = (type: 'user.followed' | 'user.unfollowed', followerId: string, followeeId: string) =>
+    router.route([createEvent(type, { source: 't', data: { followerId, followeeId, at } })]);
+  return { hub, history, feeds, connection, post, followChange, credentials };
+}
+
+const feedOnly = (got: string[]) => got.filter((g) => g.startsWith('feed:'));
+
+test("a feed should carry its user's and their followees' posts, in order, each once, labelled with its own offsets", async () => {
+  const n = node({ a: ['b', 'c'] });
+  const conn = n.connection('a-token');
+  const joined = await conn.subs.add('feed:a', undefined);
+  assert.equal(joined.position.offset, '0');
+  assert.equal(joined.recovered, false);
+  assert.deepEqual(n.credentials, ['a-token'], 'the followees are loaded with the connection own token');
+  // Another connection reading creator:b directly does not make the feed see b's posts twice.
+  await conn.subs.add('creator:b', undefined);
+  await n.post('b', 'b1');
+  await n.post('x', 'x1');
+  await n.post('c', 'c1');
+  await n.post('a', 'a1');
+  await n.post('b', 'b2');
+  assert.deepEqual(feedOnly(conn.got), [
+    'feed:a#1 post.created b1',
+    'feed:a#2 post.created c1',
+    'feed:a#3 post.created a1',
+    'feed:a#4 post.created b2',
+  ]);
+  assert.deepEqual(
+    conn.got.filter((g) => g.startsWith('creator:')),
+    ['creator:b#1 post.created b1', 'creator:b#2 post.created b2'],
+  );
+});
+
+test('a follow while connected should start deliveries and an unfollow stop them and release the creator channel', async () => {
+  const n = node({ a: [] });
+  const conn = n.connection();
+  await conn.subs.add('feed:a', undefined);
+  await n.post('c', 'before');
+  await n.followChange('user.followed', 'a', 'c');
+  await settle();
+  assert.ok(n.hub.channelNames().includes('creator:c'));
+  await n.post('c', 'during');
+  await n.followChange('user.unfollowed', 'a', 'c');
+  await settle();
+  await n.post('c', 'after');
+  assert.deepEqual(feedOnly(conn.got), ['feed:a#1 post.created during']);
+  assert.ok(!n.hub.channelNames().includes('creator:c'), 'nobody here follows c any more');
+  // Another user's follows do not change a's feed; a's own posts stay whatever the events say.
+  await n.followChange('user.followed', 'z', 'd');
+  await n.followChange('user.unfollowed', 'a', 'a');
+  await settle();
+  await n.post('d', 'd1');
+  await n.post('a', 'own');
+  assert.deepEqual(feedOnly(conn.got), ['feed:a#1 post.created during', 'feed:a#2 post.created own']);
+});
+
+test('a node should read a creator once for all its feeds, and stop when the last feed leaves', async () => {
+  const n = node({ a: ['star'], b: ['star'] });
+  const [ca, cb, ca2] = [n.connection(), n.connection(), n.connection()];
+  await ca.subs.add('feed:a', undefined);
+  await cb.subs.add('feed:b', undefined);
+  await ca2.subs.add('feed:a', undefined);
+  assert.equal(n.feeds.creatorCount, 3, 'star, a and b');
+  assert.equal(n.hub.channelNames().filter((c) => c === 'creator:star').length, 1);
+  await n.post('star', 's1');
+  for (const conn of [ca, cb, ca2]) assert.equal(feedOnly(conn.got).length, 1);
+  await ca.subs.close();
+  await cb.subs.remove('feed:b');
+  assert.ok(n.hub.channelNames().includes('creator:star'), 'the second connection of a still reads it');
+  await ca2.subs.close();
+  assert.deepEqual(n.hub.channelNames(), [], 'nothing read for feeds once no feed is left');
+  assert.equal(n.feeds.creatorCount, 0);
+});
+
+test('a follow change made while the followee list loads should be applied on top of it', async () => {
+  let release: (ids: string[]) => void = () => undefined;
+  const n = node({}, { following: () => new Promise((resolve) => (release = resolve)) });
+  const conn = n.connection();
+  await conn.subs.add('user:a', undefined);
+  const joining = conn.subs.add('feed:a', undefined);
+  await settle();
+  // The list was read before these changes committed: it still has c and lacks d.
+  await n.followChange('user.unfollowed', 'a', 'c');
+  await n.followChange('user.followed', 'a', 'd');
+  release(['c']);
+  await joining;
+  await n.post('c', 'c1');
+  await n.post('d', 'd1');
+  assert.deepEqual(feedOnly(conn.got), ['feed:a#1 post.created d1']);
+});
+
+test('a feed that cannot load its followees should fail the subscribe with its code and hold nothing', async () => {
+  const failing: FolloweeSource = {
+    following: () => Promise.reject(new RippleError('GW_FEED_UNAVAILABLE', 'post-service is away')),
+  };
+  const n = node({}, failing);
+  const conn = n.connection();
+  await assert.rejects(conn.subs.add('feed:a', undefined), { code: 'GW_FEED_UNAVAILABLE' });
+  assert.equal(conn.subs.has('feed:a'), false);
+  assert.deepEqual(n.hub.channelNames(), []);
+});
+
+test('a resubscribe with since should answer recovered: false, and a lost creator stream should restart the feed epoch', async () => {
+  const n = node({ a: ['b'] });
+  const conn = n.connection();
+  const first = await conn.subs.add('feed:a', undefined);
+  await n.post('b', 'b1');
+  const again = n.connection();
+  const resumed = await again.subs.add('feed:a', { offset: '1', epoch: first.position.epoch });
+  assert.equal(resumed.recovered, false, 'feed frames have no history: refetch GET /me/feed');
+  assert.ok(resumed.position.epoch > first.position.epoch, 'each feed subscription has its own, later epoch');
+  // The creator channel's history is lost (Redis restarted empty): its next event starts a new
+  // epoch, and every feed showing it starts over.
+  n.history.forget('creator:b');
+  await n.post('b', 'b2');
+  assert.deepEqual(conn.got.slice(-2), ['gap feed:a', 'feed:a#1 post.created b2']);
+  const restarted = conn.positions.at(-1);
+  assert.equal(restarted?.offset, '0');
+  assert.ok((restarted?.epoch ?? '') > first.position.epoch);
+});

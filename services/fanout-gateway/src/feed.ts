@@ -1,0 +1,240 @@
+import { randomBytes } from 'node:crypto';
+import { RippleError } from '@ripple/errors';
+import { newEpoch } from '@ripple/registry';
+import type { StreamPosition } from '@ripple/registry';
+import type { Logger } from '@ripple/telemetry';
+import type { ChannelFrame, Subscriber } from './hub.js';
+import type { FeedMetrics } from './feed-metrics.js';
+import { eventFrame } from './protocol.js';
+import { Subscriptions } from './subscriptions.js';
+import type { DerivedChannels, SubscriptionDeps } from './subscriptions.js';
+
+/** Where a node learns whom a user follows (post-service owns the graph: followees.ts). */
+export interface FolloweeSource {
+  /**
+   * The ids `userId` follows (not themselves), read with the user's own access token
+   * `credential`. Throws RippleError GW_FEED_UNAVAILABLE when the source does not answer.
+   */
+  following(userId: string, credential: string): Promise<readonly string[]>;
+}
+
+export interface LiveFeedsDeps {
+  /** The hub, history and directory the node's own reads of `creator:` and `user:` channels use. */
+  readonly subscriptions: SubscriptionDeps;
+  readonly source: FolloweeSource;
+  readonly metrics: FeedMetrics;
+  readonly logger: Logger;
+  /** For feed epochs (ms since the epoch). */
+  readonly now?: () => number;
+}
+
+type FollowChange = { readonly type: 'user.followed' | 'user.unfollowed'; readonly followeeId: string };
+
+/** One `feed:<user>` subscription of one connection. */
+interface Feed {
+  readonly channel: string;
+  readonly userId: string;
+  readonly subscriber: Subscriber;
+  /** This subscription's own epoch: feed frames exist nowhere else, so no other subscription shares it. */
+  epoch: string;
+  /** The offset of the last frame handed out (1, 2, 3… within the epoch). */
+  offset: number;
+  /** Whom it shows: the user and everyone they follow. */
+  readonly followees: Set<string>;
+  /** Follow changes that came while the followee list was loading; applied on top of it, in order. */
+  early: FollowChange[] | undefined;
+}
+
+const FEED = /^feed:([A-Za-z0-9_-]{1,128})$/;
+const EVENT_KEY = ',"event":';
+
+/**
+ * The live feed, fanned out on read. A `feed:<user>` frame is never stored or routed: this node
+ * reads `creator:<id>` for every followee of its connected feed subscribers (once per creator,
+ * however many of its sockets follow them) and `user:<id>` of each such subscriber (where
+ * `user.followed`/`user.unfollowed` arrive), and re-labels each creator frame, as the hub hands
+ * it out in the creator channel's order, for the sockets that follow that creator. A creator's
+ * post therefore costs what any `creator:` event costs (history append, one message per node
+ * holding it), never a write per follower. Followee sets are loaded on join from post-service and
+ * kept fresh from the user's follow events. Single node by design: each node holds its own.
+ */
+export class LiveFeeds implements DerivedChannels {
+  /** Feeds on this node by user id. */
+  private readonly byUser = new Map<string, Set<Feed>>();
+  /** Feeds on this node that show a creator, by creator id. */
+  private readonly readers = new Map<string, Set<Feed>>();
+  /** This node's own reads of the `creator:` and `user:` channels the feeds are made of. */
+  private readonly upstream: Subscriptions;
+  private readonly now: () => number;
+  private lastEpochMicros = 0;
+
+  constructor(private readonly deps: LiveFeedsDeps) {
+    this.now = deps.now ?? Date.now;
+    this.upstream = new Subscriptions(deps.subscriptions, {
+      event: (frame) => this.onFrame(frame),
+      gap: (channel) => this.onGap(channel),
+    });
+  }
+
+  owns(channel: string): boolean {
+    return channel.startsWith('feed:');
+  }
+
+  /** Creator channels this node reads for its feeds (the `gateway_feed_creators` gauge). */
+  get creatorCount(): number {
+    return this.readers.size;
+  }
+
+  async join(channel: string, subscriber: Subscriber, credential: string): Promise<StreamPosition> {
+    const userId = FEED.exec(channel)?.[1];
+    if (userId === undefined) throw new RippleError('GW_CHANNEL_INVALID', `"${channel}" is not a feed channel`);
+    const feed: Feed = {
+      channel,
+      userId,
+      subscriber,
+      epoch: this.nextEpoch(),
+      offset: 0,
+      followees: new Set(),
+      early: [],
+    };
+    const feeds = this.byUser.get(userId) ?? new Set();
+    this.byUser.set(userId, feeds);
+    feeds.add(feed);
+    // Frames handed out while joining wait in the subscriber until it goes live after the ack,
+    // so the position returned is the one before the first of them.
+    const start = this.positionOf(feed);
+    const stop = this.deps.metrics.loadSeconds.startTimer();
+    try {
+      // The user's own channel first: a follow made while the list loads is kept in `early`.
+      await this.upstream.add(`user:${userId}`, undefined);
+      const ids = await this.deps.source.following(userId, credential);
+      if (!feeds.has(feed)) return start; // left while loading
+      await Promise.all([userId, ...ids].map((id) => this.show(feed, id)));
+      for (const change of feed.early ?? []) await this.apply(feed, change);
+      feed.early = undefined;
+      stop({ result: 'ok' });
+      return start;
+    } catch (err) {
+      stop({ result: 'error' });
+      await this.leave(channel, subscriber);
+      throw err;
+    }
+  }
+
+  async leave(channel: string, subscriber: Subscriber): Promise<void> {
+    const userId = FEED.exec(channel)?.[1] ?? '';
+    const feeds = this.byUser.get(userId);
+    const feed = [...(feeds ?? [])].find((f) => f.subscriber === subscriber);
+    if (!feeds || !feed) return;
+    feeds.delete(feed);
+    const left = [...feed.followees].map((id) => this.hide(feed, id));
+    if (feeds.size === 0) {
+      this.byUser.delete(userId);
+      left.push(this.upstream.remove(`user:${userId}`));
+    }
+    await Promise.all(left);
+  }
+
+  private positionOf(feed: Feed): StreamPosition {
+    return { offset: String(feed.offset), epoch: feed.epoch };
+  }
+
+  /** A fresh epoch, later than every one this node gave before (clients compare them). */
+  private nextEpoch(): string {
+    this.lastEpochMicros = Math.max(this.now() * 1000, this.lastEpochMicros + 1);
+    return newEpoch(this.lastEpochMicros, randomBytes(5).toString('hex'));
+  }
+
+  /** Starts showing `creatorId` in `feed`; the node reads the creator's channel while any feed shows it. */
+  private async show(feed: Feed, creatorId: string): Promise<void> {
+    if (feed.followees.has(creatorId)) return;
+    feed.followees.add(creatorId);
+    let readers = this.readers.get(creatorId);
+    if (readers) {
+      readers.add(feed);
+      return;
+    }
+    readers = new Set([feed]);
+    this.readers.set(creatorId, readers);
+    try {
+      await this.upstream.add(`creator:${creatorId}`, undefined);
+    } catch (err) {
+      // Without the creator's channel the feeds miss its posts: say so, so they refetch.
+      this.deps.logger.warn({ err, creatorId }, 'could not read a creator channel for feeds');
+      for (const reader of readers) this.restart(reader);
+    }
+  }
+
+  private async hide(feed: Feed, creatorId: string): Promise<void> {
+    if (!feed.followees.delete(creatorId)) return;
+    const readers = this.readers.get(creatorId);
+    if (!readers?.delete(feed) || readers.size > 0) return;
+    this.readers.delete(creatorId);
+    await this.upstream.remove(`creator:${creatorId}`);
+  }
+
+  private async apply(feed: Feed, change: FollowChange): Promise<void> {
+    // One's own posts stay in one's feed whatever the follow events say.
+    if (change.followeeId === feed.userId) return;
+    if (change.type === 'user.followed') await this.show(feed, change.followeeId);
+    else await this.hide(feed, change.followeeId);
+  }
+
+  private onFrame(frame: ChannelFrame): void {
+    const colon = frame.channel.indexOf(':');
+    const kind = frame.channel.slice(0, colon);
+    const id = frame.channel.slice(colon + 1);
+    const eventJson = frame.frame.slice(frame.frame.indexOf(EVENT_KEY) + EVENT_KEY.length, -1);
+    if (kind === 'creator') {
+      let delivered = 0;
+      for (const feed of this.readers.get(id) ?? []) {
+        feed.offset += 1;
+        const offset = String(feed.offset);
+        feed.subscriber.deliver({
+          channel: feed.channel,
+          offset,
+          epoch: feed.epoch,
+          frame: eventFrame(feed.channel, offset, feed.epoch, eventJson),
+        });
+        delivered += 1;
+      }
+      this.deps.metrics.deliveries.inc(delivered);
+      return;
+    }
+    const feeds = this.byUser.get(id);
+    if (kind !== 'user' || !feeds) return;
+    const change = followChangeOf(eventJson);
+    if (!change) return;
+    for (const feed of feeds) {
+      if (feed.early) feed.early.push(change);
+      else
+        this.apply(feed, change).catch((err: unknown) =>
+          this.deps.logger.warn({ err, userId: id }, 'could not apply a follow change to a feed'),
+        );
+    }
+  }
+
+  /** A followed creator's (or the user's own) channel lost events: every feed showing it starts over. */
+  private onGap(channel: string): void {
+    const [kind, id = ''] = channel.split(':');
+    const feeds = kind === 'creator' ? this.readers.get(id) : this.byUser.get(id);
+    for (const feed of feeds ?? []) this.restart(feed);
+  }
+
+  /** Gives `feed` a new epoch and tells its subscriber with a `gap`: refetch GET /me/feed. */
+  private restart(feed: Feed): void {
+    feed.epoch = this.nextEpoch();
+    feed.offset = 0;
+    this.deps.metrics.gaps.inc();
+    feed.subscriber.gap(feed.channel, this.positionOf(feed));
+  }
+}
+
+/** The follow change an event of a `user:` channel carries, if it is one. */
+function followChangeOf(eventJson: string): FollowChange | undefined {
+  // Cheap pre-check: most `user:` traffic is notifications and presence.
+  if (!eventJson.includes('"user.followed"') && !eventJson.includes('"user.unfollowed"')) return undefined;
+  const event = JSON.parse(eventJson) as { type: string; data: { followeeId: string } };
+  if (event.type !== 'user.followed' && event.type !== 'user.unfollowed') return undefined;
+  return { type: event.type, followeeId: event.data.followeeId };
+}

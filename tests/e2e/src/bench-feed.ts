@@ -1,0 +1,189 @@
+#!/usr/bin/env node
+// Live-feed benchmark (not a test): `pnpm bench:feed`. A creator with BENCH_FEED_FOLLOWERS
+// followers (rows written straight into post-service's database), BENCH_FEED_CONNECTED of them
+// connected with `feed:<id>` subscribed, spread over BENCH_FEED_GATEWAYS gateway processes, posts
+// BENCH_FEED_POSTS times over HTTP, one post after the previous one reached everyone. Prints:
+//  - POST -> feed frame at every connected follower (ms, p50/p99/max over all deliveries), and the
+//    time until the last follower had each post (p50/max over posts);
+//  - Redis commands per post, by command, counted with MONITOR on this run's key prefix;
+//  - CPU seconds of the gateways, post-service and this process over the posting phase.
+// The full size of issue 13: BENCH_FEED_FOLLOWERS=100000 BENCH_FEED_CONNECTED=10000 (defaults).
+import { performance } from 'node:perf_hooks';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { WebSocket } from 'ws';
+import { jwtSecret, signAccessToken } from '@ripple/auth';
+import { cpuOf, testInfra, waitUntil } from '@ripple/testing';
+import { percentiles } from './bench-util.js';
+import { runScoped } from './harness.js';
+import type { RunningService } from './harness.js';
+
+const FOLLOWERS = Number(process.env.BENCH_FEED_FOLLOWERS ?? 100_000);
+const CONNECTED = Number(process.env.BENCH_FEED_CONNECTED ?? 10_000);
+const POSTS = Number(process.env.BENCH_FEED_POSTS ?? 10);
+const GATEWAYS = Number(process.env.BENCH_FEED_GATEWAYS ?? 2);
+if (CONNECTED > FOLLOWERS) throw new Error('BENCH_FEED_CONNECTED must not exceed BENCH_FEED_FOLLOWERS');
+
+const selfCpu = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+interface Follower {
+  readonly socket: WebSocket;
+  /** Arrival time (performance.now()) of each post, by body. */
+  readonly arrivals: Map<string, number>;
+}
+
+await runScoped('bf', async ({ iso, spawn }) => {
+  const secret = jwtSecret(iso.jwtSecretText);
+  const creator = `creator-${iso.run}`;
+  const databaseUrl = iso.databaseUrl('post-service');
+  const post = await spawn('post-service', {
+    ...iso.env,
+    DATABASE_URL: databaseUrl,
+    RATE_LIMIT_MAX: '100000000',
+    OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
+    OVERLOAD_MAX_IN_FLIGHT: '0',
+    // The connect phase loads 250 followee lists at once: let them queue for the pool.
+    DB_POOL_TIMEOUT_MS: '30000',
+  });
+  const gateways: RunningService[] = [];
+  for (let g = 0; g < GATEWAYS; g++) {
+    gateways.push(
+      await spawn('fanout-gateway', {
+        ...iso.env,
+        NODE_ID: `bf${g}-${iso.run}`,
+        KAFKA_GROUP_ID: `bf.${iso.run}`,
+        POST_SERVICE_URL: post.url,
+        FEED_LOAD_TIMEOUT_MS: '30000',
+        WS_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
+        // Heartbeats would add registry renewals to the commands counted per post.
+        REGISTRY_HEARTBEAT_MS: '60000',
+      }),
+    );
+  }
+
+  // The follow graph, written directly: FOLLOWERS rows for the creator and their counts.
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  const graphStart = performance.now();
+  await db.query(
+    `INSERT INTO follows (id, follower_id, followee_id)
+     SELECT gen_random_uuid(), 'f' || g, $1 FROM generate_series(1, $2::int) g`,
+    [creator, FOLLOWERS],
+  );
+  await db.query(
+    `INSERT INTO user_counts (user_id, follower_count, following_count)
+     SELECT 'f' || g, 0, 1 FROM generate_series(1, $1::int) g
+     UNION ALL SELECT $2, $1::int, 0`,
+    [FOLLOWERS, creator],
+  );
+  await db.end();
+  process.stdout.write(
+    `bench-feed: run=${iso.run}; ${FOLLOWERS} follows written in ${((performance.now() - graphStart) / 1000).toFixed(1)} s\n`,
+  );
+
+  // CONNECTED followers, round-robin over the gateways, each subscribed to its feed.
+  const followers: Follower[] = [];
+  const connectStart = performance.now();
+  for (let i = 0; i < CONNECTED; i += 250) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(250, CONNECTED - i) }, async (_, k) => {
+        const n = i + k + 1;
+        const token = await signAccessToken(secret, `f${n}`, { ttlSeconds: 7200 });
+        const gateway = gateways[n % gateways.length] ?? gateways[0];
+        const follower: Follower = {
+          socket: new WebSocket(`ws://127.0.0.1:${gateway?.port}/ws?access_token=${token}`),
+          arrivals: new Map(),
+        };
+        return new Promise<Follower>((resolve, reject) => {
+          follower.socket.on('error', reject);
+          follower.socket.on('message', (data: Buffer) => {
+            const text = data.toString('utf8');
+            if (text.startsWith('{"op":"welcome"')) {
+              follower.socket.send(JSON.stringify({ op: 'subscribe', id: 'feed', channel: `feed:f${n}` }));
+            } else if (text.startsWith('{"op":"ack"') && text.includes('"id":"feed"')) {
+              resolve(follower);
+            } else if (text.startsWith('{"op":"error"')) {
+              reject(new Error(text));
+            } else if (text.startsWith(`{"op":"event","channel":"feed:`)) {
+              const body = /"body":"(bench-\d+)"/.exec(text)?.[1];
+              if (body !== undefined) follower.arrivals.set(body, performance.now());
+            }
+          });
+        });
+      }),
+    );
+    followers.push(...batch);
+    if (process.env.BENCH_FEED_VERBOSE) {
+      process.stdout.write(`  ${followers.length} at ${((performance.now() - connectStart) / 1000).toFixed(1)} s\n`);
+    }
+  }
+  process.stdout.write(
+    `bench-feed: ${CONNECTED} feeds subscribed over ${GATEWAYS} gateways in ${((performance.now() - connectStart) / 1000).toFixed(1)} s\n`,
+  );
+
+  // Redis commands of this run while posting (MONITOR, filtered by the run's key prefix).
+  const monitor = await new Redis(testInfra.redisUrl).monitor();
+  const commands = new Map<string, number>();
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (!args.some((a) => a.includes(iso.env.REDIS_KEY_PREFIX))) return;
+    const name = (args[0] ?? '?').toLowerCase();
+    commands.set(name, (commands.get(name) ?? 0) + 1);
+  });
+
+  const pids = [...gateways, post].map((s) => s.process.pid);
+  const cpuBefore = [...pids.map(cpuOf), selfCpu()];
+  const token = await signAccessToken(secret, creator, { ttlSeconds: 7200 });
+  const latencies: number[] = [];
+  const lastArrivals: number[] = [];
+  let missing = 0;
+  for (let p = 1; p <= POSTS; p++) {
+    const body = `bench-${p}`;
+    const sentAt = performance.now();
+    const res = await fetch(`${post.url}/posts`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ body }),
+    });
+    if (res.status !== 201) throw new Error(`POST /posts answered ${res.status}: ${await res.text()}`);
+    await waitUntil(`post ${p} at every follower`, 60_000, () => followers.every((f) => f.arrivals.has(body))).catch(
+      () => undefined,
+    );
+    let last = 0;
+    for (const f of followers) {
+      const at = f.arrivals.get(body);
+      if (at === undefined) {
+        missing += 1;
+        continue;
+      }
+      latencies.push(Math.round(at - sentAt));
+      last = Math.max(last, at - sentAt);
+    }
+    lastArrivals.push(Math.round(last));
+  }
+  const cpuAfter = [...pids.map(cpuOf), selfCpu()];
+  await monitor.disconnect();
+  for (const f of followers) f.socket.terminate();
+
+  const all = percentiles(latencies);
+  const lastP = percentiles(lastArrivals);
+  const total = [...commands.values()].reduce((a, b) => a + b, 0);
+  const cpu = cpuAfter.map((c, i) => (c - (cpuBefore[i] ?? 0)).toFixed(1));
+  const byCommand = [...commands]
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, count]) => `${name} ${(count / POSTS).toFixed(1)}`)
+    .join(', ');
+  process.stdout.write(
+    [
+      '',
+      `| followers | connected | gateways | posts | POST -> feed p50 | p99 | max | last follower p50 | max | missing | Redis cmds/post | CPU s gw…/post/bench |`,
+      `| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`,
+      `| ${FOLLOWERS} | ${CONNECTED} | ${GATEWAYS} | ${POSTS} | ${all.p50} ms | ${all.p99} ms | ${Math.max(...latencies)} ms | ${lastP.p50} ms | ${Math.max(...lastArrivals)} ms | ${missing} | ${(total / POSTS).toFixed(1)} | ${cpu.join('/')} |`,
+      '',
+      `Redis commands per post, by command: ${byCommand}`,
+      '',
+    ].join('\n'),
+  );
+});
