@@ -11,7 +11,10 @@ test('backoff should double its ceiling per attempt up to the cap, with full jit
     [0, 1, 2, 3, 4, 10].map((a) => backoffDelay(a, options, almostOne)),
     [99, 199, 399, 799, 999, 999],
   );
-  assert.equal(backoffDelay(5, options, () => 0), 0);
+  assert.equal(
+    backoffDelay(5, options, () => 0),
+    0,
+  );
   assert.equal(backoffDelay(1000, options, almostOne), 999);
 });
 

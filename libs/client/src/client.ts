@@ -413,7 +413,8 @@ export function createClient(options: ClientOptions): RippleClient {
       return () => listeners.delete(listener);
     },
     subscribe(channel, handlers) {
-      if (entries.has(channel)) throw new RippleClientError('CLIENT_ALREADY_SUBSCRIBED', `already subscribed: ${channel}`);
+      if (entries.has(channel))
+        throw new RippleClientError('CLIENT_ALREADY_SUBSCRIBED', `already subscribed: ${channel}`);
       let resolve!: () => void;
       let reject!: (error: RippleClientError) => void;
       const ready = new Promise<void>((res, rej) => {
