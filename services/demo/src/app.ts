@@ -13,7 +13,7 @@ export interface DemoDeps {
   readonly registry: Registry;
   /** Signs development access tokens; undefined in production, where the token route refuses. */
   readonly devSecret: JwtSecret | undefined;
-  /** The browser bundle (bundleWebApp). */
+  /** The page's script: web/app.js bundled with @ripple/client (bundleForBrowser). */
   readonly script: string;
   readonly gatewayUrl: string;
   /** Base URLs the `/api/<name>/*` routes forward to (same origin for the browser: no CORS). */

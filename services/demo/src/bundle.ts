@@ -1,13 +1,12 @@
-import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 /**
- * Bundles the browser app (compiled `web/app.js` with @ripple/client) into one minified ES
- * module, in memory, once at start-up. Rejects with esbuild's errors.
+ * Bundles `entryFile` (compiled JavaScript) and everything it imports into one minified ES module
+ * for browsers, in memory, and returns its text. Rejects with esbuild's errors.
  */
-export async function bundleWebApp(): Promise<string> {
+export async function bundleForBrowser(entryFile: string): Promise<string> {
   const result = await build({
-    entryPoints: [fileURLToPath(new URL('./web/app.js', import.meta.url))],
+    entryPoints: [entryFile],
     bundle: true,
     minify: true,
     format: 'esm',

@@ -18,7 +18,6 @@ export const DemoEnv = Type.Object({
   DEMO_CHAT_SERVICE_URL: HttpUrl('http://127.0.0.1:3002'),
   DEMO_NOTIFICATION_SERVICE_URL: HttpUrl('http://127.0.0.1:3003'),
 });
-export type DemoConfig = ReturnType<typeof loadDemoConfig>;
 
 /** The demo's configuration from the environment; every problem reported at once. */
 export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env) {

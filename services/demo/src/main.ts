@@ -1,9 +1,10 @@
 // The demo web app process. It has no traced dependencies of its own, so tracing is not started.
+import { fileURLToPath } from 'node:url';
 import { resolveJwtSecret } from '@ripple/auth';
 import { listeningPort, runProcess } from '@ripple/http';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { buildDemoApp } from './app.js';
-import { bundleWebApp } from './bundle.js';
+import { bundleForBrowser } from './bundle.js';
 import { SERVICE_NAME, loadDemoConfig } from './config.js';
 
 runProcess(SERVICE_NAME, async () => {
@@ -14,7 +15,7 @@ runProcess(SERVICE_NAME, async () => {
     logger,
     registry: createMetricsRegistry(SERVICE_NAME),
     devSecret,
-    script: await bundleWebApp(),
+    script: await bundleForBrowser(fileURLToPath(new URL('./web/app.js', import.meta.url))),
     gatewayUrl: config.DEMO_GATEWAY_URL,
     upstreams: {
       posts: config.DEMO_POST_SERVICE_URL,
