@@ -178,3 +178,18 @@ test('a reconnect notice should move the client to another connection at once, k
     { op: 'subscribe', id: '2', channel: 'creator:u9', since: { offset: '3', epoch: 'e' } },
   ]);
 });
+
+test('a getToken that fails should count as a failed attempt, retried with backoff', async () => {
+  let calls = 0;
+  const states: string[] = [];
+  start({
+    getToken: () => (++calls === 1 ? Promise.reject(new Error('identity provider down')) : Promise.resolve('t')),
+  });
+  client.on('state', (s) => states.push(s));
+  await settle();
+  assert.equal(ScriptedSocket.all.length, 0);
+  assert.deepEqual(states, ['disconnected']);
+  mock.timers.tick(100);
+  await settle();
+  assert.equal(latest().url, 'ws://gateway.test/ws?access_token=t');
+});

@@ -190,7 +190,9 @@ export function createClient(options: ClientOptions): RippleClient {
     try {
       token = await options.getToken();
     } catch {
-      if (!isClosed()) schedule(backoffDelay(attempt++, options.backoff));
+      if (isClosed()) return;
+      setState('disconnected');
+      schedule(backoffDelay(attempt++, options.backoff));
       return;
     }
     const kind = kinds[0] ?? 'sse';
