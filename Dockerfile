@@ -1,5 +1,5 @@
 # One image per deployable: docker build --build-arg SERVICE=fanout-gateway .
-# (docker-compose.yml builds all four from this file.)
+# (docker-compose.yml builds the four and the demo app from this file.)
 FROM node:20-bookworm-slim AS build
 RUN npm install -g pnpm@10.34.8
 WORKDIR /repo

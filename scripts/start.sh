@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the whole platform on this machine: installs and builds, brings up Kafka (from Maven
 # jars), Redis and PostgreSQL, applies migrations, then runs post-service, chat-service,
-# notification-service and the fanout gateway until Ctrl-C (which stops them all).
+# notification-service, the fanout gateway and the demo web app until Ctrl-C (which stops them all).
 # Logs: .cache/logs/<service>.log
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,10 +38,12 @@ start_service fanout-gateway 8080
 start_service post-service 3001
 start_service chat-service 3002
 start_service notification-service 3003
+start_service demo 8090
 
 cat <<TXT
 
 Ripple is running.
+  demo app    http://127.0.0.1:8090   (pick a user; live feed, notifications, chat)
   WebSocket   ws://127.0.0.1:8080/ws?access_token=<jwt>
   posts       http://127.0.0.1:3001   chat http://127.0.0.1:3002   notifications http://127.0.0.1:3003
   API docs    /docs on each of those (OpenAPI)

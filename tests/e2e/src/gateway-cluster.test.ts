@@ -4,12 +4,12 @@ import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
+import { Topics } from '@ripple/events';
 import { createEventProducer, createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
-import { TestClient, openSse, spawnService } from './harness.js';
+import { TestClient, openSse, publishPostEvents, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 import { expectReleased, isRunning } from './registry-check.js';
 
@@ -92,22 +92,8 @@ async function subscribe(client: TestClient, channel: string, since?: { offset: 
 }
 
 /** Publishes `count` post.created events by `authorId`, each on its own post (so across partitions). */
-async function publishPosts(authorId: string, count: number, body = 'x'): Promise<string[]> {
-  const events = Array.from({ length: count }, () =>
-    createEvent('post.created', {
-      source: 'gw-e2e',
-      data: { postId: randomBytes(6).toString('hex'), authorId, body, createdAt: new Date().toISOString() },
-    }),
-  );
-  for (let i = 0; i < events.length; i += 100) {
-    await producer.send(
-      events.slice(i, i + 100).map((e) => {
-        const m = toOutboxMessage(e);
-        return { ...m, topic: topicPrefix + m.topic };
-      }),
-    );
-  }
-  return events.map((e) => e.id);
+function publishPosts(authorId: string, count: number, body = 'x'): Promise<string[]> {
+  return publishPostEvents(producer, topicPrefix, authorId, count, body);
 }
 
 type EventFrame = { op: 'event'; channel: string; offset: string; epoch: string; event: { id: string } };

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import type { ReadableStreamReadResult } from 'node:stream/web';
@@ -6,8 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 import { dropDatabase } from '@ripple/db';
-import { Topics } from '@ripple/events';
+import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
 import { createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
+import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { runId, testDatabaseUrl, testInfra, waitFor } from '@ripple/testing';
 
@@ -94,6 +96,34 @@ export function spawnService(
       reject(new Error(`${name} exited with ${code} before listening:\n${output}`));
     });
   });
+}
+
+/**
+ * Publishes `count` `post.created` events by `authorId` straight to Kafka (topics under
+ * `topicPrefix`), in batches of 100; resolves with their event ids in publishing order.
+ */
+export async function publishPostEvents(
+  producer: EventProducer,
+  topicPrefix: string,
+  authorId: string,
+  count: number,
+  body = 'x',
+): Promise<string[]> {
+  const events = Array.from({ length: count }, () =>
+    createEvent('post.created', {
+      source: 'e2e',
+      data: { postId: randomBytes(6).toString('hex'), authorId, body, createdAt: new Date().toISOString() },
+    }),
+  );
+  for (let i = 0; i < events.length; i += 100) {
+    await producer.send(
+      events.slice(i, i + 100).map((e) => {
+        const m = toOutboxMessage(e);
+        return { ...m, topic: topicPrefix + m.topic };
+      }),
+    );
+  }
+  return events.map((e) => e.id);
 }
 
 /** A WebSocket client that records every frame it receives. */

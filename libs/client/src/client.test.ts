@@ -1,0 +1,195 @@
+import { afterEach, beforeEach, mock, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createClient } from './client.js';
+import type { ClientOptions, EventContext, RippleClient } from './client.js';
+
+// The client's decisions against a scripted in-memory WebSocket and mocked timers: what it
+// sends, when it reconnects, what it delivers. Real gateways: tests/e2e/src/client-sdk.test.ts.
+
+/** A WebSocket double: records what the client sends; the test plays the server. */
+class ScriptedSocket {
+  static all: ScriptedSocket[] = [];
+  readyState = 0;
+  readonly sent: Record<string, unknown>[] = [];
+  onopen: (() => void) | null = null;
+  onmessage: ((event: { data: unknown }) => void) | null = null;
+  onclose: ((event: { code: number; reason: string }) => void) | null = null;
+  onerror: (() => void) | null = null;
+  constructor(readonly url: string) {
+    ScriptedSocket.all.push(this);
+  }
+  send(text: string): void {
+    this.sent.push(JSON.parse(text) as Record<string, unknown>);
+  }
+  close(): void {
+    this.readyState = 3;
+  }
+  /** The server side: open, then welcome. */
+  accept(): void {
+    this.readyState = 1;
+    this.onopen?.();
+    this.push({ op: 'welcome', connectionId: 'c', node: 'n', user: 'u1', heartbeatMs: 60_000 });
+  }
+  push(frame: Record<string, unknown>): void {
+    this.onmessage?.({ data: JSON.stringify(frame) });
+  }
+  drop(code: number): void {
+    this.readyState = 3;
+    this.onclose?.({ code, reason: '' });
+  }
+}
+
+const latest = (): ScriptedSocket => {
+  const socket = ScriptedSocket.all.at(-1);
+  assert.ok(socket, 'a socket was opened');
+  return socket;
+};
+/** Lets pending promises (getToken) settle. */
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+};
+/** The latest socket opens and welcomes; the subscribes it triggers are sent. */
+const welcome = async (): Promise<void> => {
+  latest().accept();
+  await settle();
+};
+const event = (id: string) => ({ id, type: 'post.created', data: {} });
+let client: RippleClient;
+
+function start(extra: Partial<ClientOptions> = {}): RippleClient {
+  client = createClient({
+    url: 'ws://gateway.test/ws',
+    getToken: () => Promise.resolve('token'),
+    WebSocket: ScriptedSocket,
+    transports: ['websocket'],
+    backoff: { initialMs: 100, maxMs: 10_000 },
+    ...extra,
+  });
+  return client;
+}
+
+beforeEach(() => {
+  ScriptedSocket.all = [];
+  mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
+});
+afterEach(() => {
+  client.close();
+  mock.timers.reset();
+});
+
+test('subscriptions made while offline should be sent after welcome, and resumed with since after a drop', async () => {
+  start();
+  const got: (EventContext & { id: string })[] = [];
+  const gaps: EventContext[] = [];
+  const sub = client.subscribe('creator:u9', {
+    onEvent: (e, context) => got.push({ id: e.id, ...context }),
+    onGap: (position) => gaps.push(position),
+  });
+  await settle();
+  assert.equal(latest().url, 'ws://gateway.test/ws?access_token=token');
+  assert.deepEqual(latest().sent, []);
+  await welcome();
+  assert.deepEqual(latest().sent, [{ op: 'subscribe', id: '1', channel: 'creator:u9' }]);
+  latest().push({ op: 'ack', id: '1', channel: 'creator:u9', offset: '4', epoch: 'e' });
+  await sub.ready;
+  latest().push({ op: 'event', channel: 'creator:u9', offset: '5', epoch: 'e', event: event('a') });
+  latest().push({ op: 'event', channel: 'creator:u9', offset: '6', epoch: 'e', event: event('b') });
+  latest().drop(1006);
+  mock.timers.tick(100); // at most initialMs for the first retry
+  await settle();
+  assert.equal(ScriptedSocket.all.length, 2);
+  await welcome();
+  assert.deepEqual(latest().sent, [
+    { op: 'subscribe', id: '2', channel: 'creator:u9', since: { offset: '6', epoch: 'e' } },
+  ]);
+  latest().push({ op: 'ack', id: '2', channel: 'creator:u9', offset: '8', epoch: 'e', recovered: true, replayed: 2 });
+  latest().push({ op: 'event', channel: 'creator:u9', offset: '6', epoch: 'e', event: event('b') }); // already had it
+  latest().push({ op: 'event', channel: 'creator:u9', offset: '7', epoch: 'e', event: event('a') }); // routed twice
+  latest().push({ op: 'event', channel: 'creator:u9', offset: '8', epoch: 'e', event: event('c') });
+  assert.deepEqual(
+    got.map((g) => `${g.id}@${g.offset}`),
+    ['a@5', 'b@6', 'c@8'],
+  );
+  assert.deepEqual(gaps, []);
+});
+
+test('an ack with recovered false, or an offset skipped, should be reported as a gap', async () => {
+  start();
+  const gaps: string[] = [];
+  client.subscribe('creator:u9', { onEvent: () => undefined, onGap: (p) => gaps.push(`${p.offset}/${p.epoch}`) });
+  await settle();
+  await welcome();
+  latest().push({ op: 'ack', id: '1', channel: 'creator:u9', offset: '4', epoch: 'e' });
+  latest().push({ op: 'event', channel: 'creator:u9', offset: '7', epoch: 'e', event: event('x') });
+  latest().drop(4009); // slow consumer: back at once, and recover
+  mock.timers.tick(100);
+  await settle();
+  await welcome();
+  latest().push({ op: 'ack', id: '2', channel: 'creator:u9', offset: '0', epoch: 'f', recovered: false });
+  assert.deepEqual(gaps, ['6/e', '0/f']);
+});
+
+test('a refused subscription should reject ready with the gateway code and be forgotten', async () => {
+  start();
+  const sub = client.subscribe('user:someone-else', { onEvent: () => undefined });
+  await settle();
+  await welcome();
+  latest().push({ op: 'error', id: '1', code: 'GW_SUBSCRIBE_FORBIDDEN', message: 'no' });
+  await assert.rejects(sub.ready, { code: 'GW_SUBSCRIBE_FORBIDDEN' });
+  latest().drop(1006);
+  mock.timers.tick(100);
+  await settle();
+  await welcome();
+  assert.deepEqual(latest().sent, [], 'not resubscribed');
+});
+
+test('close code 4008 should back off to at least half the cap; 4001 should reconnect at once', async () => {
+  const states: string[] = [];
+  start().on('state', (s) => states.push(s));
+  await settle();
+  await welcome();
+  latest().drop(4008);
+  mock.timers.tick(4999);
+  await settle();
+  assert.equal(ScriptedSocket.all.length, 1, 'still waiting');
+  mock.timers.tick(5001);
+  await settle();
+  assert.equal(ScriptedSocket.all.length, 2);
+  await welcome();
+  latest().drop(4001);
+  mock.timers.tick(0);
+  await settle();
+  assert.equal(ScriptedSocket.all.length, 3);
+  assert.deepEqual(states, ['connected', 'disconnected', 'connecting', 'connected', 'disconnected', 'connecting']);
+});
+
+test('a reconnect notice should move the client to another connection at once, keeping its subscriptions', async () => {
+  start();
+  client.subscribe('creator:u9', { onEvent: () => undefined });
+  await settle();
+  await welcome();
+  latest().push({ op: 'ack', id: '1', channel: 'creator:u9', offset: '3', epoch: 'e' });
+  latest().push({ op: 'reconnect', reason: 'node draining' });
+  mock.timers.tick(100);
+  await settle();
+  assert.equal(ScriptedSocket.all.length, 2);
+  await welcome();
+  assert.deepEqual(latest().sent, [
+    { op: 'subscribe', id: '2', channel: 'creator:u9', since: { offset: '3', epoch: 'e' } },
+  ]);
+});
+
+test('a getToken that fails should count as a failed attempt, retried with backoff', async () => {
+  let calls = 0;
+  const states: string[] = [];
+  start({
+    getToken: () => (++calls === 1 ? Promise.reject(new Error('identity provider down')) : Promise.resolve('t')),
+  });
+  client.on('state', (s) => states.push(s));
+  await settle();
+  assert.equal(ScriptedSocket.all.length, 0);
+  assert.deepEqual(states, ['disconnected']);
+  mock.timers.tick(100);
+  await settle();
+  assert.equal(latest().url, 'ws://gateway.test/ws?access_token=t');
+});

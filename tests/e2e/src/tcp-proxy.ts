@@ -1,0 +1,72 @@
+import { createConnection, createServer } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+
+/**
+ * A TCP proxy for tests: forwards each new connection to the port `target` names at that moment
+ * (a load balancer in front of gateway nodes), and can cut every open connection at once
+ * (a network failure mid-stream: no close handshake, both ends destroyed).
+ */
+export interface TcpProxy {
+  readonly port: number;
+  /** Where new connections go (existing ones stay where they are). */
+  target: number;
+  /** Connections accepted so far. */
+  readonly accepted: number;
+  /** Holds new connections (accepted, not forwarded) until the returned function is called. */
+  hold(): () => void;
+  /** Destroys every open connection, both sides. */
+  dropAll(): void;
+  close(): Promise<void>;
+}
+
+/** Starts a proxy on 127.0.0.1 (a free port) forwarding to `target`. */
+export async function startTcpProxy(target: number): Promise<TcpProxy> {
+  const open = new Set<Socket>();
+  let accepted = 0;
+  const track = (socket: Socket): void => {
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
+    socket.on('error', () => socket.destroy());
+  };
+  let held: (() => void)[] | undefined;
+  const server = createServer((client) => {
+    accepted++;
+    track(client);
+    if (held) held.push(() => forward(client));
+    else forward(client);
+  });
+  const forward = (client: Socket): void => {
+    if (client.destroyed) return;
+    const upstream = createConnection({ host: '127.0.0.1', port: proxy.target });
+    track(upstream);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  };
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const proxy: TcpProxy = {
+    port: (server.address() as AddressInfo).port,
+    target,
+    get accepted() {
+      return accepted;
+    },
+    hold: () => {
+      held ??= [];
+      return () => {
+        const waiting = held ?? [];
+        held = undefined;
+        for (const go of waiting) go();
+      };
+    },
+    dropAll: () => {
+      for (const socket of open) socket.destroy();
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        proxy.dropAll();
+        server.close(() => resolve());
+      }),
+  };
+  return proxy;
+}
