@@ -76,7 +76,7 @@ export async function privateKafka(): Promise<PrivateKafka> {
       try {
         script('stop');
       } finally {
-        rmSync(dataDir, { recursive: true, force: true });
+        rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
       }
     },
   };
