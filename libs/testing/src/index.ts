@@ -43,6 +43,6 @@ export function testDatabaseUrl(name: string): string {
   url.pathname = `/${name}`;
   return url.toString();
 }
-export { privateKafka } from './kafka-broker.js';
+export { freePort, privateKafka } from './kafka-broker.js';
 export type { PrivateKafka } from './kafka-broker.js';
 export { cpuOf } from './procs.js';

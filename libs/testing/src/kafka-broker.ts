@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 const KAFKA_SCRIPT = fileURLToPath(new URL('../../../infra/kafka/kafka.sh', import.meta.url));
 
 /** A TCP port that was free a moment ago (the OS picks it). */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -33,6 +33,8 @@ export interface PrivateKafka {
   start(): void;
   /** Stops the broker (SIGTERM, then SIGKILL after 30 s) and waits until its port is free. */
   stop(): void;
+  /** The broker's process id while it runs (its pid file), else undefined. */
+  pid(): number | undefined;
   /** SIGKILLs the broker's process group (a crash, not a shutdown); `start` brings it back. */
   kill(): void;
   /** Stops the broker if it runs and deletes its data directory. */
@@ -60,6 +62,13 @@ export async function privateKafka(): Promise<PrivateKafka> {
     brokers: `127.0.0.1:${port}`,
     start: () => script('start'),
     stop: () => script('stop'),
+    pid() {
+      try {
+        return Number(readFileSync(join(dataDir, 'kafka.pid'), 'utf8'));
+      } catch {
+        return undefined;
+      }
+    },
     kill() {
       process.kill(-Number(readFileSync(join(dataDir, 'kafka.pid'), 'utf8')), 'SIGKILL');
     },
@@ -67,7 +76,7 @@ export async function privateKafka(): Promise<PrivateKafka> {
       try {
         script('stop');
       } finally {
-        rmSync(dataDir, { recursive: true, force: true });
+        rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
       }
     },
   };

@@ -10,18 +10,28 @@ export interface TcpProxy {
   readonly port: number;
   /** Where new connections go (existing ones stay where they are). */
   target: number;
+  /** When set, picks the port of each new connection instead of `target` (a load balancer's pick). */
+  route: (() => number) | undefined;
   /** Connections accepted so far. */
   readonly accepted: number;
   /** Holds new connections (accepted, not forwarded) until the returned function is called. */
   hold(): () => void;
   /** Destroys every open connection, both sides. */
   dropAll(): void;
+  /** Destroys each forwarded connection with probability `fraction` (0..1); returns how many. */
+  dropSome(fraction: number): number;
+  /**
+   * Stalls each forwarded connection with probability `fraction`: bytes stop flowing both ways
+   * and nothing is closed (a dead network path); the peers must notice by themselves. Returns how many.
+   */
+  stallSome(fraction: number): number;
   close(): Promise<void>;
 }
 
 /** Starts a proxy on 127.0.0.1 (a free port) forwarding to `target`. */
 export async function startTcpProxy(target: number): Promise<TcpProxy> {
   const open = new Set<Socket>();
+  const pairs = new Set<readonly [Socket, Socket]>();
   let accepted = 0;
   const track = (socket: Socket): void => {
     open.add(socket);
@@ -37,17 +47,23 @@ export async function startTcpProxy(target: number): Promise<TcpProxy> {
   });
   const forward = (client: Socket): void => {
     if (client.destroyed) return;
-    const upstream = createConnection({ host: '127.0.0.1', port: proxy.target });
+    const upstream = createConnection({ host: '127.0.0.1', port: proxy.route?.() ?? proxy.target });
     track(upstream);
+    const pair = [client, upstream] as const;
+    pairs.add(pair);
     client.pipe(upstream);
     upstream.pipe(client);
-    client.on('close', () => upstream.destroy());
+    client.on('close', () => {
+      pairs.delete(pair);
+      upstream.destroy();
+    });
     upstream.on('close', () => client.destroy());
   };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const proxy: TcpProxy = {
     port: (server.address() as AddressInfo).port,
     target,
+    route: undefined,
     get accepted() {
       return accepted;
     },
@@ -61,6 +77,26 @@ export async function startTcpProxy(target: number): Promise<TcpProxy> {
     },
     dropAll: () => {
       for (const socket of open) socket.destroy();
+    },
+    dropSome: (fraction) => {
+      const picked = [...pairs].filter(() => Math.random() < fraction);
+      for (const [client, upstream] of picked) {
+        client.destroy();
+        upstream.destroy();
+      }
+      return picked.length;
+    },
+    stallSome: (fraction) => {
+      const picked = [...pairs].filter(() => Math.random() < fraction);
+      for (const pair of picked) {
+        pairs.delete(pair);
+        const [client, upstream] = pair;
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
+      return picked.length;
     },
     close: () =>
       new Promise<void>((resolve) => {

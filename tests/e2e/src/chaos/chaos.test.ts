@@ -1,0 +1,43 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isolatedRun, spawnService } from '../harness.js';
+import type { RunningService } from '../harness.js';
+import { startCluster } from './cluster.js';
+import type { Cluster } from './cluster.js';
+import { SCENARIOS, runScenario } from './scenarios.js';
+
+// The chaos suite, reduced (a few clients, a few seconds of traffic per scenario), on its own
+// private Kafka broker and Redis. It asserts the delivery goals: every accepted event reaches
+// every follower (received, or refetched over REST after a signalled gap) and none twice. The
+// recovery-time goal is a timing figure: `pnpm chaos` checks and prints it, this test does not.
+const iso = isolatedRun('chaos');
+const spawned: RunningService[] = [];
+let cluster: Cluster;
+
+before(async () => {
+  cluster = await startCluster({
+    iso,
+    spawn: async (...args) => {
+      const service = await spawnService(...args);
+      spawned.push(service);
+      return service;
+    },
+  });
+});
+
+after(async () => {
+  await Promise.all(spawned.map((s) => s.stop('SIGKILL')));
+  await cluster.stop();
+  await iso.cleanup();
+});
+
+const size = { clients: 12, creators: 4, postsPerSec: 15, trafficMs: 2000 };
+
+for (const scenario of SCENARIOS) {
+  test(`chaos ${scenario.name}: every accepted event should reach every follower once`, async () => {
+    const result = await runScenario(cluster, scenario, size);
+    assert.ok(result.published > 0, 'events were accepted');
+    assert.equal(result.delivered, result.expected, `deliveries: ${JSON.stringify(result)}`);
+    assert.equal(result.duplicates, 0, 'no duplicates');
+  });
+}

@@ -1,0 +1,226 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { jwtSecret, signAccessToken } from '@ripple/auth';
+import { freePort, privateKafka, waitFor, waitUntil } from '@ripple/testing';
+import type { PrivateKafka } from '@ripple/testing';
+import type { RunningService, spawnService, isolatedRun } from '../harness.js';
+import { startTcpProxy } from '../tcp-proxy.js';
+import type { TcpProxy } from '../tcp-proxy.js';
+import type { Ledger } from './ledger.js';
+
+/** A redis-server of the chaos run's own (no persistence), which it may kill and restart empty. */
+export interface PrivateRedis {
+  readonly url: string;
+  readonly pid: number | undefined;
+  /** SIGKILLs it and starts it again on the same port, empty; resolves once it answers. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts `redis-server` on a free loopback port, without snapshots or an append-only file. */
+export async function privateRedis(): Promise<PrivateRedis> {
+  const port = await freePort();
+  let child: ChildProcess;
+  const start = async (): Promise<void> => {
+    child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--maxmemory-policy',
+        'noeviction',
+      ],
+      { stdio: 'ignore' },
+    );
+    await waitUntil('the private redis-server to answer', 10_000, () => portAnswers(port));
+  };
+  const stop = (): Promise<void> =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    get pid() {
+      return child.pid;
+    },
+    restart: async () => {
+      await stop();
+      await start();
+    },
+    stop,
+  };
+}
+
+async function portAnswers(port: number): Promise<boolean> {
+  const { createConnection } = await import('node:net');
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on('error', () => resolve(false));
+  });
+}
+
+/** Peak resident set size (VmHWM) of a process, in bytes; undefined when it is gone. */
+export function peakRssOf(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb === undefined ? undefined : Number(kb) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The first child of process `pid` (from /proc), or undefined. */
+function childOf(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const first = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')[0];
+    return first ? Number(first) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Gateway settings of a chaos run: quick heartbeats and drains, so that faults show quickly. */
+export const CHAOS_GATEWAY_ENV = {
+  KAFKA_TOPIC_PARTITIONS: '6',
+  REGISTRY_HEARTBEAT_MS: '500',
+  DRAIN_WINDOW_MS: '1000',
+  WS_PING_INTERVAL_MS: '3000',
+  WS_SEND_BUFFER_BYTES: '262144',
+} as const;
+
+/**
+ * The platform under chaos: a private Kafka broker and Redis, the run's own database on the
+ * PostgreSQL server, post-service, `gateways` gateway nodes and a TCP proxy that spreads new
+ * connections over the nodes that are up (the load balancer).
+ */
+export interface Cluster {
+  readonly kafka: PrivateKafka;
+  readonly redis: PrivateRedis;
+  readonly postService: RunningService;
+  /** Gateway nodes by slot; a slot's node is replaced by `restartGateway`/`killGateway`. */
+  readonly gateways: RunningService[];
+  readonly proxy: TcpProxy;
+  /** An access token for `user`. */
+  token(user: string): Promise<string>;
+  /** Stops slot `slot`'s node with SIGTERM (it drains), waits for its exit, starts a new one. */
+  restartGateway(slot: number): Promise<void>;
+  /** SIGKILLs slot `slot`'s node, then starts a new one after `downMs`. */
+  killGateway(slot: number, downMs: number): Promise<void>;
+  /** Records every process's peak memory in `ledger`. */
+  sampleMemory(ledger: Ledger): void;
+  stop(): Promise<void>;
+}
+
+type Scope = {
+  iso: ReturnType<typeof isolatedRun>;
+  spawn: (...args: Parameters<typeof spawnService>) => Promise<RunningService>;
+};
+
+/** Starts the cluster inside a `runScoped` scope (which stops the processes it spawned). */
+export async function startCluster(scope: Scope, gatewayCount = 3): Promise<Cluster> {
+  const { iso } = scope;
+  const kafka = await privateKafka();
+  let redis: PrivateRedis | undefined;
+  try {
+    kafka.start();
+    redis = await privateRedis();
+    const env = { ...iso.env, KAFKA_BROKERS: kafka.brokers, REDIS_URL: redis.url, KAFKA_TOPIC_PARTITIONS: '6' };
+    const gatewayEnv = { ...env, ...CHAOS_GATEWAY_ENV, KAFKA_GROUP_ID: `chaos.${iso.run}` };
+    let generation = 0;
+    const spawnGateway = (slot: number) =>
+      scope.spawn('fanout-gateway', { ...gatewayEnv, NODE_ID: `gw${slot}-${generation++}-${iso.run}` });
+    const [postService, ...gateways] = await Promise.all([
+      scope.spawn('post-service', {
+        ...env,
+        DATABASE_URL: iso.databaseUrl('post-service'),
+        RATE_LIMIT_MAX: '1000000',
+        OUTBOX_POLL_INTERVAL_MS: '200',
+      }),
+      ...Array.from({ length: gatewayCount }, (_, slot) => spawnGateway(slot)),
+    ]);
+    if (!postService) throw new Error('post-service did not start');
+    const up = new Set(gateways.map((_, slot) => slot));
+    let next = 0;
+    const proxy = await startTcpProxy(gateways[0]?.port ?? 0);
+    proxy.route = () => {
+      const slots = [...up];
+      const slot = slots[next++ % Math.max(1, slots.length)] ?? 0;
+      return gateways[slot]?.port ?? proxy.target;
+    };
+    const secret = jwtSecret(iso.jwtSecretText);
+    const peaks = new Map<string, number>();
+    const notePeak = (name: string, pid: number | undefined): void => {
+      const bytes = peakRssOf(pid);
+      if (bytes !== undefined) peaks.set(name, Math.max(bytes, peaks.get(name) ?? 0));
+    };
+    const replace = async (slot: number, signal: NodeJS.Signals, downMs: number): Promise<void> => {
+      const node = gateways[slot];
+      if (!node) throw new Error(`no gateway in slot ${slot}`);
+      notePeak('gateway', node.process.pid);
+      up.delete(slot);
+      await node.stop(signal);
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      gateways[slot] = await spawnGateway(slot);
+      up.add(slot);
+    };
+    const redisOf = redis;
+    return {
+      kafka,
+      redis,
+      postService,
+      gateways,
+      proxy,
+      token: (user) => signAccessToken(secret, user),
+      restartGateway: (slot) => replace(slot, 'SIGTERM', 0),
+      killGateway: (slot, downMs) => replace(slot, 'SIGKILL', downMs),
+      sampleMemory(ledger) {
+        for (const node of gateways) notePeak('gateway', node.process.pid);
+        notePeak('post-service', postService.process.pid);
+        notePeak('redis', redisOf.pid);
+        notePeak('kafka', childOf(kafka.pid()) ?? kafka.pid()); // kafka.sh's bash runs java as its child
+        notePeak('driver', process.pid);
+        for (const [name, bytes] of peaks) ledger.rss(name, bytes);
+        peaks.clear();
+      },
+      stop: async () => {
+        await proxy.close();
+        await redisOf.stop();
+        kafka.remove();
+      },
+    };
+  } catch (err) {
+    await redis?.stop();
+    kafka.remove();
+    throw err;
+  }
+}
+
+/** Waits until every gateway in the cluster answers `/readyz` (after a Kafka or Redis restart). */
+export async function waitReady(cluster: Cluster, deadlineMs = 60_000): Promise<void> {
+  await waitFor('every gateway to be ready', deadlineMs, async () => {
+    const answers = await Promise.all(
+      cluster.gateways.map((g) =>
+        fetch(`${g.url}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      ),
+    );
+    return answers.every(Boolean) ? true : undefined;
+  });
+}

@@ -1,0 +1,192 @@
+/**
+ * The delivery ledger of a chaos scenario: every event a domain service accepted (a 2xx), and,
+ * per client, every event it received, every gap it was told about and what the REST refetch
+ * after that gap returned. From it, one {@link ScenarioResult}: the figures the issue asks for.
+ *
+ * Events are keyed by their aggregate id (a post id: POST /posts answers it, the `post.created`
+ * event carries it as `data.postId`, GET /users/:id/posts lists it), one event per id.
+ */
+export class Ledger {
+  private readonly accepted = new Map<string, Set<string>>(); // channel -> ids
+  private readonly clients = new Map<string, ClientRecord>();
+  private readonly recoveriesMs: number[] = [];
+  private readonly peakRss = new Map<string, number>();
+
+  /** A domain service answered 2xx for the event `id`, which goes to `channel`. */
+  accept(channel: string, id: string): void {
+    let ids = this.accepted.get(channel);
+    if (!ids) this.accepted.set(channel, (ids = new Set()));
+    ids.add(id);
+  }
+
+  /** Registers a client that follows `channel`: from now on it should get every accepted event of it. */
+  follow(clientId: string, channel: string): void {
+    this.clients.set(clientId, { channel, received: new Map(), gaps: 0, refetched: new Set() });
+  }
+
+  /** The client handed event `id` to its application (after its own de-duplication). */
+  receive(clientId: string, id: string): void {
+    const record = this.record(clientId);
+    record.received.set(id, (record.received.get(id) ?? 0) + 1);
+  }
+
+  /** The client was told (`recovered: false`) that events of its channel were lost. */
+  gap(clientId: string): void {
+    this.record(clientId).gaps++;
+  }
+
+  /** The REST refetch that followed a gap listed these ids; they count as delivered to the client. */
+  refetch(clientId: string, ids: Iterable<string>): void {
+    const record = this.record(clientId);
+    for (const id of ids) record.refetched.add(id);
+  }
+
+  /** A client was back (connected again) `ms` milliseconds after it lost its connection. */
+  recovered(ms: number): void {
+    this.recoveriesMs.push(ms);
+  }
+
+  /** A peak resident set size of a process (`name`), in bytes; the largest one per name is kept. */
+  rss(name: string, bytes: number): void {
+    this.peakRss.set(name, Math.max(bytes, this.peakRss.get(name) ?? 0));
+  }
+
+  /** True once every client has every accepted event of its channel, received or refetched. */
+  complete(): boolean {
+    return this.missing() === 0;
+  }
+
+  /** Deliveries still missing: (client, accepted event) pairs neither received nor refetched. */
+  missing(): number {
+    let missing = 0;
+    for (const record of this.clients.values())
+      for (const id of this.accepted.get(record.channel) ?? [])
+        if (!record.received.has(id) && !record.refetched.has(id)) missing++;
+    return missing;
+  }
+
+  /** The scenario's figures, checked against the goals. */
+  result(name: string, goals: Goals = DEFAULT_GOALS): ScenarioResult {
+    let expected = 0;
+    let delivered = 0;
+    let duplicates = 0;
+    let gaps = 0;
+    for (const record of this.clients.values()) {
+      const ids = this.accepted.get(record.channel) ?? new Set<string>();
+      expected += ids.size;
+      for (const id of ids) if (record.received.has(id) || record.refetched.has(id)) delivered++;
+      for (const count of record.received.values()) duplicates += count - 1;
+      gaps += record.gaps;
+    }
+    let published = 0;
+    for (const ids of this.accepted.values()) published += ids.size;
+    const recoveryP99Ms = percentile(this.recoveriesMs, 0.99);
+    const failures: string[] = [];
+    if (published === 0) failures.push('no event was accepted');
+    if (delivered < expected) failures.push(`${expected - delivered} of ${expected} deliveries missing`);
+    if (duplicates > 0) failures.push(`${duplicates} duplicates`);
+    if (recoveryP99Ms > goals.recoveryP99Ms)
+      failures.push(`recovery p99 ${recoveryP99Ms} ms over ${goals.recoveryP99Ms} ms`);
+    return {
+      name,
+      clients: this.clients.size,
+      published,
+      expected,
+      delivered,
+      duplicates,
+      gaps,
+      recoveries: this.recoveriesMs.length,
+      recoveryP99Ms,
+      peakRssMb: Object.fromEntries([...this.peakRss].map(([k, v]) => [k, Math.round(v / 2 ** 20)])),
+      failures,
+    };
+  }
+
+  private record(clientId: string): ClientRecord {
+    const record = this.clients.get(clientId);
+    if (!record) throw new Error(`client ${clientId} does not follow a channel`);
+    return record;
+  }
+}
+
+interface ClientRecord {
+  readonly channel: string;
+  /** Event id -> how many times the client's application got it. */
+  readonly received: Map<string, number>;
+  gaps: number;
+  readonly refetched: Set<string>;
+}
+
+/** What a scenario must reach. */
+export interface Goals {
+  /** Largest acceptable p99 of the time from losing a connection to being connected again, ms. */
+  readonly recoveryP99Ms: number;
+}
+
+/** The issue's goals: (100% delivered and 0 duplicates always), recovery p99 ≤ 2 s. */
+export const DEFAULT_GOALS: Goals = { recoveryP99Ms: 2000 };
+
+/** One scenario's figures. Deliveries are (client, event) pairs. */
+export interface ScenarioResult {
+  readonly name: string;
+  readonly clients: number;
+  /** Events the domain service accepted (2xx). */
+  readonly published: number;
+  /** Deliveries owed: for each client, the accepted events of its channel. */
+  readonly expected: number;
+  /** Deliveries made: received, or listed by the REST refetch after a signalled gap. */
+  readonly delivered: number;
+  /** Events a client's application got more than once, after the client's de-duplication. */
+  readonly duplicates: number;
+  /** Gaps signalled to clients (`recovered: false`), each followed by a refetch. */
+  readonly gaps: number;
+  /** Connections lost and regained. */
+  readonly recoveries: number;
+  /** p99 of the time from losing a connection to being connected again, ms (0 with none). */
+  readonly recoveryP99Ms: number;
+  /** Peak resident set size per process, MiB. */
+  readonly peakRssMb: Readonly<Record<string, number>>;
+  /** Every goal missed, in words; empty when the scenario met them all. */
+  readonly failures: readonly string[];
+}
+
+/** The `q` quantile (0..1, nearest rank) of `values`; 0 for none. */
+export function percentile(values: readonly number[], q: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0;
+}
+
+/**
+ * The report: a table (one row per scenario, figures and verdict) and, as its last line, one
+ * JSON object `{"scenarios":[{name, published, delivered, duplicates, gaps, recoveryP99Ms, …}]}`.
+ */
+export function formatReport(results: readonly ScenarioResult[]): string {
+  const header = [
+    'scenario',
+    'clients',
+    'published',
+    'delivered',
+    'dup',
+    'gaps',
+    'recov p99 ms',
+    'peak RSS MiB',
+    'verdict',
+  ];
+  const rows = results.map((r) => [
+    r.name,
+    String(r.clients),
+    String(r.published),
+    `${r.delivered}/${r.expected} (${r.expected === 0 ? '0' : ((100 * r.delivered) / r.expected).toFixed(2)}%)`,
+    String(r.duplicates),
+    String(r.gaps),
+    String(r.recoveryP99Ms),
+    Object.entries(r.peakRssMb)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', '),
+    r.failures.length === 0 ? 'ok' : `FAIL: ${r.failures.join('; ')}`,
+  ]);
+  const table = [header, ...rows].map((cells) => `| ${cells.join(' | ')} |`);
+  table.splice(1, 0, `|${header.map(() => ' --- ').join('|')}|`);
+  return [...table, JSON.stringify({ scenarios: results })].join('\n');
+}

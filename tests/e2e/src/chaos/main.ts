@@ -1,0 +1,52 @@
+// `pnpm chaos`: the chaos suite. Starts a private Kafka broker and Redis, post-service and three
+// gateway nodes (real processes, loopback only), runs every scenario with traffic flowing, prints
+// the table and, as the last line, the JSON figures; exits 1 when a scenario missed a goal.
+// Knobs: CHAOS_CLIENTS (default 500), CHAOS_POSTS_PER_SEC (default 40), CHAOS_SCENARIOS
+// (comma-separated names, default all).
+import { runScoped } from '../harness.js';
+import { startCluster } from './cluster.js';
+import { formatReport } from './ledger.js';
+import type { ScenarioResult } from './ledger.js';
+import { SCENARIOS, runScenario } from './scenarios.js';
+
+/** The whole suite stops by itself after this long, failed. */
+const SUITE_DEADLINE_MS = 10 * 60_000;
+
+const knob = (name: string, fallback: number): number => {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
+  return value;
+};
+const size = {
+  clients: knob('CHAOS_CLIENTS', 500),
+  creators: 10,
+  postsPerSec: knob('CHAOS_POSTS_PER_SEC', 40),
+  trafficMs: 3000,
+};
+const wanted = process.env.CHAOS_SCENARIOS?.split(',').map((s) => s.trim());
+const unknown = wanted?.filter((name) => !SCENARIOS.some((s) => s.name === name)) ?? [];
+if (unknown.length > 0) throw new Error(`unknown CHAOS_SCENARIOS: ${unknown.join(', ')}`);
+const scenarios = SCENARIOS.filter((s) => !wanted || wanted.includes(s.name));
+
+const deadline = setTimeout(() => {
+  process.stderr.write(`chaos: over ${SUITE_DEADLINE_MS / 60_000} minutes, stopping\n`);
+  process.kill(process.pid, 'SIGTERM'); // runScoped cleans up, then exits 143
+}, SUITE_DEADLINE_MS);
+deadline.unref();
+
+const results: ScenarioResult[] = await runScoped('chaos', async (scope) => {
+  const cluster = await startCluster(scope);
+  try {
+    const done: ScenarioResult[] = [];
+    for (const scenario of scenarios) {
+      process.stderr.write(`chaos: ${scenario.name} with ${size.clients} clients\n`);
+      done.push(await runScenario(cluster, scenario, size));
+    }
+    return done;
+  } finally {
+    await cluster.stop();
+  }
+});
+clearTimeout(deadline);
+process.stdout.write(`${formatReport(results)}\n`);
+process.exitCode = results.every((r) => r.failures.length === 0) ? 0 : 1;

@@ -1,0 +1,139 @@
+import { runId, waitUntil } from '@ripple/testing';
+import { waitReady } from './cluster.js';
+import type { Cluster } from './cluster.js';
+import { connectFleet } from './fleet.js';
+import type { Fleet } from './fleet.js';
+import { Ledger } from './ledger.js';
+import type { ScenarioResult } from './ledger.js';
+
+/** How big a scenario is. */
+export interface ChaosSize {
+  /** Clients connected during the scenario (the rolling restart's issue figure is 5,000). */
+  readonly clients: number;
+  /** Creators posting; each client follows one of them. */
+  readonly creators: number;
+  /** POST /posts per second, all creators together. */
+  readonly postsPerSec: number;
+  /** Traffic before the fault and after it, ms each. */
+  readonly trafficMs: number;
+}
+
+/** A fault, done while traffic flows. */
+export interface Scenario {
+  readonly name: string;
+  readonly fault: (cluster: Cluster, fleet: Fleet) => Promise<void>;
+}
+
+const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The scenarios, in the order they run. */
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    name: 'sigkill-gateway',
+    fault: (cluster) => cluster.killGateway(0, 1000),
+  },
+  {
+    name: 'rolling-restart',
+    fault: async (cluster) => {
+      for (let slot = 0; slot < cluster.gateways.length; slot++) await cluster.restartGateway(slot);
+    },
+  },
+  {
+    name: 'network-drops',
+    fault: async (cluster) => {
+      for (let round = 0; round < 5; round++) {
+        cluster.proxy.dropSome(0.1);
+        cluster.proxy.stallSome(0.05);
+        await pause(1000);
+      }
+    },
+  },
+  {
+    name: 'slow-consumer',
+    fault: (_cluster, fleet) => fleet.pauseReading(Math.max(1, Math.ceil(fleet.clients.length / 20)), 4000),
+  },
+  {
+    name: 'redis-restart',
+    fault: async (cluster) => {
+      await cluster.redis.restart();
+      await waitReady(cluster);
+    },
+  },
+  {
+    name: 'kafka-restart',
+    fault: async (cluster) => {
+      cluster.kafka.stop();
+      await pause(2000);
+      cluster.kafka.start();
+      await waitReady(cluster);
+    },
+  },
+];
+
+/**
+ * Runs one scenario on a running cluster: connects a fresh fleet, posts at `size.postsPerSec`
+ * (every 2xx noted in the ledger), does the fault, posts on for `size.trafficMs`, then waits up
+ * to `settleMs` for every delivery (or refetch) before it reads the figures.
+ */
+export async function runScenario(
+  cluster: Cluster,
+  scenario: Scenario,
+  size: ChaosSize,
+  settleMs = 60_000,
+): Promise<ScenarioResult> {
+  const ledger = new Ledger();
+  const tag = `${scenario.name}-${runId()}`;
+  const creators = Array.from({ length: size.creators }, (_, i) => `${tag}-a${i}`);
+  const fleet = await connectFleet(cluster, ledger, tag, creators, size.clients);
+  try {
+    const traffic = startTraffic(cluster, ledger, creators, size.postsPerSec);
+    await pause(size.trafficMs);
+    cluster.sampleMemory(ledger);
+    await scenario.fault(cluster, fleet);
+    await pause(size.trafficMs);
+    await traffic.stop();
+    await waitUntil('every delivery', settleMs, () => ledger.complete()).catch(() => undefined);
+    cluster.sampleMemory(ledger);
+    return ledger.result(scenario.name);
+  } finally {
+    fleet.close();
+  }
+}
+
+/**
+ * Posts as `creators` in turn at `perSec` (at most 16 requests in flight); each 201 is an
+ * accepted event of `creator:<author>`. `stop` ends it and waits for the requests in flight.
+ */
+function startTraffic(
+  cluster: Cluster,
+  ledger: Ledger,
+  creators: readonly string[],
+  perSec: number,
+): { stop: () => Promise<void> } {
+  const inFlight = new Set<Promise<void>>();
+  let n = 0;
+  const post = async (creator: string): Promise<void> => {
+    try {
+      const res = await fetch(`${cluster.postService.url}/posts`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await cluster.token(creator)}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ body: `chaos ${n}` }),
+      });
+      if (res.status === 201) ledger.accept(`creator:${creator}`, ((await res.json()) as { id: string }).id);
+    } catch {
+      // refused or unreachable: not accepted, so nobody is owed it
+    }
+  };
+  const timer = setInterval(() => {
+    if (inFlight.size >= 16) return;
+    const creator = creators[n++ % creators.length] ?? '';
+    const done = post(creator).finally(() => inFlight.delete(done));
+    inFlight.add(done);
+  }, 1000 / perSec);
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await Promise.all(inFlight);
+    },
+  };
+}
