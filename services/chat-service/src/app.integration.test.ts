@@ -109,6 +109,14 @@ test('only members should read or write a room; outsiders get 403, unknown rooms
   const missing = `${'0'.repeat(8)}-0000-7000-8000-${'0'.repeat(12)}`;
   const notFound = await call('GET', `/rooms/${missing}/messages`, 'mallory');
   assert.deepEqual([notFound.status, notFound.json().code], [404, 'ROOM_NOT_FOUND']);
+  const sendNowhere = await call('POST', `/rooms/${missing}/messages`, 'mallory', { body: 'anyone?' });
+  assert.deepEqual([sendNowhere.status, sendNowhere.json().code], [404, 'ROOM_NOT_FOUND']);
+  const history = (await call('GET', `/rooms/${room.id}/messages`, 'bob')).json<Page<Msg>>();
+  assert.deepEqual(
+    history.items.map((m) => m.body),
+    ['hi'],
+    'nothing an outsider sent was stored',
+  );
   assert.deepEqual(
     (await call('GET', '/rooms', 'mallory')).json<Page<Room>>().items.map((r) => r.id),
     [],
