@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { RippleError } from '@ripple/errors';
 import { createEvent } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
-import { LeasedDirectory, MemoryHistory, MemoryLeasedSets } from '@ripple/registry';
+import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialRouteLog } from '@ripple/registry';
 import type { StreamPosition } from '@ripple/registry';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { LiveFeeds } from './feed.js';
@@ -47,7 +47,7 @@ function node(following: Record<string, string[]>, source?: FolloweeSource) {
     () => 0,
     () => 0,
   );
-  const router = new Router({ ...reads, bus, metrics });
+  const router = new Router({ ...reads, routes: new SequentialRouteLog(history, directory), bus, metrics });
   /** A connection's channels, recording what reaches it: `<channel>#<offset> <event summary>`, `gap <channel>`. */
   const connection = (token = 'token') => {
     const got: string[] = [];

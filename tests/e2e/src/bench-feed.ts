@@ -164,7 +164,7 @@ await runScoped('bf', async ({ iso, spawn }) => {
     lastArrivals.push(Math.round(last));
   }
   const cpuAfter = [...pids.map(cpuOf), selfCpu()];
-  await monitor.disconnect();
+  monitor.disconnect();
   for (const f of followers) f.socket.terminate();
 
   const all = percentiles(latencies);
