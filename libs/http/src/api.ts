@@ -3,8 +3,9 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
-import { RippleError } from '@ripple/errors';
 import { installAuth } from './auth.js';
+import { BEARER_SCHEME } from './contract.js';
+import { HttpErrors } from './error-kinds.js';
 import type { JwtOptions } from '@ripple/auth';
 import { serviceShell } from './health.js';
 import type { ServiceShellOptions } from './health.js';
@@ -24,9 +25,6 @@ export interface ApiOptions extends ServiceShellOptions {
   readonly overload?: OverloadOptions;
 }
 
-/** A route's JSON Schemas document it; this makes the access-token requirement visible too. */
-export const bearerAuth = [{ bearerAuth: [] }];
-
 /**
  * A domain service's fastify app: the service shell (errors, /healthz, /readyz, /metrics),
  * load shedding, @fastify/jwt, OpenAPI at /docs (JSON at /docs/json), and per-user rate limiting kept in Redis.
@@ -40,7 +38,16 @@ export async function createApiApp(opts: ApiOptions): Promise<FastifyInstance> {
   await app.register(swagger, {
     openapi: {
       info: { title: opts.name, description: opts.description, version: '1' },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      components: {
+        securitySchemes: {
+          [BEARER_SCHEME]: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description: 'An access token (JWT) whose `sub` is the user id.',
+          },
+        },
+      },
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -59,9 +66,7 @@ export async function createApiApp(opts: ApiOptions): Promise<FastifyInstance> {
     // Redis down must not take the API down with it: requests then pass unlimited.
     skipOnError: true,
     errorResponseBuilder: (_request, context) =>
-      new RippleError('RATE_LIMITED', `rate limit of ${context.max} requests per ${context.after} exceeded`, {
-        status: 429,
-      }),
+      HttpErrors.rateLimited.error(`rate limit of ${context.max} requests per ${context.after} exceeded`),
   });
   return app;
 }

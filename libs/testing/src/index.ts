@@ -46,3 +46,5 @@ export function testDatabaseUrl(name: string): string {
 export { privateKafka } from './kafka-broker.js';
 export type { PrivateKafka } from './kafka-broker.js';
 export { cpuOf } from './procs.js';
+export { OpenApiContract } from './openapi.js';
+export type { HttpExchange } from './openapi.js';

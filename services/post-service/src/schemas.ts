@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { errorKind } from '@ripple/errors';
 
 const Text = Type.String({ minLength: 1, maxLength: 10_000 });
 const Id = Type.String({ format: 'uuid' });
@@ -28,3 +29,11 @@ export const CommentView = Type.Object({
 });
 
 export const LikeView = Type.Object({ postId: Type.String(), liked: Type.Boolean(), likeCount: Type.Integer() });
+
+/** The errors post-service's routes answer with, besides the shared ones (`HttpErrors`). */
+export const PostErrors = {
+  postNotFound: errorKind('POST_NOT_FOUND', 404),
+  postForbidden: errorKind('POST_FORBIDDEN', 403),
+  commentNotFound: errorKind('COMMENT_NOT_FOUND', 404),
+  commentForbidden: errorKind('COMMENT_FORBIDDEN', 403),
+} as const;
