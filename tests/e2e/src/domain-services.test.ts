@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { waitFor } from '@ripple/testing';
-import { TestClient, isolatedRun, spawnService } from './harness.js';
+import { callApi, TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
 // The three domain services, the notification consumer and the gateway as real processes on real
@@ -39,17 +39,9 @@ after(async () => {
 type Json = Record<string, unknown>;
 
 async function api(service: RunningService, user: string, method: string, path: string, body?: Json) {
-  const res = await fetch(`${service.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${await signAccessToken(secret, user)}`,
-      ...(body && { 'content-type': 'application/json' }),
-    },
-    ...(body && { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  assert.ok(res.status < 300, `${method} ${path} → ${res.status} ${text}`);
-  return (text === '' ? {} : JSON.parse(text)) as Json;
+  const res = await callApi(service, method, path, { token: await signAccessToken(secret, user), body });
+  assert.ok(res.status < 300, `${method} ${path} → ${res.status} ${res.text}`);
+  return res.text === '' ? {} : res.json();
 }
 
 async function connect(user: string): Promise<TestClient> {

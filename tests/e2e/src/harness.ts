@@ -9,7 +9,7 @@ import { dropDatabase } from '@ripple/db';
 import { Topics } from '@ripple/events';
 import { createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { runId, testDatabaseUrl, testInfra, waitFor } from '@ripple/testing';
+import { OpenApiContract, runId, testDatabaseUrl, testInfra, waitFor } from '@ripple/testing';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -94,6 +94,57 @@ export function spawnService(
       reject(new Error(`${name} exited with ${code} before listening:\n${output}`));
     });
   });
+}
+
+/** An HTTP answer of a domain service, read whole. */
+export interface ApiAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly text: string;
+  /** The body parsed as JSON. */
+  // The caller names the body's shape, as with fetch's own res.json().
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
+  json<T = Record<string, unknown>>(): T;
+}
+
+const contracts = new Map<string, Promise<OpenApiContract>>();
+
+/**
+ * Calls a domain service's HTTP API (`token`: sent as a bearer token; `body`: sent as JSON) and
+ * checks the answer against the OpenAPI document that service serves at /docs/json (fetched and
+ * validated once per service): a status, body or route the document does not promise fails the
+ * test, whatever the test itself asserts next.
+ */
+export async function callApi(
+  service: Pick<RunningService, 'url'>,
+  method: string,
+  path: string,
+  opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<ApiAnswer> {
+  let contract = contracts.get(service.url);
+  if (!contract) {
+    contract = fetch(`${service.url}/docs/json`).then(async (r) => OpenApiContract.load(await r.json()));
+    contracts.set(service.url, contract);
+  }
+  const res = await fetch(`${service.url}${path}`, {
+    method,
+    headers: {
+      ...(opts.token !== undefined && { authorization: `Bearer ${opts.token}` }),
+      ...(opts.body !== undefined && { 'content-type': 'application/json' }),
+      ...opts.headers,
+    },
+    ...(opts.body !== undefined && { body: JSON.stringify(opts.body) }),
+  });
+  const text = await res.text();
+  (await contract).check({
+    method,
+    url: path,
+    status: res.status,
+    contentType: res.headers.get('content-type') ?? undefined,
+    body: text,
+  });
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
+  return { status: res.status, headers: res.headers, text, json: <T>() => JSON.parse(text) as T };
 }
 
 /** A WebSocket client that records every frame it receives. */

@@ -6,7 +6,7 @@ import type { KafkaClient } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { privateKafka, waitUntil } from '@ripple/testing';
 import type { PrivateKafka } from '@ripple/testing';
-import { TestClient, isolatedRun, spawnService } from './harness.js';
+import { callApi, TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
 // Kafka outages on real processes, with a broker of this file's own (other tests keep the shared
@@ -43,12 +43,11 @@ after(async () => {
 const env = () => ({ ...iso.env, KAFKA_BROKERS: broker.brokers, RATE_LIMIT_MAX: '100000' });
 
 async function createPost(service: RunningService, body: string): Promise<number> {
-  const response = await fetch(`${service.url}/posts`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${await signAccessToken(secret, 'u-out')}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ body }),
+  const response = await callApi(service, 'POST', '/posts', {
+    token: await signAccessToken(secret, 'u-out'),
+    body: { body },
   });
-  if (response.ok) accepted.push(((await response.json()) as { id: string }).id);
+  if (response.status === 201) accepted.push(response.json<{ id: string }>().id);
   return response.status;
 }
 
