@@ -48,3 +48,5 @@ export type { PrivateKafka } from './kafka-broker.js';
 export { cpuOf } from './procs.js';
 export { OpenApiContract } from './openapi.js';
 export type { HttpExchange } from './openapi.js';
+export { AsyncApiContract } from './asyncapi.js';
+export type { ConsumedMessage } from './asyncapi.js';

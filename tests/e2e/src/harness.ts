@@ -7,9 +7,10 @@ import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 import { dropDatabase } from '@ripple/db';
 import { Topics } from '@ripple/events';
-import { createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
+import { createKafka, deleteTopics, dlqTopicOf, readTopics } from '@ripple/kafka';
+import type { KafkaClient, TopicReader, TopicReaderOptions } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { OpenApiContract, runId, testDatabaseUrl, testInfra, waitFor } from '@ripple/testing';
+import { AsyncApiContract, OpenApiContract, runId, testDatabaseUrl, testInfra, waitFor } from '@ripple/testing';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -145,6 +146,39 @@ export async function callApi(
   });
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
   return { status: res.status, headers: res.headers, text, json: <T>() => JSON.parse(text) as T };
+}
+
+let eventContract: Promise<AsyncApiContract> | undefined;
+
+/**
+ * `readTopics` whose every record is checked against docs/asyncapi.yaml (parsed once with
+ * @asyncapi/parser): its channel, message type, content type, headers and payload. A record the
+ * document does not allow is still handed to `onMessage`, and `stop` then rejects with the
+ * first violation, so the test (or its `after` hook) fails.
+ */
+export async function readCheckedTopics(
+  kafka: KafkaClient,
+  opts: Omit<TopicReaderOptions, 'onBatch'> & Required<Pick<TopicReaderOptions, 'onMessage'>>,
+): Promise<TopicReader> {
+  const contract = await (eventContract ??= AsyncApiContract.load(new URL('docs/asyncapi.yaml', `file://${ROOT}`)));
+  const violations: Error[] = [];
+  const reader = await readTopics(kafka, {
+    ...opts,
+    onMessage: (message) => {
+      try {
+        contract.check({ topic: message.topic, headers: message.headers, value: message.value?.toString() ?? '' });
+      } catch (err) {
+        violations.push(err as Error);
+      }
+      opts.onMessage(message);
+    },
+  });
+  return {
+    stop: async () => {
+      await reader.stop();
+      if (violations[0]) throw violations[0];
+    },
+  };
 }
 
 /** A WebSocket client that records every frame it receives. */

@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { Topics } from '@ripple/events';
-import { createKafka, createKafkaAdmin, readTopics } from '@ripple/kafka';
+import { createKafka, createKafkaAdmin } from '@ripple/kafka';
 import type { TopicReader } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { testInfra, waitFor, waitUntil } from '@ripple/testing';
-import { callApi, TestClient, isolatedRun, spawnService } from './harness.js';
+import { callApi, readCheckedTopics, TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
 // Membership and presence on real processes: chat-service and three gateways on real Kafka, Redis
@@ -45,7 +45,7 @@ before(async () => {
     OUTBOX_POLL_INTERVAL_MS: '100',
   });
   await admin.connect();
-  reader = await readTopics(kafka, {
+  reader = await readCheckedTopics(kafka, {
     groupId: `mem.${iso.run}.watcher`,
     topics: [presenceTopic],
     fromBeginning: true,
