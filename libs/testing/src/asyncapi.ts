@@ -14,6 +14,11 @@ export interface ConsumedMessage {
   readonly value: string;
 }
 
+// The diagnostics' severity enum comes from another copy of @stoplight/types than the one the
+// parser re-exports: compare the numbers.
+const ERROR: number = DiagnosticSeverity.Error;
+const isError = (severity: number): boolean => severity === ERROR;
+
 interface MessageContract {
   readonly contentType: string | undefined;
   readonly payload: ValidateFunction;
@@ -36,8 +41,7 @@ export class AsyncApiContract {
   /** Parses the document at `path`; rejects with the parser's diagnostics when it is invalid. */
   static async load(path: string | URL): Promise<AsyncApiContract> {
     const { document, diagnostics } = await new Parser().parse(await readFile(path, 'utf8'));
-    // The diagnostics' enum comes from another copy of @stoplight/types than the one re-exported.
-    const errors = diagnostics.filter((d) => Number(d.severity) === Number(DiagnosticSeverity.Error));
+    const errors = diagnostics.filter((d) => isError(d.severity));
     if (!document || errors.length > 0) {
       throw new Error(`${String(path)} is not a valid AsyncAPI document: ${JSON.stringify(errors)}`);
     }
