@@ -4,6 +4,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { installAuth } from './auth.js';
+import { installCors } from './cors.js';
+import type { AllowedOrigins } from './cors.js';
 import { BEARER_SCHEME } from './contract.js';
 import { HttpErrors } from './error-kinds.js';
 import type { JwtOptions } from '@ripple/auth';
@@ -23,6 +25,8 @@ export interface ApiOptions extends ServiceShellOptions {
   readonly rateLimit: { readonly max: number; readonly windowMs: number };
   /** Load shedding (503 OVERLOADED); without it nothing is shed. */
   readonly overload?: OverloadOptions;
+  /** Browser origins allowed to call the API (CORS); without it, none. */
+  readonly corsOrigins?: AllowedOrigins;
 }
 
 /**
@@ -34,6 +38,8 @@ export async function createApiApp(opts: ApiOptions): Promise<FastifyInstance> {
   const app = serviceShell(opts);
   // First, so a shed request costs neither a token verification nor a Redis round trip.
   if (opts.overload) await installOverloadProtection(app, opts.overload, opts.metrics);
+  // Before authentication: a preflight carries no token.
+  if (opts.corsOrigins) await installCors(app, opts.corsOrigins);
   await installAuth(app, opts.jwt);
   await app.register(swagger, {
     openapi: {

@@ -2,6 +2,8 @@ export { installErrorHandling } from './errors.js';
 export type { ErrorBody } from './errors.js';
 export { installAuth, requireUser, userOf } from './auth.js';
 export { createApiApp } from './api.js';
+export { allowedOriginsOf, installCors, originAllowed } from './cors.js';
+export type { AllowedOrigins } from './cors.js';
 export { BEARER_SCHEME, IdempotencyKeyHeader, errorBodySchema, routeSchema } from './contract.js';
 export type { RouteContract } from './contract.js';
 export { HttpErrors } from './error-kinds.js';

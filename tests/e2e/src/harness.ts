@@ -232,7 +232,7 @@ export interface SseMessage {
 export async function openSse(
   url: string,
   headers: Record<string, string> = {},
-): Promise<{ status: number; messages: SseMessage[]; ended: () => boolean; abort: () => void }> {
+): Promise<{ status: number; headers: Headers; messages: SseMessage[]; ended: () => boolean; abort: () => void }> {
   const controller = new AbortController();
   const response = await fetch(url, { signal: controller.signal, headers });
   const messages: SseMessage[] = [];
@@ -269,7 +269,13 @@ export async function openSse(
       // aborted by the client
     }
   })();
-  return { status: response.status, messages, ended: () => ended, abort: () => controller.abort() };
+  return {
+    status: response.status,
+    headers: response.headers,
+    messages,
+    ended: () => ended,
+    abort: () => controller.abort(),
+  };
 }
 
 /**
