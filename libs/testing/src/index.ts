@@ -50,3 +50,4 @@ export { OpenApiContract } from './openapi.js';
 export type { HttpExchange } from './openapi.js';
 export { AsyncApiContract } from './asyncapi.js';
 export type { ConsumedMessage } from './asyncapi.js';
+export { assertPromtoolAccepts } from './promtool.js';

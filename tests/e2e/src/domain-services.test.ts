@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { waitFor } from '@ripple/testing';
+import { assertPromtoolAccepts, waitFor } from '@ripple/testing';
 import { callApi, TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
@@ -197,6 +197,12 @@ test('every process should expose its metrics on /metrics, and they should move 
       after.some((m) => m?.(name) !== undefined || m?.(`${name}_count`) !== undefined),
       `the dashboard's ${name} is exposed`,
     );
+  }
+});
+
+test('every process’s /metrics should pass promtool check metrics', async () => {
+  for (const service of [services.post, services.chat, services.notification, services.gateway]) {
+    await assertPromtoolAccepts(service.name, await (await fetch(`${service.url}/metrics`)).text());
   }
 });
 
