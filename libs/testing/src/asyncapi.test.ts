@@ -65,3 +65,10 @@ test('an AsyncAPI contract should refuse unknown topics and types, wrong content
 test('an AsyncAPI contract should refuse a document the parser finds invalid', async () => {
   await assert.rejects(contractOf('asyncapi: 3.0.0\ninfo: { title: x }\n'), /not a valid AsyncAPI document/);
 });
+
+test('an AsyncAPI contract should check a payload by channel address and message name', async () => {
+  const contract = await contractOf(DOC);
+  contract.checkPayload('thing.events.v1', 'thing.made', { id });
+  assert.throws(() => contract.checkPayload('thing.events.v1', 'thing.made', { id: 1 }), /breaks the contract/);
+  assert.throws(() => contract.checkPayload('thing.events.v1', 'thing.lost', { id }), /no message thing.lost/);
+});

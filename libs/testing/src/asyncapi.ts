@@ -67,6 +67,22 @@ export class AsyncApiContract {
     return contract;
   }
 
+  /**
+   * Checks one message of the channel at `address` (`/ws`) named `name` (a frame's `op`) against
+   * its payload schema; throws an AssertionError when the channel has no such message or the
+   * payload breaks its schema.
+   */
+  checkPayload(address: string, name: string, payload: unknown): void {
+    const contract = this.channels.get(address)?.get(name);
+    const text = JSON.stringify(payload).slice(0, 500);
+    if (!contract) throw new AssertionError({ message: `${address}: no message ${name} in the contract: ${text}` });
+    if (!contract.payload(payload)) {
+      throw new AssertionError({
+        message: `${address} ${name} breaks the contract: ${JSON.stringify(contract.payload.errors)}\n${text}`,
+      });
+    }
+  }
+
   /** Throws an AssertionError naming the record when the document does not allow it. */
   check(record: ConsumedMessage): void {
     const type = record.headers.ce_type;

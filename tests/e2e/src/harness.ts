@@ -181,7 +181,13 @@ export async function readCheckedTopics(
   };
 }
 
-/** A WebSocket client that records every frame it receives. */
+let frameContract: Promise<AsyncApiContract> | undefined;
+
+/**
+ * A WebSocket client that records every frame it receives. Every frame is checked against
+ * docs/asyncapi-gateway.yaml (the `/ws` channel's message named by its `op`) whenever the test
+ * waits for one: a frame the protocol document does not allow fails the wait.
+ */
 export class TestClient {
   readonly frames: Record<string, unknown>[] = [];
   closeCode: number | undefined;
@@ -204,9 +210,19 @@ export class TestClient {
     this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
   }
 
-  /** Waits for the first frame that satisfies `match`. */
-  frame(match: (f: Record<string, unknown>) => boolean, deadlineMs = 20_000): Promise<Record<string, unknown>> {
-    return waitFor('a matching frame', deadlineMs, () => this.frames.find(match));
+  private checked = 0;
+
+  /** Waits for the first frame that satisfies `match`; first checks the frames so far (see above). */
+  async frame(match: (f: Record<string, unknown>) => boolean, deadlineMs = 20_000): Promise<Record<string, unknown>> {
+    const contract = await (frameContract ??= AsyncApiContract.load(
+      new URL('docs/asyncapi-gateway.yaml', `file://${ROOT}`),
+    ));
+    const found = await waitFor('a matching frame', deadlineMs, () => this.frames.find(match));
+    for (; this.checked < this.frames.length; this.checked++) {
+      const received = this.frames[this.checked];
+      contract.checkPayload('/ws', String(received?.op), received);
+    }
+    return found;
   }
 
   closed(deadlineMs = 10_000): Promise<number> {
