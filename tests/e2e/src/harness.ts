@@ -124,7 +124,11 @@ export async function callApi(
 ): Promise<ApiAnswer> {
   let contract = contracts.get(service.url);
   if (!contract) {
-    contract = fetch(`${service.url}/docs/json`).then(async (r) => OpenApiContract.load(await r.json()));
+    // A loaded service may shed this request too (503): ask until the document comes.
+    contract = waitFor(`${service.url}/docs/json`, 30_000, async () => {
+      const res = await fetch(`${service.url}/docs/json`);
+      return res.status === 200 ? await res.json() : undefined;
+    }).then((doc) => OpenApiContract.load(doc));
     contracts.set(service.url, contract);
   }
   const res = await fetch(`${service.url}${path}`, {
