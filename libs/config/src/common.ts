@@ -1,5 +1,8 @@
 import { Type } from '@sinclair/typebox';
 
+/** `*`, or comma-separated origins (`scheme://host[:port]`, no path); may be empty. */
+export const ORIGINS = '^(\\*|\\s*(https?://[^,/\\s]+(\\s*,\\s*https?://[^,/\\s]+)*)?\\s*)$';
+
 /** Variables shared by every process. Defaults follow DESIGN.md §9. */
 export const CommonEnv = {
   NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], {
@@ -32,6 +35,11 @@ export const CommonEnv = {
   JWT_JWKS_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
   JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  /**
+   * Browser origins allowed to call the HTTP APIs and /sse (CORS): `*`, or comma-separated
+   * origins. Unset: `*` outside production, none in production.
+   */
+  CORS_ORIGINS: Type.Optional(Type.String({ pattern: ORIGINS })),
 };
 
 /** The default per-service database URL (DESIGN.md §9): the service name with underscores. */

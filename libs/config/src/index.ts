@@ -1,2 +1,2 @@
 export { loadConfig, ConfigError } from './load.js';
-export { CommonEnv, defaultDatabaseUrl, parseBrokers } from './common.js';
+export { CommonEnv, ORIGINS, defaultDatabaseUrl, parseBrokers } from './common.js';

@@ -26,3 +26,35 @@ export class RippleError extends Error {
 export function isRippleError(err: unknown): err is RippleError {
   return err instanceof RippleError;
 }
+
+/**
+ * One kind of error, declared once: its stable code and HTTP status. Code that fails throws
+ * `kind.error(message)`; an HTTP route lists the kinds it can answer with, and its OpenAPI
+ * responses are generated from that list, so the contract and the behaviour share one source.
+ */
+export interface ErrorKind {
+  readonly code: string;
+  /** The HTTP status answered for it (4xx/5xx). */
+  readonly status: number;
+  /** Whether the failure may pass by itself (decides retry vs dead-letter queue). */
+  readonly retriable: boolean;
+  /** A RippleError of this kind. `field` is the offending input as a JSON path (`query.cursor`). */
+  error(message: string, opts?: { field?: string; cause?: unknown }): RippleError;
+}
+
+/** Declares an error kind (`errorKind('POST_NOT_FOUND', 404)`); `retriable` defaults to false. */
+export function errorKind(code: string, status: number, opts: { retriable?: boolean } = {}): ErrorKind {
+  const retriable = opts.retriable ?? false;
+  return {
+    code,
+    status,
+    retriable,
+    error: (message, more = {}) =>
+      new RippleError(code, message, {
+        status,
+        retriable,
+        ...(more.field !== undefined && { field: more.field }),
+        ...(more.cause !== undefined && { cause: more.cause }),
+      }),
+  };
+}

@@ -1,5 +1,6 @@
 import { stringify } from 'yaml';
 import { Catalog, Topics } from './catalog.js';
+import { CLOUDEVENTS_CONTENT_TYPE } from './outbox-message.js';
 
 /** A plain JSON Schema (TypeBox's symbol keys dropped). */
 function jsonSchema(schema: unknown): unknown {
@@ -8,8 +9,14 @@ function jsonSchema(schema: unknown): unknown {
 
 const ceHeaders = {
   type: 'object',
-  required: ['ce_specversion', 'ce_id', 'ce_source', 'ce_type', 'ce_time'],
+  required: ['content-type', 'ce_specversion', 'ce_id', 'ce_source', 'ce_type', 'ce_time'],
   properties: {
+    'content-type': {
+      type: 'string',
+      const: CLOUDEVENTS_CONTENT_TYPE,
+      description:
+        'CloudEvents structured mode: the value is the whole envelope; the ce_* headers mirror its attributes.',
+    },
     ce_specversion: { type: 'string', const: '1.0' },
     ce_id: { type: 'string', format: 'uuid', description: 'Unique event id; consumers de-duplicate by it.' },
     ce_source: { type: 'string' },
@@ -61,7 +68,7 @@ export function renderAsyncApi(): string {
     messages[e.type] = {
       name: e.type,
       title: e.type,
-      contentType: 'application/json',
+      contentType: CLOUDEVENTS_CONTENT_TYPE,
       headers: ceHeaders,
       payload: { $ref: `#/components/schemas/${e.type}` },
       bindings: { kafka: { key: { type: 'string', description: 'the aggregate id' }, bindingVersion: '0.5.0' } },
@@ -90,9 +97,9 @@ export function renderAsyncApi(): string {
       title: 'Ripple domain events',
       version: '1.0.0',
       description:
-        'Generated from libs/events (the event catalog). Do not edit: run `pnpm asyncapi`. Envelopes follow CloudEvents 1.0; Kafka headers carry the ce_* attributes and the trace context.',
+        'Generated from libs/events (the event catalog). Do not edit: run `pnpm asyncapi`. Messages are CloudEvents 1.0 in structured mode (content-type application/cloudevents+json, the value is the whole envelope); Kafka headers mirror the ce_* attributes and carry the trace context.',
     },
-    defaultContentType: 'application/json',
+    defaultContentType: CLOUDEVENTS_CONTENT_TYPE,
     channels,
     operations,
     components: { messages, schemas },

@@ -14,7 +14,16 @@ export function outboxShardOf(key: string): number {
   return createHash('sha1').update(key).digest().readUInt32BE(0) % OUTBOX_SHARDS;
 }
 
-/** CloudEvents Kafka protocol binding, binary-mode attribute headers (`ce_<attr>`). */
+/**
+ * The content type of every event message: CloudEvents structured mode (the value is the whole
+ * envelope as JSON), whatever the attribute headers mirror.
+ */
+export const CLOUDEVENTS_CONTENT_TYPE = 'application/cloudevents+json; charset=UTF-8';
+
+/**
+ * Kafka headers of an event: `content-type` (structured mode, `CLOUDEVENTS_CONTENT_TYPE`) and the
+ * CloudEvents attributes mirrored as `ce_<attr>`, so consumers can route without parsing the value.
+ */
 export function cloudEventHeaders(event: AnyEvent): Record<string, string> {
   return {
     ce_specversion: event.specversion,
@@ -24,7 +33,7 @@ export function cloudEventHeaders(event: AnyEvent): Record<string, string> {
     ce_time: event.time,
     ce_subject: event.subject,
     ce_dataschema: event.dataschema,
-    'content-type': 'application/cloudevents+json; charset=UTF-8',
+    'content-type': CLOUDEVENTS_CONTENT_TYPE,
   };
 }
 

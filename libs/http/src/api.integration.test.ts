@@ -9,6 +9,8 @@ import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { runId, testInfra } from '@ripple/testing';
 import { createApiApp } from './api.js';
 import { requireUser, userOf } from './auth.js';
+import { allowedOriginsOf } from './cors.js';
+import type { AllowedOrigins } from './cors.js';
 import type { JwtOptions } from '@ripple/auth';
 
 const redis = new Redis(testInfra.redisUrl);
@@ -22,7 +24,7 @@ after(async () => {
   redis.disconnect();
 });
 
-async function app(jwt: JwtOptions, rateLimit = { max: 1000, windowMs: 60_000 }) {
+async function app(jwt: JwtOptions, rateLimit = { max: 1000, windowMs: 60_000 }, corsOrigins?: AllowedOrigins) {
   const a = await createApiApp({
     name: 'api-test',
     description: 'test',
@@ -33,6 +35,7 @@ async function app(jwt: JwtOptions, rateLimit = { max: 1000, windowMs: 60_000 })
     redis,
     redisKeyPrefix: prefix,
     rateLimit,
+    ...(corsOrigins && { corsOrigins }),
   });
   a.get('/me', { onRequest: requireUser }, (request) => ({ sub: userOf(request).sub }));
   apps.push(a);
@@ -116,4 +119,39 @@ test('rate limits should count per user across replicas through Redis and answer
   assert.ok(Number(limited.headers['retry-after']) > 0);
   assert.deepEqual(await get(b, await token('bob')), [200, 'bob'], 'another user has their own budget');
   assert.equal((await a.inject({ method: 'GET', url: '/healthz' })).statusCode, 200, 'health is not limited');
+});
+
+test('CORS should let a listed origin call (preflight and request) and give others no CORS headers', async () => {
+  const a = await app({ verification: { algorithm: 'HS256', secret: 'cors-secret-0123456789' } }, undefined, [
+    'http://app.example.test',
+  ]);
+  const preflight = await a.inject({
+    method: 'OPTIONS',
+    url: '/me',
+    headers: {
+      origin: 'http://app.example.test',
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'authorization, content-type, idempotency-key',
+    },
+  });
+  assert.equal(preflight.statusCode, 204);
+  assert.equal(preflight.headers['access-control-allow-origin'], 'http://app.example.test');
+  assert.match(String(preflight.headers['access-control-allow-headers']), /idempotency-key/);
+  const allowed = await a.inject({ method: 'GET', url: '/me', headers: { origin: 'http://app.example.test' } });
+  assert.equal(allowed.statusCode, 401, 'CORS never replaces authentication');
+  assert.equal(allowed.headers['access-control-allow-origin'], 'http://app.example.test');
+  assert.match(String(allowed.headers['access-control-expose-headers']), /retry-after/);
+  const foreign = await a.inject({ method: 'GET', url: '/me', headers: { origin: 'http://evil.example.test' } });
+  assert.equal(foreign.headers['access-control-allow-origin'], undefined);
+});
+
+test('CORS_ORIGINS should default to any origin outside production and none in production', () => {
+  assert.equal(allowedOriginsOf(undefined, 'development'), '*');
+  assert.deepEqual(allowedOriginsOf(undefined, 'production'), []);
+  assert.equal(allowedOriginsOf(' * ', 'production'), '*');
+  assert.deepEqual(allowedOriginsOf('https://a.example, https://b.example:8443', 'production'), [
+    'https://a.example',
+    'https://b.example:8443',
+  ]);
+  assert.deepEqual(allowedOriginsOf('', 'development'), []);
 });

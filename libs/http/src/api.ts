@@ -3,8 +3,11 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
-import { RippleError } from '@ripple/errors';
 import { installAuth } from './auth.js';
+import { installCors } from './cors.js';
+import type { AllowedOrigins } from './cors.js';
+import { BEARER_SCHEME } from './contract.js';
+import { HttpErrors } from './error-kinds.js';
 import type { JwtOptions } from '@ripple/auth';
 import { serviceShell } from './health.js';
 import type { ServiceShellOptions } from './health.js';
@@ -22,10 +25,9 @@ export interface ApiOptions extends ServiceShellOptions {
   readonly rateLimit: { readonly max: number; readonly windowMs: number };
   /** Load shedding (503 OVERLOADED); without it nothing is shed. */
   readonly overload?: OverloadOptions;
+  /** Browser origins allowed to call the API (CORS); without it, none. */
+  readonly corsOrigins?: AllowedOrigins;
 }
-
-/** A route's JSON Schemas document it; this makes the access-token requirement visible too. */
-export const bearerAuth = [{ bearerAuth: [] }];
 
 /**
  * A domain service's fastify app: the service shell (errors, /healthz, /readyz, /metrics),
@@ -36,11 +38,22 @@ export async function createApiApp(opts: ApiOptions): Promise<FastifyInstance> {
   const app = serviceShell(opts);
   // First, so a shed request costs neither a token verification nor a Redis round trip.
   if (opts.overload) await installOverloadProtection(app, opts.overload, opts.metrics);
+  // Before authentication: a preflight carries no token.
+  if (opts.corsOrigins) await installCors(app, opts.corsOrigins);
   await installAuth(app, opts.jwt);
   await app.register(swagger, {
     openapi: {
       info: { title: opts.name, description: opts.description, version: '1' },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      components: {
+        securitySchemes: {
+          [BEARER_SCHEME]: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description: 'An access token (JWT) whose `sub` is the user id.',
+          },
+        },
+      },
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -59,9 +72,7 @@ export async function createApiApp(opts: ApiOptions): Promise<FastifyInstance> {
     // Redis down must not take the API down with it: requests then pass unlimited.
     skipOnError: true,
     errorResponseBuilder: (_request, context) =>
-      new RippleError('RATE_LIMITED', `rate limit of ${context.max} requests per ${context.after} exceeded`, {
-        status: 429,
-      }),
+      HttpErrors.rateLimited.error(`rate limit of ${context.max} requests per ${context.after} exceeded`),
   });
   return app;
 }

@@ -6,6 +6,7 @@ import { createRemoteJWKSet } from 'jose';
 import { accessClaimsOf } from '@ripple/auth';
 import type { AccessClaims, JwtOptions } from '@ripple/auth';
 import { RippleError } from '@ripple/errors';
+import { HttpErrors } from './error-kinds.js';
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {
@@ -50,16 +51,12 @@ export async function requireUser(request: FastifyRequest): Promise<void> {
     if (err instanceof RippleError) throw err;
     const code = (err as { code?: string }).code ?? '';
     if (MISSING.has(code)) {
-      throw new RippleError('AUTH_TOKEN_MISSING', 'send an access token as Authorization: Bearer <token>', {
-        status: 401,
-      });
+      throw HttpErrors.tokenMissing.error('send an access token as Authorization: Bearer <token>');
     }
     if (code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED') {
-      throw new RippleError('AUTH_TOKEN_EXPIRED', 'token has expired', { status: 401 });
+      throw HttpErrors.tokenExpired.error('token has expired');
     }
-    throw new RippleError('AUTH_TOKEN_INVALID', 'token is malformed, forged or uses a forbidden algorithm', {
-      status: 401,
-    });
+    throw HttpErrors.tokenInvalid.error('token is malformed, forged or uses a forbidden algorithm');
   }
 }
 

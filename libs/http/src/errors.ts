@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { isRippleError } from '@ripple/errors';
 import { redactText, redactUrl } from '@ripple/telemetry';
+import { HttpErrors } from './error-kinds.js';
 
 /** The body of every 4xx/5xx answer: a stable machine-readable code and a human message. */
 export interface ErrorBody {
@@ -25,9 +26,12 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler<FastifyError>((err, request, reply) => {
     if (err.validation) {
       const field = fieldOf(err);
-      const body: ErrorBody = { code: 'VALIDATION_FAILED', message: `${field ?? 'input'}: ${err.message}` };
+      const body: ErrorBody = {
+        code: HttpErrors.validationFailed.code,
+        message: `${field ?? 'input'}: ${err.message}`,
+      };
       if (field !== undefined) body.field = field;
-      return reply.status(400).send(body);
+      return reply.status(HttpErrors.validationFailed.status).send(body);
     }
     if (isRippleError(err)) {
       // Shed requests are counted (http_requests_shed_total), not logged one by one: under
@@ -40,15 +44,18 @@ export function installErrorHandling(app: FastifyInstance): void {
     const status = err.statusCode ?? 500;
     if (status >= 500) {
       request.log.error({ err }, 'request failed');
-      return reply.status(500).send({ code: 'INTERNAL', message: 'internal error' } satisfies ErrorBody);
+      return reply
+        .status(HttpErrors.internal.status)
+        .send({ code: HttpErrors.internal.code, message: 'internal error' } satisfies ErrorBody);
     }
     // Fastify's own client errors (bad JSON, wrong content type, body too large, a bad URL) keep
     // their code; a message that echoes the URL loses its tokens.
     return reply.status(status).send({ code: err.code, message: redactText(err.message) } satisfies ErrorBody);
   });
   app.setNotFoundHandler((request, reply) =>
-    reply
-      .status(404)
-      .send({ code: 'NOT_FOUND', message: `no route ${request.method} ${redactUrl(request.url)}` } satisfies ErrorBody),
+    reply.status(HttpErrors.notFound.status).send({
+      code: HttpErrors.notFound.code,
+      message: `no route ${request.method} ${redactUrl(request.url)}`,
+    } satisfies ErrorBody),
   );
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RawSql, Transaction } from '@ripple/db';
-import { RippleError } from '@ripple/errors';
+import { HttpErrors } from './error-kinds.js';
 
 /**
  * `Idempotency-Key` for POST routes. The key row is inserted first in the same transaction as the
@@ -39,8 +39,6 @@ export interface Mutations<Tx extends RawSql> {
   ): Promise<FastifyReply>;
 }
 
-const KEY = /^[\x21-\x7e]{1,255}$/;
-
 class KeyTaken extends Error {}
 
 /** JSON with sorted keys, so a retry that reorders fields is still the same request. */
@@ -59,16 +57,18 @@ function requestHash(request: FastifyRequest): string {
     .digest('hex');
 }
 
+/**
+ * The request's Idempotency-Key. The route's schema validated it (`routeSchema` with
+ * `idempotent: true` declares the header), so a route that forgot to declare it fails loudly
+ * here instead of taking keys its OpenAPI document does not mention.
+ */
 function keyOf(request: FastifyRequest): string | undefined {
-  const key = request.headers['idempotency-key'];
-  if (key === undefined) return undefined;
-  if (typeof key !== 'string' || !KEY.test(key)) {
-    throw new RippleError('IDEMPOTENCY_KEY_INVALID', 'Idempotency-Key must be 1-255 printable ASCII characters', {
-      status: 400,
-      field: 'headers.idempotency-key',
-    });
+  const headers = request.routeOptions.schema?.headers as { properties?: Record<string, unknown> } | undefined;
+  if (headers?.properties?.['idempotency-key'] === undefined) {
+    throw new Error(`${request.method} ${request.routeOptions.url ?? ''} does not declare Idempotency-Key`);
   }
-  return key;
+  const key = request.headers['idempotency-key'];
+  return typeof key === 'string' ? key : undefined;
 }
 
 export function mutations<Tx extends RawSql>(deps: {
@@ -129,8 +129,7 @@ export function mutations<Tx extends RawSql>(deps: {
           SELECT request_hash, status_code, response FROM idempotency_keys WHERE user_id = ${userId} AND key = ${key}`,
         );
         if (!stored || stored.request_hash !== hash) {
-          throw new RippleError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different request', {
-            status: 422,
+          throw HttpErrors.idempotencyKeyReused.error('this Idempotency-Key was used for a different request', {
             field: 'headers.idempotency-key',
           });
         }

@@ -1,11 +1,16 @@
 export { installErrorHandling } from './errors.js';
 export type { ErrorBody } from './errors.js';
 export { installAuth, requireUser, userOf } from './auth.js';
-export { bearerAuth, createApiApp } from './api.js';
+export { createApiApp } from './api.js';
+export { allowedOriginsOf, installCors, originAllowed } from './cors.js';
+export type { AllowedOrigins } from './cors.js';
+export { BEARER_SCHEME, IdempotencyKeyHeader, errorBodySchema, routeSchema } from './contract.js';
+export type { RouteContract } from './contract.js';
+export { HttpErrors } from './error-kinds.js';
 export type { ApiOptions } from './api.js';
 export { deleteExpiredIdempotencyKeys, mutations } from './idempotency.js';
 export type { Mutations } from './idempotency.js';
-export { PageQuery, fetchPage, pageOf } from './pagination.js';
+export { DEFAULT_PAGE_LIMIT, PageQuery, fetchPage, pageOf } from './pagination.js';
 export type { PageWindow } from './pagination.js';
 export { installOperationalRoutes, listeningPort, serviceShell } from './health.js';
 export type { ReadinessCheck, ServiceShellOptions } from './health.js';

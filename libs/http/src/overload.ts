@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { RippleError } from '@ripple/errors';
 import { Counter } from '@ripple/telemetry';
 import type { Registry } from '@ripple/telemetry';
+import { HttpErrors } from './error-kinds.js';
 
 /** Why a request was shed: the label of `http_requests_shed_total`. */
 export type ShedReason = 'event_loop_delay' | 'in_flight' | 'pool_wait';
@@ -16,7 +17,11 @@ export type ShedReason = 'event_loop_delay' | 'in_flight' | 'pool_wait';
 export class OverloadError extends RippleError {
   readonly reason: ShedReason;
   constructor(reason: ShedReason, message: string, cause?: unknown) {
-    super('OVERLOADED', message, { status: 503, retriable: true, cause });
+    super(HttpErrors.overloaded.code, message, {
+      status: HttpErrors.overloaded.status,
+      retriable: HttpErrors.overloaded.retriable,
+      cause,
+    });
     this.reason = reason;
   }
 }

@@ -1,15 +1,18 @@
 import { Type } from '@sinclair/typebox';
 import type { TSchema } from '@sinclair/typebox';
-import { RippleError } from '@ripple/errors';
+import { HttpErrors } from './error-kinds.js';
+
+/** Items per page when a request names no `limit`. */
+export const DEFAULT_PAGE_LIMIT = 20;
 
 /**
  * Cursor pagination, newest first. Ids are UUIDv7 (time-ordered), so "after the cursor" is
  * `id < cursor` in one index range scan whatever is inserted meanwhile: no skipped or repeated
- * items, unlike offsets. The cursor is opaque to clients.
+ * items, unlike offsets. The cursor is opaque to clients. Both are optional.
  */
 export const PageQuery = Type.Object(
   {
-    limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: DEFAULT_PAGE_LIMIT })),
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   },
   { additionalProperties: false },
@@ -30,10 +33,7 @@ function decodeCursor(cursor: string | undefined): string | undefined {
   if (cursor === undefined) return undefined;
   const id = Buffer.from(cursor, 'base64url').toString('utf8');
   if (!UUID.test(id)) {
-    throw new RippleError('CURSOR_INVALID', 'cursor is not one this API returned', {
-      status: 400,
-      field: 'query.cursor',
-    });
+    throw HttpErrors.cursorInvalid.error('cursor is not one this API returned', { field: 'query.cursor' });
   }
   return id;
 }
@@ -47,11 +47,11 @@ export interface PageWindow {
 
 /** Fetches one page, newest first: `find` must order by id descending and apply the window. */
 export async function fetchPage<R extends { id: string }, V>(
-  query: { limit: number; cursor?: string | undefined },
+  query: { limit?: number | undefined; cursor?: string | undefined },
   find: (window: PageWindow) => Promise<readonly R[]>,
   view: (row: R) => V,
 ): Promise<{ items: V[]; nextCursor: string | null }> {
-  const { limit } = query;
+  const limit = query.limit ?? DEFAULT_PAGE_LIMIT;
   const after = decodeCursor(query.cursor);
   const rows = await find({ idBefore: after === undefined ? {} : { id: { lt: after } }, take: limit + 1 });
   const items = rows.slice(0, limit);

@@ -8,6 +8,19 @@ export interface RawMessage {
   readonly offset: string;
   readonly key: Buffer | null;
   readonly value: Buffer | null;
+  /** Its headers as text (a repeated header keeps its last value). */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+type KafkaHeaders = Readonly<Record<string, Buffer | string | (Buffer | string)[] | undefined>> | undefined;
+
+function textHeaders(headers: KafkaHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    const last = Array.isArray(value) ? value.at(-1) : value;
+    if (last !== undefined) out[name] = last.toString();
+  }
+  return out;
 }
 
 export interface TopicReaderOptions {
@@ -49,6 +62,7 @@ export async function readTopics(client: KafkaClient, opts: TopicReaderOptions):
               offset: m.offset,
               key: m.key,
               value: m.value,
+              headers: textHeaders(m.headers),
             })),
           );
           return Promise.resolve();
@@ -57,7 +71,14 @@ export async function readTopics(client: KafkaClient, opts: TopicReaderOptions):
     } else if (onMessage !== undefined) {
       await consumer.run({
         eachMessage: ({ topic, partition, message }) => {
-          onMessage({ topic, partition, offset: message.offset, key: message.key, value: message.value });
+          onMessage({
+            topic,
+            partition,
+            offset: message.offset,
+            key: message.key,
+            value: message.value,
+            headers: textHeaders(message.headers),
+          });
           return Promise.resolve();
         },
       });

@@ -5,7 +5,7 @@ import { parseBrokers } from '@ripple/config';
 import { applyMigrations, ensureDatabase } from '@ripple/db';
 import type { RawSql, Transaction } from '@ripple/db';
 import type { TopicName } from '@ripple/events';
-import { deleteExpiredIdempotencyKeys, listeningPort, mutations } from '@ripple/http';
+import { allowedOriginsOf, deleteExpiredIdempotencyKeys, listeningPort, mutations } from '@ripple/http';
 import type { ApiOptions, Mutations, ReadinessCheck, RunningProcess } from '@ripple/http';
 import { createEventProducer, createKafka, ensureTopics } from '@ripple/kafka';
 import type { EventProducer, KafkaClient } from '@ripple/kafka';
@@ -154,6 +154,7 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     redis,
     redisKeyPrefix: config.REDIS_KEY_PREFIX,
     rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS },
+    corsOrigins: allowedOriginsOf(config.CORS_ORIGINS, config.NODE_ENV),
     overload: {
       maxEventLoopDelayMs: config.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,
       maxInFlight: config.OVERLOAD_MAX_IN_FLIGHT,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { DEVELOPMENT_JWT_SECRET, jwtSecret, signAccessToken, signSubscriptionToken } from '@ripple/auth';
 import { applyMigrations, dropDatabase, ensureDatabase } from '@ripple/db';
 import type { RawSql, Transaction } from '@ripple/db';
@@ -10,10 +10,54 @@ import { createEventProducer, createKafka, deleteTopics, ensureTopics, readTopic
 import type { EventProducer, TopicReader, TopicReaderOptions } from '@ripple/kafka';
 import { mutations } from '@ripple/http';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
-import { runId, testDatabaseUrl, testInfra } from '@ripple/testing';
+import { OpenApiContract, runId, testDatabaseUrl, testInfra } from '@ripple/testing';
 import { directPublisher, outboxEmitter, outboxMessages } from './events.js';
 import { createRedis } from './runtime.js';
 import type { ApiDeps } from './runtime.js';
+
+interface OpenApiDoc {
+  components?: { securitySchemes?: Record<string, unknown> };
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        security?: unknown;
+        parameters?: { name: string; in: string; required?: boolean }[];
+        responses: Record<
+          string,
+          { description: string; content?: Record<string, { schema?: { properties?: Record<string, unknown> } }> }
+        >;
+      }
+    >
+  >;
+}
+
+const contracts = new WeakMap<FastifyInstance, Promise<OpenApiContract>>();
+
+/**
+ * Checks an answer of `app` against the OpenAPI document the app serves at /docs/json (loaded and
+ * validated once per app): a status, body or route the document does not promise fails the test.
+ */
+export async function assertContract(
+  app: FastifyInstance,
+  request: { method: string; url: string },
+  res: LightMyRequestResponse,
+): Promise<void> {
+  let contract = contracts.get(app);
+  if (!contract) {
+    contract = app.inject({ method: 'GET', url: '/docs/json' }).then((doc) => OpenApiContract.load(doc.json()));
+    contracts.set(app, contract);
+  }
+  const contentType = res.headers['content-type'];
+  (await contract).check({
+    method: request.method,
+    url: request.url,
+    status: res.statusCode,
+    contentType: typeof contentType === 'string' ? contentType : undefined,
+    body: res.body,
+  });
+}
 
 /**
  * A domain service's dependencies on the real test PostgreSQL (a fresh database, migrated) and
@@ -86,7 +130,10 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
       authorization: `Bearer ${await signAccessToken(jwtSecret(secret), user)}`,
       'idempotency-key': idempotencyKey,
     }),
-    /** `app.inject` as `user` (no token when undefined), with a fresh or given Idempotency-Key. */
+    /**
+     * `app.inject` as `user` (no token when undefined), with a fresh or given Idempotency-Key;
+     * the answer is checked against the app's OpenAPI document (`assertContract`).
+     */
     async call(
       app: FastifyInstance,
       method: string,
@@ -97,6 +144,7 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
     ) {
       const headers = user === undefined ? {} : await bed.auth(user, key);
       const res = await app.inject({ method: method as 'GET', url, headers, ...(payload && { payload }) });
+      await assertContract(app, { method, url }, res);
       return {
         status: res.statusCode,
         // The caller names the body's shape, as with inject's own res.json<T>().
@@ -128,11 +176,50 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
             headers: authorization === undefined ? {} : { authorization },
             ...((method === 'POST' || method === 'PATCH') && { payload: {} }),
           });
+          await assertContract(app, { method, url }, res);
           assert.deepEqual(
             [res.statusCode, res.json<{ code: string }>().code],
             [401, code],
             `${method} ${url} with ${authorization ?? 'no token'}`,
           );
+        }
+      }
+    },
+    /**
+     * Checks the conventions of the app's OpenAPI document: a valid document; every operation
+     * needs the bearer scheme and lists its 401/429/500/503 errors with the shared error body;
+     * no response without a description of its own; no required `limit`; every POST, PATCH
+     * and DELETE reads `Idempotency-Key` but those in `unkeyed` (they store nothing); every
+     * DELETE answers 204 without a body but those in `deletesWithBody` (`DELETE /x/{id}` names).
+     */
+    async assertOpenApiConventions(
+      app: FastifyInstance,
+      opts: { unkeyed?: readonly string[]; deletesWithBody?: readonly string[] } = {},
+    ) {
+      const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json<OpenApiDoc>();
+      await OpenApiContract.load(doc);
+      assert.deepEqual(Object.keys(doc.components?.securitySchemes ?? {}), ['bearerAuth']);
+      for (const [path, item] of Object.entries(doc.paths)) {
+        for (const [method, op] of Object.entries(item)) {
+          const name = `${method.toUpperCase()} ${path}`;
+          assert.deepEqual(op.security, [{ bearerAuth: [] }], name);
+          for (const status of ['401', '429', '500', '503']) {
+            const schema = op.responses[status]?.content?.['application/json']?.schema;
+            assert.deepEqual(Object.keys(schema?.properties ?? {}), ['code', 'message', 'field'], `${name} ${status}`);
+          }
+          for (const [status, response] of Object.entries(op.responses)) {
+            assert.notEqual(response.description, 'Default Response', `${name} ${status}`);
+          }
+          const params = op.parameters ?? [];
+          assert.equal(params.find((p) => p.name === 'limit')?.required ?? false, false, `${name}: limit`);
+          const mutating = ['post', 'patch', 'delete'].includes(method) && !(opts.unkeyed ?? []).includes(name);
+          const takesKey = params.some((p) => p.in === 'header' && p.name === 'idempotency-key');
+          assert.equal(takesKey, mutating, `${name}: Idempotency-Key`);
+          if (method === 'delete' && !(opts.deletesWithBody ?? []).includes(name)) {
+            const success = Object.keys(op.responses).filter((s) => s.startsWith('2'));
+            assert.deepEqual(success, ['204'], name);
+            assert.equal(op.responses['204']?.content, undefined, `${name}: 204 has no body`);
+          }
         }
       }
     },

@@ -291,3 +291,7 @@ test('invalid input should answer 400 naming the field', async () => {
     assert.deepEqual([res.status, res.json().code, res.json().field], [400, 'VALIDATION_FAILED', field], url);
   }
 });
+
+test('the OpenAPI document should describe every route with its security, errors and headers', async () => {
+  await bed.assertOpenApiConventions(app, { unkeyed: ['POST /rooms/{roomId}/typing'] });
+});

@@ -3,20 +3,22 @@ import type { Static } from '@sinclair/typebox';
 import { signSubscriptionToken } from '@ripple/auth';
 import type { JwtSecret } from '@ripple/auth';
 import { uuidv7 } from '@ripple/db';
-import { RippleError } from '@ripple/errors';
-import { PageQuery, bearerAuth, createApiApp, fetchPage, pageOf, requireUser, userOf } from '@ripple/http';
+import { PageQuery, createApiApp, fetchPage, pageOf, requireUser, routeSchema, userOf } from '@ripple/http';
 import { traceOf } from '@ripple/service';
 import type { ApiDeps } from '@ripple/service';
 import type { Db, Tx } from './db.js';
 import type { Message, Room, RoomMember } from './generated/prisma/client.js';
 import {
   AddMemberInput,
+  ChatErrors,
   CreateRoomInput,
+  MemberAddedView,
   MemberParams,
   MessageInput,
   MessageParams,
   MessageView,
   ReadInput,
+  ReadView,
   RoomParams,
   RoomSummary,
   RoomView,
@@ -64,21 +66,21 @@ async function membership(db: Db | Tx, roomId: string, userId: string): Promise<
   const member = await db.roomMember.findUnique({ where: { roomId_userId: { roomId, userId } } });
   if (member) return member;
   if (!(await db.room.findUnique({ where: { id: roomId }, select: { id: true } }))) {
-    throw new RippleError('ROOM_NOT_FOUND', `room ${roomId} does not exist`, { status: 404 });
+    throw ChatErrors.roomNotFound.error(`room ${roomId} does not exist`);
   }
-  throw new RippleError('ROOM_FORBIDDEN', 'only members of this room may do this', { status: 403 });
+  throw ChatErrors.roomForbidden.error('only members of this room may do this');
 }
 
 async function ownership(tx: Tx, roomId: string, userId: string, action: string): Promise<void> {
   const member = await membership(tx, roomId, userId);
   if (member.role !== 'owner') {
-    throw new RippleError('ROOM_OWNER_ONLY', `only the room owner may ${action}`, { status: 403 });
+    throw ChatErrors.roomOwnerOnly.error(`only the room owner may ${action}`);
   }
 }
 
 async function messageIn(db: Db | Tx, roomId: string, messageId: string): Promise<Message> {
   const message = await db.message.findFirst({ where: { id: messageId, roomId } });
-  if (!message) throw new RippleError('MESSAGE_NOT_FOUND', `message ${messageId} does not exist`, { status: 404 });
+  if (!message) throw ChatErrors.messageNotFound.error(`message ${messageId} does not exist`);
   return message;
 }
 
@@ -86,12 +88,22 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
   const app = await createApiApp(deps);
   const { db, emit, mutations, now, outboxMessage } = deps;
   const auth = { onRequest: requireUser };
-  const tags = (tag: string) => ({ tags: [tag], security: bearerAuth });
+  const { roomNotFound, roomForbidden, roomOwnerOnly, memberNotFound, messageNotFound, messageForbidden } = ChatErrors;
+  const member = [roomNotFound, roomForbidden];
   const at = () => now().toISOString();
 
   app.post<{ Body: Static<typeof CreateRoomInput> }>(
     '/rooms',
-    { ...auth, schema: { ...tags('rooms'), body: CreateRoomInput, response: { 201: RoomView } } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag: 'rooms',
+        summary: 'Create a room; you become its owner (event chat.room.created)',
+        body: CreateRoomInput,
+        success: { status: 201, description: 'The new room', body: RoomView },
+        idempotent: true,
+      }),
+    },
     (request, reply) =>
       mutations.run(request, reply, 201, async (tx) => {
         const owner = userOf(request).sub;
@@ -120,7 +132,16 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
 
   app.get<{ Querystring: Static<typeof PageQuery> }>(
     '/rooms',
-    { ...auth, schema: { ...tags('rooms'), querystring: PageQuery, response: { 200: pageOf(RoomSummary) } } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag: 'rooms',
+        summary: 'The rooms you are a member of, newest first',
+        querystring: PageQuery,
+        paged: true,
+        success: { status: 200, description: 'One page of rooms', body: pageOf(RoomSummary) },
+      }),
+    },
     async (request) => {
       return fetchPage(
         request.query,
@@ -137,7 +158,16 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
 
   app.get<{ Params: Static<typeof RoomParams> }>(
     '/rooms/:roomId',
-    { ...auth, schema: { ...tags('rooms'), params: RoomParams, response: { 200: RoomView } } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag: 'rooms',
+        summary: 'A room and its members (members only)',
+        params: RoomParams,
+        success: { status: 200, description: 'The room', body: RoomView },
+        errors: member,
+      }),
+    },
     async (request) => {
       const { roomId } = request.params;
       await membership(db, roomId, userOf(request).sub);
@@ -151,7 +181,18 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
 
   app.post<{ Params: Static<typeof RoomParams>; Body: Static<typeof AddMemberInput> }>(
     '/rooms/:roomId/members',
-    { ...auth, schema: { ...tags('members'), params: RoomParams, body: AddMemberInput } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag: 'members',
+        summary: 'Add a member (owner only; event chat.member.joined)',
+        params: RoomParams,
+        body: AddMemberInput,
+        success: { status: 201, description: 'The member (also when already one)', body: MemberAddedView },
+        errors: [...member, roomOwnerOnly],
+        idempotent: true,
+      }),
+    },
     (request, reply) =>
       mutations.run(request, reply, 201, async (tx) => {
         const { roomId } = request.params;
@@ -167,7 +208,17 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
 
   app.delete<{ Params: Static<typeof MemberParams> }>(
     '/rooms/:roomId/members/:userId',
-    { ...auth, schema: { ...tags('members'), params: MemberParams } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag: 'members',
+        summary: 'Leave, or remove a member as the owner (event chat.member.left)',
+        params: MemberParams,
+        success: { status: 204, description: 'Removed', body: null },
+        errors: [...member, roomOwnerOnly, memberNotFound, ChatErrors.roomOwnerCannotLeave],
+        idempotent: true,
+      }),
+    },
     (request, reply) =>
       mutations.run(request, reply, 204, async (tx) => {
         const { roomId, userId } = request.params;
@@ -175,10 +226,10 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
         // Anyone may leave; only the owner removes others.
         if (userId !== by) await ownership(tx, roomId, by, 'remove other members');
         const target = await membership(tx, roomId, userId).catch(() => {
-          throw new RippleError('MEMBER_NOT_FOUND', `${userId} is not a member of this room`, { status: 404 });
+          throw ChatErrors.memberNotFound.error(`${userId} is not a member of this room`);
         });
         if (target.role === 'owner') {
-          throw new RippleError('ROOM_OWNER_CANNOT_LEAVE', 'the owner cannot leave or be removed', { status: 409 });
+          throw ChatErrors.roomOwnerCannotLeave.error('the owner cannot leave or be removed');
         }
         await tx.roomMember.delete({ where: { roomId_userId: { roomId, userId } } });
         await emit(tx, 'chat.member.left', { roomId, userId, by, at: at() }, traceOf(request));
@@ -190,7 +241,15 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
     '/rooms/:roomId/messages',
     {
       ...auth,
-      schema: { ...tags('messages'), params: RoomParams, body: MessageInput, response: { 201: MessageView } },
+      schema: routeSchema({
+        tag: 'messages',
+        summary: 'Send a message (members only; event chat.message.sent)',
+        params: RoomParams,
+        body: MessageInput,
+        success: { status: 201, description: 'The message', body: MessageView },
+        errors: member,
+        idempotent: true,
+      }),
     },
     (request, reply) =>
       mutations.single(request, reply, 201, async (sql) => {
@@ -223,7 +282,7 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
           await membership(db, roomId, senderId);
           // …unless they joined in between: then the message is theirs to send.
           if ((await write()) === 0) {
-            throw new RippleError('ROOM_FORBIDDEN', 'only members of this room may do this', { status: 403 });
+            throw roomForbidden.error('only members of this room may do this');
           }
         }
         return messageView(message);
@@ -234,12 +293,15 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
     '/rooms/:roomId/messages',
     {
       ...auth,
-      schema: {
-        ...tags('messages'),
+      schema: routeSchema({
+        tag: 'messages',
+        summary: "A room's messages, newest first (members only)",
         params: RoomParams,
         querystring: PageQuery,
-        response: { 200: pageOf(MessageView) },
-      },
+        paged: true,
+        success: { status: 200, description: 'One page of messages', body: pageOf(MessageView) },
+        errors: member,
+      }),
     },
     async (request) => {
       const { roomId } = request.params;
@@ -256,7 +318,15 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
     '/rooms/:roomId/messages/:messageId',
     {
       ...auth,
-      schema: { ...tags('messages'), params: MessageParams, body: MessageInput, response: { 200: MessageView } },
+      schema: routeSchema({
+        tag: 'messages',
+        summary: 'Edit your message (event chat.message.edited)',
+        params: MessageParams,
+        body: MessageInput,
+        success: { status: 200, description: 'The edited message', body: MessageView },
+        errors: [...member, messageNotFound, messageForbidden],
+        idempotent: true,
+      }),
     },
     (request, reply) =>
       mutations.run(request, reply, 200, async (tx) => {
@@ -265,7 +335,7 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
         await membership(tx, roomId, userId);
         const message = await messageIn(tx, roomId, messageId);
         if (message.senderId !== userId) {
-          throw new RippleError('MESSAGE_FORBIDDEN', 'only the sender may edit a message', { status: 403 });
+          throw ChatErrors.messageForbidden.error('only the sender may edit a message');
         }
         const edited = await tx.message.update({
           where: { id: messageId },
@@ -279,7 +349,17 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
 
   app.delete<{ Params: Static<typeof MessageParams> }>(
     '/rooms/:roomId/messages/:messageId',
-    { ...auth, schema: { ...tags('messages'), params: MessageParams } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag: 'messages',
+        summary: 'Delete a message: its sender or the room owner (event chat.message.deleted)',
+        params: MessageParams,
+        success: { status: 204, description: 'Deleted', body: null },
+        errors: [...member, messageNotFound, messageForbidden],
+        idempotent: true,
+      }),
+    },
     (request, reply) =>
       mutations.run(request, reply, 204, async (tx) => {
         const { roomId, messageId } = request.params;
@@ -287,9 +367,7 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
         const member = await membership(tx, roomId, userId);
         const message = await messageIn(tx, roomId, messageId);
         if (message.senderId !== userId && member.role !== 'owner') {
-          throw new RippleError('MESSAGE_FORBIDDEN', 'only the sender or the room owner may delete a message', {
-            status: 403,
-          });
+          throw ChatErrors.messageForbidden.error('only the sender or the room owner may delete a message');
         }
         await tx.message.delete({ where: { id: messageId } });
         await emit(
@@ -304,7 +382,18 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
 
   app.post<{ Params: Static<typeof RoomParams>; Body: Static<typeof ReadInput> }>(
     '/rooms/:roomId/read',
-    { ...auth, schema: { ...tags('messages'), params: RoomParams, body: ReadInput } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag: 'messages',
+        summary: 'Mark messages read up to one (event chat.read when it moves forward)',
+        params: RoomParams,
+        body: ReadInput,
+        success: { status: 200, description: 'Your read position in the room', body: ReadView },
+        errors: [...member, messageNotFound],
+        idempotent: true,
+      }),
+    },
     (request, reply) =>
       mutations.run(request, reply, 200, async (tx) => {
         const { roomId } = request.params;
@@ -327,7 +416,16 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
 
   app.post<{ Params: Static<typeof RoomParams> }>(
     '/rooms/:roomId/typing',
-    { ...auth, schema: { ...tags('messages'), params: RoomParams, response: { 202: TypingView } } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag: 'messages',
+        summary: 'Say you are typing (event chat.typing; throttled per user and room, not stored)',
+        params: RoomParams,
+        success: { status: 202, description: 'Published', body: TypingView },
+        errors: [...member, ChatErrors.typingThrottled],
+      }),
+    },
     async (request, reply) => {
       const { roomId } = request.params;
       const userId = userOf(request).sub;
@@ -338,9 +436,7 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
       if (first === null) {
         const ttl = await deps.redis.pttl(key);
         void reply.header('retry-after', Math.max(1, Math.ceil(ttl / 1000)));
-        throw new RippleError('TYPING_THROTTLED', `typing is published at most every ${deps.typingIntervalMs} ms`, {
-          status: 429,
-        });
+        throw ChatErrors.typingThrottled.error(`typing is published at most every ${deps.typingIntervalMs} ms`);
       }
       await deps.publish('chat.typing', { roomId, userId, at: at() }, traceOf(request));
       return reply.status(202).send({ published: true });
@@ -349,7 +445,16 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
 
   app.get<{ Params: Static<typeof RoomParams> }>(
     '/rooms/:roomId/subscription-token',
-    { ...auth, schema: { ...tags('rooms'), params: RoomParams, response: { 200: SubscriptionTokenView } } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag: 'rooms',
+        summary: "A short-lived token to subscribe to the room's gateway channel (members only)",
+        params: RoomParams,
+        success: { status: 200, description: 'The token and its channel', body: SubscriptionTokenView },
+        errors: member,
+      }),
+    },
     async (request) => {
       const { roomId } = request.params;
       const userId = userOf(request).sub;

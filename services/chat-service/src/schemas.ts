@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { errorKind } from '@ripple/errors';
 
 const Id = Type.String({ format: 'uuid' });
 const UserId = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_-]+$' });
@@ -47,3 +48,20 @@ export const MessageView = Type.Object({
 });
 export const SubscriptionTokenView = Type.Object({ channel: Type.String(), token: Type.String(), expiresAt: Time });
 export const TypingView = Type.Object({ published: Type.Boolean() });
+export const MemberAddedView = Type.Object({ roomId: Type.String(), userId: Type.String() });
+export const ReadView = Type.Object({
+  roomId: Type.String(),
+  lastReadMessageId: Type.Union([Type.String(), Type.Null()]),
+});
+
+/** The errors chat-service's routes answer with, besides the shared ones (`HttpErrors`). */
+export const ChatErrors = {
+  roomNotFound: errorKind('ROOM_NOT_FOUND', 404),
+  roomForbidden: errorKind('ROOM_FORBIDDEN', 403),
+  roomOwnerOnly: errorKind('ROOM_OWNER_ONLY', 403),
+  roomOwnerCannotLeave: errorKind('ROOM_OWNER_CANNOT_LEAVE', 409),
+  memberNotFound: errorKind('MEMBER_NOT_FOUND', 404),
+  messageNotFound: errorKind('MESSAGE_NOT_FOUND', 404),
+  messageForbidden: errorKind('MESSAGE_FORBIDDEN', 403),
+  typingThrottled: errorKind('TYPING_THROTTLED', 429, { retriable: true }),
+} as const;

@@ -1,8 +1,8 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { AccessVerifier, JwtSecret } from '@ripple/auth';
-import { serviceShell } from '@ripple/http';
-import type { ReadinessCheck } from '@ripple/http';
+import { installCors, serviceShell } from '@ripple/http';
+import type { AllowedOrigins, ReadinessCheck } from '@ripple/http';
 import type { Registry } from '@ripple/telemetry';
 import type { Connections } from './connections.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -25,6 +25,10 @@ export interface GatewayAppDeps extends SubscriptionDeps {
   /** The server pings every socket this often; a socket that missed the previous pong is dropped. */
   readonly pingIntervalMs: number;
   readonly isDraining: () => boolean;
+  /** Browser origins that may read /sse (CORS). */
+  readonly corsOrigins: AllowedOrigins;
+  /** Browser origins that may open /ws (the upgrade's Origin header); others get 403. */
+  readonly webSocketOrigins: AllowedOrigins;
   /** Fault injection: connection set-up waits this long before joining the own channel. */
   readonly setupDelayMs?: number;
 }
@@ -36,6 +40,7 @@ export async function buildApp(deps: GatewayAppDeps): Promise<FastifyInstance> {
     checks: deps.checks,
     isDraining: deps.isDraining,
   });
+  await installCors(app, deps.corsOrigins);
   await app.register(websocket, { options: { maxPayload: deps.limits.maxPayloadBytes } });
   installSse(app, {
     ...deps,

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
-import { CommonEnv, loadConfig } from '@ripple/config';
+import { CommonEnv, ORIGINS, loadConfig } from '@ripple/config';
 
 export const SERVICE_NAME = 'fanout-gateway';
 
@@ -11,6 +11,11 @@ const MAX_DELAY_MS = 2_147_483_647;
 export const GatewayEnv = Type.Object({
   ...CommonEnv,
   PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }),
+  /**
+   * Origins whose pages may open /ws (`*` or comma-separated; checked against the upgrade's
+   * Origin header, defence in depth: the token is the authentication). Unset: any.
+   */
+  WS_ORIGINS: Type.Optional(Type.String({ pattern: ORIGINS })),
   /** Unique per process; defaults to hostname plus a random suffix. */
   NODE_ID: Type.String({
     default: `${hostname()}-${randomBytes(3).toString('hex')}`,

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { accessTokenVerifier, jwtOptionsFrom, resolveJwtSecret } from '@ripple/auth';
 import { parseBrokers } from '@ripple/config';
 import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
-import { listeningPort, runProcess } from '@ripple/http';
+import { allowedOriginsOf, listeningPort, runProcess } from '@ripple/http';
 import {
   createEventConsumer,
   createEventProducer,
@@ -221,6 +221,8 @@ runProcess(SERVICE_NAME, async () => {
     registry,
     metrics,
     pingIntervalMs: config.WS_PING_INTERVAL_MS,
+    corsOrigins: allowedOriginsOf(config.CORS_ORIGINS, config.NODE_ENV),
+    webSocketOrigins: config.WS_ORIGINS === undefined ? '*' : allowedOriginsOf(config.WS_ORIGINS, config.NODE_ENV),
     setupDelayMs: config.FAULT_SETUP_DELAY_MS,
     isDraining: () => draining,
     limits: {

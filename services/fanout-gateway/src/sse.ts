@@ -127,6 +127,8 @@ export function installSse(app: FastifyInstance, deps: LifecycleDeps): void {
 
     reply.hijack();
     const raw = reply.raw;
+    // What the hooks set on the reply (CORS) goes out with the stream's own headers.
+    for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) raw.setHeader(name, value);
     raw.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',

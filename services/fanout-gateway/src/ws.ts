@@ -1,7 +1,10 @@
 import type { Socket } from 'node:net';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { extractBearerToken } from '@ripple/auth';
+import { RippleError } from '@ripple/errors';
+import { originAllowed } from '@ripple/http';
+import type { AllowedOrigins } from '@ripple/http';
 import { ConnectionLifecycle, authErrorCode } from './lifecycle.js';
 import type { LifecycleDeps } from './lifecycle.js';
 import { CloseCodes, frameText } from './protocol.js';
@@ -58,9 +61,18 @@ function webSocketSink(socket: WebSocket): ConnectionSink {
 /** `GET /ws`: the WebSocket transport of the connection lifecycle (docs/protocol.md). */
 export function installWebSocket(
   app: FastifyInstance,
-  deps: LifecycleDeps & { readonly pingIntervalMs: number },
+  deps: LifecycleDeps & { readonly pingIntervalMs: number; readonly webSocketOrigins: AllowedOrigins },
 ): void {
-  app.get('/ws', { websocket: true }, (socket: WebSocket, request) => {
+  // Refused before the upgrade: a page of another origin never gets a socket.
+  const preValidation = (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
+    const origin = request.headers.origin;
+    done(
+      originAllowed(deps.webSocketOrigins, origin)
+        ? undefined
+        : new RippleError('GW_ORIGIN_FORBIDDEN', `origin ${origin ?? ''} may not open /ws`, { status: 403 }),
+    );
+  };
+  app.get('/ws', { websocket: true, preValidation }, (socket: WebSocket, request) => {
     if (deps.isDraining()) {
       socket.close(CloseCodes.goingAway, 'node draining');
       return;

@@ -270,3 +270,7 @@ test('read-all with the same Idempotency-Key should answer the same and emit onc
   );
   assert.equal(events.length, 1);
 });
+
+test('the OpenAPI document should describe every route with its security, errors and headers', async () => {
+  await bed.assertOpenApiConventions(app);
+});

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
-import { RippleError } from '@ripple/errors';
-import { PageQuery, bearerAuth, createApiApp, fetchPage, pageOf, requireUser, userOf } from '@ripple/http';
+import { errorKind } from '@ripple/errors';
+import { PageQuery, createApiApp, fetchPage, pageOf, requireUser, routeSchema, userOf } from '@ripple/http';
 import { traceOf } from '@ripple/service';
 import type { ApiDeps, Emit, TraceContext } from '@ripple/service';
 import type { Db, Tx } from './db.js';
@@ -31,6 +31,7 @@ const ListQuery = Type.Composite([PageQuery, Type.Object({ unread: Type.Optional
 const IdParams = Type.Object({ notificationId: Type.String({ format: 'uuid' }) });
 const UnreadCount = Type.Object({ count: Type.Integer() });
 const ReadAll = Type.Object({ read: Type.Integer() });
+const NotificationNotFound = errorKind('NOTIFICATION_NOT_FOUND', 404);
 
 const view = (n: Notification): Static<typeof NotificationView> => ({
   id: n.id,
@@ -61,11 +62,21 @@ async function emitRead(
 export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance> {
   const app = await createApiApp(deps);
   const { db, emit, mutations, now, cache } = deps;
-  const auth = { onRequest: requireUser, schema: { tags: ['notifications'], security: bearerAuth } };
+  const auth = { onRequest: requireUser };
+  const tag = 'notifications';
 
   app.get<{ Querystring: Static<typeof ListQuery> }>(
     '/notifications',
-    { ...auth, schema: { ...auth.schema, querystring: ListQuery, response: { 200: pageOf(NotificationView) } } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag,
+        summary: 'Your notifications, newest first (`unread=true`: only unread ones)',
+        querystring: ListQuery,
+        paged: true,
+        success: { status: 200, description: 'One page of notifications', body: pageOf(NotificationView) },
+      }),
+    },
     async (request) => {
       const { unread } = request.query;
       return fetchPage(
@@ -83,7 +94,18 @@ export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance>
 
   app.get(
     '/notifications/unread-count',
-    { ...auth, schema: { ...auth.schema, response: { 200: UnreadCount } } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag,
+        summary: 'How many of your notifications are unread',
+        success: {
+          status: 200,
+          description: 'The count (x-cache says whether it came from the cache)',
+          body: UnreadCount,
+        },
+      }),
+    },
     async (request, reply) => {
       const userId = userOf(request).sub;
       const { count, cached } = await cache.get(userId, () => unreadCount(db, userId));
@@ -93,7 +115,17 @@ export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance>
 
   app.post<{ Params: Static<typeof IdParams> }>(
     '/notifications/:notificationId/read',
-    { ...auth, schema: { ...auth.schema, params: IdParams, response: { 200: NotificationView } } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag,
+        summary: 'Mark one notification read (events notification.read, notification.unread_count)',
+        params: IdParams,
+        success: { status: 200, description: 'The notification', body: NotificationView },
+        errors: [NotificationNotFound],
+        idempotent: true,
+      }),
+    },
     (request, reply) => {
       const userId = userOf(request).sub;
       return mutations.run(
@@ -105,9 +137,7 @@ export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance>
           // Another user's notification is as absent as a missing one.
           const found = await tx.notification.findFirst({ where: { id: notificationId, userId } });
           if (!found) {
-            throw new RippleError('NOTIFICATION_NOT_FOUND', `notification ${notificationId} does not exist`, {
-              status: 404,
-            });
+            throw NotificationNotFound.error(`notification ${notificationId} does not exist`);
           }
           if (found.readAt !== null) return view(found);
           const read = await tx.notification.update({ where: { id: found.id }, data: { readAt: now() } });
@@ -121,7 +151,15 @@ export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance>
 
   app.post(
     '/notifications/read-all',
-    { ...auth, schema: { ...auth.schema, response: { 200: ReadAll } } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag,
+        summary: 'Mark all your notifications read',
+        success: { status: 200, description: 'How many were unread', body: ReadAll },
+        idempotent: true,
+      }),
+    },
     (request, reply) => {
       const userId = userOf(request).sub;
       return mutations.run(

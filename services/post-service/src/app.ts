@@ -1,14 +1,22 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import { uuidv7 } from '@ripple/db';
-import { RippleError } from '@ripple/errors';
-import { PageQuery, bearerAuth, createApiApp, fetchPage, pageOf, requireUser, userOf } from '@ripple/http';
+import { PageQuery, createApiApp, fetchPage, pageOf, requireUser, routeSchema, userOf } from '@ripple/http';
 import { traceOf } from '@ripple/service';
 import type { ApiDeps } from '@ripple/service';
 import type { Db, Tx } from './db.js';
 import { FOLLOWING_MAX, installFollows } from './follows.js';
 import type { Comment, Post } from './generated/prisma/client.js';
-import { BodyInput, CommentParams, CommentView, LikeView, PostParams, PostView, UserParams } from './schemas.js';
+import {
+  BodyInput,
+  CommentParams,
+  CommentView,
+  LikeView,
+  PostErrors,
+  PostParams,
+  PostView,
+  UserParams,
+} from './schemas.js';
 
 type Deps = ApiDeps<Db, Tx>;
 
@@ -30,20 +38,18 @@ const commentView = (c: Comment): Static<typeof CommentView> => ({
   createdAt: c.createdAt.toISOString(),
 });
 
-const postNotFound = (id: string) => new RippleError('POST_NOT_FOUND', `post ${id} does not exist`, { status: 404 });
-
 async function findPost(db: Db | Tx, id: string, lock = false): Promise<Post> {
   // FOR UPDATE serialises changes to one post (edit, delete, counters) without a lost update.
   if (lock) await db.$executeRaw`SELECT 1 FROM posts WHERE id = ${id}::uuid FOR UPDATE`;
   const post = await db.post.findUnique({ where: { id } });
-  if (!post) throw postNotFound(id);
+  if (!post) throw PostErrors.postNotFound.error(`post ${id} does not exist`);
   return post;
 }
 
 async function authoredPost(tx: Tx, id: string, userId: string, action: string): Promise<Post> {
   const post = await findPost(tx, id, true);
   if (post.authorId !== userId) {
-    throw new RippleError('POST_FORBIDDEN', `only the author may ${action} this post`, { status: 403 });
+    throw PostErrors.postForbidden.error(`only the author may ${action} this post`);
   }
   return post;
 }
@@ -52,11 +58,20 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   const app = await createApiApp(deps);
   const { db, emit, mutations, now, outboxMessage } = deps;
   const auth = { onRequest: requireUser };
-  const tags = (tag: string) => ({ tags: [tag], security: bearerAuth });
+  const { postNotFound, postForbidden, commentNotFound, commentForbidden } = PostErrors;
 
   app.post<{ Body: Static<typeof BodyInput> }>(
     '/posts',
-    { ...auth, schema: { ...tags('posts'), body: BodyInput, response: { 201: PostView } } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag: 'posts',
+        summary: 'Publish a post (event post.created)',
+        body: BodyInput,
+        success: { status: 201, description: 'The new post', body: PostView },
+        idempotent: true,
+      }),
+    },
     (request, reply) =>
       mutations.single(request, reply, 201, async (sql) => {
         const post: Post = {
@@ -88,13 +103,33 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
 
   app.get<{ Params: Static<typeof PostParams> }>(
     '/posts/:postId',
-    { ...auth, schema: { ...tags('posts'), params: PostParams, response: { 200: PostView } } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag: 'posts',
+        summary: 'Read a post',
+        params: PostParams,
+        success: { status: 200, description: 'The post', body: PostView },
+        errors: [postNotFound],
+      }),
+    },
     async (request) => postView(await findPost(db, request.params.postId)),
   );
 
   app.patch<{ Params: Static<typeof PostParams>; Body: Static<typeof BodyInput> }>(
     '/posts/:postId',
-    { ...auth, schema: { ...tags('posts'), params: PostParams, body: BodyInput, response: { 200: PostView } } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag: 'posts',
+        summary: 'Edit your post (event post.updated)',
+        params: PostParams,
+        body: BodyInput,
+        success: { status: 200, description: 'The edited post', body: PostView },
+        errors: [postNotFound, postForbidden],
+        idempotent: true,
+      }),
+    },
     (request, reply) =>
       mutations.run(request, reply, 200, async (tx) => {
         const { postId } = request.params;
@@ -116,7 +151,17 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
 
   app.delete<{ Params: Static<typeof PostParams> }>(
     '/posts/:postId',
-    { ...auth, schema: { ...tags('posts'), params: PostParams } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag: 'posts',
+        summary: 'Delete your post (event post.deleted)',
+        params: PostParams,
+        success: { status: 204, description: 'Deleted', body: null },
+        errors: [postNotFound, postForbidden],
+        idempotent: true,
+      }),
+    },
     (request, reply) =>
       mutations.run(request, reply, 204, async (tx) => {
         const { postId } = request.params;
@@ -132,7 +177,14 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
     '/users/:userId/posts',
     {
       ...auth,
-      schema: { ...tags('posts'), params: UserParams, querystring: PageQuery, response: { 200: pageOf(PostView) } },
+      schema: routeSchema({
+        tag: 'posts',
+        summary: "A user's posts, newest first",
+        params: UserParams,
+        querystring: PageQuery,
+        paged: true,
+        success: { status: 200, description: 'One page of posts', body: pageOf(PostView) },
+      }),
     },
     async (request) => {
       return fetchPage(
@@ -146,7 +198,16 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
 
   app.get<{ Querystring: Static<typeof PageQuery> }>(
     '/me/feed',
-    { ...auth, schema: { ...tags('feed'), querystring: PageQuery, response: { 200: pageOf(PostView) } } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag: 'feed',
+        summary: 'My feed: posts of everyone I follow, and my own, newest first',
+        querystring: PageQuery,
+        paged: true,
+        success: { status: 200, description: 'One page of posts', body: pageOf(PostView) },
+      }),
+    },
     async (request) => {
       // The REST twin of the `feed:` channel: posts of everyone the caller follows, and their own,
       // newest first. Two indexed queries: the followee ids (at most FOLLOWING_MAX), then one
@@ -188,15 +249,41 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
         await emit(tx, liked ? 'post.liked' : 'post.unliked', data, traceOf(request));
         return { postId, liked, likeCount };
       });
-  const likeSchema = { ...auth, schema: { ...tags('likes'), params: PostParams, response: { 200: LikeView } } };
-  app.post<{ Params: Static<typeof PostParams> }>('/posts/:postId/likes', likeSchema, like(true));
-  app.delete<{ Params: Static<typeof PostParams> }>('/posts/:postId/likes', likeSchema, like(false));
+  const likeSchema = (summary: string) => ({
+    ...auth,
+    schema: routeSchema({
+      tag: 'likes',
+      summary,
+      params: PostParams,
+      success: { status: 200, description: 'Whether you like the post, and its like count', body: LikeView },
+      errors: [postNotFound],
+      idempotent: true,
+    }),
+  });
+  app.post<{ Params: Static<typeof PostParams> }>(
+    '/posts/:postId/likes',
+    likeSchema('Like a post (event post.liked; liking twice changes nothing)'),
+    like(true),
+  );
+  app.delete<{ Params: Static<typeof PostParams> }>(
+    '/posts/:postId/likes',
+    likeSchema('Take back your like (event post.unliked)'),
+    like(false),
+  );
 
   app.post<{ Params: Static<typeof PostParams>; Body: Static<typeof BodyInput> }>(
     '/posts/:postId/comments',
     {
       ...auth,
-      schema: { ...tags('comments'), params: PostParams, body: BodyInput, response: { 201: CommentView } },
+      schema: routeSchema({
+        tag: 'comments',
+        summary: 'Comment on a post (event comment.created)',
+        params: PostParams,
+        body: BodyInput,
+        success: { status: 201, description: 'The new comment', body: CommentView },
+        errors: [postNotFound],
+        idempotent: true,
+      }),
     },
     (request, reply) =>
       mutations.run(request, reply, 201, async (tx) => {
@@ -223,12 +310,15 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
     '/posts/:postId/comments',
     {
       ...auth,
-      schema: {
-        ...tags('comments'),
+      schema: routeSchema({
+        tag: 'comments',
+        summary: "A post's comments, newest first",
         params: PostParams,
         querystring: PageQuery,
-        response: { 200: pageOf(CommentView) },
-      },
+        paged: true,
+        success: { status: 200, description: 'One page of comments', body: pageOf(CommentView) },
+        errors: [postNotFound],
+      }),
     },
     async (request) => {
       const { postId } = request.params;
@@ -243,7 +333,17 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
 
   app.delete<{ Params: Static<typeof CommentParams> }>(
     '/posts/:postId/comments/:commentId',
-    { ...auth, schema: { ...tags('comments'), params: CommentParams } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag: 'comments',
+        summary: 'Delete a comment: its author or the post author (event comment.deleted)',
+        params: CommentParams,
+        success: { status: 204, description: 'Deleted', body: null },
+        errors: [postNotFound, commentNotFound, commentForbidden],
+        idempotent: true,
+      }),
+    },
     (request, reply) =>
       mutations.run(request, reply, 204, async (tx) => {
         const { postId, commentId } = request.params;
@@ -251,12 +351,10 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
         const post = await findPost(tx, postId, true);
         const comment = await tx.comment.findFirst({ where: { id: commentId, postId } });
         if (!comment) {
-          throw new RippleError('COMMENT_NOT_FOUND', `comment ${commentId} does not exist`, { status: 404 });
+          throw PostErrors.commentNotFound.error(`comment ${commentId} does not exist`);
         }
         if (comment.authorId !== userId && post.authorId !== userId) {
-          throw new RippleError('COMMENT_FORBIDDEN', 'only the comment author or the post author may delete it', {
-            status: 403,
-          });
+          throw PostErrors.commentForbidden.error('only the comment author or the post author may delete it');
         }
         await tx.comment.delete({ where: { id: commentId } });
         await tx.post.update({ where: { id: postId }, data: { commentCount: { decrement: 1 } } });

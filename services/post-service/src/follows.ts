@@ -1,12 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import { uuidv7 } from '@ripple/db';
-import { RippleError } from '@ripple/errors';
-import { PageQuery, bearerAuth, fetchPage, pageOf, requireUser, userOf } from '@ripple/http';
+import { PageQuery, fetchPage, pageOf, requireUser, routeSchema, userOf } from '@ripple/http';
 import { traceOf } from '@ripple/service';
 import type { ApiDeps } from '@ripple/service';
 import type { Db, Tx } from './db.js';
-import { FollowEntry, FollowParams, FollowView, FollowingIds, UserParams, UserView } from './schemas.js';
+import { FollowEntry, FollowErrors, FollowParams, FollowView, FollowingIds, UserParams, UserView } from './schemas.js';
 
 /**
  * Most users one user may follow. It bounds what GET /me/feed and a gateway node's followee set
@@ -34,22 +33,31 @@ async function lockCounts(tx: Tx, a: string, b: string): Promise<void> {
 export function installFollows(app: FastifyInstance, deps: ApiDeps<Db, Tx>): void {
   const { db, emit, mutations, now } = deps;
   const auth = { onRequest: requireUser };
-  const tags = { tags: ['follows'], security: bearerAuth };
+  const tag = 'follows';
 
   const change = (following: boolean) =>
     app[following ? 'put' : 'delete']<{ Params: Static<typeof FollowParams> }>(
       '/me/following/:userId',
-      { ...auth, schema: { ...tags, params: FollowParams, response: { 200: FollowView } } },
+      {
+        ...auth,
+        schema: routeSchema({
+          tag,
+          summary: following
+            ? 'Follow a user (event user.followed when the relation changed)'
+            : 'Unfollow a user (event user.unfollowed when the relation changed)',
+          params: FollowParams,
+          success: { status: 200, description: 'The relation after the request', body: FollowView },
+          errors: following ? [FollowErrors.followSelf, FollowErrors.followLimitReached] : [FollowErrors.followSelf],
+          idempotent: true,
+        }),
+      },
       (request, reply) =>
         mutations.run(request, reply, 200, async (tx) => {
           const followerId = userOf(request).sub;
           const followeeId = request.params.userId;
           const view = { followerId, followeeId, following };
           if (followeeId === followerId) {
-            throw new RippleError('FOLLOW_SELF', 'a user cannot follow themselves', {
-              status: 400,
-              field: 'params.userId',
-            });
+            throw FollowErrors.followSelf.error('a user cannot follow themselves', { field: 'params.userId' });
           }
           await lockCounts(tx, followerId, followeeId);
           const changed = following
@@ -71,7 +79,7 @@ export function installFollows(app: FastifyInstance, deps: ApiDeps<Db, Tx>): voi
     const existing = await tx.follow.findUnique({ where: { followerId_followeeId: { followerId, followeeId } } });
     if (existing) return 0;
     if (counts.followingCount >= FOLLOWING_MAX) {
-      throw new RippleError('FOLLOW_LIMIT_REACHED', `a user follows at most ${FOLLOWING_MAX} users`, { status: 409 });
+      throw FollowErrors.followLimitReached.error(`a user follows at most ${FOLLOWING_MAX} users`);
     }
     await tx.follow.create({ data: { id: uuidv7(), followerId, followeeId, createdAt: now() } });
     return 1;
@@ -85,7 +93,14 @@ export function installFollows(app: FastifyInstance, deps: ApiDeps<Db, Tx>): voi
       `/users/:userId/${direction}`,
       {
         ...auth,
-        schema: { ...tags, params: UserParams, querystring: PageQuery, response: { 200: pageOf(FollowEntry) } },
+        schema: routeSchema({
+          tag,
+          summary: direction === 'followers' ? 'Who follows a user, newest first' : 'Whom a user follows, newest first',
+          params: UserParams,
+          querystring: PageQuery,
+          paged: true,
+          success: { status: 200, description: 'One page of follows', body: pageOf(FollowEntry) },
+        }),
       },
       async (request) => {
         const { userId } = request.params;
@@ -106,7 +121,15 @@ export function installFollows(app: FastifyInstance, deps: ApiDeps<Db, Tx>): voi
 
   app.get<{ Params: Static<typeof UserParams> }>(
     '/users/:userId',
-    { ...auth, schema: { ...tags, params: UserParams, response: { 200: UserView } } },
+    {
+      ...auth,
+      schema: routeSchema({
+        tag,
+        summary: "A user's follower and following counts",
+        params: UserParams,
+        success: { status: 200, description: 'The counts (zeros for a user nobody follows)', body: UserView },
+      }),
+    },
     async (request) => {
       const { userId } = request.params;
       // Users live in the identity provider, not here: a user nobody follows and who follows
@@ -116,7 +139,12 @@ export function installFollows(app: FastifyInstance, deps: ApiDeps<Db, Tx>): voi
     },
   );
 
-  app.get('/me/following/ids', { ...auth, schema: { ...tags, response: { 200: FollowingIds } } }, async (request) => {
+  const idsSchema = routeSchema({
+    tag,
+    summary: 'Every user the caller follows (what a gateway node loads for feed:<user>)',
+    success: { status: 200, description: 'The followee ids', body: FollowingIds },
+  });
+  app.get('/me/following/ids', { ...auth, schema: idsSchema }, async (request) => {
     const rows = await db.follow.findMany({
       where: { followerId: userOf(request).sub },
       select: { followeeId: true },

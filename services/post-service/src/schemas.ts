@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { errorKind } from '@ripple/errors';
 
 const Text = Type.String({ minLength: 1, maxLength: 10_000 });
 const Id = Type.String({ format: 'uuid' });
@@ -49,3 +50,17 @@ export const UserView = Type.Object({
 
 /** Every user the caller follows (at most FOLLOWING_MAX): what a gateway node loads for `feed:`. */
 export const FollowingIds = Type.Object({ ids: Type.Array(Type.String()) });
+
+/** The follow graph's own errors. */
+export const FollowErrors = {
+  followSelf: errorKind('FOLLOW_SELF', 400),
+  followLimitReached: errorKind('FOLLOW_LIMIT_REACHED', 409),
+} as const;
+
+/** The errors post-service's routes answer with, besides the shared ones (`HttpErrors`). */
+export const PostErrors = {
+  postNotFound: errorKind('POST_NOT_FOUND', 404),
+  postForbidden: errorKind('POST_FORBIDDEN', 403),
+  commentNotFound: errorKind('COMMENT_NOT_FOUND', 404),
+  commentForbidden: errorKind('COMMENT_FORBIDDEN', 403),
+} as const;

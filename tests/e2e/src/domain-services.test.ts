@@ -2,8 +2,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { waitFor } from '@ripple/testing';
-import { TestClient, isolatedRun, spawnService } from './harness.js';
+import { assertPromtoolAccepts, waitFor } from '@ripple/testing';
+import { callApi, TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
 // The three domain services, the notification consumer and the gateway as real processes on real
@@ -39,17 +39,9 @@ after(async () => {
 type Json = Record<string, unknown>;
 
 async function api(service: RunningService, user: string, method: string, path: string, body?: Json) {
-  const res = await fetch(`${service.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${await signAccessToken(secret, user)}`,
-      ...(body && { 'content-type': 'application/json' }),
-    },
-    ...(body && { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  assert.ok(res.status < 300, `${method} ${path} → ${res.status} ${text}`);
-  return (text === '' ? {} : JSON.parse(text)) as Json;
+  const res = await callApi(service, method, path, { token: await signAccessToken(secret, user), body });
+  assert.ok(res.status < 300, `${method} ${path} → ${res.status} ${res.text}`);
+  return res.text === '' ? {} : res.json();
 }
 
 async function connect(user: string): Promise<TestClient> {
@@ -205,6 +197,12 @@ test('every process should expose its metrics on /metrics, and they should move 
       after.some((m) => m?.(name) !== undefined || m?.(`${name}_count`) !== undefined),
       `the dashboard's ${name} is exposed`,
     );
+  }
+});
+
+test('every process’s /metrics should pass promtool check metrics', async () => {
+  for (const service of [services.post, services.chat, services.notification, services.gateway]) {
+    await assertPromtoolAccepts(service.name, await (await fetch(`${service.url}/metrics`)).text());
   }
 });
 

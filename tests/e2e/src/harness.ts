@@ -8,10 +8,10 @@ import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 import { dropDatabase } from '@ripple/db';
 import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
-import { createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
-import type { EventProducer } from '@ripple/kafka';
+import { createKafka, deleteTopics, dlqTopicOf, readTopics } from '@ripple/kafka';
+import type { EventProducer, KafkaClient, TopicReader, TopicReaderOptions } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { runId, testDatabaseUrl, testInfra, waitFor } from '@ripple/testing';
+import { AsyncApiContract, OpenApiContract, runId, testDatabaseUrl, testInfra, waitFor } from '@ripple/testing';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -126,7 +126,101 @@ export async function publishPostEvents(
   return events.map((e) => e.id);
 }
 
-/** A WebSocket client that records every frame it receives. */
+/** An HTTP answer of a domain service, read whole. */
+export interface ApiAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly text: string;
+  /** The body parsed as JSON. */
+  // The caller names the body's shape, as with fetch's own res.json().
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
+  json<T = Record<string, unknown>>(): T;
+}
+
+const contracts = new Map<string, Promise<OpenApiContract>>();
+
+/**
+ * Calls a domain service's HTTP API (`token`: sent as a bearer token; `body`: sent as JSON) and
+ * checks the answer against the OpenAPI document that service serves at /docs/json (fetched and
+ * validated once per service): a status, body or route the document does not promise fails the
+ * test, whatever the test itself asserts next.
+ */
+export async function callApi(
+  service: Pick<RunningService, 'url'>,
+  method: string,
+  path: string,
+  opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<ApiAnswer> {
+  let contract = contracts.get(service.url);
+  if (!contract) {
+    // A loaded service may shed this request too (503): ask until the document comes.
+    contract = waitFor(`${service.url}/docs/json`, 30_000, async () => {
+      const res = await fetch(`${service.url}/docs/json`);
+      return res.status === 200 ? await res.json() : undefined;
+    }).then((doc) => OpenApiContract.load(doc));
+    contracts.set(service.url, contract);
+  }
+  const res = await fetch(`${service.url}${path}`, {
+    method,
+    headers: {
+      ...(opts.token !== undefined && { authorization: `Bearer ${opts.token}` }),
+      ...(opts.body !== undefined && { 'content-type': 'application/json' }),
+      ...opts.headers,
+    },
+    ...(opts.body !== undefined && { body: JSON.stringify(opts.body) }),
+  });
+  const text = await res.text();
+  (await contract).check({
+    method,
+    url: path,
+    status: res.status,
+    contentType: res.headers.get('content-type') ?? undefined,
+    body: text,
+  });
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
+  return { status: res.status, headers: res.headers, text, json: <T>() => JSON.parse(text) as T };
+}
+
+let eventContract: Promise<AsyncApiContract> | undefined;
+
+/**
+ * `readTopics` whose every record is checked against docs/asyncapi.yaml (parsed once with
+ * @asyncapi/parser): its channel, message type, content type, headers and payload. A record the
+ * document does not allow is still handed to `onMessage`, and `stop` then rejects with the
+ * first violation, so the test (or its `after` hook) fails.
+ */
+export async function readCheckedTopics(
+  kafka: KafkaClient,
+  opts: Omit<TopicReaderOptions, 'onBatch'> & Required<Pick<TopicReaderOptions, 'onMessage'>>,
+): Promise<TopicReader> {
+  const contract = await (eventContract ??= AsyncApiContract.load(new URL('docs/asyncapi.yaml', `file://${ROOT}`)));
+  const violations: Error[] = [];
+  const reader = await readTopics(kafka, {
+    ...opts,
+    onMessage: (message) => {
+      try {
+        contract.check({ topic: message.topic, headers: message.headers, value: message.value?.toString() ?? '' });
+      } catch (err) {
+        violations.push(err as Error);
+      }
+      opts.onMessage(message);
+    },
+  });
+  return {
+    stop: async () => {
+      await reader.stop();
+      if (violations[0]) throw violations[0];
+    },
+  };
+}
+
+let frameContract: Promise<AsyncApiContract> | undefined;
+
+/**
+ * A WebSocket client that records every frame it receives. Every frame is checked against
+ * docs/asyncapi-gateway.yaml (the `/ws` channel's message named by its `op`) whenever the test
+ * waits for one: a frame the protocol document does not allow fails the wait.
+ */
 export class TestClient {
   readonly frames: Record<string, unknown>[] = [];
   closeCode: number | undefined;
@@ -149,9 +243,19 @@ export class TestClient {
     this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
   }
 
-  /** Waits for the first frame that satisfies `match`. */
-  frame(match: (f: Record<string, unknown>) => boolean, deadlineMs = 20_000): Promise<Record<string, unknown>> {
-    return waitFor('a matching frame', deadlineMs, () => this.frames.find(match));
+  private checked = 0;
+
+  /** Waits for the first frame that satisfies `match`; first checks the frames so far (see above). */
+  async frame(match: (f: Record<string, unknown>) => boolean, deadlineMs = 20_000): Promise<Record<string, unknown>> {
+    const contract = await (frameContract ??= AsyncApiContract.load(
+      new URL('docs/asyncapi-gateway.yaml', `file://${ROOT}`),
+    ));
+    const found = await waitFor('a matching frame', deadlineMs, () => this.frames.find(match));
+    for (; this.checked < this.frames.length; this.checked++) {
+      const received = this.frames[this.checked];
+      contract.checkPayload('/ws', String(received?.op), received);
+    }
+    return found;
   }
 
   closed(deadlineMs = 10_000): Promise<number> {
@@ -177,7 +281,7 @@ export interface SseMessage {
 export async function openSse(
   url: string,
   headers: Record<string, string> = {},
-): Promise<{ status: number; messages: SseMessage[]; ended: () => boolean; abort: () => void }> {
+): Promise<{ status: number; headers: Headers; messages: SseMessage[]; ended: () => boolean; abort: () => void }> {
   const controller = new AbortController();
   const response = await fetch(url, { signal: controller.signal, headers });
   const messages: SseMessage[] = [];
@@ -214,7 +318,13 @@ export async function openSse(
       // aborted by the client
     }
   })();
-  return { status: response.status, messages, ended: () => ended, abort: () => controller.abort() };
+  return {
+    status: response.status,
+    headers: response.headers,
+    messages,
+    ended: () => ended,
+    abort: () => controller.abort(),
+  };
 }
 
 /**

@@ -1,12 +1,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { createKafka, createKafkaAdmin, readTopics } from '@ripple/kafka';
+import { createKafka, createKafkaAdmin } from '@ripple/kafka';
 import type { KafkaClient } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { privateKafka, waitUntil } from '@ripple/testing';
 import type { PrivateKafka } from '@ripple/testing';
-import { TestClient, isolatedRun, spawnService } from './harness.js';
+import { callApi, readCheckedTopics, TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
 // Kafka outages on real processes, with a broker of this file's own (other tests keep the shared
@@ -43,12 +43,11 @@ after(async () => {
 const env = () => ({ ...iso.env, KAFKA_BROKERS: broker.brokers, RATE_LIMIT_MAX: '100000' });
 
 async function createPost(service: RunningService, body: string): Promise<number> {
-  const response = await fetch(`${service.url}/posts`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${await signAccessToken(secret, 'u-out')}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ body }),
+  const response = await callApi(service, 'POST', '/posts', {
+    token: await signAccessToken(secret, 'u-out'),
+    body: { body },
   });
-  if (response.ok) accepted.push(((await response.json()) as { id: string }).id);
+  if (response.status === 201) accepted.push(response.json<{ id: string }>().id);
   return response.status;
 }
 
@@ -60,7 +59,7 @@ async function readPostTopic(): Promise<void> {
   // post-service creates its topic in the background once Kafka answers.
   await waitUntil('post-service to create its topic', 30_000, async () => (await admin.listTopics()).includes(topic));
   await admin.disconnect();
-  const reader = await readTopics(kafka, {
+  const reader = await readCheckedTopics(kafka, {
     groupId: `outage.${iso.run}.reader`,
     topics: [topic],
     fromBeginning: true,

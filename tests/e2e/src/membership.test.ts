@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { Topics } from '@ripple/events';
-import { createKafka, createKafkaAdmin, readTopics } from '@ripple/kafka';
+import { createKafka, createKafkaAdmin } from '@ripple/kafka';
 import type { TopicReader } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { testInfra, waitFor, waitUntil } from '@ripple/testing';
-import { TestClient, isolatedRun, spawnService } from './harness.js';
+import { callApi, readCheckedTopics, TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
 // Membership and presence on real processes: chat-service and three gateways on real Kafka, Redis
@@ -45,7 +45,7 @@ before(async () => {
     OUTBOX_POLL_INTERVAL_MS: '100',
   });
   await admin.connect();
-  reader = await readTopics(kafka, {
+  reader = await readCheckedTopics(kafka, {
     groupId: `mem.${iso.run}.watcher`,
     topics: [presenceTopic],
     fromBeginning: true,
@@ -66,17 +66,9 @@ after(async () => {
 type Json = Record<string, unknown>;
 
 async function api(user: string, method: string, path: string, body?: Json): Promise<{ status: number; json: Json }> {
-  const res = await fetch(`${chat.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${await signAccessToken(secret, user)}`,
-      ...(body && { 'content-type': 'application/json' }),
-    },
-    ...(body && { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  assert.ok(res.status < 300, `${method} ${path} → ${res.status} ${text}`);
-  return { status: res.status, json: (text === '' ? {} : JSON.parse(text)) as Json };
+  const res = await callApi(chat, method, path, { token: await signAccessToken(secret, user), body });
+  assert.ok(res.status < 300, `${method} ${path} → ${res.status} ${res.text}`);
+  return { status: res.status, json: res.text === '' ? {} : res.json() };
 }
 
 async function connect(gateway: RunningService, user: string): Promise<TestClient> {

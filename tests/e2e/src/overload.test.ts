@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { isolatedRun, spawnService } from './harness.js';
+import { callApi, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
 // A real post-service past a deliberately tiny capacity: what is over capacity is shed with a fast
@@ -28,12 +28,8 @@ async function overload(env: Record<string, string>) {
   services.push(post);
   const token = await signAccessToken(jwtSecret(iso.jwtSecretText), `ovl${iso.run}`);
   const create = async (i: number) => {
-    const res = await fetch(`${post.url}/posts`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ body: `post ${i}` }),
-    });
-    return { status: res.status, retryAfter: res.headers.get('retry-after'), body: await res.text() };
+    const res = await callApi(post, 'POST', '/posts', { token, body: { body: `post ${i}` } });
+    return { status: res.status, retryAfter: res.headers.get('retry-after'), body: res.text };
   };
   const answers: Awaited<ReturnType<typeof create>>[] = [];
   for (let burst = 0; burst < MAX_BURSTS && !answers.some((a) => a.status === 503); burst++) {

@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { waitFor } from '@ripple/testing';
-import { TestClient, isolatedRun, spawnService } from './harness.js';
+import { callApi, TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 import { startOtlpReceiver } from './otlp-receiver.js';
 import type { ReceivedSpan } from './otlp-receiver.js';
@@ -72,10 +72,9 @@ function ancestors(span: ReceivedSpan): ReceivedSpan[] {
 
 test('one trace should follow a post from the HTTP request to the socket on both gateway nodes', async () => {
   const [onA, onB] = [await watch(nodes[0] as RunningService, 'wa'), await watch(nodes[1] as RunningService, 'wb')];
-  const res = await fetch(`${postService.url}/posts`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${await signAccessToken(secret, author)}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ body: 'traced' }),
+  const res = await callApi(postService, 'POST', '/posts', {
+    token: await signAccessToken(secret, author),
+    body: { body: 'traced' },
   });
   assert.equal(res.status, 201);
   await onA.frame((f) => f.op === 'event');

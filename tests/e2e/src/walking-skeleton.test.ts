@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { TestClient, isolatedRun, spawnService } from './harness.js';
+import { callApi, TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
 // The walking skeleton on real processes, real Kafka, Redis and PostgreSQL: a post created over
@@ -47,13 +47,12 @@ test('a post created over HTTP should reach a WebSocket subscriber of its creato
   await follower.frame((f) => f.op === 'ack' && f.id === '1');
   const author = await connect('u42');
 
-  const response = await fetch(`${postService.url}/posts`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${await signAccessToken(secret, 'u42')}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ body: 'hello, live world' }),
+  const response = await callApi(postService, 'POST', '/posts', {
+    token: await signAccessToken(secret, 'u42'),
+    body: { body: 'hello, live world' },
   });
-  assert.equal(response.status, 201, await response.clone().text());
-  const created = (await response.json()) as { id: string; authorId: string };
+  assert.equal(response.status, 201, response.text);
+  const created = response.json<{ id: string; authorId: string }>();
   assert.equal(created.authorId, 'u42');
 
   const frame = await follower.frame((f) => f.op === 'event' && f.channel === 'creator:u42');
@@ -99,21 +98,16 @@ test('the gateway should close a socket with a forged, alg:none, expired or miss
 });
 
 test('post-service should answer 401 without a token and 400 naming the field for a bad body', async () => {
-  const noToken = await fetch(`${postService.url}/posts`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ body: 'x' }),
-  });
+  const noToken = await callApi(postService, 'POST', '/posts', { body: { body: 'x' } });
   assert.equal(noToken.status, 401);
-  assert.equal(((await noToken.json()) as { code: string }).code, 'AUTH_TOKEN_MISSING');
+  assert.equal(noToken.json<{ code: string }>().code, 'AUTH_TOKEN_MISSING');
 
-  const bad = await fetch(`${postService.url}/posts`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${await signAccessToken(secret, 'u42')}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ body: '' }),
+  const bad = await callApi(postService, 'POST', '/posts', {
+    token: await signAccessToken(secret, 'u42'),
+    body: { body: '' },
   });
   assert.equal(bad.status, 400);
-  const body = (await bad.json()) as { code: string; field: string };
+  const body = bad.json<{ code: string; field: string }>();
   assert.equal(body.code, 'VALIDATION_FAILED');
   assert.equal(body.field, 'body.body');
 });

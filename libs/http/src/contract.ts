@@ -1,0 +1,114 @@
+import { Type } from '@sinclair/typebox';
+import type { TObject, TSchema } from '@sinclair/typebox';
+import type { ErrorKind } from '@ripple/errors';
+import { HttpErrors } from './error-kinds.js';
+
+/** Where `routeSchema` declares the bearer requirement; `createApiApp` declares the scheme. */
+export const BEARER_SCHEME = 'bearerAuth';
+
+/** `Idempotency-Key`: 1-255 printable ASCII characters, scoped per user (see `mutations`). */
+export const IdempotencyKeyHeader = Type.String({
+  minLength: 1,
+  maxLength: 255,
+  pattern: '^[\\x21-\\x7e]+$',
+  description:
+    'Retries with the same key and request get the stored answer (Idempotent-Replayed: true) and change nothing twice; the same key with another request is 422 IDEMPOTENCY_KEY_REUSED.',
+});
+
+/**
+ * The shared error body (`ErrorBody` in errors.ts), for one status: `code` is one of `codes`.
+ * Every 4xx/5xx answer of every route has this shape.
+ */
+export function errorBodySchema(codes: readonly string[], description: string): TSchema {
+  return Type.Object(
+    {
+      code: Type.String({ enum: [...codes], description: 'Stable, machine-readable error code.' }),
+      message: Type.String({ description: 'Human-readable explanation; may change between versions.' }),
+      field: Type.Optional(
+        Type.String({ description: 'For input errors: the offending field as a path (`body.body`, `query.limit`).' }),
+      ),
+    },
+    { description, additionalProperties: false },
+  );
+}
+
+/** What one route takes and answers; `routeSchema` turns it into the fastify schema. */
+export interface RouteContract {
+  readonly tag: string;
+  readonly summary: string;
+  readonly params?: TObject;
+  readonly querystring?: TObject;
+  readonly body?: TSchema;
+  /** The one success answer: its status and body (`null`: no body, as for 204). */
+  readonly success: { readonly status: number; readonly description: string; readonly body: TSchema | null };
+  /** The domain errors it may answer with, besides those of the shared plumbing. */
+  readonly errors?: readonly ErrorKind[];
+  /** It honours `Idempotency-Key` (a state-changing route). */
+  readonly idempotent?: boolean;
+  /** It takes `limit` and `cursor` (a page of a list). */
+  readonly paged?: boolean;
+}
+
+const RetryAfter = { type: 'integer', description: 'Seconds to wait before retrying.' };
+
+/**
+ * The fastify schema of an authenticated route, from its contract: the schemas that validate its
+ * input and serialise its answers, and therefore the OpenAPI operation @fastify/swagger serves.
+ * Every error it can answer is listed by status with the codes of that status: its own
+ * `errors`, plus what the plumbing adds (401 token errors, 400 input errors when it takes input,
+ * fastify's body errors when it takes a body, idempotency errors, 429 rate limit, 503 overload,
+ * 500). Statuses are exact: a body-less success is declared as such (`null`).
+ */
+export function routeSchema(c: RouteContract): Record<string, unknown> {
+  const kinds: ErrorKind[] = [HttpErrors.tokenMissing, HttpErrors.tokenInvalid, HttpErrors.tokenExpired];
+  const takesInput = c.params !== undefined || c.querystring !== undefined || c.body !== undefined;
+  if (takesInput || c.idempotent === true) kinds.push(HttpErrors.validationFailed);
+  if (c.paged === true) kinds.push(HttpErrors.cursorInvalid);
+  if (c.body !== undefined) {
+    kinds.push(
+      HttpErrors.bodyInvalidJson,
+      HttpErrors.bodyEmpty,
+      HttpErrors.bodyLengthMismatch,
+      HttpErrors.bodyTooLarge,
+      HttpErrors.bodyMediaType,
+    );
+  }
+  if (c.idempotent === true) kinds.push(HttpErrors.idempotencyKeyReused);
+  kinds.push(...(c.errors ?? []), HttpErrors.rateLimited, HttpErrors.internal, HttpErrors.overloaded);
+
+  const byStatus = new Map<number, Set<string>>();
+  for (const kind of kinds) byStatus.set(kind.status, (byStatus.get(kind.status) ?? new Set()).add(kind.code));
+  const replayed = c.idempotent === true && {
+    headers: {
+      'idempotent-replayed': {
+        type: 'string',
+        enum: ['true'],
+        description: 'Present when this is the stored answer to an earlier request with the same key.',
+      },
+    },
+  };
+  const response: Record<string, unknown> = {
+    [c.success.status]: {
+      ...(c.success.body ?? { type: 'null' }),
+      description: c.success.description,
+      ...replayed,
+    },
+  };
+  for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
+    const list = [...codes];
+    const body = errorBodySchema(list, list.join(', '));
+    response[status] = status === 429 || status === 503 ? { ...body, headers: { 'retry-after': RetryAfter } } : body;
+  }
+  return {
+    tags: [c.tag],
+    summary: c.summary,
+    security: [{ [BEARER_SCHEME]: [] }],
+    ...(c.params && { params: c.params }),
+    ...(c.querystring && { querystring: c.querystring }),
+    ...(c.body && { body: c.body }),
+    ...(c.idempotent === true && {
+      headers: Type.Object({ 'idempotency-key': Type.Optional(IdempotencyKeyHeader) }),
+    }),
+    response,
+  };
+}

@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { OpenApiContract } from './openapi.js';
+
+const json = (schema: object) => ({ content: { 'application/json': { schema } } });
+const error = json({
+  type: 'object',
+  required: ['code', 'message'],
+  additionalProperties: false,
+  properties: { code: { type: 'string', enum: ['THING_NOT_FOUND'] }, message: { type: 'string' } },
+});
+const doc = {
+  openapi: '3.0.3',
+  info: { title: 'things', version: '1' },
+  paths: {
+    '/things/{id}': {
+      get: {
+        responses: {
+          '200': {
+            description: 'a thing',
+            ...json({ type: 'object', required: ['id'], properties: { id: { type: 'string' } } }),
+          },
+          '404': { description: 'none', ...error },
+        },
+      },
+      delete: { responses: { '204': { description: 'gone' } } },
+    },
+    '/things/mine': { get: { responses: { '200': { description: 'mine', ...json({ type: 'array' }) } } } },
+  },
+};
+const JSON_TYPE = 'application/json; charset=utf-8';
+const exchange = (method: string, url: string, status: number, body: string, contentType = JSON_TYPE) => ({
+  method,
+  url,
+  status,
+  body,
+  contentType,
+});
+
+test('an OpenAPI contract should accept answers the document promises', async () => {
+  const contract = await OpenApiContract.load(doc);
+  contract.check(exchange('GET', '/things/1?x=2', 200, '{"id":"1"}'));
+  contract.check(exchange('GET', '/things/2', 404, '{"code":"THING_NOT_FOUND","message":"no"}'));
+  contract.check(exchange('DELETE', '/things/1', 204, '', undefined));
+  contract.check(exchange('GET', '/things/mine', 200, '[]'));
+  assert.equal(contract.operationOf('GET', '/things/mine'), 'GET /things/mine');
+});
+
+test('an OpenAPI contract should refuse an unlisted status, a wrong body, an unknown route or a body on 204', async () => {
+  const contract = await OpenApiContract.load(doc);
+  const refuses = (e: ReturnType<typeof exchange>, message: RegExp) =>
+    assert.throws(() => contract.check(e), { name: 'AssertionError', message });
+  refuses(exchange('GET', '/things/1', 400, '{"code":"X","message":"m"}'), /status not in the contract/);
+  refuses(exchange('GET', '/things/1', 404, '{"code":"OTHER","message":"m"}'), /breaks the contract/);
+  refuses(exchange('GET', '/things/1', 200, '{"name":"x"}'), /breaks the contract/);
+  refuses(exchange('GET', '/things/1', 200, '{"id":"1"}', 'text/plain'), /content-type/);
+  refuses(exchange('POST', '/things/1', 201, '{}'), /no such operation/);
+  refuses(exchange('GET', '/other', 200, '{}'), /no such operation/);
+  refuses(exchange('DELETE', '/things/1', 204, 'null'), /no body/);
+});
+
+test('an OpenAPI contract should refuse a document that is not valid OpenAPI', async () => {
+  await assert.rejects(OpenApiContract.load({ openapi: '3.0.3', paths: {} }));
+});

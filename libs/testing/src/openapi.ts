@@ -1,0 +1,119 @@
+import { AssertionError } from 'node:assert';
+import SwaggerParser from '@apidevtools/swagger-parser';
+import responseValidator from 'openapi-response-validator';
+import type { IOpenAPIResponseValidator } from 'openapi-response-validator';
+import type { OpenAPIV3 } from 'openapi-types';
+
+/** One HTTP answer as a test received it. */
+export interface HttpExchange {
+  readonly method: string;
+  /** The request URL or path (a query string is ignored). */
+  readonly url: string;
+  readonly status: number;
+  /** The response's `content-type` header, if any. */
+  readonly contentType: string | undefined;
+  /** The raw response body ('' when there is none). */
+  readonly body: string;
+}
+
+interface Operation {
+  readonly template: string;
+  readonly pattern: RegExp;
+  /** Literal characters of the template: the most specific match wins (`/a/b` over `/a/{x}`). */
+  readonly literal: number;
+  readonly responses: OpenAPIV3.ResponsesObject;
+  readonly validator: IOpenAPIResponseValidator;
+}
+
+// CommonJS with `exports.default`: under Node's ESM loader the class is the default's `default`.
+const { default: OpenAPIResponseValidator } = responseValidator;
+
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * A served OpenAPI 3 document, as a check on real traffic: every answer a test receives must be
+ * one the document promises for that operation (its status listed, its body valid against that
+ * status's schema, JSON when the status has content and empty when it has none). An answer from
+ * an operation the document does not have fails too, so a route without a contract cannot pass.
+ */
+export class OpenApiContract {
+  private readonly operations = new Map<string, Operation[]>();
+
+  private constructor(doc: OpenAPIV3.Document) {
+    for (const [template, item] of Object.entries(doc.paths)) {
+      if (item === undefined) continue;
+      const pattern = new RegExp(
+        `^${template
+          .split(/(\{[^}]+\})/)
+          .map((part) => (part.startsWith('{') ? '[^/]+' : escapeRegExp(part)))
+          .join('')}$`,
+      );
+      const literal = template.replace(/\{[^}]+\}/g, '').length;
+      for (const method of METHODS) {
+        const op = item[method];
+        if (op === undefined) continue;
+        const validator = new OpenAPIResponseValidator({
+          responses: op.responses as never,
+          components: doc.components ?? {},
+        });
+        const list = this.operations.get(method.toUpperCase()) ?? [];
+        list.push({ template, pattern, literal, responses: op.responses, validator });
+        this.operations.set(method.toUpperCase(), list);
+      }
+    }
+  }
+
+  /**
+   * Checks that `doc` is a valid OpenAPI document (swagger-parser, against the OpenAPI schema)
+   * and returns its contract. Rejects with the parser's error when it is not.
+   */
+  static async load(doc: unknown): Promise<OpenApiContract> {
+    // The parser dereferences in place: validate a copy, keep the document as served.
+    await SwaggerParser.validate(structuredClone(doc) as OpenAPIV3.Document);
+    return new OpenApiContract(doc as OpenAPIV3.Document);
+  }
+
+  /** The operation that answers `method` on `path`, as `GET /posts/{postId}`, or undefined. */
+  operationOf(method: string, path: string): string | undefined {
+    const op = this.find(method, path);
+    return op && `${method.toUpperCase()} ${op.template}`;
+  }
+
+  private find(method: string, path: string): Operation | undefined {
+    const candidates = (this.operations.get(method.toUpperCase()) ?? []).filter((o) => o.pattern.test(path));
+    return candidates.sort((a, b) => b.literal - a.literal)[0];
+  }
+
+  /** Throws an AssertionError naming the exchange when the document does not allow it. */
+  check(exchange: HttpExchange): void {
+    const path = new URL(exchange.url, 'http://contract.invalid').pathname;
+    const what = `${exchange.method.toUpperCase()} ${path} answered ${exchange.status}`;
+    const fail = (message: string): never => {
+      throw new AssertionError({ message: `${what}: ${message}\nbody: ${exchange.body.slice(0, 500)}` });
+    };
+    const op = this.find(exchange.method, path);
+    if (!op) return fail('the OpenAPI document has no such operation');
+    const declared = op.responses[String(exchange.status)] as OpenAPIV3.ResponseObject | undefined;
+    if (!declared)
+      return fail(`status not in the contract of ${op.template} (${Object.keys(op.responses).join(', ')})`);
+    if (declared.content === undefined) {
+      if (exchange.body !== '') fail('the contract says this status has no body');
+      return;
+    }
+    if (!/^application\/json\b/.test(exchange.contentType ?? '')) {
+      fail(`content-type ${exchange.contentType ?? 'none'}, the contract says application/json`);
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(exchange.body) as unknown;
+    } catch {
+      return fail('the body is not JSON');
+    }
+    const errors = op.validator.validateResponse(String(exchange.status), body);
+    if (errors) fail(`the body breaks the contract: ${JSON.stringify(errors.errors)}`);
+  }
+}
