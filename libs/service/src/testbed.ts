@@ -212,7 +212,7 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
           }
           const params = op.parameters ?? [];
           assert.equal(params.find((p) => p.name === 'limit')?.required ?? false, false, `${name}: limit`);
-          const mutating = ['post', 'patch', 'delete'].includes(method) && !(opts.unkeyed ?? []).includes(name);
+          const mutating = ['post', 'put', 'patch', 'delete'].includes(method) && !(opts.unkeyed ?? []).includes(name);
           const takesKey = params.some((p) => p.in === 'header' && p.name === 'idempotency-key');
           assert.equal(takesKey, mutating, `${name}: Idempotency-Key`);
           if (method === 'delete' && !(opts.deletesWithBody ?? []).includes(name)) {
