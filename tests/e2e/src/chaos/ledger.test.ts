@@ -59,7 +59,7 @@ test('report should end with one JSON line holding every scenario', () => {
   ledger.receive('c1', 'p1');
   const report = formatReport([ledger.result('sigkill')]);
   const lines = report.split('\n');
-  assert.match(lines[2] ?? '', /^\| sigkill \| 1 \| 1 \| 1\/1 \(100\.00%\) \| 0 \| 0 \| 0 \|  \|/);
+  assert.match(lines[2] ?? '', /^\| sigkill \| 1 \| 1 \| 1\/1 \(100\.00%\) \| 0 \| 0 \| 0 \| {2}\|/);
   const json = JSON.parse(lines.at(-1) ?? '') as { scenarios: { name: string; delivered: number }[] };
   assert.deepEqual(
     json.scenarios.map((s) => [s.name, s.delivered]),
