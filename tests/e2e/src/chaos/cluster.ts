@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { freePort, privateKafka, waitFor, waitUntil } from '@ripple/testing';
 import type { PrivateKafka } from '@ripple/testing';
@@ -61,8 +62,7 @@ export async function privateRedis(): Promise<PrivateRedis> {
   };
 }
 
-async function portAnswers(port: number): Promise<boolean> {
-  const { createConnection } = await import('node:net');
+function portAnswers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ host: '127.0.0.1', port }, () => {
       socket.destroy();

@@ -54,6 +54,7 @@ export async function connectFleet(
   count: number,
 ): Promise<Fleet> {
   const clients: RippleClient[] = [];
+  let closing = false; // closes from `close()` are not faults
   const sockets: (WebSocket | undefined)[] = [];
   for (let start = 0; start < count; start += 100) {
     const ready: Promise<void>[] = [];
@@ -67,6 +68,7 @@ export async function connectFleet(
         constructor(...args: ConstructorParameters<typeof WebSocket>) {
           super(...args);
           sockets[i] = this;
+          this.on('close', (code) => closing || ledger.closed(code));
         }
       };
       const client = createClient({
@@ -119,6 +121,7 @@ export async function connectFleet(
       for (const socket of paused) socket.resume();
     },
     close: () => {
+      closing = true;
       for (const client of clients) client.close();
     },
   };

@@ -27,11 +27,14 @@ test('ledger should fail a scenario with a missing delivery, a duplicate or a sl
   ledger.receive('c1', 'p1');
   ledger.receive('c1', 'p1');
   ledger.recovered(2500);
+  ledger.closed(1006);
+  ledger.closed(1006);
   ledger.rss('gateway-1', 50 * 2 ** 20);
   ledger.rss('gateway-1', 10 * 2 ** 20);
   const r = ledger.result('kill');
   assert.deepEqual(r.failures, ['1 of 2 deliveries missing', '1 duplicates', 'recovery p99 2500 ms over 2000 ms']);
   assert.deepEqual(r.peakRssMb, { 'gateway-1': 50 });
+  assert.deepEqual(r.closeCodes, { 1006: 2 });
 });
 
 test('ledger should fail a scenario in which nothing was accepted', () => {
@@ -56,7 +59,7 @@ test('report should end with one JSON line holding every scenario', () => {
   ledger.receive('c1', 'p1');
   const report = formatReport([ledger.result('sigkill')]);
   const lines = report.split('\n');
-  assert.match(lines[2] ?? '', /^\| sigkill \| 1 \| 1 \| 1\/1 \(100\.00%\) \| 0 \| 0 \| 0 \|/);
+  assert.match(lines[2] ?? '', /^\| sigkill \| 1 \| 1 \| 1\/1 \(100\.00%\) \| 0 \| 0 \| 0 \| {2}\|/);
   const json = JSON.parse(lines.at(-1) ?? '') as { scenarios: { name: string; delivered: number }[] };
   assert.deepEqual(
     json.scenarios.map((s) => [s.name, s.delivered]),

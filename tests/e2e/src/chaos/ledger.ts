@@ -11,6 +11,7 @@ export class Ledger {
   private readonly clients = new Map<string, ClientRecord>();
   private readonly recoveriesMs: number[] = [];
   private readonly peakRss = new Map<string, number>();
+  private readonly closeCodes = new Map<number, number>();
 
   /** A domain service answered 2xx for the event `id`, which goes to `channel`. */
   accept(channel: string, id: string): void {
@@ -44,6 +45,11 @@ export class Ledger {
   /** A client was back (connected again) `ms` milliseconds after it lost its connection. */
   recovered(ms: number): void {
     this.recoveriesMs.push(ms);
+  }
+
+  /** A client's socket closed with WebSocket close `code` (1006: the connection was lost). */
+  closed(code: number): void {
+    this.closeCodes.set(code, (this.closeCodes.get(code) ?? 0) + 1);
   }
 
   /** A peak resident set size of a process (`name`), in bytes; the largest one per name is kept. */
@@ -97,6 +103,7 @@ export class Ledger {
       gaps,
       recoveries: this.recoveriesMs.length,
       recoveryP99Ms,
+      closeCodes: Object.fromEntries(this.closeCodes),
       peakRssMb: Object.fromEntries([...this.peakRss].map(([k, v]) => [k, Math.round(v / 2 ** 20)])),
       failures,
     };
@@ -144,6 +151,8 @@ export interface ScenarioResult {
   readonly recoveries: number;
   /** p99 of the time from losing a connection to being connected again, ms (0 with none). */
   readonly recoveryP99Ms: number;
+  /** Client sockets closed, by WebSocket close code (why clients had to recover). */
+  readonly closeCodes: Readonly<Record<string, number>>;
   /** Peak resident set size per process, MiB. */
   readonly peakRssMb: Readonly<Record<string, number>>;
   /** Every goal missed, in words; empty when the scenario met them all. */
@@ -170,6 +179,7 @@ export function formatReport(results: readonly ScenarioResult[]): string {
     'dup',
     'gaps',
     'recov p99 ms',
+    'closes by code',
     'peak RSS MiB',
     'verdict',
   ];
@@ -181,6 +191,9 @@ export function formatReport(results: readonly ScenarioResult[]): string {
     String(r.duplicates),
     String(r.gaps),
     String(r.recoveryP99Ms),
+    Object.entries(r.closeCodes)
+      .map(([k, v]) => `${k}×${v}`)
+      .join(' '),
     Object.entries(r.peakRssMb)
       .map(([k, v]) => `${k} ${v}`)
       .join(', '),
