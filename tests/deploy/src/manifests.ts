@@ -29,12 +29,15 @@ export function parseDocuments(text: string): unknown[] {
 
 /**
  * The objects of a kustomize overlay (`k8s/overlays/<name>`), rendered by `kubectl kustomize`
- * (kustomize 5, in kubectl 1.27+). Throws with kubectl's message when rendering fails.
+ * (kustomize 5, in kubectl 1.27+) or, without kubectl, a standalone `kustomize build`. Throws
+ * with the renderer's message when rendering fails.
  */
 export function renderOverlay(name: string): K8sObject[] {
-  const result = spawnSync('kubectl', ['kustomize', `k8s/overlays/${name}`], { cwd: ROOT, encoding: 'utf8' });
-  if (result.error) throw new Error(`kubectl kustomize needs kubectl 1.27+ on PATH: ${result.error.message}`);
-  if (result.status !== 0) throw new Error(`kubectl kustomize k8s/overlays/${name} failed:\n${result.stderr}`);
+  const dir = `k8s/overlays/${name}`;
+  let result = spawnSync('kubectl', ['kustomize', dir], { cwd: ROOT, encoding: 'utf8' });
+  if (result.error) result = spawnSync('kustomize', ['build', dir], { cwd: ROOT, encoding: 'utf8' });
+  if (result.error) throw new Error(`rendering ${dir} needs kubectl 1.27+ or kustomize 5 on PATH`);
+  if (result.status !== 0) throw new Error(`rendering ${dir} failed:\n${result.stderr}`);
   return parseDocuments(result.stdout).filter((d): d is K8sObject => d !== null);
 }
 
