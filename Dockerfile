@@ -1,15 +1,31 @@
-# One image per deployable: docker build --build-arg SERVICE=fanout-gateway .
-# (docker-compose.yml builds the four and the demo app from this file.)
-FROM node:20-bookworm-slim AS build
+# One image per deployable (fanout-gateway, post-service, chat-service, notification-service,
+# and the demo app):
+#   docker build --build-arg SERVICE=fanout-gateway --target service -t ripple/fanout-gateway .
+# docker-compose.yml builds all five from this file.
+#   build   - every dependency, the whole workspace compiled once (Prisma clients generated);
+#   deploy  - one service with its production dependencies only (`pnpm deploy --prod`, the
+#             workspace libs it uses copied in, sources and dev tools left behind);
+#   service - that copy on a slim Node image, owned by root and run as the unprivileged `node`
+#             user, so the process cannot change its own code.
+ARG NODE_IMAGE=node:20.20-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+ENV CI=true
 RUN npm install -g pnpm@10.34.8
 WORKDIR /repo
 COPY . .
 RUN pnpm install --frozen-lockfile && pnpm build
 
-FROM node:20-bookworm-slim
+FROM build AS deploy
 ARG SERVICE
-ENV NODE_ENV=production SERVICE=${SERVICE}
-WORKDIR /repo
-COPY --from=build /repo /repo
+RUN test -f "services/${SERVICE}/package.json" \
+  && pnpm --filter "./services/${SERVICE}" deploy --prod --legacy /app \
+  && rm -rf /app/src /app/tsconfig.json /app/tsconfig.tsbuildinfo
+
+FROM ${NODE_IMAGE} AS service
+ARG SERVICE
+ENV NODE_ENV=production OTEL_SERVICE_NAME=${SERVICE}
+WORKDIR /app
+COPY --from=deploy /app /app
 USER node
-CMD ["sh", "-c", "exec node services/${SERVICE}/dist/main.js"]
+CMD ["node", "dist/main.js"]

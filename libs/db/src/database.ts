@@ -21,7 +21,18 @@ async function withAdmin<T>(databaseUrl: string, fn: (client: pg.Client, name: s
   }
 }
 
-/** Creates the database named in `databaseUrl` when it does not exist. Returns true if it created it. */
+/**
+ * SQLSTATEs of a CREATE DATABASE that lost the race to another session: 42P04 (duplicate_database)
+ * when the other one had committed, 23505 (unique_violation on `pg_database_datname_index`) when
+ * both inserted into the catalog at once.
+ */
+const LOST_CREATE_RACE = new Set(['42P04', '23505']);
+
+/**
+ * Creates the database named in `databaseUrl` when it does not exist. Returns true if this call
+ * created it, false if it existed or another process created it at the same moment (replicas
+ * starting together on a fresh server). Throws on any other PostgreSQL error.
+ */
 export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
   return withAdmin(databaseUrl, async (client, name) => {
     const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
@@ -29,8 +40,7 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
     try {
       await client.query(`CREATE DATABASE "${name}"`);
     } catch (err) {
-      // Another process created it between our check and our CREATE.
-      if ((err as { code?: string }).code === '42P04') return false;
+      if (LOST_CREATE_RACE.has((err as { code?: string }).code ?? '')) return false;
       throw err;
     }
     return true;

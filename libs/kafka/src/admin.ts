@@ -11,16 +11,14 @@ export interface PartitionOffsets {
 }
 
 /**
- * Cluster, topic and group administration over one connection: what services (lag metric,
- * readiness) and tests (waiting for topics, reading ends, removing groups) need, no more.
+ * Cluster, topic and group administration over one connection: what services (the lag metric)
+ * and tests (waiting for topics, reading ends, removing groups) need, no more.
  */
 export interface KafkaAdmin {
   /** Opens the connection; call before anything else. */
   connect(): Promise<void>;
   /** Closes the connection. */
   disconnect(): Promise<void>;
-  /** Resolves when the cluster answers a metadata request (a /readyz check). */
-  ping(): Promise<void>;
   /** Names of all topics. */
   listTopics(): Promise<string[]>;
   /** Start and end offsets of every partition of `topic`. */
@@ -42,9 +40,6 @@ export function createKafkaAdmin(client: KafkaClient): KafkaAdmin {
   return {
     connect: () => admin.connect(),
     disconnect: () => admin.disconnect(),
-    async ping() {
-      await admin.describeCluster();
-    },
     listTopics: () => admin.listTopics(),
     async topicOffsets(topic) {
       const offsets = await admin.fetchTopicOffsets(topic);
@@ -83,9 +78,4 @@ export async function consumerLag(
     }
   }
   return out;
-}
-
-/** A /readyz check: resolves when the cluster answers a metadata request. */
-export function kafkaReadiness(admin: KafkaAdmin): () => Promise<void> {
-  return () => admin.ping();
 }

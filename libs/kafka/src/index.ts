@@ -1,7 +1,7 @@
 // The port: everything outside libs/kafka reaches Kafka through these, never through kafkajs.
 export { createKafka, deleteTopics, ensureTopics } from './client.js';
 export type { KafkaClient, TopicSpec } from './client.js';
-export { consumerLag, createKafkaAdmin, kafkaReadiness } from './admin.js';
+export { consumerLag, createKafkaAdmin } from './admin.js';
 export type { KafkaAdmin, PartitionOffsets } from './admin.js';
 export { readTopics } from './reader.js';
 export type { RawMessage, TopicReader, TopicReaderOptions } from './reader.js';

@@ -10,7 +10,6 @@ import {
   createKafkaAdmin,
   dlqTopicOf,
   ensureTopics,
-  kafkaReadiness,
   registerConsumerLag,
 } from '@ripple/kafka';
 import {
@@ -234,11 +233,13 @@ runProcess(SERVICE_NAME, async () => {
       abuseLimit: config.WS_ABUSE_LIMIT,
       refreshWindowMs: config.TOKEN_REFRESH_WINDOW_MS,
     },
+    // Readiness is what serving sockets needs: Redis (registry, history, presence). Not Kafka: a
+    // Kafka outage must not empty the gateway Service (no client could connect or recover); it
+    // shows as consumer lag and client_connection_up{client="kafkajs"} = 0 instead.
     checks: {
       redis: async () => {
         await redis.ping();
       },
-      kafka: kafkaReadiness(admin),
     },
   });
   await consumer.start();

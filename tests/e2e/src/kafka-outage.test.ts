@@ -127,6 +127,12 @@ test('an outage longer than the outbox lease should refuse no write, and every a
     `every write during the outage got 201: ${statuses.join(',')}`,
   );
   assert.equal(postService.process.exitCode, null, `post-service is still running:\n${postService.output()}`);
+  // Readiness (issue 17, finding 2): neither process leaves its Service over a Kafka outage (the
+  // outage shows in outbox age and consumer lag instead).
+  for (const service of [postService, gateway]) {
+    const ready = await fetch(`${service.url}/readyz`);
+    assert.equal(ready.status, 200, `${service.name} /readyz during the outage: ${await ready.text()}`);
+  }
   const beforeReturn = new Set(delivered());
 
   broker.start();
