@@ -72,8 +72,9 @@ export const options = {
       timeUnit: '1s',
       duration: seconds(publishMs),
       startTime: seconds(warmupMs),
-      preAllocatedVUs: Math.max(2, Math.ceil(rate / 10)),
-      maxVUs: Math.max(10, rate),
+      // Enough VUs for requests that take up to a few seconds under load, so k6 drops none.
+      preAllocatedVUs: Math.max(2, Math.ceil(rate / 5)),
+      maxVUs: Math.max(20, rate * 4),
     },
   },
   thresholds: {

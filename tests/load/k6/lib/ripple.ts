@@ -140,6 +140,12 @@ export const metrics = {
   missed: new Counter('ripple_events_missed'),
   /** An offset that arrived twice on one connection (the gateway promises each offset once). */
   duplicated: new Counter('ripple_events_duplicated'),
+  /**
+   * The same event (`event.id`) again under a new offset: delivery is at least once (after a
+   * gateway crash or a Kafka rebalance), so this is allowed, and an app de-duplicates by id; it is
+   * not counted as received.
+   */
+  redelivered: new Counter('ripple_events_redelivered'),
   /** `gap` frames and `recovered: false` answers (history lost: the app must refetch). */
   gaps: new Counter('ripple_gaps'),
   /** Socket closes the scenario did not ask for, e.g. 4009 slow consumer or 1001 drain. */
@@ -178,7 +184,12 @@ interface Position {
   offset: number;
   /** False once the end-of-run check unsubscribed it: later frames are the check's replay. */
   live: boolean;
+  /** The latest event ids seen on the channel (at most RECENT_IDS), to tell redeliveries. */
+  recent: Set<string>;
 }
+
+/** How many recent event ids a socket remembers per channel (redeliveries come soon after). */
+const RECENT_IDS = 1000;
 
 interface Frame {
   op: string;
@@ -306,7 +317,7 @@ export class Session {
   }
 
   private positionOf(frame: Frame) {
-    return { epoch: frame.epoch ?? '', offset: Number(frame.offset ?? '0'), live: true };
+    return { epoch: frame.epoch ?? '', offset: Number(frame.offset ?? '0'), live: true, recent: new Set<string>() };
   }
 
   private onFrame(frame: Frame, startedAt: number): void {
@@ -351,6 +362,12 @@ export class Session {
       metrics.missed.add(offset - position.offset - 1);
     }
     position.offset = offset;
+    if (position.recent.has(frame.event.id)) {
+      metrics.redelivered.add(1);
+      return;
+    }
+    position.recent.add(frame.event.id);
+    if (position.recent.size > RECENT_IDS) position.recent.delete(position.recent.values().next().value as string);
     metrics.received.add(1);
     this.options.onEvent?.(this, frame.channel, frame.event);
   }
