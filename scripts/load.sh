@@ -16,7 +16,7 @@ scenario=${1:-}
 [ -n "$scenario" ] || die "usage: pnpm load <connect-storm|fanout|chat|soak> [k6 run options…]"
 shift
 script="tests/load/k6/$scenario.ts"
-[ -f "$script" ] || die "unknown scenario '$scenario' (known: $(cd tests/load/k6 && ls ./*.ts | xargs -n1 basename | sed 's/\.ts$//' | tr '\n' ' '))"
+[[ "$scenario" =~ ^[a-z-]+$ ]] && [ -f "$script" ] || die "unknown scenario '$scenario' (known: $(cd tests/load/k6 && ls ./*.ts | xargs -n1 basename | sed 's/\.ts$//' | tr '\n' ' '))"
 
 k6=${K6:-}
 if [ -z "$k6" ]; then
@@ -34,5 +34,8 @@ say "$scenario with $("$k6" version | head -n1)"
 status=0
 K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_PORT=-1 K6_WEB_DASHBOARD_EXPORT="$base.html" \
   "$k6" run --summary-export "$base.json" "$@" "$script" || status=$?
-say "summary $base.json, report $base.html (exit $status)"
+written=()
+for file in "$base.json" "$base.html"; do [ -f "$file" ] && written+=("$file"); done
+# k6 skips the HTML report of a run too short to chart.
+say "${written[*]:-no report} (exit $status)"
 exit "$status"

@@ -77,6 +77,32 @@ afterEach(() => {
   mock.timers.reset();
 });
 
+test('options the client cannot work with should throw CLIENT_OPTIONS_INVALID at once', () => {
+  const good = { url: 'ws://127.0.0.1:1/ws', getToken: () => Promise.resolve('t'), WebSocket: ScriptedSocket };
+  const bad: unknown[] = [
+    undefined,
+    { ...good, url: '' },
+    { ...good, url: 'not a url' },
+    { ...good, url: 'http://127.0.0.1:1/ws' },
+    { ...good, getToken: 'token' },
+    { ...good, getToken: undefined },
+    { ...good, transports: [] },
+    { ...good, transports: ['carrier-pigeon'] },
+    { ...good, backoff: { initialMs: 'x', maxMs: 'y' } },
+    { ...good, backoff: { initialMs: 0 } },
+    { ...good, backoff: { initialMs: 30_000, maxMs: 1000 } },
+    { ...good, dedupeWindow: -1 },
+  ];
+  for (const options of bad) {
+    assert.throws(
+      () => createClient(options as ClientOptions),
+      { code: 'CLIENT_OPTIONS_INVALID' },
+      JSON.stringify(options),
+    );
+  }
+  assert.throws(() => start().subscribe('creator:u1', {} as never), { code: 'CLIENT_OPTIONS_INVALID' });
+});
+
 test('subscriptions made while offline should be sent after welcome, and resumed with since after a drop', async () => {
   start();
   const got: (EventContext & { id: string })[] = [];

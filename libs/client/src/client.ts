@@ -25,6 +25,41 @@ export class RippleClientError extends Error {
   }
 }
 
+const invalid = (message: string) => new RippleClientError('CLIENT_OPTIONS_INVALID', message);
+const positive = (n: unknown) => typeof n === 'number' && Number.isFinite(n) && n > 0;
+
+/**
+ * Throws RippleClientError CLIENT_OPTIONS_INVALID, at once, for options the client could not
+ * work with (rather than failing later, or reconnecting in a tight loop).
+ */
+function checkOptions(options: ClientOptions | undefined): void {
+  if (typeof options !== 'object' || options === null) throw invalid('createClient needs an options object');
+  let url: URL;
+  try {
+    url = new URL(options.url);
+  } catch {
+    throw invalid(`url must be a ws:// or wss:// URL, got ${JSON.stringify(options.url)}`);
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:')
+    throw invalid(`url must be ws:// or wss://, got ${url.protocol}`);
+  if (typeof options.getToken !== 'function') throw invalid('getToken must be a function returning a token');
+  if (options.getSubscriptionToken !== undefined && typeof options.getSubscriptionToken !== 'function')
+    throw invalid('getSubscriptionToken must be a function');
+  const { transports, backoff, dedupeWindow } = options;
+  if (
+    transports !== undefined &&
+    (!Array.isArray(transports) || transports.length === 0 || transports.some((t) => t !== 'websocket' && t !== 'sse'))
+  )
+    throw invalid("transports must be a non-empty list of 'websocket' and 'sse'");
+  if (backoff !== undefined) {
+    const { initialMs = 500, maxMs = 20_000 } = backoff;
+    if (!positive(initialMs) || !positive(maxMs) || initialMs > maxMs)
+      throw invalid('backoff needs initialMs and maxMs as positive numbers of ms, initialMs ≤ maxMs');
+  }
+  if (dedupeWindow !== undefined && !(Number.isInteger(dedupeWindow) && dedupeWindow > 0))
+    throw invalid('dedupeWindow must be a positive integer');
+}
+
 export interface SubscriptionHandlers {
   /** Each event once, in channel order. `event.type` narrows `event.data` (the event catalog). */
   onEvent: (event: AnyEvent, context: EventContext) => void;
@@ -110,6 +145,7 @@ const after = (a: string, b: string): boolean => Number(a) > Number(b);
  * SSE when WebSocket cannot connect. See libs/client/README.md.
  */
 export function createClient(options: ClientOptions): RippleClient {
+  checkOptions(options);
   const WebSocketCtor =
     options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? undefined;
   const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
@@ -415,6 +451,8 @@ export function createClient(options: ClientOptions): RippleClient {
       return () => listeners.delete(listener);
     },
     subscribe(channel, handlers) {
+      if (typeof (handlers as Partial<SubscriptionHandlers> | undefined)?.onEvent !== 'function')
+        throw invalid('subscribe needs handlers with an onEvent function');
       if (entries.has(channel))
         throw new RippleClientError('CLIENT_ALREADY_SUBSCRIBED', `already subscribed: ${channel}`);
       let resolve!: () => void;

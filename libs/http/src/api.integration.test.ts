@@ -137,6 +137,9 @@ test('CORS should let a listed origin call (preflight and request) and give othe
   assert.equal(preflight.statusCode, 204);
   assert.equal(preflight.headers['access-control-allow-origin'], 'http://app.example.test');
   assert.match(String(preflight.headers['access-control-allow-headers']), /idempotency-key/);
+  // Every method a route uses (PUT /me/following/:userId included) may be called cross-origin.
+  const methods = String(preflight.headers['access-control-allow-methods']).split(/,\s*/);
+  for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) assert.ok(methods.includes(method), method);
   const allowed = await a.inject({ method: 'GET', url: '/me', headers: { origin: 'http://app.example.test' } });
   assert.equal(allowed.statusCode, 401, 'CORS never replaces authentication');
   assert.equal(allowed.headers['access-control-allow-origin'], 'http://app.example.test');

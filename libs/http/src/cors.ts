@@ -34,7 +34,7 @@ export function originAllowed(allowed: AllowedOrigins, origin: string | undefine
 export async function installCors(app: FastifyInstance, allowed: AllowedOrigins): Promise<void> {
   await app.register(cors, {
     origin: allowed === '*' ? '*' : [...allowed],
-    methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'],
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
     allowedHeaders: ['authorization', 'content-type', 'idempotency-key', 'last-event-id'],
     exposedHeaders: [
       'idempotent-replayed',

@@ -59,14 +59,15 @@ function load(scenario: string, env: Record<string, string>) {
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   return new Promise<{ code: number | null; output: string; summary: () => Summary }>((resolve) =>
     child.once('exit', (code) => {
-      const match = /summary (\S+\.json), report (\S+\.html)/.exec(output);
-      if (match?.[1] !== undefined && match[2] !== undefined) reports.push(ROOT + match[1], ROOT + match[2]);
+      const written = output.match(/tests\/load\/reports\/\S+\.(json|html)/g) ?? [];
+      reports.push(...written.map((file) => ROOT + file));
+      const summary = written.find((file) => file.endsWith('.json'));
       resolve({
         code,
         output,
         summary: () => {
-          assert.ok(match?.[1], `no summary in the output:\n${output}`);
-          return JSON.parse(readFileSync(ROOT + match[1], 'utf8')) as Summary;
+          assert.ok(summary, `no summary in the output:\n${output}`);
+          return JSON.parse(readFileSync(ROOT + summary, 'utf8')) as Summary;
         },
       });
     }),
@@ -146,8 +147,11 @@ test('a crossed threshold should fail the run with k6 exit code 99', async () =>
   assert.match(run.output, /ripple_ws_connect_latency/);
 });
 
-test('pnpm load should say how to get k6 when it cannot find it', async () => {
+test('pnpm load should say how to get k6 when it cannot find it, and refuse what is not a scenario', async () => {
   const run = await load('fanout', { K6: '/nonexistent/k6' });
   assert.equal(run.code, 2);
   assert.match(run.output, /k6 not found: install k6/);
+  const library = await load('lib/ripple', {});
+  assert.equal(library.code, 2);
+  assert.match(library.output, /unknown scenario 'lib\/ripple'/);
 });
