@@ -82,7 +82,9 @@ export interface ServiceShellOptions {
 }
 
 export function serviceShell(opts: ServiceShellOptions): FastifyInstance {
-  const app = Fastify({ loggerInstance: opts.logger, bodyLimit: opts.bodyLimit ?? 64 * 1024 });
+  // Path parameters are validated by each route's schema (a user id has up to 128 characters):
+  // fastify's own limit (100) would answer a valid id with an undeclared 414 before validation.
+  const app = Fastify({ loggerInstance: opts.logger, bodyLimit: opts.bodyLimit ?? 64 * 1024, maxParamLength: 512 });
   // JSON bodies are typed already, so `{"body": 1}` is a 400, not the string "1"; query strings,
   // params and headers are text and are coerced to their schema types (`?limit=20`).
   const ajv = (coerceTypes: AjvOptions['coerceTypes']) => {

@@ -69,6 +69,7 @@ test('invalid input should answer 400 VALIDATION_FAILED naming the field, and ch
     ['GET', '/posts/not-a-uuid', undefined, 'params.postId'],
     ['PATCH', `/posts/${post.id}`, { body: '' }, 'body.body'],
     ['GET', '/users/bad%20id/posts', undefined, 'params.userId'],
+    ['GET', `/users/${'u'.repeat(129)}/posts`, undefined, 'params.userId'],
     ['GET', '/users/alice/posts?limit=0', undefined, 'query.limit'],
     ['GET', '/users/alice/posts?limit=101', undefined, 'query.limit'],
     ['GET', '/users/alice/posts?limit=abc', undefined, 'query.limit'],
@@ -86,6 +87,8 @@ test('invalid input should answer 400 VALIDATION_FAILED naming the field, and ch
       `${method} ${url}`,
     );
   }
+  // The longest valid user id (128 characters) is a valid path parameter too.
+  assert.equal((await call('GET', `/users/${'u'.repeat(128)}/posts`, 'alice')).status, 200);
   const badKey = await call('POST', '/posts', 'alice', { body: 'x' }, 'has space');
   assert.deepEqual([badKey.status, badKey.json().field], [400, 'headers.idempotency-key']);
   assert.equal((await svc.bed.events()).length, before);
