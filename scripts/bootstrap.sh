@@ -1,11 +1,7 @@
 # Installs what the repo needs and builds it. Sourced by start.sh and test.sh.
 # Checks Node, installs pnpm when missing (with npm), installs dependencies, builds.
 set -euo pipefail
-say() { printf '[ripple] %s\n' "$*"; }
-die() {
-  printf '[ripple] ERROR: %s\n' "$*" >&2
-  exit 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v node >/dev/null 2>&1 || die "node not found: install Node.js 20.19 or newer (https://nodejs.org)"
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||

@@ -6,11 +6,8 @@
 # (99 when a threshold is crossed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-say() { printf '[load] %s\n' "$*"; }
-die() {
-  printf '[load] ERROR: %s\n' "$*" >&2
-  exit 2
-}
+SAY_PREFIX=load DIE_STATUS=2
+. scripts/lib.sh
 
 scenario=${1:-}
 [ -n "$scenario" ] || die "usage: pnpm load <connect-storm|fanout|chat|soak> [k6 run options…]"

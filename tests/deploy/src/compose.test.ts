@@ -44,8 +44,16 @@ test('docker-compose should run every component the README lists, on the README 
   for (const { name, port } of components) {
     const service = compose.services[name];
     assert.ok(service, `${name} is in docker-compose.yml`);
-    assert.ok(service.ports?.includes(`${port}:${port}`), `${name} publishes ${port}`);
+    assert.ok(service.ports?.includes(`127.0.0.1:${port}:${port}`), `${name} publishes ${port}`);
   }
+});
+
+test('docker-compose should publish every port on 127.0.0.1 only (PostgreSQL trusts all, Redis and Kafka have no auth)', () => {
+  const published = Object.entries(compose.services).flatMap(([name, service]) =>
+    (service.ports ?? []).map((port) => ({ name, port })),
+  );
+  assert.ok(published.length > 0);
+  for (const { name, port } of published) assert.match(port, /^127\.0\.0\.1:\d+:\d+$/, `${name} publishes ${port}`);
 });
 
 test('docker-compose should build each deployable from a Dockerfile target, on its port, with variables the code reads', () => {
@@ -63,7 +71,7 @@ test('docker-compose should build each deployable from a Dockerfile target, on i
     const env = resolvedEnv(service);
     assert.deepEqual(envProblems(name, env), [], `${name} environment`);
     assert.equal(env.PORT, String(port), `${name} listens on ${port}`);
-    assert.ok(service.ports?.includes(`${port}:${port}`), `${name} publishes ${port}`);
+    assert.ok(service.ports?.includes(`127.0.0.1:${port}:${port}`), `${name} publishes ${port}`);
     assert.equal(env.OTEL_SERVICE_NAME, name);
     assert.match(env.OTEL_EXPORTER_OTLP_ENDPOINT ?? '', /^http:\/\/otel-collector:4318$/, `${name} exports traces`);
     assert.equal(env.REDIS_URL, 'redis://redis:6379', `${name} REDIS_URL`);
@@ -86,7 +94,7 @@ test('docker-compose Kafka should advertise the compose name to containers and 1
         return [m?.[1] ?? '', m?.[2] ?? ''] as const;
       }),
   );
-  const published = (kafka?.ports ?? []).map((p) => p.split(':'));
+  const published = (kafka?.ports ?? []).map((p) => p.split(':').slice(-2));
   // The host's clients (tests, `pnpm start`) bootstrap to 127.0.0.1:<published port> and must be
   // sent back to an address on the host.
   const hostListeners = [...advertised.values()].filter((a) => a.startsWith('127.0.0.1:'));
@@ -130,8 +138,8 @@ test('docker-compose should need a JWT_SECRET of 16+ characters and say how to m
 test('docker-compose should wire Prometheus to every process and Grafana to Prometheus with the dashboard', () => {
   const prometheus = compose.services.prometheus;
   const grafana = compose.services.grafana;
-  assert.ok(prometheus?.ports?.includes('9090:9090'));
-  assert.ok(grafana?.ports?.includes('3000:3000'));
+  assert.ok(prometheus?.ports?.includes('127.0.0.1:9090:9090'));
+  assert.ok(grafana?.ports?.includes('127.0.0.1:3000:3000'));
   for (const volume of [...(prometheus?.volumes ?? []), ...(grafana?.volumes ?? [])]) {
     const local = volume.split(':')[0] ?? '';
     assert.ok(existsSync(`${ROOT}${local.replace(/^\.\//, '')}`), `${local} exists`);

@@ -31,8 +31,11 @@ after(async () => {
   for (const file of reports) rmSync(file, { force: true });
 });
 
-/** What k6's `--summary-export` writes: per metric, its aggregates (count, rate, passes, p(99)…). */
-type Summary = { metrics: Record<string, Record<string, number>> };
+/** What k6's `--summary-export` writes: per metric, its aggregates (count, rate, passes, p(99)…), and per check its passes and fails. */
+type Summary = {
+  metrics: Record<string, Record<string, number>>;
+  root_group: { checks: Record<string, { passes: number; fails: number }> };
+};
 
 /** Runs `bash scripts/load.sh <scenario>` with `env`; its exit code, output and summary. */
 function load(scenario: string, env: Record<string, string>) {
@@ -118,6 +121,18 @@ test('the chat scenario should carry messages, typing and read receipts to every
   assert.ok((latency.count ?? 0) > 0, "members received one another's messages");
   assert.ok((latency['p(99)'] ?? Infinity) < 5000);
   assert.equal(metric(summary, 'ripple_events_missed').count, 0);
+  const receipts = summary.root_group.checks['read receipt'];
+  assert.ok((receipts?.passes ?? 0) > 0, 'members sent read receipts');
+  assert.equal(receipts?.fails, 0);
+});
+
+test('the chat scenario should refuse knobs that would send no read receipt (its threshold would pass without samples)', async () => {
+  const short = await load('chat', { ROOMS: '1', MEMBERS: '2', MESSAGE_INTERVAL: '3s', DURATION: '5s' });
+  assert.notEqual(short.code, 0, short.output);
+  assert.match(short.output, /DURATION \(5000 ms\) must be at least twice MESSAGE_INTERVAL/);
+  const alone = await load('chat', { ROOMS: '1', MEMBERS: '1', MESSAGE_INTERVAL: '2s', DURATION: '10s' });
+  assert.notEqual(alone.code, 0, alone.output);
+  assert.match(alone.output, /MEMBERS must be at least 2/);
 });
 
 test('the soak scenario should find the gateway back at its baseline after the load', async () => {

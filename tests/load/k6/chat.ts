@@ -27,6 +27,7 @@ import {
   intEnv,
   metrics,
   postJson,
+  retryWhileShed,
   runData,
   stampOf,
   stampedBody,
@@ -39,6 +40,14 @@ const members = intEnv('MEMBERS', 4);
 const intervalMs = durationEnv('MESSAGE_INTERVAL', '3s');
 const chatMs = durationEnv('DURATION', '30s');
 const settleMs = durationEnv('SETTLE', '5s');
+// A member marks as read what it received during its previous interval, so a run shorter than two
+// intervals, or a room of one, sends no read receipt and its receipt threshold would have no
+// sample to judge (k6 passes a threshold without samples).
+if (members < 2) throw new Error(`MEMBERS must be at least 2 (a room of one sends no read receipt), got ${members}`);
+if (chatMs < 2 * intervalMs)
+  throw new Error(
+    `DURATION (${chatMs} ms) must be at least twice MESSAGE_INTERVAL (${intervalMs} ms): read receipts start from a member's second message`,
+  );
 
 export const options = {
   summaryTrendStats,
@@ -73,11 +82,13 @@ export function setup(): ChatData {
   const ids: string[] = [];
   for (let r = 0; r < rooms; r++) {
     const others = Array.from({ length: members - 1 }, (_, m) => member(data.prefix, r, m + 1));
-    const { res, json } = postJson(
-      `${config.chatUrl}/rooms`,
-      member(data.prefix, r, 0),
-      { name: `k6 room ${r}`, memberIds: others },
-      'POST /rooms',
+    const { res, json } = retryWhileShed(() =>
+      postJson(
+        `${config.chatUrl}/rooms`,
+        member(data.prefix, r, 0),
+        { name: `k6 room ${r}`, memberIds: others },
+        'POST /rooms',
+      ),
     );
     if (res.status !== 201 || typeof json?.id !== 'string')
       throw new Error(`POST /rooms answered ${res.status}: ${bodyText(res)}`);
@@ -92,10 +103,12 @@ export function chatMember(data: ChatData): void {
   const roomId = data.rooms[room] as string;
   const user = member(data.prefix, room, Math.floor(vu / rooms) % members);
   const channel = `chat:${roomId}`;
-  const grant = http.get(
-    `${config.chatUrl}/rooms/${roomId}/subscription-token`,
-    authParams(user, { name: 'GET subscription-token' }),
-  );
+  const { res: grant } = retryWhileShed(() => ({
+    res: http.get(
+      `${config.chatUrl}/rooms/${roomId}/subscription-token`,
+      authParams(user, { name: 'GET subscription-token' }),
+    ),
+  }));
   const token = (grant.json() as { token?: string } | null)?.token;
   if (grant.status !== 200 || token === undefined)
     throw new Error(`subscription token: ${grant.status} ${bodyText(grant)}`);

@@ -4,7 +4,8 @@
 // Knobs (environment):
 //   VUS        peak sockets                                  (default 200)
 //   DURATION   ramp-up time to VUS                           (default 20s)
-//   HOLD       how long each socket stays connected          (default 10s)
+//   HOLD       how long each socket stays connected, and how long VUS sockets are held at the
+//              peak after the ramp                           (default 10s)
 //   CONNECT_P99_MS  threshold on connect latency p99, ms     (default 1000)
 // Common: RIPPLE_WS_URL, JWT_SECRET or TOKENS_FILE, USER_PREFIX (see lib/ripple.ts and README).
 import exec from 'k6/execution';
@@ -22,7 +23,12 @@ export const options = {
       executor: 'ramping-vus',
       exec: 'connectStorm',
       startVUs: 0,
-      stages: [{ duration: __ENV.DURATION || '20s', target: vus }],
+      // Ramp, then hold the peak for HOLD so that VUS sockets are connected at once (a ramp alone
+      // reaches VUS only at its last instant).
+      stages: [
+        { duration: __ENV.DURATION || '20s', target: vus },
+        { duration: `${Math.ceil(holdMs / 1000)}s`, target: vus },
+      ],
       gracefulRampDown: `${Math.ceil(holdMs / 1000) + 15}s`,
     },
   },

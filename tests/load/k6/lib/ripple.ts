@@ -1,5 +1,6 @@
 // What every Ripple k6 scenario shares: where the platform is, how VUs get tokens, the custom
 // metrics, and a WebSocket session that keeps a delivery ledger per channel.
+import { sleep } from 'k6';
 import crypto from 'k6/crypto';
 import encoding from 'k6/encoding';
 import http from 'k6/http';
@@ -102,6 +103,24 @@ export function bodyText(res: { body: unknown }): string {
 let failuresLogged = 0;
 
 /** POST `body` as JSON as `userId`; the response's JSON, or undefined when it has none. */
+/**
+ * Runs a set-up request (not a measured one) again while the platform sheds it: up to 5 attempts
+ * while it answers 503, waiting its `Retry-After` seconds (1 s when absent, 5 s at most) between
+ * them. A 503 from load shedding means the request was not processed, so repeating it is safe.
+ * Returns the last response.
+ */
+export function retryWhileShed<T extends { res: { status: number; headers: Record<string, string> } }>(
+  request: () => T,
+): T {
+  let answer = request();
+  for (let attempt = 1; attempt < 5 && answer.res.status === 503; attempt++) {
+    const seconds = Number(answer.res.headers['Retry-After']);
+    sleep(Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 5) : 1);
+    answer = request();
+  }
+  return answer;
+}
+
 export function postJson(
   url: string,
   userId: string,
