@@ -34,6 +34,11 @@ export interface RedisNodeBusOptions {
   readonly watch: (connection: Redis, name: string) => void;
   /** Fault injection: every message sent waits this long first (0: none). */
   readonly sendDelayMs?: number;
+  /**
+   * Called once the Pub/Sub connection is subscribed again after it was lost: messages sent to
+   * this node meanwhile are gone, and only history has them (the hub's catch-up reads it).
+   */
+  readonly onResubscribed?: () => void;
 }
 
 /**
@@ -64,7 +69,16 @@ export class RedisNodeBus implements NodeBus {
         this.opts.onBadMessage(err);
       }
     });
-    await subscriber.subscribe(this.channelOf(this.opts.nodeId), this.broadcastChannel());
+    const channels = [this.channelOf(this.opts.nodeId), this.broadcastChannel()];
+    await subscriber.subscribe(...channels);
+    // On every later 'ready' the connection was lost: subscribe again (ioredis does too; this one
+    // resolves once Redis confirmed) before telling anyone to read what was missed.
+    subscriber.on('ready', () => {
+      subscriber.subscribe(...channels).then(
+        () => this.opts.onResubscribed?.(),
+        (err: unknown) => this.opts.onBadMessage(err),
+      );
+    });
   }
 
   async send(nodeId: string, message: NodeMessage): Promise<void> {

@@ -106,3 +106,45 @@ test('a shared event frame should be encoded once for all of its sockets', () =>
   assert.equal(bytes.toString('utf8'), frame.frame);
   assert.equal(utf8Of(frame), bytes, 'the same buffer for the next socket');
 });
+
+test('catchUp should deliver the tail that other routers appended to history while no frame reached this node', async () => {
+  const t = await setUp();
+  await t.append(2);
+  t.hub.publish(t.frame(0));
+  await t.append(3); // routed elsewhere: only in history, and no later frame reveals them
+  assert.deepEqual(t.sub.got, ['e1']);
+  assert.equal(await t.hub.catchUp(), 4);
+  assert.deepEqual(t.sub.got, ['e1', 'e2', 'e3', 'e4', 'e5']);
+  assert.deepEqual(t.gaps, ['filled']);
+  // The late frames, and a second catch-up, hand out nothing twice.
+  assert.equal(t.hub.publish(t.frame(3)), 0);
+  assert.equal(await t.hub.catchUp(), 0);
+  assert.deepEqual(t.sub.got, ['e1', 'e2', 'e3', 'e4', 'e5']);
+  assert.deepEqual(t.gaps, ['filled']);
+});
+
+test('catchUp should signal a gap at the channel head when history no longer has the tail', async () => {
+  const t = await setUp(2);
+  await t.append(1);
+  t.hub.publish(t.frame(0));
+  await t.append(4); // history keeps offsets 4 and 5 only
+  await t.hub.catchUp();
+  assert.deepEqual(t.sub.got, ['e1', 'gap@5']);
+  assert.deepEqual(t.gaps, ['lost']);
+  await t.append(1);
+  t.hub.publish(t.frame(5));
+  assert.deepEqual(t.sub.got, ['e1', 'gap@5', 'e6'], 'goes on live after the head');
+});
+
+test('catchUp should report a history it could not read, and signal nothing', async () => {
+  const history = new MemoryHistory(100);
+  const hub = new LocalHub({
+    history: { since: () => Promise.reject(new Error('redis down')) },
+    fillLimit: 100,
+  });
+  const sub = recorder();
+  hub.subscribe('creator:u1', sub);
+  hub.position('creator:u1', await history.position('creator:u1'));
+  await assert.rejects(hub.catchUp(), /redis down/);
+  assert.deepEqual(sub.got, []);
+});

@@ -1,4 +1,4 @@
-import type { History, StreamPosition } from '@ripple/registry';
+import type { History, Recovery, StreamPosition } from '@ripple/registry';
 import { isLaterEpoch } from '@ripple/registry';
 import { eventFrame } from './protocol.js';
 
@@ -149,44 +149,86 @@ export class LocalHub {
       written += stream.subscribers.size;
       this.opts.onHandedOut?.(next);
     }
-    if (stream.pending.size > 0 && !stream.filling) this.fill(stream, channel);
+    if (stream.pending.size > 0 && !stream.filling) this.fill(stream, channel).catch(() => undefined); // a gap was signalled
     return written;
   }
 
-  private fill(stream: ChannelStream, channel: string): void {
+  /**
+   * Reads what follows the last frame handed out from history and hands it out. Resolves with the
+   * sockets written; rejects when history could not be read (after signalling a gap if frames were
+   * waiting behind the missing ones: those cannot wait for ever).
+   */
+  private fill(stream: ChannelStream, channel: string): Promise<number> {
     const epoch = stream.epoch ?? '';
     const from = stream.last;
     stream.filling = true;
-    const settle = (entries: readonly { offset: string; payload: string }[] | undefined): void => {
-      stream.filling = false;
-      if (this.channels.get(channel) !== stream) return;
-      if (stream.epoch === epoch && stream.last === from) {
-        if (entries) {
-          this.opts.onGap?.('filled');
-          for (const e of entries) {
-            const offset = Number(e.offset);
-            if (offset > stream.last && !stream.pending.has(offset)) {
-              stream.pending.set(offset, {
-                channel,
-                offset: e.offset,
-                epoch,
-                frame: eventFrame(channel, e.offset, epoch, e.payload),
-              });
-            }
-          }
-        } else {
-          // History cannot give the missing frames any more: say so, and go on from the next one we have.
-          stream.last = Math.min(...stream.pending.keys()) - 1;
-          this.signalGap(stream, channel);
+    return this.opts.history.since(channel, { offset: String(from), epoch }, this.opts.fillLimit).then(
+      (recovery) => this.settle(stream, channel, epoch, from, recovery),
+      (err: unknown) => {
+        this.settle(stream, channel, epoch, from, undefined);
+        throw err;
+      },
+    );
+  }
+
+  /** Takes a history read started at `from` of `epoch` (undefined: it failed); returns the sockets written. */
+  private settle(stream: ChannelStream, channel: string, epoch: string, from: number, recovery?: Recovery): number {
+    stream.filling = false;
+    if (this.channels.get(channel) !== stream) return 0;
+    if (stream.epoch === epoch && recovery?.recovered) {
+      // Entries of this epoch are its frames whatever else was handed out meanwhile (reads overlap).
+      if (recovery.entries.some((e) => Number(e.offset) > stream.last)) this.opts.onGap?.('filled');
+      for (const e of recovery.entries) {
+        const offset = Number(e.offset);
+        if (offset > stream.last && !stream.pending.has(offset)) {
+          stream.pending.set(offset, {
+            channel,
+            offset: e.offset,
+            epoch,
+            frame: eventFrame(channel, e.offset, epoch, e.payload),
+          });
         }
       }
-      const written = this.drain(stream, channel);
-      if (written > 0) this.opts.onDelivered?.(written);
-    };
-    this.opts.history.since(channel, { offset: String(from), epoch }, this.opts.fillLimit).then(
-      (recovery) => settle(recovery.recovered ? recovery.entries : undefined),
-      () => settle(undefined),
-    );
+    } else if (stream.epoch === epoch && stream.last === from) {
+      // History cannot give what follows `from` any more: say so, and go on from the next frame
+      // we have, or from the channel's head when none waits (a tail that no frame revealed).
+      const head = recovery?.position;
+      if (stream.pending.size > 0) {
+        stream.last = Math.min(...stream.pending.keys()) - 1;
+        this.signalGap(stream, channel);
+      } else if (head && head.epoch !== epoch && isLaterEpoch(head.epoch, epoch)) {
+        stream.epoch = head.epoch;
+        stream.last = Number(head.offset);
+        this.signalGap(stream, channel);
+      } else if (head && head.epoch === epoch && Number(head.offset) > stream.last) {
+        stream.last = Number(head.offset);
+        this.signalGap(stream, channel);
+      }
+    }
+    const written = this.drain(stream, channel);
+    if (written > 0) this.opts.onDelivered?.(written);
+    return written;
+  }
+
+  /**
+   * Reads every held channel's history past the last frame handed out, and hands out what it
+   * finds (or signals a gap where history lost it). For when this node may have missed frames
+   * that no later frame will reveal: its registry lease lapsed (other routers skipped it) or its
+   * node-bus connection dropped messages. One history read per channel, all in flight together.
+   * Resolves with the sockets written; rejects when any read failed (call it again).
+   */
+  async catchUp(): Promise<number> {
+    const reads: Promise<number>[] = [];
+    for (const [channel, stream] of this.channels)
+      if (stream.epoch !== undefined) reads.push(this.fill(stream, channel));
+    let written = 0;
+    let failure: unknown;
+    for (const result of await Promise.allSettled(reads)) {
+      if (result.status === 'fulfilled') written += result.value;
+      else failure ??= result.reason;
+    }
+    if (failure !== undefined) throw failure;
+    return written;
   }
 
   private signalGap(stream: ChannelStream, channel: string): void {

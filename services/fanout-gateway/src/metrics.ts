@@ -56,6 +56,12 @@ export function createGatewayMetrics(registry: Registry, subscriptions: () => nu
       labelNames: ['reason'],
       registers: [registry],
     }),
+    catchUps: new Counter({
+      name: 'gateway_catch_ups_total',
+      help: 'Reads of every held channel from history after this node may have missed frames: its registry lease lapsed (lease) or its node-bus connection was lost (bus)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
     slowConsumerCloses: new Counter({
       name: 'gateway_slow_consumer_closes_total',
       help: 'Sockets closed with 4009 because their send buffer overflowed',

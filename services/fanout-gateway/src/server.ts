@@ -98,7 +98,23 @@ runProcess(SERVICE_NAME, async () => {
     onBadMessage: (err) => logger.warn({ err }, 'bad message from another node'),
     sendDelayMs: config.FAULT_NODE_BUS_DELAY_MS,
     watch: watchRedis,
+    onResubscribed: () => catchUp('bus'),
   });
+  // Frames this node may have missed with no later frame to reveal them are read from history:
+  // once its node-bus connection is back, and once a renewal lands after its lease may have lapsed.
+  let catchingUp: Promise<void> | undefined;
+  const catchUp = (reason: 'lease' | 'bus'): Promise<void> => {
+    metrics.catchUps.inc({ reason });
+    const attempt = (async () => {
+      await catchingUp?.catch(() => undefined);
+      await hub.catchUp();
+    })();
+    catchingUp = attempt;
+    return attempt.catch((err: unknown) => {
+      logger.warn({ err, reason }, 'catch-up from history failed');
+      throw err;
+    });
+  };
 
   const router = new Router({
     nodeId,
@@ -166,12 +182,24 @@ runProcess(SERVICE_NAME, async () => {
     publishOffline: (offline) => publishPresence([{ change: 'offline', data: offline }]),
     logger,
   });
+  // When the last renewal that landed started (ms, this process's clock); a catch-up is owed
+  // from a renewal that lands a lease or more after it until one succeeds.
+  let renewedAt: number | undefined;
+  let catchUpOwed = false;
   const refresh = async () => {
+    const startedAt = Date.now();
     const holdings = live.holdings(hub.channelNames());
     await directory.refresh(holdings);
     // A fresh list: the renewal replaces the node's connections, so a connection that opened while
     // the directory was being refreshed (and that `serve` recorded already) must not be dropped.
     await roster.renew(nodeId, live.holdings([]).connections);
+    // Other routers skip a node whose lease lapsed and append only to history: read it back.
+    if (renewedAt !== undefined && Date.now() - renewedAt >= leaseMs) catchUpOwed = true;
+    renewedAt = startedAt;
+    if (catchUpOwed) {
+      await catchUp('lease');
+      catchUpOwed = false;
+    }
     await reaper.sweep();
   };
   await reaper.reapPrevious(nodeId);

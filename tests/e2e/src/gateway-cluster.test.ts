@@ -168,6 +168,42 @@ test('a client on one node should receive events that other nodes consumed, once
   );
 });
 
+test('a node that stalled past its registry lease should still deliver what the other nodes routed meanwhile, with no later event to reveal the gap', async () => {
+  // Node a is paused past its Kafka session (so b and c consume every partition) and past its
+  // registry lease (so they drop it from the channel's holders and route only into history). No
+  // event follows, so no later offset reveals the gap to a: it must notice on its own.
+  const channel = `creator:u-stall-${run}`;
+  const client = await connect(nodes.a, `stalled-${run}`);
+  await subscribe(client, channel);
+  const pid = nodes.a.process.pid ?? 0;
+  process.kill(pid, 'SIGSTOP');
+  let published: string[];
+  try {
+    await new Promise((resolve) => setTimeout(resolve, Number(env.KAFKA_SESSION_TIMEOUT_MS) + 1000));
+    published = await publishPosts(`u-stall-${run}`, 10);
+    await waitUntil(
+      'b and c routed every event',
+      30_000,
+      async () => (await redis.xlen(`${redisPrefix}history:{${channel}}`)) >= published.length,
+    );
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  const live = () => new Set(eventsOn(client, channel).map((f) => f.event.id));
+  await waitUntil(
+    'every event, or the node telling its client where it lost them',
+    20_000,
+    () => live().size === published.length || client.frames.some((f) => f.op === 'gap' || f.op === 'reconnect'),
+  );
+  assert.deepEqual([...live()].sort(), [...published].sort(), 'delivered from history once a noticed its lapse');
+  assert.deepEqual(
+    eventsOn(client, channel).map((f) => f.offset),
+    Array.from({ length: published.length }, (_, i) => String(i + 1)),
+    'every offset once, in order',
+  );
+  assert.ok((await metric(nodes.a, 'gateway_catch_ups_total')) >= 1, 'a counted its catch-up');
+});
+
 test('a client that was offline should recover every missed event in order, then continue live without duplicates', async () => {
   const first = await connect(nodes.a, 'recoverer');
   const ack = (await subscribe(first, 'creator:u-rec')) as { offset: string; epoch: string };
