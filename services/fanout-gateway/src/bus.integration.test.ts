@@ -28,7 +28,9 @@ test('the node bus should say when its Pub/Sub connection was lost and is subscr
     nodeId: 'n1',
     onBadMessage: (err) => assert.fail(String(err)),
     // The Pub/Sub connection, before it subscribes: its id, to cut it from the server side.
-    watch: (connection) => (subscriberId ??= connection.client('ID')),
+    watch: (connection) => {
+      subscriberId ??= connection.client('ID');
+    },
     onResubscribed: () => (resubscribed += 1),
   });
   const received: string[] = [];

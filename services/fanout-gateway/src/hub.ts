@@ -222,12 +222,12 @@ export class LocalHub {
     for (const [channel, stream] of this.channels)
       if (stream.epoch !== undefined) reads.push(this.fill(stream, channel));
     let written = 0;
-    let failure: unknown;
+    const failures: unknown[] = [];
     for (const result of await Promise.allSettled(reads)) {
       if (result.status === 'fulfilled') written += result.value;
-      else failure ??= result.reason;
+      else failures.push(result.reason);
     }
-    if (failure !== undefined) throw failure;
+    if (failures.length > 0) throw new AggregateError(failures, `${failures.length} history reads failed`);
     return written;
   }
 

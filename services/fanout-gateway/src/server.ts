@@ -98,11 +98,17 @@ runProcess(SERVICE_NAME, async () => {
     onBadMessage: (err) => logger.warn({ err }, 'bad message from another node'),
     sendDelayMs: config.FAULT_NODE_BUS_DELAY_MS,
     watch: watchRedis,
-    onResubscribed: () => catchUp('bus'),
+    onResubscribed: () => {
+      catchUp('bus').catch(() => (catchUpOwed = true)); // the next heartbeat tries again
+    },
   });
   // Frames this node may have missed with no later frame to reveal them are read from history:
   // once its node-bus connection is back, and once a renewal lands after its lease may have lapsed.
   let catchingUp: Promise<void> | undefined;
+  // When the last renewal that landed started (ms, this process's clock); a catch-up is owed
+  // from a renewal that lands a lease or more after it (or a failed one) until one succeeds.
+  let renewedAt: number | undefined;
+  let catchUpOwed = false;
   const catchUp = (reason: 'lease' | 'bus'): Promise<void> => {
     metrics.catchUps.inc({ reason });
     const attempt = (async () => {
@@ -182,10 +188,6 @@ runProcess(SERVICE_NAME, async () => {
     publishOffline: (offline) => publishPresence([{ change: 'offline', data: offline }]),
     logger,
   });
-  // When the last renewal that landed started (ms, this process's clock); a catch-up is owed
-  // from a renewal that lands a lease or more after it until one succeeds.
-  let renewedAt: number | undefined;
-  let catchUpOwed = false;
   const refresh = async () => {
     const startedAt = Date.now();
     const holdings = live.holdings(hub.channelNames());
