@@ -308,3 +308,54 @@ test('rate-limited frames should be answered in arrival order, after the frames 
   );
   assert.deepEqual(t.socket.closed, { code: 4008, reason: 'rate limit exceeded' });
 });
+
+test('a subscribe with since to the own channel, joined on connect, should recover what the client missed before it connected', async () => {
+  // The own channel is joined without a position on connect; the client then asks to resume it.
+  const w = world();
+  const start = await w.history.position('user:u1');
+  for (let i = 1; i <= 3; i++) await w.history.append('user:u1', `{"n":${i}}`);
+  const t = session(w);
+  await t.s.joinOwnChannel();
+  await t.send({ op: 'subscribe', id: 'own', channel: 'user:u1', since: start });
+  const frames = t.frames();
+  assert.deepEqual(frames[0], {
+    op: 'ack',
+    id: 'own',
+    channel: 'user:u1',
+    offset: '3',
+    epoch: start.epoch,
+    recovered: true,
+    replayed: 3,
+  });
+  assert.deepEqual(
+    frames.slice(1).map((f) => f.event),
+    [{ n: 1 }, { n: 2 }, { n: 3 }],
+  );
+  // Live again, with no duplicate of the replay.
+  const fourth = await w.history.append('user:u1', '{"n":4}');
+  w.hub.publish({ ...(await frameOf(w.history, 'user:u1', fourth.offset, '{"n":4}')) });
+  w.hub.publish({ ...(await frameOf(w.history, 'user:u1', '3', '{"n":3}')) });
+  assert.deepEqual(
+    t
+      .frames()
+      .slice(1)
+      .map((f) => f.event),
+    [{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }],
+  );
+});
+
+test('a subscribe with since to a channel that already delivered events should not rewind it (no reorder, no duplicate)', async () => {
+  const w = world();
+  const start = await w.history.position('user:u1');
+  const t = session(w);
+  await t.s.joinOwnChannel();
+  const first = await w.history.append('user:u1', '{"n":1}');
+  w.hub.publish(await frameOf(w.history, 'user:u1', first.offset, '{"n":1}'));
+  await t.send({ op: 'subscribe', id: 'late', channel: 'user:u1', since: start });
+  const frames = t.frames();
+  assert.deepEqual(
+    frames.map((f) => f.op),
+    ['event', 'ack'],
+  );
+  assert.equal(frames[1]?.recovered, false, 'said so: the client refetches');
+});

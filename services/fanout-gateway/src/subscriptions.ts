@@ -51,6 +51,11 @@ interface ChannelState {
   /** The epoch and offset of the last frame handed out. */
   epoch: string;
   last: number;
+  /**
+   * True until the first frame is handed out after a subscription without `since` (the own
+   * channel, joined on connect): it can still be rewound to a `since` the client sends next.
+   */
+  rewindable: boolean;
 }
 
 export interface Subscribed {
@@ -107,6 +112,7 @@ export class Subscriptions implements Subscriber {
     const offset = Number(frame.offset);
     if (frame.epoch !== state.epoch || offset <= state.last) return;
     state.last = offset;
+    state.rewindable = false;
     this.sink.event(frame);
   }
 
@@ -130,6 +136,8 @@ export class Subscriptions implements Subscriber {
   ): Promise<Subscribed> {
     if (this.closed) throw new RippleError('GW_CONNECTION_CLOSED', 'the connection is closed', { status: 410 });
     const existing = this.channels.get(channel);
+    if (existing?.rewindable && existing.live && since !== undefined)
+      return this.rewind(channel, existing, since, announce);
     if (existing) {
       // A derived channel has no history: where this connection stands is its position.
       const position = this.deps.derived?.owns(channel)
@@ -139,7 +147,7 @@ export class Subscriptions implements Subscriber {
       announce(subscribed);
       return subscribed;
     }
-    const state: ChannelState = { live: false, buffer: [], epoch: '', last: 0 };
+    const state: ChannelState = { live: false, buffer: [], epoch: '', last: 0, rewindable: false };
     this.channels.set(channel, state);
     try {
       const { derived } = this.deps;
@@ -158,6 +166,7 @@ export class Subscriptions implements Subscriber {
         this.deps.hub.position(channel, position);
         state.epoch = position.epoch;
         state.last = Number(position.offset);
+        state.rewindable = true;
         result = { recovered: false, position, replayed: 0 };
         announce(result);
       } else {
@@ -181,6 +190,44 @@ export class Subscriptions implements Subscriber {
     } catch (err) {
       await this.remove(channel);
       throw err;
+    } finally {
+      if (this.channels.get(channel) === state) this.goLive(channel, state);
+    }
+  }
+
+  /**
+   * Resumes a channel joined without `since` (the own channel, on connect) from the `since` the
+   * client sends next, before anything was handed out on it: the replay starts earlier than the
+   * join, with nothing handed out to reorder or repeat. Live frames wait meanwhile.
+   */
+  private async rewind(
+    channel: string,
+    state: ChannelState,
+    since: StreamPosition,
+    announce: (subscribed: Subscribed) => void,
+  ): Promise<Subscribed> {
+    state.live = false;
+    state.rewindable = false;
+    try {
+      const recovery = await this.deps.history.since(channel, since, this.deps.historyLimit);
+      const { position } = recovery;
+      if (!recovery.recovered || position.epoch !== state.epoch) {
+        const subscribed = { recovered: false, position, replayed: 0 };
+        announce(subscribed);
+        return subscribed;
+      }
+      state.last = Math.min(state.last, Number(since.offset));
+      const subscribed = { recovered: true, position, replayed: recovery.entries.length };
+      announce(subscribed);
+      for (const entry of recovery.entries) {
+        this.emit(state, {
+          channel,
+          offset: entry.offset,
+          epoch: position.epoch,
+          frame: eventFrame(channel, entry.offset, position.epoch, entry.payload),
+        });
+      }
+      return subscribed;
     } finally {
       if (this.channels.get(channel) === state) this.goLive(channel, state);
     }
