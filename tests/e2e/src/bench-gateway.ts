@@ -25,6 +25,14 @@ const LATENCY_RATE = Number(process.env.BENCH_LATENCY_RATE ?? 200);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10);
 const LATENCY_SUBSCRIBERS = Number(process.env.BENCH_LATENCY_SUBSCRIBERS ?? 100);
 const IDLE_CONNECTIONS = Number(process.env.BENCH_IDLE_CONNECTIONS ?? 10_000);
+const PHASES = ['fanout', 'channels', 'latency', 'idle'] as const;
+/** `BENCH_GATEWAY_ONLY=channels,idle`: run only these phases (default: all). */
+const only = new Set((process.env.BENCH_GATEWAY_ONLY ?? PHASES.join(',')).split(',').map((p) => p.trim()));
+for (const p of only)
+  if (!(PHASES as readonly string[]).includes(p))
+    throw new Error(`BENCH_GATEWAY_ONLY: unknown phase '${p}' (known: ${PHASES.join(', ')})`);
+/** A directory: the gateway writes a V8 CPU profile there (`--cpu-prof`) when the benchmark ends. */
+const CPU_PROF_DIR = process.env.BENCH_GATEWAY_CPU_PROF;
 
 const run = runId();
 const JWT_SECRET = `bench-${run}-0123456789abcdef`;
@@ -50,17 +58,23 @@ interface Row {
   rss: string;
 }
 
-const gateway = await spawnService('fanout-gateway', {
-  JWT_SECRET,
-  KAFKA_BROKERS: testInfra.kafkaBrokers.join(','),
-  KAFKA_TOPIC_PREFIX: topicPrefix,
-  KAFKA_GROUP_ID: `bench.${run}`,
-  // The bursts pause the gateway (SIGSTOP) while they are produced: its group must not evict it.
-  KAFKA_SESSION_TIMEOUT_MS: '60000',
-  REDIS_URL: testInfra.redisUrl,
-  REDIS_KEY_PREFIX: redisPrefix,
-  WS_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
-});
+const gateway = await spawnService(
+  'fanout-gateway',
+  {
+    JWT_SECRET,
+    KAFKA_BROKERS: testInfra.kafkaBrokers.join(','),
+    KAFKA_TOPIC_PREFIX: topicPrefix,
+    KAFKA_GROUP_ID: `bench.${run}`,
+    // The bursts pause the gateway (SIGSTOP) while they are produced: its group must not evict it.
+    KAFKA_SESSION_TIMEOUT_MS: '60000',
+    REDIS_URL: testInfra.redisUrl,
+    REDIS_KEY_PREFIX: redisPrefix,
+    WS_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
+    DRAIN_WINDOW_MS: '0',
+  },
+  60_000,
+  CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [],
+);
 const gwPid = gateway.process.pid;
 const kPid = kafkaPid();
 const kafka = createKafka({
@@ -177,7 +191,7 @@ async function publish(
 
 try {
   // 1 channel x N subscribers.
-  {
+  if (only.has('fanout')) {
     const clients = await openClients(FANOUT_SUBSCRIBERS, () => 'creator:hot');
     const { result, cpu } = await measure(() =>
       burst(clients, () => publish(() => 'hot', FANOUT_EVENTS), FANOUT_EVENTS),
@@ -194,7 +208,7 @@ try {
     closeAll(clients);
   }
   // N channels x 1 subscriber.
-  {
+  if (only.has('channels')) {
     const clients = await openClients(FANOUT_SUBSCRIBERS, (i) => `creator:c${i}`);
     const { result, cpu } = await measure(() =>
       burst(clients, () => publish((i) => `c${i % FANOUT_SUBSCRIBERS}`, FANOUT_SUBSCRIBERS * 5), 5),
@@ -211,7 +225,7 @@ try {
     closeAll(clients);
   }
   // Fixed rate: produce -> receive latency.
-  {
+  if (only.has('latency')) {
     const clients = await openClients(LATENCY_SUBSCRIBERS, () => 'creator:steady');
     const total = LATENCY_RATE * LATENCY_SECONDS;
     const { cpu } = await measure(async () => {
@@ -244,7 +258,7 @@ try {
     closeAll(clients);
   }
   // Idle connections.
-  {
+  if (only.has('idle')) {
     await new Promise((r) => setTimeout(r, 2000));
     const before = rssMb(gwPid);
     const { result: clients, cpu } = await measure(() => openClients(IDLE_CONNECTIONS, () => undefined));
@@ -262,7 +276,8 @@ try {
   }
 } finally {
   await producer.disconnect();
-  await gateway.stop('SIGKILL');
+  // A profiled gateway writes its profile on a clean exit (SIGTERM: drain, then exit).
+  await gateway.stop(CPU_PROF_DIR ? 'SIGTERM' : 'SIGKILL');
   const topics = Object.values(Topics).map((t) => topicPrefix + t);
   await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
   const redis = new Redis(testInfra.redisUrl);
