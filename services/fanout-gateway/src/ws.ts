@@ -72,7 +72,9 @@ export function installWebSocket(
         : new RippleError('GW_ORIGIN_FORBIDDEN', `origin ${origin ?? ''} may not open /ws`, { status: 403 }),
     );
   };
-  app.get('/ws', { websocket: true, preValidation }, (socket: WebSocket, request) => {
+  // Connections are counted by metrics, not logged one by one: an `incoming request` line per
+  // upgrade was a synchronous JSON write per connect (a reconnect storm is thousands per second).
+  app.get('/ws', { websocket: true, preValidation, logLevel: 'warn' }, (socket: WebSocket, request) => {
     if (deps.isDraining()) {
       socket.close(CloseCodes.goingAway, 'node draining');
       return;

@@ -274,12 +274,14 @@ try {
   if (only.has('idle')) {
     await new Promise((r) => setTimeout(r, 2000));
     const before = rssMb(gwPid);
+    const opened = Date.now();
     const { result: clients, cpu } = await measure(() => openClients(IDLE_CONNECTIONS, () => undefined));
+    const connectsPerSecond = Math.round(IDLE_CONNECTIONS / ((Date.now() - opened) / 1000));
     await new Promise((r) => setTimeout(r, 3000));
     const after = rssMb(gwPid);
     rows.push({
       scenario: `${IDLE_CONNECTIONS} idle authenticated connections`,
-      figure: `${(((after - before) * 1024) / IDLE_CONNECTIONS).toFixed(1)} KiB RSS per connection`,
+      figure: `${(((after - before) * 1024) / IDLE_CONNECTIONS).toFixed(1)} KiB RSS per connection, ${connectsPerSecond} connects/s`,
       p50: '-',
       p99: '-',
       cpu,
