@@ -55,7 +55,7 @@ export default tseslint.config(
             { name: 'kafkajs', message: 'Use @ripple/kafka: only libs/kafka may import the Kafka client.' },
             {
               name: '@opentelemetry/instrumentation-kafkajs',
-              message: 'Use kafkaInstrumentations from @ripple/kafka/tracing.',
+              message: 'libs/kafka makes its Kafka spans itself: no instrumentation patches the client.',
             },
           ],
         },

@@ -1,4 +1,4 @@
-import type { Admin, Consumer, EachBatchPayload, IHeaders, KafkaMessage } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { decodeEvent } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
 import { RippleError, isRippleError } from '@ripple/errors';
@@ -14,7 +14,7 @@ import {
   trace,
   tracer,
 } from '@ripple/telemetry';
-import type { Logger, Registry } from '@ripple/telemetry';
+import type { Logger, MessageHeaders, Registry } from '@ripple/telemetry';
 import { consumerLag } from './admin.js';
 import type { KafkaAdmin } from './admin.js';
 import { kafkajsOf } from './client.js';
@@ -25,7 +25,7 @@ export interface ConsumedMeta {
   readonly topic: string;
   readonly partition: number;
   readonly offset: string;
-  readonly headers: IHeaders | undefined;
+  readonly headers: MessageHeaders | undefined;
 }
 
 /** A valid event with where it came from. */
@@ -208,7 +208,43 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     count('dead-lettered', meta, type);
   }
 
+  /**
+   * The `process <topic>` span of one consumed event, a child of the producer's span (the message's
+   * `traceparent` header). libs/kafka makes its consumer and producer spans itself, so no
+   * instrumentation patches the Kafka client (whose replacement is then one adapter).
+   */
+  function processSpan(event: AnyEvent, meta: ConsumedMeta) {
+    return tracer().startSpan(
+      `process ${meta.topic}`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          'messaging.system': 'kafka',
+          'messaging.operation.type': 'process',
+          'messaging.destination.name': meta.topic,
+          'messaging.destination.partition.id': String(meta.partition),
+          'messaging.kafka.offset': meta.offset,
+          'cloudevents.event_id': event.id,
+          'cloudevents.event_type': event.type,
+        },
+      },
+      contextFromHeaders(meta.headers, ROOT_CONTEXT),
+    );
+  }
+
   async function handle(event: AnyEvent, meta: ConsumedMeta, message: KafkaMessage, heartbeat: () => Promise<void>) {
+    const span = processSpan(event, meta);
+    try {
+      await context.with(trace.setSpan(ROOT_CONTEXT, span), () => handleIn(event, meta, message, heartbeat));
+    } catch (err) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: describe(err).message });
+      throw err;
+    } finally {
+      span.end();
+    }
+  }
+
+  async function handleIn(event: AnyEvent, meta: ConsumedMeta, message: KafkaMessage, heartbeat: () => Promise<void>) {
     let backoff = initialBackoffMs;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -250,24 +286,7 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
   ): Promise<void> {
     let backoff = initialBackoffMs;
     for (let attempt = 1; ; attempt++) {
-      const spans = items.map(({ event, meta }) =>
-        tracer().startSpan(
-          `process ${meta.topic}`,
-          {
-            kind: SpanKind.CONSUMER,
-            attributes: {
-              'messaging.system': 'kafka',
-              'messaging.operation.type': 'process',
-              'messaging.destination.name': meta.topic,
-              'messaging.destination.partition.id': String(meta.partition),
-              'messaging.kafka.offset': meta.offset,
-              'cloudevents.event_id': event.id,
-              'cloudevents.event_type': event.type,
-            },
-          },
-          contextFromHeaders(meta.headers, ROOT_CONTEXT),
-        ),
-      );
+      const spans = items.map(({ event, meta }) => processSpan(event, meta));
       try {
         const first = spans[0];
         await context.with(first ? trace.setSpan(context.active(), first) : context.active(), () => onBatch(items));

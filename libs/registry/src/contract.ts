@@ -348,6 +348,40 @@ export function routeLogContract(
     assert.deepEqual((await routes.appendAndLookup([])).positions, []);
   });
 
+  test(`${name}: route log should keep every channel's order and holders in a batch of many channels`, async () => {
+    const { routes, history, forNode } = await make();
+    // 60 channels, channel k with k % 4 + 1 entries, interleaved; every third one held by node a,
+    // every fifth by node b. Enough to span several script calls of any adapter that splits them.
+    const channels = Array.from({ length: 60 }, (_, k) => `post:m${k}`);
+    await history.append('post:m7', 'before');
+    for (const [k, channel] of channels.entries()) {
+      if (k % 3 === 0) await forNode('a').addChannel('a', channel);
+      if (k % 5 === 0) await forNode('b').addChannel('b', channel);
+    }
+    const entries: { channel: string; payload: string }[] = [];
+    for (let round = 0; round < 4; round++)
+      for (const [k, channel] of channels.entries())
+        if (round <= k % 4) entries.push({ channel, payload: `${channel}#${round}` });
+    const batch = await routes.appendAndLookup(entries);
+    const expected = entries.map(({ channel, payload }) => {
+      const round = Number(payload.split('#')[1]);
+      return String(round + 1 + (channel === 'post:m7' ? 1 : 0));
+    });
+    assert.deepEqual(
+      batch.positions.map((p) => p.offset),
+      expected,
+    );
+    for (const [k, channel] of channels.entries()) {
+      const holders = [...(k % 3 === 0 ? ['a'] : []), ...(k % 5 === 0 ? ['b'] : [])];
+      assert.deepEqual(batch.nodes.get(channel), holders, channel);
+    }
+    const replay = await history.since('post:m7', { offset: '1', epoch: batch.positions[7]?.epoch ?? '' }, 10);
+    assert.deepEqual(
+      replay.entries.map((e) => e.payload),
+      ['post:m7#0', 'post:m7#1', 'post:m7#2', 'post:m7#3'],
+    );
+  });
+
   test(`${name}: route log should call the registry complete only once it was renewed a lease ago`, async () => {
     const { routes, forNode, expire } = await make();
     const entries = [{ channel: 'creator:u3', payload: 'x' }];

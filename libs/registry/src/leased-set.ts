@@ -37,10 +37,12 @@ return redis.call('ZCARD', KEYS[1])
 
 /** `live_members(key)`: the members of the leased set `key` whose lease has not run out. */
 export const LIVE_MEMBERS = `
-local function live_members(key)
-  local t = redis.call('TIME')
+local function live_members_at(key, t)
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   return redis.call('ZRANGEBYSCORE', key, '(' .. now, '+inf')
+end
+local function live_members(key)
+  return live_members_at(key, redis.call('TIME'))
 end
 `;
 

@@ -12,36 +12,44 @@ import { execAll, script } from './scripts.js';
  * so a later epoch compares greater) and drops any stream left over.
  */
 const OPEN_EPOCH = `
-local function open_epoch(ttl, suffix)
-  local epoch = redis.call('HGET', KEYS[2], 'epoch')
+local function open_epoch_of(stream, meta, ttl, suffix, t)
+  local epoch = redis.call('HGET', meta, 'epoch')
   if epoch then return epoch end
-  local t = redis.call('TIME')
+  t = t or redis.call('TIME')
   epoch = string.format('%08x%06x', tonumber(t[1]), tonumber(t[2])) .. suffix
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[2], 'epoch', epoch, 'seq', 0)
-  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('DEL', stream)
+  redis.call('HSET', meta, 'epoch', epoch, 'seq', 0)
+  redis.call('PEXPIRE', meta, ttl)
   return epoch
+end
+local function open_epoch(ttl, suffix)
+  return open_epoch_of(KEYS[1], KEYS[2], ttl, suffix)
 end
 `;
 
 /**
- * `append_from(first, maxlen, ttl, suffix)` appends ARGV[first..] to KEYS[1] in order, with
- * contiguous offsets, and returns the first one's offset and the epoch. `maxlen` is the approximate
- * max length, `ttl` ms, `suffix` the random epoch suffix (see OPEN_EPOCH).
+ * `append_to(stream, meta, first, last, maxlen, ttl, suffix, t)` appends ARGV[first..last] to
+ * `stream` in order, with contiguous offsets, and returns the first one's offset and the epoch.
+ * `maxlen` is the approximate max length, `ttl` ms, `suffix` the random epoch suffix and `t` the
+ * TIME reply to open an epoch with (nil: read it) (see OPEN_EPOCH). `append_from(first, maxlen,
+ * ttl, suffix)` does it on KEYS[1] and KEYS[2] with ARGV[first..].
  */
 export const APPEND_FROM = `${OPEN_EPOCH}
-local function append_from(first, maxlen, ttl, suffix)
-  local epoch = open_epoch(ttl, suffix)
-  local count = #ARGV - first + 1
-  local seq = redis.call('HINCRBY', KEYS[2], 'seq', count) - count
+local function append_to(stream, meta, first, last, maxlen, ttl, suffix, t)
+  local epoch = open_epoch_of(stream, meta, ttl, suffix, t)
+  local count = last - first + 1
+  local seq = redis.call('HINCRBY', meta, 'seq', count) - count
   local firstSeq = seq + 1
-  for i = first, #ARGV do
+  for i = first, last do
     seq = seq + 1
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, string.format('%d', seq) .. '-0', 'p', ARGV[i])
+    redis.call('XADD', stream, 'MAXLEN', '~', maxlen, string.format('%d', seq) .. '-0', 'p', ARGV[i])
   end
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', stream, ttl)
+  redis.call('PEXPIRE', meta, ttl)
   return string.format('%d', firstSeq), epoch
+end
+local function append_from(first, maxlen, ttl, suffix)
+  return append_to(KEYS[1], KEYS[2], first, #ARGV, maxlen, ttl, suffix)
 end
 `;
 

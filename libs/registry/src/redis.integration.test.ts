@@ -85,6 +85,39 @@ routeLogContract('redis', () => {
   });
 });
 
+// As on Redis Cluster: one script call per slot, and small calls, so a batch spans many.
+routeLogContract('redis, one slot per call', () => {
+  const p = prefix();
+  const leaseMs = 300;
+  const options = { maxLength: 1000, ttlMs: 60_000 };
+  const sets = new RedisLeasedSets(redis);
+  return Promise.resolve({
+    routes: new RedisRouteLog(redis, p, {
+      ...options,
+      leaseMs,
+      crossSlot: false,
+      channelsPerCall: 3,
+      entriesPerCall: 4,
+    }),
+    history: new RedisHistory(redis, p, options),
+    forNode: (nodeId: string) => new LeasedDirectory(sets, p, nodeId, leaseMs),
+    expire: () => new Promise<void>((resolve) => setTimeout(resolve, leaseMs + 50)),
+  });
+});
+
+routeLogContract('redis, small calls', () => {
+  const p = prefix();
+  const leaseMs = 300;
+  const options = { maxLength: 1000, ttlMs: 60_000 };
+  const sets = new RedisLeasedSets(redis);
+  return Promise.resolve({
+    routes: new RedisRouteLog(redis, p, { ...options, leaseMs, channelsPerCall: 7, entriesPerCall: 10 }),
+    history: new RedisHistory(redis, p, options),
+    forNode: (nodeId: string) => new LeasedDirectory(sets, p, nodeId, leaseMs),
+    expire: () => new Promise<void>((resolve) => setTimeout(resolve, leaseMs + 50)),
+  });
+});
+
 departuresContract('redis', () => Promise.resolve(new RedisDepartures(redis, prefix(), 60_000)));
 
 rosterContract('redis', () => {

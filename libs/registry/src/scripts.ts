@@ -9,10 +9,11 @@ export type ScriptRunner = {
 /**
  * Defines `lua` as a command of `redis` (ioredis `defineCommand`: EVALSHA, with EVAL when the
  * server does not have it yet, e.g. after a restart), so the script text is not sent on every call.
- * `args` are its KEYS (the first `keys`) then its ARGV.
+ * `args` are its KEYS (the first `keys`) then its ARGV; with `keys` undefined, the first arg is the
+ * number of KEYS that follow (a script over a varying number of keys).
  */
-export function script(redis: Redis, name: string, keys: number, lua: string): ScriptRunner {
-  redis.defineCommand(name, { numberOfKeys: keys, lua });
+export function script(redis: Redis, name: string, keys: number | undefined, lua: string): ScriptRunner {
+  redis.defineCommand(name, keys === undefined ? { lua } : { numberOfKeys: keys, lua });
   type Custom = Record<string, (...args: string[]) => unknown>;
   const run = (client: Redis, ...args: string[]) => (client as unknown as Custom)[name]?.(...args) as Promise<unknown>;
   return Object.assign(run, {

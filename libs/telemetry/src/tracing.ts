@@ -8,8 +8,8 @@ export { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace };
 export type { Context, Instrumentation, Span };
 
 /**
- * Loads instrumentations a library owns (for example `kafkaInstrumentations` of
- * `@ripple/kafka/tracing`). Called only when tracing starts, after the loader hook is registered.
+ * Loads instrumentations a library owns. Called only when tracing starts, after the loader hook
+ * is registered.
  */
 export type InstrumentationLoader = () => Promise<Instrumentation[]>;
 
@@ -18,8 +18,8 @@ let sdk: { shutdown(): Promise<void> } | undefined;
 /**
  * Starts OpenTelemetry tracing for this process when OTEL_EXPORTER_OTLP_ENDPOINT is set: the
  * NodeSDK with the OTLP/HTTP exporter and the HTTP, fastify, pg, Prisma and ioredis
- * instrumentations, plus those of `opts.instrumentations` (the Kafka client's comes from
- * `@ripple/kafka/tracing`, which owns the client). Call it before anything else is imported (each service's main.ts imports its
+ * instrumentations, plus those of `opts.instrumentations` (libs/kafka needs none: it
+ * makes its producer and consumer spans itself). Call it before anything else is imported (each service's main.ts imports its
  * server only after this resolved), so the instrumented modules are patched when they load.
  * Without the endpoint nothing is loaded: the API stays a no-op and costs nothing per request.
  */

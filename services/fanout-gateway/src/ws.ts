@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
@@ -7,6 +8,7 @@ import { originAllowed } from '@ripple/http';
 import type { AllowedOrigins } from '@ripple/http';
 import { ConnectionLifecycle, authErrorCode } from './lifecycle.js';
 import type { LifecycleDeps } from './lifecycle.js';
+import { Heartbeats } from './heartbeats.js';
 import { CloseCodes, frameText } from './protocol.js';
 import { utf8Of } from './sink.js';
 import type { ChannelEnded, ConnectionSink, FramePosition } from './sink.js';
@@ -58,6 +60,19 @@ function webSocketSink(socket: WebSocket): ConnectionSink {
   };
 }
 
+/**
+ * Lets go of the upgrade's HTTP objects, which @fastify/websocket leaves reachable from the socket
+ * for its whole life: the ServerResponse it made to route the upgrade (still the TCP socket's
+ * `_httpMessage`, and it holds the IncomingMessage) and, through its socket `error` listener, the
+ * fastify request and reply. About 2.5 KiB of heap per connection. A socket error ends the socket,
+ * as that listener's default handler did (the `close` that follows releases the connection).
+ */
+function releaseUpgradeRequest(socket: WebSocket): void {
+  const tcp = (socket as unknown as { _socket?: Socket & { _httpMessage?: ServerResponse | null } })._socket;
+  tcp?._httpMessage?.detachSocket(tcp);
+  socket.removeAllListeners('error');
+}
+
 /** `GET /ws`: the WebSocket transport of the connection lifecycle (docs/protocol.md). */
 export function installWebSocket(
   app: FastifyInstance,
@@ -72,22 +87,24 @@ export function installWebSocket(
         : new RippleError('GW_ORIGIN_FORBIDDEN', `origin ${origin ?? ''} may not open /ws`, { status: 403 }),
     );
   };
-  app.get('/ws', { websocket: true, preValidation }, (socket: WebSocket, request) => {
+  const heartbeats = new Heartbeats(deps.pingIntervalMs);
+  app.addHook('onClose', (_app, done) => {
+    heartbeats.stop();
+    done();
+  });
+  // Connections are counted by metrics, not logged one by one: an `incoming request` line per
+  // upgrade was a synchronous JSON write per connect (a reconnect storm is thousands per second).
+  app.get('/ws', { websocket: true, preValidation, logLevel: 'warn' }, (socket: WebSocket, request) => {
+    const token = tokenOf(request);
+    releaseUpgradeRequest(socket);
+    socket.on('error', () => socket.terminate());
     if (deps.isDraining()) {
       socket.close(CloseCodes.goingAway, 'node draining');
       return;
     }
     const lifecycle = new ConnectionLifecycle(deps, webSocketSink(socket));
-    let alive = true;
-    socket.on('pong', () => (alive = true));
-    const pinger = setInterval(() => {
-      if (!alive) {
-        socket.terminate();
-        return;
-      }
-      alive = false;
-      socket.ping();
-    }, deps.pingIntervalMs);
+    heartbeats.add(socket);
+    socket.on('pong', () => heartbeats.answered(socket));
     socket.on('message', (data, isBinary) => {
       if (isBinary) {
         deps.metrics.errors.inc({ code: 'GW_BINARY_FRAME' });
@@ -97,10 +114,10 @@ export function installWebSocket(
       lifecycle.receive(frameText(data));
     });
     socket.on('close', () => {
-      clearInterval(pinger);
+      heartbeats.remove(socket);
       void lifecycle.release();
     });
-    lifecycle.authenticate(tokenOf(request)).then(
+    lifecycle.authenticate(token).then(
       (claims) => lifecycle.establish(claims),
       (err: unknown) => {
         const code = authErrorCode(err);

@@ -1,6 +1,5 @@
 // Tracing starts before anything it instruments is loaded; then the service itself.
-import { kafkaInstrumentations } from '@ripple/kafka/tracing';
 import { startTracing } from '@ripple/telemetry';
 
-await startTracing('notification-service', { instrumentations: [kafkaInstrumentations] });
+await startTracing('notification-service');
 await import('./server.js');

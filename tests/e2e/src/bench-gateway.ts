@@ -6,7 +6,7 @@
 //  - latency: Kafka produce -> client receive at a fixed publish rate (p50/p99/max), each event
 //    stamped with its *scheduled* send time;
 //  - memory: gateway RSS per idle authenticated connection.
-// Beside each figure: CPU seconds of the gateway, of Kafka and of this process.
+// Beside each figure: CPU seconds of the gateway, of Kafka, of Redis and of this process.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
@@ -25,6 +25,14 @@ const LATENCY_RATE = Number(process.env.BENCH_LATENCY_RATE ?? 200);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10);
 const LATENCY_SUBSCRIBERS = Number(process.env.BENCH_LATENCY_SUBSCRIBERS ?? 100);
 const IDLE_CONNECTIONS = Number(process.env.BENCH_IDLE_CONNECTIONS ?? 10_000);
+const PHASES = ['fanout', 'channels', 'latency', 'idle'] as const;
+/** `BENCH_GATEWAY_ONLY=channels,idle`: run only these phases (default: all). */
+const only = new Set((process.env.BENCH_GATEWAY_ONLY ?? PHASES.join(',')).split(',').map((p) => p.trim()));
+for (const p of only)
+  if (!(PHASES as readonly string[]).includes(p))
+    throw new Error(`BENCH_GATEWAY_ONLY: unknown phase '${p}' (known: ${PHASES.join(', ')})`);
+/** A directory: the gateway writes a V8 CPU profile there (`--cpu-prof`) when the benchmark ends. */
+const CPU_PROF_DIR = process.env.BENCH_GATEWAY_CPU_PROF;
 
 const run = runId();
 const JWT_SECRET = `bench-${run}-0123456789abcdef`;
@@ -50,17 +58,23 @@ interface Row {
   rss: string;
 }
 
-const gateway = await spawnService('fanout-gateway', {
-  JWT_SECRET,
-  KAFKA_BROKERS: testInfra.kafkaBrokers.join(','),
-  KAFKA_TOPIC_PREFIX: topicPrefix,
-  KAFKA_GROUP_ID: `bench.${run}`,
-  // The bursts pause the gateway (SIGSTOP) while they are produced: its group must not evict it.
-  KAFKA_SESSION_TIMEOUT_MS: '60000',
-  REDIS_URL: testInfra.redisUrl,
-  REDIS_KEY_PREFIX: redisPrefix,
-  WS_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
-});
+const gateway = await spawnService(
+  'fanout-gateway',
+  {
+    JWT_SECRET,
+    KAFKA_BROKERS: testInfra.kafkaBrokers.join(','),
+    KAFKA_TOPIC_PREFIX: topicPrefix,
+    KAFKA_GROUP_ID: `bench.${run}`,
+    // The bursts pause the gateway (SIGSTOP) while they are produced: its group must not evict it.
+    KAFKA_SESSION_TIMEOUT_MS: '60000',
+    REDIS_URL: testInfra.redisUrl,
+    REDIS_KEY_PREFIX: redisPrefix,
+    WS_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
+    DRAIN_WINDOW_MS: '0',
+  },
+  60_000,
+  CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [],
+);
 const gwPid = gateway.process.pid;
 const kPid = kafkaPid();
 const kafka = createKafka({
@@ -69,13 +83,26 @@ const kafka = createKafka({
   logger: createLogger('bench', 'silent'),
 });
 const producer = createEventProducer(kafka);
+// Redis' own CPU counters (the shared server: other users' work counts too, as for Kafka).
+const statsRedis = new Redis(testInfra.redisUrl);
+const redisCpu = async (): Promise<number> => {
+  const info = await statsRedis.info('cpu');
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1]);
+  return field('used_cpu_user') + field('used_cpu_sys');
+};
 await producer.connect();
 const rows: Row[] = [];
 
 async function measure<T>(fn: () => Promise<T>): Promise<{ result: T; cpu: string }> {
-  const before = { gw: cpuOf(gwPid), k: cpuOf(kPid), me: selfCpu() };
+  const before = { gw: cpuOf(gwPid), k: cpuOf(kPid), r: await redisCpu(), me: selfCpu() };
   const result = await fn();
-  const cpu = `${(cpuOf(gwPid) - before.gw).toFixed(1)}/${(cpuOf(kPid) - before.k).toFixed(1)}/${(selfCpu() - before.me).toFixed(1)}`;
+  const spent = [
+    cpuOf(gwPid) - before.gw,
+    cpuOf(kPid) - before.k,
+    (await redisCpu()) - before.r,
+    selfCpu() - before.me,
+  ];
+  const cpu = spent.map((s) => s.toFixed(1)).join('/');
   return { result, cpu };
 }
 
@@ -177,7 +204,7 @@ async function publish(
 
 try {
   // 1 channel x N subscribers.
-  {
+  if (only.has('fanout')) {
     const clients = await openClients(FANOUT_SUBSCRIBERS, () => 'creator:hot');
     const { result, cpu } = await measure(() =>
       burst(clients, () => publish(() => 'hot', FANOUT_EVENTS), FANOUT_EVENTS),
@@ -194,7 +221,7 @@ try {
     closeAll(clients);
   }
   // N channels x 1 subscriber.
-  {
+  if (only.has('channels')) {
     const clients = await openClients(FANOUT_SUBSCRIBERS, (i) => `creator:c${i}`);
     const { result, cpu } = await measure(() =>
       burst(clients, () => publish((i) => `c${i % FANOUT_SUBSCRIBERS}`, FANOUT_SUBSCRIBERS * 5), 5),
@@ -211,7 +238,7 @@ try {
     closeAll(clients);
   }
   // Fixed rate: produce -> receive latency.
-  {
+  if (only.has('latency')) {
     const clients = await openClients(LATENCY_SUBSCRIBERS, () => 'creator:steady');
     const total = LATENCY_RATE * LATENCY_SECONDS;
     const { cpu } = await measure(async () => {
@@ -244,15 +271,17 @@ try {
     closeAll(clients);
   }
   // Idle connections.
-  {
+  if (only.has('idle')) {
     await new Promise((r) => setTimeout(r, 2000));
     const before = rssMb(gwPid);
+    const opened = Date.now();
     const { result: clients, cpu } = await measure(() => openClients(IDLE_CONNECTIONS, () => undefined));
+    const connectsPerSecond = Math.round(IDLE_CONNECTIONS / ((Date.now() - opened) / 1000));
     await new Promise((r) => setTimeout(r, 3000));
     const after = rssMb(gwPid);
     rows.push({
       scenario: `${IDLE_CONNECTIONS} idle authenticated connections`,
-      figure: `${(((after - before) * 1024) / IDLE_CONNECTIONS).toFixed(1)} KiB RSS per connection`,
+      figure: `${(((after - before) * 1024) / IDLE_CONNECTIONS).toFixed(1)} KiB RSS per connection, ${connectsPerSecond} connects/s`,
       p50: '-',
       p99: '-',
       cpu,
@@ -261,8 +290,10 @@ try {
     closeAll(clients);
   }
 } finally {
+  statsRedis.disconnect();
   await producer.disconnect();
-  await gateway.stop('SIGKILL');
+  // A profiled gateway writes its profile on a clean exit (SIGTERM: drain, then exit).
+  await gateway.stop(CPU_PROF_DIR ? 'SIGTERM' : 'SIGKILL');
   const topics = Object.values(Topics).map((t) => topicPrefix + t);
   await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
   const redis = new Redis(testInfra.redisUrl);
@@ -271,7 +302,7 @@ try {
   redis.disconnect();
 }
 
-const header = ['scenario', 'result', 'p50 ms', 'p99 ms', 'CPU s gateway/kafka/clients', 'gateway RSS MB'];
+const header = ['scenario', 'result', 'p50 ms', 'p99 ms', 'CPU s gateway/kafka/redis/clients', 'gateway RSS MB'];
 const lines = rows.map((r) => [r.scenario, r.figure, r.p50, r.p99, r.cpu, r.rss]);
 const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]?.length ?? 0)));
 const fmt = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;

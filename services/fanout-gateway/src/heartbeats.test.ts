@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { mock, test } from 'node:test';
+import { Heartbeats } from './heartbeats.js';
+
+function fakeSocket() {
+  return {
+    pings: 0,
+    terminated: false,
+    ping() {
+      this.pings += 1;
+    },
+    terminate() {
+      this.terminated = true;
+    },
+  };
+}
+
+test('heartbeats should ping each socket once per interval and terminate one that stopped answering', (t) => {
+  mock.timers.enable({ apis: ['setInterval'] });
+  t.after(() => mock.timers.reset());
+  const beats = new Heartbeats(1000, 10);
+  t.after(() => beats.stop());
+  const live = fakeSocket();
+  const silent = fakeSocket();
+  beats.add(live);
+  mock.timers.tick(500);
+  beats.add(silent);
+  mock.timers.tick(500);
+  assert.deepEqual([live.pings, silent.pings], [1, 0], 'the first ping goes one interval after add');
+  beats.answered(live);
+  mock.timers.tick(500);
+  assert.deepEqual([live.pings, silent.pings], [1, 1]);
+  mock.timers.tick(500);
+  beats.answered(live);
+  assert.deepEqual([live.pings, live.terminated], [2, false]);
+  mock.timers.tick(500);
+  assert.equal(silent.terminated, true, 'no pong since its last ping');
+  assert.equal(beats.size, 1);
+  for (let i = 0; i < 5; i++) {
+    mock.timers.tick(1000);
+    beats.answered(live);
+  }
+  assert.deepEqual([live.pings, live.terminated], [7, false]);
+});
+
+test('heartbeats should forget a removed socket', (t) => {
+  mock.timers.enable({ apis: ['setInterval'] });
+  t.after(() => mock.timers.reset());
+  const beats = new Heartbeats(1000, 4);
+  t.after(() => beats.stop());
+  const socket = fakeSocket();
+  beats.add(socket);
+  mock.timers.tick(1000);
+  beats.remove(socket);
+  mock.timers.tick(3000);
+  assert.deepEqual([socket.pings, socket.terminated, beats.size], [1, false, 0]);
+});
