@@ -125,7 +125,9 @@ await runScoped('bf', async ({ iso, spawn }) => {
   );
 
   // Redis commands of this run while posting (MONITOR, filtered by the run's key prefix).
-  const monitor = await new Redis(testInfra.redisUrl).monitor();
+  // `monitor()` opens a connection of its own: both must be closed, or the process never ends.
+  const monitorBase = new Redis(testInfra.redisUrl);
+  const monitor = await monitorBase.monitor();
   const commands = new Map<string, number>();
   monitor.on('monitor', (_time: string, args: string[]) => {
     if (!args.some((a) => a.includes(iso.env.REDIS_KEY_PREFIX))) return;
@@ -165,6 +167,7 @@ await runScoped('bf', async ({ iso, spawn }) => {
   }
   const cpuAfter = [...pids.map(cpuOf), selfCpu()];
   monitor.disconnect();
+  monitorBase.disconnect();
   for (const f of followers) f.socket.terminate();
 
   const all = percentiles(latencies);
