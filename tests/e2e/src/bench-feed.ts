@@ -29,6 +29,22 @@ const selfCpu = () => {
   return (u.user + u.system) / 1e6;
 };
 
+const ms = (seconds: number) => (seconds * 1000).toFixed(1);
+
+/** Mean of a Prometheus histogram at `baseUrl`/metrics (seconds), over series whose labels contain `labels`. */
+async function meanSeconds(baseUrl: string, name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  let sum = 0;
+  let count = 0;
+  for (const line of text.split('\n')) {
+    if (!line.includes(labels)) continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith(`${name}_sum`)) sum += value;
+    else if (line.startsWith(`${name}_count`)) count += value;
+  }
+  return count === 0 ? Number.NaN : sum / count;
+}
+
 interface Follower {
   readonly socket: WebSocket;
   /** Arrival time (performance.now()) of each post, by body. */
@@ -85,7 +101,9 @@ await runScoped('bf', async ({ iso, spawn }) => {
   );
 
   // CONNECTED followers, round-robin over the gateways, each subscribed to its feed.
+  const pids = [...gateways, post].map((s) => s.process.pid);
   const followers: Follower[] = [];
+  const connectCpuBefore = [...pids.map(cpuOf), selfCpu()];
   const connectStart = performance.now();
   for (let i = 0; i < CONNECTED; i += 250) {
     const batch = await Promise.all(
@@ -120,8 +138,14 @@ await runScoped('bf', async ({ iso, spawn }) => {
       process.stdout.write(`  ${followers.length} at ${((performance.now() - connectStart) / 1000).toFixed(1)} s\n`);
     }
   }
+  const connectCpu = [...pids.map(cpuOf), selfCpu()].map((c, i) => (c - (connectCpuBefore[i] ?? 0)).toFixed(1));
+  // Where the set-up time went: the gateways' followee loads and post-service's answers to them.
+  const loads = await Promise.all(gateways.map((g) => meanSeconds(g.url, 'gateway_feed_load_seconds', '')));
+  const idsRoute = await meanSeconds(post.url, 'http_request_duration_seconds', 'route="/me/following/ids"');
   process.stdout.write(
-    `bench-feed: ${CONNECTED} feeds subscribed over ${GATEWAYS} gateways in ${((performance.now() - connectStart) / 1000).toFixed(1)} s\n`,
+    `bench-feed: ${CONNECTED} feeds subscribed over ${GATEWAYS} gateways in ${((performance.now() - connectStart) / 1000).toFixed(1)} s` +
+      ` (CPU s gw…/post/bench ${connectCpu.join('/')}; followee load mean ${loads.map(ms).join('/')} ms at the gateways,` +
+      ` GET /me/following/ids mean ${ms(idsRoute)} ms in post-service)\n`,
   );
 
   // Redis commands of this run while posting (MONITOR, filtered by the run's key prefix).
@@ -135,7 +159,6 @@ await runScoped('bf', async ({ iso, spawn }) => {
     commands.set(name, (commands.get(name) ?? 0) + 1);
   });
 
-  const pids = [...gateways, post].map((s) => s.process.pid);
   const cpuBefore = [...pids.map(cpuOf), selfCpu()];
   const token = await signAccessToken(secret, creator, { ttlSeconds: 7200 });
   const latencies: number[] = [];
