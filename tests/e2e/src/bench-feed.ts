@@ -22,6 +22,8 @@ const FOLLOWERS = Number(process.env.BENCH_FEED_FOLLOWERS ?? 100_000);
 const CONNECTED = Number(process.env.BENCH_FEED_CONNECTED ?? 10_000);
 const POSTS = Number(process.env.BENCH_FEED_POSTS ?? 10);
 const GATEWAYS = Number(process.env.BENCH_FEED_GATEWAYS ?? 2);
+/** Feed subscriptions being set up at once. */
+const CONNECT_WINDOW = Number(process.env.BENCH_FEED_CONNECT_WINDOW ?? 250);
 if (CONNECTED > FOLLOWERS) throw new Error('BENCH_FEED_CONNECTED must not exceed BENCH_FEED_FOLLOWERS');
 
 const selfCpu = () => {
@@ -105,39 +107,44 @@ await runScoped('bf', async ({ iso, spawn }) => {
   const followers: Follower[] = [];
   const connectCpuBefore = [...pids.map(cpuOf), selfCpu()];
   const connectStart = performance.now();
-  for (let i = 0; i < CONNECTED; i += 250) {
-    const batch = await Promise.all(
-      Array.from({ length: Math.min(250, CONNECTED - i) }, async (_, k) => {
-        const n = i + k + 1;
-        const token = await signAccessToken(secret, `f${n}`, { ttlSeconds: 7200 });
-        const gateway = gateways[n % gateways.length] ?? gateways[0];
-        const follower: Follower = {
-          socket: new WebSocket(`ws://127.0.0.1:${gateway?.port}/ws?access_token=${token}`),
-          arrivals: new Map(),
-        };
-        return new Promise<Follower>((resolve, reject) => {
-          follower.socket.on('error', reject);
-          follower.socket.on('message', (data: Buffer) => {
-            const text = data.toString('utf8');
-            if (text.startsWith('{"op":"welcome"')) {
-              follower.socket.send(JSON.stringify({ op: 'subscribe', id: 'feed', channel: `feed:f${n}` }));
-            } else if (text.startsWith('{"op":"ack"') && text.includes('"id":"feed"')) {
-              resolve(follower);
-            } else if (text.startsWith('{"op":"error"')) {
-              reject(new Error(text));
-            } else if (text.startsWith(`{"op":"event","channel":"feed:`)) {
-              const body = /"body":"(bench-\d+)"/.exec(text)?.[1];
-              if (body !== undefined) follower.arrivals.set(body, performance.now());
-            }
-          });
-        });
-      }),
-    );
-    followers.push(...batch);
-    if (process.env.BENCH_FEED_VERBOSE) {
-      process.stdout.write(`  ${followers.length} at ${((performance.now() - connectStart) / 1000).toFixed(1)} s\n`);
-    }
-  }
+  const connect = async (n: number): Promise<Follower> => {
+    const token = await signAccessToken(secret, `f${n}`, { ttlSeconds: 7200 });
+    const gateway = gateways[n % gateways.length] ?? gateways[0];
+    const follower: Follower = {
+      socket: new WebSocket(`ws://127.0.0.1:${gateway?.port}/ws?access_token=${token}`),
+      arrivals: new Map(),
+    };
+    return new Promise<Follower>((resolve, reject) => {
+      follower.socket.on('error', reject);
+      follower.socket.on('message', (data: Buffer) => {
+        const text = data.toString('utf8');
+        if (text.startsWith('{"op":"welcome"')) {
+          follower.socket.send(JSON.stringify({ op: 'subscribe', id: 'feed', channel: `feed:f${n}` }));
+        } else if (text.startsWith('{"op":"ack"') && text.includes('"id":"feed"')) {
+          resolve(follower);
+        } else if (text.startsWith('{"op":"error"')) {
+          reject(new Error(text));
+        } else if (text.startsWith(`{"op":"event","channel":"feed:`)) {
+          const body = /"body":"(bench-\d+)"/.exec(text)?.[1];
+          if (body !== undefined) follower.arrivals.set(body, performance.now());
+        }
+      });
+    });
+  };
+  // A window of CONNECT_WINDOW set-ups in flight (not batches: a batch waits for its slowest).
+  let next = 1;
+  await Promise.all(
+    Array.from({ length: Math.min(CONNECT_WINDOW, CONNECTED) }, async () => {
+      while (next <= CONNECTED) {
+        followers.push(await connect(next++));
+        if (process.env.BENCH_FEED_VERBOSE && followers.length % 1000 === 0) {
+          process.stdout.write(
+            `  ${followers.length} at ${((performance.now() - connectStart) / 1000).toFixed(1)} s\n`,
+          );
+        }
+      }
+    }),
+  );
   const connectCpu = [...pids.map(cpuOf), selfCpu()].map((c, i) => (c - (connectCpuBefore[i] ?? 0)).toFixed(1));
   // Where the set-up time went: the gateways' followee loads and post-service's answers to them.
   const loads = await Promise.all(gateways.map((g) => meanSeconds(g.url, 'gateway_feed_load_seconds', '')));
