@@ -77,7 +77,7 @@ await runScoped('bf', async ({ iso, spawn }) => {
         FEED_LOAD_TIMEOUT_MS: '30000',
         WS_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
         // Heartbeats would add registry renewals (one leased-set script per held channel and
-        // connection: ~18,000 commands for 10,000 sockets) to the commands counted per post; a
+        // connection, six commands each: ~180,000 for 10,000 sockets) to the commands counted; a
         // loaded machine's set-up phase can outlast a minute, so keep them out of the whole run.
         REGISTRY_HEARTBEAT_MS: String(60 * 60_000),
       }),
