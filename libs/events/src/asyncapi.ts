@@ -37,6 +37,13 @@ const channelIds: Record<string, string> = {
   [Topics.user]: 'userEvents',
 };
 
+/** What a topic's Kafka key is (the catalog's `key`). */
+function keyOf(topic: string): string {
+  return topic === Topics.post
+    ? "the post's author id (one author's posts, and each post's own events, stay in order)"
+    : 'the aggregate id';
+}
+
 /** docs/asyncapi.yaml, generated from the catalog (`pnpm asyncapi` writes it; a test compares). */
 export function renderAsyncApi(): string {
   const entries = Object.values(Catalog);
@@ -50,7 +57,7 @@ export function renderAsyncApi(): string {
     const ofTopic = entries.filter((e) => e.topic === topic);
     channels[id] = {
       address: topic,
-      description: `Domain events, keyed by aggregate id so that one aggregate's events stay in order. Consumers commit after handling; poison messages go to ${topic}.dlq.`,
+      description: `Domain events, keyed by ${keyOf(topic)} so that its events stay in order. Consumers commit after handling; poison messages go to ${topic}.dlq.`,
       messages: Object.fromEntries(ofTopic.map((e) => [e.type, { $ref: `#/components/messages/${e.type}` }])),
     };
     channels[`${id}DeadLetters`] = {
@@ -71,7 +78,7 @@ export function renderAsyncApi(): string {
       contentType: CLOUDEVENTS_CONTENT_TYPE,
       headers: ceHeaders,
       payload: { $ref: `#/components/schemas/${e.type}` },
-      bindings: { kafka: { key: { type: 'string', description: 'the aggregate id' }, bindingVersion: '0.5.0' } },
+      bindings: { kafka: { key: { type: 'string', description: keyOf(e.topic) }, bindingVersion: '0.5.0' } },
     };
     schemas[e.type] = jsonSchema(e.schema);
   }

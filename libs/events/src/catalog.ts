@@ -22,8 +22,10 @@ function object<P extends Record<string, TSchema>>(properties: P) {
 }
 
 /**
- * One catalog entry: the schema of the whole envelope, the topic, the partition key (the aggregate
- * id, so one aggregate's events stay in order), and the channels it is delivered to (DESIGN.md §4).
+ * One catalog entry: the schema of the whole envelope, the topic, the partition key (events with
+ * one key stay in order: the aggregate id, or for post topic events the post's author, as the
+ * comment on `Catalog` says), the channels it is delivered to (DESIGN.md §4), and the CloudEvents
+ * `subject` (the aggregate id; the key unless given).
  */
 function entry<T extends string, D extends TSchema>(
   type: T,
@@ -31,6 +33,7 @@ function entry<T extends string, D extends TSchema>(
   data: D,
   key: (data: Static<D>) => string,
   channels: (data: Static<D>) => string[],
+  subject: (data: Static<D>) => string = key,
 ) {
   return {
     type,
@@ -40,6 +43,7 @@ function entry<T extends string, D extends TSchema>(
     dataschema: `urn:ripple:schema:${type}:1`,
     key,
     channels,
+    subject,
   };
 }
 
@@ -103,56 +107,68 @@ const user = (id: string) => `user:${id}`;
 const chat = (d: { roomId: string }) => `chat:${d.roomId}`;
 
 export const Catalog = {
+  // Post topic events are keyed by the post's author, not the post: one author's posts then
+  // share a partition and an outbox shard, so `creator:<author>` (and every `feed:` made of it)
+  // gets them in the order they were written, and each post's own events (edits, likes,
+  // comments) stay in order as before. The price: a very active author's traffic, likes and
+  // comments on their posts included, goes through one partition (README: "Order").
   // The author sees their own post at once (seed 004); followers see it in the creator feed.
   'post.created': entry(
     'post.created',
     Topics.post,
     PostCreatedData,
-    (d) => d.postId,
+    (d) => d.authorId,
     (d) => [creator(d.authorId), user(d.authorId)],
+    (d) => d.postId,
   ),
   'post.updated': entry(
     'post.updated',
     Topics.post,
     PostUpdatedData,
-    (d) => d.postId,
+    (d) => d.authorId,
     (d) => [creator(d.authorId), post(d)],
+    (d) => d.postId,
   ),
   'post.deleted': entry(
     'post.deleted',
     Topics.post,
     PostDeletedData,
-    (d) => d.postId,
+    (d) => d.authorId,
     (d) => [creator(d.authorId), post(d)],
+    (d) => d.postId,
   ),
   'post.liked': entry(
     'post.liked',
     Topics.post,
     PostLikeData,
-    (d) => d.postId,
+    (d) => d.postAuthorId,
     (d) => [post(d)],
+    (d) => d.postId,
   ),
   'post.unliked': entry(
     'post.unliked',
     Topics.post,
     PostLikeData,
-    (d) => d.postId,
+    (d) => d.postAuthorId,
     (d) => [post(d)],
+    (d) => d.postId,
   ),
-  // Comments are keyed by their post so a post's comment stream keeps its order.
+  // Comments, like every post topic event, are keyed by the post's author (see above).
   'comment.created': entry(
     'comment.created',
     Topics.post,
     CommentCreatedData,
-    (d) => d.postId,
+    (d) => d.postAuthorId,
     (d) => [post(d)],
+    (d) => d.postId,
   ),
   'comment.deleted': entry(
     'comment.deleted',
     Topics.post,
     CommentDeletedData,
-    (d) => d.postId,
+    (d) => d.postAuthorId,
     (d) => [post(d)],
+    (d) => d.postId,
   ),
 
   // Members learn about a room, and about being added or removed, on their own channel.

@@ -11,14 +11,14 @@ export function createEvent<T extends EventType>(
   type: T,
   input: { source: string; data: DataOf<T>; subject?: string; id?: string; time?: Date },
 ): EventOf<T> {
-  const entry = Catalog[type] as { key: (data: DataOf<T>) => string; dataschema: string };
+  const entry = Catalog[type] as { subject: (data: DataOf<T>) => string; dataschema: string };
   const event = {
     specversion: '1.0',
     id: input.id ?? randomUUID(),
     source: input.source,
     type,
     time: (input.time ?? new Date()).toISOString(),
-    subject: input.subject ?? entry.key(input.data),
+    subject: input.subject ?? entry.subject(input.data),
     datacontenttype: 'application/json',
     dataschema: entry.dataschema,
     data: input.data,

@@ -5,6 +5,7 @@ import { RippleError } from '@ripple/errors';
 import {
   Catalog,
   OUTBOX_SHARDS,
+  Topics,
   channelsFor,
   createEvent,
   decodeEvent,
@@ -158,13 +159,37 @@ test('the routing table should send each event to the channels of DESIGN.md §4'
 test('topics and keys should keep one aggregate on one partition key', () => {
   const event = (type: EventType) => createEvent(type, { source: 't', data: samples[type] });
   assert.equal(topicFor(event('post.liked')), 'post.events.v1');
-  assert.equal(partitionKeyFor(event('comment.deleted')), 'p1');
+  assert.equal(partitionKeyFor(event('comment.deleted')), 'u1', "a post's events go with its author's");
   assert.equal(topicFor(event('chat.typing')), 'chat.events.v1');
   assert.equal(partitionKeyFor(event('chat.read')), 'r1');
   assert.equal(topicFor(event('user.unfollowed')), 'user.events.v1');
   assert.equal(partitionKeyFor(event('user.unfollowed')), 'u1', 'a follower keeps the order of their follows');
   assert.equal(topicFor(event('notification.read')), 'notification.events.v1');
   assert.equal(partitionKeyFor(event('notification.created')), 'u1');
+});
+
+test("every post topic event should be keyed by the post's author, so an author's posts and each post's events keep their order", () => {
+  const postTypes = (Object.keys(Catalog) as EventType[]).filter((type) => Catalog[type].topic === Topics.post);
+  assert.deepEqual(postTypes.sort(), [
+    'comment.created',
+    'comment.deleted',
+    'post.created',
+    'post.deleted',
+    'post.liked',
+    'post.unliked',
+    'post.updated',
+  ]);
+  for (const type of postTypes) {
+    const other = { ...samples[type], postId: 'p2' } as DataOf<typeof type>;
+    const first = createEvent(type, { source: 't', data: samples[type] });
+    const second = createEvent(type, { source: 't', data: other });
+    // Two posts of u1: one key (one partition, one outbox shard); the subject stays the post.
+    assert.equal(partitionKeyFor(first), 'u1', type);
+    assert.equal(partitionKeyFor(second), 'u1', type);
+    assert.equal(toOutboxMessage(first, {}).shard, toOutboxMessage(second, {}).shard, type);
+    assert.equal(first.subject, 'p1', type);
+    assert.equal(second.subject, 'p2', type);
+  }
 });
 
 test('toOutboxMessage should carry CloudEvents headers, the trace context and a stable shard', () => {
@@ -175,8 +200,8 @@ test('toOutboxMessage should carry CloudEvents headers, the trace context and a 
   assert.equal(message.headers.ce_id, event.id);
   assert.equal(message.headers.traceparent, traceparent);
   assert.equal(message.headers.tracestate, 'a=b');
-  assert.equal(message.key, 'p1');
-  assert.equal(message.shard, outboxShardOf('p1'));
+  assert.equal(message.key, 'u1');
+  assert.equal(message.shard, outboxShardOf('u1'));
   assert.ok(message.shard >= 0 && message.shard < OUTBOX_SHARDS);
   assert.equal(toOutboxMessage(event, { traceparent: 'garbage' }).headers.traceparent, undefined);
 });

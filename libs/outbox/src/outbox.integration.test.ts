@@ -41,10 +41,11 @@ async function outboxDatabase(t: TestContext, name: string) {
   return { databaseUrl, pool, defer: (cleanup: () => Promise<unknown>) => cleanups.push(cleanup) };
 }
 
+/** A like on `postId`, whose author is also called `postId`: the partition key (the author) is `postId`. */
 function liked(postId: string, seq: number) {
   return createEvent('post.liked', {
     source: 'outbox-test',
-    data: { postId, postAuthorId: 'u1', userId: `u${seq}`, likeCount: seq, at: new Date().toISOString() },
+    data: { postId, postAuthorId: postId, userId: `u${seq}`, likeCount: seq, at: new Date().toISOString() },
   });
 }
 

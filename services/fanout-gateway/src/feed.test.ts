@@ -191,3 +191,63 @@ test('a resubscribe with since should answer recovered: false, and a lost creato
   assert.equal(restarted?.offset, '0');
   assert.ok((restarted?.epoch ?? '') > first.position.epoch);
 });
+
+test("a second feed of a user on the node should take the first one's followees, follow changes included, without loading", async () => {
+  let loads = 0;
+  let release: (ids: string[]) => void = () => undefined;
+  const n = node(
+    {},
+    {
+      following: () => {
+        loads += 1;
+        return new Promise((resolve) => (release = resolve));
+      },
+    },
+  );
+  const first = n.connection();
+  const second = n.connection();
+  await first.subs.add('user:a', undefined);
+  const joiningFirst = first.subs.add('feed:a', undefined);
+  await settle();
+  // Committed after the list was read: only the first feed saw it while loading.
+  await n.followChange('user.followed', 'a', 'd');
+  const joiningSecond = second.subs.add('feed:a', undefined);
+  await settle();
+  release(['c']);
+  await Promise.all([joiningFirst, joiningSecond]);
+  assert.equal(loads, 1);
+  await n.post('c', 'c1');
+  await n.post('d', 'd1');
+  assert.deepEqual(feedOnly(second.got), ['feed:a#1 post.created c1', 'feed:a#2 post.created d1']);
+  // A third, joining once the others are loaded, takes their list as it stands now.
+  await n.followChange('user.unfollowed', 'a', 'c');
+  const third = n.connection();
+  await third.subs.add('feed:a', undefined);
+  assert.equal(loads, 1);
+  await n.post('c', 'c2');
+  await n.post('d', 'd2');
+  assert.deepEqual(feedOnly(third.got), ['feed:a#1 post.created d2']);
+});
+
+test('a feed should load its own list when the feed it waited for failed to load', async () => {
+  let calls = 0;
+  const n = node(
+    {},
+    {
+      following: () => {
+        calls += 1;
+        return calls === 1
+          ? Promise.reject(new RippleError('GW_FEED_UNAVAILABLE', 'post-service is away'))
+          : Promise.resolve(['c']);
+      },
+    },
+  );
+  const first = n.connection();
+  const second = n.connection();
+  const [a, b] = await Promise.allSettled([first.subs.add('feed:a', undefined), second.subs.add('feed:a', undefined)]);
+  assert.equal(a.status, 'rejected');
+  assert.equal(b.status, 'fulfilled');
+  assert.equal(calls, 2);
+  await n.post('c', 'c1');
+  assert.deepEqual(feedOnly(second.got), ['feed:a#1 post.created c1']);
+});

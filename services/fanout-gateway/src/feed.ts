@@ -43,6 +43,8 @@ interface Feed {
   readonly followees: Set<string>;
   /** Follow changes that came while the followee list was loading; applied on top of it, in order. */
   early: FollowChange[] | undefined;
+  /** Settles true once `followees` is complete (loaded, `early` applied), false if joining failed. */
+  readonly loaded: Promise<boolean>;
 }
 
 const FEED = /^feed:([A-Za-z0-9_-]{1,128})$/;
@@ -88,6 +90,7 @@ export class LiveFeeds implements DerivedChannels {
   async join(channel: string, subscriber: Subscriber, credential: string): Promise<StreamPosition> {
     const userId = FEED.exec(channel)?.[1];
     if (userId === undefined) throw new RippleError('GW_CHANNEL_INVALID', `"${channel}" is not a feed channel`);
+    let settle: (loaded: boolean) => void = () => undefined;
     const feed: Feed = {
       channel,
       userId,
@@ -96,8 +99,10 @@ export class LiveFeeds implements DerivedChannels {
       offset: 0,
       followees: new Set(),
       early: [],
+      loaded: new Promise((resolve) => (settle = resolve)),
     };
     const feeds = this.byUser.get(userId) ?? new Set();
+    const others = [...feeds];
     this.byUser.set(userId, feeds);
     feeds.add(feed);
     // Frames handed out while joining wait in the subscriber until it goes live after the ack,
@@ -107,18 +112,39 @@ export class LiveFeeds implements DerivedChannels {
     try {
       // The user's own channel first: a follow made while the list loads is kept in `early`.
       await this.upstream.add(`user:${userId}`, undefined);
-      const ids = await this.deps.source.following(userId, credential);
-      if (!feeds.has(feed)) return start; // left while loading
+      const shared = await this.sharedFollowees(feeds, others);
+      const ids = shared ?? (await this.deps.source.following(userId, credential));
+      if (!feeds.has(feed)) {
+        settle(false);
+        return start; // left while loading
+      }
       await Promise.all([userId, ...ids].map((id) => this.show(feed, id)));
       for (const change of feed.early ?? []) await this.apply(feed, change);
       feed.early = undefined;
-      stop({ result: 'ok' });
+      settle(true);
+      stop({ result: shared ? 'shared' : 'ok' });
       return start;
     } catch (err) {
+      settle(false);
       stop({ result: 'error' });
       await this.leave(channel, subscriber);
       throw err;
     }
+  }
+
+  /**
+   * The followees of another feed of the same user on this node, once it is complete, instead of
+   * a load from post-service: that feed is kept fresh by the same follow events. Its list
+   * already includes every change this feed may have queued in `early` (those came after this
+   * feed joined `user:`, so after the other did); re-applying them on top changes nothing.
+   * Undefined when there is none, or none of them loaded (this feed then loads its own).
+   */
+  private async sharedFollowees(feeds: Set<Feed>, others: readonly Feed[]): Promise<string[] | undefined> {
+    for (const other of others) {
+      if (!(await other.loaded) || !feeds.has(other)) continue;
+      return [...other.followees];
+    }
+    return undefined;
   }
 
   async leave(channel: string, subscriber: Subscriber): Promise<void> {

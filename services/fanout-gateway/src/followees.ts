@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { Pool } from 'undici';
 import { RippleError } from '@ripple/errors';
 import { SpanKind, SpanStatusCode, context, trace, traceHeaders, tracer } from '@ripple/telemetry';
 import type { FolloweeSource } from './feed.js';
@@ -16,13 +17,34 @@ const unavailable = (message: string, cause?: unknown) =>
   });
 
 /**
+ * Connections one gateway node keeps open to post-service for followee loads. Loads beyond it
+ * queue in the node (within their timeout) instead of piling up in post-service's database pool.
+ */
+export const FEED_LOAD_CONNECTIONS = 16;
+
+/** A FolloweeSource over HTTP, holding a connection pool until `close`. */
+export interface HttpFolloweeSource extends FolloweeSource {
+  /** Closes the pool's connections (waits for loads in flight). */
+  close(): Promise<void>;
+}
+
+/**
  * FolloweeSource over post-service's `GET /me/following/ids`, called with the user's own access
- * token (so post-service authorizes it like any request of that user), within `timeoutMs`. One
+ * token (so post-service authorizes it like any request of that user), within `timeoutMs` (queueing
+ * for a connection included). Requests go through an undici Pool of at most `connections`
+ * kept-alive connections: on a loaded node `fetch` spent about 4 ms of CPU per load (its web
+ * streams and per-request set-up), more than everything else a feed subscription costs. One
  * `gateway.feed.load` client span, whose context travels in `traceparent`.
  */
-export function httpFolloweeSource(baseUrl: string, timeoutMs: number): FolloweeSource {
-  const url = new URL('/me/following/ids', baseUrl).toString();
+export function httpFolloweeSource(
+  baseUrl: string,
+  timeoutMs: number,
+  connections = FEED_LOAD_CONNECTIONS,
+): HttpFolloweeSource {
+  const url = new URL('/me/following/ids', baseUrl);
+  const pool = new Pool(url.origin, { connections });
   return {
+    close: () => pool.close(),
     async following(userId, credential) {
       const span = tracer().startSpan('gateway.feed.load', {
         kind: SpanKind.CLIENT,
@@ -30,14 +52,19 @@ export function httpFolloweeSource(baseUrl: string, timeoutMs: number): Followee
       });
       try {
         const res = await context.with(trace.setSpan(context.active(), span), () =>
-          fetch(url, {
+          pool.request({
+            method: 'GET',
+            path: url.pathname,
             headers: { authorization: `Bearer ${credential}`, ...traceHeaders() },
             signal: AbortSignal.timeout(timeoutMs),
           }),
         );
-        span.setAttribute('http.response.status_code', res.status);
-        if (res.status !== 200) throw unavailable(`post-service answered ${res.status}`);
-        const body: unknown = await res.json();
+        span.setAttribute('http.response.status_code', res.statusCode);
+        if (res.statusCode !== 200) {
+          await res.body.dump();
+          throw unavailable(`post-service answered ${res.statusCode}`);
+        }
+        const body: unknown = await res.body.json();
         if (!FollowingIds.Check(body)) throw unavailable('post-service answered an unexpected body');
         return body.ids;
       } catch (err) {

@@ -230,10 +230,11 @@ runProcess(SERVICE_NAME, async () => {
   registerConsumerLag(registry, admin, config.KAFKA_GROUP_ID, topics, logger);
 
   const channelReads = { nodeId, hub, history, directory, historyLimit: config.HISTORY_RECOVERY_LIMIT };
+  const followees = httpFolloweeSource(config.POST_SERVICE_URL, config.FEED_LOAD_TIMEOUT_MS);
   // The gauge reads the feeds when scraped, after they exist.
   const feeds: LiveFeeds = new LiveFeeds({
     subscriptions: channelReads,
-    source: httpFolloweeSource(config.POST_SERVICE_URL, config.FEED_LOAD_TIMEOUT_MS),
+    source: followees,
     metrics: createFeedMetrics(registry, () => feeds.creatorCount),
     logger,
   });
@@ -298,6 +299,7 @@ runProcess(SERVICE_NAME, async () => {
       await directory.leave(live.holdings(hub.channelNames()));
       await roster.leave(nodeId);
       await live.settled();
+      await followees.close();
       await bus.stop();
       await Promise.all([producer.disconnect(), admin.disconnect()]);
       redis.disconnect();

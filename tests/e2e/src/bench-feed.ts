@@ -22,12 +22,30 @@ const FOLLOWERS = Number(process.env.BENCH_FEED_FOLLOWERS ?? 100_000);
 const CONNECTED = Number(process.env.BENCH_FEED_CONNECTED ?? 10_000);
 const POSTS = Number(process.env.BENCH_FEED_POSTS ?? 10);
 const GATEWAYS = Number(process.env.BENCH_FEED_GATEWAYS ?? 2);
+/** Feed subscriptions being set up at once. */
+const CONNECT_WINDOW = Number(process.env.BENCH_FEED_CONNECT_WINDOW ?? 250);
 if (CONNECTED > FOLLOWERS) throw new Error('BENCH_FEED_CONNECTED must not exceed BENCH_FEED_FOLLOWERS');
 
 const selfCpu = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
 };
+
+const ms = (seconds: number) => (seconds * 1000).toFixed(1);
+
+/** Mean of a Prometheus histogram at `baseUrl`/metrics (seconds), over series whose labels contain `labels`. */
+async function meanSeconds(baseUrl: string, name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  let sum = 0;
+  let count = 0;
+  for (const line of text.split('\n')) {
+    if (!line.includes(labels)) continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith(`${name}_sum`)) sum += value;
+    else if (line.startsWith(`${name}_count`)) count += value;
+  }
+  return count === 0 ? Number.NaN : sum / count;
+}
 
 interface Follower {
   readonly socket: WebSocket;
@@ -58,8 +76,10 @@ await runScoped('bf', async ({ iso, spawn }) => {
         POST_SERVICE_URL: post.url,
         FEED_LOAD_TIMEOUT_MS: '30000',
         WS_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
-        // Heartbeats would add registry renewals to the commands counted per post.
-        REGISTRY_HEARTBEAT_MS: '60000',
+        // Heartbeats would add registry renewals (one leased-set script per held channel and
+        // connection, six commands each: ~180,000 for 10,000 sockets) to the commands counted; a
+        // loaded machine's set-up phase can outlast a minute, so keep them out of the whole run.
+        REGISTRY_HEARTBEAT_MS: String(60 * 60_000),
       }),
     );
   }
@@ -85,47 +105,62 @@ await runScoped('bf', async ({ iso, spawn }) => {
   );
 
   // CONNECTED followers, round-robin over the gateways, each subscribed to its feed.
+  const pids = [...gateways, post].map((s) => s.process.pid);
   const followers: Follower[] = [];
+  const connectCpuBefore = [...pids.map(cpuOf), selfCpu()];
   const connectStart = performance.now();
-  for (let i = 0; i < CONNECTED; i += 250) {
-    const batch = await Promise.all(
-      Array.from({ length: Math.min(250, CONNECTED - i) }, async (_, k) => {
-        const n = i + k + 1;
-        const token = await signAccessToken(secret, `f${n}`, { ttlSeconds: 7200 });
-        const gateway = gateways[n % gateways.length] ?? gateways[0];
-        const follower: Follower = {
-          socket: new WebSocket(`ws://127.0.0.1:${gateway?.port}/ws?access_token=${token}`),
-          arrivals: new Map(),
-        };
-        return new Promise<Follower>((resolve, reject) => {
-          follower.socket.on('error', reject);
-          follower.socket.on('message', (data: Buffer) => {
-            const text = data.toString('utf8');
-            if (text.startsWith('{"op":"welcome"')) {
-              follower.socket.send(JSON.stringify({ op: 'subscribe', id: 'feed', channel: `feed:f${n}` }));
-            } else if (text.startsWith('{"op":"ack"') && text.includes('"id":"feed"')) {
-              resolve(follower);
-            } else if (text.startsWith('{"op":"error"')) {
-              reject(new Error(text));
-            } else if (text.startsWith(`{"op":"event","channel":"feed:`)) {
-              const body = /"body":"(bench-\d+)"/.exec(text)?.[1];
-              if (body !== undefined) follower.arrivals.set(body, performance.now());
-            }
-          });
-        });
-      }),
-    );
-    followers.push(...batch);
-    if (process.env.BENCH_FEED_VERBOSE) {
-      process.stdout.write(`  ${followers.length} at ${((performance.now() - connectStart) / 1000).toFixed(1)} s\n`);
-    }
-  }
+  const connect = async (n: number): Promise<Follower> => {
+    const token = await signAccessToken(secret, `f${n}`, { ttlSeconds: 7200 });
+    const gateway = gateways[n % gateways.length] ?? gateways[0];
+    const follower: Follower = {
+      socket: new WebSocket(`ws://127.0.0.1:${gateway?.port}/ws?access_token=${token}`),
+      arrivals: new Map(),
+    };
+    return new Promise<Follower>((resolve, reject) => {
+      follower.socket.on('error', reject);
+      follower.socket.on('message', (data: Buffer) => {
+        const text = data.toString('utf8');
+        if (text.startsWith('{"op":"welcome"')) {
+          follower.socket.send(JSON.stringify({ op: 'subscribe', id: 'feed', channel: `feed:f${n}` }));
+        } else if (text.startsWith('{"op":"ack"') && text.includes('"id":"feed"')) {
+          resolve(follower);
+        } else if (text.startsWith('{"op":"error"')) {
+          reject(new Error(text));
+        } else if (text.startsWith(`{"op":"event","channel":"feed:`)) {
+          const body = /"body":"(bench-\d+)"/.exec(text)?.[1];
+          if (body !== undefined) follower.arrivals.set(body, performance.now());
+        }
+      });
+    });
+  };
+  // A window of CONNECT_WINDOW set-ups in flight (not batches: a batch waits for its slowest).
+  let next = 1;
+  await Promise.all(
+    Array.from({ length: Math.min(CONNECT_WINDOW, CONNECTED) }, async () => {
+      while (next <= CONNECTED) {
+        followers.push(await connect(next++));
+        if (process.env.BENCH_FEED_VERBOSE && followers.length % 1000 === 0) {
+          process.stdout.write(
+            `  ${followers.length} at ${((performance.now() - connectStart) / 1000).toFixed(1)} s\n`,
+          );
+        }
+      }
+    }),
+  );
+  const connectCpu = [...pids.map(cpuOf), selfCpu()].map((c, i) => (c - (connectCpuBefore[i] ?? 0)).toFixed(1));
+  // Where the set-up time went: the gateways' followee loads and post-service's answers to them.
+  const loads = await Promise.all(gateways.map((g) => meanSeconds(g.url, 'gateway_feed_load_seconds', '')));
+  const idsRoute = await meanSeconds(post.url, 'http_request_duration_seconds', 'route="/me/following/ids"');
   process.stdout.write(
-    `bench-feed: ${CONNECTED} feeds subscribed over ${GATEWAYS} gateways in ${((performance.now() - connectStart) / 1000).toFixed(1)} s\n`,
+    `bench-feed: ${CONNECTED} feeds subscribed over ${GATEWAYS} gateways in ${((performance.now() - connectStart) / 1000).toFixed(1)} s` +
+      ` (CPU s gw…/post/bench ${connectCpu.join('/')}; followee load mean ${loads.map(ms).join('/')} ms at the gateways,` +
+      ` GET /me/following/ids mean ${ms(idsRoute)} ms in post-service)\n`,
   );
 
   // Redis commands of this run while posting (MONITOR, filtered by the run's key prefix).
-  const monitor = await new Redis(testInfra.redisUrl).monitor();
+  // `monitor()` opens a connection of its own: both must be closed, or the process never ends.
+  const monitorBase = new Redis(testInfra.redisUrl);
+  const monitor = await monitorBase.monitor();
   const commands = new Map<string, number>();
   monitor.on('monitor', (_time: string, args: string[]) => {
     if (!args.some((a) => a.includes(iso.env.REDIS_KEY_PREFIX))) return;
@@ -133,7 +168,6 @@ await runScoped('bf', async ({ iso, spawn }) => {
     commands.set(name, (commands.get(name) ?? 0) + 1);
   });
 
-  const pids = [...gateways, post].map((s) => s.process.pid);
   const cpuBefore = [...pids.map(cpuOf), selfCpu()];
   const token = await signAccessToken(secret, creator, { ttlSeconds: 7200 });
   const latencies: number[] = [];
@@ -165,6 +199,7 @@ await runScoped('bf', async ({ iso, spawn }) => {
   }
   const cpuAfter = [...pids.map(cpuOf), selfCpu()];
   monitor.disconnect();
+  monitorBase.disconnect();
   for (const f of followers) f.socket.terminate();
 
   const all = percentiles(latencies);
