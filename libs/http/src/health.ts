@@ -4,6 +4,7 @@ import type { Options as AjvOptions } from 'ajv';
 import addFormats from 'ajv-formats';
 import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { RippleError } from '@ripple/errors';
 import { Histogram } from '@ripple/telemetry';
 import type { Registry } from '@ripple/telemetry';
 import { installErrorHandling } from './errors.js';
@@ -79,6 +80,13 @@ export interface ServiceShellOptions {
   readonly checks: Record<string, ReadinessCheck>;
   readonly bodyLimit?: number;
   readonly isDraining?: () => boolean;
+  /**
+   * Recognises failures of infrastructure that a retry may cure (no database connection free
+   * within the pool's wait, the database unreachable) and returns them as coded, retriable 503
+   * errors (`OverloadError`, DB_UNAVAILABLE); `undefined` for anything else, which stays a 500.
+   * Applies to every route, including those that query without a transaction.
+   */
+  readonly classifyError?: (err: unknown) => RippleError | undefined;
 }
 
 export function serviceShell(opts: ServiceShellOptions): FastifyInstance {
@@ -95,7 +103,7 @@ export function serviceShell(opts: ServiceShellOptions): FastifyInstance {
   const strict = ajv(false);
   const coercing = ajv('array');
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
-  installErrorHandling(app);
+  installErrorHandling(app, opts.classifyError);
   installRequestMetrics(app, opts.metrics);
   installOperationalRoutes(app, {
     checks: opts.checks,
