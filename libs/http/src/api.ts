@@ -37,7 +37,7 @@ export interface ApiOptions extends ServiceShellOptions {
 export async function createApiApp(opts: ApiOptions): Promise<FastifyInstance> {
   const app = serviceShell(opts);
   // First, so a shed request costs neither a token verification nor a Redis round trip.
-  if (opts.overload) await installOverloadProtection(app, opts.overload, opts.metrics);
+  if (opts.overload) await installOverloadProtection(app, opts.overload, opts.metrics, opts.classifyError);
   // Before authentication: a preflight carries no token.
   if (opts.corsOrigins) await installCors(app, opts.corsOrigins);
   await installAuth(app, opts.jwt);

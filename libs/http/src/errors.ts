@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { isRippleError } from '@ripple/errors';
+import type { RippleError } from '@ripple/errors';
 import { redactText, redactUrl } from '@ripple/telemetry';
 import { HttpErrors } from './error-kinds.js';
 
@@ -21,8 +22,12 @@ function fieldOf(err: FastifyError): string | undefined {
   return leaf === '' ? context : `${context}.${leaf}`;
 }
 
-/** Maps every error to ErrorBody: coded errors keep their code; schema failures become VALIDATION_FAILED. */
-export function installErrorHandling(app: FastifyInstance): void {
+/**
+ * Maps every error to ErrorBody: coded errors keep their code; schema failures become
+ * VALIDATION_FAILED; what `classify` recognises (transient infrastructure failures) gets its
+ * code; anything else is a 500 INTERNAL.
+ */
+export function installErrorHandling(app: FastifyInstance, classify?: (err: unknown) => RippleError | undefined): void {
   app.setErrorHandler<FastifyError>((err, request, reply) => {
     if (err.validation) {
       const field = fieldOf(err);
@@ -33,13 +38,14 @@ export function installErrorHandling(app: FastifyInstance): void {
       if (field !== undefined) body.field = field;
       return reply.status(HttpErrors.validationFailed.status).send(body);
     }
-    if (isRippleError(err)) {
+    const coded = isRippleError(err) ? err : classify?.(err);
+    if (coded) {
       // Shed requests are counted (http_requests_shed_total), not logged one by one: under
       // overload, an error line per refused request would cost what shedding saves.
-      if (err.status >= 500 && err.code !== 'OVERLOADED') request.log.error({ err }, 'request failed');
-      const body: ErrorBody = { code: err.code, message: err.message };
-      if (err.field !== undefined) body.field = err.field;
-      return reply.status(err.status).send(body);
+      if (coded.status >= 500 && coded.code !== 'OVERLOADED') request.log.error({ err }, 'request failed');
+      const body: ErrorBody = { code: coded.code, message: coded.message };
+      if (coded.field !== undefined) body.field = coded.field;
+      return reply.status(coded.status).send(body);
     }
     const status = err.statusCode ?? 500;
     if (status >= 500) {

@@ -1,6 +1,6 @@
 import underPressure from '@fastify/under-pressure';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { RippleError } from '@ripple/errors';
+import { RippleError, isRippleError } from '@ripple/errors';
 import { Counter } from '@ripple/telemetry';
 import type { Registry } from '@ripple/telemetry';
 import { HttpErrors } from './error-kinds.js';
@@ -42,13 +42,15 @@ const exempt = (request: FastifyRequest) => OPERATIONAL.has(request.routeOptions
 /**
  * Load shedding for an API app: event-loop delay through `@fastify/under-pressure`, a limit on
  * requests in flight (checked before authentication, so a shed request costs almost nothing),
- * and the answer for every OverloadError, also those thrown later (pool wait): 503, Retry-After,
- * counted in `http_requests_shed_total{reason}`.
+ * and the answer for every OverloadError, also those thrown later or recognised by `classify`
+ * (pool wait, on any route): 503, Retry-After, counted in `http_requests_shed_total{reason}`.
+ * Other retriable 503s get Retry-After too.
  */
 export async function installOverloadProtection(
   app: FastifyInstance,
   opts: OverloadOptions,
   metrics: Registry,
+  classify?: (err: unknown) => RippleError | undefined,
 ): Promise<void> {
   const shed = new Counter({
     name: 'http_requests_shed_total',
@@ -57,11 +59,12 @@ export async function installOverloadProtection(
     registers: [metrics],
   });
   for (const reason of ['event_loop_delay', 'in_flight', 'pool_wait'] satisfies ShedReason[]) shed.inc({ reason }, 0);
+  // Runs before the error handler, with the error as thrown: `classify` names what it will answer.
   app.addHook('onError', (_request, reply, err, done) => {
-    if (err instanceof OverloadError) {
-      shed.inc({ reason: err.reason });
-      void reply.header('retry-after', String(opts.retryAfterSeconds));
-    }
+    const coded = isRippleError(err) ? err : classify?.(err);
+    if (coded instanceof OverloadError) shed.inc({ reason: coded.reason });
+    // Every retriable 503 (overload, database unavailable, Kafka for a direct publish) says when.
+    if (coded?.status === 503 && coded.retriable) void reply.header('retry-after', String(opts.retryAfterSeconds));
     done();
   });
 

@@ -19,13 +19,7 @@ CREATE UNIQUE INDEX "outbox_event_id_key" ON "outbox"("event_id");
 CREATE INDEX "outbox_unsent_idx" ON "outbox"("shard", "id") WHERE "sent_at" IS NULL;
 CREATE INDEX "outbox_sent_at_id_idx" ON "outbox"("sent_at", "id");
 
--- Wakes the relays (LISTEN ripple_outbox) once per inserting statement.
-CREATE FUNCTION "ripple_outbox_notify"() RETURNS trigger AS $$
-BEGIN
-  PERFORM pg_notify('ripple_outbox', '');
-  RETURN NULL;
-END;
-$$ LANGUAGE plpgsql;
-
-CREATE TRIGGER "outbox_notify" AFTER INSERT ON "outbox"
-  FOR EACH STATEMENT EXECUTE FUNCTION "ripple_outbox_notify"();
+-- No insert trigger NOTIFYs: a NOTIFY holds PostgreSQL's cluster-wide notify lock through the
+-- commit, which serialised every writer. Services wake their relay in-process after each commit
+-- (libs/outbox/src/listener.ts); migration *_outbox_notify_off removes the trigger earlier
+-- migrations created.

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Outbox -> Kafka benchmark (not a test): `pnpm bench:outbox`. Real PostgreSQL and Kafka.
 //  - burst: N rows already committed, then R relays drain them: events/s.
-//  - steady: rows committed at a fixed rate while one relay runs (woken by LISTEN/NOTIFY):
+//  - steady: rows committed at a fixed rate while one relay runs (woken after each commit, as in a service):
 //    latency from the row's scheduled commit time to the broker's acknowledgement.
 // Prints one table, with the CPU seconds of this process, of Kafka and of PostgreSQL beside it.
 import { execFileSync } from 'node:child_process';
@@ -13,7 +13,7 @@ import { createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka, deleteTopics, ensureTopics } from '@ripple/kafka';
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { PgOutboxStore, createOutboxRelay, listenForOutbox } from './index.js';
+import { PgOutboxStore, createOutboxRelay } from './index.js';
 import type { OutboxRecord, OutboxRelay } from './index.js';
 
 const BURST_EVENTS = Number(process.env.BENCH_BURST_EVENTS ?? 20_000);
@@ -172,7 +172,6 @@ async function steady(pool: pg.Pool, producer: EventProducer): Promise<Row> {
       if (at !== undefined) latencies.push(now - at);
     }
   });
-  const listener = listenForOutbox(databaseUrl.toString(), logger, () => relay.wake());
   const before = cpuNow();
   const tickMs = 10;
   const perTick = Math.max(1, Math.round((STEADY_RATE * tickMs) / 1000));
@@ -188,11 +187,11 @@ async function steady(pool: pg.Pool, producer: EventProducer): Promise<Row> {
     // Stamp the scheduled time, so a writer that falls behind shows up as latency.
     for (const m of rows) scheduled.set(m.eventId, due);
     await insert(pool, rows);
+    relay.wake(); // as a service does after each commit
   }
   const total = ticks * perTick;
   while (latencies.length < total) await new Promise((r) => setTimeout(r, 5));
   const seconds = (performance.now() - start) / 1000;
-  await listener.stop();
   await relay.stop();
   const sorted = latencies.sort((a, b) => a - b);
   return {

@@ -5,13 +5,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { dropDatabase, ensureDatabase } from '@ripple/db';
+import { applyMigrations, dropDatabase, ensureDatabase } from '@ripple/db';
 import { createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka, deleteTopics, ensureTopics, readTopics } from '@ripple/kafka';
 import type { EventProducer, KafkaClient } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { privateKafka, runId, testDatabaseUrl, testInfra, waitUntil } from '@ripple/testing';
-import { PgOutboxStore, createOutboxRelay, listenForOutbox } from './index.js';
+import { OUTBOX_CHANNEL, PgOutboxStore, createOutboxRelay, listenForOutbox } from './index.js';
 import type { OutboxRelay } from './index.js';
 
 // The outbox against real PostgreSQL and Kafka: per-aggregate order with two relays at once, no
@@ -241,4 +241,63 @@ test('a relay should hold no transaction while it waits for Kafka, and lose its 
   assert.ok(Number(ids[0]) < Number(ids[1]), 'in id order');
   const unsent = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL');
   assert.equal(unsent.rows[0]?.n, 0);
+});
+
+/**
+ * Commits an outbox row and asserts it sent no NOTIFY: notifications arrive in commit order, so
+ * once a marker NOTIFYed after the commit is here, a NOTIFY of the write would be here too.
+ */
+async function assertCommitSendsNoNotify(pool: pg.Pool, databaseUrl: string, what: string): Promise<void> {
+  const listener = new pg.Client({ connectionString: databaseUrl });
+  await listener.connect();
+  try {
+    const got: string[] = [];
+    listener.on('notification', (n) => got.push(n.payload ?? ''));
+    await listener.query(`LISTEN ${OUTBOX_CHANNEL}`);
+    await writeOutbox(pool, `test.${run}.no-notify`, [liked('post-1', 1), liked('post-2', 1)]);
+    await pool.query('SELECT pg_notify($1, $2)', [OUTBOX_CHANNEL, 'marker']);
+    await waitUntil('the marker notification', 10_000, () => got.includes('marker'));
+    assert.deepEqual(got, ['marker'], `${what}: committing outbox rows sends no NOTIFY`);
+  } finally {
+    await listener.end();
+  }
+}
+
+test('committing outbox rows should send no NOTIFY, which would serialise every writer on the notify lock', async (t) => {
+  // outbox.sql is the table as the migrations leave it; each service's migrations must agree.
+  const { pool, databaseUrl } = await outboxDatabase(t, 'no_notify');
+  await assertCommitSendsNoNotify(pool, databaseUrl, 'outbox.sql');
+  for (const service of ['post-service', 'chat-service', 'notification-service']) {
+    const url = testDatabaseUrl(`ripple_test_${run}_nn_${service.replace(/-/g, '_')}`);
+    await ensureDatabase(url);
+    const servicePool = new pg.Pool({ connectionString: url, max: 2 });
+    try {
+      await applyMigrations(url, join(ROOT, 'services', service, 'prisma/migrations'));
+      await assertCommitSendsNoNotify(servicePool, url, service);
+    } finally {
+      await servicePool.end();
+      await dropDatabase(url);
+    }
+  }
+});
+
+test('a listener should wake the relays of other processes with coalesced NOTIFYs', async (t) => {
+  const { databaseUrl, defer } = await outboxDatabase(t, 'notify');
+  let woken = 0;
+  let senderUp = false;
+  // Each listener calls back once when it has connected (rows may have arrived meanwhile).
+  const receiver = listenForOutbox(databaseUrl, logger, () => woken++);
+  defer(() => receiver.stop());
+  const sender = listenForOutbox(databaseUrl, logger, () => (senderUp = true));
+  defer(() => sender.stop());
+  await waitUntil('both listeners to connect', 10_000, () => woken >= 1 && senderUp);
+
+  // 50 commits in a burst: one NOTIFY at once, one at the end of the interval for the rest.
+  for (let i = 0; i < 50; i++) sender.notify();
+  await waitUntil('the immediate and the trailing NOTIFY', 10_000, () => woken >= 3);
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+  defer(() => pool.end());
+  await pool.query('SELECT pg_notify($1, $2)', [OUTBOX_CHANNEL, 'marker']);
+  await waitUntil('the marker', 10_000, () => woken >= 4);
+  assert.equal(woken, 4, '50 calls, 2 NOTIFYs (the marker is the fourth wake-up)');
 });

@@ -40,6 +40,11 @@ export interface OutboxRelay {
   start(): void;
   /** Asks the relay to look for new rows now (after a commit that wrote to the outbox). */
   wake(): void;
+  /**
+   * Whether the relay publishes: started, not stopped, and its last batch did not fail. While it
+   * does not, a writer should wake the relays of other processes (`OutboxListener.notify`).
+   */
+  active(): boolean;
   /** Finishes the batch in flight and stops. */
   stop(): Promise<void>;
 }
@@ -56,6 +61,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   let loop: Promise<void> | undefined;
   let wakeUp: (() => void) | undefined;
   let pendingWake = false;
+  let failing = false;
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -89,6 +95,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       try {
         const count = await opts.store.publishBatch(batchSize, publish);
         backoff = 100;
+        failing = false;
         if (failingSince !== undefined) {
           opts.logger.info({ downForMs: Date.now() - failingSince, failures }, 'outbox relay publishes again');
           failingSince = undefined;
@@ -97,6 +104,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
         if (count > 0) continue;
         await sleep(pollIntervalMs);
       } catch (err) {
+        failing = true;
         failures++;
         if (failingSince === undefined) {
           failingSince = Date.now();
@@ -118,6 +126,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       if (wakeUp) wakeUp();
       else pendingWake = true;
     },
+    active: () => running && !failing,
     async stop() {
       running = false;
       wakeUp?.();

@@ -26,14 +26,18 @@ export interface OutboxService {
    * the backlog metrics show them.
    */
   startRelay(): void;
-  /** Publish now (in-process hint; other processes are woken by NOTIFY). */
+  /**
+   * Call after every commit that wrote outbox rows: wakes this process's relay, and while that
+   * relay does not publish (Kafka not reached yet, or failing), the relays of other processes
+   * with a coalesced NOTIFY, so they take the rows.
+   */
   wake(): void;
   stop(): Promise<void>;
 }
 
 /**
- * The relay as a service runs it: PostgreSQL store, LISTEN/NOTIFY wake-ups with a polling
- * fallback, retention clean-up, and the outbox metrics (from the start, so a backlog that grows
+ * The relay as a service runs it: PostgreSQL store, in-process wake-ups after each commit,
+ * LISTEN/NOTIFY between processes (see `listenForOutbox`) with a polling fallback, retention clean-up, and the outbox metrics (from the start, so a backlog that grows
  * while Kafka is away shows). The relay itself runs from `startRelay()`.
  */
 export function startOutboxService(opts: OutboxServiceOptions): OutboxService {
@@ -103,7 +107,10 @@ export function startOutboxService(opts: OutboxServiceOptions): OutboxService {
 
   return {
     startRelay: () => relay.start(),
-    wake: () => relay.wake(),
+    wake() {
+      relay.wake();
+      if (!relay.active()) listener.notify();
+    },
     async stop() {
       clearInterval(cleanup);
       await listener.stop();

@@ -4,5 +4,5 @@ export { directPublisher, outboxEmitter, outboxMessages, traceOf } from './event
 export type { Emit, OutboxMessages, Publish, TraceContext } from './events.js';
 export { createRedis, startDomainService } from './runtime.js';
 export type { ApiDeps, DomainServiceSpec } from './runtime.js';
-export { prismaClientFactory, prismaStatements, prismaTransaction } from './prisma.js';
+export { prismaClientFactory, prismaStatements, prismaTransaction, transientDbError } from './prisma.js';
 export type { PoolOptions, TransactionOptions } from './prisma.js';

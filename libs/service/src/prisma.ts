@@ -1,6 +1,8 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import type { RawSql, Transaction } from '@ripple/db';
-import { OverloadError } from '@ripple/http';
+import { isRippleError } from '@ripple/errors';
+import type { RippleError } from '@ripple/errors';
+import { HttpErrors, OverloadError } from '@ripple/http';
 
 /** The database connection pool of a service's Prisma client. */
 export interface PoolOptions {
@@ -57,16 +59,58 @@ function isPoolTimeout(err: unknown): boolean {
   return false;
 }
 
+/** Prisma's codes for a database it cannot reach, that timed out or closed the connection. */
+const PRISMA_UNREACHABLE = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+/** What Prisma's pg adapter reports (`meta.driverAdapterError.cause.kind`) for the same. */
+const ADAPTER_UNREACHABLE = new Set([
+  'DatabaseNotReachable',
+  'ConnectionClosed',
+  'SocketTimeout',
+  'TooManyConnections',
+]);
+/** Socket errors of the pg driver itself. */
+const SOCKET_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH']);
+/** SQLSTATEs: connection exceptions (class 08), shutdown or start-up (57P01-57P03), too many connections. */
+const SQLSTATE_UNAVAILABLE = /^(08...|57P0[123]|53300)$/;
+
+function isUnreachable(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    const { code, meta } = e as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown } } } };
+    if (typeof code === 'string' && (PRISMA_UNREACHABLE.has(code) || SOCKET_ERRORS.has(code))) return true;
+    if (typeof code === 'string' && SQLSTATE_UNAVAILABLE.test(code)) return true;
+    const kind = meta?.driverAdapterError?.cause?.kind;
+    if (typeof kind === 'string' && ADAPTER_UNREACHABLE.has(kind)) return true;
+    if (e.message.includes('Connection terminated unexpectedly')) return true;
+  }
+  return false;
+}
+
 const overloaded = (err: unknown) =>
   new OverloadError('pool_wait', 'over capacity (no database connection free): retry later', err);
 
-/** Raw statements outside a transaction; a wait for a connection past the pool's limit is OVERLOADED. */
+/**
+ * The coded error a database failure that a retry may cure is answered with: no pooled
+ * connection free within `DB_POOL_TIMEOUT_MS` (or Prisma's transaction `maxWait`) is 503
+ * OVERLOADED (shed, reason `pool_wait`); a database that refuses, drops or times out connections
+ * is 503 DB_UNAVAILABLE. Anything else: `undefined` (a 500, or the domain's own error).
+ * For `classifyError` of the HTTP app, so reads outside a transaction are covered too.
+ */
+export function transientDbError(err: unknown): RippleError | undefined {
+  if (isRippleError(err)) return undefined;
+  if (isStartTimeout(err) || isPoolTimeout(err)) return overloaded(err);
+  if (isUnreachable(err)) {
+    return HttpErrors.databaseUnavailable.error('the database is unavailable: retry later', { cause: err });
+  }
+  return undefined;
+}
+
+/** Raw statements outside a transaction; transient database failures become coded 503 errors. */
 export function prismaStatements(db: RawSql): RawSql {
   const mapped = async <T>(run: () => Promise<T>): Promise<T> => {
     try {
       return await run();
     } catch (err) {
-      throw isPoolTimeout(err) ? overloaded(err) : err;
+      throw transientDbError(err) ?? err;
     }
   };
   return {
@@ -86,7 +130,7 @@ export function prismaTransaction<Tx extends RawSql>(
     try {
       return await db.$transaction(fn, options);
     } catch (err) {
-      throw isStartTimeout(err) || isPoolTimeout(err) ? overloaded(err) : err;
+      throw transientDbError(err) ?? err;
     }
   };
 }

@@ -15,7 +15,7 @@ import type { Logger, Registry } from '@ripple/telemetry';
 import type { DomainServiceConfig } from './env.js';
 import { directPublisher, outboxEmitter, outboxMessages } from './events.js';
 import type { Emit, OutboxMessages, Publish } from './events.js';
-import { prismaStatements } from './prisma.js';
+import { prismaStatements, transientDbError } from './prisma.js';
 import type { PoolOptions, TransactionOptions } from './prisma.js';
 
 /** What a domain service's routes get: its database, Redis, the mutation runner and the event writer. */
@@ -155,6 +155,8 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     redisKeyPrefix: config.REDIS_KEY_PREFIX,
     rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS },
     corsOrigins: allowedOriginsOf(config.CORS_ORIGINS, config.NODE_ENV),
+    // Every route, reads included: no connection free in time or the database away is a 503.
+    classifyError: transientDbError,
     overload: {
       maxEventLoopDelayMs: config.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,
       maxInFlight: config.OVERLOAD_MAX_IN_FLIGHT,

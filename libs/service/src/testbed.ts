@@ -12,6 +12,7 @@ import { mutations } from '@ripple/http';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { OpenApiContract, runId, testDatabaseUrl, testInfra } from '@ripple/testing';
 import { directPublisher, outboxEmitter, outboxMessages } from './events.js';
+import { prismaStatements, transientDbError } from './prisma.js';
 import { createRedis } from './runtime.js';
 import type { ApiDeps } from './runtime.js';
 
@@ -109,11 +110,12 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
     redis,
     redisKeyPrefix,
     rateLimit: spec.rateLimit ?? { max: 10_000, windowMs: 60_000 },
+    classifyError: transientDbError,
     db,
     transaction,
     // No relay under test: tests read the outbox table itself (`events`).
     wakeOutbox: () => undefined,
-    mutations: mutations({ transaction, sql: db, afterCommit: () => undefined }),
+    mutations: mutations({ transaction, sql: prismaStatements(db), afterCommit: () => undefined }),
     emit: outboxEmitter(spec.name),
     outboxMessage: outboxMessages(spec.name),
     publish: async (type, data, trace) =>
