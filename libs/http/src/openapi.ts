@@ -15,6 +15,8 @@ export interface OpenApiInfo {
   readonly description: string;
   /** Declare the bearer scheme (`bearerAuth`) that `routeSchema` operations require. */
   readonly bearer?: boolean;
+  /** Other security schemes its operations name (`components.securitySchemes`). */
+  readonly securitySchemes?: Readonly<Record<string, object>>;
 }
 
 /**
@@ -55,15 +57,18 @@ export function registerOpenApi(app: FastifyInstance, info: OpenApiInfo): void {
         description: `${info.description}\n\nBesides the responses each operation lists, any request may be answered with one of \`${GLOBAL_RESPONSES}\` (an unknown route is 404 NOT_FOUND).`,
         version: '1',
       },
-      ...(info.bearer === true && {
+      ...((info.bearer === true || info.securitySchemes !== undefined) && {
         components: {
           securitySchemes: {
-            [BEARER_SCHEME]: {
-              type: 'http',
-              scheme: 'bearer',
-              bearerFormat: 'JWT',
-              description: 'An access token (JWT) whose `sub` is the user id.',
-            },
+            ...(info.bearer === true && {
+              [BEARER_SCHEME]: {
+                type: 'http',
+                scheme: 'bearer',
+                bearerFormat: 'JWT',
+                description: 'An access token (JWT) whose `sub` is the user id.',
+              },
+            }),
+            ...(info.securitySchemes as Record<string, never> | undefined),
           },
         },
       }),

@@ -2,9 +2,9 @@ import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { extractBearerToken } from '@ripple/auth';
-import { RippleError } from '@ripple/errors';
 import { originAllowed } from '@ripple/http';
 import type { AllowedOrigins } from '@ripple/http';
+import { GatewayHttpErrors, WebSocketSchema } from './http-contract.js';
 import { ConnectionLifecycle, authErrorCode } from './lifecycle.js';
 import type { LifecycleDeps } from './lifecycle.js';
 import { CloseCodes, frameText } from './protocol.js';
@@ -69,44 +69,62 @@ export function installWebSocket(
     done(
       originAllowed(deps.webSocketOrigins, origin)
         ? undefined
-        : new RippleError('GW_ORIGIN_FORBIDDEN', `origin ${origin ?? ''} may not open /ws`, { status: 403 }),
+        : GatewayHttpErrors.originForbidden.error(`origin ${origin ?? ''} may not open /ws`),
     );
   };
-  app.get('/ws', { websocket: true, preValidation }, (socket: WebSocket, request) => {
-    if (deps.isDraining()) {
-      socket.close(CloseCodes.goingAway, 'node draining');
+  app.route({
+    method: 'GET',
+    url: '/ws',
+    schema: WebSocketSchema,
+    preValidation,
+    // A plain HTTP request (no upgrade): 426 with the shared error body, not an empty 404. (No
+    // `Upgrade` header on it: fetch takes such an answer for a protocol switch and hangs.)
+    handler: () => {
+      throw GatewayHttpErrors.upgradeRequired.error('GET /ws needs a WebSocket handshake (Upgrade: websocket)');
+    },
+    wsHandler: (socket: WebSocket, request) => webSocketConnection(deps, socket, request),
+  });
+}
+
+/** One accepted WebSocket: its lifecycle, pings and frames. */
+function webSocketConnection(
+  deps: LifecycleDeps & { readonly pingIntervalMs: number },
+  socket: WebSocket,
+  request: FastifyRequest,
+): void {
+  if (deps.isDraining()) {
+    socket.close(CloseCodes.goingAway, 'node draining');
+    return;
+  }
+  const lifecycle = new ConnectionLifecycle(deps, webSocketSink(socket));
+  let alive = true;
+  socket.on('pong', () => (alive = true));
+  const pinger = setInterval(() => {
+    if (!alive) {
+      socket.terminate();
       return;
     }
-    const lifecycle = new ConnectionLifecycle(deps, webSocketSink(socket));
-    let alive = true;
-    socket.on('pong', () => (alive = true));
-    const pinger = setInterval(() => {
-      if (!alive) {
-        socket.terminate();
-        return;
-      }
-      alive = false;
-      socket.ping();
-    }, deps.pingIntervalMs);
-    socket.on('message', (data, isBinary) => {
-      if (isBinary) {
-        deps.metrics.errors.inc({ code: 'GW_BINARY_FRAME' });
-        socket.send(JSON.stringify({ op: 'error', code: 'GW_BINARY_FRAME', message: 'send JSON text frames' }));
-        return;
-      }
-      lifecycle.receive(frameText(data));
-    });
-    socket.on('close', () => {
-      clearInterval(pinger);
-      void lifecycle.release();
-    });
-    lifecycle.authenticate(tokenOf(request)).then(
-      (claims) => lifecycle.establish(claims),
-      (err: unknown) => {
-        const code = authErrorCode(err);
-        deps.metrics.errors.inc({ code });
-        lifecycle.close(CloseCodes.unauthorized, code);
-      },
-    );
+    alive = false;
+    socket.ping();
+  }, deps.pingIntervalMs);
+  socket.on('message', (data, isBinary) => {
+    if (isBinary) {
+      deps.metrics.errors.inc({ code: 'GW_BINARY_FRAME' });
+      socket.send(JSON.stringify({ op: 'error', code: 'GW_BINARY_FRAME', message: 'send JSON text frames' }));
+      return;
+    }
+    lifecycle.receive(frameText(data));
   });
+  socket.on('close', () => {
+    clearInterval(pinger);
+    void lifecycle.release();
+  });
+  lifecycle.authenticate(tokenOf(request)).then(
+    (claims) => lifecycle.establish(claims),
+    (err: unknown) => {
+      const code = authErrorCode(err);
+      deps.metrics.errors.inc({ code });
+      lifecycle.close(CloseCodes.unauthorized, code);
+    },
+  );
 }
