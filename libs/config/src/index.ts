@@ -1,2 +1,2 @@
-export { loadConfig, ConfigError } from './load.js';
+export { loadConfig, ConfigError, describeValue } from './load.js';
 export { CommonEnv, ORIGINS, defaultDatabaseUrl, parseBrokers } from './common.js';

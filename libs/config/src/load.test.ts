@@ -33,3 +33,35 @@ test('loadConfig should report every bad variable by name at once', () => {
 test('loadConfig should treat an empty variable as unset', () => {
   assert.equal(loadConfig(Schema, { PORT: '' }).PORT, 8080);
 });
+
+test('loadConfig should never print a secret variable’s value, nor a URL’s password, in its error', () => {
+  const secret = 'short-secret';
+  const Secrets = Type.Object({
+    ...CommonEnv,
+    DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
+    API_TOKEN: Type.String({ minLength: 40 }),
+    SIGNING_MATERIAL: Type.String({ minLength: 40, secret: true }),
+  });
+  assert.throws(
+    () =>
+      loadConfig(Secrets, {
+        JWT_SECRET: secret,
+        DATABASE_URL: 'mysql://app:hunter2-password@db:3306/x',
+        API_TOKEN: 'tok-123456',
+        SIGNING_MATERIAL: 'material-987',
+        REDIS_URL: 'http://user:redis-pass@cache:6379',
+      }),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      for (const name of ['JWT_SECRET', 'DATABASE_URL', 'API_TOKEN', 'SIGNING_MATERIAL', 'REDIS_URL']) {
+        assert.match(err.message, new RegExp(name));
+      }
+      for (const value of [secret, 'hunter2-password', 'tok-123456', 'material-987', 'redis-pass']) {
+        assert.ok(!err.message.includes(value), `${value} is not printed:\n${err.message}`);
+      }
+      assert.match(err.message, /JWT_SECRET: .*\(got a value of 12 characters, not shown\)/);
+      assert.match(err.message, /mysql:\/\/app:\*\*\*@db:3306\/x/, 'the rest of a URL is shown');
+      return true;
+    },
+  );
+});

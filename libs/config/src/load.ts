@@ -15,8 +15,34 @@ export class ConfigError extends Error {
 type Env = Readonly<Record<string, string | undefined>>;
 
 /**
+ * Names of variables whose values are secrets (`JWT_SECRET`, `*_PASSWORD`, `*_TOKEN`,
+ * `*_PRIVATE_KEY`, `API_KEY`, …); a schema can also mark one with `{ secret: true }`.
+ */
+const SECRET_NAME = /(SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|PRIVATE|API_?KEY)/i;
+
+/**
+ * How a problem shows a variable's value: as given, but never a secret's (only its length) and
+ * never a URL's password (`postgresql://user:***@host/db`).
+ */
+export function describeValue(name: string, value: string | undefined, schema?: { secret?: unknown }): string {
+  if (value === undefined) return 'null';
+  if (schema?.secret === true || SECRET_NAME.test(name)) return `a value of ${value.length} characters, not shown`;
+  try {
+    const url = new URL(value);
+    if (url.password !== '') {
+      url.password = '***';
+      return JSON.stringify(url.toString());
+    }
+  } catch {
+    // not a URL
+  }
+  return JSON.stringify(value);
+}
+
+/**
  * Reads the variables named by `schema` from `env`, applies defaults, converts strings to the
- * declared types and validates. Returns a frozen object; throws ConfigError naming each variable.
+ * declared types and validates. Returns a frozen object; throws ConfigError naming each variable
+ * with the value it got, except secrets (`describeValue`).
  */
 export function loadConfig<S extends TObject>(schema: S, env: Env = process.env): Readonly<Static<S>> {
   const raw: Record<string, unknown> = {};
@@ -28,7 +54,8 @@ export function loadConfig<S extends TObject>(schema: S, env: Env = process.env)
   const converted = Value.Convert(schema, withDefaults);
   const problems = [...Value.Errors(schema, converted)].map((e) => {
     const name = e.path.replace(/^\//, '') || '(root)';
-    return `${name}: ${e.message} (got ${JSON.stringify(env[name] ?? null)})`;
+    const property = schema.properties[name] as { secret?: unknown } | undefined;
+    return `${name}: ${e.message} (got ${describeValue(name, env[name], property)})`;
   });
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
   return Object.freeze(converted as Static<S>);

@@ -1,12 +1,9 @@
 import rateLimit from '@fastify/rate-limit';
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { installAuth } from './auth.js';
 import { installCors } from './cors.js';
 import type { AllowedOrigins } from './cors.js';
-import { BEARER_SCHEME } from './contract.js';
 import { HttpErrors } from './error-kinds.js';
 import type { JwtOptions } from '@ripple/auth';
 import { serviceShell } from './health.js';
@@ -32,31 +29,15 @@ export interface ApiOptions extends ServiceShellOptions {
 /**
  * A domain service's fastify app: the service shell (errors, /healthz, /readyz, /metrics),
  * load shedding, @fastify/jwt, OpenAPI at /docs (JSON at /docs/json), and per-user rate limiting kept in Redis.
- * Routes added after this are documented and limited; the operational routes are neither.
+ * Routes added after this are documented and limited; the operational routes are documented, never limited.
  */
 export async function createApiApp(opts: ApiOptions): Promise<FastifyInstance> {
-  const app = serviceShell(opts);
+  const app = serviceShell({ ...opts, openapi: { title: opts.name, description: opts.description, bearer: true } });
   // First, so a shed request costs neither a token verification nor a Redis round trip.
   if (opts.overload) await installOverloadProtection(app, opts.overload, opts.metrics, opts.classifyError);
   // Before authentication: a preflight carries no token.
   if (opts.corsOrigins) await installCors(app, opts.corsOrigins);
   await installAuth(app, opts.jwt);
-  await app.register(swagger, {
-    openapi: {
-      info: { title: opts.name, description: opts.description, version: '1' },
-      components: {
-        securitySchemes: {
-          [BEARER_SCHEME]: {
-            type: 'http',
-            scheme: 'bearer',
-            bearerFormat: 'JWT',
-            description: 'An access token (JWT) whose `sub` is the user id.',
-          },
-        },
-      },
-    },
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(rateLimit, {
     max: opts.rateLimit.max,
     timeWindow: opts.rateLimit.windowMs,

@@ -51,6 +51,46 @@ export interface RouteContract {
 
 const RetryAfter = { type: 'integer', description: 'Seconds to wait before retrying.' };
 
+/** What fastify answers when it cannot parse a request body (bad JSON, too large, unknown type). */
+const BODY_ERRORS: readonly ErrorKind[] = [
+  HttpErrors.bodyInvalidJson,
+  HttpErrors.bodyEmpty,
+  HttpErrors.bodyLengthMismatch,
+  HttpErrors.bodyTooLarge,
+  HttpErrors.bodyMediaType,
+];
+
+/** Methods whose requests fastify parses a body for (DELETE when it has a content type). */
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * Adds `kinds` to a fastify `response` schema map: one shared error body per status, whose `code`
+ * enum lists every code of that status (merged with an error response already there).
+ */
+export function addErrorResponses(response: Record<string, unknown>, kinds: readonly ErrorKind[]): void {
+  const byStatus = new Map<number, Set<string>>();
+  for (const kind of kinds) byStatus.set(kind.status, (byStatus.get(kind.status) ?? new Set()).add(kind.code));
+  for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
+    const existing = response[status] as { properties?: { code?: { enum?: string[] } } } | undefined;
+    const list = [...new Set([...(existing?.properties?.code?.enum ?? []), ...codes])];
+    const body = errorBodySchema(list, list.join(', '));
+    response[status] = status === 429 || status === 503 ? { ...body, headers: { 'retry-after': RetryAfter } } : body;
+  }
+}
+
+/**
+ * An `onRoute` hook: a documented route (one with a response schema) whose method carries a body
+ * declares fastify's body errors even when it takes no body itself, since fastify parses any body
+ * sent to it first (`DELETE /posts/:id` with a malformed JSON body is a 400
+ * FST_ERR_CTP_INVALID_JSON_BODY).
+ */
+export function declareBodyErrors(route: { method: string | string[]; schema?: { response?: unknown } }): void {
+  const methods = Array.isArray(route.method) ? route.method : [route.method];
+  const response = route.schema?.response as Record<string, unknown> | undefined;
+  if (response === undefined || !methods.some((m) => BODY_METHODS.has(m.toUpperCase()))) return;
+  addErrorResponses(response, BODY_ERRORS);
+}
+
 /**
  * The fastify schema of an authenticated route, from its contract: the schemas that validate its
  * input and serialise its answers, and therefore the OpenAPI operation @fastify/swagger serves.
@@ -64,21 +104,11 @@ export function routeSchema(c: RouteContract): Record<string, unknown> {
   const takesInput = c.params !== undefined || c.querystring !== undefined || c.body !== undefined;
   if (takesInput || c.idempotent === true) kinds.push(HttpErrors.validationFailed);
   if (c.paged === true) kinds.push(HttpErrors.cursorInvalid);
-  if (c.body !== undefined) {
-    kinds.push(
-      HttpErrors.bodyInvalidJson,
-      HttpErrors.bodyEmpty,
-      HttpErrors.bodyLengthMismatch,
-      HttpErrors.bodyTooLarge,
-      HttpErrors.bodyMediaType,
-    );
-  }
+  if (c.body !== undefined) kinds.push(...BODY_ERRORS);
   if (c.idempotent === true) kinds.push(HttpErrors.idempotencyKeyReused);
   kinds.push(...(c.errors ?? []), HttpErrors.rateLimited, HttpErrors.internal, HttpErrors.overloaded);
   kinds.push(HttpErrors.databaseUnavailable);
 
-  const byStatus = new Map<number, Set<string>>();
-  for (const kind of kinds) byStatus.set(kind.status, (byStatus.get(kind.status) ?? new Set()).add(kind.code));
   const replayed = c.idempotent === true && {
     headers: {
       'idempotent-replayed': {
@@ -95,11 +125,7 @@ export function routeSchema(c: RouteContract): Record<string, unknown> {
       ...replayed,
     },
   };
-  for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
-    const list = [...codes];
-    const body = errorBodySchema(list, list.join(', '));
-    response[status] = status === 429 || status === 503 ? { ...body, headers: { 'retry-after': RetryAfter } } : body;
-  }
+  addErrorResponses(response, kinds);
   return {
     tags: [c.tag],
     summary: c.summary,

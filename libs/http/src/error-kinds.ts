@@ -25,4 +25,26 @@ export const HttpErrors = {
   bodyLengthMismatch: errorKind('FST_ERR_CTP_INVALID_CONTENT_LENGTH', 400),
   bodyTooLarge: errorKind('FST_ERR_CTP_BODY_TOO_LARGE', 413),
   bodyMediaType: errorKind('FST_ERR_CTP_INVALID_MEDIA_TYPE', 415),
+  // Answers any request can get, whatever its route (`GlobalErrors`): the URL cannot be decoded,
+  // a path parameter is longer than the router takes, the HTTP request itself is malformed.
+  urlMalformed: errorKind('FST_ERR_BAD_URL', 400),
+  paramTooLong: errorKind('FST_ERR_MAX_PARAM_LENGTH', 414),
+  requestMalformed: errorKind('REQUEST_MALFORMED', 400),
+  requestTimeout: errorKind('REQUEST_TIMEOUT', 408),
+  headersTooLarge: errorKind('REQUEST_HEADERS_TOO_LARGE', 431),
 } as const;
+
+/**
+ * What any request may be answered, whatever its method and path: an unknown route (404), a URL
+ * that is not valid percent-encoding, a path parameter past the router's limit, an HTTP request
+ * that cannot be parsed, too slow, or whose headers (URL included) pass Node's 16 KiB limit. The
+ * OpenAPI documents declare them once, as `x-global-responses` (see `globalResponses`).
+ */
+export const GlobalErrors = [
+  HttpErrors.notFound,
+  HttpErrors.urlMalformed,
+  HttpErrors.requestMalformed,
+  HttpErrors.requestTimeout,
+  HttpErrors.paramTooLong,
+  HttpErrors.headersTooLarge,
+] as const;

@@ -1,8 +1,11 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isRippleError } from '@ripple/errors';
 import type { RippleError } from '@ripple/errors';
 import { redactText, redactUrl } from '@ripple/telemetry';
 import { HttpErrors } from './error-kinds.js';
+import type { ErrorKind } from '@ripple/errors';
 
 /** The body of every 4xx/5xx answer: a stable machine-readable code and a human message. */
 export interface ErrorBody {
@@ -64,4 +67,54 @@ export function installErrorHandling(app: FastifyInstance, classify?: (err: unkn
       message: `no route ${request.method} ${redactUrl(request.url)}`,
     } satisfies ErrorBody),
   );
+}
+
+/**
+ * Fastify's `frameworkErrors`: the router's own refusals (a URL that is not valid
+ * percent-encoding, 400 `FST_ERR_BAD_URL`; a path parameter past `maxParamLength`, 414
+ * `FST_ERR_MAX_PARAM_LENGTH`), which fastify would otherwise answer with a body of its own shape,
+ * answered with `ErrorBody` like every other error. Anything else is a 500 `INTERNAL`.
+ */
+export function frameworkError(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const kind = [HttpErrors.urlMalformed, HttpErrors.paramTooLong].find((k) => k.code === err.code);
+  if (!kind) {
+    request.log.error({ err }, 'request failed');
+    void reply
+      .status(HttpErrors.internal.status)
+      .send({ code: HttpErrors.internal.code, message: 'internal error' } satisfies ErrorBody);
+    return;
+  }
+  void reply.status(kind.status).send({ code: kind.code, message: redactText(err.message) } satisfies ErrorBody);
+}
+
+function clientErrorKind(code: string | undefined): ErrorKind {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return HttpErrors.requestTimeout;
+  if (code === 'HPE_HEADER_OVERFLOW') return HttpErrors.headersTooLarge;
+  return HttpErrors.requestMalformed;
+}
+
+/**
+ * Fastify's `clientErrorHandler`: a request Node's HTTP parser refused before fastify saw it
+ * (malformed, too slow, headers and URL over the 16 KiB limit) is answered with `ErrorBody`
+ * (`REQUEST_MALFORMED` 400, `REQUEST_TIMEOUT` 408, `REQUEST_HEADERS_TOO_LARGE` 431), then the
+ * connection is closed, as fastify's default handler does.
+ */
+export function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  // A reset connection has no one to answer.
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const kind = clientErrorKind(err.code);
+  const message =
+    kind === HttpErrors.headersTooLarge
+      ? 'the request line and headers exceed the 16 KiB limit'
+      : kind === HttpErrors.requestTimeout
+        ? 'the request did not arrive in time'
+        : 'the HTTP request could not be parsed';
+  const body = JSON.stringify({ code: kind.code, message } satisfies ErrorBody);
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${kind.status} ${STATUS_CODES[kind.status] ?? ''}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
 }

@@ -7,7 +7,10 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest }
 import type { RippleError } from '@ripple/errors';
 import { Histogram } from '@ripple/telemetry';
 import type { Registry } from '@ripple/telemetry';
-import { installErrorHandling } from './errors.js';
+import { declareBodyErrors } from './contract.js';
+import { clientError, frameworkError, installErrorHandling } from './errors.js';
+import { OperationalSchemas, registerOpenApi } from './openapi.js';
+import type { OpenApiInfo } from './openapi.js';
 
 /** A named dependency check for /readyz; it rejects when the dependency is unreachable. */
 export type ReadinessCheck = () => Promise<void>;
@@ -20,8 +23,8 @@ export function installOperationalRoutes(
   app: FastifyInstance,
   opts: { checks: Record<string, ReadinessCheck>; metrics: Registry; isDraining?: () => boolean },
 ): void {
-  app.get('/healthz', () => ({ status: 'ok' }));
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/healthz', { schema: OperationalSchemas.healthz }, () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: OperationalSchemas.readyz }, async (_request, reply) => {
     const results = await Promise.all(
       Object.entries(opts.checks).map(async ([name, check]) => {
         try {
@@ -39,7 +42,7 @@ export function installOperationalRoutes(
       .status(ready ? 200 : 503)
       .send({ status: ready ? 'ready' : draining ? 'draining' : 'unready', checks });
   });
-  app.get('/metrics', async (_request, reply) =>
+  app.get('/metrics', { schema: OperationalSchemas.metrics }, async (_request, reply) =>
     reply.header('content-type', opts.metrics.contentType).send(await opts.metrics.metrics()),
   );
 }
@@ -87,6 +90,8 @@ export interface ServiceShellOptions {
    * Applies to every route, including those that query without a transaction.
    */
   readonly classifyError?: (err: unknown) => RippleError | undefined;
+  /** Serve an OpenAPI document at /docs/json (the operational routes and every later route). */
+  readonly openapi?: OpenApiInfo;
 }
 
 /**
@@ -110,14 +115,24 @@ class OneLinePerRequest extends LogController {
   }
 }
 
+/**
+ * The router's limit on one path parameter: Node refuses a request line and headers over 16 KiB
+ * (431 `REQUEST_HEADERS_TOO_LARGE`) first, so every parameter reaches the route's own schema,
+ * which names it (400 `VALIDATION_FAILED`, `field: params.userId`) instead of fastify's 414.
+ */
+const MAX_PARAM_LENGTH = 16 * 1024;
+
 export function serviceShell(opts: ServiceShellOptions): FastifyInstance {
   // Path parameters are validated by each route's schema (a user id has up to 128 characters):
-  // fastify's own limit (100) would answer a valid id with an undeclared 414 before validation.
+  // fastify's own limit (100) would answer a valid id with a 414 before validation. The router's
+  // and Node's own refusals answer the shared error body too (`GlobalErrors`).
   const app = Fastify({
     loggerInstance: opts.logger,
     logController: new OneLinePerRequest(),
     bodyLimit: opts.bodyLimit ?? 64 * 1024,
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: frameworkError,
+    clientErrorHandler: clientError,
   });
   // JSON bodies are typed already, so `{"body": 1}` is a 400, not the string "1"; query strings,
   // params and headers are text and are coerced to their schema types (`?limit=20`).
@@ -131,10 +146,21 @@ export function serviceShell(opts: ServiceShellOptions): FastifyInstance {
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
   installErrorHandling(app, opts.classifyError);
   installRequestMetrics(app, opts.metrics);
-  installOperationalRoutes(app, {
+  app.addHook('onRoute', declareBodyErrors);
+  const operational = {
     checks: opts.checks,
     metrics: opts.metrics,
     ...(opts.isDraining && { isDraining: opts.isDraining }),
-  });
+  };
+  if (opts.openapi) {
+    registerOpenApi(app, opts.openapi);
+    // In a plugin, so that it loads after @fastify/swagger, whose onRoute hook documents them.
+    void app.register((scope, _opts, done) => {
+      installOperationalRoutes(scope, operational);
+      done();
+    });
+  } else {
+    installOperationalRoutes(app, operational);
+  }
   return app;
 }

@@ -4,9 +4,16 @@ export { installAuth, requireUser, userOf } from './auth.js';
 export { createApiApp } from './api.js';
 export { allowedOriginsOf, installCors, originAllowed } from './cors.js';
 export type { AllowedOrigins } from './cors.js';
-export { BEARER_SCHEME, IdempotencyKeyHeader, errorBodySchema, routeSchema } from './contract.js';
+export {
+  BEARER_SCHEME,
+  IdempotencyKeyHeader,
+  addErrorResponses,
+  declareBodyErrors,
+  errorBodySchema,
+  routeSchema,
+} from './contract.js';
 export type { RouteContract } from './contract.js';
-export { HttpErrors } from './error-kinds.js';
+export { GlobalErrors, HttpErrors } from './error-kinds.js';
 export type { ApiOptions } from './api.js';
 export { deleteExpiredIdempotencyKeys, mutations } from './idempotency.js';
 export type { Mutations } from './idempotency.js';
@@ -18,3 +25,5 @@ export { runProcess } from './process.js';
 export type { RunningProcess } from './process.js';
 export { OverloadError, installOverloadProtection } from './overload.js';
 export type { OverloadOptions, ShedReason } from './overload.js';
+export { GLOBAL_RESPONSES, OperationalSchemas, globalResponses, registerOpenApi } from './openapi.js';
+export type { OpenApiInfo } from './openapi.js';

@@ -23,6 +23,7 @@ interface OpenApiDoc {
     Record<
       string,
       {
+        tags?: string[];
         security?: unknown;
         parameters?: { name: string; in: string; required?: boolean }[];
         responses: Record<
@@ -189,7 +190,7 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
     },
     /**
      * Checks the conventions of the app's OpenAPI document: a valid document; every operation
-     * needs the bearer scheme and lists its 401/429/500/503 errors with the shared error body;
+     * but the operational ones (/healthz, /readyz, /metrics) needs the bearer scheme and lists its 401/429/500/503 errors with the shared error body;
      * no response without a description of its own; no required `limit`; every POST, PATCH
      * and DELETE reads `Idempotency-Key` but those in `unkeyed` (they store nothing); every
      * DELETE answers 204 without a body but those in `deletesWithBody` (`DELETE /x/{id}` names).
@@ -204,6 +205,8 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
       for (const [path, item] of Object.entries(doc.paths)) {
         for (const [method, op] of Object.entries(item)) {
           const name = `${method.toUpperCase()} ${path}`;
+          // /healthz, /readyz, /metrics: no token, never limited or shed (OperationalSchemas).
+          if (op.tags?.includes('operations') === true) continue;
           assert.deepEqual(op.security, [{ bearerAuth: [] }], name);
           for (const status of ['401', '429', '500', '503']) {
             const schema = op.responses[status]?.content?.['application/json']?.schema;

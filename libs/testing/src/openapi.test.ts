@@ -62,3 +62,45 @@ test('an OpenAPI contract should refuse an unlisted status, a wrong body, an unk
 test('an OpenAPI contract should refuse a document that is not valid OpenAPI', async () => {
   await assert.rejects(OpenApiContract.load({ openapi: '3.0.3', paths: {} }));
 });
+
+const globalDoc = {
+  ...doc,
+  paths: {
+    ...doc.paths,
+    '/metrics': {
+      get: { responses: { '200': { description: 'text', content: { 'text/plain': { schema: { type: 'string' } } } } } },
+    },
+  },
+  'x-global-responses': {
+    '404': {
+      description: 'unknown route',
+      ...json({
+        type: 'object',
+        required: ['code', 'message'],
+        additionalProperties: false,
+        properties: { code: { type: 'string', enum: ['NOT_FOUND'] }, message: { type: 'string' } },
+      }),
+    },
+  },
+};
+
+test('an OpenAPI contract should accept a global response for any request, and only it for an unknown route', async () => {
+  const contract = await OpenApiContract.load(globalDoc);
+  contract.check(exchange('GET', '/nothing/here', 404, '{"code":"NOT_FOUND","message":"no route"}'));
+  contract.check(exchange('PATCH', '/things/1', 404, '{"code":"NOT_FOUND","message":"no route"}'));
+  assert.throws(
+    () => contract.check(exchange('GET', '/nothing/here', 404, '{"code":"THING_NOT_FOUND","message":"m"}')),
+    /no such operation \(global response: the body breaks the contract/,
+  );
+  assert.throws(() => contract.check(exchange('GET', '/nothing/here', 200, '{}')), /no such operation/);
+  assert.throws(
+    () => contract.check(exchange('GET', '/things/1', 404, '{"code":"NOT_FOUND","message":"m","error":"x"}')),
+    /breaks the contract/,
+  );
+});
+
+test('an OpenAPI contract should check a non-JSON answer by its declared content type', async () => {
+  const contract = await OpenApiContract.load(globalDoc);
+  contract.check(exchange('GET', '/metrics', 200, '# HELP x\n', 'text/plain; version=0.0.4; charset=utf-8'));
+  assert.throws(() => contract.check(exchange('GET', '/metrics', 200, '{}')), /content-type .* says text\/plain/);
+});

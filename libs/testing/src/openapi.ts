@@ -28,6 +28,9 @@ interface Operation {
 // CommonJS with `exports.default`: under Node's ESM loader the class is the default's `default`.
 const { default: OpenAPIResponseValidator } = responseValidator;
 
+/** Where a document declares the answers any request may get (as `@ripple/http` serves it). */
+const GLOBAL_RESPONSES = 'x-global-responses';
+
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
 function escapeRegExp(text: string): string {
@@ -42,8 +45,19 @@ function escapeRegExp(text: string): string {
  */
 export class OpenApiContract {
   private readonly operations = new Map<string, Operation[]>();
+  /** The document's `x-global-responses`: what any request may be answered (404 for an unknown route). */
+  private readonly global: Omit<Operation, 'pattern' | 'literal'> | undefined;
 
   private constructor(doc: OpenAPIV3.Document) {
+    const globals = ((doc as unknown as Record<string, unknown>)[GLOBAL_RESPONSES] ?? {}) as OpenAPIV3.ResponsesObject;
+    this.global =
+      Object.keys(globals).length === 0
+        ? undefined
+        : {
+            template: GLOBAL_RESPONSES,
+            responses: globals,
+            validator: new OpenAPIResponseValidator({ responses: globals as never, components: doc.components ?? {} }),
+          };
     for (const [template, item] of Object.entries(doc.paths)) {
       if (item === undefined) continue;
       const pattern = new RegExp(
@@ -88,32 +102,43 @@ export class OpenApiContract {
     return candidates.sort((a, b) => b.literal - a.literal)[0];
   }
 
-  /** Throws an AssertionError naming the exchange when the document does not allow it. */
+  /**
+   * Throws an AssertionError naming the exchange when the document does not allow it: the
+   * operation's own responses, or one of the document's global responses (the only ones allowed
+   * for a method and path without an operation). A JSON media type is checked against its schema;
+   * another declared one (`text/plain`, `text/event-stream`) only by its content type.
+   */
   check(exchange: HttpExchange): void {
     const path = new URL(exchange.url, 'http://contract.invalid').pathname;
     const what = `${exchange.method.toUpperCase()} ${path} answered ${exchange.status}`;
-    const fail = (message: string): never => {
-      throw new AssertionError({ message: `${what}: ${message}\nbody: ${exchange.body.slice(0, 500)}` });
-    };
     const op = this.find(exchange.method, path);
-    if (!op) return fail('the OpenAPI document has no such operation');
+    const problem = op ? this.problemWith(op, exchange) : 'the OpenAPI document has no such operation';
+    if (problem === undefined) return;
+    const global = this.global && this.problemWith(this.global, exchange);
+    if (this.global && global === undefined) return;
+    const globalNote =
+      this.global?.responses[String(exchange.status)] === undefined ? '' : ` (global response: ${global ?? ''})`;
+    throw new AssertionError({ message: `${what}: ${problem}${globalNote}\nbody: ${exchange.body.slice(0, 500)}` });
+  }
+
+  /** Why `op` does not allow the exchange, or undefined when it does. */
+  private problemWith(op: Omit<Operation, 'pattern' | 'literal'>, exchange: HttpExchange): string | undefined {
     const declared = op.responses[String(exchange.status)] as OpenAPIV3.ResponseObject | undefined;
-    if (!declared)
-      return fail(`status not in the contract of ${op.template} (${Object.keys(op.responses).join(', ')})`);
-    if (declared.content === undefined) {
-      if (exchange.body !== '') fail('the contract says this status has no body');
-      return;
-    }
-    if (!/^application\/json\b/.test(exchange.contentType ?? '')) {
-      fail(`content-type ${exchange.contentType ?? 'none'}, the contract says application/json`);
-    }
+    if (!declared) return `status not in the contract of ${op.template} (${Object.keys(op.responses).join(', ')})`;
+    if (declared.content === undefined)
+      return exchange.body === '' ? undefined : 'the contract says this status has no body';
+    const type = (exchange.contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+    const types = Object.keys(declared.content);
+    if (!types.includes(type))
+      return `content-type ${exchange.contentType ?? 'none'}, the contract says ${types.join(' or ')}`;
+    if (!/^application\/(.+\+)?json$/.test(type)) return undefined;
     let body: unknown;
     try {
       body = JSON.parse(exchange.body) as unknown;
     } catch {
-      return fail('the body is not JSON');
+      return 'the body is not JSON';
     }
     const errors = op.validator.validateResponse(String(exchange.status), body);
-    if (errors) fail(`the body breaks the contract: ${JSON.stringify(errors.errors)}`);
+    return errors ? `the body breaks the contract: ${JSON.stringify(errors.errors)}` : undefined;
   }
 }

@@ -6,6 +6,7 @@ import type { AllowedOrigins, ReadinessCheck } from '@ripple/http';
 import type { Registry } from '@ripple/telemetry';
 import type { Connections } from './connections.js';
 import type { GatewayMetrics } from './metrics.js';
+import { GatewaySecuritySchemes } from './http-contract.js';
 import type { SessionLimits } from './session.js';
 import { installSse } from './sse.js';
 import { installWebSocket } from './ws.js';
@@ -39,6 +40,12 @@ export async function buildApp(deps: GatewayAppDeps): Promise<FastifyInstance> {
     metrics: deps.registry,
     checks: deps.checks,
     isDraining: deps.isDraining,
+    openapi: {
+      title: 'fanout-gateway',
+      description:
+        'The gateway over HTTP: GET /ws (WebSocket) and GET /sse (Server-Sent Events) before the socket or stream starts, and the operational routes. What flows on them: docs/asyncapi-gateway.yaml; the prose: docs/protocol.md.',
+      securitySchemes: GatewaySecuritySchemes,
+    },
   });
   await installCors(app, deps.corsOrigins);
   await app.register(websocket, { options: { maxPayload: deps.limits.maxPayloadBytes } });

@@ -2,6 +2,7 @@ import { stringify } from 'yaml';
 import { Catalog } from '@ripple/events';
 import { PingFrame, RefreshFrame, SubscribeFrame, UnsubscribeFrame } from './protocol.js';
 import { ServerFrames } from './server-frames.js';
+import { SseQuery, WebSocketQuery } from './http-contract.js';
 
 /** A plain JSON Schema (TypeBox's symbol keys dropped). */
 function jsonSchema(schema: unknown): Record<string, unknown> {
@@ -52,7 +53,7 @@ export function renderGatewayAsyncApi(): string {
       title: 'Ripple gateway protocol',
       version: '1.0.0',
       description:
-        "Generated from services/fanout-gateway (protocol.ts, server-frames.ts). Do not edit: run `pnpm asyncapi`. JSON text frames over GET /ws, and the server frames as Server-Sent Events over GET /sse (the SSE event name is the frame's op). docs/protocol.md explains the protocol: connecting, recovery, close codes, error codes.",
+        "Generated from services/fanout-gateway (protocol.ts, server-frames.ts, http-contract.ts). Do not edit: run `pnpm asyncapi`. JSON text frames over GET /ws, and the server frames as Server-Sent Events over GET /sse (the SSE event name is the frame's op). The HTTP answers before a socket or stream starts (refusals, 426, 403) are in the gateway's OpenAPI document, GET /docs/json. docs/protocol.md explains the protocol: connecting, recovery, close codes, error codes.",
     },
     defaultContentType: 'application/json',
     servers: {
@@ -79,10 +80,8 @@ export function renderGatewayAsyncApi(): string {
         bindings: {
           ws: {
             method: 'GET',
-            query: {
-              type: 'object',
-              properties: { access_token: { type: 'string', description: 'The access token (browsers).' } },
-            },
+            // The schema that validates /ws's query (http-contract.ts; also in the OpenAPI document).
+            query: jsonSchema(WebSocketQuery),
             bindingVersion: '0.1.0',
           },
         },
@@ -97,16 +96,8 @@ export function renderGatewayAsyncApi(): string {
         bindings: {
           http: {
             method: 'GET',
-            query: {
-              type: 'object',
-              required: ['channels'],
-              properties: {
-                channels: { type: 'string', description: 'Comma-separated channels.' },
-                access_token: { type: 'string' },
-                subscription_token: { type: 'string', description: 'For one chat channel.' },
-                last_event_id: { type: 'string' },
-              },
-            },
+            // The schema that validates /sse's query (http-contract.ts; also in the OpenAPI document).
+            query: jsonSchema(SseQuery),
             bindingVersion: '0.3.0',
           },
         },

@@ -6,6 +6,7 @@ import type { StreamPosition } from '@ripple/registry';
 import { OFFSET_PATTERN } from '@ripple/registry';
 import { ConnectionLifecycle } from './lifecycle.js';
 import type { LifecycleDeps } from './lifecycle.js';
+import { GatewayHttpErrors, SseSchema } from './http-contract.js';
 import { CloseCodes } from './protocol.js';
 import type { ConnectionSink } from './sink.js';
 
@@ -40,7 +41,9 @@ function decodeId(id: string | undefined): Positions {
 
 function parseChannels(raw: unknown): string[] {
   if (typeof raw !== 'string' || raw.trim() === '') {
-    throw new RippleError('GW_BAD_REQUEST', 'channels is required: /sse?channels=creator:u1,post:p1', { status: 400 });
+    throw GatewayHttpErrors.badRequest.error('channels is required: /sse?channels=creator:u1,post:p1', {
+      field: 'query.channels',
+    });
   }
   return [...new Set(raw.split(',').map((c) => c.trim()))];
 }
@@ -90,8 +93,8 @@ function sseSink(raw: ServerResponse, positions: Positions): ConnectionSink {
  * Recovery uses `Last-Event-ID` (or `?last_event_id=`).
  */
 export function installSse(app: FastifyInstance, deps: LifecycleDeps): void {
-  app.get('/sse', async (request: FastifyRequest, reply) => {
-    if (deps.isDraining()) throw new RippleError('GW_DRAINING', 'node is draining; reconnect', { status: 503 });
+  app.get('/sse', { schema: SseSchema }, async (request: FastifyRequest, reply) => {
+    if (deps.isDraining()) throw GatewayHttpErrors.draining.error('node is draining; reconnect');
     const query = request.query as Record<string, unknown>;
     const token = extractBearerToken(
       request.headers.authorization,
@@ -104,9 +107,7 @@ export function installSse(app: FastifyInstance, deps: LifecycleDeps): void {
     const own = `user:${claims.sub}`;
     if (!channels.includes(own)) channels.unshift(own);
     if (channels.length > deps.limits.maxSubscriptions) {
-      throw new RippleError('GW_TOO_MANY_SUBSCRIPTIONS', `at most ${deps.limits.maxSubscriptions} channels`, {
-        status: 400,
-      });
+      throw GatewayHttpErrors.tooManySubscriptions.error(`at most ${deps.limits.maxSubscriptions} channels`);
     }
     const subscriptionToken = typeof query.subscription_token === 'string' ? query.subscription_token : undefined;
     for (const channel of channels) {

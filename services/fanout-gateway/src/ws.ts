@@ -3,9 +3,9 @@ import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { extractBearerToken } from '@ripple/auth';
-import { RippleError } from '@ripple/errors';
 import { originAllowed } from '@ripple/http';
 import type { AllowedOrigins } from '@ripple/http';
+import { GatewayHttpErrors, WebSocketSchema } from './http-contract.js';
 import { ConnectionLifecycle, authErrorCode } from './lifecycle.js';
 import type { LifecycleDeps } from './lifecycle.js';
 import { Heartbeats } from './heartbeats.js';
@@ -84,7 +84,7 @@ export function installWebSocket(
     done(
       originAllowed(deps.webSocketOrigins, origin)
         ? undefined
-        : new RippleError('GW_ORIGIN_FORBIDDEN', `origin ${origin ?? ''} may not open /ws`, { status: 403 }),
+        : GatewayHttpErrors.originForbidden.error(`origin ${origin ?? ''} may not open /ws`),
     );
   };
   const heartbeats = new Heartbeats(deps.pingIntervalMs);
@@ -92,38 +92,58 @@ export function installWebSocket(
     heartbeats.stop();
     done();
   });
-  // Connections are counted by metrics, not logged one by one: an `incoming request` line per
-  // upgrade was a synchronous JSON write per connect (a reconnect storm is thousands per second).
-  app.get('/ws', { websocket: true, preValidation, logLevel: 'warn' }, (socket: WebSocket, request) => {
-    const token = tokenOf(request);
-    releaseUpgradeRequest(socket);
-    socket.on('error', () => socket.terminate());
-    if (deps.isDraining()) {
-      socket.close(CloseCodes.goingAway, 'node draining');
+  app.route({
+    method: 'GET',
+    url: '/ws',
+    schema: WebSocketSchema,
+    preValidation,
+    // Connections are counted by metrics, not logged one by one: an `incoming request` line per
+    // upgrade was a synchronous JSON write per connect (a reconnect storm is thousands per second).
+    logLevel: 'warn',
+    // A plain HTTP request (no upgrade): 426 with the shared error body, not an empty 404. (No
+    // `Upgrade` header on it: fetch takes such an answer for a protocol switch and hangs.)
+    handler: () => {
+      throw GatewayHttpErrors.upgradeRequired.error('GET /ws needs a WebSocket handshake (Upgrade: websocket)');
+    },
+    wsHandler: (socket: WebSocket, request) => webSocketConnection(deps, heartbeats, socket, request),
+  });
+}
+
+/** One accepted WebSocket: its lifecycle, heartbeat and frames. */
+function webSocketConnection(
+  deps: LifecycleDeps,
+  heartbeats: Heartbeats,
+  socket: WebSocket,
+  request: FastifyRequest,
+): void {
+  const token = tokenOf(request);
+  releaseUpgradeRequest(socket);
+  socket.on('error', () => socket.terminate());
+  if (deps.isDraining()) {
+    socket.close(CloseCodes.goingAway, 'node draining');
+    return;
+  }
+  const lifecycle = new ConnectionLifecycle(deps, webSocketSink(socket));
+  heartbeats.add(socket);
+  socket.on('pong', () => heartbeats.answered(socket));
+  socket.on('message', (data, isBinary) => {
+    if (isBinary) {
+      deps.metrics.errors.inc({ code: 'GW_BINARY_FRAME' });
+      socket.send(JSON.stringify({ op: 'error', code: 'GW_BINARY_FRAME', message: 'send JSON text frames' }));
       return;
     }
-    const lifecycle = new ConnectionLifecycle(deps, webSocketSink(socket));
-    heartbeats.add(socket);
-    socket.on('pong', () => heartbeats.answered(socket));
-    socket.on('message', (data, isBinary) => {
-      if (isBinary) {
-        deps.metrics.errors.inc({ code: 'GW_BINARY_FRAME' });
-        socket.send(JSON.stringify({ op: 'error', code: 'GW_BINARY_FRAME', message: 'send JSON text frames' }));
-        return;
-      }
-      lifecycle.receive(frameText(data));
-    });
-    socket.on('close', () => {
-      heartbeats.remove(socket);
-      void lifecycle.release();
-    });
-    lifecycle.authenticate(token).then(
-      (claims) => lifecycle.establish(claims),
-      (err: unknown) => {
-        const code = authErrorCode(err);
-        deps.metrics.errors.inc({ code });
-        lifecycle.close(CloseCodes.unauthorized, code);
-      },
-    );
+    lifecycle.receive(frameText(data));
   });
+  socket.on('close', () => {
+    heartbeats.remove(socket);
+    void lifecycle.release();
+  });
+  lifecycle.authenticate(token).then(
+    (claims) => lifecycle.establish(claims),
+    (err: unknown) => {
+      const code = authErrorCode(err);
+      deps.metrics.errors.inc({ code });
+      lifecycle.close(CloseCodes.unauthorized, code);
+    },
+  );
 }

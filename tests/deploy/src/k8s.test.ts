@@ -162,6 +162,10 @@ for (const overlay of OVERLAYS) {
       (c) => c.metadata.name === 'ripple-config',
     );
     assert.ok(config);
+    // Browser clients on another origin need it; production's default (unset) is none, so the
+    // operator must see where to name the web app's origins.
+    assert.equal(typeof config.data.CORS_ORIGINS, 'string', 'ripple-config sets CORS_ORIGINS');
+    assert.equal(config.data.CORS_ORIGINS === '*', overlay === 'dev', 'any origin in dev only');
     for (const d of ours(objects).filter((x) => x.metadata.name in DEPLOYABLES)) {
       const name = d.metadata.name;
       const container = d.spec.template.spec.containers[0];

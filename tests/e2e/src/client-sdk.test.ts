@@ -1,6 +1,5 @@
 import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WebSocket } from 'ws';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { createClient } from '@ripple/client';
 import type { ClientOptions, ConnectionState, EventContext, RippleClient } from '@ripple/client';
@@ -8,6 +7,7 @@ import { createEventProducer, createKafka } from '@ripple/kafka';
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { runId, testInfra, waitUntil } from '@ripple/testing';
+import { CheckedWebSocket, assertFramesConform, checkedFetch } from './frame-contract.js';
 import { isolatedRun, publishPostEvents, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 import { startTcpProxy } from './tcp-proxy.js';
@@ -51,6 +51,9 @@ afterEach(() => {
   for (const client of clients.splice(0)) client.close();
 });
 
+// Every frame a client received over the whole file was one the gateway AsyncAPI document allows.
+after(() => assertFramesConform());
+
 after(async () => {
   await proxy.close();
   await Promise.all([a.stop('SIGKILL'), b.stop('SIGKILL')]);
@@ -70,7 +73,9 @@ function connectClient(user: string, channel: string, extra: Partial<ClientOptio
       tokens++;
       return signAccessToken(secret, user);
     },
-    WebSocket,
+    // Every frame and SSE event the clients receive is checked against the gateway AsyncAPI document.
+    WebSocket: CheckedWebSocket,
+    fetch: checkedFetch,
     backoff: { initialMs: 200, maxMs: 2000 },
     ...extra,
   });
@@ -155,7 +160,7 @@ test('a client whose WebSocket cannot connect should fall back to SSE and recove
   proxy.target = a.port;
   const creator = author();
   /** A WebSocket that always dials a closed port. */
-  class Unreachable extends WebSocket {
+  class Unreachable extends CheckedWebSocket {
     constructor(url: string) {
       super(url.replace(`:${proxy.port}/`, ':1/'));
     }
@@ -178,7 +183,7 @@ test('a client of a draining node should reconnect to another node and recover w
   const observer = createClient({
     url: `ws://127.0.0.1:${b.port}/ws`,
     getToken: () => signAccessToken(secret, 'observer'),
-    WebSocket,
+    WebSocket: CheckedWebSocket,
   });
   clients.push(observer);
   let observed = 0;

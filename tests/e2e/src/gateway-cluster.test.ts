@@ -9,7 +9,7 @@ import { createEventProducer, createKafka, deleteTopics, dlqTopicOf } from '@rip
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
-import { TestClient, openSse, publishPostEvents, spawnService } from './harness.js';
+import { TestClient, callApi, openSse, publishPostEvents, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 import { expectReleased, isRunning } from './registry-check.js';
 
@@ -389,10 +389,10 @@ test('SSE should receive the same events and recover with Last-Event-ID', async 
   );
   second.close();
 
-  const unauthorized = await fetch(`${nodes.b.url}/sse?channels=creator:u-sse`);
-  assert.equal(unauthorized.status, 401);
-  const forbidden = await fetch(`${nodes.b.url}/sse?channels=user:someone-else&access_token=${token}`);
-  assert.equal(forbidden.status, 403);
+  const unauthorized = await callApi(nodes.b, 'GET', '/sse?channels=creator:u-sse');
+  assert.deepEqual([unauthorized.status, unauthorized.json().code], [401, 'AUTH_TOKEN_MISSING']);
+  const forbidden = await callApi(nodes.b, 'GET', `/sse?channels=user:someone-else&access_token=${token}`);
+  assert.deepEqual([forbidden.status, forbidden.json().code], [403, 'GW_SUBSCRIBE_FORBIDDEN']);
 });
 
 test('after Redis loses everything, the live nodes should re-register what they hold within a few heartbeats', async () => {

@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
-import type { ReadableStreamReadResult } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
@@ -12,6 +11,8 @@ import { createKafka, deleteTopics, dlqTopicOf, readTopics } from '@ripple/kafka
 import type { EventProducer, KafkaClient, TopicReader, TopicReaderOptions } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { AsyncApiContract, OpenApiContract, runId, testDatabaseUrl, testInfra, waitFor } from '@ripple/testing';
+import type { HttpExchange } from '@ripple/testing';
+import { checkSseEvent, checkWebSocketFrame, gatewayFrameContract, readSseEvents } from './frame-contract.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -140,10 +141,27 @@ export interface ApiAnswer {
 const contracts = new Map<string, Promise<OpenApiContract>>();
 
 /**
- * Calls a domain service's HTTP API (`token`: sent as a bearer token; `body`: sent as JSON) and
- * checks the answer against the OpenAPI document that service serves at /docs/json (fetched and
- * validated once per service): a status, body or route the document does not promise fails the
- * test, whatever the test itself asserts next.
+ * Checks one HTTP answer of the service at `baseUrl` (`http://127.0.0.1:3001`) against the
+ * OpenAPI document it serves at /docs/json (fetched and validated once per service).
+ */
+export async function checkHttpAnswer(baseUrl: string, exchange: HttpExchange): Promise<void> {
+  let contract = contracts.get(baseUrl);
+  if (!contract) {
+    // A loaded service may shed this request too (503): ask until the document comes.
+    contract = waitFor(`${baseUrl}/docs/json`, 30_000, async () => {
+      const res = await fetch(`${baseUrl}/docs/json`);
+      return res.status === 200 ? await res.json() : undefined;
+    }).then((doc) => OpenApiContract.load(doc));
+    contracts.set(baseUrl, contract);
+  }
+  (await contract).check(exchange);
+}
+
+/**
+ * Calls a service's HTTP API (a domain service or the gateway; `token`: sent as a bearer token;
+ * `body`: sent as JSON, or as is when a string) and checks the answer against the OpenAPI document
+ * that service serves at /docs/json: a status, body or route the document does not promise fails
+ * the test, whatever the test itself asserts next.
  */
 export async function callApi(
   service: Pick<RunningService, 'url'>,
@@ -151,26 +169,18 @@ export async function callApi(
   path: string,
   opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
 ): Promise<ApiAnswer> {
-  let contract = contracts.get(service.url);
-  if (!contract) {
-    // A loaded service may shed this request too (503): ask until the document comes.
-    contract = waitFor(`${service.url}/docs/json`, 30_000, async () => {
-      const res = await fetch(`${service.url}/docs/json`);
-      return res.status === 200 ? await res.json() : undefined;
-    }).then((doc) => OpenApiContract.load(doc));
-    contracts.set(service.url, contract);
-  }
+  const raw = typeof opts.body === 'string';
   const res = await fetch(`${service.url}${path}`, {
     method,
     headers: {
       ...(opts.token !== undefined && { authorization: `Bearer ${opts.token}` }),
-      ...(opts.body !== undefined && { 'content-type': 'application/json' }),
+      ...(opts.body !== undefined && !raw && { 'content-type': 'application/json' }),
       ...opts.headers,
     },
-    ...(opts.body !== undefined && { body: JSON.stringify(opts.body) }),
+    ...(opts.body !== undefined && { body: raw ? (opts.body as string) : JSON.stringify(opts.body) }),
   });
   const text = await res.text();
-  (await contract).check({
+  await checkHttpAnswer(service.url, {
     method,
     url: path,
     status: res.status,
@@ -214,21 +224,23 @@ export async function readCheckedTopics(
   };
 }
 
-let frameContract: Promise<AsyncApiContract> | undefined;
-
 /**
- * A WebSocket client that records every frame it receives. Every frame is checked against
- * docs/asyncapi-gateway.yaml (the `/ws` channel's message named by its `op`) whenever the test
- * waits for one: a frame the protocol document does not allow fails the wait.
+ * A WebSocket client that records every frame it receives. Every frame is checked on arrival
+ * against docs/asyncapi-gateway.yaml (the `/ws` channel's message named by its `op`): a frame the
+ * protocol document does not allow fails the next `frame`, `closed` or `close`.
  */
 export class TestClient {
   readonly frames: Record<string, unknown>[] = [];
+  /** Frames the protocol document does not allow. */
+  readonly violations: Error[] = [];
   closeCode: number | undefined;
   closeReason = '';
   private constructor(readonly socket: WebSocket) {
-    socket.on('message', (data: Buffer) =>
-      this.frames.push(JSON.parse(data.toString('utf8')) as Record<string, unknown>),
-    );
+    void gatewayFrameContract();
+    socket.on('message', (data: Buffer) => {
+      const frame = checkWebSocketFrame(data.toString('utf8'), this.violations);
+      if (frame) this.frames.push(frame);
+    });
     socket.on('close', (code, reason) => {
       this.closeCode = code;
       this.closeReason = reason.toString();
@@ -243,27 +255,32 @@ export class TestClient {
     this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
   }
 
-  private checked = 0;
+  private async conforming(): Promise<void> {
+    await gatewayFrameContract();
+    if (this.violations[0]) throw this.violations[0];
+  }
 
-  /** Waits for the first frame that satisfies `match`; first checks the frames so far (see above). */
+  /** Waits for the first frame that satisfies `match` (failing on a frame the contract refuses). */
   async frame(match: (f: Record<string, unknown>) => boolean, deadlineMs = 20_000): Promise<Record<string, unknown>> {
-    const contract = await (frameContract ??= AsyncApiContract.load(
-      new URL('docs/asyncapi-gateway.yaml', `file://${ROOT}`),
-    ));
-    const found = await waitFor('a matching frame', deadlineMs, () => this.frames.find(match));
-    for (; this.checked < this.frames.length; this.checked++) {
-      const received = this.frames[this.checked];
-      contract.checkPayload('/ws', String(received?.op), received);
-    }
+    await this.conforming();
+    const found = await waitFor('a matching frame', deadlineMs, () => {
+      if (this.violations[0]) throw this.violations[0];
+      return this.frames.find(match);
+    });
+    await this.conforming();
     return found;
   }
 
-  closed(deadlineMs = 10_000): Promise<number> {
-    return waitFor('the socket to close', deadlineMs, () => this.closeCode);
+  async closed(deadlineMs = 10_000): Promise<number> {
+    const code = await waitFor('the socket to close', deadlineMs, () => this.closeCode);
+    await this.conforming();
+    return code;
   }
 
+  /** Closes the socket; throws the first frame the contract refused, if any. */
   close(): void {
     this.socket.close();
+    if (this.violations[0]) throw this.violations[0];
   }
 }
 
@@ -274,56 +291,73 @@ export interface SseMessage {
   readonly data: Record<string, unknown>;
 }
 
+/** An open (or refused) `/sse` stream, read as it arrives. */
+export interface SseStream {
+  readonly status: number;
+  readonly headers: Headers;
+  /** The events so far (comments skipped), each checked against docs/asyncapi-gateway.yaml. */
+  readonly messages: SseMessage[];
+  /** Events the protocol document does not allow. */
+  readonly violations: Error[];
+  /** Whether the server ended the stream; throws the first violation, if any. */
+  readonly ended: () => boolean;
+  /** Closes the stream; throws the first violation, if any. */
+  readonly abort: () => void;
+}
+
 /**
- * Opens a Server-Sent Events stream and parses its events into `messages` as they arrive
- * (comments skipped). `ended()` tells whether the server ended the stream; `abort()` closes it.
+ * Opens a Server-Sent Events stream of a gateway and parses its events into `messages` as they
+ * arrive. The HTTP answer is checked against the gateway's /docs/json (a refusal's body too),
+ * and every event against the `/sse` channel of docs/asyncapi-gateway.yaml: a violation fails
+ * `ended()` and `abort()`.
  */
-export async function openSse(
-  url: string,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; headers: Headers; messages: SseMessage[]; ended: () => boolean; abort: () => void }> {
+export async function openSse(url: string, headers: Record<string, string> = {}): Promise<SseStream> {
   const controller = new AbortController();
+  const target = new URL(url);
+  await gatewayFrameContract();
   const response = await fetch(url, { signal: controller.signal, headers });
   const messages: SseMessage[] = [];
+  const violations: Error[] = [];
+  const contentType = response.headers.get('content-type') ?? undefined;
+  const exchange = { method: 'GET', url: target.pathname, status: response.status, contentType };
   let ended = false;
-  const reader = response.body?.getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  void (async () => {
-    try {
-      for (;;) {
-        const chunk: ReadableStreamReadResult<Uint8Array> | undefined = await reader?.read();
-        if (!chunk || chunk.done) break;
-        buffer += decoder.decode(chunk.value, { stream: true });
-        let end;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const fields = Object.fromEntries(
-            block
-              .split('\n')
-              .filter((l) => !l.startsWith(':'))
-              .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]),
-          );
-          if (fields.data)
-            messages.push({
-              id: fields.id,
-              event: fields.event,
-              data: JSON.parse(fields.data) as Record<string, unknown>,
-            });
-        }
-      }
-      ended = true;
-    } catch {
-      // aborted by the client
+  if (response.status === 200) {
+    await checkHttpAnswer(target.origin, { ...exchange, body: '' });
+    const body = response.body;
+    if (body) {
+      readSseEvents(body, (event) => {
+        const data = checkSseEvent(event, violations);
+        if (data)
+          messages.push({
+            ...(event.id !== undefined && { id: event.id }),
+            ...(event.event !== undefined && { event: event.event }),
+            data,
+          });
+      }).then(
+        () => (ended = true),
+        () => undefined, // aborted by the client
+      );
     }
-  })();
+  } else {
+    await checkHttpAnswer(target.origin, { ...exchange, body: await response.text() });
+    ended = true;
+  }
+  const conforming = () => {
+    if (violations[0]) throw violations[0];
+  };
   return {
     status: response.status,
     headers: response.headers,
     messages,
-    ended: () => ended,
-    abort: () => controller.abort(),
+    violations,
+    ended: () => {
+      conforming();
+      return ended;
+    },
+    abort: () => {
+      controller.abort();
+      conforming();
+    },
   };
 }
 

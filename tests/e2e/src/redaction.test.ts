@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { jwtSecret, signAccessToken, signSubscriptionToken } from '@ripple/auth';
 import { REDACTED } from '@ripple/telemetry';
 import { waitFor } from '@ripple/testing';
-import { TestClient, isolatedRun, spawnService } from './harness.js';
+import { assertFramesConform, checkedFetch } from './frame-contract.js';
+import { TestClient, callApi, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 import { startOtlpReceiver } from './otlp-receiver.js';
 
@@ -32,6 +33,8 @@ before(async () => {
   subscriptionToken = await signSubscriptionToken(secret, user, `chat:${room}`);
 });
 
+after(() => assertFramesConform());
+
 after(async () => {
   await gateway.stop();
   await receiver.close();
@@ -41,7 +44,7 @@ after(async () => {
 /** Opens `/sse?…`, reads until the stream acknowledged `channel`, then hangs up. */
 async function sseUntilAck(query: string, channel: string): Promise<void> {
   const abort = new AbortController();
-  const res = await fetch(`${gateway.url}/sse?${query}`, { signal: abort.signal });
+  const res = await checkedFetch(`${gateway.url}/sse?${query}`, { signal: abort.signal });
   assert.equal(res.status, 200, await (res.status === 200 ? Promise.resolve('') : res.text()));
   const reader = (res.body as ReadableStream<Uint8Array>).getReader();
   const decoder = new TextDecoder();
@@ -63,11 +66,11 @@ test('the gateway should keep access and subscription tokens out of its logs and
   ws.close();
   await ws.closed();
   // A token the gateway rejects, and a URL no route answers, must not be echoed either.
-  const rejected = await fetch(`${gateway.url}/sse?channels=user:${user}&access_token=${accessToken}x`);
+  const rejected = await callApi(gateway, 'GET', `/sse?channels=user:${user}&access_token=${accessToken}x`);
   assert.equal(rejected.status, 401);
-  const unknown = await fetch(`${gateway.url}/nowhere?access_token=${accessToken}`);
+  const unknown = await callApi(gateway, 'GET', `/nowhere?access_token=${accessToken}`);
   assert.equal(unknown.status, 404);
-  assert.ok(!(await unknown.text()).includes(accessToken));
+  assert.ok(!unknown.text.includes(accessToken));
 
   // The HTTP server span of /sse records the query with the tokens redacted, the rest intact.
   const sseSpan = await waitFor('the HTTP server span of GET /sse', 20_000, () =>

@@ -1,0 +1,189 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { Type } from '@sinclair/typebox';
+import { Redis } from 'ioredis';
+import { SignJWT } from 'jose';
+import type { FastifyInstance } from 'fastify';
+import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
+import { OpenApiContract, runId, testInfra } from '@ripple/testing';
+import { createApiApp } from './api.js';
+import { requireUser } from './auth.js';
+import { routeSchema } from './contract.js';
+import { listeningPort } from './health.js';
+
+// Fastify's and Node's own refusals (the router, the body parser, the HTTP parser), sent over TCP
+// to a listening API app: each answer has the shared error body and a status that the served
+// /docs/json declares, for the operation or for any request (x-global-responses).
+
+const redis = new Redis(testInfra.redisUrl);
+const prefix = `test:${runId()}:`;
+let app: FastifyInstance;
+let base: string;
+let contract: OpenApiContract;
+let authorization: string;
+const SECRET = 'builtin-errors-secret-0123456789';
+
+before(async () => {
+  app = await createApiApp({
+    name: 'builtin-errors-test',
+    description: 'test',
+    logger: createLogger('builtin-errors-test', 'silent'),
+    metrics: createMetricsRegistry('builtin-errors-test'),
+    checks: {},
+    jwt: { verification: { algorithm: 'HS256', secret: SECRET } },
+    redis,
+    redisKeyPrefix: prefix,
+    rateLimit: { max: 1000, windowMs: 60_000 },
+    bodyLimit: 1024,
+  });
+  const params = Type.Object({ thingId: Type.String({ minLength: 1, maxLength: 128 }) });
+  const Thing = Type.Object({ name: Type.String() }, { additionalProperties: false });
+  app.post(
+    '/things/:thingId',
+    {
+      onRequest: requireUser,
+      schema: routeSchema({
+        tag: 'things',
+        summary: 'Makes a thing.',
+        params,
+        body: Thing,
+        success: { status: 201, description: 'made', body: Thing },
+        idempotent: true,
+      }),
+    },
+    (request, reply) => reply.status(201).send(request.body),
+  );
+  app.delete(
+    '/things/:thingId',
+    {
+      onRequest: requireUser,
+      schema: routeSchema({
+        tag: 'things',
+        summary: 'Removes a thing.',
+        params,
+        success: { status: 204, description: 'gone', body: null },
+        idempotent: true,
+      }),
+    },
+    (_request, reply) => reply.status(204).send(),
+  );
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  base = `http://127.0.0.1:${listeningPort(app)}`;
+  const token = await new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('u1')
+    .setExpirationTime('10m')
+    .sign(new TextEncoder().encode(SECRET));
+  authorization = `Bearer ${token}`;
+  contract = await OpenApiContract.load(await (await fetch(`${base}/docs/json`)).json());
+});
+
+after(async () => {
+  await app.close();
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
+});
+
+/** Sends the request, checks the answer against the served document and returns status and body. */
+async function send(method: string, path: string, init: { headers?: Record<string, string>; body?: string } = {}) {
+  const res = await fetch(`${base}${path}`, { method, ...init, headers: { authorization, ...init.headers } });
+  const body = await res.text();
+  contract.check({
+    method,
+    url: path,
+    status: res.status,
+    contentType: res.headers.get('content-type') ?? undefined,
+    body,
+  });
+  return { status: res.status, body: JSON.parse(body) as Record<string, unknown> };
+}
+
+/** Writes `raw` on a fresh TCP connection and reads the answer until the server closes it. */
+function sendRaw(raw: string): Promise<{ status: number; contentType: string | undefined; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(listeningPort(app), '127.0.0.1', () => socket.end(raw));
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const [head = '', body = ''] = text.split('\r\n\r\n');
+      const contentType = /^content-type: (.*)$/im.exec(head)?.[1];
+      resolve({ status: Number(head.split(' ')[1]), contentType, body });
+    });
+  });
+}
+
+const json = { 'content-type': 'application/json' };
+const shape = (body: Record<string, unknown>) =>
+  Object.keys(body).filter((k) => !['code', 'message', 'field'].includes(k));
+
+test('a path parameter past its schema but within any URL limit should be 400 VALIDATION_FAILED naming it', async () => {
+  const { status, body } = await send('DELETE', `/things/${'t'.repeat(600)}`);
+  assert.deepEqual([status, body.code, body.field], [400, 'VALIDATION_FAILED', 'params.thingId']);
+});
+
+test('a URL over Node’s 16 KiB header limit should be 431 REQUEST_HEADERS_TOO_LARGE in the shared shape', async () => {
+  const { status, body } = await send('DELETE', `/things/${'t'.repeat(17_000)}`);
+  assert.deepEqual([status, body.code, shape(body)], [431, 'REQUEST_HEADERS_TOO_LARGE', []]);
+});
+
+test('a URL that is not valid percent-encoding should be 400 FST_ERR_BAD_URL in the shared shape', async () => {
+  for (const path of ['/things/%zz', '/nothing/%E0%A4%A']) {
+    const { status, body } = await send('DELETE', path);
+    assert.deepEqual([status, body.code, shape(body)], [400, 'FST_ERR_BAD_URL', []], path);
+  }
+});
+
+test('body errors should be declared and in the shared shape, on routes with and without a body', async () => {
+  const cases: [string, Record<string, string>, string, number, string][] = [
+    ['POST', json, '{"name":', 400, 'FST_ERR_CTP_INVALID_JSON_BODY'],
+    ['POST', json, '', 400, 'FST_ERR_CTP_EMPTY_JSON_BODY'],
+    ['POST', json, JSON.stringify({ name: 'x'.repeat(2000) }), 413, 'FST_ERR_CTP_BODY_TOO_LARGE'],
+    ['POST', { 'content-type': 'text/xml' }, '<thing/>', 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE'],
+    ['POST', { 'content-type': 'application/x-www-form-urlencoded' }, 'name=x', 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE'],
+    ['DELETE', json, '{"name":', 400, 'FST_ERR_CTP_INVALID_JSON_BODY'],
+    ['DELETE', { 'content-type': 'text/xml' }, '<thing/>', 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE'],
+    ['DELETE', json, 'x'.repeat(2000), 413, 'FST_ERR_CTP_BODY_TOO_LARGE'],
+  ];
+  for (const [method, headers, body, status, code] of cases) {
+    const answer = await send(method, '/things/t1', { headers, body });
+    assert.deepEqual([answer.status, answer.body.code, shape(answer.body)], [status, code, []], `${method} ${code}`);
+  }
+});
+
+test('an unknown route or a method a path does not have should be 404 NOT_FOUND (no 405)', async () => {
+  for (const [method, path] of [
+    ['GET', '/nothing'],
+    ['PATCH', '/things/t1'],
+    ['PUT', '/healthz'],
+    ['PROPFIND', '/things/t1'],
+  ] as const) {
+    const { status, body } = await send(method, path);
+    assert.deepEqual([status, body.code, shape(body)], [404, 'NOT_FOUND', []], `${method} ${path}`);
+  }
+});
+
+test('an HTTP request the parser refuses should be 400 REQUEST_MALFORMED in the shared shape', async () => {
+  for (const raw of ['GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n', 'NOT-HTTP\r\n\r\n']) {
+    const answer = await sendRaw(raw);
+    contract.check({ method: 'GET', url: '/healthz', ...answer });
+    const body = JSON.parse(answer.body) as Record<string, unknown>;
+    assert.deepEqual([answer.status, body.code, shape(body)], [400, 'REQUEST_MALFORMED', []], JSON.stringify(raw));
+  }
+});
+
+test('the operational routes should be documented, with their answers', async () => {
+  assert.equal((await send('GET', '/healthz')).status, 200);
+  assert.equal((await send('GET', '/readyz')).status, 200);
+  const metrics = await fetch(`${base}/metrics`);
+  contract.check({
+    method: 'GET',
+    url: '/metrics',
+    status: metrics.status,
+    contentType: metrics.headers.get('content-type') ?? undefined,
+    body: await metrics.text(),
+  });
+});
