@@ -9,6 +9,8 @@ import type { RunningService, spawnService, isolatedRun } from '../harness.js';
 import { startTcpProxy } from '../tcp-proxy.js';
 import type { TcpProxy } from '../tcp-proxy.js';
 import type { Ledger } from './ledger.js';
+import { privatePostgres } from './postgres.js';
+import type { PrivatePostgres } from './postgres.js';
 
 /** A redis-server of the chaos run's own (no persistence), which it may kill and restart empty. */
 export interface PrivateRedis {
@@ -104,13 +106,13 @@ export const CHAOS_GATEWAY_ENV = {
 } as const;
 
 /**
- * The platform under chaos: a private Kafka broker and Redis, the run's own database on the
- * PostgreSQL server, post-service, `gateways` gateway nodes and a TCP proxy that spreads new
+ * The platform under chaos: a private Kafka broker, Redis and PostgreSQL cluster, post-service, `gateways` gateway nodes and a TCP proxy that spreads new
  * connections over the nodes that are up (the load balancer).
  */
 export interface Cluster {
   readonly kafka: PrivateKafka;
   readonly redis: PrivateRedis;
+  readonly postgres: PrivatePostgres;
   readonly postService: RunningService;
   /** Gateway nodes by slot; a slot's node is replaced by `restartGateway`/`killGateway`. */
   readonly gateways: RunningService[];
@@ -123,6 +125,8 @@ export interface Cluster {
   killGateway(slot: number, downMs: number): Promise<void>;
   /** Records every process's peak memory in `ledger`. */
   sampleMemory(ledger: Ledger): void;
+  /** The process ids of the cluster's processes now, by name (`gw0`… by slot), and the driver's. */
+  pids(): Record<string, number | undefined>;
   stop(): Promise<void>;
 }
 
@@ -136,9 +140,14 @@ export async function startCluster(scope: Scope, gatewayCount = 3): Promise<Clus
   const { iso } = scope;
   const kafka = await privateKafka();
   let redis: PrivateRedis | undefined;
+  let postgres: PrivatePostgres | undefined;
   try {
-    kafka.start();
-    redis = await privateRedis();
+    // Started together (each takes seconds here); whatever started is stopped if another failed.
+    const started = await Promise.allSettled([privateRedis(), privatePostgres(), kafka.start()]);
+    if (started[0].status === 'fulfilled') redis = started[0].value;
+    if (started[1].status === 'fulfilled') postgres = started[1].value;
+    for (const result of started) if (result.status === 'rejected') throw result.reason;
+    if (!redis || !postgres) throw new Error('unreachable: redis and postgres started');
     const env = { ...iso.env, KAFKA_BROKERS: kafka.brokers, REDIS_URL: redis.url, KAFKA_TOPIC_PARTITIONS: '6' };
     const gatewayEnv = { ...env, ...CHAOS_GATEWAY_ENV, KAFKA_GROUP_ID: `chaos.${iso.run}` };
     let generation = 0;
@@ -147,7 +156,7 @@ export async function startCluster(scope: Scope, gatewayCount = 3): Promise<Clus
     const [postService, ...gateways] = await Promise.all([
       scope.spawn('post-service', {
         ...env,
-        DATABASE_URL: iso.databaseUrl('post-service'),
+        DATABASE_URL: postgres.url(`chaos_${iso.run}_post_service`),
         RATE_LIMIT_MAX: '1000000',
         OUTBOX_POLL_INTERVAL_MS: '200',
       }),
@@ -179,9 +188,11 @@ export async function startCluster(scope: Scope, gatewayCount = 3): Promise<Clus
       up.add(slot);
     };
     const redisOf = redis;
+    const postgresOf = postgres;
     return {
       kafka,
       redis,
+      postgres,
       postService,
       gateways,
       proxy,
@@ -192,19 +203,30 @@ export async function startCluster(scope: Scope, gatewayCount = 3): Promise<Clus
         for (const node of gateways) notePeak('gateway', node.process.pid);
         notePeak('post-service', postService.process.pid);
         notePeak('redis', redisOf.pid);
+        notePeak('postgres', postgresOf.pid);
         notePeak('kafka', childOf(kafka.pid()) ?? kafka.pid()); // kafka.sh's bash runs java as its child
         notePeak('driver', process.pid);
         for (const [name, bytes] of peaks) ledger.rss(name, bytes);
         peaks.clear();
       },
+      pids: () => ({
+        driver: process.pid,
+        ...Object.fromEntries(gateways.map((g, slot) => [`gw${slot}`, g.process.pid])),
+        post: postService.process.pid,
+        redis: redisOf.pid,
+        postgres: postgresOf.pid,
+        kafka: childOf(kafka.pid()) ?? kafka.pid(),
+      }),
       stop: async () => {
         await proxy.close();
         await redisOf.stop();
+        await postgresOf.stop();
         kafka.remove();
       },
     };
   } catch (err) {
     await redis?.stop();
+    await postgres?.stop();
     kafka.remove();
     throw err;
   }

@@ -40,7 +40,7 @@ const results: ScenarioResult[] = await runScoped('chaos', async (scope) => {
     const done: ScenarioResult[] = [];
     for (const scenario of scenarios) {
       process.stderr.write(`chaos: ${scenario.name} with ${size.clients} clients\n`);
-      done.push(await runScenario(cluster, scenario, size));
+      done.push(await runScenario(cluster, scenario, size, 60_000, (text) => process.stderr.write(text)));
     }
     return done;
   } finally {
