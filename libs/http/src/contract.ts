@@ -56,8 +56,8 @@ const RetryAfter = { type: 'integer', description: 'Seconds to wait before retry
  * input and serialise its answers, and therefore the OpenAPI operation @fastify/swagger serves.
  * Every error it can answer is listed by status with the codes of that status: its own
  * `errors`, plus what the plumbing adds (401 token errors, 400 input errors when it takes input,
- * fastify's body errors when it takes a body, idempotency errors, 429 rate limit, 503 overload,
- * 500). Statuses are exact: a body-less success is declared as such (`null`).
+ * fastify's body errors when it takes a body, idempotency errors, 429 rate limit, 503 overload
+ * and database outage, 500). Statuses are exact: a body-less success is declared as such (`null`).
  */
 export function routeSchema(c: RouteContract): Record<string, unknown> {
   const kinds: ErrorKind[] = [HttpErrors.tokenMissing, HttpErrors.tokenInvalid, HttpErrors.tokenExpired];
@@ -74,7 +74,13 @@ export function routeSchema(c: RouteContract): Record<string, unknown> {
     );
   }
   if (c.idempotent === true) kinds.push(HttpErrors.idempotencyKeyReused);
-  kinds.push(...(c.errors ?? []), HttpErrors.rateLimited, HttpErrors.internal, HttpErrors.overloaded);
+  kinds.push(
+    ...(c.errors ?? []),
+    HttpErrors.rateLimited,
+    HttpErrors.internal,
+    HttpErrors.overloaded,
+    HttpErrors.databaseUnavailable,
+  );
 
   const byStatus = new Map<number, Set<string>>();
   for (const kind of kinds) byStatus.set(kind.status, (byStatus.get(kind.status) ?? new Set()).add(kind.code));

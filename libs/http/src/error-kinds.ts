@@ -17,6 +17,8 @@ export const HttpErrors = {
   rateLimited: errorKind('RATE_LIMITED', 429, { retriable: true }),
   internal: errorKind('INTERNAL', 500),
   overloaded: errorKind('OVERLOADED', 503, { retriable: true }),
+  /** The service's database could not be reached (down, restarting): nothing was written; retry. */
+  databaseUnavailable: errorKind('DB_UNAVAILABLE', 503, { retriable: true }),
   // Fastify's own answers to a malformed body keep fastify's codes.
   bodyInvalidJson: errorKind('FST_ERR_CTP_INVALID_JSON_BODY', 400),
   bodyEmpty: errorKind('FST_ERR_CTP_EMPTY_JSON_BODY', 400),

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
+import { isDatabaseUnavailable } from '@ripple/db';
 import { isRippleError } from '@ripple/errors';
 import { redactText, redactUrl } from '@ripple/telemetry';
 import { HttpErrors } from './error-kinds.js';
@@ -40,6 +41,14 @@ export function installErrorHandling(app: FastifyInstance): void {
       const body: ErrorBody = { code: err.code, message: err.message };
       if (err.field !== undefined) body.field = err.field;
       return reply.status(err.status).send(body);
+    }
+    // The database is down or restarting: nothing was written, the client may retry (not a bug).
+    if (isDatabaseUnavailable(err)) {
+      request.log.warn({ err }, 'database unavailable');
+      return reply
+        .status(HttpErrors.databaseUnavailable.status)
+        .header('retry-after', '1')
+        .send({ code: HttpErrors.databaseUnavailable.code, message: 'database unavailable, retry later' } satisfies ErrorBody);
     }
     const status = err.statusCode ?? 500;
     if (status >= 500) {

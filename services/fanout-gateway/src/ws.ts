@@ -6,6 +6,7 @@ import { RippleError } from '@ripple/errors';
 import { originAllowed } from '@ripple/http';
 import type { AllowedOrigins } from '@ripple/http';
 import { ConnectionLifecycle, authErrorCode } from './lifecycle.js';
+import { Liveness } from './liveness.js';
 import type { LifecycleDeps } from './lifecycle.js';
 import { CloseCodes, frameText } from './protocol.js';
 import { utf8Of } from './sink.js';
@@ -78,17 +79,15 @@ export function installWebSocket(
       return;
     }
     const lifecycle = new ConnectionLifecycle(deps, webSocketSink(socket));
-    let alive = true;
-    socket.on('pong', () => (alive = true));
+    // A peer silent for two ping intervals is gone (half-open TCP); see Liveness.
+    const liveness = new Liveness();
+    socket.on('pong', () => liveness.seen());
     const pinger = setInterval(() => {
-      if (!alive) {
-        socket.terminate();
-        return;
-      }
-      alive = false;
-      socket.ping();
+      if (liveness.tick() === 'dead') socket.terminate();
+      else socket.ping();
     }, deps.pingIntervalMs);
     socket.on('message', (data, isBinary) => {
+      liveness.seen();
       if (isBinary) {
         deps.metrics.errors.inc({ code: 'GW_BINARY_FRAME' });
         socket.send(JSON.stringify({ op: 'error', code: 'GW_BINARY_FRAME', message: 'send JSON text frames' }));

@@ -1,0 +1,45 @@
+/**
+ * Errors that mean "the database cannot be reached right now" (down, restarting, shutting down,
+ * the connection dropped), as opposed to a bad query or a bug. A request that failed with one of
+ * them can be retried later: HTTP answers it with 503, not 500.
+ */
+
+/** SQLSTATEs: class 08 (connection exception) and 57P01–57P03 (shut down, crashed, starting up). */
+const UNAVAILABLE_SQLSTATE = /^(08[0-9A-Z]{3}|57P0[123])$/;
+/** Socket errors of a connection to the server. */
+const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND']);
+/**
+ * Prisma's codes for an unreachable server, a connect timeout, a closed connection. (A pool
+ * timeout, P2024, is load, not an outage: libs/service answers it with 503 OVERLOADED.)
+ */
+const PRISMA_CODES = new Set(['P1001', 'P1002', 'P1017']);
+/**
+ * Messages of the same failures where no code survives the wrapping (Prisma's driver adapter
+ * wraps pg's errors into `Raw query failed. Code: N/A. Message: ...`).
+ */
+const MESSAGES = [
+  "Can't reach database server",
+  'Connection terminated',
+  'connection error and is not queryable',
+  'terminating connection due to administrator command',
+  'the database system is shutting down',
+  'the database system is starting up',
+  'the database system is in recovery mode',
+];
+
+/**
+ * True when `err` (or an error in its `cause` chain, up to 5 deep) says the database could not
+ * be reached: a pg SQLSTATE of class 08 or 57P01–57P03, a socket error code, a Prisma P1001,
+ * P1002 or P1017, or one of their messages.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
+    const { code, message, cause } = current as { code?: unknown; message?: unknown; cause?: unknown };
+    if (typeof code === 'string' && (UNAVAILABLE_SQLSTATE.test(code) || SOCKET_CODES.has(code) || PRISMA_CODES.has(code)))
+      return true;
+    if (typeof message === 'string' && MESSAGES.some((m) => message.includes(m))) return true;
+    current = cause;
+  }
+  return false;
+}
