@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isDatabaseUnavailable } from './unavailable.js';
 
-const withCode = (message: string, code: string, cause?: unknown) => Object.assign(new Error(message, { cause }), { code });
+const withCode = (message: string, code: string, cause?: unknown) =>
+  Object.assign(new Error(message, { cause }), { code });
 
 test('a database that cannot be reached should count as unavailable, whatever wraps the error', () => {
   // Shapes seen from post-service while its PostgreSQL restarted (Prisma 7 over @prisma/adapter-pg).

@@ -48,7 +48,10 @@ export function installErrorHandling(app: FastifyInstance): void {
       return reply
         .status(HttpErrors.databaseUnavailable.status)
         .header('retry-after', '1')
-        .send({ code: HttpErrors.databaseUnavailable.code, message: 'database unavailable, retry later' } satisfies ErrorBody);
+        .send({
+          code: HttpErrors.databaseUnavailable.code,
+          message: 'database unavailable, retry later',
+        } satisfies ErrorBody);
     }
     const status = err.statusCode ?? 500;
     if (status >= 500) {
