@@ -63,6 +63,11 @@ export const SCENARIOS: readonly Scenario[] = [
     },
   },
   {
+    // A fast shutdown of the private PostgreSQL (sessions end), down 2 s, started again.
+    name: 'postgres-restart',
+    fault: (cluster) => cluster.postgres.restart(2000),
+  },
+  {
     name: 'kafka-restart',
     fault: async (cluster) => {
       await cluster.kafka.stop();
@@ -137,8 +142,12 @@ function startTraffic(
         body: JSON.stringify({ body: `chaos ${n}` }),
       });
       if (res.status === 201) ledger.accept(`creator:${creator}`, ((await res.json()) as { id: string }).id);
+      else {
+        ledger.refused(res.status); // not accepted, so nobody is owed it
+        await res.body?.cancel();
+      }
     } catch {
-      // refused or unreachable: not accepted, so nobody is owed it
+      ledger.refused('unreachable');
     }
   };
   const timer = setInterval(() => {
