@@ -6,8 +6,8 @@ import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { freePort, privateKafka, waitFor, waitUntil } from '@ripple/testing';
 import type { PrivateKafka } from '@ripple/testing';
 import type { RunningService, spawnService, isolatedRun } from '../harness.js';
-import { startTcpProxy } from '../tcp-proxy.js';
-import type { TcpProxy } from '../tcp-proxy.js';
+import { startLoadBalancer } from './balancer.js';
+import type { LoadBalancer } from './balancer.js';
 import type { Ledger } from './ledger.js';
 import { privatePostgres } from './postgres.js';
 import type { PrivatePostgres } from './postgres.js';
@@ -116,7 +116,8 @@ export interface Cluster {
   readonly postService: RunningService;
   /** Gateway nodes by slot; a slot's node is replaced by `restartGateway`/`killGateway`. */
   readonly gateways: RunningService[];
-  readonly proxy: TcpProxy;
+  /** The load balancer (a TCP proxy in its own process) that clients connect to. */
+  readonly proxy: LoadBalancer;
   /** An access token for `user`. */
   token(user: string): Promise<string>;
   /** Stops slot `slot`'s node with SIGTERM (it drains), waits for its exit, starts a new one. */
@@ -164,13 +165,11 @@ export async function startCluster(scope: Scope, gatewayCount = 3): Promise<Clus
     ]);
     if (!postService) throw new Error('post-service did not start');
     const up = new Set(gateways.map((_, slot) => slot));
-    let next = 0;
-    const proxy = await startTcpProxy(gateways[0]?.port ?? 0);
-    proxy.route = () => {
-      const slots = [...up];
-      const slot = slots[next++ % Math.max(1, slots.length)] ?? 0;
-      return gateways[slot]?.port ?? proxy.target;
-    };
+    const proxy = await startLoadBalancer();
+    // New connections go to the nodes that are up; taken out before a node is stopped.
+    const balance = (): Promise<void> =>
+      proxy.setTargets([...up].flatMap((slot) => gateways[slot]?.port ?? []).sort((a, b) => a - b));
+    await balance();
     const secret = jwtSecret(iso.jwtSecretText);
     const peaks = new Map<string, number>();
     const notePeak = (name: string, pid: number | undefined): void => {
@@ -182,10 +181,12 @@ export async function startCluster(scope: Scope, gatewayCount = 3): Promise<Clus
       if (!node) throw new Error(`no gateway in slot ${slot}`);
       notePeak('gateway', node.process.pid);
       up.delete(slot);
+      await balance();
       await node.stop(signal);
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
       gateways[slot] = await spawnGateway(slot);
       up.add(slot);
+      await balance();
     };
     const redisOf = redis;
     const postgresOf = postgres;
@@ -206,11 +207,13 @@ export async function startCluster(scope: Scope, gatewayCount = 3): Promise<Clus
         notePeak('postgres', postgresOf.pid);
         notePeak('kafka', childOf(kafka.pid()) ?? kafka.pid()); // kafka.sh's bash runs java as its child
         notePeak('driver', process.pid);
+        notePeak('balancer', proxy.pid);
         for (const [name, bytes] of peaks) ledger.rss(name, bytes);
         peaks.clear();
       },
       pids: () => ({
         driver: process.pid,
+        balancer: proxy.pid,
         ...Object.fromEntries(gateways.map((g, slot) => [`gw${slot}`, g.process.pid])),
         post: postService.process.pid,
         redis: redisOf.pid,

@@ -63,10 +63,10 @@ export async function connectFleet(
   const byPort = new Map<number, string>();
   const early = new Map<number, ['accepted' | 'forwarded', number][]>(); // steps before the port was known
   if (timelines)
-    cluster.proxy.trace = (port, step) => {
+    cluster.proxy.trace = (port, step, at) => {
       const id = byPort.get(port);
-      if (id !== undefined) timelines.mark(id, step);
-      else early.set(port, [...(early.get(port) ?? []), [step, Date.now()]]);
+      if (id !== undefined) timelines.mark(id, step, undefined, at);
+      else early.set(port, [...(early.get(port) ?? []), [step, at]]);
     };
   for (let start = 0; start < count; start += 100) {
     const ready: Promise<void>[] = [];

@@ -45,8 +45,8 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'network-drops',
     fault: async (cluster) => {
       for (let round = 0; round < 5; round++) {
-        cluster.proxy.dropSome(0.1);
-        cluster.proxy.stallSome(0.05);
+        await cluster.proxy.dropSome(0.1);
+        await cluster.proxy.stallSome(0.05);
         await pause(1000);
       }
     },
