@@ -11,6 +11,7 @@ test('a database that cannot be reached should count as unavailable, whatever wr
     withCode("Invalid `prisma.post.findMany()` invocation:\n\nCan't reach database server at 127.0.0.1:40813", 'P1001'),
     new Error("Raw query failed. Code: `N/A`. Message: `Can't reach database server at 127.0.0.1:40813`"),
     new Error('Client has encountered a connection error and is not queryable'),
+    new Error('Raw query failed. Code: `N/A`. Message: `Server has closed the connection.`'),
     withCode('terminating connection due to administrator command', '57P01'),
     withCode('the database system is starting up', '57P03'),
     withCode('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED'),

@@ -19,6 +19,7 @@ const PRISMA_CODES = new Set(['P1001', 'P1002', 'P1017']);
  */
 const MESSAGES = [
   "Can't reach database server",
+  'Server has closed the connection', // P1017's message
   'Connection terminated',
   'connection error and is not queryable',
   'terminating connection due to administrator command',
