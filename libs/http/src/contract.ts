@@ -97,7 +97,7 @@ export function declareBodyErrors(route: { method: string | string[]; schema?: {
  * Every error it can answer is listed by status with the codes of that status: its own
  * `errors`, plus what the plumbing adds (401 token errors, 400 input errors when it takes input,
  * fastify's body errors when it takes a body, idempotency errors, 429 rate limit, 503 overload
- * and database unavailable, 500). Statuses are exact: a body-less success is declared as such (`null`).
+ * and database outage, 500). Statuses are exact: a body-less success is declared as such (`null`).
  */
 export function routeSchema(c: RouteContract): Record<string, unknown> {
   const kinds: ErrorKind[] = [HttpErrors.tokenMissing, HttpErrors.tokenInvalid, HttpErrors.tokenExpired];
@@ -106,8 +106,13 @@ export function routeSchema(c: RouteContract): Record<string, unknown> {
   if (c.paged === true) kinds.push(HttpErrors.cursorInvalid);
   if (c.body !== undefined) kinds.push(...BODY_ERRORS);
   if (c.idempotent === true) kinds.push(HttpErrors.idempotencyKeyReused);
-  kinds.push(...(c.errors ?? []), HttpErrors.rateLimited, HttpErrors.internal, HttpErrors.overloaded);
-  kinds.push(HttpErrors.databaseUnavailable);
+  kinds.push(
+    ...(c.errors ?? []),
+    HttpErrors.rateLimited,
+    HttpErrors.internal,
+    HttpErrors.overloaded,
+    HttpErrors.databaseUnavailable,
+  );
 
   const replayed = c.idempotent === true && {
     headers: {

@@ -2,10 +2,9 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isRippleError } from '@ripple/errors';
-import type { RippleError } from '@ripple/errors';
+import type { ErrorKind, RippleError } from '@ripple/errors';
 import { redactText, redactUrl } from '@ripple/telemetry';
 import { HttpErrors } from './error-kinds.js';
-import type { ErrorKind } from '@ripple/errors';
 
 /** The body of every 4xx/5xx answer: a stable machine-readable code and a human message. */
 export interface ErrorBody {

@@ -155,7 +155,7 @@ test('killing the Kafka broker while the service writes should lose and duplicat
   const broker = await privateKafka();
   defer(() => Promise.resolve(broker.remove()));
   const killBroker = () => broker.kill();
-  broker.start();
+  await broker.start();
 
   const kafka = createKafka({ brokers: [broker.brokers], clientId: 'outbox-chaos', logger });
   const topic = `test.${run}.chaos`;
@@ -192,7 +192,7 @@ test('killing the Kafka broker while the service writes should lose and duplicat
   killBroker();
   const publishedAtKill = published;
   await waitUntil('the service to write while Kafka is down', 30_000, () => written >= publishedAtKill + 200);
-  broker.start();
+  await broker.start();
   await writer;
   assert.equal(written, 1000);
 

@@ -1,4 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import { isDatabaseUnavailable } from '@ripple/db';
 import type { RawSql, Transaction } from '@ripple/db';
 import { isRippleError } from '@ripple/errors';
 import type { RippleError } from '@ripple/errors';
@@ -54,33 +55,8 @@ function isStartTimeout(err: unknown): boolean {
 const POOL_TIMEOUTS = ['timeout exceeded when trying to connect', 'due to connection timeout'];
 function isPoolTimeout(err: unknown): boolean {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if ((e as { code?: unknown }).code === 'P2024') return true; // Prisma's own pool wait
     if (POOL_TIMEOUTS.some((text) => e.message.includes(text))) return true;
-  }
-  return false;
-}
-
-/** Prisma's codes for a database it cannot reach, that timed out or closed the connection. */
-const PRISMA_UNREACHABLE = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
-/** What Prisma's pg adapter reports (`meta.driverAdapterError.cause.kind`) for the same. */
-const ADAPTER_UNREACHABLE = new Set([
-  'DatabaseNotReachable',
-  'ConnectionClosed',
-  'SocketTimeout',
-  'TooManyConnections',
-]);
-/** Socket errors of the pg driver itself. */
-const SOCKET_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH']);
-/** SQLSTATEs: connection exceptions (class 08), shutdown or start-up (57P01-57P03), too many connections. */
-const SQLSTATE_UNAVAILABLE = /^(08...|57P0[123]|53300)$/;
-
-function isUnreachable(err: unknown): boolean {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    const { code, meta } = e as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown } } } };
-    if (typeof code === 'string' && (PRISMA_UNREACHABLE.has(code) || SOCKET_ERRORS.has(code))) return true;
-    if (typeof code === 'string' && SQLSTATE_UNAVAILABLE.test(code)) return true;
-    const kind = meta?.driverAdapterError?.cause?.kind;
-    if (typeof kind === 'string' && ADAPTER_UNREACHABLE.has(kind)) return true;
-    if (e.message.includes('Connection terminated unexpectedly')) return true;
   }
   return false;
 }
@@ -98,7 +74,7 @@ const overloaded = (err: unknown) =>
 export function transientDbError(err: unknown): RippleError | undefined {
   if (isRippleError(err)) return undefined;
   if (isStartTimeout(err) || isPoolTimeout(err)) return overloaded(err);
-  if (isUnreachable(err)) {
+  if (isDatabaseUnavailable(err)) {
     return HttpErrors.databaseUnavailable.error('the database is unavailable: retry later', { cause: err });
   }
   return undefined;

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -29,15 +29,22 @@ export function freePort(): Promise<number> {
 export interface PrivateKafka {
   /** `127.0.0.1:<port>`, for KAFKA_BROKERS. */
   readonly brokers: string;
-  /** Starts the broker and resolves once it answers (kafka.sh waits up to 90 s). */
-  start(): void;
-  /** Stops the broker (SIGTERM, then SIGKILL after 30 s) and waits until its port is free. */
-  stop(): void;
+  /**
+   * Starts the broker and resolves once it answers (kafka.sh waits up to 90 s); rejects when
+   * kafka.sh fails. Asynchronous: the caller's event loop (clients, servers in the same process)
+   * keeps running meanwhile.
+   */
+  start(): Promise<void>;
+  /**
+   * Stops the broker (SIGTERM, then SIGKILL after 30 s) and resolves once its port is free;
+   * asynchronous like `start`.
+   */
+  stop(): Promise<void>;
   /** The broker's process id while it runs (its pid file), else undefined. */
   pid(): number | undefined;
   /** SIGKILLs the broker's process group (a crash, not a shutdown); `start` brings it back. */
   kill(): void;
-  /** Stops the broker if it runs and deletes its data directory. */
+  /** Stops the broker if it runs and deletes its data directory (synchronously: for clean-up). */
   remove(): void;
 }
 
@@ -54,10 +61,17 @@ export async function privateKafka(): Promise<PrivateKafka> {
     KAFKA_CONTROLLER_PORT: String(controllerPort),
     KAFKA_HEAP: process.env.KAFKA_HEAP ?? '384m',
   };
-  const script = (cmd: 'start' | 'stop'): void => {
+  const failed = (cmd: string, stderr: string) => new Error(`kafka.sh ${cmd} (port ${port}) failed:\n${stderr}`);
+  const scriptSync = (cmd: 'stop'): void => {
     const result = spawnSync('bash', [KAFKA_SCRIPT, cmd], { env, encoding: 'utf8' });
-    if (result.status !== 0) throw new Error(`kafka.sh ${cmd} (port ${port}) failed:\n${result.stderr}`);
+    if (result.status !== 0) throw failed(cmd, result.stderr);
   };
+  const script = (cmd: 'start' | 'stop'): Promise<void> =>
+    new Promise((resolve, reject) => {
+      execFile('bash', [KAFKA_SCRIPT, cmd], { env, encoding: 'utf8' }, (err, _stdout, stderr) =>
+        err ? reject(failed(cmd, stderr)) : resolve(),
+      );
+    });
   return {
     brokers: `127.0.0.1:${port}`,
     start: () => script('start'),
@@ -74,7 +88,7 @@ export async function privateKafka(): Promise<PrivateKafka> {
     },
     remove() {
       try {
-        script('stop');
+        scriptSync('stop');
       } finally {
         rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
       }

@@ -15,7 +15,7 @@ function fakeSocket() {
   };
 }
 
-test('heartbeats should ping each socket once per interval and terminate one that stopped answering', (t) => {
+test('heartbeats should ping each socket once per interval and terminate one silent for two intervals', (t) => {
   mock.timers.enable({ apis: ['setInterval'] });
   t.after(() => mock.timers.reset());
   const beats = new Heartbeats(1000, 10);
@@ -34,13 +34,35 @@ test('heartbeats should ping each socket once per interval and terminate one tha
   beats.answered(live);
   assert.deepEqual([live.pings, live.terminated], [2, false]);
   mock.timers.tick(500);
-  assert.equal(silent.terminated, true, 'no pong since its last ping');
+  assert.deepEqual([silent.pings, silent.terminated], [2, false], 'one unanswered ping is not enough');
+  mock.timers.tick(1000);
+  beats.answered(live);
+  assert.equal(silent.terminated, true, 'no pong for two pings');
   assert.equal(beats.size, 1);
   for (let i = 0; i < 5; i++) {
     mock.timers.tick(1000);
     beats.answered(live);
   }
-  assert.deepEqual([live.pings, live.terminated], [7, false]);
+  assert.deepEqual([live.pings, live.terminated], [8, false]);
+});
+
+test('heartbeats should keep a socket whose pong comes one interval late, or whose peer sends frames', (t) => {
+  mock.timers.enable({ apis: ['setInterval'] });
+  t.after(() => mock.timers.reset());
+  const beats = new Heartbeats(1000, 1);
+  t.after(() => beats.stop());
+  const late = fakeSocket();
+  const chatty = fakeSocket();
+  beats.add(late);
+  beats.add(chatty);
+  mock.timers.tick(2000); // two pings, no answer yet
+  beats.answered(late); // the late pong
+  for (let i = 0; i < 10; i++) {
+    beats.answered(chatty); // e.g. the SDK's own {"op":"ping"} each heartbeat; its pongs are lost
+    mock.timers.tick(1000);
+    if (i % 2 === 0) beats.answered(late);
+  }
+  assert.deepEqual([late.terminated, chatty.terminated], [false, false]);
 });
 
 test('heartbeats should forget a removed socket', (t) => {

@@ -6,18 +6,27 @@ export interface Pingable {
 
 /**
  * The WebSocket heartbeat of every socket of a node on one timer: each socket is pinged once per
- * `intervalMs`, and one that did not answer the previous ping (no `pong`) is terminated. The
+ * `intervalMs`, and one that stayed silent for `graceTicks` intervals in a row (no `pong`, no
+ * frame: anything the peer sends proves it alive) is terminated. One late pong (a client whose
+ * process or network is briefly slow, a reconnect storm on a loaded machine) does not cut a
+ * healthy connection; a dead path (half-open TCP) still ends within `graceTicks` + 1 intervals,
+ * like the client SDK's own check (two heartbeats). The
  * sockets are spread over `slots` groups, one group per tick, so a node with many sockets does
  * not ping them all at once. One timer and two set entries per socket replace a `setInterval`
  * (and its closure) per socket, part of what each idle connection cost in memory.
  */
 export class Heartbeats {
   private readonly groups: Set<Pingable>[];
-  private readonly unanswered = new Set<Pingable>();
+  /** Intervals in a row each socket has been silent for. */
+  private readonly silent = new Map<Pingable, number>();
   private readonly timer: NodeJS.Timeout;
   private current = 0;
 
-  constructor(intervalMs: number, slots = 10) {
+  constructor(
+    intervalMs: number,
+    slots = 10,
+    private readonly graceTicks = 2,
+  ) {
     this.groups = Array.from({ length: slots }, () => new Set<Pingable>());
     this.timer = setInterval(() => this.tick(), Math.max(1, Math.floor(intervalMs / slots)));
     this.timer.unref();
@@ -32,15 +41,15 @@ export class Heartbeats {
     this.groups[this.current]?.add(socket);
   }
 
-  /** The socket answered (`pong`). */
+  /** The socket's peer sent something (a `pong`, a frame). */
   answered(socket: Pingable): void {
-    this.unanswered.delete(socket);
+    if (this.silent.has(socket)) this.silent.set(socket, 0);
   }
 
   /** Ends the heartbeat of a socket (it closed). */
   remove(socket: Pingable): void {
     for (const group of this.groups) group.delete(socket);
-    this.unanswered.delete(socket);
+    this.silent.delete(socket);
   }
 
   stop(): void {
@@ -50,12 +59,13 @@ export class Heartbeats {
   private tick(): void {
     this.current = (this.current + 1) % this.groups.length;
     for (const socket of this.groups[this.current] ?? []) {
-      if (this.unanswered.has(socket)) {
+      const silent = (this.silent.get(socket) ?? 0) + 1;
+      if (silent > this.graceTicks) {
         this.remove(socket);
         socket.terminate();
         continue;
       }
-      this.unanswered.add(socket);
+      this.silent.set(socket, silent);
       socket.ping();
     }
   }

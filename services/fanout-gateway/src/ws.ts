@@ -127,6 +127,7 @@ function webSocketConnection(
   heartbeats.add(socket);
   socket.on('pong', () => heartbeats.answered(socket));
   socket.on('message', (data, isBinary) => {
+    heartbeats.answered(socket); // any frame proves the peer alive
     if (isBinary) {
       deps.metrics.errors.inc({ code: 'GW_BINARY_FRAME' });
       socket.send(JSON.stringify({ op: 'error', code: 'GW_BINARY_FRAME', message: 'send JSON text frames' }));

@@ -84,7 +84,7 @@ test('post-service should start and accept writes while its Kafka is unreachable
   const metrics = await (await fetch(`${postService.url}/metrics`)).text();
   assert.match(metrics, /^outbox_backlog_rows\{[^}]*\} 5$/m, 'the backlog shows the unpublished writes');
 
-  broker.start();
+  await broker.start();
   await readPostTopic();
   await waitUntil('the 5 posts on Kafka', 30_000, () => accepted.every((id) => published.has(id)));
 });
@@ -113,7 +113,7 @@ test('an outage longer than the outbox lease should refuse no write, and every a
   await waitUntil('the live post on the socket', 20_000, () => delivered().has(accepted.at(-1) ?? ''));
 
   // The outage: writes keep flowing for more than twice the lease.
-  broker.stop();
+  await broker.stop();
   const stoppedAt = Date.now();
   const statuses: number[] = [];
   let i = 0;
@@ -135,7 +135,7 @@ test('an outage longer than the outbox lease should refuse no write, and every a
   }
   const beforeReturn = new Set(delivered());
 
-  broker.start();
+  await broker.start();
   const answeredAt = Date.now();
   const outageMs = answeredAt - stoppedAt;
   await waitUntil('a post written during the outage on the socket', 30_000, () =>

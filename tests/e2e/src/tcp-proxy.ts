@@ -12,6 +12,11 @@ export interface TcpProxy {
   target: number;
   /** When set, picks the port of each new connection instead of `target` (a load balancer's pick). */
   route: (() => number) | undefined;
+  /**
+   * When set, told each step of a connection: `accepted` (the client's connection arrived) and
+   * `forwarded` (the connection to the target is up), with the client's port (its local port).
+   */
+  trace: ((clientPort: number, step: 'accepted' | 'forwarded') => void) | undefined;
   /** Connections accepted so far. */
   readonly accepted: number;
   /** Holds new connections (accepted, not forwarded) until the returned function is called. */
@@ -42,6 +47,7 @@ export async function startTcpProxy(target: number): Promise<TcpProxy> {
   const server = createServer((client) => {
     accepted++;
     track(client);
+    proxy.trace?.(client.remotePort ?? 0, 'accepted');
     if (held) held.push(() => forward(client));
     else forward(client);
   });
@@ -49,6 +55,7 @@ export async function startTcpProxy(target: number): Promise<TcpProxy> {
     if (client.destroyed) return;
     const upstream = createConnection({ host: '127.0.0.1', port: proxy.route?.() ?? proxy.target });
     track(upstream);
+    if (proxy.trace) upstream.once('connect', () => proxy.trace?.(client.remotePort ?? 0, 'forwarded'));
     const pair = [client, upstream] as const;
     pairs.add(pair);
     client.pipe(upstream);
@@ -64,6 +71,7 @@ export async function startTcpProxy(target: number): Promise<TcpProxy> {
     port: (server.address() as AddressInfo).port,
     target,
     route: undefined,
+    trace: undefined,
     get accepted() {
       return accepted;
     },

@@ -6,9 +6,11 @@ import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { freePort, privateKafka, waitFor, waitUntil } from '@ripple/testing';
 import type { PrivateKafka } from '@ripple/testing';
 import type { RunningService, spawnService, isolatedRun } from '../harness.js';
-import { startTcpProxy } from '../tcp-proxy.js';
-import type { TcpProxy } from '../tcp-proxy.js';
+import { startLoadBalancer } from './balancer.js';
+import type { LoadBalancer } from './balancer.js';
 import type { Ledger } from './ledger.js';
+import { privatePostgres } from './postgres.js';
+import type { PrivatePostgres } from './postgres.js';
 
 /** A redis-server of the chaos run's own (no persistence), which it may kill and restart empty. */
 export interface PrivateRedis {
@@ -104,17 +106,18 @@ export const CHAOS_GATEWAY_ENV = {
 } as const;
 
 /**
- * The platform under chaos: a private Kafka broker and Redis, the run's own database on the
- * PostgreSQL server, post-service, `gateways` gateway nodes and a TCP proxy that spreads new
+ * The platform under chaos: a private Kafka broker, Redis and PostgreSQL cluster, post-service, `gateways` gateway nodes and a TCP proxy that spreads new
  * connections over the nodes that are up (the load balancer).
  */
 export interface Cluster {
   readonly kafka: PrivateKafka;
   readonly redis: PrivateRedis;
+  readonly postgres: PrivatePostgres;
   readonly postService: RunningService;
   /** Gateway nodes by slot; a slot's node is replaced by `restartGateway`/`killGateway`. */
   readonly gateways: RunningService[];
-  readonly proxy: TcpProxy;
+  /** The load balancer (a TCP proxy in its own process) that clients connect to. */
+  readonly proxy: LoadBalancer;
   /** An access token for `user`. */
   token(user: string): Promise<string>;
   /** Stops slot `slot`'s node with SIGTERM (it drains), waits for its exit, starts a new one. */
@@ -123,6 +126,8 @@ export interface Cluster {
   killGateway(slot: number, downMs: number): Promise<void>;
   /** Records every process's peak memory in `ledger`. */
   sampleMemory(ledger: Ledger): void;
+  /** The process ids of the cluster's processes now, by name (`gw0`… by slot), and the driver's. */
+  pids(): Record<string, number | undefined>;
   stop(): Promise<void>;
 }
 
@@ -136,9 +141,14 @@ export async function startCluster(scope: Scope, gatewayCount = 3): Promise<Clus
   const { iso } = scope;
   const kafka = await privateKafka();
   let redis: PrivateRedis | undefined;
+  let postgres: PrivatePostgres | undefined;
   try {
-    kafka.start();
-    redis = await privateRedis();
+    // Started together (each takes seconds here); whatever started is stopped if another failed.
+    const started = await Promise.allSettled([privateRedis(), privatePostgres(), kafka.start()]);
+    if (started[0].status === 'fulfilled') redis = started[0].value;
+    if (started[1].status === 'fulfilled') postgres = started[1].value;
+    for (const result of started) if (result.status === 'rejected') throw result.reason;
+    if (!redis || !postgres) throw new Error('unreachable: redis and postgres started');
     const env = { ...iso.env, KAFKA_BROKERS: kafka.brokers, REDIS_URL: redis.url, KAFKA_TOPIC_PARTITIONS: '6' };
     const gatewayEnv = { ...env, ...CHAOS_GATEWAY_ENV, KAFKA_GROUP_ID: `chaos.${iso.run}` };
     let generation = 0;
@@ -147,7 +157,7 @@ export async function startCluster(scope: Scope, gatewayCount = 3): Promise<Clus
     const [postService, ...gateways] = await Promise.all([
       scope.spawn('post-service', {
         ...env,
-        DATABASE_URL: iso.databaseUrl('post-service'),
+        DATABASE_URL: postgres.url(`chaos_${iso.run}_post_service`),
         RATE_LIMIT_MAX: '1000000',
         OUTBOX_POLL_INTERVAL_MS: '200',
       }),
@@ -155,14 +165,13 @@ export async function startCluster(scope: Scope, gatewayCount = 3): Promise<Clus
     ]);
     if (!postService) throw new Error('post-service did not start');
     const up = new Set(gateways.map((_, slot) => slot));
-    let next = 0;
-    const proxy = await startTcpProxy(gateways[0]?.port ?? 0);
-    proxy.route = () => {
-      const slots = [...up];
-      const slot = slots[next++ % Math.max(1, slots.length)] ?? 0;
-      return gateways[slot]?.port ?? proxy.target;
-    };
+    const proxy = await startLoadBalancer();
+    // New connections go to the nodes that are up; taken out before a node is stopped.
+    const balance = (): Promise<void> =>
+      proxy.setTargets([...up].flatMap((slot) => gateways[slot]?.port ?? []).sort((a, b) => a - b));
+    await balance();
     const secret = jwtSecret(iso.jwtSecretText);
+    const tokens = new Map<string, Promise<string>>();
     const peaks = new Map<string, number>();
     const notePeak = (name: string, pid: number | undefined): void => {
       const bytes = peakRssOf(pid);
@@ -173,38 +182,61 @@ export async function startCluster(scope: Scope, gatewayCount = 3): Promise<Clus
       if (!node) throw new Error(`no gateway in slot ${slot}`);
       notePeak('gateway', node.process.pid);
       up.delete(slot);
+      await balance();
       await node.stop(signal);
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
       gateways[slot] = await spawnGateway(slot);
       up.add(slot);
+      await balance();
     };
     const redisOf = redis;
+    const postgresOf = postgres;
     return {
       kafka,
       redis,
+      postgres,
       postService,
       gateways,
       proxy,
-      token: (user) => signAccessToken(secret, user),
+      // One token per user for the whole run (an hour's validity), as a real client keeps its
+      // token: signing on every reconnect queued behind the starved thread pool (seconds at load 22).
+      token: (user) => {
+        let token = tokens.get(user);
+        if (!token) tokens.set(user, (token = signAccessToken(secret, user)));
+        return token;
+      },
       restartGateway: (slot) => replace(slot, 'SIGTERM', 0),
       killGateway: (slot, downMs) => replace(slot, 'SIGKILL', downMs),
       sampleMemory(ledger) {
         for (const node of gateways) notePeak('gateway', node.process.pid);
         notePeak('post-service', postService.process.pid);
         notePeak('redis', redisOf.pid);
+        notePeak('postgres', postgresOf.pid);
         notePeak('kafka', childOf(kafka.pid()) ?? kafka.pid()); // kafka.sh's bash runs java as its child
         notePeak('driver', process.pid);
+        notePeak('balancer', proxy.pid);
         for (const [name, bytes] of peaks) ledger.rss(name, bytes);
         peaks.clear();
       },
+      pids: () => ({
+        driver: process.pid,
+        balancer: proxy.pid,
+        ...Object.fromEntries(gateways.map((g, slot) => [`gw${slot}`, g.process.pid])),
+        post: postService.process.pid,
+        redis: redisOf.pid,
+        postgres: postgresOf.pid,
+        kafka: childOf(kafka.pid()) ?? kafka.pid(),
+      }),
       stop: async () => {
         await proxy.close();
         await redisOf.stop();
+        await postgresOf.stop();
         kafka.remove();
       },
     };
   } catch (err) {
     await redis?.stop();
+    await postgres?.stop();
     kafka.remove();
     throw err;
   }

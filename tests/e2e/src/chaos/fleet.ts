@@ -1,9 +1,11 @@
+import type { ClientRequest } from 'node:http';
 import { WebSocket } from 'ws';
 import { createClient } from '@ripple/client';
 import type { RippleClient } from '@ripple/client';
 import { waitUntil } from '@ripple/testing';
 import type { Cluster } from './cluster.js';
 import type { Ledger } from './ledger.js';
+import type { Timelines } from './timeline.js';
 
 /** Clients of a scenario, each following one creator channel, every event noted in the ledger. */
 export interface Fleet {
@@ -44,7 +46,7 @@ export async function fetchPostIds(cluster: Cluster, creator: string, token: str
  * Connects `count` @ripple/client clients through the cluster's proxy (client `i` follows
  * `creator:<creators[i % creators.length]>`), in batches, and resolves once every subscription
  * is acknowledged. Each event, gap (followed at once by the REST refetch, retried until it
- * answers) and reconnection time goes to `ledger`.
+ * answers) and reconnection time goes to `ledger`; each connection step to `timelines`.
  */
 export async function connectFleet(
   cluster: Cluster,
@@ -52,10 +54,20 @@ export async function connectFleet(
   tag: string,
   creators: readonly string[],
   count: number,
+  timelines?: Timelines,
 ): Promise<Fleet> {
   const clients: RippleClient[] = [];
   let closing = false; // closes from `close()` are not faults
   const sockets: (WebSocket | undefined)[] = [];
+  // The proxy's view of each connection, by the client's local port (timelines only).
+  const byPort = new Map<number, string>();
+  const early = new Map<number, ['accepted' | 'forwarded', number][]>(); // steps before the port was known
+  if (timelines)
+    cluster.proxy.trace = (port, step, at) => {
+      const id = byPort.get(port);
+      if (id !== undefined) timelines.mark(id, step, undefined, at);
+      else early.set(port, [...(early.get(port) ?? []), [step, at]]);
+    };
   for (let start = 0; start < count; start += 100) {
     const ready: Promise<void>[] = [];
     for (let i = start; i < Math.min(count, start + 100); i++) {
@@ -68,7 +80,35 @@ export async function connectFleet(
         constructor(...args: ConstructorParameters<typeof WebSocket>) {
           super(...args);
           sockets[i] = this;
-          this.on('close', (code) => closing || ledger.closed(code));
+          timelines?.mark(id, 'attempt');
+          if (timelines) {
+            const request = (this as unknown as { _req?: ClientRequest })._req;
+            request?.once('socket', (socket) => {
+              socket.once('connect', () => {
+                const port = socket.localPort;
+                if (port === undefined) return;
+                byPort.set(port, id);
+                for (const [step, at] of early.get(port) ?? []) timelines.mark(id, step, undefined, at);
+                early.delete(port);
+              });
+            });
+          }
+          let settled = false; // welcome and ack seen: later frames are not looked at
+          this.on('open', () => timelines?.mark(id, 'open'));
+          this.on('message', (data: Buffer) => {
+            if (settled || !timelines) return;
+            const text = data.toString();
+            if (text.includes('"op":"welcome"')) timelines.mark(id, 'welcome');
+            else if (text.includes('"op":"ack"')) {
+              timelines.mark(id, 'ack');
+              settled = true;
+            }
+          });
+          this.on('close', (code) => {
+            if (closing) return;
+            ledger.closed(code);
+            timelines?.mark(id, 'close', code);
+          });
         }
       };
       const client = createClient({
@@ -80,7 +120,10 @@ export async function connectFleet(
       });
       let lostAt: number | undefined;
       client.on('state', (state) => {
-        if (state === 'disconnected' && lostAt === undefined) lostAt = Date.now();
+        if (state === 'disconnected' && lostAt === undefined) {
+          lostAt = Date.now();
+          timelines?.mark(id, 'lost');
+        }
         if (state === 'connected' && lostAt !== undefined) {
           ledger.recovered(Date.now() - lostAt);
           lostAt = undefined;

@@ -37,6 +37,22 @@ test('ledger should fail a scenario with a missing delivery, a duplicate or a sl
   assert.deepEqual(r.closeCodes, { 1006: 2 });
 });
 
+test('ledger should fail a scenario in which an outage was answered 500 rather than 503', () => {
+  const ledger = new Ledger();
+  ledger.follow('c1', 'creator:a');
+  ledger.accept('creator:a', 'p1');
+  ledger.receive('c1', 'p1');
+  ledger.refused(503);
+  ledger.refused(503);
+  ledger.refused('unreachable');
+  assert.deepEqual(ledger.result('pg').failures, []);
+  ledger.refused(500);
+  const r = ledger.result('pg');
+  assert.deepEqual(r.failures, ['1 requests answered 500, not 503']);
+  assert.deepEqual(r.refused, { 503: 2, unreachable: 1, 500: 1 });
+  assert.equal(r.published, 1, 'refused requests are not accepted events');
+});
+
 test('ledger should fail a scenario in which nothing was accepted', () => {
   assert.deepEqual(new Ledger().result('idle').failures, ['no event was accepted']);
 });
@@ -59,7 +75,7 @@ test('report should end with one JSON line holding every scenario', () => {
   ledger.receive('c1', 'p1');
   const report = formatReport([ledger.result('sigkill')]);
   const lines = report.split('\n');
-  assert.match(lines[2] ?? '', /^\| sigkill \| 1 \| 1 \| 1\/1 \(100\.00%\) \| 0 \| 0 \| 0 \| {2}\|/);
+  assert.match(lines[2] ?? '', /^\| sigkill \| 1 \| 1 \| 1\/1 \(100\.00%\) \| 0 \| 0 \| 0 \| {2}\| {2}\|/);
   const json = JSON.parse(lines.at(-1) ?? '') as { scenarios: { name: string; delivered: number }[] };
   assert.deepEqual(
     json.scenarios.map((s) => [s.name, s.delivered]),

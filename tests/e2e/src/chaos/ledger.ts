@@ -12,12 +12,23 @@ export class Ledger {
   private readonly recoveriesMs: number[] = [];
   private readonly peakRss = new Map<string, number>();
   private readonly closeCodes = new Map<number, number>();
+  private readonly refusals = new Map<string, number>();
 
   /** A domain service answered 2xx for the event `id`, which goes to `channel`. */
   accept(channel: string, id: string): void {
     let ids = this.accepted.get(channel);
     if (!ids) this.accepted.set(channel, (ids = new Set()));
     ids.add(id);
+  }
+
+  /**
+   * A domain service refused a request (`status`, a non-2xx HTTP status) or could not be reached
+   * (`unreachable`): nothing was accepted, so nobody is owed an event. Refusals other than 503
+   * (and 429) among the 5xx are failures: an outage must be told as "retry later", not as a bug.
+   */
+  refused(status: number | 'unreachable'): void {
+    const key = String(status);
+    this.refusals.set(key, (this.refusals.get(key) ?? 0) + 1);
   }
 
   /** Registers a client that follows `channel`: from now on it should get every accepted event of it. */
@@ -91,6 +102,8 @@ export class Ledger {
     if (published === 0) failures.push('no event was accepted');
     if (delivered < expected) failures.push(`${expected - delivered} of ${expected} deliveries missing`);
     if (duplicates > 0) failures.push(`${duplicates} duplicates`);
+    for (const [status, count] of this.refusals)
+      if (Number(status) >= 500 && status !== '503') failures.push(`${count} requests answered ${status}, not 503`);
     if (recoveryP99Ms > goals.recoveryP99Ms)
       failures.push(`recovery p99 ${recoveryP99Ms} ms over ${goals.recoveryP99Ms} ms`);
     return {
@@ -104,6 +117,7 @@ export class Ledger {
       recoveries: this.recoveriesMs.length,
       recoveryP99Ms,
       closeCodes: Object.fromEntries(this.closeCodes),
+      refused: Object.fromEntries(this.refusals),
       peakRssMb: Object.fromEntries([...this.peakRss].map(([k, v]) => [k, Math.round(v / 2 ** 20)])),
       failures,
     };
@@ -153,6 +167,8 @@ export interface ScenarioResult {
   readonly recoveryP99Ms: number;
   /** Client sockets closed, by WebSocket close code (why clients had to recover). */
   readonly closeCodes: Readonly<Record<string, number>>;
+  /** Requests the domain service refused, by HTTP status (or `unreachable`); none of them was accepted. */
+  readonly refused: Readonly<Record<string, number>>;
   /** Peak resident set size per process, MiB. */
   readonly peakRssMb: Readonly<Record<string, number>>;
   /** Every goal missed, in words; empty when the scenario met them all. */
@@ -180,6 +196,7 @@ export function formatReport(results: readonly ScenarioResult[]): string {
     'gaps',
     'recov p99 ms',
     'closes by code',
+    'refused',
     'peak RSS MiB',
     'verdict',
   ];
@@ -192,6 +209,9 @@ export function formatReport(results: readonly ScenarioResult[]): string {
     String(r.gaps),
     String(r.recoveryP99Ms),
     Object.entries(r.closeCodes)
+      .map(([k, v]) => `${k}×${v}`)
+      .join(' '),
+    Object.entries(r.refused)
       .map(([k, v]) => `${k}×${v}`)
       .join(' '),
     Object.entries(r.peakRssMb)

@@ -1,10 +1,13 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { runId, waitUntil } from '@ripple/testing';
 import { waitReady } from './cluster.js';
 import type { Cluster } from './cluster.js';
+import { CpuSampler } from './cpu.js';
 import { connectFleet } from './fleet.js';
 import type { Fleet } from './fleet.js';
 import { Ledger } from './ledger.js';
 import type { ScenarioResult } from './ledger.js';
+import { Timelines } from './timeline.js';
 
 /** How big a scenario is. */
 export interface ChaosSize {
@@ -42,8 +45,8 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'network-drops',
     fault: async (cluster) => {
       for (let round = 0; round < 5; round++) {
-        cluster.proxy.dropSome(0.1);
-        cluster.proxy.stallSome(0.05);
+        await cluster.proxy.dropSome(0.1);
+        await cluster.proxy.stallSome(0.05);
         await pause(1000);
       }
     },
@@ -60,11 +63,16 @@ export const SCENARIOS: readonly Scenario[] = [
     },
   },
   {
+    // A fast shutdown of the private PostgreSQL (sessions end), down 2 s, started again.
+    name: 'postgres-restart',
+    fault: (cluster) => cluster.postgres.restart(2000),
+  },
+  {
     name: 'kafka-restart',
     fault: async (cluster) => {
-      cluster.kafka.stop();
+      await cluster.kafka.stop();
       await pause(2000);
-      cluster.kafka.start();
+      await cluster.kafka.start();
       await waitReady(cluster);
     },
   },
@@ -73,27 +81,41 @@ export const SCENARIOS: readonly Scenario[] = [
 /**
  * Runs one scenario on a running cluster: connects a fresh fleet, posts at `size.postsPerSec`
  * (every 2xx noted in the ledger), does the fault, posts on for `size.trafficMs`, then waits up
- * to `settleMs` for every delivery (or refetch) before it reads the figures.
+ * to `settleMs` for every delivery (or refetch) before it reads the figures. `log` gets where the
+ * recoveries' time went (see {@link Timelines.summary}).
  */
 export async function runScenario(
   cluster: Cluster,
   scenario: Scenario,
   size: ChaosSize,
   settleMs = 60_000,
+  log?: (text: string) => void,
 ): Promise<ScenarioResult> {
   const ledger = new Ledger();
+  const timelines = new Timelines();
   const tag = `${scenario.name}-${runId()}`;
   const creators = Array.from({ length: size.creators }, (_, i) => `${tag}-a${i}`);
-  const fleet = await connectFleet(cluster, ledger, tag, creators, size.clients);
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  const fleet = await connectFleet(cluster, ledger, tag, creators, size.clients, timelines);
   try {
     const traffic = startTraffic(cluster, ledger, creators, size.postsPerSec);
     await pause(size.trafficMs);
     cluster.sampleMemory(ledger);
+    const cpu = new CpuSampler(() => cluster.pids());
+    const faultAt = Date.now();
     await scenario.fault(cluster, fleet);
     await pause(size.trafficMs);
+    cpu.stop();
     await traffic.stop();
     await waitUntil('every delivery', settleMs, () => ledger.complete()).catch(() => undefined);
     cluster.sampleMemory(ledger);
+    loop.disable();
+    const lag = `driver event loop delay p99 ${Math.round(loop.percentile(99) / 1e6)} ms, max ${Math.round(loop.max / 1e6)} ms`;
+    log?.(
+      `${scenario.name}: fault at ${new Date(faultAt).toISOString()}; ${lag}; recoveries:\n${timelines.summary()}\n`,
+    );
+    log?.(`${scenario.name}: main threads, per second from the fault on:\n${cpu.report()}\n`);
     return ledger.result(scenario.name);
   } finally {
     fleet.close();
@@ -120,8 +142,12 @@ function startTraffic(
         body: JSON.stringify({ body: `chaos ${n}` }),
       });
       if (res.status === 201) ledger.accept(`creator:${creator}`, ((await res.json()) as { id: string }).id);
+      else {
+        ledger.refused(res.status); // not accepted, so nobody is owed it
+        await res.body?.cancel();
+      }
     } catch {
-      // refused or unreachable: not accepted, so nobody is owed it
+      ledger.refused('unreachable');
     }
   };
   const timer = setInterval(() => {

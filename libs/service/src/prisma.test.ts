@@ -1,0 +1,36 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { transientDbError } from './prisma.js';
+
+const withCode = (message: string, code: string, cause?: unknown) =>
+  Object.assign(new Error(message, { cause }), { code });
+
+test('a database that cannot be reached should be a 503 DB_UNAVAILABLE, whatever wraps the error', () => {
+  // Shapes seen from post-service while its PostgreSQL restarted (the chaos suite's postgres-restart).
+  const seen = [
+    withCode("Invalid `prisma.post.findMany()` invocation:\n\nCan't reach database server at 127.0.0.1:40813", 'P1001'),
+    new Error('Raw query failed. Code: `N/A`. Message: `Server has closed the connection.`'),
+    withCode('terminating connection due to administrator command', '57P01'),
+    new Error('query failed', { cause: withCode('Connection terminated unexpectedly', '08006') }),
+    withCode('sorry, too many clients already', '53300'),
+  ];
+  for (const err of seen) {
+    const coded = transientDbError(err);
+    assert.equal(coded?.code, 'DB_UNAVAILABLE', err.message);
+    assert.equal(coded?.status, 503);
+  }
+});
+
+test('no pooled connection free in time should be a 503 OVERLOADED (load, not an outage)', () => {
+  const waits = [
+    withCode('Timed out fetching a new connection from the connection pool.', 'P2024'),
+    new Error('query failed', { cause: new Error('timeout exceeded when trying to connect') }),
+  ];
+  for (const err of waits) assert.equal(transientDbError(err)?.code, 'OVERLOADED', err.message);
+});
+
+test('a failing query on a reachable database should stay what it is', () => {
+  for (const err of [withCode('duplicate key value', '23505'), new TypeError('x is undefined')]) {
+    assert.equal(transientDbError(err), undefined, err.message);
+  }
+});
