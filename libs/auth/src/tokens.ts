@@ -8,7 +8,7 @@ export const DEVELOPMENT_JWT_SECRET = 'ripple-development-secret-do-not-use-in-p
 
 const ALGORITHMS = ['HS256'];
 /** User ids are channel-name safe (`user:<id>`). */
-const USER_ID = /^[A-Za-z0-9_-]{1,128}$/;
+export const USER_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 export interface AccessClaims {
   /** The user id. */

@@ -13,6 +13,7 @@ test('a database that cannot be reached should be a 503 DB_UNAVAILABLE, whatever
     withCode('terminating connection due to administrator command', '57P01'),
     new Error('query failed', { cause: withCode('Connection terminated unexpectedly', '08006') }),
     withCode('sorry, too many clients already', '53300'),
+    new Error('query failed', { cause: new Error('Connection terminated due to connection timeout') }),
   ];
   for (const err of seen) {
     const coded = transientDbError(err);

@@ -49,10 +49,11 @@ function isStartTimeout(err: unknown): boolean {
 }
 
 /**
- * pg-pool's connectionTimeoutMillis ran out: waiting for a free connection ("timeout exceeded
- * when trying to connect") or opening a new one ("Connection terminated due to connection timeout").
+ * pg-pool's connectionTimeoutMillis ran out waiting for a free pooled connection ("timeout
+ * exceeded when trying to connect"): load. (Opening a new connection that times out, "Connection
+ * terminated due to connection timeout", is a database that does not answer: DB_UNAVAILABLE.)
  */
-const POOL_TIMEOUTS = ['timeout exceeded when trying to connect', 'due to connection timeout'];
+const POOL_TIMEOUTS = ['timeout exceeded when trying to connect'];
 function isPoolTimeout(err: unknown): boolean {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
     if ((e as { code?: unknown }).code === 'P2024') return true; // Prisma's own pool wait

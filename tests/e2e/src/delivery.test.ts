@@ -85,7 +85,7 @@ async function subscribe(client: TestClient, channel: string, since?: { offset: 
   };
 }
 
-/** Publishes `count` post.created events by `authorId`, each on its own post (so on both partitions). */
+/** Publishes `count` post.created events by `authorId`, each on its own post (keyed by the author: one partition). */
 async function publishPosts(authorId: string, count: number): Promise<string[]> {
   const events = Array.from({ length: count }, () =>
     createEvent('post.created', {

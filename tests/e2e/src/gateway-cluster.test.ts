@@ -91,7 +91,7 @@ async function subscribe(client: TestClient, channel: string, since?: { offset: 
   return client.frame((f) => f.op === 'ack' && f.id === id);
 }
 
-/** Publishes `count` post.created events by `authorId`, each on its own post (so across partitions). */
+/** Publishes `count` post.created events by `authorId`, each on its own post (keyed by the author: one partition). */
 function publishPosts(authorId: string, count: number, body = 'x'): Promise<string[]> {
   return publishPostEvents(producer, topicPrefix, authorId, count, body);
 }

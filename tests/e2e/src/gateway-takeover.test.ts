@@ -55,19 +55,24 @@ test('after SIGKILL of one gateway, a client of the other should get every event
       receivedAt.set(frame.event.id, Date.now());
   });
   await client.frame((f) => f.op === 'welcome');
-  client.send({ op: 'subscribe', id: 's', channel: 'creator:u-tk' });
-  await client.frame((f) => f.op === 'ack' && f.id === 's');
+  // Post events are keyed by author: sixteen authors spread the events over the partitions.
+  const authors = Array.from({ length: 16 }, (_, i) => `u-tk-${i}`);
+  for (const author of authors) {
+    client.send({ op: 'subscribe', id: author, channel: `creator:${author}` });
+    await client.frame((f) => f.op === 'ack' && f.id === author);
+  }
 
   const publishedAt = new Map<string, number>();
   let publishing = true;
-  // One event every 50 ms, each on its own post id, so over every partition.
+  // One event every 50 ms, the authors in turn, so over every partition.
+  let next = 0;
   const publisher = (async () => {
     while (publishing) {
       const event = createEvent('post.created', {
         source: 'takeover-e2e',
         data: {
           postId: randomBytes(6).toString('hex'),
-          authorId: 'u-tk',
+          authorId: authors[next++ % authors.length] ?? 'u-tk-0',
           body: 'x',
           createdAt: new Date().toISOString(),
         },

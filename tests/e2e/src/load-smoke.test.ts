@@ -100,7 +100,7 @@ test('the fanout scenario should deliver every post to every subscribed socket, 
     RATE: '8',
     WARMUP: '5s',
     DURATION: '10s',
-    SETTLE: '3s',
+    SETTLE: '10s',
   });
   assert.equal(run.code, 0, run.output);
   const summary = run.summary();

@@ -88,7 +88,8 @@ test('the gateway should keep access and subscription tokens out of its logs and
     receiver.spans.find((s) => s.attributes['url.path'] === `/nowhere?access_token=${REDACTED}`),
   );
   const logs = gateway.output();
-  assert.ok(logs.includes(`/ws?access_token=${REDACTED}`), 'the request log line keeps the redacted URL');
+  // WebSocket upgrades are not logged one by one (metrics count them); the refused requests are.
+  assert.ok(logs.includes(`access_token=${REDACTED}`), 'the request log lines keep the redacted URL');
 
   // Stopping flushes every span still buffered; then nothing anywhere may hold a token.
   assert.equal(await gateway.stop(), 0);
