@@ -30,7 +30,7 @@ const ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'Sock
 const MESSAGES = [
   "Can't reach database server",
   'Server has closed the connection', // P1017's message
-  'Connection terminated', // also "… due to connection timeout": a server that accepts and never answers
+  'Connection terminated',
   'connection error and is not queryable',
   'terminating connection due to administrator command',
   'the database system is shutting down',

@@ -49,11 +49,13 @@ function isStartTimeout(err: unknown): boolean {
 }
 
 /**
- * pg-pool's connectionTimeoutMillis ran out waiting for a free pooled connection ("timeout
- * exceeded when trying to connect"): load. (Opening a new connection that times out, "Connection
- * terminated due to connection timeout", is a database that does not answer: DB_UNAVAILABLE.)
+ * pg-pool's connectionTimeoutMillis (`DB_POOL_TIMEOUT_MS`) ran out: waiting for a free pooled
+ * connection ("timeout exceeded when trying to connect") or opening a new one ("Connection
+ * terminated due to connection timeout"). Both are taken as load (a starved process or database
+ * opens connections slowly too), not as an outage: OVERLOADED. A refused or dropped connection is
+ * DB_UNAVAILABLE.
  */
-const POOL_TIMEOUTS = ['timeout exceeded when trying to connect'];
+const POOL_TIMEOUTS = ['timeout exceeded when trying to connect', 'due to connection timeout'];
 function isPoolTimeout(err: unknown): boolean {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
     if ((e as { code?: unknown }).code === 'P2024') return true; // Prisma's own pool wait
