@@ -1,4 +1,4 @@
-import type { History, Recovery, StreamPosition } from '@ripple/registry';
+import type { History, HistoryEntry, Recovery, StreamPosition } from '@ripple/registry';
 import { isLaterEpoch } from '@ripple/registry';
 import { eventFrame } from './protocol.js';
 
@@ -9,6 +9,11 @@ export interface ChannelFrame {
   readonly offset: string;
   readonly epoch: string;
   readonly frame: string;
+}
+
+/** The frame of a history entry of `channel` in `epoch` (a replay, a fill or a catch-up). */
+export function historyFrame(channel: string, epoch: string, entry: HistoryEntry): ChannelFrame {
+  return { channel, offset: entry.offset, epoch, frame: eventFrame(channel, entry.offset, epoch, entry.payload) };
 }
 
 /** Something that receives a channel's frames: a WebSocket or SSE session on this node. */
@@ -180,14 +185,8 @@ export class LocalHub {
       if (recovery.entries.some((e) => Number(e.offset) > stream.last)) this.opts.onGap?.('filled');
       for (const e of recovery.entries) {
         const offset = Number(e.offset);
-        if (offset > stream.last && !stream.pending.has(offset)) {
-          stream.pending.set(offset, {
-            channel,
-            offset: e.offset,
-            epoch,
-            frame: eventFrame(channel, e.offset, epoch, e.payload),
-          });
-        }
+        if (offset > stream.last && !stream.pending.has(offset))
+          stream.pending.set(offset, historyFrame(channel, epoch, e));
       }
     } else if (stream.epoch === epoch && stream.last === from) {
       // History cannot give what follows `from` any more: say so, and go on from the next frame

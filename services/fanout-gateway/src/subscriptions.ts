@@ -2,7 +2,7 @@ import type { MembershipMarks } from '@ripple/auth';
 import type { Directory, History, StreamPosition } from '@ripple/registry';
 import type { ChannelFrame, LocalHub, Subscriber } from './hub.js';
 import { RippleError } from '@ripple/errors';
-import { eventFrame } from './protocol.js';
+import { historyFrame } from './hub.js';
 
 export interface SubscriptionDeps {
   readonly nodeId: string;
@@ -177,14 +177,7 @@ export class Subscriptions implements Subscriber {
         state.last = Number(recovery.recovered ? since.offset : position.offset);
         result = { recovered: recovery.recovered, position, replayed: recovery.entries.length };
         announce(result);
-        for (const entry of recovery.entries) {
-          this.emit(state, {
-            channel,
-            offset: entry.offset,
-            epoch: position.epoch,
-            frame: eventFrame(channel, entry.offset, position.epoch, entry.payload),
-          });
-        }
+        for (const entry of recovery.entries) this.emit(state, historyFrame(channel, position.epoch, entry));
       }
       return result;
     } catch (err) {
@@ -219,14 +212,7 @@ export class Subscriptions implements Subscriber {
       state.last = Math.min(state.last, Number(since.offset));
       const subscribed = { recovered: true, position, replayed: recovery.entries.length };
       announce(subscribed);
-      for (const entry of recovery.entries) {
-        this.emit(state, {
-          channel,
-          offset: entry.offset,
-          epoch: position.epoch,
-          frame: eventFrame(channel, entry.offset, position.epoch, entry.payload),
-        });
-      }
+      for (const entry of recovery.entries) this.emit(state, historyFrame(channel, position.epoch, entry));
       return subscribed;
     } finally {
       if (this.channels.get(channel) === state) this.goLive(channel, state);

@@ -132,7 +132,16 @@ test('the chat scenario should refuse knobs that would send no read receipt (its
   assert.match(short.output, /DURATION \(5000 ms\) must be at least twice MESSAGE_INTERVAL/);
   const alone = await load('chat', { ROOMS: '1', MEMBERS: '1', MESSAGE_INTERVAL: '2s', DURATION: '10s' });
   assert.notEqual(alone.code, 0, alone.output);
-  assert.match(alone.output, /MEMBERS must be at least 2/);
+  assert.match(alone.output, /MEMBERS must be an integer of at least 2/);
+  const flood = await load('chat', { ROOMS: '1', MEMBERS: '2', MESSAGE_INTERVAL: '0s', DURATION: '10s' });
+  assert.notEqual(flood.code, 0, flood.output);
+  assert.match(flood.output, /MESSAGE_INTERVAL must be at least 100 ms/);
+});
+
+test('the fanout scenario should refuse a rate of 0 (its thresholds would pass without samples)', async () => {
+  const idle = await load('fanout', { VUS: '2', RATE: '0', DURATION: '5s' });
+  assert.notEqual(idle.code, 0, idle.output);
+  assert.match(idle.output, /RATE must be an integer of at least 1/);
 });
 
 test('the soak scenario should find the gateway back at its baseline after the load', async () => {

@@ -36,14 +36,13 @@ import {
 import type { RunData } from './lib/ripple.ts';
 
 const rooms = intEnv('ROOMS', 5);
-const members = intEnv('MEMBERS', 4);
-const intervalMs = durationEnv('MESSAGE_INTERVAL', '3s');
-const chatMs = durationEnv('DURATION', '30s');
+const members = intEnv('MEMBERS', 4, 2); // a room of one sends no read receipt
+const intervalMs = durationEnv('MESSAGE_INTERVAL', '3s', 100); // each member sends at most 10 messages/s
+const chatMs = durationEnv('DURATION', '30s', 1000);
 const settleMs = durationEnv('SETTLE', '5s');
 // A member marks as read what it received during its previous interval, so a run shorter than two
 // intervals, or a room of one, sends no read receipt and its receipt threshold would have no
 // sample to judge (k6 passes a threshold without samples).
-if (members < 2) throw new Error(`MEMBERS must be at least 2 (a room of one sends no read receipt), got ${members}`);
 if (chatMs < 2 * intervalMs)
   throw new Error(
     `DURATION (${chatMs} ms) must be at least twice MESSAGE_INTERVAL (${intervalMs} ms): read receipts start from a member's second message`,

@@ -42,7 +42,7 @@ const creators = intEnv('CREATORS', 20);
 const perSocket = intEnv('CHANNELS_PER_SOCKET', 5);
 const rate = intEnv('RATE', 20);
 const warmupMs = durationEnv('WARMUP', '5s');
-const publishMs = durationEnv('DURATION', '30s');
+const publishMs = durationEnv('DURATION', '30s', 1000);
 const settleMs = durationEnv('SETTLE', '5s');
 const seconds = (ms: number) => `${Math.ceil(ms / 1000)}s`;
 

@@ -20,7 +20,7 @@ export { publisher, subscriber } from './fanout.ts';
 export { chatMember } from './chat.ts';
 
 if (!__ENV.DURATION) throw new Error('soak runs as long as asked: set DURATION (e.g. DURATION=1h)');
-const chatMs = durationEnv('DURATION', '1h');
+const chatMs = durationEnv('DURATION', '1h', 1000);
 
 export const options = {
   summaryTrendStats,
@@ -42,7 +42,7 @@ export const options = {
     ...chatOptions.thresholds,
     ripple_soak_leaked_connections: ['value==0'],
     ripple_soak_leaked_subscriptions: ['value==0'],
-    ripple_soak_heap_growth_mb: [`value<=${intEnv('HEAP_GROWTH_MAX_MB', 64)}`],
+    ripple_soak_heap_growth_mb: [`value<=${intEnv('HEAP_GROWTH_MAX_MB', 64, 0)}`],
   },
 };
 
@@ -72,7 +72,7 @@ export function reader(data: SoakData): void {
 
 /** Waits for the gateway's gauges to come back to the baseline, then records what did not. */
 export function teardown(data: SoakData): void {
-  const deadline = Date.now() + durationEnv('RECOVERY_TIMEOUT', '60s');
+  const deadline = Date.now() + durationEnv('RECOVERY_TIMEOUT', '60s', 1000);
   let now = gauges();
   while (
     Date.now() < deadline &&

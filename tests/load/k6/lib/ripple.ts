@@ -15,22 +15,31 @@ function env(name: string, fallback: string): string {
   return value === undefined || value === '' ? fallback : value;
 }
 
-/** A positive integer knob from the environment (`fallback` when unset); anything else aborts the run. */
-export function intEnv(name: string, fallback: number): number {
+/**
+ * An integer knob from the environment (`fallback` when unset), at least `min` (default 1: a
+ * count of 0 would make a run that judges nothing); anything else aborts the run.
+ */
+export function intEnv(name: string, fallback: number, min = 1): number {
   const raw = __ENV[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
+  if (!Number.isInteger(value) || value < min)
+    throw new Error(`${name} must be an integer of at least ${min}, got "${raw}"`);
   return value;
 }
 
-/** A k6 duration knob (`30s`, `2m`, `1h`) in milliseconds. */
-export function durationEnv(name: string, fallback: string): number {
+/**
+ * A k6 duration knob (`30s`, `2m`, `1h`, `500ms`) in milliseconds, at least `minMs` (default 0);
+ * anything else aborts the run.
+ */
+export function durationEnv(name: string, fallback: string, minMs = 0): number {
   const raw = env(name, fallback);
   const match = /^(\d+)(ms|s|m|h)$/.exec(raw);
   if (!match) throw new Error(`${name} must be a duration such as 30s, 2m or 1h, got "${raw}"`);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'];
-  return Number(match[1]) * unit;
+  const ms = Number(match[1]) * unit;
+  if (ms < minMs) throw new Error(`${name} must be at least ${minMs} ms, got "${raw}"`);
+  return ms;
 }
 
 /** The platform under test (defaults: `bash scripts/start.sh` on this machine). */
