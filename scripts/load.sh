@@ -2,7 +2,7 @@
 # Runs one k6 load scenario against a running platform (bash scripts/start.sh, or your cluster):
 #   bash scripts/load.sh <connect-storm|fanout|chat|soak> [k6 run options…]
 # k6: $K6, else `k6` on PATH, else ../shared/tools/k6. Writes k6's end-of-test summary
-# (tests/load/reports/<scenario>-<time>.json) and an HTML report beside it. Exit code: k6's
+# (tests/load/reports/<scenario>-<time>-<pid>.json) and an HTML report beside it. Exit code: k6's
 # (99 when a threshold is crossed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,7 @@ fi
 
 reports=tests/load/reports
 mkdir -p "$reports"
-base="$reports/$scenario-$(date -u +%Y%m%dT%H%M%SZ)"
+base="$reports/$scenario-$(date -u +%Y%m%dT%H%M%SZ)-$$" # the pid: two runs in one second keep both reports
 say "$scenario with $("$k6" version | head -n1)"
 status=0
 K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_PORT=-1 K6_WEB_DASHBOARD_EXPORT="$base.html" \
