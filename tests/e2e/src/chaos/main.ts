@@ -39,6 +39,11 @@ deadline.unref();
 
 const results: ScenarioResult[] = await runScoped('chaos', async (scope) => {
   const cluster = await startCluster(scope);
+  // Also on SIGTERM (the suite's deadline) and Ctrl-C: the private broker, Redis and PostgreSQL
+  // are not services the scope spawned, and outlived a stopped run.
+  let stopped: Promise<void> | undefined;
+  const stopCluster = () => (stopped ??= cluster.stop());
+  scope.defer(stopCluster);
   try {
     const done: ScenarioResult[] = [];
     for (const scenario of scenarios) {
@@ -52,7 +57,7 @@ const results: ScenarioResult[] = await runScoped('chaos', async (scope) => {
     process.stderr.write(`chaos: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     throw err;
   } finally {
-    await cluster.stop();
+    await stopCluster();
   }
 });
 clearTimeout(deadline);
