@@ -219,3 +219,24 @@ test('a getToken that fails should count as a failed attempt, retried with backo
   await settle();
   assert.equal(latest().url, 'ws://gateway.test/ws?access_token=t');
 });
+
+test('a connection whose frames wait behind a stalled event loop should not be called dead before they are read', async () => {
+  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  start();
+  await settle();
+  latest().accept(); // heartbeatMs 60 s, last frame at 0
+  await settle();
+  mock.timers.tick(60_000);
+  await turn();
+  // The process stalls: the next heartbeat timer comes due 180 s after the last frame read, and
+  // runs before the frames that arrived meanwhile are read.
+  mock.timers.tick(120_000);
+  latest().push({ op: 'pong' });
+  await turn();
+  assert.equal(client.state, 'connected');
+  assert.equal(ScriptedSocket.all.length, 1, 'no reconnect');
+  // A connection that stays silent is still dropped.
+  mock.timers.tick(180_000);
+  await turn();
+  assert.notEqual(client.state, 'connected');
+});

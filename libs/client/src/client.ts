@@ -138,6 +138,16 @@ const subjectOf = (token: string): string => {
 const after = (a: string, b: string): boolean => Number(a) > Number(b);
 
 /**
+ * Runs `fn` once the input that is already waiting has been read: Node's `setImmediate` (after
+ * this turn's I/O), else a later task (browsers queue arrived messages as earlier tasks).
+ */
+function afterPendingInput(fn: () => void): void {
+  const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
+  if (immediate) immediate(fn);
+  else setTimeout(fn, 0);
+}
+
+/**
  * Creates a client of the Ripple gateway (docs/protocol.md) and connects at once. It reconnects
  * with exponential backoff and full jitter, resubscribes every channel from its last position
  * (`since`), reports unrecoverable gaps through `onGap`, drops duplicates by event id, keeps
@@ -350,8 +360,13 @@ export function createClient(options: ClientOptions): RippleClient {
         liveness = setInterval(() => {
           if (!on || transport !== on) return;
           // A connection silent for two heartbeats is dead even if no close came (half-open TCP).
-          if (Date.now() - lastSeen > 2 * frame.heartbeatMs) onLost(1006, 'heartbeat timeout', true, on.kind);
-          else on.send({ op: 'ping' });
+          // Judged in a later task: after a stall (a busy event loop, throttled timers) this timer
+          // runs before the frames that arrived meanwhile are read, and they prove it alive.
+          afterPendingInput(() => {
+            if (transport !== on) return;
+            if (Date.now() - lastSeen > 2 * frame.heartbeatMs) onLost(1006, 'heartbeat timeout', true, on.kind);
+            else on.send({ op: 'ping' });
+          });
         }, frame.heartbeatMs);
         for (const entry of entries.values()) void sendSubscribe(entry);
         return;

@@ -109,6 +109,14 @@ export interface EventConsumer {
    * keeps trying (every second), so it may take as long as the outage.
    */
   start(): Promise<void>;
+  /**
+   * Like `start`, but resolves as soon as the group's starting offsets are settled and the
+   * consumer is connected and subscribed, with `joined`, which resolves at its first group join.
+   * The join waits for a rebalance: until every known member rejoined or the rebalance timeout
+   * passed, again for each member that missed it, which busy members do. A process that serves
+   * without owning partitions (a gateway node) must not wait for it. Call `begin` or `start` once.
+   */
+  begin(): Promise<{ joined: Promise<void> }>;
   /** Finishes the message in flight, commits what is done and leaves the group. */
   stop(): Promise<void>;
 }
@@ -400,15 +408,20 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
       const old = consumer;
       consumer = newConsumer();
       void old.disconnect().catch(() => undefined);
-      launch(onJoin).catch((err: unknown) => {
-        health?.failed(err);
-        scheduleRelaunch(onJoin);
-      });
+      launch(onJoin)
+        .then(({ running }) => running)
+        .catch((err: unknown) => {
+          health?.failed(err);
+          scheduleRelaunch(onJoin);
+        });
     }, RELAUNCH_DELAY_MS);
   }
 
-  /** Connects, subscribes and runs one kafkajs consumer; `onJoin` is called at each group join. */
-  async function launch(onJoin: () => void): Promise<void> {
+  /**
+   * Connects and subscribes one kafkajs consumer and starts it; `running` settles once it joined
+   * the group (kafkajs' `run`) or failed to. `onJoin` is called at each group join.
+   */
+  async function launch(onJoin: () => void): Promise<{ running: Promise<void> }> {
     const current = consumer;
     current.on(current.events.GROUP_JOIN, () => {
       health?.recovered();
@@ -428,15 +441,15 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     if (onBatch) {
       // kafkajs may notice a rebalance in its own heartbeat first: commit then too (best effort).
       current.on(current.events.REBALANCING, () => void commitQuietly('rebalance'));
-      await current.run({
+      const running = current.run({
         partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently ?? 1,
         autoCommit: false,
         eachBatchAutoResolve: false,
         eachBatch: (payload) => eachBatch(onBatch, payload),
       });
-      return;
+      return { running };
     }
-    await current.run({
+    const running = current.run({
       eachMessage: async (payload) => {
         const { topic, partition, message } = payload;
         const meta: ConsumedMeta = { topic, partition, offset: message.offset, headers: message.headers };
@@ -454,29 +467,42 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
         await handle(event, meta, message, () => payload.heartbeat());
       },
     });
+    return { running };
+  }
+
+  async function begin(): Promise<{ joined: Promise<void> }> {
+    let onJoin = (): void => undefined;
+    const joined = new Promise<void>((resolve) => (onJoin = resolve));
+    // Until the first launch works (Kafka may be down), retry with a fresh consumer each time.
+    for (;;) {
+      try {
+        if ((opts.startAt ?? 'latest') === 'latest')
+          await commitEndForNewGroup(opts.kafka, opts.groupId, opts.topics, opts.logger);
+        const { running } = await launch(() => onJoin());
+        // A join that fails is retried like any later crash: a fresh consumer after a delay.
+        running.catch((err: unknown) => {
+          if (stopping) return;
+          if (health) health.failed(err, { during: 'start' });
+          else opts.logger.warn({ err }, 'consumer could not join its group; retrying');
+          scheduleRelaunch(() => onJoin());
+        });
+        return { joined };
+      } catch (err) {
+        if (stopping) throw err;
+        if (health) health.failed(err, { during: 'start' });
+        else opts.logger.warn({ err }, 'consumer could not start; retrying');
+        const old = consumer;
+        consumer = newConsumer();
+        await old.disconnect().catch(() => undefined);
+        await new Promise((r) => setTimeout(r, RELAUNCH_DELAY_MS));
+      }
+    }
   }
 
   return {
+    begin,
     async start() {
-      let onJoin = (): void => undefined;
-      const joined = new Promise<void>((resolve) => (onJoin = resolve));
-      // Until the first launch works (Kafka may be down), retry with a fresh consumer each time.
-      for (;;) {
-        try {
-          if ((opts.startAt ?? 'latest') === 'latest')
-            await commitEndForNewGroup(opts.kafka, opts.groupId, opts.topics, opts.logger);
-          await launch(() => onJoin());
-          break;
-        } catch (err) {
-          if (stopping) throw err;
-          if (health) health.failed(err, { during: 'start' });
-          else opts.logger.warn({ err }, 'consumer could not start; retrying');
-          const old = consumer;
-          consumer = newConsumer();
-          await old.disconnect().catch(() => undefined);
-          await new Promise((r) => setTimeout(r, RELAUNCH_DELAY_MS));
-        }
-      }
+      const { joined } = await begin();
       await joined;
     },
     async stop() {

@@ -289,6 +289,26 @@ export function rosterContract(
     assert.deepEqual(await r.claimDead(), [{ nodeId: 'n1', connections: [{ userId: 'u2', connectionId: 'c2' }] }]);
   });
 
+  test(`${name}: roster should keep a node's connections through renewals without a list, as served and released`, async () => {
+    const { roster, expire } = await make();
+    const r = roster();
+    await r.renew('n1', [{ userId: 'u1', connectionId: 'c1' }]);
+    await r.serve('n1', { userId: 'u2', connectionId: 'c2' });
+    await r.serve('n1', { userId: 'u3', connectionId: 'c3' });
+    await r.release('n1', 'c1');
+    await r.renew('n1');
+    await expire();
+    assert.deepEqual(await r.claimDead(), [
+      {
+        nodeId: 'n1',
+        connections: [
+          { userId: 'u2', connectionId: 'c2' },
+          { userId: 'u3', connectionId: 'c3' },
+        ],
+      },
+    ]);
+  });
+
   test(`${name}: roster should renew a node that serves 20,000 connections (one process's limit)`, async () => {
     const { roster } = await make();
     const r = roster();

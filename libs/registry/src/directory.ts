@@ -34,11 +34,18 @@ export interface Directory {
   connectionsOf(userId: string): Promise<string[]>;
   /** The live gateway nodes. */
   liveNodes(): Promise<string[]>;
-  /** Renews this node, every channel it holds and every connection it serves (and marks the store). */
+  /**
+   * The heartbeat: renews this node and every channel it holds (their leases are one lease long),
+   * and the presence of a share of the connections it serves (presence leases are longer: each
+   * connection is renewed a few times per presence lease, not on every heartbeat). Renews every
+   * connection when the store's data is new to this directory (its first refresh, or the store
+   * lost its data since the last one); `refilled` then says so, and what the caller keeps in the
+   * same store must be written again too.
+   */
   refresh(holdings: {
     channels: readonly string[];
     connections: readonly { userId: string; connectionId: string }[];
-  }): Promise<void>;
+  }): Promise<{ refilled: boolean }>;
   /** Removes this node and what it holds at once (graceful shutdown). */
   leave(holdings: {
     channels: readonly string[];
@@ -64,14 +71,39 @@ export function isComplete(markerAgeMs: number | undefined, leaseMs: number): bo
   return markerAgeMs !== undefined && markerAgeMs >= leaseMs;
 }
 
-/** Directory over leased sets: Redis in production, memory for a single node and unit tests. */
+/** The share (0 … `shares` - 1) of the connections that a heartbeat renews `id` with (FNV-1a). */
+function shareOf(id: string, shares: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % shares;
+}
+
+/**
+ * Directory over leased sets: Redis in production, memory for a single node and unit tests.
+ * Node and channel entries are leased for `leaseMs` and renewed on every refresh. A connection's
+ * presence entry is leased for `presenceLeaseMs` (at least `leaseMs`): each refresh renews one of
+ * `presenceLeaseMs / leaseMs` shares of the connections, so each connection is renewed once every
+ * that many refreshes, three times per presence lease with a refresh every third of a lease (the
+ * margin the node lease has too). A heartbeat thus costs O(connections × leaseMs /
+ * presenceLeaseMs) Redis commands, not O(connections). A crashed node's presence entries are
+ * removed by the live node that reaps it (the node roster lists them), else lapse by themselves.
+ */
 export class LeasedDirectory implements Directory {
+  private readonly presenceLeaseMs: number;
+  private readonly shares: number;
+  private refreshes = 0;
+  /** The store's marker as the last refresh saw it (undefined before the first). */
+  private marker: number | undefined;
   constructor(
     private readonly sets: LeasedSets,
     private readonly keyPrefix: string,
     private readonly nodeId: string,
     private readonly leaseMs: number,
-  ) {}
+    presenceLeaseMs = leaseMs,
+  ) {
+    this.presenceLeaseMs = Math.max(leaseMs, presenceLeaseMs);
+    this.shares = Math.max(1, Math.floor(this.presenceLeaseMs / leaseMs));
+  }
 
   // Hash tags keep each key in its own slot family; every script touches one key.
   private nodesKey = (): string => `${this.keyPrefix}{registry}:nodes`;
@@ -106,7 +138,7 @@ export class LeasedDirectory implements Directory {
   }
 
   async connect(userId: string, connectionId: string): Promise<boolean> {
-    return (await this.sets.add(this.userKey(userId), this.leaseMs, [connectionId])) === 1;
+    return (await this.sets.add(this.userKey(userId), this.presenceLeaseMs, [connectionId])) === 1;
   }
 
   async disconnect(userId: string, connectionId: string): Promise<boolean> {
@@ -124,22 +156,32 @@ export class LeasedDirectory implements Directory {
   async refresh(holdings: {
     channels: readonly string[];
     connections: readonly { userId: string; connectionId: string }[];
-  }): Promise<void> {
+  }): Promise<{ refilled: boolean }> {
+    const marker = await this.sets.mark(this.markerKey());
+    const refilled = marker !== this.marker;
+    this.marker = marker;
+    const share = this.refreshes++ % this.shares;
     const byUser = new Map<string, string[]>();
     for (const c of holdings.connections) {
+      if (!refilled && shareOf(c.connectionId, this.shares) !== share) continue;
       const ids = byUser.get(c.userId);
       if (ids) ids.push(c.connectionId);
       else byUser.set(c.userId, [c.connectionId]);
     }
-    await this.sets.mark(this.markerKey());
-    await this.sets.addMany(
-      [
-        { key: this.nodesKey(), members: [this.nodeId] },
-        ...holdings.channels.map((channel) => ({ key: this.channelKey(channel), members: [this.nodeId] })),
-        ...[...byUser].map(([userId, ids]) => ({ key: this.userKey(userId), members: ids })),
-      ],
-      this.leaseMs,
-    );
+    await Promise.all([
+      this.sets.addMany(
+        [
+          { key: this.nodesKey(), members: [this.nodeId] },
+          ...holdings.channels.map((channel) => ({ key: this.channelKey(channel), members: [this.nodeId] })),
+        ],
+        this.leaseMs,
+      ),
+      this.sets.addMany(
+        [...byUser].map(([userId, ids]) => ({ key: this.userKey(userId), members: ids })),
+        this.presenceLeaseMs,
+      ),
+    ]);
+    return { refilled };
   }
 
   async leave(holdings: {

@@ -51,12 +51,14 @@ const LIVE = `${LIVE_MEMBERS}
 return live_members(KEYS[1])
 `;
 
-/** KEYS[1] = marker. Sets it to Redis' clock (ms) unless it exists. */
+/** KEYS[1] = marker. Sets it to Redis' clock (ms) unless it exists; returns its value. */
 const MARK = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local v = redis.call('GET', KEYS[1])
+if v then return tonumber(v) end
 local t = redis.call('TIME')
-redis.call('SET', KEYS[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
-return 1
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SET', KEYS[1], now)
+return now
 `;
 
 /** KEYS[1] = marker. Returns its age in ms (Redis clock), or -1 when it does not exist. */
@@ -109,10 +111,11 @@ export class RedisLeasedSets {
 
   /**
    * A marker is a key that never expires, set to the time it was created: it tells how long the
-   * store has kept its data (a restarted or flushed Redis lost it). `mark` creates it if missing.
+   * store has kept its data (a restarted or flushed Redis lost it). `mark` creates it if missing
+   * and resolves with its value (ms, the store's clock): a value that changed means lost data.
    */
-  async mark(key: string): Promise<void> {
-    await this.scripts.mark(this.redis, key);
+  async mark(key: string): Promise<number> {
+    return (await this.scripts.mark(this.redis, key)) as number;
   }
 
   /** Milliseconds since the marker was created, or undefined when it does not exist. */
@@ -160,9 +163,10 @@ export class MemoryLeasedSets {
     return Promise.all(keys.map((key) => this.live(key)));
   }
 
-  mark(key: string): Promise<void> {
-    if (!this.markers.has(key)) this.markers.set(key, this.now());
-    return Promise.resolve();
+  mark(key: string): Promise<number> {
+    const at = this.markers.get(key) ?? this.now();
+    this.markers.set(key, at);
+    return Promise.resolve(at);
   }
 
   markAge(key: string): Promise<number | undefined> {

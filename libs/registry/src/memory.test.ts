@@ -95,3 +95,52 @@ test('an offset should be a decimal sequence number, and a later epoch should co
   assert.ok(isLaterEpoch(newer, older));
   assert.ok(!isLaterEpoch(older, newer));
 });
+
+/** Memory leased sets that count the presence renewals (`presence:` keys) of each `addMany`. */
+class CountingSets extends MemoryLeasedSets {
+  readonly renewals: number[] = [];
+  override async addMany(entries: readonly { key: string; members: readonly string[] }[], ttlMs: number) {
+    const presence = entries.filter((e) => e.key.includes('presence:')).flatMap((e) => e.members);
+    if (presence.length > 0) this.renewals.push(presence.length);
+    await super.addMany(entries, ttlMs);
+  }
+}
+
+test('directory refresh should renew one share of the presence entries per heartbeat, each within its lease', async () => {
+  let now = 1_000_000;
+  const leaseMs = 3000; // a heartbeat every 1000 ms
+  const sets = new CountingSets(() => now);
+  const directory = new LeasedDirectory(sets, 'p:', 'a', leaseMs, 4 * leaseMs); // 4 shares
+  const connections = Array.from({ length: 400 }, (_, i) => ({ userId: `u${i}`, connectionId: `c${i}` }));
+  for (const c of connections) await directory.connect(c.userId, c.connectionId);
+  assert.deepEqual(await directory.refresh({ channels: [], connections }), { refilled: true });
+  assert.deepEqual(sets.renewals, [400], 'the first refresh renews every connection');
+  for (let beat = 0; beat < 40; beat++) {
+    now += 1000;
+    assert.deepEqual(await directory.refresh({ channels: [], connections }), { refilled: false });
+  }
+  const perBeat = sets.renewals.slice(1);
+  assert.equal(
+    perBeat.reduce((a, b) => a + b, 0),
+    4000,
+    'each connection once every 4 heartbeats',
+  );
+  assert.ok(Math.max(...perBeat) < 200, `a share per heartbeat, not all 400: ${perBeat.join(',')}`);
+  for (const c of connections) assert.deepEqual(await directory.connectionsOf(c.userId), [c.connectionId]);
+});
+
+test('directory refresh should renew every presence entry at once after the store lost its data', async () => {
+  let now = 1_000_000;
+  const sets = new CountingSets(() => now);
+  const directory = new LeasedDirectory(sets, 'p:', 'a', 3000, 12_000);
+  const connections = [
+    { userId: 'u1', connectionId: 'c1' },
+    { userId: 'u1', connectionId: 'c2' },
+    { userId: 'u2', connectionId: 'c3' },
+  ];
+  await directory.refresh({ channels: [], connections });
+  now += 1000;
+  sets.clear();
+  assert.deepEqual(await directory.refresh({ channels: [], connections }), { refilled: true });
+  assert.deepEqual([await directory.connectionsOf('u1'), await directory.connectionsOf('u2')], [['c1', 'c2'], ['c3']]);
+});

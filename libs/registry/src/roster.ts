@@ -17,10 +17,17 @@ export interface DeadNode {
  * handed to exactly one caller of `claimDead`, however many live nodes ask.
  */
 export interface NodeRoster {
-  /** Renews `nodeId` for one lease and replaces the connections it serves (each heartbeat). */
-  renew(nodeId: string, connections: readonly ServedConnection[]): Promise<void>;
+  /**
+   * Renews `nodeId` for one lease, and the list of the connections it serves with it (each
+   * heartbeat). With `connections`, the list is replaced by them: at start and after the store
+   * lost its data; otherwise `serve` and `release` keep it, so a heartbeat costs the same
+   * however many connections the node serves.
+   */
+  renew(nodeId: string, connections?: readonly ServedConnection[]): Promise<void>;
   /** Adds one connection of `nodeId` at once, so a crash before the next renewal still finds it. */
   serve(nodeId: string, connection: ServedConnection): Promise<void>;
+  /** Removes one closed connection of `nodeId`, so a crash after it does not announce it again. */
+  release(nodeId: string, connectionId: string): Promise<void>;
   /** Forgets `nodeId` at once (graceful shutdown: it announced its own connections). */
   leave(nodeId: string): Promise<void>;
   /** Claims every node whose lease ran out: each is returned to one caller only, then forgotten. */
@@ -113,10 +120,13 @@ export class RedisNodeRoster implements NodeRoster {
   private rosterKey = (): string => `${this.keyPrefix}{registry}:roster`;
   private connectionsKey = (nodeId: string): string => `${this.keyPrefix}node-connections:{${nodeId}}`;
 
-  async renew(nodeId: string, connections: readonly ServedConnection[]): Promise<void> {
-    const pairs = connections.flatMap((c) => [c.connectionId, c.userId]);
+  async renew(nodeId: string, connections?: readonly ServedConnection[]): Promise<void> {
+    const keep = this.keepMs + this.leaseMs;
     const pipeline = this.redis.pipeline();
-    pipeline.eval(REPLACE, 1, this.connectionsKey(nodeId), String(this.keepMs + this.leaseMs), ...pairs);
+    if (connections) {
+      const pairs = connections.flatMap((c) => [c.connectionId, c.userId]);
+      pipeline.eval(REPLACE, 1, this.connectionsKey(nodeId), String(keep), ...pairs);
+    } else pipeline.pexpire(this.connectionsKey(nodeId), keep);
     pipeline.eval(RENEW, 1, this.rosterKey(), String(this.leaseMs), nodeId, String(this.keepMs));
     const results = (await pipeline.exec()) ?? [];
     const failed = results.find(([err]) => err !== null);
@@ -126,6 +136,10 @@ export class RedisNodeRoster implements NodeRoster {
   async serve(nodeId: string, connection: ServedConnection): Promise<void> {
     const keep = String(this.keepMs + this.leaseMs);
     await this.redis.eval(SERVE, 1, this.connectionsKey(nodeId), keep, connection.connectionId, connection.userId);
+  }
+
+  async release(nodeId: string, connectionId: string): Promise<void> {
+    await this.redis.hdel(this.connectionsKey(nodeId), connectionId);
   }
 
   async leave(nodeId: string): Promise<void> {
@@ -166,8 +180,15 @@ export class MemoryNodeRoster implements NodeRoster {
     private readonly now: () => number = Date.now,
   ) {}
 
-  renew(nodeId: string, connections: readonly ServedConnection[]): Promise<void> {
-    this.nodes.set(nodeId, { until: this.now() + this.leaseMs, connections: [...connections] });
+  renew(nodeId: string, connections?: readonly ServedConnection[]): Promise<void> {
+    const kept = connections ?? this.nodes.get(nodeId)?.connections ?? [];
+    this.nodes.set(nodeId, { until: this.now() + this.leaseMs, connections: [...kept] });
+    return Promise.resolve();
+  }
+
+  release(nodeId: string, connectionId: string): Promise<void> {
+    const entry = this.nodes.get(nodeId);
+    if (entry) entry.connections = entry.connections.filter((c) => c.connectionId !== connectionId);
     return Promise.resolve();
   }
 

@@ -56,6 +56,14 @@ export const GatewayEnv = Type.Object({
   TOKEN_REFRESH_WINDOW_MS: Type.Integer({ default: 30_000, minimum: 0, maximum: MAX_DELAY_MS }),
   /** How often the node renews its registry leases; a lease lasts three intervals. */
   REGISTRY_HEARTBEAT_MS: Type.Integer({ default: 5000, minimum: 100, maximum: MAX_DELAY_MS }),
+  /**
+   * How long a connection's presence entry is leased (ms; at least a registry lease, three
+   * heartbeats). Each heartbeat renews one share of the connections, so each is renewed three
+   * times per presence lease: a heartbeat's Redis work does not grow with every connection. A
+   * crashed node's entries are removed when a live node reaps it (about one registry lease),
+   * else lapse after this.
+   */
+  PRESENCE_LEASE_MS: Type.Integer({ default: 60_000, minimum: 300, maximum: MAX_DELAY_MS }),
   /** Events kept per channel for recovery (approximately), and how long after the last event. */
   HISTORY_SIZE: Type.Integer({ default: 1000, minimum: 10 }),
   HISTORY_TTL_MS: Type.Integer({ default: 3_600_000, minimum: 1000 }),

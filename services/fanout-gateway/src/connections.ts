@@ -40,6 +40,8 @@ export class Connections {
      * command is issued first, so Redis applies it first; both travel in one round trip.
      */
     private readonly beforeAdd: (connection: Connection) => Promise<void> = () => Promise.resolve(),
+    /** Forgets a closed connection there again (issued with its presence removal, one round trip). */
+    private readonly onRemove: (connection: Connection) => Promise<void> = () => Promise.resolve(),
   ) {}
 
   get size(): number {
@@ -61,7 +63,11 @@ export class Connections {
 
   async remove(connection: Connection): Promise<void> {
     if (!this.open.delete(connection.id)) return;
-    if (await this.directory.disconnect(connection.userId, connection.id)) this.changed('offline', connection);
+    const [, last] = await Promise.all([
+      this.onRemove(connection),
+      this.directory.disconnect(connection.userId, connection.id),
+    ]);
+    if (last) this.changed('offline', connection);
   }
 
   /** Resolves when every presence change so far was published (or failed and was logged). */

@@ -9,7 +9,7 @@ test('presence reaper should announce each user of a dead node offline once, acr
   const leaseMs = 15_000;
   const sets = new MemoryLeasedSets(() => now);
   const roster = new MemoryNodeRoster(leaseMs, () => now);
-  const dir = (nodeId: string) => new LeasedDirectory(sets, 't:', nodeId, leaseMs);
+  const dir = (nodeId: string) => new LeasedDirectory(sets, 't:', nodeId, leaseMs, 4 * leaseMs);
   // x serves u1 (two connections) and u2; u2 also has a connection on y.
   const onX = [
     { userId: 'u1', connectionId: 'x1' },
@@ -44,6 +44,11 @@ test('presence reaper should announce each user of a dead node offline once, acr
   now += leaseMs / 2;
   await Promise.all([reaper('y').sweep(), reaper('z').sweep()]);
   assert.deepEqual(published, ['u1@x'], 'u1 once; u2 is still connected to y');
+  assert.deepEqual(
+    [await dir('y').connectionsOf('u1'), await dir('y').connectionsOf('u2')],
+    [[], ['y1']],
+    'the dead node’s connections leave presence when it is reaped, not when their leases lapse',
+  );
   await Promise.all([reaper('y').sweep(), reaper('z').sweep()]);
   assert.deepEqual(published, ['u1@x'], 'never twice');
 });

@@ -3,7 +3,7 @@ import type { Logger } from '@ripple/telemetry';
 
 export interface PresenceReaperDeps {
   readonly roster: NodeRoster;
-  readonly directory: Pick<Directory, 'connectionsOf'>;
+  readonly directory: Pick<Directory, 'disconnect'>;
   /** Publishes `presence.offline` for a user whose last connection was on the dead node. */
   readonly publishOffline: (offline: { userId: string; connectionId: string; nodeId: string }) => Promise<void>;
   readonly logger: Logger;
@@ -11,9 +11,9 @@ export interface PresenceReaperDeps {
 
 /**
  * Announces what a crashed node never will: its users going offline. Every live node sweeps on its
- * heartbeat; the roster hands each dead node to one sweeper only, which publishes
- * `presence.offline` once for every user of that node with no live connection elsewhere (the dead
- * node's own connections still count as live until their leases lapse, so they are left out).
+ * heartbeat; the roster hands each dead node to one sweeper only, which removes the dead node's
+ * connections from presence (their leases are long: see LeasedDirectory) and publishes
+ * `presence.offline` once for every user of that node left with no live connection elsewhere.
  */
 export class PresenceReaper {
   constructor(private readonly deps: PresenceReaperDeps) {}
@@ -40,8 +40,9 @@ export class PresenceReaper {
     for (const c of dead.connections) byUser.set(c.userId, [...(byUser.get(c.userId) ?? []), c.connectionId]);
     for (const [userId, ids] of byUser) {
       try {
-        const live = await this.deps.directory.connectionsOf(userId);
-        if (live.some((id) => !ids.includes(id))) continue;
+        let offline = false;
+        for (const id of ids) offline = await this.deps.directory.disconnect(userId, id);
+        if (!offline) continue;
         await this.deps.publishOffline({ userId, connectionId: ids[0] ?? userId, nodeId: dead.nodeId });
         announced.push(userId);
       } catch (err) {

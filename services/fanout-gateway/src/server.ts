@@ -33,6 +33,7 @@ import { LiveFeeds } from './feed.js';
 import { createFeedMetrics } from './feed-metrics.js';
 import { httpFolloweeSource } from './followees.js';
 import { Router } from './router.js';
+import { repeat } from './timers.js';
 
 runProcess(SERVICE_NAME, async () => {
   const config = loadGatewayConfig();
@@ -61,7 +62,7 @@ runProcess(SERVICE_NAME, async () => {
   );
   const leaseMs = config.REGISTRY_HEARTBEAT_MS * 3;
   const directory = timed(
-    new LeasedDirectory(new RedisLeasedSets(redis), config.REDIS_KEY_PREFIX, nodeId, leaseMs),
+    new LeasedDirectory(new RedisLeasedSets(redis), config.REDIS_KEY_PREFIX, nodeId, leaseMs, config.PRESENCE_LEASE_MS),
     'directory',
     metrics,
   );
@@ -178,6 +179,7 @@ runProcess(SERVICE_NAME, async () => {
         })),
       ),
     (connection) => roster.serve(nodeId, { userId: connection.userId, connectionId: connection.id }),
+    (connection) => roster.release(nodeId, connection.id),
   );
   open.count = () => live.size;
   connectionList.all = () => live.all();
@@ -191,10 +193,11 @@ runProcess(SERVICE_NAME, async () => {
   const refresh = async () => {
     const startedAt = Date.now();
     const holdings = live.holdings(hub.channelNames());
-    await directory.refresh(holdings);
-    // A fresh list: the renewal replaces the node's connections, so a connection that opened while
-    // the directory was being refreshed (and that `serve` recorded already) must not be dropped.
-    await roster.renew(nodeId, live.holdings([]).connections);
+    const { refilled } = await directory.refresh(holdings);
+    // `serve` and `release` keep the roster's list of this node's connections; it is written whole
+    // only when Redis lost it (and at start). A fresh list then: a connection that opened while the
+    // directory was being refreshed (and that `serve` recorded already) must not be dropped.
+    await roster.renew(nodeId, refilled ? live.holdings([]).connections : undefined);
     // Other routers skip a node whose lease lapsed and append only to history: read it back.
     if (renewedAt !== undefined && Date.now() - renewedAt >= leaseMs) catchUpOwed = true;
     renewedAt = startedAt;
@@ -206,9 +209,9 @@ runProcess(SERVICE_NAME, async () => {
   };
   await reaper.reapPrevious(nodeId);
   await refresh();
-  const heartbeat = setInterval(() => {
-    refresh().catch((err: unknown) => logger.warn({ err }, 'registry heartbeat failed'));
-  }, config.REGISTRY_HEARTBEAT_MS);
+  const heartbeat = repeat(refresh, config.REGISTRY_HEARTBEAT_MS, (err) =>
+    logger.warn({ err }, 'registry heartbeat failed'),
+  );
 
   await bus.start((message) => router.receive(message));
   const consumer = createEventConsumer({
@@ -273,9 +276,14 @@ runProcess(SERVICE_NAME, async () => {
       },
     },
   });
-  await consumer.start();
+  // Listen before the consumer owns partitions: sockets need Redis only (another node routes the
+  // events of the partitions it owns here), while the group join waits for a rebalance that busy
+  // members may take long to finish; a rolling deploy must not wait for it (liveness vs readiness).
+  const { joined } = await consumer.begin();
   await app.listen({ host: config.HOST, port: config.PORT });
   logger.info({ port: listeningPort(app) }, 'listening');
+  const listenedAt = Date.now();
+  void joined.then(() => logger.info({ afterMs: Date.now() - listenedAt }, 'joined the consumer group'));
 
   return {
     logger,
@@ -293,7 +301,7 @@ runProcess(SERVICE_NAME, async () => {
           }),
       );
       await Promise.all(moving);
-      clearInterval(heartbeat);
+      await heartbeat.stop();
       await app.close();
       await consumer.stop();
       await directory.leave(live.holdings(hub.channelNames()));

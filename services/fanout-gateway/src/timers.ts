@@ -37,3 +37,44 @@ export function setLongTimeout(fn: () => void, ms: number, now: () => number = D
     },
   };
 }
+
+/** A task run over and over; `stop` resolves once the run in flight, if any, ended. */
+export interface Repeating {
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `task` every `intervalMs` (ms), the first time `intervalMs` from now, never two runs at
+ * once: a run that takes longer than the interval delays the next, which then starts as soon as
+ * it ended. (Overlapping runs of a registry heartbeat behind a slow Redis each hold a renewal of
+ * every connection in memory, and each adds load to the Redis that is slow.) A run that rejects
+ * is passed to `onError`; the next one goes ahead. `now` is the clock (ms).
+ */
+export function repeat(
+  task: () => Promise<void>,
+  intervalMs: number,
+  onError: (err: unknown) => void,
+  now: () => number = Date.now,
+): Repeating {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  const tick = (): void => {
+    timer = undefined;
+    const startedAt = now();
+    running = task()
+      .catch(onError)
+      .finally(() => {
+        running = undefined;
+        if (!stopped) timer = setTimeout(tick, Math.max(0, intervalMs - (now() - startedAt)));
+      });
+  };
+  timer = setTimeout(tick, intervalMs);
+  return {
+    async stop() {
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+      await running;
+    },
+  };
+}

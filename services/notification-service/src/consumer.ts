@@ -55,7 +55,7 @@ export function startNotificationConsumer(opts: {
   replicationFactor: number;
   sessionTimeoutMs?: number;
   metrics: Registry;
-}): EventConsumer {
+}): Pick<EventConsumer, 'start' | 'stop'> {
   const { deps, cache } = opts;
   const topics = SOURCE_TOPICS.map((t) => opts.topicPrefix + t);
   const consumer = createEventConsumer({

@@ -411,21 +411,27 @@ export function isolatedRun(tag: string) {
  * Runs a script (a benchmark) on its own `isolatedRun`, so that it leaves nothing behind: when
  * `body` ends, throws, or the process gets SIGINT/SIGTERM, every service it spawned through
  * `spawn` is stopped (SIGTERM, then SIGKILL after 10 s) and the run's topics, consumer groups'
- * topics, Redis keys and databases are removed. A signal then ends the process with 130/143;
- * a failure is thrown on after the clean-up.
+ * topics, Redis keys and databases are removed, after whatever `defer` registered (first
+ * registered, last run). A signal then ends the process with 130/143; a failure is thrown on after
+ * the clean-up.
  */
 export async function runScoped<T>(
   tag: string,
   body: (scope: {
     iso: ReturnType<typeof isolatedRun>;
     spawn: (...args: Parameters<typeof spawnService>) => Promise<RunningService>;
+    /** Registers a clean-up of something the body started itself (a private broker). */
+    defer: (release: () => Promise<void>) => void;
   }) => Promise<T>,
 ): Promise<T> {
   const iso = isolatedRun(tag);
   const services: RunningService[] = [];
+  const deferred: (() => Promise<void>)[] = [];
   let cleaning: Promise<void> | undefined;
   const cleanup = () =>
     (cleaning ??= (async () => {
+      for (const release of deferred.splice(0).reverse())
+        await release().catch((err: unknown) => process.stderr.write(`clean-up step failed: ${String(err)}\n`));
       await Promise.all(
         services.map(async (s) => {
           const kill = setTimeout(() => s.process.kill('SIGKILL'), 10_000);
@@ -455,6 +461,7 @@ export async function runScoped<T>(
         services.push(service);
         return service;
       },
+      defer: (release) => deferred.push(release),
     });
   } finally {
     await cleanup();

@@ -152,15 +152,21 @@ export async function startCluster(scope: Scope, gatewayCount = 3): Promise<Clus
     const env = { ...iso.env, KAFKA_BROKERS: kafka.brokers, REDIS_URL: redis.url, KAFKA_TOPIC_PARTITIONS: '6' };
     const gatewayEnv = { ...env, ...CHAOS_GATEWAY_ENV, KAFKA_GROUP_ID: `chaos.${iso.run}` };
     let generation = 0;
+    // 120 s to listen: one gateway took 48 s to start at load 36 (two cores shared with other work),
+    // and post-service did not start within 60 s at load 40.
     const spawnGateway = (slot: number) =>
-      scope.spawn('fanout-gateway', { ...gatewayEnv, NODE_ID: `gw${slot}-${generation++}-${iso.run}` });
+      scope.spawn('fanout-gateway', { ...gatewayEnv, NODE_ID: `gw${slot}-${generation++}-${iso.run}` }, 120_000);
     const [postService, ...gateways] = await Promise.all([
-      scope.spawn('post-service', {
-        ...env,
-        DATABASE_URL: postgres.url(`chaos_${iso.run}_post_service`),
-        RATE_LIMIT_MAX: '1000000',
-        OUTBOX_POLL_INTERVAL_MS: '200',
-      }),
+      scope.spawn(
+        'post-service',
+        {
+          ...env,
+          DATABASE_URL: postgres.url(`chaos_${iso.run}_post_service`),
+          RATE_LIMIT_MAX: '1000000',
+          OUTBOX_POLL_INTERVAL_MS: '200',
+        },
+        120_000,
+      ),
       ...Array.from({ length: gatewayCount }, (_, slot) => spawnGateway(slot)),
     ]);
     if (!postService) throw new Error('post-service did not start');

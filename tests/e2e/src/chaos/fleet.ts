@@ -42,9 +42,12 @@ export async function fetchPostIds(cluster: Cluster, creator: string, token: str
   throw new Error(`GET /users/${creator}/posts did not end within 10,000 pages`);
 }
 
+/** Clients of a fleet being set up (connect, welcome, subscribe, ack) at the same time. */
+const CONNECTING = 100;
+
 /**
  * Connects `count` @ripple/client clients through the cluster's proxy (client `i` follows
- * `creator:<creators[i % creators.length]>`), in batches, and resolves once every subscription
+ * `creator:<creators[i % creators.length]>`), at most {@link CONNECTING} at a time, and resolves once every subscription
  * is acknowledged. Each event, gap (followed at once by the REST refetch, retried until it
  * answers) and reconnection time goes to `ledger`; each connection step to `timelines`.
  */
@@ -68,93 +71,97 @@ export async function connectFleet(
       if (id !== undefined) timelines.mark(id, step, undefined, at);
       else early.set(port, [...(early.get(port) ?? []), [step, at]]);
     };
-  for (let start = 0; start < count; start += 100) {
-    const ready: Promise<void>[] = [];
-    for (let i = start; i < Math.min(count, start + 100); i++) {
-      const id = `${tag}-c${i}`;
-      const creator = creators[i % creators.length] ?? '';
-      const channel = `creator:${creator}`;
-      ledger.follow(id, channel);
-      // ws's constructor, remembering this client's current socket (to pause it).
-      const Tracked = class extends WebSocket {
-        constructor(...args: ConstructorParameters<typeof WebSocket>) {
-          super(...args);
-          sockets[i] = this;
-          timelines?.mark(id, 'attempt');
-          if (timelines) {
-            const request = (this as unknown as { _req?: ClientRequest })._req;
-            request?.once('socket', (socket) => {
-              socket.once('connect', () => {
-                const port = socket.localPort;
-                if (port === undefined) return;
-                byPort.set(port, id);
-                for (const [step, at] of early.get(port) ?? []) timelines.mark(id, step, undefined, at);
-                early.delete(port);
-              });
+  /** Sets client `i` up; resolves once its subscription is acknowledged. */
+  const connectOne = (i: number): Promise<void> => {
+    const id = `${tag}-c${i}`;
+    const creator = creators[i % creators.length] ?? '';
+    const channel = `creator:${creator}`;
+    ledger.follow(id, channel);
+    // ws's constructor, remembering this client's current socket (to pause it).
+    const Tracked = class extends WebSocket {
+      constructor(...args: ConstructorParameters<typeof WebSocket>) {
+        super(...args);
+        sockets[i] = this;
+        timelines?.mark(id, 'attempt');
+        if (timelines) {
+          const request = (this as unknown as { _req?: ClientRequest })._req;
+          request?.once('socket', (socket) => {
+            socket.once('connect', () => {
+              const port = socket.localPort;
+              if (port === undefined) return;
+              byPort.set(port, id);
+              for (const [step, at] of early.get(port) ?? []) timelines.mark(id, step, undefined, at);
+              early.delete(port);
             });
-          }
-          let settled = false; // welcome and ack seen: later frames are not looked at
-          this.on('open', () => timelines?.mark(id, 'open'));
-          this.on('message', (data: Buffer) => {
-            if (settled || !timelines) return;
-            const text = data.toString();
-            if (text.includes('"op":"welcome"')) timelines.mark(id, 'welcome');
-            else if (text.includes('"op":"ack"')) {
-              timelines.mark(id, 'ack');
-              settled = true;
-            }
-          });
-          this.on('close', (code) => {
-            if (closing) return;
-            ledger.closed(code);
-            timelines?.mark(id, 'close', code);
           });
         }
-      };
-      const client = createClient({
-        url: `ws://127.0.0.1:${cluster.proxy.port}/ws`,
-        getToken: () => cluster.token(`r${id}`),
-        WebSocket: Tracked,
-        transports: ['websocket'],
-        backoff: { initialMs: 200, maxMs: 1000 },
-      });
-      let lostAt: number | undefined;
-      client.on('state', (state) => {
-        if (state === 'disconnected' && lostAt === undefined) {
-          lostAt = Date.now();
-          timelines?.mark(id, 'lost');
-        }
-        if (state === 'connected' && lostAt !== undefined) {
-          ledger.recovered(Date.now() - lostAt);
-          lostAt = undefined;
-        }
-      });
-      const refetch = async (): Promise<void> => {
-        const token = await cluster.token(`r${id}`);
-        await waitUntil(`the refetch of ${channel}`, 60_000, async () => {
-          try {
-            ledger.refetch(id, await fetchPostIds(cluster, creator, token));
-            return true;
-          } catch {
-            return false;
+        let settled = false; // welcome and ack seen: later frames are not looked at
+        this.on('open', () => timelines?.mark(id, 'open'));
+        this.on('message', (data: Buffer) => {
+          if (settled || !timelines) return;
+          const text = data.toString();
+          if (text.includes('"op":"welcome"')) timelines.mark(id, 'welcome');
+          else if (text.includes('"op":"ack"')) {
+            timelines.mark(id, 'ack');
+            settled = true;
           }
         });
-      };
-      const subscription = client.subscribe(channel, {
-        onEvent: (event) => {
-          if (event.type === 'post.created') ledger.receive(id, event.data.postId);
-        },
-        onGap: () => {
-          ledger.gap(id);
-          // A refetch that never succeeds leaves its ids missing: the ledger reports it.
-          refetch().catch(() => undefined);
-        },
+        this.on('close', (code) => {
+          if (closing) return;
+          ledger.closed(code);
+          timelines?.mark(id, 'close', code);
+        });
+      }
+    };
+    const client = createClient({
+      url: `ws://127.0.0.1:${cluster.proxy.port}/ws`,
+      getToken: () => cluster.token(`r${id}`),
+      WebSocket: Tracked,
+      transports: ['websocket'],
+      backoff: { initialMs: 200, maxMs: 1000 },
+    });
+    let lostAt: number | undefined;
+    client.on('state', (state) => {
+      if (state === 'disconnected' && lostAt === undefined) {
+        lostAt = Date.now();
+        timelines?.mark(id, 'lost');
+      }
+      if (state === 'connected' && lostAt !== undefined) {
+        ledger.recovered(Date.now() - lostAt);
+        lostAt = undefined;
+      }
+    });
+    const refetch = async (): Promise<void> => {
+      const token = await cluster.token(`r${id}`);
+      await waitUntil(`the refetch of ${channel}`, 60_000, async () => {
+        try {
+          ledger.refetch(id, await fetchPostIds(cluster, creator, token));
+          return true;
+        } catch {
+          return false;
+        }
       });
-      clients.push(client);
-      ready.push(subscription.ready);
-    }
-    await Promise.all(ready);
-  }
+    };
+    const subscription = client.subscribe(channel, {
+      onEvent: (event) => {
+        if (event.type === 'post.created') ledger.receive(id, event.data.postId);
+      },
+      onGap: () => {
+        ledger.gap(id);
+        // A refetch that never succeeds leaves its ids missing: the ledger reports it.
+        refetch().catch(() => undefined);
+      },
+    });
+    clients.push(client);
+    return subscription.ready;
+  };
+  // A window of CONNECTING clients being set up, each replaced as soon as it is subscribed (in
+  // batches, each batch waited for its slowest client, and the set-up rate fell with it).
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) await connectOne(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(CONNECTING, count) }, worker));
   return {
     clients,
     pauseReading: async (n, ms) => {

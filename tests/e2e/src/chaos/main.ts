@@ -4,15 +4,12 @@
 // Knobs: CHAOS_CLIENTS (default 200, what fits in 10 minutes on the loaded 2-core machine),
 // CHAOS_ROLLING_CLIENTS (clients of the rolling restart only, default CHAOS_CLIENTS; the issue's
 // figure is 5000), CHAOS_POSTS_PER_SEC (default 40), CHAOS_SCENARIOS (comma-separated names,
-// default all).
+// default all), CHAOS_DEADLINE_MIN (default 10: the suite stops itself, failed, after that long).
 import { runScoped } from '../harness.js';
 import { startCluster } from './cluster.js';
 import { formatReport } from './ledger.js';
 import type { ScenarioResult } from './ledger.js';
 import { SCENARIOS, runScenario } from './scenarios.js';
-
-/** The whole suite stops by itself after this long, failed. */
-const SUITE_DEADLINE_MS = 10 * 60_000;
 
 const knob = (name: string, fallback: number): number => {
   const value = Number(process.env[name] ?? fallback);
@@ -26,6 +23,8 @@ const size = {
   trafficMs: 3000,
 };
 const rollingClients = knob('CHAOS_ROLLING_CLIENTS', size.clients);
+/** The whole suite stops by itself after this long, failed (10 minutes unless told). */
+const SUITE_DEADLINE_MS = knob('CHAOS_DEADLINE_MIN', 10) * 60_000;
 const sizeOf = (name: string) => (name === 'rolling-restart' ? { ...size, clients: rollingClients } : size);
 const wanted = process.env.CHAOS_SCENARIOS?.split(',').map((s) => s.trim());
 const unknown = wanted?.filter((name) => !SCENARIOS.some((s) => s.name === name)) ?? [];
@@ -40,6 +39,11 @@ deadline.unref();
 
 const results: ScenarioResult[] = await runScoped('chaos', async (scope) => {
   const cluster = await startCluster(scope);
+  // Also on SIGTERM (the suite's deadline) and Ctrl-C: the private broker, Redis and PostgreSQL
+  // are not services the scope spawned, and outlived a stopped run.
+  let stopped: Promise<void> | undefined;
+  const stopCluster = () => (stopped ??= cluster.stop());
+  scope.defer(stopCluster);
   try {
     const done: ScenarioResult[] = [];
     for (const scenario of scenarios) {
@@ -48,8 +52,12 @@ const results: ScenarioResult[] = await runScoped('chaos', async (scope) => {
       done.push(await runScenario(cluster, scenario, scenarioSize, 60_000, (text) => process.stderr.write(text)));
     }
     return done;
+  } catch (err) {
+    // Said before the clean-up, whose own failure would otherwise be all that is reported.
+    process.stderr.write(`chaos: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    throw err;
   } finally {
-    await cluster.stop();
+    await stopCluster();
   }
 });
 clearTimeout(deadline);
