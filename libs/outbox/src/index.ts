@@ -6,4 +6,4 @@ export { OUTBOX_CHANNEL, OUTBOX_NOTIFY_INTERVAL_MS, listenForOutbox } from './li
 export type { OutboxListener } from './listener.js';
 export { startOutboxService } from './service.js';
 export type { OutboxService, OutboxServiceOptions } from './service.js';
-export { appendToOutbox } from './append.js';
+export { appendToOutbox, outboxColumns } from './append.js';

@@ -6,3 +6,6 @@ export { createRedis, startDomainService } from './runtime.js';
 export type { ApiDeps, DomainServiceSpec } from './runtime.js';
 export { prismaClientFactory, prismaStatements, prismaTransaction, transientDbError } from './prisma.js';
 export type { PoolOptions, TransactionOptions } from './prisma.js';
+export { statementBatcher } from './batch.js';
+export type { BatchOptions, BatchWrite, BatchedWrite, StatementBatcher } from './batch.js';
+export { outboxColumns } from '@ripple/outbox';

@@ -15,6 +15,8 @@ import type { Logger, Registry } from '@ripple/telemetry';
 import type { DomainServiceConfig } from './env.js';
 import { directPublisher, outboxEmitter, outboxMessages } from './events.js';
 import type { Emit, OutboxMessages, Publish } from './events.js';
+import { statementBatcher } from './batch.js';
+import type { StatementBatcher } from './batch.js';
 import { prismaStatements, transientDbError } from './prisma.js';
 import type { PoolOptions, TransactionOptions } from './prisma.js';
 
@@ -28,6 +30,8 @@ export interface ApiDeps<Db, Tx extends RawSql> extends ApiOptions {
   readonly emit: Emit;
   /** An event's outbox row, for routes that write it in one statement with the state. */
   readonly outboxMessage: OutboxMessages;
+  /** Group commit for a hot single-statement write: concurrent requests share one statement. */
+  readonly batch: StatementBatcher;
   readonly publish: Publish;
   readonly now: () => Date;
 }
@@ -144,6 +148,8 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
   };
   const transaction = spec.transaction(db, { maxWaitMs: config.DB_POOL_TIMEOUT_MS });
   const wakeOutbox = () => outbox.wake();
+  // One object: `batch` recognises it to tell a pooled statement (batched) from a transaction's.
+  const statements = prismaStatements(db);
   const deps: ApiDeps<Db, Tx> = {
     name: spec.name,
     description: spec.description,
@@ -165,7 +171,8 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     db,
     transaction,
     wakeOutbox,
-    mutations: mutations({ transaction, sql: prismaStatements(db), afterCommit: wakeOutbox }),
+    mutations: mutations({ transaction, sql: statements, afterCommit: wakeOutbox }),
+    batch: statementBatcher(statements, metrics),
     emit: outboxEmitter(spec.name),
     outboxMessage: outboxMessages(spec.name),
     publish: directPublisher(spec.name, producer, config.KAFKA_TOPIC_PREFIX),

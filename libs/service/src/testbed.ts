@@ -12,6 +12,7 @@ import { mutations } from '@ripple/http';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { OpenApiContract, runId, testDatabaseUrl, testInfra } from '@ripple/testing';
 import { directPublisher, outboxEmitter, outboxMessages } from './events.js';
+import { statementBatcher } from './batch.js';
 import { prismaStatements, transientDbError } from './prisma.js';
 import { createRedis } from './runtime.js';
 import type { ApiDeps } from './runtime.js';
@@ -101,11 +102,13 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
     await p.connect();
     return p;
   };
+  const metrics = createMetricsRegistry(spec.name);
+  const statements = prismaStatements(db);
   const deps: ApiDeps<Db, Tx> = {
     name: spec.name,
     description: `${spec.name} under test`,
     logger,
-    metrics: createMetricsRegistry(spec.name),
+    metrics,
     checks: {},
     jwt: { verification: { algorithm: 'HS256', secret } },
     redis,
@@ -116,7 +119,8 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
     transaction,
     // No relay under test: tests read the outbox table itself (`events`).
     wakeOutbox: () => undefined,
-    mutations: mutations({ transaction, sql: prismaStatements(db), afterCommit: () => undefined }),
+    mutations: mutations({ transaction, sql: statements, afterCommit: () => undefined }),
+    batch: statementBatcher(statements, metrics),
     emit: outboxEmitter(spec.name),
     outboxMessage: outboxMessages(spec.name),
     publish: async (type, data, trace) =>
@@ -128,14 +132,17 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
     /** A valid access token for `user`. */
     token: (user: string, opts: { ttlSeconds?: number } = {}) =>
       signAccessToken(jwtSecret(secret), user, { ttlSeconds: opts.ttlSeconds ?? 600 }),
-    /** `Authorization` header for `user`, with a fresh Idempotency-Key unless one is given. */
-    auth: async (user: string, idempotencyKey: string = randomUUID()) => ({
+    /**
+     * `Authorization` header for `user`, with a fresh Idempotency-Key unless one is given; `null`:
+     * none (the path most clients take, where hot writes are batched).
+     */
+    auth: async (user: string, idempotencyKey: string | null = randomUUID()) => ({
       authorization: `Bearer ${await signAccessToken(jwtSecret(secret), user)}`,
-      'idempotency-key': idempotencyKey,
+      ...(idempotencyKey !== null && { 'idempotency-key': idempotencyKey }),
     }),
     /**
-     * `app.inject` as `user` (no token when undefined), with a fresh or given Idempotency-Key;
-     * the answer is checked against the app's OpenAPI document (`assertContract`).
+     * `app.inject` as `user` (no token when undefined), with a fresh or given Idempotency-Key
+     * (`null`: none); the answer is checked against the app's OpenAPI document (`assertContract`).
      */
     async call(
       app: FastifyInstance,
@@ -143,7 +150,7 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
       url: string,
       user: string | undefined,
       payload?: object,
-      key?: string,
+      key?: string | null,
     ) {
       const headers = user === undefined ? {} : await bed.auth(user, key);
       const res = await app.inject({ method: method as 'GET', url, headers, ...(payload && { payload }) });
@@ -229,6 +236,14 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
       }
     },
     /** Every event written to the outbox so far, in order. */
+    /** Items written so far by the batched write `statement` (the sum of `db_write_batch_size`). */
+    batchedItems: async (statement: string): Promise<number> => {
+      const metric = await metrics.getSingleMetric('db_write_batch_size')?.get();
+      const values = (metric?.values ?? []) as { metricName?: string; labels: { statement?: string }; value: number }[];
+      return (
+        values.find((v) => v.metricName === 'db_write_batch_size_sum' && v.labels.statement === statement)?.value ?? 0
+      );
+    },
     events: async (): Promise<AnyEvent[]> => {
       const rows = await db.$queryRaw<{ value: string }[]>`SELECT value FROM outbox ORDER BY id`;
       return rows.map((r) => JSON.parse(r.value) as AnyEvent);

@@ -44,7 +44,7 @@ interface Page<T> {
   items: T[];
   nextCursor: string | null;
 }
-const call = (method: string, url: string, user: string | undefined, payload?: Json, key?: string) =>
+const call = (method: string, url: string, user: string | undefined, payload?: Json, key?: string | null) =>
   bed.call(app, method, url, user, payload, key);
 const newRoom = async (owner: string, memberIds: string[] = []) =>
   (await call('POST', '/rooms', owner, { name: 'general', memberIds })).json<Room>();
@@ -272,6 +272,34 @@ test('a retried message POST with the same Idempotency-Key should not send twice
   const reused = await call('POST', `/rooms/${room.id}/messages`, 'alice', { body: 'twice' }, 'k1');
   assert.equal(reused.status, 422);
   assert.equal((await eventsOf('chat.message.sent', room.id)).length, 1);
+});
+
+const batchedMessages = () => bed.batchedItems('messages.insert');
+
+test('messages sent at once by members and outsiders should share statements, each getting its own answer', async () => {
+  const room = await newRoom('alice', ['bob']);
+  const unknownRoom = '01900000-0000-7000-8000-000000000000';
+  const before = await batchedMessages();
+  const sends = [
+    ...Array.from({ length: 10 }, (_, i) => ['alice', room.id, `a${i}`, 201] as const),
+    ...Array.from({ length: 10 }, (_, i) => ['bob', room.id, `b${i}`, 201] as const),
+    ...Array.from({ length: 5 }, (_, i) => ['mallory', room.id, `m${i}`, 403] as const),
+    ...Array.from({ length: 5 }, (_, i) => ['alice', unknownRoom, `u${i}`, 404] as const),
+  ];
+  const answers = await Promise.all(
+    sends.map(([user, roomId, body]) => call('POST', `/rooms/${roomId}/messages`, user, { body }, null)),
+  );
+  assert.deepEqual(
+    answers.map((a) => a.status),
+    sends.map(([, , , status]) => status),
+  );
+  // Every request went through the batched statement once (outsiders are refused after it).
+  assert.equal((await batchedMessages()) - before, sends.length);
+  const sent = answers.filter((a) => a.status === 201).map((a) => a.json<Msg>());
+  const events = await eventsOf('chat.message.sent', room.id);
+  assert.deepEqual(events.map((e) => (e.data as { messageId: string }).messageId).sort(), sent.map((m) => m.id).sort());
+  const page = (await call('GET', `/rooms/${room.id}/messages?limit=100`, 'alice')).json<Page<Msg>>();
+  assert.deepEqual(page.items.map((m) => m.body).sort(), sent.map((m) => m.body).sort());
 });
 
 test('invalid input should answer 400 naming the field', async () => {

@@ -4,8 +4,9 @@ import { signSubscriptionToken } from '@ripple/auth';
 import type { JwtSecret } from '@ripple/auth';
 import { uuidv7 } from '@ripple/db';
 import { PageQuery, createApiApp, fetchPage, pageOf, requireUser, routeSchema, userOf } from '@ripple/http';
-import { traceOf } from '@ripple/service';
-import type { ApiDeps } from '@ripple/service';
+import type { OutboxMessage } from '@ripple/events';
+import { outboxColumns, traceOf } from '@ripple/service';
+import type { ApiDeps, BatchWrite } from '@ripple/service';
 import type { Db, Tx } from './db.js';
 import type { Message, Room, RoomMember } from './generated/prisma/client.js';
 import {
@@ -84,9 +85,48 @@ async function messageIn(db: Db | Tx, roomId: string, messageId: string): Promis
   return message;
 }
 
+/**
+ * The hottest chat write: for each message whose sender is a member of its room, the message and
+ * its outbox row, in one statement (the membership check included: no interactive transaction),
+ * shared by concurrent requests (group commit, `batch`), like POST /posts. Answers, per message,
+ * whether it was written (false: the sender is not a member).
+ */
+const insertMessages = (): BatchWrite<{ message: Message; event: OutboxMessage }, boolean> => async (sql, rows) => {
+  const input = JSON.stringify(
+    rows.map(({ message, event }, n) => ({
+      n,
+      id: message.id,
+      room_id: message.roomId,
+      sender_id: message.senderId,
+      body: message.body,
+      created_at: message.createdAt.toISOString(),
+      ...outboxColumns(event),
+    })),
+  );
+  const written = await sql.$queryRaw<{ n: number }[]>`
+      WITH input AS (
+        SELECT * FROM jsonb_to_recordset(${input}::jsonb) AS t(
+          n int, id uuid, room_id uuid, sender_id text, body text, created_at timestamptz,
+          event_id uuid, topic text, key text, shard int, value text, headers jsonb)
+      ), allowed AS MATERIALIZED (
+        SELECT * FROM input
+        WHERE EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = input.room_id AND m.user_id = input.sender_id)
+      ), message AS (
+        INSERT INTO messages (id, room_id, sender_id, body, created_at)
+        SELECT id, room_id, sender_id, body, created_at FROM allowed
+      ), event AS (
+        INSERT INTO outbox (event_id, topic, key, shard, value, headers)
+        SELECT event_id, topic, key, shard, value, headers FROM allowed ORDER BY n
+      )
+      SELECT n FROM allowed`;
+  const ok = new Set(written.map((w) => w.n));
+  return rows.map((_row, n) => ok.has(n));
+};
+
 export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
   const app = await createApiApp(deps);
-  const { db, emit, mutations, now, outboxMessage } = deps;
+  const { batch, db, emit, mutations, now, outboxMessage } = deps;
+  const insertMessage = batch('messages.insert', insertMessages());
   const auth = { onRequest: requireUser };
   const { roomNotFound, roomForbidden, roomOwnerOnly, memberNotFound, messageNotFound, messageForbidden } = ChatErrors;
   const member = [roomNotFound, roomForbidden];
@@ -264,24 +304,12 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
           editedAt: null,
         };
         const data = { roomId, messageId: message.id, senderId, body: message.body, sentAt: at() };
-        const { message: m } = outboxMessage('chat.message.sent', data, traceOf(request));
-        // The hottest chat write in one statement: the membership check, the message and its
-        // outbox row commit in one round trip (no interactive transaction), like POST /posts.
-        const write = () => sql.$executeRaw`
-          WITH message AS (
-            INSERT INTO messages (id, room_id, sender_id, body, created_at)
-            SELECT ${message.id}::uuid, ${roomId}::uuid, ${senderId}, ${message.body}, ${message.createdAt}
-            WHERE EXISTS (SELECT 1 FROM room_members WHERE room_id = ${roomId}::uuid AND user_id = ${senderId})
-            RETURNING id
-          )
-          INSERT INTO outbox (event_id, topic, key, shard, value, headers)
-          SELECT ${m.eventId}::uuid, ${m.topic}, ${m.key}, ${m.shard}, ${m.value}, ${JSON.stringify(m.headers)}::jsonb
-          FROM message`;
-        if ((await write()) === 0) {
+        const row = { message, event: outboxMessage('chat.message.sent', data, traceOf(request)).message };
+        if (!(await insertMessage(sql, row))) {
           // Nothing written: not a member. Say why (404 unknown room, 403 not a member)…
           await membership(db, roomId, senderId);
           // …unless they joined in between: then the message is theirs to send.
-          if ((await write()) === 0) {
+          if (!(await insertMessage(sql, row))) {
             throw roomForbidden.error('only members of this room may do this');
           }
         }

@@ -18,7 +18,7 @@ interface Page<T> {
 }
 type Json = Record<string, unknown>;
 
-const call = (method: string, url: string, user: string | undefined, payload?: Json, key?: string) =>
+const call = (method: string, url: string, user: string | undefined, payload?: Json, key?: string | null) =>
   svc.bed.call(svc.app, method, url, user, payload, key);
 
 const newPost = async (author: string, body = 'hello') =>
@@ -38,6 +38,28 @@ test('POST /posts should create the post and write post.created to the outbox in
     createdAt: (event?.data as { createdAt: string }).createdAt,
   });
   assert.equal((await call('GET', `/posts/${post.id}`, 'bob')).json<PostBody>().body, 'first @bob');
+});
+
+test('posts sent at once should share statements, each stored once with its own post.created', async () => {
+  const batched = () => svc.bed.batchedItems('posts.insert');
+  const before = await batched();
+  const authors = Array.from({ length: 30 }, (_, i) => `batch${i % 3}`);
+  const answers = await Promise.all(
+    authors.map((author, i) => call('POST', '/posts', author, { body: `p${i}` }, null)),
+  );
+  assert.deepEqual(
+    answers.map((a) => a.status),
+    authors.map(() => 201),
+  );
+  assert.equal((await batched()) - before, authors.length);
+  const posts = answers.map((a) => a.json<PostBody>());
+  const events = (await eventsOf('post.created')).filter((e) =>
+    authors.includes((e.data as { authorId: string }).authorId),
+  );
+  assert.deepEqual(events.map((e) => (e.data as { postId: string }).postId).sort(), posts.map((p) => p.id).sort());
+  for (const post of posts) {
+    assert.equal((await call('GET', `/posts/${post.id}`, 'bob')).json<PostBody>().body, post.body);
+  }
 });
 
 test('every route should answer 401 with a code for a missing, forged, expired or non-access token', async () => {

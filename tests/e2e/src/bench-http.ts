@@ -5,7 +5,7 @@
 // (a fixed overall rate; autocannon corrects for coordinated omission, so latency counts from
 // the scheduled send time). Printed per phase: throughput, latency percentiles, status codes,
 // errors and timeouts, outbox commit → Kafka ack, and CPU seconds of the service, PostgreSQL,
-// Kafka and the load generator.
+// Kafka and the load generator, in total and per answered request.
 import { readFileSync, readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import autocannon from 'autocannon';
@@ -80,6 +80,8 @@ interface Row {
   errors: string;
   outbox: string;
   cpu: string;
+  /** CPU milliseconds per answered request of each process (same order as `cpu`). */
+  cpuPerRequest: string;
 }
 
 async function phase(
@@ -123,6 +125,7 @@ async function phase(
     errors: `${result.errors}/${result.timeouts}`,
     outbox: `${outboxP99(buckets0, buckets1)} / ${await backlog(service)}`,
     cpu: cpu.map((c) => c.toFixed(1)).join('/'),
+    cpuPerRequest: cpu.map((c) => ((1000 * c) / Math.max(1, result.requests.total)).toFixed(2)).join('/'),
   };
 }
 
@@ -204,6 +207,7 @@ const header = [
   'errors/timeouts',
   'outbox p99 ms / backlog',
   'CPU s service/pg/kafka/bench',
+  'CPU ms per request service/pg/kafka/bench',
 ];
 const lines = rows.map((r) => [
   r.scenario,
@@ -216,6 +220,7 @@ const lines = rows.map((r) => [
   r.errors,
   r.outbox,
   r.cpu,
+  r.cpuPerRequest,
 ]);
 const load1 = loadavg();
 process.stdout.write(
