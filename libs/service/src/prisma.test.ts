@@ -21,12 +21,18 @@ test('a database that cannot be reached should be a 503 DB_UNAVAILABLE, whatever
   }
 });
 
-test('no pooled connection free, or none opened, in time should be a 503 OVERLOADED (load, not an outage)', () => {
+test('no pooled connection free, none opened, or a transaction timed out should be a 503 OVERLOADED (load, not an outage)', () => {
   const waits = [
     withCode('Timed out fetching a new connection from the connection pool.', 'P2024'),
     new Error('query failed', { cause: new Error('timeout exceeded when trying to connect') }),
     // Opening a new connection past DB_POOL_TIMEOUT_MS: a starved process or database, taken as load.
     new Error('query failed', { cause: new Error('Connection terminated due to connection timeout') }),
+    withCode('Transaction API error: Unable to start a transaction in the given time.', 'P2028'),
+    // Seen under load (load average 40): an interactive transaction that ran past its 5 s timeout.
+    withCode(
+      'Transaction API error: Transaction already closed: A query cannot be executed on an expired transaction. The timeout for this transaction was 5000 ms, however 5012 ms passed since the start of the transaction.',
+      'P2028',
+    ),
   ];
   for (const err of waits) assert.equal(transientDbError(err)?.code, 'OVERLOADED', err.message);
 });

@@ -42,10 +42,15 @@ export interface TransactionOptions {
   readonly maxWaitMs?: number;
 }
 
-/** Prisma's "Unable to start a transaction in the given time" (its `maxWait` ran out). */
-function isStartTimeout(err: unknown): boolean {
+/**
+ * Prisma's transaction timeouts (P2028): "Unable to start a transaction in the given time" (its
+ * `maxWait` ran out) and "… cannot be executed on an expired transaction" (it ran past its
+ * `timeout`, 5 s by default: a starved process or database; rolled back, nothing committed).
+ */
+const TRANSACTION_TIMEOUTS = ['start a transaction', 'expired transaction'];
+function isTransactionTimeout(err: unknown): boolean {
   const { code, message } = err as { code?: unknown; message?: unknown };
-  return code === 'P2028' && typeof message === 'string' && message.includes('start a transaction');
+  return code === 'P2028' && typeof message === 'string' && TRANSACTION_TIMEOUTS.some((t) => message.includes(t));
 }
 
 /**
@@ -69,14 +74,14 @@ const overloaded = (err: unknown) =>
 
 /**
  * The coded error a database failure that a retry may cure is answered with: no pooled
- * connection free within `DB_POOL_TIMEOUT_MS` (or Prisma's transaction `maxWait`) is 503
- * OVERLOADED (shed, reason `pool_wait`); a database that refuses, drops or times out connections
+ * connection free within `DB_POOL_TIMEOUT_MS` (or Prisma's transaction `maxWait`), or a transaction
+ * that ran past its timeout, is 503 OVERLOADED (shed, reason `pool_wait`); a database that refuses, drops or times out connections
  * is 503 DB_UNAVAILABLE. Anything else: `undefined` (a 500, or the domain's own error).
  * For `classifyError` of the HTTP app, so reads outside a transaction are covered too.
  */
 export function transientDbError(err: unknown): RippleError | undefined {
   if (isRippleError(err)) return undefined;
-  if (isStartTimeout(err) || isPoolTimeout(err)) return overloaded(err);
+  if (isTransactionTimeout(err) || isPoolTimeout(err)) return overloaded(err);
   if (isDatabaseUnavailable(err)) {
     return HttpErrors.databaseUnavailable.error('the database is unavailable: retry later', { cause: err });
   }
