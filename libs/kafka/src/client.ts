@@ -75,7 +75,12 @@ export function createKafka(opts: { brokers: string[]; clientId: string; logger:
     logCreator: toPino(opts.logger),
     retry: { ...KAFKA_RETRY },
   });
-  const client: KafkaClient = Object.freeze({ clientId: opts.clientId });
+  return handleOf(kafka, opts.clientId);
+}
+
+/** The handle of a kafkajs client (internal to libs/kafka: its unit tests hand in stand-ins). */
+export function handleOf(kafka: Kafka, clientId: string): KafkaClient {
+  const client: KafkaClient = Object.freeze({ clientId });
   kafkajsClients.set(client, kafka);
   return client;
 }

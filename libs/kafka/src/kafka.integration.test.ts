@@ -387,3 +387,46 @@ test('a batch consumer should commit what it handled within the commit interval,
     return lags.length > 0 && lags.every((l) => l.lag === 0);
   });
 });
+
+test('a producer should publish again after the broker wrote part of a request it reported as failed', async (t) => {
+  // One request for two topics: the broker writes the batch of `ok` and refuses the one of
+  // `small` (over its max.message.bytes). kafkajs takes back the sequence numbers of the whole
+  // request, so its next batch of `ok` reuses numbers the broker already has: refused with
+  // OUT_OF_ORDER_SEQUENCE_NUMBER, as every later one was (the outbox relay after a broker restart
+  // cut a request it had written).
+  const ok = await newTopic('half-written-ok', 1);
+  const small = `test.${run}.half-written-small`;
+  topics.push(small);
+  const admin = kafkajsOf(kafka).admin();
+  await admin.connect();
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: [
+      {
+        topic: small,
+        numPartitions: 1,
+        replicationFactor: 1,
+        configEntries: [{ name: 'max.message.bytes', value: '1024' }],
+      },
+    ],
+  });
+  await admin.disconnect();
+  const p = createEventProducer(kafka);
+  await p.connect();
+  t.after(() => p.disconnect());
+  const message = (topic: string, value: string) => ({ topic, key: 'k', value, headers: {} });
+
+  await assert.rejects(p.send([message(ok, 'first'), message(small, 'x'.repeat(4096))]), /too large|larger/i);
+  await p.send([message(ok, 'second'), message(ok, 'third')]);
+
+  const values: string[] = [];
+  const reader = await readTopics(kafka, {
+    groupId: `test.${run}.half-written`,
+    topics: [ok],
+    fromBeginning: true,
+    onMessage: (m) => values.push(m.value?.toString() ?? ''),
+  });
+  t.after(() => reader.stop());
+  await waitUntil('three records on the topic', 30_000, () => values.length >= 3);
+  assert.deepEqual(values, ['first', 'second', 'third']);
+});

@@ -1,5 +1,5 @@
 import kafkajs from 'kafkajs';
-import type { Producer } from 'kafkajs';
+import type { Producer, ProducerBatch } from 'kafkajs';
 import {
   Counter,
   SpanKind,
@@ -36,21 +36,58 @@ export interface EventProducer {
  * Each message gets a `send <topic>` producer span whose parent is the trace context in its own
  * headers (an outbox row keeps its request's context) or else the active one; the span's context
  * replaces the message's `traceparent`, so the consumer continues the same trace. With `metrics`,
- * acknowledged messages are counted in `events_published_total` by topic and event type. With
- * `metrics` and `logger`, failed connects and sends are counted in
- * `client_connection_errors_total{client="kafkajs",connection="producer"}`, logged when the
- * producer starts failing and when it works again.
+ * acknowledged messages are counted in `events_published_total` by topic and event type, and
+ * producers replaced after the broker refused their sequence numbers (see `sendBatch` below) in
+ * `kafka_producer_restarts_total`. With `metrics` and `logger`, failed connects and sends are
+ * counted in `client_connection_errors_total{client="kafkajs",connection="producer"}`, logged
+ * when the producer starts failing and when it works again.
  */
 export function createEventProducer(
   client: KafkaClient,
   opts: { metrics?: Registry; logger?: Logger } = {},
 ): EventProducer {
-  const producer: Producer = kafkajsOf(client).producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
-  });
+  const newProducer = (): Producer =>
+    kafkajsOf(client).producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+  let producer = newProducer();
+  const restarts =
+    opts.metrics &&
+    new Counter({
+      name: 'kafka_producer_restarts_total',
+      help: 'Idempotent producers replaced by a fresh one (new producer id) because the broker refused their sequence numbers',
+      registers: [opts.metrics],
+    });
+  /**
+   * Sends through the current kafkajs producer. When the broker refuses its sequence numbers, the
+   * producer is replaced by a fresh one (a new producer id, whose sequences start at 0) and the
+   * batch sent once more: kafkajs rolls a failed request's sequence numbers back even where the
+   * broker wrote it (a request cut by a broker shutdown, or half refused with
+   * NOT_LEADER_OR_FOLLOWER), so after it gives up the next batch reuses sequence numbers the
+   * broker already has, is refused with OUT_OF_ORDER_SEQUENCE_NUMBER, and so is every later one,
+   * for ever: the outbox relay stopped publishing after a broker restart. What that written
+   * request held reaches the topic twice (consumers drop duplicates by event id).
+   */
+  const sendBatch = async (batch: ProducerBatch): Promise<void> => {
+    const current = producer;
+    try {
+      await current.sendBatch(batch);
+      return;
+    } catch (err) {
+      if (!lostSequence(err)) throw err;
+      if (producer === current) {
+        opts.logger?.warn({ err }, 'the broker refused the producer sequence numbers; starting a fresh producer');
+        restarts?.inc();
+        producer = newProducer();
+        void current.disconnect().catch(() => undefined);
+      }
+    }
+    await producer.connect();
+    await producer.sendBatch(batch);
+  };
   const published =
     opts.metrics &&
     new Counter({
@@ -97,7 +134,7 @@ export function createEventProducer(
         return span;
       });
       try {
-        await producer.sendBatch({
+        await sendBatch({
           acks: -1,
           topicMessages: [...byTopic].map(([topic, ms]) => ({ topic, messages: ms })),
         });
@@ -116,4 +153,19 @@ export function createEventProducer(
     },
     disconnect: () => producer.disconnect(),
   };
+}
+
+/** kafkajs errors (or their causes) that say the broker's idempotence state and the producer's differ. */
+const SEQUENCE_ERRORS = new Set([
+  'OUT_OF_ORDER_SEQUENCE_NUMBER',
+  'DUPLICATE_SEQUENCE_NUMBER',
+  'UNKNOWN_PRODUCER_ID',
+  'INVALID_PRODUCER_EPOCH',
+  'INVALID_PRODUCER_ID_MAPPING',
+]);
+
+function lostSequence(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++)
+    if (SEQUENCE_ERRORS.has((e as { type?: unknown }).type as string)) return true;
+  return false;
 }

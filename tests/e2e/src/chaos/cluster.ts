@@ -3,14 +3,18 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
+import { createKafka } from '@ripple/kafka';
+import { createLogger } from '@ripple/telemetry';
 import { freePort, privateKafka, waitFor, waitUntil } from '@ripple/testing';
 import type { PrivateKafka } from '@ripple/testing';
 import type { RunningService, spawnService, isolatedRun } from '../harness.js';
 import { startLoadBalancer } from './balancer.js';
 import type { LoadBalancer } from './balancer.js';
 import type { Ledger } from './ledger.js';
+import type { WhereaboutsProbe } from './diagnosis.js';
 import { privatePostgres } from './postgres.js';
 import type { PrivatePostgres } from './postgres.js';
+import { clusterWhereabouts } from './whereabouts.js';
 
 /** A redis-server of the chaos run's own (no persistence), which it may kill and restart empty. */
 export interface PrivateRedis {
@@ -124,6 +128,8 @@ export interface Cluster {
   restartGateway(slot: number): Promise<void>;
   /** SIGKILLs slot `slot`'s node, then starts a new one after `downMs`. */
   killGateway(slot: number, downMs: number): Promise<void>;
+  /** Reads where accepted events got to (outbox, Kafka, channel history), to explain a missing delivery. */
+  readonly whereabouts: WhereaboutsProbe;
   /** Records every process's peak memory in `ledger`. */
   sampleMemory(ledger: Ledger): void;
   /** The process ids of the cluster's processes now, by name (`gw0`… by slot), and the driver's. */
@@ -150,7 +156,9 @@ export async function startCluster(scope: Scope, gatewayCount = 3): Promise<Clus
     for (const result of started) if (result.status === 'rejected') throw result.reason;
     if (!redis || !postgres) throw new Error('unreachable: redis and postgres started');
     const env = { ...iso.env, KAFKA_BROKERS: kafka.brokers, REDIS_URL: redis.url, KAFKA_TOPIC_PARTITIONS: '6' };
-    const gatewayEnv = { ...env, ...CHAOS_GATEWAY_ENV, KAFKA_GROUP_ID: `chaos.${iso.run}` };
+    const groupId = `chaos.${iso.run}`;
+    const gatewayEnv = { ...env, ...CHAOS_GATEWAY_ENV, KAFKA_GROUP_ID: groupId };
+    const databaseUrl = postgres.url(`chaos_${iso.run}_post_service`);
     let generation = 0;
     // 120 s to listen: one gateway took 48 s to start at load 36 (two cores shared with other work),
     // and post-service did not start within 60 s at load 40.
@@ -161,7 +169,7 @@ export async function startCluster(scope: Scope, gatewayCount = 3): Promise<Clus
         'post-service',
         {
           ...env,
-          DATABASE_URL: postgres.url(`chaos_${iso.run}_post_service`),
+          DATABASE_URL: databaseUrl,
           RATE_LIMIT_MAX: '1000000',
           OUTBOX_POLL_INTERVAL_MS: '200',
         },
@@ -211,6 +219,18 @@ export async function startCluster(scope: Scope, gatewayCount = 3): Promise<Clus
         if (!token) tokens.set(user, (token = signAccessToken(secret, user)));
         return token;
       },
+      whereabouts: clusterWhereabouts({
+        databaseUrl,
+        kafka: createKafka({
+          brokers: [kafka.brokers],
+          clientId: 'chaos-whereabouts',
+          logger: createLogger('chaos', 'silent'),
+        }),
+        topicPrefix: iso.env.KAFKA_TOPIC_PREFIX,
+        groupId,
+        redisUrl: redisOf.url,
+        redisPrefix: iso.env.REDIS_KEY_PREFIX,
+      }),
       restartGateway: (slot) => replace(slot, 'SIGTERM', 0),
       killGateway: (slot, downMs) => replace(slot, 'SIGKILL', downMs),
       sampleMemory(ledger) {

@@ -98,11 +98,15 @@ export async function connectFleet(
         let settled = false; // welcome and ack seen: later frames are not looked at
         this.on('open', () => timelines?.mark(id, 'open'));
         this.on('message', (data: Buffer) => {
-          if (settled || !timelines) return;
+          if (settled) return;
           const text = data.toString();
-          if (text.includes('"op":"welcome"')) timelines.mark(id, 'welcome');
-          else if (text.includes('"op":"ack"')) {
-            timelines.mark(id, 'ack');
+          if (text.includes('"op":"welcome"')) {
+            // The node the client is on, to say where a missing delivery should have come from.
+            const node = (JSON.parse(text) as { node?: unknown }).node;
+            if (typeof node === 'string') ledger.node(id, node);
+            timelines?.mark(id, 'welcome');
+          } else if (text.includes('"op":"ack"')) {
+            timelines?.mark(id, 'ack');
             settled = true;
           }
         });

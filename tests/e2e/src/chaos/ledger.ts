@@ -1,3 +1,6 @@
+import { describeMisses } from './diagnosis.js';
+import type { Miss, MissReport } from './diagnosis.js';
+
 /**
  * The delivery ledger of a chaos scenario: every event a domain service accepted (a 2xx), and,
  * per client, every event it received, every gap it was told about and what the REST refetch
@@ -34,6 +37,11 @@ export class Ledger {
   /** Registers a client that follows `channel`: from now on it should get every accepted event of it. */
   follow(clientId: string, channel: string): void {
     this.clients.set(clientId, { channel, received: new Map(), gaps: 0, refetched: new Set() });
+  }
+
+  /** The client's connection was welcomed by gateway node `nodeId` (the node it is on now). */
+  node(clientId: string, nodeId: string): void {
+    this.record(clientId).node = nodeId;
   }
 
   /** The client handed event `id` to its application (after its own de-duplication). */
@@ -77,9 +85,34 @@ export class Ledger {
   missing(): number {
     let missing = 0;
     for (const record of this.clients.values())
-      for (const id of this.accepted.get(record.channel) ?? [])
-        if (!record.received.has(id) && !record.refetched.has(id)) missing++;
+      for (const id of this.accepted.get(record.channel) ?? []) if (!has(record, id)) missing++;
     return missing;
+  }
+
+  /** The missing deliveries themselves, each with the client's node and how many other followers had the event. */
+  misses(): Miss[] {
+    const holders = new Map<string, number>(); // channel + '\n' + id -> followers that have it
+    for (const record of this.clients.values())
+      for (const id of this.accepted.get(record.channel) ?? [])
+        if (has(record, id))
+          holders.set(`${record.channel}\n${id}`, (holders.get(`${record.channel}\n${id}`) ?? 0) + 1);
+    const out: Miss[] = [];
+    for (const [client, record] of this.clients)
+      for (const id of this.accepted.get(record.channel) ?? [])
+        if (!has(record, id))
+          out.push({
+            client,
+            channel: record.channel,
+            id,
+            othersGotIt: holders.get(`${record.channel}\n${id}`) ?? 0,
+            ...(record.node !== undefined && { node: record.node }),
+          });
+    return out;
+  }
+
+  /** True when the client has event `id` (received or refetched). */
+  delivered(clientId: string, id: string): boolean {
+    return has(this.record(clientId), id);
   }
 
   /** The scenario's figures, checked against the goals. */
@@ -91,7 +124,7 @@ export class Ledger {
     for (const record of this.clients.values()) {
       const ids = this.accepted.get(record.channel) ?? new Set<string>();
       expected += ids.size;
-      for (const id of ids) if (record.received.has(id) || record.refetched.has(id)) delivered++;
+      for (const id of ids) if (has(record, id)) delivered++;
       for (const count of record.received.values()) duplicates += count - 1;
       gaps += record.gaps;
     }
@@ -100,7 +133,7 @@ export class Ledger {
     const recoveryP99Ms = percentile(this.recoveriesMs, 0.99);
     const failures: string[] = [];
     if (published === 0) failures.push('no event was accepted');
-    if (delivered < expected) failures.push(`${expected - delivered} of ${expected} deliveries missing`);
+    if (delivered < expected) failures.push(missingText(expected, delivered));
     if (duplicates > 0) failures.push(`${duplicates} duplicates`);
     for (const [status, count] of this.refusals)
       if (Number(status) >= 500 && status !== '503') failures.push(`${count} requests answered ${status}, not 503`);
@@ -130,12 +163,33 @@ export class Ledger {
   }
 }
 
+const missingText = (expected: number, delivered: number) =>
+  `${expected - delivered} of ${expected} deliveries missing`;
+
+/**
+ * `result` (figures taken when its wait ended) with `misses`, the explanation of its missing
+ * deliveries (see `explainMisses`), in its figures and in its verdict.
+ */
+export function withMisses(result: ScenarioResult, misses: MissReport): ScenarioResult {
+  const missing = missingText(result.expected, result.delivered);
+  return {
+    ...result,
+    misses,
+    failures: result.failures.map((f) => (f === missing ? `${f} (${describeMisses(misses)})` : f)),
+  };
+}
+
+/** The client has event `id`: received, or listed by a refetch. */
+const has = (record: ClientRecord, id: string): boolean => record.received.has(id) || record.refetched.has(id);
+
 interface ClientRecord {
   readonly channel: string;
   /** Event id -> how many times the client's application got it. */
   readonly received: Map<string, number>;
   gaps: number;
   readonly refetched: Set<string>;
+  /** The gateway node of its latest connection. */
+  node?: string;
 }
 
 /** What a scenario must reach. */
@@ -171,6 +225,8 @@ export interface ScenarioResult {
   readonly refused: Readonly<Record<string, number>>;
   /** Peak resident set size per process, MiB. */
   readonly peakRssMb: Readonly<Record<string, number>>;
+  /** Where the deliveries missing at the end of the wait were, and whether they came late. */
+  readonly misses?: MissReport;
   /** Every goal missed, in words; empty when the scenario met them all. */
   readonly failures: readonly string[];
 }

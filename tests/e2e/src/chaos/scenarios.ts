@@ -5,7 +5,9 @@ import type { Cluster } from './cluster.js';
 import { CpuSampler } from './cpu.js';
 import { connectFleet } from './fleet.js';
 import type { Fleet } from './fleet.js';
-import { Ledger } from './ledger.js';
+import { explainMisses } from './diagnosis.js';
+import type { EventWhereabouts, MissReport } from './diagnosis.js';
+import { Ledger, withMisses } from './ledger.js';
 import type { ScenarioResult } from './ledger.js';
 import { Timelines } from './timeline.js';
 
@@ -81,8 +83,9 @@ export const SCENARIOS: readonly Scenario[] = [
 /**
  * Runs one scenario on a running cluster: connects a fresh fleet, posts at `size.postsPerSec`
  * (every 2xx noted in the ledger), does the fault, posts on for `size.trafficMs`, then waits up
- * to `settleMs` for every delivery (or refetch) before it reads the figures. `log` gets where the
- * recoveries' time went (see {@link Timelines.summary}).
+ * to `settleMs` for every delivery (or refetch) before it reads the figures. Deliveries missing
+ * then are explained (see {@link explainLate}): where their events were, and whether they arrive
+ * within `extraMs` more. `log` gets where the recoveries' time went (see {@link Timelines.summary}).
  */
 export async function runScenario(
   cluster: Cluster,
@@ -90,6 +93,7 @@ export async function runScenario(
   size: ChaosSize,
   settleMs = 60_000,
   log?: (text: string) => void,
+  extraMs = settleMs,
 ): Promise<ScenarioResult> {
   const ledger = new Ledger();
   const timelines = new Timelines();
@@ -105,21 +109,63 @@ export async function runScenario(
     const cpu = new CpuSampler(() => cluster.pids());
     const faultAt = Date.now();
     await scenario.fault(cluster, fleet);
+    const faultMs = Date.now() - faultAt;
     await pause(size.trafficMs);
     cpu.stop();
     await traffic.stop();
+    const trafficEnded = Date.now();
     await waitUntil('every delivery', settleMs, () => ledger.complete()).catch(() => undefined);
+    const result = ledger.result(scenario.name);
+    // How much of the wait the deliveries took: how close a passing run came to missing.
+    const settled = ledger.complete()
+      ? `every delivery made ${Date.now() - trafficEnded} ms after the traffic`
+      : 'deliveries missing';
+    const misses =
+      result.delivered < result.expected ? await explainLate(cluster, ledger, settleMs, extraMs) : undefined;
+    if (misses) log?.(`${scenario.name}: missing deliveries explained:\n${JSON.stringify(misses, null, 1)}\n`);
     cluster.sampleMemory(ledger);
     loop.disable();
     const lag = `driver event loop delay p99 ${Math.round(loop.percentile(99) / 1e6)} ms, max ${Math.round(loop.max / 1e6)} ms`;
     log?.(
-      `${scenario.name}: fault at ${new Date(faultAt).toISOString()}; ${lag}; recoveries:\n${timelines.summary()}\n`,
+      `${scenario.name}: fault at ${new Date(faultAt).toISOString()} (took ${faultMs} ms); ${settled}; ${lag}; recoveries:\n${timelines.summary()}\n`,
     );
     log?.(`${scenario.name}: main threads, per second from the fault on:\n${cpu.report()}\n`);
-    return ledger.result(scenario.name);
+    // The figures are those of the end of the wait (late deliveries do not count); memory is the run's peak.
+    const { peakRssMb } = ledger.result(scenario.name);
+    return misses ? withMisses({ ...result, peakRssMb }, misses) : { ...result, peakRssMb };
   } finally {
     fleet.close();
   }
+}
+
+/**
+ * For the deliveries missing after the wait of `afterMs`: where their events were (outbox,
+ * Kafka, channel history), then waits up to `extraMs` more to see which arrive late, and reads
+ * again where the events of those still missing are.
+ */
+async function explainLate(cluster: Cluster, ledger: Ledger, afterMs: number, extraMs: number): Promise<MissReport> {
+  const waitEnded = Date.now();
+  const misses = ledger.misses();
+  const locate = (of: typeof misses): Promise<Map<string, EventWhereabouts>> =>
+    of.length === 0
+      ? Promise.resolve(new Map<string, EventWhereabouts>())
+      : cluster.whereabouts.locate(of).catch((err: unknown) => {
+          process.stderr.write(`chaos: could not read where events are: ${String(err)}\n`);
+          return new Map<string, EventWhereabouts>();
+        });
+  const before = await locate(misses);
+  const arrivedAfterMs = new Map<string, number>();
+  let pending = misses;
+  await waitUntil('the missing deliveries', Math.max(0, waitEnded + extraMs - Date.now()), () => {
+    pending = pending.filter((m) => {
+      if (!ledger.delivered(m.client, m.id)) return true;
+      arrivedAfterMs.set(`${m.client}\n${m.id}`, Date.now() - waitEnded);
+      return false;
+    });
+    return pending.length === 0;
+  }).catch(() => undefined);
+  const after = await locate(pending);
+  return explainMisses({ afterMs, extraMs, misses, before, arrivedAfterMs, after });
 }
 
 /**
