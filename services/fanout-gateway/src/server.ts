@@ -17,6 +17,7 @@ import {
   RedisDepartures,
   RedisHistory,
   RedisLeasedSets,
+  RedisConnectLog,
   RedisNodeRoster,
   RedisRouteLog,
 } from '@ripple/registry';
@@ -166,18 +167,18 @@ runProcess(SERVICE_NAME, async () => {
   };
   // Crashed nodes: each live node renews its roster entry and reaps the dead on its heartbeat.
   const roster = timed(new RedisNodeRoster(redis, config.REDIS_KEY_PREFIX, leaseMs), 'roster', metrics);
-  const live = new Connections(
-    directory,
+  const connects = timed(
+    new RedisConnectLog(redis, config.REDIS_KEY_PREFIX, { ...historyOptions, leaseMs }),
+    'connects',
     metrics,
-    logger,
-    (changes) =>
-      publishPresence(
-        changes.map(({ change, connection }) => ({
-          change,
-          data: { userId: connection.userId, connectionId: connection.id, nodeId },
-        })),
-      ),
-    (connection) => roster.serve(nodeId, { userId: connection.userId, connectionId: connection.id }),
+  );
+  const live = new Connections(nodeId, connects, directory, metrics, logger, (changes) =>
+    publishPresence(
+      changes.map(({ change, connection }) => ({
+        change,
+        data: { userId: connection.userId, connectionId: connection.id, nodeId },
+      })),
+    ),
   );
   open.count = () => live.size;
   connectionList.all = () => live.all();
