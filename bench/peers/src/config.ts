@@ -23,7 +23,20 @@ const integers = {
   BENCH_PEERS_SOCKETS_PER_PROCESS: 15_000,
 } as const;
 
-export type BenchConfig = Readonly<{ [K in keyof typeof integers]: number } & { peers: readonly PeerName[] }>;
+export type BenchConfig = Readonly<
+  { [K in keyof typeof integers]: number } & {
+    peers: readonly PeerName[];
+    /** `BENCH_PEERS_CONNECT_ONLY=1`: only workloads 4 and 5 (connect, RSS once subscribed), no bursts. */
+    connectOnly: boolean;
+    /** `BENCH_PEERS_CPU_PROF=<dir>`: Ripple's gateway writes a V8 CPU profile there when it stops. */
+    cpuProfDir: string | undefined;
+    /**
+     * `BENCH_PEERS_HEAP_SNAPSHOTS=<dir>`: Ripple's gateway writes a V8 heap snapshot there before the
+     * sockets of workload 4 connect and once they are subscribed (its RSS figures then include them).
+     */
+    heapSnapshotDir: string | undefined;
+  }
+>;
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): BenchConfig {
   const problems: string[] = [];
@@ -38,6 +51,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   for (const p of peers) if (!PEERS.includes(p as PeerName)) problems.push(`BENCH_PEERS_ONLY: unknown peer '${p}'`);
   if ((out.BENCH_PEERS_SOCKETS_PER_PROCESS ?? 0) > 19_900)
     problems.push('BENCH_PEERS_SOCKETS_PER_PROCESS must be ≤ 19900');
+  const connectOnly = env.BENCH_PEERS_CONNECT_ONLY ?? '';
+  if (!['', '0', '1'].includes(connectOnly))
+    problems.push(`BENCH_PEERS_CONNECT_ONLY must be 0 or 1 (got '${connectOnly}')`);
+  const dir = (name: string): string | undefined => (env[name] === '' ? undefined : env[name]);
   if (problems.length > 0) throw new Error(`invalid benchmark configuration:\n  ${problems.join('\n  ')}`);
-  return Object.freeze({ ...(out as { [K in keyof typeof integers]: number }), peers: peers as PeerName[] });
+  return Object.freeze({
+    ...(out as { [K in keyof typeof integers]: number }),
+    peers: peers as PeerName[],
+    connectOnly: connectOnly === '1',
+    cpuProfDir: dir('BENCH_PEERS_CPU_PROF'),
+    heapSnapshotDir: dir('BENCH_PEERS_HEAP_SNAPSHOTS'),
+  });
 }

@@ -5,6 +5,7 @@
 // kafkajs consumer on the same burst; prints one table with every figure's ratio to Socket.IO and
 // the CPU seconds of every process beside it. Every process it starts, and every Kafka topic,
 // consumer group and Redis key it creates, is removed at the end, on failure and on SIGINT.
+import { readdirSync, statSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { Redis } from 'ioredis';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
@@ -96,6 +97,29 @@ function cpuMeter(pids: { server?: number; publisher?: number; clients: (number 
       .join('/');
 }
 
+/**
+ * Has Ripple's gateway write a heap snapshot (BENCH_PEERS_HEAP_SNAPSHOTS; SIGUSR2, see
+ * startServer) and waits until the file stops growing.
+ */
+async function heapSnapshot(peer: PeerName, pid: number | undefined): Promise<void> {
+  if (cfg.heapSnapshotDir === undefined || peer !== 'ripple' || pid === undefined) return;
+  const dir = cfg.heapSnapshotDir;
+  const count = () => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot')).length;
+  const before = count();
+  process.kill(pid, 'SIGUSR2');
+  for (let i = 0; i < 1200 && count() === before; i++) await sleep(100);
+  // The file appears when writing starts, empty at first: wait until it has grown and stopped.
+  const newest = () =>
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.heapsnapshot'))
+      .map((f) => statSync(`${dir}/${f}`))
+      .sort((a, b) => b.mtimeMs - a.mtimeMs)[0]?.size ?? 0;
+  for (let size = 0, i = 0; i < 300 && (size === 0 || newest() !== size); i++) {
+    size = newest();
+    await sleep(2000);
+  }
+}
+
 interface Peer {
   port: number;
   pid: number | undefined;
@@ -104,20 +128,31 @@ interface Peer {
 
 async function startServer(peer: PeerName): Promise<Peer> {
   if (peer === 'ripple') {
-    const gw = await spawnGateway({
-      JWT_SECRET,
-      KAFKA_BROKERS: testInfra.kafkaBrokers.join(','),
-      KAFKA_TOPIC_PREFIX: topicPrefix,
-      KAFKA_GROUP_ID: gatewayGroup,
-      REDIS_URL: testInfra.redisUrl,
-      REDIS_KEY_PREFIX: redisPrefix,
-    });
+    const gw = await spawnGateway(
+      {
+        JWT_SECRET,
+        KAFKA_BROKERS: testInfra.kafkaBrokers.join(','),
+        KAFKA_TOPIC_PREFIX: topicPrefix,
+        KAFKA_GROUP_ID: gatewayGroup,
+        REDIS_URL: testInfra.redisUrl,
+        REDIS_KEY_PREFIX: redisPrefix,
+        // A profile is written when the process exits: stop at once rather than be killed.
+        ...(cfg.cpuProfDir === undefined ? {} : { DRAIN_WINDOW_MS: '0' }),
+      },
+      [
+        ...(cfg.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${cfg.cpuProfDir}`]),
+        ...(cfg.heapSnapshotDir === undefined
+          ? []
+          : ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${cfg.heapSnapshotDir}`]),
+      ],
+    );
     const exited = new Promise<void>((r) => gw.process.once('exit', () => r()));
-    // SIGTERM first, so its consumer leaves the group (deletable at once); SIGKILL after 15 s.
+    // SIGTERM first, so its consumer leaves the group (deletable at once); SIGKILL after 15 s (60 s
+    // when it has a CPU profile to write).
     const running = () => gw.process.exitCode === null && gw.process.signalCode === null;
     const stop = async () => {
       if (running()) gw.process.kill('SIGTERM');
-      await Promise.race([exited, sleep(15_000)]);
+      await Promise.race([exited, sleep(cfg.cpuProfDir === undefined ? 15_000 : 60_000)]);
       if (running()) gw.process.kill('SIGKILL');
       await exited;
     };
@@ -230,6 +265,7 @@ async function benchPeer(peer: PeerName): Promise<void> {
   const w5 = `server RSS, ${N} sockets`;
   const w1 = `1 channel x ${N}, ${cfg.BENCH_PEERS_FANOUT_EVENTS}-event burst`;
   const baseline = rssMb(server.pid);
+  await heapSnapshot(peer, server.pid);
   let cpu = meter();
   const t0 = performance.now();
   await open(N);
@@ -241,6 +277,13 @@ async function benchPeer(peer: PeerName): Promise<void> {
   await subscribe(1, 1);
   await sleep(2000);
   add(w5, 'KiB per subscribed socket (minus empty baseline)', ((rssMb(server.pid) - baseline) * 1024) / N, 1, cpu());
+  await heapSnapshot(peer, server.pid);
+  if (cfg.connectOnly) {
+    await closeAll();
+    for (const w of [...clients, publisher]) await w.kill();
+    await server.stop();
+    return;
+  }
   await reset();
   let peak = rssMb(server.pid);
   const sampler = setInterval(() => (peak = Math.max(peak, rssMb(server.pid))), 20);
@@ -374,7 +417,7 @@ try {
   for (const peer of cfg.peers) {
     console.error(`[bench:peers] ${peer}…`);
     await benchPeer(peer);
-    if (peer === 'ripple') {
+    if (peer === 'ripple' && !cfg.connectOnly) {
       console.error('[bench:peers] bare kafkajs consumer…');
       await benchKafkajs();
     }

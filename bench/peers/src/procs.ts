@@ -30,9 +30,16 @@ export interface Gateway {
   readonly process: ChildProcess;
 }
 
-/** Starts `services/fanout-gateway/dist/main.js` and resolves with its port once it listens. */
-export function spawnGateway(env: Record<string, string>, deadlineMs = 60_000): Promise<Gateway> {
-  const child = spawn(process.execPath, ['services/fanout-gateway/dist/main.js'], {
+/**
+ * Starts `services/fanout-gateway/dist/main.js` (with Node options `nodeArgs`, e.g. `--cpu-prof`)
+ * and resolves with its port once it listens.
+ */
+export function spawnGateway(
+  env: Record<string, string>,
+  nodeArgs: readonly string[] = [],
+  deadlineMs = 60_000,
+): Promise<Gateway> {
+  const child = spawn(process.execPath, [...nodeArgs, 'services/fanout-gateway/dist/main.js'], {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -5,6 +5,7 @@ import type { Departures } from './departures.js';
 import type { History } from './history.js';
 import type { NodeRoster } from './roster.js';
 import type { RouteLog } from './route-log.js';
+import type { ConnectLog } from './connect-log.js';
 import { EPOCH_PATTERN, isLaterEpoch } from './history.js';
 
 /**
@@ -411,5 +412,76 @@ export function routeLogContract(
     await forNode('a').refresh({ channels: ['creator:u3'], connections: [] });
     const batch = await routes.appendAndLookup(entries);
     assert.deepEqual([batch.complete, batch.nodes.get('creator:u3')], [true, ['a']]);
+  });
+}
+
+/**
+ * The ConnectLog contract. `make()` returns a connect log over a fresh store with the History, the
+ * Directory (of node `forNode`) and the NodeRoster that read and write the same store.
+ */
+export function connectLogContract(
+  name: string,
+  make: () => Promise<{
+    connects: ConnectLog;
+    history: History;
+    forNode: (nodeId: string) => Directory;
+    roster: NodeRoster;
+  }>,
+): void {
+  test(`${name}: connect log should register a connection and its own channel, then read the channel's position`, async () => {
+    const { connects, history, forNode, roster } = await make();
+    const before = await history.append('user:u1', 'before');
+    const opened = await connects.open({
+      nodeId: 'a',
+      userId: 'u1',
+      connectionId: 'c1',
+      channel: 'user:u1',
+      holdChannel: true,
+    });
+    assert.deepEqual(opened, { first: true, position: before });
+    assert.deepEqual(await forNode('x').connectionsOf('u1'), ['c1']);
+    assert.deepEqual(await forNode('x').nodesFor('user:u1'), ['a']);
+    // A second connection of the user, on a node that already holds the channel: no holder added.
+    const again = await connects.open({
+      nodeId: 'b',
+      userId: 'u1',
+      connectionId: 'c2',
+      channel: 'user:u1',
+      holdChannel: false,
+    });
+    assert.deepEqual(again, { first: false, position: before });
+    assert.deepEqual(await forNode('x').connectionsOf('u1'), ['c1', 'c2']);
+    assert.deepEqual(await forNode('x').nodesFor('user:u1'), ['a']);
+    // The roster lists each connection with its node, so a crash of the node is announced.
+    assert.deepEqual(await roster.claimPrevious('a'), {
+      nodeId: 'a',
+      connections: [{ userId: 'u1', connectionId: 'c1' }],
+    });
+    assert.deepEqual(await roster.claimPrevious('b'), {
+      nodeId: 'b',
+      connections: [{ userId: 'u1', connectionId: 'c2' }],
+    });
+    // What follows the position read is the next offset of the same epoch.
+    assert.deepEqual(await history.append('user:u1', 'after'), { offset: '2', epoch: before.epoch });
+  });
+
+  test(`${name}: connect log should give an own channel without history a real epoch that resumes with every event since`, async () => {
+    const { connects, history } = await make();
+    const { first, position } = await connects.open({
+      nodeId: 'a',
+      userId: 'u2',
+      connectionId: 'c1',
+      channel: 'user:u2',
+      holdChannel: true,
+    });
+    assert.equal(first, true);
+    assert.equal(position.offset, '0');
+    assert.match(position.epoch, EPOCH_PATTERN);
+    assert.deepEqual(await history.append('user:u2', 'first'), { offset: '1', epoch: position.epoch });
+    const replay = await history.since('user:u2', position, 10);
+    assert.deepEqual(
+      replay.entries.map((e) => e.payload),
+      ['first'],
+    );
   });
 }

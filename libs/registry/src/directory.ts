@@ -58,6 +58,11 @@ export function channelNodesKey(keyPrefix: string, channel: string): string {
   return `${keyPrefix}channel-nodes:{${channel}}`;
 }
 
+/** The leased set of a user's live connections (presence; the user is the hash tag, as in `user:<id>`). */
+export function presenceKey(keyPrefix: string, userId: string): string {
+  return `${keyPrefix}presence:{user:${userId}}`;
+}
+
 /** The marker that tells how long the registry's store has kept its data. */
 export function registryMarkerKey(keyPrefix: string): string {
   return `${keyPrefix}{registry}:since`;
@@ -109,7 +114,7 @@ export class LeasedDirectory implements Directory {
   private nodesKey = (): string => `${this.keyPrefix}{registry}:nodes`;
   private markerKey = (): string => registryMarkerKey(this.keyPrefix);
   private channelKey = (channel: string): string => channelNodesKey(this.keyPrefix, channel);
-  private userKey = (userId: string): string => `${this.keyPrefix}presence:{user:${userId}}`;
+  private userKey = (userId: string): string => presenceKey(this.keyPrefix, userId);
 
   async addChannel(nodeId: string, channel: string): Promise<void> {
     await this.sets.add(this.channelKey(channel), this.leaseMs, [nodeId]);

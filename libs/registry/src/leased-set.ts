@@ -9,18 +9,28 @@ import { execAll, script } from './scripts.js';
  */
 
 /**
+ * `lease_add_at(key, ttl, now, first, last)` adds or renews the members ARGV[first..last] of the
+ * leased set `key` for `ttl` ms from `now` (ms, Redis clock) and returns its number of live members.
+ */
+export const LEASE_ADD = `
+local function lease_add_at(key, ttl, now, first, last)
+  local untilMs = now + tonumber(ttl)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  for i = first, last do redis.call('ZADD', key, untilMs, ARGV[i]) end
+  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', key, tonumber(top[2]))
+  return redis.call('ZCARD', key)
+end
+`;
+
+/**
  * KEYS[1] = leased set; ARGV[1] = ttl ms; ARGV[2..] = members
  * Adds or renews the members; returns the number of live members.
  */
-const ADD = `
+const ADD = `${LEASE_ADD}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local untilMs = now + tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], untilMs, ARGV[i]) end
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], tonumber(last[2]))
-return redis.call('ZCARD', KEYS[1])
+return lease_add_at(KEYS[1], ARGV[1], now, 2, #ARGV)
 `;
 
 /**

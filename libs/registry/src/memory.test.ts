@@ -7,6 +7,7 @@ import {
   MemoryHistory,
   MemoryLeasedSets,
   MemoryNodeRoster,
+  SequentialConnectLog,
   SequentialRouteLog,
   OFFSET_PATTERN,
   compareOffsets,
@@ -14,6 +15,7 @@ import {
   newEpoch,
 } from './index.js';
 import {
+  connectLogContract,
   departuresContract,
   directoryContract,
   historyContract,
@@ -61,6 +63,19 @@ routeLogContract('memory', () => {
       now += 15_001;
       return Promise.resolve();
     },
+  });
+});
+
+connectLogContract('memory', () => {
+  const sets = new MemoryLeasedSets();
+  const history = new MemoryHistory(1000);
+  const roster = new MemoryNodeRoster(15_000);
+  const forNode = (nodeId: string) => new LeasedDirectory(sets, 'p:', nodeId, 15_000);
+  return Promise.resolve({
+    connects: new SequentialConnectLog(forNode('any'), history, roster),
+    history,
+    forNode,
+    roster,
   });
 });
 

@@ -11,7 +11,7 @@ import { execAll, script } from './scripts.js';
  * (Redis' clock: seconds in 8 hex digits and µs in 6, then ARGV's random suffix of 10 hex digits;
  * so a later epoch compares greater) and drops any stream left over.
  */
-const OPEN_EPOCH = `
+export const OPEN_EPOCH = `
 local function open_epoch_of(stream, meta, ttl, suffix, t)
   local epoch = redis.call('HGET', meta, 'epoch')
   if epoch then return epoch end

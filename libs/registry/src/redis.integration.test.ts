@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { runId, testInfra, waitUntil } from '@ripple/testing';
 import {
   LeasedDirectory,
+  RedisConnectLog,
   RedisDepartures,
   RedisHistory,
   RedisLeasedSets,
@@ -10,6 +11,7 @@ import {
   RedisRouteLog,
 } from './index.js';
 import {
+  connectLogContract,
   departuresContract,
   directoryContract,
   historyContract,
@@ -115,6 +117,18 @@ routeLogContract('redis, small calls', () => {
     history: new RedisHistory(redis, p, options),
     forNode: (nodeId: string) => new LeasedDirectory(sets, p, nodeId, leaseMs),
     expire: () => new Promise<void>((resolve) => setTimeout(resolve, leaseMs + 50)),
+  });
+});
+
+connectLogContract('redis', () => {
+  const p = prefix();
+  const leaseMs = 15_000;
+  const options = { maxLength: 1000, ttlMs: 60_000 };
+  return Promise.resolve({
+    connects: new RedisConnectLog(redis, p, { ...options, leaseMs }),
+    history: new RedisHistory(redis, p, options),
+    forNode: (nodeId: string) => new LeasedDirectory(new RedisLeasedSets(redis), p, nodeId, leaseMs),
+    roster: new RedisNodeRoster(redis, p, leaseMs),
   });
 });
 

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { script } from './scripts.js';
 
 export interface ServedConnection {
   readonly userId: string;
@@ -80,7 +81,7 @@ return 1
  * KEYS[1] = a node's connections hash; ARGV[1] = keep ms; ARGV[2] = connection id; ARGV[3] = user id
  * Adds one connection and renews the hash's expiry.
  */
-const SERVE = `
+export const SERVE = `
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
 return 1
@@ -106,19 +107,33 @@ redis.call('DEL', KEYS[1])
 return all
 `;
 
+/** The hash of the connections `nodeId` serves (the node is the hash tag). */
+export function nodeConnectionsKey(keyPrefix: string, nodeId: string): string {
+  return `${keyPrefix}node-connections:{${nodeId}}`;
+}
+
+/**
+ * How long (ms) a node's connections hash outlives its last write: its lease, then long enough for
+ * a live node's next sweeps to find the dead one, short enough to vanish soon.
+ */
+export function servedKeepMs(leaseMs: number): number {
+  return leaseMs * 4;
+}
+
 export class RedisNodeRoster implements NodeRoster {
   private readonly keepMs: number;
+  private readonly serveScript;
   constructor(
     private readonly redis: Redis,
     private readonly keyPrefix: string,
     private readonly leaseMs: number,
   ) {
-    // Long enough for a live node's next sweeps to find the dead one, short enough to vanish soon.
-    this.keepMs = leaseMs * 3;
+    this.keepMs = servedKeepMs(leaseMs) - leaseMs;
+    this.serveScript = script(redis, 'rippleRosterServe', 1, SERVE);
   }
 
   private rosterKey = (): string => `${this.keyPrefix}{registry}:roster`;
-  private connectionsKey = (nodeId: string): string => `${this.keyPrefix}node-connections:{${nodeId}}`;
+  private connectionsKey = (nodeId: string): string => nodeConnectionsKey(this.keyPrefix, nodeId);
 
   async renew(nodeId: string, connections?: readonly ServedConnection[]): Promise<void> {
     const keep = this.keepMs + this.leaseMs;
@@ -134,8 +149,8 @@ export class RedisNodeRoster implements NodeRoster {
   }
 
   async serve(nodeId: string, connection: ServedConnection): Promise<void> {
-    const keep = String(this.keepMs + this.leaseMs);
-    await this.redis.eval(SERVE, 1, this.connectionsKey(nodeId), keep, connection.connectionId, connection.userId);
+    const keep = String(servedKeepMs(this.leaseMs));
+    await this.serveScript(this.redis, this.connectionsKey(nodeId), keep, connection.connectionId, connection.userId);
   }
 
   async release(nodeId: string, connectionId: string): Promise<void> {

@@ -1,3 +1,5 @@
+import { EventEmitter } from 'node:events';
+import type { Server } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { AccessVerifier, JwtSecret } from '@ripple/auth';
@@ -48,17 +50,25 @@ export async function buildApp(deps: GatewayAppDeps): Promise<FastifyInstance> {
     },
   });
   await installCors(app, deps.corsOrigins);
-  await app.register(websocket, { options: { maxPayload: deps.limits.maxPayloadBytes } });
+  // @fastify/websocket gets the upgrades the fast path does not take (upgrade.ts) on this emitter.
+  const routedUpgrades = new EventEmitter();
+  await app.register(websocket, {
+    options: { maxPayload: deps.limits.maxPayloadBytes, server: routedUpgrades as unknown as Server },
+  });
   installSse(app, {
     ...deps,
     heartbeatMs: deps.pingIntervalMs,
     onSetupError: (err) => deps.logger.error({ err }, 'connection set-up failed'),
   });
 
-  installWebSocket(app, {
-    ...deps,
-    heartbeatMs: deps.pingIntervalMs,
-    onSetupError: (err) => deps.logger.error({ err }, 'connection set-up failed'),
-  });
+  installWebSocket(
+    app,
+    {
+      ...deps,
+      heartbeatMs: deps.pingIntervalMs,
+      onSetupError: (err) => deps.logger.error({ err }, 'connection set-up failed'),
+    },
+    routedUpgrades,
+  );
   return app;
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LeasedDirectory, MemoryLeasedSets } from '@ripple/registry';
+import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialConnectLog } from '@ripple/registry';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { Connections } from './connections.js';
 import type { Connection, PresenceChange } from './connections.js';
@@ -19,7 +19,8 @@ test('connections should publish presence off the connect path, in order, a batc
   );
   const batches: string[][] = [];
   let release: () => void = () => undefined;
-  const live = new Connections(directory, metrics, createLogger('t', 'silent'), (changes) => {
+  const connects = new SequentialConnectLog(directory, new MemoryHistory(10));
+  const live = new Connections('n1', connects, directory, metrics, createLogger('t', 'silent'), (changes) => {
     batches.push(
       changes.map((c: { change: PresenceChange; connection: Connection }) => `${c.change}:${c.connection.userId}`),
     );
@@ -28,9 +29,10 @@ test('connections should publish presence off the connect path, in order, a batc
   });
   const a = connection('c1', 'u1');
   const b = connection('c2', 'u2');
-  await live.add(a); // resolves although its presence event has not been published
-  await live.add(b);
-  await live.add(connection('c3', 'u1')); // u1 was online already: no change
+  const own = (c: Connection) => ({ channel: `user:${c.userId}`, hold: true });
+  await live.add(a, own(a)); // resolves although its presence event has not been published
+  await live.add(b, own(b));
+  await live.add(connection('c3', 'u1'), own(a)); // u1 was online already: no change
   await live.remove(a);
   assert.deepEqual(batches, [['online:u1']]);
   release();
@@ -39,4 +41,33 @@ test('connections should publish presence off the connect path, in order, a batc
   await live.remove(connection('c3', 'u1'));
   await live.settled();
   assert.deepEqual(batches.at(-1), ['offline:u1']);
+});
+
+test('a closed connection should be forgotten in the node roster once, when it closes', async () => {
+  const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000);
+  const metrics = createGatewayMetrics(
+    createMetricsRegistry('t'),
+    () => 0,
+    () => 0,
+  );
+  const released: string[] = [];
+  const connects = new SequentialConnectLog(directory, new MemoryHistory(10));
+  const live = new Connections(
+    'n1',
+    connects,
+    directory,
+    metrics,
+    createLogger('t', 'silent'),
+    () => Promise.resolve(),
+    (c) => {
+      released.push(c.id);
+      return Promise.resolve();
+    },
+  );
+  const a = connection('c1', 'u1');
+  await live.add(a, { channel: 'user:u1', hold: true });
+  assert.deepEqual(released, []);
+  await live.remove(a);
+  await live.remove(a); // a second close of the same connection
+  assert.deepEqual(released, ['c1']);
 });

@@ -1,4 +1,4 @@
-import type { Directory } from '@ripple/registry';
+import type { ConnectLog, Directory, StreamPosition } from '@ripple/registry';
 import type { Logger } from '@ripple/telemetry';
 import type { GatewayMetrics } from './metrics.js';
 
@@ -16,6 +16,13 @@ export interface Connection {
 
 export type PresenceChange = 'online' | 'offline';
 
+/** The user's own channel as a connection joins it on connect. */
+export interface OwnChannel {
+  readonly channel: string;
+  /** True when the node has no other subscriber of it (it becomes a holder in the registry). */
+  readonly hold: boolean;
+}
+
 /**
  * This node's live connections: registers them for presence, tells when a user comes online or
  * goes offline, and provides what the registry heartbeat renews.
@@ -27,20 +34,18 @@ export class Connections {
   private publishing: Promise<void> | undefined;
 
   /**
+   * `connects` registers a connection (node roster, presence) with its own channel in one go;
    * `publish` sends a batch of presence changes (in order); it is called with one batch at a time,
    * off the connect path: a connection does not wait for its presence event to reach Kafka.
    */
   constructor(
+    private readonly nodeId: string,
+    private readonly connects: ConnectLog,
     private readonly directory: Directory,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
     private readonly publish: (changes: readonly { change: PresenceChange; connection: Connection }[]) => Promise<void>,
-    /**
-     * Records a connection before it is registered for presence (the node roster). Its Redis
-     * command is issued first, so Redis applies it first; both travel in one round trip.
-     */
-    private readonly beforeAdd: (connection: Connection) => Promise<void> = () => Promise.resolve(),
-    /** Forgets a closed connection there again (issued with its presence removal, one round trip). */
+    /** Forgets a closed connection in the node roster (issued with its presence removal, one round trip). */
     private readonly onRemove: (connection: Connection) => Promise<void> = () => Promise.resolve(),
   ) {}
 
@@ -52,13 +57,21 @@ export class Connections {
     return [...this.open.values()];
   }
 
-  async add(connection: Connection): Promise<void> {
+  /**
+   * Registers `connection` (roster, presence; `own.channel`'s holder when `own.hold`) and resolves
+   * with its own channel's position, read after the registration (ConnectLog).
+   */
+  async add(connection: Connection, own: OwnChannel): Promise<StreamPosition> {
     this.open.set(connection.id, connection);
-    const [, first] = await Promise.all([
-      this.beforeAdd(connection),
-      this.directory.connect(connection.userId, connection.id),
-    ]);
+    const { first, position } = await this.connects.open({
+      nodeId: this.nodeId,
+      userId: connection.userId,
+      connectionId: connection.id,
+      channel: own.channel,
+      holdChannel: own.hold,
+    });
     if (first) this.changed('online', connection);
+    return position;
   }
 
   async remove(connection: Connection): Promise<void> {

@@ -2,7 +2,7 @@ import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jwtSecret, signAccessToken, verifyAccessToken } from '@ripple/auth';
 import type { AccessClaims } from '@ripple/auth';
-import { LeasedDirectory, MemoryHistory, MemoryLeasedSets } from '@ripple/registry';
+import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialConnectLog } from '@ripple/registry';
 import type { Directory } from '@ripple/registry';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { Connections } from './connections.js';
@@ -55,7 +55,14 @@ function gateway(directoryOverride?: (d: Directory) => Directory, mocked = false
     () => hub.subscriptionCount,
     () => 0,
   );
-  const connections = new Connections(directory, metrics, createLogger('t', 'silent'), () => Promise.resolve());
+  const connections = new Connections(
+    'n1',
+    new SequentialConnectLog(directory, history),
+    directory,
+    metrics,
+    createLogger('t', 'silent'),
+    () => Promise.resolve(),
+  );
   const deps = {
     nodeId: 'n1',
     hub,

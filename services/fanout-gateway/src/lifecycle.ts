@@ -104,12 +104,14 @@ export class ConnectionLifecycle {
     this.session = session;
     this.view = { ...this.view, userId: claims.sub };
     try {
-      // Registering and joining the own channel are independent round trips: in flight together.
-      const join = async (): Promise<void> => {
-        if (deps.setupDelayMs) await delay(deps.setupDelayMs);
-        if (!this.released) await session.joinOwnChannel(own.since, own.announce);
-      };
-      await Promise.all([deps.connections.add(this.view), join()]);
+      // Registering the connection and joining the own channel go to the registry together.
+      if (deps.setupDelayMs) await delay(deps.setupDelayMs);
+      if (!this.released) {
+        const view = this.view;
+        await session.joinOwnChannel(own.since, own.announce, (hold) =>
+          deps.connections.add(view, { channel: session.ownChannel, hold }),
+        );
+      }
       if (this.released) return undefined;
     } catch (err) {
       if (this.released) return undefined;

@@ -17,6 +17,7 @@ import {
   RedisDepartures,
   RedisHistory,
   RedisLeasedSets,
+  RedisConnectLog,
   RedisNodeRoster,
   RedisRouteLog,
 } from '@ripple/registry';
@@ -167,7 +168,14 @@ runProcess(SERVICE_NAME, async () => {
   };
   // Crashed nodes: each live node renews its roster entry and reaps the dead on its heartbeat.
   const roster = timed(new RedisNodeRoster(redis, config.REDIS_KEY_PREFIX, leaseMs), 'roster', metrics);
+  const connects = timed(
+    new RedisConnectLog(redis, config.REDIS_KEY_PREFIX, { ...historyOptions, leaseMs }),
+    'connects',
+    metrics,
+  );
   const live = new Connections(
+    nodeId,
+    connects,
     directory,
     metrics,
     logger,
@@ -178,7 +186,6 @@ runProcess(SERVICE_NAME, async () => {
           data: { userId: connection.userId, connectionId: connection.id, nodeId },
         })),
       ),
-    (connection) => roster.serve(nodeId, { userId: connection.userId, connectionId: connection.id }),
     (connection) => roster.release(nodeId, connection.id),
   );
   open.count = () => live.size;

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { jwtSecret, signSubscriptionToken, verifyAccessToken } from '@ripple/auth';
-import { LeasedDirectory, MemoryHistory, MemoryLeasedSets } from '@ripple/registry';
+import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialConnectLog } from '@ripple/registry';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { Connections } from './connections.js';
 import { LocalHub } from './hub.js';
@@ -49,7 +49,14 @@ function gateway() {
     () => hub.subscriptionCount,
     () => 0,
   );
-  const connections = new Connections(directory, metrics, createLogger('t', 'silent'), () => Promise.resolve());
+  const connections = new Connections(
+    'n1',
+    new SequentialConnectLog(directory, history),
+    directory,
+    metrics,
+    createLogger('t', 'silent'),
+    () => Promise.resolve(),
+  );
   const deps = {
     nodeId: 'n1',
     hub,

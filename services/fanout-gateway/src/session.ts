@@ -9,7 +9,7 @@ import type { ClientFrame } from './protocol.js';
 import { Subscriptions } from './subscriptions.js';
 import { setLongTimeout } from './timers.js';
 import type { LongTimer } from './timers.js';
-import type { SubscriptionDeps } from './subscriptions.js';
+import type { Register, SubscriptionDeps } from './subscriptions.js';
 
 export interface SessionLimits {
   readonly maxSubscriptions: number;
@@ -135,9 +135,17 @@ export class Session {
     return this.queue;
   }
 
-  /** Joins the user's own channel (done on connect); `announce` acknowledges it like a subscribe. */
-  async joinOwnChannel(since?: StreamPosition, announce = false): Promise<void> {
-    await this.subscribe(`user:${this.user.sub}`, since, announce ? { id: undefined } : undefined);
+  /** The user's own channel, joined on connect. */
+  get ownChannel(): string {
+    return `user:${this.user.sub}`;
+  }
+
+  /**
+   * Joins the user's own channel (done on connect); `announce` acknowledges it like a subscribe;
+   * `register` registers the node for it (see `Subscriptions.add`).
+   */
+  async joinOwnChannel(since?: StreamPosition, announce = false, register?: Register): Promise<void> {
+    await this.subscribe(this.ownChannel, since, announce ? { id: undefined } : undefined, undefined, register);
   }
 
   /**
@@ -149,6 +157,7 @@ export class Session {
     since: StreamPosition | undefined,
     ack: { id: string | undefined } | undefined,
     token?: string,
+    register?: Register,
   ): Promise<void> {
     await authorizeChannel(this.deps.jwtSecret, this.user.sub, channel, token, this.deps.marks);
     if (!this.subscriptions.has(channel) && this.subscriptions.size >= this.deps.limits.maxSubscriptions) {
@@ -156,21 +165,26 @@ export class Session {
     }
     // The ack goes out before the replayed events; `recovered` answers a `since`. Its position
     // is where the client stands once the replay is through.
-    await this.subscriptions.add(channel, since, (s) => {
-      if (!ack) return;
-      const resume = since && s.recovered ? since.offset : s.position.offset;
-      this.reply(
-        {
-          op: 'ack',
-          id: ack.id,
-          channel,
-          offset: s.position.offset,
-          epoch: s.position.epoch,
-          ...(since && { recovered: s.recovered, replayed: s.replayed }),
-        },
-        { channel, offset: resume, epoch: s.position.epoch },
-      );
-    });
+    await this.subscriptions.add(
+      channel,
+      since,
+      (s) => {
+        if (!ack) return;
+        const resume = since && s.recovered ? since.offset : s.position.offset;
+        this.reply(
+          {
+            op: 'ack',
+            id: ack.id,
+            channel,
+            offset: s.position.offset,
+            epoch: s.position.epoch,
+            ...(since && { recovered: s.recovered, replayed: s.replayed }),
+          },
+          { channel, offset: resume, epoch: s.position.epoch },
+        );
+      },
+      register,
+    );
   }
 
   /**

@@ -58,6 +58,12 @@ interface ChannelState {
   rewindable: boolean;
 }
 
+/**
+ * Registers this node as a holder of a channel when `hold`; resolves with the channel's position
+ * when it read it after that, undefined otherwise.
+ */
+export type Register = (hold: boolean) => Promise<StreamPosition | undefined>;
+
 export interface Subscribed {
   /** True when `since` was given and everything after it was replayed. */
   readonly recovered: boolean;
@@ -127,12 +133,16 @@ export class Subscriptions implements Subscriber {
 
   /**
    * Subscribes (idempotently). `announce` is called with the outcome before any replayed event
-   * is handed out, so the caller can acknowledge first.
+   * is handed out, so the caller can acknowledge first. `register` records the node as a holder of
+   * the channel when `hold` (its first subscriber here) and may read the channel's position after
+   * that in the same go (the own channel on connect: ConnectLog); by default the directory's
+   * `addChannel`, and the position is read after it.
    */
   async add(
     channel: string,
     since: StreamPosition | undefined,
     announce: (subscribed: Subscribed) => void = () => undefined,
+    register: Register = (hold) => this.holdChannel(channel, hold),
   ): Promise<Subscribed> {
     if (this.closed) throw new RippleError('GW_CONNECTION_CLOSED', 'the connection is closed', { status: 410 });
     const existing = this.channels.get(channel);
@@ -159,10 +169,10 @@ export class Subscriptions implements Subscriber {
         announce(joined);
         return joined;
       }
-      if (this.deps.hub.subscribe(channel, this)) await this.deps.directory.addChannel(this.deps.nodeId, channel);
+      const registered = await register(this.deps.hub.subscribe(channel, this));
       let result: Subscribed;
       if (since === undefined) {
-        const position = await this.deps.history.position(channel);
+        const position = registered ?? (await this.deps.history.position(channel));
         this.deps.hub.position(channel, position);
         state.epoch = position.epoch;
         state.last = Number(position.offset);
@@ -217,6 +227,11 @@ export class Subscriptions implements Subscriber {
     } finally {
       if (this.channels.get(channel) === state) this.goLive(channel, state);
     }
+  }
+
+  private async holdChannel(channel: string, hold: boolean): Promise<undefined> {
+    if (hold) await this.deps.directory.addChannel(this.deps.nodeId, channel);
+    return undefined;
   }
 
   private goLive(channel: string, state: ChannelState): void {

@@ -1,4 +1,5 @@
-import type { ServerResponse } from 'node:http';
+import type { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
@@ -11,6 +12,7 @@ import type { LifecycleDeps } from './lifecycle.js';
 import { Heartbeats } from './heartbeats.js';
 import { CloseCodes, frameText } from './protocol.js';
 import { utf8Of } from './sink.js';
+import { upgradeFastPath } from './upgrade.js';
 import type { ChannelEnded, ConnectionSink, FramePosition } from './sink.js';
 
 /** True when `position` carries the event frame `text` (one object shared by the channel's sockets). */
@@ -21,12 +23,9 @@ function isSharedFrame(
   return 'offset' in position && position.frame === text;
 }
 
-function tokenOf(request: FastifyRequest): string | undefined {
-  const query = request.query as { access_token?: unknown };
-  return extractBearerToken(
-    request.headers.authorization,
-    typeof query.access_token === 'string' ? query.access_token : undefined,
-  );
+function tokenOf(headers: IncomingHttpHeaders, query: unknown): string | undefined {
+  const token = (query as { access_token?: unknown }).access_token;
+  return extractBearerToken(headers.authorization, typeof token === 'string' ? token : undefined);
 }
 
 /**
@@ -73,18 +72,22 @@ function releaseUpgradeRequest(socket: WebSocket): void {
   socket.removeAllListeners('error');
 }
 
-/** `GET /ws`: the WebSocket transport of the connection lifecycle (docs/protocol.md). */
+/**
+ * `GET /ws`: the WebSocket transport of the connection lifecycle (docs/protocol.md). Upgrades the
+ * route would accept take the fast path (upgrade.ts); the others (`routed`, @fastify/websocket's
+ * upgrades) go through the route.
+ */
 export function installWebSocket(
   app: FastifyInstance,
   deps: LifecycleDeps & { readonly pingIntervalMs: number; readonly webSocketOrigins: AllowedOrigins },
+  routed: EventEmitter,
 ): void {
+  const originOk = (origin: string | undefined) => originAllowed(deps.webSocketOrigins, origin);
   // Refused before the upgrade: a page of another origin never gets a socket.
   const preValidation = (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
     const origin = request.headers.origin;
     done(
-      originAllowed(deps.webSocketOrigins, origin)
-        ? undefined
-        : GatewayHttpErrors.originForbidden.error(`origin ${origin ?? ''} may not open /ws`),
+      originOk(origin) ? undefined : GatewayHttpErrors.originForbidden.error(`origin ${origin ?? ''} may not open /ws`),
     );
   };
   const heartbeats = new Heartbeats(deps.pingIntervalMs);
@@ -105,8 +108,18 @@ export function installWebSocket(
     handler: () => {
       throw GatewayHttpErrors.upgradeRequired.error('GET /ws needs a WebSocket handshake (Upgrade: websocket)');
     },
-    wsHandler: (socket: WebSocket, request) => webSocketConnection(deps, heartbeats, socket, request),
+    wsHandler: (socket: WebSocket, request) => {
+      releaseUpgradeRequest(socket);
+      webSocketConnection(deps, heartbeats, socket, tokenOf(request.headers, request.query));
+    },
   });
+  upgradeFastPath(
+    app.server,
+    routed,
+    app.websocketServer,
+    { isDraining: deps.isDraining, originAllowed: originOk },
+    (socket, query, request) => webSocketConnection(deps, heartbeats, socket, tokenOf(request.headers, query)),
+  );
 }
 
 /** One accepted WebSocket: its lifecycle, heartbeat and frames. */
@@ -114,10 +127,8 @@ function webSocketConnection(
   deps: LifecycleDeps,
   heartbeats: Heartbeats,
   socket: WebSocket,
-  request: FastifyRequest,
+  token: string | undefined,
 ): void {
-  const token = tokenOf(request);
-  releaseUpgradeRequest(socket);
   socket.on('error', () => socket.terminate());
   if (deps.isDraining()) {
     socket.close(CloseCodes.goingAway, 'node draining');

@@ -1,0 +1,121 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { WebSocket } from 'ws';
+import { jwtSecret, signAccessToken, verifyAccessToken } from '@ripple/auth';
+import { listeningPort } from '@ripple/http';
+import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialConnectLog } from '@ripple/registry';
+import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
+import { buildApp } from './app.js';
+import { Connections } from './connections.js';
+import { LocalHub } from './hub.js';
+import { createGatewayMetrics } from './metrics.js';
+import { acceptableUpgrade } from './upgrade.js';
+
+const checks = {
+  isDraining: () => false,
+  originAllowed: (origin: string | undefined) => origin !== 'http://evil.test',
+};
+const upgrade = (method: string, url: string, headers: Record<string, string> = {}) =>
+  ({ method, url, headers }) as unknown as IncomingMessage;
+
+test('the upgrade fast path should take only what GET /ws accepts as it is', () => {
+  assert.deepEqual(acceptableUpgrade(upgrade('GET', '/ws?access_token=abc&x=1'), checks), {
+    access_token: 'abc',
+    x: '1',
+  });
+  assert.deepEqual(acceptableUpgrade(upgrade('GET', '/ws', { authorization: 'Bearer abc' }), checks), {});
+  const routed = [
+    upgrade('POST', '/ws?access_token=abc'),
+    upgrade('GET', '/ws/?access_token=abc'),
+    upgrade('GET', '/sse?access_token=abc'),
+    upgrade('GET', '/ws?access_token='), // the schema wants a non-empty token
+    upgrade('GET', '/ws?access_token=a&access_token=b'),
+    upgrade('GET', '/ws?access_token=abc', { origin: 'http://evil.test' }),
+  ];
+  for (const request of routed) assert.equal(acceptableUpgrade(request, checks), undefined, request.url);
+  assert.equal(
+    acceptableUpgrade(upgrade('GET', '/ws?access_token=abc'), { ...checks, isDraining: () => true }),
+    undefined,
+  );
+});
+
+test('an accepted upgrade should skip fastify routing, and a refused one should get the shared error body', async (t) => {
+  const secret = jwtSecret('unit-test-secret-long-enough');
+  const history = new MemoryHistory(100);
+  const hub = new LocalHub({ history, fillLimit: 100 });
+  const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000);
+  const registry = createMetricsRegistry('upgrade-test');
+  const metrics = createGatewayMetrics(
+    registry,
+    () => hub.subscriptionCount,
+    () => 0,
+  );
+  const logger = createLogger('upgrade-test', 'silent');
+  const connections = new Connections(
+    'n1',
+    new SequentialConnectLog(directory, history),
+    directory,
+    metrics,
+    logger,
+    () => Promise.resolve(),
+  );
+  const app = await buildApp({
+    nodeId: 'n1',
+    hub,
+    history,
+    directory,
+    historyLimit: 100,
+    connections,
+    jwtSecret: secret,
+    verifyAccess: (token) => verifyAccessToken(secret, token),
+    logger,
+    registry,
+    metrics,
+    checks: {},
+    limits: {
+      maxSubscriptions: 5,
+      sendBufferBytes: 1_000_000,
+      ratePerSecond: 100,
+      rateBurst: 100,
+      abuseLimit: 3,
+      refreshWindowMs: 30_000,
+      maxPayloadBytes: 4096,
+    },
+    pingIntervalMs: 25_000,
+    isDraining: () => false,
+    corsOrigins: '*',
+    webSocketOrigins: ['http://app.test'],
+  });
+  const routedUrls: string[] = [];
+  app.addHook('onRequest', (request, _reply, done) => {
+    routedUrls.push(request.url.split('?')[0] ?? '');
+    done();
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  t.after(() => app.close());
+  const url = `ws://127.0.0.1:${listeningPort(app)}/ws?access_token=${await signAccessToken(secret, 'u1')}`;
+
+  const socket = new WebSocket(url, { origin: 'http://app.test' });
+  const welcome = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    socket.once('message', (data: Buffer) => resolve(JSON.parse(data.toString()) as Record<string, unknown>));
+    socket.once('error', reject);
+  });
+  assert.equal(welcome.op, 'welcome');
+  assert.equal(welcome.user, 'u1');
+  assert.deepEqual(routedUrls, [], 'the accepted upgrade made no fastify request');
+  socket.close();
+
+  const refused = new WebSocket(url, { origin: 'http://evil.test' });
+  const answer = await new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+    refused.once('unexpected-response', (_request, response) => {
+      let text = '';
+      response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) }));
+    });
+    refused.once('open', () => reject(new Error('the upgrade from a foreign origin succeeded')));
+  });
+  assert.equal(answer.status, 403);
+  assert.equal((answer.body as { code: string }).code, 'GW_ORIGIN_FORBIDDEN');
+  assert.deepEqual(routedUrls, ['/ws'], 'the refused upgrade went through the route');
+});

@@ -1,0 +1,56 @@
+import type { EventEmitter } from 'node:events';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { parse as parseQuery } from 'node:querystring';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import type { WebSocket, WebSocketServer } from 'ws';
+import { WebSocketHeaders, WebSocketQuery } from './http-contract.js';
+
+const validQuery = TypeCompiler.Compile(WebSocketQuery);
+const validHeaders = TypeCompiler.Compile(WebSocketHeaders);
+
+/** What `GET /ws` accepts, besides a valid query and headers (the route's own checks). */
+export interface UpgradeChecks {
+  readonly isDraining: () => boolean;
+  readonly originAllowed: (origin: string | undefined) => boolean;
+}
+
+/**
+ * The query of an upgrade request that `GET /ws` would accept as it is, or undefined when it might
+ * not: another method or path, the node draining, a refused origin, a query or headers the route's
+ * schemas refuse. Strict: what passes here passes the route's (coercing) validation too.
+ */
+export function acceptableUpgrade(
+  request: IncomingMessage,
+  checks: UpgradeChecks,
+): Record<string, unknown> | undefined {
+  if (request.method !== 'GET') return undefined;
+  const url = request.url ?? '';
+  const mark = url.indexOf('?');
+  if ((mark < 0 ? url : url.slice(0, mark)) !== '/ws') return undefined;
+  if (checks.isDraining() || !checks.originAllowed(request.headers.origin)) return undefined;
+  const query: Record<string, unknown> = mark < 0 ? {} : { ...parseQuery(url.slice(mark + 1)) };
+  return validQuery.Check(query) && validHeaders.Check(request.headers) ? query : undefined;
+}
+
+/**
+ * Upgrades of `server` that `GET /ws` would accept go straight to `wss` (`ws`, noServer) and then
+ * to `connect` with the parsed query; every other upgrade is re-emitted on `routed`, which
+ * @fastify/websocket listens to (its `server` option), so fastify routes it through the route's
+ * hooks and schemas and answers a refusal with the shared error body. An accepted upgrade makes no
+ * fastify request, reply or ServerResponse: per connect, that routing was the largest part of the
+ * gateway's CPU after the registry work, and its objects stayed reachable from the socket.
+ */
+export function upgradeFastPath(
+  server: Server,
+  routed: EventEmitter,
+  wss: Pick<WebSocketServer, 'handleUpgrade'>,
+  checks: UpgradeChecks,
+  connect: (socket: WebSocket, query: Record<string, unknown>, request: IncomingMessage) => void,
+): void {
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const query = acceptableUpgrade(request, checks);
+    if (query === undefined) routed.emit('upgrade', request, socket, head);
+    else wss.handleUpgrade(request, socket, head, (ws) => connect(ws, query, request));
+  });
+}
