@@ -19,6 +19,10 @@ export const HttpErrors = {
   overloaded: errorKind('OVERLOADED', 503, { retriable: true }),
   /** The database cannot be reached (refused, dropped, timed out); a retry may succeed. */
   databaseUnavailable: errorKind('DB_UNAVAILABLE', 503, { retriable: true }),
+  /** `/readyz`: a readiness check failed (the message names it, never why: that goes to the log). */
+  notReady: errorKind('NOT_READY', 503, { retriable: true }),
+  /** `/readyz`: the process is shutting down. */
+  draining: errorKind('DRAINING', 503, { retriable: true }),
   // Fastify's own answers to a malformed body keep fastify's codes.
   bodyInvalidJson: errorKind('FST_ERR_CTP_INVALID_JSON_BODY', 400),
   bodyEmpty: errorKind('FST_ERR_CTP_EMPTY_JSON_BODY', 400),
