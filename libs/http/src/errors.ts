@@ -25,6 +25,19 @@ function fieldOf(err: FastifyError): string | undefined {
 }
 
 /**
+ * How a coded answer is logged: a 5xx fault (INTERNAL, DB_UNAVAILABLE) at error; an expected
+ * refusal (`refusal` kinds: GW_DRAINING, NOT_READY, DRAINING) at info, since nothing failed; a
+ * shed request (OVERLOADED) not at all: it is counted (http_requests_shed_total), and under
+ * overload a line per refused request would cost what shedding saves. 4xx answers get no line of
+ * their own (the request's line has the status).
+ */
+function logCoded(request: FastifyRequest, coded: RippleError, err: unknown): void {
+  if (coded.code === HttpErrors.overloaded.code || coded.status < 500) return;
+  if (coded.refusal) request.log.info({ code: coded.code, reason: coded.message }, 'request refused');
+  else request.log.error({ err }, 'request failed');
+}
+
+/**
  * Maps every error to ErrorBody: coded errors keep their code; schema failures become
  * VALIDATION_FAILED; what `classify` recognises (transient infrastructure failures) gets its
  * code; anything else is a 500 INTERNAL.
@@ -42,9 +55,7 @@ export function installErrorHandling(app: FastifyInstance, classify?: (err: unkn
     }
     const coded = isRippleError(err) ? err : classify?.(err);
     if (coded) {
-      // Shed requests are counted (http_requests_shed_total), not logged one by one: under
-      // overload, an error line per refused request would cost what shedding saves.
-      if (coded.status >= 500 && coded.code !== 'OVERLOADED') request.log.error({ err }, 'request failed');
+      logCoded(request, coded, err);
       const body: ErrorBody = { code: coded.code, message: coded.message };
       if (coded.field !== undefined) body.field = coded.field;
       return reply.status(coded.status).send(body);

@@ -102,3 +102,21 @@ test('/readyz should answer 503 DRAINING while the process drains', async (t) =>
     [503, { code: 'DRAINING', message: 'the process is shutting down' }],
   );
 });
+
+test('an expected refusal (503 NOT_READY, DRAINING) should be logged at info, never as an error', async (t) => {
+  const unready = shell(t, { checks: { postgres: refused(LEAKY) } });
+  const draining = shell(t, { isDraining: () => true });
+  assert.equal((await unready.call('GET', '/readyz')).status, 503);
+  assert.equal((await draining.call('GET', '/readyz')).status, 503);
+  for (const [name, logs, code] of [
+    ['unready', unready.logs, 'NOT_READY'],
+    ['draining', draining.logs, 'DRAINING'],
+  ] as const) {
+    assert.deepEqual(
+      logs.filter((l) => l.level >= 50),
+      [],
+      `${name}: no line at error`,
+    );
+    assert.equal(logs.find((l) => l.msg === 'request refused')?.code, code, name);
+  }
+});

@@ -22,7 +22,7 @@ export const GatewayHttpErrors = {
   originForbidden: errorKind('GW_ORIGIN_FORBIDDEN', 403),
   /** A plain HTTP GET of /ws: the WebSocket handshake is required. */
   upgradeRequired: errorKind('GW_UPGRADE_REQUIRED', 426),
-  draining: errorKind('GW_DRAINING', 503, { retriable: true }),
+  draining: errorKind('GW_DRAINING', 503, { retriable: true, refusal: true }),
 } as const;
 
 /** The schemes a gateway operation accepts (either): `securitySchemes` of the document. */
