@@ -1,5 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { connect } from 'node:net';
 import { Type } from '@sinclair/typebox';
 import { Redis } from 'ioredis';
@@ -172,6 +173,26 @@ test('an HTTP request the parser refuses should be 400 REQUEST_MALFORMED in the 
     contract.check({ method: 'GET', url: '/healthz', ...answer });
     const body = JSON.parse(answer.body) as Record<string, unknown>;
     assert.deepEqual([answer.status, body.code, shape(body)], [400, 'REQUEST_MALFORMED', []], JSON.stringify(raw));
+  }
+});
+
+test('no method should be served on a documented path that the document does not list (HEAD, OPTIONS, ...)', async () => {
+  for (const { method, url } of contract.undocumentedMethods()) {
+    // node:http, since fetch refuses TRACE.
+    const answer = await new Promise<{ status: number; contentType: string | undefined; body: string }>(
+      (resolve, reject) => {
+        const req = request(`${base}${url}`, { method, headers: { authorization } }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'], body }));
+        });
+        req.on('error', reject);
+        req.end();
+      },
+    );
+    contract.check({ method, url, ...answer });
+    assert.equal(answer.status, 404, `${method} ${url}`);
   }
 });
 

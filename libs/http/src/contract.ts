@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { TObject, TSchema } from '@sinclair/typebox';
 import type { ErrorKind } from '@ripple/errors';
-import { HttpErrors } from './error-kinds.js';
+import { GlobalErrors, HttpErrors } from './error-kinds.js';
 
 /** Where `routeSchema` declares the bearer requirement; `createApiApp` declares the scheme. */
 export const BEARER_SCHEME = 'bearerAuth';
@@ -79,16 +79,26 @@ export function addErrorResponses(response: Record<string, unknown>, kinds: read
 }
 
 /**
- * An `onRoute` hook: a documented route (one with a response schema) whose method carries a body
- * declares fastify's body errors even when it takes no body itself, since fastify parses any body
- * sent to it first (`DELETE /posts/:id` with a malformed JSON body is a 400
+ * What any request to a route may be answered besides its own answers: `GlobalErrors` but the
+ * unknown route's 404 (a URL that is not valid percent-encoding, a malformed or too slow request,
+ * headers over Node's limit, a path parameter past the router's).
+ */
+const ROUTE_GLOBAL_ERRORS: readonly ErrorKind[] = GlobalErrors.filter((kind) => kind !== HttpErrors.notFound);
+
+/**
+ * An `onRoute` hook: a documented route (one with a response schema) declares, in its own
+ * responses, what any request may get (`ROUTE_GLOBAL_ERRORS`, merged into its 400 and the other
+ * statuses, so a validator that reads only the operation accepts them) and, when its method
+ * carries a body, fastify's body errors even when it takes no body itself, since fastify parses
+ * any body sent to it first (`DELETE /posts/:id` with a malformed JSON body is a 400
  * FST_ERR_CTP_INVALID_JSON_BODY).
  */
-export function declareBodyErrors(route: { method: string | string[]; schema?: { response?: unknown } }): void {
+export function declareSharedErrors(route: { method: string | string[]; schema?: { response?: unknown } }): void {
   const methods = Array.isArray(route.method) ? route.method : [route.method];
   const response = route.schema?.response as Record<string, unknown> | undefined;
-  if (response === undefined || !methods.some((m) => BODY_METHODS.has(m.toUpperCase()))) return;
-  addErrorResponses(response, BODY_ERRORS);
+  if (response === undefined) return;
+  addErrorResponses(response, ROUTE_GLOBAL_ERRORS);
+  if (methods.some((m) => BODY_METHODS.has(m.toUpperCase()))) addErrorResponses(response, BODY_ERRORS);
 }
 
 /**

@@ -7,7 +7,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest }
 import type { RippleError } from '@ripple/errors';
 import { Histogram } from '@ripple/telemetry';
 import type { Registry } from '@ripple/telemetry';
-import { declareBodyErrors } from './contract.js';
+import { declareSharedErrors } from './contract.js';
 import { HttpErrors } from './error-kinds.js';
 import { clientError, frameworkError, installErrorHandling } from './errors.js';
 import { OperationalSchemas, registerOpenApi } from './openapi.js';
@@ -134,6 +134,9 @@ export function serviceShell(opts: ServiceShellOptions): FastifyInstance {
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: frameworkError,
     clientErrorHandler: clientError,
+    // No HEAD twin of every GET: what is served is what the OpenAPI document lists, and a HEAD
+    // of a documented path is 404 NOT_FOUND like any other method it does not list.
+    exposeHeadRoutes: false,
   });
   // JSON bodies are typed already, so `{"body": 1}` is a 400, not the string "1"; query strings,
   // params and headers are text and are coerced to their schema types (`?limit=20`).
@@ -147,7 +150,7 @@ export function serviceShell(opts: ServiceShellOptions): FastifyInstance {
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
   installErrorHandling(app, opts.classifyError);
   installRequestMetrics(app, opts.metrics);
-  app.addHook('onRoute', declareBodyErrors);
+  app.addHook('onRoute', declareSharedErrors);
   const operational = {
     checks: opts.checks,
     metrics: opts.metrics,

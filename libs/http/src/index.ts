@@ -8,7 +8,7 @@ export {
   BEARER_SCHEME,
   IdempotencyKeyHeader,
   addErrorResponses,
-  declareBodyErrors,
+  declareSharedErrors,
   errorBodySchema,
   routeSchema,
 } from './contract.js';

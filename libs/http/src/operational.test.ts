@@ -120,3 +120,28 @@ test('an expected refusal (503 NOT_READY, DRAINING) should be logged at info, ne
     assert.equal(logs.find((l) => l.msg === 'request refused')?.code, code, name);
   }
 });
+
+test('every method a documented path does not list should be refused as the document says (no HEAD twin of a GET)', async (t) => {
+  const { app, call } = shell(t);
+  const contract = await OpenApiContract.load((await app.inject({ method: 'GET', url: '/docs/json' })).json());
+  const probes = contract.undocumentedMethods();
+  assert.ok(probes.some((p) => p.method === 'HEAD' && p.url === '/healthz'));
+  for (const { method, url } of probes) assert.equal((await call(method, url)).status, 404, `${method} ${url}`);
+});
+
+test('a framework refusal should be declared by the operation it reaches, not only as a global response', async (t) => {
+  const { call } = shell(t);
+  const answer = await call('GET', '/readyz/%zz');
+  assert.equal(answer.status, 400);
+  const doc = (await shell(t).app.inject({ method: 'GET', url: '/docs/json' })).json<{
+    paths: Record<string, Record<string, { responses: Record<string, { content?: unknown }> }>>;
+  }>();
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(item)) {
+      const codes = JSON.stringify(op.responses['400']?.content);
+      for (const code of ['FST_ERR_BAD_URL', 'REQUEST_MALFORMED'])
+        assert.ok(codes.includes(code), `${method} ${path} ${code}`);
+      for (const status of ['408', '414', '431']) assert.ok(op.responses[status], `${method} ${path} ${status}`);
+    }
+  }
+});
