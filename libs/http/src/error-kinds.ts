@@ -23,6 +23,8 @@ export const HttpErrors = {
   notReady: errorKind('NOT_READY', 503, { retriable: true, refusal: true }),
   /** `/readyz`: the process is shutting down. */
   draining: errorKind('DRAINING', 503, { retriable: true, refusal: true }),
+  /** A request to a route that takes no body carried one (`field: body`): it is refused, not ignored. */
+  bodyNotAllowed: errorKind('BODY_NOT_ALLOWED', 400),
   // Fastify's own answers to a malformed body keep fastify's codes.
   bodyInvalidJson: errorKind('FST_ERR_CTP_INVALID_JSON_BODY', 400),
   bodyEmpty: errorKind('FST_ERR_CTP_EMPTY_JSON_BODY', 400),

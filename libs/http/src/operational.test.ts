@@ -145,3 +145,19 @@ test('a framework refusal should be declared by the operation it reaches, not on
     }
   }
 });
+
+test('a body sent to a route that takes none should be 400 BODY_NOT_ALLOWED, declared; an empty one passes', async (t) => {
+  const { call } = shell(t);
+  for (const [payload, headers] of [
+    ['{"verbose":true}', { 'content-type': 'application/json' }],
+    ['{"verbose":', { 'content-type': 'application/json' }],
+    ['anything', { 'content-type': 'text/plain' }],
+  ] as const) {
+    const answer = await call('GET', '/healthz', { payload, headers });
+    assert.deepEqual(
+      [answer.status, JSON.parse(answer.body)],
+      [400, { code: 'BODY_NOT_ALLOWED', message: 'GET /healthz takes no body', field: 'body' }],
+    );
+  }
+  assert.equal((await call('GET', '/healthz', { payload: '', headers: { 'content-length': '0' } })).status, 200);
+});

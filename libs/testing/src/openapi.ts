@@ -127,7 +127,8 @@ export class OpenApiContract {
   /**
    * A request for every method the document does not list on each of its paths (path parameters
    * filled in with `x`): sent to the server, each must get a global response (404 NOT_FOUND), or
-   * the server serves an operation the document does not have (HEAD, OPTIONS, ...).
+   * the server serves an operation the document does not have (HEAD, OPTIONS, ...). A request
+   * that another operation's template matches is left out.
    */
   undocumentedMethods(): { readonly method: string; readonly url: string }[] {
     const documented = new Map<string, Set<string>>();
@@ -137,7 +138,9 @@ export class OpenApiContract {
     return [...documented].flatMap(([template, methods]) =>
       METHODS.map((m) => m.toUpperCase())
         .filter((m) => !methods.has(m))
-        .map((method) => ({ method, url: template.replace(/\{[^}]+\}/g, 'x') })),
+        .map((method) => ({ method, url: template.replace(/\{[^}]+\}/g, 'x') }))
+        // `PUT /me/following/ids` is `PUT /me/following/{userId}`: another operation's request.
+        .filter(({ method, url }) => this.find(method, url) === undefined),
     );
   }
 
