@@ -1,5 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isRippleError } from '@ripple/errors';
 import type { ErrorKind, RippleError } from '@ripple/errors';
@@ -119,12 +120,20 @@ export function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
       : kind === HttpErrors.requestTimeout
         ? 'the request did not arrive in time'
         : 'the HTTP request could not be parsed';
-  const body = JSON.stringify({ code: kind.code, message } satisfies ErrorBody);
-  if (socket.writable) {
-    socket.write(
-      `HTTP/1.1 ${kind.status} ${STATUS_CODES[kind.status] ?? ''}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
-    );
-  }
+  writeErrorAnswer(socket, kind.status, { code: kind.code, message });
   socket.destroy(err);
+}
+
+/**
+ * Writes an HTTP answer with `body` (the shared error shape) straight to a socket that no fastify
+ * reply owns (a request Node's parser refused, a refused WebSocket handshake), with
+ * `Connection: close`. The caller ends or destroys the socket.
+ */
+export function writeErrorAnswer(socket: Duplex, status: number, body: ErrorBody): void {
+  if (!socket.writable) return;
+  const text = JSON.stringify(body);
+  socket.write(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
+      `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${text}`,
+  );
 }
