@@ -8,17 +8,20 @@ export class RippleError extends Error {
   readonly retriable: boolean;
   /** For input errors: the offending field as a JSON path (`query.cursor`). */
   readonly field: string | undefined;
+  /** An expected refusal (shedding, draining, not ready), not a fault: never logged as an error. */
+  readonly refusal: boolean;
 
   constructor(
     code: string,
     message: string,
-    opts: { status?: number; retriable?: boolean; field?: string; cause?: unknown } = {},
+    opts: { status?: number; retriable?: boolean; refusal?: boolean; field?: string; cause?: unknown } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'RippleError';
     this.code = code;
     this.status = opts.status ?? 500;
     this.retriable = opts.retriable ?? false;
+    this.refusal = opts.refusal ?? false;
     this.field = opts.field;
   }
 }
@@ -38,21 +41,36 @@ export interface ErrorKind {
   readonly status: number;
   /** Whether the failure may pass by itself (decides retry vs dead-letter queue). */
   readonly retriable: boolean;
+  /**
+   * An expected refusal rather than a fault: the service chose not to serve now (it sheds load,
+   * drains, is not ready). A 503 of this kind is logged at info, not as an error.
+   */
+  readonly refusal: boolean;
   /** A RippleError of this kind. `field` is the offending input as a JSON path (`query.cursor`). */
   error(message: string, opts?: { field?: string; cause?: unknown }): RippleError;
 }
 
-/** Declares an error kind (`errorKind('POST_NOT_FOUND', 404)`); `retriable` defaults to false. */
-export function errorKind(code: string, status: number, opts: { retriable?: boolean } = {}): ErrorKind {
+/**
+ * Declares an error kind (`errorKind('POST_NOT_FOUND', 404)`); `retriable` and `refusal` default
+ * to false.
+ */
+export function errorKind(
+  code: string,
+  status: number,
+  opts: { retriable?: boolean; refusal?: boolean } = {},
+): ErrorKind {
   const retriable = opts.retriable ?? false;
+  const refusal = opts.refusal ?? false;
   return {
     code,
     status,
     retriable,
+    refusal,
     error: (message, more = {}) =>
       new RippleError(code, message, {
         status,
         retriable,
+        refusal,
         ...(more.field !== undefined && { field: more.field }),
         ...(more.cause !== undefined && { cause: more.cause }),
       }),

@@ -37,11 +37,11 @@ const channelIds: Record<string, string> = {
   [Topics.user]: 'userEvents',
 };
 
-/** What a topic's Kafka key is (the catalog's `key`). */
-function keyOf(topic: string): string {
+/** What a topic's Kafka key is (the catalog's `key`), and which events it keeps in order. */
+function keyOf(topic: string): { readonly key: string; readonly ordered: string } {
   return topic === Topics.post
-    ? "the post's author id (one author's posts, and each post's own events, stay in order)"
-    : 'the aggregate id';
+    ? { key: "the post's author id", ordered: "one author's posts, and each post's own events," }
+    : { key: 'the aggregate id', ordered: "each aggregate's events" };
 }
 
 /** docs/asyncapi.yaml, generated from the catalog (`pnpm asyncapi` writes it; a test compares). */
@@ -57,7 +57,7 @@ export function renderAsyncApi(): string {
     const ofTopic = entries.filter((e) => e.topic === topic);
     channels[id] = {
       address: topic,
-      description: `Domain events, keyed by ${keyOf(topic)} so that its events stay in order. Consumers commit after handling; poison messages go to ${topic}.dlq.`,
+      description: `Domain events, keyed by ${keyOf(topic).key} so that ${keyOf(topic).ordered} stay in order. Consumers commit after handling; poison messages go to ${topic}.dlq.`,
       messages: Object.fromEntries(ofTopic.map((e) => [e.type, { $ref: `#/components/messages/${e.type}` }])),
     };
     channels[`${id}DeadLetters`] = {
@@ -78,7 +78,7 @@ export function renderAsyncApi(): string {
       contentType: CLOUDEVENTS_CONTENT_TYPE,
       headers: ceHeaders,
       payload: { $ref: `#/components/schemas/${e.type}` },
-      bindings: { kafka: { key: { type: 'string', description: keyOf(e.topic) }, bindingVersion: '0.5.0' } },
+      bindings: { kafka: { key: { type: 'string', description: keyOf(e.topic).key }, bindingVersion: '0.5.0' } },
     };
     schemas[e.type] = jsonSchema(e.schema);
   }

@@ -228,3 +228,12 @@ test('docs/asyncapi.yaml should be up to date with the catalog (run `pnpm asynca
   assert.equal(committed, renderAsyncApi());
   for (const type of Object.keys(Catalog)) assert.ok(committed.includes(`${type}:`), type);
 });
+
+test('every channel of docs/asyncapi.yaml should say once what its key keeps in order', () => {
+  const descriptions = [...renderAsyncApi().matchAll(/^ {4}description: (.*)$/gm)].map((m) => m[1] ?? '');
+  assert.ok(descriptions.length >= Object.values(Topics).length);
+  for (const description of descriptions) {
+    assert.ok((description.match(/in order/g) ?? []).length <= 1, description);
+    assert.ok(!/\b(\w+ \w+ \w+)\b.*\b\1\b/.test(description.replace(/\.dlq/g, '')), description);
+  }
+});

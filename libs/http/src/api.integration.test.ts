@@ -116,7 +116,14 @@ test('rate limits should count per user across replicas through Redis and answer
   );
   assert.equal(codes[3]?.[1], 'RATE_LIMITED');
   const limited = await a.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${alice}` } });
-  assert.ok(Number(limited.headers['retry-after']) > 0);
+  const retryAfter = Number(limited.headers['retry-after']);
+  assert.ok(retryAfter > 0);
+  // The message says the window and the wait that Retry-After and x-ratelimit-reset say, in seconds.
+  assert.equal(limited.headers['x-ratelimit-reset'], String(retryAfter));
+  assert.equal(
+    limited.json<{ message: string }>().message,
+    `rate limit of 3 requests per 60 s exceeded; retry after ${retryAfter} s`,
+  );
   assert.deepEqual(await get(b, await token('bob')), [200, 'bob'], 'another user has their own budget');
   assert.equal((await a.inject({ method: 'GET', url: '/healthz' })).statusCode, 200, 'health is not limited');
 });

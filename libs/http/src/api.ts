@@ -52,8 +52,12 @@ export async function createApiApp(opts: ApiOptions): Promise<FastifyInstance> {
     nameSpace: `${opts.redisKeyPrefix}ratelimit:${opts.name}:`,
     // Redis down must not take the API down with it: requests then pass unlimited.
     skipOnError: true,
+    // In seconds, as Retry-After and x-ratelimit-reset (both the whole seconds until the window
+    // resets); `context.after` is that wait in words ("59 seconds"), not the window.
     errorResponseBuilder: (_request, context) =>
-      HttpErrors.rateLimited.error(`rate limit of ${context.max} requests per ${context.after} exceeded`),
+      HttpErrors.rateLimited.error(
+        `rate limit of ${context.max} requests per ${opts.rateLimit.windowMs / 1000} s exceeded; retry after ${Math.ceil(context.ttl / 1000)} s`,
+      ),
   });
   return app;
 }

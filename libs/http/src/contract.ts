@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { TObject, TSchema } from '@sinclair/typebox';
+import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { ErrorKind } from '@ripple/errors';
-import { HttpErrors } from './error-kinds.js';
+import { GlobalErrors, HttpErrors } from './error-kinds.js';
 
 /** Where `routeSchema` declares the bearer requirement; `createApiApp` declares the scheme. */
 export const BEARER_SCHEME = 'bearerAuth';
@@ -60,9 +61,6 @@ const BODY_ERRORS: readonly ErrorKind[] = [
   HttpErrors.bodyMediaType,
 ];
 
-/** Methods whose requests fastify parses a body for (DELETE when it has a content type). */
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-
 /**
  * Adds `kinds` to a fastify `response` schema map: one shared error body per status, whose `code`
  * enum lists every code of that status (merged with an error response already there).
@@ -79,16 +77,45 @@ export function addErrorResponses(response: Record<string, unknown>, kinds: read
 }
 
 /**
- * An `onRoute` hook: a documented route (one with a response schema) whose method carries a body
- * declares fastify's body errors even when it takes no body itself, since fastify parses any body
- * sent to it first (`DELETE /posts/:id` with a malformed JSON body is a 400
- * FST_ERR_CTP_INVALID_JSON_BODY).
+ * What any request to a route may be answered besides its own answers: `GlobalErrors` but the
+ * unknown route's 404 (a URL that is not valid percent-encoding, a malformed or too slow request,
+ * headers over Node's limit, a path parameter past the router's).
  */
-export function declareBodyErrors(route: { method: string | string[]; schema?: { response?: unknown } }): void {
-  const methods = Array.isArray(route.method) ? route.method : [route.method];
+const ROUTE_GLOBAL_ERRORS: readonly ErrorKind[] = GlobalErrors.filter((kind) => kind !== HttpErrors.notFound);
+
+/** Whether a request carries a body: a non-zero `Content-Length`, or any `Transfer-Encoding`. */
+function carriesBody(headers: Record<string, string | string[] | undefined>): boolean {
+  const length = headers['content-length'];
+  return (length !== undefined && Number(length) !== 0) || headers['transfer-encoding'] !== undefined;
+}
+
+/** A `preParsing` hook: 400 BODY_NOT_ALLOWED for a request with a body, before fastify parses it. */
+function refuseBody(request: FastifyRequest, _reply: FastifyReply, _payload: unknown, done: (err?: Error) => void) {
+  done(
+    carriesBody(request.headers)
+      ? HttpErrors.bodyNotAllowed.error(`${request.method} ${request.routeOptions.url ?? ''} takes no body`, {
+          field: 'body',
+        })
+      : undefined,
+  );
+}
+
+/**
+ * An `onRoute` hook for every route. A route without a body schema refuses a request that carries
+ * a body (400 BODY_NOT_ALLOWED, before fastify parses it), as unknown fields of a body are refused:
+ * a body where none is defined is a client's mistake, not something to ignore. A documented route
+ * (one with a response schema) declares, in its own responses, what any request may get
+ * (`ROUTE_GLOBAL_ERRORS`, merged into its 400 and the other statuses, so a validator that reads
+ * only the operation accepts them), and the body errors: fastify's when it takes a body,
+ * BODY_NOT_ALLOWED when it takes none.
+ */
+export function declareSharedErrors(route: RouteOptions): void {
+  const takesBody = route.schema?.body !== undefined;
+  if (!takesBody) route.preParsing = [...[route.preParsing ?? []].flat(), refuseBody];
   const response = route.schema?.response as Record<string, unknown> | undefined;
-  if (response === undefined || !methods.some((m) => BODY_METHODS.has(m.toUpperCase()))) return;
-  addErrorResponses(response, BODY_ERRORS);
+  if (response === undefined) return;
+  addErrorResponses(response, ROUTE_GLOBAL_ERRORS);
+  addErrorResponses(response, takesBody ? BODY_ERRORS : [HttpErrors.bodyNotAllowed]);
 }
 
 /**
@@ -96,15 +123,15 @@ export function declareBodyErrors(route: { method: string | string[]; schema?: {
  * input and serialise its answers, and therefore the OpenAPI operation @fastify/swagger serves.
  * Every error it can answer is listed by status with the codes of that status: its own
  * `errors`, plus what the plumbing adds (401 token errors, 400 input errors when it takes input,
- * fastify's body errors when it takes a body, idempotency errors, 429 rate limit, 503 overload
- * and database outage, 500). Statuses are exact: a body-less success is declared as such (`null`).
+ * idempotency errors, 429 rate limit, 503 overload
+ * and database outage, 500); `declareSharedErrors` adds the body errors and what any request may
+ * get. Statuses are exact: a body-less success is declared as such (`null`).
  */
 export function routeSchema(c: RouteContract): Record<string, unknown> {
   const kinds: ErrorKind[] = [HttpErrors.tokenMissing, HttpErrors.tokenInvalid, HttpErrors.tokenExpired];
   const takesInput = c.params !== undefined || c.querystring !== undefined || c.body !== undefined;
   if (takesInput || c.idempotent === true) kinds.push(HttpErrors.validationFailed);
   if (c.paged === true) kinds.push(HttpErrors.cursorInvalid);
-  if (c.body !== undefined) kinds.push(...BODY_ERRORS);
   if (c.idempotent === true) kinds.push(HttpErrors.idempotencyKeyReused);
   kinds.push(
     ...(c.errors ?? []),

@@ -16,9 +16,15 @@ export const HttpErrors = {
   notFound: errorKind('NOT_FOUND', 404),
   rateLimited: errorKind('RATE_LIMITED', 429, { retriable: true }),
   internal: errorKind('INTERNAL', 500),
-  overloaded: errorKind('OVERLOADED', 503, { retriable: true }),
+  overloaded: errorKind('OVERLOADED', 503, { retriable: true, refusal: true }),
   /** The database cannot be reached (refused, dropped, timed out); a retry may succeed. */
   databaseUnavailable: errorKind('DB_UNAVAILABLE', 503, { retriable: true }),
+  /** `/readyz`: a readiness check failed (the message names it, never why: that goes to the log). */
+  notReady: errorKind('NOT_READY', 503, { retriable: true, refusal: true }),
+  /** `/readyz`: the process is shutting down. */
+  draining: errorKind('DRAINING', 503, { retriable: true, refusal: true }),
+  /** A request to a route that takes no body carried one (`field: body`): it is refused, not ignored. */
+  bodyNotAllowed: errorKind('BODY_NOT_ALLOWED', 400),
   // Fastify's own answers to a malformed body keep fastify's codes.
   bodyInvalidJson: errorKind('FST_ERR_CTP_INVALID_JSON_BODY', 400),
   bodyEmpty: errorKind('FST_ERR_CTP_EMPTY_JSON_BODY', 400),

@@ -1,5 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isRippleError } from '@ripple/errors';
 import type { ErrorKind, RippleError } from '@ripple/errors';
@@ -25,6 +26,19 @@ function fieldOf(err: FastifyError): string | undefined {
 }
 
 /**
+ * How a coded answer is logged: a 5xx fault (INTERNAL, DB_UNAVAILABLE) at error; an expected
+ * refusal (`refusal` kinds: GW_DRAINING, NOT_READY, DRAINING) at info, since nothing failed; a
+ * shed request (OVERLOADED) not at all: it is counted (http_requests_shed_total), and under
+ * overload a line per refused request would cost what shedding saves. 4xx answers get no line of
+ * their own (the request's line has the status).
+ */
+function logCoded(request: FastifyRequest, coded: RippleError, err: unknown): void {
+  if (coded.code === HttpErrors.overloaded.code || coded.status < 500) return;
+  if (coded.refusal) request.log.info({ code: coded.code, reason: coded.message }, 'request refused');
+  else request.log.error({ err }, 'request failed');
+}
+
+/**
  * Maps every error to ErrorBody: coded errors keep their code; schema failures become
  * VALIDATION_FAILED; what `classify` recognises (transient infrastructure failures) gets its
  * code; anything else is a 500 INTERNAL.
@@ -42,9 +56,7 @@ export function installErrorHandling(app: FastifyInstance, classify?: (err: unkn
     }
     const coded = isRippleError(err) ? err : classify?.(err);
     if (coded) {
-      // Shed requests are counted (http_requests_shed_total), not logged one by one: under
-      // overload, an error line per refused request would cost what shedding saves.
-      if (coded.status >= 500 && coded.code !== 'OVERLOADED') request.log.error({ err }, 'request failed');
+      logCoded(request, coded, err);
       const body: ErrorBody = { code: coded.code, message: coded.message };
       if (coded.field !== undefined) body.field = coded.field;
       return reply.status(coded.status).send(body);
@@ -108,12 +120,20 @@ export function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
       : kind === HttpErrors.requestTimeout
         ? 'the request did not arrive in time'
         : 'the HTTP request could not be parsed';
-  const body = JSON.stringify({ code: kind.code, message } satisfies ErrorBody);
-  if (socket.writable) {
-    socket.write(
-      `HTTP/1.1 ${kind.status} ${STATUS_CODES[kind.status] ?? ''}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
-    );
-  }
+  writeErrorAnswer(socket, kind.status, { code: kind.code, message });
   socket.destroy(err);
+}
+
+/**
+ * Writes an HTTP answer with `body` (the shared error shape) straight to a socket that no fastify
+ * reply owns (a request Node's parser refused, a refused WebSocket handshake), with
+ * `Connection: close`. The caller ends or destroys the socket.
+ */
+export function writeErrorAnswer(socket: Duplex, status: number, body: ErrorBody): void {
+  if (!socket.writable) return;
+  const text = JSON.stringify(body);
+  socket.write(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
+      `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${text}`,
+  );
 }

@@ -7,7 +7,8 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest }
 import type { RippleError } from '@ripple/errors';
 import { Histogram } from '@ripple/telemetry';
 import type { Registry } from '@ripple/telemetry';
-import { declareBodyErrors } from './contract.js';
+import { declareSharedErrors } from './contract.js';
+import { HttpErrors } from './error-kinds.js';
 import { clientError, frameworkError, installErrorHandling } from './errors.js';
 import { OperationalSchemas, registerOpenApi } from './openapi.js';
 import type { OpenApiInfo } from './openapi.js';
@@ -16,31 +17,31 @@ import type { OpenApiInfo } from './openapi.js';
 export type ReadinessCheck = () => Promise<void>;
 
 /**
- * /healthz: the process is alive. /readyz: every dependency answers (503 with the failing ones
- * otherwise). /metrics: Prometheus text format.
+ * /healthz: the process is alive. /readyz: every dependency answers, 200 `{status: 'ready',
+ * checks}`; otherwise 503 with the shared error body, `NOT_READY` naming the failing checks or
+ * `DRAINING`. Why a check failed (its error, which may name a host, a port or a URL) goes to the
+ * log at warn, never into the answer. /metrics: Prometheus text format.
  */
 export function installOperationalRoutes(
   app: FastifyInstance,
   opts: { checks: Record<string, ReadinessCheck>; metrics: Registry; isDraining?: () => boolean },
 ): void {
   app.get('/healthz', { schema: OperationalSchemas.healthz }, () => ({ status: 'ok' }));
-  app.get('/readyz', { schema: OperationalSchemas.readyz }, async (_request, reply) => {
-    const results = await Promise.all(
+  app.get('/readyz', { schema: OperationalSchemas.readyz }, async (request, reply) => {
+    const failed: string[] = [];
+    await Promise.all(
       Object.entries(opts.checks).map(async ([name, check]) => {
         try {
           await check();
-          return [name, 'ok'] as const;
         } catch (err) {
-          return [name, (err as Error).message || 'failed'] as const;
+          failed.push(name);
+          request.log.warn({ check: name, err }, 'readiness check failed');
         }
       }),
     );
-    const checks = Object.fromEntries(results);
-    const draining = opts.isDraining?.() ?? false;
-    const ready = !draining && results.every(([, result]) => result === 'ok');
-    return reply
-      .status(ready ? 200 : 503)
-      .send({ status: ready ? 'ready' : draining ? 'draining' : 'unready', checks });
+    if (opts.isDraining?.() === true) throw HttpErrors.draining.error('the process is shutting down');
+    if (failed.length > 0) throw HttpErrors.notReady.error(`failing checks: ${failed.sort().join(', ')}`);
+    return reply.send({ status: 'ready', checks: Object.fromEntries(Object.keys(opts.checks).map((n) => [n, 'ok'])) });
   });
   app.get('/metrics', { schema: OperationalSchemas.metrics }, async (_request, reply) =>
     reply.header('content-type', opts.metrics.contentType).send(await opts.metrics.metrics()),
@@ -133,6 +134,9 @@ export function serviceShell(opts: ServiceShellOptions): FastifyInstance {
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: frameworkError,
     clientErrorHandler: clientError,
+    // No HEAD twin of every GET: what is served is what the OpenAPI document lists, and a HEAD
+    // of a documented path is 404 NOT_FOUND like any other method it does not list.
+    exposeHeadRoutes: false,
   });
   // JSON bodies are typed already, so `{"body": 1}` is a 400, not the string "1"; query strings,
   // params and headers are text and are coerced to their schema types (`?limit=20`).
@@ -146,7 +150,7 @@ export function serviceShell(opts: ServiceShellOptions): FastifyInstance {
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
   installErrorHandling(app, opts.classifyError);
   installRequestMetrics(app, opts.metrics);
-  app.addHook('onRoute', declareBodyErrors);
+  app.addHook('onRoute', declareSharedErrors);
   const operational = {
     checks: opts.checks,
     metrics: opts.metrics,

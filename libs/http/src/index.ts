@@ -1,4 +1,4 @@
-export { installErrorHandling } from './errors.js';
+export { installErrorHandling, writeErrorAnswer } from './errors.js';
 export type { ErrorBody } from './errors.js';
 export { installAuth, requireUser, userOf } from './auth.js';
 export { createApiApp } from './api.js';
@@ -8,7 +8,7 @@ export {
   BEARER_SCHEME,
   IdempotencyKeyHeader,
   addErrorResponses,
-  declareBodyErrors,
+  declareSharedErrors,
   errorBodySchema,
   routeSchema,
 } from './contract.js';

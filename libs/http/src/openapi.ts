@@ -3,7 +3,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { ErrorKind } from '@ripple/errors';
-import { BEARER_SCHEME, errorBodySchema } from './contract.js';
+import { BEARER_SCHEME, addErrorResponses, errorBodySchema } from './contract.js';
 import { GlobalErrors, HttpErrors } from './error-kinds.js';
 
 /** Where a document declares the answers any request may get (`GlobalErrors`). */
@@ -79,16 +79,21 @@ export function registerOpenApi(app: FastifyInstance, info: OpenApiInfo): void {
 
 const InternalError = errorBodySchema([HttpErrors.internal.code], HttpErrors.internal.code);
 
-/** `GET /readyz`'s answer, ready (200) or not (503). */
+/** `GET /readyz`'s answer when ready (200); not ready is a 503 with the shared error body. */
 const Readiness = Type.Object(
   {
-    status: Type.Union([Type.Literal('ready'), Type.Literal('unready'), Type.Literal('draining')]),
-    checks: Type.Record(Type.String(), Type.String(), {
-      description: 'Each dependency: `ok` or why it failed.',
-    }),
+    status: Type.Literal('ready'),
+    checks: Type.Record(Type.String(), Type.Literal('ok'), { description: 'Each dependency checked.' }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Ready to serve.' },
 );
+
+/** 200 ready; 503 NOT_READY (a check failed) or DRAINING, in the shared error body; 500. */
+function readyzResponses(): Record<string, unknown> {
+  const response: Record<string, unknown> = { 200: Readiness };
+  addErrorResponses(response, [HttpErrors.notReady, HttpErrors.draining, HttpErrors.internal]);
+  return response;
+}
 
 /** The fastify schemas of /healthz, /readyz and /metrics (documented where `installOpenApi` ran first). */
 export const OperationalSchemas: Record<'healthz' | 'readyz' | 'metrics', Record<string, unknown>> = {
@@ -103,11 +108,7 @@ export const OperationalSchemas: Record<'healthz' | 'readyz' | 'metrics', Record
   readyz: {
     tags: ['operations'],
     summary: 'Readiness: every dependency answers and the process is not draining.',
-    response: {
-      200: { ...Readiness, description: 'Ready to serve.' },
-      503: { ...Readiness, description: 'A dependency failed or the node drains (`status` says which).' },
-      500: InternalError,
-    },
+    response: readyzResponses(),
   },
   metrics: {
     tags: ['operations'],

@@ -20,6 +20,7 @@ export class OverloadError extends RippleError {
     super(HttpErrors.overloaded.code, message, {
       status: HttpErrors.overloaded.status,
       retriable: HttpErrors.overloaded.retriable,
+      refusal: HttpErrors.overloaded.refusal,
       cause,
     });
     this.reason = reason;

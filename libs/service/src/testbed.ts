@@ -196,7 +196,8 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
       }
     },
     /**
-     * Checks the conventions of the app's OpenAPI document: a valid document; every operation
+     * Checks the conventions of the app's OpenAPI document: a valid document; no method served
+     * on a documented path that the document does not list (HEAD, OPTIONS); every operation
      * but the operational ones (/healthz, /readyz, /metrics) needs the bearer scheme and lists its 401/429/500/503 errors with the shared error body;
      * no response without a description of its own; no required `limit`; every POST, PATCH
      * and DELETE reads `Idempotency-Key` but those in `unkeyed` (they store nothing); every
@@ -207,7 +208,13 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
       opts: { unkeyed?: readonly string[]; deletesWithBody?: readonly string[] } = {},
     ) {
       const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json<OpenApiDoc>();
-      await OpenApiContract.load(doc);
+      const contract = await OpenApiContract.load(doc);
+      // What is served is what is documented: any other method on a documented path is a 404.
+      for (const probe of contract.undocumentedMethods()) {
+        const res = await app.inject({ method: probe.method as 'GET', url: probe.url });
+        await assertContract(app, probe, res);
+        assert.equal(res.statusCode, 404, `${probe.method} ${probe.url} is served but not documented`);
+      }
       assert.deepEqual(Object.keys(doc.components?.securitySchemes ?? {}), ['bearerAuth']);
       for (const [path, item] of Object.entries(doc.paths)) {
         for (const [method, op] of Object.entries(item)) {

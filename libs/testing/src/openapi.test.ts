@@ -90,9 +90,14 @@ test('an OpenAPI contract should accept a global response for any request, and o
   contract.check(exchange('PATCH', '/things/1', 404, '{"code":"NOT_FOUND","message":"no route"}'));
   assert.throws(
     () => contract.check(exchange('GET', '/nothing/here', 404, '{"code":"THING_NOT_FOUND","message":"m"}')),
-    /no such operation \(global response: the body breaks the contract/,
+    /no such operation; as a global response: the body breaks the contract/,
   );
   assert.throws(() => contract.check(exchange('GET', '/nothing/here', 200, '{}')), /no such operation/);
+  // An operation's answers are its own: a global response it does not declare itself is refused.
+  assert.throws(
+    () => contract.check(exchange('GET', '/things/1', 404, '{"code":"NOT_FOUND","message":"no route"}')),
+    /breaks the contract/,
+  );
   assert.throws(
     () => contract.check(exchange('GET', '/things/1', 404, '{"code":"NOT_FOUND","message":"m","error":"x"}')),
     /breaks the contract/,
@@ -103,4 +108,15 @@ test('an OpenAPI contract should check a non-JSON answer by its declared content
   const contract = await OpenApiContract.load(globalDoc);
   contract.check(exchange('GET', '/metrics', 200, '# HELP x\n', 'text/plain; version=0.0.4; charset=utf-8'));
   assert.throws(() => contract.check(exchange('GET', '/metrics', 200, '{}')), /content-type .* says text\/plain/);
+});
+
+test('an OpenAPI contract should list a request for every method a documented path does not have', async () => {
+  const contract = await OpenApiContract.load(doc);
+  const probes = contract.undocumentedMethods().map((p) => `${p.method} ${p.url}`);
+  assert.ok(probes.includes('HEAD /things/x'));
+  assert.ok(probes.includes('OPTIONS /things/mine'));
+  assert.ok(probes.includes('POST /things/x'));
+  assert.ok(!probes.includes('GET /things/x') && !probes.includes('DELETE /things/x'));
+  assert.ok(!probes.includes('DELETE /things/mine'), 'DELETE /things/{id} answers it');
+  assert.equal(probes.length, 2 * 8 - 4);
 });

@@ -103,22 +103,45 @@ export class OpenApiContract {
   }
 
   /**
-   * Throws an AssertionError naming the exchange when the document does not allow it: the
-   * operation's own responses, or one of the document's global responses (the only ones allowed
-   * for a method and path without an operation). A JSON media type is checked against its schema;
-   * another declared one (`text/plain`, `text/event-stream`) only by its content type.
+   * Throws an AssertionError naming the exchange when the document does not allow it: for a
+   * method and path with an operation, one of that operation's own responses (what any request
+   * may get must be declared on each operation too, so a validator that reads only the operation
+   * accepts it); for one without, one of the document's global responses. A JSON media type is
+   * checked against its schema; another declared one (`text/plain`, `text/event-stream`) only by
+   * its content type.
    */
   check(exchange: HttpExchange): void {
     const path = new URL(exchange.url, 'http://contract.invalid').pathname;
     const what = `${exchange.method.toUpperCase()} ${path} answered ${exchange.status}`;
     const op = this.find(exchange.method, path);
-    const problem = op ? this.problemWith(op, exchange) : 'the OpenAPI document has no such operation';
+    const problem = op
+      ? this.problemWith(op, exchange)
+      : this.global
+        ? this.problemWith(this.global, exchange)
+        : 'the OpenAPI document has no such operation';
     if (problem === undefined) return;
-    const global = this.global && this.problemWith(this.global, exchange);
-    if (this.global && global === undefined) return;
-    const globalNote =
-      this.global?.responses[String(exchange.status)] === undefined ? '' : ` (global response: ${global ?? ''})`;
-    throw new AssertionError({ message: `${what}: ${problem}${globalNote}\nbody: ${exchange.body.slice(0, 500)}` });
+    const note = op || !this.global ? '' : 'the OpenAPI document has no such operation; as a global response: ';
+    throw new AssertionError({ message: `${what}: ${note}${problem}\nbody: ${exchange.body.slice(0, 500)}` });
+  }
+
+  /**
+   * A request for every method the document does not list on each of its paths (path parameters
+   * filled in with `x`): sent to the server, each must get a global response (404 NOT_FOUND), or
+   * the server serves an operation the document does not have (HEAD, OPTIONS, ...). A request
+   * that another operation's template matches is left out.
+   */
+  undocumentedMethods(): { readonly method: string; readonly url: string }[] {
+    const documented = new Map<string, Set<string>>();
+    for (const [method, ops] of this.operations) {
+      for (const op of ops) documented.set(op.template, (documented.get(op.template) ?? new Set()).add(method));
+    }
+    return [...documented].flatMap(([template, methods]) =>
+      METHODS.map((m) => m.toUpperCase())
+        .filter((m) => !methods.has(m))
+        .map((method) => ({ method, url: template.replace(/\{[^}]+\}/g, 'x') }))
+        // `PUT /me/following/ids` is `PUT /me/following/{userId}`: another operation's request.
+        .filter(({ method, url }) => this.find(method, url) === undefined),
+    );
   }
 
   /** Why `op` does not allow the exchange, or undefined when it does. */
@@ -131,7 +154,8 @@ export class OpenApiContract {
     const types = Object.keys(declared.content);
     if (!types.includes(type))
       return `content-type ${exchange.contentType ?? 'none'}, the contract says ${types.join(' or ')}`;
-    if (!/^application\/(.+\+)?json$/.test(type)) return undefined;
+    // A HEAD answer never has a body: its status and content type are what can be checked.
+    if (!/^application\/(.+\+)?json$/.test(type) || exchange.method.toUpperCase() === 'HEAD') return undefined;
     let body: unknown;
     try {
       body = JSON.parse(exchange.body) as unknown;

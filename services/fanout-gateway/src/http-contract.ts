@@ -18,11 +18,17 @@ export const GatewayHttpErrors = {
   channelInvalid: errorKind('GW_CHANNEL_INVALID', 400),
   tooManySubscriptions: errorKind('GW_TOO_MANY_SUBSCRIPTIONS', 400),
   subscribeForbidden: errorKind('GW_SUBSCRIBE_FORBIDDEN', 403),
-  /** A page of an origin outside WS_ORIGINS asked for /ws. */
+  /** A page of an origin outside WS_ORIGINS asked for /ws, or outside CORS_ORIGINS for /sse. */
   originForbidden: errorKind('GW_ORIGIN_FORBIDDEN', 403),
+  /**
+   * The WebSocket handshake of a `GET /ws` upgrade is not one (`Upgrade` not `websocket`, a
+   * missing or malformed `Sec-WebSocket-Key`, a `Sec-WebSocket-Version` other than 13 or 8, ...);
+   * `field` names the header.
+   */
+  handshakeInvalid: errorKind('GW_HANDSHAKE_INVALID', 400),
   /** A plain HTTP GET of /ws: the WebSocket handshake is required. */
   upgradeRequired: errorKind('GW_UPGRADE_REQUIRED', 426),
-  draining: errorKind('GW_DRAINING', 503, { retriable: true }),
+  draining: errorKind('GW_DRAINING', 503, { retriable: true, refusal: true }),
 } as const;
 
 /** The schemes a gateway operation accepts (either): `securitySchemes` of the document. */
@@ -64,6 +70,7 @@ export const SseQuery: TObject = Type.Object({
 /** `GET /sse`'s headers. */
 export const SseHeaders: TObject = Type.Object({
   authorization: Type.Optional(AuthorizationHeader),
+  origin: Type.Optional(Type.String({ description: 'A browser page: checked against CORS_ORIGINS.' })),
   'last-event-id': Type.Optional(
     Type.String({ description: 'The `id` of the last event received: every channel resumes after it.' }),
   ),
@@ -100,6 +107,7 @@ export const SseSchema: Record<string, unknown> = {
     },
     [
       HttpErrors.validationFailed,
+      GatewayHttpErrors.originForbidden,
       GatewayHttpErrors.badRequest,
       GatewayHttpErrors.channelInvalid,
       GatewayHttpErrors.tooManySubscriptions,
@@ -124,6 +132,7 @@ export const WebSocketSchema: Record<string, unknown> = {
   headers: WebSocketHeaders,
   response: responses({ 101: { type: 'null', description: 'Switching Protocols: the socket is open.' } }, [
     HttpErrors.validationFailed,
+    GatewayHttpErrors.handshakeInvalid,
     GatewayHttpErrors.originForbidden,
     GatewayHttpErrors.upgradeRequired,
   ]),

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { authorizeChannel, extractBearerToken } from '@ripple/auth';
+import type { AllowedOrigins } from '@ripple/http';
 import { RippleError } from '@ripple/errors';
 import type { StreamPosition } from '@ripple/registry';
 import { OFFSET_PATTERN } from '@ripple/registry';
@@ -8,6 +9,7 @@ import { ConnectionLifecycle } from './lifecycle.js';
 import type { LifecycleDeps } from './lifecycle.js';
 import { GatewayHttpErrors, SseSchema } from './http-contract.js';
 import { CloseCodes } from './protocol.js';
+import { refuseForeignOrigin } from './origin-check.js';
 import type { ConnectionSink } from './sink.js';
 
 type Positions = Record<string, [string, string]>;
@@ -92,8 +94,10 @@ function sseSink(raw: ServerResponse, positions: Positions): ConnectionSink {
  * with an HTTP status before the stream starts; later errors are `error` events on the stream.
  * Recovery uses `Last-Event-ID` (or `?last_event_id=`).
  */
-export function installSse(app: FastifyInstance, deps: LifecycleDeps): void {
-  app.get('/sse', { schema: SseSchema }, async (request: FastifyRequest, reply) => {
+export function installSse(app: FastifyInstance, deps: LifecycleDeps & { readonly corsOrigins: AllowedOrigins }): void {
+  // A page of an origin outside CORS_ORIGINS is refused before the stream opens (403), as /ws is.
+  const preValidation = refuseForeignOrigin(deps.corsOrigins);
+  app.get('/sse', { schema: SseSchema, preValidation }, async (request: FastifyRequest, reply) => {
     if (deps.isDraining()) throw GatewayHttpErrors.draining.error('node is draining; reconnect');
     const query = request.query as Record<string, unknown>;
     const token = extractBearerToken(

@@ -1,15 +1,17 @@
 import type { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Duplex } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import { extractBearerToken } from '@ripple/auth';
-import { originAllowed } from '@ripple/http';
+import { originAllowed, writeErrorAnswer } from '@ripple/http';
 import type { AllowedOrigins } from '@ripple/http';
 import { GatewayHttpErrors, WebSocketSchema } from './http-contract.js';
 import { ConnectionLifecycle, authErrorCode } from './lifecycle.js';
 import type { LifecycleDeps } from './lifecycle.js';
 import { Heartbeats } from './heartbeats.js';
+import { refuseForeignOrigin } from './origin-check.js';
 import { CloseCodes, frameText } from './protocol.js';
 import { utf8Of } from './sink.js';
 import { upgradeFastPath } from './upgrade.js';
@@ -73,6 +75,21 @@ function releaseUpgradeRequest(socket: WebSocket): void {
 }
 
 /**
+ * Answers a refused WebSocket handshake: 400 GW_HANDSHAKE_INVALID with `ws`'s reason (which names
+ * the header) and the header as `field` (`headers.sec-websocket-key`), then closes the socket.
+ */
+function refuseHandshake(socket: Duplex, reason: string): void {
+  const header = /(Upgrade|Sec-WebSocket-[A-Za-z]+) header/.exec(reason)?.[1]?.toLowerCase();
+  const { code, status } = GatewayHttpErrors.handshakeInvalid;
+  writeErrorAnswer(socket, status, {
+    code,
+    message: `not a WebSocket handshake: ${reason}`,
+    ...(header !== undefined && { field: `headers.${header}` }),
+  });
+  socket.end();
+}
+
+/**
  * `GET /ws`: the WebSocket transport of the connection lifecycle (docs/protocol.md). Upgrades the
  * route would accept take the fast path (upgrade.ts); the others (`routed`, @fastify/websocket's
  * upgrades) go through the route.
@@ -83,13 +100,9 @@ export function installWebSocket(
   routed: EventEmitter,
 ): void {
   const originOk = (origin: string | undefined) => originAllowed(deps.webSocketOrigins, origin);
-  // Refused before the upgrade: a page of another origin never gets a socket.
-  const preValidation = (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
-    const origin = request.headers.origin;
-    done(
-      originOk(origin) ? undefined : GatewayHttpErrors.originForbidden.error(`origin ${origin ?? ''} may not open /ws`),
-    );
-  };
+  // A handshake `ws` refuses (a bad key, version or Upgrade header) is answered with the shared
+  // error body, not ws's text/html one.
+  app.websocketServer.on('wsClientError', (err: Error, socket: Duplex) => refuseHandshake(socket, err.message));
   const heartbeats = new Heartbeats(deps.pingIntervalMs);
   app.addHook('onClose', (_app, done) => {
     heartbeats.stop();
@@ -99,7 +112,8 @@ export function installWebSocket(
     method: 'GET',
     url: '/ws',
     schema: WebSocketSchema,
-    preValidation,
+    // Refused before the upgrade: a page of another origin never gets a socket.
+    preValidation: refuseForeignOrigin(deps.webSocketOrigins),
     // Connections are counted by metrics, not logged one by one: an `incoming request` line per
     // upgrade was a synchronous JSON write per connect (a reconnect storm is thousands per second).
     logLevel: 'warn',

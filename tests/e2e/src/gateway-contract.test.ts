@@ -1,6 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
 import { WebSocket } from 'ws';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { OpenApiContract } from '@ripple/testing';
@@ -23,6 +24,7 @@ before(async () => {
     NODE_ID: `gwcontract-${iso.run}`,
     KAFKA_GROUP_ID: `gwcontract.${iso.run}.gateway`,
     WS_ORIGINS: APP,
+    CORS_ORIGINS: APP,
   });
   token = await signAccessToken(secret, user);
 });
@@ -47,8 +49,15 @@ test('the gateway should serve a valid OpenAPI document of its HTTP routes, from
   assert.equal(param('channels')?.required, true);
   assert.equal(param('access_token')?.required ?? false, false);
   assert.equal(param('last-event-id')?.in, 'header');
-  assert.deepEqual(Object.keys(sse?.responses ?? {}).sort(), ['200', '400', '401', '403', '500', '503']);
-  assert.deepEqual(Object.keys(paths['/ws']?.get?.responses ?? {}).sort(), ['101', '400', '403', '426', '500']);
+  const anyRequest = ['408', '414', '431'];
+  assert.deepEqual(
+    Object.keys(sse?.responses ?? {}).sort(),
+    ['200', '400', '401', '403', ...anyRequest, '500', '503'].sort(),
+  );
+  assert.deepEqual(
+    Object.keys(paths['/ws']?.get?.responses ?? {}).sort(),
+    ['101', '400', '403', ...anyRequest, '426', '500'].sort(),
+  );
 });
 
 test('the operational routes should answer as documented', async () => {
@@ -117,5 +126,71 @@ test('what any request may get (unknown route, bad URL, oversized headers) shoul
   for (const [method, path, status, code] of cases) {
     const answer = await callApi(gateway, method, path);
     assert.deepEqual([answer.status, answer.json().code], [status, code], `${method} ${path.slice(0, 40)}`);
+  }
+});
+
+test('/sse from a page of an origin outside CORS_ORIGINS should be refused with 403 before the stream opens', async () => {
+  const refused = await callApi(gateway, 'GET', `/sse?channels=creator:c1&access_token=${token}`, {
+    headers: { origin: 'http://evil.example.test' },
+  });
+  assert.deepEqual([refused.status, refused.json().code], [403, 'GW_ORIGIN_FORBIDDEN']);
+  const allowed = await openSse(`${gateway.url}/sse?channels=creator:c${iso.run}`, {
+    authorization: `Bearer ${token}`,
+    origin: APP,
+  });
+  assert.equal(allowed.status, 200);
+  allowed.abort();
+});
+
+/** Writes an upgrade request for /ws with `headers` on a fresh connection; the answer, when the server closes. */
+function rawUpgrade(headers: Record<string, string>) {
+  return new Promise<{ status: number; contentType: string | undefined; body: string }>((resolve, reject) => {
+    const lines = Object.entries({ host: '127.0.0.1', connection: 'Upgrade', ...headers }).map(
+      ([k, v]) => `${k}: ${v}`,
+    );
+    const socket = connect(gateway.port, '127.0.0.1', () =>
+      socket.write(`GET /ws?access_token=${token} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`),
+    );
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const [head = '', body = ''] = text.split('\r\n\r\n');
+      resolve({ status: Number(head.split(' ')[1]), contentType: /^content-type: (.*)$/im.exec(head)?.[1], body });
+    });
+  });
+}
+
+test('a /ws upgrade the WebSocket library refuses should be 400 GW_HANDSHAKE_INVALID in the shared shape, documented', async () => {
+  const key = 'dGhlIHNhbXBsZSBub25jZQ==';
+  const cases: [Record<string, string>, string][] = [
+    [{ upgrade: 'foo', 'sec-websocket-key': key, 'sec-websocket-version': '13' }, 'headers.upgrade'],
+    [{ upgrade: 'websocket', 'sec-websocket-version': '13' }, 'headers.sec-websocket-key'],
+    [
+      { upgrade: 'websocket', 'sec-websocket-key': 'short', 'sec-websocket-version': '13' },
+      'headers.sec-websocket-key',
+    ],
+    [{ upgrade: 'websocket', 'sec-websocket-key': key, 'sec-websocket-version': '7' }, 'headers.sec-websocket-version'],
+    [{ upgrade: 'websocket', 'sec-websocket-key': key }, 'headers.sec-websocket-version'],
+  ];
+  for (const [headers, field] of cases) {
+    const answer = await rawUpgrade(headers);
+    await checkHttpAnswer(gateway.url, { method: 'GET', url: '/ws', ...answer });
+    const body = JSON.parse(answer.body) as { code: string; field?: string };
+    assert.deepEqual(
+      [answer.status, body.code, body.field],
+      [400, 'GW_HANDSHAKE_INVALID', field],
+      JSON.stringify(headers),
+    );
+  }
+});
+
+test('no method should be served on a documented gateway path that its document does not list (HEAD, ...)', async () => {
+  const contract = await OpenApiContract.load(await (await fetch(`${gateway.url}/docs/json`)).json());
+  for (const { method, url } of contract.undocumentedMethods()) {
+    if (method === 'TRACE') continue; // fetch cannot send it; libs/http's tests do, over node:http
+    const answer = await callApi(gateway, method, url);
+    assert.equal(answer.status, 404, `${method} ${url}`);
   }
 });
