@@ -118,4 +118,19 @@ test('an accepted upgrade should skip fastify routing, and a refused one should 
   assert.equal(answer.status, 403);
   assert.equal((answer.body as { code: string }).code, 'GW_ORIGIN_FORBIDDEN');
   assert.deepEqual(routedUrls, ['/ws'], 'the refused upgrade went through the route');
+
+  // Only /ws speaks WebSocket: an upgrade elsewhere is the shared 404, not a 101 that hangs up.
+  for (const path of ['/healthz', '/sse', '/nowhere']) {
+    const elsewhere = new WebSocket(url.replace('/ws?', `${path}?`));
+    const notFound = await new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+      elsewhere.once('unexpected-response', (_request, response) => {
+        let text = '';
+        response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) }));
+      });
+      elsewhere.once('open', () => reject(new Error(`an upgrade to ${path} succeeded`)));
+    });
+    assert.equal(notFound.status, 404, path);
+    assert.equal((notFound.body as { code: string }).code, 'NOT_FOUND', path);
+  }
 });

@@ -3,6 +3,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { parse as parseQuery } from 'node:querystring';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { HttpErrors, writeErrorAnswer } from '@ripple/http';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { WebSocketHeaders, WebSocketQuery } from './http-contract.js';
 
@@ -13,6 +14,12 @@ const validHeaders = TypeCompiler.Compile(WebSocketHeaders);
 export interface UpgradeChecks {
   readonly isDraining: () => boolean;
   readonly originAllowed: (origin: string | undefined) => boolean;
+}
+
+/** The path of a request URL (without its query). */
+function pathOf(url: string): string {
+  const mark = url.indexOf('?');
+  return mark < 0 ? url : url.slice(0, mark);
 }
 
 /**
@@ -27,7 +34,7 @@ export function acceptableUpgrade(
   if (request.method !== 'GET') return undefined;
   const url = request.url ?? '';
   const mark = url.indexOf('?');
-  if ((mark < 0 ? url : url.slice(0, mark)) !== '/ws') return undefined;
+  if (pathOf(url) !== '/ws') return undefined;
   if (checks.isDraining() || !checks.originAllowed(request.headers.origin)) return undefined;
   const query: Record<string, unknown> = mark < 0 ? {} : { ...parseQuery(url.slice(mark + 1)) };
   return validQuery.Check(query) && validHeaders.Check(request.headers) ? query : undefined;
@@ -49,6 +56,16 @@ export function upgradeFastPath(
   connect: (socket: WebSocket, query: Record<string, unknown>, request: IncomingMessage) => void,
 ): void {
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = pathOf(request.url ?? '');
+    if (path !== '/ws') {
+      // Only /ws speaks WebSocket: elsewhere @fastify/websocket would answer 101 and hang up.
+      writeErrorAnswer(socket, HttpErrors.notFound.status, {
+        code: HttpErrors.notFound.code,
+        message: `no WebSocket endpoint at ${path}: use /ws`,
+      });
+      socket.end();
+      return;
+    }
     const query = acceptableUpgrade(request, checks);
     if (query === undefined) routed.emit('upgrade', request, socket, head);
     else wss.handleUpgrade(request, socket, head, (ws) => connect(ws, query, request));
