@@ -1,13 +1,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { connect } from 'node:net';
 import { Type } from '@sinclair/typebox';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import type { FastifyInstance } from 'fastify';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
-import { OpenApiContract, runId, testInfra } from '@ripple/testing';
+import { OpenApiContract, rawHttp, runId, testInfra } from '@ripple/testing';
 import { createApiApp } from './api.js';
 import { requireUser } from './auth.js';
 import { routeSchema } from './contract.js';
@@ -102,20 +101,7 @@ async function send(method: string, path: string, init: { headers?: Record<strin
 }
 
 /** Writes `raw` on a fresh TCP connection and reads the answer until the server closes it. */
-function sendRaw(raw: string): Promise<{ status: number; contentType: string | undefined; body: string }> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(listeningPort(app), '127.0.0.1', () => socket.end(raw));
-    let text = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => (text += chunk));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      const [head = '', body = ''] = text.split('\r\n\r\n');
-      const contentType = /^content-type: (.*)$/im.exec(head)?.[1];
-      resolve({ status: Number(head.split(' ')[1]), contentType, body });
-    });
-  });
-}
+const sendRaw = (raw: string) => rawHttp(listeningPort(app), raw);
 
 const json = { 'content-type': 'application/json' };
 const shape = (body: Record<string, unknown>) =>

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { connect } from 'node:net';
 
 /** Polls `probe` until it returns something other than undefined, or fails at the deadline. */
 export async function waitFor<T>(
@@ -51,3 +52,30 @@ export type { HttpExchange } from './openapi.js';
 export { AsyncApiContract } from './asyncapi.js';
 export type { ConsumedMessage } from './asyncapi.js';
 export { assertPromtoolAccepts } from './promtool.js';
+
+/** An HTTP answer as read off the wire by `rawHttp`. */
+export interface RawAnswer {
+  readonly status: number;
+  readonly contentType: string | undefined;
+  readonly body: string;
+}
+
+/**
+ * Writes `raw` (a whole HTTP/1.1 request, as text) on a fresh TCP connection to 127.0.0.1:`port`
+ * and resolves with the answer once the server closes the connection. `halfClose` (default true)
+ * ends the writing side after the request; false keeps it open (a WebSocket upgrade the server
+ * must answer before it sees the end). Rejects on a socket error.
+ */
+export function rawHttp(port: number, raw: string, halfClose = true): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => (halfClose ? socket.end(raw) : socket.write(raw)));
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const [head = '', body = ''] = text.split('\r\n\r\n');
+      resolve({ status: Number(head.split(' ')[1]), contentType: /^content-type: (.*)$/im.exec(head)?.[1], body });
+    });
+  });
+}

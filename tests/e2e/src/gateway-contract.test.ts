@@ -1,10 +1,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
-import { connect } from 'node:net';
 import { WebSocket } from 'ws';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { OpenApiContract } from '@ripple/testing';
+import { OpenApiContract, rawHttp } from '@ripple/testing';
 import { TestClient, callApi, checkHttpAnswer, isolatedRun, openSse, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
@@ -144,22 +143,8 @@ test('/sse from a page of an origin outside CORS_ORIGINS should be refused with 
 
 /** Writes an upgrade request for /ws with `headers` on a fresh connection; the answer, when the server closes. */
 function rawUpgrade(headers: Record<string, string>) {
-  return new Promise<{ status: number; contentType: string | undefined; body: string }>((resolve, reject) => {
-    const lines = Object.entries({ host: '127.0.0.1', connection: 'Upgrade', ...headers }).map(
-      ([k, v]) => `${k}: ${v}`,
-    );
-    const socket = connect(gateway.port, '127.0.0.1', () =>
-      socket.write(`GET /ws?access_token=${token} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`),
-    );
-    let text = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => (text += chunk));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      const [head = '', body = ''] = text.split('\r\n\r\n');
-      resolve({ status: Number(head.split(' ')[1]), contentType: /^content-type: (.*)$/im.exec(head)?.[1], body });
-    });
-  });
+  const lines = Object.entries({ host: '127.0.0.1', connection: 'Upgrade', ...headers }).map(([k, v]) => `${k}: ${v}`);
+  return rawHttp(gateway.port, `GET /ws?access_token=${token} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`, false);
 }
 
 test('a /ws upgrade the WebSocket library refuses should be 400 GW_HANDSHAKE_INVALID in the shared shape, documented', async () => {
