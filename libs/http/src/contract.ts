@@ -89,31 +89,39 @@ function carriesBody(headers: Record<string, string | string[] | undefined>): bo
   return (length !== undefined && Number(length) !== 0) || headers['transfer-encoding'] !== undefined;
 }
 
-/** A `preParsing` hook: 400 BODY_NOT_ALLOWED for a request with a body, before fastify parses it. */
-function refuseBody(request: FastifyRequest, _reply: FastifyReply, _payload: unknown, done: (err?: Error) => void) {
+/**
+ * An `onRequest` hook of a route that takes no body: 400 BODY_NOT_ALLOWED for a request with a
+ * body, before fastify parses it. An empty one (`Content-Length: 0`) is no body, whatever its
+ * `Content-Type` says: the header is dropped, so fastify's JSON parser does not refuse it as
+ * empty JSON (`FST_ERR_CTP_EMPTY_JSON_BODY`, which such a route does not declare).
+ */
+function refuseBody(request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) {
+  if (!carriesBody(request.headers)) {
+    delete request.headers['content-type'];
+    done();
+    return;
+  }
   done(
-    carriesBody(request.headers)
-      ? HttpErrors.bodyNotAllowed.error(`${request.method} ${request.routeOptions.url ?? ''} takes no body`, {
-          field: 'body',
-        })
-      : undefined,
+    HttpErrors.bodyNotAllowed.error(`${request.method} ${request.routeOptions.url ?? ''} takes no body`, {
+      field: 'body',
+    }),
   );
 }
 
 /**
- * An `onRoute` hook for every route. A route without a body schema refuses a request that carries
- * a body (400 BODY_NOT_ALLOWED, before fastify parses it), as unknown fields of a body are refused:
- * a body where none is defined is a client's mistake, not something to ignore. A documented route
- * (one with a response schema) declares, in its own responses, what any request may get
+ * An `onRoute` hook for every route. A documented route (one with a response schema) without a
+ * body schema refuses a request that carries a body (400 BODY_NOT_ALLOWED, before fastify parses it), as unknown fields of a body are refused:
+ * a body where none is defined is a client's mistake, not something to ignore. It also declares, in its own responses, what any request may get
  * (`ROUTE_GLOBAL_ERRORS`, merged into its 400 and the other statuses, so a validator that reads
  * only the operation accepts them), and the body errors: fastify's when it takes a body,
  * BODY_NOT_ALLOWED when it takes none.
  */
 export function declareSharedErrors(route: RouteOptions): void {
   const takesBody = route.schema?.body !== undefined;
-  if (!takesBody) route.preParsing = [...[route.preParsing ?? []].flat(), refuseBody];
   const response = route.schema?.response as Record<string, unknown> | undefined;
+  // A route without a contract (a proxy: the demo's /api/*) passes bodies on as they are.
   if (response === undefined) return;
+  if (!takesBody) route.onRequest = [...[route.onRequest ?? []].flat(), refuseBody];
   addErrorResponses(response, ROUTE_GLOBAL_ERRORS);
   addErrorResponses(response, takesBody ? BODY_ERRORS : [HttpErrors.bodyNotAllowed]);
 }

@@ -40,3 +40,14 @@ test('any other unexpected error should still be answered 500 INTERNAL', async (
   assert.equal(res.statusCode, 500);
   assert.equal(res.json<{ code: string }>().code, 'INTERNAL');
 });
+
+test('every retriable 503 should say when to retry (Retry-After), whatever app answers it', async (t) => {
+  // The gateway's drain and readiness refusals had none: only the services' overload hook set it.
+  for (const kind of [HttpErrors.draining, HttpErrors.notReady, HttpErrors.databaseUnavailable]) {
+    const res = await shellFailingWith(t, kind.error('not now')).inject({ url: '/fails' });
+    assert.equal(res.statusCode, 503, kind.code);
+    assert.equal(res.headers['retry-after'], '1', kind.code);
+  }
+  const fault = await shellFailingWith(t, HttpErrors.internal.error('a bug')).inject({ url: '/fails' });
+  assert.equal(fault.headers['retry-after'], undefined, 'a 500 is not retried on a schedule');
+});

@@ -59,6 +59,10 @@ export function installErrorHandling(app: FastifyInstance, classify?: (err: unkn
       logCoded(request, coded, err);
       const body: ErrorBody = { code: coded.code, message: coded.message };
       if (coded.field !== undefined) body.field = coded.field;
+      // Every retriable 503 says when to retry (a draining node, not ready, overload, an outage);
+      // a hook that knows better (overload's RETRY_AFTER) has set it already.
+      if (coded.status === 503 && coded.retriable && !reply.hasHeader('retry-after'))
+        void reply.header('retry-after', '1');
       return reply.status(coded.status).send(body);
     }
     const status = err.statusCode ?? 500;

@@ -161,3 +161,23 @@ test('a body sent to a route that takes none should be 400 BODY_NOT_ALLOWED, dec
   }
   assert.equal((await call('GET', '/healthz', { payload: '', headers: { 'content-length': '0' } })).status, 200);
 });
+
+test('an empty JSON body is no body, and a route without a contract (a proxy) passes bodies on', async (t) => {
+  const { app } = shell(t);
+  app.post('/documented', { schema: { response: { 204: { type: 'null' } } } }, (_request, reply) =>
+    reply.status(204).send(),
+  );
+  app.post('/proxied', (request) => ({ got: request.body }));
+  // Found by a fresh user: Content-Type JSON with Content-Length 0 was FST_ERR_CTP_EMPTY_JSON_BODY.
+  const empty = await app.inject({
+    method: 'POST',
+    url: '/documented',
+    headers: { 'content-type': 'application/json', 'content-length': '0' },
+  });
+  assert.equal(empty.statusCode, 204, empty.body);
+  const refused = await app.inject({ method: 'POST', url: '/documented', payload: { x: 1 } });
+  assert.equal(refused.json<{ code: string }>().code, 'BODY_NOT_ALLOWED');
+  // The demo's /api/* proxy routes have no contract: every write of the demo page was refused.
+  const proxied = await app.inject({ method: 'POST', url: '/proxied', payload: { body: 'via demo' } });
+  assert.deepEqual([proxied.statusCode, proxied.json()], [200, { got: { body: 'via demo' } }]);
+});

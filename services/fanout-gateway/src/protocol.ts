@@ -7,7 +7,9 @@ import { OFFSET_PATTERN } from '@ripple/registry';
 import type { StreamPosition } from '@ripple/registry';
 
 /** Client -> server frames (docs/protocol.md). `id` is echoed in the answer. */
-const RequestId = Type.Optional(Type.String({ maxLength: 64 }));
+/** Longest `id` a client frame may carry (and an answer echoes). */
+export const MAX_REQUEST_ID_LENGTH = 64;
+const RequestId = Type.Optional(Type.String({ maxLength: MAX_REQUEST_ID_LENGTH }));
 const Channel = Type.String({ minLength: 1, maxLength: 200 });
 
 const Position = Type.Object(

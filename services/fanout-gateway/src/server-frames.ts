@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { TSchema } from '@sinclair/typebox';
 import { OFFSET_PATTERN } from '@ripple/registry';
+import { MAX_REQUEST_ID_LENGTH } from './protocol.js';
 
 /**
  * Server -> client frames (docs/protocol.md), as JSON Schemas: the contract that
@@ -8,7 +9,9 @@ import { OFFSET_PATTERN } from '@ripple/registry';
  * to. The same JSON travels as WebSocket text frames and as the `data:` of SSE events named
  * after `op`.
  */
-const Id = Type.Optional(Type.String({ maxLength: 64, description: 'The `id` of the client frame answered.' }));
+const Id = Type.Optional(
+  Type.String({ maxLength: MAX_REQUEST_ID_LENGTH, description: 'The `id` of the client frame answered.' }),
+);
 const Channel = Type.String({ minLength: 1, maxLength: 200 });
 const Offset = Type.String({ pattern: OFFSET_PATTERN.source, description: 'Position in the channel history.' });
 const Epoch = Type.String({ minLength: 1, maxLength: 64, description: 'Names the history the offset belongs to.' });

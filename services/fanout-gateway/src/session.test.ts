@@ -116,6 +116,15 @@ test('parseClientFrame should accept the documented ops and name what is wrong o
   assert.equal(codeOf('{"op":"refresh"}'), 'GW_BAD_FRAME');
 });
 
+test('an error frame should echo only an id the protocol allows (64 characters at most)', async () => {
+  const t = session();
+  await t.send({ op: 'ping', id: 'x'.repeat(100), extra: true });
+  await t.send({ op: 'ping', id: 'y'.repeat(64), extra: true });
+  const [long, longest] = t.frames();
+  assert.deepEqual([long?.op, long?.code, 'id' in (long ?? {})], ['error', 'GW_BAD_FRAME', false]);
+  assert.deepEqual([longest?.op, longest?.id], ['error', 'y'.repeat(64)]);
+});
+
 test('a session should ack a subscription with its position and receive what is published on it', async () => {
   const t = session();
   await t.send({ op: 'subscribe', id: 'a', channel: 'creator:u9' });

@@ -4,7 +4,7 @@ import { RippleError, isRippleError } from '@ripple/errors';
 import type { StreamPosition } from '@ripple/registry';
 import { unsubscribedFrame } from './membership.js';
 import type { ChannelEnded, ConnectionSink, FramePosition } from './sink.js';
-import { CloseCodes, gapFrame, parseClientFrame } from './protocol.js';
+import { CloseCodes, MAX_REQUEST_ID_LENGTH, gapFrame, parseClientFrame } from './protocol.js';
 import type { ClientFrame } from './protocol.js';
 import { Subscriptions } from './subscriptions.js';
 import { setLongTimeout } from './timers.js';
@@ -321,13 +321,16 @@ export class Session {
   }
 }
 
-/** The `id` of a frame that failed validation, when it is an object with a string `id`. */
+/**
+ * The `id` of a frame that failed validation, when it is an object with a string `id` the
+ * protocol allows (an answer never echoes an id longer than MAX_REQUEST_ID_LENGTH).
+ */
 function requestIdOf(text: string): string | undefined {
   try {
     const value = JSON.parse(text) as unknown;
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
     const id = (value as { id?: unknown }).id;
-    return typeof id === 'string' ? id : undefined;
+    return typeof id === 'string' && id.length <= MAX_REQUEST_ID_LENGTH ? id : undefined;
   } catch {
     return undefined;
   }
