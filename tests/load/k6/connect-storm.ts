@@ -34,7 +34,7 @@ export const options = {
   },
   thresholds: {
     ...deliveryThresholds,
-    ripple_ws_connect_latency: [`p(99)<${intEnv('CONNECT_P99_MS', 1000)}`],
+    ripple_ws_connect_latency: [`p(99)<${intEnv('CONNECT_P99_MS', 1000, 0)}`],
     ripple_ws_unexpected_closes: ['count==0'],
   },
 };

@@ -79,7 +79,7 @@ export const options = {
   },
   thresholds: {
     ...deliveryThresholds,
-    ripple_delivery_latency: [`p(99)<${intEnv('DELIVERY_P99_MS', 500)}`],
+    ripple_delivery_latency: [`p(99)<${intEnv('DELIVERY_P99_MS', 500, 0)}`],
     ripple_ws_unexpected_closes: ['count==0'],
     ripple_late_subscriptions: ['count==0'],
     'http_req_failed{scenario:publishers}': ['rate<0.01'],
