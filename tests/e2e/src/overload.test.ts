@@ -27,8 +27,14 @@ async function overload(env: Record<string, string>) {
   });
   services.push(post);
   const token = await signAccessToken(jwtSecret(iso.jwtSecretText), `ovl${iso.run}`);
+  // Each with its own Idempotency-Key, so each runs alone in its own transaction: without one,
+  // concurrent posts share a statement (group commit) and one connection is enough for them all.
   const create = async (i: number) => {
-    const res = await callApi(post, 'POST', '/posts', { token, body: { body: `post ${i}` } });
+    const res = await callApi(post, 'POST', '/posts', {
+      token,
+      body: { body: `post ${i}` },
+      headers: { 'idempotency-key': `ovl${iso.run}-${i}` },
+    });
     return { status: res.status, retryAfter: res.headers.get('retry-after'), body: res.text };
   };
   const answers: Awaited<ReturnType<typeof create>>[] = [];
