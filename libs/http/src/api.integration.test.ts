@@ -147,6 +147,7 @@ test('CORS should let a listed origin call (preflight and request) and give othe
   // Every method a route uses (PUT /me/following/:userId included) may be called cross-origin.
   const methods = String(preflight.headers['access-control-allow-methods']).split(/,\s*/);
   for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) assert.ok(methods.includes(method), method);
+  assert.ok(!methods.includes('HEAD'), 'HEAD is served nowhere, so it is not offered');
   const allowed = await a.inject({ method: 'GET', url: '/me', headers: { origin: 'http://app.example.test' } });
   assert.equal(allowed.statusCode, 401, 'CORS never replaces authentication');
   assert.equal(allowed.headers['access-control-allow-origin'], 'http://app.example.test');

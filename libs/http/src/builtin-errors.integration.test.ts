@@ -117,6 +117,13 @@ test('a URL over Node’s 16 KiB header limit should be 431 REQUEST_HEADERS_TOO_
   assert.deepEqual([status, body.code, shape(body)], [431, 'REQUEST_HEADERS_TOO_LARGE', []]);
 });
 
+test('an Expect Node cannot meet should be 417 EXPECTATION_FAILED in the shared shape (Node answered with no body)', async () => {
+  const answer = await sendRaw('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: foo\r\n\r\n');
+  assert.equal(answer.status, 417);
+  assert.match(answer.contentType ?? '', /application\/json/);
+  assert.equal((JSON.parse(answer.body) as { code: string }).code, 'EXPECTATION_FAILED');
+});
+
 test('a URL that is not valid percent-encoding should be 400 FST_ERR_BAD_URL in the shared shape', async () => {
   for (const path of ['/things/%zz', '/nothing/%E0%A4%A']) {
     const { status, body } = await send('DELETE', path);

@@ -38,12 +38,14 @@ export const HttpErrors = {
   requestMalformed: errorKind('REQUEST_MALFORMED', 400),
   requestTimeout: errorKind('REQUEST_TIMEOUT', 408),
   headersTooLarge: errorKind('REQUEST_HEADERS_TOO_LARGE', 431),
+  expectationFailed: errorKind('EXPECTATION_FAILED', 417),
 } as const;
 
 /**
  * What any request may be answered, whatever its method and path: an unknown route (404), a URL
  * that is not valid percent-encoding, a path parameter past the router's limit, an HTTP request
- * that cannot be parsed, too slow, or whose headers (URL included) pass Node's 16 KiB limit. The
+ * that cannot be parsed, too slow, or whose headers (URL included) pass Node's 16 KiB limit, an
+ * `Expect` other than `100-continue` (417). The
  * OpenAPI documents declare them once, as `x-global-responses` (see `globalResponses`).
  */
 export const GlobalErrors = [
@@ -53,4 +55,5 @@ export const GlobalErrors = [
   HttpErrors.requestTimeout,
   HttpErrors.paramTooLong,
   HttpErrors.headersTooLarge,
+  HttpErrors.expectationFailed,
 ] as const;

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Ajv } from 'ajv';
 import type { Options as AjvOptions } from 'ajv';
@@ -149,6 +150,18 @@ export function serviceShell(opts: ServiceShellOptions): FastifyInstance {
   const coercing = ajv('array');
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
   installErrorHandling(app, opts.classifyError);
+  // An `Expect` Node cannot meet (anything but 100-continue): 417 in the shared body, where Node's
+  // own answer has none.
+  app.server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
+    const { code, status } = HttpErrors.expectationFailed;
+    const text = JSON.stringify({ code, message: 'cannot meet the Expect header: only 100-continue is supported' });
+    response.writeHead(status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+      connection: 'close',
+    });
+    response.end(text);
+  });
   installRequestMetrics(app, opts.metrics);
   app.addHook('onRoute', declareSharedErrors);
   const operational = {
