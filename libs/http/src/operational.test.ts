@@ -1,9 +1,8 @@
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
-import { OpenApiContract } from '@ripple/testing';
+import { OpenApiContract, logLines } from '@ripple/testing';
 import type { ReadinessCheck } from './health.js';
 import { serviceShell } from './health.js';
 
@@ -13,7 +12,8 @@ import { serviceShell } from './health.js';
 interface Shell {
   readonly app: FastifyInstance;
   /** The log lines written so far, parsed. */
-  readonly logs: { level: number; msg: string; [field: string]: unknown }[];
+  /** What the shell logged so far, one parsed pino line each. */
+  readonly logs: () => { level: number; msg: string; [field: string]: unknown }[];
   /** Sends the request and checks the answer against the served OpenAPI document. */
   readonly call: (
     method: string,
@@ -32,13 +32,7 @@ function shell(
   t: { after(fn: () => Promise<void>): void },
   opts: { checks?: Record<string, ReadinessCheck>; isDraining?: () => boolean } = {},
 ): Shell {
-  const logs: Shell['logs'] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.push(JSON.parse(line) as never);
-      done();
-    },
-  });
+  const { stream, lines } = logLines();
   const app = serviceShell({
     logger: createLogger('operational-test', 'info', stream),
     metrics: createMetricsRegistry('operational-test'),
@@ -50,7 +44,7 @@ function shell(
   let contract: Promise<OpenApiContract> | undefined;
   return {
     app,
-    logs,
+    logs: () => lines.map((line) => JSON.parse(line) as ReturnType<Shell['logs']>[number]),
     async call(method, url, init = {}) {
       contract ??= app.inject({ method: 'GET', url: '/docs/json' }).then((doc) => OpenApiContract.load(doc.json()));
       const res = await app.inject({ method: method as 'GET', url, ...init });
@@ -88,7 +82,7 @@ test('/readyz should answer a failed check with 503 NOT_READY naming it, and no 
   for (const leak of ['10.20.30.40', '5432', 's3cr3t', 'db.internal', 'ECONNREFUSED']) {
     assert.ok(!answer.body.includes(leak), leak);
   }
-  const line = logs.find((l) => l.msg === 'readiness check failed');
+  const line = logs().find((l) => l.msg === 'readiness check failed');
   assert.equal(line?.level, 40, 'the reason is logged at warn');
   assert.equal(line.check, 'postgres');
   assert.match(JSON.stringify(line.err), /ECONNREFUSED/);
@@ -109,8 +103,8 @@ test('an expected refusal (503 NOT_READY, DRAINING) should be logged at info, ne
   assert.equal((await unready.call('GET', '/readyz')).status, 503);
   assert.equal((await draining.call('GET', '/readyz')).status, 503);
   for (const [name, logs, code] of [
-    ['unready', unready.logs, 'NOT_READY'],
-    ['draining', draining.logs, 'DRAINING'],
+    ['unready', unready.logs(), 'NOT_READY'],
+    ['draining', draining.logs(), 'DRAINING'],
   ] as const) {
     assert.deepEqual(
       logs.filter((l) => l.level >= 50),

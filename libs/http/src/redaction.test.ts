@@ -1,25 +1,14 @@
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
+import { logLines } from '@ripple/testing';
 import { HttpErrors } from './error-kinds.js';
 import { serviceShell } from './health.js';
 
 const TOKEN = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1NDIifQ.c2VjcmV0LXNpZ25hdHVyZQ';
 
 function shellWithCapturedLogs(t: { after(fn: () => Promise<void>): void }) {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(
-        ...chunk
-          .toString('utf8')
-          .split('\n')
-          .filter((l) => l !== ''),
-      );
-      done();
-    },
-  });
+  const { stream, lines } = logLines();
   const app = serviceShell({
     logger: createLogger('redaction-test', 'info', stream),
     metrics: createMetricsRegistry('redaction-test'),

@@ -1,24 +1,13 @@
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { logLines } from '@ripple/testing';
 import { createLogger } from './logger.js';
 import { REDACTED } from './redact.js';
 
 const TOKEN = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1MSJ9.c2lnbmF0dXJl';
 
 function capture() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(
-        ...chunk
-          .toString('utf8')
-          .split('\n')
-          .filter((l) => l !== ''),
-      );
-      done();
-    },
-  });
+  const { stream, lines } = logLines();
   return { lines, logger: createLogger('logger-test', 'info', stream) };
 }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
+import { Writable } from 'node:stream';
 
 /** Polls `probe` until it returns something other than undefined, or fails at the deadline. */
 export async function waitFor<T>(
@@ -78,4 +79,19 @@ export function rawHttp(port: number, raw: string, halfClose = true): Promise<Ra
       resolve({ status: Number(head.split(' ')[1]), contentType: /^content-type: (.*)$/im.exec(head)?.[1], body });
     });
   });
+}
+
+/**
+ * A writable stream that keeps each non-empty line written to it, in order: give it to a logger
+ * (pino writes one JSON object per line) and read `lines` to see what was logged.
+ */
+export function logLines(): { readonly stream: Writable; readonly lines: string[] } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') lines.push(line);
+      done();
+    },
+  });
+  return { stream, lines };
 }
