@@ -170,6 +170,17 @@ test('an HTTP request the parser refuses should be 400 REQUEST_MALFORMED in the 
   }
 });
 
+test('an HTTP/1.1 request without Host should be 400 REQUEST_MALFORMED naming the header (Node answered with no body)', async () => {
+  for (const path of ['/healthz', '/nothing']) {
+    const answer = await sendRaw(`GET ${path} HTTP/1.1\r\nConnection: close\r\n\r\n`);
+    contract.check({ method: 'GET', url: path, ...answer });
+    const body = JSON.parse(answer.body) as Record<string, unknown>;
+    assert.deepEqual([answer.status, body.code, body.field], [400, 'REQUEST_MALFORMED', 'headers.host'], path);
+  }
+  // HTTP/1.0 has no Host requirement: such a request is served.
+  assert.equal((await sendRaw('GET /healthz HTTP/1.0\r\n\r\n')).status, 200);
+});
+
 test('no method should be served on a documented path that the document does not list (HEAD, OPTIONS, ...)', async () => {
   for (const { method, url } of contract.undocumentedMethods()) {
     // node:http, since fetch refuses TRACE.

@@ -124,6 +124,18 @@ class OneLinePerRequest extends LogController {
  */
 const MAX_PARAM_LENGTH = 16 * 1024;
 
+/**
+ * An `onRequest` hook for every request: an HTTP/1.1 request must carry a Host header (RFC 9112
+ * §3.2), so one without is 400 REQUEST_MALFORMED with `field: headers.host`. HTTP/1.0 needs none.
+ */
+function refuseHostless(request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) {
+  if (request.headers.host !== undefined || request.raw.httpVersion !== '1.1') {
+    done();
+    return;
+  }
+  done(HttpErrors.requestMalformed.error('an HTTP/1.1 request must carry a Host header', { field: 'headers.host' }));
+}
+
 export function serviceShell(opts: ServiceShellOptions): FastifyInstance {
   // Path parameters are validated by each route's schema (a user id has up to 128 characters):
   // fastify's own limit (100) would answer a valid id with a 414 before validation. The router's
@@ -138,7 +150,11 @@ export function serviceShell(opts: ServiceShellOptions): FastifyInstance {
     // No HEAD twin of every GET: what is served is what the OpenAPI document lists, and a HEAD
     // of a documented path is 404 NOT_FOUND like any other method it does not list.
     exposeHeadRoutes: false,
+    // Node answers an HTTP/1.1 request without Host with a bare 400 and no body; `refuseHostless`
+    // answers it in the shared shape instead.
+    http: { requireHostHeader: false },
   });
+  app.addHook('onRequest', refuseHostless);
   // JSON bodies are typed already, so `{"body": 1}` is a 400, not the string "1"; query strings,
   // params and headers are text and are coerced to their schema types (`?limit=20`).
   const ajv = (coerceTypes: AjvOptions['coerceTypes']) => {
