@@ -181,6 +181,19 @@ test('an HTTP/1.1 request without Host should be 400 REQUEST_MALFORMED naming th
   assert.equal((await sendRaw('GET /healthz HTTP/1.0\r\n\r\n')).status, 200);
 });
 
+test('a request whose body the parser refuses after the route answered should get that one answer, not a second', async () => {
+  // Transfer-Encoding without chunked last: Node hands the request on, then fails on its body.
+  for (const [raw, status, code] of [
+    ['GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc', 400, 'BODY_NOT_ALLOWED'],
+    ['POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc', 404, 'NOT_FOUND'],
+  ] as const) {
+    const answer = await sendRaw(raw);
+    assert.doesNotMatch(answer.body, /HTTP\/1\.1/, `one answer to ${JSON.stringify(raw)}`);
+    contract.check({ method: raw.split(' ')[0] ?? '', url: '/healthz', ...answer });
+    assert.deepEqual([answer.status, (JSON.parse(answer.body) as { code: string }).code], [status, code]);
+  }
+});
+
 test('no method should be served on a documented path that the document does not list (HEAD, OPTIONS, ...)', async () => {
   for (const { method, url } of contract.undocumentedMethods()) {
     // node:http, since fetch refuses TRACE.

@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -112,11 +113,19 @@ function clientErrorKind(code: string | undefined): ErrorKind {
  * Fastify's `clientErrorHandler`: a request Node's HTTP parser refused before fastify saw it
  * (malformed, too slow, headers and URL over the 16 KiB limit) is answered with `ErrorBody`
  * (`REQUEST_MALFORMED` 400, `REQUEST_TIMEOUT` 408, `REQUEST_HEADERS_TOO_LARGE` 431), then the
- * connection is closed, as fastify's default handler does.
+ * connection is closed, as fastify's default handler does. When the request was answered already
+ * (the parser failed on its body), the connection is closed without a second answer, as Node's
+ * own handler does.
  */
 export function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
   // A reset connection has no one to answer.
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  // The parser can fail on a body after the route answered its request (a Transfer-Encoding
+  // without chunked last): that answer stands, and a second one would follow it on the wire.
+  if ((socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage?.headersSent) {
+    socket.destroy(err);
+    return;
+  }
   const kind = clientErrorKind(err.code);
   const message =
     kind === HttpErrors.headersTooLarge
