@@ -96,6 +96,7 @@ async function send(method: string, path: string, init: { headers?: Record<strin
     status: res.status,
     contentType: res.headers.get('content-type') ?? undefined,
     body,
+    headers: Object.fromEntries(res.headers),
   });
   return { status: res.status, body: JSON.parse(body) as Record<string, unknown> };
 }

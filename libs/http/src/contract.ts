@@ -40,8 +40,18 @@ export interface RouteContract {
   readonly params?: TObject;
   readonly querystring?: TObject;
   readonly body?: TSchema;
-  /** The one success answer: its status and body (`null`: no body, as for 204). */
-  readonly success: { readonly status: number; readonly description: string; readonly body: TSchema | null };
+  /**
+   * The one success answer: its status and body (`null`: no body, as for 204), and the headers it
+   * sets besides those every route's answers may carry (rate limit, `Idempotent-Replayed`).
+   */
+  readonly success: {
+    readonly status: number;
+    readonly description: string;
+    readonly body: TSchema | null;
+    readonly headers?: Readonly<
+      Record<string, { readonly type: 'string'; readonly enum?: readonly string[]; readonly description: string }>
+    >;
+  };
   /** The domain errors it may answer with, besides those of the shared plumbing. */
   readonly errors?: readonly ErrorKind[];
   /** It honours `Idempotency-Key` (a state-changing route). */
@@ -51,6 +61,16 @@ export interface RouteContract {
 }
 
 const RetryAfter = { type: 'integer', description: 'Seconds to wait before retrying.' };
+
+/**
+ * What @fastify/rate-limit sets on every answer of a limited route once the request got past
+ * authentication (success or error alike).
+ */
+const RATE_LIMIT_HEADERS = {
+  'x-ratelimit-limit': { type: 'integer', description: 'Requests allowed per window for this user.' },
+  'x-ratelimit-remaining': { type: 'integer', description: 'Requests left in the current window.' },
+  'x-ratelimit-reset': { type: 'integer', description: 'Seconds until the current window resets.' },
+};
 
 /** What fastify answers when it cannot parse a request body (bad JSON, too large, unknown type). */
 const BODY_ERRORS: readonly ErrorKind[] = [
@@ -63,16 +83,22 @@ const BODY_ERRORS: readonly ErrorKind[] = [
 
 /**
  * Adds `kinds` to a fastify `response` schema map: one shared error body per status, whose `code`
- * enum lists every code of that status (merged with an error response already there).
+ * enum lists every code of that status (merged with an error response already there, whose
+ * headers it keeps).
  */
 export function addErrorResponses(response: Record<string, unknown>, kinds: readonly ErrorKind[]): void {
   const byStatus = new Map<number, Set<string>>();
   for (const kind of kinds) byStatus.set(kind.status, (byStatus.get(kind.status) ?? new Set()).add(kind.code));
   for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
-    const existing = response[status] as { properties?: { code?: { enum?: string[] } } } | undefined;
+    const existing = response[status] as
+      { properties?: { code?: { enum?: string[] } }; headers?: Record<string, unknown> } | undefined;
     const list = [...new Set([...(existing?.properties?.code?.enum ?? []), ...codes])];
-    const body = errorBodySchema(list, list.join(', '));
-    response[status] = status === 429 || status === 503 ? { ...body, headers: { 'retry-after': RetryAfter } } : body;
+    const retry = status === 429 || status === 503 ? { 'retry-after': RetryAfter } : {};
+    const headers = { ...existing?.headers, ...retry };
+    response[status] = {
+      ...errorBodySchema(list, list.join(', ')),
+      ...(Object.keys(headers).length > 0 && { headers }),
+    };
   }
 }
 
@@ -150,22 +176,23 @@ export function routeSchema(c: RouteContract): Record<string, unknown> {
   );
 
   const replayed = c.idempotent === true && {
-    headers: {
-      'idempotent-replayed': {
-        type: 'string',
-        enum: ['true'],
-        description: 'Present when this is the stored answer to an earlier request with the same key.',
-      },
+    'idempotent-replayed': {
+      type: 'string',
+      enum: ['true'],
+      description: 'Present when this is the stored answer to an earlier request with the same key.',
     },
   };
   const response: Record<string, unknown> = {
     [c.success.status]: {
       ...(c.success.body ?? { type: 'null' }),
       description: c.success.description,
-      ...replayed,
+      headers: { ...replayed, ...c.success.headers },
     },
   };
   addErrorResponses(response, kinds);
+  for (const answer of Object.values(response) as { headers?: Record<string, unknown> }[]) {
+    answer.headers = { ...answer.headers, ...RATE_LIMIT_HEADERS };
+  }
   return {
     tags: [c.tag],
     summary: c.summary,

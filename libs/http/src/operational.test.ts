@@ -55,6 +55,7 @@ function shell(
         status: res.statusCode,
         contentType: typeof contentType === 'string' ? contentType : undefined,
         body: res.body,
+        headers: res.headers,
       });
       return { status: res.statusCode, body: res.body, headers: res.headers };
     },

@@ -59,6 +59,7 @@ export async function assertContract(
     status: res.statusCode,
     contentType: typeof contentType === 'string' ? contentType : undefined,
     body: res.body,
+    headers: res.headers,
   });
 }
 

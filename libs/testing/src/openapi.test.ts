@@ -18,6 +18,7 @@ const doc = {
         responses: {
           '200': {
             description: 'a thing',
+            headers: { 'X-Cache': { schema: { type: 'string' } } },
             ...json({ type: 'object', required: ['id'], properties: { id: { type: 'string' } } }),
           },
           '404': { description: 'none', ...error },
@@ -119,4 +120,27 @@ test('an OpenAPI contract should list a request for every method a documented pa
   assert.ok(!probes.includes('GET /things/x') && !probes.includes('DELETE /things/x'));
   assert.ok(!probes.includes('DELETE /things/mine'), 'DELETE /things/{id} answers it');
   assert.equal(probes.length, 2 * 8 - 4);
+});
+
+test('an OpenAPI contract should refuse a response header the status does not declare, but not HTTP’s own', async () => {
+  const contract = await OpenApiContract.load(doc);
+  const withHeaders = (headers: Record<string, string>) => ({
+    ...exchange('GET', '/things/1', 200, '{"id":"1"}'),
+    headers,
+  });
+  contract.check(
+    withHeaders({ 'x-cache': 'hit', 'content-length': '10', date: 'now', 'access-control-allow-origin': '*' }),
+  );
+  assert.throws(() => contract.check(withHeaders({ 'x-ratelimit-limit': '10' })), {
+    name: 'AssertionError',
+    message: /header\(s\) x-ratelimit-limit not declared/,
+  });
+  assert.throws(
+    () =>
+      contract.check({
+        ...exchange('GET', '/things/2', 404, '{"code":"THING_NOT_FOUND","message":"no"}'),
+        headers: { 'x-cache': 'hit' },
+      }),
+    { name: 'AssertionError', message: /x-cache not declared/ },
+  );
 });

@@ -14,7 +14,25 @@ export interface HttpExchange {
   readonly contentType: string | undefined;
   /** The raw response body ('' when there is none). */
   readonly body: string;
+  /**
+   * The response's headers, when the test has them: every one but the transport's own
+   * (`TRANSPORT_HEADERS`, CORS) must be declared in the status's `headers`.
+   */
+  readonly headers?: Readonly<Record<string, unknown>>;
 }
+
+/** Headers of HTTP itself (framing, dates, caching, CORS), which no operation declares. */
+const TRANSPORT_HEADERS = new Set([
+  'content-type',
+  'content-length',
+  'date',
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'vary',
+  'cache-control',
+]);
+const isTransportHeader = (name: string) => TRANSPORT_HEADERS.has(name) || name.startsWith('access-control-');
 
 interface Operation {
   readonly template: string;
@@ -106,7 +124,8 @@ export class OpenApiContract {
    * Throws an AssertionError naming the exchange when the document does not allow it: for a
    * method and path with an operation, one of that operation's own responses (what any request
    * may get must be declared on each operation too, so a validator that reads only the operation
-   * accepts it); for one without, one of the document's global responses. A JSON media type is
+   * accepts it); for one without, one of the document's global responses. Headers, when the
+   * exchange has them, must be declared for the status (but HTTP's own). A JSON media type is
    * checked against its schema; another declared one (`text/plain`, `text/event-stream`) only by
    * its content type.
    */
@@ -148,6 +167,13 @@ export class OpenApiContract {
   private problemWith(op: Omit<Operation, 'pattern' | 'literal'>, exchange: HttpExchange): string | undefined {
     const declared = op.responses[String(exchange.status)] as OpenAPIV3.ResponseObject | undefined;
     if (!declared) return `status not in the contract of ${op.template} (${Object.keys(op.responses).join(', ')})`;
+    const undeclared = Object.keys(exchange.headers ?? {})
+      .map((name) => name.toLowerCase())
+      .filter(
+        (name) =>
+          !isTransportHeader(name) && !Object.keys(declared.headers ?? {}).some((h) => h.toLowerCase() === name),
+      );
+    if (undeclared.length > 0) return `header(s) ${undeclared.join(', ')} not declared for this status`;
     if (declared.content === undefined)
       return exchange.body === '' ? undefined : 'the contract says this status has no body';
     const type = (exchange.contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';

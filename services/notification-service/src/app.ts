@@ -101,8 +101,15 @@ export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance>
         summary: 'How many of your notifications are unread',
         success: {
           status: 200,
-          description: 'The count (x-cache says whether it came from the cache)',
+          description: 'The count',
           body: UnreadCount,
+          headers: {
+            'x-cache': {
+              type: 'string',
+              enum: ['hit', 'miss'],
+              description: 'Whether the count came from the Redis cache or was counted in the database.',
+            },
+          },
         },
       }),
     },
