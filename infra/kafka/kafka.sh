@@ -106,6 +106,12 @@ start() {
   fi
 }
 
+# session_alive SID: true while a process of the broker's session (the wrapper shell started with
+# setsid, and the JVM it runs) is alive; a zombie waiting to be reaped does not count.
+session_alive() {
+  ps -o stat= --sid "$1" 2>/dev/null | grep -qv '^Z'
+}
+
 stop() {
   if [ ! -f "$PIDFILE" ]; then
     say "no broker started by this script (no $PIDFILE)"
@@ -113,16 +119,22 @@ stop() {
   fi
   local pid
   pid=$(cat "$PIDFILE")
-  if kill -0 "$pid" 2>/dev/null; then
+  # Waits for the JVM, not only the wrapper shell: SIGTERM ends the shell at once while the JVM
+  # shuts down for seconds more (tens on a loaded machine), still writing its checkpoints and logs
+  # in $DATA; whoever deletes $DATA after `stop` then raced it (ENOTEMPTY).
+  if session_alive "$pid"; then
     say "stopping Kafka (pid $pid)"
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + 30))
-    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
+    while session_alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.5; done
+    if session_alive "$pid"; then
+      say "Kafka (pid $pid) still running after 30s: SIGKILL"
+      kill -KILL -- "-$pid" 2>/dev/null || true
+      wait_for 10 "Kafka (pid $pid) gone" bash -c "! (ps -o stat= --sid $pid | grep -qv '^Z')" >/dev/null ||
+        die "Kafka (pid $pid) survived SIGKILL"
+    fi
   fi
   rm -f "$PIDFILE"
-  # The JVM may outlive the wrapper shell for a moment; wait until the port is free.
-  wait_for 30 "Kafka port $PORT free" bash -c "! (exec 3<>/dev/tcp/$HOST/$PORT) 2>/dev/null" >/dev/null || true
 }
 
 case "${1:-}" in

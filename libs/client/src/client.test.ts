@@ -39,6 +39,19 @@ class ScriptedSocket {
   }
 }
 
+/** A WebSocket double that, like `ws` on Node, reports the server's WebSocket pings. */
+class PingedSocket extends ScriptedSocket {
+  private readonly onPing: (() => void)[] = [];
+  on(event: string, listener: () => void): this {
+    if (event === 'ping') this.onPing.push(listener);
+    return this;
+  }
+  /** The server pings (ws answers the pong by itself). */
+  ping(): void {
+    for (const listener of this.onPing) listener();
+  }
+}
+
 const latest = (): ScriptedSocket => {
   const socket = ScriptedSocket.all.at(-1);
   assert.ok(socket, 'a socket was opened');
@@ -239,4 +252,43 @@ test('a connection whose frames wait behind a stalled event loop should not be c
   mock.timers.tick(180_000);
   await turn();
   assert.notEqual(client.state, 'connected');
+});
+
+test('a connection the server is heard on should not be pinged, and one silent for a heartbeat should be', async () => {
+  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  const pings = () => latest().sent.filter((f) => f.op === 'ping').length;
+  start();
+  await settle();
+  latest().accept(); // heartbeatMs 60 s
+  await settle();
+  for (let i = 0; i < 3; i++) {
+    mock.timers.tick(30_000);
+    latest().push({ op: 'pong' }); // any frame proves the connection alive
+    mock.timers.tick(30_000); // the heartbeat check: 30 s of silence
+    await turn();
+  }
+  assert.equal(pings(), 0, 'no ping while frames arrive');
+  mock.timers.tick(60_000); // 90 s of silence
+  await turn();
+  assert.equal(pings(), 1, 'a ping once a heartbeat passed in silence');
+  assert.equal(client.state, 'connected');
+});
+
+test("the server's WebSocket pings should keep a connection without frames alive", async () => {
+  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  start({ WebSocket: PingedSocket });
+  await settle();
+  latest().accept(); // heartbeatMs 60 s
+  await settle();
+  const socket = latest();
+  assert.ok(socket instanceof PingedSocket);
+  for (let i = 0; i < 6; i++) {
+    mock.timers.tick(30_000);
+    socket.ping();
+    await turn();
+  }
+  // 180 s without a frame, three heartbeats, but pinged by the server every 30 s.
+  assert.equal(client.state, 'connected');
+  assert.equal(ScriptedSocket.all.length, 1, 'no reconnect');
+  assert.equal(latest().sent.filter((f) => f.op === 'ping').length, 0, 'nothing to ask');
 });

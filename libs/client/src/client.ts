@@ -364,8 +364,12 @@ export function createClient(options: ClientOptions): RippleClient {
           // runs before the frames that arrived meanwhile are read, and they prove it alive.
           afterPendingInput(() => {
             if (transport !== on) return;
-            if (Date.now() - lastSeen > 2 * frame.heartbeatMs) onLost(1006, 'heartbeat timeout', true, on.kind);
-            else on.send({ op: 'ping' });
+            const silentMs = Date.now() - lastSeen;
+            if (silentMs > 2 * frame.heartbeatMs) onLost(1006, 'heartbeat timeout', true, on.kind);
+            // Only a connection silent for a heartbeat is asked for a sign of life: events and the
+            // server's own pings already prove the others alive (and a ping per client per
+            // heartbeat was a frame each way through every hop, for every idle client).
+            else if (silentMs >= frame.heartbeatMs) on.send({ op: 'ping' });
           });
         }, frame.heartbeatMs);
         for (const entry of entries.values()) void sendSubscribe(entry);

@@ -28,6 +28,8 @@ export type WebSocketConstructor = new (url: string) => object;
 
 interface WebSocketLike {
   readyState: number;
+  /** `ws` (Node) only: its EventEmitter, which reports the server's WebSocket pings (browsers hide them). */
+  on?: (event: 'ping', listener: () => void) => unknown;
   onopen: (() => void) | null;
   onmessage: ((event: { data: unknown }) => void) | null;
   onclose: ((event: { code: number; reason: string }) => void) | null;
@@ -57,6 +59,11 @@ export function openWebSocket(Ctor: WebSocketConstructor, url: string, handlers:
     handlers.onClose(code, reason, opened);
   };
   socket.onerror = () => undefined; // `onclose` follows every error
+  // The server's pings prove the connection alive as much as a frame does.
+  if (typeof socket.on === 'function')
+    socket.on('ping', () => {
+      if (!done) handlers.onActivity();
+    });
   return {
     kind: 'websocket',
     send: (frame) => {

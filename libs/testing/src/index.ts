@@ -47,7 +47,7 @@ export function testDatabaseUrl(name: string): string {
 }
 export { freePort, privateKafka } from './kafka-broker.js';
 export type { PrivateKafka } from './kafka-broker.js';
-export { cpuOf } from './procs.js';
+export { cpuOf, schedOf } from './procs.js';
 export { OpenApiContract } from './openapi.js';
 export type { HttpExchange } from './openapi.js';
 export { AsyncApiContract } from './asyncapi.js';

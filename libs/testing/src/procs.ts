@@ -10,3 +10,18 @@ export function cpuOf(pid: number | undefined): number {
     return Number.NaN;
   }
 }
+
+/**
+ * Scheduler figures of a process's main thread (Linux /proc/<pid>/task/<pid>/schedstat): time
+ * on a CPU and time runnable but waiting for one, in ms. The second one tells CPU starvation
+ * (a loaded machine) apart from a blocked or idle event loop. Undefined once the process is gone.
+ */
+export function schedOf(pid: number | undefined): { runMs: number; waitMs: number } | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(' ');
+    return { runMs: Number(run) / 1e6, waitMs: Number(wait) / 1e6 };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
+import { loadavg } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -10,7 +11,15 @@ import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
 import { createKafka, deleteTopics, dlqTopicOf, readTopics } from '@ripple/kafka';
 import type { EventProducer, KafkaClient, TopicReader, TopicReaderOptions } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { AsyncApiContract, OpenApiContract, runId, testDatabaseUrl, testInfra, waitFor } from '@ripple/testing';
+import {
+  AsyncApiContract,
+  OpenApiContract,
+  runId,
+  schedOf,
+  testDatabaseUrl,
+  testInfra,
+  waitFor,
+} from '@ripple/testing';
 import type { HttpExchange } from '@ripple/testing';
 import { checkSseEvent, checkWebSocketFrame, gatewayFrameContract, readSseEvents } from './frame-contract.js';
 
@@ -36,13 +45,34 @@ process.once('exit', () => {
 });
 
 /**
+ * How long a service may take to start, in ms of time it could have run (see {@link spawnService}):
+ * E2E_START_DEADLINE_MS, else 60 s.
+ */
+export function startDeadlineMs(): number {
+  const raw = process.env.E2E_START_DEADLINE_MS;
+  const ms = Number(raw ?? 60_000);
+  if (!Number.isInteger(ms) || ms < 1) throw new Error(`E2E_START_DEADLINE_MS must be a positive integer, got ${raw}`);
+  return ms;
+}
+
+/** A start deadline stretched by CPU starvation still ends after this many times its wall-clock length. */
+const START_DEADLINE_STRETCH = 10;
+
+/**
  * Spawns a real service process (`services/<name>/dist/main.js`) with `env` on top of ours, and
  * resolves once it logged that it listens. PORT defaults to 0 so parallel runs never collide.
+ *
+ * `deadlineMs` (default {@link startDeadlineMs}) counts the time the process could have run: wall
+ * time minus the time its main thread was runnable but waiting for a CPU (schedstat). On a loaded
+ * machine a starting process gets a few percent of a core, and a wall-clock deadline failed healthy
+ * starts (60 s at load 35+ on 2 cores); a process that hangs (waits on a socket, a lock, a broker
+ * that never answers) does not wait for a CPU, so it still fails after `deadlineMs`. Whatever the
+ * load, it fails after {@link START_DEADLINE_STRETCH} × `deadlineMs` of wall time.
  */
 export function spawnService(
   name: string,
   env: Record<string, string>,
-  deadlineMs = 60_000,
+  deadlineMs = startDeadlineMs(),
   /** Node options for the child that NODE_OPTIONS refuses (`--cpu-prof`). */
   nodeArgs: readonly string[] = [],
 ): Promise<RunningService> {
@@ -59,17 +89,31 @@ export function spawnService(
       resolve(code);
     }),
   );
+  const startedAt = Date.now();
+  const waitedAtStart = schedOf(child.pid)?.waitMs ?? 0;
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${name} did not start within ${deadlineMs} ms:\n${output}`));
-    }, deadlineMs);
+    const timer = setInterval(
+      () => {
+        const wallMs = Date.now() - startedAt;
+        const waitedMs = (schedOf(child.pid)?.waitMs ?? waitedAtStart) - waitedAtStart;
+        if (wallMs - waitedMs <= deadlineMs && wallMs <= START_DEADLINE_STRETCH * deadlineMs) return;
+        clearInterval(timer);
+        child.kill('SIGKILL');
+        const load = loadavg()[0]?.toFixed(1) ?? '?';
+        reject(
+          new Error(
+            `${name} did not start within ${deadlineMs} ms (${wallMs} ms of wall time, ${Math.round(waitedMs)} ms of it waiting for a CPU; load average ${load}):\n${output}`,
+          ),
+        );
+      },
+      Math.min(1000, deadlineMs),
+    );
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
       for (const line of chunk.toString().split('\n')) {
         if (!line.includes('"listening"')) continue;
         const { port } = JSON.parse(line) as { port: number };
-        clearTimeout(timer);
+        clearInterval(timer);
         resolve({
           name,
           port,
@@ -93,7 +137,7 @@ export function spawnService(
     child.stdout.on('data', onData);
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     void exited.then((code) => {
-      clearTimeout(timer);
+      clearInterval(timer);
       reject(new Error(`${name} exited with ${code} before listening:\n${output}`));
     });
   });

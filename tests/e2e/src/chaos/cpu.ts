@@ -1,19 +1,4 @@
-import { readFileSync } from 'node:fs';
-
-/**
- * Scheduler figures of a process's main thread (Linux /proc/<pid>/task/<pid>/schedstat): time
- * on a CPU and time runnable but waiting for one, in ms. The second one tells CPU starvation
- * (a loaded machine) apart from a blocked or idle event loop. Undefined once the process is gone.
- */
-export function schedOf(pid: number | undefined): { runMs: number; waitMs: number } | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const [run, wait] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(' ');
-    return { runMs: Number(run) / 1e6, waitMs: Number(wait) / 1e6 };
-  } catch {
-    return undefined;
-  }
-}
+import { cpuOf, schedOf } from '@ripple/testing';
 
 interface Sample {
   readonly at: number;
@@ -72,4 +57,31 @@ export class CpuSampler {
     }
     this.samples.push({ at: Date.now(), sched });
   }
+}
+
+/**
+ * The CPU time (all threads) each named process used from its creation to `done()`, to say what
+ * a piece of work cost each process regardless of how long a loaded machine made it take.
+ * A process replaced meanwhile is left out.
+ */
+export function cpuUse(pids: () => Record<string, number | undefined>): {
+  done(): { ms: Record<string, number>; wallMs: number };
+} {
+  const at = Date.now();
+  const before = new Map<string, [number | undefined, number]>();
+  for (const [name, pid] of Object.entries(pids())) {
+    const ms = cpuOf(pid) * 1000;
+    if (!Number.isNaN(ms)) before.set(name, [pid, ms]);
+  }
+  return {
+    done: () => {
+      const ms: Record<string, number> = {};
+      for (const [name, pid] of Object.entries(pids())) {
+        const [was, start] = before.get(name) ?? [];
+        const now = cpuOf(pid) * 1000;
+        if (was === pid && start !== undefined && !Number.isNaN(now)) ms[name] = now - start;
+      }
+      return { ms, wallMs: Date.now() - at };
+    },
+  };
 }

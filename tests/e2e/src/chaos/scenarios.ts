@@ -1,8 +1,9 @@
+import { loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { runId, waitUntil } from '@ripple/testing';
 import { waitReady } from './cluster.js';
 import type { Cluster } from './cluster.js';
-import { CpuSampler } from './cpu.js';
+import { CpuSampler, cpuUse } from './cpu.js';
 import { connectFleet } from './fleet.js';
 import type { Fleet } from './fleet.js';
 import { explainMisses } from './diagnosis.js';
@@ -101,10 +102,16 @@ export async function runScenario(
   const creators = Array.from({ length: size.creators }, (_, i) => `${tag}-a${i}`);
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
-  const fleet = await connectFleet(cluster, ledger, tag, creators, size.clients, timelines);
+  const fleet = await connectFleet(cluster, ledger, tag, creators, size.clients, timelines, log);
   try {
     const traffic = startTraffic(cluster, ledger, creators, size.postsPerSec);
+    const steady = cpuUse(() => cluster.pids());
     await pause(size.trafficMs);
+    const { ms, wallMs } = steady.done();
+    const perSec = Object.entries(ms).map(([name, used]) => `${name} ${Math.round((used * 1000) / wallMs)}`);
+    log?.(
+      `${scenario.name}: before the fault, ${size.clients} clients and traffic: CPU ms per s ${perSec.join(', ')} (load average ${loadavg()[0]?.toFixed(1)})\n`,
+    );
     cluster.sampleMemory(ledger);
     const cpu = new CpuSampler(() => cluster.pids());
     const faultAt = Date.now();
@@ -129,6 +136,7 @@ export async function runScenario(
     log?.(
       `${scenario.name}: fault at ${new Date(faultAt).toISOString()} (took ${faultMs} ms); ${settled}; ${lag}; recoveries:\n${timelines.summary()}\n`,
     );
+    log?.(`${scenario.name}: closes by code and side: ${JSON.stringify(fleet.closes())}\n`);
     log?.(`${scenario.name}: main threads, per second from the fault on:\n${cpu.report()}\n`);
     // The figures are those of the end of the wait (late deliveries do not count); memory is the run's peak.
     const { peakRssMb } = ledger.result(scenario.name);
