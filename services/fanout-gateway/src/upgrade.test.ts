@@ -2,14 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { WebSocket } from 'ws';
-import { jwtSecret, signAccessToken, verifyAccessToken } from '@ripple/auth';
+import { signAccessToken, verifyAccessToken } from '@ripple/auth';
 import { listeningPort } from '@ripple/http';
-import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialConnectLog } from '@ripple/registry';
-import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { buildApp } from './app.js';
-import { Connections } from './connections.js';
-import { LocalHub } from './hub.js';
-import { createGatewayMetrics } from './metrics.js';
+import { singleNodeGateway, unitSecret as secret } from './single-node.js';
 import { acceptableUpgrade } from './upgrade.js';
 
 const checks = {
@@ -41,25 +37,7 @@ test('the upgrade fast path should take only what GET /ws accepts as it is', () 
 });
 
 test('an accepted upgrade should skip fastify routing, and a refused one should get the shared error body', async (t) => {
-  const secret = jwtSecret('unit-test-secret-long-enough');
-  const history = new MemoryHistory(100);
-  const hub = new LocalHub({ history, fillLimit: 100 });
-  const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000);
-  const registry = createMetricsRegistry('upgrade-test');
-  const metrics = createGatewayMetrics(
-    registry,
-    () => hub.subscriptionCount,
-    () => 0,
-  );
-  const logger = createLogger('upgrade-test', 'silent');
-  const connections = new Connections(
-    'n1',
-    new SequentialConnectLog(directory, history),
-    directory,
-    metrics,
-    logger,
-    () => Promise.resolve(),
-  );
+  const { hub, history, directory, connections, registry, metrics, logger } = singleNodeGateway();
   const app = await buildApp({
     nodeId: 'n1',
     hub,
