@@ -2,10 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { WebSocket } from 'ws';
-import { signAccessToken, verifyAccessToken } from '@ripple/auth';
+import { signAccessToken } from '@ripple/auth';
 import { listeningPort } from '@ripple/http';
-import { buildApp } from './app.js';
-import { singleNodeGateway, unitSecret as secret } from './single-node.js';
+import { singleNodeApp, singleNodeGateway, unitSecret as secret } from './single-node.js';
 import { acceptableUpgrade } from './upgrade.js';
 
 const checks = {
@@ -37,41 +36,13 @@ test('the upgrade fast path should take only what GET /ws accepts as it is', () 
 });
 
 test('an accepted upgrade should skip fastify routing, and a refused one should get the shared error body', async (t) => {
-  const { hub, history, directory, connections, registry, metrics, logger } = singleNodeGateway();
-  const app = await buildApp({
-    nodeId: 'n1',
-    hub,
-    history,
-    directory,
-    historyLimit: 100,
-    connections,
-    jwtSecret: secret,
-    verifyAccess: (token) => verifyAccessToken(secret, token),
-    logger,
-    registry,
-    metrics,
-    checks: {},
-    limits: {
-      maxSubscriptions: 5,
-      sendBufferBytes: 1_000_000,
-      ratePerSecond: 100,
-      rateBurst: 100,
-      abuseLimit: 3,
-      refreshWindowMs: 30_000,
-      maxPayloadBytes: 4096,
-    },
-    pingIntervalMs: 25_000,
-    isDraining: () => false,
-    corsOrigins: '*',
-    webSocketOrigins: ['http://app.test'],
-  });
+  const app = await singleNodeApp(t, singleNodeGateway());
   const routedUrls: string[] = [];
   app.addHook('onRequest', (request, _reply, done) => {
     routedUrls.push(request.url.split('?')[0] ?? '');
     done();
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
-  t.after(() => app.close());
   const url = `ws://127.0.0.1:${listeningPort(app)}/ws?access_token=${await signAccessToken(secret, 'u1')}`;
 
   const socket = new WebSocket(url, { origin: 'http://app.test' });
