@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import type { WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import { extractBearerToken } from '@ripple/auth';
 import { originAllowed, writeErrorAnswer } from '@ripple/http';
 import type { AllowedOrigins } from '@ripple/http';
@@ -223,6 +223,49 @@ export function installWebSocket(
   );
 }
 
+/** What a socket's event listeners need; one per socket, found through `kConnection`. */
+class WebSocketConnection {
+  constructor(
+    readonly lifecycle: ConnectionLifecycle,
+    readonly sink: WebSocketSink,
+    readonly heartbeats: Heartbeats,
+    readonly metrics: LifecycleDeps['metrics'],
+  ) {}
+}
+
+const kConnection = Symbol('ripple.connection');
+type Attached = WebSocket & { [kConnection]: WebSocketConnection };
+
+// The listeners are shared by every socket (`this` is the socket): no closures per connection.
+function onSocketError(this: WebSocket): void {
+  this.terminate();
+}
+
+function connectionOf(socket: WebSocket): WebSocketConnection {
+  return (socket as Attached)[kConnection];
+}
+
+function onPong(this: WebSocket): void {
+  connectionOf(this).heartbeats.answered(this);
+}
+
+function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  const c = connectionOf(this);
+  c.heartbeats.answered(this); // any frame proves the peer alive
+  if (isBinary) {
+    c.metrics.errors.inc({ code: 'GW_BINARY_FRAME' });
+    c.sink.send('error', JSON.stringify({ op: 'error', code: 'GW_BINARY_FRAME', message: 'send JSON text frames' }));
+    return;
+  }
+  c.lifecycle.receive(frameText(data));
+}
+
+function onClose(this: WebSocket): void {
+  const c = connectionOf(this);
+  c.heartbeats.remove(this);
+  void c.lifecycle.release();
+}
+
 /**
  * One accepted WebSocket: its lifecycle, heartbeat and frames. `held`: its TCP socket is corked
  * with the `101` answer in it (the fast path), to leave with the first frame.
@@ -234,28 +277,18 @@ function webSocketConnection(
   token: string | undefined,
   held = false,
 ): void {
-  socket.on('error', () => socket.terminate());
+  socket.on('error', onSocketError);
   const sink = new WebSocketSink(socket, held);
   if (deps.isDraining()) {
     sink.close(CloseCodes.goingAway, 'node draining');
     return;
   }
   const lifecycle = new ConnectionLifecycle(deps, sink);
+  (socket as Attached)[kConnection] = new WebSocketConnection(lifecycle, sink, heartbeats, deps.metrics);
   heartbeats.add(socket);
-  socket.on('pong', () => heartbeats.answered(socket));
-  socket.on('message', (data, isBinary) => {
-    heartbeats.answered(socket); // any frame proves the peer alive
-    if (isBinary) {
-      deps.metrics.errors.inc({ code: 'GW_BINARY_FRAME' });
-      sink.send('error', JSON.stringify({ op: 'error', code: 'GW_BINARY_FRAME', message: 'send JSON text frames' }));
-      return;
-    }
-    lifecycle.receive(frameText(data));
-  });
-  socket.on('close', () => {
-    heartbeats.remove(socket);
-    void lifecycle.release();
-  });
+  socket.on('pong', onPong);
+  socket.on('message', onMessage);
+  socket.on('close', onClose);
   lifecycle.authenticate(token).then(
     (claims) => lifecycle.establish(claims),
     (err: unknown) => {
