@@ -3,7 +3,7 @@ import calculateSlot from 'cluster-key-slot';
 import { channelNodesKey, presenceKey } from './directory.js';
 import type { Directory } from './directory.js';
 import type { History, StreamPosition } from './history.js';
-import { LEASE_ADD } from './leased-set.js';
+import { LEASE_ADD, LEASE_REMOVE } from './leased-set.js';
 import { OPEN_EPOCH, epochSuffix, historyKeys } from './redis-history.js';
 import type { RedisHistoryOptions } from './redis-history.js';
 import { SERVE, nodeConnectionsKey, servedKeepMs } from './roster.js';
@@ -19,6 +19,13 @@ export interface ConnectionOpening {
   readonly channel: string;
   /** True when the node has no other subscriber of `channel`: it becomes one of its holders. */
   readonly holdChannel: boolean;
+}
+
+/** A connection of `nodeId` that closed. */
+export interface ConnectionClosing {
+  readonly nodeId: string;
+  readonly userId: string;
+  readonly connectionId: string;
 }
 
 /** What opening a connection learnt. */
@@ -38,6 +45,13 @@ export interface OpenedConnection {
 export interface ConnectLog {
   /** Registers the connection and reads its own channel's position. */
   open(opening: ConnectionOpening): Promise<OpenedConnection>;
+  /**
+   * Undoes `open`'s registration of a closed connection, as `NodeRoster.release` (a crash of the
+   * node from here on does not announce it) and `Directory.disconnect` (presence) would; the own
+   * channel's holder is the hub's to drop. Resolves true when the user has no live connection
+   * left (went offline).
+   */
+  close(closing: ConnectionClosing): Promise<boolean>;
 }
 
 /**
@@ -60,6 +74,14 @@ export class SequentialConnectLog implements ConnectLog {
       o.holdChannel ? this.directory.addChannel(o.nodeId, o.channel) : undefined,
     ]);
     return { first, position: await this.history.position(o.channel) };
+  }
+
+  async close(c: ConnectionClosing): Promise<boolean> {
+    const [, last] = await Promise.all([
+      this.roster?.release(c.nodeId, c.connectionId),
+      this.directory.disconnect(c.userId, c.connectionId),
+    ]);
+    return last;
   }
 }
 
@@ -96,6 +118,7 @@ export interface RedisConnectLogOptions extends RedisHistoryOptions {
 export class RedisConnectLog implements ConnectLog {
   private readonly serve;
   private readonly run;
+  private readonly leave;
   constructor(
     private readonly redis: Redis,
     private readonly keyPrefix: string,
@@ -103,6 +126,7 @@ export class RedisConnectLog implements ConnectLog {
   ) {
     this.serve = script(redis, 'rippleRosterServe', 1, SERVE);
     this.run = script(redis, 'rippleOpenConnection', 4, OPEN);
+    this.leave = script(redis, 'rippleLeaseRemove', 1, LEASE_REMOVE);
   }
 
   /** Throws a RangeError when `channel` is not in the user's slot (not `user:<userId>`). */
@@ -133,5 +157,14 @@ export class RedisConnectLog implements ConnectLog {
     ) as Promise<[number, string, string]>;
     const [, [live, offset, epoch]] = await Promise.all([served, opened]);
     return { first: live === 1, position: { offset, epoch } };
+  }
+
+  /** The roster's HDEL and the presence removal are sent together: one round trip. */
+  async close(c: ConnectionClosing): Promise<boolean> {
+    const [, live] = await Promise.all([
+      this.redis.hdel(nodeConnectionsKey(this.keyPrefix, c.nodeId), c.connectionId),
+      this.leave(this.redis, presenceKey(this.keyPrefix, c.userId), c.connectionId) as Promise<number>,
+    ]);
+    return live === 0;
   }
 }

@@ -465,6 +465,28 @@ export function connectLogContract(
     assert.deepEqual(await history.append('user:u1', 'after'), { offset: '2', epoch: before.epoch });
   });
 
+  test(`${name}: connect log should release a closed connection from the roster and presence, and tell the last one`, async () => {
+    const { connects, forNode, roster } = await make();
+    const opening = { nodeId: 'a', userId: 'u3', channel: 'user:u3', holdChannel: true };
+    await connects.open({ ...opening, connectionId: 'c1' });
+    await connects.open({ ...opening, connectionId: 'c2', holdChannel: false });
+    assert.equal(await connects.close({ nodeId: 'a', userId: 'u3', connectionId: 'c1' }), false, 'c2 is still live');
+    assert.deepEqual(await forNode('x').connectionsOf('u3'), ['c2']);
+    assert.equal(
+      await connects.close({ nodeId: 'a', userId: 'u3', connectionId: 'c2' }),
+      true,
+      'the user went offline',
+    );
+    assert.deepEqual(await forNode('x').connectionsOf('u3'), []);
+    // A second close of the same connection changes nothing.
+    assert.equal(await connects.close({ nodeId: 'a', userId: 'u3', connectionId: 'c2' }), true);
+    // The roster no longer lists them: a crash of the node from now on announces neither.
+    await roster.renew('a');
+    assert.deepEqual(await roster.claimPrevious('a'), { nodeId: 'a', connections: [] });
+    // The own channel's holder is not the connect log's to drop (the hub does, with the subscription).
+    assert.deepEqual(await forNode('x').nodesFor('user:u3'), ['a']);
+  });
+
   test(`${name}: connect log should give an own channel without history a real epoch that resumes with every event since`, async () => {
     const { connects, history } = await make();
     const { first, position } = await connects.open({

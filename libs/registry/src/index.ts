@@ -13,5 +13,5 @@ export type { DeadNode, NodeRoster, ServedConnection } from './roster.js';
 export { MemoryNodeRoster, RedisNodeRoster } from './roster.js';
 export type { RouteLog, RoutedBatch } from './route-log.js';
 export { RedisRouteLog, SequentialRouteLog } from './route-log.js';
-export type { ConnectLog, ConnectionOpening, OpenedConnection } from './connect-log.js';
+export type { ConnectLog, ConnectionClosing, ConnectionOpening, OpenedConnection } from './connect-log.js';
 export { RedisConnectLog, SequentialConnectLog } from './connect-log.js';

@@ -37,7 +37,7 @@ return lease_add_at(KEYS[1], ARGV[1], now, 2, #ARGV)
  * KEYS[1] = leased set; ARGV[1..] = members
  * Removes the members; returns the number of live members left.
  */
-const REMOVE = `
+export const LEASE_REMOVE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 for i = 1, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
@@ -84,7 +84,7 @@ export class RedisLeasedSets {
   constructor(private readonly redis: Redis) {
     this.scripts = {
       add: script(redis, 'rippleLeaseAdd', 1, ADD),
-      remove: script(redis, 'rippleLeaseRemove', 1, REMOVE),
+      remove: script(redis, 'rippleLeaseRemove', 1, LEASE_REMOVE),
       live: script(redis, 'rippleLeaseLive', 1, LIVE),
       mark: script(redis, 'rippleMark', 1, MARK),
       markAge: script(redis, 'rippleMarkAge', 1, MARK_AGE),

@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialConnectLog } from '@ripple/registry';
+import {
+  LeasedDirectory,
+  MemoryHistory,
+  MemoryLeasedSets,
+  MemoryNodeRoster,
+  SequentialConnectLog,
+} from '@ripple/registry';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { Connections } from './connections.js';
 import type { Connection, PresenceChange } from './connections.js';
@@ -20,7 +26,7 @@ test('connections should publish presence off the connect path, in order, a batc
   const batches: string[][] = [];
   let release: () => void = () => undefined;
   const connects = new SequentialConnectLog(directory, new MemoryHistory(10));
-  const live = new Connections('n1', connects, directory, metrics, createLogger('t', 'silent'), (changes) => {
+  const live = new Connections('n1', connects, metrics, createLogger('t', 'silent'), (changes) => {
     batches.push(
       changes.map((c: { change: PresenceChange; connection: Connection }) => `${c.change}:${c.connection.userId}`),
     );
@@ -43,31 +49,35 @@ test('connections should publish presence off the connect path, in order, a batc
   assert.deepEqual(batches.at(-1), ['offline:u1']);
 });
 
-test('a closed connection should be forgotten in the node roster once, when it closes', async () => {
+test('a closed connection should leave the node roster and presence once, however often it is removed', async () => {
   const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000);
   const metrics = createGatewayMetrics(
     createMetricsRegistry('t'),
     () => 0,
     () => 0,
   );
-  const released: string[] = [];
-  const connects = new SequentialConnectLog(directory, new MemoryHistory(10));
+  const roster = new MemoryNodeRoster(15_000);
+  const changes: string[] = [];
   const live = new Connections(
     'n1',
-    connects,
-    directory,
+    new SequentialConnectLog(directory, new MemoryHistory(10), roster),
     metrics,
     createLogger('t', 'silent'),
-    () => Promise.resolve(),
-    (c) => {
-      released.push(c.id);
+    (batch) => {
+      changes.push(...batch.map((c) => `${c.change}:${c.connection.id}`));
       return Promise.resolve();
     },
   );
   const a = connection('c1', 'u1');
   await live.add(a, { channel: 'user:u1', hold: true });
-  assert.deepEqual(released, []);
   await live.remove(a);
-  await live.remove(a); // a second close of the same connection
-  assert.deepEqual(released, ['c1']);
+  await live.add(connection('c2', 'u1'), { channel: 'user:u1', hold: false });
+  await live.remove(a); // a second close of c1, after the user came back with c2
+  await live.settled();
+  assert.deepEqual(changes, ['online:c1', 'offline:c1', 'online:c2'], 'no second offline for c1');
+  assert.deepEqual(await directory.connectionsOf('u1'), ['c2']);
+  assert.deepEqual(await roster.claimPrevious('n1'), {
+    nodeId: 'n1',
+    connections: [{ userId: 'u1', connectionId: 'c2' }],
+  });
 });

@@ -1,4 +1,4 @@
-import type { ConnectLog, Directory, StreamPosition } from '@ripple/registry';
+import type { ConnectLog, StreamPosition } from '@ripple/registry';
 import type { Logger } from '@ripple/telemetry';
 import type { GatewayMetrics } from './metrics.js';
 
@@ -34,19 +34,16 @@ export class Connections {
   private publishing: Promise<void> | undefined;
 
   /**
-   * `connects` registers a connection (node roster, presence) with its own channel in one go;
-   * `publish` sends a batch of presence changes (in order); it is called with one batch at a time,
+   * `connects` registers a connection (node roster, presence) with its own channel in one go, and
+   * releases it (roster, presence) in one round trip when it closes; `publish` sends a batch of presence changes (in order); it is called with one batch at a time,
    * off the connect path: a connection does not wait for its presence event to reach Kafka.
    */
   constructor(
     private readonly nodeId: string,
     private readonly connects: ConnectLog,
-    private readonly directory: Directory,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
     private readonly publish: (changes: readonly { change: PresenceChange; connection: Connection }[]) => Promise<void>,
-    /** Forgets a closed connection in the node roster (issued with its presence removal, one round trip). */
-    private readonly onRemove: (connection: Connection) => Promise<void> = () => Promise.resolve(),
   ) {}
 
   get size(): number {
@@ -74,12 +71,14 @@ export class Connections {
     return position;
   }
 
+  /** Forgets a closed connection (roster, presence) once, however often it is called. */
   async remove(connection: Connection): Promise<void> {
     if (!this.open.delete(connection.id)) return;
-    const [, last] = await Promise.all([
-      this.onRemove(connection),
-      this.directory.disconnect(connection.userId, connection.id),
-    ]);
+    const last = await this.connects.close({
+      nodeId: this.nodeId,
+      userId: connection.userId,
+      connectionId: connection.id,
+    });
     if (last) this.changed('offline', connection);
   }
 

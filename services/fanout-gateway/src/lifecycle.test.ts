@@ -1,29 +1,14 @@
 import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { jwtSecret, signAccessToken, verifyAccessToken } from '@ripple/auth';
+import { signAccessToken } from '@ripple/auth';
 import type { AccessClaims } from '@ripple/auth';
-import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialConnectLog } from '@ripple/registry';
 import type { Directory } from '@ripple/registry';
-import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
-import { Connections } from './connections.js';
-import { LocalHub } from './hub.js';
 import { ConnectionLifecycle } from './lifecycle.js';
-import { createGatewayMetrics } from './metrics.js';
-import type { SessionLimits } from './session.js';
+import { singleNodeGateway, unitLimits, unitSecret as secret } from './single-node.js';
 import type { ConnectionSink } from './sink.js';
 import { MAX_TIMER_MS, setLongTimeout } from './timers.js';
 
-const secret = jwtSecret('unit-test-secret-long-enough');
 const DAY_MS = 24 * 3600 * 1000;
-
-const limits: SessionLimits = {
-  maxSubscriptions: 5,
-  sendBufferBytes: 1_000_000,
-  ratePerSecond: 1000,
-  rateBurst: 1000,
-  abuseLimit: 3,
-  refreshWindowMs: 30_000,
-};
 
 /** A recording sink. */
 function recordingSink() {
@@ -42,48 +27,21 @@ function recordingSink() {
   return sink;
 }
 
-/** One single-node gateway on in-memory adapters; `clock.now` drives the sessions' clock. */
-function gateway(directoryOverride?: (d: Directory) => Directory, mocked = false) {
-  const clock = { now: Date.now() };
-  const now = () => (mocked ? Date.now() : clock.now);
-  const history = new MemoryHistory(100);
-  const hub = new LocalHub({ history, fillLimit: 100 });
-  const base = new LeasedDirectory(new MemoryLeasedSets(() => clock.now), 't:', 'n1', 15_000);
-  const directory = directoryOverride ? directoryOverride(base) : base;
-  const metrics = createGatewayMetrics(
-    createMetricsRegistry('gateway-unit'),
-    () => hub.subscriptionCount,
-    () => 0,
-  );
-  const connections = new Connections(
-    'n1',
-    new SequentialConnectLog(directory, history),
-    directory,
-    metrics,
-    createLogger('t', 'silent'),
-    () => Promise.resolve(),
-  );
-  const deps = {
-    nodeId: 'n1',
-    hub,
-    history,
-    directory,
-    historyLimit: 100,
-    jwtSecret: secret,
-    verifyAccess: (token: string) => verifyAccessToken(secret, token),
-    connections,
-    metrics,
-    limits,
-    heartbeatMs: 25_000,
-    isDraining: () => false,
-    now,
-  };
-  /** True when nothing is held for any connection: no subscription, registry entry or connection. */
-  const holdsNothing = async (channels: string[]) =>
-    hub.subscriptionCount === 0 &&
-    connections.size === 0 &&
-    (await Promise.all(channels.map((c) => base.nodesFor(c)))).every((nodes) => nodes.length === 0);
-  return { deps, clock, hub, connections, directory: base, holdsNothing };
+/** A gateway whose registration of a connection waits until `register()` is called. */
+function slowRegistration() {
+  let register: () => void = () => undefined;
+  const registered = new Promise<void>((resolve) => (register = resolve));
+  const g = singleNodeGateway({
+    wrap: (d) =>
+      Object.assign(Object.create(d) as Directory, {
+        connect: async (userId: string, id: string) => {
+          const first = await d.connect(userId, id);
+          await registered;
+          return first;
+        },
+      }),
+  });
+  return { g, register };
 }
 
 test('setLongTimeout should wait out delays beyond the timer maximum instead of firing at once', (t) => {
@@ -110,7 +68,7 @@ test('setLongTimeout should wait out delays beyond the timer maximum instead of 
 
 test('a token valid for 30 days should get welcome and keep the connection open until exp', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_700_000_000_000 });
-  const g = gateway(undefined, true);
+  const g = singleNodeGateway({ now: () => Date.now() });
   const sink = recordingSink();
   const exp = Math.floor(Date.now() / 1000) + 30 * 24 * 3600;
   const lifecycle = new ConnectionLifecycle(g.deps, sink);
@@ -118,12 +76,12 @@ test('a token valid for 30 days should get welcome and keep the connection open 
   assert.ok(session);
   assert.equal(sink.frames[0]?.op, 'welcome');
   const msLeft = exp * 1000 - Date.now();
-  t.mock.timers.tick(msLeft - limits.refreshWindowMs - 1);
+  t.mock.timers.tick(msLeft - unitLimits.refreshWindowMs - 1);
   assert.equal(sink.closed, undefined);
   assert.equal(sink.frames.filter((f) => f.op === 'refresh_required').length, 0);
   t.mock.timers.tick(1);
   assert.deepEqual(sink.frames.at(-1), { op: 'refresh_required', expiresAt: exp });
-  t.mock.timers.tick(limits.refreshWindowMs - 1);
+  t.mock.timers.tick(unitLimits.refreshWindowMs - 1);
   assert.equal(sink.closed, undefined);
   t.mock.timers.tick(1);
   assert.deepEqual(sink.closed, { code: 4001, reason: 'AUTH_TOKEN_EXPIRED' });
@@ -133,7 +91,7 @@ test('a token valid for 30 days should get welcome and keep the connection open 
 
 test('refresh to a token valid for 30 days should be acked and keep the connection open', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_700_000_000_000 });
-  const g = gateway(undefined, true);
+  const g = singleNodeGateway({ now: () => Date.now() });
   const sink = recordingSink();
   const lifecycle = new ConnectionLifecycle(g.deps, sink);
   const session = await lifecycle.establish({ sub: 'u1', exp: Math.floor(Date.now() / 1000) + 60 });
@@ -150,9 +108,12 @@ test('refresh to a token valid for 30 days should be acked and keep the connecti
 });
 
 test('errors should echo the id of a frame rejected as GW_UNKNOWN_OP, GW_BAD_FRAME or GW_RATE_LIMITED', async () => {
-  const g = gateway();
+  const g = singleNodeGateway();
   const sink = recordingSink();
-  const lifecycle = new ConnectionLifecycle({ ...g.deps, limits: { ...limits, rateBurst: 3, ratePerSecond: 1 } }, sink);
+  const lifecycle = new ConnectionLifecycle(
+    { ...g.deps, limits: { ...unitLimits, rateBurst: 3, ratePerSecond: 1 } },
+    sink,
+  );
   const session = await lifecycle.establish({ sub: 'u1', exp: undefined });
   assert.ok(session);
   lifecycle.receive('{"op":"dance","id":"a"}');
@@ -176,22 +137,12 @@ test('errors should echo the id of a frame rejected as GW_UNKNOWN_OP, GW_BAD_FRA
 });
 
 test('a connection the client closes during set-up should hold nothing once set-up finishes', async () => {
-  let release: () => void = () => undefined;
-  const connected = new Promise<void>((resolve) => (release = resolve));
-  const g = gateway((d) =>
-    Object.assign(Object.create(d) as Directory, {
-      connect: async (userId: string, id: string) => {
-        const first = await d.connect(userId, id);
-        await connected;
-        return first;
-      },
-    }),
-  );
+  const { g, register } = slowRegistration();
   const sink = recordingSink();
   const lifecycle = new ConnectionLifecycle(g.deps, sink);
   const setUp = lifecycle.establish({ sub: 'u1', exp: undefined });
   await lifecycle.release(); // the transport closed while the connection was being registered
-  release();
+  register();
   assert.equal(await setUp, undefined);
   assert.equal(sink.frames.length, 0, 'no welcome after release');
   assert.ok(await g.holdsNothing(['user:u1']));
@@ -199,17 +150,7 @@ test('a connection the client closes during set-up should hold nothing once set-
 });
 
 test('a connection the server closes during set-up (its token expired) should hold nothing', async () => {
-  let release: () => void = () => undefined;
-  const connected = new Promise<void>((resolve) => (release = resolve));
-  const g = gateway((d) =>
-    Object.assign(Object.create(d) as Directory, {
-      connect: async (userId: string, id: string) => {
-        const first = await d.connect(userId, id);
-        await connected;
-        return first;
-      },
-    }),
-  );
+  const { g, register } = slowRegistration();
   const sink = recordingSink();
   const lifecycle = new ConnectionLifecycle(g.deps, sink);
   const claims: AccessClaims = { sub: 'u1', exp: Math.floor(g.clock.now / 1000) - 1 };
@@ -218,13 +159,13 @@ test('a connection the server closes during set-up (its token expired) should ho
   await new Promise<void>((resolve) => setImmediate(resolve));
   await new Promise<void>((resolve) => setTimeout(resolve, 0));
   assert.deepEqual(sink.closed, { code: 4001, reason: 'AUTH_TOKEN_EXPIRED' });
-  release();
+  register();
   assert.equal(await setUp, undefined);
   assert.ok(await g.holdsNothing(['user:u1']));
 });
 
 test('release should be idempotent, and a subscription after release should be refused', async () => {
-  const g = gateway();
+  const g = singleNodeGateway();
   const sink = recordingSink();
   const lifecycle = new ConnectionLifecycle(g.deps, sink);
   const session = await lifecycle.establish({ sub: 'u1', exp: undefined });
@@ -236,7 +177,7 @@ test('release should be idempotent, and a subscription after release should be r
 });
 
 test('subscribe with since on a brand-new channel should ack a real epoch that recovers later', async () => {
-  const g = gateway();
+  const g = singleNodeGateway();
   const sink = recordingSink();
   const lifecycle = new ConnectionLifecycle(g.deps, sink);
   const session = await lifecycle.establish({ sub: 'u1', exp: undefined });
@@ -252,7 +193,7 @@ test('subscribe with since on a brand-new channel should ack a real epoch that r
 });
 
 test('revoke should end one subscription through the lifecycle, send unsubscribed with an ended position and release it', async () => {
-  const g = gateway();
+  const g = singleNodeGateway();
   const positions: unknown[] = [];
   const sink = recordingSink();
   const recording: ConnectionSink = {

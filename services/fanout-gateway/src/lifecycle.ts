@@ -7,7 +7,7 @@ import type { Connection, Connections } from './connections.js';
 import type { GatewayMetrics } from './metrics.js';
 import { CloseCodes } from './protocol.js';
 import { Session } from './session.js';
-import type { SessionLimits } from './session.js';
+import type { SessionHooks, SessionLimits } from './session.js';
 import type { ConnectionSink } from './sink.js';
 import type { SubscriptionDeps } from './subscriptions.js';
 
@@ -34,32 +34,55 @@ export interface LifecycleDeps extends SubscriptionDeps {
  * -> welcome -> (frames, expiry and refresh) -> drain -> release. `release` is idempotent and
  * undoes every set-up step, including the ones still in flight when it runs.
  */
-export class ConnectionLifecycle {
+export class ConnectionLifecycle implements Connection, SessionHooks {
   readonly id = randomUUID();
+  /** Set once authenticated (the registry's view of the connection). */
+  userId = '';
   private session: Session | undefined;
   private welcomed = false;
   private released: Promise<void> | undefined;
-  private readonly early: string[] = [];
-  private view: Connection;
+  private early: string[] | undefined;
   /** The token `authenticate` verified, handed to the session (feed.ts loads followees with it). */
   private accessToken = '';
 
   constructor(
     private readonly deps: LifecycleDeps,
     private readonly sink: ConnectionSink,
-  ) {
-    this.view = {
-      id: this.id,
-      userId: '',
-      channels: () => this.session?.subscriptions.names() ?? [],
-      moveAway: () => {
-        this.session?.reply({ op: 'reconnect', reason: 'node draining' });
-        this.close(CloseCodes.goingAway, 'node draining');
-      },
-      // Membership hook, the same for every transport: the session ends the subscription and sends
-      // `unsubscribed` through the sink (SSE also drops the channel from its event id).
-      revoke: (channel, code, message) => this.session?.revoke(channel, code, message) ?? Promise.resolve(),
-    };
+  ) {}
+
+  /** Connection: the channels it reads (for the registry heartbeat). */
+  channels(): string[] {
+    return this.session?.subscriptions.names() ?? [];
+  }
+
+  /** Connection: drain. */
+  moveAway(): void {
+    this.session?.reply({ op: 'reconnect', reason: 'node draining' });
+    this.close(CloseCodes.goingAway, 'node draining');
+  }
+
+  /**
+   * Connection: the membership hook, the same for every transport: the session ends the
+   * subscription and sends `unsubscribed` through the sink (SSE also drops the channel from its
+   * event id).
+   */
+  revoke(channel: string, code: string, message: string): Promise<void> {
+    return this.session?.revoke(channel, code, message) ?? Promise.resolve();
+  }
+
+  /** SessionHooks. */
+  onError(code: string): void {
+    this.deps.metrics.errors.inc({ code });
+  }
+
+  /** SessionHooks. */
+  onSlowConsumer(): void {
+    this.deps.metrics.slowConsumerCloses.inc();
+  }
+
+  /** SessionHooks. */
+  onClosed(): void {
+    void this.release();
   }
 
   get isReleased(): boolean {
@@ -86,30 +109,16 @@ export class ConnectionLifecycle {
   ): Promise<Session | undefined> {
     if (this.released) return undefined;
     const { deps } = this;
-    const session = new Session(
-      this.id,
-      claims,
-      this.sink,
-      {
-        ...deps,
-        hooks: {
-          onError: (code) => deps.metrics.errors.inc({ code }),
-          onSlowConsumer: () => deps.metrics.slowConsumerCloses.inc(),
-          onClosed: () => void this.release(),
-        },
-      },
-      this.accessToken,
-    );
+    const session = new Session(this.id, claims, this.sink, deps, this, this.accessToken);
     session.hold();
     this.session = session;
-    this.view = { ...this.view, userId: claims.sub };
+    this.userId = claims.sub;
     try {
       // Registering the connection and joining the own channel go to the registry together.
       if (deps.setupDelayMs) await delay(deps.setupDelayMs);
       if (!this.released) {
-        const view = this.view;
         await session.joinOwnChannel(own.since, own.announce, (hold) =>
-          deps.connections.add(view, { channel: session.ownChannel, hold }),
+          deps.connections.add(this, { channel: session.ownChannel, hold }),
         );
       }
       if (this.released) return undefined;
@@ -128,7 +137,9 @@ export class ConnectionLifecycle {
       heartbeatMs: deps.heartbeatMs,
     });
     this.welcomed = true;
-    for (const text of this.early.splice(0)) session.receive(text);
+    const early = this.early;
+    this.early = undefined;
+    for (const text of early ?? []) session.receive(text);
     return session;
   }
 
@@ -136,7 +147,7 @@ export class ConnectionLifecycle {
   receive(text: string): void {
     if (this.released) return;
     if (this.welcomed && this.session) this.session.receive(text);
-    else this.early.push(text);
+    else (this.early ??= []).push(text);
   }
 
   /** Closes the transport (once) and releases. */
@@ -148,9 +159,9 @@ export class ConnectionLifecycle {
   /** Undoes everything set up; call when the transport closed. Safe to call more than once. */
   release(): Promise<void> {
     this.released ??= (async () => {
-      this.early.length = 0;
+      this.early = undefined;
       await this.session?.release();
-      await this.deps.connections.remove(this.view).catch(() => undefined);
+      await this.deps.connections.remove(this).catch(() => undefined);
     })();
     return this.released;
   }

@@ -173,20 +173,13 @@ runProcess(SERVICE_NAME, async () => {
     'connects',
     metrics,
   );
-  const live = new Connections(
-    nodeId,
-    connects,
-    directory,
-    metrics,
-    logger,
-    (changes) =>
-      publishPresence(
-        changes.map(({ change, connection }) => ({
-          change,
-          data: { userId: connection.userId, connectionId: connection.id, nodeId },
-        })),
-      ),
-    (connection) => roster.release(nodeId, connection.id),
+  const live = new Connections(nodeId, connects, metrics, logger, (changes) =>
+    publishPresence(
+      changes.map(({ change, connection }) => ({
+        change,
+        data: { userId: connection.userId, connectionId: connection.id, nodeId },
+      })),
+    ),
   );
   open.count = () => live.size;
   connectionList.all = () => live.all();

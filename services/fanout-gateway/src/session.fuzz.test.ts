@@ -1,15 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { jwtSecret, signSubscriptionToken, verifyAccessToken } from '@ripple/auth';
-import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialConnectLog } from '@ripple/registry';
-import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
-import { Connections } from './connections.js';
-import { LocalHub } from './hub.js';
+import { signSubscriptionToken } from '@ripple/auth';
 import { ConnectionLifecycle } from './lifecycle.js';
-import { createGatewayMetrics } from './metrics.js';
+import { singleNodeGateway, unitSecret as secret } from './single-node.js';
 
-const secret = jwtSecret('unit-test-secret-long-enough');
 const channels = ['user:u1', 'user:u2', 'creator:c1', 'post:p1', 'chat:r1', 'creator:', 'nope', ''];
 
 const offset = fc.oneof(
@@ -39,47 +34,7 @@ const frame = fc.oneof(
   fc.string(),
 );
 
-function gateway() {
-  const history = new MemoryHistory(100);
-  const hub = new LocalHub({ history, fillLimit: 100 });
-  const sets = new MemoryLeasedSets();
-  const directory = new LeasedDirectory(sets, 't:', 'n1', 15_000);
-  const metrics = createGatewayMetrics(
-    createMetricsRegistry('gateway-fuzz'),
-    () => hub.subscriptionCount,
-    () => 0,
-  );
-  const connections = new Connections(
-    'n1',
-    new SequentialConnectLog(directory, history),
-    directory,
-    metrics,
-    createLogger('t', 'silent'),
-    () => Promise.resolve(),
-  );
-  const deps = {
-    nodeId: 'n1',
-    hub,
-    history,
-    directory,
-    historyLimit: 100,
-    jwtSecret: secret,
-    verifyAccess: (token: string) => verifyAccessToken(secret, token),
-    connections,
-    metrics,
-    limits: {
-      maxSubscriptions: 4,
-      sendBufferBytes: 1_000_000,
-      ratePerSecond: 1000,
-      rateBurst: 1000,
-      abuseLimit: 3,
-      refreshWindowMs: 1000,
-    },
-    heartbeatMs: 25_000,
-    isDraining: () => false,
-  };
-  return { deps, hub, connections, directory };
-}
+const gateway = () => singleNodeGateway({ limits: { maxSubscriptions: 4, refreshWindowMs: 1000 } });
 
 test('the frame handler should never answer GW_INTERNAL, crash, or leave a subscription or registry entry behind', async () => {
   const chatToken = await signSubscriptionToken(secret, 'u1', 'chat:r1');

@@ -69,20 +69,25 @@ function session(w = world(), limits: Partial<SessionLimits> = {}, user = 'u1') 
   const errors: string[] = [];
   let slow = 0;
   let now = 1_000_000;
-  const s = new Session('c1', { sub: user, exp: undefined }, socket.sink, {
-    ...w,
-    nodeId: 'n1',
-    historyLimit: 100,
-    jwtSecret: secret,
-    verifyAccess: (token) => verifyAccessToken(secret, token),
-    limits: { ...defaults, ...limits },
-    now: () => now,
-    hooks: {
+  const s = new Session(
+    'c1',
+    { sub: user, exp: undefined },
+    socket.sink,
+    {
+      ...w,
+      nodeId: 'n1',
+      historyLimit: 100,
+      jwtSecret: secret,
+      verifyAccess: (token) => verifyAccessToken(secret, token),
+      limits: { ...defaults, ...limits },
+      now: () => now,
+    },
+    {
       onError: (code) => errors.push(code),
       onSlowConsumer: () => (slow += 1),
       onClosed: () => undefined,
     },
-  });
+  );
   const frames = () => socket.sent.map((f) => JSON.parse(f) as Record<string, unknown>);
   const send = async (frame: unknown) => {
     s.receive(typeof frame === 'string' ? frame : JSON.stringify(frame));

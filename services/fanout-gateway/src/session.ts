@@ -9,7 +9,8 @@ import type { ClientFrame } from './protocol.js';
 import { Subscriptions } from './subscriptions.js';
 import { setLongTimeout } from './timers.js';
 import type { LongTimer } from './timers.js';
-import type { Register, SubscriptionDeps } from './subscriptions.js';
+import type { ChannelSink, Register, SubscriptionDeps } from './subscriptions.js';
+import type { ChannelFrame } from './hub.js';
 
 export interface SessionLimits {
   readonly maxSubscriptions: number;
@@ -30,13 +31,13 @@ export interface SessionHooks {
   onClosed(session: Session): void;
 }
 
+/** What every session of a node shares (passed by reference, not copied per session). */
 export interface SessionDeps extends SubscriptionDeps {
   /** Verifies chat subscription tokens (HS256, JWT_SECRET shared with chat-service). */
   readonly jwtSecret: JwtSecret;
   /** Verifies access tokens (HS256 or RS256, JWT_* configuration). */
   readonly verifyAccess: AccessVerifier;
   readonly limits: SessionLimits;
-  readonly hooks: SessionHooks;
   readonly now?: () => number;
 }
 
@@ -48,7 +49,7 @@ const ABUSE_WINDOW_MS = 10_000;
  * rate, and asks for a fresh token before the current one expires. Between `hold()` and `open()`
  * (set-up), outbound frames wait, so `welcome` is always the first frame.
  */
-export class Session {
+export class Session implements ChannelSink {
   readonly subscriptions: Subscriptions;
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
@@ -57,7 +58,9 @@ export class Session {
   private tokens: number;
   private lastRefill: number;
   private violations: number[] = [];
-  private expiryTimers: LongTimer[] = [];
+  /** The one token timer: first the refresh notice, then the expiry. */
+  private expiry: LongTimer | undefined;
+  private noticeSent = false;
   private held: Array<[string, string, FramePosition | ChannelEnded | undefined]> | undefined;
   private released: Promise<void> | undefined;
   private readonly now: () => number;
@@ -71,20 +74,24 @@ export class Session {
     public user: AccessClaims,
     private readonly sink: ConnectionSink,
     private readonly deps: SessionDeps,
+    private readonly hooks: SessionHooks,
     private accessToken = '',
   ) {
     this.now = deps.now ?? Date.now;
     this.tokens = deps.limits.rateBurst;
     this.lastRefill = this.now();
-    this.subscriptions = new Subscriptions(
-      deps,
-      {
-        event: (f) => this.send('event', f.frame, f),
-        gap: (channel, position) => this.reply(gapFrame(channel, position), { channel, ...position }),
-      },
-      () => this.accessToken,
-    );
+    this.subscriptions = new Subscriptions(deps, this, () => this.accessToken);
     this.armExpiry();
+  }
+
+  /** ChannelSink: a channel's event frame. */
+  event(frame: ChannelFrame): void {
+    this.send('event', frame.frame, frame);
+  }
+
+  /** ChannelSink: events before `position` are lost for `channel`. */
+  gap(channel: string, position: StreamPosition): void {
+    this.reply(gapFrame(channel, position), { channel, ...position });
   }
 
   get isClosed(): boolean {
@@ -99,7 +106,7 @@ export class Session {
       return;
     }
     if (this.sink.bufferedAmount() > this.deps.limits.sendBufferBytes) {
-      this.deps.hooks.onSlowConsumer();
+      this.hooks.onSlowConsumer();
       this.close(CloseCodes.slowConsumer, 'slow consumer');
       return;
     }
@@ -203,7 +210,7 @@ export class Session {
   replyError(id: string | undefined, err: unknown): void {
     const code = isRippleError(err) ? err.code : 'GW_INTERNAL';
     const message = isRippleError(err) ? err.message : 'internal error';
-    this.deps.hooks.onError(code);
+    this.hooks.onError(code);
     this.reply({ op: 'error', ...(id !== undefined && { id }), code, message });
   }
 
@@ -221,7 +228,7 @@ export class Session {
     if (this.violations.length > abuseLimit) {
       this.abusive = true;
       this.queue = this.queue.then(() => {
-        this.deps.hooks.onError('GW_RATE_LIMITED');
+        this.hooks.onError('GW_RATE_LIMITED');
         this.close(CloseCodes.rateLimited, 'rate limit exceeded');
       });
     } else {
@@ -275,28 +282,36 @@ export class Session {
     }
   }
 
-  /** Asks for a new token shortly before expiry; closes with 4001 if none came. */
+  /**
+   * Asks for a new token shortly before expiry; closes with 4001 if none came. One timer: it
+   * fires at the notice, then is armed again for the expiry.
+   */
   private armExpiry(): void {
-    for (const t of this.expiryTimers) t.cancel();
-    this.expiryTimers = [];
+    this.expiry?.cancel();
+    this.expiry = undefined;
+    this.noticeSent = false;
     const exp = this.user.exp;
     if (exp === undefined) return;
     // A far-off `exp` (beyond what setTimeout takes) must not fire at once: setLongTimeout.
     const msLeft = exp * 1000 - this.now();
-    const notice = setLongTimeout(
-      () => this.reply({ op: 'refresh_required', expiresAt: exp }),
-      msLeft - this.deps.limits.refreshWindowMs,
-      this.now,
-    );
-    const expire = setLongTimeout(
-      () => {
-        this.deps.hooks.onError('AUTH_TOKEN_EXPIRED');
-        this.close(CloseCodes.unauthorized, 'AUTH_TOKEN_EXPIRED');
-      },
-      msLeft,
-      this.now,
-    );
-    this.expiryTimers = [notice, expire];
+    this.expiry = setLongTimeout(expiryDue, msLeft - this.deps.limits.refreshWindowMs, this.now, this);
+  }
+
+  /** The token timer fired: the notice first, then (armed again) the expiry. */
+  expiryDue(): void {
+    const exp = this.user.exp;
+    if (this.closed || exp === undefined) return;
+    if (!this.noticeSent) {
+      this.noticeSent = true;
+      this.reply({ op: 'refresh_required', expiresAt: exp });
+      const msLeft = exp * 1000 - this.now();
+      if (msLeft > 0) {
+        this.expiry = setLongTimeout(expiryDue, msLeft, this.now, this);
+        return;
+      }
+    }
+    this.hooks.onError('AUTH_TOKEN_EXPIRED');
+    this.close(CloseCodes.unauthorized, 'AUTH_TOKEN_EXPIRED');
   }
 
   /** Closes the transport and releases the session. */
@@ -313,12 +328,16 @@ export class Session {
     this.released ??= (async () => {
       this.closed = true;
       this.held = undefined;
-      for (const t of this.expiryTimers) t.cancel();
+      this.expiry?.cancel();
       await this.subscriptions.close().catch(() => undefined);
-      this.deps.hooks.onClosed(this);
+      this.hooks.onClosed(this);
     })();
     return this.released;
   }
+}
+
+function expiryDue(session: Session): void {
+  session.expiryDue();
 }
 
 /**

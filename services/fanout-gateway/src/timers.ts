@@ -7,35 +7,55 @@ export interface LongTimer {
 }
 
 /**
- * Runs `fn` once `ms` from now (by `now`), however long that is: delays that come from a token, a
- * client or configuration may exceed what `setTimeout` takes, so a long delay is waited out in
- * steps of at most MAX_TIMER_MS, each measured against the deadline. Non-finite or negative delays
- * count as 0. The timer does not keep the process alive.
+ * Runs `fn(arg)` once `ms` from now (by `now`), however long that is: delays that come from a
+ * token, a client or configuration may exceed what `setTimeout` takes, so a long delay is waited
+ * out in steps of at most MAX_TIMER_MS, each measured against the deadline. Non-finite or negative
+ * delays count as 0. The timer does not keep the process alive. `fn` and `arg` (rather than a
+ * closure) let many timers share one function: a session holds one of these for its whole life.
  */
-export function setLongTimeout(fn: () => void, ms: number, now: () => number = Date.now): LongTimer {
-  const deadline = now() + (Number.isNaN(ms) ? 0 : Math.max(0, ms));
-  let timer: NodeJS.Timeout | undefined;
-  let cancelled = false;
-  const arm = (): void => {
-    timer = setTimeout(
-      () => {
-        timer = undefined;
-        if (cancelled) return;
-        if (deadline - now() > 0) arm();
-        else fn();
-      },
-      Math.min(Math.max(0, deadline - now()), MAX_TIMER_MS),
-    );
-    timer.unref();
-  };
-  arm();
-  return {
-    cancel() {
-      cancelled = true;
-      if (timer !== undefined) clearTimeout(timer);
-      timer = undefined;
-    },
-  };
+export function setLongTimeout(fn: () => void, ms: number, now?: () => number): LongTimer;
+export function setLongTimeout<A>(fn: (arg: A) => void, ms: number, now: () => number, arg: A): LongTimer;
+export function setLongTimeout<A>(
+  fn: (arg: A | undefined) => void,
+  ms: number,
+  now: () => number = Date.now,
+  arg?: A,
+): LongTimer {
+  return new LongTimeout(fn, now() + (Number.isNaN(ms) ? 0 : Math.max(0, ms)), now, arg);
+}
+
+class LongTimeout<A> implements LongTimer {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly fn: (arg: A) => void,
+    private readonly deadline: number,
+    private readonly now: () => number,
+    private readonly arg: A,
+  ) {
+    this.arm();
+  }
+
+  cancel(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  fire(): void {
+    if (this.timer === undefined) return; // cancelled
+    this.timer = undefined;
+    if (this.deadline - this.now() > 0) this.arm();
+    else this.fn(this.arg);
+  }
+
+  private arm(): void {
+    this.timer = setTimeout(fireLongTimeout, Math.min(Math.max(0, this.deadline - this.now()), MAX_TIMER_MS), this);
+    this.timer.unref();
+  }
+}
+
+function fireLongTimeout(timer: { fire(): void }): void {
+  timer.fire();
 }
 
 /** A task run over and over; `stop` resolves once the run in flight, if any, ended. */

@@ -2,14 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { WebSocket } from 'ws';
-import { jwtSecret, signAccessToken, verifyAccessToken } from '@ripple/auth';
+import { signAccessToken } from '@ripple/auth';
 import { listeningPort } from '@ripple/http';
-import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialConnectLog } from '@ripple/registry';
-import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
-import { buildApp } from './app.js';
-import { Connections } from './connections.js';
-import { LocalHub } from './hub.js';
-import { createGatewayMetrics } from './metrics.js';
+import { singleNodeApp, singleNodeGateway, unitSecret as secret } from './single-node.js';
 import { acceptableUpgrade } from './upgrade.js';
 
 const checks = {
@@ -41,59 +36,13 @@ test('the upgrade fast path should take only what GET /ws accepts as it is', () 
 });
 
 test('an accepted upgrade should skip fastify routing, and a refused one should get the shared error body', async (t) => {
-  const secret = jwtSecret('unit-test-secret-long-enough');
-  const history = new MemoryHistory(100);
-  const hub = new LocalHub({ history, fillLimit: 100 });
-  const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000);
-  const registry = createMetricsRegistry('upgrade-test');
-  const metrics = createGatewayMetrics(
-    registry,
-    () => hub.subscriptionCount,
-    () => 0,
-  );
-  const logger = createLogger('upgrade-test', 'silent');
-  const connections = new Connections(
-    'n1',
-    new SequentialConnectLog(directory, history),
-    directory,
-    metrics,
-    logger,
-    () => Promise.resolve(),
-  );
-  const app = await buildApp({
-    nodeId: 'n1',
-    hub,
-    history,
-    directory,
-    historyLimit: 100,
-    connections,
-    jwtSecret: secret,
-    verifyAccess: (token) => verifyAccessToken(secret, token),
-    logger,
-    registry,
-    metrics,
-    checks: {},
-    limits: {
-      maxSubscriptions: 5,
-      sendBufferBytes: 1_000_000,
-      ratePerSecond: 100,
-      rateBurst: 100,
-      abuseLimit: 3,
-      refreshWindowMs: 30_000,
-      maxPayloadBytes: 4096,
-    },
-    pingIntervalMs: 25_000,
-    isDraining: () => false,
-    corsOrigins: '*',
-    webSocketOrigins: ['http://app.test'],
-  });
+  const app = await singleNodeApp(t, singleNodeGateway());
   const routedUrls: string[] = [];
   app.addHook('onRequest', (request, _reply, done) => {
     routedUrls.push(request.url.split('?')[0] ?? '');
     done();
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
-  t.after(() => app.close());
   const url = `ws://127.0.0.1:${listeningPort(app)}/ws?access_token=${await signAccessToken(secret, 'u1')}`;
 
   const socket = new WebSocket(url, { origin: 'http://app.test' });

@@ -47,6 +47,8 @@ export function acceptableUpgrade(
  * hooks and schemas and answers a refusal with the shared error body. An accepted upgrade makes no
  * fastify request, reply or ServerResponse: per connect, that routing was the largest part of the
  * gateway's CPU after the registry work, and its objects stayed reachable from the socket.
+ * `connect` gets the TCP socket corked, its `101` answer unsent: whoever sends the first frame
+ * must uncork it (ws.ts).
  */
 export function upgradeFastPath(
   server: Server,
@@ -68,6 +70,10 @@ export function upgradeFastPath(
     }
     const query = acceptableUpgrade(request, checks);
     if (query === undefined) routed.emit('upgrade', request, socket, head);
-    else wss.handleUpgrade(request, socket, head, (ws) => connect(ws, query, request));
+    else {
+      // The `101` waits in the cork for the connection's first frame (`welcome`): one write, not two.
+      socket.cork();
+      wss.handleUpgrade(request, socket, head, (ws) => connect(ws, query, request));
+    }
   });
 }

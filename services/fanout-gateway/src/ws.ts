@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import type { WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import { extractBearerToken } from '@ripple/auth';
 import { originAllowed, writeErrorAnswer } from '@ripple/http';
 import type { AllowedOrigins } from '@ripple/http';
@@ -30,35 +30,122 @@ function tokenOf(headers: IncomingHttpHeaders, query: unknown): string | undefin
   return extractBearerToken(headers.authorization, typeof token === 'string' ? token : undefined);
 }
 
+function flushSink(sink: WebSocketSink): void {
+  sink.flush();
+}
+
 /**
- * Frames sent to one socket within a tick (a routed batch delivers many at once) leave in one
- * write: the TCP socket under `ws` is corked at the first and uncorked once the tick's work is
- * done (ws corks around each frame itself; stream corks nest).
+ * The WebSocket transport of a connection. Frames sent within a tick (a routed batch delivers many
+ * at once) leave in one write: the TCP socket under `ws` is corked at the first and uncorked once
+ * the tick's work is done (ws corks around each frame itself; stream corks nest). A socket whose
+ * kernel buffer is full (`writableNeedDrain`) gets no more frames: they wait in `pending`, in
+ * order, as references to the channel's shared frame bytes (not one header buffer and two queued
+ * writes per frame, which is what a burst to 10,000 slow sockets held), and are handed over at
+ * `drain`. `bufferedAmount` counts both, so the send-buffer bound (4009) holds whatever waits.
+ * `held`: the upgrade corked the socket (upgrade.ts), so its `101` answer leaves in the same write
+ * as the first frame (`welcome`, or the close).
  */
-function webSocketSink(socket: WebSocket): ConnectionSink {
-  const tcp = (socket as unknown as { _socket?: Socket })._socket;
-  let corked = false;
-  const uncork = (): void => {
-    corked = false;
-    tcp?.uncork();
-  };
-  return {
-    send: (_op, text, position) => {
-      if (socket.readyState !== socket.OPEN) return;
-      if (tcp && !corked) {
-        corked = true;
-        tcp.cork();
-        process.nextTick(uncork);
-      }
-      // An event frame shared by a channel's sockets is encoded once, not once per socket.
-      if (position && isSharedFrame(position, text)) socket.send(utf8Of(position), { binary: false });
-      else socket.send(text);
-    },
-    bufferedAmount: () => socket.bufferedAmount,
-    close: (code, reason) => {
-      if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(code, reason);
-    },
-  };
+class WebSocketSink implements ConnectionSink {
+  private readonly tcp: Socket | undefined;
+  /** Frames the socket could not take yet (shared event bytes, or a frame's JSON). */
+  private pending: Array<Buffer | string> | undefined;
+  private pendingBytes = 0;
+  /** True while the socket is corked until the end of the tick (or, `held`, until a first frame). */
+  private corked: boolean;
+  private flushing = false;
+
+  constructor(
+    private readonly socket: WebSocket,
+    held: boolean,
+  ) {
+    this.tcp = (socket as unknown as { _socket?: Socket })._socket;
+    this.corked = held && this.tcp !== undefined;
+  }
+
+  send(_op: string, text: string, position?: FramePosition | ChannelEnded): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    // An event frame shared by a channel's sockets is encoded once, not once per socket.
+    const frame = position && isSharedFrame(position, text) ? utf8Of(position) : text;
+    if (this.pending || this.tcp?.writableNeedDrain) {
+      this.wait(frame);
+      return;
+    }
+    this.corkTick();
+    this.write(frame);
+  }
+
+  bufferedAmount(): number {
+    return this.socket.bufferedAmount + this.pendingBytes;
+  }
+
+  close(code: number, reason: string): void {
+    const { socket } = this;
+    if (socket.readyState !== socket.OPEN && socket.readyState !== socket.CONNECTING) return;
+    this.corkTick();
+    // A slow consumer's backlog is dropped; any other close lets the frames before it go first.
+    if (code !== CloseCodes.slowConsumer) this.handOver(Infinity);
+    this.pending = undefined;
+    this.pendingBytes = 0;
+    socket.close(code, reason);
+  }
+
+  /** Ends the tick's cork: everything written since leaves in one write. */
+  flush(): void {
+    this.flushing = false;
+    if (!this.corked) return;
+    this.corked = false;
+    this.tcp?.uncork();
+  }
+
+  private corkTick(): void {
+    if (!this.tcp || this.flushing) return;
+    if (!this.corked) this.tcp.cork();
+    this.corked = true;
+    this.flushing = true;
+    process.nextTick(flushSink, this);
+  }
+
+  private write(frame: Buffer | string): void {
+    if (typeof frame === 'string') this.socket.send(frame);
+    else this.socket.send(frame, { binary: false });
+  }
+
+  private wait(frame: Buffer | string): void {
+    if (!this.pending) {
+      this.pending = [];
+      this.tcp?.once('drain', () => this.drained());
+    }
+    this.pending.push(frame);
+    this.pendingBytes += typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
+  }
+
+  /** Writes pending frames, in order, until the socket's buffer fills again (`limit` frames at most). */
+  private handOver(limit: number): number {
+    const pending = this.pending;
+    if (!pending) return 0;
+    let i = 0;
+    while (i < pending.length && i < limit) {
+      const frame = pending[i++] as Buffer | string;
+      this.pendingBytes -= typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
+      this.write(frame);
+      if (limit !== Infinity && this.tcp?.writableNeedDrain) break;
+    }
+    return i;
+  }
+
+  private drained(): void {
+    const pending = this.pending;
+    if (!pending || this.socket.readyState !== this.socket.OPEN) return;
+    this.corkTick();
+    const written = this.handOver(pending.length);
+    if (written === pending.length) {
+      this.pending = undefined;
+      this.pendingBytes = 0;
+    } else {
+      this.pending = pending.slice(written);
+      this.tcp?.once('drain', () => this.drained());
+    }
+  }
 }
 
 /**
@@ -132,38 +219,76 @@ export function installWebSocket(
     routed,
     app.websocketServer,
     { isDraining: deps.isDraining, originAllowed: originOk },
-    (socket, query, request) => webSocketConnection(deps, heartbeats, socket, tokenOf(request.headers, query)),
+    (socket, query, request) => webSocketConnection(deps, heartbeats, socket, tokenOf(request.headers, query), true),
   );
 }
 
-/** One accepted WebSocket: its lifecycle, heartbeat and frames. */
+/** What a socket's event listeners need; one per socket, found through `kConnection`. */
+class WebSocketConnection {
+  constructor(
+    readonly lifecycle: ConnectionLifecycle,
+    readonly sink: WebSocketSink,
+    readonly heartbeats: Heartbeats,
+    readonly metrics: LifecycleDeps['metrics'],
+  ) {}
+}
+
+const kConnection = Symbol('ripple.connection');
+type Attached = WebSocket & { [kConnection]: WebSocketConnection };
+
+// The listeners are shared by every socket (`this` is the socket): no closures per connection.
+function onSocketError(this: WebSocket): void {
+  this.terminate();
+}
+
+function connectionOf(socket: WebSocket): WebSocketConnection {
+  return (socket as Attached)[kConnection];
+}
+
+function onPong(this: WebSocket): void {
+  connectionOf(this).heartbeats.answered(this);
+}
+
+function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  const c = connectionOf(this);
+  c.heartbeats.answered(this); // any frame proves the peer alive
+  if (isBinary) {
+    c.metrics.errors.inc({ code: 'GW_BINARY_FRAME' });
+    c.sink.send('error', JSON.stringify({ op: 'error', code: 'GW_BINARY_FRAME', message: 'send JSON text frames' }));
+    return;
+  }
+  c.lifecycle.receive(frameText(data));
+}
+
+function onClose(this: WebSocket): void {
+  const c = connectionOf(this);
+  c.heartbeats.remove(this);
+  void c.lifecycle.release();
+}
+
+/**
+ * One accepted WebSocket: its lifecycle, heartbeat and frames. `held`: its TCP socket is corked
+ * with the `101` answer in it (the fast path), to leave with the first frame.
+ */
 function webSocketConnection(
   deps: LifecycleDeps,
   heartbeats: Heartbeats,
   socket: WebSocket,
   token: string | undefined,
+  held = false,
 ): void {
-  socket.on('error', () => socket.terminate());
+  socket.on('error', onSocketError);
+  const sink = new WebSocketSink(socket, held);
   if (deps.isDraining()) {
-    socket.close(CloseCodes.goingAway, 'node draining');
+    sink.close(CloseCodes.goingAway, 'node draining');
     return;
   }
-  const lifecycle = new ConnectionLifecycle(deps, webSocketSink(socket));
+  const lifecycle = new ConnectionLifecycle(deps, sink);
+  (socket as Attached)[kConnection] = new WebSocketConnection(lifecycle, sink, heartbeats, deps.metrics);
   heartbeats.add(socket);
-  socket.on('pong', () => heartbeats.answered(socket));
-  socket.on('message', (data, isBinary) => {
-    heartbeats.answered(socket); // any frame proves the peer alive
-    if (isBinary) {
-      deps.metrics.errors.inc({ code: 'GW_BINARY_FRAME' });
-      socket.send(JSON.stringify({ op: 'error', code: 'GW_BINARY_FRAME', message: 'send JSON text frames' }));
-      return;
-    }
-    lifecycle.receive(frameText(data));
-  });
-  socket.on('close', () => {
-    heartbeats.remove(socket);
-    void lifecycle.release();
-  });
+  socket.on('pong', onPong);
+  socket.on('message', onMessage);
+  socket.on('close', onClose);
   lifecycle.authenticate(token).then(
     (claims) => lifecycle.establish(claims),
     (err: unknown) => {

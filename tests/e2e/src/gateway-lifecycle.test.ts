@@ -1,7 +1,7 @@
 import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { Redis } from 'ioredis';
-import { WebSocket } from 'ws';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { Topics } from '@ripple/events';
 import { createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
@@ -86,16 +86,28 @@ async function earlierSetUpsFinished(): Promise<void> {
 
 test('a WebSocket the client closes during set-up should leave nothing in the registry', async () => {
   const token = await signAccessToken(secret, 'ws-early-quitter');
-  const socket = new WebSocket(`ws://127.0.0.1:${node.port}/ws?access_token=${token}`);
-  let welcomed = false;
-  socket.on('message', () => (welcomed = true));
-  await new Promise<void>((resolve, reject) => {
-    socket.once('open', () => resolve());
-    socket.once('error', reject);
-  });
-  socket.close(); // the server is inside its set-up delay now
-  await waitUntil('the socket closed', 5000, () => socket.readyState === socket.CLOSED);
-  assert.equal(welcomed, false);
+  // The `101` leaves with `welcome`, once set-up is done: a client cannot see set-up begin, so it
+  // sends the handshake and hangs up halfway into the set-up delay, before any answer.
+  const tcp = connect(node.port, '127.0.0.1');
+  let answered = 0;
+  tcp.on('data', (chunk: Buffer) => (answered += chunk.length));
+  tcp.on('error', () => undefined);
+  await new Promise<void>((resolve) => tcp.once('connect', () => resolve()));
+  tcp.write(
+    [
+      `GET /ws?access_token=${token} HTTP/1.1`,
+      'Host: 127.0.0.1',
+      'Upgrade: websocket',
+      'Connection: Upgrade',
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      'Sec-WebSocket-Version: 13',
+      '',
+      '',
+    ].join('\r\n'),
+  );
+  await new Promise<void>((resolve) => setTimeout(resolve, SETUP_DELAY_MS / 2));
+  tcp.destroy();
+  assert.equal(answered, 0, 'neither the 101 nor welcome before set-up is done');
   await earlierSetUpsFinished();
   await expectReleased(redis, redisPrefix, node, nodeId, SETUP_DELAY_MS + 3000);
   assert.deepEqual(await redis.zrange(`${redisPrefix}presence:{user:ws-early-quitter}`, 0, -1), []);

@@ -1,0 +1,101 @@
+import { jwtSecret, verifyAccessToken } from '@ripple/auth';
+import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialConnectLog } from '@ripple/registry';
+import type { Directory } from '@ripple/registry';
+import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
+import type { Logger } from '@ripple/telemetry';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import { Connections } from './connections.js';
+import { LocalHub } from './hub.js';
+import type { LifecycleDeps } from './lifecycle.js';
+import { createGatewayMetrics } from './metrics.js';
+import type { SessionLimits } from './session.js';
+
+/** The access-token secret of `singleNodeGateway`'s deps. */
+export const unitSecret = jwtSecret('unit-test-secret-long-enough');
+
+export const unitLimits: SessionLimits = {
+  maxSubscriptions: 5,
+  sendBufferBytes: 1_000_000,
+  ratePerSecond: 1000,
+  rateBurst: 1000,
+  abuseLimit: 3,
+  refreshWindowMs: 30_000,
+};
+
+/**
+ * The connection lifecycle's dependencies for one gateway node (`n1`) on in-memory adapters
+ * (single node only; unit tests). The registry's leases run on a clock frozen at creation
+ * (`clock.now`, ms), so nothing a test leaves behind disappears by expiring; `now` is the sessions'
+ * clock (the same frozen one by default); `setupDelayMs` delays each connection's registration. `wrap` replaces the directory the connections use (e.g. a slow one); `directory` is the
+ * one below it, to read what the registry holds.
+ */
+export function singleNodeGateway(
+  options: {
+    now?: () => number;
+    limits?: Partial<SessionLimits>;
+    wrap?: (d: Directory) => Directory;
+    setupDelayMs?: number;
+  } = {},
+) {
+  const clock = { now: Date.now() };
+  const history = new MemoryHistory(100);
+  const hub = new LocalHub({ history, fillLimit: 100 });
+  const directory = new LeasedDirectory(new MemoryLeasedSets(() => clock.now), 't:', 'n1', 15_000);
+  const used = options.wrap ? options.wrap(directory) : directory;
+  const registry = createMetricsRegistry('gateway-unit');
+  const metrics = createGatewayMetrics(
+    registry,
+    () => hub.subscriptionCount,
+    () => 0,
+  );
+  const logger: Logger = createLogger('gateway-unit', 'silent');
+  const connections = new Connections('n1', new SequentialConnectLog(used, history), metrics, logger, () =>
+    Promise.resolve(),
+  );
+  const deps = {
+    nodeId: 'n1',
+    hub,
+    history,
+    directory: used,
+    historyLimit: 100,
+    jwtSecret: unitSecret,
+    verifyAccess: (token: string) => verifyAccessToken(unitSecret, token),
+    connections,
+    metrics,
+    limits: { ...unitLimits, ...options.limits },
+    heartbeatMs: 25_000,
+    isDraining: () => false,
+    now: options.now ?? (() => clock.now),
+    setupDelayMs: options.setupDelayMs ?? 0,
+  } satisfies LifecycleDeps;
+  /** True when nothing is held for any connection: no subscription, registry entry or connection. */
+  const holdsNothing = async (channels: readonly string[]) =>
+    hub.subscriptionCount === 0 &&
+    connections.size === 0 &&
+    (await Promise.all(channels.map((c) => directory.nodesFor(c)))).every((nodes) => nodes.length === 0);
+  return { deps, clock, hub, history, directory, connections, registry, metrics, logger, holdsNothing };
+}
+
+/**
+ * The gateway's HTTP app over `g` (`singleNodeGateway`), listening on a free port of 127.0.0.1 and
+ * closed after the test `t`. WebSocket pages may come from http://app.test.
+ */
+export async function singleNodeApp(
+  t: { after(fn: () => Promise<unknown>): void },
+  g: ReturnType<typeof singleNodeGateway>,
+  limits: Partial<SessionLimits & { maxPayloadBytes: number }> = {},
+): Promise<FastifyInstance> {
+  const app = await buildApp({
+    ...g.deps,
+    logger: g.logger,
+    registry: g.registry,
+    checks: {},
+    limits: { ...unitLimits, ratePerSecond: 100, rateBurst: 100, maxPayloadBytes: 4096, ...limits },
+    pingIntervalMs: 25_000,
+    corsOrigins: '*',
+    webSocketOrigins: ['http://app.test'],
+  });
+  t.after(() => app.close());
+  return app;
+}

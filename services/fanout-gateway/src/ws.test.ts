@@ -1,0 +1,78 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { WebSocket } from 'ws';
+import { signAccessToken } from '@ripple/auth';
+import { listeningPort } from '@ripple/http';
+import { eventFrame } from './protocol.js';
+import { singleNodeApp, singleNodeGateway, unitSecret as secret } from './single-node.js';
+
+test('the 101 answer and welcome should leave the gateway in one write', async (t) => {
+  // Registration takes a while (as a Redis round trip does): the 101 must wait for the welcome.
+  const app = await singleNodeApp(t, singleNodeGateway({ setupDelayMs: 100 }));
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const token = await signAccessToken(secret, 'u1');
+  const tcp = connect(listeningPort(app), '127.0.0.1');
+  t.after(() => tcp.destroy());
+  tcp.write(
+    [
+      `GET /ws?access_token=${token} HTTP/1.1`,
+      'Host: 127.0.0.1',
+      'Upgrade: websocket',
+      'Connection: Upgrade',
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      'Sec-WebSocket-Version: 13',
+      '',
+      '',
+    ].join('\r\n'),
+  );
+  const first = await new Promise<string>((resolve, reject) => {
+    tcp.once('data', (chunk: Buffer) => resolve(chunk.toString('latin1')));
+    tcp.once('error', reject);
+  });
+  assert.match(first, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+  assert.match(first, /\r\n\r\n\x81.{1,3}\{"op":"welcome"/s, 'the welcome frame follows the 101 in the same chunk');
+});
+
+test('frames for a socket that does not read should wait beyond its buffer, in order, and all arrive once it reads', async (t) => {
+  const g = singleNodeGateway();
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 * 1024 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const client = new WebSocket(
+    `ws://127.0.0.1:${listeningPort(app)}/ws?access_token=${await signAccessToken(secret, 'u1')}`,
+  );
+  t.after(() => client.terminate());
+  const offsets: number[] = [];
+  const welcomed = new Promise<void>((resolve) =>
+    client.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as { op: string; offset?: string };
+      if (frame.op === 'welcome') resolve();
+      if (frame.op === 'event') offsets.push(Number(frame.offset));
+    }),
+  );
+  await welcomed;
+  const tcp = (client as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+  tcp.pause();
+  // 8 MB in one tick: more than the kernel's socket buffers take while the peer does not read.
+  const count = 4000;
+  const event = JSON.stringify({ pad: 'x'.repeat(2000) });
+  const { epoch } = await g.history.position('user:u1');
+  for (let i = 1; i <= count; i++) {
+    const offset = String(i);
+    g.hub.publish({ channel: 'user:u1', offset, epoch, frame: eventFrame('user:u1', offset, epoch, event) });
+  }
+  await new Promise<void>((resolve) => setImmediate(resolve)); // the tick's writes are out
+  const [server] = app.websocketServer.clients;
+  assert.ok(server);
+  // What `ws` and the TCP socket hold is about one high-water mark, not the whole backlog.
+  const socketHolds = (server as unknown as { _socket: { writableLength: number } })._socket.writableLength;
+  assert.ok(socketHolds < 64 * 1024, `the TCP socket holds ${socketHolds} bytes`);
+  tcp.resume();
+  const deadline = Date.now() + 20_000;
+  while (offsets.length < count && Date.now() < deadline) await new Promise<void>((r) => setTimeout(r, 20));
+  assert.equal(offsets.length, count);
+  assert.ok(
+    offsets.every((o, i) => o === i + 1),
+    'in order',
+  );
+});
