@@ -88,8 +88,9 @@ export class SequentialConnectLog implements ConnectLog {
 /**
  * KEYS[1] = the user's presence leased set, KEYS[2] = the own channel's leased set of nodes,
  * KEYS[3], KEYS[4] = its history stream and meta hash (all four in the slot of `{user:<id>}`).
- * ARGV[1] = lease ms, ARGV[2] = connection id, ARGV[3] = node id, or '' when the node holds the
- * channel already, ARGV[4] = history ttl ms, ARGV[5] = random epoch suffix.
+ * ARGV[1] = the channel holder's lease ms, ARGV[2] = connection id, ARGV[3] = node id, or '' when
+ * the node holds the channel already, ARGV[4] = history ttl ms, ARGV[5] = random epoch suffix,
+ * ARGV[6] = the presence lease ms.
  * Adds the connection to the presence set and the node to the channel's holders (as
  * LeasedDirectory does), then reads the channel's position (as RedisHistory does, opening its
  * epoch if it has none). Returns {live connections of the user, offset, epoch}.
@@ -97,15 +98,21 @@ export class SequentialConnectLog implements ConnectLog {
 const OPEN = `${LEASE_ADD}${OPEN_EPOCH}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local live = lease_add_at(KEYS[1], ARGV[1], now, 2, 2)
+local live = lease_add_at(KEYS[1], ARGV[6], now, 2, 2)
 if ARGV[3] ~= '' then lease_add_at(KEYS[2], ARGV[1], now, 3, 3) end
 local epoch = open_epoch_of(KEYS[3], KEYS[4], ARGV[4], ARGV[5], t)
 return {live, redis.call('HGET', KEYS[4], 'seq'), epoch}
 `;
 
 export interface RedisConnectLogOptions extends RedisHistoryOptions {
-  /** The directory's lease (ms). */
+  /** The directory's lease (ms): the own channel's holder entry. */
   readonly leaseMs: number;
+  /**
+   * The presence lease (ms) of a connection, as `LeasedDirectory`'s `presenceLeaseMs` (at least
+   * `leaseMs`): the directory renews a connection's presence once per this long, so a shorter
+   * lease here would let a connected user look offline until then.
+   */
+  readonly presenceLeaseMs: number;
 }
 
 /**
@@ -154,6 +161,7 @@ export class RedisConnectLog implements ConnectLog {
       o.holdChannel ? o.nodeId : '',
       String(this.opts.ttlMs),
       epochSuffix(),
+      String(Math.ceil(Math.max(this.opts.leaseMs, this.opts.presenceLeaseMs))),
     ) as Promise<[number, string, string]>;
     const [, [live, offset, epoch]] = await Promise.all([served, opened]);
     return { first: live === 1, position: { offset, epoch } };

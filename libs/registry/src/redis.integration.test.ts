@@ -1,4 +1,5 @@
-import { after } from 'node:test';
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { runId, testInfra, waitUntil } from '@ripple/testing';
 import {
@@ -125,11 +126,23 @@ connectLogContract('redis', () => {
   const leaseMs = 15_000;
   const options = { maxLength: 1000, ttlMs: 60_000 };
   return Promise.resolve({
-    connects: new RedisConnectLog(redis, p, { ...options, leaseMs }),
+    connects: new RedisConnectLog(redis, p, { ...options, leaseMs, presenceLeaseMs: leaseMs }),
     history: new RedisHistory(redis, p, options),
     forNode: (nodeId: string) => new LeasedDirectory(new RedisLeasedSets(redis), p, nodeId, leaseMs),
     roster: new RedisNodeRoster(redis, p, leaseMs),
   });
+});
+
+test('redis: connect log should lease presence for the presence lease, not the directory’s shorter one', async () => {
+  const p = prefix();
+  const [leaseMs, presenceLeaseMs] = [300, 5_000];
+  const connects = new RedisConnectLog(redis, p, { maxLength: 1000, ttlMs: 60_000, leaseMs, presenceLeaseMs });
+  const directory = new LeasedDirectory(new RedisLeasedSets(redis), p, 'x', leaseMs, presenceLeaseMs);
+  await connects.open({ nodeId: 'a', userId: 'u1', connectionId: 'c1', channel: 'user:u1', holdChannel: true });
+  // Past the directory's lease the channel's holder has lapsed (node 'a' never renewed it) ...
+  await waitUntil('the holder lease to lapse', 5_000, async () => (await directory.nodesFor('user:u1')).length === 0);
+  // ... while the connection is still present: its heartbeat renews it once per presence lease.
+  assert.deepEqual(await directory.connectionsOf('u1'), ['c1']);
 });
 
 departuresContract('redis', () => Promise.resolve(new RedisDepartures(redis, prefix(), 60_000)));

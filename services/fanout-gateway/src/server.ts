@@ -169,7 +169,11 @@ runProcess(SERVICE_NAME, async () => {
   // Crashed nodes: each live node renews its roster entry and reaps the dead on its heartbeat.
   const roster = timed(new RedisNodeRoster(redis, config.REDIS_KEY_PREFIX, leaseMs), 'roster', metrics);
   const connects = timed(
-    new RedisConnectLog(redis, config.REDIS_KEY_PREFIX, { ...historyOptions, leaseMs }),
+    new RedisConnectLog(redis, config.REDIS_KEY_PREFIX, {
+      ...historyOptions,
+      leaseMs,
+      presenceLeaseMs: config.PRESENCE_LEASE_MS,
+    }),
     'connects',
     metrics,
   );
