@@ -18,7 +18,8 @@ function fakeSocket() {
 test('heartbeats should ping each socket once per interval and terminate one silent for two intervals', (t) => {
   mock.timers.enable({ apis: ['setInterval'] });
   t.after(() => mock.timers.reset());
-  const beats = new Heartbeats(1000, 10);
+  let terminations = 0;
+  const beats = new Heartbeats(1000, { slots: 10, onTerminate: () => (terminations += 1) });
   t.after(() => beats.stop());
   const live = fakeSocket();
   const silent = fakeSocket();
@@ -38,6 +39,7 @@ test('heartbeats should ping each socket once per interval and terminate one sil
   mock.timers.tick(1000);
   beats.answered(live);
   assert.equal(silent.terminated, true, 'no pong for two pings');
+  assert.equal(terminations, 1, 'each termination is counted');
   assert.equal(beats.size, 1);
   for (let i = 0; i < 5; i++) {
     mock.timers.tick(1000);
@@ -49,7 +51,7 @@ test('heartbeats should ping each socket once per interval and terminate one sil
 test('heartbeats should keep a socket whose pong comes one interval late, or whose peer sends frames', (t) => {
   mock.timers.enable({ apis: ['setInterval'] });
   t.after(() => mock.timers.reset());
-  const beats = new Heartbeats(1000, 1);
+  const beats = new Heartbeats(1000, { slots: 1 });
   t.after(() => beats.stop());
   const late = fakeSocket();
   const chatty = fakeSocket();
@@ -68,7 +70,7 @@ test('heartbeats should keep a socket whose pong comes one interval late, or who
 test('heartbeats should forget a removed socket', (t) => {
   mock.timers.enable({ apis: ['setInterval'] });
   t.after(() => mock.timers.reset());
-  const beats = new Heartbeats(1000, 4);
+  const beats = new Heartbeats(1000, { slots: 4 });
   t.after(() => beats.stop());
   const socket = fakeSocket();
   beats.add(socket);

@@ -22,11 +22,18 @@ export class Heartbeats {
   private readonly timer: NodeJS.Timeout;
   private current = 0;
 
-  constructor(
-    intervalMs: number,
-    slots = 10,
-    private readonly graceTicks = 2,
-  ) {
+  private readonly graceTicks: number;
+  private readonly onTerminate: () => void;
+
+  /**
+   * `slots`: groups of sockets, one pinged per tick (default 10); `graceTicks`: silent intervals
+   * in a row before a socket is terminated (default 2); `onTerminate`: called once per socket
+   * terminated for its silence (a metric).
+   */
+  constructor(intervalMs: number, opts: { slots?: number; graceTicks?: number; onTerminate?: () => void } = {}) {
+    const slots = opts.slots ?? 10;
+    this.graceTicks = opts.graceTicks ?? 2;
+    this.onTerminate = opts.onTerminate ?? (() => undefined);
     this.groups = Array.from({ length: slots }, () => new Set<Pingable>());
     this.timer = setInterval(() => this.tick(), Math.max(1, Math.floor(intervalMs / slots)));
     this.timer.unref();
@@ -63,6 +70,7 @@ export class Heartbeats {
       if (silent > this.graceTicks) {
         this.remove(socket);
         socket.terminate();
+        this.onTerminate();
         continue;
       }
       this.silent.set(socket, silent);

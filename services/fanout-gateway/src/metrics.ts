@@ -67,6 +67,11 @@ export function createGatewayMetrics(registry: Registry, subscriptions: () => nu
       help: 'Sockets closed with 4009 because their send buffer overflowed',
       registers: [registry],
     }),
+    heartbeatTerminations: new Counter({
+      name: 'gateway_heartbeat_terminations_total',
+      help: 'Sockets terminated because the peer stayed silent (no pong, no frame) for two ping intervals',
+      registers: [registry],
+    }),
     errors: new Counter({
       name: 'gateway_errors_total',
       help: 'Protocol and authorization errors sent to clients or closes, by code',

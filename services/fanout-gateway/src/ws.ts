@@ -190,7 +190,9 @@ export function installWebSocket(
   // A handshake `ws` refuses (a bad key, version or Upgrade header) is answered with the shared
   // error body, not ws's text/html one.
   app.websocketServer.on('wsClientError', (err: Error, socket: Duplex) => refuseHandshake(socket, err.message));
-  const heartbeats = new Heartbeats(deps.pingIntervalMs);
+  const heartbeats = new Heartbeats(deps.pingIntervalMs, {
+    onTerminate: () => deps.metrics.heartbeatTerminations.inc(),
+  });
   app.addHook('onClose', (_app, done) => {
     heartbeats.stop();
     done();
