@@ -19,8 +19,13 @@ export const RATE_LIMIT_LOCAL_SHARE = 0.1;
 interface Counter {
   /** The counter in Redis as last read (every replica's settled requests). */
   settled: number;
-  /** Requests this replica admitted and has not yet added to Redis. */
+  /** Requests this replica admitted and has not yet sent to Redis. */
   pending: number;
+  /**
+   * Requests sent to Redis by a settlement not yet answered. Replies come in the order the calls
+   * went out, so when a later call's reply arrives these are not in its count yet.
+   */
+  settling: number;
   /** When the window ends (`performance.now()` time). */
   endsAt: number;
   /** The window's length, in ms (a counter the settlement creates expires after it). */
@@ -74,19 +79,26 @@ export function settledRateLimitStore(redis: Redis, keyPrefix: string, settleMs:
     timer = undefined;
     const batch = [...counters].filter(([, c]) => c.pending > 0).map(([key, c]) => [key, c, c.pending] as const);
     const pipeline = redis.pipeline();
-    for (const [key, c, n] of batch) pipeline.eval(SETTLE_LUA, 1, key, n, c.windowMs);
+    for (const [key, c, n] of batch) {
+      pipeline.eval(SETTLE_LUA, 1, key, n, c.windowMs);
+      c.pending -= n;
+      c.settling += n;
+    }
     const results = batch.length > 0 ? await pipeline.exec().catch(() => null) : [];
     const now = performance.now();
     batch.forEach(([, c, n], i) => {
+      c.settling -= n;
       const [err, reply] = results?.[i] ?? [new Error('no reply')];
-      if (err || !reply) return; // stays pending: the next settlement adds it
+      if (err || !reply) {
+        c.pending += n; // the next settlement adds it
+        return;
+      }
       const [count, ttl] = reply as [number, number];
-      c.pending -= n;
       c.settled = count;
       c.endsAt = now + ttl;
     });
     // Forget windows that ended with nothing pending.
-    for (const [key, c] of counters) if (c.endsAt <= now && c.pending === 0) counters.delete(key);
+    for (const [key, c] of counters) if (c.endsAt <= now && c.pending + c.settling === 0) counters.delete(key);
     schedule();
   }
   /** Settles (and forgets ended windows) every `settleMs` while any counter is known. */
@@ -105,23 +117,23 @@ export function settledRateLimitStore(redis: Redis, keyPrefix: string, settleMs:
       const now = performance.now();
       const local = Math.floor(max * RATE_LIMIT_LOCAL_SHARE);
       const c = counters.get(key);
-      if (c && c.endsAt > now && c.pending < local && c.settled + c.pending + 1 <= max - local) {
+      if (c && c.endsAt > now && c.pending + c.settling < local && c.settled + c.pending + c.settling < max - local) {
         c.pending++;
         schedule();
-        cb(null, { current: c.settled + c.pending, ttl: Math.ceil(c.endsAt - now) });
+        cb(null, { current: c.settled + c.pending + c.settling, ttl: Math.ceil(c.endsAt - now) });
         return;
       }
       call(key, 1, timeWindow).then(
         ([count, ttl]) => {
           const at = performance.now();
-          // Counts of this replica still pending (a settlement may be in flight with some: it
-          // updates this same object) are on top of what Redis holds.
-          const known = counters.get(key) ?? { settled: 0, pending: 0, endsAt: 0, windowMs: timeWindow };
+          // This replica's counts not yet in Redis (pending, and settling: a settlement sent
+          // after this call) are on top of what Redis holds.
+          const known = counters.get(key) ?? { settled: 0, pending: 0, settling: 0, endsAt: 0, windowMs: timeWindow };
           known.settled = count;
           known.endsAt = at + ttl;
           counters.set(key, known);
           schedule();
-          cb(null, { current: count + known.pending, ttl });
+          cb(null, { current: count + known.pending + known.settling, ttl });
         },
         (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))),
       );
