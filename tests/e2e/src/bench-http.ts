@@ -10,7 +10,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import autocannon from 'autocannon';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { cpuOf } from '@ripple/testing';
+import { cpuOf, waitFor } from '@ripple/testing';
 import { kafkaPid } from './bench-util.js';
 import { openLoop } from './open-loop.js';
 import { runScoped } from './harness.js';
@@ -200,10 +200,16 @@ const rows = await runScoped('bh', async ({ iso, spawn }) => {
       60_000,
       nodeArgs,
     );
-    const res = await fetch(`${chat.url}/rooms`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'bench' }),
+    // A service that has just started on a busy machine may shed its first request (503 with
+    // Retry-After: @fastify/under-pressure counts a sampling interval without a sample as
+    // overload); the benchmark waits as a client would.
+    const res = await waitFor('POST /rooms answered other than 503', 60_000, async () => {
+      const answer = await fetch(`${chat.url}/rooms`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'bench' }),
+      });
+      return answer.status === 503 ? undefined : answer;
     });
     if (res.status !== 201) throw new Error(`POST /rooms answered ${res.status}: ${await res.text()}`);
     const { id } = (await res.json()) as { id: string };
