@@ -10,6 +10,10 @@ import { serviceShell } from './health.js';
 import type { ServiceShellOptions } from './health.js';
 import { installOverloadProtection } from './overload.js';
 import type { OverloadOptions } from './overload.js';
+import { settledRateLimitStore } from './rate-limit-store.js';
+
+/** How often a replica adds its local rate-limit counts to Redis, in ms. */
+export const DEFAULT_RATE_LIMIT_SETTLE_MS = 100;
 
 export interface ApiOptions extends ServiceShellOptions {
   readonly name: string;
@@ -18,8 +22,12 @@ export interface ApiOptions extends ServiceShellOptions {
   /** Rate-limit counters live here, so every replica of the service shares them. */
   readonly redis: Redis;
   readonly redisKeyPrefix: string;
-  /** Requests per user (per IP before authentication) per window. */
-  readonly rateLimit: { readonly max: number; readonly windowMs: number };
+  /**
+   * Requests per user (per IP before authentication) per window; counted locally and settled in
+   * Redis every `settleMs` (default {@link DEFAULT_RATE_LIMIT_SETTLE_MS}) while far from the limit
+   * (see `settledRateLimitStore`).
+   */
+  readonly rateLimit: { readonly max: number; readonly windowMs: number; readonly settleMs?: number };
   /** Load shedding (503 OVERLOADED); without it nothing is shed. */
   readonly overload?: OverloadOptions;
   /** Browser origins allowed to call the API (CORS); without it, none. */
@@ -28,7 +36,8 @@ export interface ApiOptions extends ServiceShellOptions {
 
 /**
  * A domain service's fastify app: the service shell (errors, /healthz, /readyz, /metrics),
- * load shedding, @fastify/jwt, OpenAPI at /docs (JSON at /docs/json), and per-user rate limiting kept in Redis.
+ * load shedding, @fastify/jwt, OpenAPI at /docs (JSON at /docs/json), and per-user rate limiting kept in Redis
+ * (counted locally between settlements far from the limit: no Redis round trip per request).
  * Routes added after this are documented and limited; the operational routes are documented, never limited.
  */
 export async function createApiApp(opts: ApiOptions): Promise<FastifyInstance> {
@@ -38,6 +47,12 @@ export async function createApiApp(opts: ApiOptions): Promise<FastifyInstance> {
   // Before authentication: a preflight carries no token.
   if (opts.corsOrigins) await installCors(app, opts.corsOrigins);
   await installAuth(app, opts.jwt);
+  const store = settledRateLimitStore(
+    opts.redis,
+    `${opts.redisKeyPrefix}ratelimit:${opts.name}:`,
+    opts.rateLimit.settleMs ?? DEFAULT_RATE_LIMIT_SETTLE_MS,
+  );
+  app.addHook('onClose', () => store.close());
   await app.register(rateLimit, {
     max: opts.rateLimit.max,
     timeWindow: opts.rateLimit.windowMs,
@@ -48,8 +63,7 @@ export async function createApiApp(opts: ApiOptions): Promise<FastifyInstance> {
       return user?.sub !== undefined ? `user:${user.sub}` : `ip:${request.ip}`;
     },
     allowList: (request: FastifyRequest) => request.routeOptions.url?.startsWith('/docs') ?? false,
-    redis: opts.redis,
-    nameSpace: `${opts.redisKeyPrefix}ratelimit:${opts.name}:`,
+    store: store.Store,
     // Redis down must not take the API down with it: requests then pass unlimited.
     skipOnError: true,
     // In seconds, as Retry-After and x-ratelimit-reset (both the whole seconds until the window

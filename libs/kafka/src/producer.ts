@@ -130,7 +130,9 @@ export function createEventProducer(
           parent,
         );
         const headers = { ...m.headers, ...traceHeaders(trace.setSpan(parent, span)) };
-        byTopic.set(m.topic, [...(byTopic.get(m.topic) ?? []), { key: m.key, value: m.value, headers }]);
+        let topicMessages = byTopic.get(m.topic);
+        if (!topicMessages) byTopic.set(m.topic, (topicMessages = []));
+        topicMessages.push({ key: m.key, value: m.value, headers });
         return span;
       });
       try {

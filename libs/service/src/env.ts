@@ -16,10 +16,12 @@ export function domainServiceEnv(serviceName: string, port: number) {
     /** Requests per user per window, shared by all replicas through Redis. */
     RATE_LIMIT_MAX: Type.Integer({ default: 300, minimum: 1 }),
     RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60_000, minimum: 100, maximum: MAX_DELAY_MS }),
+    /** How often a replica adds its local rate-limit counts to Redis (README: Rate limits). */
+    RATE_LIMIT_SETTLE_MS: Type.Integer({ default: 100, minimum: 1, maximum: 60_000 }),
     /** How long an Idempotency-Key's answer is kept for replay. */
     IDEMPOTENCY_TTL_MS: Type.Integer({ default: 24 * 3600 * 1000, minimum: 1000 }),
     OUTBOX_POLL_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 10, maximum: MAX_DELAY_MS }),
-    OUTBOX_BATCH_SIZE: Type.Integer({ default: 100, minimum: 1, maximum: 10_000 }),
+    OUTBOX_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
     /** How long a relay may hold an outbox shard while Kafka does not answer. */
     OUTBOX_LEASE_MS: Type.Integer({ default: 30_000, minimum: 1000, maximum: MAX_DELAY_MS }),
     /** Sent outbox rows are deleted after this long. */

@@ -159,7 +159,11 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     jwt,
     redis,
     redisKeyPrefix: config.REDIS_KEY_PREFIX,
-    rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS },
+    rateLimit: {
+      max: config.RATE_LIMIT_MAX,
+      windowMs: config.RATE_LIMIT_WINDOW_MS,
+      settleMs: config.RATE_LIMIT_SETTLE_MS,
+    },
     corsOrigins: allowedOriginsOf(config.CORS_ORIGINS, config.NODE_ENV),
     // Every route, reads included: no connection free in time or the database away is a 503.
     classifyError: transientDbError,
