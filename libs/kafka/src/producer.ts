@@ -130,7 +130,10 @@ export function createEventProducer(
           parent,
         );
         const headers = { ...m.headers, ...traceHeaders(trace.setSpan(parent, span)) };
-        byTopic.set(m.topic, [...(byTopic.get(m.topic) ?? []), { key: m.key, value: m.value, headers }]);
+        const list = byTopic.get(m.topic);
+        const record = { key: m.key, value: m.value, headers };
+        if (list) list.push(record);
+        else byTopic.set(m.topic, [record]);
         return span;
       });
       try {
