@@ -459,7 +459,6 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     if (onBatch) {
       // kafkajs may notice a rebalance in its own heartbeat first: commit then too (best effort).
       current.on(current.events.REBALANCING, () => void commitQuietly('rebalance'));
-
       const running = current.run({
         partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently ?? 1,
         autoCommit: false,
