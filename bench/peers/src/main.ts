@@ -175,6 +175,12 @@ function shares(count: number, processes: number): [number, number][] {
   });
 }
 
+/** A burst as the publisher reports it: when it started, and when its last event left the publisher (ms). */
+interface Burst {
+  start: number;
+  sentAt: number;
+}
+
 interface Totals {
   received: number;
   lastAt: number;
@@ -289,7 +295,7 @@ async function benchPeer(peer: PeerName): Promise<void> {
   const sampler = setInterval(() => (peak = Math.max(peak, rssMb(server.pid))), 20);
   cpu = meter();
   const expected1 = N * cfg.BENCH_PEERS_FANOUT_EVENTS;
-  const burst1 = await publisher.call<{ start: number }>('burst', {
+  const burst1 = await publisher.call<Burst>('burst', {
     count: cfg.BENCH_PEERS_FANOUT_EVENTS,
     channelCount: 1,
   });
@@ -297,6 +303,7 @@ async function benchPeer(peer: PeerName): Promise<void> {
   clearInterval(sampler);
   const cpu1 = cpu();
   add(w1, 'deliveries/s', t1.received / ((t1.lastAt - burst1.start) / 1000), 0, cpu1);
+  add(w1, 'ms until the publisher handed over the burst', burst1.sentAt - burst1.start, 0, cpu1);
   add(
     w1,
     `deliveries missing after ${cfg.BENCH_PEERS_DRAIN_SECONDS}s (of ${expected1})`,
@@ -318,13 +325,14 @@ async function benchPeer(peer: PeerName): Promise<void> {
   const w2 = `${C} channels, ${M} clients x ${K}, ${cfg.BENCH_PEERS_BURST_EVENTS}-event burst`;
   const expected2 = expectedDeliveries(cfg.BENCH_PEERS_BURST_EVENTS, M, K, C);
   cpu = meter();
-  const burst2 = await publisher.call<{ start: number }>('burst', {
+  const burst2 = await publisher.call<Burst>('burst', {
     count: cfg.BENCH_PEERS_BURST_EVENTS,
     channelCount: C,
   });
   const t2 = await drain(clients, expected2);
   const cpu2 = cpu();
   add(w2, 'deliveries/s', t2.received / ((t2.lastAt - burst2.start) / 1000), 0, cpu2);
+  add(w2, 'ms until the publisher handed over the burst', burst2.sentAt - burst2.start, 0, cpu2);
   add(
     w2,
     `deliveries missing after ${cfg.BENCH_PEERS_DRAIN_SECONDS}s (of ${expected2})`,
@@ -389,7 +397,7 @@ async function benchKafkajs(): Promise<void> {
     consumer.reset();
     const me = self();
     const cpu = cpuMeter({ publisher: publisher.pid, clients: [] });
-    const { start } = await publisher.call<{ start: number }>('burst', {
+    const { start } = await publisher.call<Burst>('burst', {
       count,
       channelCount: cfg.BENCH_PEERS_CHANNELS,
     });

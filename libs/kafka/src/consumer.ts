@@ -326,30 +326,48 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
   }
 
   // Batch mode commits on an interval (see `commitIntervalMs`): what the last batch resolved is
-  // committed through its payload, which commits every partition's resolved offsets.
+  // committed through its payload, which commits every partition's resolved offsets. A commit is a
+  // round trip to the group coordinator (tens of ms on a busy broker, and heartbeats queue behind
+  // it): batches never wait for one, except when the consumer stops. One commit at a time, so a
+  // later one never lands before an earlier one.
   const commitIntervalMs = opts.commitIntervalMs ?? 1000;
   let commitResolved: (() => Promise<void>) | undefined;
+  let commitInFlight: Promise<void> | undefined;
   let commitTimer: NodeJS.Timeout | undefined;
   let lastCommit = Date.now();
   async function commitNow(): Promise<void> {
     if (commitTimer) clearTimeout(commitTimer);
     commitTimer = undefined;
+    while (commitInFlight) await commitInFlight.catch(() => undefined);
     const commit = commitResolved;
     commitResolved = undefined;
     lastCommit = Date.now();
-    if (commit) await commit();
+    if (!commit) return;
+    commitInFlight = commit();
+    try {
+      await commitInFlight;
+    } catch (err) {
+      commitResolved ??= commit; // the next commit carries these offsets
+      throw err;
+    } finally {
+      commitInFlight = undefined;
+    }
   }
   const commitQuietly = (when: string) =>
     commitNow().catch((err: unknown) =>
       opts.logger.debug({ err, when }, 'offset commit failed; the next one carries them'),
     );
 
-  /** After a batch resolved its offsets: commits them now when the interval is over, else soon. */
+  /**
+   * After a batch resolved its offsets: starts their commit when the interval is over (without
+   * waiting for it), else soon; when stopping, commits them before returning.
+   */
   async function committed(payload: EachBatchPayload): Promise<void> {
     commitResolved = () => payload.commitOffsetsIfNecessary(payload.uncommittedOffsets());
     const due = lastCommit + commitIntervalMs - Date.now();
-    if (stopping || due <= 0) await commitNow();
-    else commitTimer ??= setTimeout(() => void commitQuietly('interval'), due);
+    if (stopping) await commitNow();
+    else if (due <= 0 && !commitInFlight) void commitQuietly('interval');
+    else commitTimer ??= setTimeout(() => void commitQuietly('interval'), Math.max(0, due));
   }
 
   /** kafkajs `eachBatch`: routes runs of valid events at once; invalid messages go to the DLQ in order. */
