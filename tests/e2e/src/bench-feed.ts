@@ -24,6 +24,8 @@ const POSTS = Number(process.env.BENCH_FEED_POSTS ?? 10);
 const GATEWAYS = Number(process.env.BENCH_FEED_GATEWAYS ?? 2);
 /** Feed subscriptions being set up at once. */
 const CONNECT_WINDOW = Number(process.env.BENCH_FEED_CONNECT_WINDOW ?? 250);
+/** A directory: the gateways write V8 CPU profiles there (`--cpu-prof`) when they stop. */
+const CPU_PROF_DIR = process.env.BENCH_FEED_CPU_PROF;
 if (CONNECTED > FOLLOWERS) throw new Error('BENCH_FEED_CONNECTED must not exceed BENCH_FEED_FOLLOWERS');
 
 const selfCpu = () => {
@@ -69,18 +71,25 @@ await runScoped('bf', async ({ iso, spawn }) => {
   const gateways: RunningService[] = [];
   for (let g = 0; g < GATEWAYS; g++) {
     gateways.push(
-      await spawn('fanout-gateway', {
-        ...iso.env,
-        NODE_ID: `bf${g}-${iso.run}`,
-        KAFKA_GROUP_ID: `bf.${iso.run}`,
-        POST_SERVICE_URL: post.url,
-        FEED_LOAD_TIMEOUT_MS: '30000',
-        WS_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
-        // Heartbeats would add registry renewals (one leased-set script per held channel and
-        // connection, six commands each: ~180,000 for 10,000 sockets) to the commands counted; a
-        // loaded machine's set-up phase can outlast a minute, so keep them out of the whole run.
-        REGISTRY_HEARTBEAT_MS: String(60 * 60_000),
-      }),
+      await spawn(
+        'fanout-gateway',
+        {
+          ...iso.env,
+          NODE_ID: `bf${g}-${iso.run}`,
+          KAFKA_GROUP_ID: `bf.${iso.run}`,
+          POST_SERVICE_URL: post.url,
+          FEED_LOAD_TIMEOUT_MS: '30000',
+          WS_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
+          // Heartbeats would add registry renewals (one leased-set script per held channel and
+          // connection, six commands each: ~180,000 for 10,000 sockets) to the commands counted; a
+          // loaded machine's set-up phase can outlast a minute, so keep them out of the whole run.
+          REGISTRY_HEARTBEAT_MS: String(60 * 60_000),
+          // The sockets are gone when the run ends: stop at once (and write the CPU profile).
+          DRAIN_WINDOW_MS: '0',
+        },
+        60_000,
+        CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [],
+      ),
     );
   }
 
@@ -169,6 +178,8 @@ await runScoped('bf', async ({ iso, spawn }) => {
   });
 
   const cpuBefore = [...pids.map(cpuOf), selfCpu()];
+  // On the monotonic clock V8 CPU profiles use (µs), to cut the posting phase out of a profile.
+  const postingFrom = process.hrtime.bigint() / 1000n;
   const token = await signAccessToken(secret, creator, { ttlSeconds: 7200 });
   const latencies: number[] = [];
   const lastArrivals: number[] = [];
@@ -185,18 +196,21 @@ await runScoped('bf', async ({ iso, spawn }) => {
     await waitUntil(`post ${p} at every follower`, 60_000, () => followers.every((f) => f.arrivals.has(body))).catch(
       () => undefined,
     );
-    let last = 0;
+    const arrived: number[] = [];
     for (const f of followers) {
       const at = f.arrivals.get(body);
-      if (at === undefined) {
-        missing += 1;
-        continue;
-      }
-      latencies.push(Math.round(at - sentAt));
-      last = Math.max(last, at - sentAt);
+      if (at === undefined) missing += 1;
+      else arrived.push(Math.round(at - sentAt));
     }
-    lastArrivals.push(Math.round(last));
+    latencies.push(...arrived);
+    const last = Math.max(0, ...arrived);
+    lastArrivals.push(last);
+    const own = percentiles(arrived);
+    process.stdout.write(`  post ${p}: first ${Math.min(...arrived)} ms, p50 ${own.p50} ms, last ${last} ms\n`);
   }
+  process.stdout.write(
+    `bench-feed: posting phase on the monotonic clock ${postingFrom}..${process.hrtime.bigint() / 1000n} µs\n`,
+  );
   const cpuAfter = [...pids.map(cpuOf), selfCpu()];
   monitor.disconnect();
   monitorBase.disconnect();
