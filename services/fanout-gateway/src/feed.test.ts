@@ -10,8 +10,11 @@ import { LiveFeeds } from './feed.js';
 import type { FolloweeSource } from './feed.js';
 import { createFeedMetrics } from './feed-metrics.js';
 import { LocalHub } from './hub.js';
+import type { ChannelFrame } from './hub.js';
 import { createGatewayMetrics } from './metrics.js';
 import { Router } from './router.js';
+import { utf8Of } from './sink.js';
+import type { FramePosition } from './sink.js';
 import { Subscriptions } from './subscriptions.js';
 
 const at = '2026-11-29T12:00:00.000Z';
@@ -69,11 +72,11 @@ function node(following: Record<string, string[]>, source?: FolloweeSource) {
     );
     return { subs, got, positions };
   };
-  const post = (authorId: string, body: string) =>
-    router.route([createEvent('post.created', { source: 't', data: { postId: body, authorId, body, createdAt: at } })]);
+  const post = (authorId: string, body: string, postId = body) =>
+    router.route([createEvent('post.created', { source: 't', data: { postId, authorId, body, createdAt: at } })]);
   const followChange = (type: 'user.followed' | 'user.unfollowed', followerId: string, followeeId: string) =>
     router.route([createEvent(type, { source: 't', data: { followerId, followeeId, at } })]);
-  return { hub, history, feeds, connection, post, followChange, credentials };
+  return { hub, history, reads, feeds, connection, post, followChange, credentials };
 }
 
 const feedOnly = (got: string[]) => got.filter((g) => g.startsWith('feed:'));
@@ -250,4 +253,41 @@ test('a feed should load its own list when the feed it waited for failed to load
   assert.equal(calls, 2);
   await n.post('c', 'c1');
   assert.deepEqual(feedOnly(second.got), ['feed:a#1 post.created c1']);
+});
+
+test("a feed frame should carry its text's UTF-8 bytes, for each follower, whatever characters the event has", async () => {
+  const n = node({ a: ['b'], d: ['b'] });
+  const frames: ChannelFrame[] = [];
+  for (const user of ['a', 'd']) {
+    const subs = new Subscriptions(
+      { ...n.reads, derived: n.feeds },
+      { event: (f) => frames.push(f), gap: () => undefined },
+    );
+    await subs.add(`feed:${user}`, undefined);
+  }
+  await n.post('b', 'ünïcödé 🎉 post', 'p1');
+  assert.deepEqual(
+    frames.map((f) => f.channel),
+    ['feed:a', 'feed:d'],
+  );
+  for (const frame of frames) {
+    const bytes = (frame as FramePosition).bytes;
+    assert.ok(bytes, 'a feed frame carries its bytes');
+    assert.equal(bytes.toString('utf8'), frame.frame);
+    const { channel, offset, event } = JSON.parse(frame.frame) as { channel: string; offset: string; event: AnyEvent };
+    assert.equal(channel, frame.channel);
+    assert.equal(offset, '1');
+    assert.equal((event.data as { body: string }).body, 'ünïcödé 🎉 post');
+  }
+});
+
+test('a transport should send the bytes a feed frame carries, not encode its text again', () => {
+  const frame = {
+    channel: 'feed:a',
+    offset: '1',
+    epoch: 'e',
+    frame: '{"op":"event"}',
+    bytes: Buffer.from('{"op":"event"}'),
+  };
+  assert.equal(utf8Of(frame), frame.bytes);
 });

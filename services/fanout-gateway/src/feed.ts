@@ -5,7 +5,8 @@ import type { StreamPosition } from '@ripple/registry';
 import type { Logger } from '@ripple/telemetry';
 import type { ChannelFrame, Subscriber } from './hub.js';
 import type { FeedMetrics } from './feed-metrics.js';
-import { eventFrame } from './protocol.js';
+import { eventFrameHead } from './protocol.js';
+import type { FramePosition } from './sink.js';
 import { Subscriptions } from './subscriptions.js';
 import type { DerivedChannels, SubscriptionDeps } from './subscriptions.js';
 
@@ -212,19 +213,25 @@ export class LiveFeeds implements DerivedChannels {
     const id = frame.channel.slice(colon + 1);
     const eventJson = frame.frame.slice(frame.frame.indexOf(EVENT_KEY) + EVENT_KEY.length, -1);
     if (kind === 'creator') {
-      let delivered = 0;
-      for (const feed of this.readers.get(id) ?? []) {
+      const readers = this.readers.get(id);
+      if (!readers) return;
+      // Each follower's frame differs only in its head (channel, offset, epoch): the event is
+      // encoded to UTF-8 once here, and each frame's bytes are its head and these spliced.
+      const eventBytes = Buffer.from(eventJson, 'utf8');
+      for (const feed of readers) {
         feed.offset += 1;
         const offset = String(feed.offset);
-        feed.subscriber.deliver({
+        const head = eventFrameHead(feed.channel, offset, feed.epoch);
+        const feedFrame: ChannelFrame & FramePosition = {
           channel: feed.channel,
           offset,
           epoch: feed.epoch,
-          frame: eventFrame(feed.channel, offset, feed.epoch, eventJson),
-        });
-        delivered += 1;
+          frame: `${head}${eventJson}}`,
+          bytes: splice(head, eventBytes),
+        };
+        feed.subscriber.deliver(feedFrame);
       }
-      this.deps.metrics.deliveries.inc(delivered);
+      this.deps.metrics.deliveries.inc(readers.size);
       return;
     }
     const feeds = this.byUser.get(id);
@@ -254,6 +261,18 @@ export class LiveFeeds implements DerivedChannels {
     this.deps.metrics.gaps.inc();
     feed.subscriber.gap(feed.channel, this.positionOf(feed));
   }
+}
+
+const CLOSE = Buffer.from('}');
+
+/** The bytes of an event frame: its `head` (eventFrameHead), the event's `event` bytes, `}`. */
+function splice(head: string, event: Buffer): Buffer {
+  const headLength = Buffer.byteLength(head);
+  const bytes = Buffer.allocUnsafe(headLength + event.length + CLOSE.length);
+  bytes.write(head, 0, headLength, 'utf8');
+  event.copy(bytes, headLength);
+  CLOSE.copy(bytes, headLength + event.length);
+  return bytes;
 }
 
 /** The follow change an event of a `user:` channel carries, if it is one. */

@@ -101,7 +101,12 @@ export const CloseCodes = {
 
 /** Serialises an event frame; done once per channel and shared by every socket on it. */
 export function eventFrame(channel: string, offset: string, epoch: string, eventJson: string): string {
-  return `{"op":"event","channel":${JSON.stringify(channel)},"offset":"${offset}","epoch":"${epoch}","event":${eventJson}}`;
+  return `${eventFrameHead(channel, offset, epoch)}${eventJson}}`;
+}
+
+/** An event frame up to its event: the frame is this head, the event's JSON, then `}`. */
+export function eventFrameHead(channel: string, offset: string, epoch: string): string {
+  return `{"op":"event","channel":${JSON.stringify(channel)},"offset":"${offset}","epoch":"${epoch}","event":`;
 }
 
 /**

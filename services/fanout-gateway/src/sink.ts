@@ -8,12 +8,15 @@ export interface FramePosition {
    * node, so a transport may encode it once (see `utf8Of`).
    */
   readonly frame?: string;
+  /** `frame`'s UTF-8 bytes, when whoever made the frame has them already (feed frames: feed.ts). */
+  readonly bytes?: Buffer;
 }
 
 const encodings = new WeakMap<FramePosition, Buffer>();
 
 /** The UTF-8 bytes of a shared event frame, encoded once for all the sockets it goes to. */
 export function utf8Of(position: FramePosition & { readonly frame: string }): Buffer {
+  if (position.bytes) return position.bytes;
   let bytes = encodings.get(position);
   if (!bytes) {
     bytes = Buffer.from(position.frame, 'utf8');

@@ -2,7 +2,8 @@
 // Live-feed benchmark (not a test): `pnpm bench:feed`. A creator with BENCH_FEED_FOLLOWERS
 // followers (rows written straight into post-service's database), BENCH_FEED_CONNECTED of them
 // connected with `feed:<id>` subscribed, spread over BENCH_FEED_GATEWAYS gateway processes, posts
-// BENCH_FEED_POSTS times over HTTP, one post after the previous one reached everyone. Prints:
+// BENCH_FEED_POSTS times over HTTP, one post after the previous one reached everyone, after one
+// warm-up post that is printed but not counted. Prints (and each post's first/p50/last arrival):
 //  - POST -> feed frame at every connected follower (ms, p50/p99/max over all deliveries), and the
 //    time until the last follower had each post (p50/max over posts);
 //  - Redis commands per post, by command, counted with MONITOR on this run's key prefix;
@@ -24,6 +25,8 @@ const POSTS = Number(process.env.BENCH_FEED_POSTS ?? 10);
 const GATEWAYS = Number(process.env.BENCH_FEED_GATEWAYS ?? 2);
 /** Feed subscriptions being set up at once. */
 const CONNECT_WINDOW = Number(process.env.BENCH_FEED_CONNECT_WINDOW ?? 250);
+/** A directory: the gateways write V8 CPU profiles there (`--cpu-prof`) when they stop. */
+const CPU_PROF_DIR = process.env.BENCH_FEED_CPU_PROF;
 if (CONNECTED > FOLLOWERS) throw new Error('BENCH_FEED_CONNECTED must not exceed BENCH_FEED_FOLLOWERS');
 
 const selfCpu = () => {
@@ -69,18 +72,25 @@ await runScoped('bf', async ({ iso, spawn }) => {
   const gateways: RunningService[] = [];
   for (let g = 0; g < GATEWAYS; g++) {
     gateways.push(
-      await spawn('fanout-gateway', {
-        ...iso.env,
-        NODE_ID: `bf${g}-${iso.run}`,
-        KAFKA_GROUP_ID: `bf.${iso.run}`,
-        POST_SERVICE_URL: post.url,
-        FEED_LOAD_TIMEOUT_MS: '30000',
-        WS_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
-        // Heartbeats would add registry renewals (one leased-set script per held channel and
-        // connection, six commands each: ~180,000 for 10,000 sockets) to the commands counted; a
-        // loaded machine's set-up phase can outlast a minute, so keep them out of the whole run.
-        REGISTRY_HEARTBEAT_MS: String(60 * 60_000),
-      }),
+      await spawn(
+        'fanout-gateway',
+        {
+          ...iso.env,
+          NODE_ID: `bf${g}-${iso.run}`,
+          KAFKA_GROUP_ID: `bf.${iso.run}`,
+          POST_SERVICE_URL: post.url,
+          FEED_LOAD_TIMEOUT_MS: '30000',
+          WS_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
+          // Heartbeats would add registry renewals (one leased-set script per held channel and
+          // connection, six commands each: ~180,000 for 10,000 sockets) to the commands counted; a
+          // loaded machine's set-up phase can outlast a minute, so keep them out of the whole run.
+          REGISTRY_HEARTBEAT_MS: String(60 * 60_000),
+          // The sockets are gone when the run ends: stop at once (and write the CPU profile).
+          DRAIN_WINDOW_MS: '0',
+        },
+        60_000,
+        CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [],
+      ),
     );
   }
 
@@ -157,6 +167,36 @@ await runScoped('bf', async ({ iso, spawn }) => {
       ` GET /me/following/ids mean ${ms(idsRoute)} ms in post-service)\n`,
   );
 
+  const token = await signAccessToken(secret, creator, { ttlSeconds: 7200 });
+  /** Posts `body` and waits for it at every follower; the arrival times after the POST (ms) and who missed it. */
+  const postAndWait = async (body: string): Promise<{ arrived: number[]; missed: number }> => {
+    const sentAt = performance.now();
+    const res = await fetch(`${post.url}/posts`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ body }),
+    });
+    if (res.status !== 201) throw new Error(`POST /posts answered ${res.status}: ${await res.text()}`);
+    await waitUntil(`${body} at every follower`, 60_000, () => followers.every((f) => f.arrivals.has(body))).catch(
+      () => undefined,
+    );
+    const arrived: number[] = [];
+    for (const f of followers) {
+      const at = f.arrivals.get(body);
+      if (at !== undefined) arrived.push(Math.round(at - sentAt));
+    }
+    const own = percentiles(arrived);
+    process.stdout.write(
+      `  ${body}: first ${Math.min(...arrived)} ms, p50 ${own.p50} ms, last ${Math.max(0, ...arrived)} ms\n`,
+    );
+    return { arrived, missed: followers.length - arrived.length };
+  };
+  // One post before the measured ones, printed and not counted: the first post after start-up
+  // runs every process's delivery path cold (post-service's first insert and outbox send, the
+  // gateways' and this client's first event frames), which a serving gateway pays once, not per post.
+  const warmUp = await postAndWait('bench-0');
+  if (warmUp.missed > 0) throw new Error(`the warm-up post missed ${warmUp.missed} followers`);
+
   // Redis commands of this run while posting (MONITOR, filtered by the run's key prefix).
   // `monitor()` opens a connection of its own: both must be closed, or the process never ends.
   const monitorBase = new Redis(testInfra.redisUrl);
@@ -169,34 +209,20 @@ await runScoped('bf', async ({ iso, spawn }) => {
   });
 
   const cpuBefore = [...pids.map(cpuOf), selfCpu()];
-  const token = await signAccessToken(secret, creator, { ttlSeconds: 7200 });
+  // On the monotonic clock V8 CPU profiles use (µs), to cut the posting phase out of a profile.
+  const postingFrom = process.hrtime.bigint() / 1000n;
   const latencies: number[] = [];
   const lastArrivals: number[] = [];
   let missing = 0;
   for (let p = 1; p <= POSTS; p++) {
-    const body = `bench-${p}`;
-    const sentAt = performance.now();
-    const res = await fetch(`${post.url}/posts`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ body }),
-    });
-    if (res.status !== 201) throw new Error(`POST /posts answered ${res.status}: ${await res.text()}`);
-    await waitUntil(`post ${p} at every follower`, 60_000, () => followers.every((f) => f.arrivals.has(body))).catch(
-      () => undefined,
-    );
-    let last = 0;
-    for (const f of followers) {
-      const at = f.arrivals.get(body);
-      if (at === undefined) {
-        missing += 1;
-        continue;
-      }
-      latencies.push(Math.round(at - sentAt));
-      last = Math.max(last, at - sentAt);
-    }
-    lastArrivals.push(Math.round(last));
+    const { arrived, missed } = await postAndWait(`bench-${p}`);
+    latencies.push(...arrived);
+    lastArrivals.push(Math.max(0, ...arrived));
+    missing += missed;
   }
+  process.stdout.write(
+    `bench-feed: posting phase on the monotonic clock ${postingFrom}..${process.hrtime.bigint() / 1000n} µs\n`,
+  );
   const cpuAfter = [...pids.map(cpuOf), selfCpu()];
   monitor.disconnect();
   monitorBase.disconnect();
