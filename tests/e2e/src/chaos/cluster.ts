@@ -100,11 +100,15 @@ function childOf(pid: number | undefined): number | undefined {
   }
 }
 
-/** Gateway settings of a chaos run: quick heartbeats and drains, so that faults show quickly. */
+/**
+ * Gateway settings of a chaos run: quick heartbeats and drains, so that faults show quickly. The
+ * drain window is `CHAOS_DRAIN_WINDOW_MS` (default 1000 ms; the product's default is 10,000): a
+ * draining node tells its clients to reconnect spread over it.
+ */
 export const CHAOS_GATEWAY_ENV = {
   KAFKA_TOPIC_PARTITIONS: '6',
   REGISTRY_HEARTBEAT_MS: '500',
-  DRAIN_WINDOW_MS: '1000',
+  DRAIN_WINDOW_MS: process.env.CHAOS_DRAIN_WINDOW_MS ?? '1000',
   WS_PING_INTERVAL_MS: '3000',
   WS_SEND_BUFFER_BYTES: '262144',
 } as const;
