@@ -95,3 +95,20 @@ export function logLines(): { readonly stream: Writable; readonly lines: string[
   });
   return { stream, lines };
 }
+
+/**
+ * The raw text of a WebSocket opening handshake (RFC 6455 §4.1) for `path` (with its query
+ * string), for tests that speak to a server over plain TCP to see its exact bytes.
+ */
+export function webSocketHandshake(path: string): string {
+  return [
+    `GET ${path} HTTP/1.1`,
+    'Host: 127.0.0.1',
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+    'Sec-WebSocket-Version: 13',
+    '',
+    '',
+  ].join('\r\n');
+}

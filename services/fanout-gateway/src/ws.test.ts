@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { WebSocket } from 'ws';
 import { signAccessToken } from '@ripple/auth';
 import { listeningPort } from '@ripple/http';
+import { webSocketHandshake } from '@ripple/testing';
 import { eventFrame } from './protocol.js';
 import { singleNodeApp, singleNodeGateway, unitSecret as secret } from './single-node.js';
 
@@ -14,18 +15,7 @@ test('the 101 answer and welcome should leave the gateway in one write', async (
   const token = await signAccessToken(secret, 'u1');
   const tcp = connect(listeningPort(app), '127.0.0.1');
   t.after(() => tcp.destroy());
-  tcp.write(
-    [
-      `GET /ws?access_token=${token} HTTP/1.1`,
-      'Host: 127.0.0.1',
-      'Upgrade: websocket',
-      'Connection: Upgrade',
-      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
-      'Sec-WebSocket-Version: 13',
-      '',
-      '',
-    ].join('\r\n'),
-  );
+  tcp.write(webSocketHandshake(`/ws?access_token=${token}`));
   const first = await new Promise<string>((resolve, reject) => {
     tcp.once('data', (chunk: Buffer) => resolve(chunk.toString('latin1')));
     tcp.once('error', reject);

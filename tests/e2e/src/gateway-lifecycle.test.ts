@@ -6,7 +6,7 @@ import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { Topics } from '@ripple/events';
 import { createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
+import { runId, testInfra, waitFor, waitUntil, webSocketHandshake } from '@ripple/testing';
 import { TestClient, openSse, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 import { expectReleased, liveChannelsOf } from './registry-check.js';
@@ -93,18 +93,7 @@ test('a WebSocket the client closes during set-up should leave nothing in the re
   tcp.on('data', (chunk: Buffer) => (answered += chunk.length));
   tcp.on('error', () => undefined);
   await new Promise<void>((resolve) => tcp.once('connect', () => resolve()));
-  tcp.write(
-    [
-      `GET /ws?access_token=${token} HTTP/1.1`,
-      'Host: 127.0.0.1',
-      'Upgrade: websocket',
-      'Connection: Upgrade',
-      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
-      'Sec-WebSocket-Version: 13',
-      '',
-      '',
-    ].join('\r\n'),
-  );
+  tcp.write(webSocketHandshake(`/ws?access_token=${token}`));
   await new Promise<void>((resolve) => setTimeout(resolve, SETUP_DELAY_MS / 2));
   tcp.destroy();
   assert.equal(answered, 0, 'neither the 101 nor welcome before set-up is done');
