@@ -182,6 +182,39 @@ test('a refused subscription should reject ready with the gateway code and be fo
   assert.deepEqual(latest().sent, [], 'not resubscribed');
 });
 
+test('a resubscribe refused with a retriable code (GW_FEED_UNAVAILABLE) should be reported and retried with backoff, not dropped', async () => {
+  start();
+  const errors: string[] = [];
+  const got: string[] = [];
+  const sub = client.subscribe('feed:u1', { onEvent: (e) => got.push(e.id), onError: (err) => errors.push(err.code) });
+  await settle();
+  await welcome();
+  latest().push({ op: 'ack', id: '1', channel: 'feed:u1', offset: '3', epoch: 'e' });
+  await sub.ready;
+  latest().drop(1006);
+  mock.timers.tick(100);
+  await settle();
+  await welcome(); // the followee list cannot be loaded just now
+  latest().push({ op: 'error', id: '2', code: 'GW_FEED_UNAVAILABLE', message: 'post-service answered 503' });
+  assert.deepEqual(errors, ['GW_FEED_UNAVAILABLE'], 'the application is told');
+  mock.timers.tick(100); // at most initialMs for the first retry
+  await settle();
+  assert.deepEqual(latest().sent.at(-1), {
+    op: 'subscribe',
+    id: '3',
+    channel: 'feed:u1',
+    since: { offset: '3', epoch: 'e' },
+  });
+  latest().push({ op: 'ack', id: '3', channel: 'feed:u1', offset: '4', epoch: 'e', recovered: true, replayed: 0 });
+  latest().push({ op: 'event', channel: 'feed:u1', offset: '5', epoch: 'e', event: event('later') });
+  assert.deepEqual(got, ['later']);
+  // A first subscribe refused that way still rejects ready: the application decides to retry.
+  const other = client.subscribe('feed:u2', { onEvent: () => undefined });
+  await settle();
+  latest().push({ op: 'error', id: '4', code: 'GW_FEED_UNAVAILABLE', message: 'timeout' });
+  await assert.rejects(other.ready, { code: 'GW_FEED_UNAVAILABLE' });
+});
+
 test('close code 4008 should back off to at least half the cap; 4001 should reconnect at once', async () => {
   const states: string[] = [];
   start().on('state', (s) => states.push(s));

@@ -114,9 +114,18 @@ interface Entry {
   readonly handlers: SubscriptionHandlers;
   position: StreamPosition | undefined;
   isReady: boolean;
+  /** Resubscribes in a row the gateway refused with a retriable code (backoff attempt). */
+  retries: number;
   resolve: () => void;
   reject: (error: RippleClientError) => void;
 }
+
+/**
+ * Refusals of a subscribe that say "retry" (docs/protocol.md): the gateway could not load what the
+ * channel needs just now. A resubscribe refused so is retried with backoff; a first subscribe
+ * still rejects `ready`.
+ */
+const RETRIABLE_REFUSALS = new Set(['GW_FEED_UNAVAILABLE']);
 
 /** WebSocket attempts that fail before opening, in a row, before the client falls back to SSE. */
 const WEBSOCKET_FAILURES_BEFORE_SSE = 2;
@@ -381,6 +390,7 @@ export function createClient(options: ClientOptions): RippleClient {
         if (frame.id !== undefined) pendingIds.delete(frame.id);
         const entry = entries.get(channel);
         if (!entry) return;
+        entry.retries = 0;
         const had = entry.position;
         const ahead = !had || had.epoch !== epoch || after(offset, had.offset);
         if (frame.recovered === false && ahead) gap(entry, { offset, epoch });
@@ -419,7 +429,19 @@ export function createClient(options: ClientOptions): RippleClient {
         const channel = frame.id === undefined ? undefined : pendingIds.get(frame.id);
         const entry = channel === undefined ? undefined : entries.get(channel);
         if (frame.id !== undefined) pendingIds.delete(frame.id);
-        if (entry) fail(entry, frame.code, frame.message);
+        if (!entry) return;
+        if (entry.isReady && RETRIABLE_REFUSALS.has(frame.code)) {
+          entry.handlers.onError?.(new RippleClientError(frame.code, frame.message));
+          const on = transport;
+          setTimeout(
+            () => {
+              if (transport === on && entries.get(entry.channel) === entry) void sendSubscribe(entry);
+            },
+            backoffDelay(entry.retries++, options.backoff),
+          );
+          return;
+        }
+        fail(entry, frame.code, frame.message);
         return;
       }
       case 'refresh_required': {
@@ -481,7 +503,7 @@ export function createClient(options: ClientOptions): RippleClient {
         reject = rej;
       });
       ready.catch(() => undefined); // a rejection nobody awaits must not crash the process
-      const entry: Entry = { channel, handlers, position: undefined, isReady: false, resolve, reject };
+      const entry: Entry = { channel, handlers, position: undefined, isReady: false, retries: 0, resolve, reject };
       if (state === 'closed') entry.reject(new RippleClientError('CLIENT_CLOSED', 'the client is closed'));
       else entries.set(channel, entry);
       if (state === 'connected') {
