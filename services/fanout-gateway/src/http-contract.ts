@@ -102,6 +102,13 @@ export const SseSchema: Record<string, unknown> = {
     {
       200: {
         description: 'The stream: `welcome`, an `ack` per channel, then `event` and the other server frames.',
+        headers: {
+          'x-accel-buffering': {
+            type: 'string',
+            enum: ['no'],
+            description: 'Always `no`: tells a buffering reverse proxy (nginx) to pass each event on at once.',
+          },
+        },
         content: { 'text/event-stream': { schema: Type.String() } },
       },
     },

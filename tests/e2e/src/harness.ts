@@ -363,7 +363,13 @@ export async function openSse(url: string, headers: Record<string, string> = {})
   const messages: SseMessage[] = [];
   const violations: Error[] = [];
   const contentType = response.headers.get('content-type') ?? undefined;
-  const exchange = { method: 'GET', url: target.pathname, status: response.status, contentType };
+  const exchange = {
+    method: 'GET',
+    url: target.pathname,
+    status: response.status,
+    contentType,
+    headers: Object.fromEntries(response.headers),
+  };
   let ended = false;
   if (response.status === 200) {
     await checkHttpAnswer(target.origin, { ...exchange, body: '' });
