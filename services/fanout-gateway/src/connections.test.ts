@@ -7,10 +7,10 @@ import {
   MemoryNodeRoster,
   SequentialConnectLog,
 } from '@ripple/registry';
-import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
+import { createLogger } from '@ripple/telemetry';
 import { Connections } from './connections.js';
 import type { Connection, PresenceChange } from './connections.js';
-import { createGatewayMetrics } from './metrics.js';
+import { unitMetrics } from './single-node.js';
 
 function connection(id: string, userId: string): Connection {
   return { id, userId, channels: () => [], moveAway: () => undefined, revoke: () => Promise.resolve() };
@@ -18,11 +18,7 @@ function connection(id: string, userId: string): Connection {
 
 test('connections should publish presence off the connect path, in order, a batch at a time', async () => {
   const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000);
-  const metrics = createGatewayMetrics(
-    createMetricsRegistry('t'),
-    () => 0,
-    () => 0,
-  );
+  const metrics = unitMetrics();
   const batches: string[][] = [];
   let release: () => void = () => undefined;
   const connects = new SequentialConnectLog(directory, new MemoryHistory(10));
@@ -51,11 +47,7 @@ test('connections should publish presence off the connect path, in order, a batc
 
 test('a closed connection should leave the node roster and presence once, however often it is removed', async () => {
   const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000);
-  const metrics = createGatewayMetrics(
-    createMetricsRegistry('t'),
-    () => 0,
-    () => 0,
-  );
+  const metrics = unitMetrics();
   const roster = new MemoryNodeRoster(15_000);
   const changes: string[] = [];
   const live = new Connections(

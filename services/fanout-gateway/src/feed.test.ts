@@ -11,11 +11,11 @@ import type { FolloweeSource } from './feed.js';
 import { createFeedMetrics } from './feed-metrics.js';
 import { LocalHub } from './hub.js';
 import type { ChannelFrame } from './hub.js';
-import { createGatewayMetrics } from './metrics.js';
 import { Router } from './router.js';
 import { utf8Of } from './sink.js';
 import type { FramePosition } from './sink.js';
 import { Subscriptions } from './subscriptions.js';
+import { unitMetrics } from './single-node.js';
 
 const at = '2026-11-29T12:00:00.000Z';
 const settle = () => new Promise((r) => setImmediate(r));
@@ -45,11 +45,7 @@ function node(following: Record<string, string[]>, source?: FolloweeSource) {
     send: () => Promise.resolve(),
     broadcast: () => Promise.resolve(),
   };
-  const metrics = createGatewayMetrics(
-    registry,
-    () => 0,
-    () => 0,
-  );
+  const metrics = unitMetrics(registry);
   const router = new Router({ ...reads, routes: new SequentialRouteLog(history, directory), bus, metrics });
   /** A connection's channels, recording what reaches it: `<channel>#<offset> <event summary>`, `gap <channel>`. */
   const connection = (token = 'token') => {

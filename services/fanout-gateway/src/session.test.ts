@@ -3,9 +3,7 @@ import assert from 'node:assert/strict';
 import { jwtSecret, signAccessToken, signSubscriptionToken, verifyAccessToken } from '@ripple/auth';
 import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialRouteLog } from '@ripple/registry';
 import type { History } from '@ripple/registry';
-import { createMetricsRegistry } from '@ripple/telemetry';
 import { LocalHub } from './hub.js';
-import { createGatewayMetrics } from './metrics.js';
 import { eventFrame, parseClientFrame } from './protocol.js';
 import { Router } from './router.js';
 import { Session } from './session.js';
@@ -13,6 +11,7 @@ import type { SessionLimits } from './session.js';
 import type { ConnectionSink } from './sink.js';
 import { Subscriptions } from './subscriptions.js';
 import type { ChannelFrame } from './hub.js';
+import { unitMetrics } from './single-node.js';
 
 const secret = jwtSecret('unit-test-secret-long-enough');
 
@@ -241,11 +240,7 @@ test('live events that arrive during a replay should follow it without gap or du
 test('the router should append to history, deliver locally and send other nodes one message each', async () => {
   const w = world();
   const sent: { node: string; frames: number }[] = [];
-  const metrics = createGatewayMetrics(
-    createMetricsRegistry('t'),
-    () => 0,
-    () => 0,
-  );
+  const metrics = unitMetrics();
   const router = new Router({
     ...w,
     routes: new SequentialRouteLog(w.history, w.directory),

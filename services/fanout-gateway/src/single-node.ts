@@ -14,6 +14,14 @@ import type { SessionLimits } from './session.js';
 /** The access-token secret of `singleNodeGateway`'s deps. */
 export const unitSecret = jwtSecret('unit-test-secret-long-enough');
 
+/** The gateway's metrics on `registry` (a fresh one by default), with no subscriptions or connections to gauge. */
+export const unitMetrics = (registry = createMetricsRegistry('t')) =>
+  createGatewayMetrics(
+    registry,
+    () => 0,
+    () => 0,
+  );
+
 export const unitLimits: SessionLimits = {
   maxSubscriptions: 5,
   sendBufferBytes: 1_000_000,
