@@ -135,3 +135,18 @@ test('GET /me/feed should page the posts of followees and the caller, newest fir
     [ids[4], ids[3], ids[0]],
   );
 });
+
+const limited = postServiceTestApp({ max: 3, windowMs: 60_000 });
+
+test("a user at the API's rate limit should still have their followees loaded, within a budget of its own", async () => {
+  const get = (url: string) => limited.bed.call(limited.app, 'GET', url, 'busy');
+  for (let i = 0; i < 3; i++) assert.equal((await get('/users/busy')).status, 200);
+  assert.equal((await get('/users/busy')).status, 429);
+  // A gateway node loading busy's feed must not be refused because busy used the API.
+  for (let i = 0; i < 3; i++) {
+    const ids = await get('/me/following/ids');
+    assert.deepEqual([ids.status, ids.json()], [200, { ids: [] }]);
+  }
+  const over = await get('/me/following/ids');
+  assert.deepEqual([over.status, over.json().code], [429, 'RATE_LIMITED']);
+});

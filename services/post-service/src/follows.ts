@@ -146,7 +146,9 @@ export function installFollows(app: FastifyInstance, deps: ApiDeps<Db, Tx>): voi
   });
   // Every feed subscription at a gateway calls this: one raw index-only read (follows' primary key
   // starts with follower_id), which skips the query compiler that a findMany pays each time.
-  app.get('/me/following/ids', { ...auth, schema: idsSchema }, async (request) => {
+  // Its rate limit is a budget of its own (same size, its own counters): a user who spent the
+  // API's budget must still get their feed loaded, and feed loads must not spend the API's.
+  app.get('/me/following/ids', { ...auth, schema: idsSchema, config: { rateLimit: {} } }, async (request) => {
     const rows = await db.$queryRaw<{ followee_id: string }[]>`
       SELECT followee_id FROM follows WHERE follower_id = ${userOf(request).sub} LIMIT ${FOLLOWING_MAX}`;
     return { ids: rows.map((r) => r.followee_id) };
