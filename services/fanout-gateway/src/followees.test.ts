@@ -53,5 +53,23 @@ test('a followee load should fail with GW_FEED_UNAVAILABLE on an error status, a
   mode = 'body';
   await assert.rejects(source.following('a', 't'), { code: 'GW_FEED_UNAVAILABLE', message: /unexpected body/ });
   mode = 'hang';
-  await assert.rejects(source.following('a', 't'), { code: 'GW_FEED_UNAVAILABLE', retriable: true });
+  await assert.rejects(source.following('a', 't'), {
+    code: 'GW_FEED_UNAVAILABLE',
+    retriable: true,
+    message: 'could not load the followed users: post-service did not answer within 200 ms',
+  });
+});
+
+test('a followee load should say that post-service could not be reached when nothing listens', async (t) => {
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const port = (closed.address() as AddressInfo).port;
+  await new Promise((resolve) => closed.close(resolve));
+  const source = httpFolloweeSource(`http://127.0.0.1:${port}`, 2_000, 1);
+  t.after(() => source.close());
+  await assert.rejects(source.following('a', 't'), {
+    code: 'GW_FEED_UNAVAILABLE',
+    retriable: true,
+    message: 'could not load the followed users: post-service could not be reached (ECONNREFUSED)',
+  });
 });

@@ -17,6 +17,20 @@ const unavailable = (message: string, cause?: unknown) =>
   });
 
 /**
+ * Why a request to post-service failed, in words a client may read: no error text (it can hold
+ * internal addresses), only a timeout or the system error code.
+ */
+function failure(err: unknown, timeoutMs: number): string {
+  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
+    return `post-service did not answer within ${timeoutMs} ms`;
+  }
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string'
+    ? `post-service could not be reached (${code})`
+    : 'the request to post-service failed';
+}
+
+/**
  * Connections one gateway node keeps open to post-service for followee loads. Loads beyond it
  * queue in the node (within their timeout) instead of piling up in post-service's database pool.
  */
@@ -69,7 +83,7 @@ export function httpFolloweeSource(
         return body.ids;
       } catch (err) {
         span.setStatus({ code: SpanStatusCode.ERROR });
-        throw err instanceof RippleError ? err : unavailable(err instanceof Error ? err.name : 'request failed', err);
+        throw err instanceof RippleError ? err : unavailable(failure(err, timeoutMs), err);
       } finally {
         span.end();
       }

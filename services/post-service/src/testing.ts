@@ -14,7 +14,10 @@ const startBed = (rateLimit?: { max: number; windowMs: number }) =>
  * test database (and Redis prefix, topics) and release them. Read `bed` and `app` inside tests.
  * `rateLimit`: requests per user per window (default: 10,000 per minute, out of the way).
  */
-export function postServiceTestApp(rateLimit?: { max: number; windowMs: number }): { bed: Awaited<ReturnType<typeof startBed>>; app: FastifyInstance } {
+export function postServiceTestApp(rateLimit?: { max: number; windowMs: number }): {
+  bed: Awaited<ReturnType<typeof startBed>>;
+  app: FastifyInstance;
+} {
   const state = {} as { bed: Awaited<ReturnType<typeof startBed>>; app: FastifyInstance };
   before(async () => {
     state.bed = await startBed(rateLimit);
