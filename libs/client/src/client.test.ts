@@ -325,3 +325,73 @@ test("the server's WebSocket pings should keep a connection without frames alive
   assert.equal(ScriptedSocket.all.length, 1, 'no reconnect');
   assert.equal(latest().sent.filter((f) => f.op === 'ping').length, 0, 'nothing to ask');
 });
+
+/** SSE streams a scripted `fetch` opened: the test plays the gateway on each. */
+function scriptedSse() {
+  const streams: { url: URL; push(frame: Record<string, unknown>): void }[] = [];
+  const fetchImpl = ((input: string | URL) => {
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) });
+    const encoder = new TextEncoder();
+    streams.push({
+      url: new URL(String(input)),
+      push: (frame) =>
+        controller.enqueue(encoder.encode(`event: ${String(frame.op)}\ndata: ${JSON.stringify(frame)}\n\n`)),
+    });
+    return Promise.resolve(new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream' } }));
+  }) as typeof fetch;
+  const turns = async (n = 10) => {
+    for (let i = 0; i < n; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+  };
+  return { streams, fetchImpl, turns };
+}
+
+test('over SSE, a channel refused once the stream started should reject ready, or be retried on a new stream when retriable', async () => {
+  const sse = scriptedSse();
+  start({ transports: ['sse'], fetch: sse.fetchImpl, getToken: () => Promise.resolve('h.eyJzdWIiOiJ1MSJ9.s') });
+  const errors: string[] = [];
+  const feed = client.subscribe('feed:u1', { onEvent: () => undefined, onError: (err) => errors.push(err.code) });
+  const room = client.subscribe('creator:u2', { onEvent: () => undefined });
+  const post = client.subscribe('post:p1', { onEvent: () => undefined });
+  await sse.turns();
+  const first = sse.streams.at(-1);
+  assert.ok(first);
+  assert.equal(first.url.searchParams.get('channels'), 'feed:u1,creator:u2,post:p1');
+  first.push({ op: 'welcome', connectionId: 'c', node: 'n', user: 'u1', heartbeatMs: 60_000 });
+  first.push({ op: 'ack', channel: 'creator:u2', offset: '0', epoch: 'e' });
+  first.push({ op: 'error', channel: 'feed:u1', code: 'GW_SUBSCRIBE_FORBIDDEN', message: 'not yours' });
+  // A channel's GW_INTERNAL is that channel's failure, not the stream's end.
+  first.push({ op: 'error', channel: 'post:p1', code: 'GW_INTERNAL', message: 'internal error' });
+  await sse.turns();
+  await room.ready;
+  await assert.rejects(feed.ready, { code: 'GW_SUBSCRIBE_FORBIDDEN' });
+  await assert.rejects(post.ready, { code: 'GW_INTERNAL' });
+  assert.deepEqual([sse.streams.length, client.state], [1, 'connected']);
+
+  // A feed in place, and a new stream (after a drop) that cannot load it just now: the
+  // application is told, and a stream opened after a backoff subscribes it again.
+  const again = client.subscribe('feed:u1', { onEvent: () => undefined, onError: (err) => errors.push(err.code) });
+  await sse.turns(); // a new subscription over SSE reopens the stream
+  const second = sse.streams.at(-1);
+  assert.ok(second && second !== first);
+  second.push({ op: 'welcome', connectionId: 'c', node: 'n', user: 'u1', heartbeatMs: 60_000 });
+  second.push({ op: 'ack', channel: 'creator:u2', offset: '0', epoch: 'e', recovered: true, replayed: 0 });
+  second.push({ op: 'ack', channel: 'feed:u1', offset: '0', epoch: 'f' });
+  await sse.turns();
+  await again.ready;
+  second.push({ op: 'reconnect', reason: 'draining' });
+  await sse.turns();
+  mock.timers.tick(100);
+  await sse.turns();
+  const third = sse.streams.at(-1);
+  assert.ok(third && third !== second);
+  third.push({ op: 'welcome', connectionId: 'c', node: 'n', user: 'u1', heartbeatMs: 60_000 });
+  third.push({ op: 'error', channel: 'feed:u1', code: 'GW_FEED_UNAVAILABLE', message: 'post-service is away' });
+  await sse.turns();
+  assert.deepEqual(errors, ['GW_FEED_UNAVAILABLE']);
+  const opened = sse.streams.length;
+  mock.timers.tick(100); // at most initialMs for the first retry
+  await sse.turns();
+  assert.equal(sse.streams.length, opened + 1, 'a new stream for the refused feed');
+  assert.equal(sse.streams.at(-1)?.url.searchParams.get('channels'), 'creator:u2,feed:u1');
+});

@@ -182,6 +182,8 @@ export function createClient(options: ClientOptions): RippleClient {
   let liveness: ReturnType<typeof setInterval> | undefined;
   let lastSeen = 0;
   let sseReopen = false;
+  /** Subscriptions waiting to be retried (`retryLater`); cleared on close. */
+  const retries = new Set<ReturnType<typeof setTimeout>>();
 
   // A function, not `state === 'closed'` inline: TypeScript would keep a narrowing across awaits.
   const isClosed = (): boolean => state === 'closed';
@@ -353,6 +355,24 @@ export function createClient(options: ClientOptions): RippleClient {
     else entry.reject(error);
   };
 
+  /**
+   * Subscribes `entry` again after its backoff, on the same connection (over SSE: a new stream,
+   * which has no upstream to subscribe on); nothing if the connection or the entry is gone by then.
+   */
+  const retryLater = (entry: Entry): void => {
+    const on = transport;
+    const retry = setTimeout(
+      () => {
+        retries.delete(retry);
+        if (transport !== on || entries.get(entry.channel) !== entry) return;
+        if (on?.kind === 'sse') reopenSse();
+        else void sendSubscribe(entry);
+      },
+      backoffDelay(entry.retries++, options.backoff),
+    );
+    retries.add(retry);
+  };
+
   const gap = (entry: Entry, position: StreamPosition): void => {
     entry.position = position;
     entry.handlers.onGap?.({ channel: entry.channel, ...position });
@@ -426,19 +446,14 @@ export function createClient(options: ClientOptions): RippleClient {
         return;
       }
       case 'error': {
-        const channel = frame.id === undefined ? undefined : pendingIds.get(frame.id);
+        // A WebSocket error answers a request id; an SSE stream's names the channel it refused.
+        const channel = frame.id === undefined ? frame.channel : pendingIds.get(frame.id);
         const entry = channel === undefined ? undefined : entries.get(channel);
         if (frame.id !== undefined) pendingIds.delete(frame.id);
         if (!entry) return;
         if (entry.isReady && RETRIABLE_REFUSALS.has(frame.code)) {
           entry.handlers.onError?.(new RippleClientError(frame.code, frame.message));
-          const on = transport;
-          setTimeout(
-            () => {
-              if (transport === on && entries.get(entry.channel) === entry) void sendSubscribe(entry);
-            },
-            backoffDelay(entry.retries++, options.backoff),
-          );
+          retryLater(entry);
           return;
         }
         fail(entry, frame.code, frame.message);
@@ -527,6 +542,8 @@ export function createClient(options: ClientOptions): RippleClient {
       if (state === 'closed') return;
       setState('closed');
       clearTimeout(timer);
+      for (const retry of retries) clearTimeout(retry);
+      retries.clear();
       drop();
       events.removeEventListener?.('online', onOnline);
       events.removeEventListener?.('offline', onOffline);

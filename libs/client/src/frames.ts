@@ -25,7 +25,7 @@ export type ServerFrame =
   | { op: 'refresh_required'; expiresAt: number }
   | { op: 'reconnect'; reason: string }
   | { op: 'unsubscribed'; channel: string; code: string; message: string }
-  | { op: 'error'; id?: string; code: string; message: string };
+  | { op: 'error'; id?: string; channel?: string; code: string; message: string };
 
 const OFFSET = /^(0|[1-9]\d{0,14})$/;
 const str = (v: unknown): v is string => typeof v === 'string';
@@ -67,7 +67,7 @@ export function parseServerFrame(text: string): ServerFrame | undefined {
       case 'unsubscribed':
         return str(f.channel) && str(f.code);
       case 'error':
-        return str(f.code) && opt(f.id, str);
+        return str(f.code) && opt(f.id, str) && opt(f.channel, str);
       default:
         return false;
     }

@@ -135,7 +135,8 @@ export function openSse(
         const frame = data === '' ? undefined : parseServerFrame(data);
         if (!frame) continue;
         if (frame.op === 'reconnect') end = [1001, frame.reason];
-        if (frame.op === 'error' && frame.id === undefined && frame.code in STREAM_END) {
+        // An error naming a channel is that subscription's, and the stream goes on.
+        if (frame.op === 'error' && frame.id === undefined && frame.channel === undefined && frame.code in STREAM_END) {
           end = [STREAM_END[frame.code] ?? 1011, frame.code];
         } else handlers.onFrame(frame);
       }

@@ -71,9 +71,17 @@ export const ServerFrames = {
     code: Code,
     message: Type.String(),
   }),
-  error: frame('error', 'A client frame was refused, or (SSE) the stream failed.', {
-    id: Id,
-    code: Code,
-    message: Type.String(),
-  }),
+  error: frame(
+    'error',
+    'A client frame was refused, or (SSE) a channel could not be subscribed or the stream failed.',
+    {
+      id: Id,
+      channel: Type.Optional({
+        ...Channel,
+        description: 'SSE: the channel that could not be subscribed (the stream goes on without it).',
+      }),
+      code: Code,
+      message: Type.String(),
+    },
+  ),
 } as const;

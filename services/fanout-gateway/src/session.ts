@@ -206,12 +206,21 @@ export class Session implements ChannelSink {
     await removed;
   }
 
-  /** Answers a failed request with an `error` frame carrying its `id`. */
-  replyError(id: string | undefined, err: unknown): void {
+  /**
+   * Answers a failed request with an `error` frame carrying its `id`, and `channel` when given (an
+   * SSE stream's subscription has no request id: the channel names what failed).
+   */
+  replyError(id: string | undefined, err: unknown, channel?: string): void {
     const code = isRippleError(err) ? err.code : 'GW_INTERNAL';
     const message = isRippleError(err) ? err.message : 'internal error';
     this.hooks.onError(code);
-    this.reply({ op: 'error', ...(id !== undefined && { id }), code, message });
+    this.reply({
+      op: 'error',
+      ...(id !== undefined && { id }),
+      ...(channel !== undefined && { channel }),
+      code,
+      message,
+    });
   }
 
   private takeToken(text: string): boolean {

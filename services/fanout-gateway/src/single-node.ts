@@ -10,6 +10,7 @@ import { LocalHub } from './hub.js';
 import type { LifecycleDeps } from './lifecycle.js';
 import { createGatewayMetrics } from './metrics.js';
 import type { SessionLimits } from './session.js';
+import type { DerivedChannels } from './subscriptions.js';
 
 /** The access-token secret of `singleNodeGateway`'s deps. */
 export const unitSecret = jwtSecret('unit-test-secret-long-enough');
@@ -35,7 +36,8 @@ export const unitLimits: SessionLimits = {
  * The connection lifecycle's dependencies for one gateway node (`n1`) on in-memory adapters
  * (single node only; unit tests). The registry's leases run on a clock frozen at creation
  * (`clock.now`, ms), so nothing a test leaves behind disappears by expiring; `now` is the sessions'
- * clock (the same frozen one by default); `setupDelayMs` delays each connection's registration. `wrap` replaces the directory the connections use (e.g. a slow one); `directory` is the
+ * clock (the same frozen one by default); `setupDelayMs` delays each connection's registration; `derived`: channels composed by the node
+ * (the live feed's `feed:`). `wrap` replaces the directory the connections use (e.g. a slow one); `directory` is the
  * one below it, to read what the registry holds.
  */
 export function singleNodeGateway(
@@ -44,6 +46,7 @@ export function singleNodeGateway(
     limits?: Partial<SessionLimits>;
     wrap?: (d: Directory) => Directory;
     setupDelayMs?: number;
+    derived?: DerivedChannels;
   } = {},
 ) {
   const clock = { now: Date.now() };
@@ -76,6 +79,7 @@ export function singleNodeGateway(
     isDraining: () => false,
     now: options.now ?? (() => clock.now),
     setupDelayMs: options.setupDelayMs ?? 0,
+    derived: options.derived,
   } satisfies LifecycleDeps;
   /** True when nothing is held for any connection: no subscription, registry entry or connection. */
   const holdsNothing = async (channels: readonly string[]) =>

@@ -157,8 +157,8 @@ export function installSse(app: FastifyInstance, deps: LifecycleDeps & { readonl
       try {
         await session.subscribe(channel, sinceOf(channel), { id: undefined }, subscriptionToken);
       } catch (err) {
-        // The stream has started: the error goes on it, as an `error` event.
-        session.replyError(undefined, err);
+        // The stream has started: the error goes on it, as an `error` event naming the channel.
+        session.replyError(undefined, err, channel);
       }
     }
   });
