@@ -45,6 +45,8 @@ test('an OpenAPI contract should accept answers the document promises', async ()
   contract.check(exchange('DELETE', '/things/1', 204, '', undefined));
   contract.check(exchange('GET', '/things/mine', 200, '[]'));
   assert.equal(contract.operationOf('GET', '/things/mine'), 'GET /things/mine');
+  // An empty path parameter is the operation's request too (its 400 names the parameter).
+  assert.equal(contract.operationOf('GET', '/things/'), 'GET /things/{id}');
 });
 
 test('an OpenAPI contract should refuse an unlisted status, a wrong body, an unknown route or a body on 204', async () => {

@@ -78,10 +78,12 @@ export class OpenApiContract {
           };
     for (const [template, item] of Object.entries(doc.paths)) {
       if (item === undefined) continue;
+      // A parameter may be empty: fastify routes `/users/` to `/users/:userId` with an empty id,
+      // and that request is the operation's (its validation answers 400 naming the parameter).
       const pattern = new RegExp(
         `^${template
           .split(/(\{[^}]+\})/)
-          .map((part) => (part.startsWith('{') ? '[^/]+' : escapeRegExp(part)))
+          .map((part) => (part.startsWith('{') ? '[^/]*' : escapeRegExp(part)))
           .join('')}$`,
       );
       const literal = template.replace(/\{[^}]+\}/g, '').length;

@@ -313,6 +313,10 @@ test('invalid input should answer 400 naming the field', async () => {
     ['POST', `/rooms/${room.id}/read`, { messageId: 'nope' }, 'body.messageId'],
     ['GET', '/rooms/nope/messages', undefined, 'params.roomId'],
     ['GET', '/rooms?limit=1000', undefined, 'query.limit'],
+    // An empty id is a malformed one (the contract holds it to the route's own answers).
+    ['GET', '/rooms/', undefined, 'params.roomId'],
+    ['GET', '/rooms//messages', undefined, 'params.roomId'],
+    ['DELETE', `/rooms/${room.id}/members/`, undefined, 'params.userId'],
   ];
   for (const [method, url, payload, field] of cases) {
     const res = await call(method, url, 'alice', payload);

@@ -250,6 +250,7 @@ test('routes should require a token and validate their input', async () => {
     ['GET', '/notifications?unread=maybe', 'query.unread'],
     ['GET', '/notifications?cursor=abc', 'query.cursor'],
     ['POST', '/notifications/42/read', 'params.notificationId'],
+    ['POST', '/notifications//read', 'params.notificationId'],
   ];
   for (const [method, url, field] of cases) {
     const res = await call(method, url, 'v');

@@ -99,6 +99,11 @@ test('invalid input should answer 400 VALIDATION_FAILED naming the field, and ch
     ['GET', '/users/alice/posts?sort=asc', undefined, 'query'],
     ['POST', `/posts/${post.id}/comments`, { body: 1 }, 'body.body'],
     ['DELETE', `/posts/${post.id}/comments/123`, undefined, 'params.commentId'],
+    // An empty id is a malformed one (the contract holds it to the route's own answers).
+    ['GET', '/posts/', undefined, 'params.postId'],
+    ['GET', '/posts//comments', undefined, 'params.postId'],
+    ['POST', '/posts//likes', undefined, 'params.postId'],
+    ['GET', '/users//posts', undefined, 'params.userId'],
   ];
   for (const [method, url, payload, field] of cases) {
     const res = await call(method, url, 'alice', payload);

@@ -61,6 +61,10 @@ test('following oneself, or a malformed id, should answer 400 with its code and 
     ['GET', '/users/bad%20id'],
     ['GET', '/users/bad%20id/followers'],
     ['GET', '/users/bad%20id/following'],
+    ['PUT', '/me/following/'],
+    ['DELETE', '/me/following/'],
+    ['GET', '/users/'],
+    ['GET', '/users//followers'],
   ] as const) {
     const res = await call(method, url, 'selfie');
     assert.deepEqual([res.status, res.json().code, res.json().field], [400, 'VALIDATION_FAILED', 'params.userId'], url);
