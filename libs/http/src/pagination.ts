@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import type { TSchema } from '@sinclair/typebox';
 import { HttpErrors } from './error-kinds.js';
@@ -8,7 +9,7 @@ export const DEFAULT_PAGE_LIMIT = 20;
 /**
  * Cursor pagination, newest first. Ids are UUIDv7 (time-ordered), so "after the cursor" is
  * `id < cursor` in one index range scan whatever is inserted meanwhile: no skipped or repeated
- * items, unlike offsets. The cursor is opaque to clients. Both are optional.
+ * items, unlike offsets. The cursor is opaque to clients and bound to its list. Both are optional.
  */
 export const PageQuery = Type.Object(
   {
@@ -26,16 +27,48 @@ export function pageOf<T extends TSchema>(item: T) {
   });
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Bytes of a cursor that name the list it belongs to (a hash prefix of its route and parameters). */
+const LIST_TAG_BYTES = 6;
 
-/** The id the next page starts after, or undefined for the first page; 400 for a cursor we did not issue. */
-function decodeCursor(cursor: string | undefined): string | undefined {
+/**
+ * The request a page answers: `query` (`limit`, `cursor`), and the route and path parameters that
+ * name the list, which the page's cursors are bound to (a fastify request is one).
+ */
+export interface PageRequest {
+  readonly query: { limit?: number | undefined; cursor?: string | undefined };
+  readonly params: unknown;
+  readonly routeOptions: { readonly url?: string | undefined };
+}
+
+/** The tag naming `request`'s list: the first bytes of SHA-256 over its route and path parameters. */
+function listTag(request: PageRequest): Buffer {
+  const list = `${request.routeOptions.url ?? ''}\n${JSON.stringify(request.params ?? {})}`;
+  return createHash('sha256').update(list).digest().subarray(0, LIST_TAG_BYTES);
+}
+
+/** A cursor: base64url of the list's tag and the last item's UUID (16 bytes), 30 characters. */
+function encodeCursor(tag: Buffer, id: string): string {
+  return Buffer.concat([tag, Buffer.from(id.replace(/-/g, ''), 'hex')]).toString('base64url');
+}
+
+/**
+ * The id the next page starts after, or undefined for the first page. Errors: 400 CURSOR_INVALID
+ * (`field: query.cursor`) for a cursor this API did not issue, or issued for another list.
+ */
+function decodeCursor(cursor: string | undefined, tag: Buffer): string | undefined {
   if (cursor === undefined) return undefined;
-  const id = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!UUID.test(id)) {
-    throw HttpErrors.cursorInvalid.error('cursor is not one this API returned', { field: 'query.cursor' });
+  const bytes = Buffer.from(cursor, 'base64url');
+  if (
+    bytes.length !== LIST_TAG_BYTES + 16 ||
+    bytes.toString('base64url') !== cursor ||
+    !tag.equals(bytes.subarray(0, LIST_TAG_BYTES))
+  ) {
+    throw HttpErrors.cursorInvalid.error('cursor is not one this API returned for this list', {
+      field: 'query.cursor',
+    });
   }
-  return id;
+  const hex = bytes.subarray(LIST_TAG_BYTES).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 /** What a list query adds to its filter: the cursor bound, and how many rows to take. */
@@ -45,19 +78,21 @@ export interface PageWindow {
   readonly take: number;
 }
 
-/** Fetches one page, newest first: `find` must order by id descending and apply the window. */
+/**
+ * Fetches one page of `request`'s list, newest first: `find` must order by id (a UUID) descending
+ * and apply the window. The next page's cursor is bound to the list (route and path parameters):
+ * on another list it is refused with 400 CURSOR_INVALID, never read as a position there.
+ */
 export async function fetchPage<R extends { id: string }, V>(
-  query: { limit?: number | undefined; cursor?: string | undefined },
+  request: PageRequest,
   find: (window: PageWindow) => Promise<readonly R[]>,
   view: (row: R) => V,
 ): Promise<{ items: V[]; nextCursor: string | null }> {
-  const limit = query.limit ?? DEFAULT_PAGE_LIMIT;
-  const after = decodeCursor(query.cursor);
+  const limit = request.query.limit ?? DEFAULT_PAGE_LIMIT;
+  const tag = listTag(request);
+  const after = decodeCursor(request.query.cursor, tag);
   const rows = await find({ idBefore: after === undefined ? {} : { id: { lt: after } }, take: limit + 1 });
   const items = rows.slice(0, limit);
   const last = items.at(-1);
-  return {
-    items: items.map(view),
-    nextCursor: rows.length > limit && last ? Buffer.from(last.id, 'utf8').toString('base64url') : null,
-  };
+  return { items: items.map(view), nextCursor: rows.length > limit && last ? encodeCursor(tag, last.id) : null };
 }

@@ -184,7 +184,7 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
     },
     async (request) => {
       return fetchPage(
-        request.query,
+        request,
         ({ idBefore, take }) =>
           db.room.findMany({
             where: { members: { some: { userId: userOf(request).sub } }, ...idBefore },
@@ -335,7 +335,7 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
       const { roomId } = request.params;
       await membership(db, roomId, userOf(request).sub);
       return fetchPage(
-        request.query,
+        request,
         ({ idBefore, take }) => db.message.findMany({ where: { roomId, ...idBefore }, orderBy: { id: 'desc' }, take }),
         messageView,
       );

@@ -80,7 +80,7 @@ export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance>
     async (request) => {
       const { unread } = request.query;
       return fetchPage(
-        request.query,
+        request,
         ({ idBefore, take }) =>
           db.notification.findMany({
             where: { userId: userOf(request).sub, ...(unread === true && { readAt: null }), ...idBefore },

@@ -211,7 +211,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
     },
     async (request) => {
       return fetchPage(
-        request.query,
+        request,
         ({ idBefore, take }) =>
           db.post.findMany({ where: { authorId: request.params.userId, ...idBefore }, orderBy: { id: 'desc' }, take }),
         postView,
@@ -243,7 +243,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
       });
       const authors = [me, ...follows.map((f) => f.followeeId)];
       return fetchPage(
-        request.query,
+        request,
         ({ idBefore, take }) =>
           db.post.findMany({ where: { authorId: { in: authors }, ...idBefore }, orderBy: { id: 'desc' }, take }),
         postView,
@@ -347,7 +347,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
       const { postId } = request.params;
       await findPost(db, postId);
       return fetchPage(
-        request.query,
+        request,
         ({ idBefore, take }) => db.comment.findMany({ where: { postId, ...idBefore }, orderBy: { id: 'desc' }, take }),
         commentView,
       );

@@ -106,7 +106,7 @@ export function installFollows(app: FastifyInstance, deps: ApiDeps<Db, Tx>): voi
         const { userId } = request.params;
         const where = direction === 'followers' ? { followeeId: userId } : { followerId: userId };
         return fetchPage(
-          request.query,
+          request,
           ({ idBefore, take }) =>
             db.follow.findMany({ where: { ...where, ...idBefore }, orderBy: { id: 'desc' }, take }),
           (f) => ({
