@@ -138,15 +138,21 @@ export function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
 }
 
 /**
- * Writes an HTTP answer with `body` (the shared error shape) straight to a socket that no fastify
- * reply owns (a request Node's parser refused, a refused WebSocket handshake), with
- * `Connection: close`. The caller ends or destroys the socket.
+ * Writes an HTTP answer with `body` (the shared error shape) and `headers` (name → value, as
+ * written) straight to a socket that no fastify reply owns (a request Node's parser refused, a
+ * refused WebSocket handshake), with `Connection: close`. The caller ends or destroys the socket.
  */
-export function writeErrorAnswer(socket: Duplex, status: number, body: ErrorBody): void {
+export function writeErrorAnswer(
+  socket: Duplex,
+  status: number,
+  body: ErrorBody,
+  headers: Readonly<Record<string, string>> = {},
+): void {
   if (!socket.writable) return;
   const text = JSON.stringify(body);
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
   socket.write(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
-      `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${text}`,
+      `Content-Type: application/json; charset=utf-8\r\n${extra.join('')}Connection: close\r\n\r\n${text}`,
   );
 }

@@ -58,6 +58,8 @@ export { assertPromtoolAccepts } from './promtool.js';
 export interface RawAnswer {
   readonly status: number;
   readonly contentType: string | undefined;
+  /** Every header of the answer, by lower-case name. */
+  readonly headers: Readonly<Record<string, string>>;
   readonly body: string;
 }
 
@@ -76,7 +78,13 @@ export function rawHttp(port: number, raw: string, halfClose = true): Promise<Ra
     socket.on('error', reject);
     socket.on('close', () => {
       const [head = '', body = ''] = text.split('\r\n\r\n');
-      resolve({ status: Number(head.split(' ')[1]), contentType: /^content-type: (.*)$/im.exec(head)?.[1], body });
+      const headers = Object.fromEntries(
+        head
+          .split('\r\n')
+          .slice(1)
+          .map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]),
+      );
+      resolve({ status: Number(head.split(' ')[1]), contentType: headers['content-type'], headers, body });
     });
   });
 }

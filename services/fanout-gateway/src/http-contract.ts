@@ -127,6 +127,9 @@ export const SseSchema: Record<string, unknown> = {
   ),
 };
 
+/** The WebSocket versions the gateway speaks (`ws`'s), as a refused handshake lists them. */
+export const WEBSOCKET_VERSIONS = '13, 8';
+
 /**
  * The fastify schema of `GET /ws`. Authentication happens after the upgrade (a bad token closes
  * the socket with 4001, docs/protocol.md), so the HTTP answers are the handshake's.
@@ -137,10 +140,25 @@ export const WebSocketSchema: Record<string, unknown> = {
   security,
   querystring: WebSocketQuery,
   headers: WebSocketHeaders,
-  response: responses({ 101: { type: 'null', description: 'Switching Protocols: the socket is open.' } }, [
-    HttpErrors.validationFailed,
-    GatewayHttpErrors.handshakeInvalid,
-    GatewayHttpErrors.originForbidden,
-    GatewayHttpErrors.upgradeRequired,
-  ]),
+  response: responses(
+    {
+      101: { type: 'null', description: 'Switching Protocols: the socket is open.' },
+      // Kept by addErrorResponses when it adds the 400 error body.
+      400: {
+        headers: {
+          'sec-websocket-version': {
+            type: 'string',
+            enum: [WEBSOCKET_VERSIONS],
+            description: 'On GW_HANDSHAKE_INVALID for a missing or unknown Sec-WebSocket-Version: the versions spoken.',
+          },
+        },
+      },
+    },
+    [
+      HttpErrors.validationFailed,
+      GatewayHttpErrors.handshakeInvalid,
+      GatewayHttpErrors.originForbidden,
+      GatewayHttpErrors.upgradeRequired,
+    ],
+  ),
 };

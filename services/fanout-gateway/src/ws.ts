@@ -7,7 +7,7 @@ import type { RawData, WebSocket } from 'ws';
 import { extractBearerToken } from '@ripple/auth';
 import { originAllowed, writeErrorAnswer } from '@ripple/http';
 import type { AllowedOrigins } from '@ripple/http';
-import { GatewayHttpErrors, WebSocketSchema } from './http-contract.js';
+import { GatewayHttpErrors, WEBSOCKET_VERSIONS, WebSocketSchema } from './http-contract.js';
 import { ConnectionLifecycle, authErrorCode } from './lifecycle.js';
 import type { LifecycleDeps } from './lifecycle.js';
 import { Heartbeats } from './heartbeats.js';
@@ -163,16 +163,23 @@ function releaseUpgradeRequest(socket: WebSocket): void {
 
 /**
  * Answers a refused WebSocket handshake: 400 GW_HANDSHAKE_INVALID with `ws`'s reason (which names
- * the header) and the header as `field` (`headers.sec-websocket-key`), then closes the socket.
+ * the header) and the header as `field` (`headers.sec-websocket-key`), and for a missing or unknown
+ * version the `Sec-WebSocket-Version` header listing the ones spoken; then closes the socket.
  */
 function refuseHandshake(socket: Duplex, reason: string): void {
   const header = /(Upgrade|Sec-WebSocket-[A-Za-z]+) header/.exec(reason)?.[1]?.toLowerCase();
   const { code, status } = GatewayHttpErrors.handshakeInvalid;
-  writeErrorAnswer(socket, status, {
-    code,
-    message: `not a WebSocket handshake: ${reason}`,
-    ...(header !== undefined && { field: `headers.${header}` }),
-  });
+  writeErrorAnswer(
+    socket,
+    status,
+    {
+      code,
+      message: `not a WebSocket handshake: ${reason}`,
+      ...(header !== undefined && { field: `headers.${header}` }),
+    },
+    // RFC 6455 4.4: a version the server does not speak is answered with the versions it does.
+    header === 'sec-websocket-version' ? { 'Sec-WebSocket-Version': WEBSOCKET_VERSIONS } : {},
+  );
   socket.end();
 }
 

@@ -168,6 +168,9 @@ test('a /ws upgrade the WebSocket library refuses should be 400 GW_HANDSHAKE_INV
       [400, 'GW_HANDSHAKE_INVALID', field],
       JSON.stringify(headers),
     );
+    // RFC 6455 4.4: a version the server does not speak is answered with the versions it does.
+    const versions = field === 'headers.sec-websocket-version' ? '13, 8' : undefined;
+    assert.equal(answer.headers['sec-websocket-version'], versions, JSON.stringify(headers));
   }
 });
 
