@@ -201,8 +201,8 @@ const rows = await runScoped('bh', async ({ iso, spawn }) => {
       nodeArgs,
     );
     // A service that has just started on a busy machine may shed its first request (503 with
-    // Retry-After: @fastify/under-pressure counts a sampling interval without a sample as
-    // overload); the benchmark waits as a client would.
+    // Retry-After, when its start-up work still shows in the measured event-loop delay); the
+    // benchmark waits as a client would.
     const res = await waitFor('POST /rooms answered other than 503', 60_000, async () => {
       const answer = await fetch(`${chat.url}/rooms`, {
         method: 'POST',
