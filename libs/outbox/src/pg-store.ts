@@ -66,11 +66,7 @@ export class PgOutboxStore implements OutboxStore {
     const client = new pg.Client({
       ...(this.pool.options as pg.ClientConfig),
       // The lease: the server ends this session when it sits idle (between statements) this long.
-      // synchronous_commit off: the marks this session writes need not wait for the WAL flush (an
-      // fsync per batch, the slowest step of a batch on a busy disk). A crash can lose only the
-      // last marks, whose rows are then published again: at least once, as after a lost lease.
-      // The rows themselves are written by the services' transactions, which still wait.
-      options: `-c idle_session_timeout=${Math.ceil(this.opts.leaseMs)} -c synchronous_commit=off`,
+      options: `-c idle_session_timeout=${Math.ceil(this.opts.leaseMs)}`,
     });
     client.on('error', (err: Error & { code?: string }) => {
       // The session ended under us: the next batch opens another. 57P05 is the lease running
