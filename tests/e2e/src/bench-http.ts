@@ -19,7 +19,7 @@ import type { RunningService } from './harness.js';
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
 const RATE = Number(process.env.BENCH_HTTP_RATE ?? 1000);
 const OPEN_CONNECTIONS = Number(process.env.BENCH_HTTP_OPEN_CONNECTIONS ?? 100);
-const CLOSED_CONNECTIONS = (process.env.BENCH_HTTP_CONNECTIONS ?? '10,50').split(',').map(Number);
+const CLOSED_CONNECTIONS = (process.env.BENCH_HTTP_CONNECTIONS ?? '10,50').split(',').filter(Boolean).map(Number);
 const ONLY = process.env.BENCH_HTTP_ONLY?.split(',');
 /** A directory: the services write V8 CPU profiles there (`--cpu-prof`) when they stop. */
 const CPU_PROF_DIR = process.env.BENCH_HTTP_CPU_PROF;
