@@ -18,7 +18,14 @@ function busy(ms: number): void {
   while (performance.now() < end);
 }
 
-async function guardedApp(t: { after(fn: () => Promise<void>): void }): Promise<{
+/**
+ * A service shell with shedding on event-loop delay and one route, POST /work. `startUp` runs
+ * right after the plugin started its histogram, as a service's start-up work would.
+ */
+async function guardedApp(
+  t: { after(fn: () => Promise<void>): void },
+  startUp?: () => void,
+): Promise<{
   app: FastifyInstance;
   metrics: Registry;
 }> {
@@ -30,6 +37,7 @@ async function guardedApp(t: { after(fn: () => Promise<void>): void }): Promise<
     { maxEventLoopDelayMs: MAX_DELAY_MS, maxInFlight: 0, retryAfterSeconds: 3 },
     metrics,
   );
+  startUp?.();
   app.post('/work', () => ({ done: true }));
   await app.ready();
   return { app, metrics };
@@ -44,10 +52,9 @@ const shedCount = async (metrics: Registry) =>
   )?.value;
 
 test('a service whose event loop was busy from its start should not shed for lack of an event-loop sample', async (t) => {
-  const { app, metrics } = await guardedApp(t);
   // Start-up work (module compilation, client initialisation on a busy host) holds the loop past
   // the first reading: the histogram then holds no sample, which the plugin reports as Infinity.
-  busy(1_100);
+  const { app, metrics } = await guardedApp(t, () => busy(1_100));
   await waitFor('the first reading', 5_000, () => (reading(app) !== 0 ? true : undefined));
   assert.equal(reading(app), Infinity, 'the premise: the plugin read no sample');
   const res = await app.inject({ method: 'POST', url: '/work' });
