@@ -1,4 +1,4 @@
-import underPressure from '@fastify/under-pressure';
+import underPressure, { TYPE_EVENT_LOOP_DELAY } from '@fastify/under-pressure';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { RippleError, isRippleError } from '@ripple/errors';
 import { Counter } from '@ripple/telemetry';
@@ -28,7 +28,10 @@ export class OverloadError extends RippleError {
 }
 
 export interface OverloadOptions {
-  /** Shed while the event loop's mean delay over the last sample is above this, in ms; 0: never. */
+  /**
+   * Shed while the event loop's mean delay over the last reading (once a second) is above this, in
+   * ms; 0: never. A reading without a sample never sheds.
+   */
   readonly maxEventLoopDelayMs: number;
   /** Shed a request that arrives while this many are in flight; 0: never. */
   readonly maxInFlight: number;
@@ -39,6 +42,17 @@ export interface OverloadOptions {
 /** Routes never shed: probes and scrapes must answer most of all when the service is busy. */
 const OPERATIONAL = new Set(['/healthz', '/readyz', '/metrics']);
 const exempt = (request: FastifyRequest) => OPERATIONAL.has(request.routeOptions.url ?? '');
+
+/**
+ * True for a reading of the event-loop delay that holds no sample. The plugin reads its
+ * histogram once per interval and reports an empty one as Infinity; it is empty only when the
+ * loop was held from the last reading (or from the start) until this one, since the first timer
+ * turn after a reset records nothing. That describes a block that is over (start-up work in a
+ * fresh service, a process the host did not schedule), not the load now: a loop that turns under
+ * load records samples, and those shed. So no request is shed for lack of a sample.
+ */
+const lackedSample = (type: string, value: number | undefined) =>
+  type === TYPE_EVENT_LOOP_DELAY && !Number.isFinite(value);
 
 /**
  * Load shedding for an API app: event-loop delay through `@fastify/under-pressure`, a limit on
@@ -75,7 +89,7 @@ export async function installOverloadProtection(
       retryAfter: opts.retryAfterSeconds,
       // A rejected promise goes to the error handler as OVERLOADED; a resolved one lets it pass.
       pressureHandler: async (request, _reply, type, value) => {
-        if (exempt(request)) return;
+        if (exempt(request) || lackedSample(type, value)) return;
         throw new OverloadError(
           'event_loop_delay',
           `over capacity (${type} ${Math.round(value ?? 0)} ms): retry later`,

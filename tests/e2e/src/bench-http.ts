@@ -19,7 +19,7 @@ import type { RunningService } from './harness.js';
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
 const RATE = Number(process.env.BENCH_HTTP_RATE ?? 1000);
 const OPEN_CONNECTIONS = Number(process.env.BENCH_HTTP_OPEN_CONNECTIONS ?? 100);
-const CLOSED_CONNECTIONS = (process.env.BENCH_HTTP_CONNECTIONS ?? '10,50').split(',').map(Number);
+const CLOSED_CONNECTIONS = (process.env.BENCH_HTTP_CONNECTIONS ?? '10,50').split(',').filter(Boolean).map(Number);
 const ONLY = process.env.BENCH_HTTP_ONLY?.split(',');
 /** A directory: the services write V8 CPU profiles there (`--cpu-prof`) when they stop. */
 const CPU_PROF_DIR = process.env.BENCH_HTTP_CPU_PROF;
@@ -46,14 +46,27 @@ function postgresCpuSince(before: Map<string, number>): number {
   return total;
 }
 
-/** Cumulative `outbox_publish_latency_seconds` buckets (le → count) from a service's /metrics. */
-async function outboxBuckets(service: RunningService): Promise<Map<string, number>> {
-  const text = await (await fetch(`${service.url}/metrics`)).text();
+/** A service's /metrics text. Scraping also restarts prom-client's event-loop delay histogram. */
+async function scrape(service: RunningService): Promise<string> {
+  return (await fetch(`${service.url}/metrics`)).text();
+}
+
+/** Cumulative `outbox_publish_latency_seconds` buckets (le → count) from a /metrics text. */
+function outboxBuckets(text: string): Map<string, number> {
   const buckets = new Map<string, number>();
   for (const m of text.matchAll(/^outbox_publish_latency_seconds_bucket\{le="([^"]+)"[^}]*\} (\d+)/gm)) {
     buckets.set(m[1] ?? '', Number(m[2]));
   }
   return buckets;
+}
+
+/** The value of a sample line `name{...} value` (summed over its label sets), or NaN. */
+function sample(text: string, name: string): number {
+  let sum = Number.NaN;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'gm'))) {
+    sum = (Number.isNaN(sum) ? 0 : sum) + Number(m[1]);
+  }
+  return sum;
 }
 
 /** The upper bound of the bucket holding the 99th percentile of what was published in between. */
@@ -80,6 +93,8 @@ interface Row {
   statuses: string;
   errors: string;
   outbox: string;
+  /** The service's event-loop delay p99/max in ms over the phase, and its GC seconds. */
+  loop: string;
   cpu: string;
   /** CPU milliseconds per answered request of each process (same order as `cpu`). */
   cpuPerRequest: string;
@@ -148,7 +163,8 @@ interface Request {
 async function phase(scenario: string, service: RunningService, drive: () => Promise<Drive>): Promise<Row> {
   const kafka = kafkaPid();
   const cpu0 = [cpuOf(service.process.pid), postgresCpu(), cpuOf(kafka), process.cpuUsage()] as const;
-  const buckets0 = await outboxBuckets(service);
+  // This scrape restarts the event-loop delay histogram, so the next one covers the phase only.
+  const metrics0 = await scrape(service);
   const result = await drive();
   const cpuBench = process.cpuUsage(cpu0[3]);
   const cpu = [
@@ -157,7 +173,10 @@ async function phase(scenario: string, service: RunningService, drive: () => Pro
     cpuOf(kafka) - cpu0[2],
     (cpuBench.user + cpuBench.system) / 1e6,
   ];
-  const buckets1 = await outboxBuckets(service);
+  const metrics1 = await scrape(service);
+  const ms = (seconds: number) => (1000 * seconds).toFixed(0);
+  const gcSeconds =
+    sample(metrics1, 'nodejs_gc_duration_seconds_sum') - sample(metrics0, 'nodejs_gc_duration_seconds_sum');
   return {
     scenario,
     requests: result.requests,
@@ -167,7 +186,10 @@ async function phase(scenario: string, service: RunningService, drive: () => Pro
     max: String(result.max),
     statuses: result.statuses,
     errors: `${result.errors}/${result.timeouts}`,
-    outbox: `${outboxP99(buckets0, buckets1)} / ${await backlog(service)}`,
+    outbox: `${outboxP99(outboxBuckets(metrics0), outboxBuckets(metrics1))} / ${await backlog(service)}`,
+    loop:
+      `${ms(sample(metrics1, 'nodejs_eventloop_lag_p99_seconds'))}/` +
+      `${ms(sample(metrics1, 'nodejs_eventloop_lag_max_seconds'))} / ${gcSeconds.toFixed(2)}`,
     cpu: cpu.map((c) => c.toFixed(1)).join('/'),
     cpuPerRequest: cpu.map((c) => ((1000 * c) / Math.max(1, result.requests)).toFixed(2)).join('/'),
   };
@@ -201,8 +223,8 @@ const rows = await runScoped('bh', async ({ iso, spawn }) => {
       nodeArgs,
     );
     // A service that has just started on a busy machine may shed its first request (503 with
-    // Retry-After: @fastify/under-pressure counts a sampling interval without a sample as
-    // overload); the benchmark waits as a client would.
+    // Retry-After, when its start-up work still shows in the measured event-loop delay); the
+    // benchmark waits as a client would.
     const res = await waitFor('POST /rooms answered other than 503', 60_000, async () => {
       const answer = await fetch(`${chat.url}/rooms`, {
         method: 'POST',
@@ -255,6 +277,7 @@ const header = [
   'status codes',
   'errors/timeouts',
   'outbox p99 ms / backlog',
+  'loop delay p99/max ms / GC s',
   'CPU s service/pg/kafka/bench',
   'CPU ms per request service/pg/kafka/bench',
 ];
@@ -268,6 +291,7 @@ const lines = rows.map((r) => [
   r.statuses,
   r.errors,
   r.outbox,
+  r.loop,
   r.cpu,
   r.cpuPerRequest,
 ]);
