@@ -164,8 +164,13 @@ runProcess(SERVICE_NAME, async () => {
       }),
     );
   };
-  // Crashed nodes: each live node renews its roster entry and reaps the dead on its heartbeat.
-  const roster = timed(new RedisNodeRoster(redis, config.REDIS_KEY_PREFIX, leaseMs), 'roster', metrics);
+  // Crashed nodes: each live node renews its roster entry and reaps the dead on its heartbeat. The
+  // lease has a connection of its own (no auto-pipelining), not queued behind a connect storm's
+  // commands; a node is claimed dead only a lease after its lease ran out (a stalled live node
+  // renews in that grace and is never reaped).
+  const leaseRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 });
+  watchRedis(leaseRedis, 'redis-lease');
+  const roster = timed(new RedisNodeRoster(leaseRedis, config.REDIS_KEY_PREFIX, leaseMs, leaseMs), 'roster', metrics);
   const connects = timed(
     new RedisConnectLog(redis, config.REDIS_KEY_PREFIX, {
       ...historyOptions,
@@ -305,6 +310,7 @@ runProcess(SERVICE_NAME, async () => {
       await bus.stop();
       await Promise.all([producer.disconnect(), admin.disconnect()]);
       redis.disconnect();
+      leaseRedis.disconnect();
     },
   };
 });
