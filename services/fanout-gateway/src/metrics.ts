@@ -28,6 +28,13 @@ export function createGatewayMetrics(registry: Registry, subscriptions: () => nu
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
     }),
+    connectionSetup: new Histogram({
+      name: 'gateway_connection_setup_seconds',
+      help: 'Connection set-up on this node, by phase: request (TCP connection accepted by the event loop -> its upgrade request handled: HTTP parsing and event-loop lag), verify (access token), register (registry, presence and own channel), total (accepted -> welcome written, with the 101)',
+      labelNames: ['phase'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
     nodeMessagesSent: new Counter({
       name: 'gateway_node_messages_sent_total',
       help: 'Messages sent to other gateway nodes (one per node and event)',
