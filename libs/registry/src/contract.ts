@@ -230,12 +230,25 @@ export function departuresContract(name: string, make: () => Promise<Departures>
 
 /**
  * The NodeRoster contract. `make()` returns a roster over a fresh store whose leases last one
- * `expire()`.
+ * `expire()`; `graced()` is one over the same store whose claims wait one lease more (its grace).
  */
 export function rosterContract(
   name: string,
-  make: () => Promise<{ roster: () => NodeRoster; expire: () => Promise<void> }>,
+  make: () => Promise<{ roster: () => NodeRoster; graced: () => NodeRoster; expire: () => Promise<void> }>,
 ): void {
+  test(`${name}: roster should not claim a node that renews within the grace after its lease ran out (a live node stalled), and claim it once the grace is spent`, async () => {
+    const { graced, expire } = await make();
+    const [late, peer] = [graced(), graced()];
+    await late.renew('late', [{ userId: 'u1', connectionId: 'c1' }]);
+    await expire();
+    assert.deepEqual(await peer.claimDead(), [], 'its lease ran out, its grace did not');
+    await late.renew('late');
+    await expire();
+    assert.deepEqual(await peer.claimDead(), [], 'it renewed late, in its grace: alive, its connections untouched');
+    await expire();
+    assert.deepEqual(await peer.claimDead(), [{ nodeId: 'late', connections: [{ userId: 'u1', connectionId: 'c1' }] }]);
+  });
+
   test(`${name}: roster should hand a restarted node its previous incarnation's connections, once`, async () => {
     const { roster } = await make();
     const r = roster();

@@ -83,11 +83,11 @@ departuresContract('memory', () => Promise.resolve(new MemoryDepartures(60_000))
 
 rosterContract('memory', () => {
   let now = 1_000_000;
+  const shared = new MemoryNodeRoster(15_000, () => now);
+  const graced = new MemoryNodeRoster(15_000, () => now, 15_000);
   return Promise.resolve({
-    roster: (() => {
-      const shared = new MemoryNodeRoster(15_000, () => now);
-      return () => shared;
-    })(),
+    roster: () => shared,
+    graced: () => graced,
     expire: () => {
       now += 15_001;
       return Promise.resolve();

@@ -153,6 +153,7 @@ rosterContract('redis', () => {
   return Promise.resolve({
     // Each claimer has its own connection, as separate gateway nodes do.
     roster: () => new RedisNodeRoster(claimer(), p, leaseMs),
+    graced: () => new RedisNodeRoster(claimer(), p, leaseMs, leaseMs),
     // Leases run on Redis' clock: wait until it moved past one lease.
     expire: async () => {
       const start = await redisNow();

@@ -31,7 +31,11 @@ export interface NodeRoster {
   release(nodeId: string, connectionId: string): Promise<void>;
   /** Forgets `nodeId` at once (graceful shutdown: it announced its own connections). */
   leave(nodeId: string): Promise<void>;
-  /** Claims every node whose lease ran out: each is returned to one caller only, then forgotten. */
+  /**
+   * Claims every node whose lease ran out at least the roster's grace ago (a live node stalled
+   * for less than the grace past its lease renews in time and is never claimed): each is
+   * returned to one caller only, then forgotten.
+   */
   claimDead(): Promise<DeadNode[]>;
   /**
    * Claims `nodeId`'s entry whatever its lease, for a node starting under an id that may still be
@@ -88,14 +92,14 @@ return 1
 `;
 
 /**
- * KEYS[1] = roster
- * Removes and returns every node whose lease ran out; being one script, two callers never both
- * get the same node.
+ * KEYS[1] = roster; ARGV[1] = grace ms
+ * Removes and returns every node whose lease ran out at least `grace` ago; being one script, two
+ * callers never both get the same node.
  */
 const CLAIM = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
 for _, node in ipairs(dead) do redis.call('ZREM', KEYS[1], node) end
 return dead
 `;
@@ -113,21 +117,41 @@ export function nodeConnectionsKey(keyPrefix: string, nodeId: string): string {
 }
 
 /**
- * How long (ms) a node's connections hash outlives its last write: its lease, then long enough for
- * a live node's next sweeps to find the dead one, short enough to vanish soon.
+ * How long (ms) a node's connections hash outlives its last write: its lease and the claim's
+ * grace (at most one lease), then long enough for a live node's next sweeps to find the dead
+ * one, short enough to vanish soon.
  */
 export function servedKeepMs(leaseMs: number): number {
   return leaseMs * 4;
 }
 
+/**
+ * The grace (ms) a roster gives a node past its lease before `claimDead` hands it out; at most
+ * one lease (the connections hash is kept for that long, see {@link servedKeepMs}).
+ */
+function checkedGrace(graceMs: number, leaseMs: number): number {
+  if (!(graceMs >= 0 && graceMs <= leaseMs))
+    throw new RangeError(`grace ${graceMs} ms: must be 0 … lease (${leaseMs} ms)`);
+  return graceMs;
+}
+
+/**
+ * The roster in Redis (see the key layout above). `leaseMs`: how long a renewal keeps a node;
+ * `graceMs` (0 … `leaseMs`, default 0): how long past its lease a node is still not claimed as
+ * dead, so that a live node whose renewal came late (a stalled event loop, a loaded Redis) is
+ * not reaped. Throws RangeError for a grace out of range.
+ */
 export class RedisNodeRoster implements NodeRoster {
   private readonly keepMs: number;
+  private readonly graceMs: number;
   private readonly serveScript;
   constructor(
     private readonly redis: Redis,
     private readonly keyPrefix: string,
     private readonly leaseMs: number,
+    graceMs = 0,
   ) {
+    this.graceMs = checkedGrace(graceMs, leaseMs);
     this.keepMs = servedKeepMs(leaseMs) - leaseMs;
     this.serveScript = script(redis, 'rippleRosterServe', 1, SERVE);
   }
@@ -169,7 +193,7 @@ export class RedisNodeRoster implements NodeRoster {
   }
 
   async claimDead(): Promise<DeadNode[]> {
-    const dead = (await this.redis.eval(CLAIM, 1, this.rosterKey())) as string[];
+    const dead = (await this.redis.eval(CLAIM, 1, this.rosterKey(), String(this.graceMs))) as string[];
     const out: DeadNode[] = [];
     for (const nodeId of dead.sort()) {
       const flat = (await this.redis.eval(TAKE, 1, this.connectionsKey(nodeId))) as string[];
@@ -187,13 +211,20 @@ function pairsOf(flat: readonly string[]): ServedConnection[] {
   return out.sort((a, b) => a.connectionId.localeCompare(b.connectionId));
 }
 
-/** The roster in memory, with an injectable clock: a single node only (and unit tests). */
+/**
+ * The roster in memory, with an injectable clock (ms) and the same lease and grace as
+ * {@link RedisNodeRoster}: a single node only (and unit tests).
+ */
 export class MemoryNodeRoster implements NodeRoster {
   private readonly nodes = new Map<string, { until: number; connections: ServedConnection[] }>();
+  private readonly graceMs: number;
   constructor(
     private readonly leaseMs: number,
     private readonly now: () => number = Date.now,
-  ) {}
+    graceMs = 0,
+  ) {
+    this.graceMs = checkedGrace(graceMs, leaseMs);
+  }
 
   renew(nodeId: string, connections?: readonly ServedConnection[]): Promise<void> {
     const kept = connections ?? this.nodes.get(nodeId)?.connections ?? [];
@@ -234,7 +265,7 @@ export class MemoryNodeRoster implements NodeRoster {
   claimDead(): Promise<DeadNode[]> {
     const dead: DeadNode[] = [];
     for (const [nodeId, entry] of [...this.nodes].sort(([a], [b]) => a.localeCompare(b))) {
-      if (entry.until > this.now()) continue;
+      if (entry.until + this.graceMs > this.now()) continue;
       this.nodes.delete(nodeId);
       dead.push({
         nodeId,

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AccessClaims, AccessVerifier, JwtSecret } from '@ripple/auth';
 import { RippleError, isRippleError } from '@ripple/errors';
@@ -45,10 +46,27 @@ export class ConnectionLifecycle implements Connection, SessionHooks {
   /** The token `authenticate` verified, handed to the session (feed.ts loads followees with it). */
   private accessToken = '';
 
+  /** Where the set-up began (ms, `performance.now()`): `gateway_connection_setup_seconds{phase="total"}`. */
+  private readonly setupStartedAt: number;
+
+  /**
+   * `acceptedAt`: when the transport's connection was accepted (ms, `performance.now()`), known
+   * for a WebSocket upgrade; the set-up's `request` phase runs from it to now, its `total` from it
+   * (or from now) to `welcome`.
+   */
   constructor(
     private readonly deps: LifecycleDeps,
     private readonly sink: ConnectionSink,
-  ) {}
+    acceptedAt?: number,
+  ) {
+    this.setupStartedAt = acceptedAt ?? performance.now();
+    if (acceptedAt !== undefined) this.setupPhase('request', acceptedAt);
+  }
+
+  /** Records set-up phase `phase`, from `since` (ms, `performance.now()`) to now. */
+  private setupPhase(phase: 'request' | 'verify' | 'register' | 'total', since: number): void {
+    this.deps.metrics.connectionSetup.observe({ phase }, (performance.now() - since) / 1000);
+  }
 
   /** Connection: the channels it reads (for the registry heartbeat). */
   channels(): string[] {
@@ -92,7 +110,9 @@ export class ConnectionLifecycle implements Connection, SessionHooks {
   /** Verifies an access token; throws the RippleError (AUTH_*) to answer with. */
   async authenticate(token: string | undefined): Promise<AccessClaims> {
     if (token === undefined) throw new RippleError('AUTH_TOKEN_MISSING', 'send an access token', { status: 401 });
+    const verifying = performance.now();
     const claims = await this.deps.verifyAccess(token);
+    this.setupPhase('verify', verifying);
     this.accessToken = token;
     return claims;
   }
@@ -113,6 +133,7 @@ export class ConnectionLifecycle implements Connection, SessionHooks {
     session.hold();
     this.session = session;
     this.userId = claims.sub;
+    const registering = performance.now();
     try {
       // Registering the connection and joining the own channel go to the registry together.
       if (deps.setupDelayMs) await delay(deps.setupDelayMs);
@@ -122,6 +143,7 @@ export class ConnectionLifecycle implements Connection, SessionHooks {
         );
       }
       if (this.released) return undefined;
+      this.setupPhase('register', registering);
     } catch (err) {
       if (this.released) return undefined;
       deps.metrics.errors.inc({ code: 'GW_INTERNAL' });
@@ -136,6 +158,7 @@ export class ConnectionLifecycle implements Connection, SessionHooks {
       user: claims.sub,
       heartbeatMs: deps.heartbeatMs,
     });
+    this.setupPhase('total', this.setupStartedAt);
     this.welcomed = true;
     const early = this.early;
     this.early = undefined;

@@ -34,7 +34,7 @@ import { LiveFeeds } from './feed.js';
 import { createFeedMetrics } from './feed-metrics.js';
 import { httpFolloweeSource } from './followees.js';
 import { Router } from './router.js';
-import { repeat } from './timers.js';
+import { RegistryHeartbeat } from './registry-heartbeat.js';
 
 runProcess(SERVICE_NAME, async () => {
   const config = loadGatewayConfig();
@@ -101,16 +101,14 @@ runProcess(SERVICE_NAME, async () => {
     sendDelayMs: config.FAULT_NODE_BUS_DELAY_MS,
     watch: watchRedis,
     onResubscribed: () => {
-      catchUp('bus').catch(() => (catchUpOwed = true)); // the next heartbeat tries again
+      catchUp('bus').catch(() => catchUpFailed.owe()); // the next heartbeat tries again
     },
   });
   // Frames this node may have missed with no later frame to reveal them are read from history:
   // once its node-bus connection is back, and once a renewal lands after its lease may have lapsed.
   let catchingUp: Promise<void> | undefined;
-  // When the last renewal that landed started (ms, this process's clock); a catch-up is owed
-  // from a renewal that lands a lease or more after it (or a failed one) until one succeeds.
-  let renewedAt: number | undefined;
-  let catchUpOwed = false;
+  // A failed catch-up after the bus came back is owed to the registry heartbeat (made below).
+  const catchUpFailed = { owe: (): void => undefined };
   const catchUp = (reason: 'lease' | 'bus'): Promise<void> => {
     metrics.catchUps.inc({ reason });
     const attempt = (async () => {
@@ -166,8 +164,13 @@ runProcess(SERVICE_NAME, async () => {
       }),
     );
   };
-  // Crashed nodes: each live node renews its roster entry and reaps the dead on its heartbeat.
-  const roster = timed(new RedisNodeRoster(redis, config.REDIS_KEY_PREFIX, leaseMs), 'roster', metrics);
+  // Crashed nodes: each live node renews its roster entry and reaps the dead on its heartbeat. The
+  // lease has a connection of its own (no auto-pipelining), not queued behind a connect storm's
+  // commands; a node is claimed dead only a lease after its lease ran out (a stalled live node
+  // renews in that grace and is never reaped).
+  const leaseRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 });
+  watchRedis(leaseRedis, 'redis-lease');
+  const roster = timed(new RedisNodeRoster(leaseRedis, config.REDIS_KEY_PREFIX, leaseMs, leaseMs), 'roster', metrics);
   const connects = timed(
     new RedisConnectLog(redis, config.REDIS_KEY_PREFIX, {
       ...historyOptions,
@@ -194,28 +197,20 @@ runProcess(SERVICE_NAME, async () => {
     publishOffline: (offline) => publishPresence([{ change: 'offline', data: offline }]),
     logger,
   });
-  const refresh = async () => {
-    const startedAt = Date.now();
-    const holdings = live.holdings(hub.channelNames());
-    const { refilled } = await directory.refresh(holdings);
-    // `serve` and `release` keep the roster's list of this node's connections; it is written whole
-    // only when Redis lost it (and at start). A fresh list then: a connection that opened while the
-    // directory was being refreshed (and that `serve` recorded already) must not be dropped.
-    await roster.renew(nodeId, refilled ? live.holdings([]).connections : undefined);
-    // Other routers skip a node whose lease lapsed and append only to history: read it back.
-    if (renewedAt !== undefined && Date.now() - renewedAt >= leaseMs) catchUpOwed = true;
-    renewedAt = startedAt;
-    if (catchUpOwed) {
-      await catchUp('lease');
-      catchUpOwed = false;
-    }
-    await reaper.sweep();
-  };
+  const heartbeat = new RegistryHeartbeat({
+    nodeId,
+    intervalMs: config.REGISTRY_HEARTBEAT_MS,
+    leaseMs,
+    refreshDirectory: () => directory.refresh(live.holdings(hub.channelNames())),
+    connections: () => live.holdings([]).connections,
+    roster,
+    catchUp: () => catchUp('lease'),
+    sweep: () => reaper.sweep(),
+    onError: (err) => logger.warn({ err }, 'registry heartbeat failed'),
+  });
+  catchUpFailed.owe = () => heartbeat.oweCatchUp();
   await reaper.reapPrevious(nodeId);
-  await refresh();
-  const heartbeat = repeat(refresh, config.REGISTRY_HEARTBEAT_MS, (err) =>
-    logger.warn({ err }, 'registry heartbeat failed'),
-  );
+  await heartbeat.start();
 
   await bus.start((message) => router.receive(message));
   const consumer = createEventConsumer({
@@ -315,6 +310,7 @@ runProcess(SERVICE_NAME, async () => {
       await bus.stop();
       await Promise.all([producer.disconnect(), admin.disconnect()]);
       redis.disconnect();
+      leaseRedis.disconnect();
     },
   };
 });

@@ -83,3 +83,30 @@ test('an accepted upgrade should skip fastify routing, and a refused one should 
     assert.equal((notFound.body as { code: string }).code, 'NOT_FOUND', path);
   }
 });
+
+test('a WebSocket set-up should be timed in gateway_connection_setup_seconds, each phase once, the registration included', async (t) => {
+  // Registration takes a while (as a Redis round trip does under load): `register` and `total` hold it.
+  const g = singleNodeGateway({ setupDelayMs: 50 });
+  const app = await singleNodeApp(t, g);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const socket = new WebSocket(
+    `ws://127.0.0.1:${listeningPort(app)}/ws?access_token=${await signAccessToken(secret, 'u1')}`,
+  );
+  t.after(() => socket.terminate());
+  await new Promise<void>((resolve, reject) => {
+    socket.once('message', () => resolve());
+    socket.once('error', reject);
+  });
+  const { values } = await g.metrics.connectionSetup.get();
+  const of = (phase: string, suffix: string, le?: number) =>
+    values.find(
+      (v) =>
+        v.metricName === `gateway_connection_setup_seconds${suffix}` &&
+        v.labels.phase === phase &&
+        (v.labels as { le?: number }).le === le,
+    )?.value;
+  for (const phase of ['request', 'verify', 'register', 'total'])
+    assert.equal(of(phase, '_count'), 1, `one ${phase} phase`);
+  assert.equal(of('register', '_bucket', 0.025), 0, 'the registration waited its 50 ms');
+  assert.equal(of('total', '_bucket', 0.025), 0, 'and the set-up as a whole with it');
+});

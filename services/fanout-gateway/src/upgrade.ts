@@ -1,5 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, Server } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { parse as parseQuery } from 'node:querystring';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
@@ -40,6 +41,20 @@ export function acceptableUpgrade(
   return validQuery.Check(query) && validHeaders.Check(request.headers) ? query : undefined;
 }
 
+const kAcceptedAt = Symbol('ripple.acceptedAt');
+
+function markAccepted(socket: Duplex): void {
+  (socket as Duplex & { [kAcceptedAt]?: number })[kAcceptedAt] = performance.now();
+}
+
+/**
+ * When `server`'s event loop accepted the TCP connection of `socket` (ms, `performance.now()`),
+ * for connections of a server given to {@link upgradeFastPath}; undefined for others.
+ */
+export function acceptedAt(socket: Duplex): number | undefined {
+  return (socket as Duplex & { [kAcceptedAt]?: number })[kAcceptedAt];
+}
+
 /**
  * Upgrades of `server` that `GET /ws` would accept go straight to `wss` (`ws`, noServer) and then
  * to `connect` with the parsed query; every other upgrade is re-emitted on `routed`, which
@@ -48,15 +63,17 @@ export function acceptableUpgrade(
  * fastify request, reply or ServerResponse: per connect, that routing was the largest part of the
  * gateway's CPU after the registry work, and its objects stayed reachable from the socket.
  * `connect` gets the TCP socket corked, its `101` answer unsent: whoever sends the first frame
- * must uncork it (ws.ts).
+ * must uncork it (ws.ts); and when the connection was accepted (ms, `performance.now()`), the
+ * start of its set-up time (`gateway_connection_setup_seconds`).
  */
 export function upgradeFastPath(
   server: Server,
   routed: EventEmitter,
   wss: Pick<WebSocketServer, 'handleUpgrade'>,
   checks: UpgradeChecks,
-  connect: (socket: WebSocket, query: Record<string, unknown>, request: IncomingMessage) => void,
+  connect: (socket: WebSocket, query: Record<string, unknown>, request: IncomingMessage, acceptedAt: number) => void,
 ): void {
+  server.on('connection', markAccepted);
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = pathOf(request.url ?? '');
     if (path !== '/ws') {
@@ -73,7 +90,8 @@ export function upgradeFastPath(
     else {
       // The `101` waits in the cork for the connection's first frame (`welcome`): one write, not two.
       socket.cork();
-      wss.handleUpgrade(request, socket, head, (ws) => connect(ws, query, request));
+      const at = acceptedAt(socket) ?? performance.now();
+      wss.handleUpgrade(request, socket, head, (ws) => connect(ws, query, request, at));
     }
   });
 }

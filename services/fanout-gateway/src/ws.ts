@@ -228,7 +228,8 @@ export function installWebSocket(
     routed,
     app.websocketServer,
     { isDraining: deps.isDraining, originAllowed: originOk },
-    (socket, query, request) => webSocketConnection(deps, heartbeats, socket, tokenOf(request.headers, query), true),
+    (socket, query, request, acceptedAt) =>
+      webSocketConnection(deps, heartbeats, socket, tokenOf(request.headers, query), true, acceptedAt),
   );
 }
 
@@ -277,7 +278,8 @@ function onClose(this: WebSocket): void {
 
 /**
  * One accepted WebSocket: its lifecycle, heartbeat and frames. `held`: its TCP socket is corked
- * with the `101` answer in it (the fast path), to leave with the first frame.
+ * with the `101` answer in it (the fast path), to leave with the first frame. `acceptedAt`: when
+ * its TCP connection was accepted (ms, `performance.now()`; default now), where its set-up began.
  */
 function webSocketConnection(
   deps: LifecycleDeps,
@@ -285,6 +287,7 @@ function webSocketConnection(
   socket: WebSocket,
   token: string | undefined,
   held = false,
+  acceptedAt?: number,
 ): void {
   socket.on('error', onSocketError);
   const sink = new WebSocketSink(socket, held);
@@ -292,7 +295,7 @@ function webSocketConnection(
     sink.close(CloseCodes.goingAway, 'node draining');
     return;
   }
-  const lifecycle = new ConnectionLifecycle(deps, sink);
+  const lifecycle = new ConnectionLifecycle(deps, sink, acceptedAt);
   (socket as Attached)[kConnection] = new WebSocketConnection(lifecycle, sink, heartbeats, deps.metrics);
   heartbeats.add(socket);
   socket.on('pong', onPong);

@@ -7,6 +7,7 @@ import { CpuSampler, cpuUse } from './cpu.js';
 import { connectFleet } from './fleet.js';
 import type { Fleet } from './fleet.js';
 import { explainMisses } from './diagnosis.js';
+import { gatewaySummary, scrapeGateways } from './gateway-metrics.js';
 import type { EventWhereabouts, MissReport } from './diagnosis.js';
 import { Ledger, withMisses } from './ledger.js';
 import type { ScenarioResult } from './ledger.js';
@@ -113,6 +114,8 @@ export async function runScenario(
       `${scenario.name}: before the fault, ${size.clients} clients and traffic: CPU ms per s ${perSec.join(', ')} (load average ${loadavg()[0]?.toFixed(1)})\n`,
     );
     cluster.sampleMemory(ledger);
+    const gateways = () => cluster.gateways.map((g) => ({ url: g.url, pid: g.process.pid }));
+    const gatewaysBefore = await scrapeGateways(gateways());
     const cpu = new CpuSampler(() => cluster.pids());
     const faultAt = Date.now();
     await scenario.fault(cluster, fleet);
@@ -120,6 +123,8 @@ export async function runScenario(
     await pause(size.trafficMs);
     cpu.stop();
     await traffic.stop();
+    // The gateways' side of the recoveries: set-up by phase, connect-path Redis calls, loop delay.
+    const gatewaysAfter = await scrapeGateways(gateways());
     const trafficEnded = Date.now();
     await waitUntil('every delivery', settleMs, () => ledger.complete()).catch(() => undefined);
     const result = ledger.result(scenario.name);
@@ -137,6 +142,9 @@ export async function runScenario(
       `${scenario.name}: fault at ${new Date(faultAt).toISOString()} (took ${faultMs} ms); ${settled}; ${lag}; recoveries:\n${timelines.summary()}\n`,
     );
     log?.(`${scenario.name}: closes by code and side: ${JSON.stringify(fleet.closes())}\n`);
+    log?.(
+      `${scenario.name}: the gateways, from just before the fault to the end of the traffic:\n${gatewaySummary(gatewaysBefore, gatewaysAfter)}\n`,
+    );
     log?.(`${scenario.name}: main threads, per second from the fault on:\n${cpu.report()}\n`);
     // The figures are those of the end of the wait (late deliveries do not count); memory is the run's peak.
     const { peakRssMb } = ledger.result(scenario.name);

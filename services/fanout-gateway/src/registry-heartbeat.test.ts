@@ -1,0 +1,70 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryNodeRoster } from '@ripple/registry';
+import { waitUntil } from '@ripple/testing';
+import { RegistryHeartbeat } from './registry-heartbeat.js';
+import type { RegistryHeartbeatDeps } from './registry-heartbeat.js';
+
+const INTERVAL_MS = 20;
+const LEASE_MS = 3 * INTERVAL_MS;
+
+/**
+ * Node `nodeId`'s heartbeat on `roster`, every other part in memory; the `slow` part hangs from its
+ * second run on, until `release`.
+ */
+function heartbeatOf(roster: MemoryNodeRoster, nodeId: string, slow: 'directory' | 'sweep' | 'none') {
+  let release: () => void = () => undefined;
+  const hung = new Promise<void>((resolve) => (release = resolve));
+  const runs = { directory: 0, sweep: 0 };
+  const deps: RegistryHeartbeatDeps = {
+    nodeId,
+    intervalMs: INTERVAL_MS,
+    leaseMs: LEASE_MS,
+    // As LeasedDirectory: its first refresh writes everything (refilled).
+    refreshDirectory: async () => {
+      if (runs.directory++ > 0 && slow === 'directory') await hung;
+      return { refilled: runs.directory === 1 };
+    },
+    connections: () => [],
+    roster,
+    catchUp: () => Promise.resolve(),
+    sweep: async () => {
+      if (runs.sweep++ > 0 && slow === 'sweep') await hung;
+    },
+    onError: (err) => assert.fail(String(err)),
+  };
+  return { heartbeat: new RegistryHeartbeat(deps), release, runs };
+}
+
+for (const slow of ['directory', 'sweep'] as const) {
+  test(`a node should keep its roster lease while its ${slow === 'directory' ? 'directory refresh' : 'sweep of dead nodes'} is slow (bulk Redis work, a big dead node), so that no live node reaps it`, async (t) => {
+    const roster = new MemoryNodeRoster(LEASE_MS);
+    const busy = heartbeatOf(roster, 'busy', slow);
+    await busy.heartbeat.start();
+    t.after(async () => {
+      busy.release();
+      await busy.heartbeat.stop();
+    });
+    // A peer sweeps on its own heartbeat, as every live node does, for several leases.
+    const claimed: string[] = [];
+    let sweeps = 0;
+    const startedAt = Date.now();
+    await waitUntil('a peer sweeping for five leases', 10_000, async () => {
+      claimed.push(...(await roster.claimDead()).map((d) => d.nodeId));
+      sweeps++;
+      return sweeps >= 10 && Date.now() - startedAt > 5 * LEASE_MS;
+    });
+    assert.equal(busy.runs[slow] > 1, true, `the slow ${slow} was reached`);
+    assert.deepEqual(claimed, [], 'the busy node is alive: never claimed as dead');
+  });
+}
+
+test('a node whose heartbeat stopped should be claimed as dead', async () => {
+  const roster = new MemoryNodeRoster(LEASE_MS);
+  const node = heartbeatOf(roster, 'gone', 'none');
+  await node.heartbeat.start();
+  await node.heartbeat.stop();
+  await waitUntil('the stopped node to be claimed', 10_000, async () =>
+    (await roster.claimDead()).some((d) => d.nodeId === 'gone'),
+  );
+});
