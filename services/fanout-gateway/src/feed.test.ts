@@ -62,8 +62,8 @@ function node(following: Record<string, string[]>, source?: FolloweeSource) {
           positions.push(position);
           got.push(`gap ${channel}`);
         },
+        credential: () => token,
       },
-      () => token,
     );
     return { subs, got, positions };
   };
