@@ -12,7 +12,6 @@ import { createFeedMetrics } from './feed-metrics.js';
 import { LocalHub } from './hub.js';
 import type { ChannelFrame } from './hub.js';
 import { Router } from './router.js';
-import { utf8Of } from './sink.js';
 import type { FramePosition } from './sink.js';
 import { Subscriptions } from './subscriptions.js';
 import { unitMetrics } from './single-node.js';
@@ -63,8 +62,8 @@ function node(following: Record<string, string[]>, source?: FolloweeSource) {
           positions.push(position);
           got.push(`gap ${channel}`);
         },
+        credential: () => token,
       },
-      () => token,
     );
     return { subs, got, positions };
   };
@@ -275,15 +274,4 @@ test("a feed frame should carry its text's UTF-8 bytes, for each follower, whate
     assert.equal(offset, '1');
     assert.equal((event.data as { body: string }).body, 'ünïcödé 🎉 post');
   }
-});
-
-test('a transport should send the bytes a feed frame carries, not encode its text again', () => {
-  const frame = {
-    channel: 'feed:a',
-    offset: '1',
-    epoch: 'e',
-    frame: '{"op":"event"}',
-    bytes: Buffer.from('{"op":"event"}'),
-  };
-  assert.equal(utf8Of(frame), frame.bytes);
 });

@@ -5,7 +5,6 @@ import type { StreamPosition } from '@ripple/registry';
 import { LocalHub } from './hub.js';
 import type { ChannelFrame, Subscriber } from './hub.js';
 import { eventFrame } from './protocol.js';
-import { utf8Of } from './sink.js';
 
 /** A subscriber that records what it gets: `e<offset>` per frame, `gap@<offset>` per gap. */
 function recorder(): Subscriber & { got: string[]; gaps: StreamPosition[] } {
@@ -98,13 +97,6 @@ test('the hub should keep frames that arrive before the channel position is know
   assert.deepEqual(sub.got, []);
   hub.position(channel, { offset: '1', epoch: p2.epoch });
   assert.deepEqual(sub.got, ['e2']);
-});
-
-test('a shared event frame should be encoded once for all of its sockets', () => {
-  const frame = { channel: 'c', offset: '1', epoch: 'e', frame: '{"op":"event","n":"é"}' };
-  const bytes = utf8Of(frame);
-  assert.equal(bytes.toString('utf8'), frame.frame);
-  assert.equal(utf8Of(frame), bytes, 'the same buffer for the next socket');
 });
 
 test('catchUp should deliver the tail that other routers appended to history while no frame reached this node', async () => {

@@ -10,6 +10,7 @@ import { Session } from './session.js';
 import type { SessionLimits } from './session.js';
 import type { ConnectionSink } from './sink.js';
 import { Subscriptions } from './subscriptions.js';
+import type { DerivedChannels } from './subscriptions.js';
 import type { ChannelFrame } from './hub.js';
 import { unitMetrics } from './single-node.js';
 
@@ -367,4 +368,44 @@ test('a subscribe with since to a channel that already delivered events should n
     ['event', 'ack'],
   );
   assert.equal(frames[1]?.recovered, false, 'said so: the client refetches');
+});
+
+test('a session should join a derived channel with the access token it holds, the refreshed one after a refresh', async () => {
+  const credentials: string[] = [];
+  const derived: DerivedChannels = {
+    owns: (channel) => channel.startsWith('feed:'),
+    join: (_channel, _subscriber, credential) => {
+      credentials.push(credential);
+      return Promise.resolve({ offset: '0', epoch: 'e' });
+    },
+    leave: () => Promise.resolve(),
+  };
+  const first = await signAccessToken(secret, 'u1');
+  const s = new Session(
+    'c1',
+    await verifyAccessToken(secret, first),
+    fakeSocket().sink,
+    {
+      ...world(),
+      derived,
+      nodeId: 'n1',
+      historyLimit: 100,
+      jwtSecret: secret,
+      verifyAccess: (token) => verifyAccessToken(secret, token),
+      limits: defaults,
+    },
+    { onError: () => undefined, onSlowConsumer: () => undefined, onClosed: () => undefined },
+    first,
+  );
+  const second = await signAccessToken(secret, 'u1', { ttlSeconds: 7200 });
+  for (const frame of [
+    { op: 'subscribe', id: '1', channel: 'feed:u1' },
+    { op: 'refresh', id: '2', token: second },
+    { op: 'unsubscribe', id: '3', channel: 'feed:u1' },
+    { op: 'subscribe', id: '4', channel: 'feed:u1' },
+  ])
+    s.receive(JSON.stringify(frame));
+  await s.settled();
+  assert.deepEqual(credentials, [first, second]);
+  await s.release();
 });

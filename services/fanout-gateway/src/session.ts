@@ -43,6 +43,9 @@ export interface SessionDeps extends SubscriptionDeps {
 
 const ABUSE_WINDOW_MS = 10_000;
 
+/** Where every session's frame queue starts: one settled promise shared, not one per session. */
+const SETTLED: Promise<void> = Promise.resolve();
+
 /**
  * One authenticated connection, whatever its transport: validates every frame, handles them one
  * at a time in arrival order, keeps its subscriptions, bounds its send buffer and its inbound
@@ -51,13 +54,14 @@ const ABUSE_WINDOW_MS = 10_000;
  */
 export class Session implements ChannelSink {
   readonly subscriptions: Subscriptions;
-  private queue: Promise<void> = Promise.resolve();
+  private queue: Promise<void> = SETTLED;
   private closed = false;
   /** Closing with 4008 once the frames accepted before are answered: nothing more is accepted. */
   private abusive = false;
   private tokens: number;
   private lastRefill: number;
-  private violations: number[] = [];
+  /** When rate-limited frames came, within the abuse window (none until one is). */
+  private violations: number[] | undefined;
   /** The one token timer: first the refresh notice, then the expiry. */
   private expiry: LongTimer | undefined;
   private noticeSent = false;
@@ -80,13 +84,18 @@ export class Session implements ChannelSink {
     this.now = deps.now ?? Date.now;
     this.tokens = deps.limits.rateBurst;
     this.lastRefill = this.now();
-    this.subscriptions = new Subscriptions(deps, this, () => this.accessToken);
+    this.subscriptions = new Subscriptions(deps, this);
     this.armExpiry();
   }
 
   /** ChannelSink: a channel's event frame. */
   event(frame: ChannelFrame): void {
     this.send('event', frame.frame, frame);
+  }
+
+  /** ChannelSink: the access token `user` came from (a `feed:` subscription loads followees with it). */
+  credential(): string {
+    return this.accessToken;
   }
 
   /** ChannelSink: events before `position` are lost for `channel`. */
@@ -232,7 +241,7 @@ export class Session implements ChannelSink {
       this.tokens -= 1;
       return true;
     }
-    this.violations = [...this.violations.filter((t) => now - t < ABUSE_WINDOW_MS), now];
+    this.violations = [...(this.violations ?? []).filter((t) => now - t < ABUSE_WINDOW_MS), now];
     // Answers keep the arrival order: frames accepted before are answered first.
     if (this.violations.length > abuseLimit) {
       this.abusive = true;

@@ -5,24 +5,11 @@ export interface FramePosition {
   readonly epoch: string;
   /**
    * On an event: the frame's text, in an object shared by every socket of the channel on this
-   * node, so a transport may encode it once (see `utf8Of`).
+   * node, so a transport may encode it once (see ws-frame.ts `sharedTextFrame`).
    */
   readonly frame?: string;
   /** `frame`'s UTF-8 bytes, when whoever made the frame has them already (feed frames: feed.ts). */
   readonly bytes?: Buffer;
-}
-
-const encodings = new WeakMap<FramePosition, Buffer>();
-
-/** The UTF-8 bytes of a shared event frame, encoded once for all the sockets it goes to. */
-export function utf8Of(position: FramePosition & { readonly frame: string }): Buffer {
-  if (position.bytes) return position.bytes;
-  let bytes = encodings.get(position);
-  if (!bytes) {
-    bytes = Buffer.from(position.frame, 'utf8');
-    encodings.set(position, bytes);
-  }
-  return bytes;
 }
 
 /** Set on a frame that ends a channel's subscription (`unsubscribed`): SSE drops it from the event id. */

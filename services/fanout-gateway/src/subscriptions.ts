@@ -40,14 +40,16 @@ export interface ChannelSink {
   event(frame: ChannelFrame): void;
   /** Events before `position` are lost for this channel: tell the client to refetch (the `gap` frame). */
   gap(channel: string, position: StreamPosition): void;
+  /** The connection's current access token, for derived channels ('' when it has none). */
+  credential?(): string;
 }
 
 type Queued = { readonly frame: ChannelFrame } | { readonly gap: StreamPosition };
 
 interface ChannelState {
   live: boolean;
-  /** Hub traffic that arrived while the history was being replayed. */
-  buffer: Queued[];
+  /** Hub traffic that arrived while the history was being replayed (none once live). */
+  buffer: Queued[] | undefined;
   /** The epoch and offset of the last frame handed out. */
   epoch: string;
   last: number;
@@ -80,11 +82,9 @@ export class Subscriptions implements Subscriber {
   private readonly channels = new Map<string, ChannelState>();
   private closed = false;
 
-  /** `credential` gives the connection's current access token (for derived channels). */
   constructor(
     private readonly deps: SubscriptionDeps,
     private readonly sink: ChannelSink,
-    private readonly credential: () => string = () => '',
   ) {}
 
   get size(): number {
@@ -102,14 +102,14 @@ export class Subscriptions implements Subscriber {
   deliver(frame: ChannelFrame): void {
     const state = this.channels.get(frame.channel);
     if (!state) return;
-    if (!state.live) state.buffer.push({ frame });
+    if (!state.live) (state.buffer ??= []).push({ frame });
     else this.emit(state, frame);
   }
 
   gap(channel: string, position: StreamPosition): void {
     const state = this.channels.get(channel);
     if (!state) return;
-    if (!state.live) state.buffer.push({ gap: position });
+    if (!state.live) (state.buffer ??= []).push({ gap: position });
     else this.emitGap(state, channel, position);
   }
 
@@ -157,12 +157,12 @@ export class Subscriptions implements Subscriber {
       announce(subscribed);
       return subscribed;
     }
-    const state: ChannelState = { live: false, buffer: [], epoch: '', last: 0, rewindable: false };
+    const state: ChannelState = { live: false, buffer: undefined, epoch: '', last: 0, rewindable: false };
     this.channels.set(channel, state);
     try {
       const { derived } = this.deps;
       if (derived?.owns(channel)) {
-        const position = await derived.join(channel, this, this.credential());
+        const position = await derived.join(channel, this, this.sink.credential?.() ?? '');
         state.epoch = position.epoch;
         state.last = Number(position.offset);
         const joined = { recovered: false, position, replayed: 0 };
@@ -235,11 +235,11 @@ export class Subscriptions implements Subscriber {
   }
 
   private goLive(channel: string, state: ChannelState): void {
-    for (const queued of state.buffer) {
+    for (const queued of state.buffer ?? []) {
       if ('gap' in queued) this.emitGap(state, channel, queued.gap);
       else this.emit(state, queued.frame);
     }
-    state.buffer = [];
+    state.buffer = undefined;
     state.live = true;
   }
 

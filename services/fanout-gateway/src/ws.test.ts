@@ -66,3 +66,49 @@ test('frames for a socket that does not read should wait beyond its buffer, in o
     'in order',
   );
 });
+
+test('a ws client should read event frames of every header size, multi-byte text included, between the frames ws sends', async (t) => {
+  const g = singleNodeGateway();
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 * 1024 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const client = new WebSocket(
+    `ws://127.0.0.1:${listeningPort(app)}/ws?access_token=${await signAccessToken(secret, 'u1')}`,
+  );
+  t.after(() => client.terminate());
+  const received: { op: string; offset?: string; event?: { body: string } }[] = [];
+  const welcomed = new Promise<void>((resolve) =>
+    client.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as { op: string };
+      received.push(frame);
+      if (frame.op === 'welcome') resolve();
+    }),
+  );
+  await welcomed;
+  // Event bodies whose frames need 2-, 4- and 10-byte headers, with a `ping` answered (by `ws`'s
+  // Sender) between them in the same tick.
+  const bodies = ['é', 'ü'.repeat(40_000), '🎉'.repeat(20_000), 'x'];
+  const { epoch } = await g.history.position('user:u1');
+  bodies.forEach((body, i) => {
+    const offset = String(i + 1);
+    g.hub.publish({
+      channel: 'user:u1',
+      offset,
+      epoch,
+      frame: eventFrame('user:u1', offset, epoch, JSON.stringify({ body })),
+    });
+    if (i === 1) client.send(JSON.stringify({ op: 'ping', id: 'p' }));
+  });
+  const deadline = Date.now() + 10_000;
+  while (received.length < bodies.length + 2 && Date.now() < deadline)
+    await new Promise<void>((r) => setTimeout(r, 10));
+  const events = received.filter((f) => f.op === 'event');
+  assert.deepEqual(
+    events.map((f) => f.event?.body),
+    bodies,
+  );
+  assert.deepEqual(
+    events.map((f) => f.offset),
+    ['1', '2', '3', '4'],
+  );
+  assert.ok(received.some((f) => f.op === 'pong'));
+});

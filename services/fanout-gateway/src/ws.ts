@@ -13,9 +13,9 @@ import type { LifecycleDeps } from './lifecycle.js';
 import { Heartbeats } from './heartbeats.js';
 import { refuseForeignOrigin } from './origin-check.js';
 import { CloseCodes, frameText } from './protocol.js';
-import { utf8Of } from './sink.js';
 import { upgradeFastPath } from './upgrade.js';
 import type { ChannelEnded, ConnectionSink, FramePosition } from './sink.js';
+import { sharedTextFrame } from './ws-frame.js';
 
 /** True when `position` carries the event frame `text` (one object shared by the channel's sockets). */
 function isSharedFrame(
@@ -35,19 +35,24 @@ function flushSink(sink: WebSocketSink): void {
 }
 
 /**
- * The WebSocket transport of a connection. Frames sent within a tick (a routed batch delivers many
- * at once) leave in one write: the TCP socket under `ws` is corked at the first and uncorked once
- * the tick's work is done (ws corks around each frame itself; stream corks nest). A socket whose
- * kernel buffer is full (`writableNeedDrain`) gets no more frames: they wait in `pending`, in
- * order, as references to the channel's shared frame bytes (not one header buffer and two queued
- * writes per frame, which is what a burst to 10,000 slow sockets held), and are handed over at
- * `drain`. `bufferedAmount` counts both, so the send-buffer bound (4009) holds whatever waits.
- * `held`: the upgrade corked the socket (upgrade.ts), so its `101` answer leaves in the same write
- * as the first frame (`welcome`, or the close).
+ * The WebSocket transport of a connection. An event frame shared by a channel's sockets goes out as
+ * one complete WebSocket frame made once for all of them (`sharedTextFrame`), written to the TCP
+ * socket as it is: `ws`'s Sender would make a header buffer, two option objects, an array and two
+ * queued writes per socket and frame, which a burst to 10,000 sockets turned into hundreds of MB
+ * of short-lived heap. Other frames go through `ws`; both write synchronously to the same stream
+ * (no compression is negotiated: `installWebSocket` refuses permessage-deflate), so the order
+ * holds. Frames sent within a tick (a routed batch delivers many at once) leave in one write: the
+ * TCP socket is corked at the first and uncorked once the tick's work is done (stream corks nest).
+ * A socket whose kernel buffer is full (`writableNeedDrain`) gets no more frames: they wait in
+ * `pending`, in order, as references, and are handed over at `drain`. `bufferedAmount` counts both,
+ * so the send-buffer bound (4009) holds whatever waits. `held`: the upgrade corked the socket
+ * (upgrade.ts), so its `101` answer leaves in the same write as the first frame (`welcome`, or the
+ * close).
  */
 class WebSocketSink implements ConnectionSink {
-  private readonly tcp: Socket | undefined;
-  /** Frames the socket could not take yet (shared event bytes, or a frame's JSON). */
+  /** The TCP socket under `ws` (its `_socket`, set before the socket is handed over). */
+  private readonly tcp: Duplex;
+  /** Frames the socket could not take yet (shared WebSocket frames, or a frame's JSON). */
   private pending: Array<Buffer | string> | undefined;
   private pendingBytes = 0;
   /** True while the socket is corked until the end of the tick (or, `held`, until a first frame). */
@@ -58,15 +63,14 @@ class WebSocketSink implements ConnectionSink {
     private readonly socket: WebSocket,
     held: boolean,
   ) {
-    this.tcp = (socket as unknown as { _socket?: Socket })._socket;
-    this.corked = held && this.tcp !== undefined;
+    this.tcp = (socket as unknown as { _socket: Duplex })._socket;
+    this.corked = held;
   }
 
   send(_op: string, text: string, position?: FramePosition | ChannelEnded): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
-    // An event frame shared by a channel's sockets is encoded once, not once per socket.
-    const frame = position && isSharedFrame(position, text) ? utf8Of(position) : text;
-    if (this.pending || this.tcp?.writableNeedDrain) {
+    const frame = position && isSharedFrame(position, text) ? sharedTextFrame(position) : text;
+    if (this.pending || this.tcp.writableNeedDrain) {
       this.wait(frame);
       return;
     }
@@ -94,11 +98,11 @@ class WebSocketSink implements ConnectionSink {
     this.flushing = false;
     if (!this.corked) return;
     this.corked = false;
-    this.tcp?.uncork();
+    this.tcp.uncork();
   }
 
   private corkTick(): void {
-    if (!this.tcp || this.flushing) return;
+    if (this.flushing) return;
     if (!this.corked) this.tcp.cork();
     this.corked = true;
     this.flushing = true;
@@ -107,13 +111,13 @@ class WebSocketSink implements ConnectionSink {
 
   private write(frame: Buffer | string): void {
     if (typeof frame === 'string') this.socket.send(frame);
-    else this.socket.send(frame, { binary: false });
+    else this.tcp.write(frame);
   }
 
   private wait(frame: Buffer | string): void {
     if (!this.pending) {
       this.pending = [];
-      this.tcp?.once('drain', () => this.drained());
+      this.tcp.once('drain', () => this.drained());
     }
     this.pending.push(frame);
     this.pendingBytes += typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
@@ -128,7 +132,7 @@ class WebSocketSink implements ConnectionSink {
       const frame = pending[i++] as Buffer | string;
       this.pendingBytes -= typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
       this.write(frame);
-      if (limit !== Infinity && this.tcp?.writableNeedDrain) break;
+      if (limit !== Infinity && this.tcp.writableNeedDrain) break;
     }
     return i;
   }
@@ -143,7 +147,7 @@ class WebSocketSink implements ConnectionSink {
       this.pendingBytes = 0;
     } else {
       this.pending = pending.slice(written);
-      this.tcp?.once('drain', () => this.drained());
+      this.tcp.once('drain', () => this.drained());
     }
   }
 }
@@ -193,6 +197,9 @@ export function installWebSocket(
   deps: LifecycleDeps & { readonly pingIntervalMs: number; readonly webSocketOrigins: AllowedOrigins },
   routed: EventEmitter,
 ): void {
+  // Shared frames are written beside `ws`'s own (WebSocketSink): with permessage-deflate its Sender
+  // would queue frames while compressing, and a shared frame could overtake them.
+  if (app.websocketServer.options.perMessageDeflate) throw new Error('the gateway does not do permessage-deflate');
   const originOk = (origin: string | undefined) => originAllowed(deps.webSocketOrigins, origin);
   // A handshake `ws` refuses (a bad key, version or Upgrade header) is answered with the shared
   // error body, not ws's text/html one.
