@@ -24,6 +24,7 @@ function fakeKafka() {
   const seeks: { topic: string; partition: number; offset: string }[] = [];
   let eachBatch: ((payload: EachBatchPayload) => Promise<void>) | undefined;
   const resolved = new Map<number, string>();
+  const state = { running: true };
   const consumer = {
     events: { GROUP_JOIN: 'join', CRASH: 'crash', REBALANCING: 'rebalancing' },
     on: () => undefined,
@@ -47,7 +48,7 @@ function fakeKafka() {
       commitOffsetsIfNecessary: (offsets: { topics: Commit['offsets'] }) =>
         new Promise<void>((settle) => commits.push({ offsets: offsets.topics, settle })),
       heartbeat: () => Promise.resolve(),
-      isRunning: () => true,
+      isRunning: () => state.running,
       isStale: () => false,
     }) as unknown as EachBatchPayload;
   return {
@@ -56,6 +57,8 @@ function fakeKafka() {
     seeks,
     /** Where kafkajs would fetch each partition next (its resolved offsets). */
     resolved,
+    /** kafkajs' `isRunning()` for every batch handed over (false: it stopped or is restarting). */
+    state,
     batch: (topic: string, partition: number, messages: KafkaMessage[]) => {
       if (!eachBatch) throw new Error('the consumer is not running');
       return eachBatch(payload(topic, partition, messages));
@@ -256,6 +259,31 @@ test('a batch consumer should not hand over again what it still routes when kafk
   await until('offset 3 committed', () => {
     for (const c of kafka.commits) c.settle();
     return last() === '3';
+  });
+  kafka.commits.at(-1)?.settle();
+  await consumer.stop();
+});
+
+test('a batch consumer should hand over again what kafkajs fetches again after it stopped a queued batch short', async () => {
+  const kafka = fakeKafka();
+  const { consumer, calls } = await gatedConsumer(kafka);
+  await kafka.batch('t', 0, [message(0)]);
+  const queued = kafka.batch('t', 0, [message(1), message(2)]);
+  // kafkajs stops this consumer's run (a crash it restarts from): the queued batch is cut short ...
+  kafka.state.running = false;
+  calls[0]?.gate.resolve();
+  await within(queued, 5000, 'the queued batch returning');
+  assert.equal(calls.length, 1, 'the queued batch is not handed over by a stopped run');
+  // ... and the restarted run fetches it again from the committed offset: it must not be skipped.
+  kafka.state.running = true;
+  const again = kafka.batch('t', 0, [message(1), message(2)]);
+  await until('the batch fetched again routed', () => calls.length === 2);
+  assert.deepEqual(calls[1]?.offsets, ['1', '2']);
+  calls[1]?.gate.resolve();
+  await within(again, 5000, 'the batch fetched again returning');
+  await until('offset 3 committed', () => {
+    for (const c of kafka.commits) c.settle();
+    return kafka.commits.at(-1)?.offsets[0]?.partitions[0]?.offset === '3';
   });
   kafka.commits.at(-1)?.settle();
   await consumer.stop();

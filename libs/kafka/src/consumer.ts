@@ -405,14 +405,15 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
 
   /**
    * Handles one fetched batch of a partition: runs of valid events go to `onBatch` at once, invalid
-   * messages to the DLQ in order; records what was handled for the next commit.
+   * messages to the DLQ in order; records what was handled for the next commit. Resolves true
+   * when it went through every message, false when it was cut short.
    */
   async function handleFetched(
     onBatch: NonNullable<EventConsumerOptions['onBatch']>,
     payload: EachBatchPayload,
     messages: readonly KafkaMessage[],
     heartbeat: () => Promise<void>,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const { batch } = payload;
     let run: (ConsumedEvent & { message: KafkaMessage })[] = [];
     let last: string | undefined;
@@ -421,8 +422,12 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
       run = [];
       if (last !== undefined) await handled(batch.topic, batch.partition, last);
     };
+    let whole = true;
     for (const message of messages) {
-      if (stopping || !payload.isRunning() || payload.isStale()) break;
+      if (stopping || !payload.isRunning() || payload.isStale()) {
+        whole = false;
+        break;
+      }
       const meta: ConsumedMeta = {
         topic: batch.topic,
         partition: batch.partition,
@@ -445,6 +450,7 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
       if (run.length >= MAX_BATCH_EVENTS) await flush();
     }
     await flush();
+    return whole;
   }
 
   /**
@@ -483,7 +489,12 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     lane.tail = previous.then(async () => {
       if (lane.generation !== generation) return; // fetched before the lane was reset
       try {
-        await handleFetched(onBatch, payload, messages, heartbeat);
+        // Cut short (stopping, kafkajs stopped or restarted this consumer, or a seek): whoever
+        // stopped it set where kafkajs fetches next, and what was not handled must be queued again.
+        if (!(await handleFetched(onBatch, payload, messages, heartbeat))) {
+          lane.generation += 1;
+          lane.queued = undefined;
+        }
       } catch (err) {
         lane.generation += 1;
         lane.queued = undefined;
