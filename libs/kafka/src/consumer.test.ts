@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { createEvent, toOutboxMessage } from '@ripple/events';
+import { RippleError } from '@ripple/errors';
 import { createLogger } from '@ripple/telemetry';
 import { handleOf } from './client.js';
 import { createEventConsumer } from './consumer.js';
@@ -20,14 +21,17 @@ interface Commit {
  */
 function fakeKafka() {
   const commits: Commit[] = [];
+  const seeks: { topic: string; partition: number; offset: string }[] = [];
   let eachBatch: ((payload: EachBatchPayload) => Promise<void>) | undefined;
   const resolved = new Map<number, string>();
+  const state = { running: true };
   const consumer = {
     events: { GROUP_JOIN: 'join', CRASH: 'crash', REBALANCING: 'rebalancing' },
     on: () => undefined,
     connect: () => Promise.resolve(),
     subscribe: () => Promise.resolve(),
     disconnect: () => Promise.resolve(),
+    seek: (to: { topic: string; partition: number; offset: string }) => seeks.push(to),
     run: (config: { eachBatch: (payload: EachBatchPayload) => Promise<void> }) => {
       eachBatch = config.eachBatch;
       return new Promise<void>(() => undefined);
@@ -44,17 +48,40 @@ function fakeKafka() {
       commitOffsetsIfNecessary: (offsets: { topics: Commit['offsets'] }) =>
         new Promise<void>((settle) => commits.push({ offsets: offsets.topics, settle })),
       heartbeat: () => Promise.resolve(),
-      isRunning: () => true,
+      isRunning: () => state.running,
       isStale: () => false,
     }) as unknown as EachBatchPayload;
   return {
     client: handleOf(kafka, 'test'),
     commits,
+    seeks,
+    /** Where kafkajs would fetch each partition next (its resolved offsets). */
+    resolved,
+    /** kafkajs' `isRunning()` for every batch handed over (false: it stopped or is restarting). */
+    state,
     batch: (topic: string, partition: number, messages: KafkaMessage[]) => {
       if (!eachBatch) throw new Error('the consumer is not running');
       return eachBatch(payload(topic, partition, messages));
     },
   };
+}
+
+/** A promise with its resolve and reject at hand. */
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void } {
+  const settle: { resolve?: () => void; reject?: (err: Error) => void } = {};
+  const promise = new Promise<void>((resolve, reject) => Object.assign(settle, { resolve, reject }));
+  return { promise, resolve: () => settle.resolve?.(), reject: (err) => settle.reject?.(err) };
+}
+
+/** Waits (bounded) until `check` holds, yielding to the event loop in between. */
+async function until(what: string, check: () => boolean): Promise<void> {
+  await within(
+    (async () => {
+      while (!check()) await new Promise((r) => setImmediate(r));
+    })(),
+    5000,
+    what,
+  );
 }
 
 function message(offset: number): KafkaMessage {
@@ -113,5 +140,151 @@ test('a batch consumer should hand over the next batch while an offset commit is
   assert.deepEqual(kafka.commits[0]?.offsets[0]?.partitions, [{ partition: 0, offset: '2' }]);
   assert.deepEqual(kafka.commits[1]?.offsets[0]?.partitions, [{ partition: 0, offset: '3' }]);
   kafka.commits[1]?.settle();
+  await consumer.stop();
+});
+
+/** A batch consumer over the stand-in whose `onBatch` calls wait until the test settles them. */
+async function gatedConsumer(kafka: ReturnType<typeof fakeKafka>, dlqProducer = {} as EventProducer) {
+  const calls: { offsets: string[]; gate: ReturnType<typeof deferred> }[] = [];
+  const consumer = createEventConsumer({
+    kafka: kafka.client,
+    groupId: 'g',
+    topics: ['t'],
+    logger: createLogger('consumer-test', 'silent'),
+    dlqProducer,
+    startAt: 'earliest',
+    commitIntervalMs: 0,
+    maxAttempts: 1,
+    onEvent: () => Promise.reject(new RippleError('BAD', 'not retriable', { retriable: false })),
+    onBatch: (items) => {
+      const gate = deferred();
+      calls.push({ offsets: items.map((i) => i.meta.offset), gate });
+      return gate.promise;
+    },
+  });
+  await consumer.begin();
+  return { consumer, calls };
+}
+
+test('a batch consumer should let kafkajs fetch the next batch while one is routed, and route a partition in order', async () => {
+  const kafka = fakeKafka();
+  const { consumer, calls } = await gatedConsumer(kafka);
+
+  // The first batch returns while its routing is still in flight, with kafkajs' position past it.
+  await within(kafka.batch('t', 0, [message(0), message(1)]), 5000, 'the first batch returning');
+  assert.deepEqual(
+    calls.map((c) => c.offsets),
+    [['0', '1']],
+  );
+  assert.equal(kafka.resolved.get(0), '2', 'kafkajs fetches from after the queued batch');
+  assert.equal(kafka.commits.length, 0, 'nothing is committed before routing finished');
+
+  // The second batch queues behind the first: not routed, and not returned, until the first is done.
+  let secondReturned = false;
+  const second = kafka.batch('t', 0, [message(2)]).then(() => (secondReturned = true));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(calls.length, 1, 'the second batch waits for the first');
+  assert.equal(secondReturned, false, 'eachBatch returns once the batch before it is done');
+  calls[0]?.gate.resolve();
+  await within(second, 5000, 'the second batch returning');
+  await until('the second batch routed', () => calls.length === 2);
+  assert.deepEqual(calls[1]?.offsets, ['2']);
+
+  // Only what finished routing is committed: offset 2 is still in flight.
+  await until('a commit', () => kafka.commits.length === 1);
+  assert.deepEqual(kafka.commits[0]?.offsets, [{ topic: 't', partitions: [{ partition: 0, offset: '2' }] }]);
+  kafka.commits[0]?.settle();
+  calls[1]?.gate.resolve();
+  await until('the next commit', () => kafka.commits.length === 2);
+  assert.deepEqual(kafka.commits[1]?.offsets, [{ topic: 't', partitions: [{ partition: 0, offset: '3' }] }]);
+  kafka.commits[1]?.settle();
+  await consumer.stop();
+});
+
+test('a batch consumer should route partitions independently: one slow partition does not hold another', async () => {
+  const kafka = fakeKafka();
+  const { consumer, calls } = await gatedConsumer(kafka);
+  await kafka.batch('t', 0, [message(0)]);
+  await kafka.batch('t', 1, [message(0)]);
+  assert.equal(calls.length, 2, 'both partitions route at once');
+  calls[1]?.gate.resolve();
+  await until('a commit', () => kafka.commits.length === 1);
+  assert.deepEqual(kafka.commits[0]?.offsets, [{ topic: 't', partitions: [{ partition: 1, offset: '1' }] }]);
+  kafka.commits[0]?.settle();
+  calls[0]?.gate.resolve();
+  await until('the next commit', () => kafka.commits.length === 2);
+  assert.deepEqual(kafka.commits[1]?.offsets, [{ topic: 't', partitions: [{ partition: 0, offset: '1' }] }]);
+  kafka.commits[1]?.settle();
+  await consumer.stop();
+});
+
+test('a batch consumer should commit nothing of a batch that failed, drop the batches behind it and fetch again from it', async () => {
+  const kafka = fakeKafka();
+  // The batch fails for good and the DLQ cannot be written: the events are neither routed nor dead-lettered.
+  const dlq = { send: () => Promise.reject(new Error('Kafka is down')) } as unknown as EventProducer;
+  const { consumer, calls } = await gatedConsumer(kafka, dlq);
+  await kafka.batch('t', 0, [message(0)]);
+  calls[0]?.gate.resolve();
+  await until('a commit', () => kafka.commits.length === 1);
+  kafka.commits[0]?.settle();
+
+  await kafka.batch('t', 0, [message(1), message(2)]);
+  const third = kafka.batch('t', 0, [message(3)]);
+  calls[1]?.gate.reject(new RippleError('BAD', 'not retriable', { retriable: false }));
+  await within(third, 5000, 'the third batch returning');
+  await until('a seek', () => kafka.seeks.length === 1);
+  assert.deepEqual(kafka.seeks, [{ topic: 't', partition: 0, offset: '1' }], 'fetched again from the failed batch');
+  assert.equal(calls.length, 2, 'the batch queued behind the failed one is not routed');
+  assert.equal(kafka.commits.length, 1, 'nothing past the last routed offset is committed');
+  await consumer.stop();
+  assert.equal(kafka.commits.length, 1, 'stopping commits nothing new either');
+});
+
+test('a batch consumer should not hand over again what it still routes when kafkajs fetches it again after a rebalance', async () => {
+  const kafka = fakeKafka();
+  const { consumer, calls } = await gatedConsumer(kafka);
+  await kafka.batch('t', 0, [message(0), message(1)]);
+  // The group rebalanced and gave the partition back: kafkajs fetches from the committed offset (0).
+  const again = kafka.batch('t', 0, [message(0), message(1), message(2)]);
+  calls[0]?.gate.resolve();
+  await within(again, 5000, 'the batch fetched again returning');
+  await until('the new message routed', () => calls.length === 2);
+  assert.deepEqual(
+    calls.map((c) => c.offsets),
+    [['0', '1'], ['2']],
+  );
+  calls[1]?.gate.resolve();
+  // The coordinator answers every commit; the last one carries both batches, each routed once.
+  const last = () => kafka.commits.at(-1)?.offsets[0]?.partitions[0]?.offset;
+  await until('offset 3 committed', () => {
+    for (const c of kafka.commits) c.settle();
+    return last() === '3';
+  });
+  kafka.commits.at(-1)?.settle();
+  await consumer.stop();
+});
+
+test('a batch consumer should hand over again what kafkajs fetches again after it stopped a queued batch short', async () => {
+  const kafka = fakeKafka();
+  const { consumer, calls } = await gatedConsumer(kafka);
+  await kafka.batch('t', 0, [message(0)]);
+  const queued = kafka.batch('t', 0, [message(1), message(2)]);
+  // kafkajs stops this consumer's run (a crash it restarts from): the queued batch is cut short ...
+  kafka.state.running = false;
+  calls[0]?.gate.resolve();
+  await within(queued, 5000, 'the queued batch returning');
+  assert.equal(calls.length, 1, 'the queued batch is not handed over by a stopped run');
+  // ... and the restarted run fetches it again from the committed offset: it must not be skipped.
+  kafka.state.running = true;
+  const again = kafka.batch('t', 0, [message(1), message(2)]);
+  await until('the batch fetched again routed', () => calls.length === 2);
+  assert.deepEqual(calls[1]?.offsets, ['1', '2']);
+  calls[1]?.gate.resolve();
+  await within(again, 5000, 'the batch fetched again returning');
+  await until('offset 3 committed', () => {
+    for (const c of kafka.commits) c.settle();
+    return kafka.commits.at(-1)?.offsets[0]?.partitions[0]?.offset === '3';
+  });
+  kafka.commits.at(-1)?.settle();
   await consumer.stop();
 });

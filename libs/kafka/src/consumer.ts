@@ -75,7 +75,10 @@ export interface EventConsumerOptions {
   /**
    * With this, messages are consumed in batches: the valid, new events of one fetched batch of a
    * partition are handed over at once, in offset order, and their offsets are committed when it
-   * resolves. A batch that fails with a non-retriable error, or keeps failing, is handled again
+   * resolves. While one batch of a partition is handled, its next batch is fetched (and waits its
+   * turn): a partition has at most two batches in the process, and its batches are handed over
+   * one after the other, never at once. After a rebalance, the batches still being handled of a
+   * partition this consumer keeps may be fetched and handed over again (at least once). A batch that fails with a non-retriable error, or keeps failing, is handled again
    * one event at a time with `onEvent`, so only a poison event is dead-lettered. Each event gets a
    * `process <topic>` consumer span (parent: the trace context in its headers); the handler runs
    * in the context of the first one.
@@ -86,10 +89,10 @@ export interface EventConsumerOptions {
   /**
    * Batch mode: the offsets of handled batches are committed at most this often (ms; default
    * 1000), and at once when the consumer stops or its group starts a rebalance, instead of after
-   * every batch: a commit is a round trip to the group coordinator, and kafkajs fetches a
-   * partition's next batch only once the previous one is done. Only offsets whose batch resolved
-   * are ever committed; after a crash, up to this long's worth of events is handed over again
-   * (delivery is at least once either way).
+   * every batch: a commit is a round trip to the group coordinator, and kafkajs fetches again only
+   * once every partition's `eachBatch` returned. Only offsets whose batch resolved are ever
+   * committed; after a crash, up to this long's worth of events is handed over again (delivery is
+   * at least once either way).
    */
   readonly commitIntervalMs?: number;
   /** Counts outcomes in `events_consumed_total` by topic, event type and outcome. */
@@ -128,6 +131,11 @@ export function dlqTopicOf(topic: string): string {
 function describe(err: unknown): { code: string; message: string; retriable: boolean } {
   if (isRippleError(err)) return { code: err.code, message: err.message, retriable: err.retriable };
   return { code: 'HANDLER_FAILED', message: err instanceof Error ? err.message : String(err), retriable: true };
+}
+
+/** The key of a topic's partition in the batch consumer's maps. */
+function laneKey(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
 }
 
 /** Remembers the last `size` ids (insertion order), to drop redelivered duplicates cheaply. */
@@ -325,13 +333,20 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     }
   }
 
-  // Batch mode commits on an interval (see `commitIntervalMs`): what the last batch resolved is
-  // committed through its payload, which commits every partition's resolved offsets. A commit is a
-  // round trip to the group coordinator (tens of ms on a busy broker, and heartbeats queue behind
-  // it): batches never wait for one, except when the consumer stops. One commit at a time, so a
-  // later one never lands before an earlier one.
+  // Batch mode overlaps fetching with routing: `eachBatch` hands its batch to the partition's lane
+  // (its batches run one after the other, in offset order) and returns once the batch before it
+  // is done, so kafkajs fetches the next batch while this one is being handled, and at most two
+  // batches of a partition are in the process at once. kafkajs fetches from the offsets resolved
+  // with `resolveOffset`, which a queued batch therefore resolves at once; what may be committed is
+  // kept apart (`routed`): only offsets whose batch was handled, committed on an interval (see
+  // `commitIntervalMs`). A commit is a round trip to the group coordinator (tens of ms on a busy
+  // broker, and heartbeats queue behind it): batches never wait for one, except when the consumer
+  // stops. One commit at a time, so a later one never lands before an earlier one.
   const commitIntervalMs = opts.commitIntervalMs ?? 1000;
-  let commitResolved: (() => Promise<void>) | undefined;
+  /** Per `topic:partition`: the next offset to read after what was handled, not committed yet. */
+  const routed = new Map<string, { topic: string; partition: number; offset: string }>();
+  /** Commits explicit offsets through the kafkajs consumer of the latest batch. */
+  let commitVia: EachBatchPayload['commitOffsetsIfNecessary'] | undefined;
   let commitInFlight: Promise<void> | undefined;
   let commitTimer: NodeJS.Timeout | undefined;
   let lastCommit = Date.now();
@@ -339,16 +354,21 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     if (commitTimer) clearTimeout(commitTimer);
     commitTimer = undefined;
     while (commitInFlight) await commitInFlight.catch(() => undefined);
-    const commit = commitResolved;
-    commitResolved = undefined;
     lastCommit = Date.now();
-    if (!commit) return;
-    commitInFlight = commit();
+    const offsets = [...routed.values()];
+    if (offsets.length === 0 || !commitVia) return;
+    const byTopic = new Map<string, { partition: number; offset: string }[]>();
+    for (const { topic, partition, offset } of offsets) {
+      const list = byTopic.get(topic);
+      if (list) list.push({ partition, offset });
+      else byTopic.set(topic, [{ partition, offset }]);
+    }
+    commitInFlight = commitVia({ topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })) });
     try {
       await commitInFlight;
-    } catch (err) {
-      commitResolved ??= commit; // the next commit carries these offsets
-      throw err;
+      // What was handled meanwhile stays for the next commit; a failed one's offsets ride with it.
+      for (const o of offsets)
+        if (routed.get(laneKey(o.topic, o.partition)) === o) routed.delete(laneKey(o.topic, o.partition));
     } finally {
       commitInFlight = undefined;
     }
@@ -359,38 +379,55 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     );
 
   /**
-   * After a batch resolved its offsets: starts their commit when the interval is over (without
-   * waiting for it), else soon; when stopping, commits them before returning.
+   * After a batch was handled up to `offset` (inclusive): records it as committable, then starts a
+   * commit when the interval is over (without waiting for it), else soon; when stopping, commits
+   * before returning.
    */
-  async function committed(payload: EachBatchPayload): Promise<void> {
-    commitResolved = () => payload.commitOffsetsIfNecessary(payload.uncommittedOffsets());
+  async function handled(topic: string, partition: number, offset: string): Promise<void> {
+    const next = String(BigInt(offset) + 1n);
+    routed.set(laneKey(topic, partition), { topic, partition, offset: next });
+    const lane = lanes.get(laneKey(topic, partition));
+    if (lane) lane.next = next;
     const due = lastCommit + commitIntervalMs - Date.now();
     if (stopping) await commitNow();
     else if (due <= 0 && !commitInFlight) void commitQuietly('interval');
     else commitTimer ??= setTimeout(() => void commitQuietly('interval'), Math.max(0, due));
   }
 
-  /** kafkajs `eachBatch`: routes runs of valid events at once; invalid messages go to the DLQ in order. */
-  async function eachBatch(onBatch: NonNullable<EventConsumerOptions['onBatch']>, payload: EachBatchPayload) {
+  /**
+   * Each partition's batches, one after the other: `tail` settles when the last queued one is done
+   * (it never rejects), `generation` moves on when the partition's fetch position is reset,
+   * `next` is the offset after the last handled message and `queued` the last offset queued.
+   */
+  const lanes = new Map<string, { tail: Promise<void>; generation: number; next?: string; queued?: bigint }>();
+  /** Resets a partition's fetch position after a failed batch: kafkajs fetches it again from there. */
+  let seek: (topic: string, partition: number, offset: string) => void = () => undefined;
+
+  /**
+   * Handles one fetched batch of a partition: runs of valid events go to `onBatch` at once, invalid
+   * messages to the DLQ in order; records what was handled for the next commit. Resolves true
+   * when it went through every message, false when it was cut short.
+   */
+  async function handleFetched(
+    onBatch: NonNullable<EventConsumerOptions['onBatch']>,
+    payload: EachBatchPayload,
+    messages: readonly KafkaMessage[],
+    heartbeat: () => Promise<void>,
+  ): Promise<boolean> {
     const { batch } = payload;
-    // A failed heartbeat means the group is rebalancing: commit what was handled before leaving it.
-    const heartbeat = async () => {
-      try {
-        await payload.heartbeat();
-      } catch (err) {
-        await commitQuietly('rebalance');
-        throw err;
-      }
-    };
     let run: (ConsumedEvent & { message: KafkaMessage })[] = [];
     let last: string | undefined;
     const flush = async (): Promise<void> => {
       if (run.length > 0) await handleBatch(onBatch, run, heartbeat);
       run = [];
-      if (last !== undefined) payload.resolveOffset(last);
+      if (last !== undefined) await handled(batch.topic, batch.partition, last);
     };
-    for (const message of batch.messages) {
-      if (!payload.isRunning() || payload.isStale()) break;
+    let whole = true;
+    for (const message of messages) {
+      if (stopping || !payload.isRunning() || payload.isStale()) {
+        whole = false;
+        break;
+      }
       const meta: ConsumedMeta = {
         topic: batch.topic,
         partition: batch.partition,
@@ -403,7 +440,8 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
       } catch (err) {
         await flush();
         await deadLetter(meta, message, err);
-        payload.resolveOffset(message.offset);
+        last = message.offset;
+        await handled(batch.topic, batch.partition, last);
         continue;
       }
       last = message.offset;
@@ -412,7 +450,61 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
       if (run.length >= MAX_BATCH_EVENTS) await flush();
     }
     await flush();
-    await committed(payload);
+    return whole;
+  }
+
+  /**
+   * kafkajs `eachBatch`: queues the batch in its partition's lane, moves kafkajs' fetch position past
+   * it, and returns once the batch before it in the lane is done. A batch that fails (only while
+   * stopping, or when the DLQ cannot be written) stops its lane: the batches queued behind it are
+   * dropped, nothing past the last handled offset is committed, and the partition is fetched again
+   * from there (seek).
+   */
+  async function eachBatch(onBatch: NonNullable<EventConsumerOptions['onBatch']>, payload: EachBatchPayload) {
+    const { batch } = payload;
+    if (stopping || payload.isStale() || batch.messages.length === 0) return;
+    commitVia = (offsets) => payload.commitOffsetsIfNecessary(offsets);
+    // A failed heartbeat means the group is rebalancing: commit what was handled before leaving it.
+    const heartbeat = async () => {
+      try {
+        await payload.heartbeat();
+      } catch (err) {
+        await commitQuietly('rebalance');
+        throw err;
+      }
+    };
+    const key = laneKey(batch.topic, batch.partition);
+    const lane = lanes.get(key) ?? { tail: Promise.resolve(), generation: 0 };
+    lanes.set(key, lane);
+    // After a rebalance kafkajs fetches from the committed offsets again: what is queued here
+    // already is not queued twice.
+    const queued = lane.queued;
+    const messages = queued === undefined ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) > queued);
+    const lastMessage = batch.messages[batch.messages.length - 1];
+    if (lastMessage) payload.resolveOffset(lastMessage.offset);
+    if (messages.length === 0) return;
+    lane.queued = BigInt(messages[messages.length - 1]?.offset ?? '0');
+    const { generation } = lane;
+    const previous = lane.tail;
+    lane.tail = previous.then(async () => {
+      if (lane.generation !== generation) return; // fetched before the lane was reset
+      try {
+        // Cut short (stopping, kafkajs stopped or restarted this consumer, or a seek): whoever
+        // stopped it set where kafkajs fetches next, and what was not handled must be queued again.
+        if (!(await handleFetched(onBatch, payload, messages, heartbeat))) {
+          lane.generation += 1;
+          lane.queued = undefined;
+        }
+      } catch (err) {
+        lane.generation += 1;
+        lane.queued = undefined;
+        if (stopping) return;
+        opts.logger.warn({ err, topic: batch.topic, partition: batch.partition }, 'batch failed; fetching it again');
+        const from = lane.next ?? batch.messages[0]?.offset;
+        if (from !== undefined) seek(batch.topic, batch.partition, from);
+      }
+    });
+    await previous;
     await heartbeat();
   }
 
@@ -457,6 +549,7 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     await current.subscribe({ topics: [...opts.topics], fromBeginning: true });
     const { onBatch } = opts;
     if (onBatch) {
+      seek = (topic, partition, offset) => current.seek({ topic, partition, offset });
       // kafkajs may notice a rebalance in its own heartbeat first: commit then too (best effort).
       current.on(current.events.REBALANCING, () => void commitQuietly('rebalance'));
       const running = current.run({
@@ -526,7 +619,9 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     async stop() {
       stopping = true;
       if (relaunch) clearTimeout(relaunch);
-      // What was handled is committed now; a batch still in flight commits itself when done.
+      // The batches in flight finish what they started (or stop at a failure), then what was
+      // handled is committed.
+      await Promise.all([...lanes.values()].map((lane) => lane.tail));
       await commitQuietly('stop');
       await consumer.disconnect();
     },

@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { runId, testInfra, waitUntil } from '@ripple/testing';
+import { registryCompleteIn, runId, testInfra, waitUntil } from '@ripple/testing';
 import {
   LeasedDirectory,
   RedisConnectLog,
@@ -143,6 +143,20 @@ test('redis: connect log should lease presence for the presence lease, not the d
   await waitUntil('the holder lease to lapse', 5_000, async () => (await directory.nodesFor('user:u1')).length === 0);
   // ... while the connection is still present: its heartbeat renews it once per presence lease.
   assert.deepEqual(await directory.connectionsOf('u1'), ['c1']);
+});
+
+test('redis: the testing helper registryCompleteIn should agree with the directory on when the registry is complete', async () => {
+  const p = prefix();
+  const leaseMs = 300;
+  const directory = new LeasedDirectory(new RedisLeasedSets(redis), p, 'a', leaseMs);
+  assert.equal(await registryCompleteIn(redis, p, leaseMs), Number.POSITIVE_INFINITY, 'no marker yet');
+  assert.equal((await directory.lookup(['c'])).complete, false);
+  await directory.refresh({ channels: ['c'], connections: [] });
+  const wait = await registryCompleteIn(redis, p, leaseMs);
+  assert.ok(wait > 0 && wait <= leaseMs, `${wait} ms left of a ${leaseMs} ms lease`);
+  assert.equal((await directory.lookup(['c'])).complete, false, 'a fresh marker: not complete yet');
+  await waitUntil('the helper to say complete', 5_000, async () => (await registryCompleteIn(redis, p, leaseMs)) === 0);
+  assert.equal((await directory.lookup(['c'])).complete, true, 'the directory agrees once the helper says 0');
 });
 
 departuresContract('redis', () => Promise.resolve(new RedisDepartures(redis, prefix(), 60_000)));

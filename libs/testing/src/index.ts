@@ -26,6 +26,31 @@ export async function waitUntil(
   await waitFor(what, deadlineMs, async () => ((await check()) ? true : undefined));
 }
 
+/** The Redis commands `registryCompleteIn` needs (an ioredis client fits). */
+export interface RedisClock {
+  get(key: string): Promise<string | null>;
+  /** Redis `TIME`: [seconds, microseconds]. */
+  time(): Promise<(string | number)[]>;
+}
+
+/**
+ * Milliseconds until the gateways' registry under `keyPrefix` counts as complete, by Redis' clock:
+ * its marker (`<prefix>{registry}:since`, written by the first heartbeat, see `registryMarkerKey`
+ * in @ripple/registry) must be one lease (`leaseMs`, the gateway's REGISTRY_HEARTBEAT_MS × 3) old.
+ * Until then a gateway routes every batch to every node through Redis Pub/Sub, itself included,
+ * so a benchmark that wants the steady state waits this long first. Infinity while there is no
+ * marker yet.
+ */
+export async function registryCompleteIn(redis: RedisClock, keyPrefix: string, leaseMs: number): Promise<number> {
+  const [since, [seconds = Number.NaN, micros = 0]] = await Promise.all([
+    redis.get(`${keyPrefix}{registry}:since`),
+    redis.time(),
+  ]);
+  if (since === null) return Number.POSITIVE_INFINITY;
+  const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  return Math.max(0, Number(since) + leaseMs - now);
+}
+
 /** A short random id for names a test owns (topics, key prefixes, databases, groups). */
 export function runId(): string {
   return randomUUID().replace(/-/g, '').slice(0, 10);

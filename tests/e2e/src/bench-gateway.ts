@@ -15,7 +15,7 @@ import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { runId, testInfra, waitUntil, cpuOf } from '@ripple/testing';
+import { registryCompleteIn, runId, testInfra, waitUntil, cpuOf } from '@ripple/testing';
 import { kafkaPid, percentiles } from './bench-util.js';
 import { spawnService } from './harness.js';
 
@@ -93,6 +93,19 @@ const redisCpu = async (): Promise<number> => {
 await producer.connect();
 const rows: Row[] = [];
 
+/**
+ * Waits until the gateway's registry is complete (one lease after its first heartbeat, 15 s with
+ * the default REGISTRY_HEARTBEAT_MS): until then it routes every batch to every node through Redis
+ * Pub/Sub, itself included, which is what a fresh registry costs once, not the steady state.
+ */
+async function steadyRegistry(): Promise<void> {
+  await waitUntil(
+    'a complete registry',
+    60_000,
+    async () => (await registryCompleteIn(statsRedis, redisPrefix, 15_000)) === 0,
+  );
+}
+
 async function measure<T>(fn: () => Promise<T>): Promise<{ result: T; cpu: string }> {
   const before = { gw: cpuOf(gwPid), k: cpuOf(kPid), r: await redisCpu(), me: selfCpu() };
   const result = await fn();
@@ -168,6 +181,7 @@ async function burst(
   produce: () => Promise<void>,
   perClient: number,
 ): Promise<{ seconds: number; sinceResume: number[] }> {
+  await steadyRegistry();
   process.kill(gwPid ?? 0, 'SIGSTOP');
   try {
     await produce();
