@@ -4,18 +4,20 @@ import { fetchPage } from './pagination.js';
 
 const ids = Array.from({ length: 5 }, (_, i) => `0190a000-0000-7000-8000-00000000000${5 - i}`);
 /** A list of `ids` (newest first) behind `url` with path parameters `params`. */
-const list = (url: string, params: Record<string, string>) => (query: { limit?: number; cursor?: string }) =>
-  fetchPage(
-    { query, params, routeOptions: { url } },
-    ({ idBefore, take }) =>
-      Promise.resolve(
-        ids
-          .filter((id) => !idBefore.id || id < idBefore.id.lt)
-          .slice(0, take)
-          .map((id) => ({ id })),
-      ),
-    (row) => row.id,
-  );
+const list =
+  (url: string, params: Record<string, string>, caller = 'viewer') =>
+  (query: { limit?: number; cursor?: string }) =>
+    fetchPage(
+      { query, params, routeOptions: { url }, user: { sub: caller } },
+      ({ idBefore, take }) =>
+        Promise.resolve(
+          ids
+            .filter((id) => !idBefore.id || id < idBefore.id.lt)
+            .slice(0, take)
+            .map((id) => ({ id })),
+        ),
+      (row) => row.id,
+    );
 
 test('a cursor should page on from where the last page ended, and fit the query schema', async () => {
   const followers = list('/users/:userId/followers', { userId: 'a' });
@@ -33,6 +35,10 @@ test('a cursor should be refused with CURSOR_INVALID on another list than the on
   const refused = { code: 'CURSOR_INVALID', status: 400, field: 'query.cursor' };
   await assert.rejects(list('/users/:userId/followers', { userId: 'b' })({ cursor }), refused);
   await assert.rejects(list('/users/:userId/following', { userId: 'a' })({ cursor }), refused);
+  // `/me/...` lists have no path parameter: the caller names them (another user's is refused).
+  const mine = (await list('/me/feed', {}, 'u')({ limit: 2 })).nextCursor ?? '';
+  assert.equal((await list('/me/feed', {}, 'u')({ cursor: mine })).items.length, 3);
+  await assert.rejects(list('/me/feed', {}, 'v')({ cursor: mine }), refused);
   for (const bad of ['bm9wZQ', Buffer.from(ids[1] ?? '').toString('base64url'), `${cursor}x`, cursor.slice(1)]) {
     await assert.rejects(list('/users/:userId/followers', { userId: 'a' })({ cursor: bad }), refused, bad);
   }

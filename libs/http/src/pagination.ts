@@ -31,18 +31,21 @@ export function pageOf<T extends TSchema>(item: T) {
 const LIST_TAG_BYTES = 6;
 
 /**
- * The request a page answers: `query` (`limit`, `cursor`), and the route and path parameters that
- * name the list, which the page's cursors are bound to (a fastify request is one).
+ * The request a page answers: `query` (`limit`, `cursor`), and the route, path parameters and
+ * caller (`user.sub`, for `/me/...` lists) that name the list, which the page's cursors are bound
+ * to (a fastify request is one).
  */
 export interface PageRequest {
   readonly query: { limit?: number | undefined; cursor?: string | undefined };
   readonly params: unknown;
   readonly routeOptions: { readonly url?: string | undefined };
+  readonly user?: unknown;
 }
 
-/** The tag naming `request`'s list: the first bytes of SHA-256 over its route and path parameters. */
+/** The tag naming `request`'s list: the first bytes of SHA-256 over its route, path parameters and caller. */
 function listTag(request: PageRequest): Buffer {
-  const list = `${request.routeOptions.url ?? ''}\n${JSON.stringify(request.params ?? {})}`;
+  const caller = (request.user as { sub?: unknown } | undefined)?.sub;
+  const list = `${request.routeOptions.url ?? ''}\n${JSON.stringify(request.params ?? {})}\n${String(caller ?? '')}`;
   return createHash('sha256').update(list).digest().subarray(0, LIST_TAG_BYTES);
 }
 
@@ -80,7 +83,7 @@ export interface PageWindow {
 
 /**
  * Fetches one page of `request`'s list, newest first: `find` must order by id (a UUID) descending
- * and apply the window. The next page's cursor is bound to the list (route and path parameters):
+ * and apply the window. The next page's cursor is bound to the list (route, path parameters, caller):
  * on another list it is refused with 400 CURSOR_INVALID, never read as a position there.
  */
 export async function fetchPage<R extends { id: string }, V>(
