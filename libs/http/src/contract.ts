@@ -62,6 +62,9 @@ export interface RouteContract {
 
 const RetryAfter = { type: 'integer', description: 'Seconds to wait before retrying.' };
 
+/** The query of a route that takes none: any parameter is refused. */
+const NoQuery = Type.Object({}, { additionalProperties: false });
+
 /**
  * What @fastify/rate-limit sets on every answer of a limited route once the request got past
  * authentication (success or error alike).
@@ -163,8 +166,8 @@ export function declareSharedErrors(route: RouteOptions): void {
  */
 export function routeSchema(c: RouteContract): Record<string, unknown> {
   const kinds: ErrorKind[] = [HttpErrors.tokenMissing, HttpErrors.tokenInvalid, HttpErrors.tokenExpired];
-  const takesInput = c.params !== undefined || c.querystring !== undefined || c.body !== undefined;
-  if (takesInput || c.idempotent === true) kinds.push(HttpErrors.validationFailed);
+  // Every route validates its query: one that takes none refuses any (400 VALIDATION_FAILED).
+  kinds.push(HttpErrors.validationFailed);
   if (c.paged === true) kinds.push(HttpErrors.cursorInvalid);
   if (c.idempotent === true) kinds.push(HttpErrors.idempotencyKeyReused);
   kinds.push(
@@ -198,7 +201,7 @@ export function routeSchema(c: RouteContract): Record<string, unknown> {
     summary: c.summary,
     security: [{ [BEARER_SCHEME]: [] }],
     ...(c.params && { params: c.params }),
-    ...(c.querystring && { querystring: c.querystring }),
+    querystring: c.querystring ?? NoQuery,
     ...(c.body && { body: c.body }),
     ...(c.idempotent === true && {
       headers: Type.Object({ 'idempotency-key': Type.Optional(IdempotencyKeyHeader) }),

@@ -69,6 +69,11 @@ test('following oneself, or a malformed id, should answer 400 with its code and 
     const res = await call(method, url, 'selfie');
     assert.deepEqual([res.status, res.json().code, res.json().field], [400, 'VALIDATION_FAILED', 'params.userId'], url);
   }
+  // A route that takes no query refuses one, as the others refuse a parameter they do not know.
+  for (const url of ['/me/following/ids?cursor=x', '/users/selfie?limit=1', '/me/following/x1?force=1']) {
+    const res = await call(url.includes('force') ? 'PUT' : 'GET', url, 'selfie');
+    assert.deepEqual([res.status, res.json().code, res.json().field], [400, 'VALIDATION_FAILED', 'query'], url);
+  }
   const badCursor = await call('GET', '/users/selfie/followers?cursor=bm9wZQ', 'selfie');
   assert.deepEqual([badCursor.status, badCursor.json().code], [400, 'CURSOR_INVALID']);
   assert.deepEqual(await counts('selfie'), { id: 'selfie', followerCount: 0, followingCount: 0 });
