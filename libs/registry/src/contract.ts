@@ -6,7 +6,7 @@ import type { History } from './history.js';
 import type { NodeRoster } from './roster.js';
 import type { RouteLog } from './route-log.js';
 import type { ConnectLog } from './connect-log.js';
-import { EPOCH_PATTERN, isLaterEpoch } from './history.js';
+import { EPOCH_PATTERN, HISTORY_DEDUPE_WINDOW, isLaterEpoch } from './history.js';
 
 /**
  * The Directory contract, run against every implementation. `make(nodeId)` returns a directory
@@ -162,6 +162,53 @@ export function historyContract(
       ['a1', 'a2'],
     );
     assert.deepEqual(await history.appendMany([]), []);
+  });
+
+  test(`${name}: history should keep an event appended again (same id) at its first offset, stored once`, async () => {
+    const { history, lose } = await make(1000);
+    const first = await history.appendMany([
+      { channel: 'creator:d1', payload: 'x1', id: 'e1' },
+      { channel: 'creator:d1', payload: 'x2', id: 'e2' },
+    ]);
+    // A node that took over a partition routes what the dead one routed but did not commit.
+    const again = await history.appendMany([
+      { channel: 'creator:d1', payload: 'x2', id: 'e2' },
+      { channel: 'creator:d1', payload: 'x3', id: 'e3' },
+      { channel: 'post:d2', payload: 'y1', id: 'e1' },
+      { channel: 'creator:d1', payload: 'x1', id: 'e1' },
+      { channel: 'creator:d1', payload: 'x4' },
+      { channel: 'creator:d1', payload: 'x4' },
+    ]);
+    assert.deepEqual(
+      [...first, ...again].map((p) => p.offset),
+      ['1', '2', '2', '3', '1', '1', '4', '5'],
+      'ids are per channel; entries without one are never taken for each other',
+    );
+    assert.ok(again.every((p) => p.epoch === first[0]?.epoch || p === again[2]));
+    const replay = await history.since('creator:d1', { offset: '0', epoch: first[0]?.epoch ?? '' }, 10);
+    assert.deepEqual(
+      replay.entries.map((e) => e.payload),
+      ['x1', 'x2', 'x3', 'x4', 'x4'],
+    );
+    // Within the window of the last HISTORY_DEDUPE_WINDOW offsets, and not before it.
+    const many = Array.from({ length: HISTORY_DEDUPE_WINDOW }, (_, i) => ({
+      channel: 'creator:d1',
+      payload: `z${i}`,
+      id: `z${i}`,
+    }));
+    const appended = await history.appendMany(many);
+    const top = Number(appended.at(-1)?.offset);
+    const zero = many[0];
+    assert.ok(zero);
+    const [oldest, outside] = await history.appendMany([zero, { channel: 'creator:d1', payload: 'x3', id: 'e3' }]);
+    assert.deepEqual([oldest?.offset, outside?.offset], [String(top - HISTORY_DEDUPE_WINDOW + 1), String(top + 1)]);
+    // A new epoch starts with no ids: everything is appended again.
+    await lose('creator:d1');
+    const lost = await history.appendMany([{ channel: 'creator:d1', payload: 'x1', id: 'e1' }]);
+    assert.deepEqual(
+      lost.map((p) => p.offset),
+      ['1'],
+    );
   });
 
   test(`${name}: history should refuse to recover across an epoch change`, async () => {
@@ -380,6 +427,30 @@ export function routeLogContract(
     );
     assert.deepEqual(await history.position('post:p2'), batch.positions[1]);
     assert.deepEqual((await routes.appendAndLookup([])).positions, []);
+  });
+
+  test(`${name}: route log should keep an event routed again (same id) at its first offset, stored once`, async () => {
+    const { routes, history } = await make();
+    const first = await routes.appendAndLookup([
+      { channel: 'creator:r1', payload: 'a1', id: 'e1' },
+      { channel: 'user:r2', payload: 'a1', id: 'e1' },
+      { channel: 'creator:r1', payload: 'a2', id: 'e2' },
+    ]);
+    const again = await routes.appendAndLookup([
+      { channel: 'creator:r1', payload: 'a2', id: 'e2' },
+      { channel: 'user:r2', payload: 'a1', id: 'e1' },
+      { channel: 'creator:r1', payload: 'a3', id: 'e3' },
+      { channel: 'user:r2', payload: 'b2', id: 'e4' },
+    ]);
+    assert.deepEqual(
+      [...first.positions, ...again.positions].map((p) => p.offset),
+      ['1', '1', '2', '2', '1', '3', '2'],
+    );
+    const replay = await history.since('creator:r1', { offset: '0', epoch: first.positions[0]?.epoch ?? '' }, 10);
+    assert.deepEqual(
+      replay.entries.map((e) => e.payload),
+      ['a1', 'a2', 'a3'],
+    );
   });
 
   test(`${name}: route log should keep every channel's order and holders in a batch of many channels`, async () => {

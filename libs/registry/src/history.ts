@@ -14,6 +14,19 @@ export interface StreamPosition {
   readonly epoch: string;
 }
 
+/**
+ * Offsets back from a channel's top within which an entry appended again with the same `id` keeps
+ * its first offset (`History.appendMany`); older ones are appended again (at least once).
+ */
+export const HISTORY_DEDUPE_WINDOW = 128;
+
+/** One entry to append: its channel, its payload, and the id that makes appending it again a no-op. */
+export interface HistoryAppend {
+  readonly channel: string;
+  readonly payload: string;
+  readonly id?: string;
+}
+
 export interface HistoryEntry {
   readonly offset: string;
   readonly payload: string;
@@ -34,9 +47,12 @@ export interface History {
   append(channel: string, payload: string): Promise<StreamPosition>;
   /**
    * Appends many payloads at once (one round trip), in the given order: entries of one channel
-   * get increasing offsets in that order. Returns their positions, in the same order.
+   * get increasing offsets in that order. Returns their positions, in the same order. An entry
+   * with an `id` (the event's) that its channel got within its last {@link HISTORY_DEDUPE_WINDOW}
+   * offsets, in this epoch, is not appended again: its position is the one it got then (a
+   * redelivery, e.g. what a node that took over a partition routes again, keeps its offset).
    */
-  appendMany(entries: readonly { channel: string; payload: string }[]): Promise<StreamPosition[]>;
+  appendMany(entries: readonly HistoryAppend[]): Promise<StreamPosition[]>;
   /** The channel's latest offset and epoch (creating the epoch for a channel with no history). */
   position(channel: string): Promise<StreamPosition>;
   /**

@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import type { History, HistoryEntry, Recovery, StreamPosition } from './history.js';
-import { newEpoch } from './history.js';
+import type { History, HistoryAppend, HistoryEntry, Recovery, StreamPosition } from './history.js';
+import { HISTORY_DEDUPE_WINDOW, newEpoch } from './history.js';
 
 interface ChannelHistory {
   epoch: string;
   /** The last offset given out. */
   seq: number;
   entries: HistoryEntry[];
+  /** The offset each recent id got (within HISTORY_DEDUPE_WINDOW of `seq`). */
+  ids: Map<string, number>;
 }
 
 /** In-memory History: single node only (unit tests, embedded mode). Same semantics as RedisHistory. */
@@ -22,7 +24,12 @@ export class MemoryHistory implements History {
     let h = this.channels.get(channel);
     if (!h) {
       this.lastEpochMicros = Math.max(this.now() * 1000, this.lastEpochMicros + 1);
-      h = { epoch: newEpoch(this.lastEpochMicros, randomBytes(5).toString('hex')), seq: 0, entries: [] };
+      h = {
+        epoch: newEpoch(this.lastEpochMicros, randomBytes(5).toString('hex')),
+        seq: 0,
+        entries: [],
+        ids: new Map(),
+      };
       this.channels.set(channel, h);
     }
     return h;
@@ -42,9 +49,24 @@ export class MemoryHistory implements History {
     return Promise.resolve({ offset, epoch: h.epoch });
   }
 
-  async appendMany(entries: readonly { channel: string; payload: string }[]): Promise<StreamPosition[]> {
+  async appendMany(entries: readonly HistoryAppend[]): Promise<StreamPosition[]> {
     const out: StreamPosition[] = [];
-    for (const e of entries) out.push(await this.append(e.channel, e.payload));
+    for (const e of entries) {
+      const h = this.of(e.channel);
+      const known = e.id === undefined ? undefined : h.ids.get(e.id);
+      if (known !== undefined && known > h.seq - HISTORY_DEDUPE_WINDOW) {
+        out.push({ offset: String(known), epoch: h.epoch });
+        continue;
+      }
+      const position = await this.append(e.channel, e.payload);
+      if (e.id !== undefined) h.ids.set(e.id, h.seq);
+      // Oldest first (offsets grow in insertion order): stop at the first one still in the window.
+      for (const [id, offset] of h.ids) {
+        if (offset > h.seq - HISTORY_DEDUPE_WINDOW) break;
+        h.ids.delete(id);
+      }
+      out.push(position);
+    }
     return out;
   }
 

@@ -1,6 +1,7 @@
 import { randomFillSync } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { History, Recovery, StreamPosition } from './history.js';
+import type { History, HistoryAppend, Recovery, StreamPosition } from './history.js';
+import { HISTORY_DEDUPE_WINDOW } from './history.js';
 import { execAll, script } from './scripts.js';
 
 /*
@@ -28,38 +29,60 @@ end
 `;
 
 /**
- * `append_to(stream, meta, first, last, maxlen, ttl, suffix, t)` appends ARGV[first..last] to
- * `stream` in order, with contiguous offsets, and returns the first one's offset and the epoch.
- * `maxlen` is the approximate max length, `ttl` ms, `suffix` the random epoch suffix and `t` the
- * TIME reply to open an epoch with (nil: read it) (see OPEN_EPOCH). `append_from(first, maxlen,
- * ttl, suffix)` does it on KEYS[1] and KEYS[2] with ARGV[first..].
+ * `append_to(stream, meta, ids, first, last, maxlen, ttl, suffix, t)` appends the entries in
+ * ARGV[first..last], each an id ('' for none) then a payload, to `stream` in order, with
+ * contiguous offsets, and returns the first one's offset, the epoch and, for each entry whose id
+ * the channel got within its last HISTORY_DEDUPE_WINDOW offsets (a redelivery: not appended
+ * again), its index among the entries (from 0) and the offset it got then. `ids` is a sorted set
+ * of recent ids by offset, marked with the epoch it belongs to (`@<epoch>`, score -1; a set of
+ * another epoch is dropped). `maxlen` is the approximate max length, `ttl` ms, `suffix` the random
+ * epoch suffix and `t` the TIME reply to open an epoch with (nil: read it) (see OPEN_EPOCH).
+ * `append_from(first, maxlen, ttl, suffix)` does it on KEYS[1..3] with ARGV[first..].
  */
 export const APPEND_FROM = `${OPEN_EPOCH}
-local function append_to(stream, meta, first, last, maxlen, ttl, suffix, t)
+local function append_to(stream, meta, ids, first, last, maxlen, ttl, suffix, t)
   local epoch = open_epoch_of(stream, meta, ttl, suffix, t)
-  local count = last - first + 1
-  local seq = redis.call('HINCRBY', meta, 'seq', count) - count
-  local firstSeq = seq + 1
-  for i = first, last do
-    seq = seq + 1
-    redis.call('XADD', stream, 'MAXLEN', '~', maxlen, string.format('%d', seq) .. '-0', 'p', ARGV[i])
+  local mark = '@' .. epoch
+  if not redis.call('ZSCORE', ids, mark) then
+    redis.call('DEL', ids)
+    redis.call('ZADD', ids, -1, mark)
   end
+  local seq = tonumber(redis.call('HGET', meta, 'seq'))
+  local firstSeq = seq + 1
+  local redelivered = {}
+  for i = first, last, 2 do
+    local id = ARGV[i]
+    local known = false
+    if id ~= '' then known = redis.call('ZSCORE', ids, id) end
+    if known and tonumber(known) > seq - ${HISTORY_DEDUPE_WINDOW} then
+      redelivered[#redelivered + 1] = (i - first) / 2
+      redelivered[#redelivered + 1] = known
+    else
+      seq = seq + 1
+      redis.call('XADD', stream, 'MAXLEN', '~', maxlen, string.format('%d', seq) .. '-0', 'p', ARGV[i + 1])
+      if id ~= '' then redis.call('ZADD', ids, seq, id) end
+    end
+  end
+  redis.call('HSET', meta, 'seq', string.format('%d', seq))
+  redis.call('ZREMRANGEBYSCORE', ids, 0, seq - ${HISTORY_DEDUPE_WINDOW})
   redis.call('PEXPIRE', stream, ttl)
   redis.call('PEXPIRE', meta, ttl)
-  return string.format('%d', firstSeq), epoch
+  redis.call('PEXPIRE', ids, ttl)
+  return string.format('%d', firstSeq), epoch, redelivered
 end
 local function append_from(first, maxlen, ttl, suffix)
-  return append_to(KEYS[1], KEYS[2], first, #ARGV, maxlen, ttl, suffix)
+  return append_to(KEYS[1], KEYS[2], KEYS[3], first, #ARGV, maxlen, ttl, suffix)
 end
 `;
 
 /**
- * Append entries. ARGV[1] = approximate max length, ARGV[2] = ttl ms, ARGV[3] = random epoch
- * suffix, ARGV[4..] = payloads (at least one), in order. Returns {first offset, epoch}.
+ * Append entries. KEYS = stream, meta hash, recent ids. ARGV[1] = approximate max length, ARGV[2]
+ * = ttl ms, ARGV[3] = random epoch suffix, ARGV[4..] = entries (at least one), in order, each an
+ * id ('' for none) then a payload. Returns {first offset, epoch, {index, offset}* of redeliveries}.
  */
 const APPEND = `${APPEND_FROM}
-local first, epoch = append_from(4, ARGV[1], ARGV[2], ARGV[3])
-return {first, epoch}
+local first, epoch, redelivered = append_from(4, ARGV[1], ARGV[2], ARGV[3])
+return {first, epoch, redelivered}
 `;
 
 /** Current position. ARGV[1] = ttl ms, ARGV[2] = random epoch suffix. Returns {offset, epoch}. */
@@ -104,6 +127,11 @@ export function historyKeys(keyPrefix: string, channel: string): [string, string
   return [`${keyPrefix}history:{${channel}}`, `${keyPrefix}history-meta:{${channel}}`];
 }
 
+/** The keys an append takes: the stream, the meta hash and the recent ids (one cluster slot). */
+export function historyAppendKeys(keyPrefix: string, channel: string): [string, string, string] {
+  return [...historyKeys(keyPrefix, channel), `${keyPrefix}history-ids:{${channel}}`];
+}
+
 /** The indices of `entries` grouped by channel, each group in the given order. */
 export function indicesByChannel(entries: readonly { channel: string }[]): Map<string, number[]> {
   const groups = new Map<string, number[]>();
@@ -116,16 +144,22 @@ export function indicesByChannel(entries: readonly { channel: string }[]): Map<s
 }
 
 /**
- * Positions of a channel's appended entries, as the append scripts answer: the first offset and
- * the epoch; the others follow contiguously. Written into `positions` at the group's indices.
+ * Positions of a channel's appended entries, as the append scripts answer: the first offset, the
+ * epoch, and `redelivered` (flat index-among-the-group, offset pairs) for the entries that kept an
+ * earlier offset; the others follow contiguously from `first`. Written into `positions` at the
+ * group's indices.
  */
 export function spreadPositions(
   positions: StreamPosition[],
   indices: readonly number[],
   first: string,
   epoch: string,
+  redelivered: readonly (string | number)[] = [],
 ): void {
-  indices.forEach((index, k) => (positions[index] = { offset: String(Number(first) + k), epoch }));
+  const kept = new Map<number, string>();
+  for (let i = 0; i + 1 < redelivered.length; i += 2) kept.set(Number(redelivered[i]), String(redelivered[i + 1]));
+  let next = Number(first);
+  indices.forEach((index, k) => (positions[index] = { offset: kept.get(k) ?? String(next++), epoch }));
 }
 
 /** History on Redis Streams; one stream and one meta hash per channel, in one cluster slot. */
@@ -137,7 +171,7 @@ export class RedisHistory implements History {
     private readonly opts: RedisHistoryOptions,
   ) {
     this.scripts = {
-      append: script(redis, 'rippleHistoryAppend', 2, APPEND),
+      append: script(redis, 'rippleHistoryAppend', 3, APPEND),
       position: script(redis, 'rippleHistoryPosition', 2, POSITION),
       since: script(redis, 'rippleHistorySince', 2, SINCE),
     };
@@ -147,12 +181,20 @@ export class RedisHistory implements History {
     return historyKeys(this.keyPrefix, channel);
   }
 
-  private appendArgs(channel: string, payloads: readonly string[]): string[] {
-    return [...this.keys(channel), String(this.opts.maxLength), String(this.opts.ttlMs), epochSuffix(), ...payloads];
+  /** The append script's arguments: keys, then the entries as id ('' for none), payload pairs. */
+  private appendArgs(channel: string, entries: readonly { payload: string; id?: string }[]): string[] {
+    const args = [
+      ...historyAppendKeys(this.keyPrefix, channel),
+      String(this.opts.maxLength),
+      String(this.opts.ttlMs),
+      epochSuffix(),
+    ];
+    for (const e of entries) args.push(e.id ?? '', e.payload);
+    return args;
   }
 
   async append(channel: string, payload: string): Promise<StreamPosition> {
-    const [offset, epoch] = (await this.scripts.append(this.redis, ...this.appendArgs(channel, [payload]))) as [
+    const [offset, epoch] = (await this.scripts.append(this.redis, ...this.appendArgs(channel, [{ payload }]))) as [
       string,
       string,
     ];
@@ -160,7 +202,7 @@ export class RedisHistory implements History {
   }
 
   /** One script call per channel, all in one pipeline (one round trip). */
-  async appendMany(entries: readonly { channel: string; payload: string }[]): Promise<StreamPosition[]> {
+  async appendMany(entries: readonly HistoryAppend[]): Promise<StreamPosition[]> {
     if (entries.length === 0) return [];
     const groups = [...indicesByChannel(entries)];
     const pipeline = this.redis.pipeline();
@@ -169,15 +211,15 @@ export class RedisHistory implements History {
         pipeline,
         ...this.appendArgs(
           channel,
-          indices.map((i) => entries[i]?.payload ?? ''),
+          indices.map((i) => entries[i] ?? { payload: '' }),
         ),
       );
     }
-    const replies = (await execAll(pipeline)) as [string, string][];
+    const replies = (await execAll(pipeline)) as [string, string, (string | number)[]][];
     const positions: StreamPosition[] = new Array<StreamPosition>(entries.length);
     groups.forEach(([, indices], g) => {
-      const [first, epoch] = replies[g] ?? ['0', ''];
-      spreadPositions(positions, indices, first, epoch);
+      const [first, epoch, redelivered] = replies[g] ?? ['0', '', []];
+      spreadPositions(positions, indices, first, epoch, redelivered);
     });
     return positions;
   }

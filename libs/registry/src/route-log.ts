@@ -1,9 +1,16 @@
 import type { Redis } from 'ioredis';
 import { channelNodesKey, isComplete, registryMarkerKey } from './directory.js';
 import type { Directory } from './directory.js';
-import type { History, StreamPosition } from './history.js';
+import type { History, HistoryAppend, StreamPosition } from './history.js';
 import { LIVE_MEMBERS, RedisLeasedSets } from './leased-set.js';
-import { APPEND_FROM, epochSuffix, historyKeys, indicesByChannel, spreadPositions } from './redis-history.js';
+import {
+  APPEND_FROM,
+  epochSuffix,
+  historyAppendKeys,
+  historyKeys,
+  indicesByChannel,
+  spreadPositions,
+} from './redis-history.js';
 import type { RedisHistoryOptions } from './redis-history.js';
 import { execAll, script } from './scripts.js';
 import calculateSlot from 'cluster-key-slot';
@@ -25,8 +32,12 @@ export interface RoutedBatch {
  * position that already includes them.
  */
 export interface RouteLog {
-  /** Appends the entries (each channel's in the given order) and looks up their channels' nodes. */
-  appendAndLookup(entries: readonly { channel: string; payload: string }[]): Promise<RoutedBatch>;
+  /**
+   * Appends the entries (each channel's in the given order; an entry whose `id` its channel got
+   * recently keeps the offset it got then, as `History.appendMany`) and looks up their channels'
+   * nodes.
+   */
+  appendAndLookup(entries: readonly HistoryAppend[]): Promise<RoutedBatch>;
 }
 
 /** Any History and Directory, one after the other (two round trips on Redis; the memory adapters). */
@@ -36,7 +47,7 @@ export class SequentialRouteLog implements RouteLog {
     private readonly directory: Directory,
   ) {}
 
-  async appendAndLookup(entries: readonly { channel: string; payload: string }[]): Promise<RoutedBatch> {
+  async appendAndLookup(entries: readonly HistoryAppend[]): Promise<RoutedBatch> {
     const positions = await this.history.appendMany(entries);
     const { nodes, complete } = await this.directory.lookup([...new Set(entries.map((e) => e.channel))]);
     return { positions, nodes, complete };
@@ -44,25 +55,29 @@ export class SequentialRouteLog implements RouteLog {
 }
 
 /**
- * KEYS = for each channel of the call, its history stream, its meta hash and its leased set of
- * nodes (three keys; a channel is the hash tag of its three, so they share a cluster slot).
- * ARGV[1] = approximate max length, ARGV[2] = ttl ms, ARGV[3] = random epoch suffix, then for each
- * channel in KEYS order: the number of its payloads, then the payloads in order.
- * Appends each channel's payloads (as RedisHistory does), then reads the nodes whose lease has not
- * run out (as LeasedDirectory does); returns, for each channel in order:
- * first offset, epoch, number of nodes, the nodes. Redis' clock is read once per call.
+ * KEYS = for each channel of the call, its history stream, meta hash and recent ids, and its
+ * leased set of nodes (four keys; a channel is the hash tag of its four, so they share a cluster
+ * slot). ARGV[1] = approximate max length, ARGV[2] = ttl ms, ARGV[3] = random epoch suffix, then
+ * for each channel in KEYS order: the number of its entries, then the entries in order, each an
+ * id ('' for none) then a payload.
+ * Appends each channel's entries (as RedisHistory does), then reads the nodes whose lease has not
+ * run out (as LeasedDirectory does); returns, for each channel in order: first offset, epoch,
+ * number of redelivery values, the redeliveries (index, offset pairs), number of nodes, the nodes.
+ * Redis' clock is read once per call.
  */
 const APPEND_AND_LOOKUP = `${APPEND_FROM}${LIVE_MEMBERS}
 local t = redis.call('TIME')
 local out = {}
 local a = 4
-for k = 1, #KEYS, 3 do
+for k = 1, #KEYS, 4 do
   local n = tonumber(ARGV[a])
-  local first, epoch = append_to(KEYS[k], KEYS[k + 1], a + 1, a + n, ARGV[1], ARGV[2], ARGV[3], t)
-  a = a + n + 1
-  local holders = live_members_at(KEYS[k + 2], t)
+  local first, epoch, redelivered = append_to(KEYS[k], KEYS[k + 1], KEYS[k + 2], a + 1, a + 2 * n, ARGV[1], ARGV[2], ARGV[3], t)
+  a = a + 2 * n + 1
+  local holders = live_members_at(KEYS[k + 3], t)
   out[#out + 1] = first
   out[#out + 1] = epoch
+  out[#out + 1] = #redelivered
+  for _, value in ipairs(redelivered) do out[#out + 1] = value end
   out[#out + 1] = #holders
   for _, node in ipairs(holders) do out[#out + 1] = node end
 end
@@ -133,7 +148,7 @@ export class RedisRouteLog implements RouteLog {
     return calls;
   }
 
-  async appendAndLookup(entries: readonly { channel: string; payload: string }[]): Promise<RoutedBatch> {
+  async appendAndLookup(entries: readonly HistoryAppend[]): Promise<RoutedBatch> {
     if (entries.length === 0) return { positions: [], nodes: new Map(), complete: true };
     const calls = this.calls(entries);
     const pipeline = this.redis.pipeline();
@@ -143,9 +158,9 @@ export class RedisRouteLog implements RouteLog {
       const keys: string[] = [];
       const args: string[] = [...head];
       for (const [channel, indices] of call) {
-        keys.push(...historyKeys(this.keyPrefix, channel), channelNodesKey(this.keyPrefix, channel));
+        keys.push(...historyAppendKeys(this.keyPrefix, channel), channelNodesKey(this.keyPrefix, channel));
         args.push(String(indices.length));
-        for (const i of indices) args.push(entries[i]?.payload ?? '');
+        for (const i of indices) args.push(entries[i]?.id ?? '', entries[i]?.payload ?? '');
       }
       this.run.queue(pipeline, String(keys.length), ...keys, ...args);
     }
@@ -161,10 +176,12 @@ export class RedisRouteLog implements RouteLog {
       for (const [channel, indices] of call) {
         const first = String(reply[at] ?? '0');
         const epoch = String(reply[at + 1] ?? '');
-        const count = Number(reply[at + 2] ?? 0);
-        spreadPositions(positions, indices, first, epoch);
-        nodes.set(channel, (reply.slice(at + 3, at + 3 + count) as string[]).sort());
-        at += 3 + count;
+        const redelivered = Number(reply[at + 2] ?? 0);
+        spreadPositions(positions, indices, first, epoch, reply.slice(at + 3, at + 3 + redelivered));
+        at += 3 + redelivered;
+        const count = Number(reply[at] ?? 0);
+        nodes.set(channel, (reply.slice(at + 1, at + 1 + count) as string[]).sort());
+        at += 1 + count;
       }
     });
     return { positions, nodes, complete: isComplete(age, this.opts.leaseMs) };

@@ -40,15 +40,17 @@ export class Router {
     if (this.deps.beforeRoute) for (const event of events) await this.deps.beforeRoute(event);
     const items = events.flatMap((event) => {
       const json = JSON.stringify(event);
-      return channelsFor(event).map((channel) => ({ channel, json, time: event.time }));
+      return channelsFor(event).map((channel) => ({ channel, json, id: event.id, time: event.time }));
     });
     if (items.length === 0) return;
     // History first: the append gives each frame its offset, and a frame is only ever sent after
     // it is in history, so a node that misses it (or gets it late) can read it from there. Each
     // channel's nodes are read after its append, so a node that registers later reads a position
-    // that includes the frame.
+    // that includes the frame. An event routed again (this node took over a partition whose
+    // last batches the previous owner routed but did not commit) keeps its first offset, so the
+    // hub and every connection drop it as already handed out, instead of a duplicate at a new one.
     const { positions, nodes, complete } = await routes.appendAndLookup(
-      items.map((i) => ({ channel: i.channel, payload: i.json })),
+      items.map((i) => ({ channel: i.channel, payload: i.json, id: i.id })),
     );
     const frames: RoutedFrame[] = items.map(({ channel, json, time }, i) => {
       const { offset, epoch } = positions[i] ?? { offset: '0', epoch: '' };

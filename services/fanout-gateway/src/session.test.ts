@@ -286,6 +286,49 @@ test('the router should append to history, deliver locally and send other nodes 
   assert.equal((await w.history.position('creator:u1')).offset, (local.frames().at(-1) as { offset: string }).offset);
 });
 
+test('events routed again (a partition taken over before its offsets were committed) should keep their offsets and reach no socket twice', async () => {
+  const w = world();
+  const router = new Router({
+    ...w,
+    routes: new SequentialRouteLog(w.history, w.directory),
+    nodeId: 'n1',
+    metrics: unitMetrics(),
+    bus: {
+      start: () => Promise.resolve(),
+      stop: () => Promise.resolve(),
+      send: () => Promise.resolve(),
+      broadcast: () => Promise.resolve(),
+    },
+  });
+  const local = session(w);
+  await local.send({ op: 'subscribe', channel: 'creator:u1' });
+  const { createEvent } = await import('@ripple/events');
+  const post = (postId: string) =>
+    createEvent('post.created', {
+      source: 't',
+      data: { postId, authorId: 'u1', body: 'b', createdAt: new Date().toISOString() },
+    });
+  const [p1, p2, p3] = [post('p1'), post('p2'), post('p3')];
+  await router.route([p1, p2]);
+  await router.route([p2, p3]); // p2 again, as the node that took over the partition routes it
+  await router.route([p1]);
+  const events = local.frames().filter((f) => f.op === 'event') as { offset: string; event: { id: string } }[];
+  assert.deepEqual(
+    events.map((f) => [f.offset, f.event.id]),
+    [
+      ['1', p1.id],
+      ['2', p2.id],
+      ['3', p3.id],
+    ],
+  );
+  const stored = await w.history.since(
+    'creator:u1',
+    { offset: '0', epoch: (await w.history.position('creator:u1')).epoch },
+    10,
+  );
+  assert.equal(stored.entries.length, 3, 'stored once each');
+});
+
 test('a session should answer rate-limited frames with errors and close a sustained abuser with 4008', async () => {
   const t = session(world(), { ratePerSecond: 1, rateBurst: 2, abuseLimit: 3 });
   for (let i = 0; i < 5; i++) await t.send({ op: 'ping', id: String(i) });
