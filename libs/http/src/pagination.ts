@@ -45,7 +45,7 @@ export interface PageRequest {
 /** The tag naming `request`'s list: the first bytes of SHA-256 over its route, path parameters and caller. */
 function listTag(request: PageRequest): Buffer {
   const caller = (request.user as { sub?: unknown } | undefined)?.sub;
-  const list = `${request.routeOptions.url ?? ''}\n${JSON.stringify(request.params ?? {})}\n${String(caller ?? '')}`;
+  const list = `${request.routeOptions.url ?? ''}\n${JSON.stringify(request.params ?? {})}\n${JSON.stringify(caller ?? null)}`;
   return createHash('sha256').update(list).digest().subarray(0, LIST_TAG_BYTES);
 }
 
