@@ -18,6 +18,11 @@ export function createFeedMetrics(registry: Registry, creators: () => number) {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
+    caughtUp: new Counter({
+      name: 'gateway_feed_caught_up_total',
+      help: 'Feed frames read from a creator history right after a follow: posts made after the follow but routed before its event',
+      registers: [registry],
+    }),
     gaps: new Counter({
       name: 'gateway_feed_gaps_total',
       help: 'Feed subscriptions restarted under a new epoch (a followed channel lost events): clients refetch',

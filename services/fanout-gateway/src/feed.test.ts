@@ -71,10 +71,59 @@ function node(following: Record<string, string[]>, source?: FolloweeSource) {
     router.route([createEvent('post.created', { source: 't', data: { postId, authorId, body, createdAt: at } })]);
   const followChange = (type: 'user.followed' | 'user.unfollowed', followerId: string, followeeId: string) =>
     router.route([createEvent(type, { source: 't', data: { followerId, followeeId, at } })]);
-  return { hub, history, reads, feeds, connection, post, followChange, credentials };
+  return { hub, history, reads, feeds, router, connection, post, followChange, credentials };
 }
 
 const feedOnly = (got: string[]) => got.filter((g) => g.startsWith('feed:'));
+
+test('a post made right after a follow, but routed before the follow event, should still reach the feed, once and in order', async () => {
+  const n = node({ a: [], z: ['d'] });
+  const conn = n.connection();
+  await conn.subs.add('feed:a', undefined);
+  // Another feed on the node already reads creator:d (the race differs: the frames reach the node).
+  const other = n.connection();
+  await other.subs.add('feed:z', undefined);
+  const t = (ms: number) => new Date(Date.parse(at) + ms);
+  const route = (event: AnyEvent) => n.router.route([event]);
+  const postAt = (body: string, ms: number) =>
+    createEvent('post.created', {
+      source: 't',
+      data: { postId: body, authorId: 'd', body, createdAt: at },
+      time: t(ms),
+    });
+  await route(postAt('d-before', 0));
+  const follow = createEvent('user.followed', {
+    source: 't',
+    data: { followerId: 'a', followeeId: 'd', at },
+    time: t(10),
+  });
+  // Posts made after the follow committed, on another partition: routed before the follow event.
+  await route(postAt('d-after-1', 20));
+  await route(postAt('d-after-2', 30));
+  const applying = route(follow);
+  await route(postAt('d-live', 40)); // while the follow is being applied
+  await applying;
+  await settle();
+  await route(postAt('d-later', 50));
+  await settle();
+  assert.deepEqual(feedOnly(conn.got), [
+    'feed:a#1 post.created d-after-1',
+    'feed:a#2 post.created d-after-2',
+    'feed:a#3 post.created d-live',
+    'feed:a#4 post.created d-later',
+  ]);
+  // The same with no other reader of creator:d on the node.
+  const m = node({ b: [] });
+  const solo = m.connection();
+  await solo.subs.add('feed:b', undefined);
+  await m.router.route([postAt('d-early', 0)]);
+  await m.router.route([postAt('d-soon', 20)]);
+  await m.router.route([
+    createEvent('user.followed', { source: 't', data: { followerId: 'b', followeeId: 'd', at }, time: t(10) }),
+  ]);
+  await settle();
+  assert.deepEqual(feedOnly(solo.got), ['feed:b#1 post.created d-soon']);
+});
 
 test("a feed should carry its user's and their followees' posts, in order, each once, labelled with its own offsets", async () => {
   const n = node({ a: ['b', 'c'] });

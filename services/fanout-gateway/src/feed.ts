@@ -29,7 +29,18 @@ export interface LiveFeedsDeps {
   readonly now?: () => number;
 }
 
-type FollowChange = { readonly type: 'user.followed' | 'user.unfollowed'; readonly followeeId: string };
+/** A follow change, with when it was made (its event's `time`, ISO 8601). */
+type FollowChange = {
+  readonly type: 'user.followed' | 'user.unfollowed';
+  readonly followeeId: string;
+  readonly time: string;
+};
+
+/**
+ * How many of a creator's latest history entries a follow applied to a feed looks back over, for
+ * posts made after the follow but routed before its event (they sit on other Kafka partitions).
+ */
+export const FOLLOW_LOOKBACK = 32;
 
 /** One `feed:<user>` subscription of one connection. */
 interface Feed {
@@ -46,6 +57,8 @@ interface Feed {
   early: FollowChange[] | undefined;
   /** Settles true once `followees` is complete (loaded, `early` applied), false if joining failed. */
   readonly loaded: Promise<boolean>;
+  /** Creators just followed whose recent history is being read (`catchUp`): their live frames wait here. */
+  catchingUp: Map<string, ChannelFrame[]> | undefined;
 }
 
 const FEED = /^feed:([A-Za-z0-9_-]{1,128})$/;
@@ -101,6 +114,7 @@ export class LiveFeeds implements DerivedChannels {
       followees: new Set(),
       early: [],
       loaded: new Promise((resolve) => (settle = resolve)),
+      catchingUp: undefined,
     };
     const feeds = this.byUser.get(userId) ?? new Set();
     const others = [...feeds];
@@ -201,37 +215,73 @@ export class LiveFeeds implements DerivedChannels {
   }
 
   private async apply(feed: Feed, change: FollowChange): Promise<void> {
+    const creatorId = change.followeeId;
     // One's own posts stay in one's feed whatever the follow events say.
-    if (change.followeeId === feed.userId) return;
-    if (change.type === 'user.followed') await this.show(feed, change.followeeId);
-    else await this.hide(feed, change.followeeId);
+    if (creatorId === feed.userId) return;
+    if (change.type === 'user.unfollowed') return this.hide(feed, creatorId);
+    if (feed.followees.has(creatorId)) return;
+    // The creator's live frames wait while its recent history is read, so the feed gets its
+    // posts in the creator's order: those from history first, then the live ones.
+    const waiting: ChannelFrame[] = [];
+    const catchingUp = (feed.catchingUp ??= new Map());
+    catchingUp.set(creatorId, waiting);
+    try {
+      await this.show(feed, creatorId);
+      await this.catchUp(feed, change, waiting);
+    } catch (err) {
+      this.deps.logger.warn({ err, creatorId }, 'could not read a followed creator history for a feed');
+    } finally {
+      catchingUp.delete(creatorId);
+      for (const frame of waiting) this.deliverTo(feed, eventJsonOf(frame));
+      this.deps.metrics.deliveries.inc(waiting.length);
+    }
+  }
+
+  /**
+   * Hands `feed` the creator's posts made at or after the follow (its event's time) that the node
+   * routed before it applied the follow: a post made right after the follow sits on another Kafka
+   * partition and may be routed first. Reads the last FOLLOW_LOOKBACK entries of the creator's
+   * history, up to the first live frame waiting (that one and the next come live).
+   */
+  private async catchUp(feed: Feed, change: FollowChange, waiting: readonly ChannelFrame[]): Promise<void> {
+    const channel = `creator:${change.followeeId}`;
+    const { history } = this.deps.subscriptions;
+    const top = await history.position(channel);
+    const from = Math.max(0, Number(top.offset) - FOLLOW_LOOKBACK);
+    const recent = await history.since(channel, { offset: String(from), epoch: top.epoch }, FOLLOW_LOOKBACK);
+    const followedAt = Date.parse(change.time);
+    const live = waiting[0];
+    for (const entry of recent.entries) {
+      if (live && (live.epoch !== recent.position.epoch || Number(entry.offset) >= Number(live.offset))) break;
+      const { time } = JSON.parse(entry.payload) as { time?: string };
+      if (time === undefined || !(Date.parse(time) >= followedAt)) continue;
+      this.deliverTo(feed, entry.payload);
+      this.deps.metrics.deliveries.inc();
+      this.deps.metrics.caughtUp.inc();
+    }
   }
 
   private onFrame(frame: ChannelFrame): void {
     const colon = frame.channel.indexOf(':');
     const kind = frame.channel.slice(0, colon);
     const id = frame.channel.slice(colon + 1);
-    const eventJson = frame.frame.slice(frame.frame.indexOf(EVENT_KEY) + EVENT_KEY.length, -1);
+    const eventJson = eventJsonOf(frame);
     if (kind === 'creator') {
       const readers = this.readers.get(id);
       if (!readers) return;
       // Each follower's frame differs only in its head (channel, offset, epoch): the event is
       // encoded to UTF-8 once here, and each frame's bytes are its head and these spliced.
       const eventBytes = Buffer.from(eventJson, 'utf8');
+      let delivered = 0;
       for (const feed of readers) {
-        feed.offset += 1;
-        const offset = String(feed.offset);
-        const head = eventFrameHead(feed.channel, offset, feed.epoch);
-        const feedFrame: ChannelFrame & FramePosition = {
-          channel: feed.channel,
-          offset,
-          epoch: feed.epoch,
-          frame: `${head}${eventJson}}`,
-          bytes: splice(head, eventBytes),
-        };
-        feed.subscriber.deliver(feedFrame);
+        const waiting = feed.catchingUp?.get(id);
+        if (waiting) waiting.push(frame);
+        else {
+          this.deliverTo(feed, eventJson, eventBytes);
+          delivered += 1;
+        }
       }
-      this.deps.metrics.deliveries.inc(readers.size);
+      this.deps.metrics.deliveries.inc(delivered);
       return;
     }
     const feeds = this.byUser.get(id);
@@ -245,6 +295,21 @@ export class LiveFeeds implements DerivedChannels {
           this.deps.logger.warn({ err, userId: id }, 'could not apply a follow change to a feed'),
         );
     }
+  }
+
+  /** Hands `feed` the event `eventJson` (its UTF-8 `eventBytes`) as its next frame (the caller counts it). */
+  private deliverTo(feed: Feed, eventJson: string, eventBytes = Buffer.from(eventJson, 'utf8')): void {
+    feed.offset += 1;
+    const offset = String(feed.offset);
+    const head = eventFrameHead(feed.channel, offset, feed.epoch);
+    const feedFrame: ChannelFrame & FramePosition = {
+      channel: feed.channel,
+      offset,
+      epoch: feed.epoch,
+      frame: `${head}${eventJson}}`,
+      bytes: splice(head, eventBytes),
+    };
+    feed.subscriber.deliver(feedFrame);
   }
 
   /** A followed creator's (or the user's own) channel lost events: every feed showing it starts over. */
@@ -275,11 +340,16 @@ function splice(head: string, event: Buffer): Buffer {
   return bytes;
 }
 
+/** The event JSON inside an event frame's text (`{"op":"event",…,"event":<event>}`). */
+function eventJsonOf(frame: ChannelFrame): string {
+  return frame.frame.slice(frame.frame.indexOf(EVENT_KEY) + EVENT_KEY.length, -1);
+}
+
 /** The follow change an event of a `user:` channel carries, if it is one. */
 function followChangeOf(eventJson: string): FollowChange | undefined {
   // Cheap pre-check: most `user:` traffic is notifications and presence.
   if (!eventJson.includes('"user.followed"') && !eventJson.includes('"user.unfollowed"')) return undefined;
-  const event = JSON.parse(eventJson) as { type: string; data: { followeeId: string } };
+  const event = JSON.parse(eventJson) as { type: string; time: string; data: { followeeId: string } };
   if (event.type !== 'user.followed' && event.type !== 'user.unfollowed') return undefined;
-  return { type: event.type, followeeId: event.data.followeeId };
+  return { type: event.type, followeeId: event.data.followeeId, time: event.time };
 }
