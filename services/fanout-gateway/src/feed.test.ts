@@ -92,6 +92,7 @@ test('a post made right after a follow, but routed before the follow event, shou
       time: t(ms),
     });
   await route(postAt('d-before', 0));
+  await route(postAt('d-same-ms', 10)); // as old as the follow: it may have been made just before
   const follow = createEvent('user.followed', {
     source: 't',
     data: { followerId: 'a', followeeId: 'd', at },

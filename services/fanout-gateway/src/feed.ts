@@ -238,7 +238,7 @@ export class LiveFeeds implements DerivedChannels {
   }
 
   /**
-   * Hands `feed` the creator's posts made at or after the follow (its event's time) that the node
+   * Hands `feed` the creator's posts made after the follow (its event's time) that the node
    * routed before it applied the follow: a post made right after the follow sits on another Kafka
    * partition and may be routed first. Reads the last FOLLOW_LOOKBACK entries of the creator's
    * history, up to the first live frame waiting (that one and the next come live).
@@ -254,7 +254,8 @@ export class LiveFeeds implements DerivedChannels {
     for (const entry of recent.entries) {
       if (live && (live.epoch !== recent.position.epoch || Number(entry.offset) >= Number(live.offset))) break;
       const { time } = JSON.parse(entry.payload) as { time?: string };
-      if (time === undefined || !(Date.parse(time) >= followedAt)) continue;
+      // Strictly after: a post of the same millisecond may have been made just before it.
+      if (time === undefined || !(Date.parse(time) > followedAt)) continue;
       this.deliverTo(feed, entry.payload);
       this.deps.metrics.deliveries.inc();
       this.deps.metrics.caughtUp.inc();
