@@ -39,7 +39,18 @@ test('a cursor should be refused with CURSOR_INVALID on another list than the on
   const mine = (await list('/me/feed', {}, 'u')({ limit: 2 })).nextCursor ?? '';
   assert.equal((await list('/me/feed', {}, 'u')({ cursor: mine })).items.length, 3);
   await assert.rejects(list('/me/feed', {}, 'v')({ cursor: mine }), refused);
-  for (const bad of ['bm9wZQ', Buffer.from(ids[1] ?? '').toString('base64url'), `${cursor}x`, cursor.slice(1)]) {
+  // Any character changed, anywhere (the list's part or the position's), is refused.
+  const altered = Array.from(
+    { length: cursor.length },
+    (_, i) => cursor.slice(0, i) + (cursor[i] === 'A' ? 'B' : 'A') + cursor.slice(i + 1),
+  );
+  for (const bad of [
+    'bm9wZQ',
+    Buffer.from(ids[1] ?? '').toString('base64url'),
+    `${cursor}x`,
+    cursor.slice(1),
+    ...altered,
+  ]) {
     await assert.rejects(list('/users/:userId/followers', { userId: 'a' })({ cursor: bad }), refused, bad);
   }
 });

@@ -27,8 +27,8 @@ export function pageOf<T extends TSchema>(item: T) {
   });
 }
 
-/** Bytes of a cursor that name the list it belongs to (a hash prefix of its route and parameters). */
-const LIST_TAG_BYTES = 6;
+/** Bytes of a cursor's check: a hash prefix over its list and its position. */
+const CHECK_BYTES = 6;
 
 /**
  * The request a page answers: `query` (`limit`, `cursor`), and the route, path parameters and
@@ -42,35 +42,43 @@ export interface PageRequest {
   readonly user?: unknown;
 }
 
-/** The tag naming `request`'s list: the first bytes of SHA-256 over its route, path parameters and caller. */
-function listTag(request: PageRequest): Buffer {
+/** What names `request`'s list: its route, path parameters and caller. */
+function listOf(request: PageRequest): string {
   const caller = (request.user as { sub?: unknown } | undefined)?.sub;
-  const list = `${request.routeOptions.url ?? ''}\n${JSON.stringify(request.params ?? {})}\n${JSON.stringify(caller ?? null)}`;
-  return createHash('sha256').update(list).digest().subarray(0, LIST_TAG_BYTES);
+  return `${request.routeOptions.url ?? ''}\n${JSON.stringify(request.params ?? {})}\n${JSON.stringify(caller ?? null)}`;
 }
 
-/** A cursor: base64url of the list's tag and the last item's UUID (16 bytes), 30 characters. */
-function encodeCursor(tag: Buffer, id: string): string {
-  return Buffer.concat([tag, Buffer.from(id.replace(/-/g, ''), 'hex')]).toString('base64url');
+/** The check of a cursor at `position` (the UUID's 16 bytes) in `list`: the first bytes of SHA-256 over both. */
+function checkOf(list: string, position: Buffer): Buffer {
+  return createHash('sha256').update(list).update('\n').update(position).digest().subarray(0, CHECK_BYTES);
+}
+
+/** A cursor: base64url of its check and the last item's UUID (16 bytes), 30 characters. */
+function encodeCursor(list: string, id: string): string {
+  const position = Buffer.from(id.replace(/-/g, ''), 'hex');
+  return Buffer.concat([checkOf(list, position), position]).toString('base64url');
 }
 
 /**
  * The id the next page starts after, or undefined for the first page. Errors: 400 CURSOR_INVALID
- * (`field: query.cursor`) for a cursor this API did not issue, or issued for another list.
+ * (`field: query.cursor`) for a cursor this API did not issue for this list, or one altered (the
+ * check covers the list and the position; it is no signature: a client that knows this code can
+ * make a cursor for any position of a list it may read, which it can reach by paging anyway).
  */
-function decodeCursor(cursor: string | undefined, tag: Buffer): string | undefined {
+function decodeCursor(cursor: string | undefined, list: string): string | undefined {
   if (cursor === undefined) return undefined;
   const bytes = Buffer.from(cursor, 'base64url');
+  const position = bytes.subarray(CHECK_BYTES);
   if (
-    bytes.length !== LIST_TAG_BYTES + 16 ||
+    bytes.length !== CHECK_BYTES + 16 ||
     bytes.toString('base64url') !== cursor ||
-    !tag.equals(bytes.subarray(0, LIST_TAG_BYTES))
+    !checkOf(list, position).equals(bytes.subarray(0, CHECK_BYTES))
   ) {
     throw HttpErrors.cursorInvalid.error('cursor is not one this API returned for this list', {
       field: 'query.cursor',
     });
   }
-  const hex = bytes.subarray(LIST_TAG_BYTES).toString('hex');
+  const hex = position.toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
@@ -92,10 +100,10 @@ export async function fetchPage<R extends { id: string }, V>(
   view: (row: R) => V,
 ): Promise<{ items: V[]; nextCursor: string | null }> {
   const limit = request.query.limit ?? DEFAULT_PAGE_LIMIT;
-  const tag = listTag(request);
-  const after = decodeCursor(request.query.cursor, tag);
+  const list = listOf(request);
+  const after = decodeCursor(request.query.cursor, list);
   const rows = await find({ idBefore: after === undefined ? {} : { id: { lt: after } }, take: limit + 1 });
   const items = rows.slice(0, limit);
   const last = items.at(-1);
-  return { items: items.map(view), nextCursor: rows.length > limit && last ? encodeCursor(tag, last.id) : null };
+  return { items: items.map(view), nextCursor: rows.length > limit && last ? encodeCursor(list, last.id) : null };
 }
