@@ -208,11 +208,23 @@ test('a resubscribe refused with a retriable code (GW_FEED_UNAVAILABLE) should b
   latest().push({ op: 'ack', id: '3', channel: 'feed:u1', offset: '4', epoch: 'e', recovered: true, replayed: 0 });
   latest().push({ op: 'event', channel: 'feed:u1', offset: '5', epoch: 'e', event: event('later') });
   assert.deepEqual(got, ['later']);
-  // A first subscribe refused that way still rejects ready: the application decides to retry.
-  const other = client.subscribe('feed:u2', { onEvent: () => undefined });
+  // A first subscribe refused that way is retried too: ready waits for the acknowledgement.
+  let settled = false;
+  const other = client.subscribe('feed:u2', { onEvent: () => undefined, onError: (err) => errors.push(err.code) });
+  other.ready.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
   await settle();
   latest().push({ op: 'error', id: '4', code: 'GW_FEED_UNAVAILABLE', message: 'timeout' });
-  await assert.rejects(other.ready, { code: 'GW_FEED_UNAVAILABLE' });
+  await settle();
+  assert.equal(settled, false, 'ready waits');
+  assert.deepEqual(errors, ['GW_FEED_UNAVAILABLE', 'GW_FEED_UNAVAILABLE']);
+  mock.timers.tick(100);
+  await settle();
+  assert.deepEqual(latest().sent.at(-1), { op: 'subscribe', id: '5', channel: 'feed:u2' });
+  latest().push({ op: 'ack', id: '5', channel: 'feed:u2', offset: '0', epoch: 'e' });
+  await other.ready;
 });
 
 test('close code 4008 should back off to at least half the cap; 4001 should reconnect at once', async () => {

@@ -451,7 +451,9 @@ export function createClient(options: ClientOptions): RippleClient {
         const entry = channel === undefined ? undefined : entries.get(channel);
         if (frame.id !== undefined) pendingIds.delete(frame.id);
         if (!entry) return;
-        if (entry.isReady && RETRIABLE_REFUSALS.has(frame.code)) {
+        // A refusal that says "retry" (the first subscribe's too) is reported and retried: the
+        // subscription stays, and `ready` settles once the gateway acknowledges it.
+        if (RETRIABLE_REFUSALS.has(frame.code)) {
           entry.handlers.onError?.(new RippleClientError(frame.code, frame.message));
           retryLater(entry);
           return;
