@@ -100,7 +100,11 @@ test('the fanout scenario should deliver every post to every subscribed socket, 
     RATE: '8',
     WARMUP: '5s',
     DURATION: '10s',
-    SETTLE: '10s',
+    // Each socket's end-of-run check starts SETTLE after the last post is due; a post accepted
+    // late (shed with 503 and retried after Retry-After on a loaded machine) whose event comes
+    // after that check is neither received nor missed, and fails the exact count below (seen in
+    // CI at load ~4: 789 of 790). 30 s leaves room for that without loosening the count.
+    SETTLE: '30s',
   });
   assert.equal(run.code, 0, run.output);
   const summary = run.summary();
@@ -108,7 +112,15 @@ test('the fanout scenario should deliver every post to every subscribed socket, 
   assert.equal(metric(summary, 'ripple_late_subscriptions').count ?? 0, 0);
   const accepted = metric(summary, 'http_reqs').count ?? 0;
   assert.ok(accepted >= 40, `too few posts: ${accepted}`);
-  assert.equal(metric(summary, 'ripple_events_received').count, accepted * 10, 'every post reached its 10 sockets');
+  assert.equal(
+    metric(summary, 'ripple_events_received').count,
+    accepted * 10,
+    `every post reached its 10 sockets; the run's figures: ${JSON.stringify(
+      Object.fromEntries(
+        Object.entries(summary.metrics).filter(([name]) => name.startsWith('ripple_') || name === 'http_reqs'),
+      ),
+    )}`,
+  );
   assert.equal(metric(summary, 'ripple_events_missed').count, 0);
   assert.equal(metric(summary, 'ripple_delivery_latency').count, accepted * 10);
 });
