@@ -14,7 +14,6 @@
 //   DELIVERY_P99_MS   threshold on delivery latency p99, ms          (default 500)
 // Common: RIPPLE_WS_URL, RIPPLE_CHAT_URL, JWT_SECRET or TOKENS_FILE, USER_PREFIX.
 import { check } from 'k6';
-import exec from 'k6/execution';
 import http from 'k6/http';
 import { clearInterval, setInterval, setTimeout } from 'k6/timers';
 import {
@@ -29,6 +28,7 @@ import {
   postJson,
   retryWhileShed,
   runData,
+  scenarioIndex,
   stampOf,
   stampedBody,
   summaryTrendStats,
@@ -97,7 +97,7 @@ export function setup(): ChatData {
 }
 
 export function chatMember(data: ChatData): void {
-  const vu = exec.vu.idInTest - 1;
+  const vu = scenarioIndex();
   const room = vu % rooms;
   const roomId = data.rooms[room] as string;
   const user = member(data.prefix, room, Math.floor(vu / rooms) % members);

@@ -31,6 +31,7 @@ import {
   pick,
   postJson,
   runData,
+  scenarioIndex,
   stampOf,
   stampedBody,
   summaryTrendStats,
@@ -91,7 +92,7 @@ export const options = {
 export const setup = runData;
 
 export function subscriber(data: RunData): void {
-  const vu = exec.vu.idInTest;
+  const vu = scenarioIndex() + 1;
   new Session(`${data.prefix}-fan-${vu}`, {
     onWelcome: (session) => {
       const postingStarts = exec.scenario.startTime + warmupMs;

@@ -3,6 +3,7 @@
 import { sleep } from 'k6';
 import crypto from 'k6/crypto';
 import encoding from 'k6/encoding';
+import exec from 'k6/execution';
 import http from 'k6/http';
 import { WebSocket } from 'k6/experimental/websockets';
 import type { ErrorEvent, MessageEvent } from 'k6/experimental/websockets';
@@ -399,6 +400,16 @@ export class Session {
     metrics.received.add(1);
     this.options.onEvent?.(this, frame.channel, frame.event);
   }
+}
+
+/**
+ * This VU's index in its scenario, 0 … vus − 1, in a `per-vu-iterations` scenario of one iteration
+ * per VU (its iteration number in the scenario). Not `exec.vu.idInTest`: VU ids number the VUs of
+ * every scenario in the order k6 initialises them, so another scenario's VUs can take ids in
+ * between (seen: fanout subscribers 1–19 and 21, which shared 20 sockets 9/11 over the creators).
+ */
+export function scenarioIndex(): number {
+  return exec.scenario.iterationInTest;
 }
 
 /** `count` distinct indexes in [0, size) for `seed`, so that consecutive seeds share the indexes out evenly. */
