@@ -78,12 +78,18 @@ function openOne(peer: PeerName, port: number, token: string): Promise<WebSocket
 }
 
 serve({
-  /** Opens `count` authenticated sockets; socket k has the global index `first + k`. */
-  async open(args: { peer: PeerName; port: number; token: string; count: number; first: number }) {
+  /**
+   * Opens `count` authenticated sockets; socket k has the global index `first + k` and connects
+   * with `token`, or with `token[k]` when it is a list (one user per socket).
+   */
+  async open(args: { peer: PeerName; port: number; token: string | readonly string[]; count: number; first: number }) {
     firstIndex = args.first;
+    const tokenOf = (k: number): string => (typeof args.token === 'string' ? args.token : (args.token[k] ?? ''));
     for (let i = 0; i < args.count; i += CONNECT_CONCURRENCY) {
       const n = Math.min(CONNECT_CONCURRENCY, args.count - i);
-      sockets.push(...(await Promise.all(Array.from({ length: n }, () => openOne(args.peer, args.port, args.token)))));
+      sockets.push(
+        ...(await Promise.all(Array.from({ length: n }, (_, k) => openOne(args.peer, args.port, tokenOf(i + k))))),
+      );
     }
     return sockets.length;
   },

@@ -6,12 +6,11 @@
 // time, so a server that falls behind shows in the latency instead of slowing the load). Printed per phase: throughput, latency percentiles, status codes,
 // errors and timeouts, outbox commit → Kafka ack, and CPU seconds of the service, PostgreSQL,
 // Kafka and the load generator, in total and per answered request.
-import { readFileSync, readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import autocannon from 'autocannon';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { cpuOf, waitFor } from '@ripple/testing';
-import { kafkaPid } from './bench-util.js';
+import { kafkaPid, postgresCpu, postgresCpuSince } from './bench-util.js';
 import { openLoop } from './open-loop.js';
 import { runScoped } from './harness.js';
 import type { RunningService } from './harness.js';
@@ -24,27 +23,6 @@ const ONLY = process.env.BENCH_HTTP_ONLY?.split(',');
 /** A directory: the services write V8 CPU profiles there (`--cpu-prof`) when they stop. */
 const CPU_PROF_DIR = process.env.BENCH_HTTP_CPU_PROF;
 const nodeArgs = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
-
-/** CPU seconds of each PostgreSQL process by pid (the server is shared: other clients count too). */
-function postgresCpu(): Map<string, number> {
-  const cpu = new Map<string, number>();
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') cpu.set(pid, cpuOf(Number(pid)));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return cpu;
-}
-
-/** CPU seconds PostgreSQL used since `before` (a backend that exited meanwhile is not counted). */
-function postgresCpuSince(before: Map<string, number>): number {
-  let total = 0;
-  for (const [pid, now] of postgresCpu()) if (Number.isFinite(now)) total += now - (before.get(pid) ?? 0);
-  return total;
-}
 
 /** A service's /metrics text. Scraping also restarts prom-client's event-loop delay histogram. */
 async function scrape(service: RunningService): Promise<string> {

@@ -1,12 +1,41 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { cpuOf } from '@ripple/testing';
 
-/** The local Kafka broker's pid, when one runs. */
-export function kafkaPid(): number | undefined {
+/** The newest process whose command line matches `pattern` (pgrep -f), when one runs. */
+function pidOf(pattern: string): number | undefined {
   try {
-    return Number(execFileSync('pgrep', ['-f', 'java.*kafka.Kafka'], { encoding: 'utf8' }).trim().split('\n').at(-1));
+    return Number(execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').at(-1));
   } catch {
     return undefined;
   }
+}
+
+/** The local Kafka broker's pid, when one runs. */
+export const kafkaPid = (): number | undefined => pidOf('java.*kafka.Kafka');
+
+/** The local Redis server's pid, when one runs. */
+export const redisPid = (): number | undefined => pidOf('redis-server');
+
+/** CPU seconds of each PostgreSQL process by pid (the server is shared: other clients count too). */
+export function postgresCpu(): Map<string, number> {
+  const cpu = new Map<string, number>();
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') cpu.set(pid, cpuOf(Number(pid)));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return cpu;
+}
+
+/** CPU seconds PostgreSQL used since `before` (a backend that exited meanwhile is not counted). */
+export function postgresCpuSince(before: Map<string, number>): number {
+  let total = 0;
+  for (const [pid, now] of postgresCpu()) if (Number.isFinite(now)) total += now - (before.get(pid) ?? 0);
+  return total;
 }
 
 /** Nearest-rank percentiles of `values`, as strings ('-' when empty). */

@@ -4,6 +4,13 @@ export interface OpenLoopOptions {
   readonly url: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly body: string;
+  /**
+   * Request i's own headers and body instead of `headers` and `body`; `dueAtMs` is its due time
+   * on the wall clock (ms since the epoch), e.g. to stamp it into the body.
+   */
+  readonly each?: (i: number, dueAtMs: number) => { headers: Record<string, string>; body: string };
+  /** Called with request i's status once it is answered. */
+  readonly onAnswer?: (i: number, status: number) => void;
   /** Requests per second, spread evenly: request i is due at start + i / rate. */
   readonly rate: number;
   /** Keep-alive connections; a request due while all are busy waits for one (and that wait counts). */
@@ -49,18 +56,15 @@ export async function openLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
   let errors = 0;
   let timeouts = 0;
   const inFlight = new Set<Promise<void>>();
-  const send = (dueAt: number): void => {
+  const send = (i: number, dueAt: number): void => {
+    const { headers, body } = opts.each?.(i, performance.timeOrigin + dueAt) ?? opts;
     const request = pool
-      .request({
-        path: target.pathname + target.search,
-        method: 'POST',
-        headers: opts.headers,
-        body: opts.body,
-      })
+      .request({ path: target.pathname + target.search, method: 'POST', headers, body })
       .then(async (res) => {
         await res.body.dump();
         latencies.push(performance.now() - dueAt);
         statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+        opts.onAnswer?.(i, res.statusCode);
       })
       .catch((err: unknown) => {
         const code = (err as { code?: string }).code;
@@ -78,7 +82,7 @@ export async function openLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
     // delay and is counted as such).
     const timer = setInterval(() => {
       const now = performance.now();
-      while (next < total && start + next * intervalMs <= now) send(start + next++ * intervalMs);
+      for (; next < total && start + next * intervalMs <= now; next++) send(next, start + next * intervalMs);
       if (next >= total) {
         clearInterval(timer);
         resolve();
