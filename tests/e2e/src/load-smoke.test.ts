@@ -1,8 +1,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { WebSocketServer } from 'ws';
 import { isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
@@ -90,6 +93,43 @@ test('the connect-storm scenario should connect, authenticate and subscribe ever
   assert.ok((metric(summary, 'ripple_ws_connect_success').passes ?? 0) >= 40, 'every VU connected at least once');
   assert.equal(metric(summary, 'ripple_ws_connect_success').fails, 0);
   assert.ok((metric(summary, 'ripple_subscribe_success').passes ?? 0) >= 40);
+});
+
+test('a session whose welcome k6 dropped should go on after a ping finds the socket up, and one that gets no answer should fail the run', async () => {
+  // k6 drops a message it reads before it queued `open` (lib/ripple.ts, WELCOME_GRACE_MS): stand-in
+  // gateways that never send `welcome` play that. One answers the frames the sessions send; the
+  // other answers nothing.
+  const answering = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  answering.on('connection', (socket) =>
+    socket.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as { op: string; id: string; channel?: string };
+      if (frame.op === 'ping') socket.send(JSON.stringify({ op: 'pong', id: frame.id }));
+      else if (frame.op === 'unsubscribe')
+        socket.send(JSON.stringify({ op: 'ack', id: frame.id, channel: frame.channel }));
+      else if (frame.op === 'subscribe')
+        socket.send(JSON.stringify({ op: 'ack', id: frame.id, channel: frame.channel, offset: '0', epoch: 'e1' }));
+    }),
+  );
+  const silent = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await Promise.all([once(answering, 'listening'), once(silent, 'listening')]);
+  try {
+    const url = (server: WebSocketServer) => `ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws`;
+    const up = await load('connect-storm', { VUS: '2', DURATION: '1s', HOLD: '2s', RIPPLE_WS_URL: url(answering) });
+    assert.equal(up.code, 0, up.output);
+    const summary = up.summary();
+    const connected = metric(summary, 'ripple_ws_connect_success');
+    assert.ok((connected.passes ?? 0) >= 2, up.output);
+    assert.equal(connected.fails, 0);
+    assert.equal(metric(summary, 'ripple_ws_welcome_dropped').count, connected.passes);
+    assert.equal(metric(summary, 'ripple_subscribe_success').fails, 0);
+    const unseen = await load('connect-storm', { VUS: '2', DURATION: '1s', HOLD: '1s', RIPPLE_WS_URL: url(silent) });
+    assert.equal(unseen.code, 99, unseen.output);
+    assert.match(unseen.output, /no welcome, and no answer to a ping/);
+    assert.ok((metric(unseen.summary(), 'ripple_ws_connect_success').fails ?? 0) >= 2);
+  } finally {
+    answering.close();
+    silent.close();
+  }
 });
 
 test('the fanout scenario should deliver every post to every subscribed socket, none missed or repeated', async () => {

@@ -177,6 +177,11 @@ export const metrics = {
   redelivered: new Counter('ripple_events_redelivered'),
   /** `gap` frames and `recovered: false` answers (history lost: the app must refetch). */
   gaps: new Counter('ripple_gaps'),
+  /**
+   * Connections whose `welcome` k6 dropped (see WELCOME_GRACE_MS) and that a `ping` found up: not
+   * a failure of the platform, counted so that a run says how often k6 did it.
+   */
+  welcomeDropped: new Counter('ripple_ws_welcome_dropped'),
   /** Socket closes the scenario did not ask for, e.g. 4009 slow consumer or 1001 drain. */
   unexpectedCloses: new Counter('ripple_ws_unexpected_closes'),
 };
@@ -216,6 +221,21 @@ interface Position {
   /** The latest event ids seen on the channel (at most RECENT_IDS), to tell redeliveries. */
   recent: Set<string>;
 }
+
+/**
+ * k6's WebSocket (k6/experimental/websockets, k6 1.3) starts its reader before it queues the
+ * `open` event, and drops a message read while the socket is still CONNECTING ("TODO maybe still
+ * emit" in its queueMessage). The gateway writes `welcome` with its `101`, so on a loaded machine
+ * k6 now and then reads and drops it: the socket is up and authenticated, and the script never
+ * hears so (a subscriber that idled unseen through a whole fanout smoke: one socket's 36 posts
+ * neither received nor missed). A session with no `welcome` this long after `open` asks with a
+ * `ping`, and its `pong` stands in for the welcome (ms).
+ */
+const WELCOME_GRACE_MS = 1000;
+/** How long a session waits for its probe's `pong` before it counts as failed (ms). */
+const WELCOME_PROBE_MS = 10_000;
+/** The request id of the welcome probe. */
+const WELCOME_PROBE = 'welcome-probe';
 
 /** How many recent event ids a socket remembers per channel (redeliveries come soon after). */
 const RECENT_IDS = 1000;
@@ -263,12 +283,15 @@ export class Session {
     const url = `${config.wsUrl}${config.wsUrl.includes('?') ? '&' : '?'}access_token=${accessToken(userId)}`;
     const startedAt = Date.now();
     this.socket = new WebSocket(url);
-    this.socket.addEventListener('open', () => (this.opened = Date.now()));
+    this.socket.addEventListener('open', () => {
+      this.opened = Date.now();
+      setTimeout(() => this.probeWelcome(), WELCOME_GRACE_MS);
+    });
     this.socket.addEventListener('message', (e: MessageEvent | ErrorEvent) => {
       if ('data' in e && typeof e.data === 'string') this.onFrame(JSON.parse(e.data) as Frame, startedAt);
     });
     this.socket.addEventListener('close', () => {
-      if (!this.welcomed) metrics.connectSuccess.add(false);
+      if (!this.welcomed && !this.closing) metrics.connectSuccess.add(false);
       else if (!this.closing) metrics.unexpectedCloses.add(1);
     });
     this.socket.addEventListener('error', () => undefined);
@@ -339,6 +362,29 @@ export class Session {
     }
   }
 
+  /** The connection is up and authenticated: the session starts. */
+  private welcome(): void {
+    this.welcomed = true;
+    metrics.connectSuccess.add(true);
+    this.options.onWelcome?.(this);
+  }
+
+  /**
+   * Asks the gateway with a `ping` whether this socket, open for WELCOME_GRACE_MS without a
+   * `welcome`, is up (see WELCOME_GRACE_MS); one that does not answer within WELCOME_PROBE_MS
+   * more counts as a failed connection and is closed, rather than idling unseen to the end.
+   */
+  private probeWelcome(): void {
+    if (this.welcomed || this.closing || this.socket.readyState !== 1 /* OPEN */) return;
+    this.socket.send(JSON.stringify({ op: 'ping', id: WELCOME_PROBE }));
+    setTimeout(() => {
+      if (this.welcomed || this.closing) return;
+      console.warn(`${this.userId}: no welcome, and no answer to a ping ${WELCOME_PROBE_MS} ms after it`);
+      metrics.connectSuccess.add(false);
+      this.close();
+    }, WELCOME_PROBE_MS);
+  }
+
   /** Closes the socket without the end-of-run check. */
   close(): void {
     this.closing = true;
@@ -351,10 +397,14 @@ export class Session {
 
   private onFrame(frame: Frame, startedAt: number): void {
     if (frame.op === 'welcome') {
-      this.welcomed = true;
-      metrics.connectSuccess.add(true);
+      if (this.welcomed) return; // its probe's pong came first
       metrics.connectLatency.add(Date.now() - (this.opened || startedAt));
-      this.options.onWelcome?.(this);
+      this.welcome();
+      return;
+    }
+    if (frame.op === 'pong' && frame.id === WELCOME_PROBE && !this.welcomed) {
+      metrics.welcomeDropped.add(1);
+      this.welcome();
       return;
     }
     if (frame.id !== undefined && (frame.op === 'ack' || frame.op === 'error')) {
