@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Ajv } from 'ajv';
-import type { Options as AjvOptions } from 'ajv';
+import type { Options as AjvOptions, ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -13,6 +13,47 @@ import { HttpErrors } from './error-kinds.js';
 import { clientError, frameworkError, installErrorHandling } from './errors.js';
 import { OperationalSchemas, registerOpenApi } from './openapi.js';
 import type { OpenApiInfo } from './openapi.js';
+
+/** A number as a client writes it in a URL: decimal digits, an optional sign and fraction. */
+const DECIMAL = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
+
+/**
+ * Holds the numbers of a query string or of path parameters to their decimal form before `validate`
+ * (Ajv, coercing) sees them: Ajv coerces any text that JavaScript reads as a number, so
+ * `?limit=0x10`, `1e1`, ` 5` or `5.` passed as 16, 10 and 5. Such a value fails like any other
+ * ill-typed one (400 VALIDATION_FAILED, `field: query.limit`). Only the top-level properties
+ * typed `integer` or `number` are checked (a repeated parameter: each of its values).
+ */
+function decimalNumbersOnly(schema: unknown, validate: ValidateFunction): ValidateFunction {
+  const properties = (schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {};
+  const numeric = Object.keys(properties).filter((name) => {
+    const type = properties[name]?.type;
+    return type === 'integer' || type === 'number';
+  });
+  if (numeric.length === 0) return validate;
+  const checked = ((data: Record<string, unknown> | undefined) => {
+    for (const name of numeric) {
+      const raw = data?.[name];
+      const values = Array.isArray(raw) ? raw : [raw];
+      if (values.some((v) => typeof v === 'string' && !DECIMAL.test(v))) {
+        checked.errors = [
+          {
+            instancePath: `/${name}`,
+            schemaPath: `#/properties/${name}/type`,
+            keyword: 'type',
+            params: { type: properties[name]?.type },
+            message: 'must be a decimal number',
+          },
+        ];
+        return false;
+      }
+    }
+    const valid = validate(data);
+    checked.errors = validate.errors;
+    return valid;
+  }) as ValidateFunction;
+  return checked;
+}
 
 /** A named dependency check for /readyz; it rejects when the dependency is unreachable. */
 export type ReadinessCheck = () => Promise<void>;
@@ -164,7 +205,9 @@ export function serviceShell(opts: ServiceShellOptions): FastifyInstance {
   };
   const strict = ajv(false);
   const coercing = ajv('array');
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    httpPart === 'body' ? strict.compile(schema) : decimalNumbersOnly(schema, coercing.compile(schema)),
+  );
   installErrorHandling(app, opts.classifyError);
   // An `Expect` Node cannot meet (anything but 100-continue): 417 in the shared body, where Node's
   // own answer has none.

@@ -95,6 +95,12 @@ test('invalid input should answer 400 VALIDATION_FAILED naming the field, and ch
     ['GET', '/users/alice/posts?limit=0', undefined, 'query.limit'],
     ['GET', '/users/alice/posts?limit=101', undefined, 'query.limit'],
     ['GET', '/users/alice/posts?limit=abc', undefined, 'query.limit'],
+    // Only decimal digits are a number in a URL (Ajv alone would read these as 16, 10, 5 and 5).
+    ['GET', '/users/alice/posts?limit=0x10', undefined, 'query.limit'],
+    ['GET', '/users/alice/posts?limit=1e1', undefined, 'query.limit'],
+    ['GET', '/users/alice/posts?limit=%205', undefined, 'query.limit'],
+    ['GET', '/users/alice/posts?limit=5.', undefined, 'query.limit'],
+    ['GET', '/users/alice/posts?limit=5&limit=0x6', undefined, 'query.limit'],
     ['GET', '/users/alice/posts?cursor=bm9wZQ', undefined, 'query.cursor'],
     ['GET', '/users/alice/posts?sort=asc', undefined, 'query'],
     ['POST', `/posts/${post.id}/comments`, { body: 1 }, 'body.body'],
