@@ -53,19 +53,23 @@ const AccessTokenQuery = Type.String({ minLength: 1, description: 'The access to
 const AuthorizationHeader = Type.String({ description: '`Bearer <access token>`.' });
 
 /** `GET /sse`'s query: which channels, the tokens, where to resume. */
-export const SseQuery: TObject = Type.Object({
-  channels: Type.String({
-    minLength: 1,
-    description: 'Comma-separated channels (`creator:u1,post:p1`); `user:<sub>` is always joined.',
-  }),
-  access_token: Type.Optional(AccessTokenQuery),
-  subscription_token: Type.Optional(
-    Type.String({ minLength: 1, description: "chat-service's subscription token for the one `chat:` channel." }),
-  ),
-  last_event_id: Type.Optional(
-    Type.String({ description: 'As the Last-Event-ID header, for clients that cannot set it.' }),
-  ),
-});
+export const SseQuery: TObject = Type.Object(
+  {
+    channels: Type.String({
+      minLength: 1,
+      description: 'Comma-separated channels (`creator:u1,post:p1`); `user:<sub>` is always joined.',
+    }),
+    access_token: Type.Optional(AccessTokenQuery),
+    subscription_token: Type.Optional(
+      Type.String({ minLength: 1, description: "chat-service's subscription token for the one `chat:` channel." }),
+    ),
+    last_event_id: Type.Optional(
+      Type.String({ description: 'As the Last-Event-ID header, for clients that cannot set it.' }),
+    ),
+  },
+  // A misspelt parameter (`chanels`, `acess_token`) is refused, not ignored.
+  { additionalProperties: false },
+);
 
 /** `GET /sse`'s headers. */
 export const SseHeaders: TObject = Type.Object({
@@ -77,7 +81,10 @@ export const SseHeaders: TObject = Type.Object({
 });
 
 /** `GET /ws`'s query. */
-export const WebSocketQuery: TObject = Type.Object({ access_token: Type.Optional(AccessTokenQuery) });
+export const WebSocketQuery: TObject = Type.Object(
+  { access_token: Type.Optional(AccessTokenQuery) },
+  { additionalProperties: false },
+);
 
 /** `GET /ws`'s headers (the handshake's own are the WebSocket protocol's). */
 export const WebSocketHeaders: TObject = Type.Object({

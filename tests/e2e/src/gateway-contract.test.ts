@@ -74,6 +74,8 @@ test('/sse refusals should be documented errors with their codes', async () => {
     [`/sse?channels=creator:c1`, 401, 'AUTH_TOKEN_MISSING'],
     [`/sse?channels=creator:c1&access_token=${token}x`, 401, 'AUTH_TOKEN_INVALID'],
     [`/sse?channels=user:someone-else&access_token=${token}`, 403, 'GW_SUBSCRIBE_FORBIDDEN'],
+    // A parameter the route does not take (here misspelt) is refused, not ignored.
+    [`/sse?channels=creator:c1&access_token=${token}&subscripton_token=x`, 400, 'VALIDATION_FAILED', 'query'],
   ];
   for (const [path, status, code, field] of cases) {
     const answer = await callApi(gateway, 'GET', path);
@@ -91,9 +93,21 @@ test('an /sse stream and a /ws socket should open as documented', async () => {
   client.close();
 });
 
-test('/ws without the handshake should be 426, and from a foreign origin 403, both documented', async () => {
+test('/ws without the handshake should be 426, from a foreign origin 403, with an unknown parameter 400, all documented', async () => {
   const plain = await callApi(gateway, 'GET', `/ws?access_token=${token}`);
   assert.deepEqual([plain.status, plain.json().code], [426, 'GW_UPGRADE_REQUIRED']);
+  const unknown = await new Promise<IncomingMessage>((resolve, reject) => {
+    const socket = new WebSocket(`ws://127.0.0.1:${gateway.port}/ws?access_token=${token}&acess_token=x`, {
+      origin: APP,
+    });
+    socket.on('unexpected-response', (_request, response) => resolve(response));
+    socket.on('open', () => reject(new Error('an upgrade with an unknown query parameter succeeded')));
+    socket.on('error', () => undefined);
+  });
+  let refusal = '';
+  for await (const chunk of unknown) refusal += String(chunk);
+  assert.equal(unknown.statusCode, 400);
+  assert.deepEqual(JSON.parse(refusal), { ...JSON.parse(refusal), code: 'VALIDATION_FAILED', field: 'query' });
 
   const refused = await new Promise<IncomingMessage>((resolve, reject) => {
     const socket = new WebSocket(`ws://127.0.0.1:${gateway.port}/ws?access_token=${token}`, {
