@@ -28,6 +28,9 @@ local function open_epoch(ttl, suffix)
 end
 `;
 
+/** How many offsets a channel's recent ids may run past the dedupe window before they are trimmed. */
+const IDS_TRIM_EVERY = 32;
+
 /**
  * `append_to(stream, meta, ids, first, last, maxlen, ttl, suffix, t)` appends the entries in
  * ARGV[first..last], each an id ('' for none) then a payload, to `stream` in order, with
@@ -41,13 +44,18 @@ end
  */
 export const APPEND_FROM = `${OPEN_EPOCH}
 local function append_to(stream, meta, ids, first, last, maxlen, ttl, suffix, t)
-  local epoch = open_epoch_of(stream, meta, ttl, suffix, t)
+  local state = redis.call('HMGET', meta, 'epoch', 'seq')
+  local epoch = state[1]
+  local seq = tonumber(state[2])
+  if not epoch then
+    epoch = open_epoch_of(stream, meta, ttl, suffix, t)
+    seq = 0
+  end
   local mark = '@' .. epoch
   if not redis.call('ZSCORE', ids, mark) then
     redis.call('DEL', ids)
     redis.call('ZADD', ids, -1, mark)
   end
-  local seq = tonumber(redis.call('HGET', meta, 'seq'))
   local firstSeq = seq + 1
   local redelivered = {}
   for i = first, last, 2 do
@@ -64,7 +72,11 @@ local function append_to(stream, meta, ids, first, last, maxlen, ttl, suffix, t)
     end
   end
   redis.call('HSET', meta, 'seq', string.format('%d', seq))
-  redis.call('ZREMRANGEBYSCORE', ids, 0, seq - ${HISTORY_DEDUPE_WINDOW})
+  -- Ids older than the window are trimmed each time the offsets pass a multiple of ${IDS_TRIM_EVERY}, not on every
+  -- call (one command less per channel of a call): the set holds at most the window, ${IDS_TRIM_EVERY} and one call's ids.
+  if math.floor(seq / ${IDS_TRIM_EVERY}) ~= math.floor((firstSeq - 1) / ${IDS_TRIM_EVERY}) then
+    redis.call('ZREMRANGEBYSCORE', ids, 0, seq - ${HISTORY_DEDUPE_WINDOW})
+  end
   redis.call('PEXPIRE', stream, ttl)
   redis.call('PEXPIRE', meta, ttl)
   redis.call('PEXPIRE', ids, ttl)

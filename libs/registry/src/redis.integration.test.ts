@@ -19,6 +19,8 @@ import {
   rosterContract,
   routeLogContract,
 } from './contract.js';
+import { HISTORY_DEDUPE_WINDOW } from './history.js';
+import { historyAppendKeys } from './redis-history.js';
 
 const redis = new Redis(testInfra.redisUrl);
 const prefixes: string[] = [];
@@ -174,4 +176,32 @@ rosterContract('redis', () => {
       await waitUntil('one lease on the Redis clock', 5_000, async () => (await redisNow()) > start + leaseMs);
     },
   });
+});
+
+test('redis: a channel should keep at most the dedupe window, the trim step and one call of recent ids, whichever way it is appended to', async () => {
+  const p = prefix();
+  const history = new RedisHistory(redis, p, { maxLength: 1000, ttlMs: 60_000 });
+  const routes = new RedisRouteLog(redis, p, { maxLength: 1000, ttlMs: 60_000, leaseMs: 300 });
+  const idsOf = (channel: string) => historyAppendKeys(p, channel)[2];
+  let largest = 0;
+  for (let i = 0; i < HISTORY_DEDUPE_WINDOW * 3; i++) {
+    await history.appendMany([{ channel: 'one', payload: `e${i}`, id: `one-${i}` }]);
+    await routes.appendAndLookup([
+      { channel: 'two', payload: `e${i}`, id: `two-${i}a` },
+      { channel: 'two', payload: `e${i}`, id: `two-${i}b` },
+    ]);
+    largest = Math.max(largest, await redis.zcard(idsOf('one')), await redis.zcard(idsOf('two')));
+  }
+  // The window, up to 32 offsets past it before a trim, one call's entries (2), and the epoch mark.
+  assert.ok(largest <= HISTORY_DEDUPE_WINDOW + 32 + 2 + 1, `${largest} members`);
+  assert.ok(largest > HISTORY_DEDUPE_WINDOW, 'the set does fill the window');
+  // Trimming does not reach into the window: an id of the last window is still known.
+  const [again] = await routes
+    .appendAndLookup([{ channel: 'two', payload: 'x', id: `two-${HISTORY_DEDUPE_WINDOW * 3 - 60}a` }])
+    .then((r) => r.positions);
+  const top = Number((await history.position('two')).offset);
+  assert.ok(
+    Number(again?.offset) <= top && Number(again?.offset) > top - HISTORY_DEDUPE_WINDOW,
+    `${again?.offset} of ${top}`,
+  );
 });

@@ -140,6 +140,11 @@ export class LocalHub {
     }
     const offset = Number(frame.offset);
     if (offset <= stream.last) return 0; // already handed out (a redelivery, or filled from history)
+    if (offset === stream.last + 1 && stream.pending.size === 0) {
+      // The usual case, the next frame with none waiting: handed out without a detour through `pending`.
+      stream.last = offset;
+      return this.handOut(stream, frame);
+    }
     stream.pending.set(offset, frame);
     return this.drain(stream, frame.channel);
   }
@@ -150,12 +155,17 @@ export class LocalHub {
     for (let next = stream.pending.get(stream.last + 1); next; next = stream.pending.get(stream.last + 1)) {
       stream.pending.delete(stream.last + 1);
       stream.last += 1;
-      for (const subscriber of stream.subscribers) subscriber.deliver(next);
-      written += stream.subscribers.size;
-      this.opts.onHandedOut?.(next);
+      written += this.handOut(stream, next);
     }
     if (stream.pending.size > 0 && !stream.filling) this.fill(stream, channel).catch(() => undefined); // a gap was signalled
     return written;
+  }
+
+  /** Gives `frame` (the channel's frame at `stream.last`) to every subscriber; returns how many. */
+  private handOut(stream: ChannelStream, frame: ChannelFrame): number {
+    for (const subscriber of stream.subscribers) subscriber.deliver(frame);
+    this.opts.onHandedOut?.(frame);
+    return stream.subscribers.size;
   }
 
   /**

@@ -30,8 +30,13 @@ function tokenOf(headers: IncomingHttpHeaders, query: unknown): string | undefin
   return extractBearerToken(headers.authorization, typeof token === 'string' ? token : undefined);
 }
 
-function flushSink(sink: WebSocketSink): void {
-  sink.flush();
+/** The sinks corked in this tick, uncorked together by one `nextTick` (not a tick object and callback per socket). */
+let corkedInTick: WebSocketSink[] = [];
+
+function flushCorked(): void {
+  const sinks = corkedInTick;
+  corkedInTick = [];
+  for (const sink of sinks) sink.flush();
 }
 
 /**
@@ -106,7 +111,7 @@ class WebSocketSink implements ConnectionSink {
     if (!this.corked) this.tcp.cork();
     this.corked = true;
     this.flushing = true;
-    process.nextTick(flushSink, this);
+    if (corkedInTick.push(this) === 1) process.nextTick(flushCorked);
   }
 
   private write(frame: Buffer | string): void {

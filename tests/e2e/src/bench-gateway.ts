@@ -33,6 +33,8 @@ for (const p of only)
     throw new Error(`BENCH_GATEWAY_ONLY: unknown phase '${p}' (known: ${PHASES.join(', ')})`);
 /** A directory: the gateway writes a V8 CPU profile there (`--cpu-prof`) when the benchmark ends. */
 const CPU_PROF_DIR = process.env.BENCH_GATEWAY_CPU_PROF;
+/** Node options for the gateway process only (`--max-semi-space-size=16`, to compare V8 settings). */
+const GATEWAY_NODE_OPTIONS = process.env.BENCH_GATEWAY_NODE_OPTIONS;
 
 const run = runId();
 const JWT_SECRET = `bench-${run}-0123456789abcdef`;
@@ -71,6 +73,7 @@ const gateway = await spawnService(
     REDIS_KEY_PREFIX: redisPrefix,
     WS_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
     DRAIN_WINDOW_MS: '0',
+    ...(GATEWAY_NODE_OPTIONS !== undefined && { NODE_OPTIONS: GATEWAY_NODE_OPTIONS }),
   },
   60_000,
   CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [],
