@@ -261,6 +261,47 @@ test('a relay should hold no transaction while it waits for Kafka, and lose its 
   assert.equal(unsent.rows[0]?.n, 0);
 });
 
+test('a relay should keep its shards while it finds rows, and release them when it finds none, fails or stops', async (t) => {
+  const { pool, defer } = await outboxDatabase(t, 'keep');
+  const topic = `test.${run}.keep`;
+  await writeOutbox(pool, topic, [liked('post-1', 1), liked('post-1', 2), liked('post-2', 1), liked('post-2', 2)]);
+  const first = new PgOutboxStore(pool, { leaseMs: 30_000 });
+  const second = new PgOutboxStore(pool, { leaseMs: 30_000 });
+  defer(() => first.close());
+  defer(() => second.close());
+  const sent: string[] = [];
+  const into = (rows: readonly { id: string }[]) => {
+    sent.push(...rows.map((r) => r.id));
+    return Promise.resolve();
+  };
+  const refuse = () => Promise.reject(new Error('the shards are held by the other relay'));
+
+  assert.equal(await first.publishBatch(1, into), 1);
+  assert.equal(await second.publishBatch(10, refuse), 0, 'a relay that found rows keeps its shards');
+  assert.equal(await first.publishBatch(1, into), 1);
+  await first.release(); // as its relay does when it stops
+  assert.equal(await second.publishBatch(1, into), 1, 'a stopped relay frees its shards at once');
+  assert.equal(await first.publishBatch(10, refuse), 0, 'the other relay keeps them now');
+  assert.equal(await second.publishBatch(10, into), 1);
+  assert.equal(await second.publishBatch(10, into), 0, 'nothing left: the relay releases its shards');
+  await writeOutbox(pool, topic, [liked('post-1', 3)]);
+  assert.equal(await first.publishBatch(10, into), 1, 'another relay takes the released shards');
+  assert.deepEqual(
+    sent.map(Number),
+    [...sent.map(Number)].sort((a, b) => a - b),
+    'in id order',
+  );
+
+  await writeOutbox(pool, topic, [liked('post-1', 4)]);
+  await assert.rejects(
+    first.publishBatch(10, () => Promise.reject(new Error('Kafka is down'))),
+    /Kafka is down/,
+  );
+  assert.equal(await second.publishBatch(10, into), 1, 'a relay that failed releases its shards');
+  const unsent = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL');
+  assert.equal(unsent.rows[0]?.n, 0);
+});
+
 /**
  * Commits an outbox row and asserts it sent no NOTIFY: notifications arrive in commit order, so
  * once a marker NOTIFYed after the commit is here, a NOTIFY of the write would be here too.

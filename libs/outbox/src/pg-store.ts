@@ -33,10 +33,11 @@ export interface PgOutboxStoreOptions {
 
 /**
  * The outbox seen by a relay. Rows are split into shards by a hash of their partition key. A
- * relay holds a dedicated *lock session*: for each batch it takes, with session-level advisory
- * try-locks, every shard that has unsent rows and that no other relay holds, reads the oldest
- * rows of those shards, publishes them, marks them sent and unlocks, each step a short
- * autocommit statement. No transaction is ever open while Kafka is called.
+ * relay holds a dedicated *lock session*: it takes, with session-level advisory try-locks, every
+ * shard that no other relay holds, and for each batch reads the oldest unsent rows of its shards,
+ * publishes them and marks them sent, each step a short autocommit statement; it keeps the
+ * shards while it finds rows and releases them when it finds none or fails. No transaction is
+ * ever open while Kafka is called.
  *
  * Safety: one aggregate's rows are only ever read by the session that holds its shard, in id
  * order. The marks are written on that same session, so a relay can mark rows sent only while
@@ -51,6 +52,8 @@ export class PgOutboxStore implements OutboxStore {
   private sessionBroken = false;
   /** True while `publish` runs (the lock session sits idle then, and may reach its lease). */
   private publishing = false;
+  /** The shards this relay's lock session holds (session-level advisory locks). */
+  private held: number[] = [];
 
   constructor(
     private readonly pool: Pool,
@@ -84,14 +87,19 @@ export class PgOutboxStore implements OutboxStore {
   private async closeSession(): Promise<void> {
     const client = this.session;
     this.session = undefined;
+    this.held = []; // the session's locks end with it
     if (client) await client.end().catch(() => undefined);
   }
 
   /**
-   * Takes every free shard with unsent rows, reads their oldest `limit` unsent rows in id order,
-   * calls `publish` with them (no lock of the database is held by a transaction meanwhile), marks
-   * them sent, and releases the shards. Resolves to the number of rows published; rejects when
-   * the database or `publish` fails (the rows stay unsent).
+   * Reads the oldest `limit` unsent rows of the shards this relay holds, in id order, calls
+   * `publish` with them (no lock of the database is held by a transaction meanwhile) and marks
+   * them sent. Before the read it takes every free shard it does not hold yet. It keeps its
+   * shards from one batch to the next while it finds rows, so a busy relay runs two statements
+   * per batch (read, mark) instead of four (take, read, mark, release); it releases them when it
+   * finds no row (then a relay elsewhere, woken by its own writes, can take them) and when the
+   * database or `publish` fails (so a relay whose Kafka works can take over). Resolves to the
+   * number of rows published; rejects when the database or `publish` fails (the rows stay unsent).
    */
   async publishBatch(limit: number, publish: (rows: readonly OutboxRecord[]) => Promise<void>): Promise<number> {
     let client: pg.Client;
@@ -99,24 +107,28 @@ export class PgOutboxStore implements OutboxStore {
       client = await this.lockSession();
     } catch (err) {
       this.sessionBroken = true;
+      this.held = [];
       throw err;
     }
+    let keep = false;
     try {
-      // Try-locks never wait; a shard another relay holds is skipped.
-      const shards = await client.query<{ shard: number }>(
-        `SELECT shard FROM (SELECT DISTINCT shard FROM outbox WHERE sent_at IS NULL AND shard < $2) pending
-         WHERE pg_try_advisory_lock($1, shard)`,
-        [SHARD_LOCK_CLASS, this.shards],
-      );
+      if (this.held.length < this.shards) {
+        // Try-locks never wait; a shard another relay holds is skipped.
+        const taken = await client.query<{ shard: number }>(
+          `SELECT s AS shard FROM generate_series(0, $2::int - 1) s
+           WHERE s <> ALL($3::int[]) AND pg_try_advisory_lock($1, s)`,
+          [SHARD_LOCK_CLASS, this.shards, this.held],
+        );
+        this.held.push(...taken.rows.map((r) => r.shard));
+      }
       this.opts.health?.recovered({ lockSession: true });
-      const taken = shards.rows.map((r) => r.shard);
-      if (taken.length === 0) return 0;
+      if (this.held.length === 0) return 0;
       // A prefix of the id order is, for every shard, that shard's oldest rows: order holds per key.
       // ORDER BY the table's bigint column: the output column `id` is text and would sort "10" < "9".
       const { rows } = await client.query<Row>(
         `SELECT outbox.id::text AS id, topic, key, value, headers, created_at FROM outbox
          WHERE shard = ANY($1::int[]) AND sent_at IS NULL ORDER BY outbox.id LIMIT $2`,
-        [taken, limit],
+        [this.held, limit],
       );
       if (rows.length === 0) return 0;
       this.publishing = true;
@@ -133,14 +145,22 @@ export class PgOutboxStore implements OutboxStore {
       this.publishing = false;
       // On the lock session: fails (rows stay unsent) if the lease ran out meanwhile.
       await client.query('UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])', [rows.map((r) => r.id)]);
+      keep = true;
       return rows.length;
     } finally {
       this.publishing = false;
-      await client.query('SELECT pg_advisory_unlock_all()').catch(() => {
-        // Session gone: PostgreSQL released its locks with it.
-        this.sessionBroken = true;
-      });
+      if (!keep) await this.release();
     }
+  }
+
+  /** Unlocks the shards this relay keeps between batches (when it stops); never rejects. */
+  async release(): Promise<void> {
+    if (this.held.length === 0 || !this.session) return;
+    this.held = [];
+    await this.session.query('SELECT pg_advisory_unlock_all()').catch(() => {
+      // Session gone: PostgreSQL released its locks with it.
+      this.sessionBroken = true;
+    });
   }
 
   /** Closes the lock session (its shards are released). */

@@ -8,10 +8,15 @@ import type { OutboxRecord, OutboxStore } from './relay.js';
 
 const logger = createLogger('outbox-test', 'silent');
 
-function memoryOutbox(rows: OutboxRecord[]): OutboxStore & { sent: Set<string> } {
+function memoryOutbox(rows: OutboxRecord[]): OutboxStore & { sent: Set<string>; releases: number } {
   const sent = new Set<string>();
   return {
     sent,
+    releases: 0,
+    release() {
+      this.releases++;
+      return Promise.resolve();
+    },
     async publishBatch(limit, publish) {
       const batch = rows.filter((r) => !sent.has(r.id)).slice(0, limit);
       if (batch.length === 0) return 0;
@@ -82,4 +87,20 @@ test('outbox relay should publish at once when woken instead of waiting for its 
   relay.wake();
   await waitUntil('the woken publish', 10_000, () => producer.published.length === 1);
   await relay.stop();
+});
+
+test('outbox relay should release its store once it stops, so another relay can take over at once', async () => {
+  const store = memoryOutbox([row(1)]);
+  const relay = createOutboxRelay({
+    store,
+    producer: flakyProducer(0),
+    topicPrefix: '',
+    logger,
+    pollIntervalMs: 60_000,
+  });
+  relay.start();
+  await waitUntil('the row to be sent', 5000, () => store.sent.size === 1);
+  assert.equal(store.releases, 0, 'a running relay keeps its claim');
+  await relay.stop();
+  assert.equal(store.releases, 1);
 });

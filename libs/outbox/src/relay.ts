@@ -20,6 +20,12 @@ export interface OutboxStore {
    * stay unsent and the rejection propagates. Resolves to the number of rows published.
    */
   publishBatch(limit: number, publish: (rows: readonly OutboxRecord[]) => Promise<void>): Promise<number>;
+  /**
+   * Lets go of what the relay keeps between batches (a store's claim on rows, such as the shards
+   * of `PgOutboxStore`), so another relay can take them at once. Called when the relay stops;
+   * never rejects.
+   */
+  release(): Promise<void>;
 }
 
 export interface OutboxRelayOptions {
@@ -45,7 +51,7 @@ export interface OutboxRelay {
    * does not, a writer should wake the relays of other processes (`OutboxListener.notify`).
    */
   active(): boolean;
-  /** Finishes the batch in flight and stops. */
+  /** Finishes the batch in flight, releases the store's claim (`OutboxStore.release`) and stops. */
   stop(): Promise<void>;
 }
 
@@ -131,6 +137,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       running = false;
       wakeUp?.();
       await loop;
+      await opts.store.release();
     },
   };
 }

@@ -4,10 +4,12 @@
 // autocannon in closed loop (N connections, each sends when its last answer arrived), then an
 // open loop (`openLoop`: requests due at a fixed rate over an undici pool, latency from each due
 // time, so a server that falls behind shows in the latency instead of slowing the load). Printed per phase: throughput, latency percentiles, status codes,
-// errors and timeouts, outbox commit → Kafka ack, and CPU seconds of the service, PostgreSQL,
+// errors and timeouts, outbox commit → Kafka ack (the relay's histogram, and per row from the
+// outbox table), and CPU seconds of the service, PostgreSQL,
 // Kafka and the load generator, in total and per answered request.
 import { loadavg } from 'node:os';
 import autocannon from 'autocannon';
+import pg from 'pg';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { cpuOf, waitFor } from '@ripple/testing';
 import { kafkaPid, postgresCpu, postgresCpuSince } from './bench-util.js';
@@ -56,6 +58,37 @@ function outboxP99(before: Map<string, number>, after: Map<string, number>): str
   return at === '+Inf' ? '>60000' : `≤${Math.round(Number(at) * 1000)}`;
 }
 
+/** The database server's clock now (outbox rows are stamped with it). */
+async function dbNow(db: pg.Pool): Promise<Date> {
+  const { rows } = await db.query<{ now: Date }>('SELECT clock_timestamp() AS now');
+  return rows[0]?.now ?? new Date(Number.NaN);
+}
+
+/**
+ * Outbox latency of the rows written since `since`, measured per row from the table itself: from
+ * `created_at` (the start of the writing transaction, so an upper bound of commit → ack) to
+ * `sent_at` (the relay's mark, the statement it runs right after the broker's acknowledgement).
+ * Waits up to 30 s for those rows to be sent; a row still unsent then counts as sent now. Returns
+ * `p50/p99` in ms, or `-` when no row was written.
+ */
+async function outboxLatency(db: pg.Pool, since: Date): Promise<string> {
+  await waitFor("the phase's outbox rows sent", 30_000, async () => {
+    const { rows } = await db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM outbox WHERE created_at >= $1 AND sent_at IS NULL',
+      [since],
+    );
+    return rows[0]?.n === 0 ? true : undefined;
+  }).catch(() => undefined);
+  const { rows } = await db.query<{ p50: number | null; p99: number | null }>(
+    `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99
+     FROM (SELECT 1000 * EXTRACT(EPOCH FROM coalesce(sent_at, clock_timestamp()) - created_at)::float8 AS ms
+           FROM outbox WHERE created_at >= $1) latencies`,
+    [since],
+  );
+  const { p50, p99 } = rows[0] ?? {};
+  return p50 == null || p99 == null ? '-' : `${Math.round(p50)}/${Math.round(p99)}`;
+}
+
 async function backlog(service: RunningService): Promise<string> {
   const text = await (await fetch(`${service.url}/metrics`)).text();
   return /^outbox_backlog_rows(?:\{[^}]*\})? (\S+)/m.exec(text)?.[1] ?? '?';
@@ -71,6 +104,8 @@ interface Row {
   statuses: string;
   errors: string;
   outbox: string;
+  /** Outbox transaction start → Kafka ack p50/p99 in ms, per row (`outboxLatency`). */
+  outboxLatency: string;
   /** The service's event-loop delay p99/max in ms over the phase, and its GC seconds. */
   loop: string;
   cpu: string;
@@ -138,8 +173,14 @@ interface Request {
   body: string;
 }
 
-async function phase(scenario: string, service: RunningService, drive: () => Promise<Drive>): Promise<Row> {
+async function phase(
+  scenario: string,
+  service: RunningService,
+  db: pg.Pool,
+  drive: () => Promise<Drive>,
+): Promise<Row> {
   const kafka = kafkaPid();
+  const since = await dbNow(db);
   const cpu0 = [cpuOf(service.process.pid), postgresCpu(), cpuOf(kafka), process.cpuUsage()] as const;
   // This scrape restarts the event-loop delay histogram, so the next one covers the phase only.
   const metrics0 = await scrape(service);
@@ -165,6 +206,7 @@ async function phase(scenario: string, service: RunningService, drive: () => Pro
     statuses: result.statuses,
     errors: `${result.errors}/${result.timeouts}`,
     outbox: `${outboxP99(outboxBuckets(metrics0), outboxBuckets(metrics1))} / ${await backlog(service)}`,
+    outboxLatency: await outboxLatency(db, since),
     loop:
       `${ms(sample(metrics1, 'nodejs_eventloop_lag_p99_seconds'))}/` +
       `${ms(sample(metrics1, 'nodejs_eventloop_lag_max_seconds'))} / ${gcSeconds.toFixed(2)}`,
@@ -177,29 +219,27 @@ async function phase(scenario: string, service: RunningService, drive: () => Pro
 const FAIL = process.env.BENCH_HTTP_FAIL;
 
 const load0 = loadavg();
-const rows = await runScoped('bh', async ({ iso, spawn }) => {
+const rows = await runScoped('bh', async ({ iso, spawn, defer }) => {
   const rows: Row[] = [];
   const env = { ...iso.env, RATE_LIMIT_MAX: '100000000' };
   const secret = jwtSecret(iso.jwtSecretText);
   const token = await signAccessToken(secret, `bh${iso.run}`, { ttlSeconds: 3600 });
   const want = (name: string) => ONLY === undefined || ONLY.includes(name);
-  const targets: [string, RunningService, string][] = [];
+  const targets: [string, RunningService, string, pg.Pool][] = [];
+  /** A small pool on a service's database, for the outbox's per-row latency. */
+  const database = (url: string): pg.Pool => {
+    const db = new pg.Pool({ connectionString: url, max: 1 });
+    defer(() => db.end());
+    return db;
+  };
   if (want('post')) {
-    const post = await spawn(
-      'post-service',
-      { ...env, DATABASE_URL: iso.databaseUrl('post-service') },
-      60_000,
-      nodeArgs,
-    );
-    targets.push(['POST /posts', post, `${post.url}/posts`]);
+    const databaseUrl = iso.databaseUrl('post-service');
+    const post = await spawn('post-service', { ...env, DATABASE_URL: databaseUrl }, 60_000, nodeArgs);
+    targets.push(['POST /posts', post, `${post.url}/posts`, database(databaseUrl)]);
   }
   if (want('chat')) {
-    const chat = await spawn(
-      'chat-service',
-      { ...env, DATABASE_URL: iso.databaseUrl('chat-service') },
-      60_000,
-      nodeArgs,
-    );
+    const databaseUrl = iso.databaseUrl('chat-service');
+    const chat = await spawn('chat-service', { ...env, DATABASE_URL: databaseUrl }, 60_000, nodeArgs);
     // A service that has just started on a busy machine may shed its first request (503 with
     // Retry-After, when its start-up work still shows in the measured event-loop delay); the
     // benchmark waits as a client would.
@@ -213,13 +253,13 @@ const rows = await runScoped('bh', async ({ iso, spawn }) => {
     });
     if (res.status !== 201) throw new Error(`POST /rooms answered ${res.status}: ${await res.text()}`);
     const { id } = (await res.json()) as { id: string };
-    targets.push(['POST /rooms/:roomId/messages', chat, `${chat.url}/rooms/${id}/messages`]);
+    targets.push(['POST /rooms/:roomId/messages', chat, `${chat.url}/rooms/${id}/messages`, database(databaseUrl)]);
   }
   const pids = targets.map(([, service]) => service.process.pid).join(',');
   process.stdout.write(`bench-http: run=${iso.run} pids=${pids}\n`);
   const body = JSON.stringify({ body: 'x'.repeat(100) });
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-  for (const [route, service, url] of targets) {
+  for (const [route, service, url, db] of targets) {
     // Warm-up: connections, JIT, the pool and the outbox relay's first batches.
     await autocannon({
       url,
@@ -233,11 +273,11 @@ const rows = await runScoped('bh', async ({ iso, spawn }) => {
     const request = { url, headers, body };
     for (const connections of CLOSED_CONNECTIONS) {
       rows.push(
-        await phase(`${route}, closed loop ${connections} conn`, service, () => closedLoop(request, connections)),
+        await phase(`${route}, closed loop ${connections} conn`, service, db, () => closedLoop(request, connections)),
       );
     }
     rows.push(
-      await phase(`${route}, open loop ${RATE}/s (${OPEN_CONNECTIONS} conn)`, service, () =>
+      await phase(`${route}, open loop ${RATE}/s (${OPEN_CONNECTIONS} conn)`, service, db, () =>
         fixedRate(request, OPEN_CONNECTIONS, RATE),
       ),
     );
@@ -255,6 +295,7 @@ const header = [
   'status codes',
   'errors/timeouts',
   'outbox p99 ms / backlog',
+  'outbox tx → ack p50/p99 ms',
   'loop delay p99/max ms / GC s',
   'CPU s service/pg/kafka/bench',
   'CPU ms per request service/pg/kafka/bench',
@@ -269,6 +310,7 @@ const lines = rows.map((r) => [
   r.statuses,
   r.errors,
   r.outbox,
+  r.outboxLatency,
   r.loop,
   r.cpu,
   r.cpuPerRequest,
