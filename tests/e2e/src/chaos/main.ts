@@ -4,12 +4,13 @@
 // Knobs: CHAOS_CLIENTS (default 200, what fits in 10 minutes on the loaded 2-core machine),
 // CHAOS_ROLLING_CLIENTS (clients of the rolling restart only, default CHAOS_CLIENTS; the issue's
 // figure is 5000), CHAOS_POSTS_PER_SEC (default 40), CHAOS_SCENARIOS (comma-separated names,
-// default all), CHAOS_DEADLINE_MIN (default 10: the suite stops itself, failed, after that long).
+// default all), CHAOS_DEADLINE_MIN (default 10: the suite stops itself, failed, after that long),
+// CHAOS_CLIENTS_PER_PROCESS (default 1000: the clients run in ⌈clients / this⌉ fleet processes).
 import { runScoped } from '../harness.js';
 import { startCluster } from './cluster.js';
 import { formatReport } from './ledger.js';
 import type { ScenarioResult } from './ledger.js';
-import { SCENARIOS, runScenario } from './scenarios.js';
+import { CLIENTS_PER_PROCESS, SCENARIOS, runScenario } from './scenarios.js';
 
 const knob = (name: string, fallback: number): number => {
   const value = Number(process.env[name] ?? fallback);
@@ -21,6 +22,7 @@ const size = {
   creators: 10,
   postsPerSec: knob('CHAOS_POSTS_PER_SEC', 40),
   trafficMs: 3000,
+  clientsPerProcess: knob('CHAOS_CLIENTS_PER_PROCESS', CLIENTS_PER_PROCESS),
 };
 const rollingClients = knob('CHAOS_ROLLING_CLIENTS', size.clients);
 /** The whole suite stops by itself after this long, failed (10 minutes unless told). */

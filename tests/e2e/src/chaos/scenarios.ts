@@ -23,7 +23,12 @@ export interface ChaosSize {
   readonly postsPerSec: number;
   /** Traffic before the fault and after it, ms each. */
   readonly trafficMs: number;
+  /** Clients per fleet process (default {@link CLIENTS_PER_PROCESS}): the fleet runs in ⌈clients / this⌉ processes. */
+  readonly clientsPerProcess?: number;
 }
+
+/** Clients per fleet process unless a size says otherwise. */
+export const CLIENTS_PER_PROCESS = 1000;
 
 /** A fault, done while traffic flows. */
 export interface Scenario {
@@ -57,7 +62,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'slow-consumer',
-    fault: (_cluster, fleet) => fleet.pauseReading(Math.max(1, Math.ceil(fleet.clients.length / 20)), 4000),
+    fault: (_cluster, fleet) => fleet.pauseReading(Math.max(1, Math.ceil(fleet.size / 20)), 4000),
   },
   {
     name: 'redis-restart',
@@ -103,10 +108,13 @@ export async function runScenario(
   const creators = Array.from({ length: size.creators }, (_, i) => `${tag}-a${i}`);
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
-  const fleet = await connectFleet(cluster, ledger, tag, creators, size.clients, timelines, log);
+  const processes = Math.ceil(size.clients / (size.clientsPerProcess ?? CLIENTS_PER_PROCESS));
+  const fleet = await connectFleet(cluster, ledger, tag, creators, size.clients, timelines, processes, log);
+  // Every process of the run, the fleet's included, for the CPU figures.
+  const pids = () => ({ ...cluster.pids(), ...fleet.pids() });
   try {
     const traffic = startTraffic(cluster, ledger, creators, size.postsPerSec);
-    const steady = cpuUse(() => cluster.pids());
+    const steady = cpuUse(pids);
     await pause(size.trafficMs);
     const { ms, wallMs } = steady.done();
     const perSec = Object.entries(ms).map(([name, used]) => `${name} ${Math.round((used * 1000) / wallMs)}`);
@@ -114,9 +122,10 @@ export async function runScenario(
       `${scenario.name}: before the fault, ${size.clients} clients and traffic: CPU ms per s ${perSec.join(', ')} (load average ${loadavg()[0]?.toFixed(1)})\n`,
     );
     cluster.sampleMemory(ledger);
+    fleet.sampleMemory(ledger);
     const gateways = () => cluster.gateways.map((g) => ({ url: g.url, pid: g.process.pid }));
     const gatewaysBefore = await scrapeGateways(gateways());
-    const cpu = new CpuSampler(() => cluster.pids());
+    const cpu = new CpuSampler(pids);
     const faultAt = Date.now();
     await scenario.fault(cluster, fleet);
     const faultMs = Date.now() - faultAt;
@@ -136,8 +145,10 @@ export async function runScenario(
       result.delivered < result.expected ? await explainLate(cluster, ledger, settleMs, extraMs) : undefined;
     if (misses) log?.(`${scenario.name}: missing deliveries explained:\n${JSON.stringify(misses, null, 1)}\n`);
     cluster.sampleMemory(ledger);
+    fleet.sampleMemory(ledger);
     loop.disable();
-    const lag = `driver event loop delay p99 ${Math.round(loop.percentile(99) / 1e6)} ms, max ${Math.round(loop.max / 1e6)} ms`;
+    const fleetLoops = (await fleet.loopDelays()).map((d) => `${Math.round(d.p99Ms)}/${Math.round(d.maxMs)}`);
+    const lag = `driver event loop delay p99 ${Math.round(loop.percentile(99) / 1e6)} ms, max ${Math.round(loop.max / 1e6)} ms; fleet processes' p99/max ms ${fleetLoops.join(', ')}`;
     log?.(
       `${scenario.name}: fault at ${new Date(faultAt).toISOString()} (took ${faultMs} ms); ${settled}; ${lag}; recoveries:\n${timelines.summary()}\n`,
     );
@@ -150,7 +161,7 @@ export async function runScenario(
     const { peakRssMb } = ledger.result(scenario.name);
     return misses ? withMisses({ ...result, peakRssMb }, misses) : { ...result, peakRssMb };
   } finally {
-    fleet.close();
+    await fleet.close();
   }
 }
 
