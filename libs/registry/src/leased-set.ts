@@ -1,6 +1,9 @@
 import type { Redis } from 'ioredis';
 import { execAll, script } from './scripts.js';
 
+/** Keys `RedisLeasedSets.addMany` renews per round trip. */
+export const RENEW_CHUNK = 256;
+
 /*
  * A "leased set" is a sorted set whose members carry their lease expiry (ms, Redis clock) as
  * score. Members whose lease ran out are swept on every write and ignored on every read, and the
@@ -103,12 +106,21 @@ export class RedisLeasedSets {
     return ((await this.scripts.live(this.redis, key)) as string[]).sort();
   }
 
-  /** Renews many keys at once (one round trip), e.g. on a heartbeat. */
+  /**
+   * Renews many keys (a heartbeat's), RENEW_CHUNK keys per round trip, one round trip after the
+   * other. In one pipeline, a node's thousands of keys were encoded at once, then run by Redis at
+   * once, then their replies parsed at once: tens of ms in which the gateway's event loop, and
+   * every command behind them in Redis (a routed batch's script), waited. Rejects with the first
+   * failure; the chunks before it were renewed.
+   */
   async addMany(entries: readonly { key: string; members: readonly string[] }[], ttlMs: number): Promise<void> {
-    if (entries.length === 0) return;
-    const pipeline = this.redis.pipeline();
-    for (const e of entries) this.scripts.add.queue(pipeline, e.key, String(Math.ceil(ttlMs)), ...e.members);
-    await execAll(pipeline);
+    const ttl = String(Math.ceil(ttlMs));
+    for (let from = 0; from < entries.length; from += RENEW_CHUNK) {
+      const pipeline = this.redis.pipeline();
+      for (const e of entries.slice(from, from + RENEW_CHUNK))
+        this.scripts.add.queue(pipeline, e.key, ttl, ...e.members);
+      await execAll(pipeline);
+    }
   }
 
   /** The live members of many keys (one round trip), in the order of `keys`. */

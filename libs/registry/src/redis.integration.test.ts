@@ -20,6 +20,7 @@ import {
   routeLogContract,
 } from './contract.js';
 import { HISTORY_DEDUPE_WINDOW } from './history.js';
+import { RENEW_CHUNK } from './leased-set.js';
 import { historyAppendKeys } from './redis-history.js';
 
 const redis = new Redis(testInfra.redisUrl);
@@ -65,6 +66,36 @@ directoryContract('redis', () => {
     // Real Redis time has to pass for leases to run out.
     expire: () => new Promise<void>((resolve) => setTimeout(resolve, leaseMs + 50)),
   });
+});
+
+test('redis leased sets should renew a heartbeat of many keys a bounded pipeline at a time', async (t) => {
+  const p = prefix();
+  const connection = new Redis(testInfra.redisUrl);
+  t.after(() => connection.disconnect());
+  const sizes: number[] = [];
+  const pipeline = connection.pipeline.bind(connection);
+  connection.pipeline = (...args: Parameters<Redis['pipeline']>) => {
+    const queued = pipeline(...args);
+    const exec = queued.exec.bind(queued);
+    queued.exec = (...execArgs: Parameters<typeof exec>) => {
+      sizes.push(queued.length);
+      return exec(...execArgs);
+    };
+    return queued;
+  };
+  const sets = new RedisLeasedSets(connection);
+  const keys = Array.from({ length: 2 * RENEW_CHUNK + 1 }, (_, i) => `${p}set:{${i}}`);
+  await sets.addMany(
+    keys.map((key, i) => ({ key, members: [`m${i}`] })),
+    60_000,
+  );
+  assert.deepEqual(sizes, [RENEW_CHUNK, RENEW_CHUNK, 1], 'no round trip carries more than RENEW_CHUNK keys');
+  const live = await sets.liveMany(keys);
+  assert.deepEqual(
+    live,
+    keys.map((_, i) => [`m${i}`]),
+    'every key was renewed',
+  );
 });
 
 historyContract('redis', (maxLength) => {

@@ -79,3 +79,46 @@ test('heartbeats should forget a removed socket', (t) => {
   mock.timers.tick(3000);
   assert.deepEqual([socket.pings, socket.terminated, beats.size], [1, false, 0]);
 });
+
+test('heartbeats should spread sockets that connect at once over the ticks, so no tick pings more than its share', (t) => {
+  mock.timers.enable({ apis: ['setInterval'] });
+  t.after(() => mock.timers.reset());
+  const beats = new Heartbeats(1000, { slots: 10 });
+  t.after(() => beats.stop());
+  const storm = Array.from({ length: 1000 }, () => fakeSocket()); // a reconnect storm: all in one tick
+  for (const socket of storm) beats.add(socket);
+  const perTick: number[] = [];
+  let before = 0;
+  for (let tick = 0; tick < 10; tick++) {
+    mock.timers.tick(100);
+    const pinged = storm.reduce((n, s) => n + s.pings, 0);
+    perTick.push(pinged - before);
+    before = pinged;
+  }
+  assert.deepEqual(
+    perTick,
+    Array.from({ length: 10 }, () => 100),
+    'each tick pings a tenth of them',
+  );
+  assert.ok(
+    storm.every((s) => s.pings === 1),
+    'each socket is pinged once per interval',
+  );
+});
+
+test('heartbeats should tick every 100 ms by default, whatever the interval', (t) => {
+  mock.timers.enable({ apis: ['setInterval'] });
+  t.after(() => mock.timers.reset());
+  const beats = new Heartbeats(25_000);
+  t.after(() => beats.stop());
+  const storm = Array.from({ length: 500 }, () => fakeSocket());
+  for (const socket of storm) beats.add(socket);
+  mock.timers.tick(100);
+  assert.equal(
+    storm.reduce((n, s) => n + s.pings, 0),
+    2,
+    'one 250th of the sockets per 100 ms tick',
+  );
+  mock.timers.tick(24_900);
+  assert.ok(storm.every((s) => s.pings === 1));
+});

@@ -6,7 +6,6 @@ import type { Directory } from '@ripple/registry';
 import { ConnectionLifecycle } from './lifecycle.js';
 import { singleNodeGateway, unitLimits, unitSecret as secret } from './single-node.js';
 import type { ConnectionSink } from './sink.js';
-import { MAX_TIMER_MS, setLongTimeout } from './timers.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -43,28 +42,6 @@ function slowRegistration() {
   });
   return { g, register };
 }
-
-test('setLongTimeout should wait out delays beyond the timer maximum instead of firing at once', (t) => {
-  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_700_000_000_000 });
-  let fired = 0;
-  setLongTimeout(() => (fired += 1), 30 * DAY_MS);
-  t.mock.timers.tick(1);
-  assert.equal(fired, 0);
-  t.mock.timers.tick(MAX_TIMER_MS);
-  assert.equal(fired, 0);
-  t.mock.timers.tick(30 * DAY_MS - MAX_TIMER_MS - 2);
-  assert.equal(fired, 0);
-  t.mock.timers.tick(1);
-  assert.equal(fired, 1);
-  setLongTimeout(() => (fired += 1), -5);
-  t.mock.timers.tick(0);
-  assert.equal(fired, 2);
-  const cancelled = setLongTimeout(() => (fired += 1), 3 * MAX_TIMER_MS);
-  t.mock.timers.tick(MAX_TIMER_MS + 1);
-  cancelled.cancel();
-  t.mock.timers.tick(3 * MAX_TIMER_MS);
-  assert.equal(fired, 2);
-});
 
 test('a token valid for 30 days should get welcome and keep the connection open until exp', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_700_000_000_000 });

@@ -191,6 +191,23 @@ runProcess(SERVICE_NAME, async () => {
   open.count = () => live.size;
   connectionList.all = () => live.all();
 
+  // The upkeep's bulk renewals (every held channel, a share of the presence entries: thousands of
+  // scripts) have a connection of their own too. On the shared, auto-pipelined one, a routed
+  // batch's script that came during a renewal waited behind all of it, every heartbeat.
+  const upkeepRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 3 });
+  watchRedis(upkeepRedis, 'redis-upkeep');
+  const upkeepDirectory = timed(
+    new LeasedDirectory(
+      new RedisLeasedSets(upkeepRedis),
+      config.REDIS_KEY_PREFIX,
+      nodeId,
+      leaseMs,
+      config.PRESENCE_LEASE_MS,
+    ),
+    'directory',
+    metrics,
+  );
+
   const reaper = new PresenceReaper({
     roster,
     directory,
@@ -201,7 +218,7 @@ runProcess(SERVICE_NAME, async () => {
     nodeId,
     intervalMs: config.REGISTRY_HEARTBEAT_MS,
     leaseMs,
-    refreshDirectory: () => directory.refresh(live.holdings(hub.channelNames())),
+    refreshDirectory: () => upkeepDirectory.refresh(live.holdings(hub.channelNames())),
     connections: () => live.holdings([]).connections,
     roster,
     catchUp: () => catchUp('lease'),
@@ -311,6 +328,7 @@ runProcess(SERVICE_NAME, async () => {
       await Promise.all([producer.disconnect(), admin.disconnect()]);
       redis.disconnect();
       leaseRedis.disconnect();
+      upkeepRedis.disconnect();
     },
   };
 });

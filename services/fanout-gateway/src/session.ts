@@ -7,7 +7,7 @@ import type { ChannelEnded, ConnectionSink, FramePosition } from './sink.js';
 import { CloseCodes, MAX_REQUEST_ID_LENGTH, gapFrame, parseClientFrame } from './protocol.js';
 import type { ClientFrame } from './protocol.js';
 import { Subscriptions } from './subscriptions.js';
-import { setLongTimeout } from './timers.js';
+import { DeadlineQueue } from './timers.js';
 import type { LongTimer } from './timers.js';
 import type { ChannelSink, Register, SubscriptionDeps } from './subscriptions.js';
 import type { ChannelFrame } from './hub.js';
@@ -310,9 +310,8 @@ export class Session implements ChannelSink {
     this.noticeSent = false;
     const exp = this.user.exp;
     if (exp === undefined) return;
-    // A far-off `exp` (beyond what setTimeout takes) must not fire at once: setLongTimeout.
     const msLeft = exp * 1000 - this.now();
-    this.expiry = setLongTimeout(expiryDue, msLeft - this.deps.limits.refreshWindowMs, this.now, this);
+    this.expiry = expiryQueue(this.now).schedule(msLeft - this.deps.limits.refreshWindowMs, this);
   }
 
   /** The token timer fired: the notice first, then (armed again) the expiry. */
@@ -324,7 +323,7 @@ export class Session implements ChannelSink {
       this.reply({ op: 'refresh_required', expiresAt: exp });
       const msLeft = exp * 1000 - this.now();
       if (msLeft > 0) {
-        this.expiry = setLongTimeout(expiryDue, msLeft, this.now, this);
+        this.expiry = expiryQueue(this.now).schedule(msLeft, this);
         return;
       }
     }
@@ -356,6 +355,20 @@ export class Session implements ChannelSink {
 
 function expiryDue(session: Session): void {
   session.expiryDue();
+}
+
+/**
+ * The sessions' token timers: one queue (one Node timer) per clock, so every session of a node
+ * shares one, instead of a Node timer each (tests that inject a clock get their own).
+ */
+const expiryQueues = new WeakMap<() => number, DeadlineQueue<Session>>();
+function expiryQueue(now: () => number): DeadlineQueue<Session> {
+  let queue = expiryQueues.get(now);
+  if (!queue) {
+    queue = new DeadlineQueue(expiryDue, now);
+    expiryQueues.set(now, queue);
+  }
+  return queue;
 }
 
 /**

@@ -7,55 +7,142 @@ export interface LongTimer {
 }
 
 /**
- * Runs `fn(arg)` once `ms` from now (by `now`), however long that is: delays that come from a
- * token, a client or configuration may exceed what `setTimeout` takes, so a long delay is waited
- * out in steps of at most MAX_TIMER_MS, each measured against the deadline. Non-finite or negative
- * delays count as 0. The timer does not keep the process alive. `fn` and `arg` (rather than a
- * closure) let many timers share one function: a session holds one of these for its whole life.
+ * Many one-shot timers on one Node timer: a binary heap by deadline, with one timer armed for the
+ * earliest, in steps of at most MAX_TIMER_MS, each measured against the deadline: delays that come
+ * from a token, a client or configuration may exceed what `setTimeout` takes. For a timer per
+ * connection (the session's token expiry), where a Node timer each cost ~210 bytes (a Timeout, a
+ * long-delay wrapper, a share of a timer list) and an entry here costs ~50. Deadlines are exact to the ms by
+ * `now`; equal ones fire in no particular order. `fire` is called with the scheduled `arg`; a
+ * `fire` that throws does not stop the others (the error is rethrown asynchronously, as a timer's
+ * would be). Timers do not keep the process alive.
  */
-export function setLongTimeout(fn: () => void, ms: number, now?: () => number): LongTimer;
-export function setLongTimeout<A>(fn: (arg: A) => void, ms: number, now: () => number, arg: A): LongTimer;
-export function setLongTimeout<A>(
-  fn: (arg: A | undefined) => void,
-  ms: number,
-  now: () => number = Date.now,
-  arg?: A,
-): LongTimer {
-  return new LongTimeout(fn, now() + (Number.isNaN(ms) ? 0 : Math.max(0, ms)), now, arg);
-}
-
-class LongTimeout<A> implements LongTimer {
+export class DeadlineQueue<A> {
+  private readonly heap: QueuedDeadline<A>[] = [];
   private timer: NodeJS.Timeout | undefined;
+  /** The deadline the timer is armed for (ms by `now`), Infinity when none. */
+  private armedFor = Infinity;
 
   constructor(
-    private readonly fn: (arg: A) => void,
-    private readonly deadline: number,
-    private readonly now: () => number,
-    private readonly arg: A,
-  ) {
+    private readonly fire: (arg: A) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Deadlines scheduled and neither fired nor cancelled. */
+  get size(): number {
+    return this.heap.length;
+  }
+
+  /** Calls `fire(arg)` once, `ms` from now (non-finite or negative: at once, in a timer's turn). */
+  schedule(ms: number, arg: A): LongTimer {
+    const entry = new QueuedDeadline(
+      this,
+      this.now() + (Number.isNaN(ms) ? 0 : Math.max(0, ms)),
+      arg,
+      this.heap.length,
+    );
+    this.heap.push(entry);
+    this.up(entry.index);
+    if (entry.at < this.armedFor) this.arm();
+    return entry;
+  }
+
+  /** Takes `entry` out of the heap (a cancel); the timer may fire early and find nothing due. */
+  remove(entry: QueuedDeadline<A>): void {
+    const i = entry.index;
+    if (i < 0 || this.heap[i] !== entry) return;
+    entry.index = -1;
+    const last = this.heap.pop();
+    if (last === undefined || last === entry) return;
+    this.heap[i] = last;
+    last.index = i;
+    this.down(i);
+    this.up(last.index);
+  }
+
+  /** Fires what is due, then arms the timer for the next deadline. */
+  run(): void {
+    this.timer = undefined;
+    this.armedFor = Infinity;
+    const now = this.now();
+    for (let top = this.heap[0]; top !== undefined && top.at <= now; top = this.heap[0]) {
+      this.remove(top);
+      try {
+        this.fire(top.arg);
+      } catch (err) {
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
     this.arm();
   }
 
-  cancel(): void {
+  private arm(): void {
+    const top = this.heap[0];
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
-  }
-
-  fire(): void {
-    if (this.timer === undefined) return; // cancelled
-    this.timer = undefined;
-    if (this.deadline - this.now() > 0) this.arm();
-    else this.fn(this.arg);
-  }
-
-  private arm(): void {
-    this.timer = setTimeout(fireLongTimeout, Math.min(Math.max(0, this.deadline - this.now()), MAX_TIMER_MS), this);
+    this.armedFor = Infinity;
+    if (top === undefined) return;
+    this.armedFor = top.at;
+    this.timer = setTimeout(runDeadlines, Math.min(Math.max(0, top.at - this.now()), MAX_TIMER_MS), this);
     this.timer.unref();
+  }
+
+  private up(i: number): void {
+    const { heap } = this;
+    const entry = heap[i];
+    if (entry === undefined) return;
+    while (i > 0) {
+      const parentIndex = (i - 1) >> 1;
+      const parent = heap[parentIndex] as QueuedDeadline<A>;
+      if (parent.at <= entry.at) break;
+      heap[i] = parent;
+      parent.index = i;
+      i = parentIndex;
+    }
+    heap[i] = entry;
+    entry.index = i;
+  }
+
+  private down(i: number): void {
+    const { heap } = this;
+    const entry = heap[i];
+    if (entry === undefined) return;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= heap.length) break;
+      const right = left + 1;
+      const child =
+        right < heap.length && (heap[right] as QueuedDeadline<A>).at < (heap[left] as QueuedDeadline<A>).at
+          ? right
+          : left;
+      const smaller = heap[child] as QueuedDeadline<A>;
+      if (entry.at <= smaller.at) break;
+      heap[i] = smaller;
+      smaller.index = i;
+      i = child;
+    }
+    heap[i] = entry;
+    entry.index = i;
   }
 }
 
-function fireLongTimeout(timer: { fire(): void }): void {
-  timer.fire();
+/** One scheduled deadline of a DeadlineQueue: its handle, and its place in the heap. */
+class QueuedDeadline<A> implements LongTimer {
+  constructor(
+    private readonly queue: DeadlineQueue<A>,
+    readonly at: number,
+    readonly arg: A,
+    public index: number,
+  ) {}
+
+  cancel(): void {
+    this.queue.remove(this);
+  }
+}
+
+function runDeadlines(queue: { run(): void }): void {
+  queue.run();
 }
 
 /** A task run over and over; `stop` resolves once the run in flight, if any, ended. */
