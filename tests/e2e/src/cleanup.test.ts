@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +7,7 @@ import pg from 'pg';
 import { createKafka, createKafkaAdmin } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { testInfra, waitFor } from '@ripple/testing';
+import { isolatedRun } from './harness.js';
 
 // The shared harness (runScoped) must leave nothing behind when a script fails or is interrupted:
 // checked on bench:http itself, failed on purpose and stopped with SIGINT.
@@ -85,4 +86,40 @@ test('a benchmark interrupted with SIGINT should stop its services and remove it
   bench.child.kill('SIGINT');
   assert.equal(await bench.exited, 130, bench.output());
   await assertNothingLeft(run, pids);
+});
+
+test('a test process ended by a signal should take the services it spawned with it', async () => {
+  // A test file killed (Ctrl-C, a runner's SIGTERM) used to leave its services running, orphaned.
+  const iso = isolatedRun('sig');
+  after(() => iso.cleanup());
+  const harness = new URL('./harness.js', import.meta.url).href;
+  const child = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `const { spawnService } = await import(${JSON.stringify(harness)});
+       const gateway = await spawnService('fanout-gateway', JSON.parse(process.env.SERVICE_ENV));
+       console.log('spawned ' + gateway.process.pid);
+       setInterval(() => undefined, 1000);`,
+    ],
+    {
+      cwd: ROOT,
+      env: { ...process.env, SERVICE_ENV: JSON.stringify({ ...iso.env, KAFKA_GROUP_ID: `sig.${iso.run}` }) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const pid = await waitFor(
+    'the service to start',
+    90_000,
+    () => Number(/spawned (\d+)/.exec(output)?.[1]) || undefined,
+  );
+  assert.ok(alive(pid));
+  child.kill('SIGTERM');
+  assert.equal(await exited, 143, output);
+  await waitFor('the service to stop', 10_000, () => !alive(pid) || undefined);
 });

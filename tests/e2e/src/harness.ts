@@ -43,6 +43,18 @@ const children = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const child of children) child.kill('SIGKILL');
 });
+// A signal (Ctrl-C, a CI runner's or a test runner's SIGTERM) ends a process without 'exit' by
+// default, and its services ran on, orphaned: end it through 'exit' instead. A script that
+// handles the signal itself (runScoped: it cleans up, then exits) is left to do so.
+for (const [signal, number] of [
+  ['SIGINT', 2],
+  ['SIGTERM', 15],
+  ['SIGHUP', 1],
+] as const) {
+  process.on(signal, () => {
+    if (process.listenerCount(signal) === 1) process.exit(128 + number);
+  });
+}
 
 /**
  * How long a service may take to start, in ms of time it could have run (see {@link spawnService}):
