@@ -12,7 +12,7 @@ import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { Topics } from '@ripple/events';
 import { createKafka, createKafkaAdmin, deleteTopics, dlqTopicOf } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { runId, testInfra, cpuOf } from '@ripple/testing';
+import { cpuOf, deleteKeys, runId, testInfra } from '@ripple/testing';
 import { loadConfig } from './config.js';
 import { startBareConsumer } from './kafkajs-alone.js';
 import type { PeerName } from './dialects.js';
@@ -62,8 +62,7 @@ function cleanup(): Promise<void> {
     if (left.length > 0) console.error(`[bench:peers] could not delete consumer groups ${left.join(', ')}`);
     await admin.disconnect();
     const redis = new Redis(testInfra.redisUrl);
-    const keys = await redis.keys(`${redisPrefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
+    await deleteKeys(redis, `${redisPrefix}*`);
     redis.disconnect();
   })();
   return cleaning;

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose';
 import type { FastifyInstance } from 'fastify';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
-import { runId, testInfra } from '@ripple/testing';
+import { deleteKeys, runId, testInfra } from '@ripple/testing';
 import { createApiApp } from './api.js';
 import { requireUser, userOf } from './auth.js';
 import { allowedOriginsOf } from './cors.js';
@@ -19,8 +19,7 @@ const apps: FastifyInstance[] = [];
 
 after(async () => {
   await Promise.all(apps.map((a) => a.close()));
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await deleteKeys(redis, `${prefix}*`);
   redis.disconnect();
 });
 

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import type { FastifyInstance } from 'fastify';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
-import { OpenApiContract, rawHttp, runId, testInfra } from '@ripple/testing';
+import { deleteKeys, OpenApiContract, rawHttp, runId, testInfra } from '@ripple/testing';
 import { createApiApp } from './api.js';
 import { requireUser } from './auth.js';
 import { routeSchema } from './contract.js';
@@ -81,8 +81,7 @@ before(async () => {
 
 after(async () => {
   await app.close();
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await deleteKeys(redis, `${prefix}*`);
   redis.disconnect();
 });
 

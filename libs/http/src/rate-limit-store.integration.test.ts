@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { runId, testInfra, waitUntil } from '@ripple/testing';
+import { deleteKeys, runId, testInfra, waitUntil } from '@ripple/testing';
 import { RATE_LIMIT_LOCAL_SHARE, settledRateLimitStore } from './rate-limit-store.js';
 import type { RateLimitStore } from './rate-limit-store.js';
 
@@ -11,8 +11,7 @@ const closers: (() => Promise<void>)[] = [];
 
 after(async () => {
   for (const close of closers) await close();
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await deleteKeys(redis, `${prefix}*`);
   redis.disconnect();
 });
 

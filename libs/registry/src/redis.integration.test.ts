@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { registryCompleteIn, runId, testInfra, waitUntil } from '@ripple/testing';
+import { deleteKeys, registryCompleteIn, runId, testInfra, waitUntil } from '@ripple/testing';
 import {
   LeasedDirectory,
   RedisConnectLog,
@@ -28,8 +28,7 @@ const prefixes: string[] = [];
 
 after(async () => {
   for (const prefix of prefixes) {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
+    await deleteKeys(redis, `${prefix}*`);
   }
   redis.disconnect();
   for (const c of claimers) c.disconnect();
@@ -60,8 +59,7 @@ directoryContract('redis', () => {
   return Promise.resolve({
     forNode: (nodeId: string) => new LeasedDirectory(sets, p, nodeId, leaseMs),
     wipe: async () => {
-      const keys = await redis.keys(`${p}*`);
-      if (keys.length > 0) await redis.del(...keys);
+      await deleteKeys(redis, `${p}*`);
     },
     // Real Redis time has to pass for leases to run out.
     expire: () => new Promise<void>((resolve) => setTimeout(resolve, leaseMs + 50)),

@@ -10,7 +10,7 @@ import { createEventProducer, createKafka, deleteTopics, ensureTopics, readTopic
 import type { EventProducer, TopicReader, TopicReaderOptions } from '@ripple/kafka';
 import { mutations } from '@ripple/http';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
-import { OpenApiContract, runId, testDatabaseUrl, testInfra } from '@ripple/testing';
+import { deleteKeys, OpenApiContract, runId, testDatabaseUrl, testInfra } from '@ripple/testing';
 import { directPublisher, outboxEmitter, outboxMessages } from './events.js';
 import { statementBatcher } from './batch.js';
 import { prismaStatements, transientDbError } from './prisma.js';
@@ -273,8 +273,7 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
           Object.values(Topics).map((t) => topicPrefix + t),
         );
       }
-      const keys = await redis.keys(`${redisKeyPrefix}*`);
-      if (keys.length > 0) await redis.del(...keys);
+      await deleteKeys(redis, `${redisKeyPrefix}*`);
       redis.disconnect();
       await dropDatabase(url);
     },

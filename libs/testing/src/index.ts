@@ -70,6 +70,29 @@ export function testDatabaseUrl(name: string): string {
   url.pathname = `/${name}`;
   return url.toString();
 }
+/** A Redis client as far as {@link deleteKeys} needs it (ioredis' `Redis` is one). */
+export interface RedisKeyspace {
+  scan(cursor: string, match: 'MATCH', pattern: string, count: 'COUNT', n: number): Promise<[string, string[]]>;
+  unlink(...keys: string[]): Promise<number>;
+}
+
+/**
+ * Deletes every key matching `pattern` (a SCAN MATCH glob: `bench:abc:*`), SCAN and UNLINK 500 at a
+ * time; resolves with how many it deleted. Where KEYS and one DEL with every key as an argument
+ * held Redis for the whole keyspace and, past ~100,000 keys (bench:e2e with 50,000 users), overflowed
+ * the JavaScript stack and left the keys behind.
+ */
+export async function deleteKeys(redis: RedisKeyspace, pattern: string): Promise<number> {
+  let deleted = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    if (keys.length > 0) deleted += await redis.unlink(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  return deleted;
+}
+
 export { freePort, privateKafka } from './kafka-broker.js';
 export type { PrivateKafka } from './kafka-broker.js';
 export { cpuOf, schedOf } from './procs.js';

@@ -15,7 +15,7 @@ import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { registryCompleteIn, runId, testInfra, waitUntil, cpuOf } from '@ripple/testing';
+import { cpuOf, deleteKeys, registryCompleteIn, runId, testInfra, waitUntil } from '@ripple/testing';
 import { kafkaPid, percentiles } from './bench-util.js';
 import { spawnService } from './harness.js';
 
@@ -314,8 +314,7 @@ try {
   const topics = Object.values(Topics).map((t) => topicPrefix + t);
   await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
   const redis = new Redis(testInfra.redisUrl);
-  const keys = await redis.keys(`${redisPrefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await deleteKeys(redis, `${redisPrefix}*`);
   redis.disconnect();
 }
 

@@ -7,7 +7,7 @@ import { createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka } from '@ripple/kafka';
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { testInfra, waitUntil } from '@ripple/testing';
+import { deleteKeys, testInfra, waitUntil } from '@ripple/testing';
 import { TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 import { expectReleased, isRunning } from './registry-check.js';
@@ -149,8 +149,7 @@ test('after Redis loses its data, clients of every node should get every new eve
 
   // What a Redis restart without persistence does to this deployment's keys; no heartbeat has
   // refilled the registry when the next events are routed.
-  const keys = await redis.keys(`${env.REDIS_KEY_PREFIX}*`);
-  await redis.del(...keys);
+  await deleteKeys(redis, `${env.REDIS_KEY_PREFIX}*`);
   const afterLoss = await publishPosts('u-flush', 6);
   for (const client of [onA, onB]) {
     await waitUntil('the events after the loss', 20_000, () => eventsOn(client, channel).length >= 8);

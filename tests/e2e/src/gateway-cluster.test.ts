@@ -8,7 +8,7 @@ import { Topics } from '@ripple/events';
 import { createEventProducer, createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
+import { deleteKeys, runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
 import { TestClient, callApi, openSse, publishPostEvents, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 import { expectReleased, isRunning } from './registry-check.js';
@@ -71,8 +71,7 @@ after(async () => {
   await producer.disconnect();
   const topics = Object.values(Topics).map((t) => topicPrefix + t);
   await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
-  const keys = await redis.keys(`${redisPrefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await deleteKeys(redis, `${redisPrefix}*`);
   redis.disconnect();
 });
 
@@ -400,8 +399,7 @@ test('after Redis loses everything, the live nodes should re-register what they 
   await subscribe(client, 'creator:u-amnesia');
   const nodeA = `a-${run}`;
   // What a Redis restart without persistence does to this deployment's keys.
-  const keys = await redis.keys(`${redisPrefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await deleteKeys(redis, `${redisPrefix}*`);
   await waitUntil('the registry refilled', HEARTBEAT_MS * 5 + 2000, async () => {
     const now = Date.now();
     const live = await redis.zrangebyscore(`${redisPrefix}{registry}:nodes`, now, '+inf');

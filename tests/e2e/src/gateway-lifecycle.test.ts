@@ -6,7 +6,7 @@ import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { Topics } from '@ripple/events';
 import { createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { runId, testInfra, waitFor, waitUntil, webSocketHandshake } from '@ripple/testing';
+import { deleteKeys, runId, testInfra, waitFor, waitUntil, webSocketHandshake } from '@ripple/testing';
 import { TestClient, openSse, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 import { expectReleased, liveChannelsOf } from './registry-check.js';
@@ -57,8 +57,7 @@ after(async () => {
   await node.stop('SIGKILL');
   const topics = Object.values(Topics).map((t) => topicPrefix + t);
   await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
-  const keys = await redis.keys(`${redisPrefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await deleteKeys(redis, `${redisPrefix}*`);
   redis.disconnect();
 });
 

@@ -14,7 +14,7 @@ import {
 } from '@ripple/kafka';
 import type { EventConsumer, EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { runId, testInfra, waitUntil } from '@ripple/testing';
+import { deleteKeys, runId, testInfra, waitUntil } from '@ripple/testing';
 import { TestClient, publishPostEvents, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
@@ -56,8 +56,7 @@ after(async () => {
   await busy?.stop();
   await producer?.disconnect();
   await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
-  const keys = await redis.keys(`${redisPrefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await deleteKeys(redis, `${redisPrefix}*`);
   redis.disconnect();
 });
 

@@ -13,6 +13,7 @@ import type { EventProducer, KafkaClient, TopicReader, TopicReaderOptions } from
 import { createLogger } from '@ripple/telemetry';
 import {
   AsyncApiContract,
+  deleteKeys,
   OpenApiContract,
   runId,
   schedOf,
@@ -462,8 +463,7 @@ export function isolatedRun(tag: string) {
       await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
       for (const url of databases) await dropDatabase(url);
       const redis = new Redis(testInfra.redisUrl);
-      const keys = await redis.keys(`${redisPrefix}*`);
-      if (keys.length > 0) await redis.del(...keys);
+      await deleteKeys(redis, `${redisPrefix}*`);
       redis.disconnect();
     },
   };
