@@ -22,11 +22,11 @@ import { mergeHistograms, percentile } from '@ripple/bench-peers/report';
 import { rssMb } from '@ripple/bench-peers/procs';
 import { Worker } from '@ripple/bench-peers/rpc';
 import { cpuOf, waitUntil } from '@ripple/testing';
-import { kafkaPid, postgresCpu, postgresCpuSince, redisPid } from './bench-util.js';
+import { kafkaPid, postgresCpu, postgresCpuSince, redisPid, sample } from './bench-util.js';
 import { peakRssOf } from './chaos/cluster.js';
 import { runScoped } from './harness.js';
 import type { RunningService } from './harness.js';
-import { openLoop } from './open-loop.js';
+import { latencyAt, openLoop } from './open-loop.js';
 
 const knob = (name: string, fallback: number, min = 1): number => {
   const raw = process.env[name];
@@ -59,15 +59,6 @@ function subscribersPerCreator(): number[] {
       count[c] = (count[c] ?? 0) + 1;
     }
   return count;
-}
-
-/** Sum of every sample of `name` in a Prometheus text. */
-function sampleSum(text: string, name: string): number {
-  let sum = 0;
-  for (const line of text.split('\n'))
-    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`))
-      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  return sum;
 }
 
 const scrape = async (s: RunningService): Promise<string> => (await fetch(`${s.url}/metrics`)).text();
@@ -172,7 +163,7 @@ await runScoped('be', async ({ iso, spawn, defer }) => {
     self: ((usage) => (usage.user + usage.system) / 1e6)(process.cpuUsage()),
   });
   const nodeMessages = async () =>
-    (await Promise.all(gateways.map(scrape))).map((t) => sampleSum(t, 'gateway_node_messages_sent_total'));
+    (await Promise.all(gateways.map(scrape))).map((t) => sample(t, 'gateway_node_messages_sent_total') || 0);
   const messages0 = await nodeMessages();
   const cpu0 = cpuNow();
   const pg0 = postgresCpu();
@@ -203,8 +194,7 @@ await runScoped('be', async ({ iso, spawn, defer }) => {
   const stats = await Promise.all(workers.map((w) => w.call<ClientStats>('stats', { histogram: true })));
   const hist = mergeHistograms(stats.map((s) => s.histogram));
   const received = stats.reduce((sum, s) => sum + s.received, 0);
-  const at = (p: number) =>
-    Math.round(http.latenciesMs[Math.min(http.answered - 1, Math.floor(p * http.answered))] ?? Number.NaN);
+  const at = (p: number) => Math.round(latencyAt(http, p));
   const statuses = [...http.statuses].map(([code, n]) => `${code}×${n}`).join(' ');
   const accepted = http.statuses.get(201) ?? 0;
   const crossNode = messages1.reduce((sum, m, g) => sum + m - (messages0[g] ?? 0), 0);

@@ -12,8 +12,8 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { cpuOf, waitFor } from '@ripple/testing';
-import { kafkaPid, postgresCpu, postgresCpuSince } from './bench-util.js';
-import { openLoop } from './open-loop.js';
+import { kafkaPid, postgresCpu, postgresCpuSince, sample } from './bench-util.js';
+import { latencyAt, openLoop } from './open-loop.js';
 import { runScoped } from './harness.js';
 import type { RunningService } from './harness.js';
 
@@ -38,15 +38,6 @@ function outboxBuckets(text: string): Map<string, number> {
     buckets.set(m[1] ?? '', Number(m[2]));
   }
   return buckets;
-}
-
-/** The value of a sample line `name{...} value` (summed over its label sets), or NaN. */
-function sample(text: string, name: string): number {
-  let sum = Number.NaN;
-  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'gm'))) {
-    sum = (Number.isNaN(sum) ? 0 : sum) + Number(m[1]);
-  }
-  return sum;
 }
 
 /** The upper bound of the bucket holding the 99th percentile of what was published in between. */
@@ -153,8 +144,7 @@ async function closedLoop(request: Request, connections: number): Promise<Drive>
 /** Open loop at a fixed rate, latency from each request's due time (see `openLoop`). */
 async function fixedRate(request: Request, connections: number, rate: number): Promise<Drive> {
   const result = await openLoop({ ...request, rate, connections, seconds: SECONDS, timeoutMs: 10_000 });
-  const at = (p: number) =>
-    Math.round(result.latenciesMs[Math.min(result.answered - 1, Math.floor(p * result.answered))] ?? Number.NaN);
+  const at = (p: number) => Math.round(latencyAt(result, p));
   return {
     requests: result.answered,
     rps: result.answered / result.elapsedSeconds,

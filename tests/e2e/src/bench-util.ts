@@ -44,3 +44,12 @@ export function percentiles(values: number[]): { p50: string; p99: string } {
   const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
   return { p50: `${at(50) ?? '-'}`, p99: `${at(99) ?? '-'}` };
 }
+
+/** The value of a sample line `name{...} value` (summed over its label sets), or NaN. */
+export function sample(text: string, name: string): number {
+  let sum = Number.NaN;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'gm'))) {
+    sum = (Number.isNaN(sum) ? 0 : sum) + Number(m[1]);
+  }
+  return sum;
+}

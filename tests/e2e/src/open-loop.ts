@@ -95,3 +95,8 @@ export async function openLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
   latencies.sort((a, b) => a - b);
   return { answered: latencies.length, latenciesMs: latencies, statuses, errors, timeouts, elapsedSeconds };
 }
+
+/** The `p` quantile (0–1, nearest rank) of `result`'s latencies, in ms; NaN when nothing was answered. */
+export function latencyAt(result: OpenLoopResult, p: number): number {
+  return result.latenciesMs[Math.min(result.answered - 1, Math.floor(p * result.answered))] ?? Number.NaN;
+}
