@@ -21,6 +21,12 @@ export const CommonEnv = {
     { default: 'info' },
   ),
   HOST: Type.String({ default: '0.0.0.0', minLength: 1 }),
+  /**
+   * The listen backlog: connections the kernel queues while the process has not accepted them yet
+   * (Linux caps it at net.core.somaxconn). Node's default, 511, is too short for a reconnect storm:
+   * past it the kernel drops SYNs and each client waits 1–63 s for its TCP retransmit.
+   */
+  LISTEN_BACKLOG: Type.Integer({ default: 4096, minimum: 1, maximum: 65535 }),
   /** Comma-separated host:port list. */
   KAFKA_BROKERS: Type.String({ default: '127.0.0.1:9092', pattern: '^[^,\\s]+:\\d+(,[^,\\s]+:\\d+)*$' }),
   /** Prepended to every topic name; lets test runs and tenants share one cluster. */

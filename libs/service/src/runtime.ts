@@ -226,7 +226,7 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
   const kafkaStarted = startKafka();
 
   const app = await spec.buildApp(deps);
-  await app.listen({ host: config.HOST, port: config.PORT });
+  await app.listen({ host: config.HOST, port: config.PORT, backlog: config.LISTEN_BACKLOG });
   logger.info({ port: listeningPort(app) }, 'listening');
 
   return {

@@ -9,6 +9,7 @@ export const DemoEnv = Type.Object({
   NODE_ENV: CommonEnv.NODE_ENV,
   LOG_LEVEL: CommonEnv.LOG_LEVEL,
   HOST: CommonEnv.HOST,
+  LISTEN_BACKLOG: CommonEnv.LISTEN_BACKLOG,
   PORT: Type.Integer({ default: 8090, minimum: 0, maximum: 65535 }),
   /** Signs the development tokens the demo hands out (the services' secret). */
   JWT_SECRET: CommonEnv.JWT_SECRET,

@@ -23,7 +23,7 @@ runProcess(SERVICE_NAME, async () => {
       notifications: config.DEMO_NOTIFICATION_SERVICE_URL,
     },
   });
-  await app.listen({ host: config.HOST, port: config.PORT });
+  await app.listen({ host: config.HOST, port: config.PORT, backlog: config.LISTEN_BACKLOG });
   logger.info({ port: listeningPort(app) }, 'listening');
   return { logger, stop: () => app.close() };
 });

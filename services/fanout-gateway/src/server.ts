@@ -296,7 +296,7 @@ runProcess(SERVICE_NAME, async () => {
   // events of the partitions it owns here), while the group join waits for a rebalance that busy
   // members may take long to finish; a rolling deploy must not wait for it (liveness vs readiness).
   const { joined } = await consumer.begin();
-  await app.listen({ host: config.HOST, port: config.PORT });
+  await app.listen({ host: config.HOST, port: config.PORT, backlog: config.LISTEN_BACKLOG });
   logger.info({ port: listeningPort(app) }, 'listening');
   const listenedAt = Date.now();
   void joined.then(() => logger.info({ afterMs: Date.now() - listenedAt }, 'joined the consumer group'));

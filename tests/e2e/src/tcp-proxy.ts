@@ -66,7 +66,9 @@ export async function startTcpProxy(target: number): Promise<TcpProxy> {
     });
     upstream.on('close', () => client.destroy());
   };
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  // A load balancer's backlog: a reconnect storm must not wait for TCP retransmits here (511, Node's
+  // default, dropped the SYNs of a 5,000-client rolling restart for seconds).
+  await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, resolve));
   const proxy: TcpProxy = {
     port: (server.address() as AddressInfo).port,
     target,
