@@ -9,6 +9,7 @@ import {
 } from '@ripple/registry';
 import { createLogger } from '@ripple/telemetry';
 import { Connections } from './connections.js';
+import { PresenceReaper } from './presence-reaper.js';
 import type { Connection, PresenceChange } from './connections.js';
 import { unitMetrics } from './single-node.js';
 
@@ -72,4 +73,54 @@ test('a closed connection should leave the node roster and presence once, howeve
     nodeId: 'n1',
     connections: [{ userId: 'u1', connectionId: 'c2' }],
   });
+});
+
+test('a draining node should hand its users over: no presence change for one who moves, one offline from the reaper for one who does not', async () => {
+  let now = 0;
+  const sets = new MemoryLeasedSets(() => now);
+  const roster = new MemoryNodeRoster(1_000, () => now, 1_000);
+  const history = new MemoryHistory(10);
+  const changes: string[] = [];
+  const node = (nodeId: string) =>
+    new Connections(
+      nodeId,
+      new SequentialConnectLog(new LeasedDirectory(sets, 't:', nodeId, 60_000), history, roster),
+      unitMetrics(),
+      createLogger('t', 'silent'),
+      (batch) => {
+        changes.push(...batch.map((c) => `${nodeId} ${c.change}:${c.connection.userId}`));
+        return Promise.resolve();
+      },
+    );
+  const [draining, peer] = [node('n1'), node('n2')];
+  const mover = connection('c1', 'mover');
+  const leaver = connection('c2', 'leaver');
+  await draining.add(mover, { channel: 'user:mover', hold: true });
+  await draining.add(leaver, { channel: 'user:leaver', hold: true });
+  draining.handOver();
+  await draining.remove(mover);
+  await draining.remove(leaver);
+  await draining.remove(leaver); // closed twice: counted once
+  assert.equal(draining.handedOver, 2);
+  assert.equal(draining.size, 0);
+  await peer.add(connection('c3', 'mover'), { channel: 'user:mover', hold: true });
+  await Promise.all([draining.settled(), peer.settled()]);
+  assert.deepEqual(changes, ['n1 online:mover', 'n1 online:leaver'], 'the move changes no presence');
+
+  // n1's lease (renewed last at 0) and the grace run out; n2 renews and reaps.
+  now = 2_500;
+  await roster.renew('n2');
+  const offline: string[] = [];
+  const reaper = new PresenceReaper({
+    roster,
+    directory: new LeasedDirectory(sets, 't:', 'n2', 60_000),
+    publishOffline: (o) => {
+      offline.push(`${o.nodeId} ${o.userId}`);
+      return Promise.resolve();
+    },
+    logger: createLogger('t', 'silent'),
+  });
+  assert.deepEqual(await reaper.sweep(), ['leaver']);
+  assert.deepEqual(offline, ['n1 leaver']);
+  assert.deepEqual(await new LeasedDirectory(sets, 't:', 'n2', 60_000).connectionsOf('mover'), ['c3']);
 });

@@ -32,6 +32,9 @@ export class Connections {
   /** Presence changes not yet published, in the order they happened. */
   private presence: { change: PresenceChange; connection: Connection }[] = [];
   private publishing: Promise<void> | undefined;
+  /** Set by {@link handOver}: closing connections keep their registry entries. */
+  private handingOver = false;
+  private handed = 0;
 
   /**
    * `connects` registers a connection (node roster, presence) with its own channel in one go, and
@@ -71,9 +74,31 @@ export class Connections {
     return position;
   }
 
+  /**
+   * The node is draining: from now on a closed connection is forgotten here only. Its roster and
+   * presence entries stay, and no `presence.offline` is published: its user is moving to another
+   * node, where the presence entry left here makes the new connection not the first (no
+   * `presence.online` either). The node then does not leave the roster; its lease lapses, and a
+   * peer's PresenceReaper removes the entries and announces offline, once, each user who did not
+   * reconnect elsewhere meanwhile. A rolling deploy no longer flaps every user's presence, and a
+   * reconnect storm carries no presence events.
+   */
+  handOver(): void {
+    this.handingOver = true;
+  }
+
+  /** Connections closed since {@link handOver} whose registry entries were left to the reaper. */
+  get handedOver(): number {
+    return this.handed;
+  }
+
   /** Forgets a closed connection (roster, presence) once, however often it is called. */
   async remove(connection: Connection): Promise<void> {
     if (!this.open.delete(connection.id)) return;
+    if (this.handingOver) {
+      this.handed++;
+      return;
+    }
     const last = await this.connects.close({
       nodeId: this.nodeId,
       userId: connection.userId,

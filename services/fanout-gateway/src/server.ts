@@ -307,6 +307,7 @@ runProcess(SERVICE_NAME, async () => {
       // Drain: refuse new connections, then move clients away spread over the window, so they
       // do not all reconnect to the other nodes at the same instant.
       draining = true;
+      live.handOver();
       const moving = live.all().map(
         (c) =>
           new Promise<void>((resolve) => {
@@ -321,7 +322,8 @@ runProcess(SERVICE_NAME, async () => {
       await app.close();
       await consumer.stop();
       await directory.leave(live.holdings(hub.channelNames()));
-      await roster.leave(nodeId);
+      // Users handed over (Connections.handOver): the roster entry stays for a peer's reaper.
+      if (live.handedOver === 0) await roster.leave(nodeId);
       await live.settled();
       await followees.close();
       await bus.stop();

@@ -146,6 +146,46 @@ test('a member removed by the owner should lose the room live on every node, and
   assert.equal(rejoined.op, 'ack');
 });
 
+test('a drained node should hand presence over: no change for a user who reconnects elsewhere, one offline for a user who does not', async () => {
+  const [g1] = gateways as [RunningService];
+  // A longer lease than its peers': the reaper claims it 6 s + 0.9 s after its last renewal, time
+  // for the mover to reconnect (the presence entry it left makes that connection not the first).
+  const drained = await spawnService('fanout-gateway', {
+    ...gatewayEnv,
+    NODE_ID: `g4-${iso.run}`,
+    REGISTRY_HEARTBEAT_MS: '2000',
+    DRAIN_WINDOW_MS: '200',
+  });
+  const [mover, leaver] = [`mover${iso.run}`, `leaver${iso.run}`];
+  const of = (user: string, type: string) => presence.filter((e) => e.type === type && e.data.userId === user);
+  const moving = await connect(drained, mover);
+  const leaving = await connect(drained, leaver);
+  await waitUntil('both online events', 20_000, () =>
+    [mover, leaver].every((user) => of(user, 'presence.online').length === 1),
+  );
+
+  const exited = drained.stop('SIGTERM');
+  await moving.frame((f) => f.op === 'reconnect', 10_000);
+  await connect(g1, mover);
+  await leaving.closed();
+  assert.equal(await exited, 0);
+  const [offline] = await waitFor('presence.offline for the user who left', 20_000, () => {
+    const found = of(leaver, 'presence.offline');
+    return found.length > 0 ? found : undefined;
+  });
+  assert.equal(offline?.data.nodeId, `g4-${iso.run}`, 'announced by the reaper for the drained node');
+  await waitUntil('the presence topic read to its end', 10_000, async () => {
+    const offsets = await admin.topicOffsets(presenceTopic);
+    return offsets.reduce((sum, p) => sum + p.high, 0) === presence.length;
+  });
+  assert.equal(of(leaver, 'presence.offline').length, 1);
+  assert.deepEqual(
+    [of(mover, 'presence.online').length, of(mover, 'presence.offline').length],
+    [1, 0],
+    'the mover stayed online throughout',
+  );
+});
+
 test('SIGKILL of a node should get presence.offline published once for a user connected only there', async () => {
   const [g1, g2, x] = gateways as [RunningService, RunningService, RunningService];
   const user = `lonely${iso.run}`;
