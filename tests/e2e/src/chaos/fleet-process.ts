@@ -14,15 +14,30 @@ import type { FleetNote, FleetReply, FleetRequest, FleetStart } from './fleet.js
 const NOTE_BATCH_MS = 20;
 
 let notes: FleetNote[] = [];
+/** Receipts of this batch: event id → the clients that got it (the `receive` notes). */
+let received = new Map<string, number[]>();
+let flushing: ReturnType<typeof setTimeout> | undefined;
 const send = (message: FleetReply): void => void process.send?.(message);
 const flush = (): void => {
+  clearTimeout(flushing);
+  flushing = undefined;
+  for (const [id, i] of received) notes.push({ k: 'receive', id, i });
+  received = new Map();
   if (notes.length === 0) return;
   const batch = notes;
   notes = [];
   send({ op: 'notes', notes: batch });
 };
 const note = (n: FleetNote): void => {
-  if (notes.push(n) === 1) setTimeout(flush, NOTE_BATCH_MS);
+  notes.push(n);
+  flushing ??= setTimeout(flush, NOTE_BATCH_MS);
+};
+/** Client `index` received event `id`. */
+const receive = (index: number, id: string): void => {
+  const clients = received.get(id);
+  if (clients) clients.push(index);
+  else received.set(id, [index]);
+  flushing ??= setTimeout(flush, NOTE_BATCH_MS);
 };
 
 const clients: RippleClient[] = [];
@@ -144,7 +159,7 @@ function connectOne(start: FleetStart, slot: number, index: number, token: strin
     });
   const subscription = client.subscribe(channel, {
     onEvent: (event) => {
-      if (event.type === 'post.created') note({ k: 'receive', i: index, id: event.data.postId });
+      if (event.type === 'post.created') receive(index, event.data.postId);
     },
     onGap: () => {
       note({ k: 'gap', i: index });

@@ -15,14 +15,13 @@ test("fleet notes should give the driver's ledger the figures of the fleet proce
   notes.apply([
     { k: 'subscribed' },
     { k: 'subscribed' },
-    { k: 'receive', i: 0, id: 'p1' },
-    { k: 'receive', i: 0, id: 'p1' },
+    { k: 'receive', id: 'p1', i: [0, 0] },
     { k: 'closed', code: 1001, by: 'client after reconnect' },
     { k: 'recovered', ms: 2500 },
   ]);
   assert.equal(ledger.missing(), 3);
   notes.apply([
-    { k: 'receive', i: 0, id: 'p2' },
+    { k: 'receive', id: 'p2', i: [0] },
     { k: 'gap', i: 1 },
     { k: 'refetch', i: 1, ids: ['p1', 'p2'] },
     { k: 'closed', code: 1001, by: 'client after reconnect' },
