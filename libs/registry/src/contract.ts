@@ -296,6 +296,18 @@ export function rosterContract(
     assert.deepEqual(await peer.claimDead(), [{ nodeId: 'late', connections: [{ userId: 'u1', connectionId: 'c1' }] }]);
   });
 
+  test(`${name}: roster renewal should say whether the node was still listed: not at its first renewal, nor after a peer claimed it while it stalled`, async () => {
+    const { roster, expire } = await make();
+    const [stalled, peer] = [roster(), roster()];
+    assert.equal(await stalled.renew('n1', [{ userId: 'u1', connectionId: 'c1' }]), false, 'a first renewal');
+    assert.equal(await stalled.renew('n1'), true);
+    await expire();
+    await peer.renew('n2');
+    assert.deepEqual(await peer.claimDead(), [{ nodeId: 'n1', connections: [{ userId: 'u1', connectionId: 'c1' }] }]);
+    assert.equal(await stalled.renew('n1'), false, 'claimed meanwhile: its entries are gone');
+    assert.equal(await stalled.renew('n1'), true);
+  });
+
   test(`${name}: roster should hand a restarted node its previous incarnation's connections, once`, async () => {
     const { roster } = await make();
     const r = roster();

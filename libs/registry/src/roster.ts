@@ -22,9 +22,12 @@ export interface NodeRoster {
    * Renews `nodeId` for one lease, and the list of the connections it serves with it (each
    * heartbeat). With `connections`, the list is replaced by them: at start and after the store
    * lost its data; otherwise `serve` and `release` keep it, so a heartbeat costs the same
-   * however many connections the node serves.
+   * however many connections the node serves. Resolves true when the node was still listed
+   * before this renewal; false at its first renewal, after it left, and after a peer claimed it as
+   * dead (it stalled past its lease and the grace: its connections were announced offline and
+   * forgotten, and a live node must register them again).
    */
-  renew(nodeId: string, connections?: readonly ServedConnection[]): Promise<void>;
+  renew(nodeId: string, connections?: readonly ServedConnection[]): Promise<boolean>;
   /** Adds one connection of `nodeId` at once, so a crash before the next renewal still finds it. */
   serve(nodeId: string, connection: ServedConnection): Promise<void>;
   /** Removes one closed connection of `nodeId`, so a crash after it does not announce it again. */
@@ -54,14 +57,15 @@ export interface NodeRoster {
 /**
  * KEYS[1] = roster; ARGV[1] = lease ms; ARGV[2] = node id; ARGV[3] = keep ms
  * Renews the node's lease and pushes the roster's expiry past the longest lease plus `keep`.
+ * Returns 1 when the node was listed before, 0 when ZADD added it.
  */
 const RENEW = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+local added = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], tonumber(last[2]) + tonumber(ARGV[3]))
-return 1
+return 1 - added
 `;
 
 /**
@@ -159,7 +163,7 @@ export class RedisNodeRoster implements NodeRoster {
   private rosterKey = (): string => `${this.keyPrefix}{registry}:roster`;
   private connectionsKey = (nodeId: string): string => nodeConnectionsKey(this.keyPrefix, nodeId);
 
-  async renew(nodeId: string, connections?: readonly ServedConnection[]): Promise<void> {
+  async renew(nodeId: string, connections?: readonly ServedConnection[]): Promise<boolean> {
     const keep = this.keepMs + this.leaseMs;
     const pipeline = this.redis.pipeline();
     if (connections) {
@@ -170,6 +174,7 @@ export class RedisNodeRoster implements NodeRoster {
     const results = (await pipeline.exec()) ?? [];
     const failed = results.find(([err]) => err !== null);
     if (failed?.[0]) throw failed[0];
+    return results.at(-1)?.[1] === 1;
   }
 
   async serve(nodeId: string, connection: ServedConnection): Promise<void> {
@@ -216,7 +221,8 @@ function pairsOf(flat: readonly string[]): ServedConnection[] {
  * {@link RedisNodeRoster}: a single node only (and unit tests).
  */
 export class MemoryNodeRoster implements NodeRoster {
-  private readonly nodes = new Map<string, { until: number; connections: ServedConnection[] }>();
+  /** By node: its lease (`until`, when `listed`) and its connections (served before a renewal too). */
+  private readonly nodes = new Map<string, { until: number; listed: boolean; connections: ServedConnection[] }>();
   private readonly graceMs: number;
   constructor(
     private readonly leaseMs: number,
@@ -226,10 +232,11 @@ export class MemoryNodeRoster implements NodeRoster {
     this.graceMs = checkedGrace(graceMs, leaseMs);
   }
 
-  renew(nodeId: string, connections?: readonly ServedConnection[]): Promise<void> {
-    const kept = connections ?? this.nodes.get(nodeId)?.connections ?? [];
-    this.nodes.set(nodeId, { until: this.now() + this.leaseMs, connections: [...kept] });
-    return Promise.resolve();
+  renew(nodeId: string, connections?: readonly ServedConnection[]): Promise<boolean> {
+    const entry = this.nodes.get(nodeId);
+    const kept = connections ?? entry?.connections ?? [];
+    this.nodes.set(nodeId, { until: this.now() + this.leaseMs, listed: true, connections: [...kept] });
+    return Promise.resolve(entry?.listed ?? false);
   }
 
   release(nodeId: string, connectionId: string): Promise<void> {
@@ -242,7 +249,7 @@ export class MemoryNodeRoster implements NodeRoster {
     const entry = this.nodes.get(nodeId);
     if (entry)
       entry.connections = [...entry.connections.filter((c) => c.connectionId !== connection.connectionId), connection];
-    else this.nodes.set(nodeId, { until: this.now() + this.leaseMs, connections: [connection] });
+    else this.nodes.set(nodeId, { until: this.now() + this.leaseMs, listed: false, connections: [connection] });
     return Promise.resolve();
   }
 
@@ -265,7 +272,7 @@ export class MemoryNodeRoster implements NodeRoster {
   claimDead(): Promise<DeadNode[]> {
     const dead: DeadNode[] = [];
     for (const [nodeId, entry] of [...this.nodes].sort(([a], [b]) => a.localeCompare(b))) {
-      if (entry.until + this.graceMs > this.now()) continue;
+      if (!entry.listed || entry.until + this.graceMs > this.now()) continue;
       this.nodes.delete(nodeId);
       dead.push({
         nodeId,

@@ -93,6 +93,7 @@ test('a draining node should hand its users over: no presence change for one who
       },
     );
   const [draining, peer] = [node('n1'), node('n2')];
+  await roster.renew('n1'); // its heartbeat, at start
   const mover = connection('c1', 'mover');
   const leaver = connection('c2', 'leaver');
   await draining.add(mover, { channel: 'user:mover', hold: true });

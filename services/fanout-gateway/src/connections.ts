@@ -16,6 +16,9 @@ export interface Connection {
 
 export type PresenceChange = 'online' | 'offline';
 
+/** Connections registered again at once by `Connections.reinstate` (one pipelined round trip each). */
+const REINSTATE_CHUNK = 256;
+
 /** The user's own channel as a connection joins it on connect. */
 export interface OwnChannel {
   readonly channel: string;
@@ -105,6 +108,28 @@ export class Connections {
       connectionId: connection.id,
     });
     if (last) this.changed('offline', connection);
+  }
+
+  /**
+   * A peer claimed this node as dead while it was alive, removed its connections from presence and
+   * announced their users offline: registers each open connection's presence again (`connect`:
+   * adds a connection to its user's presence, resolving true when it is the user's only live one,
+   * as `Directory.connect`) and publishes `presence.online` for each user left with none meanwhile.
+   * Resolves with how many users were announced online again.
+   */
+  async reinstate(connect: (userId: string, connectionId: string) => Promise<boolean>): Promise<number> {
+    let announced = 0;
+    const all = this.all();
+    for (let i = 0; i < all.length; i += REINSTATE_CHUNK) {
+      const chunk = all.slice(i, i + REINSTATE_CHUNK);
+      const first = await Promise.all(chunk.map((c) => connect(c.userId, c.id)));
+      chunk.forEach((connection, j) => {
+        if (!first[j]) return;
+        this.changed('online', connection);
+        announced++;
+      });
+    }
+    return announced;
   }
 
   /** Resolves when every presence change so far was published (or failed and was logged). */

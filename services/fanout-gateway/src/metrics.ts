@@ -70,6 +70,11 @@ export function createGatewayMetrics(registry: Registry, subscriptions: () => nu
       labelNames: ['reason'],
       registers: [registry],
     }),
+    reinstatements: new Counter({
+      name: 'gateway_reinstatements_total',
+      help: 'Times a peer claimed this node as dead while it was alive (it stalled past its registry lease and the grace), and it registered its connections and their presence again',
+      registers: [registry],
+    }),
     slowConsumerCloses: new Counter({
       name: 'gateway_slow_consumer_closes_total',
       help: 'Sockets closed with 4009 because their send buffer overflowed',

@@ -28,6 +28,7 @@ function heartbeatOf(roster: MemoryNodeRoster, nodeId: string, slow: 'directory'
     connections: () => [],
     roster,
     catchUp: () => Promise.resolve(),
+    reinstate: () => Promise.resolve(),
     sweep: async () => {
       if (runs.sweep++ > 0 && slow === 'sweep') await hung;
     },
@@ -67,4 +68,56 @@ test('a node whose heartbeat stopped should be claimed as dead', async () => {
   await waitUntil('the stopped node to be claimed', 10_000, async () =>
     (await roster.claimDead()).some((d) => d.nodeId === 'gone'),
   );
+});
+
+test('a live node that a peer claimed as dead (it stalled past its lease and the grace) should register its connections again and reinstate their presence, once', async () => {
+  let now = 0;
+  const roster = new MemoryNodeRoster(LEASE_MS, () => now, LEASE_MS);
+  const served = [{ userId: 'u1', connectionId: 'c1' }];
+  let refilled = true; // the first refresh writes everything
+  let reinstated = 0;
+  let renewals = 0;
+  const heartbeat = new RegistryHeartbeat({
+    nodeId: 'stalled',
+    intervalMs: INTERVAL_MS,
+    leaseMs: LEASE_MS,
+    refreshDirectory: () => {
+      const result = { refilled };
+      refilled = false;
+      return Promise.resolve(result);
+    },
+    connections: () => served,
+    roster: {
+      renew: (...args) => {
+        renewals++;
+        return roster.renew(...args);
+      },
+    },
+    catchUp: () => Promise.resolve(),
+    reinstate: () => {
+      reinstated++;
+      return Promise.resolve();
+    },
+    sweep: () => Promise.resolve(),
+    onError: (err) => assert.fail(String(err)),
+    now: () => now,
+  });
+  await heartbeat.start();
+  try {
+    await waitUntil('a few renewals', 10_000, () => renewals >= 5);
+    assert.equal(reinstated, 0, 'never claimed: nothing to reinstate');
+    // The node's clock and its peers' jump past its lease and the grace, before its next renewal.
+    now += 3 * LEASE_MS;
+    const [claimed] = await roster.claimDead();
+    assert.deepEqual(claimed, { nodeId: 'stalled', connections: served });
+    await waitUntil('the node reinstated', 10_000, () => reinstated === 1);
+    // Its connections are listed again: a crash now still gets them announced offline.
+    now += 3 * LEASE_MS;
+    await heartbeat.stop();
+    now += 3 * LEASE_MS;
+    assert.deepEqual(await roster.claimDead(), [{ nodeId: 'stalled', connections: served }]);
+    assert.equal(reinstated, 1, 'once');
+  } finally {
+    await heartbeat.stop();
+  }
 });

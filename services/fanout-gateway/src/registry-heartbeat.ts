@@ -18,6 +18,12 @@ export interface RegistryHeartbeatDeps {
   readonly roster: Pick<NodeRoster, 'renew'>;
   /** Reads every held channel back from history (frames routed elsewhere while this node lapsed). */
   readonly catchUp: () => Promise<void>;
+  /**
+   * A peer claimed this node as dead while it was alive (it stalled past its lease and the grace):
+   * the reaper announced its users offline and removed their presence. Registers the node's
+   * connections' presence again and announces online the users it serves.
+   */
+  readonly reinstate: () => Promise<void>;
   /** Claims the nodes whose lease ran out and announces their users offline. */
   readonly sweep: () => Promise<unknown>;
   /** A renewal that failed (the next one goes ahead). */
@@ -43,6 +49,9 @@ export class RegistryHeartbeat {
   // that lands a lease or more after it (or a failed one) until one succeeds.
   private refreshedAt: number | undefined;
   private catchUpOwed = false;
+  // Set when a lease renewal found the node no longer listed (a peer claimed it), until the upkeep
+  // registered its connections again.
+  private reinstateOwed = false;
 
   constructor(private readonly deps: RegistryHeartbeatDeps) {
     this.now = deps.now ?? Date.now;
@@ -53,7 +62,14 @@ export class RegistryHeartbeat {
     await this.upkeep();
     const { intervalMs, onError, nodeId, roster } = this.deps;
     this.loops = [
-      repeat(() => roster.renew(nodeId), intervalMs, onError, this.now),
+      repeat(
+        async () => {
+          if (!(await roster.renew(nodeId))) this.reinstateOwed = true;
+        },
+        intervalMs,
+        onError,
+        this.now,
+      ),
       repeat(() => this.upkeep(), intervalMs, onError, this.now),
     ];
   }
@@ -72,10 +88,15 @@ export class RegistryHeartbeat {
     const { deps } = this;
     const startedAt = this.now();
     const { refilled } = await deps.refreshDirectory();
+    const claimed = this.reinstateOwed;
     // `serve` and `release` keep the roster's list of this node's connections; it is written whole
-    // only when Redis lost it (and at start). A fresh list then: a connection that opened while the
-    // directory was being refreshed (and that `serve` recorded already) must not be dropped.
-    if (refilled) await deps.roster.renew(deps.nodeId, deps.connections());
+    // only when Redis lost it (and at start), or a peer claimed the node and took it. A fresh list
+    // then: a connection that opened while the directory was being refreshed (and that `serve`
+    // recorded already) must not be dropped.
+    if (refilled || claimed) await deps.roster.renew(deps.nodeId, deps.connections());
+    // Claimed, not lost with the rest of Redis: the reaper announced its users offline.
+    if (claimed && !refilled) await deps.reinstate();
+    if (claimed) this.reinstateOwed = false;
     // Other routers skip a node whose directory lease lapsed and append only to history: read it back.
     if (this.refreshedAt !== undefined && this.now() - this.refreshedAt >= deps.leaseMs) this.catchUpOwed = true;
     this.refreshedAt = startedAt;

@@ -222,6 +222,14 @@ runProcess(SERVICE_NAME, async () => {
     connections: () => live.holdings([]).connections,
     roster,
     catchUp: () => catchUp('lease'),
+    reinstate: async () => {
+      metrics.reinstatements.inc();
+      const users = await live.reinstate((userId, connectionId) => upkeepDirectory.connect(userId, connectionId));
+      logger.warn(
+        { connections: live.size, users },
+        'a peer claimed this node as dead: registered its connections again',
+      );
+    },
     sweep: () => reaper.sweep(),
     onError: (err) => logger.warn({ err }, 'registry heartbeat failed'),
   });

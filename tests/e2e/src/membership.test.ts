@@ -186,6 +186,33 @@ test('a drained node should hand presence over: no change for a user who reconne
   );
 });
 
+test('a node claimed as dead while it stalled should announce its user online again when it resumes, and offline once more when it dies', async () => {
+  const stalled = await spawnService('fanout-gateway', { ...gatewayEnv, NODE_ID: `g5-${iso.run}` });
+  const user = `stalled${iso.run}`;
+  const of = (type: string) => presence.filter((e) => e.type === type && e.data.userId === user);
+  const client = await connect(stalled, user);
+  await waitUntil('the online event', 20_000, () => of('presence.online').length === 1);
+
+  // Stopped past its lease and the grace: a peer claims it and announces its user offline.
+  stalled.process.kill('SIGSTOP');
+  try {
+    await waitUntil('a peer announcing the user offline', 20_000, () => of('presence.offline').length === 1);
+  } finally {
+    stalled.process.kill('SIGCONT');
+  }
+  await waitUntil(
+    'the resumed node announcing the user online again',
+    20_000,
+    () => of('presence.online').length === 2,
+  );
+  client.send({ op: 'ping' });
+  await client.frame((f) => f.op === 'pong', 10_000);
+
+  // It registered its connection again: its death is announced like any other.
+  await stalled.stop('SIGKILL');
+  await waitUntil('the user announced offline once more', 20_000, () => of('presence.offline').length === 2);
+});
+
 test('SIGKILL of a node should get presence.offline published once for a user connected only there', async () => {
   const [g1, g2, x] = gateways as [RunningService, RunningService, RunningService];
   const user = `lonely${iso.run}`;
