@@ -126,6 +126,21 @@ test('a connection the client closes during set-up should hold nothing once set-
   assert.deepEqual(await g.directory.connectionsOf('u1'), []);
 });
 
+test('a connection whose set-up ends after its node began draining should be closed with 1001, not welcomed', async () => {
+  const { g, register } = slowRegistration();
+  let draining = false;
+  const sink = recordingSink();
+  const lifecycle = new ConnectionLifecycle({ ...g.deps, isDraining: () => draining }, sink);
+  const setUp = lifecycle.establish({ sub: 'u1', exp: undefined });
+  draining = true; // SIGTERM while the connection is being registered: the drain's snapshot missed it
+  register();
+  assert.equal(await setUp, undefined);
+  assert.deepEqual(sink.frames, [], 'no welcome');
+  assert.deepEqual(sink.closed, { code: 1001, reason: 'node draining' });
+  await lifecycle.release();
+  assert.ok(await g.holdsNothing(['user:u1']));
+});
+
 test('a connection the server closes during set-up (its token expired) should hold nothing', async () => {
   const { g, register } = slowRegistration();
   const sink = recordingSink();

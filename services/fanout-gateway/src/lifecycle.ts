@@ -144,6 +144,13 @@ export class ConnectionLifecycle implements Connection, SessionHooks {
       }
       if (this.released) return undefined;
       this.setupPhase('register', registering);
+      // The node began draining meanwhile, after its drain moved the connections it had: move
+      // this one on now (as a connection that arrives while draining is), not welcome it on a
+      // node about to exit (its socket would end with the process: 1006, no notice).
+      if (deps.isDraining()) {
+        this.close(CloseCodes.goingAway, 'node draining');
+        return undefined;
+      }
     } catch (err) {
       if (this.released) return undefined;
       deps.metrics.errors.inc({ code: 'GW_INTERNAL' });
