@@ -303,6 +303,90 @@ test('a relay should keep its shards while it finds rows, and release them when 
 });
 
 /**
+ * Counts the statements the relays' lock sessions (the pg clients with an `idle_session_timeout`)
+ * send from now until the test ends: each is a round trip to PostgreSQL. A spy: every call still
+ * runs the real `query`.
+ */
+function countLockSessionStatements(t: TestContext): () => number {
+  const spy = t.mock.method(pg.Client.prototype, 'query');
+  const isLockSession = (client: unknown) =>
+    (client as { connectionParameters: { options?: string } }).connectionParameters.options?.includes(
+      'idle_session_timeout',
+    ) === true;
+  return () => spy.mock.calls.filter((call) => isLockSession(call.this)).length;
+}
+
+test('a relay should mark a batch and read the next one in one statement, and read and release in one', async (t) => {
+  const { pool, defer } = await outboxDatabase(t, 'statements');
+  const topic = `test.${run}.statements`;
+  await writeOutbox(
+    pool,
+    topic,
+    [1, 2, 3, 4, 5].map((seq) => liked('post-1', seq)),
+  );
+  const store = new PgOutboxStore(pool, { leaseMs: 30_000 });
+  defer(() => store.close());
+  const statements = countLockSessionStatements(t);
+  const sent: string[] = [];
+  const batches: number[] = [];
+  const perCall: number[] = [];
+  for (;;) {
+    const before = statements();
+    const n = await store.publishBatch(2, (rows) => {
+      sent.push(...rows.map((r) => r.id));
+      return Promise.resolve();
+    });
+    batches.push(n);
+    perCall.push(statements() - before);
+    if (n === 0) break;
+  }
+  assert.deepEqual(batches, [2, 2, 1, 0]);
+  // First batch: read, then mark + read; then mark + read per batch; last: read + release.
+  assert.deepEqual(perCall, [2, 1, 1, 1], 'statements on the lock session per call');
+  assert.deepEqual(
+    sent.map(Number),
+    [...sent.map(Number)].sort((a, b) => a - b),
+    'in id order',
+  );
+  const unsent = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL');
+  assert.equal(unsent.rows[0]?.n, 0, 'every batch marked sent');
+  const locks = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'");
+  assert.equal(locks.rows[0]?.n, 0, 'the shards released once nothing was left');
+});
+
+test('a busy relay should take the shards another relay frees without going idle first', async (t) => {
+  const { pool, defer } = await outboxDatabase(t, 'busy_take');
+  const topic = `test.${run}.busy_take`;
+  const busyKey = 'post-1';
+  const freedKey = [...Array(100).keys()]
+    .map((n) => `post-${n + 2}`)
+    .find((key) => toOutboxMessage(liked(key, 1)).shard !== toOutboxMessage(liked(busyKey, 1)).shard);
+  assert.ok(freedKey);
+  await writeOutbox(
+    pool,
+    topic,
+    [1, 2, 3, 4].map((seq) => liked(busyKey, seq)),
+  );
+  await writeOutbox(pool, topic, [liked(freedKey, 1)]);
+  // Another relay holds the freed key's shard for now.
+  const other = await pool.connect();
+  defer(() => Promise.resolve(other.release()));
+  await other.query('SELECT pg_advisory_lock($1, $2)', [0x0b0c, toOutboxMessage(liked(freedKey, 1)).shard]);
+  const store = new PgOutboxStore(pool, { leaseMs: 30_000 });
+  defer(() => store.close());
+  const keys: string[] = [];
+  const into = (rows: readonly { key: string }[]) => {
+    keys.push(...rows.map((r) => r.key));
+    return Promise.resolve();
+  };
+  assert.equal(await store.publishBatch(1, into), 1);
+  await other.query('SELECT pg_advisory_unlock_all()');
+  for (let n = 0; n < 4; n++) assert.equal(await store.publishBatch(1, into), 1, 'the relay finds a row every time');
+  assert.deepEqual(keys.slice(0, 2), [busyKey, busyKey], 'the shard was not free for the first two batches');
+  assert.ok(keys.includes(freedKey), 'the freed shard was taken while the relay was busy');
+});
+
+/**
  * Commits an outbox row and asserts it sent no NOTIFY: notifications arrive in commit order, so
  * once a marker NOTIFYed after the commit is here, a NOTIFY of the write would be here too.
  */

@@ -4,7 +4,7 @@ export { directPublisher, outboxEmitter, outboxMessages, traceOf } from './event
 export type { Emit, OutboxMessages, Publish, TraceContext } from './events.js';
 export { createRedis, startDomainService } from './runtime.js';
 export type { ApiDeps, DomainServiceSpec } from './runtime.js';
-export { prismaClientFactory, prismaStatements, prismaTransaction, transientDbError } from './prisma.js';
+export { codedStatements, prismaClientFactory, prismaTransaction, transientDbError } from './prisma.js';
 export type { PoolOptions, TransactionOptions } from './prisma.js';
 export { statementBatcher } from './batch.js';
 export type { BatchOptions, BatchWrite, BatchedWrite, StatementBatcher } from './batch.js';

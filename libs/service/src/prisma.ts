@@ -88,8 +88,11 @@ export function transientDbError(err: unknown): RippleError | undefined {
   return undefined;
 }
 
-/** Raw statements outside a transaction; transient database failures become coded 503 errors. */
-export function prismaStatements(db: RawSql): RawSql {
+/**
+ * Raw statements outside a transaction (on Prisma's pool, or pg's: `pgSql`); transient database
+ * failures become coded 503 errors (`transientDbError`).
+ */
+export function codedStatements(db: RawSql): RawSql {
   const mapped = async <T>(run: () => Promise<T>): Promise<T> => {
     try {
       return await run();

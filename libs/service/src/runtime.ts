@@ -17,7 +17,8 @@ import { directPublisher, outboxEmitter, outboxMessages } from './events.js';
 import type { Emit, OutboxMessages, Publish } from './events.js';
 import { statementBatcher } from './batch.js';
 import type { StatementBatcher } from './batch.js';
-import { prismaStatements, transientDbError } from './prisma.js';
+import { transientDbError } from './prisma.js';
+import { directStatements } from './statements.js';
 import type { PoolOptions, TransactionOptions } from './prisma.js';
 
 /** What a domain service's routes get: its database, Redis, the mutation runner and the event writer. */
@@ -148,8 +149,14 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
   };
   const transaction = spec.transaction(db, { maxWaitMs: config.DB_POOL_TIMEOUT_MS });
   const wakeOutbox = () => outbox.wake();
+  // The group-commit statements run on pg directly, not through Prisma's runtime.
+  const direct = directStatements(
+    config.DATABASE_URL,
+    { max: config.DB_POOL_MAX, timeoutMs: config.DB_POOL_TIMEOUT_MS },
+    health('pg', 'statements'),
+  );
   // One object: `batch` recognises it to tell a pooled statement (batched) from a transaction's.
-  const statements = prismaStatements(db);
+  const statements = direct.sql;
   const deps: ApiDeps<Db, Tx> = {
     name: spec.name,
     description: spec.description,
@@ -243,6 +250,7 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
       await outbox.stop();
       await producer.disconnect();
       redis.disconnect();
+      await direct.end();
       await db.$disconnect();
     },
   };

@@ -13,7 +13,8 @@ import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import { deleteKeys, OpenApiContract, runId, testDatabaseUrl, testInfra } from '@ripple/testing';
 import { directPublisher, outboxEmitter, outboxMessages } from './events.js';
 import { statementBatcher } from './batch.js';
-import { prismaStatements, transientDbError } from './prisma.js';
+import { transientDbError } from './prisma.js';
+import { directStatements } from './statements.js';
 import { createRedis } from './runtime.js';
 import type { ApiDeps } from './runtime.js';
 
@@ -104,7 +105,8 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
     return p;
   };
   const metrics = createMetricsRegistry(spec.name);
-  const statements = prismaStatements(db);
+  const direct = directStatements(url);
+  const statements = direct.sql;
   const deps: ApiDeps<Db, Tx> = {
     name: spec.name,
     description: `${spec.name} under test`,
@@ -265,6 +267,7 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
       await (producer ??= connectProducer());
     },
     async close() {
+      await direct.end();
       await db.$disconnect();
       if (producer) {
         await (await producer).disconnect();

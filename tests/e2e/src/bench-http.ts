@@ -261,6 +261,10 @@ const rows = await runScoped('bh', async ({ iso, spawn, defer }) => {
     });
     if (FAIL === 'after-start') throw new Error('BENCH_HTTP_FAIL=after-start: failing on purpose');
     const request = { url, headers, body };
+    // And the open loop's own client, unmeasured: the first open loop of a process spent its first
+    // ~0.5 s compiling undici (its HTTP parser, JIT) with every request due meanwhile waiting, which
+    // made p99 of whichever route came first (posts) 150–550 ms against a trivial server too.
+    await openLoop({ ...request, rate: RATE, connections: OPEN_CONNECTIONS, seconds: 1, timeoutMs: 10_000 });
     for (const connections of CLOSED_CONNECTIONS) {
       rows.push(
         await phase(`${route}, closed loop ${connections} conn`, service, db, () => closedLoop(request, connections)),

@@ -1,0 +1,33 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import pg from 'pg';
+import { testInfra } from '@ripple/testing';
+import { pgSql } from './pg-sql.js';
+import { isDatabaseUnavailable } from './unavailable.js';
+
+test('pgSql should bind values as parameters and prepare each call site once per connection', async (t) => {
+  const pool = new pg.Pool({ connectionString: testInfra.databaseUrl, max: 1 });
+  t.after(() => pool.end());
+  const sql = pgSql(pool);
+  const quote = "it's $1; DROP TABLE x";
+  const read = (n: number, text: string) =>
+    sql.$queryRaw<{ n: number; text: string; doubled: string }[]>`
+      SELECT ${n}::int AS n, ${text}::text AS text, (${n}::int8 * 2) AS doubled`;
+  assert.deepEqual(await read(1, quote), [{ n: 1, text: quote, doubled: '2' }], 'int8 comes back as pg gives it');
+  assert.deepEqual(await read(2, 'b'), [{ n: 2, text: 'b', doubled: '4' }]);
+  assert.equal(await sql.$executeRaw`SELECT generate_series(1, ${3}::int)`, 3, 'rows affected');
+  const prepared = await pool.query<{ statement: string }>(
+    "SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%AS doubled%'",
+  );
+  assert.equal(prepared.rows.length, 1, 'one prepared statement for the call site, reused by the second call');
+});
+
+test('pgSql should fail with an error isDatabaseUnavailable recognises when the server is away', async (t) => {
+  const pool = new pg.Pool({ connectionString: 'postgresql://postgres@127.0.0.1:1/none', max: 1 });
+  t.after(() => pool.end());
+  const err = await pgSql(pool).$executeRaw`SELECT 1`.then(
+    () => assert.fail('no server listens on port 1'),
+    (e: unknown) => e,
+  );
+  assert.ok(isDatabaseUnavailable(err), String(err));
+});
