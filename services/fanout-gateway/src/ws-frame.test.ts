@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Writable } from 'node:stream';
 import * as ws from 'ws';
-import { sharedTextFrame, textFrame } from './ws-frame.js';
+import { FrameRuns, sharedTextFrame, textFrame } from './ws-frame.js';
 
 /** `ws`'s own frame parser (exported by the package, not declared by @types/ws), as a client uses it. */
 const { Receiver } = ws as unknown as {
@@ -56,4 +56,23 @@ test('a shared event frame should be framed once for all of its sockets, from th
   assert.deepEqual(await decode(sharedTextFrame({ ...position, frame: 'not what is sent', bytes })), [
     bytes.toString(),
   ]);
+});
+
+test("a tick's frame runs should index each frame once and join a run's bytes once for every socket with that run", () => {
+  const runs = new FrameRuns();
+  const [a, b, c] = ['{"n":1}', '{"n":2}', '{"n":33}'].map((text) => textFrame(text)) as [Buffer, Buffer, Buffer];
+  assert.deepEqual(
+    [a, b, a, c, b].map((f) => runs.indexOf(f)),
+    [0, 1, 0, 2, 1],
+  );
+  assert.equal(runs.bytes(0, 3), a.length + b.length + c.length);
+  assert.equal(runs.bytes(1, 2), b.length + c.length);
+  assert.equal(runs.joined(1, 1), b, 'a run of one is the frame itself');
+  const joined = runs.joined(0, 3);
+  assert.deepEqual(joined, Buffer.concat([a, b, c]));
+  assert.equal(runs.joined(0, 3), joined, 'made once');
+  assert.deepEqual(runs.joined(0, 2), Buffer.concat([a, b]), 'another run from the same start');
+  runs.clear();
+  assert.equal(runs.indexOf(c), 0);
+  assert.equal(runs.bytes(0, 1), c.length);
 });

@@ -42,3 +42,55 @@ export function sharedTextFrame(position: FramePosition & { readonly frame: stri
   }
   return frame;
 }
+
+/**
+ * The shared WebSocket frames handed out in one tick, each once, in the order they were first
+ * handed out. The hub gives each event frame to all of its channel's sockets before the next one,
+ * so a socket of one channel gets a run of consecutive entries here; `joined` makes the bytes of a
+ * run once, as one Buffer, for every socket with the same run: one write per socket and tick
+ * instead of one per frame (a stream write keeps an entry object per frame until it is written).
+ * Indexes are valid until `clear`.
+ */
+export class FrameRuns {
+  private frames: Buffer[] = [];
+  /** `ends[i]`: the bytes of frames 0 … i-1. */
+  private ends: number[] = [0];
+  private readonly indexes = new Map<Buffer, number>();
+  private readonly runs = new Map<number, Buffer>();
+
+  /** The index of `frame`, added at the end when it was not handed out yet in this tick. */
+  indexOf(frame: Buffer): number {
+    let index = this.indexes.get(frame);
+    if (index === undefined) {
+      index = this.frames.push(frame) - 1;
+      this.indexes.set(frame, index);
+      this.ends.push((this.ends[index] ?? 0) + frame.length);
+    }
+    return index;
+  }
+
+  /** Bytes of the `count` frames from index `start`. */
+  bytes(start: number, count: number): number {
+    return (this.ends[start + count] ?? 0) - (this.ends[start] ?? 0);
+  }
+
+  /** The `count` frames from index `start` as one Buffer (the frame itself when `count` is 1), made once per run. */
+  joined(start: number, count: number): Buffer {
+    if (count === 1) return this.frames[start] as Buffer;
+    const key = start * 2 ** 21 + count;
+    let run = this.runs.get(key);
+    if (!run) {
+      run = Buffer.concat(this.frames.slice(start, start + count), this.bytes(start, count));
+      this.runs.set(key, run);
+    }
+    return run;
+  }
+
+  /** Forgets the tick's frames and runs. */
+  clear(): void {
+    this.frames = [];
+    this.ends = [0];
+    this.indexes.clear();
+    this.runs.clear();
+  }
+}

@@ -112,3 +112,83 @@ test('a ws client should read event frames of every header size, multi-byte text
   );
   assert.ok(received.some((f) => f.op === 'pong'));
 });
+
+/** A client of `app` for user `u1`, and the frames it received (its close last); resolves once welcomed. */
+async function welcomedClient(
+  t: { after(fn: () => void): void },
+  app: Awaited<ReturnType<typeof singleNodeApp>>,
+): Promise<{ op: string; offset?: string; epoch?: string; code?: number }[]> {
+  const client = new WebSocket(
+    `ws://127.0.0.1:${listeningPort(app)}/ws?access_token=${await signAccessToken(secret, 'u1')}`,
+  );
+  t.after(() => client.terminate());
+  const frames: { op: string; offset?: string; code?: number }[] = [];
+  client.on('close', (code: number) => frames.push({ op: 'close', code }));
+  await new Promise<void>((resolve) =>
+    client.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as { op: string };
+      frames.push(frame);
+      if (frame.op === 'welcome') resolve();
+    }),
+  );
+  return frames;
+}
+
+async function until(check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!check() && Date.now() < deadline) await new Promise<void>((r) => setTimeout(r, 10));
+}
+
+test("a channel's frames of one tick should leave each of its sockets as one write, the same Buffer for all, in order between other frames", async (t) => {
+  const g = singleNodeGateway();
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 * 1024 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const clients = [await welcomedClient(t, app), await welcomedClient(t, app)];
+  const writes = [...app.websocketServer.clients].map((server) => {
+    const tcp = (server as unknown as { _socket: { write(chunk: unknown, ...rest: unknown[]): boolean } })._socket;
+    const seen: unknown[] = [];
+    const write = tcp.write.bind(tcp);
+    tcp.write = (chunk: unknown, ...rest: unknown[]) => {
+      seen.push(chunk);
+      return write(chunk, ...rest);
+    };
+    return seen;
+  });
+  const { epoch } = await g.history.position('user:u1');
+  const publish = (offset: string, at = epoch) =>
+    g.hub.publish({ channel: 'user:u1', offset, epoch: at, frame: eventFrame('user:u1', offset, at, '{"n":1}') });
+  for (const offset of ['1', '2', '3']) publish(offset);
+  // A later epoch: a `gap` frame (written by ws) between the run and the next event, in one tick.
+  const later = `${epoch}z`;
+  publish('1', later);
+  await until(() => clients.every((frames) => frames.length >= 6));
+  for (const frames of clients) {
+    assert.deepEqual(
+      frames.slice(1).map((f) => `${f.op}:${f.offset ?? ''}:${f.epoch === later ? 'later' : ''}`),
+      ['event:1:', 'event:2:', 'event:3:', 'gap:0:later', 'event:1:later'],
+    );
+  }
+  const [first, second] = writes;
+  assert.ok(first?.[0] instanceof Buffer && first[0] === second?.[0], 'one Buffer shared by both sockets');
+  assert.deepEqual(
+    (first[0] as Buffer).toString('latin1').match(/"offset":"\d"/g),
+    ['"offset":"1"', '"offset":"2"', '"offset":"3"'],
+    'the three events in one write',
+  );
+});
+
+test('a connection closed in the tick of its run should send the run before the close', async (t) => {
+  const g = singleNodeGateway();
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 * 1024 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const frames = await welcomedClient(t, app);
+  const { epoch } = await g.history.position('user:u1');
+  for (const offset of ['1', '2', '3'])
+    g.hub.publish({ channel: 'user:u1', offset, epoch, frame: eventFrame('user:u1', offset, epoch, '{"n":1}') });
+  for (const connection of g.connections.all()) connection.moveAway();
+  await until(() => frames.some((f) => f.op === 'close'));
+  assert.deepEqual(
+    frames.slice(1).map((f) => `${f.op}:${f.offset ?? f.code ?? ''}`),
+    ['event:1', 'event:2', 'event:3', 'reconnect:', 'close:1001'],
+  );
+});

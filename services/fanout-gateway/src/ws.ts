@@ -15,7 +15,7 @@ import { refuseForeignOrigin } from './origin-check.js';
 import { CloseCodes, frameText } from './protocol.js';
 import { upgradeFastPath } from './upgrade.js';
 import type { ChannelEnded, ConnectionSink, FramePosition } from './sink.js';
-import { sharedTextFrame } from './ws-frame.js';
+import { FrameRuns, sharedTextFrame } from './ws-frame.js';
 
 /** True when `position` carries the event frame `text` (one object shared by the channel's sockets). */
 function isSharedFrame(
@@ -32,11 +32,21 @@ function tokenOf(headers: IncomingHttpHeaders, query: unknown): string | undefin
 
 /** The sinks corked in this tick, uncorked together by one `nextTick` (not a tick object and callback per socket). */
 let corkedInTick: WebSocketSink[] = [];
+/** The shared frames of this tick: the runs the corked sinks write at its end. */
+const tickFrames = new FrameRuns();
+/** True while `flushCorked` runs: a frame sent meanwhile is written at once, not added to a run. */
+let flushingTick = false;
 
 function flushCorked(): void {
   const sinks = corkedInTick;
   corkedInTick = [];
-  for (const sink of sinks) sink.flush();
+  flushingTick = true;
+  try {
+    for (const sink of sinks) sink.flush();
+  } finally {
+    flushingTick = false;
+    tickFrames.clear();
+  }
 }
 
 /**
@@ -48,6 +58,11 @@ function flushCorked(): void {
  * (no compression is negotiated: `installWebSocket` refuses permessage-deflate), so the order
  * holds. Frames sent within a tick (a routed batch delivers many at once) leave in one write: the
  * TCP socket is corked at the first and uncorked once the tick's work is done (stream corks nest).
+ * Consecutive shared frames of a tick (a channel's events, each handed to all of its sockets
+ * before the next) are not written one by one: the sink keeps the run's place in `tickFrames` and
+ * writes it at the end of the tick as one Buffer made once for every socket with the same run, up
+ * to the socket's high-water mark (a corked stream write keeps an entry object per frame until the
+ * uncork: a 100-event batch to 10,000 sockets held a million of them, promoted to old space).
  * A socket whose kernel buffer is full (`writableNeedDrain`) gets no more frames: they wait in
  * `pending`, in order, as references, and are handed over at `drain`. `bufferedAmount` counts both,
  * so the send-buffer bound (4009) holds whatever waits. `held`: the upgrade corked the socket
@@ -63,6 +78,9 @@ class WebSocketSink implements ConnectionSink {
   /** True while the socket is corked until the end of the tick (or, `held`, until a first frame). */
   private corked: boolean;
   private flushing = false;
+  /** This tick's run of shared frames not written yet: `runCount` entries of `tickFrames` from `runStart`. */
+  private runStart = 0;
+  private runCount = 0;
 
   constructor(
     private readonly socket: WebSocket,
@@ -75,16 +93,24 @@ class WebSocketSink implements ConnectionSink {
   send(_op: string, text: string, position?: FramePosition | ChannelEnded): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
     const frame = position && isSharedFrame(position, text) ? sharedTextFrame(position) : text;
+    const index = typeof frame === 'string' || flushingTick || this.pending ? -1 : tickFrames.indexOf(frame);
+    if (index >= 0 && this.extendRun(index)) return;
+    this.endRun();
     if (this.pending || this.tcp.writableNeedDrain) {
       this.wait(frame);
       return;
     }
     this.corkTick();
-    this.write(frame);
+    if (index < 0) this.write(frame);
+    else {
+      this.runStart = index;
+      this.runCount = 1;
+    }
   }
 
   bufferedAmount(): number {
-    return this.socket.bufferedAmount + this.pendingBytes;
+    const run = this.runCount > 0 ? tickFrames.bytes(this.runStart, this.runCount) : 0;
+    return this.socket.bufferedAmount + this.pendingBytes + run;
   }
 
   close(code: number, reason: string): void {
@@ -92,7 +118,11 @@ class WebSocketSink implements ConnectionSink {
     if (socket.readyState !== socket.OPEN && socket.readyState !== socket.CONNECTING) return;
     this.corkTick();
     // A slow consumer's backlog is dropped; any other close lets the frames before it go first.
-    if (code !== CloseCodes.slowConsumer) this.handOver(Infinity);
+    if (code !== CloseCodes.slowConsumer) {
+      this.endRun();
+      this.handOver(Infinity);
+    }
+    this.runCount = 0;
     this.pending = undefined;
     this.pendingBytes = 0;
     socket.close(code, reason);
@@ -101,6 +131,7 @@ class WebSocketSink implements ConnectionSink {
   /** Ends the tick's cork: everything written since leaves in one write. */
   flush(): void {
     this.flushing = false;
+    this.endRun();
     if (!this.corked) return;
     this.corked = false;
     this.tcp.uncork();
@@ -112,6 +143,25 @@ class WebSocketSink implements ConnectionSink {
     this.corked = true;
     this.flushing = true;
     if (corkedInTick.push(this) === 1) process.nextTick(flushCorked);
+  }
+
+  /**
+   * Adds the frame at `index` of `tickFrames` to the run when it is the run's next one and the run
+   * stays within the socket's high-water mark (beyond it, frames wait in `pending` as before).
+   */
+  private extendRun(index: number): boolean {
+    if (this.runCount === 0 || this.runStart + this.runCount !== index) return false;
+    if (tickFrames.bytes(this.runStart, this.runCount + 1) > this.tcp.writableHighWaterMark) return false;
+    this.runCount += 1;
+    return true;
+  }
+
+  /** Writes the run (one Buffer shared by the sockets with the same run). */
+  private endRun(): void {
+    if (this.runCount === 0) return;
+    const run = tickFrames.joined(this.runStart, this.runCount);
+    this.runCount = 0;
+    this.tcp.write(run);
   }
 
   private write(frame: Buffer | string): void {
