@@ -38,6 +38,8 @@ export class Connections {
   /** Set by {@link handOver}: closing connections keep their registry entries. */
   private handingOver = false;
   private handed = 0;
+  /** By connection id: its registration by {@link reinstate} in flight. */
+  private readonly reinstating = new Map<string, Promise<boolean>>();
 
   /**
    * `connects` registers a connection (node roster, presence) with its own channel in one go, and
@@ -102,6 +104,9 @@ export class Connections {
       this.handed++;
       return;
     }
+    // Registered again by `reinstate` right now (on another Redis connection): released after
+    // that, or its presence entry would outlive it and its user be announced online after offline.
+    await this.reinstating.get(connection.id)?.catch(() => undefined);
     const last = await this.connects.close({
       nodeId: this.nodeId,
       userId: connection.userId,
@@ -121,13 +126,21 @@ export class Connections {
     let announced = 0;
     const all = this.all();
     for (let i = 0; i < all.length; i += REINSTATE_CHUNK) {
-      const chunk = all.slice(i, i + REINSTATE_CHUNK);
-      const first = await Promise.all(chunk.map((c) => connect(c.userId, c.id)));
-      chunk.forEach((connection, j) => {
-        if (!first[j]) return;
-        this.changed('online', connection);
-        announced++;
-      });
+      // A connection closed since the list was taken is not registered again.
+      const chunk = all.slice(i, i + REINSTATE_CHUNK).filter((c) => this.open.has(c.id));
+      await Promise.all(
+        chunk.map(async (connection) => {
+          const connecting = connect(connection.userId, connection.id);
+          this.reinstating.set(connection.id, connecting);
+          try {
+            if (!(await connecting)) return;
+            this.changed('online', connection);
+            announced++;
+          } finally {
+            this.reinstating.delete(connection.id);
+          }
+        }),
+      );
     }
     return announced;
   }
