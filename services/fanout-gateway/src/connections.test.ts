@@ -152,9 +152,12 @@ test('a connection that closes while its node registers its connections again (a
   // the node was stalled, and the node reads their closes now.
   let inFlight: () => void = () => undefined;
   const gate = new Promise<void>((resolve) => (inFlight = resolve));
-  const reinstating = live.reinstate(async (userId, connectionId) => {
-    await gate;
-    return directory.connect(userId, connectionId);
+  const reinstating = live.reinstate({
+    connect: async (userId, connectionId) => {
+      await gate;
+      return directory.connect(userId, connectionId);
+    },
+    connectionsOf: (userId) => directory.connectionsOf(userId),
   });
   const closing = Promise.all([live.remove(all[0] as Connection), live.remove(all[299] as Connection)]);
   inFlight();
@@ -167,4 +170,47 @@ test('a connection that closes while its node registers its connections again (a
   }
   assert.deepEqual(await directory.connectionsOf('u1'), ['c1']);
   assert.ok(changes.includes('online:u1'));
+});
+
+test('a user with two connections on a node a peer claimed should be announced online again, though the upkeep renewed one of them first', async () => {
+  // Four presence shares (the default lease ratio): a refresh renews about a quarter of them.
+  const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000, 60_000);
+  const changes: string[] = [];
+  const live = new Connections(
+    'n1',
+    new SequentialConnectLog(directory, new MemoryHistory(10)),
+    unitMetrics(),
+    createLogger('t', 'silent'),
+    (batch) => {
+      changes.push(...batch.map((c) => `${c.change}:${c.connection.userId}`));
+      return Promise.resolve();
+    },
+  );
+  // Users u0 … u39 with two connections each, on the node only; u40 also has one elsewhere.
+  const users = Array.from({ length: 41 }, (_, i) => `u${i}`);
+  for (const user of users) {
+    await live.add(connection(`${user}a`, user), { channel: `user:${user}`, hold: true });
+    await live.add(connection(`${user}b`, user), { channel: `user:${user}`, hold: false });
+  }
+  await directory.connect('u40', 'elsewhere');
+  await directory.refresh(live.holdings([])); // the first refresh: every connection
+  // A peer's reaper claimed the node: every connection here left presence.
+  for (const c of live.all()) await directory.disconnect(c.userId, c.id);
+  await live.settled();
+  changes.length = 0;
+
+  await directory.refresh(live.holdings([])); // the resumed node's upkeep renews one share first
+  const renewedOne = [];
+  for (const user of users) if ((await directory.connectionsOf(user)).length === 1) renewedOne.push(user);
+  assert.ok(renewedOne.length > 0, 'some user had one of two connections renewed');
+  assert.equal(await live.reinstate(directory), 40);
+  await live.settled();
+  assert.deepEqual(
+    changes.sort(),
+    users
+      .slice(0, 40)
+      .map((u) => `online:${u}`)
+      .sort(),
+    'once per user, not u40',
+  );
 });
