@@ -30,6 +30,19 @@ test('loadConfig should report every bad variable by name at once', () => {
   );
 });
 
+test('loadConfig should refuse an integer variable that is not a decimal integer, not truncate it', () => {
+  for (const value of ['1.5', '1e4', '0x10', '4096.0']) {
+    assert.throws(
+      () => loadConfig(Schema, { LISTEN_BACKLOG: value }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.message.includes(`LISTEN_BACKLOG: Expected a decimal integer (got "${value}")`),
+      value,
+    );
+  }
+  assert.equal(loadConfig(Schema, { LISTEN_BACKLOG: ' 1024 ' }).LISTEN_BACKLOG, 1024);
+});
+
 test('loadConfig should treat an empty variable as unset', () => {
   assert.equal(loadConfig(Schema, { PORT: '' }).PORT, 8080);
 });

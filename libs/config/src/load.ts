@@ -57,6 +57,13 @@ export function loadConfig<S extends TObject>(schema: S, env: Env = process.env)
     const property = schema.properties[name] as { secret?: unknown } | undefined;
     return `${name}: ${e.message} (got ${describeValue(name, env[name], property)})`;
   });
+  // Value.Convert truncates what parses as a number: '1.5' and '1e4' became 1, '0x10' 16.
+  for (const name of Object.keys(schema.properties)) {
+    const property = schema.properties[name] as { type?: unknown; secret?: unknown } | undefined;
+    const value = env[name];
+    if (property?.type === 'integer' && value && !/^\s*[-+]?\d+\s*$/.test(value))
+      problems.push(`${name}: Expected a decimal integer (got ${describeValue(name, value, property)})`);
+  }
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
   return Object.freeze(converted as Static<S>);
 }

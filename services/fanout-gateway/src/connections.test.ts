@@ -125,3 +125,92 @@ test('a draining node should hand its users over: no presence change for one who
   assert.deepEqual(offline, ['n1 leaver']);
   assert.deepEqual(await new LeasedDirectory(sets, 't:', 'n2', 60_000).connectionsOf('mover'), ['c3']);
 });
+
+test('a connection that closes while its node registers its connections again (a peer claimed it) should be left offline, not online', async () => {
+  const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000);
+  const changes: string[] = [];
+  const live = new Connections(
+    'n1',
+    new SequentialConnectLog(directory, new MemoryHistory(10)),
+    unitMetrics(),
+    createLogger('t', 'silent'),
+    (batch) => {
+      changes.push(...batch.map((c) => `${c.change}:${c.connection.userId}`));
+      return Promise.resolve();
+    },
+  );
+  // More connections than one round trip of the reinstatement registers; users u0 … u299.
+  const all = Array.from({ length: 300 }, (_, i) => connection(`c${i}`, `u${i}`));
+  for (const c of all) await live.add(c, { channel: `user:${c.userId}`, hold: true });
+  // A peer's reaper claimed the node and announced every user offline.
+  for (const c of all) await directory.disconnect(c.userId, c.id);
+  await live.settled();
+  changes.length = 0;
+
+  // The reinstatement's first registrations are in flight (another Redis connection) when the
+  // clients of c0 (in that round trip) and c299 (in a later one) close: their sockets died while
+  // the node was stalled, and the node reads their closes now.
+  let inFlight: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => (inFlight = resolve));
+  const reinstating = live.reinstate({
+    connect: async (userId, connectionId) => {
+      await gate;
+      return directory.connect(userId, connectionId);
+    },
+    connectionsOf: (userId) => directory.connectionsOf(userId),
+  });
+  const closing = Promise.all([live.remove(all[0] as Connection), live.remove(all[299] as Connection)]);
+  inFlight();
+  await Promise.all([reinstating, closing]);
+  await live.settled();
+
+  for (const user of ['u0', 'u299']) {
+    assert.deepEqual(await directory.connectionsOf(user), [], `${user}: no presence entry outlives the connection`);
+    assert.equal(changes.filter((c) => c.endsWith(`:${user}`)).at(-1), `offline:${user}`, `${user}: last seen offline`);
+  }
+  assert.deepEqual(await directory.connectionsOf('u1'), ['c1']);
+  assert.ok(changes.includes('online:u1'));
+});
+
+test('a user with two connections on a node a peer claimed should be announced online again, though the upkeep renewed one of them first', async () => {
+  // Four presence shares (the default lease ratio): a refresh renews about a quarter of them.
+  const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000, 60_000);
+  const changes: string[] = [];
+  const live = new Connections(
+    'n1',
+    new SequentialConnectLog(directory, new MemoryHistory(10)),
+    unitMetrics(),
+    createLogger('t', 'silent'),
+    (batch) => {
+      changes.push(...batch.map((c) => `${c.change}:${c.connection.userId}`));
+      return Promise.resolve();
+    },
+  );
+  // Users u0 … u39 with two connections each, on the node only; u40 also has one elsewhere.
+  const users = Array.from({ length: 41 }, (_, i) => `u${i}`);
+  for (const user of users) {
+    await live.add(connection(`${user}a`, user), { channel: `user:${user}`, hold: true });
+    await live.add(connection(`${user}b`, user), { channel: `user:${user}`, hold: false });
+  }
+  await directory.connect('u40', 'elsewhere');
+  await directory.refresh(live.holdings([])); // the first refresh: every connection
+  // A peer's reaper claimed the node: every connection here left presence.
+  for (const c of live.all()) await directory.disconnect(c.userId, c.id);
+  await live.settled();
+  changes.length = 0;
+
+  await directory.refresh(live.holdings([])); // the resumed node's upkeep renews one share first
+  const renewedOne = [];
+  for (const user of users) if ((await directory.connectionsOf(user)).length === 1) renewedOne.push(user);
+  assert.ok(renewedOne.length > 0, 'some user had one of two connections renewed');
+  assert.equal(await live.reinstate(directory), 40);
+  await live.settled();
+  assert.deepEqual(
+    changes.sort(),
+    users
+      .slice(0, 40)
+      .map((u) => `online:${u}`)
+      .sort(),
+    'once per user, not u40',
+  );
+});

@@ -1,4 +1,4 @@
-import type { ConnectLog, StreamPosition } from '@ripple/registry';
+import type { ConnectLog, Directory, StreamPosition } from '@ripple/registry';
 import type { Logger } from '@ripple/telemetry';
 import type { GatewayMetrics } from './metrics.js';
 
@@ -16,7 +16,7 @@ export interface Connection {
 
 export type PresenceChange = 'online' | 'offline';
 
-/** Connections registered again at once by `Connections.reinstate` (one pipelined round trip each). */
+/** Users whose connections `Connections.reinstate` registers again at once (pipelined round trips). */
 const REINSTATE_CHUNK = 256;
 
 /** The user's own channel as a connection joins it on connect. */
@@ -38,6 +38,8 @@ export class Connections {
   /** Set by {@link handOver}: closing connections keep their registry entries. */
   private handingOver = false;
   private handed = 0;
+  /** By connection id: its registration by {@link reinstate} in flight. */
+  private readonly reinstating = new Map<string, Promise<boolean>>();
 
   /**
    * `connects` registers a connection (node roster, presence) with its own channel in one go, and
@@ -102,6 +104,9 @@ export class Connections {
       this.handed++;
       return;
     }
+    // Registered again by `reinstate` right now (on another Redis connection): released after
+    // that, or its presence entry would outlive it and its user be announced online after offline.
+    await this.reinstating.get(connection.id)?.catch(() => undefined);
     const last = await this.connects.close({
       nodeId: this.nodeId,
       userId: connection.userId,
@@ -112,24 +117,55 @@ export class Connections {
 
   /**
    * A peer claimed this node as dead while it was alive, removed its connections from presence and
-   * announced their users offline: registers each open connection's presence again (`connect`:
-   * adds a connection to its user's presence, resolving true when it is the user's only live one,
-   * as `Directory.connect`) and publishes `presence.online` for each user left with none meanwhile.
+   * announced their users offline: registers each open connection's presence again
+   * (`presence.connect`, as `Directory.connect`) and publishes `presence.online` for each user
+   * whose live connections (`presence.connectionsOf`) are then all on this node, i.e. who had none
+   * elsewhere. Per user, not per connection: the upkeep's directory refresh may have renewed some
+   * of a user's connections here already, and then no single one is the user's only one.
    * Resolves with how many users were announced online again.
    */
-  async reinstate(connect: (userId: string, connectionId: string) => Promise<boolean>): Promise<number> {
+  async reinstate(presence: Pick<Directory, 'connect' | 'connectionsOf'>): Promise<number> {
+    const byUser = new Map<string, Connection[]>();
+    for (const c of this.open.values()) byUser.set(c.userId, [...(byUser.get(c.userId) ?? []), c]);
+    const users = [...byUser];
     let announced = 0;
-    const all = this.all();
-    for (let i = 0; i < all.length; i += REINSTATE_CHUNK) {
-      const chunk = all.slice(i, i + REINSTATE_CHUNK);
-      const first = await Promise.all(chunk.map((c) => connect(c.userId, c.id)));
-      chunk.forEach((connection, j) => {
-        if (!first[j]) return;
+    for (let i = 0; i < users.length; i += REINSTATE_CHUNK) {
+      const chunk = users.slice(i, i + REINSTATE_CHUNK);
+      const online = await Promise.all(
+        chunk.map(([userId, connections]) => this.reconnect(presence, userId, connections)),
+      );
+      chunk.forEach(([, connections], j) => {
+        const connection = connections.find((c) => this.open.has(c.id));
+        if (!online[j] || !connection) return;
         this.changed('online', connection);
         announced++;
       });
     }
     return announced;
+  }
+
+  /** Registers `connections` of `userId` again; resolves true when the user has live ones, all here. */
+  private async reconnect(
+    presence: Pick<Directory, 'connect' | 'connectionsOf'>,
+    userId: string,
+    connections: readonly Connection[],
+  ): Promise<boolean> {
+    // A connection closed since the list was taken is not registered again.
+    const still = connections.filter((c) => this.open.has(c.id));
+    await Promise.all(
+      still.map(async (connection) => {
+        const connecting = presence.connect(userId, connection.id);
+        this.reinstating.set(connection.id, connecting);
+        try {
+          await connecting;
+        } finally {
+          this.reinstating.delete(connection.id);
+        }
+      }),
+    );
+    const live = await presence.connectionsOf(userId);
+    const here = new Set(still.map((c) => c.id));
+    return live.length > 0 && live.every((id) => here.has(id));
   }
 
   /** Resolves when every presence change so far was published (or failed and was logged). */

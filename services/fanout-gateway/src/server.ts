@@ -224,7 +224,7 @@ runProcess(SERVICE_NAME, async () => {
     catchUp: () => catchUp('lease'),
     reinstate: async () => {
       metrics.reinstatements.inc();
-      const users = await live.reinstate((userId, connectionId) => upkeepDirectory.connect(userId, connectionId));
+      const users = await live.reinstate(upkeepDirectory);
       logger.warn(
         { connections: live.size, users },
         'a peer claimed this node as dead: registered its connections again',
