@@ -76,6 +76,11 @@ export const GatewayEnv = Type.Object({
   CHAT_DEPARTURE_TTL_MS: Type.Integer({ default: 86_400_000 + 3_600_000, minimum: 1000 }),
   /** On SIGTERM, clients are told to reconnect spread over this window. */
   DRAIN_WINDOW_MS: Type.Integer({ default: 10_000, minimum: 0, maximum: MAX_DELAY_MS }),
+  /**
+   * After its last client moved, a draining node waits this long before it announces offline the
+   * users who did not reconnect to another node (its users' presence is handed over meanwhile).
+   */
+  DRAIN_PRESENCE_GRACE_MS: Type.Integer({ default: 2000, minimum: 0, maximum: MAX_DELAY_MS }),
   /** post-service, which owns the follow graph: a `feed:` subscription loads the user's followees there. */
   POST_SERVICE_URL: Type.String({ default: 'http://127.0.0.1:3001', pattern: '^https?://' }),
   /** Longest wait for that list; past it the subscribe answers GW_FEED_UNAVAILABLE (retry). */

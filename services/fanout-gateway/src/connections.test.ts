@@ -9,7 +9,6 @@ import {
 } from '@ripple/registry';
 import { createLogger } from '@ripple/telemetry';
 import { Connections } from './connections.js';
-import { PresenceReaper } from './presence-reaper.js';
 import type { Connection, PresenceChange } from './connections.js';
 import { unitMetrics } from './single-node.js';
 
@@ -75,10 +74,9 @@ test('a closed connection should leave the node roster and presence once, howeve
   });
 });
 
-test('a draining node should hand its users over: no presence change for one who moves, one offline from the reaper for one who does not', async () => {
-  let now = 0;
-  const sets = new MemoryLeasedSets(() => now);
-  const roster = new MemoryNodeRoster(1_000, () => now, 1_000);
+test('a draining node should hand its users over: no presence change for one who moves, one offline once released for one who does not', async () => {
+  const sets = new MemoryLeasedSets();
+  const roster = new MemoryNodeRoster(1_000);
   const history = new MemoryHistory(10);
   const changes: string[] = [];
   const node = (nodeId: string) =>
@@ -93,7 +91,6 @@ test('a draining node should hand its users over: no presence change for one who
       },
     );
   const [draining, peer] = [node('n1'), node('n2')];
-  await roster.renew('n1'); // its heartbeat, at start
   const mover = connection('c1', 'mover');
   const leaver = connection('c2', 'leaver');
   await draining.add(mover, { channel: 'user:mover', hold: true });
@@ -108,22 +105,44 @@ test('a draining node should hand its users over: no presence change for one who
   await Promise.all([draining.settled(), peer.settled()]);
   assert.deepEqual(changes, ['n1 online:mover', 'n1 online:leaver'], 'the move changes no presence');
 
-  // n1's lease (renewed last at 0) and the grace run out; n2 renews and reaps.
-  now = 2_500;
-  await roster.renew('n2');
-  const offline: string[] = [];
-  const reaper = new PresenceReaper({
-    roster,
-    directory: new LeasedDirectory(sets, 't:', 'n2', 60_000),
-    publishOffline: (o) => {
-      offline.push(`${o.nodeId} ${o.userId}`);
-      return Promise.resolve();
-    },
-    logger: createLogger('t', 'silent'),
-  });
-  assert.deepEqual(await reaper.sweep(), ['leaver']);
-  assert.deepEqual(offline, ['n1 leaver']);
-  assert.deepEqual(await new LeasedDirectory(sets, 't:', 'n2', 60_000).connectionsOf('mover'), ['c3']);
+  assert.equal(await draining.releaseHandedOver(), 2);
+  await draining.settled();
+  assert.deepEqual(changes.slice(2), ['n1 offline:leaver']);
+  const directory = new LeasedDirectory(sets, 't:', 'n2', 60_000);
+  assert.deepEqual(await directory.connectionsOf('mover'), ['c3']);
+  assert.deepEqual(await directory.connectionsOf('leaver'), []);
+  assert.deepEqual(await roster.claimPrevious('n1'), { nodeId: 'n1', connections: [] }, 'its roster list is empty');
+  assert.equal(await draining.releaseHandedOver(), 0, 'released once');
+});
+
+test('when every node drains at once, each should announce its own users offline', async () => {
+  const sets = new MemoryLeasedSets();
+  const roster = new MemoryNodeRoster(1_000);
+  const changes: string[] = [];
+  const nodes = ['n1', 'n2'].map(
+    (nodeId) =>
+      new Connections(
+        nodeId,
+        new SequentialConnectLog(new LeasedDirectory(sets, 't:', nodeId, 60_000), new MemoryHistory(10), roster),
+        unitMetrics(),
+        createLogger('t', 'silent'),
+        (batch) => {
+          changes.push(...batch.map((c) => `${nodeId} ${c.change}:${c.connection.userId}`));
+          return Promise.resolve();
+        },
+      ),
+  );
+  const [a, b] = nodes as [Connections, Connections];
+  const both = [connection('c1', 'both'), connection('c2', 'both')];
+  await a.add(connection('c0', 'only-a'), { channel: 'user:only-a', hold: true });
+  await a.add(both[0] as Connection, { channel: 'user:both', hold: true });
+  await b.add(both[1] as Connection, { channel: 'user:both', hold: true });
+  for (const n of nodes) n.handOver();
+  for (const n of nodes) for (const c of n.all()) await n.remove(c);
+  await Promise.all(nodes.map((n) => n.releaseHandedOver()));
+  await Promise.all(nodes.map((n) => n.settled()));
+  const offline = changes.filter((c) => c.includes(' offline:')).map((c) => c.split(':')[1]);
+  assert.deepEqual(offline.sort(), ['both', 'only-a'], 'every user offline, once');
 });
 
 test('a connection that closes while its node registers its connections again (a peer claimed it) should be left offline, not online', async () => {

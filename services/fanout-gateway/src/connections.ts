@@ -17,7 +17,7 @@ export interface Connection {
 export type PresenceChange = 'online' | 'offline';
 
 /** Users whose connections `Connections.reinstate` registers again at once (pipelined round trips). */
-const REINSTATE_CHUNK = 256;
+const REGISTRY_CHUNK = 256;
 
 /** The user's own channel as a connection joins it on connect. */
 export interface OwnChannel {
@@ -35,9 +35,9 @@ export class Connections {
   /** Presence changes not yet published, in the order they happened. */
   private presence: { change: PresenceChange; connection: Connection }[] = [];
   private publishing: Promise<void> | undefined;
-  /** Set by {@link handOver}: closing connections keep their registry entries. */
+  /** Set by {@link handOver}: closing connections keep their registry entries until {@link releaseHandedOver}. */
   private handingOver = false;
-  private handed = 0;
+  private readonly handed: Connection[] = [];
   /** By connection id: its registration by {@link reinstate} in flight. */
   private readonly reinstating = new Map<string, Promise<boolean>>();
 
@@ -80,30 +80,47 @@ export class Connections {
   }
 
   /**
-   * The node is draining: from now on a closed connection is forgotten here only. Its roster and
-   * presence entries stay, and no `presence.offline` is published: its user is moving to another
-   * node, where the presence entry left here makes the new connection not the first (no
-   * `presence.online` either). The node then does not leave the roster; its lease lapses, and a
-   * peer's PresenceReaper removes the entries and announces offline, once, each user who did not
-   * reconnect elsewhere meanwhile. A rolling deploy no longer flaps every user's presence, and a
-   * reconnect storm carries no presence events.
+   * The node is draining: from now on a closed connection is forgotten here only, its roster and
+   * presence entries kept, no `presence.offline` published, until {@link releaseHandedOver}. Its
+   * user is moving to another node, where the presence entry still here makes the new connection
+   * not the first (no `presence.online` either): a rolling deploy does not flap every user's
+   * presence, and its reconnect storm carries no presence events.
    */
   handOver(): void {
     this.handingOver = true;
   }
 
-  /** Connections closed since {@link handOver} whose registry entries were left to the reaper. */
+  /** Connections closed since {@link handOver} whose registry entries are kept for now. */
   get handedOver(): number {
-    return this.handed;
+    return this.handed.length;
+  }
+
+  /**
+   * Releases the connections closed since {@link handOver} as a close would (roster, presence),
+   * and publishes `presence.offline` for each user left with no live connection anywhere (one who
+   * did not reconnect to another node meanwhile, or whose every node is draining). Resolves with
+   * how many connections were released.
+   */
+  async releaseHandedOver(): Promise<number> {
+    const handed = this.handed.splice(0);
+    for (let i = 0; i < handed.length; i += REGISTRY_CHUNK) {
+      await Promise.all(handed.slice(i, i + REGISTRY_CHUNK).map((c) => this.unregister(c)));
+    }
+    return handed.length;
   }
 
   /** Forgets a closed connection (roster, presence) once, however often it is called. */
   async remove(connection: Connection): Promise<void> {
     if (!this.open.delete(connection.id)) return;
     if (this.handingOver) {
-      this.handed++;
+      this.handed.push(connection);
       return;
     }
+    await this.unregister(connection);
+  }
+
+  /** Removes a connection that closed from the roster and presence; `presence.offline` when it was the user's last. */
+  private async unregister(connection: Connection): Promise<void> {
     // Registered again by `reinstate` right now (on another Redis connection): released after
     // that, or its presence entry would outlive it and its user be announced online after offline.
     await this.reinstating.get(connection.id)?.catch(() => undefined);
@@ -129,8 +146,8 @@ export class Connections {
     for (const c of this.open.values()) byUser.set(c.userId, [...(byUser.get(c.userId) ?? []), c]);
     const users = [...byUser];
     let announced = 0;
-    for (let i = 0; i < users.length; i += REINSTATE_CHUNK) {
-      const chunk = users.slice(i, i + REINSTATE_CHUNK);
+    for (let i = 0; i < users.length; i += REGISTRY_CHUNK) {
+      const chunk = users.slice(i, i + REGISTRY_CHUNK);
       const online = await Promise.all(
         chunk.map(([userId, connections]) => this.reconnect(presence, userId, connections)),
       );

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { accessTokenVerifier, jwtOptionsFrom, resolveJwtSecret } from '@ripple/auth';
 import { parseBrokers } from '@ripple/config';
@@ -326,12 +327,17 @@ runProcess(SERVICE_NAME, async () => {
           }),
       );
       await Promise.all(moving);
-      await heartbeat.stop();
+      const lastMoveAt = Date.now();
       await app.close();
       await consumer.stop();
+      // The moved clients reconnect elsewhere meanwhile; then those who did not are announced
+      // offline here (also when every node drains at once). The heartbeat runs until then, so no
+      // peer claims this node and announces them too.
+      await delay(Math.max(0, lastMoveAt + config.DRAIN_PRESENCE_GRACE_MS - Date.now()));
+      await live.releaseHandedOver();
+      await heartbeat.stop();
       await directory.leave(live.holdings(hub.channelNames()));
-      // Users handed over (Connections.handOver): the roster entry stays for a peer's reaper.
-      if (live.handedOver === 0) await roster.leave(nodeId);
+      await roster.leave(nodeId);
       await live.settled();
       await followees.close();
       await bus.stop();
