@@ -308,6 +308,20 @@ export function rosterContract(
     assert.equal(await stalled.renew('n1'), true);
   });
 
+  test(`${name}: roster should mark a claimed node as being reaped until its claimer says reaped`, async () => {
+    const { roster, expire } = await make();
+    const [dead, peer] = [roster(), roster()];
+    await dead.renew('n1', [{ userId: 'u1', connectionId: 'c1' }]);
+    assert.equal(await peer.reaping('n1'), false, 'alive');
+    await expire();
+    await peer.renew('n2');
+    assert.equal((await peer.claimDead()).length, 1);
+    assert.equal(await dead.reaping('n1'), true, 'claimed, being announced');
+    assert.equal(await dead.reaping('n2'), false);
+    await peer.reaped('n1');
+    assert.equal(await dead.reaping('n1'), false);
+  });
+
   test(`${name}: roster should hand a restarted node its previous incarnation's connections, once`, async () => {
     const { roster } = await make();
     const r = roster();

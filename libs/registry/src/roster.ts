@@ -41,6 +41,15 @@ export interface NodeRoster {
    */
   claimDead(): Promise<DeadNode[]>;
   /**
+   * True while a claimer of `nodeId` (from `claimDead`) has not said `reaped`: it is still
+   * announcing that node's users offline. A node that was claimed while alive waits for it before
+   * registering its connections again, or the claimer's removals would land after its additions.
+   * A claimer that died meanwhile is waited for at most ten leases.
+   */
+  reaping(nodeId: string): Promise<boolean>;
+  /** The claimer of `nodeId` announced its users: see `reaping`. */
+  reaped(nodeId: string): Promise<void>;
+  /**
    * Claims `nodeId`'s entry whatever its lease, for a node starting under an id that may still be
    * listed (restarted in place after a crash, same NODE_ID): the previous incarnation is returned
    * with the connections it served (undefined when there was none) and forgotten.
@@ -96,16 +105,32 @@ return 1
 `;
 
 /**
- * KEYS[1] = roster; ARGV[1] = grace ms
- * Removes and returns every node whose lease ran out at least `grace` ago; being one script, two
- * callers never both get the same node.
+ * KEYS[1] = roster; KEYS[2] = the nodes being reaped (a hash in the roster's slot: node id -> until,
+ * ms); ARGV[1] = grace ms; ARGV[2] = how long a claim is marked as being reaped at most, ms
+ * Removes and returns every node whose lease ran out at least `grace` ago, and marks each as being
+ * reaped; being one script, two callers never both get the same node.
  */
 const CLAIM = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
-for _, node in ipairs(dead) do redis.call('ZREM', KEYS[1], node) end
+for _, node in ipairs(dead) do
+  redis.call('ZREM', KEYS[1], node)
+  redis.call('HSET', KEYS[2], node, now + tonumber(ARGV[2]))
+end
+if #dead > 0 then redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2])) end
 return dead
+`;
+
+/** KEYS[1] = the nodes being reaped; ARGV[1] = node id. 1 while its mark has not run out. */
+const REAPING = `
+local mark = redis.call('HGET', KEYS[1], ARGV[1])
+if not mark then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if tonumber(mark) > now then return 1 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 0
 `;
 
 /** KEYS[1] = a node's connections hash. Returns its fields and values, and deletes it. */
@@ -161,6 +186,7 @@ export class RedisNodeRoster implements NodeRoster {
   }
 
   private rosterKey = (): string => `${this.keyPrefix}{registry}:roster`;
+  private reapingKey = (): string => `${this.keyPrefix}{registry}:reaping`;
   private connectionsKey = (nodeId: string): string => nodeConnectionsKey(this.keyPrefix, nodeId);
 
   async renew(nodeId: string, connections?: readonly ServedConnection[]): Promise<boolean> {
@@ -198,7 +224,14 @@ export class RedisNodeRoster implements NodeRoster {
   }
 
   async claimDead(): Promise<DeadNode[]> {
-    const dead = (await this.redis.eval(CLAIM, 1, this.rosterKey(), String(this.graceMs))) as string[];
+    const dead = (await this.redis.eval(
+      CLAIM,
+      2,
+      this.rosterKey(),
+      this.reapingKey(),
+      String(this.graceMs),
+      String(reapingMarkMs(this.leaseMs)),
+    )) as string[];
     const out: DeadNode[] = [];
     for (const nodeId of dead.sort()) {
       const flat = (await this.redis.eval(TAKE, 1, this.connectionsKey(nodeId))) as string[];
@@ -206,6 +239,19 @@ export class RedisNodeRoster implements NodeRoster {
     }
     return out;
   }
+
+  async reaping(nodeId: string): Promise<boolean> {
+    return (await this.redis.eval(REAPING, 1, this.reapingKey(), nodeId)) === 1;
+  }
+
+  async reaped(nodeId: string): Promise<void> {
+    await this.redis.hdel(this.reapingKey(), nodeId);
+  }
+}
+
+/** How long (ms) a claimed node is marked as being reaped at most (its claimer may die announcing). */
+function reapingMarkMs(leaseMs: number): number {
+  return leaseMs * 10;
 }
 
 function pairsOf(flat: readonly string[]): ServedConnection[] {
@@ -223,6 +269,8 @@ function pairsOf(flat: readonly string[]): ServedConnection[] {
 export class MemoryNodeRoster implements NodeRoster {
   /** By node: its lease (`until`, when `listed`) and its connections (served before a renewal too). */
   private readonly nodes = new Map<string, { until: number; listed: boolean; connections: ServedConnection[] }>();
+  /** Claimed nodes being reaped: node id -> until (ms). */
+  private readonly beingReaped = new Map<string, number>();
   private readonly graceMs: number;
   constructor(
     private readonly leaseMs: number,
@@ -274,11 +322,21 @@ export class MemoryNodeRoster implements NodeRoster {
     for (const [nodeId, entry] of [...this.nodes].sort(([a], [b]) => a.localeCompare(b))) {
       if (!entry.listed || entry.until + this.graceMs > this.now()) continue;
       this.nodes.delete(nodeId);
+      this.beingReaped.set(nodeId, this.now() + reapingMarkMs(this.leaseMs));
       dead.push({
         nodeId,
         connections: [...entry.connections].sort((a, b) => a.connectionId.localeCompare(b.connectionId)),
       });
     }
     return Promise.resolve(dead);
+  }
+
+  reaping(nodeId: string): Promise<boolean> {
+    return Promise.resolve((this.beingReaped.get(nodeId) ?? -Infinity) > this.now());
+  }
+
+  reaped(nodeId: string): Promise<void> {
+    this.beingReaped.delete(nodeId);
+    return Promise.resolve();
   }
 }

@@ -44,6 +44,7 @@ test('presence reaper should announce each user of a dead node offline once, acr
   now += leaseMs / 2;
   await Promise.all([reaper('y').sweep(), reaper('z').sweep()]);
   assert.deepEqual(published, ['u1@x'], 'u1 once; u2 is still connected to y');
+  assert.equal(await roster.reaping('x'), false, 'its claimer said it is done: x, if alive, may register again');
   assert.deepEqual(
     [await dir('y').connectionsOf('u1'), await dir('y').connectionsOf('u2')],
     [[], ['y1']],

@@ -21,7 +21,14 @@ export class PresenceReaper {
   /** Resolves with the users announced offline. */
   async sweep(): Promise<string[]> {
     const announced: string[] = [];
-    for (const dead of await this.deps.roster.claimDead()) announced.push(...(await this.announce(dead)));
+    for (const dead of await this.deps.roster.claimDead()) {
+      try {
+        announced.push(...(await this.announce(dead)));
+      } finally {
+        // The dead node, if it was only stalled, registers its connections again after this.
+        await this.deps.roster.reaped(dead.nodeId);
+      }
+    }
     return announced;
   }
 

@@ -92,6 +92,7 @@ test('a live node that a peer claimed as dead (it stalled past its lease and the
         renewals++;
         return roster.renew(...args);
       },
+      reaping: (id) => roster.reaping(id),
     },
     catchUp: () => Promise.resolve(),
     reinstate: () => {
@@ -110,6 +111,11 @@ test('a live node that a peer claimed as dead (it stalled past its lease and the
     now += 3 * LEASE_MS;
     const [claimed] = await roster.claimDead();
     assert.deepEqual(claimed, { nodeId: 'stalled', connections: served });
+    // The claimer is still announcing the node's users offline: the node waits for it.
+    const seen = renewals;
+    await waitUntil('several upkeeps', 10_000, () => renewals >= seen + 6);
+    assert.equal(reinstated, 0, 'not while the claimer announces');
+    await roster.reaped('stalled');
     await waitUntil('the node reinstated', 10_000, () => reinstated === 1);
     // Its connections are listed again: a crash now still gets them announced offline.
     now += 3 * LEASE_MS;

@@ -15,7 +15,7 @@ export interface RegistryHeartbeatDeps {
   readonly refreshDirectory: () => Promise<{ refilled: boolean }>;
   /** The node's connections now (the roster's list, written whole when the store lost it). */
   readonly connections: () => readonly ServedConnection[];
-  readonly roster: Pick<NodeRoster, 'renew'>;
+  readonly roster: Pick<NodeRoster, 'renew' | 'reaping'>;
   /** Reads every held channel back from history (frames routed elsewhere while this node lapsed). */
   readonly catchUp: () => Promise<void>;
   /**
@@ -94,9 +94,12 @@ export class RegistryHeartbeat {
     // then: a connection that opened while the directory was being refreshed (and that `serve`
     // recorded already) must not be dropped.
     if (refilled || claimed) await deps.roster.renew(deps.nodeId, deps.connections());
-    // Claimed, not lost with the rest of Redis: the reaper announced its users offline.
-    if (claimed && !refilled) await deps.reinstate();
-    if (claimed) this.reinstateOwed = false;
+    // Claimed, not lost with the rest of Redis: the reaper announced its users offline. Once it is
+    // done (a later upkeep, while it is not): its removals must not land after the additions.
+    if (claimed && !refilled && !(await deps.roster.reaping(deps.nodeId))) {
+      await deps.reinstate();
+      this.reinstateOwed = false;
+    } else if (claimed && refilled) this.reinstateOwed = false;
     // Other routers skip a node whose directory lease lapsed and append only to history: read it back.
     if (this.refreshedAt !== undefined && this.now() - this.refreshedAt >= deps.leaseMs) this.catchUpOwed = true;
     this.refreshedAt = startedAt;
