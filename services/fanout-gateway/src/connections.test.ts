@@ -113,6 +113,12 @@ test('a draining node should hand its users over: no presence change for one who
   assert.deepEqual(await directory.connectionsOf('leaver'), []);
   assert.deepEqual(await roster.claimPrevious('n1'), { nodeId: 'n1', connections: [] }, 'its roster list is empty');
   assert.equal(await draining.releaseHandedOver(), 0, 'released once');
+  // A connection whose set-up ended after that (it is closed at once: the node drains).
+  const late = connection('c4', 'late');
+  await draining.add(late, { channel: 'user:late', hold: true });
+  await draining.remove(late);
+  await draining.settled();
+  assert.deepEqual(changes.slice(3), ['n1 online:late', 'n1 offline:late'], 'released at once, not kept');
 });
 
 test('when every node drains at once, each should announce its own users offline', async () => {

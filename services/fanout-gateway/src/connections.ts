@@ -98,10 +98,12 @@ export class Connections {
   /**
    * Releases the connections closed since {@link handOver} as a close would (roster, presence),
    * and publishes `presence.offline` for each user left with no live connection anywhere (one who
-   * did not reconnect to another node meanwhile, or whose every node is draining). Resolves with
-   * how many connections were released.
+   * did not reconnect to another node meanwhile, or whose every node is draining). Ends the
+   * hand-over: a connection that closes later (its set-up ended late) is released at once.
+   * Resolves with how many connections were released.
    */
   async releaseHandedOver(): Promise<number> {
+    this.handingOver = false;
     const handed = this.handed.splice(0);
     for (let i = 0; i < handed.length; i += REGISTRY_CHUNK) {
       await Promise.all(handed.slice(i, i + REGISTRY_CHUNK).map((c) => this.unregister(c)));
