@@ -10,10 +10,22 @@ import {
 import { createLogger } from '@ripple/telemetry';
 import { Connections } from './connections.js';
 import type { Connection, PresenceChange } from './connections.js';
+import type { ConnectLog } from '@ripple/registry';
 import { unitMetrics } from './single-node.js';
 
 function connection(id: string, userId: string): Connection {
   return { id, userId, channels: () => [], moveAway: () => undefined, revoke: () => Promise.resolve() };
+}
+
+/**
+ * Node `nodeId`'s connections on `connects`, each presence change it publishes appended to
+ * `changes` as `<label><change>:<userId>` (a label such as `n1 ` tells nodes apart).
+ */
+function recordingNode(nodeId: string, connects: ConnectLog, changes: string[], label = ''): Connections {
+  return new Connections(nodeId, connects, unitMetrics(), createLogger('t', 'silent'), (batch) => {
+    changes.push(...batch.map((c) => `${label}${c.change}:${c.connection.userId}`));
+    return Promise.resolve();
+  });
 }
 
 test('connections should publish presence off the connect path, in order, a batch at a time', async () => {
@@ -80,15 +92,11 @@ test('a draining node should hand its users over: no presence change for one who
   const history = new MemoryHistory(10);
   const changes: string[] = [];
   const node = (nodeId: string) =>
-    new Connections(
+    recordingNode(
       nodeId,
       new SequentialConnectLog(new LeasedDirectory(sets, 't:', nodeId, 60_000), history, roster),
-      unitMetrics(),
-      createLogger('t', 'silent'),
-      (batch) => {
-        changes.push(...batch.map((c) => `${nodeId} ${c.change}:${c.connection.userId}`));
-        return Promise.resolve();
-      },
+      changes,
+      `${nodeId} `,
     );
   const [draining, peer] = [node('n1'), node('n2')];
   const mover = connection('c1', 'mover');
@@ -125,18 +133,13 @@ test('when every node drains at once, each should announce its own users offline
   const sets = new MemoryLeasedSets();
   const roster = new MemoryNodeRoster(1_000);
   const changes: string[] = [];
-  const nodes = ['n1', 'n2'].map(
-    (nodeId) =>
-      new Connections(
-        nodeId,
-        new SequentialConnectLog(new LeasedDirectory(sets, 't:', nodeId, 60_000), new MemoryHistory(10), roster),
-        unitMetrics(),
-        createLogger('t', 'silent'),
-        (batch) => {
-          changes.push(...batch.map((c) => `${nodeId} ${c.change}:${c.connection.userId}`));
-          return Promise.resolve();
-        },
-      ),
+  const nodes = ['n1', 'n2'].map((nodeId) =>
+    recordingNode(
+      nodeId,
+      new SequentialConnectLog(new LeasedDirectory(sets, 't:', nodeId, 60_000), new MemoryHistory(10), roster),
+      changes,
+      `${nodeId} `,
+    ),
   );
   const [a, b] = nodes as [Connections, Connections];
   const both = [connection('c1', 'both'), connection('c2', 'both')];
@@ -154,16 +157,7 @@ test('when every node drains at once, each should announce its own users offline
 test('a connection that closes while its node registers its connections again (a peer claimed it) should be left offline, not online', async () => {
   const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000);
   const changes: string[] = [];
-  const live = new Connections(
-    'n1',
-    new SequentialConnectLog(directory, new MemoryHistory(10)),
-    unitMetrics(),
-    createLogger('t', 'silent'),
-    (batch) => {
-      changes.push(...batch.map((c) => `${c.change}:${c.connection.userId}`));
-      return Promise.resolve();
-    },
-  );
+  const live = recordingNode('n1', new SequentialConnectLog(directory, new MemoryHistory(10)), changes);
   // More connections than one round trip of the reinstatement registers; users u0 … u299.
   const all = Array.from({ length: 300 }, (_, i) => connection(`c${i}`, `u${i}`));
   for (const c of all) await live.add(c, { channel: `user:${c.userId}`, hold: true });
@@ -201,16 +195,7 @@ test('a user with two connections on a node a peer claimed should be announced o
   // Four presence shares (the default lease ratio): a refresh renews about a quarter of them.
   const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000, 60_000);
   const changes: string[] = [];
-  const live = new Connections(
-    'n1',
-    new SequentialConnectLog(directory, new MemoryHistory(10)),
-    unitMetrics(),
-    createLogger('t', 'silent'),
-    (batch) => {
-      changes.push(...batch.map((c) => `${c.change}:${c.connection.userId}`));
-      return Promise.resolve();
-    },
-  );
+  const live = recordingNode('n1', new SequentialConnectLog(directory, new MemoryHistory(10)), changes);
   // Users u0 … u39 with two connections each, on the node only; u40 also has one elsewhere.
   const users = Array.from({ length: 41 }, (_, i) => `u${i}`);
   for (const user of users) {

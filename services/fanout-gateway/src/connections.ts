@@ -16,7 +16,7 @@ export interface Connection {
 
 export type PresenceChange = 'online' | 'offline';
 
-/** Users whose connections `Connections.reinstate` registers again at once (pipelined round trips). */
+/** Users `Connections.reinstate` registers again, or connections `releaseHandedOver` releases, at once (pipelined round trips). */
 const REGISTRY_CHUNK = 256;
 
 /** The user's own channel as a connection joins it on connect. */
