@@ -412,6 +412,31 @@ async function benchKafkajs(): Promise<void> {
       cpu: [(self() - me).toFixed(1), ...rest.slice(0, 3), '-'].join('/'),
     });
   }
+  // Workload 3's fixed rate: the floor the Kafka hop alone puts under every peer that goes through it.
+  consumer.reset();
+  const me = self();
+  const cpu = cpuMeter({ publisher: publisher.pid, clients: [] });
+  const events = cfg.BENCH_PEERS_RATE * cfg.BENCH_PEERS_SECONDS;
+  await publisher.call('rate', { rate: cfg.BENCH_PEERS_RATE, seconds: cfg.BENCH_PEERS_SECONDS, channelCount: 1 });
+  const end = Date.now() + cfg.BENCH_PEERS_DRAIN_SECONDS * 1000;
+  while (consumer.received < events && Date.now() < end) await sleep(5);
+  const [, ...rest] = cpu().split('/');
+  const hist = consumer.histogram();
+  const w3 = `same, ${cfg.BENCH_PEERS_RATE} events/s for ${cfg.BENCH_PEERS_SECONDS}s`;
+  for (const [figure, value] of [
+    ['p50 ms publish → consumed (Kafka alone)', percentile(hist, 50)],
+    ['p99 ms publish → consumed (Kafka alone)', percentile(hist, 99)],
+    ['max ms publish → consumed (Kafka alone)', hist.at(-1)?.[0] ?? Number.NaN],
+  ] as const) {
+    figures.push({
+      workload: w3,
+      figure,
+      subject: 'kafkajs',
+      value,
+      digits: 0,
+      cpu: [(self() - me).toFixed(1), ...rest.slice(0, 3), '-'].join('/'),
+    });
+  }
   await consumer.stop();
   await publisher.kill();
 }
