@@ -307,3 +307,45 @@ test('a reader that stops reading should be closed with 4009 after an in-order p
   }
   assert.ok(!fast.frames.some((f) => f.op === 'close'), 'the fast reader stays connected');
 });
+
+test('a reader that resets its connection in the middle of a burst should be released while the burst goes on to the others', async (t) => {
+  const g = singleNodeGateway({ limits: { maxSubscriptions: 20 } });
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 * 1024, maxSubscriptions: 20 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const channels = Array.from({ length: 4 }, (_, i) => `creator:c${i}`);
+  const gone = await subscribedClient(t, app, channels);
+  const stays = await subscribedClient(t, app, channels);
+  const epochs = new Map<string, string>();
+  for (const c of channels) epochs.set(c, (await g.history.position(c)).epoch);
+  const sent = new Map<string, number>(channels.map((c) => [c, 0]));
+  gone.tcp.pause();
+  for (let tick = 0; tick < 20; tick++) {
+    for (let round = 0; round < 20; round++) {
+      for (const channel of channels) {
+        const epoch = epochs.get(channel) as string;
+        const offset = String((sent.get(channel) ?? 0) + 1);
+        sent.set(channel, Number(offset));
+        const pad = 'x'.repeat(1000 + ((tick * 7 + round * 13) % 2000));
+        g.hub.publish({ channel, offset, epoch, frame: eventFrame(channel, offset, epoch, JSON.stringify({ pad })) });
+      }
+    }
+    // Frames wait for the paused reader's drain when it resets (RST): writes to a dead socket follow.
+    if (tick === 8) gone.client.terminate();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  const total = [...sent.values()].reduce((a, b) => a + b, 0);
+  await until(() => stays.frames.filter((f) => f.op === 'event').length >= total);
+  await until(() => g.connections.size === 1);
+  assert.equal(g.connections.size, 1, 'the reset connection is released');
+  assert.equal(
+    g.hub.subscriptionCount,
+    channels.length + 1,
+    "the other socket's subscriptions (and its user channel) only",
+  );
+  for (const c of channels)
+    assert.deepEqual(
+      stays.frames.filter((f) => f.op === 'event' && f.channel === c).map((f) => Number(f.offset)),
+      Array.from({ length: sent.get(c) ?? 0 }, (_, i) => i + 1),
+      c,
+    );
+});
