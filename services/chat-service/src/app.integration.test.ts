@@ -201,6 +201,21 @@ test('text with a NUL or a lone surrogate should answer 400 VALIDATION_FAILED on
   assert.equal((await send(room.id, 'alice', 'party 🎉')).json<Msg>().body, 'party 🎉');
 });
 
+test('concurrent messages with one Idempotency-Key should write one message and one event; another body gets 422, never 500', async () => {
+  const room = await newRoom('alice', ['bob']);
+  const racing = await Promise.all(
+    Array.from({ length: 8 }, (_, i) =>
+      call('POST', `/rooms/${room.id}/messages`, 'bob', { body: i % 2 === 0 ? 'same' : 'other' }, 'k-race'),
+    ),
+  );
+  const created = racing.filter((r) => r.status === 201);
+  const refused = racing.filter((r) => r.status === 422);
+  assert.equal(created.length + refused.length, 8, racing.map((r) => r.status).join(', '));
+  assert.equal(new Set(created.map((r) => r.json<Msg>().id)).size, 1, 'one message, replayed');
+  assert.ok(refused.every((r) => r.json().code === 'IDEMPOTENCY_KEY_REUSED'));
+  assert.equal((await eventsOf('chat.message.sent', room.id)).length, 1);
+});
+
 test('message history should page newest first across exact boundaries', async () => {
   const room = await newRoom('alice');
   const ids: string[] = [];
