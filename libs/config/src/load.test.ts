@@ -43,6 +43,22 @@ test('loadConfig should refuse an integer variable that is not a decimal integer
   assert.equal(loadConfig(Schema, { LISTEN_BACKLOG: ' 1024 ' }).LISTEN_BACKLOG, 1024);
 });
 
+test('loadConfig should report a variable that is not a decimal integer once, with one message', () => {
+  // "x" failed both TypeBox's check ("Expected integer") and the decimal one: two lines for one value.
+  for (const value of ['x', '1.5', '-']) {
+    assert.throws(
+      () => loadConfig(Schema, { LISTEN_BACKLOG: value, PORT: '0' }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        assert.deepEqual(err.problems, [
+          'PORT: Expected integer to be greater or equal to 1 (got "0")',
+          `LISTEN_BACKLOG: Expected a decimal integer (got "${value}")`,
+        ]) === undefined,
+      value,
+    );
+  }
+});
+
 test('loadConfig should treat an empty variable as unset', () => {
   assert.equal(loadConfig(Schema, { PORT: '' }).PORT, 8080);
 });

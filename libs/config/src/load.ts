@@ -52,18 +52,22 @@ export function loadConfig<S extends TObject>(schema: S, env: Env = process.env)
   }
   const withDefaults = Value.Default(schema, raw);
   const converted = Value.Convert(schema, withDefaults);
-  const problems = [...Value.Errors(schema, converted)].map((e) => {
-    const name = e.path.replace(/^\//, '') || '(root)';
-    const property = schema.properties[name] as { secret?: unknown } | undefined;
-    return `${name}: ${e.message} (got ${describeValue(name, env[name], property)})`;
-  });
-  // Value.Convert truncates what parses as a number: '1.5' and '1e4' became 1, '0x10' 16.
+  // Value.Convert truncates what parses as a number: '1.5' and '1e4' became 1, '0x10' 16. Such a
+  // variable gets this one problem, not TypeBox's as well.
+  const notDecimal = new Map<string, string>();
   for (const name of Object.keys(schema.properties)) {
     const property = schema.properties[name] as { type?: unknown; secret?: unknown } | undefined;
     const value = env[name];
     if (property?.type === 'integer' && value && !/^\s*[-+]?\d+\s*$/.test(value))
-      problems.push(`${name}: Expected a decimal integer (got ${describeValue(name, value, property)})`);
+      notDecimal.set(name, `${name}: Expected a decimal integer (got ${describeValue(name, value, property)})`);
   }
+  const problems = [...Value.Errors(schema, converted)].flatMap((e) => {
+    const name = e.path.replace(/^\//, '') || '(root)';
+    if (notDecimal.has(name)) return [];
+    const property = schema.properties[name] as { secret?: unknown } | undefined;
+    return [`${name}: ${e.message} (got ${describeValue(name, env[name], property)})`];
+  });
+  problems.push(...notDecimal.values());
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
   return Object.freeze(converted as Static<S>);
 }

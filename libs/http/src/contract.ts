@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { TObject, TSchema } from '@sinclair/typebox';
+import type { TObject, TSchema, TString } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { ErrorKind } from '@ripple/errors';
 import { GlobalErrors, HttpErrors } from './error-kinds.js';
@@ -15,6 +15,17 @@ export const IdempotencyKeyHeader = Type.String({
   description:
     'Retries with the same key and request get the stored answer (Idempotent-Replayed: true) and change nothing twice; the same key with another request is 422 IDEMPOTENCY_KEY_REUSED.',
 });
+
+/**
+ * Free text a service stores (a post, a comment, a message, a room's name): `minLength` to
+ * `maxLength` UTF-16 code units with no NUL and no lone surrogate, which PostgreSQL's `text` and
+ * `jsonb` cannot hold: the write failed and the route answered 500, where such input is a 400
+ * VALIDATION_FAILED. (Ajv tests patterns with the `u` flag: a surrogate pair is one code point
+ * outside the excluded range, so emoji pass.)
+ */
+export function StoredText(length: { readonly minLength: number; readonly maxLength: number }): TString {
+  return Type.String({ ...length, pattern: '^[^\\u0000\\ud800-\\udfff]*$' });
+}
 
 /**
  * The shared error body (`ErrorBody` in errors.ts), for one status: `code` is one of `codes`.

@@ -7,6 +7,7 @@ export type { AllowedOrigins } from './cors.js';
 export {
   BEARER_SCHEME,
   IdempotencyKeyHeader,
+  StoredText,
   addErrorResponses,
   declareSharedErrors,
   errorBodySchema,

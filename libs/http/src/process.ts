@@ -15,7 +15,10 @@ export interface RunningProcess {
  * exits 1.
  */
 export function runProcess(name: string, start: () => Promise<RunningProcess>, shutdownTimeoutMs = 30_000): void {
-  start().then(
+  // A start that throws before it makes its promise (reading its configuration in its argument
+  // list, as the domain services do) is answered like one that rejects.
+  const started = Promise.resolve().then(start);
+  started.then(
     ({ logger, stop }) => {
       let stopping = false;
       const shutdown = (signal: string): void => {

@@ -179,6 +179,43 @@ test('messages should be sent, edited by the sender only and deleted by the send
   ]);
 });
 
+test('text with a NUL or a lone surrogate should answer 400 VALIDATION_FAILED on every route that stores it, not 500', async () => {
+  const room = await newRoom('alice', ['bob']);
+  const message = (await send(room.id, 'alice', 'hi')).json<Msg>();
+  const before = (await bed.events()).length;
+  for (const text of ['a\u0000b', '\ud800', 'x\udfffy']) {
+    for (const [method, url, payload, field] of [
+      ['POST', '/rooms', { name: text }, 'body.name'],
+      ['POST', `/rooms/${room.id}/messages`, { body: text }, 'body.body'], // the batched insert
+      ['PATCH', `/rooms/${room.id}/messages/${message.id}`, { body: text }, 'body.body'],
+    ] as const) {
+      const res = await call(method, url, 'alice', payload);
+      assert.deepEqual(
+        [res.status, res.json().code, res.json().field],
+        [400, 'VALIDATION_FAILED', field],
+        `${method} ${url} ${JSON.stringify(text)}`,
+      );
+    }
+  }
+  assert.equal((await bed.events()).length, before);
+  assert.equal((await send(room.id, 'alice', 'party 🎉')).json<Msg>().body, 'party 🎉');
+});
+
+test('concurrent messages with one Idempotency-Key should write one message and one event; another body gets 422, never 500', async () => {
+  const room = await newRoom('alice', ['bob']);
+  const racing = await Promise.all(
+    Array.from({ length: 8 }, (_, i) =>
+      call('POST', `/rooms/${room.id}/messages`, 'bob', { body: i % 2 === 0 ? 'same' : 'other' }, 'k-race'),
+    ),
+  );
+  const created = racing.filter((r) => r.status === 201);
+  const refused = racing.filter((r) => r.status === 422);
+  assert.equal(created.length + refused.length, 8, racing.map((r) => r.status).join(', '));
+  assert.equal(new Set(created.map((r) => r.json<Msg>().id)).size, 1, 'one message, replayed');
+  assert.ok(refused.every((r) => r.json().code === 'IDEMPOTENCY_KEY_REUSED'));
+  assert.equal((await eventsOf('chat.message.sent', room.id)).length, 1);
+});
+
 test('message history should page newest first across exact boundaries', async () => {
   const room = await newRoom('alice');
   const ids: string[] = [];

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { errorKind } from '@ripple/errors';
+import { StoredText } from '@ripple/http';
 
 const Id = Type.String({ format: 'uuid' });
 const UserId = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_-]+$' });
@@ -7,7 +8,7 @@ const Time = Type.String({ format: 'date-time' });
 
 export const CreateRoomInput = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 200 }),
+    name: StoredText({ minLength: 1, maxLength: 200 }),
     /** Other members besides the creator, who becomes the owner. */
     memberIds: Type.Optional(Type.Array(UserId, { maxItems: 100, uniqueItems: true })),
   },
@@ -15,7 +16,7 @@ export const CreateRoomInput = Type.Object(
 );
 export const AddMemberInput = Type.Object({ userId: UserId }, { additionalProperties: false });
 export const MessageInput = Type.Object(
-  { body: Type.String({ minLength: 1, maxLength: 10_000 }) },
+  { body: StoredText({ minLength: 1, maxLength: 10_000 }) },
   { additionalProperties: false },
 );
 export const ReadInput = Type.Object({ messageId: Id }, { additionalProperties: false });

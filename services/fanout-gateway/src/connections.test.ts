@@ -224,3 +224,55 @@ test('a user with two connections on a node a peer claimed should be announced o
     'once per user, not u40',
   );
 });
+
+test('a user who moves off a draining node and then leaves the peer before the hand-over ends should be announced offline exactly once', async () => {
+  const sets = new MemoryLeasedSets();
+  const roster = new MemoryNodeRoster(1_000);
+  const history = new MemoryHistory(10);
+  const changes: string[] = [];
+  const node = (nodeId: string) =>
+    recordingNode(
+      nodeId,
+      new SequentialConnectLog(new LeasedDirectory(sets, 't:', nodeId, 60_000), history, roster),
+      changes,
+      `${nodeId} `,
+    );
+  const [draining, peer] = [node('n1'), node('n2')];
+  await draining.add(connection('c1', 'mover'), { channel: 'user:mover', hold: true });
+  draining.handOver();
+  for (const c of draining.all()) await draining.remove(c);
+  const moved = connection('c2', 'mover');
+  await peer.add(moved, { channel: 'user:mover', hold: true });
+  await peer.remove(moved); // gone from the peer while n1 still holds its handed-over entry
+  await Promise.all([draining.settled(), peer.settled()]);
+  await draining.releaseHandedOver();
+  await Promise.all([draining.settled(), peer.settled()]);
+  const offline = changes.filter((c) => c.includes(' offline:'));
+  assert.equal(offline.length, 1, changes.join(', '));
+});
+
+test('a user with two connections on a draining node of whom one reconnects elsewhere should see no presence change', async () => {
+  const sets = new MemoryLeasedSets();
+  const roster = new MemoryNodeRoster(1_000);
+  const history = new MemoryHistory(10);
+  const changes: string[] = [];
+  const node = (nodeId: string) =>
+    recordingNode(
+      nodeId,
+      new SequentialConnectLog(new LeasedDirectory(sets, 't:', nodeId, 60_000), history, roster),
+      changes,
+      `${nodeId} `,
+    );
+  const [draining, peer, third] = [node('n1'), node('n2'), node('n3')];
+  await third.add(connection('c0', 'elsewhere'), { channel: 'user:elsewhere', hold: true });
+  await draining.add(connection('c1', 'twice'), { channel: 'user:twice', hold: true });
+  await draining.add(connection('c2', 'twice'), { channel: 'user:twice', hold: true });
+  await draining.add(connection('c3', 'elsewhere'), { channel: 'user:elsewhere', hold: true });
+  draining.handOver();
+  for (const c of draining.all()) await draining.remove(c);
+  await peer.add(connection('c4', 'twice'), { channel: 'user:twice', hold: true });
+  await Promise.all([draining.settled(), peer.settled(), third.settled()]);
+  await draining.releaseHandedOver();
+  await Promise.all([draining.settled(), peer.settled(), third.settled()]);
+  assert.deepEqual(changes, ['n3 online:elsewhere', 'n1 online:twice'], 'no offline, no second online');
+});

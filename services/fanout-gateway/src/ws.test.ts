@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
+import type { FastifyInstance } from 'fastify';
 import { WebSocket } from 'ws';
 import { signAccessToken } from '@ripple/auth';
 import { listeningPort } from '@ripple/http';
@@ -191,4 +192,160 @@ test('a connection closed in the tick of its run should send the run before the 
     frames.slice(1).map((f) => `${f.op}:${f.offset ?? f.code ?? ''}`),
     ['event:1', 'event:2', 'event:3', 'reconnect:', 'close:1001'],
   );
+});
+
+/**
+ * A client of `app` for user `u1` subscribed to `channels` (ack'd), recording every frame it reads
+ * (its close last); `tcp` is its socket, to pause and resume reading.
+ */
+async function subscribedClient(t: { after(fn: () => void): void }, app: FastifyInstance, channels: readonly string[]) {
+  const client = new WebSocket(
+    `ws://127.0.0.1:${listeningPort(app)}/ws?access_token=${await signAccessToken(secret, 'u1')}`,
+  );
+  t.after(() => client.terminate());
+  const frames: { op: string; channel?: string; offset?: string; epoch?: string; code?: number }[] = [];
+  client.on('close', (code: number) => frames.push({ op: 'close', code }));
+  client.on('message', (data: Buffer) => frames.push(JSON.parse(data.toString()) as { op: string }));
+  await until(() => frames.some((f) => f.op === 'welcome'));
+  channels.forEach((channel, i) => client.send(JSON.stringify({ op: 'subscribe', id: `s${i}`, channel })));
+  await until(() => frames.filter((f) => f.op === 'ack').length === channels.length);
+  const tcp = (client as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+  return { client, frames, tcp };
+}
+
+test('a socket on many channels whose buffer fills mid-run over several ticks should get every frame once, in order per channel, gaps included', async (t) => {
+  const g = singleNodeGateway({ limits: { maxSubscriptions: 20 } });
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 * 1024, maxSubscriptions: 20 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const channels = Array.from({ length: 12 }, (_, i) => `creator:c${i}`);
+  const slow = await subscribedClient(t, app, channels);
+  const fast = await subscribedClient(t, app, channels);
+  const epochs = new Map<string, string>();
+  for (const c of channels) epochs.set(c, (await g.history.position(c)).epoch);
+  const expected = new Map<string, string[]>(channels.map((c) => [c, []]));
+  const next = new Map<string, number>(channels.map((c) => [c, 1]));
+  const publish = (channel: string, pad: number) => {
+    const epoch = epochs.get(channel) as string;
+    const offset = String(next.get(channel));
+    next.set(channel, Number(offset) + 1);
+    expected.get(channel)?.push(`${offset}@${epoch}`);
+    g.hub.publish({
+      channel,
+      offset,
+      epoch,
+      frame: eventFrame(channel, offset, epoch, JSON.stringify({ pad: 'x'.repeat(pad) })),
+    });
+  };
+  slow.tcp.pause();
+  // Five ticks of ~1.5 MB each: runs of every channel (consecutive events of one channel, then
+  // another's), frames of varied sizes, and in the third tick a new epoch on two channels (a
+  // `gap` frame, written by ws, between runs).
+  for (let tick = 0; tick < 5; tick++) {
+    for (let round = 0; round < 40; round++) {
+      for (const [i, c] of channels.entries()) {
+        for (let k = 0; k < 1 + ((i + round) % 3); k++) publish(c, 100 + ((round * 37 + i * 101) % 3000));
+        if (tick === 2 && round === 20 && i % 5 === 0) {
+          epochs.set(c, `${epochs.get(c)}z`);
+          next.set(c, 1);
+          expected.get(c)?.push('gap');
+        }
+      }
+    }
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  slow.tcp.resume();
+  const total = [...expected.values()].reduce((n, list) => n + list.filter((e) => e !== 'gap').length, 0);
+  for (const { frames } of [slow, fast]) {
+    await until(() => frames.filter((f) => f.op === 'event').length >= total);
+    const got = new Map<string, string[]>();
+    for (const f of frames) {
+      if (f.channel === undefined || (f.op !== 'event' && f.op !== 'gap')) continue;
+      got.set(f.channel, [...(got.get(f.channel) ?? []), f.op === 'gap' ? 'gap' : `${f.offset}@${f.epoch}`]);
+    }
+    for (const c of channels) assert.deepEqual(got.get(c), expected.get(c), c);
+  }
+});
+
+test('a reader that stops reading should be closed with 4009 after an in-order prefix of each channel, while a reader that keeps up gets every frame', async (t) => {
+  const g = singleNodeGateway({ limits: { maxSubscriptions: 20 } });
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 512 * 1024, maxSubscriptions: 20 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const channels = Array.from({ length: 8 }, (_, i) => `creator:c${i}`);
+  const slow = await subscribedClient(t, app, channels);
+  const fast = await subscribedClient(t, app, channels);
+  const epochs = new Map<string, string>();
+  for (const c of channels) epochs.set(c, (await g.history.position(c)).epoch);
+  const sent = new Map<string, number>(channels.map((c) => [c, 0]));
+  slow.tcp.pause();
+  // 40 ticks of ~150 KB (runs of every channel), 6 MB in all: far past the slow reader's buffers.
+  for (let tick = 0; tick < 40; tick++) {
+    for (let round = 0; round < 6; round++) {
+      for (const [i, channel] of channels.entries()) {
+        for (let k = 0; k < 1 + ((i + round) % 3); k++) {
+          const epoch = epochs.get(channel) as string;
+          const offset = String((sent.get(channel) ?? 0) + 1);
+          sent.set(channel, Number(offset));
+          const pad = 'x'.repeat(500 + ((tick * 131 + round * 37 + i * 101) % 3000));
+          g.hub.publish({ channel, offset, epoch, frame: eventFrame(channel, offset, epoch, JSON.stringify({ pad })) });
+        }
+      }
+    }
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  slow.tcp.resume();
+  const total = [...sent.values()].reduce((a, b) => a + b, 0);
+  await until(() => fast.frames.filter((f) => f.op === 'event').length >= total);
+  await until(() => slow.frames.some((f) => f.op === 'close'));
+  const offsets = (frames: typeof slow.frames, channel: string) =>
+    frames.filter((f) => f.op === 'event' && f.channel === channel).map((f) => Number(f.offset));
+  assert.deepEqual(slow.frames.at(-1), { op: 'close', code: 4009 });
+  for (const c of channels) {
+    const all = Array.from({ length: sent.get(c) ?? 0 }, (_, i) => i + 1);
+    assert.deepEqual(offsets(fast.frames, c), all, `the fast reader's ${c}`);
+    const prefix = offsets(slow.frames, c);
+    assert.deepEqual(prefix, all.slice(0, prefix.length), `the slow reader's ${c}: a prefix, in order, once`);
+  }
+  assert.ok(!fast.frames.some((f) => f.op === 'close'), 'the fast reader stays connected');
+});
+
+test('a reader that resets its connection in the middle of a burst should be released while the burst goes on to the others', async (t) => {
+  const g = singleNodeGateway({ limits: { maxSubscriptions: 20 } });
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 * 1024, maxSubscriptions: 20 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const channels = Array.from({ length: 4 }, (_, i) => `creator:c${i}`);
+  const gone = await subscribedClient(t, app, channels);
+  const stays = await subscribedClient(t, app, channels);
+  const epochs = new Map<string, string>();
+  for (const c of channels) epochs.set(c, (await g.history.position(c)).epoch);
+  const sent = new Map<string, number>(channels.map((c) => [c, 0]));
+  gone.tcp.pause();
+  for (let tick = 0; tick < 20; tick++) {
+    for (let round = 0; round < 20; round++) {
+      for (const channel of channels) {
+        const epoch = epochs.get(channel) as string;
+        const offset = String((sent.get(channel) ?? 0) + 1);
+        sent.set(channel, Number(offset));
+        const pad = 'x'.repeat(1000 + ((tick * 7 + round * 13) % 2000));
+        g.hub.publish({ channel, offset, epoch, frame: eventFrame(channel, offset, epoch, JSON.stringify({ pad })) });
+      }
+    }
+    // Frames wait for the paused reader's drain when it resets (RST): writes to a dead socket follow.
+    if (tick === 8) gone.client.terminate();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  const total = [...sent.values()].reduce((a, b) => a + b, 0);
+  await until(() => stays.frames.filter((f) => f.op === 'event').length >= total);
+  await until(() => g.connections.size === 1);
+  assert.equal(g.connections.size, 1, 'the reset connection is released');
+  assert.equal(
+    g.hub.subscriptionCount,
+    channels.length + 1,
+    "the other socket's subscriptions (and its user channel) only",
+  );
+  for (const c of channels)
+    assert.deepEqual(
+      stays.frames.filter((f) => f.op === 'event' && f.channel === c).map((f) => Number(f.offset)),
+      Array.from({ length: sent.get(c) ?? 0 }, (_, i) => i + 1),
+      c,
+    );
 });

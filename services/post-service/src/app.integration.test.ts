@@ -127,6 +127,30 @@ test('invalid input should answer 400 VALIDATION_FAILED naming the field, and ch
   assert.equal((await svc.bed.events()).length, before);
 });
 
+test('text with a NUL or a lone surrogate should answer 400 VALIDATION_FAILED on every route that stores it, not 500', async () => {
+  const post = await newPost('alice');
+  const before = (await svc.bed.events()).length;
+  // PostgreSQL's text and jsonb hold neither: the insert failed and the route answered 500.
+  for (const body of ['a\u0000b', '\ud800', 'x\udfffy']) {
+    for (const [method, url, key] of [
+      ['POST', '/posts', null], // the batched insert
+      ['POST', '/posts', 'k-text'], // the transaction of a request with an Idempotency-Key
+      ['PATCH', `/posts/${post.id}`, null],
+      ['POST', `/posts/${post.id}/comments`, null],
+    ] as const) {
+      const res = await call(method, url, 'alice', { body }, key);
+      assert.deepEqual(
+        [res.status, res.json().code, res.json().field],
+        [400, 'VALIDATION_FAILED', 'body.body'],
+        `${method} ${url} ${JSON.stringify(body)}`,
+      );
+    }
+  }
+  assert.equal((await svc.bed.events()).length, before);
+  // A character outside the BMP is a surrogate pair, not a lone surrogate.
+  assert.equal((await newPost('alice', 'party 🎉')).body, 'party 🎉');
+});
+
 test('only the author should edit or delete a post; others get 403 and nothing changes', async () => {
   const post = await newPost('alice', 'original');
   const edit = await call('PATCH', `/posts/${post.id}`, 'mallory', { body: 'hacked' });

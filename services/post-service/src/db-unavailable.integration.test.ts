@@ -75,3 +75,35 @@ test('every route should answer 503 DB_UNAVAILABLE with Retry-After, not 500, wh
     assert.equal(res.headers['retry-after'], '3', `${method} ${url}`);
   }
 });
+
+test('the database ending every connection of the service should answer 503 or success, never 500 or a hang, and then recover', async (t) => {
+  const { bed, app, call } = await appOn(t, (url) => createDb(url));
+  let n = 0;
+  /**
+   * Eight concurrent POST /posts (half batched statements, half transactions: with an
+   * Idempotency-Key) and a read, as `status code`.
+   */
+  const round = async () => {
+    const answers = await Promise.all([
+      ...Array.from({ length: 8 }, (_, i) =>
+        bed.call(app, 'POST', '/posts', 'alice', { body: `post ${n++}` }, i % 2 === 0 ? null : undefined),
+      ),
+      call('GET', `/posts/${NO_POST}`),
+    ]);
+    return answers.map((a) => `${a.status} ${a.status === 201 ? '' : a.json<{ code: string }>().code}`.trim());
+  };
+  const written = (answers: string[]) => answers.slice(0, 8).every((s) => s === '201');
+  // Both pools (Prisma's and the batcher's) hold connections.
+  await waitUntil('the service to write', 10_000, async () => written(await round()));
+  // Ends every backend of this test's own database (pg_terminate_backend, as a failover or an
+  // operator does) while the statements of a round are in flight, then once more after it.
+  const killAll = () =>
+    bed.deps.db
+      .$queryRaw`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
+  const [inFlight] = await Promise.all([round(), killAll()]);
+  await killAll();
+  const afterKill = [...inFlight, ...(await round())];
+  for (const s of afterKill)
+    assert.match(s, /^(201|404 POST_NOT_FOUND|503 (DB_UNAVAILABLE|OVERLOADED))$/, afterKill.join(', '));
+  await waitUntil('the service to write again', 10_000, async () => written(await round()));
+});

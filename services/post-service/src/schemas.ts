@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import { errorKind } from '@ripple/errors';
+import { StoredText } from '@ripple/http';
 
-const Text = Type.String({ minLength: 1, maxLength: 10_000 });
+const Text = StoredText({ minLength: 1, maxLength: 10_000 });
 const Id = Type.String({ format: 'uuid' });
 const UserId = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_-]+$' });
 
