@@ -29,7 +29,7 @@ export function domainServiceEnv(serviceName: string, port: number) {
     KAFKA_TOPIC_RETENTION_MS: Type.Integer({ default: 7 * 24 * 3600 * 1000, minimum: 60_000 }),
     KAFKA_TOPIC_PARTITIONS: Type.Integer({ default: 6, minimum: 1 }),
     KAFKA_REPLICATION_FACTOR: Type.Integer({ default: 1, minimum: 1 }),
-    /** Most PostgreSQL connections the service's Prisma pool opens. */
+    /** Most PostgreSQL connections of the service's Prisma pool, and of its pg pool for the group-commit statements. */
     DB_POOL_MAX: Type.Integer({ default: 10, minimum: 1, maximum: 1000 }),
     /** Longest a transaction waits for a pooled connection before the request is shed (503). */
     DB_POOL_TIMEOUT_MS: Type.Integer({ default: 1000, minimum: 1, maximum: 60_000 }),
