@@ -1,5 +1,5 @@
 import type { Admin, Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
-import { decodeEvent } from '@ripple/events';
+import { decodeEvent, decodeEventJson } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
 import { RippleError, isRippleError } from '@ripple/errors';
 import {
@@ -31,6 +31,8 @@ export interface ConsumedMeta {
 /** A valid event with where it came from. */
 export interface ConsumedEvent {
   readonly event: AnyEvent;
+  /** The event as JSON on one line, equal in meaning to `JSON.stringify(event)`: the message value's own text when it can be (`decodeEventJson`). */
+  readonly json: string;
   readonly meta: ConsumedMeta;
 }
 
@@ -434,9 +436,9 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
         offset: message.offset,
         headers: message.headers,
       };
-      let event: AnyEvent;
+      let decoded: { event: AnyEvent; json: string };
       try {
-        event = decodeEvent(message.value);
+        decoded = decodeEventJson(message.value);
       } catch (err) {
         await flush();
         await deadLetter(meta, message, err);
@@ -445,8 +447,9 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
         continue;
       }
       last = message.offset;
+      const { event, json } = decoded;
       if (recent.has(event.id)) count('duplicate', meta, event.type);
-      else run.push({ event, meta, message });
+      else run.push({ event, json, meta, message });
       if (run.length >= MAX_BATCH_EVENTS) await flush();
     }
     await flush();
