@@ -256,7 +256,10 @@ test('redis: a channel should expire between the TTL and a 16th more after its l
       const ttls = await Promise.all(keys.map((k) => redis.pttl(k)));
       const after = await redisNow();
       for (const ttl of ttls) {
-        assert.ok(ttl + (after - before) + 1 >= ttlMs && ttl <= ttlMs + slackMs, `${name}: ${ttl} ms left of ${ttls}`);
+        assert.ok(
+          ttl + (after - before) + 1 >= ttlMs && ttl <= ttlMs + slackMs,
+          `${name}: ${ttl} ms left of ${ttls.join(', ')}`,
+        );
       }
       return { before, after };
     };
