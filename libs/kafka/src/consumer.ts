@@ -1,6 +1,6 @@
 import type { Admin, Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { decodeEvent, decodeEventJson } from '@ripple/events';
-import type { AnyEvent } from '@ripple/events';
+import type { AnyEvent, DecodedEvent } from '@ripple/events';
 import { RippleError, isRippleError } from '@ripple/errors';
 import {
   Counter,
@@ -436,7 +436,7 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
         offset: message.offset,
         headers: message.headers,
       };
-      let decoded: { event: AnyEvent; json: string };
+      let decoded: DecodedEvent;
       try {
         decoded = decodeEventJson(message.value);
       } catch (err) {
