@@ -28,11 +28,8 @@ export interface ConsumedMeta {
   readonly headers: MessageHeaders | undefined;
 }
 
-/** A valid event with where it came from. */
-export interface ConsumedEvent {
-  readonly event: AnyEvent;
-  /** The event as JSON on one line, equal in meaning to `JSON.stringify(event)`: the message value's own text when it can be (`decodeEventJson`). */
-  readonly json: string;
+/** A valid event, its JSON (as `decodeEventJson` gives them) and where it came from. */
+export interface ConsumedEvent extends DecodedEvent {
   readonly meta: ConsumedMeta;
 }
 
