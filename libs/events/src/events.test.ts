@@ -9,6 +9,7 @@ import {
   channelsFor,
   createEvent,
   decodeEvent,
+  decodeEventJson,
   outboxShardOf,
   partitionKeyFor,
   renderAsyncApi,
@@ -221,6 +222,28 @@ test('decodeEvent should name unknown types and non-JSON values', () => {
   );
   const event = createEvent('chat.typing', { source: 't', data: samples['chat.typing'] });
   assert.equal(decodeEvent(JSON.stringify(event)).type, 'chat.typing');
+});
+
+test("decodeEventJson should give the value's own text as the event's JSON, unless it has a line break", () => {
+  const event = createEvent('chat.typing', { source: 't', data: samples['chat.typing'] });
+  const compact = JSON.stringify(event);
+  assert.equal(decodeEventJson(Buffer.from(compact)).json, compact, 'no second serialisation');
+  const spaced = JSON.stringify(event, null, '\t').replaceAll('\n', ' ');
+  assert.equal(decodeEventJson(spaced).json, spaced, 'spaces and tabs are kept: the same JSON');
+  for (const broken of [JSON.stringify(event, null, 2), JSON.stringify(event, null, 2).replaceAll('\n', '\r')]) {
+    const { event: decoded, json } = decodeEventJson(Buffer.from(broken));
+    assert.equal(json, compact, 'a line break would split a line-based frame: serialised again');
+    assert.deepEqual(decoded, event);
+  }
+  assert.equal(
+    codeOf(() => decodeEventJson(JSON.stringify({ ...event, extra: 1 }))),
+    'EVENT_INVALID',
+    'a field the schema does not declare is refused, not carried to clients',
+  );
+  assert.equal(
+    codeOf(() => decodeEventJson(JSON.stringify({ ...event, data: { ...event.data, extra: 1 } }))),
+    'EVENT_INVALID',
+  );
 });
 
 test('docs/asyncapi.yaml should be up to date with the catalog (run `pnpm asyncapi`)', () => {

@@ -288,3 +288,41 @@ test('a batch consumer should hand over again what kafkajs fetches again after i
   kafka.commits.at(-1)?.settle();
   await consumer.stop();
 });
+
+test("a batch consumer should hand each event over with its message's own text as its JSON", async () => {
+  const kafka = fakeKafka();
+  const got: { id: string; json: string }[] = [];
+  const consumer = createEventConsumer({
+    kafka: kafka.client,
+    groupId: 'g',
+    topics: ['t'],
+    logger: createLogger('consumer-test', 'silent'),
+    dlqProducer: {} as EventProducer,
+    startAt: 'earliest',
+    onEvent: () => Promise.resolve(),
+    onBatch: (items) => {
+      got.push(...items.map((i) => ({ id: i.event.id, json: i.json })));
+      return Promise.resolve();
+    },
+  });
+  await consumer.begin();
+  const compact = message(0);
+  const spaced = message(1);
+  const text = (m: KafkaMessage) => m.value?.toString('utf8') ?? '';
+  spaced.value = Buffer.from(JSON.stringify(JSON.parse(text(spaced)), null, ' ').replaceAll('\n', ' '));
+  await within(kafka.batch('t', 0, [compact, spaced]), 5000, 'the batch returning');
+  await until('the batch handed over', () => got.length === 2);
+  assert.deepEqual(
+    got.map((g) => g.json),
+    [text(compact), text(spaced)],
+  );
+  assert.deepEqual(
+    got.map((g) => (JSON.parse(g.json) as { id: string }).id),
+    got.map((g) => g.id),
+  );
+  kafka.commits.forEach((c) => c.settle());
+  const stopping = consumer.stop();
+  await until('the final commit', () => kafka.commits.length > 0);
+  kafka.commits.forEach((c) => c.settle());
+  await stopping;
+});

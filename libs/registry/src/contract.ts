@@ -211,6 +211,24 @@ export function historyContract(
     );
   });
 
+  test(`${name}: history should store an event given twice in one append once, both at its offset`, async () => {
+    const { history } = await make(1000);
+    const positions = await history.appendMany([
+      { channel: 'creator:t1', payload: 'x1', id: 'e1' },
+      { channel: 'creator:t1', payload: 'x2', id: 'e2' },
+      { channel: 'creator:t1', payload: 'x1', id: 'e1' },
+    ]);
+    assert.deepEqual(
+      positions.map((p) => p.offset),
+      ['1', '2', '1'],
+    );
+    const replay = await history.since('creator:t1', { offset: '0', epoch: positions[0]?.epoch ?? '' }, 10);
+    assert.deepEqual(
+      replay.entries.map((e) => e.payload),
+      ['x1', 'x2'],
+    );
+  });
+
   test(`${name}: history should refuse to recover across an epoch change`, async () => {
     const { history, lose } = await make(1000);
     const first = await history.append('post:p1', 'a');

@@ -6,8 +6,9 @@ import { execAll, script } from './scripts.js';
 
 /*
  * Every script below takes KEYS[1] = the channel's stream and KEYS[2] = its meta hash
- * (`epoch`, `seq` = the last offset given out); both live in one cluster slot and expire together
- * `ttl` ms after the channel's last event. Offsets are contiguous: stream ids are `<seq>-0`. The
+ * (`epoch`, `seq` = the last offset given out, `until` = when its keys expire); both live in one
+ * cluster slot and expire together `ttl` to `ttl * 17 / 16` ms after the channel's last event
+ * (HISTORY_TTL_SLACK). Offsets are contiguous: stream ids are `<seq>-0`. The
  * epoch is kept while the meta hash lives; a lost hash (expiry, Redis restart) starts a new epoch
  * (Redis' clock: seconds in 8 hex digits and µs in 6, then ARGV's random suffix of 10 hex digits;
  * so a later epoch compares greater) and drops any stream left over.
@@ -32,54 +33,93 @@ end
 const IDS_TRIM_EVERY = 32;
 
 /**
+ * An append sets its channel's three keys to expire `ttl + ttl / HISTORY_TTL_SLACK` ms later and
+ * skips that (three `PEXPIRE`s) while they still have at least `ttl` ms to live: a channel's
+ * history expires between `ttl` and `ttl * (1 + 1 / HISTORY_TTL_SLACK)` ms after its last event,
+ * and its keys' TTLs are written at most once per `ttl / HISTORY_TTL_SLACK` ms (a 16th of it).
+ */
+export const HISTORY_TTL_SLACK = 16;
+
+/**
  * `append_to(stream, meta, ids, first, last, maxlen, ttl, suffix, t)` appends the entries in
  * ARGV[first..last], each an id ('' for none) then a payload, to `stream` in order, with
  * contiguous offsets, and returns the first one's offset, the epoch and, for each entry whose id
  * the channel got within its last HISTORY_DEDUPE_WINDOW offsets (a redelivery: not appended
  * again), its index among the entries (from 0) and the offset it got then. `ids` is a sorted set
  * of recent ids by offset, marked with the epoch it belongs to (`@<epoch>`, score -1; a set of
- * another epoch is dropped). `maxlen` is the approximate max length, `ttl` ms, `suffix` the random
- * epoch suffix and `t` the TIME reply to open an epoch with (nil: read it) (see OPEN_EPOCH).
- * `append_from(first, maxlen, ttl, suffix)` does it on KEYS[1..3] with ARGV[first..].
+ * another epoch is dropped); the mark and the entries' ids are read with one ZMSCORE. `maxlen` is
+ * the approximate max length, `ttl` ms, `suffix` the random epoch suffix and `t` the TIME reply
+ * (nil: read it). The meta hash's `until` is when (ms, Redis clock) the three keys expire: they
+ * are set to expire again only when less than `ttl` is left (see HISTORY_TTL_SLACK), or when the
+ * ids were started over. `append_from(first, maxlen, ttl, suffix)` does it on KEYS[1..3] with
+ * ARGV[first..].
  */
 export const APPEND_FROM = `${OPEN_EPOCH}
 local function append_to(stream, meta, ids, first, last, maxlen, ttl, suffix, t)
-  local state = redis.call('HMGET', meta, 'epoch', 'seq')
+  t = t or redis.call('TIME')
+  local state = redis.call('HMGET', meta, 'epoch', 'seq', 'until')
   local epoch = state[1]
   local seq = tonumber(state[2])
+  local untilMs = tonumber(state[3])
   if not epoch then
     epoch = open_epoch_of(stream, meta, ttl, suffix, t)
     seq = 0
+    untilMs = nil
   end
   local mark = '@' .. epoch
-  if not redis.call('ZSCORE', ids, mark) then
+  local lookup = {mark}
+  for i = first, last, 2 do
+    if ARGV[i] ~= '' then lookup[#lookup + 1] = ARGV[i] end
+  end
+  -- In chunks: Lua's unpack takes a few thousand values at most.
+  local scores = {}
+  for c = 1, #lookup, 1000 do
+    local part = redis.call('ZMSCORE', ids, unpack(lookup, c, math.min(c + 999, #lookup)))
+    for k = 1, #part do scores[c + k - 1] = part[k] end
+  end
+  local known = {}
+  if scores[1] then
+    for k = 2, #lookup do
+      if scores[k] then known[lookup[k]] = tonumber(scores[k]) end
+    end
+  else
     redis.call('DEL', ids)
     redis.call('ZADD', ids, -1, mark)
+    untilMs = nil
   end
   local firstSeq = seq + 1
   local redelivered = {}
   for i = first, last, 2 do
     local id = ARGV[i]
-    local known = false
-    if id ~= '' then known = redis.call('ZSCORE', ids, id) end
-    if known and tonumber(known) > seq - ${HISTORY_DEDUPE_WINDOW} then
+    local offset = id ~= '' and known[id]
+    if offset and offset > seq - ${HISTORY_DEDUPE_WINDOW} then
       redelivered[#redelivered + 1] = (i - first) / 2
-      redelivered[#redelivered + 1] = known
+      redelivered[#redelivered + 1] = string.format('%d', offset)
     else
       seq = seq + 1
       redis.call('XADD', stream, 'MAXLEN', '~', maxlen, string.format('%d', seq) .. '-0', 'p', ARGV[i + 1])
-      if id ~= '' then redis.call('ZADD', ids, seq, id) end
+      if id ~= '' then
+        redis.call('ZADD', ids, seq, id)
+        known[id] = seq
+      end
     end
   end
-  redis.call('HSET', meta, 'seq', string.format('%d', seq))
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local ttlMs = tonumber(ttl)
+  if untilMs and untilMs >= now + ttlMs then
+    redis.call('HSET', meta, 'seq', string.format('%d', seq))
+  else
+    local life = ttlMs + math.floor(ttlMs / ${HISTORY_TTL_SLACK})
+    redis.call('HSET', meta, 'seq', string.format('%d', seq), 'until', string.format('%d', now + life))
+    redis.call('PEXPIRE', stream, life)
+    redis.call('PEXPIRE', meta, life)
+    redis.call('PEXPIRE', ids, life)
+  end
   -- Ids older than the window are trimmed each time the offsets pass a multiple of ${IDS_TRIM_EVERY}, not on every
   -- call (one command less per channel of a call): the set holds at most the window, ${IDS_TRIM_EVERY} and one call's ids.
   if math.floor(seq / ${IDS_TRIM_EVERY}) ~= math.floor((firstSeq - 1) / ${IDS_TRIM_EVERY}) then
     redis.call('ZREMRANGEBYSCORE', ids, 0, seq - ${HISTORY_DEDUPE_WINDOW})
   end
-  redis.call('PEXPIRE', stream, ttl)
-  redis.call('PEXPIRE', meta, ttl)
-  redis.call('PEXPIRE', ids, ttl)
   return string.format('%d', firstSeq), epoch, redelivered
 end
 local function append_from(first, maxlen, ttl, suffix)

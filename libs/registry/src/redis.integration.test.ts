@@ -21,7 +21,7 @@ import {
 } from './contract.js';
 import { HISTORY_DEDUPE_WINDOW } from './history.js';
 import { RENEW_CHUNK } from './leased-set.js';
-import { historyAppendKeys } from './redis-history.js';
+import { HISTORY_TTL_SLACK, historyAppendKeys } from './redis-history.js';
 
 const redis = new Redis(testInfra.redisUrl);
 const prefixes: string[] = [];
@@ -233,4 +233,57 @@ test('redis: a channel should keep at most the dedupe window, the trim step and 
     Number(again?.offset) <= top && Number(again?.offset) > top - HISTORY_DEDUPE_WINDOW,
     `${again?.offset} of ${top}`,
   );
+});
+
+test('redis: a channel should expire between the TTL and a 16th more after its last event, its TTLs written once per 16th', async () => {
+  const p = prefix();
+  const ttlMs = 1_600;
+  const slackMs = ttlMs / HISTORY_TTL_SLACK;
+  const history = new RedisHistory(redis, p, { maxLength: 1000, ttlMs });
+  const routes = new RedisRouteLog(redis, p, { maxLength: 1000, ttlMs, leaseMs: 300 });
+  const appenders = {
+    history: (channel: string, id: string) => history.appendMany([{ channel, payload: id, id }]),
+    routes: (channel: string, id: string) => routes.appendAndLookup([{ channel, payload: id, id }]),
+  };
+  for (const [name, append] of Object.entries(appenders)) {
+    const channel = `ttl-${name}`;
+    const keys = historyAppendKeys(p, channel);
+    const until = async () => Number(await redis.hget(keys[1], 'until'));
+    /** Appends one entry; checks that every key then expires no sooner than `ttlMs` from it, nor later than a 16th more. */
+    const appendChecked = async (id: string) => {
+      const before = await redisNow();
+      await append(channel, id);
+      const ttls = await Promise.all(keys.map((k) => redis.pttl(k)));
+      const after = await redisNow();
+      for (const ttl of ttls) {
+        assert.ok(
+          ttl + (after - before) + 1 >= ttlMs && ttl <= ttlMs + slackMs,
+          `${name}: ${ttl} ms left of ${ttls.join(', ')}`,
+        );
+      }
+      return { before, after };
+    };
+    await appendChecked('e1');
+    const first = await until();
+    await appendChecked('e2');
+    assert.equal(await until(), first, `${name}: a second append within a 16th of the TTL leaves the TTLs alone`);
+    await waitUntil('a 16th of the TTL on the Redis clock', 5_000, async () => (await redisNow()) > first - ttlMs);
+    await appendChecked('e3');
+    assert.ok((await until()) > first, `${name}: once less than the TTL is left, an append writes them again`);
+    // Recent ids started over (a set of another epoch, or lost alone) get their TTL at once.
+    await redis.del(keys[2]);
+    await appendChecked('e4');
+    const last = await appendChecked('e5');
+    let gone = 0;
+    await waitUntil('the channel expires', 5_000, async () => {
+      if ((await redis.exists(...keys)) > 0) return false;
+      gone = await redisNow();
+      return true;
+    });
+    assert.ok(gone - last.before >= ttlMs, `${name}: expired ${gone - last.before} ms after its last event`);
+    assert.ok(
+      gone - last.after <= ttlMs + slackMs + 100,
+      `${name}: expired ${gone - last.after} ms after its last event`,
+    );
+  }
 });

@@ -64,7 +64,7 @@ export const GatewayEnv = Type.Object({
    * else lapse after this.
    */
   PRESENCE_LEASE_MS: Type.Integer({ default: 60_000, minimum: 300, maximum: MAX_DELAY_MS }),
-  /** Events kept per channel for recovery (approximately), and how long after the last event. */
+  /** Events kept per channel for recovery (approximately), and how long after the last event (up to a 16th more: HISTORY_TTL_SLACK). */
   HISTORY_SIZE: Type.Integer({ default: 1000, minimum: 10 }),
   HISTORY_TTL_MS: Type.Integer({ default: 3_600_000, minimum: 1000 }),
   /** Most events replayed on one subscribe; a longer gap is answered with recovered: false. */

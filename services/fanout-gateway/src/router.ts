@@ -26,7 +26,7 @@ export interface RouterDeps {
  * append gives each frame its offset, in event order), delivers to this node's sockets, and sends
  * each other node that holds subscribers one message with all of its frames. Resolves once that
  * is done, so the Kafka offsets are committed only after routing succeeded. Each event is
- * serialised once, each channel's frame once.
+ * serialised at most once (consumed events come with their JSON), each channel's frame once.
  */
 export class Router {
   private readonly now: () => number;
@@ -34,14 +34,19 @@ export class Router {
     this.now = deps.now ?? Date.now;
   }
 
-  async route(events: readonly AnyEvent[]): Promise<void> {
+  /**
+   * Routes `events` in order. `json` is the event's JSON on one line, equal in meaning to
+   * `JSON.stringify(event)` (the consumed message's text, `decodeEventJson`); without it the
+   * event is serialised here. Rejects when the registry or the bus fails (the batch is retried).
+   */
+  async route(events: readonly { event: AnyEvent; json?: string }[]): Promise<void> {
     const { routes, nodeId, metrics } = this.deps;
     // Membership marks first, in event order: a failure fails the batch, so it is retried.
-    if (this.deps.beforeRoute) for (const event of events) await this.deps.beforeRoute(event);
-    const items = events.flatMap((event) => {
-      const json = JSON.stringify(event);
-      return channelsFor(event).map((channel) => ({ channel, json, id: event.id, time: event.time }));
-    });
+    if (this.deps.beforeRoute) for (const { event } of events) await this.deps.beforeRoute(event);
+    // Each item is also the HistoryAppend of its frame (channel, payload, id): one object per frame.
+    const items = events.flatMap(({ event, json = JSON.stringify(event) }) =>
+      channelsFor(event).map((channel) => ({ channel, payload: json, id: event.id, time: event.time })),
+    );
     if (items.length === 0) return;
     // History first: the append gives each frame its offset, and a frame is only ever sent after
     // it is in history, so a node that misses it (or gets it late) can read it from there. Each
@@ -49,12 +54,10 @@ export class Router {
     // that includes the frame. An event routed again (this node took over a partition whose
     // last batches the previous owner routed but did not commit) keeps its first offset, so the
     // hub and every connection drop it as already handed out, instead of a duplicate at a new one.
-    const { positions, nodes, complete } = await routes.appendAndLookup(
-      items.map((i) => ({ channel: i.channel, payload: i.json, id: i.id })),
-    );
-    const frames: RoutedFrame[] = items.map(({ channel, json, time }, i) => {
+    const { positions, nodes, complete } = await routes.appendAndLookup(items);
+    const frames: RoutedFrame[] = items.map(({ channel, payload, time }, i) => {
       const { offset, epoch } = positions[i] ?? { offset: '0', epoch: '' };
-      return { channel, offset, epoch, time, frame: eventFrame(channel, offset, epoch, json) };
+      return { channel, offset, epoch, time, frame: eventFrame(channel, offset, epoch, payload) };
     });
     this.deliver(frames, context.active());
     // The trace continues on the nodes that hold the other subscribers.

@@ -118,7 +118,7 @@ async function measure<T>(fn: () => Promise<T>): Promise<{ result: T; cpu: strin
     (await redisCpu()) - before.r,
     selfCpu() - before.me,
   ];
-  const cpu = spent.map((s) => s.toFixed(1)).join('/');
+  const cpu = spent.map((s) => s.toFixed(2)).join('/');
   return { result, cpu };
 }
 
