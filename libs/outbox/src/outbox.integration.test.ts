@@ -351,7 +351,11 @@ test('a relay should mark a batch and read the next one in one statement, and re
   );
   const unsent = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL');
   assert.equal(unsent.rows[0]?.n, 0, 'every batch marked sent');
-  const locks = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'");
+  // pg_locks is the whole server's: other users' relays hold advisory locks in their databases.
+  const locks = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM pg_locks
+     WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+  );
   assert.equal(locks.rows[0]?.n, 0, 'the shards released once nothing was left');
 });
 
