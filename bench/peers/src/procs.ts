@@ -58,8 +58,12 @@ export function spawnGateway(
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stdout.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
     // Whole lines: the gateway's logger writes its lines in batches, which a read may cut anywhere.
-    createInterface({ input: child.stdout }).on('line', (line) => {
+    // Only until the "listening" line (closing the reader pauses the stream: resumed for `output`).
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
       if (!line.includes('"listening"')) return;
+      lines.close();
+      child.stdout.resume();
       clearTimeout(timer);
       resolve({ port: (JSON.parse(line) as { port: number }).port, process: child });
     });

@@ -123,8 +123,14 @@ export function spawnService(
       Math.min(1000, deadlineMs),
     );
     // Whole lines: the service's logger writes its lines in batches, which a read may cut anywhere.
+    // Only until the "listening" line: nothing later is needed, and bench:http's load generator
+    // reads the service's output in its own process (closing the reader pauses the stream, so it is
+    // resumed for `output`).
+    const lines = createInterface({ input: child.stdout });
     const onLine = (line: string): void => {
       if (!line.includes('"listening"')) return;
+      lines.close();
+      child.stdout.resume();
       const { port } = JSON.parse(line) as { port: number };
       clearInterval(timer);
       resolve({
@@ -147,7 +153,7 @@ export function spawnService(
       child.stderr.pipe(file);
     }
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    createInterface({ input: child.stdout }).on('line', onLine);
+    lines.on('line', onLine);
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     void exited.then((code) => {
       clearInterval(timer);
