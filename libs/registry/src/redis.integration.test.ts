@@ -287,3 +287,32 @@ test('redis: a channel should expire between the TTL and a 16th more after its l
     );
   }
 });
+
+test('redis: a channel whose stream alone was lost (eviction) should expire again after its next event', async () => {
+  const p = prefix();
+  const ttlMs = 60_000;
+  const history = new RedisHistory(redis, p, { maxLength: 1000, ttlMs });
+  const routes = new RedisRouteLog(redis, p, { maxLength: 1000, ttlMs, leaseMs: 300 });
+  const appenders = {
+    history: (channel: string, id: string) => history.appendMany([{ channel, payload: id, id }]),
+    routes: async (channel: string, id: string) =>
+      (await routes.appendAndLookup([{ channel, payload: id, id }])).positions,
+  };
+  for (const [name, append] of Object.entries(appenders)) {
+    const channel = `lost-stream-${name}`;
+    const keys = historyAppendKeys(p, channel);
+    const [first] = await append(channel, 'e1');
+    // maxmemory-policy volatile-* or allkeys-* may evict the stream and keep its meta hash and ids.
+    await redis.del(keys[0]);
+    await append(channel, 'e2');
+    const ttls = await Promise.all(keys.map((k) => redis.pttl(k)));
+    for (const ttl of ttls)
+      assert.ok(ttl > ttlMs - 5_000, `${name}: every key expires by itself (PTTLs ${ttls.join(', ')})`);
+    const replay = await history.since(channel, first ?? { offset: '0', epoch: '' }, 10);
+    assert.deepEqual(
+      replay.entries.map((e) => e.payload),
+      ['e2'],
+      `${name}: what is left after the lost stream is still replayed`,
+    );
+  }
+});
