@@ -224,15 +224,13 @@ test('decodeEvent should name unknown types and non-JSON values', () => {
   assert.equal(decodeEvent(JSON.stringify(event)).type, 'chat.typing');
 });
 
-test("decodeEventJson should give the value's own text as the event's JSON, unless it has a line break", () => {
+test('decodeEventJson should give the event as JSON on one line, whatever whitespace or line breaks its value has', () => {
   const event = createEvent('chat.typing', { source: 't', data: samples['chat.typing'] });
   const compact = JSON.stringify(event);
-  assert.equal(decodeEventJson(Buffer.from(compact)).json, compact, 'no second serialisation');
-  const spaced = JSON.stringify(event, null, '\t').replaceAll('\n', ' ');
-  assert.equal(decodeEventJson(spaced).json, spaced, 'spaces and tabs are kept: the same JSON');
-  for (const broken of [JSON.stringify(event, null, 2), JSON.stringify(event, null, 2).replaceAll('\n', '\r')]) {
-    const { event: decoded, json } = decodeEventJson(Buffer.from(broken));
-    assert.equal(json, compact, 'a line break would split a line-based frame: serialised again');
+  const spaced = JSON.stringify(event, null, 2);
+  for (const text of [compact, spaced.replaceAll('\n', ' '), spaced, spaced.replaceAll('\n', '\r')]) {
+    const { event: decoded, json } = decodeEventJson(Buffer.from(text));
+    assert.equal(json, compact, 'a line break would split a line-based frame');
     assert.deepEqual(decoded, event);
   }
   assert.equal(
