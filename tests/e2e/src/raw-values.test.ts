@@ -118,8 +118,8 @@ test('a gateway should give WebSocket, SSE and history replay exactly the events
   // Read as bytes: the harness' reader splits lines on LF only, where the SSE standard also splits on CR.
   void (async () => {
     const decoder = new TextDecoder();
-    for await (const chunk of rawStream.body ?? assert.fail('no body'))
-      sseRaw.push(decoder.decode(chunk, { stream: true }));
+    const body: AsyncIterable<Uint8Array> = rawStream.body ?? assert.fail('no body');
+    for await (const chunk of body) sseRaw.push(decoder.decode(chunk, { stream: true }));
   })().catch(() => undefined);
   await waitUntil('the SSE streams subscribed', 10_000, () =>
     sse.messages.some((m) => m.event === 'ack' && m.data.channel === channels[1]),
