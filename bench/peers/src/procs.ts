@@ -2,6 +2,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -55,13 +56,16 @@ export function spawnGateway(
       reject(new Error(`the gateway exited with ${code} before listening:\n${output}`));
     });
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stdout.on('data', (chunk: Buffer) => {
-      output = (output + chunk.toString()).slice(-20_000);
-      for (const line of chunk.toString().split('\n')) {
-        if (!line.includes('"listening"')) continue;
-        clearTimeout(timer);
-        resolve({ port: (JSON.parse(line) as { port: number }).port, process: child });
-      }
+    child.stdout.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
+    // Whole lines: the gateway's logger writes its lines in batches, which a read may cut anywhere.
+    // Only until the "listening" line (closing the reader pauses the stream: resumed for `output`).
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      if (!line.includes('"listening"')) return;
+      lines.close();
+      child.stdout.resume();
+      clearTimeout(timer);
+      resolve({ port: (JSON.parse(line) as { port: number }).port, process: child });
     });
   });
 }

@@ -22,6 +22,30 @@ test('pgSql should bind values as parameters and prepare each call site once per
   assert.equal(prepared.rows.length, 1, 'one prepared statement for the call site, reused by the second call');
 });
 
+test('pgSql should prepare a statement under the name its first line gives, and refuse one name for two texts', async (t) => {
+  const pool = new pg.Pool({ connectionString: testInfra.databaseUrl, max: 1 });
+  t.after(() => pool.end());
+  const sql = pgSql(pool);
+  const rows = await sql.$queryRaw<{ n: number }[]>`
+    -- numbers.read
+    SELECT ${7}::int AS n`;
+  assert.deepEqual(rows, [{ n: 7 }]);
+  const prepared = await pool.query<{ name: string }>(
+    "SELECT name FROM pg_prepared_statements WHERE statement LIKE '%numbers.read%'",
+  );
+  assert.deepEqual(
+    prepared.rows.map((r) => r.name),
+    ['numbers.read'],
+    "the name pg's instrumentation gives the span",
+  );
+  await assert.rejects(
+    sql.$queryRaw`
+    -- numbers.read
+    SELECT ${8}::int AS other`,
+    /"numbers\.read" is given to two different statements/,
+  );
+});
+
 test('pgSql should fail with an error isDatabaseUnavailable recognises when the server is away', async (t) => {
   const pool = new pg.Pool({ connectionString: 'postgresql://postgres@127.0.0.1:1/none', max: 1 });
   t.after(() => pool.end());

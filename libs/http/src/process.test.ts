@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -24,4 +26,67 @@ test('a configuration problem should print one message with no stack trace and e
     assert.equal(child.status, 2, child.stderr);
     assert.equal(child.stderr, 'svc: Invalid configuration:\n  - DB_POOL_MAX: Expected integer (got "0")\n', start);
   }
+});
+
+// The logger writes to stdout asynchronously (batched); a real child process checks that the lines
+// it logged right before it ended all reach stdout, however it ended.
+const FIXTURE = fileURLToPath(new URL('./process.fixture.js', import.meta.url));
+/** Enough lines (~3 MB) that most are still buffered in the child when it ends. */
+const LINES = 20_000;
+
+interface Line {
+  level: number;
+  msg: string;
+  i?: number;
+  err?: { message: string };
+}
+
+/** Runs the fixture in `mode`; `whenReady` runs once it logged "ready". Resolves to its lines and exit code. */
+async function runFixture(
+  mode: 'graceful' | 'exit' | 'crash',
+  whenReady?: (child: ReturnType<typeof spawn>) => void,
+): Promise<{ lines: Line[]; code: number | null }> {
+  const child = spawn(process.execPath, [FIXTURE, mode, String(LINES)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = once(child, 'exit') as Promise<[number | null]>;
+  const lines: Line[] = [];
+  for await (const text of createInterface({ input: child.stdout })) {
+    const line = JSON.parse(text) as Line;
+    lines.push(line);
+    if (line.msg === 'ready') whenReady?.(child);
+  }
+  const [code] = await exited;
+  return { lines, code };
+}
+
+function assertBurst(lines: Line[]): void {
+  const burst = lines.filter((l) => l.msg === 'burst line').map((l) => l.i);
+  assert.equal(burst.length, LINES, 'every line of the burst reached stdout');
+  assert.deepEqual(
+    burst,
+    [...burst].sort((a = 0, b = 0) => a - b),
+    'in order',
+  );
+}
+
+test('a graceful shutdown should write every line logged before the process exits', async () => {
+  const { lines, code } = await runFixture('graceful', (child) => child.kill('SIGTERM'));
+  assert.equal(code, 0);
+  assertBurst(lines);
+  assert.equal(lines.at(-1)?.msg, 'stopped', 'the last line too');
+});
+
+test('process.exit should write every line logged before it', async () => {
+  const { lines, code } = await runFixture('exit');
+  assert.equal(code, 0);
+  assertBurst(lines);
+});
+
+test('an uncaught exception should be logged as fatal after every earlier line, and end the process', async () => {
+  const { lines, code } = await runFixture('crash');
+  assert.equal(code, 1);
+  assertBurst(lines);
+  const fatal = lines.at(-1);
+  assert.equal(fatal?.level, 60, 'fatal');
+  assert.equal(fatal.msg, 'uncaught exception; exiting');
+  assert.equal(fatal.err?.message, 'fixture crash');
 });

@@ -12,7 +12,9 @@ export interface RunningProcess {
 /**
  * Runs a process's start-up and wires graceful shutdown on SIGTERM/SIGINT. A configuration
  * problem prints one clear message (no stack trace) and exits 2; any other start-up failure
- * exits 1.
+ * exits 1. Once started, an uncaught exception (or an unhandled rejection, which Node raises as
+ * one) is logged as `fatal` with its error and origin, and the process exits 1 at once, without
+ * `stop`: its state is unknown. The logger's buffered lines are flushed on exit (`createLogger`).
  */
 export function runProcess(name: string, start: () => Promise<RunningProcess>, shutdownTimeoutMs = 30_000): void {
   // A start that throws before it makes its promise (reading its configuration in its argument
@@ -43,6 +45,10 @@ export function runProcess(name: string, start: () => Promise<RunningProcess>, s
             },
           );
       };
+      process.on('uncaughtException', (err, origin) => {
+        logger.fatal({ err, origin }, 'uncaught exception; exiting');
+        process.exit(1);
+      });
       process.once('SIGTERM', () => shutdown('SIGTERM'));
       process.once('SIGINT', () => shutdown('SIGINT'));
     },

@@ -370,17 +370,17 @@ test('a relay should keep its shards while it finds rows, and release them when 
 });
 
 /**
- * Counts the statements the relays' lock sessions (the pg clients with an `idle_session_timeout`)
- * send from now until the test ends: each is a round trip to PostgreSQL. A spy: every call still
- * runs the real `query`.
+ * The statements the relays' lock sessions (the pg clients with an `idle_session_timeout`) send
+ * from now until the test ends, each with the client that sent it: each is a round trip to
+ * PostgreSQL. A spy: every call still runs the real `query`.
  */
-function countLockSessionStatements(t: TestContext): () => number {
+function lockSessionStatements(t: TestContext): () => pg.Client[] {
   const spy = t.mock.method(pg.Client.prototype, 'query');
   const isLockSession = (client: unknown) =>
     (client as { connectionParameters: { options?: string } }).connectionParameters.options?.includes(
       'idle_session_timeout',
     ) === true;
-  return () => spy.mock.calls.filter((call) => isLockSession(call.this)).length;
+  return () => spy.mock.calls.map((call) => call.this as pg.Client).filter(isLockSession);
 }
 
 test('a relay should mark a batch and read the next one in one statement, and read and release in one', async (t) => {
@@ -393,7 +393,8 @@ test('a relay should mark a batch and read the next one in one statement, and re
   );
   const store = new PgOutboxStore(pool, { leaseMs: 30_000 });
   defer(() => store.close());
-  const statements = countLockSessionStatements(t);
+  const sessionStatements = lockSessionStatements(t);
+  const statements = () => sessionStatements().length;
   const sent: string[] = [];
   const batches: number[] = [];
   const perCall: number[] = [];
@@ -423,6 +424,22 @@ test('a relay should mark a batch and read the next one in one statement, and re
      WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
   );
   assert.equal(locks.rows[0]?.n, 0, 'the shards released once nothing was left');
+});
+
+test("a relay should mark rows sent without waiting for the WAL flush, and a service's commit should wait for it", async (t) => {
+  // A mark lost to a crash only publishes its rows again (at least once); see pg-store.ts.
+  const { pool, defer } = await outboxDatabase(t, 'durability');
+  await writeOutbox(pool, `test.${run}.durability`, [liked('post-1', 1), liked('post-1', 2)]);
+  const store = new PgOutboxStore(pool, { leaseMs: 30_000 });
+  defer(() => store.close());
+  const sessions = lockSessionStatements(t);
+  assert.equal(await store.publishBatch(1, () => Promise.resolve()), 1);
+  const session = sessions()[0];
+  assert.ok(session, 'the relay ran its statements on a lock session');
+  const relay = await session.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
+  assert.equal(relay.rows[0]?.synchronous_commit, 'off', "the relay's lock session");
+  const service = await pool.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
+  assert.equal(service.rows[0]?.synchronous_commit, 'on', 'any other session of the same pool');
 });
 
 test('a busy relay should take the shards another relay frees without going idle first', async (t) => {

@@ -6,6 +6,22 @@ import type { OutboxRecord, OutboxStore } from './relay.js';
 
 /** Advisory-lock class of the outbox shards (the second key is the shard number). */
 const SHARD_LOCK_CLASS = 0x0b0c;
+/**
+ * Why the lock session commits with `synchronous_commit = off` (a commit returns once its WAL
+ * record is written, before the WAL is flushed to disk; the WAL writer flushes it within about
+ * 3 × `wal_writer_delay`, 600 ms by default): the only durable change the relay makes is the mark
+ * (`sent_at`), and it makes it after the broker acknowledged the rows. A mark lost to a server
+ * crash in that window leaves its rows unsent, so they are published again: at least once, which
+ * the platform tolerates anyway (consumers and history appends drop repeats by event id). It cannot
+ * lose or reorder an event: the WAL is replayed in order, so what a crash loses is always the
+ * newest marks (every shard's unsent rows stay a suffix of its id order, republished in order),
+ * and a commit that waits for the flush, such as a service's write behind a 201, flushes every
+ * earlier mark with it. Advisory locks, the shards, are not in the WAL at all. On this server the
+ * flush of each mark (fdatasync, 50–100 ms stalls on a VM disk) held the next batch, since the
+ * same statement reads it. Only this session: the services' writing transactions (and their
+ * idempotency keys, which back a 201) stay durable.
+ */
+const RELAY_SESSION_DURABILITY = 'synchronous_commit=off';
 /** SQLSTATE of a session PostgreSQL ended because it sat idle longer than idle_session_timeout. */
 const IDLE_SESSION_TIMEOUT = '57P05';
 
@@ -71,7 +87,8 @@ export class PgOutboxStore implements OutboxStore {
     const client = new pg.Client({
       ...(this.pool.options as pg.ClientConfig),
       // The lease: the server ends this session when it sits idle (between statements) this long.
-      options: `-c idle_session_timeout=${Math.ceil(this.opts.leaseMs)}`,
+      // Its marks need no WAL flush (RELAY_SESSION_DURABILITY).
+      options: `-c idle_session_timeout=${Math.ceil(this.opts.leaseMs)} -c ${RELAY_SESSION_DURABILITY}`,
     });
     client.on('error', (err: Error & { code?: string }) => {
       // The session ended under us: the next batch opens another. 57P05 is the lease running

@@ -23,6 +23,14 @@ const redaction: redactOptions = {
 /**
  * Structured JSON logs, one line per record, with the service name on every line and, inside a
  * traced operation, its `trace_id` and `span_id`. Secrets are redacted (see {@link redaction}).
+ *
+ * Without `destination`, lines go to stdout through pino's default destination, which in pino 10
+ * is already asynchronous (sonic-boom with `sync: false`, `minLength: 0`): a line is handed to a
+ * write at once when none is in flight, and lines logged while one is go together in the next.
+ * Nothing written is lost when the process ends by `process.exit` (pino flushes synchronously on
+ * `exit`), by running out of work (`beforeExit`), or by an uncaught exception, which `runProcess`
+ * logs as fatal before it exits; only a SIGKILL, or a signal with no handler (before `runProcess`
+ * installed its own), loses the lines still buffered.
  */
 export function createLogger(
   service: string,

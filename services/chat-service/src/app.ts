@@ -104,6 +104,7 @@ const insertMessages = (): BatchWrite<{ message: Message; event: OutboxMessage }
     })),
   );
   const written = await sql.$queryRaw<{ n: number }[]>`
+      -- messages.insert
       WITH input AS (
         SELECT * FROM jsonb_to_recordset(${input}::jsonb) AS t(
           n int, id uuid, room_id uuid, sender_id text, body text, created_at timestamptz,

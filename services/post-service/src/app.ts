@@ -72,6 +72,7 @@ const insertPosts = (): BatchWrite<{ post: Post; message: OutboxMessage }, undef
     })),
   );
   await sql.$executeRaw`
+      -- posts.insert
       WITH input AS (
         SELECT * FROM jsonb_to_recordset(${input}::jsonb) AS t(
           n int, id uuid, author_id text, body text, created_at timestamptz,

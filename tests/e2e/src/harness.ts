@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { loadavg } from 'node:os';
+import { createInterface } from 'node:readline';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -121,24 +122,28 @@ export function spawnService(
       },
       Math.min(1000, deadlineMs),
     );
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      for (const line of chunk.toString().split('\n')) {
-        if (!line.includes('"listening"')) continue;
-        const { port } = JSON.parse(line) as { port: number };
-        clearInterval(timer);
-        resolve({
-          name,
-          port,
-          url: `http://127.0.0.1:${port}`,
-          process: child,
-          output: () => output,
-          stop: (signal = 'SIGTERM') => {
-            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-            return exited;
-          },
-        });
-      }
+    // Whole lines: the service's logger writes its lines in batches, which a read may cut anywhere.
+    // Only until the "listening" line: nothing later is needed, and bench:http's load generator
+    // reads the service's output in its own process (closing the reader pauses the stream, so it is
+    // resumed for `output`).
+    const lines = createInterface({ input: child.stdout });
+    const onLine = (line: string): void => {
+      if (!line.includes('"listening"')) return;
+      lines.close();
+      child.stdout.resume();
+      const { port } = JSON.parse(line) as { port: number };
+      clearInterval(timer);
+      resolve({
+        name,
+        port,
+        url: `http://127.0.0.1:${port}`,
+        process: child,
+        output: () => output,
+        stop: (signal = 'SIGTERM') => {
+          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+          return exited;
+        },
+      });
     };
     // E2E_LOG_DIR=<dir> keeps every spawned process's output for debugging.
     const logDir = process.env.E2E_LOG_DIR;
@@ -147,7 +152,8 @@ export function spawnService(
       child.stdout.pipe(file);
       child.stderr.pipe(file);
     }
-    child.stdout.on('data', onData);
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    lines.on('line', onLine);
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     void exited.then((code) => {
       clearInterval(timer);

@@ -112,6 +112,10 @@ test('one trace should follow a post from the HTTP request to the socket on both
     ),
     `a database span in the trace: ${names('post-service').join(', ')}`,
   );
+  assert.ok(
+    names('post-service').some((name) => name.startsWith('pg.query:posts.insert ')),
+    `the group commit's span says what it writes: ${names('post-service').join(', ')}`,
+  );
   const send = spans.find(isSend);
   const consume = spans.find(isConsume);
   const deliveries = spans.filter(isDelivery);
