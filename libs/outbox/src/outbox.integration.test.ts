@@ -454,7 +454,7 @@ test("a relay's lock session should keep its lease and durability settings when 
   const store = new PgOutboxStore(pool, { leaseMs: 30_000 });
   defer(() => store.close());
   assert.equal(await store.publishBatch(1, () => Promise.resolve()), 1);
-  // The open lock session (private: the URL's options hide it from lockSessionStatements' filter).
+  // The open lock session, read directly: lockSessionStatements finds it by its options, the subject here.
   const session = (store as unknown as { session?: pg.Client }).session ?? assert.fail('no lock session');
   const settings = await session.query<{ lease: string; durability: string; timeout: string }>(
     `SELECT current_setting('idle_session_timeout') AS lease, current_setting('synchronous_commit') AS durability,
