@@ -32,8 +32,11 @@ export const CommonEnv = {
   /** Prepended to every topic name; lets test runs and tenants share one cluster. */
   KAFKA_TOPIC_PREFIX: Type.String({ default: '' }),
   REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', pattern: '^rediss?://' }),
-  /** Prepended to every Redis key this process writes. */
-  REDIS_KEY_PREFIX: Type.String({ default: 'ripple:' }),
+  /**
+   * Prepended to every Redis key this process writes. No braces: the keys' hash tags (`{channel}`,
+   * `{registry}`) must be the first braces of each key, or one script's keys fall in several slots.
+   */
+  REDIS_KEY_PREFIX: Type.String({ default: 'ripple:', pattern: '^[^{}]*$' }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   /** HS256 verifies access tokens with JWT_SECRET; RS256 with JWT_PUBLIC_KEY (PEM) or JWT_JWKS_URL. */
   JWT_ALGORITHM: Type.Union([Type.Literal('HS256'), Type.Literal('RS256')], { default: 'HS256' }),

@@ -94,3 +94,10 @@ test('loadConfig should never print a secret variable’s value, nor a URL’s p
     },
   );
 });
+
+test('loadConfig should refuse a REDIS_KEY_PREFIX with a brace: it would move a channel’s keys out of its hash tag’s slot', () => {
+  for (const value of ['a{b:', 'x}:', '{tenant}:']) {
+    assert.throws(() => loadConfig(Schema, { REDIS_KEY_PREFIX: value }), /REDIS_KEY_PREFIX/, value);
+  }
+  assert.equal(loadConfig(Schema, { REDIS_KEY_PREFIX: 'tenant-1:' }).REDIS_KEY_PREFIX, 'tenant-1:');
+});

@@ -46,6 +46,24 @@ test('pgSql should prepare a statement under the name its first line gives, and 
   );
 });
 
+test('pgSql should refuse a statement name PostgreSQL would cut to 63 bytes, before two names meet as one', async (t) => {
+  const pool = new pg.Pool({ connectionString: testInfra.databaseUrl, max: 1 });
+  t.after(() => pool.end());
+  const sql = pgSql(pool);
+  // PostgreSQL keeps 63 bytes of a prepared statement's name: on one connection these two would be
+  // one name, and the second would fail on the server with 42P05 (already exists).
+  for (const read of [
+    () => sql.$queryRaw`
+      -- comments.select_the_newest_page_of_comments_by_post_and_by_author
+      SELECT 1 AS n`,
+    () => sql.$queryRaw`
+      -- comments.select_the_newest_page_of_comments_by_post_and_by_authors
+      SELECT 2 AS n`,
+  ]) {
+    await assert.rejects(read(), /longer than 63 bytes/);
+  }
+});
+
 test('pgSql should fail with an error isDatabaseUnavailable recognises when the server is away', async (t) => {
   const pool = new pg.Pool({ connectionString: 'postgresql://postgres@127.0.0.1:1/none', max: 1 });
   t.after(() => pool.end());

@@ -10,6 +10,8 @@ interface Prepared {
 
 /** A statement's name: its first line, a comment such as `-- posts.insert`. */
 const LEADING_NAME = /^\s*--\s*([A-Za-z_][\w.-]*)\s*\n/;
+/** PostgreSQL keeps this much of a prepared statement's name (NAMEDATALEN - 1): longer ones meet. */
+const MAX_NAME_BYTES = 63;
 
 /**
  * Tagged raw SQL (`RawSql`) straight on a pg pool, without Prisma's client runtime, for the
@@ -25,7 +27,8 @@ const LEADING_NAME = /^\s*--\s*([A-Za-z_][\w.-]*)\s*\n/;
  * under that name, which pg's instrumentation makes its span's name (`pg.query:posts.insert <db>`)
  * and `pg_prepared_statements` shows. A statement without one is prepared as `r` and a hash of
  * its text, which tells a reader nothing. A name given to two different texts rejects the second
- * (a prepared statement's name means one text per connection).
+ * (a prepared statement's name means one text per connection), and so does a name longer than 63
+ * bytes (PostgreSQL cuts it to 63, where two such names would meet).
  */
 export function pgSql(pool: pg.Pool): RawSql {
   // Keyed by the template's strings array: one object per call site, for the process's lifetime.
@@ -39,6 +42,9 @@ export function pgSql(pool: pg.Pool): RawSql {
       const name = LEADING_NAME.exec(text)?.[1];
       if (name !== undefined && (named.get(name) ?? text) !== text) {
         throw new Error(`pgSql: the statement name "${name}" is given to two different statements`);
+      }
+      if (name !== undefined && Buffer.byteLength(name) > MAX_NAME_BYTES) {
+        throw new Error(`pgSql: the statement name "${name}" is longer than ${MAX_NAME_BYTES} bytes`);
       }
       if (name !== undefined) named.set(name, text);
       p = { text, name: name ?? `r${createHash('sha1').update(text).digest('hex').slice(0, 20)}` };

@@ -38,38 +38,34 @@ export function validateEvent(value: unknown): AnyEvent {
   return value as AnyEvent;
 }
 
-/** Parses a Kafka message value as JSON; returns it and its text. Throws RippleError EVENT_INVALID. */
-function parseValue(raw: Buffer | string | null): { value: unknown; text: string } {
+/** Parses a Kafka message value and validates it. Throws as `validateEvent`, or EVENT_INVALID when it is not JSON. */
+export function decodeEvent(raw: Buffer | string | null): AnyEvent {
   if (raw === null) throw new RippleError('EVENT_INVALID', 'message has no value', { status: 400 });
-  const text = typeof raw === 'string' ? raw : raw.toString('utf8');
+  let value: unknown;
   try {
-    return { value: JSON.parse(text) as unknown, text };
+    value = JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
   } catch (err) {
     throw new RippleError('EVENT_INVALID', 'message value is not JSON', { status: 400, cause: err });
   }
-}
-
-/** Parses a Kafka message value and validates it. Throws as `validateEvent`, or EVENT_INVALID when it is not JSON. */
-export function decodeEvent(raw: Buffer | string | null): AnyEvent {
-  return validateEvent(parseValue(raw).value);
+  return validateEvent(value);
 }
 
 /** A valid event and its JSON text (see `decodeEventJson`). */
 export interface DecodedEvent {
   readonly event: AnyEvent;
-  /** The event as JSON on one line, equal in meaning to `JSON.stringify(event)`. */
+  /** `JSON.stringify(event)`: on one line, and exactly what was validated. */
   readonly json: string;
 }
 
 /**
- * As `decodeEvent`, and the event's JSON without serialising it again: the value's own text, which
- * validation leaves equal in meaning to `JSON.stringify(event)` (it only checks: every object of
- * every schema refuses properties it does not declare, nothing is coerced or defaulted). A value
- * with a line break (JSON may have any whitespace between tokens) is serialised again instead, so
- * the text can go into line-based frames (Server-Sent Events' `data:`). Throws as `decodeEvent`.
+ * As `decodeEvent`, and the event's JSON: `JSON.stringify` of the validated value, never the
+ * value's own text. That text may say more than was validated (a repeated key: JSON.parse keeps
+ * the last value, and the first, never checked, would reach clients and history, for parsers that
+ * keep the first or refuse repeats to read) or other numbers (9007199254740993, `1.0`, `1e0`, which
+ * typed clients read differently), and may have line breaks (SSE frames are line-based).
+ * Throws as `decodeEvent`.
  */
 export function decodeEventJson(raw: Buffer | string | null): DecodedEvent {
-  const { value, text } = parseValue(raw);
-  const event = validateEvent(value);
-  return { event, json: text.includes('\n') || text.includes('\r') ? JSON.stringify(event) : text };
+  const event = decodeEvent(raw);
+  return { event, json: JSON.stringify(event) };
 }

@@ -3,6 +3,8 @@
 //   graceful  logs "ready" once started; on SIGTERM, `stop` logs the burst, then runProcess exits 0
 //   exit      logs the burst during start-up and calls process.exit(0) at once
 //   crash     once started, logs the burst and throws (runProcess logs fatal and exits 1)
+//   reject    once started, logs the burst and leaves a promise rejected unhandled
+//   slow      as graceful, but `stop` then waits (a drain that takes long) until a second signal
 import { createLogger } from '@ripple/telemetry';
 import { runProcess } from './process.js';
 
@@ -23,6 +25,11 @@ runProcess('process-fixture', () => {
       burst();
       throw new Error('fixture crash');
     });
+  } else if (mode === 'reject') {
+    setImmediate(() => {
+      burst();
+      void Promise.reject(new Error('fixture rejection'));
+    });
   } else setImmediate(() => logger.info('ready')); // once runProcess handles SIGTERM
   // Keeps the process alive until it stops, as a service's listening server does.
   const serving = setInterval(() => undefined, 60_000);
@@ -31,7 +38,7 @@ runProcess('process-fixture', () => {
     stop: () => {
       clearInterval(serving);
       burst();
-      return Promise.resolve();
+      return mode === 'slow' ? new Promise<void>((resolve) => setTimeout(resolve, 60_000)) : Promise.resolve();
     },
   });
 });

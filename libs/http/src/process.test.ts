@@ -43,8 +43,9 @@ interface Line {
 
 /** Runs the fixture in `mode`; `whenReady` runs once it logged "ready". Resolves to its lines and exit code. */
 async function runFixture(
-  mode: 'graceful' | 'exit' | 'crash',
+  mode: 'graceful' | 'exit' | 'crash' | 'reject' | 'slow',
   whenReady?: (child: ReturnType<typeof spawn>) => void,
+  whenStopping?: (child: ReturnType<typeof spawn>) => void,
 ): Promise<{ lines: Line[]; code: number | null }> {
   const child = spawn(process.execPath, [FIXTURE, mode, String(LINES)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = once(child, 'exit') as Promise<[number | null]>;
@@ -53,6 +54,7 @@ async function runFixture(
     const line = JSON.parse(text) as Line;
     lines.push(line);
     if (line.msg === 'ready') whenReady?.(child);
+    if (line.msg === 'shutting down') whenStopping?.(child);
   }
   const [code] = await exited;
   return { lines, code };
@@ -89,4 +91,25 @@ test('an uncaught exception should be logged as fatal after every earlier line, 
   assert.equal(fatal?.level, 60, 'fatal');
   assert.equal(fatal.msg, 'uncaught exception; exiting');
   assert.equal(fatal.err?.message, 'fixture crash');
+});
+
+test('an unhandled rejection should be logged as fatal after every earlier line, and end the process', async () => {
+  const { lines, code } = await runFixture('reject');
+  assert.equal(code, 1);
+  assertBurst(lines);
+  const fatal = lines.at(-1);
+  assert.equal(fatal?.level, 60, 'fatal');
+  assert.equal(fatal.err?.message, 'fixture rejection');
+});
+
+test('a second SIGTERM during a slow shutdown should end the process at once, after writing every line logged before it', async () => {
+  const started = Date.now();
+  const { lines, code } = await runFixture(
+    'slow',
+    (child) => child.kill('SIGTERM'),
+    (child) => setImmediate(() => child.kill('SIGTERM')),
+  );
+  assert.ok(Date.now() - started < 30_000, 'it did not wait for the slow stop');
+  assertBurst(lines);
+  assert.equal(code, 1, 'not a clean stop');
 });

@@ -14,7 +14,8 @@ export interface RunningProcess {
  * problem prints one clear message (no stack trace) and exits 2; any other start-up failure
  * exits 1. Once started, an uncaught exception (or an unhandled rejection, which Node raises as
  * one) is logged as `fatal` with its error and origin, and the process exits 1 at once, without
- * `stop`: its state is unknown. The logger's buffered lines are flushed on exit (`createLogger`).
+ * `stop`: its state is unknown. A second SIGTERM/SIGINT during the shutdown exits 1 at once.
+ * The logger's buffered lines are flushed on exit (`createLogger`).
  */
 export function runProcess(name: string, start: () => Promise<RunningProcess>, shutdownTimeoutMs = 30_000): void {
   // A start that throws before it makes its promise (reading its configuration in its argument
@@ -24,7 +25,12 @@ export function runProcess(name: string, start: () => Promise<RunningProcess>, s
     ({ logger, stop }) => {
       let stopping = false;
       const shutdown = (signal: string): void => {
-        if (stopping) return;
+        if (stopping) {
+          // A second signal (an impatient operator or supervisor): exit now, through process.exit,
+          // which writes the logger's buffered lines; the default action would drop them.
+          logger.warn({ signal }, 'signalled again while shutting down; exiting now');
+          process.exit(1);
+        }
         stopping = true;
         logger.info({ signal }, 'shutting down');
         const timer = setTimeout(() => {
@@ -49,8 +55,8 @@ export function runProcess(name: string, start: () => Promise<RunningProcess>, s
         logger.fatal({ err, origin }, 'uncaught exception; exiting');
         process.exit(1);
       });
-      process.once('SIGTERM', () => shutdown('SIGTERM'));
-      process.once('SIGINT', () => shutdown('SIGINT'));
+      process.on('SIGTERM', () => shutdown('SIGTERM'));
+      process.on('SIGINT', () => shutdown('SIGINT'));
     },
     (err: unknown) => {
       if (err instanceof ConfigError || (isRippleError(err) && err.code === 'CONFIG_INVALID')) {

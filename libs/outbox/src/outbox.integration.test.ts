@@ -442,6 +442,29 @@ test("a relay should mark rows sent without waiting for the WAL flush, and a ser
   assert.equal(service.rows[0]?.synchronous_commit, 'on', 'any other session of the same pool');
 });
 
+test("a relay's lock session should keep its lease and durability settings when DATABASE_URL gives its own options", async (t) => {
+  const { databaseUrl, pool: plain, defer } = await outboxDatabase(t, 'url_options');
+  await writeOutbox(plain, `test.${run}.url_options`, [liked('post-1', 1)]);
+  // An operator's options in the URL (libpq's `options`: here a statement timeout for the service).
+  const url = new URL(databaseUrl);
+  url.searchParams.set('options', '-c statement_timeout=15000');
+  const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
+  pool.on('error', () => undefined);
+  defer(() => pool.end());
+  const store = new PgOutboxStore(pool, { leaseMs: 30_000 });
+  defer(() => store.close());
+  assert.equal(await store.publishBatch(1, () => Promise.resolve()), 1);
+  // The open lock session, read directly: lockSessionStatements finds it by its options, the subject here.
+  const session = (store as unknown as { session?: pg.Client }).session ?? assert.fail('no lock session');
+  const settings = await session.query<{ lease: string; durability: string; timeout: string }>(
+    `SELECT current_setting('idle_session_timeout') AS lease, current_setting('synchronous_commit') AS durability,
+            current_setting('statement_timeout') AS timeout`,
+  );
+  assert.deepEqual(settings.rows[0], { lease: '30s', durability: 'off', timeout: '15s' });
+  const service = await pool.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
+  assert.equal(service.rows[0]?.synchronous_commit, 'on', "the service's own sessions stay durable");
+});
+
 test('a busy relay should take the shards another relay frees without going idle first', async (t) => {
   const { pool, defer } = await outboxDatabase(t, 'busy_take');
   const topic = `test.${run}.busy_take`;

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { parseIntoClientConfig } from 'pg-connection-string';
 import type { Pool } from 'pg';
 import { OUTBOX_SHARDS } from '@ripple/events';
 import type { ConnectionHealth } from '@ripple/telemetry';
@@ -84,11 +85,17 @@ export class PgOutboxStore implements OutboxStore {
   private async lockSession(): Promise<pg.Client> {
     if (this.session && !this.sessionBroken) return this.session;
     await this.closeSession();
+    // pg lets a connection string's settings replace the config's, its libpq `options` too: the
+    // string is parsed here, so the session's settings come after its options (the last wins).
+    const { connectionString, ...config } = this.pool.options as pg.ClientConfig;
+    const own = connectionString === undefined ? config : { ...config, ...parseIntoClientConfig(connectionString) };
     const client = new pg.Client({
-      ...(this.pool.options as pg.ClientConfig),
+      ...own,
       // The lease: the server ends this session when it sits idle (between statements) this long.
       // Its marks need no WAL flush (RELAY_SESSION_DURABILITY).
-      options: `-c idle_session_timeout=${Math.ceil(this.opts.leaseMs)} -c ${RELAY_SESSION_DURABILITY}`,
+      options: [own.options, `-c idle_session_timeout=${Math.ceil(this.opts.leaseMs)} -c ${RELAY_SESSION_DURABILITY}`]
+        .filter(Boolean)
+        .join(' '),
     });
     client.on('error', (err: Error & { code?: string }) => {
       // The session ended under us: the next batch opens another. 57P05 is the lease running

@@ -51,7 +51,7 @@ export const HISTORY_TTL_SLACK = 16;
  * the approximate max length, `ttl` ms, `suffix` the random epoch suffix and `t` the TIME reply
  * (nil: read it). The meta hash's `until` is when (ms, Redis clock) the three keys expire: they
  * are set to expire again only when less than `ttl` is left (see HISTORY_TTL_SLACK), or when the
- * ids were started over. `append_from(first, maxlen, ttl, suffix)` does it on KEYS[1..3] with
+ * ids or the stream were started over (lost alone, e.g. evicted). `append_from(first, maxlen, ttl, suffix)` does it on KEYS[1..3] with
  * ARGV[first..].
  */
 export const APPEND_FROM = `${OPEN_EPOCH}
@@ -97,7 +97,13 @@ local function append_to(stream, meta, ids, first, last, maxlen, ttl, suffix, t)
       redelivered[#redelivered + 1] = string.format('%d', offset)
     else
       seq = seq + 1
-      redis.call('XADD', stream, 'MAXLEN', '~', maxlen, string.format('%d', seq) .. '-0', 'p', ARGV[i + 1])
+      local entry = string.format('%d', seq) .. '-0'
+      -- While the TTLs are left alone, NOMKSTREAM: a stream lost alone (evicted) is made again
+      -- by a plain XADD and gets its TTL below, instead of living on without one.
+      if not (untilMs and redis.call('XADD', stream, 'NOMKSTREAM', 'MAXLEN', '~', maxlen, entry, 'p', ARGV[i + 1])) then
+        untilMs = nil
+        redis.call('XADD', stream, 'MAXLEN', '~', maxlen, entry, 'p', ARGV[i + 1])
+      end
       if id ~= '' then
         redis.call('ZADD', ids, seq, id)
         known[id] = seq

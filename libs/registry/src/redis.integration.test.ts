@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { deleteKeys, registryCompleteIn, runId, testInfra, waitUntil } from '@ripple/testing';
 import {
   LeasedDirectory,
+  MemoryHistory,
   RedisConnectLog,
   RedisDepartures,
   RedisHistory,
@@ -20,6 +21,7 @@ import {
   routeLogContract,
 } from './contract.js';
 import { HISTORY_DEDUPE_WINDOW } from './history.js';
+import type { HistoryAppend } from './history.js';
 import { RENEW_CHUNK } from './leased-set.js';
 import { HISTORY_TTL_SLACK, historyAppendKeys } from './redis-history.js';
 
@@ -284,6 +286,137 @@ test('redis: a channel should expire between the TTL and a 16th more after its l
     assert.ok(
       gone - last.after <= ttlMs + slackMs + 100,
       `${name}: expired ${gone - last.after} ms after its last event`,
+    );
+  }
+});
+
+test('redis: a channel whose stream alone was lost (eviction) should expire again after its next event', async () => {
+  const p = prefix();
+  const ttlMs = 60_000;
+  const history = new RedisHistory(redis, p, { maxLength: 1000, ttlMs });
+  const routes = new RedisRouteLog(redis, p, { maxLength: 1000, ttlMs, leaseMs: 300 });
+  const appenders = {
+    history: (channel: string, id: string) => history.appendMany([{ channel, payload: id, id }]),
+    routes: async (channel: string, id: string) =>
+      (await routes.appendAndLookup([{ channel, payload: id, id }])).positions,
+  };
+  for (const [name, append] of Object.entries(appenders)) {
+    const channel = `lost-stream-${name}`;
+    const keys = historyAppendKeys(p, channel);
+    const [first] = await append(channel, 'e1');
+    // maxmemory-policy volatile-* or allkeys-* may evict the stream and keep its meta hash and ids.
+    await redis.del(keys[0]);
+    await append(channel, 'e2');
+    const ttls = await Promise.all(keys.map((k) => redis.pttl(k)));
+    for (const ttl of ttls)
+      assert.ok(ttl > ttlMs - 5_000, `${name}: every key expires by itself (PTTLs ${ttls.join(', ')})`);
+    const replay = await history.since(channel, first ?? { offset: '0', epoch: '' }, 10);
+    assert.deepEqual(
+      replay.entries.map((e) => e.payload),
+      ['e2'],
+      `${name}: what is left after the lost stream is still replayed`,
+    );
+  }
+});
+
+test('redis: history and the route log should give the offsets the memory history gives, for calls past 1,000 ids with ids repeated within and across calls', async () => {
+  const p = prefix();
+  const opts = { maxLength: 100_000, ttlMs: 60_000 };
+  const memory = new MemoryHistory(opts.maxLength);
+  const history = new RedisHistory(redis, p, opts);
+  const routes = new RedisRouteLog(redis, p + 'r:', { ...opts, leaseMs: 300 });
+  prefixes.push(p + 'r:');
+  // A fixed pseudo-random sequence (xorshift), so a failure can be replayed.
+  let state = 0x2545f491;
+  const next = (n: number) => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) % n;
+  };
+  let fresh = 0;
+  let redelivered = 0;
+  const ids: string[] = [];
+  for (const size of [1, 3, 1_500, 40, 2_600, 1, 200, 1_001, 7]) {
+    const entries = Array.from({ length: size }, () => {
+      const channel = next(4) === 0 ? 'post:b' : 'post:a';
+      // Half new ids, half one seen before: recently (within the window) or long ago.
+      const back = next(2) === 0 ? 0 : 1 + next(next(2) === 0 ? 150 : ids.length + 1);
+      const id = back === 0 || back > ids.length ? `e${fresh++}` : (ids[ids.length - back] ?? '');
+      ids.push(id);
+      return { channel, payload: `${id}@${ids.length}`, id: next(10) === 0 ? undefined : id };
+    });
+    const want = (await memory.appendMany(entries)).map((e) => e.offset);
+    redelivered += entries.length - new Set(entries.map((e, i) => `${e.channel} ${want[i]}`)).size;
+    assert.deepEqual(
+      (await history.appendMany(entries)).map((e) => e.offset),
+      want,
+      `history, a call of ${size}`,
+    );
+    assert.deepEqual(
+      (await routes.appendAndLookup(entries)).positions.map((e) => e.offset),
+      want,
+      `route log, a call of ${size}`,
+    );
+  }
+  assert.ok(redelivered > 100, `${redelivered} entries kept an earlier offset`);
+  for (const channel of ['post:a', 'post:b']) {
+    const top = (await memory.position(channel)).offset;
+    const whole = async (h: RedisHistory) => {
+      const { epoch } = await h.position(channel);
+      return (await h.since(channel, { offset: '0', epoch }, 100_000)).entries.map((e) => e.payload);
+    };
+    const memoryWhole = (
+      await memory.since(channel, { offset: '0', epoch: (await memory.position(channel)).epoch }, 100_000)
+    ).entries.map((e) => e.payload);
+    assert.ok(Number(top) > 1_000, `${channel} holds ${top}`);
+    assert.deepEqual(await whole(history), memoryWhole, `history replays ${channel} as the memory history`);
+    assert.deepEqual(
+      await whole(new RedisHistory(redis, p + 'r:', opts)),
+      memoryWhole,
+      `the route log's history replays ${channel} as the memory history`,
+    );
+  }
+});
+
+test('redis: an append after the meta hash or the recent ids were lost alone should start a new epoch or append again, never dedupe against the old', async () => {
+  const p = prefix();
+  const ttlMs = 60_000;
+  const history = new RedisHistory(redis, p, { maxLength: 1000, ttlMs });
+  const routes = new RedisRouteLog(redis, p, { maxLength: 1000, ttlMs, leaseMs: 300 });
+  const appenders = {
+    history: (entries: HistoryAppend[]) => history.appendMany(entries),
+    routes: async (entries: HistoryAppend[]) => (await routes.appendAndLookup(entries)).positions,
+  };
+  for (const [name, append] of Object.entries(appenders)) {
+    const channel = `post:lost-${name}`;
+    const keys = historyAppendKeys(p, channel);
+    const entry = (id: string) => ({ channel, payload: id, id });
+    const [, old] = await append([entry('e1'), entry('e2')]);
+    // The meta hash lost, the stream and the ids left: a new epoch, the old ids and entries dropped.
+    await redis.del(keys[1]);
+    const [again, fresh] = await append([entry('e2'), entry('e3')]);
+    assert.ok(again && fresh && old);
+    assert.notEqual(again.epoch, old.epoch, `${name}: a new epoch`);
+    assert.deepEqual([again.offset, fresh.offset], ['1', '2'], `${name}: e2 appended again in the new epoch`);
+    assert.equal((await history.since(channel, old, 100)).recovered, false, `${name}: the old epoch is not recovered`);
+    const replay = await history.since(channel, { offset: '0', epoch: again.epoch }, 100);
+    assert.deepEqual(
+      replay.entries.map((e) => e.payload),
+      ['e2', 'e3'],
+      `${name}: only the new epoch's entries`,
+    );
+    assert.deepEqual(await redis.zrange(keys[2], 0, -1), [`@${again.epoch}`, 'e2', 'e3'], `${name}: old ids dropped`);
+    // The ids lost, the meta hash left: the same epoch, e3 appended again (at least once), with TTLs.
+    await redis.del(keys[2]);
+    const [third] = await append([entry('e3')]);
+    assert.deepEqual(third, { offset: '3', epoch: again.epoch }, `${name}: e3 appended again in the same epoch`);
+    for (const key of keys) assert.ok((await redis.pttl(key)) > ttlMs - 5_000, `${name}: ${key} expires`);
+    const resumed = await history.since(channel, fresh ?? again, 100);
+    assert.deepEqual(
+      [resumed.recovered, resumed.entries.map((e) => e.payload)],
+      [true, ['e3']],
+      `${name}: recovery after e3's first offset gives its second copy`,
     );
   }
 });

@@ -35,9 +35,8 @@ export class Router {
   }
 
   /**
-   * Routes `events` in order. `json` is the event's JSON on one line, equal in meaning to
-   * `JSON.stringify(event)` (the consumed message's text, `decodeEventJson`); without it the
-   * event is serialised here. Rejects when the registry or the bus fails (the batch is retried).
+   * Routes `events` in order. `json` is `JSON.stringify(event)`, made where the event was
+   * decoded (`decodeEventJson`); without it the event is serialised here. Rejects when the registry or the bus fails (the batch is retried).
    */
   async route(events: readonly { event: AnyEvent; json?: string }[]): Promise<void> {
     const { routes, nodeId, metrics } = this.deps;
