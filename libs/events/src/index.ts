@@ -2,8 +2,7 @@ export { envelopeSchema } from './envelope.js';
 export { Catalog, Topics } from './catalog.js';
 export type { AnyEvent, DataOf, EventOf, EventType, PostCreated, TopicName } from './catalog.js';
 export { createEvent } from './create.js';
-export { decodeEvent, decodeEventJson, isEventType, validateEvent } from './validate.js';
-export type { DecodedEvent } from './validate.js';
+export { decodeEvent, isEventType, validateEvent } from './validate.js';
 export { channelsFor, partitionKeyFor, topicFor } from './routing.js';
 export {
   CLOUDEVENTS_CONTENT_TYPE,

@@ -38,7 +38,7 @@ export function validateEvent(value: unknown): AnyEvent {
   return value as AnyEvent;
 }
 
-/** Parses a Kafka message value and validates it. Throws as `validateEvent`, or EVENT_INVALID when it is not JSON. */
+/** Parses a Kafka message value and validates it. */
 export function decodeEvent(raw: Buffer | string | null): AnyEvent {
   if (raw === null) throw new RippleError('EVENT_INVALID', 'message has no value', { status: 400 });
   let value: unknown;
@@ -48,24 +48,4 @@ export function decodeEvent(raw: Buffer | string | null): AnyEvent {
     throw new RippleError('EVENT_INVALID', 'message value is not JSON', { status: 400, cause: err });
   }
   return validateEvent(value);
-}
-
-/** A valid event and its JSON text (see `decodeEventJson`). */
-export interface DecodedEvent {
-  readonly event: AnyEvent;
-  /** `JSON.stringify(event)`: on one line, and exactly what was validated. */
-  readonly json: string;
-}
-
-/**
- * As `decodeEvent`, and the event's JSON: `JSON.stringify` of the validated value, never the
- * value's own text. That text may say more than was validated (a repeated key: JSON.parse keeps
- * the last value, and the first, never checked, would reach clients and history, for parsers that
- * keep the first or refuse repeats to read) or other numbers (9007199254740993, `1.0`, `1e0`, which
- * typed clients read differently), and may have line breaks (SSE frames are line-based).
- * Throws as `decodeEvent`.
- */
-export function decodeEventJson(raw: Buffer | string | null): DecodedEvent {
-  const event = decodeEvent(raw);
-  return { event, json: JSON.stringify(event) };
 }

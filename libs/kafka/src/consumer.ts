@@ -1,6 +1,6 @@
 import type { Admin, Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
-import { decodeEvent, decodeEventJson } from '@ripple/events';
-import type { AnyEvent, DecodedEvent } from '@ripple/events';
+import { decodeEvent } from '@ripple/events';
+import type { AnyEvent } from '@ripple/events';
 import { RippleError, isRippleError } from '@ripple/errors';
 import {
   Counter,
@@ -28,8 +28,9 @@ export interface ConsumedMeta {
   readonly headers: MessageHeaders | undefined;
 }
 
-/** A valid event, its JSON (as `decodeEventJson` gives them) and where it came from. */
-export interface ConsumedEvent extends DecodedEvent {
+/** A valid event with where it came from. */
+export interface ConsumedEvent {
+  readonly event: AnyEvent;
   readonly meta: ConsumedMeta;
 }
 
@@ -433,9 +434,9 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
         offset: message.offset,
         headers: message.headers,
       };
-      let decoded: DecodedEvent;
+      let event: AnyEvent;
       try {
-        decoded = decodeEventJson(message.value);
+        event = decodeEvent(message.value);
       } catch (err) {
         await flush();
         await deadLetter(meta, message, err);
@@ -444,9 +445,8 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
         continue;
       }
       last = message.offset;
-      const { event, json } = decoded;
       if (recent.has(event.id)) count('duplicate', meta, event.type);
-      else run.push({ event, json, meta, message });
+      else run.push({ event, meta, message });
       if (run.length >= MAX_BATCH_EVENTS) await flush();
     }
     await flush();

@@ -68,11 +68,9 @@ function node(following: Record<string, string[]>, source?: FolloweeSource) {
     return { subs, got, positions };
   };
   const post = (authorId: string, body: string, postId = body) =>
-    router.route([
-      { event: createEvent('post.created', { source: 't', data: { postId, authorId, body, createdAt: at } }) },
-    ]);
+    router.route([createEvent('post.created', { source: 't', data: { postId, authorId, body, createdAt: at } })]);
   const followChange = (type: 'user.followed' | 'user.unfollowed', followerId: string, followeeId: string) =>
-    router.route([{ event: createEvent(type, { source: 't', data: { followerId, followeeId, at } }) }]);
+    router.route([createEvent(type, { source: 't', data: { followerId, followeeId, at } })]);
   return { hub, history, reads, feeds, router, connection, post, followChange, credentials };
 }
 
@@ -86,7 +84,7 @@ test('a post made right after a follow, but routed before the follow event, shou
   const other = n.connection();
   await other.subs.add('feed:z', undefined);
   const t = (ms: number) => new Date(Date.parse(at) + ms);
-  const route = (event: AnyEvent) => n.router.route([{ event }]);
+  const route = (event: AnyEvent) => n.router.route([event]);
   const postAt = (body: string, ms: number) =>
     createEvent('post.created', {
       source: 't',
@@ -119,12 +117,10 @@ test('a post made right after a follow, but routed before the follow event, shou
   const m = node({ b: [] });
   const solo = m.connection();
   await solo.subs.add('feed:b', undefined);
-  await m.router.route([{ event: postAt('d-early', 0) }]);
-  await m.router.route([{ event: postAt('d-soon', 20) }]);
+  await m.router.route([postAt('d-early', 0)]);
+  await m.router.route([postAt('d-soon', 20)]);
   await m.router.route([
-    {
-      event: createEvent('user.followed', { source: 't', data: { followerId: 'b', followeeId: 'd', at }, time: t(10) }),
-    },
+    createEvent('user.followed', { source: 't', data: { followerId: 'b', followeeId: 'd', at }, time: t(10) }),
   ]);
   await settle();
   assert.deepEqual(feedOnly(solo.got), ['feed:b#1 post.created d-soon']);

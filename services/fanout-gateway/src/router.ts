@@ -26,7 +26,8 @@ export interface RouterDeps {
  * append gives each frame its offset, in event order), delivers to this node's sockets, and sends
  * each other node that holds subscribers one message with all of its frames. Resolves once that
  * is done, so the Kafka offsets are committed only after routing succeeded. Each event is
- * serialised at most once (consumed events come with their JSON), each channel's frame once.
+ * serialised once (`JSON.stringify` of the validated event, never the Kafka value's own text,
+ * which may say more than was validated), each channel's frame once.
  */
 export class Router {
   private readonly now: () => number;
@@ -34,18 +35,16 @@ export class Router {
     this.now = deps.now ?? Date.now;
   }
 
-  /**
-   * Routes `events` in order. `json` is `JSON.stringify(event)`, made where the event was
-   * decoded (`decodeEventJson`); without it the event is serialised here. Rejects when the registry or the bus fails (the batch is retried).
-   */
-  async route(events: readonly { event: AnyEvent; json?: string }[]): Promise<void> {
+  /** Routes `events` in order. Rejects when the registry or the bus fails (the batch is retried). */
+  async route(events: readonly AnyEvent[]): Promise<void> {
     const { routes, nodeId, metrics } = this.deps;
     // Membership marks first, in event order: a failure fails the batch, so it is retried.
-    if (this.deps.beforeRoute) for (const { event } of events) await this.deps.beforeRoute(event);
+    if (this.deps.beforeRoute) for (const event of events) await this.deps.beforeRoute(event);
     // Each item is also the HistoryAppend of its frame (channel, payload, id): one object per frame.
-    const items = events.flatMap(({ event, json = JSON.stringify(event) }) =>
-      channelsFor(event).map((channel) => ({ channel, payload: json, id: event.id, time: event.time })),
-    );
+    const items = events.flatMap((event) => {
+      const payload = JSON.stringify(event);
+      return channelsFor(event).map((channel) => ({ channel, payload, id: event.id, time: event.time }));
+    });
     if (items.length === 0) return;
     // History first: the append gives each frame its offset, and a frame is only ever sent after
     // it is in history, so a node that misses it (or gets it late) can read it from there. Each

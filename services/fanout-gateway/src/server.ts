@@ -248,9 +248,9 @@ runProcess(SERVICE_NAME, async () => {
     sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
     rebalanceTimeoutMs: config.KAFKA_REBALANCE_TIMEOUT_MS,
     metrics: registry,
-    onEvent: (event) => router.route([{ event }]),
+    onEvent: (event) => router.route([event]),
     // Each fetched batch of a partition is routed at once; the partitions of all topics in parallel.
-    onBatch: (items) => router.route(items),
+    onBatch: (items) => router.route(items.map((i) => i.event)),
     partitionsConsumedConcurrently: config.KAFKA_TOPIC_PARTITIONS * topics.length,
   });
   const admin = createKafkaAdmin(kafka);
