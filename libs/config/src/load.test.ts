@@ -101,3 +101,19 @@ test('loadConfig should refuse a REDIS_KEY_PREFIX with a brace: it would move a 
   }
   assert.equal(loadConfig(Schema, { REDIS_KEY_PREFIX: 'tenant-1:' }).REDIS_KEY_PREFIX, 'tenant-1:');
 });
+
+test('loadConfig should refuse an integer variable too large to hold exactly, not round it', () => {
+  // 2^53 + 1 reads as 2^53; twenty nines as 1e20, a TTL PostgreSQL's intervals cannot hold.
+  const Ttl = Type.Object({ TTL_MS: Type.Integer({ default: 1000, minimum: 1 }) });
+  for (const value of ['9007199254740993', '99999999999999999999']) {
+    assert.throws(
+      () => loadConfig(Ttl, { TTL_MS: value }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        assert.deepEqual(err.problems, [`TTL_MS: Expected an integer of at most 9007199254740991 (got "${value}")`]) ===
+          undefined,
+      value,
+    );
+  }
+  assert.equal(loadConfig(Ttl, { TTL_MS: '9007199254740991' }).TTL_MS, Number.MAX_SAFE_INTEGER);
+});

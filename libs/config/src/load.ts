@@ -53,13 +53,17 @@ export function loadConfig<S extends TObject>(schema: S, env: Env = process.env)
   const withDefaults = Value.Default(schema, raw);
   const converted = Value.Convert(schema, withDefaults);
   // Value.Convert truncates what parses as a number: '1.5' and '1e4' became 1, '0x10' 16. Such a
-  // variable gets this one problem, not TypeBox's as well.
+  // variable, or one too large to read exactly, gets this one problem, not TypeBox's as well.
   const notDecimal = new Map<string, string>();
   for (const name of Object.keys(schema.properties)) {
     const property = schema.properties[name] as { type?: unknown; secret?: unknown } | undefined;
     const value = env[name];
-    if (property?.type === 'integer' && value && !/^\s*[-+]?\d+\s*$/.test(value))
-      notDecimal.set(name, `${name}: Expected a decimal integer (got ${describeValue(name, value, property)})`);
+    if (property?.type !== 'integer' || !value) continue;
+    const got = describeValue(name, value, property);
+    if (!/^\s*[-+]?\d+\s*$/.test(value)) notDecimal.set(name, `${name}: Expected a decimal integer (got ${got})`);
+    // Past 2^53 a decimal reads as a nearby integer, not as itself (and reaches timers and SQL).
+    else if (!Number.isSafeInteger(Number(value)))
+      notDecimal.set(name, `${name}: Expected an integer of at most ${Number.MAX_SAFE_INTEGER} (got ${got})`);
   }
   const problems = [...Value.Errors(schema, converted)].flatMap((e) => {
     const name = e.path.replace(/^\//, '') || '(root)';

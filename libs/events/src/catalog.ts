@@ -15,7 +15,8 @@ export type TopicName = (typeof Topics)[keyof typeof Topics];
 const Id = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_-]+$' });
 const Time = Type.String({ format: 'date-time' });
 const Text = Type.String({ minLength: 1, maxLength: 10_000 });
-const Count = Type.Integer({ minimum: 0 });
+// At most 2^53 - 1: past it, JSON readers in JavaScript (clients, the gateway) read a nearby integer instead.
+const Count = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 
 function object<P extends Record<string, TSchema>>(properties: P) {
   return Type.Object(properties, { additionalProperties: false });

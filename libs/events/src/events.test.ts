@@ -206,6 +206,21 @@ test('toOutboxMessage should carry CloudEvents headers, the trace context and a 
   assert.equal(toOutboxMessage(event, { traceparent: 'garbage' }).headers.traceparent, undefined);
 });
 
+test('a count should be refused past the largest integer a reader holds exactly', () => {
+  const event = createEvent('post.liked', { source: 't', data: samples['post.liked'] });
+  // 1e300 and 2^53 + 1 pass an integer check; every JSON reader in JavaScript reads the second as 2^53.
+  for (const likeCount of [1e300, Number.MAX_SAFE_INTEGER + 2]) {
+    const text = JSON.stringify({ ...event, data: { ...event.data, likeCount } });
+    assert.equal(
+      codeOf(() => decodeEvent(text)),
+      'EVENT_INVALID',
+      String(likeCount),
+    );
+  }
+  const largest = { ...event, data: { ...event.data, likeCount: Number.MAX_SAFE_INTEGER } };
+  assert.equal(decodeEvent(JSON.stringify(largest)).type, 'post.liked');
+});
+
 test('decodeEvent should name unknown types and non-JSON values', () => {
   assert.equal(
     codeOf(() => decodeEvent(Buffer.from('{"type":"post.exploded"}'))),
