@@ -93,7 +93,7 @@ test('a gateway should give WebSocket, SSE and history replay exactly the events
       text(odd).replace('"body":"x"', '"body":"a\u2028b\u2029c\\r\\nd\\u00e9\\ud800\\u0000 data: x"'),
       true,
     ],
-    ['an integer past 2^53', text(liked()).replace('"likeCount":7', '"likeCount":9007199254740993'), true],
+    ['an integer past 2^53', text(liked()).replace('"likeCount":7', '"likeCount":9007199254740993'), false],
     ['an integer as 7.0', text(liked()).replace('"likeCount":7', '"likeCount":7.0'), true],
     ['30 KB of body', text(big), true],
     ['a BOM', '\ufeff' + text(created('bom')), false],
