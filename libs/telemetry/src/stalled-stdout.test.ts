@@ -21,6 +21,8 @@ test('a process whose stdout stalls should drop and count log lines past the buf
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
   t.after(() => child.kill('SIGKILL'));
+  const { stdout } = child;
+  assert.ok(stdout);
   const exited = once(child, 'exit');
   const [report] = (await once(child, 'message')) as [Report];
   t.diagnostic(
@@ -34,7 +36,7 @@ test('a process whose stdout stalls should drop and count log lines past the buf
   child.send('again');
   let lines = 0;
   let after = false;
-  for await (const text of createInterface({ input: child.stdout! })) {
+  for await (const text of createInterface({ input: stdout })) {
     const line = JSON.parse(text) as { msg: string; service: string };
     assert.equal(line.service, 'stalled-stdout-fixture');
     lines++;
