@@ -20,6 +20,12 @@ export const CommonEnv = {
     ],
     { default: 'info' },
   ),
+  /**
+   * Most bytes of log lines waiting in memory for stdout (the write in flight included). While
+   * stdout stalls, lines past it are dropped and counted in `log_lines_dropped_total` rather than
+   * held until the process runs out of memory. 16 MiB is minutes of a busy gateway's lines.
+   */
+  LOG_BUFFER_MAX_BYTES: Type.Integer({ default: 16 * 1024 * 1024, minimum: 65536, maximum: 1024 * 1024 * 1024 }),
   HOST: Type.String({ default: '0.0.0.0', minLength: 1 }),
   /**
    * The listen backlog: connections the kernel queues while the process has not accepted them yet

@@ -30,6 +30,17 @@ test('loadConfig should report every bad variable by name at once', () => {
   );
 });
 
+test('LOG_BUFFER_MAX_BYTES should default to 16 MiB and refuse 0, which sonic-boom takes for unbounded', () => {
+  assert.equal(loadConfig(Schema, {}).LOG_BUFFER_MAX_BYTES, 16 * 1024 * 1024);
+  assert.equal(loadConfig(Schema, { LOG_BUFFER_MAX_BYTES: '1048576' }).LOG_BUFFER_MAX_BYTES, 1048576);
+  for (const value of ['0', '-1', '1.5'])
+    assert.throws(
+      () => loadConfig(Schema, { LOG_BUFFER_MAX_BYTES: value }),
+      (err: unknown) => err instanceof ConfigError && err.message.includes('LOG_BUFFER_MAX_BYTES'),
+      value,
+    );
+});
+
 test('loadConfig should refuse an integer variable that is not a decimal integer, not truncate it', () => {
   for (const value of ['1.5', '1e4', '0x10', '4096.0']) {
     assert.throws(

@@ -92,7 +92,7 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
   spec: DomainServiceSpec<Db, Tx>,
 ): Promise<RunningProcess> {
   const { config } = spec;
-  const logger = createLogger(spec.name, config.LOG_LEVEL);
+  const logger = createLogger(spec.name, config.LOG_LEVEL, { bufferMaxBytes: config.LOG_BUFFER_MAX_BYTES });
   const jwt = jwtOptionsFrom(config, (msg) => logger.warn(msg));
   if (config.DB_MIGRATE === 'auto') {
     await ensureDatabase(config.DATABASE_URL);

@@ -2,8 +2,8 @@
 // Logger benchmark (not a test): `bash scripts/bench.sh logger`. What one request's log line costs
 // the event loop: a child process logs fastify-like "request completed" lines with `createLogger`
 // (redaction, trace-id mixin) into a pipe this process drains, as a supervisor does, at 40 lines/s
-// (one every 25 ms) and at 1,000 lines/s (ten every 10 ms), through three destinations: pino's
-// default (asynchronous sonic-boom), a synchronous one (`pino.destination({ sync: true })`), and
+// (one every 25 ms) and at 1,000 lines/s (ten every 10 ms), through three destinations: the
+// logger's default (asynchronous sonic-boom, bounded: `stdoutDestination`), a synchronous one (`pino.destination({ sync: true })`), and
 // one that writes nothing (formatting alone). Prints ms of the event loop spent inside the logging
 // calls per line, after one unmeasured second; destinations alternate within each round.
 import { spawn } from 'node:child_process';

@@ -2,6 +2,7 @@ import { trace } from '@opentelemetry/api';
 import { pino } from 'pino';
 import type { DestinationStream, Logger, LevelWithSilent, LoggerOptions, redactOptions } from 'pino';
 import { REDACTED, redactText, redactUrl } from './redact.js';
+import { stdoutDestination } from './stdout.js';
 
 export type { Logger };
 
@@ -24,9 +25,12 @@ const redaction: redactOptions = {
  * Structured JSON logs, one line per record, with the service name on every line and, inside a
  * traced operation, its `trace_id` and `span_id`. Secrets are redacted (see {@link redaction}).
  *
- * Without `destination`, lines go to stdout through pino's default destination, which in pino 10
- * is already asynchronous (sonic-boom with `sync: false`, `minLength: 0`): a line is handed to a
- * write at once when none is in flight, and lines logged while one is go together in the next.
+ * `destination` is where lines go: a stream (tests capture lines so), or, by default, stdout through
+ * {@link stdoutDestination} with `bufferMaxBytes` (default 16 MiB) as the bound on bytes waiting.
+ * Writes are asynchronous (sonic-boom with `sync: false`, `minLength: 0`, as pino's own default): a
+ * line is handed to a write at once when none is in flight, and lines logged while one is go
+ * together in the next. While stdout stalls, lines past the bound are dropped and counted
+ * (`log_lines_dropped_total`), so a stuck log collector cannot run the process out of memory.
  * Nothing written is lost when the process ends by `process.exit` (pino flushes synchronously on
  * `exit`), by running out of work (`beforeExit`), or by an uncaught exception, which `runProcess`
  * logs as fatal before it exits; only a SIGKILL, or a signal with no handler (before `runProcess`
@@ -35,7 +39,7 @@ const redaction: redactOptions = {
 export function createLogger(
   service: string,
   level: LevelWithSilent = 'info',
-  destination?: DestinationStream,
+  destination: DestinationStream | { bufferMaxBytes: number } = stdoutDestination(),
 ): Logger {
   const options: LoggerOptions = {
     level,
@@ -66,5 +70,5 @@ export function createLogger(
       return { trace_id: traceId, span_id: spanId };
     },
   };
-  return destination ? pino(options, destination) : pino(options);
+  return pino(options, 'write' in destination ? destination : stdoutDestination(destination.bufferMaxBytes));
 }

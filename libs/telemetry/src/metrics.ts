@@ -1,4 +1,5 @@
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { registerDroppedLogLines } from './stdout.js';
 
 export { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -18,12 +19,14 @@ function dropTotalGauges(registry: Registry): void {
 
 /**
  * One Prometheus registry per process, with Node's default metrics (less the gauges named like
- * counters, see `dropTotalGauges`) and a `service` label.
+ * counters, see `dropTotalGauges`), the process's `log_lines_dropped_total` (see
+ * `stdoutDestination`) and a `service` label.
  */
 export function createMetricsRegistry(service: string): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ service });
   collectDefaultMetrics({ register: registry });
   dropTotalGauges(registry);
+  registerDroppedLogLines(registry);
   return registry;
 }

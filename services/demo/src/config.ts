@@ -8,6 +8,7 @@ const HttpUrl = (default_: string) => Type.String({ default: default_, pattern: 
 export const DemoEnv = Type.Object({
   NODE_ENV: CommonEnv.NODE_ENV,
   LOG_LEVEL: CommonEnv.LOG_LEVEL,
+  LOG_BUFFER_MAX_BYTES: CommonEnv.LOG_BUFFER_MAX_BYTES,
   HOST: CommonEnv.HOST,
   LISTEN_BACKLOG: CommonEnv.LISTEN_BACKLOG,
   PORT: Type.Integer({ default: 8090, minimum: 0, maximum: 65535 }),

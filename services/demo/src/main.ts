@@ -9,7 +9,7 @@ import { SERVICE_NAME, loadDemoConfig } from './config.js';
 
 runProcess(SERVICE_NAME, async () => {
   const config = loadDemoConfig();
-  const logger = createLogger(SERVICE_NAME, config.LOG_LEVEL);
+  const logger = createLogger(SERVICE_NAME, config.LOG_LEVEL, { bufferMaxBytes: config.LOG_BUFFER_MAX_BYTES });
   const devSecret = config.NODE_ENV === 'production' ? undefined : resolveJwtSecret(config, (msg) => logger.warn(msg));
   const app = await buildDemoApp({
     logger,

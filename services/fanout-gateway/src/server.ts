@@ -40,7 +40,9 @@ import { RegistryHeartbeat } from './registry-heartbeat.js';
 runProcess(SERVICE_NAME, async () => {
   const config = loadGatewayConfig();
   const nodeId = config.NODE_ID;
-  const logger = createLogger(SERVICE_NAME, config.LOG_LEVEL).child({ node: nodeId });
+  const logger = createLogger(SERVICE_NAME, config.LOG_LEVEL, {
+    bufferMaxBytes: config.LOG_BUFFER_MAX_BYTES,
+  }).child({ node: nodeId });
   const jwtSecret = resolveJwtSecret(config, (msg) => logger.warn(msg));
   const verifyAccess = await accessTokenVerifier(jwtOptionsFrom(config, (msg) => logger.debug(msg)));
 

@@ -206,6 +206,12 @@ test('every process’s /metrics should pass promtool check metrics', async () =
   }
 });
 
+test('every process’s /metrics should count its dropped log lines, none while stdout keeps up', async () => {
+  for (const service of [services.post, services.chat, services.notification, services.gateway]) {
+    assert.equal((await scrape(service))('log_lines_dropped_total'), 0, service.name);
+  }
+});
+
 test('SIGTERM should stop every domain service cleanly, consumer and relay included (exit code 0)', async () => {
   const stopping = [services.post, services.chat, services.notification];
   assert.deepEqual(await Promise.all(stopping.map((s) => s.stop())), [0, 0, 0]);
