@@ -28,6 +28,25 @@ function recordingNode(nodeId: string, connects: ConnectLog, changes: string[], 
   });
 }
 
+/**
+ * Nodes of one cluster (shared leased sets, roster and history), each recording its presence
+ * changes into the one `changes` list, prefixed with its id.
+ */
+function cluster() {
+  const sets = new MemoryLeasedSets();
+  const roster = new MemoryNodeRoster(1_000);
+  const history = new MemoryHistory(10);
+  const changes: string[] = [];
+  const node = (nodeId: string) =>
+    recordingNode(
+      nodeId,
+      new SequentialConnectLog(new LeasedDirectory(sets, 't:', nodeId, 60_000), history, roster),
+      changes,
+      `${nodeId} `,
+    );
+  return { sets, roster, changes, node };
+}
+
 test('connections should publish presence off the connect path, in order, a batch at a time', async () => {
   const directory = new LeasedDirectory(new MemoryLeasedSets(), 't:', 'n1', 15_000);
   const metrics = unitMetrics();
@@ -87,17 +106,7 @@ test('a closed connection should leave the node roster and presence once, howeve
 });
 
 test('a draining node should hand its users over: no presence change for one who moves, one offline once released for one who does not', async () => {
-  const sets = new MemoryLeasedSets();
-  const roster = new MemoryNodeRoster(1_000);
-  const history = new MemoryHistory(10);
-  const changes: string[] = [];
-  const node = (nodeId: string) =>
-    recordingNode(
-      nodeId,
-      new SequentialConnectLog(new LeasedDirectory(sets, 't:', nodeId, 60_000), history, roster),
-      changes,
-      `${nodeId} `,
-    );
+  const { sets, roster, changes, node } = cluster();
   const [draining, peer] = [node('n1'), node('n2')];
   const mover = connection('c1', 'mover');
   const leaver = connection('c2', 'leaver');
@@ -130,17 +139,8 @@ test('a draining node should hand its users over: no presence change for one who
 });
 
 test('when every node drains at once, each should announce its own users offline', async () => {
-  const sets = new MemoryLeasedSets();
-  const roster = new MemoryNodeRoster(1_000);
-  const changes: string[] = [];
-  const nodes = ['n1', 'n2'].map((nodeId) =>
-    recordingNode(
-      nodeId,
-      new SequentialConnectLog(new LeasedDirectory(sets, 't:', nodeId, 60_000), new MemoryHistory(10), roster),
-      changes,
-      `${nodeId} `,
-    ),
-  );
+  const { changes, node } = cluster();
+  const nodes = ['n1', 'n2'].map(node);
   const [a, b] = nodes as [Connections, Connections];
   const both = [connection('c1', 'both'), connection('c2', 'both')];
   await a.add(connection('c0', 'only-a'), { channel: 'user:only-a', hold: true });
@@ -226,17 +226,7 @@ test('a user with two connections on a node a peer claimed should be announced o
 });
 
 test('a user who moves off a draining node and then leaves the peer before the hand-over ends should be announced offline exactly once', async () => {
-  const sets = new MemoryLeasedSets();
-  const roster = new MemoryNodeRoster(1_000);
-  const history = new MemoryHistory(10);
-  const changes: string[] = [];
-  const node = (nodeId: string) =>
-    recordingNode(
-      nodeId,
-      new SequentialConnectLog(new LeasedDirectory(sets, 't:', nodeId, 60_000), history, roster),
-      changes,
-      `${nodeId} `,
-    );
+  const { changes, node } = cluster();
   const [draining, peer] = [node('n1'), node('n2')];
   await draining.add(connection('c1', 'mover'), { channel: 'user:mover', hold: true });
   draining.handOver();
@@ -252,17 +242,7 @@ test('a user who moves off a draining node and then leaves the peer before the h
 });
 
 test('a user with two connections on a draining node of whom one reconnects elsewhere should see no presence change', async () => {
-  const sets = new MemoryLeasedSets();
-  const roster = new MemoryNodeRoster(1_000);
-  const history = new MemoryHistory(10);
-  const changes: string[] = [];
-  const node = (nodeId: string) =>
-    recordingNode(
-      nodeId,
-      new SequentialConnectLog(new LeasedDirectory(sets, 't:', nodeId, 60_000), history, roster),
-      changes,
-      `${nodeId} `,
-    );
+  const { changes, node } = cluster();
   const [draining, peer, third] = [node('n1'), node('n2'), node('n3')];
   await third.add(connection('c0', 'elsewhere'), { channel: 'user:elsewhere', hold: true });
   await draining.add(connection('c1', 'twice'), { channel: 'user:twice', hold: true });
