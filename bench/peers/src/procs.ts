@@ -2,8 +2,8 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { onListening } from '@ripple/testing';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -57,15 +57,9 @@ export function spawnGateway(
     });
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stdout.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
-    // Whole lines: the gateway's logger writes its lines in batches, which a read may cut anywhere.
-    // Only until the "listening" line (closing the reader pauses the stream: resumed for `output`).
-    const lines = createInterface({ input: child.stdout });
-    lines.on('line', (line) => {
-      if (!line.includes('"listening"')) return;
-      lines.close();
-      child.stdout.resume();
+    onListening(child.stdout, (port) => {
       clearTimeout(timer);
-      resolve({ port: (JSON.parse(line) as { port: number }).port, process: child });
+      resolve({ port, process: child });
     });
   });
 }

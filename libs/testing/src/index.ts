@@ -95,7 +95,7 @@ export async function deleteKeys(redis: RedisKeyspace, pattern: string): Promise
 
 export { freePort, privateKafka } from './kafka-broker.js';
 export type { PrivateKafka } from './kafka-broker.js';
-export { cpuOf, schedOf } from './procs.js';
+export { cpuOf, onListening, schedOf } from './procs.js';
 export { OpenApiContract } from './openapi.js';
 export type { HttpExchange } from './openapi.js';
 export { AsyncApiContract } from './asyncapi.js';

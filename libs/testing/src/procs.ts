@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 
 /** CPU seconds (user + system) a process has used so far, from /proc; NaN when it is gone. */
 export function cpuOf(pid: number | undefined): number {
@@ -24,4 +26,20 @@ export function schedOf(pid: number | undefined): { runMs: number; waitMs: numbe
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Calls `onPort` with the port of the first `"listening"` line a service logs on `stdout` (its JSON
+ * log line with `port`). Reads whole lines (the logger writes lines in batches, which a read may
+ * cut anywhere) and only until that line: the reader is then closed and the stream resumed, so other
+ * `data` listeners (a caller keeping the output) go on receiving it.
+ */
+export function onListening(stdout: Readable, onPort: (port: number) => void): void {
+  const lines = createInterface({ input: stdout });
+  lines.on('line', (line) => {
+    if (!line.includes('"listening"')) return;
+    lines.close();
+    stdout.resume();
+    onPort((JSON.parse(line) as { port: number }).port);
+  });
 }

@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { loadavg } from 'node:os';
-import { createInterface } from 'node:readline';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -16,6 +15,7 @@ import {
   AsyncApiContract,
   deleteKeys,
   OpenApiContract,
+  onListening,
   runId,
   schedOf,
   testDatabaseUrl,
@@ -122,16 +122,9 @@ export function spawnService(
       },
       Math.min(1000, deadlineMs),
     );
-    // Whole lines: the service's logger writes its lines in batches, which a read may cut anywhere.
-    // Only until the "listening" line: nothing later is needed, and bench:http's load generator
-    // reads the service's output in its own process (closing the reader pauses the stream, so it is
-    // resumed for `output`).
-    const lines = createInterface({ input: child.stdout });
-    const onLine = (line: string): void => {
-      if (!line.includes('"listening"')) return;
-      lines.close();
-      child.stdout.resume();
-      const { port } = JSON.parse(line) as { port: number };
+    // Lines are parsed only until the "listening" one: bench:http's load generator reads the
+    // service's output in its own process.
+    const listening = (port: number): void => {
       clearInterval(timer);
       resolve({
         name,
@@ -153,7 +146,7 @@ export function spawnService(
       child.stderr.pipe(file);
     }
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    lines.on('line', onLine);
+    onListening(child.stdout, listening);
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     void exited.then((code) => {
       clearInterval(timer);
