@@ -54,24 +54,24 @@ export function loadConfig<S extends TObject>(schema: S, env: Env = process.env)
   const converted = Value.Convert(schema, withDefaults);
   // Value.Convert truncates what parses as a number: '1.5' and '1e4' became 1, '0x10' 16. Such a
   // variable, or one too large to read exactly, gets this one problem, not TypeBox's as well.
-  const notDecimal = new Map<string, string>();
+  const unreadable = new Map<string, string>();
   for (const name of Object.keys(schema.properties)) {
     const property = schema.properties[name] as { type?: unknown; secret?: unknown } | undefined;
     const value = env[name];
     if (property?.type !== 'integer' || !value) continue;
     const got = describeValue(name, value, property);
-    if (!/^\s*[-+]?\d+\s*$/.test(value)) notDecimal.set(name, `${name}: Expected a decimal integer (got ${got})`);
+    if (!/^\s*[-+]?\d+\s*$/.test(value)) unreadable.set(name, `${name}: Expected a decimal integer (got ${got})`);
     // Past 2^53 a decimal reads as a nearby integer, not as itself (and reaches timers and SQL).
     else if (!Number.isSafeInteger(Number(value)))
-      notDecimal.set(name, `${name}: Expected an integer of at most ${Number.MAX_SAFE_INTEGER} (got ${got})`);
+      unreadable.set(name, `${name}: Expected an integer of at most ${Number.MAX_SAFE_INTEGER} (got ${got})`);
   }
   const problems = [...Value.Errors(schema, converted)].flatMap((e) => {
     const name = e.path.replace(/^\//, '') || '(root)';
-    if (notDecimal.has(name)) return [];
+    if (unreadable.has(name)) return [];
     const property = schema.properties[name] as { secret?: unknown } | undefined;
     return [`${name}: ${e.message} (got ${describeValue(name, env[name], property)})`];
   });
-  problems.push(...notDecimal.values());
+  problems.push(...unreadable.values());
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
   return Object.freeze(converted as Static<S>);
 }

@@ -40,13 +40,13 @@ export function pgSql(pool: pg.Pool): RawSql {
     if (!p) {
       const text = strings.reduce((sql, part, i) => `${sql}$${i}${part}`);
       const name = LEADING_NAME.exec(text)?.[1];
-      if (name !== undefined && (named.get(name) ?? text) !== text) {
-        throw new Error(`pgSql: the statement name "${name}" is given to two different statements`);
+      if (name !== undefined) {
+        if ((named.get(name) ?? text) !== text)
+          throw new Error(`pgSql: the statement name "${name}" is given to two different statements`);
+        if (Buffer.byteLength(name) > MAX_NAME_BYTES)
+          throw new Error(`pgSql: the statement name "${name}" is longer than ${MAX_NAME_BYTES} bytes`);
+        named.set(name, text);
       }
-      if (name !== undefined && Buffer.byteLength(name) > MAX_NAME_BYTES) {
-        throw new Error(`pgSql: the statement name "${name}" is longer than ${MAX_NAME_BYTES} bytes`);
-      }
-      if (name !== undefined) named.set(name, text);
       p = { text, name: name ?? `r${createHash('sha1').update(text).digest('hex').slice(0, 20)}` };
       prepared.set(strings, p);
     }
