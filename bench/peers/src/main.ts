@@ -428,6 +428,21 @@ async function benchKafkajs(): Promise<void> {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1e6;
   };
+  /**
+   * Has the publisher send `count` events (`publish`), waits (bounded) until the consumer read
+   * them, and returns the phase's CPU column: this process (the consumer), the publisher, Kafka
+   * and Redis, no clients.
+   */
+  const phase = async (count: number, publish: () => Promise<unknown>): Promise<string> => {
+    consumer.reset();
+    const me = self();
+    const cpu = cpuMeter({ publisher: publisher.pid, clients: [] });
+    await publish();
+    const end = Date.now() + cfg.BENCH_PEERS_DRAIN_SECONDS * 1000;
+    while (consumer.received < count && Date.now() < end) await sleep(5);
+    const [, ...rest] = cpu().split('/');
+    return [(self() - me).toFixed(1), ...rest.slice(0, 3), '-'].join('/');
+  };
   for (const [workload, count] of [
     [
       `1 channel x ${cfg.BENCH_PEERS_SUBSCRIBERS}, ${cfg.BENCH_PEERS_FANOUT_EVENTS}-event burst`,
@@ -438,48 +453,35 @@ async function benchKafkajs(): Promise<void> {
       cfg.BENCH_PEERS_BURST_EVENTS,
     ],
   ] as const) {
-    consumer.reset();
-    const me = self();
-    const cpu = cpuMeter({ publisher: publisher.pid, clients: [] });
-    const { start } = await publisher.call<Burst>('burst', {
-      count,
-      channelCount: cfg.BENCH_PEERS_CHANNELS,
+    let start = 0;
+    const cpu = await phase(count, async () => {
+      ({ start } = await publisher.call<Burst>('burst', { count, channelCount: cfg.BENCH_PEERS_CHANNELS }));
     });
-    const end = Date.now() + cfg.BENCH_PEERS_DRAIN_SECONDS * 1000;
-    while (consumer.received < count && Date.now() < end) await sleep(5);
-    const [, ...rest] = cpu().split('/');
     figures.push({
       workload,
       figure: 'events/s consumed (Kafka alone)',
       subject: 'kafkajs',
       value: consumer.received / ((consumer.lastAt - start) / 1000),
       digits: 0,
-      cpu: [(self() - me).toFixed(1), ...rest.slice(0, 3), '-'].join('/'),
+      cpu,
     });
   }
   // Workload 3's fixed rate: the floor the Kafka hop alone puts under every peer that goes through it.
-  consumer.reset();
-  const me = self();
-  const cpu = cpuMeter({ publisher: publisher.pid, clients: [] });
-  const events = cfg.BENCH_PEERS_RATE * cfg.BENCH_PEERS_SECONDS;
-  await publisher.call('rate', { rate: cfg.BENCH_PEERS_RATE, seconds: cfg.BENCH_PEERS_SECONDS, channelCount: 1 });
-  const end = Date.now() + cfg.BENCH_PEERS_DRAIN_SECONDS * 1000;
-  while (consumer.received < events && Date.now() < end) await sleep(5);
-  const [, ...rest] = cpu().split('/');
+  const { BENCH_PEERS_RATE: rate, BENCH_PEERS_SECONDS: seconds } = cfg;
+  const cpu = await phase(rate * seconds, () => publisher.call('rate', { rate, seconds, channelCount: 1 }));
   const hist = consumer.histogram();
-  const w3 = `same, ${cfg.BENCH_PEERS_RATE} events/s for ${cfg.BENCH_PEERS_SECONDS}s`;
   for (const [figure, value] of [
     ['p50 ms publish → consumed (Kafka alone)', percentile(hist, 50)],
     ['p99 ms publish → consumed (Kafka alone)', percentile(hist, 99)],
     ['max ms publish → consumed (Kafka alone)', hist.at(-1)?.[0] ?? Number.NaN],
   ] as const) {
     figures.push({
-      workload: w3,
+      workload: `same, ${rate} events/s for ${seconds}s`,
       figure,
       subject: 'kafkajs',
       value,
       digits: 0,
-      cpu: [(self() - me).toFixed(1), ...rest.slice(0, 3), '-'].join('/'),
+      cpu,
     });
   }
   await consumer.stop();
