@@ -16,6 +16,7 @@ const LIVE_MS = 30_000;
 const iso = isolatedRun('web');
 const services: RunningService[] = [];
 let demo: RunningService;
+let gateway: RunningService;
 let browser: Browser;
 /** Where screenshots go (E2E_SCREENSHOT_DIR, or a temporary folder). */
 const shots = process.env.E2E_SCREENSHOT_DIR ?? join(tmpdir(), `ripple-demo-${iso.run}`);
@@ -32,16 +33,18 @@ before(async () => {
     services.push(service);
     return service;
   };
-  const [gateway, post, chat, notification] = await Promise.all([
+  const [started, post, chat, notification] = await Promise.all([
     spawn('fanout-gateway', { ...iso.env, KAFKA_GROUP_ID: `web.${iso.run}.gateway` }),
     spawn('post-service', domain('post-service')),
     spawn('chat-service', { ...domain('chat-service'), CHAT_TYPING_INTERVAL_MS: '500' }),
     spawn('notification-service', { ...domain('notification-service'), KAFKA_GROUP_ID: `web.${iso.run}.notify` }),
   ]);
+  assert.ok(started);
+  gateway = started;
   demo = await spawn('demo', {
     JWT_SECRET: iso.jwtSecretText,
     NODE_ENV: 'test',
-    DEMO_GATEWAY_URL: `ws://127.0.0.1:${gateway?.port}/ws`,
+    DEMO_GATEWAY_URL: `ws://127.0.0.1:${gateway.port}/ws`,
     DEMO_POST_SERVICE_URL: post?.url ?? '',
     DEMO_CHAT_SERVICE_URL: chat?.url ?? '',
     DEMO_NOTIFICATION_SERVICE_URL: notification?.url ?? '',
@@ -135,7 +138,9 @@ test('posts made while A is offline should all appear once, in order, when A is 
   const b = await signIn(ud);
   await a.page.fill('#creator', ud);
   await a.page.click('#follow button');
-  await textIs(a.page, '#following', ud);
+  // Live once the gateway acknowledged the subscription: its position is what A recovers from.
+  await a.page.waitForSelector('#following[data-live]', { timeout: LIVE_MS, state: 'attached' });
+  assert.equal(await a.page.textContent('#following'), ud);
 
   await a.context.setOffline(true);
   await textIs(a.page, '#state', 'disconnected');
@@ -157,5 +162,35 @@ test('posts made while A is offline should all appear once, in order, when A is 
   assert.deepEqual(shown, bodies.map((body) => `${ud}: ${body}`).reverse()); // newest first
   assert.equal(await a.page.textContent('#live-count'), '10', 'no event twice');
   await a.page.screenshot({ path: join(shots, 'a-recovered.png') });
+  await Promise.all([a.context.close(), b.context.close()]);
+});
+
+test('a follow lost with its connection before the gateway acknowledged it should show every post once back online', async () => {
+  const [ue, uf] = [`ue${iso.run}`, `uf${iso.run}`];
+  const a = await signIn(ue);
+  const b = await signIn(uf);
+  // The gateway is paused, so the subscription cannot be acknowledged before A goes offline: A
+  // has no position to recover from, and its feed must come from the REST page instead.
+  gateway.process.kill('SIGSTOP');
+  try {
+    await a.page.fill('#creator', uf);
+    await a.page.click('#follow button');
+    await textIs(a.page, '#following', uf);
+    assert.equal(await a.page.locator('#following[data-live]').count(), 0, 'not live before the acknowledgement');
+    await a.context.setOffline(true);
+    await textIs(a.page, '#state', 'disconnected');
+  } finally {
+    gateway.process.kill('SIGCONT');
+  }
+  const bodies = ['first', 'second', 'third'];
+  for (const [i, body] of bodies.entries()) {
+    await b.page.fill('#post-body', body);
+    await b.page.click('#compose button');
+    await count(b.page, '#feed [data-testid=post]', i + 1);
+  }
+  await a.context.setOffline(false);
+  await a.page.waitForSelector('#following[data-live]', { timeout: LIVE_MS, state: 'attached' });
+  await count(a.page, '#feed [data-testid=post]', 3);
+  assert.deepEqual(await texts(a.page, '#feed [data-testid=post]'), bodies.map((body) => `${uf}: ${body}`).reverse());
   await Promise.all([a.context.close(), b.context.close()]);
 });

@@ -85,7 +85,9 @@ async function loadFeed(creator: string): Promise<void> {
 function follow(client: RippleClient, creator: string): void {
   feedSub?.unsubscribe();
   $('feed').replaceChildren();
-  $('following').textContent = creator;
+  const following = $('following');
+  following.textContent = creator;
+  delete following.dataset.live; // set once the gateway acknowledged the subscription (and its position)
   let live = 0;
   $('live-count').textContent = '0';
   const onEvent = (event: AnyEvent): void => {
@@ -97,8 +99,12 @@ function follow(client: RippleClient, creator: string): void {
     }
   };
   // A gap means missed events: the REST page is the truth again.
-  feedSub = client.subscribe(`creator:${creator}`, { onEvent, onGap: () => void loadFeed(creator) });
-  void feedSub.ready.then(() => loadFeed(creator));
+  const sub = client.subscribe(`creator:${creator}`, { onEvent, onGap: () => void loadFeed(creator) });
+  feedSub = sub;
+  void sub.ready.then(() => {
+    if (feedSub === sub) following.dataset.live = 'true';
+    return loadFeed(creator);
+  });
 }
 
 // ---- notification badge and own channel ---------------------------------------------------
