@@ -1,4 +1,5 @@
 import kafkajs from 'kafkajs';
+import pRetry from 'p-retry';
 import type { Kafka, LogEntry } from 'kafkajs';
 import type { Logger } from '@ripple/telemetry';
 
@@ -93,24 +94,61 @@ export interface TopicSpec {
   readonly retentionMs?: number;
 }
 
-/** Creates the topics that do not exist yet; partitions and replication are always explicit. */
-export async function ensureTopics(client: KafkaClient, specs: readonly TopicSpec[]): Promise<void> {
+/**
+ * How long `ensureTopics` keeps at it while the broker answers with retriable errors: 10 retries,
+ * 100 ms doubling to 1 s (~6 s in all).
+ */
+const TOPIC_RETRY = { retries: 10, minTimeout: 100, maxTimeout: 1000 } as const;
+
+/** A kafkajs error that says "try again" (its protocol errors carry `retriable`). */
+function retriable(error: unknown): boolean {
+  return (error as { retriable?: unknown }).retriable === true;
+}
+
+/**
+ * Creates the topics that do not exist yet (partitions and replication always explicit) and
+ * resolves once every partition of every topic in `specs` has a leader. A retriable broker
+ * answer (a new topic's metadata not on the broker yet: "This server does not host this
+ * topic-partition", no leader elected yet) is retried with `retry`'s backoff (p-retry options,
+ * default `TOPIC_RETRY`); kafkajs' own wait for leaders retried only the second kind, and a
+ * service failed to start on the first on a loaded machine. Rejects with the broker's error when
+ * it is not retriable or the retries ran out.
+ */
+export async function ensureTopics(
+  client: KafkaClient,
+  specs: readonly TopicSpec[],
+  retry: { retries: number; minTimeout: number; maxTimeout: number } = TOPIC_RETRY,
+): Promise<void> {
   const admin = kafkajsOf(client).admin();
   await admin.connect();
   try {
-    const existing = new Set(await admin.listTopics());
-    const missing = specs.filter((s) => !existing.has(s.topic));
-    if (missing.length > 0) {
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: missing.map((s) => ({
-          topic: s.topic,
-          numPartitions: s.numPartitions,
-          replicationFactor: s.replicationFactor,
-          configEntries: s.retentionMs === undefined ? [] : [{ name: 'retention.ms', value: String(s.retentionMs) }],
-        })),
-      });
-    }
+    await pRetry(
+      async () => {
+        const existing = new Set(await admin.listTopics());
+        const missing = specs.filter((s) => !existing.has(s.topic));
+        if (missing.length > 0) {
+          await admin.createTopics({
+            waitForLeaders: false,
+            topics: missing.map((s) => ({
+              topic: s.topic,
+              numPartitions: s.numPartitions,
+              replicationFactor: s.replicationFactor,
+              configEntries:
+                s.retentionMs === undefined ? [] : [{ name: 'retention.ms', value: String(s.retentionMs) }],
+            })),
+          });
+        }
+        if (specs.length === 0) return;
+        const { topics } = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) });
+        const leaderless = topics.filter((t) => t.partitions.length === 0 || t.partitions.some((p) => p.leader < 0));
+        if (leaderless.length > 0) {
+          throw Object.assign(new Error(`no leader yet for ${leaderless.map((t) => t.name).join(', ')}`), {
+            retriable: true,
+          });
+        }
+      },
+      { ...retry, shouldRetry: ({ error }) => retriable(error) },
+    );
   } finally {
     await admin.disconnect();
   }

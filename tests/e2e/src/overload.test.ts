@@ -16,9 +16,9 @@ after(async () => {
 
 /** At most this many bursts are sent to push the service past its capacity. */
 const MAX_BURSTS = 20;
-const BURST = 60;
 
-async function overload(env: Record<string, string>) {
+/** Bursts of `burst` concurrent posts until one is shed (at most MAX_BURSTS). */
+async function overload(env: Record<string, string>, burst = 60) {
   const post = await spawnService('post-service', {
     ...iso.env,
     DATABASE_URL: iso.databaseUrl(`post-service-${services.length}`),
@@ -38,8 +38,8 @@ async function overload(env: Record<string, string>) {
     return { status: res.status, retryAfter: res.headers.get('retry-after'), body: res.text };
   };
   const answers: Awaited<ReturnType<typeof create>>[] = [];
-  for (let burst = 0; burst < MAX_BURSTS && !answers.some((a) => a.status === 503); burst++) {
-    answers.push(...(await Promise.all(Array.from({ length: BURST }, (_, i) => create(burst * BURST + i)))));
+  for (let n = 0; n < MAX_BURSTS && !answers.some((a) => a.status === 503); n++) {
+    answers.push(...(await Promise.all(Array.from({ length: burst }, (_, i) => create(n * burst + i)))));
   }
   /** Load has dropped: sequential requests, a bounded number, until one is created. */
   const recovers = async () => {
@@ -84,12 +84,14 @@ test('post-service should shed requests over its in-flight limit with 503 OVERLO
 });
 
 test('post-service should answer 503 OVERLOADED, not 500, when database connections run out', async () => {
-  // One connection and almost no patience for it: concurrent transactions wait past the limit.
-  const { post, answers, recovers } = await overload({
-    OVERLOAD_MAX_IN_FLIGHT: '0',
-    DB_POOL_MAX: '1',
-    DB_POOL_TIMEOUT_MS: '30',
-  });
+  // One connection and little patience for it: 200 concurrent transactions (each at least a
+  // commit's fsync) wait past the limit. Not less than 150 ms: on a loaded machine (load average
+  // 8–10) a lone request's transaction took longer than the 30 ms this test used to give it, and
+  // 20 sequential requests all got 503 after the load had dropped.
+  const { post, answers, recovers } = await overload(
+    { OVERLOAD_MAX_IN_FLIGHT: '0', DB_POOL_MAX: '1', DB_POOL_TIMEOUT_MS: '150' },
+    200,
+  );
   assertShedGracefully(answers);
   await recovers();
   assert.ok((await shedCount(post, 'pool_wait')) > 0, 'http_requests_shed_total counts the shed requests');
