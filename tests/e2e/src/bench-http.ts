@@ -42,16 +42,21 @@ function buckets(text: string, name: string): Map<string, number> {
 }
 
 /**
- * The upper bound, in ms, of the bucket holding quantile `q` of what the histogram `name`
- * observed between two /metrics texts (`≤20`), or `-` when it observed nothing.
+ * Quantile `q` in ms of what the histogram `name` observed between two /metrics texts, as
+ * Prometheus' `histogram_quantile` estimates it (linear within the bucket that holds it; `>N`
+ * beyond the last finite bucket), or `-` when it observed nothing.
  */
 function bucketQuantile(before: string, after: string, name: string, q: number): string {
   const start = buckets(before, name);
-  const delta = [...buckets(after, name)].map(([le, n]) => [le, n - (start.get(le) ?? 0)] as const);
-  const total = delta.find(([le]) => le === '+Inf')?.[1] ?? 0;
+  const delta = [...buckets(after, name)].map(([le, n]) => [Number(le), n - (start.get(le) ?? 0)] as const);
+  const total = delta.at(-1)?.[1] ?? 0;
   if (total === 0) return '-';
-  const at = delta.find(([, n]) => n >= q * total)?.[0] ?? '+Inf';
-  return at === '+Inf' ? '>60000' : `≤${Math.round(Number(at) * 1000)}`;
+  const rank = q * total;
+  const at = delta.findIndex(([, n]) => n >= rank);
+  const [upper, count] = delta[at] ?? [Number.POSITIVE_INFINITY, total];
+  const [lower, below] = delta[at - 1] ?? [0, 0];
+  if (upper === Number.POSITIVE_INFINITY) return `>${Math.round(lower * 1000)}`;
+  return (1000 * (lower + ((upper - lower) * (rank - below)) / Math.max(1, count - below))).toFixed(1);
 }
 
 /** The database server's clock now (outbox rows are stamped with it). */
