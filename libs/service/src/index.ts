@@ -1,14 +1,6 @@
 export { domainServiceEnv } from './env.js';
 export type { DomainServiceConfig } from './env.js';
-export {
-  directPublisher,
-  eventsWritten,
-  outboxEmitter,
-  outboxMessages,
-  recordingEvents,
-  recordingMutations,
-  traceOf,
-} from './events.js';
+export { directPublisher, outboxEmitter, outboxMessages, recordingEvents, traceOf } from './events.js';
 export type { Emit, OutboxMessages, Publish, TraceContext } from './events.js';
 export { createRedis, startDomainService } from './runtime.js';
 export type { ApiDeps, DomainServiceSpec } from './runtime.js';
