@@ -2,7 +2,8 @@
 // Outbox -> Kafka benchmark (not a test): `pnpm bench:outbox`. Real PostgreSQL and Kafka.
 //  - burst: N rows already committed, then R relays drain them: events/s.
 //  - steady: rows committed at a fixed rate while one relay runs (woken after each commit, as in a service):
-//    latency from the row's scheduled commit time to the broker's acknowledgement.
+//    latency from the row's scheduled commit time to the broker's acknowledgement, and commit → ack
+//    (from the INSERT's commit returning, stamped as `OutboxService.wake(eventIds)` does).
 // Prints one table, with the CPU seconds of this process, of Kafka and of PostgreSQL beside it.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka, deleteTopics, ensureTopics } from '@ripple/kafka';
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
+import { CommitStamps } from './commit-stamps.js';
 import { PgOutboxStore, createOutboxRelay } from './index.js';
 import type { OutboxRecord, OutboxRelay } from './index.js';
 
@@ -113,6 +115,9 @@ interface Row {
   p50: number;
   p99: number;
   max: number;
+  /** Commit returned → ack, ms. */
+  commitP50: number;
+  commitP99: number;
   cpu: { self: number; kafka: number; postgres: number };
   rssMb: number;
 }
@@ -156,6 +161,8 @@ async function burst(pool: pg.Pool, producers: EventProducer[], relays: number):
     p50: Number.NaN,
     p99: Number.NaN,
     max: Number.NaN,
+    commitP50: Number.NaN,
+    commitP99: Number.NaN,
     cpu: cpuSince(before),
     rssMb: process.memoryUsage().rss / 2 ** 20,
   };
@@ -164,12 +171,16 @@ async function burst(pool: pg.Pool, producers: EventProducer[], relays: number):
 async function steady(pool: pg.Pool, producer: EventProducer): Promise<Row> {
   const scheduled = new Map<string, number>();
   const latencies: number[] = [];
+  const commitLatencies: number[] = [];
+  const committed = new CommitStamps({ maxEntries: 1_000_000, maxAgeMs: 600_000 });
   const relay = startRelay(pool, producer, 1000, (rows) => {
     const now = performance.now();
     for (const r of rows) {
       const id = r.headers.ce_id;
       const at = id === undefined ? undefined : scheduled.get(id);
       if (at !== undefined) latencies.push(now - at);
+      const commitAt = id === undefined ? undefined : committed.take(id);
+      if (commitAt !== undefined) commitLatencies.push(now - commitAt);
     }
   });
   const before = cpuNow();
@@ -187,6 +198,7 @@ async function steady(pool: pg.Pool, producer: EventProducer): Promise<Row> {
     // Stamp the scheduled time, so a writer that falls behind shows up as latency.
     for (const m of rows) scheduled.set(m.eventId, due);
     await insert(pool, rows);
+    committed.stamp(rows.map((m) => m.eventId)); // as `OutboxService.wake(eventIds)` does
     relay.wake(); // as a service does after each commit
   }
   const total = ticks * perTick;
@@ -194,6 +206,7 @@ async function steady(pool: pg.Pool, producer: EventProducer): Promise<Row> {
   const seconds = (performance.now() - start) / 1000;
   await relay.stop();
   const sorted = latencies.sort((a, b) => a - b);
+  const sortedCommit = commitLatencies.sort((a, b) => a - b);
   return {
     scenario: `steady ${STEADY_RATE}/s for ${STEADY_SECONDS}s`,
     relays: 1,
@@ -202,6 +215,8 @@ async function steady(pool: pg.Pool, producer: EventProducer): Promise<Row> {
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
     max: sorted[sorted.length - 1] ?? Number.NaN,
+    commitP50: percentile(sortedCommit, 50),
+    commitP99: percentile(sortedCommit, 99),
     cpu: cpuSince(before),
     rssMb: process.memoryUsage().rss / 2 ** 20,
   };
@@ -214,9 +229,10 @@ function print(rows: Row[]): void {
     'relays',
     'events',
     'events/s',
-    'p50 ms',
+    'scheduled → ack p50 ms',
     'p99 ms',
     'max ms',
+    'commit → ack p50/p99 ms',
     'CPU s bench/kafka/pg',
     'RSS MB',
   ];
@@ -228,6 +244,7 @@ function print(rows: Row[]): void {
     ms(r.p50),
     ms(r.p99),
     ms(r.max),
+    `${ms(r.commitP50)}/${ms(r.commitP99)}`,
     `${r.cpu.self.toFixed(1)}/${r.cpu.kafka.toFixed(1)}/${r.cpu.postgres.toFixed(1)}`,
     r.rssMb.toFixed(0),
   ]);

@@ -9,9 +9,9 @@ import { applyMigrations, dropDatabase, ensureDatabase } from '@ripple/db';
 import { createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka, deleteTopics, ensureTopics, readTopics } from '@ripple/kafka';
 import type { EventProducer, KafkaClient } from '@ripple/kafka';
-import { createLogger } from '@ripple/telemetry';
+import { Registry, createLogger } from '@ripple/telemetry';
 import { privateKafka, runId, testDatabaseUrl, testInfra, waitUntil } from '@ripple/testing';
-import { OUTBOX_CHANNEL, PgOutboxStore, createOutboxRelay, listenForOutbox } from './index.js';
+import { OUTBOX_CHANNEL, PgOutboxStore, createOutboxRelay, listenForOutbox, startOutboxService } from './index.js';
 import type { OutboxRelay } from './index.js';
 
 // The outbox against real PostgreSQL and Kafka: per-aggregate order with two relays at once, no
@@ -554,4 +554,59 @@ test('a listener should wake the relays of other processes with coalesced NOTIFY
   await pool.query('SELECT pg_notify($1, $2)', [OUTBOX_CHANNEL, 'marker']);
   await waitUntil('the marker', 10_000, () => woken >= 4);
   assert.equal(woken, 4, '50 calls, 2 NOTIFYs (the marker is the fourth wake-up)');
+});
+
+/** A sample's value from a registry's text (`name` with its suffix, labels ignored); 0 when absent. */
+async function sampleOf(metrics: Registry, name: string): Promise<number> {
+  const match = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(await metrics.metrics());
+  return Number(match?.[1] ?? 0);
+}
+
+test("commit → ack should count exactly the rows this process committed and woke with, not others'", async (t) => {
+  const { databaseUrl, pool, defer } = await outboxDatabase(t, 'commit_ack');
+  const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId: 'outbox-test', logger });
+  const prefix = `test.${run}.`;
+  const topic = 'commit-ack';
+  await ensureTopics(kafka, [{ topic: prefix + topic, numPartitions: 2, replicationFactor: 1 }]);
+  defer(() => deleteTopics(kafka, [prefix + topic]));
+  const producer = createEventProducer(kafka);
+  await producer.connect();
+  defer(() => producer.disconnect());
+  const metrics = new Registry();
+  const outbox = startOutboxService({
+    databaseUrl,
+    producer,
+    topicPrefix: prefix,
+    logger,
+    metrics,
+    batchSize: 100,
+    pollIntervalMs: 50,
+    leaseMs: 30_000,
+    retentionMs: 3_600_000,
+  });
+  defer(() => outbox.stop());
+  outbox.startRelay();
+
+  // Committed here and woken with their ids: 2 transactions of 3.
+  const mine = [1, 2, 3, 4, 5, 6].map((seq) => liked(`post-${seq % 2}`, seq));
+  for (const events of [mine.slice(0, 3), mine.slice(3)]) {
+    await writeOutbox(pool, topic, events);
+    outbox.wake(events.map((e) => e.id));
+  }
+  // Committed as by another process (no wake here): the poll finds them, the relay publishes them.
+  await writeOutbox(
+    pool,
+    topic,
+    [7, 8, 9, 10].map((seq) => liked('post-other', seq)),
+  );
+  // Woken with an id no row carries: never published, never observed.
+  outbox.wake(['00000000-0000-4000-8000-000000000000']);
+
+  await waitUntil('every row sent', 30_000, async () => {
+    const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL');
+    return rows[0]?.n === 0;
+  });
+  assert.equal(await sampleOf(metrics, 'outbox_publish_latency_seconds_count'), 10, 'the upper bound covers every row');
+  assert.equal(await sampleOf(metrics, 'outbox_commit_to_ack_seconds_count'), 6, "commit → ack: this process's rows");
+  assert.ok((await sampleOf(metrics, 'outbox_commit_to_ack_seconds_sum')) >= 0);
 });

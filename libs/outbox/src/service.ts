@@ -1,7 +1,8 @@
 import pg from 'pg';
-import { Gauge, Histogram, connectionHealth, watchConnection } from '@ripple/telemetry';
+import { Counter, Gauge, Histogram, connectionHealth, watchConnection } from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
 import type { EventProducer } from '@ripple/kafka';
+import { CommitStamps } from './commit-stamps.js';
 import { listenForOutbox } from './listener.js';
 import { PgOutboxStore } from './pg-store.js';
 import { createOutboxRelay } from './relay.js';
@@ -18,6 +19,12 @@ export interface OutboxServiceOptions {
   readonly leaseMs: number;
   /** Sent rows are deleted after this long. */
   readonly retentionMs: number;
+  /**
+   * Bounds of the commit stamps behind `outbox_commit_to_ack_seconds` (see `OutboxService.wake`):
+   * most events held (default 50,000) and for how long, in ms (default 60,000). An event not
+   * acknowledged within them is not in the histogram (it is in `outbox_publish_latency_seconds`).
+   */
+  readonly commitStamps?: { readonly maxEntries?: number; readonly maxAgeMs?: number };
 }
 
 export interface OutboxService {
@@ -27,11 +34,13 @@ export interface OutboxService {
    */
   startRelay(): void;
   /**
-   * Call after every commit that wrote outbox rows: wakes this process's relay, and while that
-   * relay does not publish (Kafka not reached yet, or failing), the relays of other processes
-   * with a coalesced NOTIFY, so they take the rows.
+   * Call after every commit that wrote outbox rows, as soon as the commit returned: wakes this
+   * process's relay, and while that relay does not publish (Kafka not reached yet, or failing),
+   * the relays of other processes with a coalesced NOTIFY, so they take the rows. `eventIds`,
+   * the CloudEvents ids of the events the commit wrote, are stamped with the time of this call:
+   * when this process's relay publishes them, `outbox_commit_to_ack_seconds` observes commit → ack.
    */
-  wake(): void;
+  wake(eventIds?: Iterable<string>): void;
   stop(): Promise<void>;
 }
 
@@ -56,6 +65,30 @@ export function startOutboxService(opts: OutboxServiceOptions): OutboxService {
     // 0.02: the bound the relay is held to (commit → ack p99 ≤ 20 ms) reads off the histogram.
     buckets: [0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [opts.metrics],
+  });
+  const stamps = new CommitStamps({
+    maxEntries: opts.commitStamps?.maxEntries ?? 50_000,
+    maxAgeMs: opts.commitStamps?.maxAgeMs ?? 60_000,
+  });
+  const commitToAck = new Histogram({
+    name: 'outbox_commit_to_ack_seconds',
+    help:
+      "From this process's commit returning to the broker's acknowledgement; rows committed by other " +
+      'processes are not in it',
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [opts.metrics],
+  });
+  let droppedReported = 0;
+  new Counter({
+    name: 'outbox_commit_stamps_dropped_total',
+    help:
+      'Commit stamps dropped unused: their events were not acknowledged through this process within ' +
+      'the bounds (published by another process, or still unsent)',
+    registers: [opts.metrics],
+    collect() {
+      this.inc(stamps.dropped - droppedReported);
+      droppedReported = stamps.dropped;
+    },
   });
   // Both gauges read one query per scrape: the first collect starts it, the second reuses it.
   let pending: { at: number; result: ReturnType<PgOutboxStore['backlog']> } | undefined;
@@ -94,7 +127,14 @@ export function startOutboxService(opts: OutboxServiceOptions): OutboxService {
     pollIntervalMs: opts.pollIntervalMs,
     onPublished: (rows) => {
       const now = Date.now();
-      for (const r of rows) latency.observe(Math.max(0, now - r.createdAt.getTime()) / 1000);
+      const acked = performance.now();
+      for (const r of rows) {
+        latency.observe(Math.max(0, now - r.createdAt.getTime()) / 1000);
+        // The CloudEvents id travels in the row's headers (`toOutboxMessage`).
+        const id = r.headers.ce_id;
+        const committed = id === undefined ? undefined : stamps.take(id);
+        if (committed !== undefined) commitToAck.observe((acked - committed) / 1000);
+      }
     },
   });
   const listener = listenForOutbox(opts.databaseUrl, opts.logger, () => relay.wake(), health('outbox-listener'));
@@ -110,7 +150,8 @@ export function startOutboxService(opts: OutboxServiceOptions): OutboxService {
 
   return {
     startRelay: () => relay.start(),
-    wake() {
+    wake(eventIds) {
+      if (eventIds !== undefined) stamps.stamp(eventIds);
       relay.wake();
       if (!relay.active()) listener.notify();
     },

@@ -1,8 +1,10 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { FastifyRequest } from 'fastify';
 import type { RawSql } from '@ripple/db';
 import { createEvent, toOutboxMessage } from '@ripple/events';
 import type { DataOf, EventOf, EventType, OutboxMessage } from '@ripple/events';
 import { appendToOutbox } from '@ripple/outbox';
+import type { Mutations } from '@ripple/http';
 import type { EventProducer } from '@ripple/kafka';
 import { RippleError } from '@ripple/errors';
 import { traceHeaders } from '@ripple/telemetry';
@@ -11,6 +13,33 @@ import { traceHeaders } from '@ripple/telemetry';
 export interface TraceContext {
   readonly traceparent?: string;
   readonly tracestate?: string;
+}
+
+/** The ids of the events made (`emit`, `outboxMessage`) by the unit of work in progress. */
+const written = new AsyncLocalStorage<string[]>();
+
+/**
+ * Runs `work` as one unit of work (a request's mutation, a consumed event's handling): the ids of
+ * the events that `emit` and `outboxMessage` make within it, in order, are what `eventsWritten()`
+ * returns inside it, so the code that commits them can hand them to the outbox
+ * (`OutboxService.wake(eventIds)`, which stamps the commit → ack measurement).
+ */
+export function recordingEvents<T>(work: () => Promise<T>): Promise<T> {
+  return written.run([], work);
+}
+
+/** The CloudEvents ids of the events made so far in this unit of work (`recordingEvents`); none outside one. */
+export function eventsWritten(): readonly string[] {
+  return written.getStore() ?? [];
+}
+
+/** `mutations` whose every run is a unit of work (`recordingEvents`): its `afterCommit` sees `eventsWritten()`. */
+export function recordingMutations<Tx extends RawSql>(base: Mutations<Tx>): Mutations<Tx> {
+  return {
+    run: (request, reply, status, work, committed) =>
+      recordingEvents(() => base.run(request, reply, status, work, committed)),
+    single: (request, reply, status, work) => recordingEvents(() => base.single(request, reply, status, work)),
+  };
 }
 
 /** Creates an event (validated against the catalog) and writes it into the outbox of `tx`. */
@@ -43,6 +72,7 @@ export type OutboxMessages = <T extends EventType>(
 export function outboxMessages(source: string, now: () => Date = () => new Date()): OutboxMessages {
   return (type, data, trace = {}) => {
     const event = createEvent(type, { source, data, time: now() });
+    written.getStore()?.push(event.id);
     return { event, message: toOutboxMessage(event, traceToStore(trace)) };
   };
 }
@@ -51,6 +81,7 @@ export function outboxEmitter(source: string, now: () => Date = () => new Date()
   return async (tx, type, data, trace = {}) => {
     const event = createEvent(type, { source, data, time: now() });
     await appendToOutbox(tx, toOutboxMessage(event, traceToStore(trace)));
+    written.getStore()?.push(event.id);
     return event;
   };
 }

@@ -13,7 +13,7 @@ import { startOutboxService } from '@ripple/outbox';
 import { connectionHealth, createLogger, createMetricsRegistry, watchConnection } from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
 import type { DomainServiceConfig } from './env.js';
-import { directPublisher, outboxEmitter, outboxMessages } from './events.js';
+import { directPublisher, eventsWritten, outboxEmitter, outboxMessages, recordingMutations } from './events.js';
 import type { Emit, OutboxMessages, Publish } from './events.js';
 import { statementBatcher } from './batch.js';
 import type { StatementBatcher } from './batch.js';
@@ -25,7 +25,11 @@ import type { PoolOptions, TransactionOptions } from './prisma.js';
 export interface ApiDeps<Db, Tx extends RawSql> extends ApiOptions {
   readonly db: Db;
   readonly transaction: Transaction<Tx>;
-  /** Tells the in-process outbox relay that rows were committed (NOTIFY wakes the others). */
+  /**
+   * Tells the in-process outbox relay that rows were committed (NOTIFY wakes the others). Call it
+   * as soon as the commit returned, inside the unit of work that made the events
+   * (`recordingEvents`; every `mutations` run is one): their ids stamp `outbox_commit_to_ack_seconds`.
+   */
   readonly wakeOutbox: () => void;
   readonly mutations: Mutations<Tx>;
   readonly emit: Emit;
@@ -148,7 +152,7 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     },
   };
   const transaction = spec.transaction(db, { maxWaitMs: config.DB_POOL_TIMEOUT_MS });
-  const wakeOutbox = () => outbox.wake();
+  const wakeOutbox = () => outbox.wake(eventsWritten());
   // The group-commit statements run on pg directly, not through Prisma's runtime.
   const direct = directStatements(
     config.DATABASE_URL,
@@ -182,7 +186,7 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     db,
     transaction,
     wakeOutbox,
-    mutations: mutations({ transaction, sql: statements, afterCommit: wakeOutbox }),
+    mutations: recordingMutations(mutations({ transaction, sql: statements, afterCommit: wakeOutbox })),
     batch: statementBatcher(statements, metrics),
     emit: outboxEmitter(spec.name),
     outboxMessage: outboxMessages(spec.name),

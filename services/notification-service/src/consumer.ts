@@ -2,6 +2,7 @@ import { Topics } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
 import { createEventConsumer, createKafkaAdmin, dlqTopicOf, ensureTopics, registerConsumerLag } from '@ripple/kafka';
 import type { ConsumedMeta, EventConsumer, EventProducer, KafkaClient } from '@ripple/kafka';
+import { recordingEvents } from '@ripple/service';
 import type { ApiDeps, TraceContext } from '@ripple/service';
 import { headerValue } from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
@@ -29,17 +30,20 @@ export async function handleEvent(
   event: AnyEvent,
   trace: TraceContext = {},
 ): Promise<Set<string>> {
-  const touched = await deps.transaction(async (tx) => {
-    const fresh = await tx.$executeRaw`
-      INSERT INTO processed_events (event_id) VALUES (${event.id}) ON CONFLICT DO NOTHING`;
-    if (fresh === 0) return new Set<string>();
-    return new Notifier(tx, deps.emit, deps.now(), trace).apply(event);
+  // One unit of work: the wake after the commit carries the ids of the events it wrote.
+  return recordingEvents(async () => {
+    const touched = await deps.transaction(async (tx) => {
+      const fresh = await tx.$executeRaw`
+        INSERT INTO processed_events (event_id) VALUES (${event.id}) ON CONFLICT DO NOTHING`;
+      if (fresh === 0) return new Set<string>();
+      return new Notifier(tx, deps.emit, deps.now(), trace).apply(event);
+    });
+    if (touched.size > 0) {
+      deps.wakeOutbox();
+      await cache.invalidate(touched);
+    }
+    return touched;
   });
-  if (touched.size > 0) {
-    deps.wakeOutbox();
-    await cache.invalidate(touched);
-  }
-  return touched;
 }
 
 /** Consumes post and chat events (at least once) into `handleEvent`. */

@@ -169,6 +169,14 @@ test('every process should expose its metrics on /metrics, and they should move 
   moved(notif0, notif1, 'events_consumed_total', { type: 'comment.created', outcome: 'handled' });
   moved(notif0, notif1, 'events_published_total', { type: 'notification.created' });
   moved(gw0, gw1, 'events_consumed_total', { type: 'notification.created', outcome: 'handled' });
+  // Commit → ack, per process: its group commit (the post) and transactions (the comment, the room),
+  // and the consumer's (the notification) stamp the events they committed.
+  await waitFor('commit → ack observed on every write path', 30_000, async () => {
+    const [post2, chat2, notif2] = await Promise.all([services.post, services.chat, services.notification].map(scrape));
+    const count = (m: typeof post0) => m?.('outbox_commit_to_ack_seconds_count') ?? 0;
+    const grown = count(post2) - count(post0) >= 2 && count(chat2) > count(chat0) && count(notif2) > count(notif0);
+    return grown ? true : undefined;
+  });
   for (const m of [post1, chat1, notif1]) {
     assert.notEqual(m?.('outbox_backlog_rows'), undefined);
     assert.notEqual(m?.('outbox_oldest_unsent_age_seconds'), undefined);
