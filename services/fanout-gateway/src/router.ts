@@ -23,6 +23,12 @@ export interface RouterDeps {
    * sockets, when it returns a promise; `keepAlive` is to be called while waiting. Never rejects.
    */
   readonly admit?: (keepAlive?: () => void) => Promise<void> | undefined;
+  /**
+   * With `admit`: a batch is written in slices of about this many bytes (frame bytes × sockets
+   * written), asking `admit` again before each, so one large batch cannot queue much more than the
+   * budget either (default: the whole batch at once).
+   */
+  readonly sliceBytes?: number;
 }
 
 /** What the caller of `route` lends it while the batch waits for sockets to drain. */
@@ -42,6 +48,8 @@ export interface RouteControl {
  */
 export class Router {
   private readonly now: () => number;
+  /** The local delivery of the routed batches, one at a time in the order they were routed. */
+  private delivering: Promise<void> = Promise.resolve();
   constructor(private readonly deps: RouterDeps) {
     this.now = deps.now ?? Date.now;
   }
@@ -105,10 +113,27 @@ export class Router {
       () => undefined,
       (err: unknown) => ({ err }),
     );
-    await this.admitted(control);
-    this.deliver(frames, active);
+    const turn = this.delivering.then(() => this.deliverPaced(frames, active, control));
+    this.delivering = turn.catch(() => undefined);
+    await turn;
     const failed = await sending;
     if (failed) throw failed.err;
+  }
+
+  /**
+   * Writes `frames` to this node's sockets in slices of about `sliceBytes`, waiting for the send
+   * budget before each slice; batches take turns (`delivering`), so a channel's frames still reach
+   * the hub in the order they were routed. Never rejects.
+   */
+  private async deliverPaced(frames: readonly RoutedFrame[], parent: Context, control?: RouteControl): Promise<void> {
+    const sliceBytes = this.deps.sliceBytes ?? Infinity;
+    let from = 0;
+    while (from < frames.length) {
+      // Between slices the event loop runs (sockets drain, timers fire): not only microtasks.
+      if (from > 0) await new Promise((resolve) => setImmediate(resolve));
+      await this.admitted(control);
+      from = this.deliver(frames, parent, from, sliceBytes);
+    }
   }
 
   /** Waits for the send budget when it is full; records the wait. */
@@ -126,19 +151,28 @@ export class Router {
     this.deliver(message.frames, contextFromHeaders({ traceparent: message.traceparent }, ROOT_CONTEXT));
   }
 
-  /** Writes frames to this node's sockets: one `gateway.deliver` span per batch, with the socket count. */
-  private deliver(frames: readonly RoutedFrame[], parent: Context): void {
+  /**
+   * Writes frames from index `from` to this node's sockets until about `sliceBytes` (frame bytes ×
+   * sockets) were written; returns the index after the last one written. One `gateway.deliver` span
+   * per call, with the socket count.
+   */
+  private deliver(frames: readonly RoutedFrame[], parent: Context, from = 0, sliceBytes = Infinity): number {
     const span = tracer().startSpan('gateway.deliver', { attributes: { 'ripple.node_id': this.deps.nodeId } }, parent);
     let delivered = 0;
+    let bytes = 0;
     const now = this.now();
-    for (const f of frames) {
+    let i = from;
+    while (i < frames.length && bytes < sliceBytes) {
+      const f = frames[i++] as RoutedFrame;
       const sockets = this.deps.hub.publish(f);
       if (sockets === 0) continue;
       delivered += sockets;
+      bytes += sockets * f.frame.length;
       this.deps.metrics.deliveryLatency.observe(Math.max(0, now - Date.parse(f.time)) / 1000);
     }
-    span.setAttributes({ 'ripple.sockets': delivered, 'ripple.channels': frames.length });
+    span.setAttributes({ 'ripple.sockets': delivered, 'ripple.channels': i - from });
     span.end();
     this.deps.metrics.deliveries.inc(delivered);
+    return i;
   }
 }

@@ -144,6 +144,8 @@ runProcess(SERVICE_NAME, async () => {
     metrics,
     beforeRoute: (event) => membership.record(event),
     admit: (keepAlive) => sendBudget.admit(keepAlive),
+    // A budget's worth per slice: a batch to many sockets is written as they drain.
+    sliceBytes: config.WS_SEND_BUDGET_BYTES,
   });
 
   const kafka = createKafka({
