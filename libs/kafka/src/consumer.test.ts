@@ -6,6 +6,7 @@ import { RippleError } from '@ripple/errors';
 import { createLogger } from '@ripple/telemetry';
 import { handleOf } from './client.js';
 import { createEventConsumer } from './consumer.js';
+import type { EventConsumerOptions } from './consumer.js';
 import type { EventProducer } from './producer.js';
 
 /** Offset commits the stand-in received, each settled by the test. */
@@ -107,23 +108,27 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
-test('a batch consumer should hand over the next batch while an offset commit is in flight, one commit at a time', async () => {
-  const kafka = fakeKafka();
-  const handled: string[] = [];
-  const consumer = createEventConsumer({
+/** A batch consumer over the stand-in whose batches go to `onBatch`; every batch is past the commit interval. */
+function batchConsumer(kafka: ReturnType<typeof fakeKafka>, onBatch: NonNullable<EventConsumerOptions['onBatch']>) {
+  return createEventConsumer({
     kafka: kafka.client,
     groupId: 'g',
     topics: ['t'],
     logger: createLogger('consumer-test', 'silent'),
     dlqProducer: {} as EventProducer,
     startAt: 'earliest',
-    // Every batch is past the interval: each one wants its offsets committed.
     commitIntervalMs: 0,
     onEvent: () => Promise.resolve(),
-    onBatch: (items) => {
-      handled.push(...items.map((i) => i.meta.offset));
-      return Promise.resolve();
-    },
+    onBatch,
+  });
+}
+
+test('a batch consumer should hand over the next batch while an offset commit is in flight, one commit at a time', async () => {
+  const kafka = fakeKafka();
+  const handled: string[] = [];
+  const consumer = batchConsumer(kafka, (items) => {
+    handled.push(...items.map((i) => i.meta.offset));
+    return Promise.resolve();
   });
   await consumer.begin();
 
@@ -300,17 +305,10 @@ test('a batch handler that waits should keep the group session alive meanwhile, 
   const gate = deferred();
   t.after(() => gate.resolve()); // a failed check must not leave the handler waiting
   let waiting = 0;
-  const consumer = createEventConsumer({
-    kafka: kafka.client,
-    groupId: 'g',
-    topics: ['t'],
-    logger: createLogger('consumer-test', 'silent'),
-    dlqProducer: {} as EventProducer,
-    startAt: 'earliest',
-    commitIntervalMs: 0,
-    onEvent: () => Promise.resolve(),
+  const consumer = batchConsumer(
+    kafka,
     // Backpressure: the handler waits (for sockets to drain, in the gateway), heartbeating meanwhile.
-    onBatch: async (_items, control) => {
+    async (_items, control) => {
       waiting += 1;
       let done = false;
       void gate.promise.then(() => (done = true));
@@ -319,7 +317,7 @@ test('a batch handler that waits should keep the group session alive meanwhile, 
         await new Promise((r) => setTimeout(r, 1));
       }
     },
-  });
+  );
   await consumer.begin();
   await within(kafka.batch('t', 0, [message(0)]), 5000, 'the first batch returning');
   await until('the handler waiting', () => waiting === 1);

@@ -4,7 +4,7 @@ import { createEvent } from '@ripple/events';
 import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialRouteLog } from '@ripple/registry';
 import type { ChannelFrame, LocalHub } from './hub.js';
 import { Router } from './router.js';
-import { unitMetrics } from './single-node.js';
+import { unitBus, unitMetrics } from './single-node.js';
 
 /** `count` post.created events of one author (one channel: creator:u1). */
 function posts(count: number) {
@@ -36,12 +36,7 @@ function pacedRouter(admit: (keepAlive?: () => void) => Promise<void> | undefine
     hub,
     routes: new SequentialRouteLog(history, directory),
     metrics: unitMetrics(),
-    bus: {
-      start: () => Promise.resolve(),
-      stop: () => Promise.resolve(),
-      send: () => Promise.resolve(),
-      broadcast: () => Promise.resolve(),
-    },
+    bus: unitBus,
     admit,
     ...(sliceBytes !== undefined && { sliceBytes }),
   });

@@ -16,10 +16,12 @@ function queue(name: string, evicted: string[]): SendQueue & { bytes: number } {
   return q;
 }
 
-/** A clock the test moves. */
-function clock() {
-  const c = { ms: 0, now: () => c.ms };
-  return c;
+/** A budget on a clock the test moves (`clock.ms`), polling every ms, recording its waits. */
+function budgetOnClock(options: { limitBytes: number; stallMs: number; onEvicted?: () => void }) {
+  const clock = { ms: 0 };
+  const waits: number[] = [];
+  const budget = new SendBudget({ ...options, pollMs: 1, now: () => clock.ms, onWaited: (ms) => waits.push(ms) });
+  return { budget, clock, waits };
 }
 
 /** Waits (bounded) for `promise`, yielding to timers meanwhile. */
@@ -102,16 +104,8 @@ test('send budget should count what transports hold back until the end of the ti
 });
 
 test('send budget should hold a wait until the queues drained under the limit, calling keepAlive meanwhile', async () => {
-  const c = clock();
-  const waits: number[] = [];
+  const { budget, clock: c, waits } = budgetOnClock({ limitBytes: 100, stallMs: 60_000 });
   const evicted: string[] = [];
-  const budget = new SendBudget({
-    limitBytes: 100,
-    stallMs: 60_000,
-    pollMs: 1,
-    now: c.now,
-    onWaited: (ms) => waits.push(ms),
-  });
   const a = queue('a', evicted);
   a.bytes = 150;
   budget.update(a);
@@ -130,16 +124,9 @@ test('send budget should hold a wait until the queues drained under the limit, c
 });
 
 test('send budget should evict the largest queues once the total stopped falling for its bound, until it is within the limit', async () => {
-  const c = clock();
   const evicted: string[] = [];
   let evictions = 0;
-  const budget = new SendBudget({
-    limitBytes: 100,
-    stallMs: 2000,
-    pollMs: 1,
-    now: c.now,
-    onEvicted: () => (evictions += 1),
-  });
+  const { budget, clock: c } = budgetOnClock({ limitBytes: 100, stallMs: 2000, onEvicted: () => (evictions += 1) });
   const stalled = queue('stalled', evicted);
   const alsoStalled = queue('also stalled', evicted);
   const reading = queue('reading', evicted);
@@ -164,9 +151,8 @@ test('send budget should evict the largest queues once the total stopped falling
 });
 
 test('send budget should not cut short a wait whose total keeps falling, however long it takes', async () => {
-  const c = clock();
   const evicted: string[] = [];
-  const budget = new SendBudget({ limitBytes: 100, stallMs: 1000, pollMs: 1, now: c.now });
+  const { budget, clock: c } = budgetOnClock({ limitBytes: 100, stallMs: 1000 });
   const slow = queue('slow but reading', evicted);
   slow.bytes = 1000;
   budget.update(slow);
@@ -187,15 +173,7 @@ test('send budget should not cut short a wait whose total keeps falling, however
 });
 
 test('send budget should end every wait, however many, together', async () => {
-  const c = clock();
-  const waits: number[] = [];
-  const budget = new SendBudget({
-    limitBytes: 10,
-    stallMs: 1000,
-    pollMs: 1,
-    now: c.now,
-    onWaited: (ms) => waits.push(ms),
-  });
+  const { budget, clock: c, waits } = budgetOnClock({ limitBytes: 10, stallMs: 1000 });
   const a = queue('a', []);
   a.bytes = 11;
   budget.update(a);

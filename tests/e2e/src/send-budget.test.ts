@@ -1,33 +1,31 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { Topics } from '@ripple/events';
-import { createEventProducer, createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
+import { createEventProducer, createKafka } from '@ripple/kafka';
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { deleteKeys, runId, testInfra, waitUntil } from '@ripple/testing';
-import { TestClient, publishPostEvents, spawnService } from './harness.js';
+import { testInfra, waitUntil } from '@ripple/testing';
+import {
+  TestClient,
+  eventFramesOn as eventsOn,
+  isolatedRun,
+  metricSum,
+  publishPostEvents,
+  spawnService,
+  subscribeClient as subscribe,
+} from './harness.js';
 import type { RunningService } from './harness.js';
 
 // The gateway-wide send budget on a real gateway process, Kafka and Redis: clients that stop
 // reading hold the Kafka consumer back until the budget's stall bound, then are closed 4009 and
 // recover from history; the clients that read get every event, in order, meanwhile.
-const run = runId();
-const JWT_SECRET = `budget-secret-${run}-0123456789`;
-const secret = jwtSecret(JWT_SECRET);
-const topicPrefix = `budget.${run}.`;
-const redisPrefix = `budget:${run}:`;
+const stack = isolatedRun('budget');
+const secret = jwtSecret(stack.jwtSecretText);
 const STALL_MS = 1000;
 const env = {
-  JWT_SECRET,
-  KAFKA_BROKERS: testInfra.kafkaBrokers.join(','),
-  KAFKA_TOPIC_PREFIX: topicPrefix,
+  ...stack.env,
   KAFKA_TOPIC_PARTITIONS: '2',
-  KAFKA_GROUP_ID: `budget.${run}`,
-  REDIS_URL: testInfra.redisUrl,
-  REDIS_KEY_PREFIX: redisPrefix,
+  KAFKA_GROUP_ID: `budget.${stack.run}`,
   // One socket may queue far more than the whole budget: only the budget closes sockets here.
   WS_SEND_BUFFER_BYTES: String(256 * 1024 * 1024),
   WS_SEND_BUDGET_BYTES: String(64 * 1024),
@@ -36,21 +34,18 @@ const env = {
   HISTORY_RECOVERY_LIMIT: '10000',
   WS_RATE_PER_SEC: '10000',
   WS_RATE_BURST: '10000',
-  NODE_ENV: 'test',
 };
-
-const redis = new Redis(testInfra.redisUrl);
-const kafka = createKafka({
-  brokers: testInfra.kafkaBrokers,
-  clientId: 'budget-e2e',
-  logger: createLogger('budget-e2e', 'silent'),
-});
 let producer: EventProducer;
 let gateway: RunningService;
 const clients: TestClient[] = [];
 
 before(async () => {
-  gateway = await spawnService('fanout-gateway', { ...env, NODE_ID: `budget-${run}` });
+  gateway = await spawnService('fanout-gateway', { ...env, NODE_ID: `budget-${stack.run}` });
+  const kafka = createKafka({
+    brokers: testInfra.kafkaBrokers,
+    clientId: 'budget-e2e',
+    logger: createLogger('budget', 'silent'),
+  });
   producer = createEventProducer(kafka);
   await producer.connect();
 });
@@ -59,10 +54,7 @@ after(async () => {
   for (const c of clients) c.close();
   await gateway.stop('SIGKILL');
   await producer.disconnect();
-  const topics = Object.values(Topics).map((t) => topicPrefix + t);
-  await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
-  await deleteKeys(redis, `${redisPrefix}*`);
-  redis.disconnect();
+  await stack.cleanup();
 });
 
 async function connect(userId: string): Promise<TestClient> {
@@ -74,23 +66,8 @@ async function connect(userId: string): Promise<TestClient> {
   return client;
 }
 
-async function subscribe(client: TestClient, channel: string, since?: { offset: string; epoch: string }) {
-  const id = randomBytes(4).toString('hex');
-  client.send({ op: 'subscribe', id, channel, ...(since && { since }) });
-  return client.frame((f) => f.op === 'ack' && f.id === id);
-}
-
-type EventFrame = { op: 'event'; channel: string; offset: string; epoch: string; event: { id: string } };
-function eventsOn(client: TestClient, channel: string): EventFrame[] {
-  return client.frames.filter((f): f is EventFrame => f.op === 'event' && f.channel === channel);
-}
-
-/** The sum of every sample of `name` on the gateway (0 when it has none). */
-async function metric(name: string): Promise<number> {
-  const text = await (await fetch(`${gateway.url}/metrics`)).text();
-  const samples = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].map((m) => Number(m[1]));
-  return samples.reduce((a, b) => a + b, 0);
-}
+const metric = (name: string) => metricSum(gateway, name);
+const topicPrefix = stack.env.KAFKA_TOPIC_PREFIX;
 
 type Paused = { _socket: { pause(): void; resume(): void } };
 
