@@ -28,6 +28,11 @@ export type BenchConfig = Readonly<
     peers: readonly PeerName[];
     /** `BENCH_PEERS_CONNECT_ONLY=1`: only workloads 4 and 5 (connect, RSS once subscribed), no bursts. */
     connectOnly: boolean;
+    /**
+     * `BENCH_PEERS_BURST_ONLY=1`: workloads 4, 5 and 1 only (connect, RSS once subscribed, the one-channel
+     * burst and its peak RSS), no many-channels workloads and no bare kafkajs consumer.
+     */
+    burstOnly: boolean;
     /** `BENCH_PEERS_CPU_PROF=<dir>`: Ripple's gateway writes a V8 CPU profile there when it stops. */
     cpuProfDir: string | undefined;
     /**
@@ -54,12 +59,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const connectOnly = env.BENCH_PEERS_CONNECT_ONLY ?? '';
   if (!['', '0', '1'].includes(connectOnly))
     problems.push(`BENCH_PEERS_CONNECT_ONLY must be 0 or 1 (got '${connectOnly}')`);
+  const burstOnly = env.BENCH_PEERS_BURST_ONLY ?? '';
+  if (!['', '0', '1'].includes(burstOnly)) problems.push(`BENCH_PEERS_BURST_ONLY must be 0 or 1 (got '${burstOnly}')`);
   const dir = (name: string): string | undefined => (env[name] === '' ? undefined : env[name]);
   if (problems.length > 0) throw new Error(`invalid benchmark configuration:\n  ${problems.join('\n  ')}`);
   return Object.freeze({
     ...(out as { [K in keyof typeof integers]: number }),
     peers: peers as PeerName[],
     connectOnly: connectOnly === '1',
+    burstOnly: burstOnly === '1',
     cpuProfDir: dir('BENCH_PEERS_CPU_PROF'),
     heapSnapshotDir: dir('BENCH_PEERS_HEAP_SNAPSHOTS'),
   });

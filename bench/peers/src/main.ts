@@ -331,6 +331,11 @@ async function benchPeer(peer: PeerName): Promise<void> {
   add(w1, 'p99 ms publish → client', percentile(t1.histogram, 99), 0, cpu1);
   add(w5, 'peak RSS MB during the burst', peak, 0, cpu1);
   await closeAll();
+  if (cfg.burstOnly) {
+    for (const w of [...clients, publisher]) await w.kill();
+    await server.stop();
+    return;
+  }
   await reset();
   await sleep(1000);
 
@@ -496,7 +501,7 @@ try {
   for (const peer of cfg.peers) {
     console.error(`[bench:peers] ${peer}…`);
     await benchPeer(peer);
-    if (peer === 'ripple' && !cfg.connectOnly) {
+    if (peer === 'ripple' && !cfg.connectOnly && !cfg.burstOnly) {
       console.error('[bench:peers] bare kafkajs consumer…');
       await benchKafkajs();
     }

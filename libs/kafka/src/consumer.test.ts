@@ -6,6 +6,7 @@ import { RippleError } from '@ripple/errors';
 import { createLogger } from '@ripple/telemetry';
 import { handleOf } from './client.js';
 import { createEventConsumer } from './consumer.js';
+import type { EventConsumerOptions } from './consumer.js';
 import type { EventProducer } from './producer.js';
 
 /** Offset commits the stand-in received, each settled by the test. */
@@ -24,7 +25,7 @@ function fakeKafka() {
   const seeks: { topic: string; partition: number; offset: string }[] = [];
   let eachBatch: ((payload: EachBatchPayload) => Promise<void>) | undefined;
   const resolved = new Map<number, string>();
-  const state = { running: true };
+  const state = { running: true, heartbeats: 0 };
   const consumer = {
     events: { GROUP_JOIN: 'join', CRASH: 'crash', REBALANCING: 'rebalancing' },
     on: () => undefined,
@@ -47,7 +48,10 @@ function fakeKafka() {
       }),
       commitOffsetsIfNecessary: (offsets: { topics: Commit['offsets'] }) =>
         new Promise<void>((settle) => commits.push({ offsets: offsets.topics, settle })),
-      heartbeat: () => Promise.resolve(),
+      heartbeat: () => {
+        state.heartbeats += 1;
+        return Promise.resolve();
+      },
       isRunning: () => state.running,
       isStale: () => false,
     }) as unknown as EachBatchPayload;
@@ -57,7 +61,10 @@ function fakeKafka() {
     seeks,
     /** Where kafkajs would fetch each partition next (its resolved offsets). */
     resolved,
-    /** kafkajs' `isRunning()` for every batch handed over (false: it stopped or is restarting). */
+    /**
+     * kafkajs' `isRunning()` for every batch handed over (false: it stopped or is restarting), and the
+     * heartbeats sent through the batches' payloads.
+     */
     state,
     batch: (topic: string, partition: number, messages: KafkaMessage[]) => {
       if (!eachBatch) throw new Error('the consumer is not running');
@@ -101,23 +108,27 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
-test('a batch consumer should hand over the next batch while an offset commit is in flight, one commit at a time', async () => {
-  const kafka = fakeKafka();
-  const handled: string[] = [];
-  const consumer = createEventConsumer({
+/** A batch consumer over the stand-in whose batches go to `onBatch`; every batch is past the commit interval. */
+function batchConsumer(kafka: ReturnType<typeof fakeKafka>, onBatch: NonNullable<EventConsumerOptions['onBatch']>) {
+  return createEventConsumer({
     kafka: kafka.client,
     groupId: 'g',
     topics: ['t'],
     logger: createLogger('consumer-test', 'silent'),
     dlqProducer: {} as EventProducer,
     startAt: 'earliest',
-    // Every batch is past the interval: each one wants its offsets committed.
     commitIntervalMs: 0,
     onEvent: () => Promise.resolve(),
-    onBatch: (items) => {
-      handled.push(...items.map((i) => i.meta.offset));
-      return Promise.resolve();
-    },
+    onBatch,
+  });
+}
+
+test('a batch consumer should hand over the next batch while an offset commit is in flight, one commit at a time', async () => {
+  const kafka = fakeKafka();
+  const handled: string[] = [];
+  const consumer = batchConsumer(kafka, (items) => {
+    handled.push(...items.map((i) => i.meta.offset));
+    return Promise.resolve();
   });
   await consumer.begin();
 
@@ -286,5 +297,36 @@ test('a batch consumer should hand over again what kafkajs fetches again after i
     return kafka.commits.at(-1)?.offsets[0]?.partitions[0]?.offset === '3';
   });
   kafka.commits.at(-1)?.settle();
+  await consumer.stop();
+});
+
+test('a batch handler that waits should keep the group session alive meanwhile, and its offsets are committed only once it resolved', async (t) => {
+  const kafka = fakeKafka();
+  const gate = deferred();
+  t.after(() => gate.resolve()); // a failed check must not leave the handler waiting
+  let waiting = 0;
+  const consumer = batchConsumer(
+    kafka,
+    // Backpressure: the handler waits (for sockets to drain, in the gateway), heartbeating meanwhile.
+    async (_items, control) => {
+      waiting += 1;
+      let done = false;
+      void gate.promise.then(() => (done = true));
+      while (!done) {
+        control.keepAlive();
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    },
+  );
+  await consumer.begin();
+  await within(kafka.batch('t', 0, [message(0)]), 5000, 'the first batch returning');
+  await until('the handler waiting', () => waiting === 1);
+  const before = kafka.state.heartbeats;
+  await until('heartbeats while the handler waits', () => kafka.state.heartbeats >= before + 3);
+  assert.equal(kafka.commits.length, 0, 'nothing is committed while the batch waits');
+  gate.resolve();
+  await until('the commit after the batch', () => kafka.commits.length === 1);
+  assert.deepEqual(kafka.commits[0]?.offsets[0]?.partitions, [{ partition: 0, offset: '1' }]);
+  kafka.commits[0]?.settle();
   await consumer.stop();
 });

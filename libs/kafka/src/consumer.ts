@@ -81,9 +81,10 @@ export interface EventConsumerOptions {
    * partition this consumer keeps may be fetched and handed over again (at least once). A batch that fails with a non-retriable error, or keeps failing, is handled again
    * one event at a time with `onEvent`, so only a poison event is dead-lettered. Each event gets a
    * `process <topic>` consumer span (parent: the trace context in its headers); the handler runs
-   * in the context of the first one.
+   * in the context of the first one. `control.keepAlive` keeps the group session alive while the
+   * handler waits on something slow (backpressure): see `BatchControl`.
    */
-  readonly onBatch?: (events: readonly ConsumedEvent[]) => Promise<void>;
+  readonly onBatch?: (events: readonly ConsumedEvent[], control: BatchControl) => Promise<void>;
   /** Partitions handled at the same time in batch mode (kafkajs `partitionsConsumedConcurrently`). */
   readonly partitionsConsumedConcurrently?: number;
   /**
@@ -97,6 +98,18 @@ export interface EventConsumerOptions {
   readonly commitIntervalMs?: number;
   /** Counts outcomes in `events_consumed_total` by topic, event type and outcome. */
   readonly metrics?: Registry;
+}
+
+/** What a batch handler may ask of the consumer while it handles a batch. */
+export interface BatchControl {
+  /**
+   * Heartbeats the consumer group (kafkajs sends one at most every heartbeat interval, so call it
+   * as often as you like): a handler that waits longer than the session timeout (e.g. for sockets
+   * to drain) calls it meanwhile so the group does not evict this member. Never rejects: a
+   * heartbeat that finds the group rebalancing commits what was handled, and kafkajs rejoins once
+   * the batch is done.
+   */
+  keepAlive(): void;
 }
 
 /** Wait before a fresh consumer replaces one that kafkajs would not restart. */
@@ -301,11 +314,14 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     heartbeat: () => Promise<void>,
   ): Promise<void> {
     let backoff = initialBackoffMs;
+    const control: BatchControl = { keepAlive: () => void heartbeat().catch(() => undefined) };
     for (let attempt = 1; ; attempt++) {
       const spans = items.map(({ event, meta }) => processSpan(event, meta));
       try {
         const first = spans[0];
-        await context.with(first ? trace.setSpan(context.active(), first) : context.active(), () => onBatch(items));
+        await context.with(first ? trace.setSpan(context.active(), first) : context.active(), () =>
+          onBatch(items, control),
+        );
         for (const { event, meta } of items) {
           recent.add(event.id);
           count('handled', meta, event.type);

@@ -9,6 +9,7 @@ import type { Registry } from '@ripple/telemetry';
 import type { Connections } from './connections.js';
 import type { GatewayMetrics } from './metrics.js';
 import { GatewaySecuritySchemes } from './http-contract.js';
+import type { SendBudget } from './send-budget.js';
 import type { SessionLimits } from './session.js';
 import { installSse } from './sse.js';
 import { installWebSocket } from './ws.js';
@@ -34,6 +35,8 @@ export interface GatewayAppDeps extends SubscriptionDeps {
   readonly webSocketOrigins: AllowedOrigins;
   /** Fault injection: connection set-up waits this long before joining the own channel. */
   readonly setupDelayMs?: number;
+  /** The gateway-wide bound on bytes queued for WebSocket clients (send-budget.ts); none: unbounded. */
+  readonly sendBudget?: SendBudget;
 }
 
 export async function buildApp(deps: GatewayAppDeps): Promise<FastifyInstance> {

@@ -44,6 +44,17 @@ export const GatewayEnv = Type.Object({
   WS_MAX_PAYLOAD_BYTES: Type.Integer({ default: 64 * 1024, minimum: 256 }),
   /** Bytes queued to one socket before it is closed as a slow consumer (4009). */
   WS_SEND_BUFFER_BYTES: Type.Integer({ default: 1024 * 1024, minimum: 1024 }),
+  /**
+   * Bytes queued for all WebSocket clients together (not yet taken by the kernel) before the Kafka
+   * consumer waits to write the next routed batch to sockets (backpressure; the batch stays
+   * uncommitted meanwhile). A frame shared by many sockets counts once per socket.
+   */
+  WS_SEND_BUDGET_BYTES: Type.Integer({ default: 64 * 1024 * 1024, minimum: 64 * 1024 }),
+  /**
+   * How long such a wait may go on without that total falling (ms): past it, the sockets holding
+   * the most queued bytes are closed as slow consumers (4009) until the total is within the budget.
+   */
+  WS_SEND_BUDGET_STALL_MS: Type.Integer({ default: 3000, minimum: 10, maximum: MAX_DELAY_MS }),
   WS_MAX_SUBSCRIPTIONS: Type.Integer({ default: 128, minimum: 1 }),
   /** Sustained inbound frames per second per connection, and the burst above it. */
   WS_RATE_PER_SEC: Type.Number({ default: 20, exclusiveMinimum: 0 }),

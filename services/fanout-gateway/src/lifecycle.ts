@@ -98,6 +98,14 @@ export class ConnectionLifecycle implements Connection, SessionHooks {
     this.deps.metrics.slowConsumerCloses.inc();
   }
 
+  /** Closes the connection as a slow consumer (4009) because the gateway-wide send budget stayed full. */
+  closeForSendBudget(): void {
+    if (this.released) return;
+    this.deps.metrics.sendBudgetCloses.inc();
+    this.onSlowConsumer();
+    this.close(CloseCodes.slowConsumer, 'slow consumer');
+  }
+
   /** SessionHooks. */
   onClosed(): void {
     void this.release();

@@ -2,7 +2,12 @@ import { Counter, Gauge, Histogram } from '@ripple/telemetry';
 import type { Registry } from '@ripple/telemetry';
 export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;
 
-export function createGatewayMetrics(registry: Registry, subscriptions: () => number, connections: () => number) {
+export function createGatewayMetrics(
+  registry: Registry,
+  subscriptions: () => number,
+  connections: () => number,
+  sendQueuedBytes: () => number = () => 0,
+) {
   // Gauges read live state when scraped.
   return {
     connections: new Gauge({
@@ -19,6 +24,14 @@ export function createGatewayMetrics(registry: Registry, subscriptions: () => nu
       registers: [registry],
       collect() {
         this.set(subscriptions());
+      },
+    }),
+    sendQueued: new Gauge({
+      name: 'gateway_send_queued_bytes',
+      help: 'Bytes queued for WebSocket clients and not yet taken by the kernel, as last counted (the send budget, WS_SEND_BUDGET_BYTES); a frame shared by many sockets counts once per socket',
+      registers: [registry],
+      collect() {
+        this.set(sendQueuedBytes());
       },
     }),
     registryLatency: new Histogram({
@@ -77,7 +90,18 @@ export function createGatewayMetrics(registry: Registry, subscriptions: () => nu
     }),
     slowConsumerCloses: new Counter({
       name: 'gateway_slow_consumer_closes_total',
-      help: 'Sockets closed with 4009 because their send buffer overflowed',
+      help: 'Sockets closed with 4009 because their send buffer overflowed (WS_SEND_BUFFER_BYTES) or the gateway-wide send budget stayed full (WS_SEND_BUDGET_BYTES)',
+      registers: [registry],
+    }),
+    sendBudgetWait: new Histogram({
+      name: 'gateway_send_budget_wait_seconds',
+      help: 'Time a routed batch waited before being written to sockets, because the bytes queued for all sockets were over WS_SEND_BUDGET_BYTES (backpressure on the Kafka consumer); batches that did not wait are not observed',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    sendBudgetCloses: new Counter({
+      name: 'gateway_send_budget_closes_total',
+      help: 'Sockets closed with 4009 (slow consumer) because the bytes queued for all sockets stayed over WS_SEND_BUDGET_BYTES for WS_SEND_BUDGET_STALL_MS (largest queues first); also counted in gateway_slow_consumer_closes_total',
       registers: [registry],
     }),
     heartbeatTerminations: new Counter({

@@ -5,7 +5,7 @@ import type { NodeBus, NodeMessage, RoutedFrame } from './bus.js';
 import type { LocalHub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
 import { eventFrame } from './protocol.js';
-import { ROOT_CONTEXT, context, contextFromHeaders, traceHeaders, tracer } from '@ripple/telemetry';
+import { ROOT_CONTEXT, context, contextFromHeaders, trace, traceHeaders, tracer } from '@ripple/telemetry';
 import type { Context } from '@ripple/telemetry';
 
 export interface RouterDeps {
@@ -18,6 +18,23 @@ export interface RouterDeps {
   readonly now?: () => number;
   /** Runs before a batch is routed, once per event in order (membership marks); a failure fails routing, so it is retried. */
   readonly beforeRoute?: (event: AnyEvent) => Promise<void>;
+  /**
+   * Backpressure (`SendBudget.admit`): awaited before a routed batch is written to this node's
+   * sockets, when it returns a promise; `keepAlive` is to be called while waiting. Never rejects.
+   */
+  readonly admit?: (keepAlive?: () => void) => Promise<void> | undefined;
+  /**
+   * With `admit`: a batch is written in slices of about this many bytes (frame bytes × sockets
+   * written), asking `admit` again before each, so one large batch cannot queue much more than the
+   * budget either (default: the whole batch at once).
+   */
+  readonly sliceBytes?: number;
+}
+
+/** What the caller of `route` lends it while the batch waits for sockets to drain. */
+export interface RouteControl {
+  /** Keeps the caller's Kafka group session alive (see @ripple/kafka `BatchControl`). */
+  keepAlive(): void;
 }
 
 /**
@@ -31,12 +48,19 @@ export interface RouterDeps {
  */
 export class Router {
   private readonly now: () => number;
+  /** The local delivery of the routed batches, one at a time in the order they were routed. */
+  private delivering: Promise<void> = Promise.resolve();
   constructor(private readonly deps: RouterDeps) {
     this.now = deps.now ?? Date.now;
   }
 
-  /** Routes `events` in order. Rejects when the registry or the bus fails (the batch is retried). */
-  async route(events: readonly AnyEvent[]): Promise<void> {
+  /**
+   * Routes `events` in order. Rejects when the registry or the bus fails (the batch is retried).
+   * Once the frames are in history, the messages to other nodes leave, and the local delivery
+   * waits for `admit` (sockets holding too much): that wait overlaps the history round trip of the
+   * batches behind it, and its time is a `gateway.send_budget.wait` event on the active span.
+   */
+  async route(events: readonly AnyEvent[], control?: RouteControl): Promise<void> {
     const { routes, nodeId, metrics } = this.deps;
     // Membership marks first, in event order: a failure fails the batch, so it is retried.
     if (this.deps.beforeRoute) for (const event of events) await this.deps.beforeRoute(event);
@@ -57,31 +81,69 @@ export class Router {
       const { offset, epoch } = positions[i] ?? { offset: '0', epoch: '' };
       return { channel, offset, epoch, time, frame: eventFrame(channel, offset, epoch, payload) };
     });
-    this.deliver(frames, context.active());
-    // The trace continues on the nodes that hold the other subscribers.
+    const active = context.active();
+    // The trace continues on the nodes that hold the other subscribers; they do not wait for this
+    // node's sockets.
     const { traceparent } = traceHeaders();
     const message = (f: readonly RoutedFrame[]): NodeMessage => ({
       frames: f,
       ...(traceparent !== undefined && { traceparent }),
     });
+    let sent: Promise<unknown>;
     if (!complete) {
       // The registry lost entries recently (Redis restarted): every node gets every frame, and
       // each keeps what its sockets read. This node drops its own copy as already delivered.
-      await this.deps.bus.broadcast(message(frames));
-      metrics.nodeMessagesSent.inc();
-      return;
-    }
-    const remote = new Map<string, RoutedFrame[]>();
-    for (const frame of frames) {
-      for (const node of nodes.get(frame.channel) ?? []) {
-        if (node === nodeId) continue;
-        const list = remote.get(node);
-        if (list) list.push(frame);
-        else remote.set(node, [frame]);
+      sent = this.deps.bus.broadcast(message(frames)).then(() => metrics.nodeMessagesSent.inc());
+    } else {
+      const remote = new Map<string, RoutedFrame[]>();
+      for (const frame of frames) {
+        for (const node of nodes.get(frame.channel) ?? []) {
+          if (node === nodeId) continue;
+          const list = remote.get(node);
+          if (list) list.push(frame);
+          else remote.set(node, [frame]);
+        }
       }
+      sent = Promise.all([...remote].map(([node, f]) => this.deps.bus.send(node, message(f)))).then(() =>
+        metrics.nodeMessagesSent.inc(remote.size),
+      );
     }
-    await Promise.all([...remote].map(([node, f]) => this.deps.bus.send(node, message(f))));
-    metrics.nodeMessagesSent.inc(remote.size);
+    // Handled at once: a send that fails while the delivery waits must not count as unhandled.
+    const sending = sent.then(
+      () => undefined,
+      (err: unknown) => ({ err }),
+    );
+    const turn = this.delivering.then(() => this.deliverPaced(frames, active, control));
+    this.delivering = turn.catch(() => undefined);
+    await turn;
+    const failed = await sending;
+    if (failed) throw failed.err;
+  }
+
+  /**
+   * Writes `frames` to this node's sockets in slices of about `sliceBytes`, waiting for the send
+   * budget before each slice; batches take turns (`delivering`), so a channel's frames still reach
+   * the hub in the order they were routed. Never rejects.
+   */
+  private async deliverPaced(frames: readonly RoutedFrame[], parent: Context, control?: RouteControl): Promise<void> {
+    const sliceBytes = this.deps.sliceBytes ?? Infinity;
+    let from = 0;
+    while (from < frames.length) {
+      // Between slices the event loop runs (sockets drain, timers fire): not only microtasks.
+      if (from > 0) await new Promise((resolve) => setImmediate(resolve));
+      await this.admitted(control);
+      from = this.deliver(frames, parent, from, sliceBytes);
+    }
+  }
+
+  /** Waits for the send budget when it is full; records the wait. */
+  private async admitted(control: RouteControl | undefined): Promise<void> {
+    const waiting = this.deps.admit?.(control && (() => control.keepAlive()));
+    if (!waiting) return;
+    const started = this.now();
+    await waiting;
+    const waitedMs = this.now() - started;
+    trace.getActiveSpan()?.addEvent('gateway.send_budget.wait', { 'ripple.wait_ms': waitedMs });
   }
 
   /** Delivers frames another node routed to this one. */
@@ -89,19 +151,28 @@ export class Router {
     this.deliver(message.frames, contextFromHeaders({ traceparent: message.traceparent }, ROOT_CONTEXT));
   }
 
-  /** Writes frames to this node's sockets: one `gateway.deliver` span per batch, with the socket count. */
-  private deliver(frames: readonly RoutedFrame[], parent: Context): void {
+  /**
+   * Writes frames from index `from` to this node's sockets until about `sliceBytes` (frame bytes ×
+   * sockets) were written; returns the index after the last one written. One `gateway.deliver` span
+   * per call, with the socket count.
+   */
+  private deliver(frames: readonly RoutedFrame[], parent: Context, from = 0, sliceBytes = Infinity): number {
     const span = tracer().startSpan('gateway.deliver', { attributes: { 'ripple.node_id': this.deps.nodeId } }, parent);
     let delivered = 0;
+    let bytes = 0;
     const now = this.now();
-    for (const f of frames) {
+    let i = from;
+    while (i < frames.length && bytes < sliceBytes) {
+      const f = frames[i++] as RoutedFrame;
       const sockets = this.deps.hub.publish(f);
       if (sockets === 0) continue;
       delivered += sockets;
+      bytes += sockets * f.frame.length;
       this.deps.metrics.deliveryLatency.observe(Math.max(0, now - Date.parse(f.time)) / 1000);
     }
-    span.setAttributes({ 'ripple.sockets': delivered, 'ripple.channels': frames.length });
+    span.setAttributes({ 'ripple.sockets': delivered, 'ripple.channels': i - from });
     span.end();
     this.deps.metrics.deliveries.inc(delivered);
+    return i;
   }
 }

@@ -35,6 +35,8 @@ import { LiveFeeds } from './feed.js';
 import { createFeedMetrics } from './feed-metrics.js';
 import { httpFolloweeSource } from './followees.js';
 import { Router } from './router.js';
+import { SendBudget } from './send-budget.js';
+import { flushWebSocketWrites } from './ws.js';
 import { RegistryHeartbeat } from './registry-heartbeat.js';
 
 runProcess(SERVICE_NAME, async () => {
@@ -63,7 +65,16 @@ runProcess(SERVICE_NAME, async () => {
     registry,
     () => subscriptionCount.get(),
     () => open.count(),
+    () => sendBudget.queuedBytes,
   );
+  // Backpressure from the sockets to the Kafka consumer: a routed batch waits to be written while
+  // the sockets hold more than the budget, and sockets that stopped reading are closed in the end.
+  const sendBudget = new SendBudget({
+    limitBytes: config.WS_SEND_BUDGET_BYTES,
+    stallMs: config.WS_SEND_BUDGET_STALL_MS,
+    onWaited: (ms) => metrics.sendBudgetWait.observe(ms / 1000),
+    beforeCount: flushWebSocketWrites,
+  });
   const leaseMs = config.REGISTRY_HEARTBEAT_MS * 3;
   const directory = timed(
     new LeasedDirectory(new RedisLeasedSets(redis), config.REDIS_KEY_PREFIX, nodeId, leaseMs, config.PRESENCE_LEASE_MS),
@@ -132,6 +143,9 @@ runProcess(SERVICE_NAME, async () => {
     bus,
     metrics,
     beforeRoute: (event) => membership.record(event),
+    admit: (keepAlive) => sendBudget.admit(keepAlive),
+    // A budget's worth per slice: a batch to many sockets is written as they drain.
+    sliceBytes: config.WS_SEND_BUDGET_BYTES,
   });
 
   const kafka = createKafka({
@@ -252,7 +266,11 @@ runProcess(SERVICE_NAME, async () => {
     metrics: registry,
     onEvent: (event) => router.route([event]),
     // Each fetched batch of a partition is routed at once; the partitions of all topics in parallel.
-    onBatch: (items) => router.route(items.map((i) => i.event)),
+    onBatch: (items, control) =>
+      router.route(
+        items.map((i) => i.event),
+        control,
+      ),
     partitionsConsumedConcurrently: config.KAFKA_TOPIC_PARTITIONS * topics.length,
   });
   const admin = createKafkaAdmin(kafka);
@@ -285,6 +303,7 @@ runProcess(SERVICE_NAME, async () => {
     webSocketOrigins: config.WS_ORIGINS === undefined ? '*' : allowedOriginsOf(config.WS_ORIGINS, config.NODE_ENV),
     setupDelayMs: config.FAULT_SETUP_DELAY_MS,
     isDraining: () => draining,
+    sendBudget,
     limits: {
       maxSubscriptions: config.WS_MAX_SUBSCRIPTIONS,
       sendBufferBytes: config.WS_SEND_BUFFER_BYTES,

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { Connections } from './connections.js';
 import { LocalHub } from './hub.js';
+import type { NodeBus } from './bus.js';
 import type { LifecycleDeps } from './lifecycle.js';
 import { createGatewayMetrics } from './metrics.js';
 import type { SessionLimits } from './session.js';
@@ -22,6 +23,14 @@ export const unitMetrics = (registry = createMetricsRegistry('t')) =>
     () => 0,
     () => 0,
   );
+
+/** A node bus that sends nowhere (single node only). */
+export const unitBus: NodeBus = {
+  start: () => Promise.resolve(),
+  stop: () => Promise.resolve(),
+  send: () => Promise.resolve(),
+  broadcast: () => Promise.resolve(),
+};
 
 export const unitLimits: SessionLimits = {
   maxSubscriptions: 5,

@@ -16,6 +16,7 @@ import { CloseCodes, frameText } from './protocol.js';
 import { upgradeFastPath } from './upgrade.js';
 import type { ChannelEnded, ConnectionSink, FramePosition } from './sink.js';
 import { FrameRuns, sharedTextFrame } from './ws-frame.js';
+import type { SendBudget, SendQueue } from './send-budget.js';
 
 /** True when `position` carries the event frame `text` (one object shared by the channel's sockets). */
 function isSharedFrame(
@@ -50,6 +51,15 @@ function flushCorked(): void {
 }
 
 /**
+ * Ends this tick's corks now rather than at its end, so every socket's queued bytes are counted
+ * (the send budget's `admit` calls it: a batch routed in the same tick as the one before must see
+ * what that one queued). Does nothing while the tick's flush runs.
+ */
+export function flushWebSocketWrites(): void {
+  if (corkedInTick.length > 0 && !flushingTick) flushCorked();
+}
+
+/**
  * The WebSocket transport of a connection. An event frame shared by a channel's sockets goes out as
  * one complete WebSocket frame made once for all of them (`sharedTextFrame`), written to the TCP
  * socket as it is: `ws`'s Sender would make a header buffer, two option objects, an array and two
@@ -67,9 +77,12 @@ function flushCorked(): void {
  * `pending`, in order, as references, and are handed over at `drain`. `bufferedAmount` counts both,
  * so the send-buffer bound (4009) holds whatever waits. `held`: the upgrade corked the socket
  * (upgrade.ts), so its `101` answer leaves in the same write as the first frame (`welcome`, or the
- * close).
+ * close). `budget`: the gateway-wide send budget, told what the socket holds at the end of each
+ * tick it wrote in and each `drain`, and released when the socket closes.
  */
-class WebSocketSink implements ConnectionSink {
+class WebSocketSink implements ConnectionSink, SendQueue {
+  /** Set once the connection has a lifecycle: what the send budget closes when it evicts this socket. */
+  lifecycle: ConnectionLifecycle | undefined;
   /** The TCP socket under `ws` (its `_socket`, set before the socket is handed over). */
   private readonly tcp: Duplex;
   /** Frames the socket could not take yet (shared WebSocket frames, or a frame's JSON). */
@@ -85,6 +98,7 @@ class WebSocketSink implements ConnectionSink {
   constructor(
     private readonly socket: WebSocket,
     held: boolean,
+    private readonly budget: SendBudget | undefined,
   ) {
     this.tcp = (socket as unknown as { _socket: Duplex })._socket;
     this.corked = held;
@@ -113,8 +127,25 @@ class WebSocketSink implements ConnectionSink {
     return this.socket.bufferedAmount + this.pendingBytes + run;
   }
 
+  /** SendQueue: what `bufferedAmount` counts. */
+  queuedBytes(): number {
+    return this.bufferedAmount();
+  }
+
+  /** SendQueue: the budget stayed full; closes as a slow consumer (4009) through the lifecycle. */
+  evict(): void {
+    if (this.lifecycle) this.lifecycle.closeForSendBudget();
+    else this.close(CloseCodes.slowConsumer, 'slow consumer');
+  }
+
+  /** The socket closed (either side): its bytes leave the send budget. */
+  detach(): void {
+    this.budget?.release(this);
+  }
+
   close(code: number, reason: string): void {
     const { socket } = this;
+    this.detach();
     if (socket.readyState !== socket.OPEN && socket.readyState !== socket.CONNECTING) return;
     this.corkTick();
     // A slow consumer's backlog is dropped; any other close lets the frames before it go first.
@@ -132,9 +163,11 @@ class WebSocketSink implements ConnectionSink {
   flush(): void {
     this.flushing = false;
     this.endRun();
-    if (!this.corked) return;
-    this.corked = false;
-    this.tcp.uncork();
+    if (this.corked) {
+      this.corked = false;
+      this.tcp.uncork();
+    }
+    this.budget?.update(this);
   }
 
   private corkTick(): void {
@@ -170,12 +203,14 @@ class WebSocketSink implements ConnectionSink {
   }
 
   private wait(frame: Buffer | string): void {
+    const first = !this.pending;
     if (!this.pending) {
       this.pending = [];
       this.tcp.once('drain', () => this.drained());
     }
     this.pending.push(frame);
     this.pendingBytes += typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
+    if (first) this.budget?.update(this);
   }
 
   /** Writes pending frames, in order, until the socket's buffer fills again (`limit` frames at most). */
@@ -204,6 +239,7 @@ class WebSocketSink implements ConnectionSink {
       this.pending = pending.slice(written);
       this.tcp.once('drain', () => this.drained());
     }
+    this.budget?.update(this);
   }
 }
 
@@ -249,7 +285,12 @@ function refuseHandshake(socket: Duplex, reason: string): void {
  */
 export function installWebSocket(
   app: FastifyInstance,
-  deps: LifecycleDeps & { readonly pingIntervalMs: number; readonly webSocketOrigins: AllowedOrigins },
+  deps: LifecycleDeps & {
+    readonly pingIntervalMs: number;
+    readonly webSocketOrigins: AllowedOrigins;
+    /** The gateway-wide bound on bytes queued for sockets (send-budget.ts); none: unbounded. */
+    readonly sendBudget?: SendBudget;
+  },
   routed: EventEmitter,
 ): void {
   // Shared frames are written beside `ws`'s own (WebSocketSink): with permessage-deflate its Sender
@@ -334,6 +375,7 @@ function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
 
 function onClose(this: WebSocket): void {
   const c = connectionOf(this);
+  c.sink.detach();
   c.heartbeats.remove(this);
   void c.lifecycle.release();
 }
@@ -344,7 +386,7 @@ function onClose(this: WebSocket): void {
  * its TCP connection was accepted (ms, `performance.now()`; default now), where its set-up began.
  */
 function webSocketConnection(
-  deps: LifecycleDeps,
+  deps: LifecycleDeps & { readonly sendBudget?: SendBudget },
   heartbeats: Heartbeats,
   socket: WebSocket,
   token: string | undefined,
@@ -352,12 +394,13 @@ function webSocketConnection(
   acceptedAt?: number,
 ): void {
   socket.on('error', onSocketError);
-  const sink = new WebSocketSink(socket, held);
+  const sink = new WebSocketSink(socket, held, deps.sendBudget);
   if (deps.isDraining()) {
     sink.close(CloseCodes.goingAway, 'node draining');
     return;
   }
   const lifecycle = new ConnectionLifecycle(deps, sink, acceptedAt);
+  sink.lifecycle = lifecycle;
   (socket as Attached)[kConnection] = new WebSocketConnection(lifecycle, sink, heartbeats, deps.metrics);
   heartbeats.add(socket);
   socket.on('pong', onPong);

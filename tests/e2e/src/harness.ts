@@ -340,6 +340,32 @@ export class TestClient {
   }
 }
 
+/** An `event` frame as a test reads it. */
+export type EventFrame = { op: 'event'; channel: string; offset: string; epoch: string; event: { id: string } };
+
+/** The `event` frames `client` received on `channel`, in arrival order. */
+export function eventFramesOn(client: TestClient, channel: string): EventFrame[] {
+  return client.frames.filter((f): f is EventFrame => f.op === 'event' && f.channel === channel);
+}
+
+/** Sends `subscribe` (from `since` when given) and resolves with its `ack`. */
+export async function subscribeClient(
+  client: TestClient,
+  channel: string,
+  since?: { offset: string; epoch: string },
+): Promise<Record<string, unknown>> {
+  const id = randomBytes(4).toString('hex');
+  client.send({ op: 'subscribe', id, channel, ...(since && { since: { offset: since.offset, epoch: since.epoch } }) });
+  return client.frame((f) => f.op === 'ack' && f.id === id);
+}
+
+/** The sum of every sample of metric `name` on a service's `/metrics` (0 when it has none). */
+export async function metricSum(service: RunningService, name: string): Promise<number> {
+  const text = await (await fetch(`${service.url}/metrics`)).text();
+  const samples = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].map((m) => Number(m[1]));
+  return samples.reduce((a, b) => a + b, 0);
+}
+
 /** One Server-Sent Event with JSON data. */
 export interface SseMessage {
   readonly id?: string;

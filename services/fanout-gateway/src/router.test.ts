@@ -1,0 +1,90 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createEvent } from '@ripple/events';
+import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialRouteLog } from '@ripple/registry';
+import type { ChannelFrame, LocalHub } from './hub.js';
+import { Router } from './router.js';
+import { unitBus, unitMetrics } from './single-node.js';
+
+/** `count` post.created events of one author (one channel: creator:u1). */
+function posts(count: number) {
+  return Array.from({ length: count }, (_, i) =>
+    createEvent('post.created', {
+      source: 't',
+      data: { postId: `p${i}`, authorId: 'u1', body: 'b', createdAt: new Date().toISOString() },
+    }),
+  );
+}
+
+/**
+ * A router over memory adapters whose hub has 100 sockets on creator:u1 (it records the frames it
+ * is handed there) and none on the other channels.
+ */
+function pacedRouter(admit: (keepAlive?: () => void) => Promise<void> | undefined, sliceBytes?: number) {
+  const handed: string[] = [];
+  const hub = {
+    publish: (frame: ChannelFrame) => {
+      if (frame.channel !== 'creator:u1') return 0;
+      handed.push(`${frame.channel}#${frame.offset}`);
+      return 100;
+    },
+  } as unknown as LocalHub;
+  const history = new MemoryHistory(1000);
+  const directory = new LeasedDirectory(new MemoryLeasedSets(() => 0), 't:', 'n1', 15_000);
+  const router = new Router({
+    nodeId: 'n1',
+    hub,
+    routes: new SequentialRouteLog(history, directory),
+    metrics: unitMetrics(),
+    bus: unitBus,
+    admit,
+    ...(sliceBytes !== undefined && { sliceBytes }),
+  });
+  return { router, handed };
+}
+
+test('the router should write a batch in slices, asking the send budget before each, and hand the waiting one the keepAlive', async () => {
+  const asked: number[] = [];
+  let kept = 0;
+  let open: (() => void) | undefined;
+  const { router, handed } = pacedRouter((keepAlive) => {
+    asked.push(handed.length);
+    keepAlive?.();
+    // The budget is full once four frames were written: the rest waits until the test opens it.
+    if (handed.length !== 4) return undefined;
+    return new Promise<void>((resolve) => (open = resolve));
+  }, 1);
+  const events = posts(6);
+  const routed = router.route(events, { keepAlive: () => (kept += 1) });
+  // Every frame is bigger than a slice (1 byte): one frame per slice, the budget asked before each.
+  while (!open) await new Promise((r) => setImmediate(r));
+  assert.equal(handed.length, 4, 'nothing is written while the budget is full');
+  assert.ok(kept > 0, 'the waiting batch keeps its consumer alive');
+  open();
+  await routed;
+  // Before each slice; the last one holds only the user:u1 frame of the last event (no socket here).
+  assert.deepEqual(asked, [0, 1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(
+    handed,
+    events.map((_, i) => `creator:u1#${i + 1}`),
+  );
+});
+
+test('the router should write the batches it routed one after the other, not interleaved, when one waits for the budget', async () => {
+  let open: (() => void) | undefined;
+  let waited = false;
+  const { router, handed } = pacedRouter((): Promise<void> | undefined => {
+    if (waited || handed.length !== 1) return undefined;
+    waited = true;
+    return new Promise<void>((resolve) => (open = resolve));
+  }, 1);
+  const first = router.route(posts(3));
+  while (!open) await new Promise((r) => setImmediate(r));
+  // Routed (in history) while the first waits for the budget: its frames wait their turn.
+  const second = router.route(posts(2));
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+  assert.deepEqual(handed, ['creator:u1#1'], 'the second batch waits for the first');
+  open();
+  await Promise.all([first, second]);
+  assert.deepEqual(handed, ['creator:u1#1', 'creator:u1#2', 'creator:u1#3', 'creator:u1#4', 'creator:u1#5']);
+});
