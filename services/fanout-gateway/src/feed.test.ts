@@ -11,6 +11,7 @@ import type { FolloweeSource } from './feed.js';
 import { createFeedMetrics } from './feed-metrics.js';
 import { LocalHub } from './hub.js';
 import type { ChannelFrame } from './hub.js';
+import { eventFrame } from './protocol.js';
 import { Router } from './router.js';
 import type { FramePosition } from './sink.js';
 import { Subscriptions } from './subscriptions.js';
@@ -124,6 +125,42 @@ test('a post made right after a follow, but routed before the follow event, shou
   ]);
   await settle();
   assert.deepEqual(feedOnly(solo.got), ['feed:b#1 post.created d-soon']);
+});
+
+test('a creator frame that reaches the node after a follow caught up past it should not reach the feed twice', async () => {
+  const n = node({ a: [], z: ['d'] });
+  const conn = n.connection();
+  await conn.subs.add('feed:a', undefined);
+  // Another feed on the node already reads creator:d, so d's frames reach the node's feeds.
+  const other = n.connection();
+  await other.subs.add('feed:z', undefined);
+  // Another node routed d's post: in history already, its frame still on the way to this node.
+  const remote = createEvent('post.created', {
+    source: 't',
+    data: { postId: 'd-remote', authorId: 'd', body: 'd-remote', createdAt: at },
+    time: new Date(Date.parse(at) + 20),
+  });
+  const payload = JSON.stringify(remote);
+  const { offset, epoch } = await n.history.append('creator:d', payload);
+  await n.router.route([
+    createEvent('user.followed', { source: 't', data: { followerId: 'a', followeeId: 'd', at }, time: new Date(at) }),
+  ]);
+  await settle();
+  // The other node's message arrives now, after the catch-up handed the post out.
+  n.router.receive({
+    frames: [
+      {
+        channel: 'creator:d',
+        offset,
+        epoch,
+        time: remote.time,
+        frame: eventFrame('creator:d', offset, epoch, payload),
+      },
+    ],
+  });
+  await n.post('d', 'd-next');
+  await settle();
+  assert.deepEqual(feedOnly(conn.got), ['feed:a#1 post.created d-remote', 'feed:a#2 post.created d-next']);
 });
 
 test("a feed should carry its user's and their followees' posts, in order, each once, labelled with its own offsets", async () => {

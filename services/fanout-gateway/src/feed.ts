@@ -59,6 +59,13 @@ interface Feed {
   readonly loaded: Promise<boolean>;
   /** Creators just followed whose recent history is being read (`catchUp`): their live frames wait here. */
   catchingUp: Map<string, ChannelFrame[]> | undefined;
+  /**
+   * Per creator, the last history entry a catch-up went over: a live frame of the creator at or
+   * before it (same epoch) was handed out by the catch-up already, or was older than the follow.
+   * It can come after the catch-up read it (history is appended before frames are delivered, and
+   * delivery waits for the send budget or another node's message): dropped, then the mark goes.
+   */
+  caughtUp: Map<string, { epoch: string; offset: number }> | undefined;
 }
 
 const FEED = /^feed:([A-Za-z0-9_-]{1,128})$/;
@@ -115,6 +122,7 @@ export class LiveFeeds implements DerivedChannels {
       early: [],
       loaded: new Promise((resolve) => (settle = resolve)),
       catchingUp: undefined,
+      caughtUp: undefined,
     };
     const feeds = this.byUser.get(userId) ?? new Set();
     const others = [...feeds];
@@ -208,6 +216,7 @@ export class LiveFeeds implements DerivedChannels {
 
   private async hide(feed: Feed, creatorId: string): Promise<void> {
     if (!feed.followees.delete(creatorId)) return;
+    feed.caughtUp?.delete(creatorId);
     const readers = this.readers.get(creatorId);
     if (!readers?.delete(feed) || readers.size > 0) return;
     this.readers.delete(creatorId);
@@ -232,8 +241,9 @@ export class LiveFeeds implements DerivedChannels {
       this.deps.logger.warn({ err, creatorId }, 'could not read a followed creator history for a feed');
     } finally {
       catchingUp.delete(creatorId);
-      for (const frame of waiting) this.deliverTo(feed, eventJsonOf(frame));
-      this.deps.metrics.deliveries.inc(waiting.length);
+      const fresh = waiting.filter((frame) => !this.caughtUpWith(feed, creatorId, frame));
+      for (const frame of fresh) this.deliverTo(feed, eventJsonOf(frame));
+      this.deps.metrics.deliveries.inc(fresh.length);
     }
   }
 
@@ -253,6 +263,10 @@ export class LiveFeeds implements DerivedChannels {
     const live = waiting[0];
     for (const entry of recent.entries) {
       if (live && (live.epoch !== recent.position.epoch || Number(entry.offset) >= Number(live.offset))) break;
+      (feed.caughtUp ??= new Map()).set(change.followeeId, {
+        epoch: recent.position.epoch,
+        offset: Number(entry.offset),
+      });
       const { time } = JSON.parse(entry.payload) as { time?: string };
       // Strictly after: a post of the same millisecond may have been made just before it.
       if (time === undefined || !(Date.parse(time) > followedAt)) continue;
@@ -260,6 +274,18 @@ export class LiveFeeds implements DerivedChannels {
       this.deps.metrics.deliveries.inc();
       this.deps.metrics.caughtUp.inc();
     }
+  }
+
+  /**
+   * Whether `frame` of `creatorId` is at or before the last entry `feed`'s catch-up went over (see
+   * `Feed.caughtUp`): true drops it. The first frame past the mark (or of another epoch) clears it.
+   */
+  private caughtUpWith(feed: Feed, creatorId: string, frame: ChannelFrame): boolean {
+    const mark = feed.caughtUp?.get(creatorId);
+    if (!mark) return false;
+    if (frame.epoch === mark.epoch && Number(frame.offset) <= mark.offset) return true;
+    feed.caughtUp?.delete(creatorId);
+    return false;
   }
 
   private onFrame(frame: ChannelFrame): void {
@@ -277,7 +303,7 @@ export class LiveFeeds implements DerivedChannels {
       for (const feed of readers) {
         const waiting = feed.catchingUp?.get(id);
         if (waiting) waiting.push(frame);
-        else {
+        else if (!this.caughtUpWith(feed, id, frame)) {
           this.deliverTo(feed, eventJson, eventBytes);
           delivered += 1;
         }
