@@ -28,7 +28,14 @@ test('cleanupAll should skip steps and handles a failed set-up left undefined', 
       return Promise.resolve();
     },
   };
-  await cleanupAll(undefined, null, false, () => never?.stop(), never && (() => never.stop()), () => present.stop());
+  await cleanupAll(
+    undefined,
+    null,
+    false,
+    () => never?.stop(),
+    never && (() => never.stop()),
+    () => present.stop(),
+  );
   assert.deepEqual(ran, ['present']);
 });
 

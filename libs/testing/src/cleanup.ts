@@ -29,6 +29,9 @@ export async function cleanupAll(...steps: readonly CleanupStep[]): Promise<void
   }
   if (errors.length > 0) {
     const messages = errors.map((err) => (err instanceof Error ? err.message : String(err)));
-    throw new AggregateError(errors, `${errors.length} of ${steps.length} clean-up steps failed: ${messages.join('; ')}`);
+    throw new AggregateError(
+      errors,
+      `${errors.length} of ${steps.length} clean-up steps failed: ${messages.join('; ')}`,
+    );
   }
 }

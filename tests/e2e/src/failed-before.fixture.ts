@@ -22,7 +22,9 @@ before(async () => {
   assert.ok(runFile, 'FIXTURE_RUN_FILE names the file that gets the run id');
   writeFileSync(runFile, iso.run);
   const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId: 'fb', logger: createLogger('fb', 'silent') });
-  await ensureTopics(kafka, [{ topic: iso.env.KAFKA_TOPIC_PREFIX + Topics.post, numPartitions: 1, replicationFactor: 1 }]);
+  await ensureTopics(kafka, [
+    { topic: iso.env.KAFKA_TOPIC_PREFIX + Topics.post, numPartitions: 1, replicationFactor: 1 },
+  ]);
   await ensureDatabase(iso.databaseUrl('post-service'));
   const redis = new Redis(testInfra.redisUrl);
   await redis.set(`${iso.env.REDIS_KEY_PREFIX}marker`, '1');
@@ -30,7 +32,12 @@ before(async () => {
   gateway = await notStarting();
 });
 
-after(() => cleanupAll(() => gateway.stop(), () => iso.cleanup()));
+after(() =>
+  cleanupAll(
+    () => gateway.stop(),
+    () => iso.cleanup(),
+  ),
+);
 
 test('never runs: its before failed', () => {
   assert.ok(gateway);
