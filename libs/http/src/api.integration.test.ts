@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose';
 import type { FastifyInstance } from 'fastify';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
-import { deleteKeys, runId, testInfra } from '@ripple/testing';
+import { cleanupAll, deleteKeys, runId, testInfra } from '@ripple/testing';
 import { createApiApp } from './api.js';
 import { requireUser, userOf } from './auth.js';
 import { allowedOriginsOf } from './cors.js';
@@ -17,11 +17,13 @@ const redis = new Redis(testInfra.redisUrl);
 const prefix = `test:${runId()}:`;
 const apps: FastifyInstance[] = [];
 
-after(async () => {
-  await Promise.all(apps.map((a) => a.close()));
-  await deleteKeys(redis, `${prefix}*`);
-  redis.disconnect();
-});
+after(() =>
+  cleanupAll(
+    ...apps.map((a) => () => a.close()),
+    () => deleteKeys(redis, `${prefix}*`),
+    () => redis.disconnect(),
+  ),
+);
 
 async function app(jwt: JwtOptions, rateLimit = { max: 1000, windowMs: 60_000 }, corsOrigins?: AllowedOrigins) {
   const a = await createApiApp({

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import type { FastifyInstance } from 'fastify';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
-import { deleteKeys, OpenApiContract, rawHttp, runId, testInfra } from '@ripple/testing';
+import { cleanupAll, deleteKeys, OpenApiContract, rawHttp, runId, testInfra } from '@ripple/testing';
 import { createApiApp } from './api.js';
 import { requireUser } from './auth.js';
 import { routeSchema } from './contract.js';
@@ -79,11 +79,13 @@ before(async () => {
   contract = await OpenApiContract.load(await (await fetch(`${base}/docs/json`)).json());
 });
 
-after(async () => {
-  await app.close();
-  await deleteKeys(redis, `${prefix}*`);
-  redis.disconnect();
-});
+after(() =>
+  cleanupAll(
+    () => app?.close(),
+    () => deleteKeys(redis, `${prefix}*`),
+    () => redis.disconnect(),
+  ),
+);
 
 /** Sends the request, checks the answer against the served document and returns status and body. */
 async function send(method: string, path: string, init: { headers?: Record<string, string>; body?: string } = {}) {

@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { deleteKeys, runId, testInfra, waitUntil } from '@ripple/testing';
+import { cleanupAll, deleteKeys, runId, testInfra, waitUntil } from '@ripple/testing';
 import { RATE_LIMIT_LOCAL_SHARE, settledRateLimitStore } from './rate-limit-store.js';
 import type { RateLimitStore } from './rate-limit-store.js';
 
@@ -9,11 +9,13 @@ const redis = new Redis(testInfra.redisUrl);
 const prefix = `test:${runId()}:rl:`;
 const closers: (() => Promise<void>)[] = [];
 
-after(async () => {
-  for (const close of closers) await close();
-  await deleteKeys(redis, `${prefix}*`);
-  redis.disconnect();
-});
+after(() =>
+  cleanupAll(
+    ...closers,
+    () => deleteKeys(redis, `${prefix}*`),
+    () => redis.disconnect(),
+  ),
+);
 
 /** One replica's store on the shared Redis prefix. */
 function replica(settleMs = 20): RateLimitStore {

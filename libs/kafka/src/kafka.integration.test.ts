@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createEvent, toOutboxMessage } from '@ripple/events';
 import { RippleError } from '@ripple/errors';
 import { createLogger } from '@ripple/telemetry';
-import { runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
+import { cleanupAll, runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
 import {
   consumerLag,
   createEventConsumer,
@@ -27,13 +27,14 @@ const run = runId();
 const topics: string[] = [];
 const cleanups: (() => Promise<void>)[] = [];
 
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-  await deleteTopics(
-    kafka,
-    topics.flatMap((t) => [t, dlqTopicOf(t)]),
-  );
-});
+after(() =>
+  cleanupAll(...cleanups.reverse(), () =>
+    deleteTopics(
+      kafka,
+      topics.flatMap((t) => [t, dlqTopicOf(t)]),
+    ),
+  ),
+);
 
 async function newTopic(name: string, partitions: number): Promise<string> {
   const topic = `test.${run}.${name}`;

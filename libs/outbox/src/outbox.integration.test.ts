@@ -10,7 +10,7 @@ import { createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka, deleteTopics, ensureTopics, readTopics } from '@ripple/kafka';
 import type { EventProducer, KafkaClient } from '@ripple/kafka';
 import { Registry, createLogger } from '@ripple/telemetry';
-import { privateKafka, runId, testDatabaseUrl, testInfra, waitUntil } from '@ripple/testing';
+import { cleanupAll, privateKafka, runId, testDatabaseUrl, testInfra, waitUntil } from '@ripple/testing';
 import { OUTBOX_CHANNEL, PgOutboxStore, createOutboxRelay, listenForOutbox, startOutboxService } from './index.js';
 import type { OutboxRelay } from './index.js';
 
@@ -28,9 +28,7 @@ const run = runId();
  */
 async function outboxDatabase(t: TestContext, name: string) {
   const cleanups: (() => Promise<unknown>)[] = [];
-  t.after(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
-  });
+  t.after(() => cleanupAll(...cleanups.reverse()));
   const databaseUrl = testDatabaseUrl(`ripple_test_${run}_${name}`);
   await ensureDatabase(databaseUrl);
   cleanups.push(() => dropDatabase(databaseUrl));

@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { deleteKeys, registryCompleteIn, runId, testInfra, waitUntil } from '@ripple/testing';
+import { cleanupAll, deleteKeys, registryCompleteIn, runId, testInfra, waitUntil } from '@ripple/testing';
 import {
   LeasedDirectory,
   MemoryHistory,
@@ -28,13 +28,13 @@ import { HISTORY_TTL_SLACK, historyAppendKeys } from './redis-history.js';
 const redis = new Redis(testInfra.redisUrl);
 const prefixes: string[] = [];
 
-after(async () => {
-  for (const prefix of prefixes) {
-    await deleteKeys(redis, `${prefix}*`);
-  }
-  redis.disconnect();
-  for (const c of claimers) c.disconnect();
-});
+after(() =>
+  cleanupAll(
+    ...prefixes.map((prefix) => () => deleteKeys(redis, `${prefix}*`)),
+    () => redis.disconnect(),
+    ...claimers.map((c) => () => c.disconnect()),
+  ),
+);
 
 async function redisNow(): Promise<number> {
   const [seconds, micros] = await redis.time();

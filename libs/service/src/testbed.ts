@@ -10,7 +10,7 @@ import { createEventProducer, createKafka, deleteTopics, ensureTopics, readTopic
 import type { EventProducer, TopicReader, TopicReaderOptions } from '@ripple/kafka';
 import { mutations } from '@ripple/http';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
-import { deleteKeys, OpenApiContract, runId, testDatabaseUrl, testInfra } from '@ripple/testing';
+import { cleanupAll, deleteKeys, OpenApiContract, runId, testDatabaseUrl, testInfra } from '@ripple/testing';
 import { directPublisher, outboxEmitter, outboxMessages } from './events.js';
 import { statementBatcher } from './batch.js';
 import { transientDbError } from './prisma.js';
@@ -266,20 +266,26 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
     connectKafka: async () => {
       await (producer ??= connectProducer());
     },
-    async close() {
-      await direct.end();
-      await db.$disconnect();
-      if (producer) {
-        await (await producer).disconnect();
-        await deleteTopics(
-          kafka,
-          Object.values(Topics).map((t) => topicPrefix + t),
-        );
-      }
-      await deleteKeys(redis, `${redisKeyPrefix}*`);
-      redis.disconnect();
-      await dropDatabase(url);
-    },
+    /**
+     * Disconnects, then deletes the run's topics (when Kafka was used), Redis keys and database;
+     * every step even when an earlier one failed. Rejects with an AggregateError of the failed
+     * steps (see `cleanupAll`).
+     */
+    close: () =>
+      cleanupAll(
+        () => direct.end(),
+        () => db.$disconnect(),
+        () => producer?.then((p) => p.disconnect()),
+        producer &&
+          (() =>
+            deleteTopics(
+              kafka,
+              Object.values(Topics).map((t) => topicPrefix + t),
+            )),
+        () => deleteKeys(redis, `${redisKeyPrefix}*`),
+        () => redis.disconnect(),
+        () => dropDatabase(url),
+      ),
   };
   return bed;
 }

@@ -93,6 +93,8 @@ export async function deleteKeys(redis: RedisKeyspace, pattern: string): Promise
   return deleted;
 }
 
+export { cleanupAll } from './cleanup.js';
+export type { CleanupStep } from './cleanup.js';
 export { freePort, privateKafka } from './kafka-broker.js';
 export type { PrivateKafka } from './kafka-broker.js';
 export { cpuOf, onListening, schedOf } from './procs.js';

@@ -1,14 +1,16 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { deleteKeys, runId, testInfra } from './index.js';
+import { cleanupAll, deleteKeys, runId, testInfra } from './index.js';
 
 const redis = new Redis(testInfra.redisUrl);
 const prefix = `delkeys:${runId()}:`;
-after(async () => {
-  await redis.del(`${prefix}outside`);
-  redis.disconnect();
-});
+after(() =>
+  cleanupAll(
+    () => redis.del(`${prefix}outside`),
+    () => redis.disconnect(),
+  ),
+);
 
 test('deleteKeys should delete every key matching its pattern, in chunks, and no other', async () => {
   const count = 1_250; // more than one SCAN/UNLINK chunk of 500

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { DEVELOPMENT_JWT_SECRET, jwtSecret, verifySubscriptionToken } from '@ripple/auth';
 import { Topics } from '@ripple/events';
 import { apiTestbed } from '@ripple/service/testbed';
-import { waitFor } from '@ripple/testing';
+import { cleanupAll, waitFor } from '@ripple/testing';
 import { buildApp } from './app.js';
 import { createDb, transaction } from './db.js';
 
@@ -24,10 +24,12 @@ before(async () => {
     typingIntervalMs: 60_000,
   });
 });
-after(async () => {
-  await app?.close();
-  await bed?.close();
-});
+after(() =>
+  cleanupAll(
+    () => app?.close(),
+    () => bed?.close(),
+  ),
+);
 
 type Json = Record<string, unknown>;
 interface Room {

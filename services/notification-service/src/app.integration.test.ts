@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { createEvent } from '@ripple/events';
 import type { DataOf, EventType } from '@ripple/events';
 import { apiTestbed } from '@ripple/service/testbed';
+import { cleanupAll } from '@ripple/testing';
 import { buildApp } from './app.js';
 import { handleEvent } from './consumer.js';
 import { createDb, transaction } from './db.js';
@@ -21,10 +22,12 @@ before(async () => {
   cache = new UnreadCache(bed.deps.redis, bed.deps.redisKeyPrefix, bed.deps.logger);
   app = await buildApp({ ...bed.deps, cache });
 });
-after(async () => {
-  await app?.close();
-  await bed?.close();
-});
+after(() =>
+  cleanupAll(
+    () => app?.close(),
+    () => bed?.close(),
+  ),
+);
 
 type Json = Record<string, unknown>;
 interface Note {

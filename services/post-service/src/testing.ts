@@ -2,6 +2,7 @@ import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { apiTestbed } from '@ripple/service/testbed';
+import { cleanupAll } from '@ripple/testing';
 import { buildApp } from './app.js';
 import { createDb, transaction } from './db.js';
 
@@ -23,9 +24,11 @@ export function postServiceTestApp(rateLimit?: { max: number; windowMs: number }
     state.bed = await startBed(rateLimit);
     state.app = await buildApp(state.bed.deps);
   });
-  after(async () => {
-    await state.app?.close();
-    await state.bed?.close();
-  });
+  after(() =>
+    cleanupAll(
+      () => state.app?.close(),
+      () => state.bed?.close(),
+    ),
+  );
   return state;
 }

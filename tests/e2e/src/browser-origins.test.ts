@@ -2,6 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
+import { cleanupAll } from '@ripple/testing';
 import { TestClient, isolatedRun, openSse, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
@@ -25,10 +26,12 @@ before(async () => {
   token = await signAccessToken(secret, `o${iso.run}`);
 });
 
-after(async () => {
-  await gateway.stop();
-  await iso.cleanup();
-});
+after(() =>
+  cleanupAll(
+    () => gateway?.stop(),
+    () => iso.cleanup(),
+  ),
+);
 
 test('/sse should allow a listed origin by CORS and give any other origin no CORS headers', async () => {
   const allowed = await openSse(`${gateway.url}/sse?channels=creator:c${iso.run}&access_token=${token}`, {

@@ -1,6 +1,9 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -10,7 +13,8 @@ import { testInfra, waitFor } from '@ripple/testing';
 import { isolatedRun } from './harness.js';
 
 // The shared harness (runScoped) must leave nothing behind when a script fails or is interrupted:
-// checked on bench:http itself, failed on purpose and stopped with SIGINT.
+// checked on bench:http itself, failed on purpose and stopped with SIGINT. Test files clean up
+// through cleanupAll, checked on a test file whose before() fails (failed-before.fixture.ts).
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 function runBench(env: Record<string, string>) {
@@ -39,19 +43,20 @@ const alive = (pid: number) => {
   }
 };
 
-async function assertNothingLeft(run: string, pids: number[]) {
+/** Asserts that the isolated run `run` of `tag` left no process of `pids`, database, key or topic. */
+async function assertNothingLeft(tag: string, run: string, pids: number[] = []) {
   assert.deepEqual(pids.filter(alive), [], 'every service process stopped');
   const db = new pg.Client({ connectionString: testInfra.databaseUrl });
   await db.connect();
   try {
-    const { rows } = await db.query('SELECT datname FROM pg_database WHERE datname LIKE $1', [`bh\\_${run}\\_%`]);
+    const { rows } = await db.query('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${tag}\\_${run}\\_%`]);
     assert.deepEqual(rows, [], 'every database dropped');
   } finally {
     await db.end();
   }
   const redis = new Redis(testInfra.redisUrl);
   try {
-    assert.deepEqual(await redis.keys(`bh:${run}:*`), [], 'every Redis key removed');
+    assert.deepEqual(await redis.keys(`${tag}:${run}:*`), [], 'every Redis key removed');
   } finally {
     redis.disconnect();
   }
@@ -64,7 +69,7 @@ async function assertNothingLeft(run: string, pids: number[]) {
   );
   await admin.connect();
   try {
-    const topics = (await admin.listTopics()).filter((t) => t.startsWith(`bh.${run}.`));
+    const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${tag}.${run}.`));
     assert.deepEqual(topics, [], 'every topic deleted');
   } finally {
     await admin.disconnect();
@@ -77,7 +82,7 @@ test('a benchmark that fails should stop its services and remove its topics, key
   const code = await bench.exited;
   assert.notEqual(code, 0, bench.output());
   assert.match(bench.output(), /failing on purpose/);
-  await assertNothingLeft(run, pids);
+  await assertNothingLeft('bh', run, pids);
 });
 
 test('a benchmark interrupted with SIGINT should stop its services and remove its resources', async () => {
@@ -85,7 +90,7 @@ test('a benchmark interrupted with SIGINT should stop its services and remove it
   const { run, pids } = await bench.started;
   bench.child.kill('SIGINT');
   assert.equal(await bench.exited, 130, bench.output());
-  await assertNothingLeft(run, pids);
+  await assertNothingLeft('bh', run, pids);
 });
 
 test('a test process ended by a signal should take the services it spawned with it', async () => {
@@ -122,4 +127,31 @@ test('a test process ended by a signal should take the services it spawned with 
   child.kill('SIGTERM');
   assert.equal(await exited, 143, output);
   await waitFor('the service to stop', 10_000, () => !alive(pid) || undefined);
+});
+
+test('a test file whose before() fails should still remove the topics, keys and databases of its run and report the failed step', async () => {
+  // In CI a gateway that did not start left `gateway` undefined; `await gateway.stop()` threw in
+  // the after hook and the run's clean-up after it never ran.
+  const dir = mkdtempSync(join(tmpdir(), 'failed-before-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const runFile = join(dir, 'run');
+  // NODE_TEST_CONTEXT (this runner sets it) would make the child report to this runner as a
+  // subtest and exit 0 instead of running the fixture as a runner of its own.
+  const env: NodeJS.ProcessEnv = { ...process.env, FIXTURE_RUN_FILE: runFile };
+  delete env.NODE_TEST_CONTEXT;
+  const child = spawn(process.execPath, ['--test', 'tests/e2e/dist/failed-before.fixture.js'], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  assert.notEqual(code, 0, output);
+  assert.match(output, /failing on purpose: the gateway did not start/);
+  assert.match(output, /1 of 2 clean-up steps failed: Cannot read properties of undefined \(reading 'stop'\)/);
+  const run = readFileSync(runFile, 'utf8');
+  assert.match(run, /^\w+$/, 'the fixture wrote its run id');
+  await assertNothingLeft('fb', run);
 });

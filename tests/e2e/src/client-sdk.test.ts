@@ -6,7 +6,7 @@ import type { ClientOptions, ConnectionState, EventContext, RippleClient } from 
 import { createEventProducer, createKafka } from '@ripple/kafka';
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { runId, testInfra, waitUntil } from '@ripple/testing';
+import { cleanupAll, runId, testInfra, waitUntil } from '@ripple/testing';
 import { CheckedWebSocket, assertFramesConform, checkedFetch } from './frame-contract.js';
 import { isolatedRun, publishPostEvents, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
@@ -54,12 +54,14 @@ afterEach(() => {
 // Every frame a client received over the whole file was one the gateway AsyncAPI document allows.
 after(() => assertFramesConform());
 
-after(async () => {
-  await proxy.close();
-  await Promise.all([a.stop('SIGKILL'), b.stop('SIGKILL')]);
-  await producer.disconnect();
-  await iso.cleanup();
-});
+after(() =>
+  cleanupAll(
+    () => proxy?.close(),
+    () => Promise.all([a?.stop('SIGKILL'), b?.stop('SIGKILL')]),
+    () => producer?.disconnect(),
+    () => iso.cleanup(),
+  ),
+);
 
 /** A client through the proxy, recording its states and every event of `channel`. */
 function connectClient(user: string, channel: string, extra: Partial<ClientOptions> = {}) {

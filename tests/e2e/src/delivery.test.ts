@@ -7,7 +7,7 @@ import { createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka } from '@ripple/kafka';
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { deleteKeys, testInfra, waitUntil } from '@ripple/testing';
+import { cleanupAll, deleteKeys, testInfra, waitUntil } from '@ripple/testing';
 import { TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 import { expectReleased, isRunning } from './registry-check.js';
@@ -54,13 +54,15 @@ afterEach(async () => {
   }
 });
 
-after(async () => {
-  for (const c of clients) c.close();
-  await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
-  await producer.disconnect();
-  await stack.cleanup();
-  redis.disconnect();
-});
+after(() =>
+  cleanupAll(
+    ...clients.map((c) => () => c.close()),
+    () => Promise.all(nodes.map((n) => n.stop('SIGKILL'))),
+    () => producer?.disconnect(),
+    () => stack.cleanup(),
+    () => redis.disconnect(),
+  ),
+);
 
 function node(i: number): RunningService {
   return nodes[i] ?? assert.fail(`no node ${i}`);

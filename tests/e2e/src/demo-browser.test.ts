@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { chromium } from 'playwright-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { cleanupAll } from '@ripple/testing';
 import { isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
@@ -66,11 +67,13 @@ before(async () => {
   });
 });
 
-after(async () => {
-  await browser.close();
-  await Promise.all(services.map((s) => s.stop()));
-  await iso.cleanup();
-});
+after(() =>
+  cleanupAll(
+    () => browser?.close(),
+    () => Promise.all(services.map((s) => s.stop())),
+    () => iso.cleanup(),
+  ),
+);
 
 /** A fresh browser context (own storage) signed in as `user`, live once the client is connected. */
 async function signIn(user: string): Promise<{ context: BrowserContext; page: Page }> {

@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { assertPromtoolAccepts, waitFor } from '@ripple/testing';
+import { assertPromtoolAccepts, cleanupAll, waitFor } from '@ripple/testing';
 import { callApi, TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
@@ -30,11 +30,13 @@ before(async () => {
   services.chat = await spawnService('chat-service', domain('chat-service'));
 });
 
-after(async () => {
-  for (const c of clients) c.close();
-  await Promise.all(Object.values(services).map((s) => s.stop()));
-  await iso.cleanup();
-});
+after(() =>
+  cleanupAll(
+    ...clients.map((c) => () => c.close()),
+    () => Promise.all(Object.values(services).map((s) => s.stop())),
+    () => iso.cleanup(),
+  ),
+);
 
 type Json = Record<string, unknown>;
 

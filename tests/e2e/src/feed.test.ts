@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { waitFor } from '@ripple/testing';
+import { cleanupAll, waitFor } from '@ripple/testing';
 import { TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
@@ -35,11 +35,13 @@ before(async () => {
   }
 });
 
-after(async () => {
-  for (const c of clients) c.close();
-  await Promise.all([postService?.stop(), ...gateways.map((g) => g.stop())]);
-  await iso.cleanup();
-});
+after(() =>
+  cleanupAll(
+    ...clients.map((c) => () => c.close()),
+    () => Promise.all([postService?.stop(), ...gateways.map((g) => g.stop())]),
+    () => iso.cleanup(),
+  ),
+);
 
 type Frame = Record<string, unknown>;
 interface Event {

@@ -8,7 +8,7 @@ import { Topics } from '@ripple/events';
 import { createEventProducer, createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { deleteKeys, runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
+import { cleanupAll, deleteKeys, runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
 import { TestClient, callApi, openSse, publishPostEvents, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 import { expectReleased, isRunning } from './registry-check.js';
@@ -65,14 +65,16 @@ afterEach(async () => {
   }
 });
 
-after(async () => {
-  for (const c of clients) c.close();
-  await Promise.all(Object.values(nodes).map((n) => n.stop('SIGKILL')));
-  await producer.disconnect();
+after(() => {
   const topics = Object.values(Topics).map((t) => topicPrefix + t);
-  await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
-  await deleteKeys(redis, `${redisPrefix}*`);
-  redis.disconnect();
+  return cleanupAll(
+    ...clients.map((c) => () => c.close()),
+    () => Promise.all(Object.values(nodes).map((n) => n.stop('SIGKILL'))),
+    () => producer?.disconnect(),
+    () => deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]),
+    () => deleteKeys(redis, `${redisPrefix}*`),
+    () => redis.disconnect(),
+  );
 });
 
 async function connect(node: RunningService, userId: string): Promise<TestClient> {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { WebSocket } from 'ws';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { OpenApiContract, rawHttp } from '@ripple/testing';
+import { cleanupAll, OpenApiContract, rawHttp } from '@ripple/testing';
 import { TestClient, callApi, checkHttpAnswer, isolatedRun, openSse, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
@@ -28,10 +28,12 @@ before(async () => {
   token = await signAccessToken(secret, user);
 });
 
-after(async () => {
-  await gateway.stop();
-  await iso.cleanup();
-});
+after(() =>
+  cleanupAll(
+    () => gateway?.stop(),
+    () => iso.cleanup(),
+  ),
+);
 
 interface Operation {
   parameters?: { name: string; in: string; required?: boolean }[];

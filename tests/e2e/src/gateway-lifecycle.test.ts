@@ -6,7 +6,7 @@ import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { Topics } from '@ripple/events';
 import { createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { deleteKeys, runId, testInfra, waitFor, waitUntil, webSocketHandshake } from '@ripple/testing';
+import { cleanupAll, deleteKeys, runId, testInfra, waitFor, waitUntil, webSocketHandshake } from '@ripple/testing';
 import { TestClient, openSse, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 import { expectReleased, liveChannelsOf } from './registry-check.js';
@@ -49,16 +49,18 @@ before(async () => {
 });
 
 afterEach(async () => {
-  for (const cleanup of cleanups.splice(0)) cleanup();
+  await cleanupAll(...cleanups.splice(0));
   await expectReleased(redis, redisPrefix, node, nodeId);
 });
 
-after(async () => {
-  await node.stop('SIGKILL');
+after(() => {
   const topics = Object.values(Topics).map((t) => topicPrefix + t);
-  await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
-  await deleteKeys(redis, `${redisPrefix}*`);
-  redis.disconnect();
+  return cleanupAll(
+    () => node?.stop('SIGKILL'),
+    () => deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]),
+    () => deleteKeys(redis, `${redisPrefix}*`),
+    () => redis.disconnect(),
+  );
 });
 
 /** Opens `/sse`; the stream's events arrive in `messages`, `ended()` once the server ended it. */

@@ -14,7 +14,7 @@ import {
 } from '@ripple/kafka';
 import type { EventConsumer, EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { deleteKeys, runId, testInfra, waitUntil } from '@ripple/testing';
+import { cleanupAll, deleteKeys, runId, testInfra, waitUntil } from '@ripple/testing';
 import { TestClient, publishPostEvents, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
@@ -49,16 +49,18 @@ let node: RunningService | undefined;
 let client: TestClient | undefined;
 let release = (): void => undefined;
 
-after(async () => {
-  release();
-  client?.close();
-  await node?.stop('SIGKILL');
-  await busy?.stop();
-  await producer?.disconnect();
-  await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
-  await deleteKeys(redis, `${redisPrefix}*`);
-  redis.disconnect();
-});
+after(() =>
+  cleanupAll(
+    () => release(),
+    () => client?.close(),
+    () => node?.stop('SIGKILL'),
+    () => busy?.stop(),
+    () => producer?.disconnect(),
+    () => deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]),
+    () => deleteKeys(redis, `${redisPrefix}*`),
+    () => redis.disconnect(),
+  ),
+);
 
 test('a new gateway serves sockets while its consumer group waits for a busy member to rejoin', async () => {
   await ensureTopics(

@@ -6,7 +6,7 @@ import { createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka } from '@ripple/kafka';
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { testInfra, waitUntil } from '@ripple/testing';
+import { cleanupAll, testInfra, waitUntil } from '@ripple/testing';
 import { TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
@@ -29,12 +29,14 @@ before(async () => {
   await producer.connect();
 });
 
-after(async () => {
-  client?.close();
-  await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
-  await producer.disconnect();
-  await iso.cleanup();
-});
+after(() =>
+  cleanupAll(
+    () => client?.close(),
+    () => Promise.all(nodes.map((n) => n.stop('SIGKILL'))),
+    () => producer?.disconnect(),
+    () => iso.cleanup(),
+  ),
+);
 
 /** The sum of every sample of `name` on `node` (0 when it has none). */
 async function metric(node: RunningService, name: string): Promise<number> {

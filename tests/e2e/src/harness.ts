@@ -13,6 +13,7 @@ import type { EventProducer, KafkaClient, TopicReader, TopicReaderOptions } from
 import { createLogger } from '@ripple/telemetry';
 import {
   AsyncApiContract,
+  cleanupAll,
   deleteKeys,
   OpenApiContract,
   onListening,
@@ -478,6 +479,11 @@ export function isolatedRun(tag: string) {
       databases.add(url);
       return url;
     },
+    /**
+     * Removes the run's topics, databases and Redis keys; each even when another could not be
+     * removed (a broker that did not answer still lets the databases go). Rejects with an
+     * AggregateError of every removal that failed (see `cleanupAll`).
+     */
     async cleanup(): Promise<void> {
       const kafka = createKafka({
         brokers: testInfra.kafkaBrokers,
@@ -485,11 +491,13 @@ export function isolatedRun(tag: string) {
         logger: createLogger(tag, 'silent'),
       });
       const topics = Object.values(Topics).map((t) => topicPrefix + t);
-      await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
-      for (const url of databases) await dropDatabase(url);
       const redis = new Redis(testInfra.redisUrl);
-      await deleteKeys(redis, `${redisPrefix}*`);
-      redis.disconnect();
+      await cleanupAll(
+        () => deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]),
+        ...[...databases].map((url) => () => dropDatabase(url)),
+        () => deleteKeys(redis, `${redisPrefix}*`),
+        () => redis.disconnect(),
+      );
     },
   };
 }

@@ -4,7 +4,7 @@ import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { createKafka, createKafkaAdmin } from '@ripple/kafka';
 import type { KafkaClient } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { privateKafka, waitUntil } from '@ripple/testing';
+import { cleanupAll, privateKafka, waitUntil } from '@ripple/testing';
 import type { PrivateKafka } from '@ripple/testing';
 import { callApi, readCheckedTopics, TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
@@ -32,13 +32,15 @@ before(async () => {
   kafka = createKafka({ brokers: [broker.brokers], clientId: 'outage-e2e', logger: createLogger('outage', 'silent') });
 });
 
-after(async () => {
-  for (const c of clients) c.close();
-  await Promise.all([postService?.stop(), gateway?.stop()]);
-  await stopReader?.();
-  broker.remove();
-  await iso.cleanup();
-});
+after(() =>
+  cleanupAll(
+    ...clients.map((c) => () => c.close()),
+    () => Promise.all([postService?.stop(), gateway?.stop()]),
+    () => stopReader?.(),
+    () => broker?.remove(),
+    () => iso.cleanup(),
+  ),
+);
 
 const env = () => ({ ...iso.env, KAFKA_BROKERS: broker.brokers, RATE_LIMIT_MAX: '100000' });
 

@@ -6,6 +6,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
+import { cleanupAll } from '@ripple/testing';
 import { isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
@@ -28,11 +29,13 @@ before(async () => {
   Object.assign(services, { post, chat, notification });
 });
 
-after(async () => {
-  await Promise.all(Object.values(services).map((s) => s.stop()));
-  await iso.cleanup();
-  for (const file of reports) rmSync(file, { force: true });
-});
+after(() =>
+  cleanupAll(
+    () => Promise.all(Object.values(services).map((s) => s.stop())),
+    () => iso.cleanup(),
+    ...reports.map((file) => () => rmSync(file, { force: true })),
+  ),
+);
 
 /** What k6's `--summary-export` writes: per metric, its aggregates (count, rate, passes, p(99)…), and per check its passes and fails. */
 type Summary = {

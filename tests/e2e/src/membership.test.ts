@@ -6,7 +6,7 @@ import { Topics } from '@ripple/events';
 import { createKafka, createKafkaAdmin } from '@ripple/kafka';
 import type { TopicReader } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { testInfra, waitFor, waitUntil } from '@ripple/testing';
+import { cleanupAll, testInfra, waitFor, waitUntil } from '@ripple/testing';
 import { callApi, readCheckedTopics, TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
@@ -55,13 +55,15 @@ before(async () => {
   });
 });
 
-after(async () => {
-  for (const c of clients) c.close();
-  await reader?.stop();
-  await admin.disconnect();
-  await Promise.all([chat, ...gateways].map((s) => s.stop('SIGKILL')));
-  await iso.cleanup();
-});
+after(() =>
+  cleanupAll(
+    ...clients.map((c) => () => c.close()),
+    () => reader?.stop(),
+    () => admin?.disconnect(),
+    () => Promise.all([chat, ...gateways].map((s) => s?.stop('SIGKILL'))),
+    () => iso.cleanup(),
+  ),
+);
 
 type Json = Record<string, unknown>;
 

@@ -6,7 +6,7 @@ import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka } from '@ripple/kafka';
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { testInfra, waitUntil } from '@ripple/testing';
+import { cleanupAll, testInfra, waitUntil } from '@ripple/testing';
 import { TestClient, isolatedRun, openSse, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
@@ -33,12 +33,14 @@ before(async () => {
   await producer.connect();
 });
 
-after(async () => {
-  for (const c of clients) c.close();
-  await gateway.stop();
-  await producer.disconnect();
-  await stack.cleanup();
-});
+after(() =>
+  cleanupAll(
+    ...clients.map((c) => () => c.close()),
+    () => gateway?.stop(),
+    () => producer?.disconnect(),
+    () => stack.cleanup(),
+  ),
+);
 
 type EventFrame = { op: 'event'; channel: string; offset: string; epoch: string; event: Record<string, unknown> };
 

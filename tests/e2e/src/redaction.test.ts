@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jwtSecret, signAccessToken, signSubscriptionToken } from '@ripple/auth';
 import { REDACTED } from '@ripple/telemetry';
-import { waitFor } from '@ripple/testing';
+import { cleanupAll, waitFor } from '@ripple/testing';
 import { assertFramesConform, checkedFetch } from './frame-contract.js';
 import { TestClient, callApi, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
@@ -35,11 +35,13 @@ before(async () => {
 
 after(() => assertFramesConform());
 
-after(async () => {
-  await gateway.stop();
-  await receiver.close();
-  await iso.cleanup();
-});
+after(() =>
+  cleanupAll(
+    () => gateway?.stop(),
+    () => receiver?.close(),
+    () => iso.cleanup(),
+  ),
+);
 
 /** Opens `/sse?…`, reads until the stream acknowledged `channel`, then hangs up. */
 async function sseUntilAck(query: string, channel: string): Promise<void> {

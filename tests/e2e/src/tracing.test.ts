@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { waitFor } from '@ripple/testing';
+import { cleanupAll, waitFor } from '@ripple/testing';
 import { callApi, TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 import { startOtlpReceiver } from './otlp-receiver.js';
@@ -40,12 +40,14 @@ before(async () => {
   });
 });
 
-after(async () => {
-  for (const c of clients) c.close();
-  await Promise.all([postService.stop(), ...nodes.map((n) => n.stop())]);
-  await receiver.close();
-  await iso.cleanup();
-});
+after(() =>
+  cleanupAll(
+    ...clients.map((c) => () => c.close()),
+    () => Promise.all([postService?.stop(), ...nodes.map((n) => n.stop())]),
+    () => receiver?.close(),
+    () => iso.cleanup(),
+  ),
+);
 
 async function watch(node: RunningService, user: string): Promise<TestClient> {
   const token = await signAccessToken(secret, user);

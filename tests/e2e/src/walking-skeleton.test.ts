@@ -1,6 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
+import { cleanupAll } from '@ripple/testing';
 import { callApi, TestClient, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
@@ -23,11 +24,13 @@ before(async () => {
   });
 });
 
-after(async () => {
-  for (const c of clients) c.close();
-  await Promise.all([postService?.stop(), gateway?.stop()]);
-  await iso.cleanup();
-});
+after(() =>
+  cleanupAll(
+    ...clients.map((c) => () => c.close()),
+    () => Promise.all([postService?.stop(), gateway?.stop()]),
+    () => iso.cleanup(),
+  ),
+);
 
 function wsUrl(query = ''): string {
   return `ws://127.0.0.1:${gateway.port}/ws${query}`;

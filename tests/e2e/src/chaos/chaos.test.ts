@@ -1,5 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { cleanupAll } from '@ripple/testing';
 import { isolatedRun, spawnService } from '../harness.js';
 import type { RunningService } from '../harness.js';
 import { startCluster } from './cluster.js';
@@ -27,11 +28,13 @@ before(async () => {
   });
 });
 
-after(async () => {
-  await Promise.all(spawned.map((s) => s.stop('SIGKILL')));
-  await cluster.stop();
-  await iso.cleanup();
-});
+after(() =>
+  cleanupAll(
+    () => Promise.all(spawned.map((s) => s.stop('SIGKILL'))),
+    () => cluster?.stop(),
+    () => iso.cleanup(),
+  ),
+);
 
 const size = { clients: 12, creators: 4, postsPerSec: 15, trafficMs: 2000 };
 const BACKING_RESTARTS = new Set(['kafka-restart', 'redis-restart', 'postgres-restart']);
