@@ -7,7 +7,6 @@
 import { spawnSync, spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { TEST_RUNNER_FLAGS } from './test-flags.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 const say = (msg) => process.stdout.write(`[test] ${msg}\n`);
@@ -104,7 +103,7 @@ const files = [
   .filter((f) => f.includes('/dist/'))
   .sort();
 say(`running ${files.length} test files`);
-const child = spawn(process.execPath, [...TEST_RUNNER_FLAGS, ...process.argv.slice(2), ...files], {
+const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...process.argv.slice(2), ...files], {
   cwd: root,
   stdio: 'inherit',
   env: { ...process.env, ...infra.env, NODE_ENV: 'test' },
