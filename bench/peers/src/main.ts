@@ -10,7 +10,7 @@ import { cpus, loadavg } from 'node:os';
 import { Redis } from 'ioredis';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { Topics } from '@ripple/events';
-import { createKafka, createKafkaAdmin, deleteTopics, dlqTopicOf } from '@ripple/kafka';
+import { createKafka, deleteGroups, deleteTopics, dlqTopicOf } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { cpuOf, deleteKeys, runId, testInfra } from '@ripple/testing';
 import { loadConfig } from './config.js';
@@ -50,17 +50,10 @@ function cleanup(): Promise<void> {
     await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]).catch((e: unknown) =>
       console.error('[bench:peers] deleting topics failed:', e),
     );
-    // A group can only be deleted once empty: a member that did not leave (killed) holds it until
-    // its session times out (30 s by default), so retry for a bounded while.
-    const admin = createKafkaAdmin(kafka);
-    await admin.connect();
-    const ours = async () => (await admin.listGroups()).filter((g) => g.startsWith(`benchpeers.${run}.`));
-    for (let i = 0, groups = await ours(); groups.length > 0 && i < 45; i++, groups = await ours()) {
-      await admin.deleteGroups(groups).catch(() => sleep(2000));
-    }
-    const left = await ours();
-    if (left.length > 0) console.error(`[bench:peers] could not delete consumer groups ${left.join(', ')}`);
-    await admin.disconnect();
+    // A killed member holds its group until its session times out: deleteGroups retries meanwhile.
+    await deleteGroups(kafka, (g) => g.startsWith(`benchpeers.${run}.`)).catch((e: unknown) =>
+      console.error('[bench:peers] could not delete consumer groups:', e),
+    );
     const redis = new Redis(testInfra.redisUrl);
     await deleteKeys(redis, `${redisPrefix}*`);
     redis.disconnect();

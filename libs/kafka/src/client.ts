@@ -154,6 +154,36 @@ export async function ensureTopics(
   }
 }
 
+/**
+ * How long `deleteGroups` keeps at it: 15 retries, 250 ms doubling to 3 s (~40 s in all, past a
+ * killed member's session timeout of 30 s).
+ */
+const GROUP_RETRY = { retries: 15, minTimeout: 250, maxTimeout: 3000 } as const;
+
+/**
+ * Deletes every consumer group whose id `ours` accepts (tests and benchmarks clean up after
+ * themselves); resolves at once when there is none. A group can be deleted only once it is empty,
+ * and a member that did not leave (a killed consumer) holds it until its session times out, so a
+ * refusal is retried with `retry`'s backoff (p-retry options, default ~40 s in all). Rejects with
+ * the broker's last refusal when retries ran out.
+ */
+export async function deleteGroups(
+  client: KafkaClient,
+  ours: (groupId: string) => boolean,
+  retry: { retries: number; minTimeout: number; maxTimeout: number } = GROUP_RETRY,
+): Promise<void> {
+  const admin = kafkajsOf(client).admin();
+  await admin.connect();
+  try {
+    await pRetry(async () => {
+      const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter(ours);
+      if (groups.length > 0) await admin.deleteGroups(groups);
+    }, retry);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Deletes topics (tests clean up after themselves). Missing topics are ignored. */
 export async function deleteTopics(client: KafkaClient, topics: readonly string[]): Promise<void> {
   const admin = kafkajsOf(client).admin();

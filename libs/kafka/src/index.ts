@@ -1,5 +1,5 @@
 // The port: everything outside libs/kafka reaches Kafka through these, never through kafkajs.
-export { createKafka, deleteTopics, ensureTopics } from './client.js';
+export { createKafka, deleteGroups, deleteTopics, ensureTopics } from './client.js';
 export type { KafkaClient, TopicSpec } from './client.js';
 export { consumerLag, createKafkaAdmin } from './admin.js';
 export type { KafkaAdmin, PartitionOffsets } from './admin.js';

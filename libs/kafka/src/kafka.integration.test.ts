@@ -10,6 +10,7 @@ import {
   createEventProducer,
   createKafka,
   createKafkaAdmin,
+  deleteGroups,
   deleteTopics,
   dlqTopicOf,
   ensureTopics,
@@ -27,12 +28,17 @@ const run = runId();
 const topics: string[] = [];
 const cleanups: (() => Promise<void>)[] = [];
 
+const ourGroups = (group: string) => group.startsWith(`test.${run}.`);
+
 after(() =>
-  cleanupAll(...cleanups.reverse(), () =>
-    deleteTopics(
-      kafka,
-      topics.flatMap((t) => [t, dlqTopicOf(t)]),
-    ),
+  cleanupAll(
+    ...cleanups.reverse(),
+    () =>
+      deleteTopics(
+        kafka,
+        topics.flatMap((t) => [t, dlqTopicOf(t)]),
+      ),
+    () => deleteGroups(kafka, ourGroups),
   ),
 );
 
@@ -145,6 +151,30 @@ test('kafkajs should create topics with explicit partitions and deliver one key 
   assert.deepEqual(seqOf('pa', a), [1, 2, 3, 4, 5]);
   assert.deepEqual(seqOf('pb', b), [1, 2, 3]);
   assert.equal(received[0]?.meta.headers?.ce_type?.toString(), 'post.liked');
+});
+
+test('deleteGroups should remove the groups it is given once their members have left, waiting for a member still in one', async () => {
+  const topic = await newTopic('groups', 1);
+  let handled = 0;
+  const member = await consumer(topic, 'groups', {
+    onEvent: () => {
+      handled += 1;
+      return Promise.resolve();
+    },
+  });
+  await publish(topic, [liked('pg', 1)]);
+  await waitUntil('the event handled and committed', 30_000, () => handled === 1);
+  const admin = createKafkaAdmin(kafka);
+  await admin.connect();
+  try {
+    assert.ok((await admin.listGroups()).includes(`test.${run}.groups`));
+    // The member leaves a moment after the deletion starts: the first refusals are retried.
+    setTimeout(() => void member.stop(), 1000);
+    await deleteGroups(kafka, (group) => group === `test.${run}.groups`);
+    assert.deepEqual((await admin.listGroups()).filter(ourGroups).includes(`test.${run}.groups`), false);
+  } finally {
+    await admin.disconnect();
+  }
 });
 
 test('a malformed message should land in the DLQ with its reason while later messages are still processed', async () => {

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { applyMigrations, dropDatabase, ensureDatabase } from '@ripple/db';
 import { createEvent, toOutboxMessage } from '@ripple/events';
-import { createEventProducer, createKafka, deleteTopics, ensureTopics, readTopics } from '@ripple/kafka';
+import { createEventProducer, createKafka, deleteGroups, deleteTopics, ensureTopics, readTopics } from '@ripple/kafka';
 import type { EventProducer, KafkaClient } from '@ripple/kafka';
 import { Registry, createLogger } from '@ripple/telemetry';
 import { cleanupAll, privateKafka, runId, testDatabaseUrl, testInfra, waitUntil } from '@ripple/testing';
@@ -68,8 +68,11 @@ async function writeOutbox(pool: pg.Pool, topic: string, events: ReturnType<type
 /** Everything on `topic`, from the beginning, as {id, key, seq}. */
 async function collect(kafka: KafkaClient, topic: string, defer: (cleanup: () => Promise<unknown>) => void) {
   const seen: { id: string; key: string; seq: number }[] = [];
+  const groupId = `test.${run}.${topic}.reader`;
+  // Cleanups run last first: the reader stops, then its group goes.
+  defer(() => deleteGroups(kafka, (group) => group === groupId));
   const reader = await readTopics(kafka, {
-    groupId: `test.${run}.${topic}.reader`,
+    groupId,
     topics: [topic],
     fromBeginning: true,
     onMessage: (message) => {

@@ -6,7 +6,7 @@ import { applyMigrations, dropDatabase, ensureDatabase } from '@ripple/db';
 import type { RawSql, Transaction } from '@ripple/db';
 import { Topics } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
-import { createEventProducer, createKafka, deleteTopics, ensureTopics, readTopics } from '@ripple/kafka';
+import { createEventProducer, createKafka, deleteGroups, deleteTopics, ensureTopics, readTopics } from '@ripple/kafka';
 import type { EventProducer, TopicReader, TopicReaderOptions } from '@ripple/kafka';
 import { mutations } from '@ripple/http';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
@@ -130,6 +130,8 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
       directPublisher(spec.name, await (producer ??= connectProducer()), topicPrefix)(type, data, trace),
     now: () => new Date(),
   };
+  /** Consumer groups of the readers made through `bed.readTopics`. */
+  const readerGroups = new Set<string>();
   const bed = {
     deps,
     /** A valid access token for `user`. */
@@ -260,14 +262,18 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
     },
     kafka,
     topicPrefix,
-    /** A raw reader of topics on the test broker (see `readTopics` in @ripple/kafka). */
-    readTopics: (opts: TopicReaderOptions): Promise<TopicReader> => readTopics(kafka, opts),
+    /** A raw reader of topics on the test broker (see `readTopics` in @ripple/kafka); `close` deletes its group. */
+    readTopics: (opts: TopicReaderOptions): Promise<TopicReader> => {
+      readerGroups.add(opts.groupId);
+      return readTopics(kafka, opts);
+    },
     /** Creates this run's topics and connects the producer (done on first direct publish too). */
     connectKafka: async () => {
       await (producer ??= connectProducer());
     },
     /**
-     * Disconnects, then deletes the run's topics (when Kafka was used), Redis keys and database;
+     * Disconnects, then deletes the run's topics (when Kafka was used), its readers' consumer
+     * groups (stop the readers first), Redis keys and database;
      * every step even when an earlier one failed. Rejects with an AggregateError of the failed
      * steps (see `cleanupAll`).
      */
@@ -282,6 +288,7 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
               kafka,
               Object.values(Topics).map((t) => topicPrefix + t),
             )),
+        readerGroups.size > 0 && (() => deleteGroups(kafka, (group) => readerGroups.has(group))),
         () => deleteKeys(redis, `${redisKeyPrefix}*`),
         () => redis.disconnect(),
         () => dropDatabase(url),

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 import { dropDatabase } from '@ripple/db';
 import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
-import { createKafka, deleteTopics, dlqTopicOf, readTopics } from '@ripple/kafka';
+import { createKafka, deleteGroups, deleteTopics, dlqTopicOf, readTopics } from '@ripple/kafka';
 import type { EventProducer, KafkaClient, TopicReader, TopicReaderOptions } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import {
@@ -480,9 +480,10 @@ export function isolatedRun(tag: string) {
       return url;
     },
     /**
-     * Removes the run's topics, databases and Redis keys; each even when another could not be
-     * removed (a broker that did not answer still lets the databases go). Rejects with an
-     * AggregateError of every removal that failed (see `cleanupAll`).
+     * Removes the run's topics, consumer groups (every group with the run id as one of its
+     * dot-separated parts, as tests name them: `web.<run>.gateway`), databases and Redis keys;
+     * each even when another could not be removed (a broker that did not answer still lets the
+     * databases go). Rejects with an AggregateError of every removal that failed (see `cleanupAll`).
      */
     async cleanup(): Promise<void> {
       const kafka = createKafka({
@@ -494,6 +495,7 @@ export function isolatedRun(tag: string) {
       const redis = new Redis(testInfra.redisUrl);
       await cleanupAll(
         () => deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]),
+        () => deleteGroups(kafka, (group) => group.split('.').includes(run)),
         ...[...databases].map((url) => () => dropDatabase(url)),
         () => deleteKeys(redis, `${redisPrefix}*`),
         () => redis.disconnect(),
