@@ -64,6 +64,35 @@ export async function assertContract(
   });
 }
 
+/** What a testbed's set-up has made so far: undone when a later step fails. */
+interface MadeSoFar<Db> {
+  db?: Db;
+  redis?: ReturnType<typeof createRedis>;
+}
+
+/**
+ * Runs the steps of a testbed's set-up that follow creating its database (`url`). When one
+ * throws, disconnects what `made` records and drops the database (every step, see `cleanupAll`),
+ * then rethrows the set-up's error: a test whose `before` failed leaves nothing behind, since it
+ * never gets a testbed to close.
+ */
+async function setUpOrDrop<Db extends { $disconnect(): Promise<void> }, T>(
+  url: string,
+  setUp: (made: MadeSoFar<Db>) => Promise<T>,
+): Promise<T> {
+  const made: MadeSoFar<Db> = {};
+  try {
+    return await setUp(made);
+  } catch (err) {
+    const { db, redis } = made;
+    // The set-up's error is the one to report; a clean-up failure on top of it would hide it.
+    await cleanupAll(db && (() => db.$disconnect()), redis && (() => redis.disconnect()), () =>
+      dropDatabase(url),
+    ).catch(() => undefined);
+    throw err;
+  }
+}
+
 /**
  * A domain service's dependencies on the real test PostgreSQL (a fresh database, migrated) and
  * Redis (a fresh key prefix), for HTTP tests with `app.inject`. `close` drops both.
@@ -78,15 +107,13 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
   const id = runId();
   const url = testDatabaseUrl(`${spec.name.replace(/-/g, '_')}_test_${id}`);
   await ensureDatabase(url);
-  try {
+  const { db, redis } = await setUpOrDrop<Db, { db: Db; redis: ReturnType<typeof createRedis> }>(url, async (made) => {
     await applyMigrations(url, spec.migrationsDir);
-  } catch (err) {
-    await dropDatabase(url);
-    throw err;
-  }
-  const db = spec.createDb(url);
-  const redis = createRedis(testInfra.redisUrl);
-  await redis.connect();
+    made.db = spec.createDb(url);
+    made.redis = createRedis(testInfra.redisUrl);
+    await made.redis.connect();
+    return { db: made.db, redis: made.redis };
+  });
   const redisKeyPrefix = `test:${id}:`;
   const secret = DEVELOPMENT_JWT_SECRET;
   const logger = createLogger(spec.name, 'silent');
@@ -247,7 +274,6 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
         }
       }
     },
-    /** Every event written to the outbox so far, in order. */
     /** Items written so far by the batched write `statement` (the sum of `db_write_batch_size`). */
     batchedItems: async (statement: string): Promise<number> => {
       const metric = await metrics.getSingleMetric('db_write_batch_size')?.get();
@@ -256,6 +282,7 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
         values.find((v) => v.metricName === 'db_write_batch_size_sum' && v.labels.statement === statement)?.value ?? 0
       );
     },
+    /** Every event written to the outbox so far, in order. */
     events: async (): Promise<AnyEvent[]> => {
       const rows = await db.$queryRaw<{ value: string }[]>`SELECT value FROM outbox ORDER BY id`;
       return rows.map((r) => JSON.parse(r.value) as AnyEvent);
