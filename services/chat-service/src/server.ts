@@ -1,24 +1,12 @@
 import { fileURLToPath } from 'node:url';
-import { Type } from '@sinclair/typebox';
 import { resolveJwtSecret } from '@ripple/auth';
 import { loadConfig } from '@ripple/config';
 import { Topics } from '@ripple/events';
 import { runProcess } from '@ripple/http';
-import { domainServiceEnv, startDomainService } from '@ripple/service';
+import { startDomainService } from '@ripple/service';
 import { buildApp } from './app.js';
+import { ChatEnv, SERVICE_NAME } from './config.js';
 import { createDb, transaction } from './db.js';
-
-const SERVICE_NAME = 'chat-service';
-
-const ChatEnv = Type.Composite([
-  domainServiceEnv(SERVICE_NAME, 3002),
-  Type.Object({
-    /** Lifetime of a room subscription token (GET /rooms/:id/subscription-token). */
-    SUBSCRIPTION_TOKEN_TTL_S: Type.Integer({ default: 300, minimum: 10, maximum: 86_400 }),
-    /** A user's typing indicator in a room is published at most once per interval. */
-    CHAT_TYPING_INTERVAL_MS: Type.Integer({ default: 2000, minimum: 100, maximum: 2_147_483_647 }),
-  }),
-]);
 
 runProcess(SERVICE_NAME, () => {
   const config = loadConfig(ChatEnv);

@@ -1,27 +1,15 @@
 import { fileURLToPath } from 'node:url';
-import { Type } from '@sinclair/typebox';
 import { loadConfig } from '@ripple/config';
 import { Topics } from '@ripple/events';
 import { runProcess } from '@ripple/http';
-import { domainServiceEnv, startDomainService } from '@ripple/service';
+import { startDomainService } from '@ripple/service';
 import type { ApiDeps } from '@ripple/service';
 import { buildApp } from './app.js';
+import { NotificationEnv, SERVICE_NAME } from './config.js';
 import { startNotificationConsumer } from './consumer.js';
 import { createDb, transaction } from './db.js';
 import type { Db, Tx } from './db.js';
 import { UnreadCache } from './unread-cache.js';
-
-const SERVICE_NAME = 'notification-service';
-
-const NotificationEnv = Type.Composite([
-  domainServiceEnv(SERVICE_NAME, 3003),
-  Type.Object({
-    KAFKA_GROUP_ID: Type.String({ default: SERVICE_NAME, minLength: 1 }),
-    KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 3000, maximum: 2_147_483_647 }),
-    /** Event ids are remembered this long to drop redeliveries; keep it above the topics' retention. */
-    PROCESSED_EVENTS_RETENTION_MS: Type.Integer({ default: 8 * 24 * 3600 * 1000, minimum: 60_000 }),
-  }),
-]);
 
 runProcess(SERVICE_NAME, () => {
   const config = loadConfig(NotificationEnv);
