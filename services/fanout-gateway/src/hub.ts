@@ -223,13 +223,16 @@ export class LocalHub {
    * Reads every held channel's history past the last frame handed out, and hands out what it
    * finds (or signals a gap where history lost it). For when this node may have missed frames
    * that no later frame will reveal: its registry lease lapsed (other routers skipped it) or its
-   * node-bus connection dropped messages. One history read per channel, all in flight together.
-   * Resolves with the sockets written; rejects when any read failed (call it again).
+   * node-bus connection dropped messages (or the node dropped them: router.ts). Only `channels`
+   * when given (those this node does not hold are skipped). One history read per channel, all in
+   * flight together. Resolves with the sockets written; rejects when any read failed (call it again).
    */
-  async catchUp(): Promise<number> {
+  async catchUp(channels?: Iterable<string>): Promise<number> {
     const reads: Promise<number>[] = [];
-    for (const [channel, stream] of this.channels)
-      if (stream.epoch !== undefined) reads.push(this.fill(stream, channel));
+    for (const channel of channels ?? this.channels.keys()) {
+      const stream = this.channels.get(channel);
+      if (stream?.epoch !== undefined) reads.push(this.fill(stream, channel));
+    }
     let written = 0;
     const failures: unknown[] = [];
     for (const result of await Promise.allSettled(reads)) {
