@@ -29,7 +29,7 @@ export function createGatewayMetrics(
     }),
     sendQueued: new Gauge({
       name: 'gateway_send_queued_bytes',
-      help: 'Bytes queued for WebSocket clients and not yet taken by the kernel, as last counted (the send budget, WS_SEND_BUDGET_BYTES); a frame shared by many sockets counts once per socket',
+      help: 'Bytes queued for WebSocket and SSE clients and not yet taken by the kernel, as last counted (the send budget, WS_SEND_BUDGET_BYTES); a frame shared by many sockets counts once per socket',
       registers: [registry],
       collect() {
         this.set(sendQueuedBytes());
