@@ -154,3 +154,19 @@ test('catchUp of given channels should read only those the node holds, and leave
   assert.equal(await t.hub.catchUp(), 1);
   assert.deepEqual(other.got, ['e1']);
 });
+
+test('catchUp of a channel whose position is not known yet should read its history once the position comes', async () => {
+  const history = new MemoryHistory(100);
+  const hub = new LocalHub({ history, fillLimit: 100 });
+  const sub = recorder();
+  const channel = 'creator:u1';
+  hub.subscribe(channel, sub);
+  // The subscriber read the position (offset 0); frames appended after it never reached the node.
+  const position = await history.position(channel);
+  await history.append(channel, '{}');
+  await history.append(channel, '{}');
+  assert.equal(await hub.catchUp([channel]), 0, 'nothing to read from yet');
+  hub.position(channel, position);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(sub.got, ['e1', 'e2']);
+});
