@@ -79,15 +79,17 @@ async function connect(node: RunningService, userId: string): Promise<TestClient
 
 test('clients that read should get a large burst another node routed to theirs, once each and in order, and none be closed 4009', async () => {
   const channel = 'creator:u-xbudget';
-  const readers = [await connect(nodeB, 'reader-1'), await connect(nodeB, 'reader-2'), await connect(nodeB, 'reader-3')];
+  const readers = [
+    await connect(nodeB, 'reader-1'),
+    await connect(nodeB, 'reader-2'),
+    await connect(nodeB, 'reader-3'),
+  ];
   for (const r of readers) await subscribe(r, channel);
   // ~9 KB per event, published in batches of 100: each message from A to B holds up to ~100 of
   // them, many times one socket's send buffer (64 KiB).
   const published = await publishPostEvents(producer, stack.env.KAFKA_TOPIC_PREFIX, 'u-xbudget', 400, 'b'.repeat(9000));
-  await waitUntil(
-    'every reader to get the burst or be closed',
-    60_000,
-    () => readers.every((r) => r.closeCode !== undefined || eventsOn(r, channel).length >= published.length),
+  await waitUntil('every reader to get the burst or be closed', 60_000, () =>
+    readers.every((r) => r.closeCode !== undefined || eventsOn(r, channel).length >= published.length),
   );
   assert.deepEqual(
     readers.map((r) => r.closeCode),
