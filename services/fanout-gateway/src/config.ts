@@ -55,6 +55,12 @@ export const GatewayEnv = Type.Object({
    * the most queued bytes are closed as slow consumers (4009) until the total is within the budget.
    */
   WS_SEND_BUDGET_STALL_MS: Type.Integer({ default: 3000, minimum: 10, maximum: MAX_DELAY_MS }),
+  /**
+   * Bytes of frames received from other nodes that may wait for their turn to be written (behind
+   * the send budget, in turn with this node's own batches). The node bus cannot be held back: a
+   * message that would go past it is dropped and its channels are read from history instead.
+   */
+  NODE_BUS_QUEUE_BYTES: Type.Integer({ default: 64 * 1024 * 1024, minimum: 64 * 1024, maximum: 1024 * 1024 * 1024 }),
   WS_MAX_SUBSCRIPTIONS: Type.Integer({ default: 128, minimum: 1 }),
   /** Sustained inbound frames per second per connection, and the burst above it. */
   WS_RATE_PER_SEC: Type.Number({ default: 20, exclusiveMinimum: 0 }),

@@ -147,7 +147,7 @@ test('a creator frame that reaches the node after a follow caught up past it sho
   ]);
   await settle();
   // The other node's message arrives now, after the catch-up handed the post out.
-  n.router.receive({
+  await n.router.receive({
     frames: [
       {
         channel: 'creator:d',

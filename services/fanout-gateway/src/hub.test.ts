@@ -140,3 +140,33 @@ test('catchUp should report a history it could not read, and signal nothing', as
   await assert.rejects(hub.catchUp(), (err: AggregateError) => String(err.errors[0]).includes('redis down'));
   assert.deepEqual(sub.got, []);
 });
+
+test('catchUp of given channels should read only those the node holds, and leave the others as they are', async () => {
+  const t = await setUp();
+  const other = recorder();
+  t.hub.subscribe('creator:u2', other);
+  t.hub.position('creator:u2', await t.history.position('creator:u2'));
+  await t.append(2);
+  await t.history.append('creator:u2', '{}');
+  assert.equal(await t.hub.catchUp(['creator:u1', 'creator:nobody']), 2);
+  assert.deepEqual(t.sub.got, ['e1', 'e2']);
+  assert.deepEqual(other.got, [], 'creator:u2 was not read');
+  assert.equal(await t.hub.catchUp(), 1);
+  assert.deepEqual(other.got, ['e1']);
+});
+
+test('catchUp of a channel whose position is not known yet should read its history once the position comes', async () => {
+  const history = new MemoryHistory(100);
+  const hub = new LocalHub({ history, fillLimit: 100 });
+  const sub = recorder();
+  const channel = 'creator:u1';
+  hub.subscribe(channel, sub);
+  // The subscriber read the position (offset 0); frames appended after it never reached the node.
+  const position = await history.position(channel);
+  await history.append(channel, '{}');
+  await history.append(channel, '{}');
+  assert.equal(await hub.catchUp([channel]), 0, 'nothing to read from yet');
+  hub.position(channel, position);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(sub.got, ['e1', 'e2']);
+});

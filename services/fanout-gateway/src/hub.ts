@@ -53,6 +53,8 @@ interface ChannelStream {
   early: ChannelFrame[];
   /** A read of the missing frames from history is in flight. */
   filling: boolean;
+  /** A catch-up came before the position: read history past the position once it comes. */
+  owesCatchUp: boolean;
 }
 
 /**
@@ -74,7 +76,15 @@ export class LocalHub {
     let stream = this.channels.get(channel);
     const first = stream === undefined;
     if (!stream) {
-      stream = { subscribers: new Set(), epoch: undefined, last: 0, pending: new Map(), early: [], filling: false };
+      stream = {
+        subscribers: new Set(),
+        epoch: undefined,
+        last: 0,
+        pending: new Map(),
+        early: [],
+        filling: false,
+        owesCatchUp: false,
+      };
       this.channels.set(channel, stream);
     }
     if (!stream.subscribers.has(subscriber)) {
@@ -97,6 +107,9 @@ export class LocalHub {
     const early = stream.early;
     stream.early = [];
     for (const frame of early) this.accept(stream, frame);
+    if (!stream.owesCatchUp) return;
+    stream.owesCatchUp = false;
+    this.fill(stream, channel).catch(() => undefined); // a gap was signalled if frames waited
   }
 
   /** Returns true when the channel has no subscriber left on this node. */
@@ -223,13 +236,18 @@ export class LocalHub {
    * Reads every held channel's history past the last frame handed out, and hands out what it
    * finds (or signals a gap where history lost it). For when this node may have missed frames
    * that no later frame will reveal: its registry lease lapsed (other routers skipped it) or its
-   * node-bus connection dropped messages. One history read per channel, all in flight together.
+   * node-bus connection dropped messages (or the node dropped them: router.ts). Only `channels`
+   * when given (those this node does not hold are skipped). One history read per channel, all in
+   * flight together; a channel whose position is not known yet is read once it is (`position`).
    * Resolves with the sockets written; rejects when any read failed (call it again).
    */
-  async catchUp(): Promise<number> {
+  async catchUp(channels?: Iterable<string>): Promise<number> {
     const reads: Promise<number>[] = [];
-    for (const [channel, stream] of this.channels)
-      if (stream.epoch !== undefined) reads.push(this.fill(stream, channel));
+    for (const channel of channels ?? this.channels.keys()) {
+      const stream = this.channels.get(channel);
+      if (stream?.epoch !== undefined) reads.push(this.fill(stream, channel));
+      else if (stream) stream.owesCatchUp = true;
+    }
     let written = 0;
     const failures: unknown[] = [];
     for (const result of await Promise.allSettled(reads)) {

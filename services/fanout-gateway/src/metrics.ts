@@ -7,6 +7,7 @@ export function createGatewayMetrics(
   subscriptions: () => number,
   connections: () => number,
   sendQueuedBytes: () => number = () => 0,
+  receivedQueuedBytes: () => number = () => 0,
 ) {
   // Gauges read live state when scraped.
   return {
@@ -28,10 +29,18 @@ export function createGatewayMetrics(
     }),
     sendQueued: new Gauge({
       name: 'gateway_send_queued_bytes',
-      help: 'Bytes queued for WebSocket clients and not yet taken by the kernel, as last counted (the send budget, WS_SEND_BUDGET_BYTES); a frame shared by many sockets counts once per socket',
+      help: 'Bytes queued for WebSocket and SSE clients and not yet taken by the kernel, as last counted (the send budget, WS_SEND_BUDGET_BYTES); a frame shared by many sockets counts once per socket',
       registers: [registry],
       collect() {
         this.set(sendQueuedBytes());
+      },
+    }),
+    receivedQueued: new Gauge({
+      name: 'gateway_node_bus_queued_bytes',
+      help: 'Bytes of frames received from other gateway nodes and waiting for their turn to be written to sockets (behind the send budget; bounded by NODE_BUS_QUEUE_BYTES)',
+      registers: [registry],
+      collect() {
+        this.set(receivedQueuedBytes());
       },
     }),
     registryLatency: new Histogram({
@@ -52,6 +61,11 @@ export function createGatewayMetrics(
     nodeMessagesSent: new Counter({
       name: 'gateway_node_messages_sent_total',
       help: 'Messages sent to other gateway nodes (one per node and event)',
+      registers: [registry],
+    }),
+    nodeMessagesDropped: new Counter({
+      name: 'gateway_node_messages_dropped_total',
+      help: 'Messages from other gateway nodes dropped because the frames waiting for their turn were over NODE_BUS_QUEUE_BYTES; their channels are read from history instead (a catch-up)',
       registers: [registry],
     }),
     presenceChanges: new Counter({
@@ -79,7 +93,7 @@ export function createGatewayMetrics(
     }),
     catchUps: new Counter({
       name: 'gateway_catch_ups_total',
-      help: 'Reads of every held channel from history after this node may have missed frames: its registry lease lapsed (lease) or its node-bus connection was lost (bus)',
+      help: 'Reads of held channels from history after this node may have missed frames: every channel when its registry lease lapsed (lease) or its node-bus connection was lost (bus); the channels of messages from other nodes it dropped (dropped, NODE_BUS_QUEUE_BYTES)',
       labelNames: ['reason'],
       registers: [registry],
     }),
@@ -95,7 +109,7 @@ export function createGatewayMetrics(
     }),
     sendBudgetWait: new Histogram({
       name: 'gateway_send_budget_wait_seconds',
-      help: 'Time a routed batch waited before being written to sockets, because the bytes queued for all sockets were over WS_SEND_BUDGET_BYTES (backpressure on the Kafka consumer); batches that did not wait are not observed',
+      help: 'Time a slice of a routed batch or of a message from another node waited before being written to sockets, because the bytes queued for all sockets were over WS_SEND_BUDGET_BYTES (backpressure on the Kafka consumer); slices that did not wait are not observed',
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),

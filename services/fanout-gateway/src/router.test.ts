@@ -2,8 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createEvent } from '@ripple/events';
 import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialRouteLog } from '@ripple/registry';
+import type { NodeMessage } from './bus.js';
 import type { ChannelFrame, LocalHub } from './hub.js';
+import { eventFrame } from './protocol.js';
 import { Router } from './router.js';
+import type { RouterDeps } from './router.js';
 import { unitBus, unitMetrics } from './single-node.js';
 
 /** `count` post.created events of one author (one channel: creator:u1). */
@@ -20,7 +23,11 @@ function posts(count: number) {
  * A router over memory adapters whose hub has 100 sockets on creator:u1 (it records the frames it
  * is handed there) and none on the other channels.
  */
-function pacedRouter(admit: (keepAlive?: () => void) => Promise<void> | undefined, sliceBytes?: number) {
+function pacedRouter(
+  admit: (keepAlive?: () => void) => Promise<void> | undefined,
+  sliceBytes?: number,
+  more: Partial<RouterDeps> = {},
+) {
   const handed: string[] = [];
   const hub = {
     publish: (frame: ChannelFrame) => {
@@ -39,9 +46,26 @@ function pacedRouter(admit: (keepAlive?: () => void) => Promise<void> | undefine
     bus: unitBus,
     admit,
     ...(sliceBytes !== undefined && { sliceBytes }),
+    ...more,
   });
   return { router, handed };
 }
+
+/** A message from another node with the frames of `channel` at `offsets` (each frame 100 bytes). */
+function message(channel: string, ...offsets: number[]): NodeMessage {
+  return {
+    frames: offsets.map((o) => {
+      const frame = eventFrame(channel, String(o), 'e', '{}');
+      return { channel, offset: String(o), epoch: 'e', time: new Date(0).toISOString(), frame: frame.padEnd(100) };
+    }),
+  };
+}
+
+const turns = (n: number) =>
+  Array.from({ length: n }).reduce<Promise<unknown>>(
+    (p) => p.then(() => new Promise((r) => setImmediate(r))),
+    Promise.resolve(),
+  );
 
 test('the router should write a batch in slices, asking the send budget before each, and hand the waiting one the keepAlive', async () => {
   const asked: number[] = [];
@@ -87,4 +111,69 @@ test('the router should write the batches it routed one after the other, not int
   open();
   await Promise.all([first, second]);
   assert.deepEqual(handed, ['creator:u1#1', 'creator:u1#2', 'creator:u1#3', 'creator:u1#4', 'creator:u1#5']);
+});
+
+test('the router should write a message from another node in slices under the send budget, in turn after a routed batch that waits for it', async () => {
+  const asked: number[] = [];
+  let open: (() => void) | undefined;
+  const { router, handed } = pacedRouter(
+    () => {
+      asked.push(handed.length);
+      if (handed.length !== 1 || open) return undefined;
+      return new Promise<void>((resolve) => (open = resolve));
+    },
+    undefined,
+    // Two 100-byte frames per slice, whatever the number of sockets.
+    { socketSliceBytes: 200 },
+  );
+  const routed = router.route(posts(2));
+  while (!open) await turns(1);
+  // Received while the routed batch waits for the budget: it waits its turn.
+  const received = router.receive(message('creator:u1', 3, 4, 5, 6, 7));
+  await turns(10);
+  assert.deepEqual(handed, ['creator:u1#1'], 'nothing of the message is written before the batch ahead of it');
+  assert.equal(router.receivedQueueBytes, 500, 'its frames are counted while they wait');
+  open();
+  await Promise.all([routed, received]);
+  assert.equal(router.receivedQueueBytes, 0);
+  assert.deepEqual(
+    handed,
+    [1, 2, 3, 4, 5, 6, 7].map((o) => `creator:u1#${o}`),
+  );
+  // The batch's frames are one a slice (each over 200 bytes; its user:u1 frames reach no socket
+  // here), the budget asked before each; then the message's three slices of at most two frames.
+  assert.deepEqual(asked, [0, 1, 2, 2, 4, 6]);
+});
+
+test('the router should drop a message from another node past its queue bound, count it, and read its channels from history in its turn', async () => {
+  let open: (() => void) | undefined;
+  const recovered: string[][] = [];
+  const metrics = unitMetrics();
+  const { router, handed } = pacedRouter(
+    () => {
+      if (handed.length !== 0 || open) return undefined;
+      return new Promise<void>((resolve) => (open = resolve));
+    },
+    undefined,
+    {
+      metrics,
+      receivedQueueBytes: 300,
+      recover: (channels) => {
+        recovered.push([...channels]);
+        return Promise.resolve();
+      },
+    },
+  );
+  // The first message (200 bytes) waits for the budget; the second fits the bound (300) behind it; the next two do not.
+  const first = router.receive(message('creator:u1', 1, 2));
+  while (!open) await turns(1);
+  const kept = router.receive(message('creator:u1', 3));
+  const dropped = [router.receive(message('creator:u1', 4, 5)), router.receive(message('creator:u2', 1))];
+  assert.equal(router.receivedQueueBytes, 300, 'what waits, the budget included, stays within the bound');
+  open();
+  await Promise.all([first, kept, ...dropped]);
+  assert.deepEqual(handed, ['creator:u1#1', 'creator:u1#2', 'creator:u1#3'], 'the dropped frames are not written');
+  assert.deepEqual(recovered, [['creator:u1', 'creator:u2']], 'one history read for both, after what was queued');
+  const sample = (await metrics.nodeMessagesDropped.get()).values[0];
+  assert.equal(sample?.value, 2);
 });

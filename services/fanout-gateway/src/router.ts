@@ -6,7 +6,7 @@ import type { LocalHub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
 import { eventFrame } from './protocol.js';
 import { ROOT_CONTEXT, context, contextFromHeaders, trace, traceHeaders, tracer } from '@ripple/telemetry';
-import type { Context } from '@ripple/telemetry';
+import type { Context, Span } from '@ripple/telemetry';
 
 export interface RouterDeps {
   readonly nodeId: string;
@@ -29,6 +29,25 @@ export interface RouterDeps {
    * budget either (default: the whole batch at once).
    */
   readonly sliceBytes?: number;
+  /**
+   * A slice also ends once the frames written in it, each counted once, reach this many bytes: the
+   * most one socket gets from one slice, so a burst to a few sockets is written as they drain too
+   * instead of past their own send buffer in one pass (default: no bound).
+   */
+  readonly socketSliceBytes?: number;
+  /**
+   * Most bytes of frames received from other nodes that wait for their turn to be written (the
+   * node bus cannot be held back as the Kafka consumer is). A message that would go past it while
+   * others wait is dropped; its channels are read from history instead, in its turn (`recover`).
+   * Default: no bound.
+   */
+  readonly receivedQueueBytes?: number;
+  /**
+   * Hands out what follows the last frame handed out of each of `channels` from history (the hub's
+   * catch-up): for the frames of dropped messages, which no later frame may reveal. Rejects when
+   * history could not be read (the caller retries later). Default: `hub.catchUp(channels)`.
+   */
+  readonly recover?: (channels: readonly string[]) => Promise<void>;
 }
 
 /** What the caller of `route` lends it while the batch waits for sockets to drain. */
@@ -48,8 +67,16 @@ export interface RouteControl {
  */
 export class Router {
   private readonly now: () => number;
-  /** The local delivery of the routed batches, one at a time in the order they were routed. */
+  /**
+   * The local delivery of routed batches and received messages, one at a time in the order they
+   * were routed or received, so a channel's frames reach the hub in that order.
+   */
   private delivering: Promise<void> = Promise.resolve();
+  /** Bytes of frames received from other nodes and not written yet (waiting for their turn or the budget). */
+  private received = 0;
+  /** Channels of dropped messages, to read from history in the turn that `recovering` holds. */
+  private readonly owed = new Set<string>();
+  private recovering = false;
   constructor(private readonly deps: RouterDeps) {
     this.now = deps.now ?? Date.now;
   }
@@ -113,61 +140,125 @@ export class Router {
       () => undefined,
       (err: unknown) => ({ err }),
     );
-    const turn = this.delivering.then(() => this.deliverPaced(frames, active, control));
-    this.delivering = turn.catch(() => undefined);
-    await turn;
+    const span = trace.getActiveSpan();
+    await this.take(() => this.deliverPaced(frames, active, span, control));
     const failed = await sending;
     if (failed) throw failed.err;
   }
 
+  /** Bytes of frames received from other nodes and not written yet: waiting for their turn or the budget (≥ 0). */
+  get receivedQueueBytes(): number {
+    return this.received;
+  }
+
+  /** Runs `deliver` in the next turn of `delivering`; resolves or rejects as it does. */
+  private take(deliver: () => Promise<void>): Promise<void> {
+    const turn = this.delivering.then(deliver);
+    this.delivering = turn.catch(() => undefined);
+    return turn;
+  }
+
   /**
-   * Writes `frames` to this node's sockets in slices of about `sliceBytes`, waiting for the send
-   * budget before each slice; batches take turns (`delivering`), so a channel's frames still reach
-   * the hub in the order they were routed. Never rejects.
+   * Writes `frames` to this node's sockets in slices of about `sliceBytes` (and `socketSliceBytes`),
+   * waiting for the send budget before each slice; batches and received messages take turns
+   * (`delivering`). A wait is a `gateway.send_budget.wait` event on `span`. Never rejects.
    */
-  private async deliverPaced(frames: readonly RoutedFrame[], parent: Context, control?: RouteControl): Promise<void> {
-    const sliceBytes = this.deps.sliceBytes ?? Infinity;
+  private async deliverPaced(
+    frames: readonly RoutedFrame[],
+    parent: Context,
+    span: Span | undefined,
+    control?: RouteControl,
+  ): Promise<void> {
     let from = 0;
     while (from < frames.length) {
       // Between slices the event loop runs (sockets drain, timers fire): not only microtasks.
       if (from > 0) await new Promise((resolve) => setImmediate(resolve));
-      await this.admitted(control);
-      from = this.deliver(frames, parent, from, sliceBytes);
+      await this.admitted(span, control);
+      from = this.deliver(frames, parent, from);
     }
   }
 
-  /** Waits for the send budget when it is full; records the wait. */
-  private async admitted(control: RouteControl | undefined): Promise<void> {
+  /** Waits for the send budget when it is full; records the wait on `span`. */
+  private async admitted(span: Span | undefined, control?: RouteControl): Promise<void> {
     const waiting = this.deps.admit?.(control && (() => control.keepAlive()));
     if (!waiting) return;
     const started = this.now();
     await waiting;
-    const waitedMs = this.now() - started;
-    trace.getActiveSpan()?.addEvent('gateway.send_budget.wait', { 'ripple.wait_ms': waitedMs });
+    span?.addEvent('gateway.send_budget.wait', { 'ripple.wait_ms': this.now() - started });
   }
 
-  /** Delivers frames another node routed to this one. */
-  receive(message: NodeMessage): void {
-    this.deliver(message.frames, contextFromHeaders({ traceparent: message.traceparent }, ROOT_CONTEXT));
+  /**
+   * Delivers frames another node routed to this one, in turn with this node's own batches and
+   * under the same send budget and slicing. The frames are in history already: when the frames
+   * waiting for their turn would go past `receivedQueueBytes`, the message is dropped
+   * (`gateway_node_messages_dropped_total`) and its channels are caught up from history in its
+   * turn instead (`recover`), as after a lost node-bus connection. A `gateway.receive` span (its
+   * parent the routing span, from `traceparent`) has a `gateway.node_message.wait` event when the
+   * message waited for its turn, and a `gateway.send_budget.wait` event per wait for the budget.
+   * Resolves once the message was written or dropped (and its recovery, if any, tried); never rejects.
+   */
+  receive(message: NodeMessage): Promise<void> {
+    const { frames } = message;
+    const parent = contextFromHeaders({ traceparent: message.traceparent }, ROOT_CONTEXT);
+    const span = tracer().startSpan(
+      'gateway.receive',
+      { attributes: { 'ripple.node_id': this.deps.nodeId, 'ripple.frames': frames.length } },
+      parent,
+    );
+    const bytes = frames.reduce((sum, f) => sum + f.frame.length, 0);
+    if (this.received > 0 && this.received + bytes > (this.deps.receivedQueueBytes ?? Infinity)) {
+      span.addEvent('gateway.node_message.dropped', { 'ripple.queued_bytes': this.received });
+      span.end();
+      return this.drop(frames);
+    }
+    this.received += bytes;
+    const queuedAt = this.now();
+    return this.take(async () => {
+      const waitedMs = this.now() - queuedAt;
+      if (waitedMs > 0) span.addEvent('gateway.node_message.wait', { 'ripple.wait_ms': waitedMs });
+      await this.deliverPaced(frames, trace.setSpan(parent, span), span);
+      this.received -= bytes;
+      span.end();
+    });
+  }
+
+  /** Drops received frames: their channels are read from history in one later turn. */
+  private drop(frames: readonly RoutedFrame[]): Promise<void> {
+    this.deps.metrics.nodeMessagesDropped.inc();
+    for (const f of frames) this.owed.add(f.channel);
+    if (this.recovering) return this.delivering;
+    this.recovering = true;
+    const recover = this.deps.recover ?? ((channels) => this.deps.hub.catchUp(channels).then(() => undefined));
+    return this.take(async () => {
+      await this.admitted(undefined);
+      const channels = [...this.owed];
+      this.owed.clear();
+      this.recovering = false;
+      await recover(channels).catch(() => undefined); // a caller's `recover` reports and retries itself
+    });
   }
 
   /**
    * Writes frames from index `from` to this node's sockets until about `sliceBytes` (frame bytes ×
-   * sockets) were written; returns the index after the last one written. One `gateway.deliver` span
-   * per call, with the socket count.
+   * sockets) or `socketSliceBytes` (frame bytes) were written; returns the index after the last one
+   * written. One `gateway.deliver` span per call, with the socket count.
    */
-  private deliver(frames: readonly RoutedFrame[], parent: Context, from = 0, sliceBytes = Infinity): number {
+  private deliver(frames: readonly RoutedFrame[], parent: Context, from: number): number {
     const span = tracer().startSpan('gateway.deliver', { attributes: { 'ripple.node_id': this.deps.nodeId } }, parent);
+    const sliceBytes = this.deps.sliceBytes ?? Infinity;
+    const socketSliceBytes = this.deps.socketSliceBytes ?? Infinity;
     let delivered = 0;
     let bytes = 0;
+    let frameBytes = 0;
     const now = this.now();
     let i = from;
-    while (i < frames.length && bytes < sliceBytes) {
+    while (i < frames.length && bytes < sliceBytes && frameBytes < socketSliceBytes) {
       const f = frames[i++] as RoutedFrame;
       const sockets = this.deps.hub.publish(f);
       if (sockets === 0) continue;
       delivered += sockets;
       bytes += sockets * f.frame.length;
+      frameBytes += f.frame.length;
       this.deps.metrics.deliveryLatency.observe(Math.max(0, now - Date.parse(f.time)) / 1000);
     }
     span.setAttributes({ 'ripple.sockets': delivered, 'ripple.channels': i - from });

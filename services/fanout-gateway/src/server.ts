@@ -66,6 +66,7 @@ runProcess(SERVICE_NAME, async () => {
     () => subscriptionCount.get(),
     () => open.count(),
     () => sendBudget.queuedBytes,
+    () => router.receivedQueueBytes,
   );
   // Backpressure from the sockets to the Kafka consumer: a routed batch waits to be written while
   // the sockets hold more than the budget, and sockets that stopped reading are closed in the end.
@@ -123,11 +124,11 @@ runProcess(SERVICE_NAME, async () => {
   let catchingUp: Promise<void> | undefined;
   // A failed catch-up after the bus came back is owed to the registry heartbeat (made below).
   const catchUpFailed = { owe: (): void => undefined };
-  const catchUp = (reason: 'lease' | 'bus'): Promise<void> => {
+  const catchUp = (reason: 'lease' | 'bus' | 'dropped', channels?: readonly string[]): Promise<void> => {
     metrics.catchUps.inc({ reason });
     const attempt = (async () => {
       await catchingUp?.catch(() => undefined);
-      await hub.catchUp();
+      await hub.catchUp(channels);
     })();
     catchingUp = attempt;
     return attempt.catch((err: unknown) => {
@@ -144,8 +145,13 @@ runProcess(SERVICE_NAME, async () => {
     metrics,
     beforeRoute: (event) => membership.record(event),
     admit: (keepAlive) => sendBudget.admit(keepAlive),
-    // A budget's worth per slice: a batch to many sockets is written as they drain.
+    // A budget's worth per slice: a batch to many sockets is written as they drain; and a quarter
+    // of one socket's buffer, so a burst to a few sockets does not fill theirs in one pass.
     sliceBytes: config.WS_SEND_BUDGET_BYTES,
+    socketSliceBytes: Math.floor(config.WS_SEND_BUFFER_BYTES / 4),
+    receivedQueueBytes: config.NODE_BUS_QUEUE_BYTES,
+    // A failed catch-up of dropped frames is owed to the registry heartbeat, as after a bus outage.
+    recover: (channels) => catchUp('dropped', channels).catch(() => catchUpFailed.owe()),
   });
 
   const kafka = createKafka({
@@ -254,7 +260,7 @@ runProcess(SERVICE_NAME, async () => {
   await reaper.reapPrevious(nodeId);
   await heartbeat.start();
 
-  await bus.start((message) => router.receive(message));
+  await bus.start((message) => void router.receive(message));
   const consumer = createEventConsumer({
     kafka,
     groupId: config.KAFKA_GROUP_ID,

@@ -10,6 +10,7 @@ import { LocalHub } from './hub.js';
 import type { NodeBus } from './bus.js';
 import type { LifecycleDeps } from './lifecycle.js';
 import { createGatewayMetrics } from './metrics.js';
+import type { SendBudget } from './send-budget.js';
 import type { SessionLimits } from './session.js';
 import type { DerivedChannels } from './subscriptions.js';
 
@@ -100,12 +101,14 @@ export function singleNodeGateway(
 
 /**
  * The gateway's HTTP app over `g` (`singleNodeGateway`), listening on a free port of 127.0.0.1 and
- * closed after the test `t`. WebSocket pages may come from http://app.test.
+ * closed after the test `t`. WebSocket pages may come from http://app.test. `sendBudget`: the
+ * gateway-wide send budget its sockets and streams report to (none: unbounded).
  */
 export async function singleNodeApp(
   t: { after(fn: () => Promise<unknown>): void },
   g: ReturnType<typeof singleNodeGateway>,
   limits: Partial<SessionLimits & { maxPayloadBytes: number }> = {},
+  sendBudget?: SendBudget,
 ): Promise<FastifyInstance> {
   const app = await buildApp({
     ...g.deps,
@@ -116,6 +119,7 @@ export async function singleNodeApp(
     pingIntervalMs: 25_000,
     corsOrigins: '*',
     webSocketOrigins: ['http://app.test'],
+    ...(sendBudget && { sendBudget }),
   });
   t.after(() => app.close());
   return app;

@@ -1,8 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { get } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { signAccessToken } from '@ripple/auth';
 import { RippleError } from '@ripple/errors';
 import { listeningPort } from '@ripple/http';
+import { waitUntil } from '@ripple/testing';
+import { eventFrame } from './protocol.js';
+import { SendBudget } from './send-budget.js';
 import { singleNodeApp, singleNodeGateway, unitSecret } from './single-node.js';
 
 test('a channel that fails to subscribe once an SSE stream started should get an error event naming it, and the stream go on', async (t) => {
@@ -58,5 +63,57 @@ test('a channel that fails to subscribe once an SSE stream started should get an
     assert.equal(g.hub.subscriptionCount, 1, 'user:u1 stays subscribed: the stream goes on');
   } finally {
     abort.abort();
+  }
+});
+
+test('an SSE stream should be counted in the send budget, and closed as a slow consumer when the budget stalls on it', async (t) => {
+  const g = singleNodeGateway();
+  const budget = new SendBudget({
+    limitBytes: 64 * 1024,
+    stallMs: 50,
+    pollMs: 5,
+  });
+  // One stream may queue far more than the budget: only the budget closes it here.
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 256 * 1024 * 1024 }, budget);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const channel = 'creator:c1';
+  const token = await signAccessToken(unitSecret, 'u1');
+  const res = await new Promise<IncomingMessage>((resolve, reject) =>
+    get(`http://127.0.0.1:${listeningPort(app)}/sse?channels=${channel}&access_token=${token}`, resolve).on(
+      'error',
+      reject,
+    ),
+  );
+  // Ended in the test itself: the app's close (an `after` hook) waits for open streams.
+  try {
+    assert.equal(res.statusCode, 200);
+    res.setEncoding('utf8');
+    let text = '';
+    res.on('data', (chunk: string) => (text += chunk));
+    const ended = new Promise((resolve) => res.on('end', resolve));
+    await waitUntil('the subscription', 5000, () => text.includes(`"channel":"${channel}"`));
+    // The client stops reading; the kernel's buffers fill, then the response's.
+    res.pause();
+    const { epoch } = await g.history.position(channel);
+    const pad = 'x'.repeat(8000);
+    for (let offset = 1; offset <= 1000; offset++)
+      g.hub.publish({
+        channel,
+        offset: String(offset),
+        epoch,
+        frame: eventFrame(channel, String(offset), epoch, JSON.stringify({ pad })),
+      });
+    assert.ok(budget.queuedBytes > 1024 * 1024, `the stream's queued bytes are counted (${budget.queuedBytes})`);
+    assert.equal(budget.queueCount, 1);
+    // A routed batch now waits; the stream does not drain, so the budget closes it when it stalls.
+    await budget.admit();
+    assert.equal(budget.queuedBytes, 0, 'its bytes left the budget');
+    const closes = (await g.metrics.sendBudgetCloses.get()).values[0];
+    assert.equal(closes?.value, 1);
+    res.resume();
+    await ended;
+    assert.match(text.slice(-300), /event: error\ndata: \{"op":"error","code":"GW_SLOW_CONSUMER"/);
+  } finally {
+    res.destroy();
   }
 });

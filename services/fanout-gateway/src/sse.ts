@@ -10,7 +10,8 @@ import type { LifecycleDeps } from './lifecycle.js';
 import { GatewayHttpErrors, SseSchema } from './http-contract.js';
 import { CloseCodes } from './protocol.js';
 import { refuseForeignOrigin } from './origin-check.js';
-import type { ConnectionSink } from './sink.js';
+import type { SendBudget, SendQueue } from './send-budget.js';
+import type { ChannelEnded, ConnectionSink, FramePosition } from './sink.js';
 
 type Positions = Record<string, [string, string]>;
 
@@ -66,26 +67,80 @@ function closeErrorCode(code: number, reason: string): string | undefined {
   }
 }
 
-function sseSink(raw: ServerResponse, positions: Positions): ConnectionSink {
-  return {
-    send: (op, text, position) => {
-      if (raw.writableEnded) return;
-      let id = '';
-      if (position) {
-        if ('ended' in position) Reflect.deleteProperty(positions, position.channel);
-        else positions[position.channel] = [position.offset, position.epoch];
-        id = `id: ${encodeId(positions)}\n`;
-      }
-      raw.write(`${id}event: ${op}\ndata: ${text}\n\n`);
-    },
-    bufferedAmount: () => raw.writableLength,
-    close: (code, reason) => {
-      if (raw.writableEnded) return;
-      const errorCode = closeErrorCode(code, reason);
-      if (errorCode === undefined) raw.end();
-      else raw.end(`event: error\ndata: ${JSON.stringify({ op: 'error', code: errorCode, message: reason })}\n\n`);
-    },
-  };
+/**
+ * The SSE transport of a connection: each frame is written to the HTTP response as it comes.
+ * `bufferedAmount` is the response's `writableLength` (what it and its TCP socket hold, not yet taken
+ * by the kernel). `budget`: the gateway-wide send budget, told what the stream holds after each
+ * write and at the `drain` after a write the response could not take at once, and released when
+ * the stream closes; when it stays full, it closes the stream as a WebSocket's (slow consumer: an
+ * `error` event GW_SLOW_CONSUMER after what was queued, then the end; the client resumes with
+ * `Last-Event-ID`).
+ */
+class SseSink implements ConnectionSink, SendQueue {
+  /** Set once the connection has a lifecycle: what the send budget closes when it evicts this stream. */
+  lifecycle: ConnectionLifecycle | undefined;
+  private awaitingDrain = false;
+
+  constructor(
+    private readonly raw: ServerResponse,
+    private readonly positions: Positions,
+    private readonly budget: SendBudget | undefined,
+  ) {}
+
+  send(op: string, text: string, position?: FramePosition | ChannelEnded): void {
+    const { raw, positions } = this;
+    if (raw.writableEnded) return;
+    let id = '';
+    if (position) {
+      if ('ended' in position) Reflect.deleteProperty(positions, position.channel);
+      else positions[position.channel] = [position.offset, position.epoch];
+      id = `id: ${encodeId(positions)}\n`;
+    }
+    raw.write(`${id}event: ${op}\ndata: ${text}\n\n`);
+    this.report();
+  }
+
+  bufferedAmount(): number {
+    return this.raw.writableLength;
+  }
+
+  /** SendQueue: what `bufferedAmount` counts. */
+  queuedBytes(): number {
+    return this.raw.writableLength;
+  }
+
+  /** SendQueue: the budget stayed full; closes as a slow consumer (4009) through the lifecycle. */
+  evict(): void {
+    if (this.lifecycle) this.lifecycle.closeForSendBudget();
+    else this.close(CloseCodes.slowConsumer, 'slow consumer');
+  }
+
+  /** The stream closed (either side): its bytes leave the send budget. */
+  detach(): void {
+    this.budget?.release(this);
+  }
+
+  close(code: number, reason: string): void {
+    const { raw } = this;
+    this.detach();
+    if (raw.writableEnded) return;
+    const errorCode = closeErrorCode(code, reason);
+    if (errorCode === undefined) raw.end();
+    else raw.end(`event: error\ndata: ${JSON.stringify({ op: 'error', code: errorCode, message: reason })}\n\n`);
+  }
+
+  /** Tells the budget what the stream holds; when the response is full, again once it drained. */
+  private report(): void {
+    const { budget, raw } = this;
+    if (!budget) return;
+    budget.update(this);
+    if (this.awaitingDrain || !raw.writableNeedDrain) return;
+    this.awaitingDrain = true;
+    raw.once('drain', () => {
+      this.awaitingDrain = false;
+      if (!raw.writableEnded) budget.update(this);
+    });
+  }
 }
 
 /**
@@ -94,7 +149,14 @@ function sseSink(raw: ServerResponse, positions: Positions): ConnectionSink {
  * with an HTTP status before the stream starts; later errors are `error` events on the stream.
  * Recovery uses `Last-Event-ID` (or `?last_event_id=`).
  */
-export function installSse(app: FastifyInstance, deps: LifecycleDeps & { readonly corsOrigins: AllowedOrigins }): void {
+export function installSse(
+  app: FastifyInstance,
+  deps: LifecycleDeps & {
+    readonly corsOrigins: AllowedOrigins;
+    /** The gateway-wide bound on bytes queued for clients (send-budget.ts); none: unbounded. */
+    readonly sendBudget?: SendBudget;
+  },
+): void {
   // A page of an origin outside CORS_ORIGINS is refused before the stream opens (403), as /ws is.
   const preValidation = refuseForeignOrigin(deps.corsOrigins);
   app.get('/sse', { schema: SseSchema, preValidation }, async (request: FastifyRequest, reply) => {
@@ -105,7 +167,9 @@ export function installSse(app: FastifyInstance, deps: LifecycleDeps & { readonl
       typeof query.access_token === 'string' ? query.access_token : undefined,
     );
     const positions: Positions = {};
-    const lifecycle = new ConnectionLifecycle(deps, sseSink(reply.raw, positions));
+    const sink = new SseSink(reply.raw, positions, deps.sendBudget);
+    const lifecycle = new ConnectionLifecycle(deps, sink);
+    sink.lifecycle = lifecycle;
     const claims = await lifecycle.authenticate(token);
     const channels = parseChannels(query.channels);
     const own = `user:${claims.sub}`;
@@ -147,6 +211,7 @@ export function installSse(app: FastifyInstance, deps: LifecycleDeps & { readonl
     }, deps.heartbeatMs);
     raw.on('close', () => {
       clearInterval(keepAlive);
+      sink.detach();
       void lifecycle.release();
     });
     const session = await lifecycle.establish(claims, { since: sinceOf(own), announce: true });

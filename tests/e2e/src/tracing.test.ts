@@ -93,7 +93,8 @@ test('one trace should follow a post from the HTTP request to the socket on both
   const spans = await waitFor('every hop of the trace', 20_000, () => {
     const all = inTrace();
     const nodesDelivering = new Set(all.filter(isDelivery).map((s) => s.attributes['ripple.node_id']));
-    return all.some(isSend) && all.some(isConsume) && nodesDelivering.size === 2 ? all : undefined;
+    const received = all.some((s) => s.name === 'gateway.receive');
+    return all.some(isSend) && all.some(isConsume) && received && nodesDelivering.size === 2 ? all : undefined;
   }).catch((err: unknown) => {
     throw new Error(
       `${String(err)}; spans: ${inTrace()
@@ -135,10 +136,13 @@ test('one trace should follow a post from the HTTP request to the socket on both
   }
   const consumingNode = deliveries.find((d) => ancestors(d)[0] === consume)?.attributes['ripple.node_id'];
   assert.ok(consumingNode, 'one delivery is on the consuming node');
-  assert.ok(
-    deliveries.some((d) => d.attributes['ripple.node_id'] !== consumingNode),
-    'the other node delivers in the same trace after the cross-node hop',
-  );
+  const remote = deliveries.filter((d) => d.attributes['ripple.node_id'] !== consumingNode);
+  assert.ok(remote.length > 0, 'the other node delivers in the same trace after the cross-node hop');
+  for (const delivery of remote) {
+    const [received] = ancestors(delivery);
+    assert.equal(received?.name, 'gateway.receive', "the other node's delivery is under its gateway.receive span");
+    assert.equal(received.attributes['ripple.node_id'], delivery.attributes['ripple.node_id']);
+  }
 });
 
 test('logs should carry the trace and span ids of the request they belong to', () => {
