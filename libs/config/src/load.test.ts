@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Type } from '@sinclair/typebox';
-import { CommonEnv, ConfigError, loadConfig } from './index.js';
+import { CommonEnv, ConfigError, describeValue, loadConfig } from './index.js';
 
 const Schema = Type.Object({ PORT: Type.Integer({ default: 8080, minimum: 1, maximum: 65535 }), ...CommonEnv });
 
@@ -127,4 +127,24 @@ test('loadConfig should refuse an integer variable too large to hold exactly, no
     );
   }
   assert.equal(loadConfig(Ttl, { TTL_MS: '9007199254740991' }).TTL_MS, Number.MAX_SAFE_INTEGER);
+});
+
+test('describeValue should hide the values of secret names only, not of settings that merely mention one', () => {
+  for (const name of [
+    'JWT_SECRET',
+    'DB_PASSWORD',
+    'API_TOKEN',
+    'GITHUB_TOKEN',
+    'SIGNING_PRIVATE_KEY',
+    'API_KEY',
+    'APIKEY',
+    'SECRET_KEY',
+    'AWS_CREDENTIALS',
+  ]) {
+    assert.equal(describeValue(name, 'abc'), 'a value of 3 characters, not shown', name);
+  }
+  // Durations and windows of tokens are numbers an operator needs to see when one is refused.
+  for (const name of ['SUBSCRIPTION_TOKEN_TTL_S', 'TOKEN_REFRESH_WINDOW_MS', 'JWT_PUBLIC_KEY', 'REDIS_KEY_PREFIX']) {
+    assert.equal(describeValue(name, 'abc'), '"abc"', name);
+  }
 });

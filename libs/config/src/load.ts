@@ -15,10 +15,12 @@ export class ConfigError extends Error {
 type Env = Readonly<Record<string, string | undefined>>;
 
 /**
- * Names of variables whose values are secrets (`JWT_SECRET`, `*_PASSWORD`, `*_TOKEN`,
- * `*_PRIVATE_KEY`, `API_KEY`, …); a schema can also mark one with `{ secret: true }`.
+ * Names of variables whose values are secrets: a `_`-separated part SECRET, PASSWORD, PASSWD or
+ * CREDENTIAL(S) (`JWT_SECRET`, `SECRET_KEY`), or a name ending in TOKEN, PRIVATE_KEY or API_KEY
+ * (`GITHUB_TOKEN`). A setting that only mentions one (`SUBSCRIPTION_TOKEN_TTL_S`) is shown. A
+ * schema can also mark one with `{ secret: true }`.
  */
-const SECRET_NAME = /(SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|PRIVATE|API_?KEY)/i;
+const SECRET_NAME = /(^|_)(SECRET|PASSWORD|PASSWD|CREDENTIALS?)(_|$)|(^|_)(TOKEN|PRIVATE_KEY|API_?KEY)$/i;
 
 /**
  * How a problem shows a variable's value: as given, but never a secret's (only its length) and
