@@ -49,3 +49,29 @@ test('the node bus should say when its Pub/Sub connection was lost and is subscr
     await bus.stop();
   }
 });
+
+test('a broadcast should reach every other node but not come back to the node that sent it', async () => {
+  const keyPrefix = `bus:${runId()}:`;
+  const node = (nodeId: string) =>
+    new RedisNodeBus({
+      redis,
+      keyPrefix,
+      nodeId,
+      onBadMessage: (err) => assert.fail(String(err)),
+      watch: () => undefined,
+    });
+  const [n1, n2] = [node('n1'), node('n2')];
+  const got = { n1: [] as string[], n2: [] as string[] };
+  await n1.start((m) => got.n1.push(...m.frames.map((f) => f.offset)));
+  await n2.start((m) => got.n2.push(...m.frames.map((f) => f.offset)));
+  try {
+    await n1.broadcast(message('1'));
+    // Published after the broadcast on the same connection: when n1 has it, n1 would have had
+    // its own broadcast before it.
+    await n1.send('n1', message('2'));
+    await waitUntil('the broadcast at n2 and the marker at n1', 5000, () => got.n2.length === 1 && got.n1.length === 1);
+    assert.deepEqual(got, { n1: ['2'], n2: ['1'] });
+  } finally {
+    await Promise.all([n1.stop(), n2.stop()]);
+  }
+});

@@ -48,7 +48,14 @@ export interface RedisNodeBusOptions {
  */
 export class RedisNodeBus implements NodeBus {
   private subscriber: Redis | undefined;
-  constructor(private readonly opts: RedisNodeBusOptions) {}
+  /**
+   * How this node's broadcasts start (`{"from":"<nodeId>",`): Pub/Sub hands a broadcast back to
+   * its sender too, which drops it unread instead of parsing and delivering its own frames again.
+   */
+  private readonly ownBroadcast: string;
+  constructor(private readonly opts: RedisNodeBusOptions) {
+    this.ownBroadcast = `{"from":${JSON.stringify(opts.nodeId)},`;
+  }
 
   private channelOf(nodeId: string): string {
     return `${this.opts.keyPrefix}node:${nodeId}`;
@@ -63,6 +70,7 @@ export class RedisNodeBus implements NodeBus {
     this.opts.watch(subscriber, 'redis-pubsub');
     this.subscriber = subscriber;
     subscriber.on('message', (_channel: string, text: string) => {
+      if (text.startsWith(this.ownBroadcast)) return;
       try {
         onMessage(JSON.parse(text) as NodeMessage);
       } catch (err) {
@@ -85,11 +93,12 @@ export class RedisNodeBus implements NodeBus {
     await this.publish(this.channelOf(nodeId), message);
   }
 
+  /** The message carries `from` first: its sender recognises it without parsing (`ownBroadcast`). */
   async broadcast(message: NodeMessage): Promise<void> {
-    await this.publish(this.broadcastChannel(), message);
+    await this.publish(this.broadcastChannel(), { from: this.opts.nodeId, ...message });
   }
 
-  private async publish(channel: string, message: NodeMessage): Promise<void> {
+  private async publish(channel: string, message: NodeMessage & { from?: string }): Promise<void> {
     if (this.opts.sendDelayMs) await delay(this.opts.sendDelayMs);
     await this.opts.redis.publish(channel, JSON.stringify(message));
   }

@@ -119,7 +119,7 @@ export class Router {
     let sent: Promise<unknown>;
     if (!complete) {
       // The registry lost entries recently (Redis restarted): every node gets every frame, and
-      // each keeps what its sockets read. This node drops its own copy as already delivered.
+      // each keeps what its sockets read. The bus does not hand this node its own copy.
       sent = this.deps.bus.broadcast(message(frames)).then(() => metrics.nodeMessagesSent.inc());
     } else {
       const remote = new Map<string, RoutedFrame[]>();
