@@ -21,7 +21,8 @@ import { payload } from '@ripple/bench-peers/dialects';
 import { mergeHistograms, percentile } from '@ripple/bench-peers/report';
 import { rssMb } from '@ripple/bench-peers/procs';
 import { Worker } from '@ripple/bench-peers/rpc';
-import { cpuOf, waitUntil } from '@ripple/testing';
+import { Redis } from 'ioredis';
+import { cpuOf, registryCompleteIn, testInfra, waitUntil } from '@ripple/testing';
 import { kafkaPid, postgresCpu, postgresCpuSince, redisPid, sample } from './bench-util.js';
 import { peakRssOf } from './chaos/cluster.js';
 import { runScoped } from './harness.js';
@@ -128,6 +129,16 @@ await runScoped('be', async ({ iso, spawn, defer }) => {
   );
   say(`${CLIENTS * PER_CLIENT} subscriptions acknowledged in ${secondsSince(subscribeStart)} s`);
   const connectedRss = gateways.map((g) => rssMb(g.process.pid).toFixed(0));
+  // Posting starts once the registry is complete (one lease, REGISTRY_HEARTBEAT_MS × 3 = 15 s,
+  // after the first gateway's first heartbeat): until then every routed batch goes to every
+  // gateway through Redis Pub/Sub, what a fresh registry costs once, not the steady state.
+  const registry = new Redis(testInfra.redisUrl);
+  defer(() => Promise.resolve(registry.disconnect()));
+  await waitUntil(
+    'a complete registry',
+    60_000,
+    async () => (await registryCompleteIn(registry, iso.env.REDIS_KEY_PREFIX, 15_000)) === 0,
+  );
 
   // Creator n posts as user `c<n>`, so its posts go to `creator:c<n>`, the bench channel c<n>.
   const tokens = await Promise.all(
