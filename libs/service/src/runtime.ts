@@ -16,6 +16,7 @@ import type { DomainServiceConfig } from './env.js';
 import { directPublisher, eventsWritten, outboxEmitter, outboxMessages, recordingMutations } from './events.js';
 import type { Emit, OutboxMessages, Publish } from './events.js';
 import { statementBatcher } from './batch.js';
+import { backlogShedding } from './shedding.js';
 import type { StatementBatcher } from './batch.js';
 import { transientDbError } from './prisma.js';
 import { directStatements } from './statements.js';
@@ -126,6 +127,7 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     pollIntervalMs: config.OUTBOX_POLL_INTERVAL_MS,
     leaseMs: config.OUTBOX_LEASE_MS,
     retentionMs: config.OUTBOX_RETENTION_MS,
+    shedAgeMs: config.OUTBOX_SHED_AGE_MS,
   });
   const janitor = setInterval(
     () => {
@@ -186,7 +188,10 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     db,
     transaction,
     wakeOutbox,
-    mutations: recordingMutations(mutations({ transaction, sql: statements, afterCommit: wakeOutbox })),
+    mutations: backlogShedding(
+      recordingMutations(mutations({ transaction, sql: statements, afterCommit: wakeOutbox })),
+      () => outbox.shouldShed(),
+    ),
     batch: statementBatcher(statements, metrics),
     emit: outboxEmitter(spec.name),
     outboxMessage: outboxMessages(spec.name),
