@@ -2,12 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BacklogShedder } from './backlog-shedder.js';
 
-const MAX_AGE_MS = 1000;
+const MAX_WAIT_MS = 1000;
 
 /** A shedder on a clock the test moves, and a relay driver that publishes batches on it. */
-function relayWithShedder(maxAgeMs = MAX_AGE_MS) {
+function relayWithShedder(maxWaitMs = MAX_WAIT_MS) {
   let now = 1_000_000;
-  const shedder = new BacklogShedder({ maxAgeMs, now: () => now });
+  const shedder = new BacklogShedder({ maxWaitMs, now: () => now });
   return {
     shedder,
     advance(ms: number) {
@@ -31,21 +31,30 @@ test('outbox shedding should not refuse writes while the relay keeps up', () => 
   }
 });
 
-test('outbox shedding should refuse writes once the lag passes the bound while the relay falls behind', () => {
+test('outbox shedding should refuse writes once a write made now would wait longer than the bound, and keep refusing', () => {
   const r = relayWithShedder();
-  // Each 100 ms batch goes through rows written over 40 ms: the lag grows by 60 ms per batch.
-  const shedAt: number[] = [];
-  for (let age = 100; age < 2500; age += 60) {
+  // Each 100 ms batch goes through rows written over 30 ms (pace 0.3): the lag grows by 70 ms per
+  // batch, and a row written now waits lag / 0.3 for the relay.
+  const answers: [number, boolean][] = [];
+  for (let age = 0; age < 2500; age += 70) {
     r.batch(age, 100);
     // The lag as the shedder sees it once the batch is acknowledged.
-    if (r.shedder.shouldShed()) shedAt.push(age + 100);
+    answers.push([age + 100, r.shedder.shouldShed()]);
   }
-  assert.ok(shedAt.length > 0, 'shed at some point');
-  assert.ok((shedAt[0] ?? 0) > MAX_AGE_MS, `not before the lag passed the bound (${shedAt[0]})`);
-  assert.ok((shedAt[0] ?? 0) <= MAX_AGE_MS + 2 * 60, 'within a batch or two of passing it');
+  const first = answers.findIndex(([, shed]) => shed);
+  const [lag] = answers[first] ?? [0];
+  assert.ok(first >= 0, 'shed at some point');
+  assert.ok(lag / 0.3 > MAX_WAIT_MS, `not before the wait passed the bound (lag ${lag} ms)`);
+  // Before the lag itself reaches M/2: a write accepted just before waits about M, not more.
+  assert.ok(lag < MAX_WAIT_MS / 2, `ahead of the lag (lag ${lag} ms)`);
+  assert.deepEqual(
+    answers.slice(first).filter(([, shed]) => !shed),
+    [],
+    'refused from then on while the relay falls further behind',
+  );
 });
 
-test('outbox shedding should keep refusing until the lag falls to half the bound, then take writes again', () => {
+test('outbox shedding should keep refusing until the wait falls to half the bound, then take writes again', () => {
   const r = relayWithShedder();
   let age = 900;
   while (!r.shedder.shouldShed()) {
@@ -53,13 +62,14 @@ test('outbox shedding should keep refusing until the lag falls to half the bound
     age += 60;
     assert.ok(age < 5000, 'sheds');
   }
-  // Catching up now: each batch's oldest row is 100 ms younger. Hysteresis: refused down to M/2.
+  // Catching up now: each batch's oldest row is 100 ms younger (pace 2: a write waits its lag, at
+  // most). Hysteresis: refused down to M/2.
   const answers: [number, boolean][] = [];
   for (age = 1100; age >= 0; age -= 100) {
     r.batch(age, 100);
     answers.push([age + 100, r.shedder.shouldShed()]);
   }
-  for (const [lag, shed] of answers) assert.equal(shed, lag > MAX_AGE_MS / 2, `lag ${lag} ms`);
+  for (const [lag, shed] of answers) assert.equal(shed, lag > MAX_WAIT_MS / 2, `lag ${lag} ms`);
   // And it does not flap back on at once: under the bound again, writes stay accepted.
   r.batch(700, 100);
   assert.equal(r.shedder.shouldShed(), false);
@@ -102,7 +112,7 @@ test('outbox shedding should stop refusing writes when a send hangs longer than 
   }
   // A broker that stopped answering: the send neither succeeds nor fails for seconds.
   r.shedder.sending(0);
-  r.advance(MAX_AGE_MS + 1);
+  r.advance(MAX_WAIT_MS + 1);
   assert.equal(r.shedder.shouldShed(), false);
 });
 

@@ -2,11 +2,12 @@ import type { RelayProgressListener } from './relay.js';
 
 export interface BacklogShedderOptions {
   /**
-   * The bound, in ms: writes are refused once the oldest row the relay is publishing is older than
-   * this while the relay falls behind, and taken again once it is no older than half of it; 0:
-   * never refuse. Also how long the relay may go without progress and still count as publishing.
+   * The bound, in ms: writes are refused once a row written now would wait longer than this for
+   * the relay to reach it, while the relay falls behind, and taken again once it would wait half
+   * of it or less; 0: never refuse. Also how long the relay may go without progress and still
+   * count as publishing.
    */
-  readonly maxAgeMs: number;
+  readonly maxWaitMs: number;
   /** The clock, epoch ms (tests inject one); rows' `createdAt` is compared with it. */
   readonly now?: () => number;
 }
@@ -15,18 +16,21 @@ export interface BacklogShedderOptions {
  * Decides when a service should refuse writes because its outbox relay cannot keep up
  * (`shouldShed`), from what the relay reports (`RelayProgressListener`), with no query of its own.
  *
- * The rule, with M = `maxAgeMs` and the *lag* = now − `createdAt` of the oldest row of the batch
- * the relay is publishing (0 once a read found no rows):
+ * Read from the relay's batches: its *lag* (now − `createdAt` of the oldest row of the batch it is
+ * publishing; 0 once a read found no rows) and its *pace* (over the last window of at least M/2,
+ * M = `maxWaitMs`: how many seconds of writes it went through per second; under 1 it falls behind).
+ * A row written now waits about lag ÷ pace before the relay reaches it (the rows ahead of it were
+ * written over the last `lag` seconds, and the relay goes through `pace` seconds of them a
+ * second). The rule:
  * - never while the relay does not publish: not started, its last batch failed (Kafka or the
  *   database away: the outbox exists to take writes then), or no batch acknowledged and no empty
  *   read for M (a send that hangs on a broker that stopped answering, before kafkajs gives up);
- * - start when the lag is over M *and the relay falls behind*: over the last window of at least
- *   M/2, the rows it went through were written over less time than the window took (the lag
- *   grows). A relay catching up on a backlog that built while Kafka was away goes through it
- *   faster than real time, so its lag falls and writes are not refused;
- * - stop once the lag is M/2 or less (hysteresis). Past capacity the lag keeps growing while
- *   writes are refused, until the relay reaches the rows written before: so in practice it stops
- *   when the relay has caught up.
+ * - start when the relay falls behind (pace under 1) and lag ÷ pace is over M. A relay catching up
+ *   on a backlog that built while Kafka was away goes faster than real time (pace over 1), so
+ *   writes are not refused then, however old its oldest rows;
+ * - stop once lag ÷ pace is M/2 or less (hysteresis; pace taken as at most 1). Past capacity the
+ *   lag keeps growing while writes are refused, until the relay reaches the rows written before:
+ *   in practice it stops when the relay has caught up, about M after it started.
  */
 export class BacklogShedder implements RelayProgressListener {
   private readonly now: () => number;
@@ -38,13 +42,13 @@ export class BacklogShedder implements RelayProgressListener {
   private failing = false;
   /** Start of the window the lag's trend is measured over. */
   private anchor: { at: number; oldest: number } | undefined;
-  /** Whether the lag grew over the last complete window. */
-  private behind = false;
+  /** Seconds of writes the relay went through per second over the last complete window. */
+  private pace: number | undefined;
   private shedding = false;
 
   constructor(private readonly opts: BacklogShedderOptions) {
     this.now = opts.now ?? Date.now;
-    this.windowMs = opts.maxAgeMs / 2;
+    this.windowMs = opts.maxWaitMs / 2;
   }
 
   sending(oldestCreatedAt: number): void {
@@ -53,7 +57,7 @@ export class BacklogShedder implements RelayProgressListener {
     if (this.anchor === undefined) {
       this.anchor = { at, oldest: oldestCreatedAt };
     } else if (at - this.anchor.at >= this.windowMs) {
-      this.behind = oldestCreatedAt - this.anchor.oldest < at - this.anchor.at;
+      this.pace = (oldestCreatedAt - this.anchor.oldest) / (at - this.anchor.at);
       this.anchor = { at, oldest: oldestCreatedAt };
     }
   }
@@ -68,14 +72,14 @@ export class BacklogShedder implements RelayProgressListener {
     this.failing = false;
     this.oldest = undefined;
     this.anchor = undefined;
-    this.behind = false;
+    this.pace = undefined;
   }
 
   failed(): void {
     this.failing = true;
     // A retried batch makes no headway through its rows: that is an outage, not a trend.
     this.anchor = undefined;
-    this.behind = false;
+    this.pace = undefined;
   }
 
   /**
@@ -83,16 +87,19 @@ export class BacklogShedder implements RelayProgressListener {
    * reading and a few comparisons, no I/O; call it per request.
    */
   shouldShed(): boolean {
-    const max = this.opts.maxAgeMs;
+    const max = this.opts.maxWaitMs;
     if (max <= 0) return false;
     const now = this.now();
     const publishing = !this.failing && this.progressAt !== undefined && now - this.progressAt <= max;
-    if (!publishing) {
+    if (!publishing || this.oldest === undefined) {
       this.shedding = false;
       return false;
     }
-    const lag = this.oldest === undefined ? 0 : now - this.oldest;
-    this.shedding = this.shedding ? lag > max / 2 : lag > max && this.behind;
+    const lag = now - this.oldest;
+    const pace = this.pace ?? 1;
+    // How long a row written now waits for the relay to reach it.
+    const wait = pace <= 0 ? Infinity : lag / Math.min(pace, 1);
+    this.shedding = this.shedding ? wait > max / 2 : pace < 1 && wait > max;
     return this.shedding;
   }
 }

@@ -584,7 +584,7 @@ test("commit → ack should count exactly the rows this process committed and wo
     pollIntervalMs: 50,
     leaseMs: 30_000,
     retentionMs: 3_600_000,
-    shedAgeMs: 0,
+    shedWaitMs: 0,
   });
   defer(() => outbox.stop());
   outbox.startRelay();

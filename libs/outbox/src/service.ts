@@ -21,11 +21,11 @@ export interface OutboxServiceOptions {
   /** Sent rows are deleted after this long. */
   readonly retentionMs: number;
   /**
-   * Writes should be refused (`OutboxService.shouldShed`) while the relay publishes but its
-   * oldest row in flight is older than this, in ms, and falling further behind (`BacklogShedder`);
+   * Writes should be refused (`OutboxService.shouldShed`) while the relay publishes but falls
+   * behind, and a row written now would wait longer than this for it, in ms (`BacklogShedder`);
    * 0: never.
    */
-  readonly shedAgeMs: number;
+  readonly shedWaitMs: number;
   /**
    * Bounds of the commit stamps behind `outbox_commit_to_ack_seconds` (see `OutboxService.wake`):
    * most events held (default 50,000) and for how long, in ms (default 60,000). An event not
@@ -130,7 +130,7 @@ export function startOutboxService(opts: OutboxServiceOptions): OutboxService {
     },
   });
 
-  const shedder = new BacklogShedder({ maxAgeMs: opts.shedAgeMs });
+  const shedder = new BacklogShedder({ maxWaitMs: opts.shedWaitMs });
   const relay = createOutboxRelay({
     store,
     progress: shedder,

@@ -127,7 +127,7 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     pollIntervalMs: config.OUTBOX_POLL_INTERVAL_MS,
     leaseMs: config.OUTBOX_LEASE_MS,
     retentionMs: config.OUTBOX_RETENTION_MS,
-    shedAgeMs: config.OUTBOX_SHED_AGE_MS,
+    shedWaitMs: config.OUTBOX_SHED_WAIT_MS,
   });
   const janitor = setInterval(
     () => {

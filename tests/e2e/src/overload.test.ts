@@ -109,7 +109,7 @@ test('post-service should refuse writes with 503 OVERLOADED while its outbox rel
     RATE_LIMIT_MAX: '1000000',
     OVERLOAD_RETRY_AFTER_S: '3',
     OUTBOX_BATCH_SIZE: '1',
-    OUTBOX_SHED_AGE_MS: '200',
+    OUTBOX_SHED_WAIT_MS: '200',
   });
   services.push(post);
   const token = await signAccessToken(jwtSecret(iso.jwtSecretText), `ovl${iso.run}`);
