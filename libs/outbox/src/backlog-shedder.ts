@@ -30,7 +30,7 @@ export interface BacklogShedderOptions {
  *   writes are not refused then, however old its oldest rows;
  * - stop once lag ÷ pace is M/2 or less (hysteresis; pace taken as at most 1). Past capacity the
  *   lag keeps growing while writes are refused, until the relay reaches the rows written before:
- *   in practice it stops when the relay has caught up, about M after it started.
+ *   in practice it stops once the relay has caught up.
  */
 export class BacklogShedder implements RelayProgressListener {
   private readonly now: () => number;
@@ -40,7 +40,7 @@ export class BacklogShedder implements RelayProgressListener {
   /** When the relay last made progress (a batch acknowledged, a read that found nothing). */
   private progressAt: number | undefined;
   private failing = false;
-  /** Start of the window the lag's trend is measured over. */
+  /** Start of the window the pace is measured over. */
   private anchor: { at: number; oldest: number } | undefined;
   /** Seconds of writes the relay went through per second over the last complete window. */
   private pace: number | undefined;
