@@ -20,8 +20,12 @@ async function app(t: { after(fn: () => Promise<void>): void }, backlogged: () =
   await installOverloadProtection(shell, { maxEventLoopDelayMs: 0, maxInFlight: 0, retryAfterSeconds: 2 }, metrics);
   const mutations = backlogShedding(answering, backlogged);
   let written = 0;
-  shell.post('/things', (request, reply) => mutations.run(request, reply, 201, () => Promise.resolve({ n: ++written })));
-  shell.patch('/things', (request, reply) => mutations.single(request, reply, 200, () => Promise.resolve({ n: ++written })));
+  shell.post('/things', (request, reply) =>
+    mutations.run(request, reply, 201, () => Promise.resolve({ n: ++written })),
+  );
+  shell.patch('/things', (request, reply) =>
+    mutations.single(request, reply, 200, () => Promise.resolve({ n: ++written })),
+  );
   shell.get('/things', () => ({ n: written }));
   await shell.ready();
   return { app: shell, metrics, written: () => written };
