@@ -32,6 +32,7 @@ export interface ApiDeps<Db, Tx extends RawSql> extends ApiOptions {
    * (`recordingEvents`; every `mutations` run is one): their ids stamp `outbox_commit_to_ack_seconds`.
    */
   readonly wakeOutbox: () => void;
+  /** The mutation runner; refuses to start one (503 `outbox_backlog`) while the outbox relay falls behind (`backlogShedding`). */
   readonly mutations: Mutations<Tx>;
   readonly emit: Emit;
   /** An event's outbox row, for routes that write it in one statement with the state. */
