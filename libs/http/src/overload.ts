@@ -5,8 +5,12 @@ import { Counter } from '@ripple/telemetry';
 import type { Registry } from '@ripple/telemetry';
 import { HttpErrors } from './error-kinds.js';
 
-/** Why a request was shed: the label of `http_requests_shed_total`. */
-export type ShedReason = 'event_loop_delay' | 'in_flight' | 'pool_wait';
+/**
+ * Why a request was shed: the label of `http_requests_shed_total`. `outbox_backlog`: a write
+ * refused because the service's outbox relay cannot keep up (thrown by the domain services'
+ * mutation runner, `@ripple/service`).
+ */
+export type ShedReason = 'event_loop_delay' | 'in_flight' | 'pool_wait' | 'outbox_backlog';
 
 /**
  * Past capacity a request is refused at once with 503 OVERLOADED and Retry-After rather than
@@ -58,7 +62,8 @@ const lackedSample = (type: string, value: number | undefined) =>
  * Load shedding for an API app: event-loop delay through `@fastify/under-pressure`, a limit on
  * requests in flight (checked before authentication, so a shed request costs almost nothing),
  * and the answer for every OverloadError, also those thrown later or recognised by `classify`
- * (pool wait, on any route): 503, Retry-After, counted in `http_requests_shed_total{reason}`.
+ * (pool wait, on any route; outbox backlog, on writes): 503, Retry-After, counted in
+ * `http_requests_shed_total{reason}`.
  * Other retriable 503s get Retry-After too.
  */
 export async function installOverloadProtection(
@@ -73,7 +78,9 @@ export async function installOverloadProtection(
     labelNames: ['reason'],
     registers: [metrics],
   });
-  for (const reason of ['event_loop_delay', 'in_flight', 'pool_wait'] satisfies ShedReason[]) shed.inc({ reason }, 0);
+  for (const reason of ['event_loop_delay', 'in_flight', 'pool_wait', 'outbox_backlog'] satisfies ShedReason[]) {
+    shed.inc({ reason }, 0);
+  }
   // Runs before the error handler, with the error as thrown: `classify` names what it will answer.
   app.addHook('onError', (_request, reply, err, done) => {
     const coded = isRippleError(err) ? err : classify?.(err);

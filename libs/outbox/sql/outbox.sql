@@ -15,8 +15,10 @@ CREATE TABLE "outbox" (
 );
 
 CREATE UNIQUE INDEX "outbox_event_id_key" ON "outbox"("event_id");
--- Only unsent rows: the relay's queries stay fast however many sent rows are kept.
-CREATE INDEX "outbox_unsent_idx" ON "outbox"("shard", "id") WHERE "sent_at" IS NULL;
+-- Only unsent rows, in id order, the order the relay reads them in: its reads stay fast however
+-- many sent rows are kept (migration *_outbox_unsent_by_id; it was (shard, id), and the relay's
+-- read walked the primary key through every sent row instead).
+CREATE INDEX "outbox_unsent_idx" ON "outbox"("id") WHERE "sent_at" IS NULL;
 CREATE INDEX "outbox_sent_at_id_idx" ON "outbox"("sent_at", "id");
 
 -- No insert trigger NOTIFYs: a NOTIFY holds PostgreSQL's cluster-wide notify lock through the

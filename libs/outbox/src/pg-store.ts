@@ -23,6 +23,30 @@ const SHARD_LOCK_CLASS = 0x0b0c;
  * idempotency keys, which back a 201) stay durable.
  */
 const RELAY_SESSION_DURABILITY = 'synchronous_commit=off';
+
+/**
+ * The relay's one statement per batch (`PgOutboxStore.step`): marks $1 (ids) sent, try-locks every
+ * free shard of the $2 (shards, $3 those held, $4 the lock class), reads the oldest $5 unsent rows
+ * of the shards held, and with $6 releases every shard when it found none. The read goes through
+ * `outbox_unsent_idx` (id) WHERE sent_at IS NULL, in id order: only unsent rows, however many sent
+ * ones are kept (see the migration `*_outbox_unsent_by_id`).
+ */
+export const STEP_SQL = `WITH marked AS (
+    UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])
+  ), taken AS MATERIALIZED (
+    -- Try-locks never wait; a shard another relay holds is skipped.
+    SELECT s FROM generate_series(0, $2::int - 1) s WHERE s <> ALL($3::int[]) AND pg_try_advisory_lock($4, s)
+  ), batch AS MATERIALIZED (
+    SELECT outbox.id, topic, key, value, headers, created_at FROM outbox
+    WHERE shard = ANY(ARRAY(SELECT s FROM taken) || $3::int[]) AND sent_at IS NULL AND outbox.id <> ALL($1::bigint[])
+    ORDER BY outbox.id LIMIT $5
+  ), released AS MATERIALIZED (
+    SELECT pg_advisory_unlock_all() WHERE $6::boolean AND NOT EXISTS (SELECT 1 FROM batch)
+  )
+  SELECT ARRAY(SELECT s FROM taken) AS taken, (SELECT count(*) FROM released)::int AS released,
+         batch.id::text AS id, topic, key, value, headers, created_at
+  FROM (SELECT 1) one LEFT JOIN batch ON true ORDER BY batch.id`;
+
 /** SQLSTATE of a session PostgreSQL ended because it sat idle longer than idle_session_timeout. */
 const IDLE_SESSION_TIMEOUT = '57P05';
 
@@ -188,21 +212,7 @@ export class PgOutboxStore implements OutboxStore {
       // Prepared once per session: planning these CTEs took PostgreSQL ~0.3 ms, more than running
       // them at a few rows a batch.
       name: 'ripple_outbox_step',
-      text: `WITH marked AS (
-         UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])
-       ), taken AS MATERIALIZED (
-         -- Try-locks never wait; a shard another relay holds is skipped.
-         SELECT s FROM generate_series(0, $2::int - 1) s WHERE s <> ALL($3::int[]) AND pg_try_advisory_lock($4, s)
-       ), batch AS MATERIALIZED (
-         SELECT outbox.id, topic, key, value, headers, created_at FROM outbox
-         WHERE shard = ANY(ARRAY(SELECT s FROM taken) || $3::int[]) AND sent_at IS NULL AND outbox.id <> ALL($1::bigint[])
-         ORDER BY outbox.id LIMIT $5
-       ), released AS MATERIALIZED (
-         SELECT pg_advisory_unlock_all() WHERE $6::boolean AND NOT EXISTS (SELECT 1 FROM batch)
-       )
-       SELECT ARRAY(SELECT s FROM taken) AS taken, (SELECT count(*) FROM released)::int AS released,
-              batch.id::text AS id, topic, key, value, headers, created_at
-       FROM (SELECT 1) one LEFT JOIN batch ON true ORDER BY batch.id`,
+      text: STEP_SQL,
       values: [sent.map((r) => r.id), this.shards, this.held, SHARD_LOCK_CLASS, limit, releaseIfNone],
     });
     const first = rows[0];

@@ -104,3 +104,35 @@ test('outbox relay should release its store once it stops, so another relay can 
   await relay.stop();
   assert.equal(store.releases, 1);
 });
+
+test('outbox relay should report each batch with its oldest row, its acknowledgement, failures and empty reads', async () => {
+  const written = [3, 1, 2].map((seconds, i) => ({ ...row(i + 1), createdAt: new Date(seconds * 1000) }));
+  const events: string[] = [];
+  const relay = createOutboxRelay({
+    store: memoryOutbox(written),
+    producer: flakyProducer(1),
+    topicPrefix: '',
+    logger,
+    batchSize: 2,
+    pollIntervalMs: 60_000,
+    maxBackoffMs: 10,
+    progress: {
+      sending: (oldest) => events.push(`sending ${oldest}`),
+      acknowledged: () => events.push('acknowledged'),
+      idle: () => events.push('idle'),
+      failed: () => events.push('failed'),
+    },
+  });
+  relay.start();
+  await waitUntil('an empty read', 5000, () => events.includes('idle'));
+  await relay.stop();
+  assert.deepEqual(events, [
+    'sending 1000',
+    'failed',
+    'sending 1000',
+    'acknowledged',
+    'sending 2000',
+    'acknowledged',
+    'idle',
+  ]);
+});

@@ -28,6 +28,18 @@ export interface OutboxStore {
   release(): Promise<void>;
 }
 
+/** What a relay reports as it goes, for load shedding (`BacklogShedder` follows it). */
+export interface RelayProgressListener {
+  /** A batch goes to the producer; `oldestCreatedAt` is its oldest row's `createdAt`, epoch ms. */
+  sending(oldestCreatedAt: number): void;
+  /** The broker acknowledged that batch. */
+  acknowledged(): void;
+  /** A read found no rows to publish: the relay has caught up with the rows it can take. */
+  idle(): void;
+  /** A read or a batch failed (Kafka or the database): the relay backs off and retries. */
+  failed(): void;
+}
+
 export interface OutboxRelayOptions {
   readonly store: OutboxStore;
   readonly producer: EventProducer;
@@ -40,6 +52,8 @@ export interface OutboxRelayOptions {
   readonly maxBackoffMs?: number;
   /** Called after each batch the broker acknowledged (metrics). */
   readonly onPublished?: (rows: readonly OutboxRecord[]) => void;
+  /** Told of each batch, acknowledgement, empty read and failure. */
+  readonly progress?: RelayProgressListener;
 }
 
 export interface OutboxRelay {
@@ -86,10 +100,12 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     });
 
   const publish = async (rows: readonly OutboxRecord[]): Promise<void> => {
+    opts.progress?.sending(rows.reduce((oldest, r) => Math.min(oldest, r.createdAt.getTime()), Infinity));
     await opts.producer.send(
       rows.map((r) => ({ topic: opts.topicPrefix + r.topic, key: r.key, value: r.value, headers: r.headers })),
     );
     opts.onPublished?.(rows);
+    opts.progress?.acknowledged();
   };
 
   async function run(): Promise<void> {
@@ -108,9 +124,11 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
           failures = 0;
         }
         if (count > 0) continue;
+        opts.progress?.idle();
         await sleep(pollIntervalMs);
       } catch (err) {
         failing = true;
+        opts.progress?.failed();
         failures++;
         if (failingSince === undefined) {
           failingSince = Date.now();

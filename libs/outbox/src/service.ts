@@ -2,6 +2,7 @@ import pg from 'pg';
 import { Counter, Gauge, Histogram, connectionHealth, watchConnection } from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
 import type { EventProducer } from '@ripple/kafka';
+import { BacklogShedder } from './backlog-shedder.js';
 import { CommitStamps } from './commit-stamps.js';
 import { listenForOutbox } from './listener.js';
 import { PgOutboxStore } from './pg-store.js';
@@ -19,6 +20,12 @@ export interface OutboxServiceOptions {
   readonly leaseMs: number;
   /** Sent rows are deleted after this long. */
   readonly retentionMs: number;
+  /**
+   * Writes should be refused (`OutboxService.shouldShed`) while the relay publishes but falls
+   * behind, and a row written now would wait longer than this for it, in ms (`BacklogShedder`);
+   * 0: never.
+   */
+  readonly shedWaitMs: number;
   /**
    * Bounds of the commit stamps behind `outbox_commit_to_ack_seconds` (see `OutboxService.wake`):
    * most events held (default 50,000) and for how long, in ms (default 60,000). An event not
@@ -41,6 +48,11 @@ export interface OutboxService {
    * when this process's relay publishes them, `outbox_commit_to_ack_seconds` observes commit → ack.
    */
   wake(eventIds?: Iterable<string>): void;
+  /**
+   * Whether a write that adds outbox rows should be refused now because this process's relay
+   * publishes but cannot keep up (`BacklogShedder`: never while it cannot publish at all). No I/O.
+   */
+  shouldShed(): boolean;
   stop(): Promise<void>;
 }
 
@@ -118,8 +130,10 @@ export function startOutboxService(opts: OutboxServiceOptions): OutboxService {
     },
   });
 
+  const shedder = new BacklogShedder({ maxWaitMs: opts.shedWaitMs });
   const relay = createOutboxRelay({
     store,
+    progress: shedder,
     producer: opts.producer,
     topicPrefix: opts.topicPrefix,
     logger: opts.logger,
@@ -155,6 +169,7 @@ export function startOutboxService(opts: OutboxServiceOptions): OutboxService {
       relay.wake();
       if (!relay.active()) listener.notify();
     },
+    shouldShed: () => shedder.shouldShed(),
     async stop() {
       clearInterval(cleanup);
       await listener.stop();

@@ -24,6 +24,12 @@ export function domainServiceEnv(serviceName: string, port: number) {
     OUTBOX_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
     /** How long a relay may hold an outbox shard while Kafka does not answer. */
     OUTBOX_LEASE_MS: Type.Integer({ default: 30_000, minimum: 1000, maximum: MAX_DELAY_MS }),
+    /**
+     * Refuse writes (503, `outbox_backlog`) while the outbox relay publishes but falls behind and a
+     * row written now would wait longer than this many ms for it; take them again at half of it.
+     * 0: never. See `BacklogShedder` in @ripple/outbox.
+     */
+    OUTBOX_SHED_WAIT_MS: Type.Integer({ default: 500, minimum: 0, maximum: 600_000 }),
     /** Sent outbox rows are deleted after this long. */
     OUTBOX_RETENTION_MS: Type.Integer({ default: 24 * 3600 * 1000, minimum: 1000 }),
     KAFKA_TOPIC_RETENTION_MS: Type.Integer({ default: 7 * 24 * 3600 * 1000, minimum: 60_000 }),

@@ -16,6 +16,7 @@ import type { DomainServiceConfig } from './env.js';
 import { directPublisher, eventsWritten, outboxEmitter, outboxMessages, recordingMutations } from './events.js';
 import type { Emit, OutboxMessages, Publish } from './events.js';
 import { statementBatcher } from './batch.js';
+import { backlogShedding } from './shedding.js';
 import type { StatementBatcher } from './batch.js';
 import { transientDbError } from './prisma.js';
 import { directStatements } from './statements.js';
@@ -31,6 +32,7 @@ export interface ApiDeps<Db, Tx extends RawSql> extends ApiOptions {
    * (`recordingEvents`; every `mutations` run is one): their ids stamp `outbox_commit_to_ack_seconds`.
    */
   readonly wakeOutbox: () => void;
+  /** The mutation runner; refuses to start one (503 `outbox_backlog`) while the outbox relay falls behind (`backlogShedding`). */
   readonly mutations: Mutations<Tx>;
   readonly emit: Emit;
   /** An event's outbox row, for routes that write it in one statement with the state. */
@@ -126,6 +128,7 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     pollIntervalMs: config.OUTBOX_POLL_INTERVAL_MS,
     leaseMs: config.OUTBOX_LEASE_MS,
     retentionMs: config.OUTBOX_RETENTION_MS,
+    shedWaitMs: config.OUTBOX_SHED_WAIT_MS,
   });
   const janitor = setInterval(
     () => {
@@ -186,7 +189,10 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
     db,
     transaction,
     wakeOutbox,
-    mutations: recordingMutations(mutations({ transaction, sql: statements, afterCommit: wakeOutbox })),
+    mutations: backlogShedding(
+      recordingMutations(mutations({ transaction, sql: statements, afterCommit: wakeOutbox })),
+      () => outbox.shouldShed(),
+    ),
     batch: statementBatcher(statements, metrics),
     emit: outboxEmitter(spec.name),
     outboxMessage: outboxMessages(spec.name),

@@ -1,6 +1,9 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import pg from 'pg';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
+import { Topics } from '@ripple/events';
+import { waitFor } from '@ripple/testing';
 import { callApi, isolatedRun, spawnService } from './harness.js';
 import type { RunningService } from './harness.js';
 
@@ -95,4 +98,48 @@ test('post-service should answer 503 OVERLOADED, not 500, when database connecti
   assertShedGracefully(answers);
   await recovers();
   assert.ok((await shedCount(post, 'pool_wait')) > 0, 'http_requests_shed_total counts the shed requests');
+});
+
+test('post-service should refuse writes with 503 OVERLOADED while its outbox relay falls behind, never reads, and take them once it caught up', async (t) => {
+  const databaseUrl = iso.databaseUrl(`post-service-${services.length}`);
+  // A relay that publishes one row per batch, and a bound of 200 ms on its lag.
+  const post = await spawnService('post-service', {
+    ...iso.env,
+    DATABASE_URL: databaseUrl,
+    RATE_LIMIT_MAX: '1000000',
+    OVERLOAD_RETRY_AFTER_S: '3',
+    OUTBOX_BATCH_SIZE: '1',
+    OUTBOX_SHED_WAIT_MS: '200',
+  });
+  services.push(post);
+  const token = await signAccessToken(jwtSecret(iso.jwtSecretText), `ovl${iso.run}`);
+  const create = (i: number) => callApi(post, 'POST', '/posts', { token, body: { body: `post ${i}` } });
+  assert.equal((await create(0)).status, 201, 'writes are taken while the relay keeps up');
+
+  // A burst the relay is seconds behind on: 1,500 rows committed 2 s ago, as by writers past its
+  // capacity (the service's own relay publishes them, one by one).
+  const db = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+  t.after(() => db.end());
+  await db.query(
+    `INSERT INTO outbox (event_id, topic, key, shard, value, headers, created_at)
+     SELECT gen_random_uuid(), $1, 'burst-' || i, i % 32, '{}', '{}'::jsonb, now() - interval '2 s'
+     FROM generate_series(1, 1500) i`,
+    [Topics.post],
+  );
+  const refused = await waitFor('a write refused', 30_000, async () => {
+    const res = await create(1);
+    return res.status === 503 ? res : undefined;
+  });
+  assert.equal(refused.headers.get('retry-after'), '3');
+  assert.equal((JSON.parse(refused.text) as { code: string }).code, 'OVERLOADED');
+  assert.ok((await shedCount(post, 'outbox_backlog')) > 0, 'http_requests_shed_total counts it');
+  // Reads and probes meanwhile: answered, while writes still are not.
+  assert.equal((await callApi(post, 'GET', `/users/ovl${iso.run}/posts`, { token })).status, 200);
+  assert.equal((await fetch(`${post.url}/readyz`)).status, 200);
+  assert.equal((await create(2)).status, 503, 'still behind');
+
+  // Once the relay caught up, writes are taken again, by themselves.
+  await waitFor('a write taken again', 60_000, async () => ((await create(3)).status === 201 ? true : undefined));
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL');
+  assert.ok((rows[0]?.n ?? 0) < 100, `the backlog drained (${rows[0]?.n} rows left)`);
 });

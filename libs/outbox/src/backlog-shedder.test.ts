@@ -1,0 +1,129 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BacklogShedder } from './backlog-shedder.js';
+
+const MAX_WAIT_MS = 1000;
+
+/** A shedder on a clock the test moves, and a relay driver that publishes batches on it. */
+function relayWithShedder(maxWaitMs = MAX_WAIT_MS) {
+  let now = 1_000_000;
+  const shedder = new BacklogShedder({ maxWaitMs, now: () => now });
+  return {
+    shedder,
+    advance(ms: number) {
+      now += ms;
+    },
+    /** One batch acknowledged `ms` after it was sent; its oldest row was written `age` ms before the send. */
+    batch(age: number, ms = 50) {
+      shedder.sending(now - age);
+      now += ms;
+      shedder.acknowledged();
+    },
+  };
+}
+
+test('outbox shedding should not refuse writes while the relay keeps up', () => {
+  const r = relayWithShedder();
+  for (let i = 0; i < 100; i++) {
+    r.batch(20);
+    r.shedder.idle();
+    assert.equal(r.shedder.shouldShed(), false);
+  }
+});
+
+test('outbox shedding should refuse writes once a write made now would wait longer than the bound, and keep refusing', () => {
+  const r = relayWithShedder();
+  // Each 100 ms batch goes through rows written over 30 ms (pace 0.3): the lag grows by 70 ms per
+  // batch, and a row written now waits lag / 0.3 for the relay.
+  const answers: [number, boolean][] = [];
+  for (let age = 0; age < 2500; age += 70) {
+    r.batch(age, 100);
+    // The lag as the shedder sees it once the batch is acknowledged.
+    answers.push([age + 100, r.shedder.shouldShed()]);
+  }
+  const first = answers.findIndex(([, shed]) => shed);
+  const [lag] = answers[first] ?? [0];
+  assert.ok(first >= 0, 'shed at some point');
+  assert.ok(lag / 0.3 > MAX_WAIT_MS, `not before the wait passed the bound (lag ${lag} ms)`);
+  // Before the lag itself reaches M/2: a write accepted just before waits about M, not more.
+  assert.ok(lag < MAX_WAIT_MS / 2, `ahead of the lag (lag ${lag} ms)`);
+  assert.deepEqual(
+    answers.slice(first).filter(([, shed]) => !shed),
+    [],
+    'refused from then on while the relay falls further behind',
+  );
+});
+
+test('outbox shedding should keep refusing until the wait falls to half the bound, then take writes again', () => {
+  const r = relayWithShedder();
+  let age = 900;
+  while (!r.shedder.shouldShed()) {
+    r.batch(age, 100);
+    age += 60;
+    assert.ok(age < 5000, 'sheds');
+  }
+  // Catching up now: each batch's oldest row is 100 ms younger (pace 2: a write waits its lag, at
+  // most). Hysteresis: refused down to M/2.
+  const answers: [number, boolean][] = [];
+  for (age = 1100; age >= 0; age -= 100) {
+    r.batch(age, 100);
+    answers.push([age + 100, r.shedder.shouldShed()]);
+  }
+  for (const [lag, shed] of answers) assert.equal(shed, lag > MAX_WAIT_MS / 2, `lag ${lag} ms`);
+  // And it does not flap back on at once: under the bound again, writes stay accepted.
+  r.batch(700, 100);
+  assert.equal(r.shedder.shouldShed(), false);
+});
+
+test('outbox shedding should not refuse writes while the relay catches up on a backlog faster than real time', () => {
+  // After a Kafka outage: rows up to a minute old, gone through at ten times the rate they were written.
+  const r = relayWithShedder();
+  r.shedder.failed();
+  for (let age = 60_000; age > 0; age -= 900) {
+    r.batch(age, 100);
+    assert.equal(r.shedder.shouldShed(), false, `lag ${age} ms, falling`);
+  }
+});
+
+test('outbox shedding should not refuse writes while the relay cannot publish (Kafka away)', () => {
+  const r = relayWithShedder();
+  let age = 100;
+  while (!r.shedder.shouldShed()) {
+    r.batch(age, 100);
+    age += 60;
+  }
+  // The next batch fails: the outbox takes writes while Kafka is away, however old its rows get.
+  r.shedder.sending(0);
+  r.shedder.failed();
+  for (let i = 0; i < 20; i++) {
+    r.advance(1000);
+    r.shedder.sending(0);
+    r.shedder.failed();
+    assert.equal(r.shedder.shouldShed(), false);
+  }
+});
+
+test('outbox shedding should stop refusing writes when a send hangs longer than the bound', () => {
+  const r = relayWithShedder();
+  let age = 100;
+  while (!r.shedder.shouldShed()) {
+    r.batch(age, 100);
+    age += 60;
+  }
+  // A broker that stopped answering: the send neither succeeds nor fails for seconds.
+  r.shedder.sending(0);
+  r.advance(MAX_WAIT_MS + 1);
+  assert.equal(r.shedder.shouldShed(), false);
+});
+
+test('outbox shedding should never refuse writes before the relay started, nor with a bound of 0', () => {
+  const before = relayWithShedder();
+  before.advance(60_000);
+  assert.equal(before.shedder.shouldShed(), false);
+  const off = relayWithShedder(0);
+  let age = 100;
+  for (let i = 0; i < 200; i++, age += 60) {
+    off.batch(age, 100);
+    assert.equal(off.shedder.shouldShed(), false);
+  }
+});
