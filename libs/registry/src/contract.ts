@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Directory } from './directory.js';
 import type { Departures } from './departures.js';
-import type { History } from './history.js';
+import type { AppendFence, History } from './history.js';
 import type { NodeRoster } from './roster.js';
 import type { RouteLog } from './route-log.js';
 import type { ConnectLog } from './connect-log.js';
-import { EPOCH_PATTERN, HISTORY_DEDUPE_WINDOW, isLaterEpoch } from './history.js';
+import { EPOCH_PATTERN, FencedAppendError, HISTORY_DEDUPE_WINDOW, isLaterEpoch } from './history.js';
 
 /**
  * The Directory contract, run against every implementation. `make(nodeId)` returns a directory
@@ -209,6 +209,48 @@ export function historyContract(
       lost.map((p) => p.offset),
       ['1'],
     );
+  });
+
+  test(`${name}: history should refuse a channel's append fenced by a lower token of the same source, and only that channel's`, async () => {
+    const { history, lose } = await make(1000);
+    const p0 = (token: number): AppendFence => ({ source: 'posts/0', token });
+    await history.appendMany([{ channel: 'creator:f1', payload: 'n1', id: 'e1' }], p0(7));
+    // The stale owner (token 5) of partition 0: refused for creator:f1, which saw token 7 there;
+    // post:f2 never saw that partition, so its entry is appended, and then the call throws.
+    const stale = history.appendMany(
+      [
+        { channel: 'creator:f1', payload: 'o2', id: 'e2' },
+        { channel: 'post:f2', payload: 'o2', id: 'e2' },
+      ],
+      p0(5),
+    );
+    await assert.rejects(
+      stale,
+      (err: unknown) => err instanceof FencedAppendError && err.channels.join() === 'creator:f1',
+    );
+    assert.deepEqual((await history.position('creator:f1')).offset, '1', 'nothing of the refused channel appended');
+    assert.deepEqual((await history.position('post:f2')).offset, '1');
+    // Another partition, no fence and an equal or higher token are accepted.
+    const accepted = await history.appendMany([{ channel: 'creator:f1', payload: 'x', id: 'e3' }], {
+      source: 'posts/1',
+      token: 1,
+    });
+    const unfenced = await history.appendMany([{ channel: 'creator:f1', payload: 'y', id: 'e4' }]);
+    const same = await history.appendMany([{ channel: 'creator:f1', payload: 'z', id: 'e5' }], p0(7));
+    const higher = await history.appendMany([{ channel: 'creator:f1', payload: 'w', id: 'e6' }], p0(9));
+    assert.deepEqual(
+      [accepted, unfenced, same, higher].map((p) => p[0]?.offset),
+      ['2', '3', '4', '5'],
+    );
+    // The highest token is kept: 7 is now stale too.
+    await assert.rejects(
+      history.appendMany([{ channel: 'creator:f1', payload: 'v', id: 'e7' }], p0(7)),
+      FencedAppendError,
+    );
+    // The fence lives and dies with the channel's history.
+    await lose('creator:f1');
+    const fresh = await history.appendMany([{ channel: 'creator:f1', payload: 'v', id: 'e7' }], p0(7));
+    assert.equal(fresh[0]?.offset, '1');
   });
 
   test(`${name}: history should store an event given twice in one append once, both at its offset`, async () => {
@@ -495,6 +537,39 @@ export function routeLogContract(
       replay.entries.map((e) => e.payload),
       ['a1', 'a2', 'a3'],
     );
+  });
+
+  test(`${name}: route log should refuse a batch's channels fenced by a lower token of the same source, appending the others`, async () => {
+    const { routes, history } = await make();
+    const p0 = (token: number): AppendFence => ({ source: 'posts/0', token });
+    const first = await routes.appendAndLookup([{ channel: 'creator:g1', payload: 'n1', id: 'e1' }], p0(7));
+    assert.deepEqual(
+      first.positions.map((p) => p.offset),
+      ['1'],
+    );
+    const stale = routes.appendAndLookup(
+      [
+        { channel: 'post:g2', payload: 'o1', id: 'e2' },
+        { channel: 'creator:g1', payload: 'o1', id: 'e2' },
+      ],
+      p0(6),
+    );
+    await assert.rejects(
+      stale,
+      (err: unknown) => err instanceof FencedAppendError && err.channels.join() === 'creator:g1',
+    );
+    assert.equal((await history.position('creator:g1')).offset, '1');
+    assert.equal((await history.position('post:g2')).offset, '1');
+    const other = await routes.appendAndLookup([{ channel: 'creator:g1', payload: 'x', id: 'e3' }], {
+      source: 'posts/1',
+      token: 2,
+    });
+    const higher = await routes.appendAndLookup([{ channel: 'creator:g1', payload: 'y', id: 'e4' }], p0(8));
+    assert.deepEqual(
+      [...other.positions, ...higher.positions].map((p) => p.offset),
+      ['2', '3'],
+    );
+    await assert.rejects(routes.appendAndLookup([{ channel: 'creator:g1', payload: 'z' }], p0(7)), FencedAppendError);
   });
 
   test(`${name}: route log should keep every channel's order and holders in a batch of many channels`, async () => {

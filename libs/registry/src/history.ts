@@ -27,6 +27,36 @@ export interface HistoryAppend {
   readonly id?: string;
 }
 
+/**
+ * Who appends: a fencing token of the source the entries come from (a consumer group's partition,
+ * e.g. `ripple.posts/3`). A channel keeps the highest token it got from each source (as long as its
+ * history lives) and refuses an append with a lower one, atomically with the append: the owner
+ * that lost the source to a later one can no longer append after the later one did.
+ */
+export interface AppendFence {
+  /** The source, at most one consumer group's (the channel keeps a token per source). */
+  readonly source: string;
+  /** Grows each time the source is assigned (see `FenceTokens`): a non-negative integer below 2^53. */
+  readonly token: number;
+}
+
+/**
+ * An append was refused for `channels` (they saw a higher token of the fence's source): their
+ * entries were not appended; the other channels' of the call were.
+ */
+export class FencedAppendError extends Error {
+  readonly code = 'HISTORY_APPEND_FENCED';
+  constructor(
+    readonly fence: AppendFence,
+    readonly channels: readonly string[],
+  ) {
+    super(
+      `append of ${fence.source} with token ${fence.token} fenced by a later owner on ${channels.length} channel(s)`,
+    );
+    this.name = 'FencedAppendError';
+  }
+}
+
 export interface HistoryEntry {
   readonly offset: string;
   readonly payload: string;
@@ -51,8 +81,10 @@ export interface History {
    * with an `id` (the event's) that its channel got within its last {@link HISTORY_DEDUPE_WINDOW}
    * offsets, in this epoch, is not appended again: its position is the one it got then (a
    * redelivery, e.g. what a node that took over a partition routes again, keeps its offset).
+   * With a `fence`, a channel that got a higher token of its source appends nothing, and the call
+   * rejects with a FencedAppendError naming those channels once the others are appended.
    */
-  appendMany(entries: readonly HistoryAppend[]): Promise<StreamPosition[]>;
+  appendMany(entries: readonly HistoryAppend[], fence?: AppendFence): Promise<StreamPosition[]>;
   /** The channel's latest offset and epoch (creating the epoch for a channel with no history). */
   position(channel: string): Promise<StreamPosition>;
   /**

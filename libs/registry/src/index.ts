@@ -2,9 +2,10 @@ export type { Directory } from './directory.js';
 export { LeasedDirectory } from './directory.js';
 export { MemoryLeasedSets, RedisLeasedSets } from './leased-set.js';
 export type { LeasedSets } from './leased-set.js';
-export type { History, HistoryAppend, HistoryEntry, Recovery, StreamPosition } from './history.js';
+export type { AppendFence, History, HistoryAppend, HistoryEntry, Recovery, StreamPosition } from './history.js';
 export {
   EPOCH_PATTERN,
+  FencedAppendError,
   HISTORY_DEDUPE_WINDOW,
   OFFSET_PATTERN,
   compareOffsets,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { History, HistoryAppend, HistoryEntry, Recovery, StreamPosition } from './history.js';
-import { HISTORY_DEDUPE_WINDOW, newEpoch } from './history.js';
+import type { AppendFence, History, HistoryAppend, HistoryEntry, Recovery, StreamPosition } from './history.js';
+import { FencedAppendError, HISTORY_DEDUPE_WINDOW, newEpoch } from './history.js';
 
 interface ChannelHistory {
   epoch: string;
@@ -9,6 +9,8 @@ interface ChannelHistory {
   entries: HistoryEntry[];
   /** The offset each recent id got (within HISTORY_DEDUPE_WINDOW of `seq`). */
   ids: Map<string, number>;
+  /** The highest fencing token of each source that appended (AppendFence). */
+  fences: Map<string, number>;
 }
 
 /** In-memory History: single node only (unit tests, embedded mode). Same semantics as RedisHistory. */
@@ -29,6 +31,7 @@ export class MemoryHistory implements History {
         seq: 0,
         entries: [],
         ids: new Map(),
+        fences: new Map(),
       };
       this.channels.set(channel, h);
     }
@@ -49,9 +52,20 @@ export class MemoryHistory implements History {
     return Promise.resolve({ offset, epoch: h.epoch });
   }
 
-  async appendMany(entries: readonly HistoryAppend[]): Promise<StreamPosition[]> {
+  async appendMany(entries: readonly HistoryAppend[], fence?: AppendFence): Promise<StreamPosition[]> {
+    const fenced = new Set<string>();
+    if (fence) {
+      // Every channel is checked before anything is appended, as the Redis script does per channel.
+      for (const channel of new Set(entries.map((e) => e.channel))) {
+        const h = this.of(channel);
+        const seen = h.fences.get(fence.source);
+        if (seen !== undefined && seen > fence.token) fenced.add(channel);
+        else h.fences.set(fence.source, fence.token);
+      }
+    }
     const out: StreamPosition[] = [];
     for (const e of entries) {
+      if (fenced.has(e.channel)) continue;
       const h = this.of(e.channel);
       const known = e.id === undefined ? undefined : h.ids.get(e.id);
       if (known !== undefined && known > h.seq - HISTORY_DEDUPE_WINDOW) {
@@ -67,6 +81,7 @@ export class MemoryHistory implements History {
       }
       out.push(position);
     }
+    if (fence && fenced.size > 0) throw new FencedAppendError(fence, [...fenced]);
     return out;
   }
 

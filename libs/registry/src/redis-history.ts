@@ -1,7 +1,7 @@
 import { randomFillSync } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { History, HistoryAppend, Recovery, StreamPosition } from './history.js';
-import { HISTORY_DEDUPE_WINDOW } from './history.js';
+import type { AppendFence, History, HistoryAppend, Recovery, StreamPosition } from './history.js';
+import { FencedAppendError, HISTORY_DEDUPE_WINDOW } from './history.js';
 import { execAll, script } from './scripts.js';
 
 /*
@@ -41,7 +41,7 @@ const IDS_TRIM_EVERY = 32;
 export const HISTORY_TTL_SLACK = 16;
 
 /**
- * `append_to(stream, meta, ids, first, last, maxlen, ttl, suffix, t)` appends the entries in
+ * `append_to(stream, meta, ids, first, last, maxlen, ttl, suffix, t, fence, token)` appends the entries in
  * ARGV[first..last], each an id ('' for none) then a payload, to `stream` in order, with
  * contiguous offsets, and returns the first one's offset, the epoch and, for each entry whose id
  * the channel got within its last HISTORY_DEDUPE_WINDOW offsets (a redelivery: not appended
@@ -51,13 +51,22 @@ export const HISTORY_TTL_SLACK = 16;
  * the approximate max length, `ttl` ms, `suffix` the random epoch suffix and `t` the TIME reply
  * (nil: read it). The meta hash's `until` is when (ms, Redis clock) the three keys expire: they
  * are set to expire again only when less than `ttl` is left (see HISTORY_TTL_SLACK), or when the
- * ids or the stream were started over (lost alone, e.g. evicted). `append_from(first, maxlen, ttl, suffix)` does it on KEYS[1..3] with
- * ARGV[first..].
+ * ids or the stream were started over (lost alone, e.g. evicted). `fence` is the meta hash's field
+ * of the appending source (`fence:<source>`, '' for none) and `token` its fencing token
+ * (AppendFence): when the field holds a higher token, nothing is appended and it returns '0', ''
+ * (no epoch) and no redeliveries; otherwise the field keeps the higher of the two, so it lives
+ * and expires with the meta hash. `append_from(first, maxlen, ttl, suffix, fence, token)` does it
+ * on KEYS[1..3] with ARGV[first..].
  */
 export const APPEND_FROM = `${OPEN_EPOCH}
-local function append_to(stream, meta, ids, first, last, maxlen, ttl, suffix, t)
+local function append_to(stream, meta, ids, first, last, maxlen, ttl, suffix, t, fence, token)
+  -- The fence is read with the state ('' is no field: nil) and checked before anything is written.
+  local state = redis.call('HMGET', meta, 'epoch', 'seq', 'until', fence)
+  local seen = tonumber(state[4])
+  if fence ~= '' and seen and seen > tonumber(token) then return '0', '', {} end
+  local fenced = {}
+  if fence ~= '' and seen ~= tonumber(token) then fenced = {fence, token} end
   t = t or redis.call('TIME')
-  local state = redis.call('HMGET', meta, 'epoch', 'seq', 'until')
   local epoch = state[1]
   local seq = tonumber(state[2])
   local untilMs = tonumber(state[3])
@@ -113,10 +122,10 @@ local function append_to(stream, meta, ids, first, last, maxlen, ttl, suffix, t)
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local ttlMs = tonumber(ttl)
   if untilMs and untilMs >= now + ttlMs then
-    redis.call('HSET', meta, 'seq', string.format('%d', seq))
+    redis.call('HSET', meta, 'seq', string.format('%d', seq), unpack(fenced))
   else
     local life = ttlMs + math.floor(ttlMs / ${HISTORY_TTL_SLACK})
-    redis.call('HSET', meta, 'seq', string.format('%d', seq), 'until', string.format('%d', now + life))
+    redis.call('HSET', meta, 'seq', string.format('%d', seq), 'until', string.format('%d', now + life), unpack(fenced))
     redis.call('PEXPIRE', stream, life)
     redis.call('PEXPIRE', meta, life)
     redis.call('PEXPIRE', ids, life)
@@ -128,18 +137,19 @@ local function append_to(stream, meta, ids, first, last, maxlen, ttl, suffix, t)
   end
   return string.format('%d', firstSeq), epoch, redelivered
 end
-local function append_from(first, maxlen, ttl, suffix)
-  return append_to(KEYS[1], KEYS[2], KEYS[3], first, #ARGV, maxlen, ttl, suffix)
+local function append_from(first, maxlen, ttl, suffix, fence, token)
+  return append_to(KEYS[1], KEYS[2], KEYS[3], first, #ARGV, maxlen, ttl, suffix, nil, fence, token)
 end
 `;
 
 /**
  * Append entries. KEYS = stream, meta hash, recent ids. ARGV[1] = approximate max length, ARGV[2]
- * = ttl ms, ARGV[3] = random epoch suffix, ARGV[4..] = entries (at least one), in order, each an
- * id ('' for none) then a payload. Returns {first offset, epoch, {index, offset}* of redeliveries}.
+ * = ttl ms, ARGV[3] = random epoch suffix, ARGV[4] = fence field ('' for none), ARGV[5] = fencing
+ * token, ARGV[6..] = entries (at least one), in order, each an id ('' for none) then a payload.
+ * Returns {first offset, epoch, {index, offset}* of redeliveries}; epoch '' when fenced.
  */
 const APPEND = `${APPEND_FROM}
-local first, epoch, redelivered = append_from(4, ARGV[1], ARGV[2], ARGV[3])
+local first, epoch, redelivered = append_from(6, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 return {first, epoch, redelivered}
 `;
 
@@ -188,6 +198,14 @@ export function historyKeys(keyPrefix: string, channel: string): [string, string
 /** The keys an append takes: the stream, the meta hash and the recent ids (one cluster slot). */
 export function historyAppendKeys(keyPrefix: string, channel: string): [string, string, string] {
   return [...historyKeys(keyPrefix, channel), `${keyPrefix}history-ids:{${channel}}`];
+}
+
+/** The append scripts' fence arguments: the meta hash's field of the source ('' for none), the token. */
+export function fenceArgs(fence: AppendFence | undefined): [string, string] {
+  if (!fence) return ['', '0'];
+  if (!Number.isSafeInteger(fence.token) || fence.token < 0)
+    throw new RangeError(`fencing token must be a non-negative safe integer, got ${fence.token}`);
+  return [`fence:${fence.source}`, String(fence.token)];
 }
 
 /** The indices of `entries` grouped by channel, each group in the given order. */
@@ -239,28 +257,33 @@ export class RedisHistory implements History {
     return historyKeys(this.keyPrefix, channel);
   }
 
-  /** The append script's arguments: keys, then the entries as id ('' for none), payload pairs. */
-  private appendArgs(channel: string, entries: readonly { payload: string; id?: string }[]): string[] {
+  /** The append script's arguments: keys, the fence, then the entries as id ('' for none), payload pairs. */
+  private appendArgs(
+    channel: string,
+    entries: readonly { payload: string; id?: string }[],
+    fence: AppendFence | undefined,
+  ): string[] {
     const args = [
       ...historyAppendKeys(this.keyPrefix, channel),
       String(this.opts.maxLength),
       String(this.opts.ttlMs),
       epochSuffix(),
+      ...fenceArgs(fence),
     ];
     for (const e of entries) args.push(e.id ?? '', e.payload);
     return args;
   }
 
   async append(channel: string, payload: string): Promise<StreamPosition> {
-    const [offset, epoch] = (await this.scripts.append(this.redis, ...this.appendArgs(channel, [{ payload }]))) as [
-      string,
-      string,
-    ];
+    const [offset, epoch] = (await this.scripts.append(
+      this.redis,
+      ...this.appendArgs(channel, [{ payload }], undefined),
+    )) as [string, string];
     return { offset, epoch };
   }
 
   /** One script call per channel, all in one pipeline (one round trip). */
-  async appendMany(entries: readonly HistoryAppend[]): Promise<StreamPosition[]> {
+  async appendMany(entries: readonly HistoryAppend[], fence?: AppendFence): Promise<StreamPosition[]> {
     if (entries.length === 0) return [];
     const groups = [...indicesByChannel(entries)];
     const pipeline = this.redis.pipeline();
@@ -270,15 +293,19 @@ export class RedisHistory implements History {
         ...this.appendArgs(
           channel,
           indices.map((i) => entries[i] ?? { payload: '' }),
+          fence,
         ),
       );
     }
     const replies = (await execAll(pipeline)) as [string, string, (string | number)[]][];
     const positions: StreamPosition[] = new Array<StreamPosition>(entries.length);
-    groups.forEach(([, indices], g) => {
+    const fenced: string[] = [];
+    groups.forEach(([channel, indices], g) => {
       const [first, epoch, redelivered] = replies[g] ?? ['0', '', []];
+      if (epoch === '') fenced.push(channel);
       spreadPositions(positions, indices, first, epoch, redelivered);
     });
+    if (fence && fenced.length > 0) throw new FencedAppendError(fence, fenced);
     return positions;
   }
 

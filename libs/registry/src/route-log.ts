@@ -1,11 +1,13 @@
 import type { Redis } from 'ioredis';
 import { channelNodesKey, isComplete, registryMarkerKey } from './directory.js';
 import type { Directory } from './directory.js';
-import type { History, HistoryAppend, StreamPosition } from './history.js';
+import { FencedAppendError } from './history.js';
+import type { AppendFence, History, HistoryAppend, StreamPosition } from './history.js';
 import { LIVE_MEMBERS, RedisLeasedSets } from './leased-set.js';
 import {
   APPEND_FROM,
   epochSuffix,
+  fenceArgs,
   historyAppendKeys,
   historyKeys,
   indicesByChannel,
@@ -35,9 +37,10 @@ export interface RouteLog {
   /**
    * Appends the entries (each channel's in the given order; an entry whose `id` its channel got
    * recently keeps the offset it got then, as `History.appendMany`) and looks up their channels'
-   * nodes.
+   * nodes. With a `fence`, rejects with a FencedAppendError when any channel refused it (as
+   * `History.appendMany`: those channels appended nothing, the others did).
    */
-  appendAndLookup(entries: readonly HistoryAppend[]): Promise<RoutedBatch>;
+  appendAndLookup(entries: readonly HistoryAppend[], fence?: AppendFence): Promise<RoutedBatch>;
 }
 
 /** Any History and Directory, one after the other (two round trips on Redis; the memory adapters). */
@@ -47,8 +50,8 @@ export class SequentialRouteLog implements RouteLog {
     private readonly directory: Directory,
   ) {}
 
-  async appendAndLookup(entries: readonly HistoryAppend[]): Promise<RoutedBatch> {
-    const positions = await this.history.appendMany(entries);
+  async appendAndLookup(entries: readonly HistoryAppend[], fence?: AppendFence): Promise<RoutedBatch> {
+    const positions = await this.history.appendMany(entries, fence);
     const { nodes, complete } = await this.directory.lookup([...new Set(entries.map((e) => e.channel))]);
     return { positions, nodes, complete };
   }
@@ -57,21 +60,23 @@ export class SequentialRouteLog implements RouteLog {
 /**
  * KEYS = for each channel of the call, its history stream, meta hash and recent ids, and its
  * leased set of nodes (four keys; a channel is the hash tag of its four, so they share a cluster
- * slot). ARGV[1] = approximate max length, ARGV[2] = ttl ms, ARGV[3] = random epoch suffix, then
- * for each channel in KEYS order: the number of its entries, then the entries in order, each an
- * id ('' for none) then a payload.
+ * slot). ARGV[1] = approximate max length, ARGV[2] = ttl ms, ARGV[3] = random epoch suffix,
+ * ARGV[4] = fence field ('' for none), ARGV[5] = fencing token (see `append_to`), then for each
+ * channel in KEYS order: the number of its entries, then the entries in order, each an id ('' for
+ * none) then a payload.
  * Appends each channel's entries (as RedisHistory does), then reads the nodes whose lease has not
  * run out (as LeasedDirectory does); returns, for each channel in order: first offset, epoch,
- * number of redelivery values, the redeliveries (index, offset pairs), number of nodes, the nodes.
+ * number of redelivery values, the redeliveries (index, offset pairs), number of nodes, the nodes
+ * (epoch '' for a channel that refused the fence, which appended nothing).
  * Redis' clock is read once per call.
  */
 const APPEND_AND_LOOKUP = `${APPEND_FROM}${LIVE_MEMBERS}
 local t = redis.call('TIME')
 local out = {}
-local a = 4
+local a = 6
 for k = 1, #KEYS, 4 do
   local n = tonumber(ARGV[a])
-  local first, epoch, redelivered = append_to(KEYS[k], KEYS[k + 1], KEYS[k + 2], a + 1, a + 2 * n, ARGV[1], ARGV[2], ARGV[3], t)
+  local first, epoch, redelivered = append_to(KEYS[k], KEYS[k + 1], KEYS[k + 2], a + 1, a + 2 * n, ARGV[1], ARGV[2], ARGV[3], t, ARGV[4], ARGV[5])
   a = a + 2 * n + 1
   local holders = live_members_at(KEYS[k + 3], t)
   out[#out + 1] = first
@@ -148,12 +153,12 @@ export class RedisRouteLog implements RouteLog {
     return calls;
   }
 
-  async appendAndLookup(entries: readonly HistoryAppend[]): Promise<RoutedBatch> {
+  async appendAndLookup(entries: readonly HistoryAppend[], fence?: AppendFence): Promise<RoutedBatch> {
     if (entries.length === 0) return { positions: [], nodes: new Map(), complete: true };
     const calls = this.calls(entries);
     const pipeline = this.redis.pipeline();
     const suffix = epochSuffix();
-    const head = [String(this.opts.maxLength), String(this.opts.ttlMs), suffix];
+    const head = [String(this.opts.maxLength), String(this.opts.ttlMs), suffix, ...fenceArgs(fence)];
     for (const call of calls) {
       const keys: string[] = [];
       const args: string[] = [...head];
@@ -170,12 +175,14 @@ export class RedisRouteLog implements RouteLog {
     ]);
     const positions: StreamPosition[] = new Array<StreamPosition>(entries.length);
     const nodes = new Map<string, string[]>();
+    const fenced: string[] = [];
     calls.forEach((call, c) => {
       const reply = replies[c] ?? [];
       let at = 0;
       for (const [channel, indices] of call) {
         const first = String(reply[at] ?? '0');
         const epoch = String(reply[at + 1] ?? '');
+        if (epoch === '') fenced.push(channel);
         const redelivered = Number(reply[at + 2] ?? 0);
         spreadPositions(positions, indices, first, epoch, reply.slice(at + 3, at + 3 + redelivered));
         at += 3 + redelivered;
@@ -184,6 +191,7 @@ export class RedisRouteLog implements RouteLog {
         at += 1 + count;
       }
     });
+    if (fence && fenced.length > 0) throw new FencedAppendError(fence, fenced);
     return { positions, nodes, complete: isComplete(age, this.opts.leaseMs) };
   }
 }
