@@ -6,6 +6,7 @@ import type { AppendFence, History } from './history.js';
 import type { NodeRoster } from './roster.js';
 import type { RouteLog } from './route-log.js';
 import type { ConnectLog } from './connect-log.js';
+import type { FenceTokens } from './fence-tokens.js';
 import { EPOCH_PATTERN, FencedAppendError, HISTORY_DEDUPE_WINDOW, isLaterEpoch } from './history.js';
 
 /**
@@ -708,5 +709,29 @@ export function connectLogContract(
       replay.entries.map((e) => e.payload),
       ['first'],
     );
+  });
+}
+
+/**
+ * The FenceTokens contract. `make()` returns two issuers over one fresh store (two processes) and
+ * `lose(scope)` drops the scope's last token as an expiry or a restart of the store would.
+ */
+export function fenceTokensContract(
+  name: string,
+  make: () => Promise<{ issuers: [FenceTokens, FenceTokens]; lose: (scope: string) => Promise<void> }>,
+): void {
+  test(`${name}: fence tokens should grow with every token of a scope, whichever issuer gave it, and even after the store lost the last one`, async () => {
+    const { issuers, lose } = await make();
+    const [a, b] = issuers;
+    const tokens: number[] = [];
+    for (let i = 0; i < 20; i++) tokens.push(await (i % 2 === 0 ? a : b).next('group-1'));
+    await lose('group-1');
+    tokens.push(await a.next('group-1'));
+    for (const [i, token] of tokens.entries()) {
+      assert.ok(Number.isSafeInteger(token) && token >= 0, `token ${token}`);
+      if (i > 0) assert.ok(token > (tokens[i - 1] ?? Infinity), `token ${i} grows: ${tokens[i - 1]} then ${token}`);
+    }
+    // Another scope has tokens of its own (they only have to grow per scope).
+    assert.ok(Number.isSafeInteger(await b.next('group-2')));
   });
 }

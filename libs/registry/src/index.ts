@@ -23,3 +23,5 @@ export type { RouteLog, RoutedBatch } from './route-log.js';
 export { RedisRouteLog, SequentialRouteLog } from './route-log.js';
 export type { ConnectLog, ConnectionClosing, ConnectionOpening, OpenedConnection } from './connect-log.js';
 export { RedisConnectLog, SequentialConnectLog } from './connect-log.js';
+export type { FenceTokens } from './fence-tokens.js';
+export { MemoryFenceTokens, RedisFenceTokens } from './fence-tokens.js';

@@ -4,6 +4,7 @@ import {
   EPOCH_PATTERN,
   LeasedDirectory,
   MemoryDepartures,
+  MemoryFenceTokens,
   MemoryHistory,
   MemoryLeasedSets,
   MemoryNodeRoster,
@@ -18,6 +19,7 @@ import {
   connectLogContract,
   departuresContract,
   directoryContract,
+  fenceTokensContract,
   historyContract,
   rosterContract,
   routeLogContract,
@@ -45,6 +47,19 @@ historyContract('memory', (maxLength) => {
     history,
     lose: (channel: string) => {
       history.forget(channel);
+      return Promise.resolve();
+    },
+  });
+});
+
+fenceTokensContract('memory', () => {
+  // A clock that moves on 1 ms per token: tokens follow the clock once the count is lost.
+  let now = 1_000_000;
+  const tokens = new MemoryFenceTokens(() => now++);
+  return Promise.resolve({
+    issuers: [tokens, tokens],
+    lose: (scope: string) => {
+      tokens.forget(scope);
       return Promise.resolve();
     },
   });

@@ -7,6 +7,7 @@ import {
   MemoryHistory,
   RedisConnectLog,
   RedisDepartures,
+  RedisFenceTokens,
   RedisHistory,
   RedisLeasedSets,
   RedisNodeRoster,
@@ -16,6 +17,7 @@ import {
   connectLogContract,
   departuresContract,
   directoryContract,
+  fenceTokensContract,
   historyContract,
   rosterContract,
   routeLogContract,
@@ -104,6 +106,16 @@ historyContract('redis', (maxLength) => {
     history: new RedisHistory(redis, p, { maxLength, ttlMs: 60_000 }),
     lose: async (channel: string) => {
       await redis.del(`${p}history:{${channel}}`, `${p}history-meta:{${channel}}`);
+    },
+  });
+});
+
+fenceTokensContract('redis', () => {
+  const p = prefix();
+  return Promise.resolve({
+    issuers: [new RedisFenceTokens(redis, p), new RedisFenceTokens(claimer(), p)],
+    lose: async (scope: string) => {
+      await redis.del(`${p}fence-token:{${scope}}`);
     },
   });
 });
