@@ -20,12 +20,19 @@ import type { KafkaAdmin } from './admin.js';
 import { kafkajsOf } from './client.js';
 import type { KafkaClient } from './client.js';
 import type { EventProducer } from './producer.js';
+import { AssignmentFence, fencedBatch, isFencedBatch } from './fencing.js';
+import type { GroupJoin } from './fencing.js';
 
 export interface ConsumedMeta {
   readonly topic: string;
   readonly partition: number;
   readonly offset: string;
   readonly headers: MessageHeaders | undefined;
+  /**
+   * With `fenceTokens` (batch mode): the fencing token of the group join under which this consumer
+   * was handed the message's partition; a later owner of the partition has a greater one.
+   */
+  readonly fence?: number;
 }
 
 /** A valid event with where it came from. */
@@ -98,6 +105,20 @@ export interface EventConsumerOptions {
   readonly commitIntervalMs?: number;
   /** Counts outcomes in `events_consumed_total` by topic, event type and outcome. */
   readonly metrics?: Registry;
+  /**
+   * Batch mode: issues fencing tokens for this group (each greater than every one issued before,
+   * e.g. @ripple/registry `FenceTokens.next(groupId)`). With it, each group join gets a token,
+   * confirmed with the group coordinator (see `AssignmentFence`), and every event handed over
+   * carries its join's token in `meta.fence`, for the handler to fence its side effects with (a
+   * store that refuses lower tokens than it saw). A batch whose join could not be confirmed, or
+   * whose handler rejects with `fencedBatch(...)`, is dropped: neither retried, dead-lettered nor
+   * committed; the consumer rejoins (kafkajs does at its next heartbeat, as the group moved on)
+   * and the partition's owner fetches it again from the committed offset. At each join, the
+   * batches still queued of a partition this consumer no longer holds (or of every partition, when
+   * its member id changed: it was dropped from the group) are dropped too, with their offsets not
+   * committed yet.
+   */
+  readonly fenceTokens?: () => Promise<number>;
 }
 
 /** What a batch handler may ask of the consumer while it handles a batch. */
@@ -117,7 +138,7 @@ const RELAUNCH_DELAY_MS = 1000;
 /** Most events handed to `onBatch` at once (a fetched batch can hold thousands). */
 const MAX_BATCH_EVENTS = 500;
 
-type Outcome = 'handled' | 'duplicate' | 'retried' | 'dead-lettered';
+type Outcome = 'handled' | 'duplicate' | 'retried' | 'dead-lettered' | 'fenced';
 
 export interface EventConsumer {
   /**
@@ -207,7 +228,7 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     opts.metrics &&
     new Counter({
       name: 'events_consumed_total',
-      help: 'Events consumed, by topic, event type and outcome (handled, duplicate, retried, dead-lettered)',
+      help: 'Events consumed, by topic, event type and outcome (handled, duplicate, retried, dead-lettered, fenced)',
       labelNames: ['topic', 'type', 'outcome'],
       registers: [opts.metrics],
     });
@@ -282,6 +303,7 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
         count('handled', meta, event.type);
         return;
       } catch (err) {
+        if (isFencedBatch(err)) throw err;
         const problem = describe(err);
         if (!problem.retriable) return deadLetter(meta, message, err, event.type);
         if (attempt >= maxAttempts || stopping) {
@@ -328,6 +350,11 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
         }
         return;
       } catch (err) {
+        // Fenced: a later owner of the partition handles it (a refusal, not an error of the spans).
+        if (isFencedBatch(err)) {
+          for (const { event, meta } of items) count('fenced', meta, event.type);
+          throw err;
+        }
         for (const span of spans) span.setStatus({ code: SpanStatusCode.ERROR, message: describe(err).message });
         const problem = describe(err);
         if (stopping) throw err; // not committed: the next owner of the partition retries it
@@ -415,7 +442,30 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
    * (it never rejects), `generation` moves on when the partition's fetch position is reset,
    * `next` is the offset after the last handled message and `queued` the last offset queued.
    */
-  const lanes = new Map<string, { tail: Promise<void>; generation: number; next?: string; queued?: bigint }>();
+  const lanes = new Map<
+    string,
+    { topic: string; partition: number; tail: Promise<void>; generation: number; next?: string; queued?: bigint }
+  >();
+  const fence =
+    opts.fenceTokens &&
+    new AssignmentFence({ next: opts.fenceTokens, logger: opts.logger, retryMs: RELAUNCH_DELAY_MS });
+
+  /**
+   * With fencing, at each group join: the lanes of partitions this consumer no longer holds (all of
+   * them when its member id changed: the group dropped it, and others may have held any of them
+   * since) drop their queued batches and forget what they queued, so that a partition assigned
+   * again is fetched again from the committed offset, and their handled offsets are not committed.
+   */
+  function joined(join: GroupJoin, previous: GroupJoin | undefined): void {
+    const rejoined = previous !== undefined && previous.memberId !== join.memberId;
+    for (const [key, lane] of lanes) {
+      if (!rejoined && join.holds(lane.topic, lane.partition)) continue;
+      lane.generation += 1;
+      lane.queued = undefined;
+      lane.next = undefined;
+      routed.delete(key);
+    }
+  }
   /** Resets a partition's fetch position after a failed batch: kafkajs fetches it again from there. */
   let seek: (topic: string, partition: number, offset: string) => void = () => undefined;
 
@@ -429,6 +479,7 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     payload: EachBatchPayload,
     messages: readonly KafkaMessage[],
     heartbeat: () => Promise<void>,
+    token: number | undefined,
   ): Promise<boolean> {
     const { batch } = payload;
     let run: (ConsumedEvent & { message: KafkaMessage })[] = [];
@@ -449,6 +500,7 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
         partition: batch.partition,
         offset: message.offset,
         headers: message.headers,
+        ...(token !== undefined && { fence: token }),
       };
       let event: AnyEvent;
       try {
@@ -467,6 +519,17 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     }
     await flush();
     return whole;
+  }
+
+  /**
+   * The token of the join a batch of `topic`/`partition` was fetched under; rejects with
+   * `fencedBatch` when there is none (fetched before any join), the join did not assign the
+   * partition, or it could not be confirmed (the group moved on).
+   */
+  async function fenceOf(join: GroupJoin | undefined, topic: string, partition: number): Promise<number> {
+    const token = join?.holds(topic, partition) ? await join.token : undefined;
+    if (token === undefined) throw fencedBatch(`no confirmed assignment of ${topic}/${partition}`);
+    return token;
   }
 
   /**
@@ -490,7 +553,14 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
       }
     };
     const key = laneKey(batch.topic, batch.partition);
-    const lane = lanes.get(key) ?? { tail: Promise.resolve(), generation: 0 };
+    // The join this batch was fetched under (kafkajs joins again only after its batches were handed over).
+    const join = fence?.current;
+    const lane = lanes.get(key) ?? {
+      topic: batch.topic,
+      partition: batch.partition,
+      tail: Promise.resolve(),
+      generation: 0,
+    };
     lanes.set(key, lane);
     // After a rebalance kafkajs fetches from the committed offsets again: what is queued here
     // already is not queued twice.
@@ -505,13 +575,27 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     lane.tail = previous.then(async () => {
       if (lane.generation !== generation) return; // fetched before the lane was reset
       try {
+        const token = fence && (await fenceOf(join, batch.topic, batch.partition));
         // Cut short (stopping, kafkajs stopped or restarted this consumer, or a seek): whoever
         // stopped it set where kafkajs fetches next, and what was not handled must be queued again.
-        if (!(await handleFetched(onBatch, payload, messages, heartbeat))) {
+        if (!(await handleFetched(onBatch, payload, messages, heartbeat, token))) {
           lane.generation += 1;
           lane.queued = undefined;
         }
       } catch (err) {
+        if (isFencedBatch(err)) {
+          // Not sought: a later owner fetches it from the committed offset, and so does this
+          // consumer when the partition is assigned to it again (the join dropped what it queued).
+          opts.logger.info(
+            { topic: batch.topic, partition: batch.partition, events: messages.length, reason: (err as Error).message },
+            'batch fenced: a later owner of the partition handles it',
+          );
+          if (lane.generation === generation) {
+            lane.generation += 1;
+            lane.queued = undefined;
+          }
+          return;
+        }
         lane.generation += 1;
         lane.queued = undefined;
         if (stopping) return;
@@ -549,8 +633,14 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
    */
   async function launch(onJoin: () => void): Promise<{ running: Promise<void> }> {
     const current = consumer;
-    current.on(current.events.GROUP_JOIN, () => {
+    current.on(current.events.GROUP_JOIN, ({ payload }) => {
       health?.recovered();
+      if (fence) {
+        const { join, previous } = fence.joined(payload.memberId, payload.memberAssignment, () =>
+          current.describeGroup(),
+        );
+        joined(join, previous);
+      }
       onJoin();
     });
     current.on(current.events.CRASH, (e) => {
@@ -635,6 +725,7 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     async stop() {
       stopping = true;
       if (relaunch) clearTimeout(relaunch);
+      fence?.close();
       // The batches in flight finish what they started (or stop at a failure), then what was
       // handled is committed.
       await Promise.all([...lanes.values()].map((lane) => lane.tail));
