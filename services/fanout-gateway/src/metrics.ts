@@ -68,6 +68,11 @@ export function createGatewayMetrics(
       help: 'Messages from other gateway nodes dropped because the frames waiting for their turn were over NODE_BUS_QUEUE_BYTES; their channels are read from history instead (a catch-up)',
       registers: [registry],
     }),
+    fencedBatches: new Counter({
+      name: 'gateway_fenced_batches_total',
+      help: 'Consumed batches whose history append was refused because a later owner of their Kafka partition appended to one of their channels (a stale owner: nothing of the batch delivered, sent or committed)',
+      registers: [registry],
+    }),
     presenceChanges: new Counter({
       name: 'gateway_presence_changes_total',
       help: 'Users coming online or going offline, by change',

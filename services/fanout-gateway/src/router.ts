@@ -1,6 +1,9 @@
 import { channelsFor } from '@ripple/events';
 import type { AnyEvent } from '@ripple/events';
-import type { RouteLog } from '@ripple/registry';
+import { FencedAppendError } from '@ripple/registry';
+import type { AppendFence, RouteLog, RoutedBatch } from '@ripple/registry';
+import { fencedBatch } from '@ripple/kafka';
+import type { EventConsumerOptions } from '@ripple/kafka';
 import type { NodeBus, NodeMessage, RoutedFrame } from './bus.js';
 import type { LocalHub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -50,6 +53,35 @@ export interface RouterDeps {
   readonly recover?: (channels: readonly string[]) => Promise<void>;
 }
 
+/**
+ * The fence of a consumed event's history append: its Kafka partition (`<topic>/<partition>`) and
+ * the fencing token of this node's assignment of it (`meta.fence`, from @ripple/kafka with
+ * `fenceTokens`); undefined without a token.
+ */
+export function appendFence(meta: {
+  readonly topic: string;
+  readonly partition: number;
+  readonly fence?: number;
+}): AppendFence | undefined {
+  return meta.fence === undefined ? undefined : { source: `${meta.topic}/${meta.partition}`, token: meta.fence };
+}
+
+/**
+ * The @ripple/kafka consumer handlers that route what they are given with `router`, each batch
+ * (one partition's) at once, fenced by the token of its assignment (`appendFence`).
+ */
+export function consumerHandlers(router: Router): Pick<EventConsumerOptions, 'onEvent' | 'onBatch'> {
+  return {
+    onEvent: (event, meta) => router.route([event], undefined, appendFence(meta)),
+    onBatch: (items, control) =>
+      router.route(
+        items.map((i) => i.event),
+        control,
+        items[0] && appendFence(items[0].meta),
+      ),
+  };
+}
+
 /** What the caller of `route` lends it while the batch waits for sockets to drain. */
 export interface RouteControl {
   /** Keeps the caller's Kafka group session alive (see @ripple/kafka `BatchControl`). */
@@ -83,11 +115,16 @@ export class Router {
 
   /**
    * Routes `events` in order. Rejects when the registry or the bus fails (the batch is retried).
+   * With `fence` (the batch's Kafka partition and the fencing token of this node's assignment of
+   * it), the history append is refused on any channel that a later owner of the partition already
+   * appended to: then nothing of the batch is delivered or sent, and it rejects with
+   * `fencedBatch` (@ripple/kafka), counted in `gateway_fenced_batches_total` and recorded as a
+   * `gateway.route.fenced` event on the active span.
    * Once the frames are in history, the messages to other nodes leave, and the local delivery
    * waits for `admit` (sockets holding too much): that wait overlaps the history round trip of the
    * batches behind it, and its time is a `gateway.send_budget.wait` event on the active span.
    */
-  async route(events: readonly AnyEvent[], control?: RouteControl): Promise<void> {
+  async route(events: readonly AnyEvent[], control?: RouteControl, fence?: AppendFence): Promise<void> {
     const { routes, nodeId, metrics } = this.deps;
     // Membership marks first, in event order: a failure fails the batch, so it is retried.
     if (this.deps.beforeRoute) for (const event of events) await this.deps.beforeRoute(event);
@@ -103,7 +140,10 @@ export class Router {
     // that includes the frame. An event routed again (this node took over a partition whose
     // last batches the previous owner routed but did not commit) keeps its first offset, so the
     // hub and every connection drop it as already handed out, instead of a duplicate at a new one.
-    const { positions, nodes, complete } = await routes.appendAndLookup(items);
+    // A stale owner (paused past its group session, or slow while its partition moved on) must
+    // not append what the later owner already gave offsets: past the dedupe window it would get
+    // new ones and reach clients twice. The channel's append script refuses its lower token.
+    const { positions, nodes, complete } = await this.appended(items, fence);
     const frames: RoutedFrame[] = items.map(({ channel, payload, time }, i) => {
       const { offset, epoch } = positions[i] ?? { offset: '0', epoch: '' };
       return { channel, offset, epoch, time, frame: eventFrame(channel, offset, epoch, payload) };
@@ -156,6 +196,22 @@ export class Router {
     const turn = this.delivering.then(deliver);
     this.delivering = turn.catch(() => undefined);
     return turn;
+  }
+
+  /** `routes.appendAndLookup`, turning a fenced append into `fencedBatch` (counted, on the span). */
+  private async appended(items: Parameters<RouteLog['appendAndLookup']>[0], fence?: AppendFence): Promise<RoutedBatch> {
+    try {
+      return await this.deps.routes.appendAndLookup(items, fence);
+    } catch (err) {
+      if (!(err instanceof FencedAppendError)) throw err;
+      this.deps.metrics.fencedBatches.inc();
+      trace.getActiveSpan()?.addEvent('gateway.route.fenced', {
+        'ripple.fence.source': err.fence.source,
+        'ripple.fence.token': err.fence.token,
+        'ripple.channels': err.channels.length,
+      });
+      throw fencedBatch(err.message, err);
+    }
   }
 
   /**

@@ -19,6 +19,7 @@ import {
   RedisHistory,
   RedisLeasedSets,
   RedisConnectLog,
+  RedisFenceTokens,
   RedisNodeRoster,
   RedisRouteLog,
 } from '@ripple/registry';
@@ -34,7 +35,7 @@ import { createGatewayMetrics, timed } from './metrics.js';
 import { LiveFeeds } from './feed.js';
 import { createFeedMetrics } from './feed-metrics.js';
 import { httpFolloweeSource } from './followees.js';
-import { Router } from './router.js';
+import { Router, consumerHandlers } from './router.js';
 import { SendBudget } from './send-budget.js';
 import { flushWebSocketWrites } from './ws.js';
 import { RegistryHeartbeat } from './registry-heartbeat.js';
@@ -89,6 +90,7 @@ runProcess(SERVICE_NAME, async () => {
     'routes',
     metrics,
   );
+  const fenceTokens = timed(new RedisFenceTokens(redis, config.REDIS_KEY_PREFIX), 'fence_tokens', metrics);
   const connectionList = { all: (): ReturnType<Connections['all']> => [] };
   const membership = new Membership({
     departures: timed(
@@ -270,13 +272,10 @@ runProcess(SERVICE_NAME, async () => {
     sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
     rebalanceTimeoutMs: config.KAFKA_REBALANCE_TIMEOUT_MS,
     metrics: registry,
-    onEvent: (event) => router.route([event]),
     // Each fetched batch of a partition is routed at once; the partitions of all topics in parallel.
-    onBatch: (items, control) =>
-      router.route(
-        items.map((i) => i.event),
-        control,
-      ),
+    ...consumerHandlers(router),
+    // A token per assignment of a partition: a node that lost it cannot append any more.
+    fenceTokens: () => fenceTokens.next(config.KAFKA_GROUP_ID),
     partitionsConsumedConcurrently: config.KAFKA_TOPIC_PARTITIONS * topics.length,
   });
   const admin = createKafkaAdmin(kafka);

@@ -1,0 +1,195 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import { createEvent, toOutboxMessage } from '@ripple/events';
+import type { AnyEvent } from '@ripple/events';
+import {
+  createEventConsumer,
+  createEventProducer,
+  createKafka,
+  deleteGroups,
+  deleteTopics,
+  dlqTopicOf,
+  ensureTopics,
+} from '@ripple/kafka';
+import type { EventProducer } from '@ripple/kafka';
+import { HISTORY_DEDUPE_WINDOW, RedisFenceTokens, RedisHistory, RedisRouteLog } from '@ripple/registry';
+import { createLogger } from '@ripple/telemetry';
+import { cleanupAll, deleteKeys, runId, testInfra, waitUntil } from '@ripple/testing';
+import type { ChannelFrame, LocalHub } from './hub.js';
+import { Router, consumerHandlers } from './router.js';
+import { unitBus, unitMetrics } from './single-node.js';
+
+// The stale owner of a partition, on the real Kafka and Redis: node A is held right before its
+// history append (as a process paused by SIGSTOP, a GC or a slow call would be) while node B takes
+// its partition over and routes the same events and more than the dedupe window after them.
+const run = runId();
+const logger = createLogger('fence-test', 'silent');
+const redis = new Redis(testInfra.redisUrl);
+const prefix = `test:${run}:`;
+const topic = `test.${run}.fence`;
+const groupId = `test.${run}.fence`;
+const cleanups: (() => Promise<unknown>)[] = [];
+const admin = createKafka({ brokers: testInfra.kafkaBrokers, clientId: 'fence-test', logger });
+
+after(() =>
+  cleanupAll(
+    ...cleanups.reverse(),
+    () => deleteTopics(admin, [topic, dlqTopicOf(topic)]),
+    () => deleteGroups(admin, (group) => group === groupId),
+    () => deleteKeys(redis, `${prefix}*`),
+    () => redis.disconnect(),
+  ),
+);
+
+function liked(postId: string, seq: number): AnyEvent {
+  return createEvent('post.liked', {
+    source: 'fence-test',
+    data: { postId, postAuthorId: 'u1', userId: `u${seq}`, likeCount: seq, at: new Date().toISOString() },
+  });
+}
+
+/** `count` events alternating between post:f1 and post:f2, numbered from `from`. */
+function events(from: number, count: number): AnyEvent[] {
+  return Array.from({ length: count }, (_, i) => liked(`f${((from + i) % 2) + 1}`, from + i));
+}
+
+/** A frame a node's sockets were handed: its channel, offset and event id. */
+interface Handed {
+  readonly node: string;
+  readonly channel: string;
+  readonly offset: string;
+  readonly id: string;
+}
+
+/**
+ * A gateway node's routing on the real Redis and Kafka: its consumer (in `groupId`, fenced by
+ * RedisFenceTokens) feeds a Router whose hub records every frame it is handed. `hold` runs
+ * before each event is routed (the router's last step before its history append).
+ */
+async function node(
+  name: string,
+  clientId: string,
+  producer: EventProducer,
+  handed: Handed[],
+  hold: (event: AnyEvent) => Promise<void>,
+) {
+  const hub = {
+    publish: (frame: ChannelFrame) => {
+      const { event } = JSON.parse(frame.frame) as { event: { id: string } };
+      handed.push({ node: name, channel: frame.channel, offset: frame.offset, id: event.id });
+      return 1;
+    },
+  } as unknown as LocalHub;
+  const metrics = unitMetrics();
+  const router = new Router({
+    nodeId: name,
+    hub,
+    routes: new RedisRouteLog(redis, prefix, { maxLength: 1000, ttlMs: 60_000, leaseMs: 15_000 }),
+    bus: unitBus,
+    metrics,
+    beforeRoute: hold,
+  });
+  // The member ids the assignor sorts begin with the client id: B's sorts first and gets the partition.
+  const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId, logger });
+  const tokens = new RedisFenceTokens(redis, prefix);
+  const consumer = createEventConsumer({
+    kafka,
+    groupId,
+    topics: [topic],
+    logger,
+    dlqProducer: producer,
+    startAt: 'earliest',
+    sessionTimeoutMs: 6000,
+    rebalanceTimeoutMs: 3000,
+    commitIntervalMs: 100,
+    ...consumerHandlers(router),
+    fenceTokens: () => tokens.next(groupId),
+  });
+  await consumer.start();
+  cleanups.push(() => consumer.stop());
+  return { metrics };
+}
+
+test('a stale owner of a partition held before its history append should append, deliver and commit nothing once a later owner routed its events and more than the dedupe window', async () => {
+  await ensureTopics(admin, [
+    { topic, numPartitions: 1, replicationFactor: 1 },
+    { topic: dlqTopicOf(topic), numPartitions: 1, replicationFactor: 1 },
+  ]);
+  const producer = createEventProducer(admin);
+  await producer.connect();
+  cleanups.push(() => producer.disconnect());
+  const publish = (list: readonly AnyEvent[]) => producer.send(list.map((e) => ({ ...toOutboxMessage(e), topic })));
+  const handed: Handed[] = [];
+
+  const first = events(0, 10);
+  const heldIds = new Set(first.map((e) => e.id));
+  let release = (): void => undefined;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let held = 0;
+  const a = await node('a', 'z-fence-a', producer, handed, async (event) => {
+    if (!heldIds.has(event.id)) return;
+    held += 1;
+    await gate;
+  });
+  await publish(first);
+  await waitUntil('node A holding its first batch', 20_000, () => held > 0);
+
+  // B joins: the group rebalances and hands the partition to B (A is held, or sorts after B).
+  await node('b', 'a-fence-b', producer, handed, () => Promise.resolve());
+  // More than the dedupe window per channel after the held events.
+  const later = events(10, 2 * (HISTORY_DEDUPE_WINDOW + 20));
+  await publish(later);
+  const all = [...first, ...later];
+  const handedBy = (n: string, list: readonly AnyEvent[]) => {
+    const ids = new Set(handed.filter((h) => h.node === n).map((h) => h.id));
+    return list.every((e) => ids.has(e.id));
+  };
+  await waitUntil('node B routing every event', 30_000, () => handedBy('b', all));
+
+  // A goes on with its append: refused, so nothing of its batch is delivered.
+  release();
+  const fenced = async () => (await a.metrics.fencedBatches.get()).values[0]?.value ?? 0;
+  await waitUntil(
+    'node A refused or routed its batch',
+    20_000,
+    async () => (await fenced()) > 0 || handed.some((h) => h.node === 'a' && heldIds.has(h.id)),
+  );
+
+  // Nothing is lost after it: the partition goes on with its owner.
+  const last = events(10 + later.length, 10);
+  await publish(last);
+  await waitUntil(
+    'every event handed to a socket',
+    30_000,
+    () => new Set(handed.map((h) => h.id)).size === all.length + last.length,
+  );
+
+  const offsets = new Map<string, Set<string>>();
+  for (const h of handed) {
+    const key = `${h.channel} ${h.id}`;
+    offsets.set(key, (offsets.get(key) ?? new Set()).add(h.offset));
+  }
+  const twice = [...offsets].filter(([, o]) => o.size > 1).map(([key, o]) => `${key} at ${[...o].join(', ')}`);
+  assert.deepEqual(twice, [], 'no event reaches a channel at two offsets');
+  assert.deepEqual(
+    handed.filter((h) => h.node === 'a' && heldIds.has(h.id)),
+    [],
+    'the stale owner delivers nothing of its batch',
+  );
+  assert.equal(
+    held,
+    first.length,
+    'the fenced batch is not routed again (no retry, no one-event fallback) by the stale owner',
+  );
+  assert.equal(await fenced(), 1, 'one batch fenced');
+  const history = new RedisHistory(redis, prefix, { maxLength: 1000, ttlMs: 60_000 });
+  for (const channel of ['post:f1', 'post:f2']) {
+    const { epoch } = await history.position(channel);
+    const { entries } = await history.since(channel, { offset: '0', epoch }, 1000);
+    const ids = entries.map((e) => (JSON.parse(e.payload) as { id: string }).id);
+    const expected = [...all, ...last].filter((e) => `post:${(e.data as { postId: string }).postId}` === channel);
+    assert.equal(ids.length, expected.length, `${channel}: each event once in history`);
+    assert.deepEqual(new Set(ids), new Set(expected.map((e) => e.id)));
+  }
+});
