@@ -8,5 +8,5 @@ export type { RawMessage, TopicReader, TopicReaderOptions } from './reader.js';
 export { createEventProducer } from './producer.js';
 export type { EventProducer, OutgoingMessage } from './producer.js';
 export { createEventConsumer, dlqTopicOf, registerConsumerLag } from './consumer.js';
-export { BATCH_FENCED, fencedBatch, isFencedBatch } from './fencing.js';
+export { fencedBatch } from './fencing.js';
 export type { BatchControl, ConsumedEvent, ConsumedMeta, EventConsumer, EventConsumerOptions } from './consumer.js';

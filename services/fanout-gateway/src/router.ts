@@ -125,7 +125,7 @@ export class Router {
    * batches behind it, and its time is a `gateway.send_budget.wait` event on the active span.
    */
   async route(events: readonly AnyEvent[], control?: RouteControl, fence?: AppendFence): Promise<void> {
-    const { routes, nodeId, metrics } = this.deps;
+    const { nodeId, metrics } = this.deps;
     // Membership marks first, in event order: a failure fails the batch, so it is retried.
     if (this.deps.beforeRoute) for (const event of events) await this.deps.beforeRoute(event);
     // Each item is also the HistoryAppend of its frame (channel, payload, id): one object per frame.
