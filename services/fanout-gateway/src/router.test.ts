@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { isRippleError } from '@ripple/errors';
 import { createEvent } from '@ripple/events';
 import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialRouteLog } from '@ripple/registry';
 import type { NodeMessage } from './bus.js';
@@ -24,7 +25,7 @@ function posts(count: number) {
  * is handed there) and none on the other channels.
  */
 function pacedRouter(
-  admit: (keepAlive?: () => void) => Promise<void> | undefined,
+  admit: (keepAlive?: () => void) => Promise<void> | undefined = () => undefined,
   sliceBytes?: number,
   more: Partial<RouterDeps> = {},
 ) {
@@ -38,17 +39,23 @@ function pacedRouter(
   } as unknown as LocalHub;
   const history = new MemoryHistory(1000);
   const directory = new LeasedDirectory(new MemoryLeasedSets(() => 0), 't:', 'n1', 15_000);
+  const metrics = unitMetrics();
+  const sent: unknown[] = [];
   const router = new Router({
     nodeId: 'n1',
     hub,
     routes: new SequentialRouteLog(history, directory),
-    metrics: unitMetrics(),
-    bus: unitBus,
+    metrics,
+    bus: {
+      ...unitBus,
+      send: (node, message) => Promise.resolve(void sent.push([node, message])),
+      broadcast: (message) => Promise.resolve(void sent.push(message)),
+    },
     admit,
     ...(sliceBytes !== undefined && { sliceBytes }),
     ...more,
   });
-  return { router, handed };
+  return { router, handed, history, metrics, sent };
 }
 
 /** A message from another node with the frames of `channel` at `offsets` (each frame 100 bytes). */
@@ -176,4 +183,24 @@ test('the router should drop a message from another node past its queue bound, c
   assert.deepEqual(recovered, [['creator:u1', 'creator:u2']], 'one history read for both, after what was queued');
   const sample = (await metrics.nodeMessagesDropped.get()).values[0];
   assert.equal(sample?.value, 2);
+});
+
+test('the router should deliver and send nothing of a batch whose append a later owner of its partition fenced, and count it', async () => {
+  const { router, handed, history, metrics, sent } = pacedRouter();
+  const [first, second, third] = posts(3);
+  assert.ok(first && second && third);
+  await router.route([first], undefined, { source: 'posts/0', token: 2 });
+  const sentBefore = sent.length;
+  // A stale owner of posts/0 (token 1): refused on creator:u1 (and user:u1 is not appended either).
+  await assert.rejects(
+    router.route([second], undefined, { source: 'posts/0', token: 1 }),
+    (err: unknown) => isRippleError(err) && err.code === 'KAFKA_BATCH_FENCED',
+  );
+  assert.deepEqual(handed, ['creator:u1#1'], 'nothing of the fenced batch is handed to sockets');
+  assert.equal(sent.length, sentBefore, 'nor sent to other nodes');
+  assert.equal((await metrics.fencedBatches.get()).values[0]?.value, 1);
+  assert.equal((await history.position('creator:u1')).offset, '1');
+  // The owner of the later token goes on.
+  await router.route([third], undefined, { source: 'posts/0', token: 2 });
+  assert.deepEqual(handed, ['creator:u1#1', 'creator:u1#2']);
 });
