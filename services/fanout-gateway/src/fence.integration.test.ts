@@ -12,7 +12,6 @@ import {
   dlqTopicOf,
   ensureTopics,
 } from '@ripple/kafka';
-import type { EventProducer } from '@ripple/kafka';
 import { HISTORY_DEDUPE_WINDOW, RedisFenceTokens, RedisHistory, RedisRouteLog } from '@ripple/registry';
 import { createLogger } from '@ripple/telemetry';
 import { cleanupAll, deleteKeys, runId, testInfra, waitUntil } from '@ripple/testing';
@@ -23,24 +22,12 @@ import { unitBus, unitMetrics } from './single-node.js';
 // The stale owner of a partition, on the real Kafka and Redis: node A is held right before its
 // history append (as a process paused by SIGSTOP, a GC or a slow call would be) while node B takes
 // its partition over and routes the same events and more than the dedupe window after them.
-const run = runId();
 const logger = createLogger('fence-test', 'silent');
 const redis = new Redis(testInfra.redisUrl);
-const prefix = `test:${run}:`;
-const topic = `test.${run}.fence`;
-const groupId = `test.${run}.fence`;
-const cleanups: (() => Promise<unknown>)[] = [];
 const admin = createKafka({ brokers: testInfra.kafkaBrokers, clientId: 'fence-test', logger });
+const cleanups: (() => Promise<unknown>)[] = [];
 
-after(() =>
-  cleanupAll(
-    ...cleanups.reverse(),
-    () => deleteTopics(admin, [topic, dlqTopicOf(topic)]),
-    () => deleteGroups(admin, (group) => group === groupId),
-    () => deleteKeys(redis, `${prefix}*`),
-    () => redis.disconnect(),
-  ),
-);
+after(() => cleanupAll(...cleanups.reverse(), () => redis.disconnect()));
 
 function liked(postId: string, seq: number): AnyEvent {
   return createEvent('post.liked', {
@@ -62,15 +49,38 @@ interface Handed {
   readonly id: string;
 }
 
+/** A one-partition topic, its consumer group and a Redis key prefix of their own, removed after the tests. */
+async function scenario(name: string) {
+  const run = runId();
+  const topic = `test.${run}.${name}`;
+  const groupId = topic;
+  const prefix = `test:${run}:`;
+  cleanups.push(
+    () => deleteTopics(admin, [topic, dlqTopicOf(topic)]),
+    () => deleteGroups(admin, (group) => group === groupId),
+    () => deleteKeys(redis, `${prefix}*`),
+  );
+  await ensureTopics(admin, [
+    { topic, numPartitions: 1, replicationFactor: 1 },
+    { topic: dlqTopicOf(topic), numPartitions: 1, replicationFactor: 1 },
+  ]);
+  const producer = createEventProducer(admin);
+  await producer.connect();
+  cleanups.push(() => producer.disconnect());
+  const publish = (list: readonly AnyEvent[]) => producer.send(list.map((e) => ({ ...toOutboxMessage(e), topic })));
+  return { topic, groupId, prefix, producer, publish };
+}
+
 /**
- * A gateway node's routing on the real Redis and Kafka: its consumer (in `groupId`, fenced by
- * RedisFenceTokens) feeds a Router whose hub records every frame it is handed. `hold` runs
- * before each event is routed (the router's last step before its history append).
+ * A gateway node's routing on the real Redis and Kafka: its consumer (fenced by RedisFenceTokens)
+ * feeds a Router whose hub records every frame it is handed. `hold` runs before each event is
+ * routed (the router's last step before its history append). The assignor gives the one partition
+ * to the member whose id sorts first, and member ids begin with the client id.
  */
 async function node(
+  at: Awaited<ReturnType<typeof scenario>>,
   name: string,
   clientId: string,
-  producer: EventProducer,
   handed: Handed[],
   hold: (event: AnyEvent) => Promise<void>,
 ) {
@@ -85,67 +95,67 @@ async function node(
   const router = new Router({
     nodeId: name,
     hub,
-    routes: new RedisRouteLog(redis, prefix, { maxLength: 1000, ttlMs: 60_000, leaseMs: 15_000 }),
+    routes: new RedisRouteLog(redis, at.prefix, { maxLength: 1000, ttlMs: 60_000, leaseMs: 15_000 }),
     bus: unitBus,
     metrics,
     beforeRoute: hold,
   });
-  // The member ids the assignor sorts begin with the client id: B's sorts first and gets the partition.
-  const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId, logger });
-  const tokens = new RedisFenceTokens(redis, prefix);
+  const tokens = new RedisFenceTokens(redis, at.prefix);
   const consumer = createEventConsumer({
-    kafka,
-    groupId,
-    topics: [topic],
+    kafka: createKafka({ brokers: testInfra.kafkaBrokers, clientId, logger }),
+    groupId: at.groupId,
+    topics: [at.topic],
     logger,
-    dlqProducer: producer,
+    dlqProducer: at.producer,
     startAt: 'earliest',
     sessionTimeoutMs: 6000,
     rebalanceTimeoutMs: 3000,
     commitIntervalMs: 100,
     ...consumerHandlers(router),
-    fenceTokens: () => tokens.next(groupId),
+    fenceTokens: () => tokens.next(at.groupId),
   });
   await consumer.start();
   cleanups.push(() => consumer.stop());
   return { metrics };
 }
 
-test('a stale owner of a partition held before its history append should append, deliver and commit nothing once a later owner routed its events and more than the dedupe window', async () => {
-  await ensureTopics(admin, [
-    { topic, numPartitions: 1, replicationFactor: 1 },
-    { topic: dlqTopicOf(topic), numPartitions: 1, replicationFactor: 1 },
-  ]);
-  const producer = createEventProducer(admin);
-  await producer.connect();
-  cleanups.push(() => producer.disconnect());
-  const publish = (list: readonly AnyEvent[]) => producer.send(list.map((e) => ({ ...toOutboxMessage(e), topic })));
+/**
+ * A holds its first batch before the append; B takes the partition over and routes it and more
+ * than the dedupe window per channel; A goes on; then more events come. With `frozen`, a second
+ * batch is published while A holds, so A's consumer waits for the first one too and stops
+ * heartbeating (as a stopped process): the group drops A, which rejoins with a new member id once
+ * released and, sorting first, gets the partition back. Otherwise A's consumer goes on, rejoins
+ * the rebalance B starts, and the partition goes to B, which sorts first.
+ */
+async function staleOwner(name: string, frozen: boolean) {
+  const at = await scenario(name);
   const handed: Handed[] = [];
-
   const first = events(0, 10);
   const heldIds = new Set(first.map((e) => e.id));
   let release = (): void => undefined;
   const gate = new Promise<void>((resolve) => (release = resolve));
   let held = 0;
-  const a = await node('a', 'z-fence-a', producer, handed, async (event) => {
+  const a = await node(at, 'a', frozen ? 'a-fence-a' : 'z-fence-a', handed, async (event) => {
     if (!heldIds.has(event.id)) return;
     held += 1;
     await gate;
   });
-  await publish(first);
+  await at.publish(first);
   await waitUntil('node A holding its first batch', 20_000, () => held > 0);
+  const second = frozen ? events(first.length, 10) : [];
+  await at.publish(second);
 
-  // B joins: the group rebalances and hands the partition to B (A is held, or sorts after B).
-  await node('b', 'a-fence-b', producer, handed, () => Promise.resolve());
+  // B joins: the group rebalances and hands the partition to B.
+  await node(at, 'b', frozen ? 'z-fence-b' : 'a-fence-b', handed, () => Promise.resolve());
   // More than the dedupe window per channel after the held events.
-  const later = events(10, 2 * (HISTORY_DEDUPE_WINDOW + 20));
-  await publish(later);
-  const all = [...first, ...later];
+  const later = events(first.length + second.length, 2 * (HISTORY_DEDUPE_WINDOW + 20));
+  await at.publish(later);
+  const routed = [...first, ...second, ...later];
   const handedBy = (n: string, list: readonly AnyEvent[]) => {
     const ids = new Set(handed.filter((h) => h.node === n).map((h) => h.id));
     return list.every((e) => ids.has(e.id));
   };
-  await waitUntil('node B routing every event', 30_000, () => handedBy('b', all));
+  await waitUntil('node B routing every event', 30_000, () => handedBy('b', routed));
 
   // A goes on with its append: refused, so nothing of its batch is delivered.
   release();
@@ -157,39 +167,56 @@ test('a stale owner of a partition held before its history append should append,
   );
 
   // Nothing is lost after it: the partition goes on with its owner.
-  const last = events(10 + later.length, 10);
-  await publish(last);
-  await waitUntil(
-    'every event handed to a socket',
-    30_000,
-    () => new Set(handed.map((h) => h.id)).size === all.length + last.length,
-  );
+  const last = events(routed.length, 10);
+  await at.publish(last);
+  const all: AnyEvent[] = [...routed, ...last];
+  await waitUntil('every event handed to a socket', 30_000, () => new Set(handed.map((h) => h.id)).size === all.length);
 
-  const offsets = new Map<string, Set<string>>();
-  for (const h of handed) {
-    const key = `${h.channel} ${h.id}`;
-    offsets.set(key, (offsets.get(key) ?? new Set()).add(h.offset));
-  }
-  const twice = [...offsets].filter(([, o]) => o.size > 1).map(([key, o]) => `${key} at ${[...o].join(', ')}`);
-  assert.deepEqual(twice, [], 'no event reaches a channel at two offsets');
   assert.deepEqual(
     handed.filter((h) => h.node === 'a' && heldIds.has(h.id)),
     [],
     'the stale owner delivers nothing of its batch',
   );
-  assert.equal(
-    held,
-    first.length,
-    'the fenced batch is not routed again (no retry, no one-event fallback) by the stale owner',
-  );
+  assert.equal(held, first.length, 'the fenced batch is routed once (no retry, no one-event fallback)');
   assert.equal(await fenced(), 1, 'one batch fenced');
-  const history = new RedisHistory(redis, prefix, { maxLength: 1000, ttlMs: 60_000 });
-  for (const channel of ['post:f1', 'post:f2']) {
-    const { epoch } = await history.position(channel);
-    const { entries } = await history.since(channel, { offset: '0', epoch }, 1000);
-    const ids = entries.map((e) => (JSON.parse(e.payload) as { id: string }).id);
-    const expected = [...all, ...last].filter((e) => `post:${(e.data as { postId: string }).postId}` === channel);
-    assert.equal(ids.length, expected.length, `${channel}: each event once in history`);
-    assert.deepEqual(new Set(ids), new Set(expected.map((e) => e.id)));
-  }
+  /** Every event of `all` reached its channel at one offset, and is once in its history. */
+  const verify = async () => {
+    const offsets = new Map<string, Set<string>>();
+    for (const h of handed) {
+      const key = `${h.channel} ${h.id}`;
+      offsets.set(key, (offsets.get(key) ?? new Set()).add(h.offset));
+    }
+    const twice = [...offsets].filter(([, o]) => o.size > 1).map(([key, o]) => `${key} at ${[...o].join(', ')}`);
+    assert.deepEqual(twice, [], 'no event reaches a channel at two offsets');
+    const history = new RedisHistory(redis, at.prefix, { maxLength: 1000, ttlMs: 60_000 });
+    for (const channel of ['post:f1', 'post:f2']) {
+      const { epoch } = await history.position(channel);
+      const { entries } = await history.since(channel, { offset: '0', epoch }, 1000);
+      const ids = entries.map((e) => (JSON.parse(e.payload) as { id: string }).id);
+      const expected = all.filter((e) => `post:${(e.data as { postId: string }).postId}` === channel);
+      assert.equal(ids.length, expected.length, `${channel}: each event once in history`);
+      assert.deepEqual(new Set(ids), new Set(expected.map((e) => e.id)));
+    }
+  };
+  await verify();
+  // `all` is what `verify` checks: a test that publishes more adds it there.
+  return { handed, all, verify, publish: at.publish };
+}
+
+test('a stale owner of a partition held before its history append should append, deliver and commit nothing once a later owner routed its events and more than the dedupe window', async () => {
+  await staleOwner('fence-slow', false);
+});
+
+test('a frozen owner dropped from its group should have its pending append refused, then take the partition back and go on from the committed offset', async () => {
+  const { handed, all, verify, publish } = await staleOwner('fence-frozen', true);
+  // A rejoined with a new member id and, sorting first, gets the partition back: an event at a
+  // time until A routes one, then nothing twice and nothing lost still.
+  await waitUntil('node A routing the partition again', 30_000, async () => {
+    const next = events(all.length, 1);
+    all.push(...next);
+    await publish(next);
+    return handed.some((h) => h.node === 'a');
+  });
+  await waitUntil('every event handed to a socket', 30_000, () => new Set(handed.map((h) => h.id)).size === all.length);
+  await verify();
 });
