@@ -584,16 +584,22 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
         }
       } catch (err) {
         if (isFencedBatch(err)) {
-          // Not sought: a later owner fetches it from the committed offset, and so does this
-          // consumer when the partition is assigned to it again (the join dropped what it queued).
           opts.logger.info(
             { topic: batch.topic, partition: batch.partition, events: messages.length, reason: (err as Error).message },
             'batch fenced: a later owner of the partition handles it',
           );
-          if (lane.generation === generation) {
-            lane.generation += 1;
-            lane.queued = undefined;
-          }
+          // A join since that took the partition away reset the lane already: a later owner
+          // fetches it from the committed offset, and so does this consumer if it gets it back.
+          if (lane.generation !== generation) return;
+          lane.generation += 1;
+          lane.queued = undefined;
+          // A later join of this consumer that kept the partition (its batch's join was superseded
+          // before its token was confirmed): nobody else held it since, fetch it again from what
+          // was handled, for that join's token. Otherwise the group moved on and kafkajs rejoins.
+          const latest = fence?.current;
+          const from = lane.next ?? messages[0]?.offset;
+          if (latest && latest !== join && latest.holds(batch.topic, batch.partition) && from !== undefined)
+            seek(batch.topic, batch.partition, from);
           return;
         }
         lane.generation += 1;
