@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import kafkajs from 'kafkajs';
+import type { Consumer, EachBatchPayload, GroupDescription, Kafka, KafkaMessage } from 'kafkajs';
 import { createEvent, toOutboxMessage } from '@ripple/events';
 import { RippleError } from '@ripple/errors';
 import { createLogger } from '@ripple/telemetry';
@@ -26,9 +27,13 @@ function fakeKafka() {
   let eachBatch: ((payload: EachBatchPayload) => Promise<void>) | undefined;
   const resolved = new Map<number, string>();
   const state = { running: true, heartbeats: 0 };
+  const listeners = new Map<string, (event: { payload: unknown }) => void>();
+  /** What `describeGroup` answers (the group coordinator); set by a test. */
+  const group = { describe: (): Promise<GroupDescription> => new Promise<GroupDescription>(() => undefined) };
   const consumer = {
     events: { GROUP_JOIN: 'join', CRASH: 'crash', REBALANCING: 'rebalancing' },
-    on: () => undefined,
+    on: (event: string, listener: (event: { payload: unknown }) => void) => listeners.set(event, listener),
+    describeGroup: () => group.describe(),
     connect: () => Promise.resolve(),
     subscribe: () => Promise.resolve(),
     disconnect: () => Promise.resolve(),
@@ -66,6 +71,10 @@ function fakeKafka() {
      * heartbeats sent through the batches' payloads.
      */
     state,
+    group,
+    /** kafkajs' GROUP_JOIN: this consumer joined as `memberId`, assigned `assignment`. */
+    join: (memberId: string, assignment: Record<string, number[]>) =>
+      listeners.get('join')?.({ payload: { memberId, memberAssignment: assignment } }),
     batch: (topic: string, partition: number, messages: KafkaMessage[]) => {
       if (!eachBatch) throw new Error('the consumer is not running');
       return eachBatch(payload(topic, partition, messages));
@@ -329,4 +338,115 @@ test('a batch handler that waits should keep the group session alive meanwhile, 
   assert.deepEqual(kafka.commits[0]?.offsets[0]?.partitions, [{ partition: 0, offset: '1' }]);
   kafka.commits[0]?.settle();
   await consumer.stop();
+});
+
+/** Stops `consumer`, settling every offset commit it makes meanwhile. */
+async function stopSettling(kafka: ReturnType<typeof fakeKafka>, consumer: { stop(): Promise<void> }): Promise<void> {
+  const settling = setInterval(() => kafka.commits.forEach((c) => c.settle()), 1);
+  try {
+    await within(consumer.stop(), 5000, 'the consumer stopping');
+  } finally {
+    clearInterval(settling);
+  }
+}
+
+/** The group as `describeGroup` answers once member `memberId` holds `assignment` in a stable generation. */
+function stableGroup(memberId: string, assignment: Record<string, number[]>): GroupDescription {
+  const memberAssignment = kafkajs.AssignerProtocol.MemberAssignment.encode({
+    version: 0,
+    assignment,
+    userData: Buffer.alloc(0),
+  });
+  return {
+    groupId: 'g',
+    protocol: 'RoundRobinAssigner',
+    protocolType: 'consumer',
+    state: 'Stable',
+    members: [{ memberId, clientId: 'c', clientHost: 'h', memberMetadata: Buffer.alloc(0), memberAssignment }],
+  };
+}
+
+test('a fenced batch consumer should fetch again, for its next join, a batch of a join superseded before its token was confirmed, when that join kept the partition', async () => {
+  const kafka = fakeKafka();
+  const routed: { offset: string; fence: number | undefined }[] = [];
+  let issued = 0;
+  const consumer = createEventConsumer({
+    kafka: kafka.client,
+    groupId: 'g',
+    topics: ['t'],
+    logger: createLogger('consumer-test', 'silent'),
+    dlqProducer: {} as EventProducer,
+    startAt: 'earliest',
+    commitIntervalMs: 0,
+    onEvent: () => Promise.resolve(),
+    onBatch: (items) => {
+      routed.push(...items.map((i) => ({ offset: i.meta.offset, fence: i.meta.fence })));
+      return Promise.resolve();
+    },
+    fenceTokens: () => Promise.resolve((issued += 1)),
+  });
+  await consumer.begin();
+  // The first join's token waits for the coordinator; its batch waits for the token.
+  const coordinator = deferred();
+  kafka.group.describe = () => coordinator.promise.then(() => stableGroup('m1', { t: [0] }));
+  kafka.join('m1', { t: [0] });
+  await within(kafka.batch('t', 0, [message(0), message(1)]), 5000, 'the batch returning');
+  // A rebalance: the next join keeps the partition, and is confirmed.
+  kafka.join('m1', { t: [0] });
+  coordinator.resolve();
+  await until('the batch fetched again from its first offset', () => kafka.seeks.length > 0);
+  assert.deepEqual(kafka.seeks, [{ topic: 't', partition: 0, offset: '0' }]);
+  assert.deepEqual(routed, [], 'nothing routed under the unconfirmed join');
+  // kafkajs fetches it again from there: routed with the next join's token.
+  await within(kafka.batch('t', 0, [message(0), message(1)]), 5000, 'the batch fetched again');
+  await until('the batch routed', () => routed.length === 2);
+  assert.deepEqual(routed, [
+    { offset: '0', fence: 2 },
+    { offset: '1', fence: 2 },
+  ]);
+  await stopSettling(kafka, consumer);
+});
+
+test('a fenced batch consumer should drop the queued batches of a partition its next join no longer holds, and route it again from the committed offset when given it back', async () => {
+  const kafka = fakeKafka();
+  const routed: { offset: string; fence: number | undefined }[] = [];
+  const gate = deferred();
+  let issued = 0;
+  const consumer = createEventConsumer({
+    kafka: kafka.client,
+    groupId: 'g',
+    topics: ['t'],
+    logger: createLogger('consumer-test', 'silent'),
+    dlqProducer: {} as EventProducer,
+    startAt: 'earliest',
+    commitIntervalMs: 0,
+    onEvent: () => Promise.resolve(),
+    onBatch: async (items) => {
+      await gate.promise;
+      routed.push(...items.map((i) => ({ offset: i.meta.offset, fence: i.meta.fence })));
+    },
+    fenceTokens: () => Promise.resolve((issued += 1)),
+  });
+  await consumer.begin();
+  kafka.group.describe = () => Promise.resolve(stableGroup('m1', { t: [0] }));
+  kafka.join('m1', { t: [0] });
+  // The first batch waits in the handler; the second one waits behind it.
+  await within(kafka.batch('t', 0, [message(0)]), 5000, 'the first batch returning');
+  const second = kafka.batch('t', 0, [message(1)]);
+  // The partition goes to another member, then comes back: both joins drop what was queued.
+  kafka.group.describe = () => Promise.resolve(stableGroup('m1', {}));
+  kafka.join('m1', {});
+  kafka.group.describe = () => Promise.resolve(stableGroup('m1', { t: [0] }));
+  kafka.join('m1', { t: [0] });
+  gate.resolve();
+  await within(second, 5000, 'the second batch returning');
+  // kafkajs fetches it again from the committed offset (nothing committed: 0); nothing is filtered out as queued.
+  await within(kafka.batch('t', 0, [message(0), message(1)]), 5000, 'the partition fetched again');
+  await until('the partition routed again', () => routed.length === 3);
+  assert.deepEqual(routed, [
+    { offset: '0', fence: 1 },
+    { offset: '0', fence: 3 },
+    { offset: '1', fence: 3 },
+  ]);
+  await stopSettling(kafka, consumer);
 });
