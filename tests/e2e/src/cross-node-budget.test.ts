@@ -1,12 +1,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { jwtSecret, signAccessToken } from '@ripple/auth';
+import { jwtSecret } from '@ripple/auth';
 import { createEventProducer, createKafka } from '@ripple/kafka';
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { cleanupAll, testInfra, waitUntil } from '@ripple/testing';
 import {
-  TestClient,
+  connectClient,
   eventFramesOn as eventsOn,
   isolatedRun,
   metricSum,
@@ -14,7 +14,7 @@ import {
   spawnService,
   subscribeClient as subscribe,
 } from './harness.js';
-import type { RunningService } from './harness.js';
+import type { RunningService, TestClient } from './harness.js';
 
 // Frames another node routed to this one go through the send budget's pacing as the node's own
 // batches do. Node A consumes the run's topics; node B consumes topics of its own that nobody
@@ -68,14 +68,7 @@ after(() =>
   ),
 );
 
-async function connect(node: RunningService, userId: string): Promise<TestClient> {
-  const client = TestClient.connect(
-    `ws://127.0.0.1:${node.port}/ws?access_token=${await signAccessToken(secret, userId)}`,
-  );
-  clients.push(client);
-  await client.frame((f) => f.op === 'welcome');
-  return client;
-}
+const connect = (at: RunningService, userId: string): Promise<TestClient> => connectClient(at, secret, userId, clients);
 
 test('clients that read should get a large burst another node routed to theirs, once each and in order, and none be closed 4009', async () => {
   const channel = 'creator:u-xbudget';

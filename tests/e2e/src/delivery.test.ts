@@ -2,14 +2,14 @@ import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { jwtSecret, signAccessToken } from '@ripple/auth';
+import { jwtSecret } from '@ripple/auth';
 import { createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka } from '@ripple/kafka';
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { cleanupAll, deleteKeys, testInfra, waitUntil } from '@ripple/testing';
-import { TestClient, isolatedRun, spawnService } from './harness.js';
-import type { RunningService } from './harness.js';
+import { connectClient, isolatedRun, spawnService } from './harness.js';
+import type { RunningService, TestClient } from './harness.js';
 import { expectReleased, isRunning } from './registry-check.js';
 
 // Delivery guarantees on two real gateway processes (one Kafka partition each): a channel's
@@ -68,14 +68,7 @@ function node(i: number): RunningService {
   return nodes[i] ?? assert.fail(`no node ${i}`);
 }
 
-async function connect(at: RunningService, userId: string): Promise<TestClient> {
-  const client = TestClient.connect(
-    `ws://127.0.0.1:${at.port}/ws?access_token=${await signAccessToken(secret, userId)}`,
-  );
-  clients.push(client);
-  await client.frame((f) => f.op === 'welcome');
-  return client;
-}
+const connect = (at: RunningService, userId: string): Promise<TestClient> => connectClient(at, secret, userId, clients);
 
 async function subscribe(client: TestClient, channel: string, since?: { offset: string; epoch: string }) {
   const id = randomBytes(4).toString('hex');

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { assertPromtoolAccepts, cleanupAll, waitFor } from '@ripple/testing';
-import { callApi, TestClient, isolatedRun, spawnService } from './harness.js';
-import type { RunningService } from './harness.js';
+import { callApi, connectClient, isolatedRun, spawnService } from './harness.js';
+import type { RunningService, TestClient } from './harness.js';
 
 // The three domain services, the notification consumer and the gateway as real processes on real
 // Kafka, Redis and PostgreSQL: what one user does reaches the other as a live notification.
@@ -46,13 +46,7 @@ async function api(service: RunningService, user: string, method: string, path: 
   return res.text === '' ? {} : res.json();
 }
 
-async function connect(user: string): Promise<TestClient> {
-  const token = await signAccessToken(secret, user);
-  const client = TestClient.connect(`ws://127.0.0.1:${services.gateway.port}/ws?access_token=${token}`);
-  clients.push(client);
-  await client.frame((f) => f.op === 'welcome');
-  return client;
-}
+const connect = (user: string): Promise<TestClient> => connectClient(services.gateway, secret, user, clients);
 
 const eventOf = (f: Json) => f.event as { type: string; data: Json };
 const notifications = (client: TestClient, kind: string) =>

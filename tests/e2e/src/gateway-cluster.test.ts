@@ -9,8 +9,8 @@ import { createEventProducer, createKafka, deleteTopics, dlqTopicOf } from '@rip
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { cleanupAll, deleteKeys, runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
-import { TestClient, callApi, openSse, publishPostEvents, spawnService } from './harness.js';
-import type { RunningService } from './harness.js';
+import { callApi, connectClient, openSse, publishPostEvents, spawnService } from './harness.js';
+import type { RunningService, TestClient } from './harness.js';
 import { expectReleased, isRunning } from './registry-check.js';
 
 // Gateways as separate processes on real Kafka and Redis: cross-node routing, recovery, crash,
@@ -77,14 +77,7 @@ after(() => {
   );
 });
 
-async function connect(node: RunningService, userId: string): Promise<TestClient> {
-  const client = TestClient.connect(
-    `ws://127.0.0.1:${node.port}/ws?access_token=${await signAccessToken(secret, userId)}`,
-  );
-  clients.push(client);
-  await client.frame((f) => f.op === 'welcome');
-  return client;
-}
+const connect = (at: RunningService, userId: string): Promise<TestClient> => connectClient(at, secret, userId, clients);
 
 async function subscribe(client: TestClient, channel: string, since?: { offset: string; epoch: string }) {
   const id = randomBytes(4).toString('hex');

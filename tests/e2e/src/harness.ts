@@ -6,6 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
+import { signAccessToken } from '@ripple/auth';
 import { dropDatabase } from '@ripple/db';
 import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
 import { createKafka, deleteGroups, deleteTopics, dlqTopicOf, readTopics } from '@ripple/kafka';
@@ -347,6 +348,25 @@ export type EventFrame = { op: 'event'; channel: string; offset: string; epoch: 
 /** The `event` frames `client` received on `channel`, in arrival order. */
 export function eventFramesOn(client: TestClient, channel: string): EventFrame[] {
   return client.frames.filter((f): f is EventFrame => f.op === 'event' && f.channel === channel);
+}
+
+/**
+ * Opens a WebSocket to the gateway listening on `at.port` as `userId` (an access token signed with
+ * `secret`), adds it to `clients` (for the after hook to close) and resolves once its `welcome`
+ * came.
+ */
+export async function connectClient(
+  at: { readonly port: number },
+  secret: Parameters<typeof signAccessToken>[0],
+  userId: string,
+  clients: TestClient[],
+): Promise<TestClient> {
+  const client = TestClient.connect(
+    `ws://127.0.0.1:${at.port}/ws?access_token=${await signAccessToken(secret, userId)}`,
+  );
+  clients.push(client);
+  await client.frame((f) => f.op === 'welcome');
+  return client;
 }
 
 /** Sends `subscribe` (from `since` when given) and resolves with its `ack`. */
