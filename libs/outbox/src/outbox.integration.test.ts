@@ -226,6 +226,69 @@ test('a relay should publish batches larger than the broker takes in one request
   }
 });
 
+test('a relay should set aside a row too large for Kafka, marked refused, and publish the rows of its key behind it in order', async (t) => {
+  // Over 1 MB of event, valid in the catalog (10,000 member ids of 128 characters): no produce
+  // request can hold it. chat-service's HTTP schema takes 100 members at most, so it writes none;
+  // a row written by other means must still not stop the shards behind it for ever.
+  const { pool, defer } = await outboxDatabase(t, 'too_large_row');
+  const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId: 'outbox-test', logger });
+  const topic = `test.${run}.too-large-row`;
+  await ensureTopics(kafka, [{ topic, numPartitions: 1, replicationFactor: 1 }]);
+  defer(() => deleteTopics(kafka, [topic]));
+  const producer = createEventProducer(kafka);
+  await producer.connect();
+  defer(() => producer.disconnect());
+  const seen = await collect(kafka, topic, defer);
+
+  const message = (seq: number) =>
+    createEvent('chat.message.sent', {
+      source: 'outbox-test',
+      data: { roomId: 'room', messageId: `m${seq}`, senderId: 'u1', body: `${seq}`, sentAt: new Date().toISOString() },
+    });
+  const crowded = createEvent('chat.room.created', {
+    source: 'outbox-test',
+    data: {
+      roomId: 'room',
+      name: 'crowded',
+      createdBy: 'u1',
+      memberIds: Array.from({ length: 10_000 }, (_, i) => `${i}`.padStart(128, 'u')),
+      createdAt: new Date().toISOString(),
+    },
+  });
+  await writeOutbox(pool, topic, [message(1), crowded, message(3)]);
+  await writeOutbox(pool, topic, [message(4)]);
+  const relay = createOutboxRelay({
+    store: new PgOutboxStore(pool, { leaseMs: 30_000 }),
+    producer,
+    topicPrefix: '',
+    logger,
+    batchSize: 2,
+    pollIntervalMs: 50,
+    maxBackoffMs: 200,
+  });
+  relay.start();
+  defer(() => relay.stop());
+
+  await waitUntil('3 events on the topic', 30_000, () => seen.length >= 3);
+  const { rows } = await pool.query<{ value: string; sent: boolean; refused: string | null }>(
+    'SELECT value, sent_at IS NOT NULL AS sent, refused FROM outbox ORDER BY id',
+  );
+  assert.deepEqual(
+    rows.map((r) => [r.sent, r.refused]),
+    [
+      [true, null],
+      [true, 'KAFKA_MESSAGE_TOO_LARGE'],
+      [true, null],
+      [true, null],
+    ],
+  );
+  await new Promise((r) => setTimeout(r, 300)); // would anything else follow?
+  assert.deepEqual(
+    seen.map((s) => s.value),
+    [rows[0], rows[2], rows[3]].map((r) => r?.value),
+  );
+});
+
 test("two relays whose database sessions are killed mid-batch should lose no event and keep each key's order", async (t) => {
   const { pool, defer } = await outboxDatabase(t, 'killed_sessions');
   const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId: 'outbox-test', logger });
@@ -708,7 +771,7 @@ test("the relay's read should go through unsent rows only, however many sent row
       await client.query('ANALYZE outbox');
       const { rows } = await client.query<{ 'QUERY PLAN': { Plan: PlanNode }[] }>(
         `EXPLAIN (ANALYZE, FORMAT JSON) ${STEP_SQL}`,
-        [[], 32, Array.from({ length: 32 }, (_, shard) => shard), 1, 500, true],
+        [[], 32, Array.from({ length: 32 }, (_, shard) => shard), 1, 500, true, [], null],
       );
       const plan = rows[0]?.['QUERY PLAN'][0]?.Plan;
       assert.ok(plan, 'a plan');
