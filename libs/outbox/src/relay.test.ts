@@ -236,3 +236,29 @@ test('outbox relay should log which rows it keeps failing on, at the first failu
     ],
   );
 });
+
+test('outbox relay should name no batch when the store fails before it read one', async () => {
+  const store = memoryOutbox([row(1)]);
+  let failures = 1;
+  const failingRead: OutboxStore = {
+    release: () => store.release(),
+    publishBatch: (limit, publish) =>
+      failures-- > 0 ? Promise.reject(new Error('database down')) : store.publishBatch(limit, publish),
+  };
+  const { lines, logger: warnings } = capturingLogger('warn');
+  const relay = createOutboxRelay({
+    store: failingRead,
+    producer: flakyProducer(0),
+    topicPrefix: '',
+    logger: warnings,
+    pollIntervalMs: 60_000,
+    maxBackoffMs: 1,
+  });
+  relay.start();
+  await waitUntil('the row sent', 5000, () => store.sent.size === 1);
+  await relay.stop();
+  assert.deepEqual(
+    lines.map((l) => [l.msg, l.batch]),
+    [['outbox relay cannot publish; retrying with backoff until it can', undefined]],
+  );
+});

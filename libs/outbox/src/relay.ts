@@ -129,8 +129,8 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     opts.producer.send(
       rows.map((r) => ({ topic: opts.topicPrefix + r.topic, key: r.key, value: r.value, headers: r.headers })),
     );
-  /** The batch being published, for the log when it fails. */
-  let batch: { firstId?: string; lastId?: string; rows: number } = { rows: 0 };
+  /** The batch this attempt publishes, for the log when it fails; undefined while the store reads. */
+  let batch: { firstId?: string; lastId?: string; rows: number } | undefined;
 
   const publish = async (rows: readonly OutboxRecord[], setAside: (refused: SetAside) => void): Promise<void> => {
     batch = { firstId: rows[0]?.id, lastId: rows[rows.length - 1]?.id, rows: rows.length };
@@ -167,6 +167,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     let reportAt = 10;
     while (running) {
       try {
+        batch = undefined;
         const count = await opts.store.publishBatch(batchSize, publish);
         backoff = 100;
         failing = false;
