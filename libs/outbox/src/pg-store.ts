@@ -26,9 +26,9 @@ const RELAY_SESSION_DURABILITY = 'synchronous_commit=off';
 
 /**
  * The relay's one statement per batch (`PgOutboxStore.step`): marks $1 (ids) sent, those of them
- * in $7 (ids) refused with the code $8 (set aside unpublished, `OutboxStore.publishBatch`), try-locks every
- * free shard of the $2 (shards, $3 those held, $4 the lock class), reads the oldest $5 unsent rows
- * of the shards held, and with $6 releases every shard when it found none. The read goes through
+ * in $7 (ids) refused with the code $8 (set aside unpublished, `OutboxStore.publishBatch`),
+ * try-locks every free shard of the $2 (shards, $3 those held, $4 the lock class), reads the
+ * oldest $5 unsent rows of the shards held, and with $6 releases every shard when it found none. The read goes through
  * `outbox_unsent_idx` (id) WHERE sent_at IS NULL, in id order: only unsent rows, however many sent
  * ones are kept (see the migration `*_outbox_unsent_by_id`).
  */
@@ -202,9 +202,8 @@ export class PgOutboxStore implements OutboxStore {
 
   /**
    * One statement on the lock session: marks `sent` sent (`setAside` of them refused with its
-   * code), takes every free shard, and reads the
-   * oldest `limit` unsent rows of the shards held (`sent` excluded: the statement's snapshot
-   * still sees them unsent). With `releaseIfNone`, a read that finds nothing releases every shard
+   * code), takes every free shard, and reads the oldest `limit` unsent rows of the shards held
+   * (`sent` excluded: the statement's snapshot still sees them unsent). With `releaseIfNone`, a read that finds nothing releases every shard
    * (`pg_advisory_unlock_all`). Updates `held` to what the session holds afterwards.
    */
   private async step(
