@@ -147,8 +147,8 @@ export class PgOutboxStore implements OutboxStore {
   /**
    * Reads the oldest `limit` unsent rows of the shards this relay holds, in id order, calls
    * `publish` with them (no lock of the database is held by a transaction meanwhile) and marks
-   * them sent. Resolves to the number of rows published; rejects when the database or `publish`
-   * fails (the rows stay unsent).
+   * them sent (those `publish` handed to `setAside` refused too). Resolves to the number of rows
+   * handled; rejects when the database or `publish` fails (the rows stay unsent).
    *
    * One statement per batch while the relay finds rows: the statement that marks a batch sent
    * also takes every free shard and reads the next batch (`step`), which the next call publishes
