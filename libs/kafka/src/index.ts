@@ -5,7 +5,7 @@ export { consumerLag, createKafkaAdmin } from './admin.js';
 export type { KafkaAdmin, PartitionOffsets } from './admin.js';
 export { readTopics } from './reader.js';
 export type { RawMessage, TopicReader, TopicReaderOptions } from './reader.js';
-export { createEventProducer } from './producer.js';
+export { MAX_PRODUCE_REQUEST_BYTES, MessageTooLargeError, createEventProducer, recordSizeBound } from './producer.js';
 export type { EventProducer, OutgoingMessage } from './producer.js';
 export { createEventConsumer, dlqTopicOf, registerConsumerLag } from './consumer.js';
 export { fencedBatch } from './fencing.js';

@@ -5,6 +5,7 @@ import { RippleError } from '@ripple/errors';
 import { createLogger } from '@ripple/telemetry';
 import { cleanupAll, runId, testInfra, waitFor, waitUntil } from '@ripple/testing';
 import {
+  MAX_PRODUCE_REQUEST_BYTES,
   consumerLag,
   createEventConsumer,
   createEventProducer,
@@ -15,6 +16,7 @@ import {
   dlqTopicOf,
   ensureTopics,
   readTopics,
+  recordSizeBound,
 } from './index.js';
 import kafkajs from 'kafkajs';
 import { kafkajsOf } from './client.js';
@@ -460,4 +462,45 @@ test('a producer should publish again after the broker wrote part of a request i
   t.after(() => reader.stop());
   await waitUntil('three records on the topic', 30_000, () => values.length >= 3);
   assert.deepEqual(values, ['first', 'second', 'third']);
+});
+
+test("the broker should take a partition's record batch filled up to the producer's request bound", async (t) => {
+  // The bound (MAX_PRODUCE_REQUEST_BYTES) is below the broker's max.message.bytes with margin:
+  // one key (one partition, one record batch) filled to within a record of it, and one message
+  // alone as large as the bound allows, must both be accepted as they are.
+  const topic = await newTopic('request-bound', 1);
+  const p = createEventProducer(kafka);
+  await p.connect();
+  t.after(() => p.disconnect());
+  const headers = { ce_type: 'test.filled', ce_id: '00000000-0000-4000-8000-000000000000' };
+  const filler = Array.from({ length: 200 }, (_, i) => ({
+    topic,
+    key: 'k',
+    value: `${i}:`.padEnd(9_990, 'é'),
+    headers,
+  }));
+  const one = { topic, key: 'k', value: '', headers };
+  // The trace headers the producer adds (traceparent: 55 bytes, its key 11, 10 of framing).
+  const largest = { ...one, value: 'x'.repeat(MAX_PRODUCE_REQUEST_BYTES - recordSizeBound(one) - 76) };
+  assert.ok(
+    recordSizeBound({
+      ...largest,
+      headers: { ...headers, traceparent: `00-${'0'.repeat(32)}-${'0'.repeat(16)}-01` },
+    }) <= MAX_PRODUCE_REQUEST_BYTES,
+  );
+  await p.send([...filler, largest]);
+
+  const values: string[] = [];
+  const reader = await readTopics(kafka, {
+    groupId: `test.${run}.request-bound`,
+    topics: [topic],
+    fromBeginning: true,
+    onMessage: (m) => values.push(m.value?.toString() ?? ''),
+  });
+  t.after(() => reader.stop());
+  await waitUntil('201 records on the topic', 30_000, () => values.length >= 201);
+  assert.deepEqual(
+    values,
+    [...filler, largest].map((m) => m.value),
+  );
 });

@@ -10,6 +10,9 @@ CREATE TABLE "outbox" (
     "headers" JSONB NOT NULL,
     "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "sent_at" TIMESTAMPTZ(3),
+    -- With sent_at, the code of why the relay set the row aside unpublished (migration
+    -- *_outbox_refused): KAFKA_MESSAGE_TOO_LARGE. NULL for every row published.
+    "refused" TEXT,
 
     CONSTRAINT "outbox_pkey" PRIMARY KEY ("id")
 );

@@ -1,5 +1,5 @@
 export { createOutboxRelay } from './relay.js';
-export type { OutboxRecord, OutboxRelay, OutboxRelayOptions, OutboxStore } from './relay.js';
+export type { OutboxRecord, OutboxRelay, OutboxRelayOptions, OutboxStore, SetAside } from './relay.js';
 export { PgOutboxStore } from './pg-store.js';
 export type { PgOutboxStoreOptions } from './pg-store.js';
 export { OUTBOX_CHANNEL, OUTBOX_NOTIFY_INTERVAL_MS, listenForOutbox } from './listener.js';

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { applyMigrations, dropDatabase, ensureDatabase } from '@ripple/db';
 import { createEvent, toOutboxMessage } from '@ripple/events';
+import type { AnyEvent } from '@ripple/events';
 import { createEventProducer, createKafka, deleteGroups, deleteTopics, ensureTopics, readTopics } from '@ripple/kafka';
 import type { EventProducer, KafkaClient } from '@ripple/kafka';
 import { Registry, createLogger } from '@ripple/telemetry';
@@ -49,7 +50,7 @@ function liked(postId: string, seq: number) {
 }
 
 /** Writes events the way a service does: each transaction appends rows to the outbox. */
-async function writeOutbox(pool: pg.Pool, topic: string, events: ReturnType<typeof liked>[]): Promise<void> {
+async function writeOutbox(pool: pg.Pool, topic: string, events: readonly AnyEvent[]): Promise<void> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
@@ -66,9 +67,9 @@ async function writeOutbox(pool: pg.Pool, topic: string, events: ReturnType<type
   }
 }
 
-/** Everything on `topic`, from the beginning, as {id, key, seq}. */
+/** Everything on `topic`, from the beginning, as {id, key, seq, value}: `seq` is a like's `likeCount`. */
 async function collect(kafka: KafkaClient, topic: string, defer: (cleanup: () => Promise<unknown>) => void) {
-  const seen: { id: string; key: string; seq: number }[] = [];
+  const seen: { id: string; key: string; seq: number; value: string }[] = [];
   const groupId = `test.${run}.${topic}.reader`;
   // Cleanups run last first: the reader stops, then its group goes.
   defer(() => deleteGroups(kafka, (group) => group === groupId));
@@ -77,8 +78,9 @@ async function collect(kafka: KafkaClient, topic: string, defer: (cleanup: () =>
     topics: [topic],
     fromBeginning: true,
     onMessage: (message) => {
-      const event = JSON.parse(message.value?.toString() ?? '{}') as { id: string; data: { likeCount: number } };
-      seen.push({ id: event.id, key: message.key?.toString() ?? '', seq: event.data.likeCount });
+      const value = message.value?.toString() ?? '{}';
+      const event = JSON.parse(value) as { id: string; data: { likeCount: number } };
+      seen.push({ id: event.id, key: message.key?.toString() ?? '', seq: event.data.likeCount, value });
     },
   });
   defer(() => reader.stop());
@@ -164,6 +166,127 @@ test('two relays running at once should publish every event once, in per-aggrega
   const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL');
   assert.equal(rows[0]?.n, '0');
   logger.info({ counts }, 'rows published per relay');
+});
+
+test('a relay should publish batches larger than the broker takes in one request, every row as the outbox holds it, in order', async (t) => {
+  // A post's body may be 10,000 UTF-16 code units (services/*/src/schemas.ts): ~30 KB of UTF-8
+  // when every one is a 3-byte character. One author's posts share a key, so a partition: 500
+  // such rows are one ~15 MB record batch, over the broker's max.message.bytes (1 MB by default),
+  // and the relay sent them in one request it retried for ever, holding every later row too.
+  const { pool, defer } = await outboxDatabase(t, 'large_batch');
+  const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId: 'outbox-test', logger });
+  const topic = `test.${run}.large-batch`;
+  await ensureTopics(kafka, [{ topic, numPartitions: 2, replicationFactor: 1 }]);
+  defer(() => deleteTopics(kafka, [topic]));
+  const producer = createEventProducer(kafka);
+  await producer.connect();
+  defer(() => producer.disconnect());
+  const seen = await collect(kafka, topic, defer);
+
+  const authors = ['author-a', 'author-b'];
+  const events = Array.from({ length: 120 }, (_, seq) =>
+    createEvent('post.created', {
+      source: 'outbox-test',
+      data: {
+        postId: `post-${seq}`,
+        authorId: authors[seq % 2] ?? 'author-a',
+        body: `${seq}:`.padEnd(10_000, '€'),
+        createdAt: new Date().toISOString(),
+      },
+    }),
+  );
+  await writeOutbox(pool, topic, events);
+  const relay = createOutboxRelay({
+    store: new PgOutboxStore(pool, { leaseMs: 30_000 }),
+    producer,
+    topicPrefix: '',
+    logger,
+    batchSize: 500,
+    pollIntervalMs: 50,
+    maxBackoffMs: 200,
+  });
+  relay.start();
+  defer(() => relay.stop());
+
+  await waitUntil('120 events on the topic', 30_000, () => seen.length >= 120);
+  const { rows } = await pool.query<{ key: string; value: string; unsent: boolean }>(
+    'SELECT key, value, sent_at IS NULL AS unsent FROM outbox ORDER BY id',
+  );
+  assert.deepEqual(
+    rows.filter((r) => r.unsent),
+    [],
+    'every row marked sent',
+  );
+  for (const author of authors) {
+    assert.deepEqual(
+      seen.filter((s) => s.key === author).map((s) => s.value),
+      rows.filter((r) => r.key === author).map((r) => r.value),
+      `${author}'s events, once each, in order, as the outbox holds them`,
+    );
+  }
+});
+
+test('a relay should set aside a row too large for Kafka, marked refused, and publish the rows of its key behind it in order', async (t) => {
+  // Over 1 MB of event, valid in the catalog (10,000 member ids of 128 characters): no produce
+  // request can hold it. chat-service's HTTP schema takes 100 members at most, so it writes none;
+  // a row written by other means must still not stop the shards behind it for ever.
+  const { pool, defer } = await outboxDatabase(t, 'too_large_row');
+  const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId: 'outbox-test', logger });
+  const topic = `test.${run}.too-large-row`;
+  await ensureTopics(kafka, [{ topic, numPartitions: 1, replicationFactor: 1 }]);
+  defer(() => deleteTopics(kafka, [topic]));
+  const producer = createEventProducer(kafka);
+  await producer.connect();
+  defer(() => producer.disconnect());
+  const seen = await collect(kafka, topic, defer);
+
+  const message = (seq: number) =>
+    createEvent('chat.message.sent', {
+      source: 'outbox-test',
+      data: { roomId: 'room', messageId: `m${seq}`, senderId: 'u1', body: `${seq}`, sentAt: new Date().toISOString() },
+    });
+  const crowded = createEvent('chat.room.created', {
+    source: 'outbox-test',
+    data: {
+      roomId: 'room',
+      name: 'crowded',
+      createdBy: 'u1',
+      memberIds: Array.from({ length: 10_000 }, (_, i) => `${i}`.padStart(128, 'u')),
+      createdAt: new Date().toISOString(),
+    },
+  });
+  await writeOutbox(pool, topic, [message(1), crowded, message(3)]);
+  await writeOutbox(pool, topic, [message(4)]);
+  const relay = createOutboxRelay({
+    store: new PgOutboxStore(pool, { leaseMs: 30_000 }),
+    producer,
+    topicPrefix: '',
+    logger,
+    batchSize: 2,
+    pollIntervalMs: 50,
+    maxBackoffMs: 200,
+  });
+  relay.start();
+  defer(() => relay.stop());
+
+  await waitUntil('3 events on the topic', 30_000, () => seen.length >= 3);
+  const { rows } = await pool.query<{ value: string; sent: boolean; refused: string | null }>(
+    'SELECT value, sent_at IS NOT NULL AS sent, refused FROM outbox ORDER BY id',
+  );
+  assert.deepEqual(
+    rows.map((r) => [r.sent, r.refused]),
+    [
+      [true, null],
+      [true, 'KAFKA_MESSAGE_TOO_LARGE'],
+      [true, null],
+      [true, null],
+    ],
+  );
+  await new Promise((r) => setTimeout(r, 300)); // would anything else follow?
+  assert.deepEqual(
+    seen.map((s) => s.value),
+    [rows[0], rows[2], rows[3]].map((r) => r?.value),
+  );
 });
 
 test("two relays whose database sessions are killed mid-batch should lose no event and keep each key's order", async (t) => {
@@ -648,7 +771,7 @@ test("the relay's read should go through unsent rows only, however many sent row
       await client.query('ANALYZE outbox');
       const { rows } = await client.query<{ 'QUERY PLAN': { Plan: PlanNode }[] }>(
         `EXPLAIN (ANALYZE, FORMAT JSON) ${STEP_SQL}`,
-        [[], 32, Array.from({ length: 32 }, (_, shard) => shard), 1, 500, true],
+        [[], 32, Array.from({ length: 32 }, (_, shard) => shard), 1, 500, true, [], null],
       );
       const plan = rows[0]?.['QUERY PLAN'][0]?.Plan;
       assert.ok(plan, 'a plan');

@@ -3,7 +3,7 @@ import { parseIntoClientConfig } from 'pg-connection-string';
 import type { Pool } from 'pg';
 import { OUTBOX_SHARDS } from '@ripple/events';
 import type { ConnectionHealth } from '@ripple/telemetry';
-import type { OutboxRecord, OutboxStore } from './relay.js';
+import type { OutboxRecord, OutboxStore, SetAside } from './relay.js';
 
 /** Advisory-lock class of the outbox shards (the second key is the shard number). */
 const SHARD_LOCK_CLASS = 0x0b0c;
@@ -25,14 +25,16 @@ const SHARD_LOCK_CLASS = 0x0b0c;
 const RELAY_SESSION_DURABILITY = 'synchronous_commit=off';
 
 /**
- * The relay's one statement per batch (`PgOutboxStore.step`): marks $1 (ids) sent, try-locks every
- * free shard of the $2 (shards, $3 those held, $4 the lock class), reads the oldest $5 unsent rows
- * of the shards held, and with $6 releases every shard when it found none. The read goes through
+ * The relay's one statement per batch (`PgOutboxStore.step`): marks $1 (ids) sent, those of them
+ * in $7 (ids) refused with the code $8 (set aside unpublished, `OutboxStore.publishBatch`),
+ * try-locks every free shard of the $2 (shards, $3 those held, $4 the lock class), reads the
+ * oldest $5 unsent rows of the shards held, and with $6 releases every shard when it found none. The read goes through
  * `outbox_unsent_idx` (id) WHERE sent_at IS NULL, in id order: only unsent rows, however many sent
  * ones are kept (see the migration `*_outbox_unsent_by_id`).
  */
 export const STEP_SQL = `WITH marked AS (
-    UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])
+    UPDATE outbox SET sent_at = now(), refused = CASE WHEN id = ANY($7::bigint[]) THEN $8::text END
+    WHERE id = ANY($1::bigint[])
   ), taken AS MATERIALIZED (
     -- Try-locks never wait; a shard another relay holds is skipped.
     SELECT s FROM generate_series(0, $2::int - 1) s WHERE s <> ALL($3::int[]) AND pg_try_advisory_lock($4, s)
@@ -145,8 +147,8 @@ export class PgOutboxStore implements OutboxStore {
   /**
    * Reads the oldest `limit` unsent rows of the shards this relay holds, in id order, calls
    * `publish` with them (no lock of the database is held by a transaction meanwhile) and marks
-   * them sent. Resolves to the number of rows published; rejects when the database or `publish`
-   * fails (the rows stay unsent).
+   * them sent (those `publish` handed to `setAside` refused too). Resolves to the number of rows
+   * handled; rejects when the database or `publish` fails (the rows stay unsent).
    *
    * One statement per batch while the relay finds rows: the statement that marks a batch sent
    * also takes every free shard and reads the next batch (`step`), which the next call publishes
@@ -159,7 +161,10 @@ export class PgOutboxStore implements OutboxStore {
    * round trip and a hop through the service's event loop, whose socket write and wake-up of the
    * idle backend cost ~0.4–0.8 ms of the service's CPU on a small VM.
    */
-  async publishBatch(limit: number, publish: (rows: readonly OutboxRecord[]) => Promise<void>): Promise<number> {
+  async publishBatch(
+    limit: number,
+    publish: (rows: readonly OutboxRecord[], setAside: (refused: SetAside) => void) => Promise<void>,
+  ): Promise<number> {
     let client: pg.Client;
     try {
       client = await this.lockSession();
@@ -182,10 +187,11 @@ export class PgOutboxStore implements OutboxStore {
         }
       }
       this.publishing = true;
-      await publish(rows);
+      let setAside: SetAside | undefined;
+      await publish(rows, (refused) => (setAside = refused));
       this.publishing = false;
       // On the lock session: fails (rows stay unsent) if the lease ran out meanwhile.
-      this.next = await this.step(client, rows, limit, false);
+      this.next = await this.step(client, rows, limit, false, setAside);
       keep = true;
       return rows.length;
     } finally {
@@ -195,9 +201,9 @@ export class PgOutboxStore implements OutboxStore {
   }
 
   /**
-   * One statement on the lock session: marks `sent` sent, takes every free shard, and reads the
-   * oldest `limit` unsent rows of the shards held (`sent` excluded: the statement's snapshot
-   * still sees them unsent). With `releaseIfNone`, a read that finds nothing releases every shard
+   * One statement on the lock session: marks `sent` sent (`setAside` of them refused with its
+   * code), takes every free shard, and reads the oldest `limit` unsent rows of the shards held
+   * (`sent` excluded: the statement's snapshot still sees them unsent). With `releaseIfNone`, a read that finds nothing releases every shard
    * (`pg_advisory_unlock_all`). Updates `held` to what the session holds afterwards.
    */
   private async step(
@@ -205,6 +211,7 @@ export class PgOutboxStore implements OutboxStore {
     sent: readonly OutboxRecord[],
     limit: number,
     releaseIfNone: boolean,
+    setAside?: SetAside,
   ): Promise<OutboxRecord[]> {
     // ORDER BY the table's bigint column: the output column `id` is text and would sort "10" < "9".
     // A prefix of the id order is, for every shard, that shard's oldest rows: order holds per key.
@@ -213,7 +220,16 @@ export class PgOutboxStore implements OutboxStore {
       // them at a few rows a batch.
       name: 'ripple_outbox_step',
       text: STEP_SQL,
-      values: [sent.map((r) => r.id), this.shards, this.held, SHARD_LOCK_CLASS, limit, releaseIfNone],
+      values: [
+        sent.map((r) => r.id),
+        this.shards,
+        this.held,
+        SHARD_LOCK_CLASS,
+        limit,
+        releaseIfNone,
+        setAside?.ids ?? [],
+        setAside?.code ?? null,
+      ],
     });
     const first = rows[0];
     if (first?.released) this.held = [];

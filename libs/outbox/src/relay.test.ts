@@ -1,17 +1,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { createLogger } from '@ripple/telemetry';
 import { waitUntil } from '@ripple/testing';
+import { MessageTooLargeError } from '@ripple/kafka';
 import type { EventProducer, OutgoingMessage } from '@ripple/kafka';
 import { createOutboxRelay } from './relay.js';
 import type { OutboxRecord, OutboxStore } from './relay.js';
 
 const logger = createLogger('outbox-test', 'silent');
 
-function memoryOutbox(rows: OutboxRecord[]): OutboxStore & { sent: Set<string>; releases: number } {
+function memoryOutbox(
+  rows: OutboxRecord[],
+): OutboxStore & { sent: Set<string>; refused: Map<string, string>; releases: number } {
   const sent = new Set<string>();
+  const refused = new Map<string, string>();
   return {
     sent,
+    refused,
     releases: 0,
     release() {
       this.releases++;
@@ -20,7 +26,7 @@ function memoryOutbox(rows: OutboxRecord[]): OutboxStore & { sent: Set<string>; 
     async publishBatch(limit, publish) {
       const batch = rows.filter((r) => !sent.has(r.id)).slice(0, limit);
       if (batch.length === 0) return 0;
-      await publish(batch);
+      await publish(batch, ({ ids, code }) => ids.forEach((id) => refused.set(id, code)));
       for (const r of batch) sent.add(r.id);
       return batch.length;
     },
@@ -135,4 +141,124 @@ test('outbox relay should report each batch with its oldest row, its acknowledge
     'acknowledged',
     'idle',
   ]);
+});
+
+/** A producer whose broker takes no message with a value longer than `limit` (as `EventProducer.send` refuses it). */
+function boundedProducer(limit: number): EventProducer & { published: OutgoingMessage[] } {
+  const published: OutgoingMessage[] = [];
+  return {
+    published,
+    connect: () => Promise.resolve(),
+    disconnect: () => Promise.resolve(),
+    send(messages) {
+      const oversized = messages.flatMap((m, index) =>
+        m.value.length > limit ? [{ index, bytes: m.value.length }] : [],
+      );
+      if (oversized.length > 0) return Promise.reject(new MessageTooLargeError(oversized, limit));
+      published.push(...messages);
+      return Promise.resolve();
+    },
+  };
+}
+
+/** A logger at `level` whose lines land in the returned array, parsed. */
+function capturingLogger(level: 'warn' | 'error') {
+  const lines: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { lines, logger: createLogger('outbox-test', level, destination) };
+}
+
+test('outbox relay should set aside a row the broker can never take, log and report it, and publish the rows behind it in order', async () => {
+  const rows = [1, 2, 3, 4, 5].map((id) => ({ ...row(id), key: 'author', value: id === 2 ? 'x'.repeat(100) : '{}' }));
+  const store = memoryOutbox(rows);
+  const producer = boundedProducer(10);
+  const { lines, logger: errors } = capturingLogger('error');
+  const refused: string[] = [];
+  const published: string[] = [];
+  const relay = createOutboxRelay({
+    store,
+    producer,
+    topicPrefix: '',
+    logger: errors,
+    batchSize: 3,
+    pollIntervalMs: 60_000,
+    onRefused: (rs) => refused.push(...rs.map((r) => r.id)),
+    onPublished: (rs) => published.push(...rs.map((r) => r.id)),
+  });
+  relay.start();
+  await waitUntil('every row handled', 5000, () => store.sent.size === 5);
+  await relay.stop();
+  assert.deepEqual(
+    producer.published.map((m) => m.value),
+    ['{}', '{}', '{}', '{}'],
+  );
+  assert.deepEqual(published, ['1', '3', '4', '5']);
+  assert.deepEqual(refused, ['2']);
+  assert.deepEqual([...store.refused], [['2', 'KAFKA_MESSAGE_TOO_LARGE']]);
+  assert.deepEqual(
+    lines.map((l) => [l.level, l.outboxId, l.bytes, l.limit]),
+    [[50, '2', 100, 10]],
+  );
+});
+
+test('outbox relay should log which rows it keeps failing on, at the first failure and after 10, 100… in a row', async () => {
+  const store = memoryOutbox([3, 4].map(row));
+  const { lines, logger: warnings } = capturingLogger('warn');
+  const relay = createOutboxRelay({
+    store,
+    producer: flakyProducer(12),
+    topicPrefix: '',
+    logger: warnings,
+    pollIntervalMs: 60_000,
+    maxBackoffMs: 1,
+  });
+  relay.start();
+  await waitUntil('both rows sent', 5000, () => store.sent.size === 2);
+  await relay.stop();
+  assert.deepEqual(
+    lines.map((l) => [l.msg, l.batch, l.failures]),
+    [
+      [
+        'outbox relay cannot publish; retrying with backoff until it can',
+        { firstId: '3', lastId: '4', rows: 2 },
+        undefined,
+      ],
+      [
+        'outbox relay still cannot publish; retrying with backoff until it can',
+        { firstId: '3', lastId: '4', rows: 2 },
+        10,
+      ],
+    ],
+  );
+});
+
+test('outbox relay should name no batch when the store fails before it read one', async () => {
+  const store = memoryOutbox([row(1)]);
+  let failures = 1;
+  const failingRead: OutboxStore = {
+    release: () => store.release(),
+    publishBatch: (limit, publish) =>
+      failures-- > 0 ? Promise.reject(new Error('database down')) : store.publishBatch(limit, publish),
+  };
+  const { lines, logger: warnings } = capturingLogger('warn');
+  const relay = createOutboxRelay({
+    store: failingRead,
+    producer: flakyProducer(0),
+    topicPrefix: '',
+    logger: warnings,
+    pollIntervalMs: 60_000,
+    maxBackoffMs: 1,
+  });
+  relay.start();
+  await waitUntil('the row sent', 5000, () => store.sent.size === 1);
+  await relay.stop();
+  assert.deepEqual(
+    lines.map((l) => [l.msg, l.batch]),
+    [['outbox relay cannot publish; retrying with backoff until it can', undefined]],
+  );
 });

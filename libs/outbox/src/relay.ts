@@ -1,4 +1,5 @@
 import type { Logger } from '@ripple/telemetry';
+import { MessageTooLargeError } from '@ripple/kafka';
 import type { EventProducer } from '@ripple/kafka';
 
 export interface OutboxRecord {
@@ -12,14 +13,29 @@ export interface OutboxRecord {
   readonly createdAt: Date;
 }
 
+/**
+ * Rows a relay's `publish` set aside unpublished because the broker can never take them (one
+ * record over the bound of a produce request): their ids, and the error code of why
+ * (`KAFKA_MESSAGE_TOO_LARGE`).
+ */
+export interface SetAside {
+  readonly ids: readonly string[];
+  readonly code: string;
+}
+
 /** The service's outbox table, seen by the relay. */
 export interface OutboxStore {
   /**
    * Claims up to `limit` unsent rows, oldest first, skipping rows another relay holds; calls
-   * `publish` with them and marks them sent when it resolves. When `publish` rejects, the rows
-   * stay unsent and the rejection propagates. Resolves to the number of rows published.
+   * `publish` with them and marks them sent when it resolves, those it handed to `setAside` (rows
+   * it did not publish because the broker can never take them) refused with their code as well
+   * (the `refused` column). When `publish` rejects, the rows stay unsent and the rejection
+   * propagates. Resolves to the number of rows handled.
    */
-  publishBatch(limit: number, publish: (rows: readonly OutboxRecord[]) => Promise<void>): Promise<number>;
+  publishBatch(
+    limit: number,
+    publish: (rows: readonly OutboxRecord[], setAside: (refused: SetAside) => void) => Promise<void>,
+  ): Promise<number>;
   /**
    * Lets go of what the relay keeps between batches (a store's claim on rows, such as the shards
    * of `PgOutboxStore`), so another relay can take them at once. Called when the relay stops;
@@ -50,8 +66,13 @@ export interface OutboxRelayOptions {
   readonly pollIntervalMs?: number;
   /** Upper bound of the backoff while Kafka or the database fails, in ms (default 1000: publishing resumes within about a second of Kafka answering again). */
   readonly maxBackoffMs?: number;
-  /** Called after each batch the broker acknowledged (metrics). */
+  /** Called after each batch the broker acknowledged (metrics), with the rows it published. */
   readonly onPublished?: (rows: readonly OutboxRecord[]) => void;
+  /**
+   * Called with the rows of a batch the relay set aside unpublished (each alone over the
+   * producer's request bound: `MessageTooLargeError`), once the broker acknowledged the others.
+   */
+  readonly onRefused?: (rows: readonly OutboxRecord[]) => void;
   /** Told of each batch, acknowledgement, empty read and failure. */
   readonly progress?: RelayProgressListener;
 }
@@ -71,7 +92,12 @@ export interface OutboxRelay {
 
 /**
  * Moves outbox rows to Kafka: a row is marked sent only after the broker acknowledged it, so an
- * accepted write reaches Kafka even if Kafka was down when it was accepted.
+ * accepted write reaches Kafka even if Kafka was down when it was accepted. A batch larger than a
+ * produce request may be goes out in several requests (`EventProducer.send`) and is marked once
+ * all were acknowledged: a failure or crash between them publishes the acknowledged ones again
+ * (at least once), never loses or reorders a row. A row the broker can never take (alone over the
+ * producer's request bound) is set aside (`SetAside`: marked sent and refused, logged as an error,
+ * `onRefused`) so that the rows behind it go on.
  */
 export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const batchSize = opts.batchSize ?? 100;
@@ -99,12 +125,37 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       wakeUp = done;
     });
 
-  const publish = async (rows: readonly OutboxRecord[]): Promise<void> => {
-    opts.progress?.sending(rows.reduce((oldest, r) => Math.min(oldest, r.createdAt.getTime()), Infinity));
-    await opts.producer.send(
+  const send = (rows: readonly OutboxRecord[]) =>
+    opts.producer.send(
       rows.map((r) => ({ topic: opts.topicPrefix + r.topic, key: r.key, value: r.value, headers: r.headers })),
     );
-    opts.onPublished?.(rows);
+  /** The batch this attempt publishes, for the log when it fails; undefined while the store reads. */
+  let batch: { firstId?: string; lastId?: string; rows: number } | undefined;
+
+  const publish = async (rows: readonly OutboxRecord[], setAside: (refused: SetAside) => void): Promise<void> => {
+    batch = { firstId: rows[0]?.id, lastId: rows[rows.length - 1]?.id, rows: rows.length };
+    opts.progress?.sending(rows.reduce((oldest, r) => Math.min(oldest, r.createdAt.getTime()), Infinity));
+    let published = rows;
+    try {
+      await send(rows);
+    } catch (err) {
+      if (!(err instanceof MessageTooLargeError)) throw err;
+      // The broker can never take these rows: publish the others, and have the store mark them.
+      const tooLarge = new Map(err.oversized.map((o) => [o.index, o.bytes]));
+      published = rows.filter((_, i) => !tooLarge.has(i));
+      await send(published);
+      const refused = rows.filter((_, i) => tooLarge.has(i));
+      for (const [index, bytes] of tooLarge) {
+        const r = rows[index];
+        opts.logger.error(
+          { outboxId: r?.id, eventId: r?.headers.ce_id, topic: r?.topic, key: r?.key, bytes, limit: err.limit },
+          'outbox row too large for Kafka: set aside unpublished (outbox.refused = KAFKA_MESSAGE_TOO_LARGE); the rows behind it go on',
+        );
+      }
+      setAside({ ids: refused.map((r) => r.id), code: err.code });
+      opts.onRefused?.(refused);
+    }
+    opts.onPublished?.(published);
     opts.progress?.acknowledged();
   };
 
@@ -113,8 +164,10 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     // Logged when publishing starts failing and when it works again, not once per retry.
     let failingSince: number | undefined;
     let failures = 0;
+    let reportAt = 10;
     while (running) {
       try {
+        batch = undefined;
         const count = await opts.store.publishBatch(batchSize, publish);
         backoff = 100;
         failing = false;
@@ -122,6 +175,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
           opts.logger.info({ downForMs: Date.now() - failingSince, failures }, 'outbox relay publishes again');
           failingSince = undefined;
           failures = 0;
+          reportAt = 10;
         }
         if (count > 0) continue;
         opts.progress?.idle();
@@ -132,7 +186,14 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
         failures++;
         if (failingSince === undefined) {
           failingSince = Date.now();
-          opts.logger.warn({ err }, 'outbox relay cannot publish; retrying with backoff until it can');
+          opts.logger.warn({ err, batch }, 'outbox relay cannot publish; retrying with backoff until it can');
+        } else if (failures === reportAt) {
+          reportAt *= 10;
+          // 10, 100, 1000… failures in a row: which rows it keeps failing on, and why, stays in view.
+          opts.logger.warn(
+            { err, batch, failures, downForMs: Date.now() - failingSince },
+            'outbox relay still cannot publish; retrying with backoff until it can',
+          );
         }
         await sleep(backoff);
         backoff = Math.min(backoff * 2, maxBackoffMs);

@@ -130,6 +130,14 @@ export function startOutboxService(opts: OutboxServiceOptions): OutboxService {
     },
   });
 
+  const refused = new Counter({
+    name: 'outbox_rows_refused_total',
+    help:
+      'Outbox rows set aside unpublished because Kafka can never take them (one record over the bound of a ' +
+      'produce request): marked sent with outbox.refused set, each logged as an error',
+    registers: [opts.metrics],
+  });
+
   const shedder = new BacklogShedder({ maxWaitMs: opts.shedWaitMs });
   const relay = createOutboxRelay({
     store,
@@ -139,6 +147,7 @@ export function startOutboxService(opts: OutboxServiceOptions): OutboxService {
     logger: opts.logger,
     batchSize: opts.batchSize,
     pollIntervalMs: opts.pollIntervalMs,
+    onRefused: (rows) => refused.inc(rows.length),
     onPublished: (rows) => {
       const now = Date.now();
       const acked = performance.now();
