@@ -116,6 +116,25 @@ test('outbox shedding should stop refusing writes when a send hangs longer than 
   assert.equal(r.shedder.shouldShed(), false);
 });
 
+test('outbox shedding should not take a send that hung for its pace: the relay catching up afterwards takes writes', () => {
+  // Keeping up (rows 20 ms old), then the broker stops answering for 8 s while writes go on at the
+  // same rate; its first answer acknowledges the batch sent before the hang. The relay then goes
+  // through the 8 s of rows written meanwhile at five times the rate they were written.
+  const r = relayWithShedder();
+  for (let i = 0; i < 20; i++) r.batch(20);
+  r.batch(20, 8000);
+  const answers: boolean[] = [];
+  for (let lag = 8000; lag > 100; lag -= 400) {
+    r.batch(lag, 100);
+    answers.push(r.shedder.shouldShed());
+  }
+  assert.deepEqual(
+    answers.filter((shed) => shed),
+    [],
+    'the hang (0.05 s of rows in 8 s) is an outage, not the pace of the catch-up after it',
+  );
+});
+
 test('outbox shedding should never refuse writes before the relay started, nor with a bound of 0', () => {
   const before = relayWithShedder();
   before.advance(60_000);

@@ -25,6 +25,8 @@ export interface BacklogShedderOptions {
  * - never while the relay does not publish: not started, its last batch failed (Kafka or the
  *   database away: the outbox exists to take writes then), or no batch acknowledged and no empty
  *   read for M (a send that hangs on a broker that stopped answering, before kafkajs gives up);
+ *   the pace is measured afresh after a failure or such a hang, so the outage does not count as
+ *   the relay falling behind;
  * - start when the relay falls behind (pace under 1) and lag ÷ pace is over M. A relay catching up
  *   on a backlog that built while Kafka was away goes faster than real time (pace over 1), so
  *   writes are not refused then, however old its oldest rows;
@@ -63,7 +65,15 @@ export class BacklogShedder implements RelayProgressListener {
   }
 
   acknowledged(): void {
-    this.progressAt = this.now();
+    const at = this.now();
+    // A send that took longer than the bound hung (a broker that stopped answering, then came
+    // back): like a failure, an outage and not the relay's pace; the catch-up after it is measured
+    // from here.
+    if (this.progressAt !== undefined && at - this.progressAt > this.opts.maxWaitMs) {
+      this.anchor = undefined;
+      this.pace = undefined;
+    }
+    this.progressAt = at;
     this.failing = false;
   }
 

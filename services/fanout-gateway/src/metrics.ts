@@ -37,7 +37,7 @@ export function createGatewayMetrics(
     }),
     receivedQueued: new Gauge({
       name: 'gateway_node_bus_queued_bytes',
-      help: 'Bytes of frames received from other gateway nodes and waiting for their turn to be written to sockets (behind the send budget; bounded by NODE_BUS_QUEUE_BYTES)',
+      help: 'Bytes of frames received from other gateway nodes and waiting for their turn to be written to sockets (behind the send budget; bounded by NODE_BUS_QUEUE_BYTES, or by one message alone when it is larger)',
       registers: [registry],
       collect() {
         this.set(receivedQueuedBytes());
