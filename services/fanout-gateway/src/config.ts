@@ -51,8 +51,9 @@ export const GatewayEnv = Type.Object({
    */
   WS_SEND_BUDGET_BYTES: Type.Integer({ default: 64 * 1024 * 1024, minimum: 64 * 1024 }),
   /**
-   * How long such a wait may go on without that total falling (ms): past it, the sockets holding
-   * the most queued bytes are closed as slow consumers (4009) until the total is within the budget.
+   * How long such a wait may go on without that total falling (ms): past it, every socket that
+   * has not drained at all for this long is closed as a slow consumer (4009), then the largest of
+   * the rest until the total is within the budget.
    */
   WS_SEND_BUDGET_STALL_MS: Type.Integer({ default: 3000, minimum: 10, maximum: MAX_DELAY_MS }),
   /**

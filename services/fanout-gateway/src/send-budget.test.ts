@@ -123,7 +123,7 @@ test('send budget should hold a wait until the queues drained under the limit, c
   assert.deepEqual(evicted, [], 'a queue that drains is never evicted');
 });
 
-test('send budget should evict the largest queues once the total stopped falling for its bound, until it is within the limit', async () => {
+test('send budget should evict every queue that stopped draining once the total stopped falling for its bound, and spare those that read', async () => {
   const evicted: string[] = [];
   let evictions = 0;
   const { budget, clock: c } = budgetOnClock({ limitBytes: 100, stallMs: 2000, onEvicted: () => (evictions += 1) });
@@ -138,16 +138,54 @@ test('send budget should evict the largest queues once the total stopped falling
   assert.ok(waiting);
   await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(evicted, [], 'nothing is evicted before the bound');
+  // More is queued for the reader, then its peer takes some: it drained, though the total
+  // (215) stays above its lowest in the wait (210).
+  c.ms = 500;
+  reading.bytes = 40;
+  await new Promise((r) => setTimeout(r, 20));
+  c.ms = 1000;
+  reading.bytes = 35;
+  await new Promise((r) => setTimeout(r, 20));
   c.ms = 1999;
   await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(evicted, [], 'nothing is evicted before the bound');
   c.ms = 2000;
   await settles(waiting, 'the wait ending at its bound');
-  // 210 bytes: the largest (120) is evicted, which leaves 90 within the limit.
-  assert.deepEqual(evicted, ['stalled']);
-  assert.equal(evictions, 1);
-  assert.equal(budget.queuedBytes, 90);
+  // Evicting the largest (120) alone would leave 95 within the limit, and the other stopped peer
+  // to fill it again: both that stopped draining go, largest first; the reader stays.
+  assert.deepEqual(evicted, ['stalled', 'also stalled']);
+  assert.equal(evictions, 2);
+  assert.equal(budget.queuedBytes, 35);
   assert.equal(budget.admit(), undefined);
+});
+
+test('send budget should evict the largest of the queues that drain when those that stopped are not enough', async () => {
+  const evicted: string[] = [];
+  const { budget, clock: c } = budgetOnClock({ limitBytes: 100, stallMs: 1000 });
+  const big = queue('big reader', evicted);
+  const small = queue('small reader', evicted);
+  big.bytes = 150;
+  small.bytes = 40;
+  for (const q of [big, small]) budget.update(q);
+  const waiting = budget.admit();
+  // The total falls once (175), then stays there while each peer takes bytes in turn and more is
+  // queued for the other: both read, and the total stops falling.
+  c.ms = 10;
+  big.bytes = 140;
+  small.bytes = 35;
+  await new Promise((r) => setTimeout(r, 20));
+  c.ms = 500;
+  big.bytes = 130;
+  small.bytes = 45;
+  await new Promise((r) => setTimeout(r, 20));
+  c.ms = 700;
+  big.bytes = 140;
+  small.bytes = 35;
+  await new Promise((r) => setTimeout(r, 20));
+  c.ms = 1010;
+  await settles(waiting, 'the wait ending at its bound');
+  assert.deepEqual(evicted, ['big reader']);
+  assert.equal(budget.queuedBytes, 35);
 });
 
 test('send budget should not cut short a wait whose total keeps falling, however long it takes', async () => {

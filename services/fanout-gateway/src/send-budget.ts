@@ -11,8 +11,9 @@ export interface SendBudgetOptions {
   readonly limitBytes: number;
   /**
    * Longest a wait goes on without the total falling below its lowest so far in the wait (ms): past
-   * it, the largest queues are evicted until the total is within the limit. Sockets that read, however
-   * slowly, keep the wait going; a few that stopped reading end it.
+   * it, every queue that has not drained at all for this long is evicted, then the largest of the
+   * rest until the total is within the limit. Sockets that read, however slowly, keep the wait
+   * going; a few that stopped reading end it.
    */
   readonly stallMs: number;
   /** How often a wait reads the queues again (ms; default 10): a write to the kernel is not announced. */
@@ -40,7 +41,8 @@ export interface SendBudgetOptions {
  * Counts bytes per queue: a frame shared by many sockets counts once per socket that holds it.
  */
 export class SendBudget {
-  private readonly queued = new Map<SendQueue, number>();
+  /** Each queue holding bytes: how many, and when they last fell (the peer read) or it was added. */
+  private readonly queued = new Map<SendQueue, { bytes: number; drainedAt: number }>();
   private total = 0;
   private readonly waiters: Array<{ since: number; resolve: () => void }> = [];
   /** What the waiting callers want called while they wait (see `admit`). */
@@ -68,19 +70,28 @@ export class SendBudget {
   /** Records what `queue` holds now (call after it queued or handed over bytes). */
   update(queue: SendQueue): void {
     const bytes = Math.max(0, queue.queuedBytes());
-    const before = this.queued.get(queue);
-    if (before === undefined && bytes === 0) return;
-    if (bytes === 0) this.queued.delete(queue);
-    else this.queued.set(queue, bytes);
-    this.total += bytes - (before ?? 0);
+    const entry = this.queued.get(queue);
+    if (entry === undefined) {
+      if (bytes === 0) return;
+      this.queued.set(queue, { bytes, drainedAt: this.now() });
+      this.total += bytes;
+      return;
+    }
+    this.total += bytes - entry.bytes;
+    if (bytes === 0) {
+      this.queued.delete(queue);
+      return;
+    }
+    if (bytes < entry.bytes) entry.drainedAt = this.now();
+    entry.bytes = bytes;
   }
 
   /** Forgets `queue` (it closed): its bytes leave the budget. Safe to call more than once. */
   release(queue: SendQueue): void {
-    const before = this.queued.get(queue);
-    if (before === undefined) return;
+    const entry = this.queued.get(queue);
+    if (entry === undefined) return;
     this.queued.delete(queue);
-    this.total -= before;
+    this.total -= entry.bytes;
   }
 
   /**
@@ -122,7 +133,7 @@ export class SendBudget {
       this.lowest = total;
       this.fellAt = this.now();
     }
-    if (total > this.opts.limitBytes && this.now() - this.fellAt >= this.opts.stallMs) this.evictLargest();
+    if (total > this.opts.limitBytes && this.now() - this.fellAt >= this.opts.stallMs) this.evictStalled();
     if (this.total > this.opts.limitBytes) {
       this.schedule();
       return;
@@ -136,14 +147,25 @@ export class SendBudget {
     }
   }
 
-  /** Evicts queues, largest first, until the total is within the limit. */
-  private evictLargest(): void {
-    const largest = [...this.queued].sort((a, b) => b[1] - a[1]);
+  /**
+   * At a stall: evicts every queue that has not drained at all for `stallMs` (a peer that stopped
+   * reading), then, while the total is still over the limit, the largest of the rest. Evicting
+   * only enough to get within the limit left the other peers that stopped reading to fill it
+   * again, each costing every socket of the node one more stall.
+   */
+  private evictStalled(): void {
+    const now = this.now();
+    const largest = [...this.queued].sort((a, b) => b[1].bytes - a[1].bytes);
+    for (const [queue, { drainedAt }] of largest) if (now - drainedAt >= this.opts.stallMs) this.evict(queue);
     for (const [queue] of largest) {
       if (this.total <= this.opts.limitBytes) return;
-      this.opts.onEvicted?.();
-      queue.evict();
-      this.release(queue);
+      if (this.queued.has(queue)) this.evict(queue);
     }
+  }
+
+  private evict(queue: SendQueue): void {
+    this.opts.onEvicted?.();
+    queue.evict();
+    this.release(queue);
   }
 }
