@@ -38,7 +38,7 @@ export interface ConnectionSink {
   /**
    * Bytes queued for the peer and not yet written (the slow-consumer check), leaving out events
    * from history (`fromHistory`) the transport holds back until the peer has read what is before
-   * them: at most a history read's worth per channel (the history limit's frames).
+   * them, while they are at most one replay's worth (the history limit's frames).
    */
   bufferedAmount(): number;
   /**

@@ -423,3 +423,21 @@ test('a client that stops reading during a replay should still be closed with 40
     'an in-order prefix, once',
   );
 });
+
+test('a client that asks for replay after replay without reading should be closed with 4009 once they exceed one replay', async (t) => {
+  const g = singleNodeGateway();
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const since = await historyOf(g, 'creator:c0', 90, 3000);
+  const { client, frames, tcp } = await subscribedClient(t, app, []);
+  tcp.pause();
+  // Eight replays of 90 events: far more than one replay (the history limit, 100 events).
+  for (let i = 0; i < 8; i++) {
+    client.send(JSON.stringify({ op: 'subscribe', id: `s${i}`, channel: 'creator:c0', since }));
+    client.send(JSON.stringify({ op: 'unsubscribe', id: `u${i}`, channel: 'creator:c0' }));
+  }
+  await until(() => g.hub.subscriptionCount === 0);
+  tcp.resume();
+  await until(() => frames.some((f) => f.op === 'close'));
+  assert.deepEqual(frames.at(-1), { op: 'close', code: 4009 });
+});

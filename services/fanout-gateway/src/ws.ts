@@ -79,10 +79,13 @@ export function flushWebSocketWrites(): void {
  * (`fromHistory`: a resume's replay, a gap fill) while they wait: up to the history limit of them
  * come at once, and a replay larger than the bound was closed 4009 part-way on every resume, so a
  * client more than the bound behind never caught up. They leave at the pace the peer reads, the
- * frames behind them wait (and count) as any other, and the send budget counts them. `held`: the upgrade corked the socket
- * (upgrade.ts), so its `101` answer leaves in the same write as the first frame (`welcome`, or the
- * close). `budget`: the gateway-wide send budget, told what the socket holds at the end of each
- * tick it wrote in and each `drain`, and released when the socket closes.
+ * frames behind them wait (and count) as any other, and the send budget counts them. They are
+ * left out only while there are at most `historyFrames` of them (one replay's worth, the history
+ * limit): a client that asks for replay after replay without reading counts them all. `held`: the
+ * upgrade corked the socket (upgrade.ts), so its `101` answer leaves in the same write as the
+ * first frame (`welcome`, or the close). `budget`: the gateway-wide send budget, told what the
+ * socket holds at the end of each tick it wrote in and each `drain`, and released when the socket
+ * closes. `historyFrames`: the history limit (`HISTORY_RECOVERY_LIMIT`), in frames.
  */
 class WebSocketSink implements ConnectionSink, SendQueue {
   /** Set once the connection has a lifecycle: what the send budget closes when it evicts this socket. */
@@ -106,6 +109,7 @@ class WebSocketSink implements ConnectionSink, SendQueue {
     private readonly socket: WebSocket,
     held: boolean,
     private readonly budget: SendBudget | undefined,
+    private readonly historyFrames: number,
   ) {
     this.tcp = (socket as unknown as { _socket: Duplex })._socket;
     this.corked = held;
@@ -132,12 +136,18 @@ class WebSocketSink implements ConnectionSink, SendQueue {
 
   bufferedAmount(): number {
     const run = this.runCount > 0 ? tickFrames.bytes(this.runStart, this.runCount) : 0;
-    return this.socket.bufferedAmount + this.pendingBytes - this.pendingHistoryBytes + run;
+    return this.socket.bufferedAmount + this.pendingBytes - this.pacedBytes() + run;
   }
 
-  /** SendQueue: what `bufferedAmount` counts, and the events from history waiting in `pending`. */
+  /** SendQueue: every byte queued, the events from history waiting in `pending` included. */
   queuedBytes(): number {
-    return this.bufferedAmount() + this.pendingHistoryBytes;
+    return this.bufferedAmount() + this.pacedBytes();
+  }
+
+  /** The bytes of events from history left out of `bufferedAmount` (see the class). */
+  private pacedBytes(): number {
+    const frames = this.pendingHistory?.size ?? 0;
+    return frames <= this.historyFrames ? this.pendingHistoryBytes : 0;
   }
 
   /** SendQueue: the budget stayed full; closes as a slow consumer (4009) through the lifecycle. */
@@ -414,7 +424,7 @@ function webSocketConnection(
   acceptedAt?: number,
 ): void {
   socket.on('error', onSocketError);
-  const sink = new WebSocketSink(socket, held, deps.sendBudget);
+  const sink = new WebSocketSink(socket, held, deps.sendBudget, deps.historyLimit);
   if (deps.isDraining()) {
     sink.close(CloseCodes.goingAway, 'node draining');
     return;
