@@ -9,11 +9,14 @@ export interface ChannelFrame {
   readonly offset: string;
   readonly epoch: string;
   readonly frame: string;
+  /** Read from history (a replay, a fill or a catch-up): the transport paces it (sink.ts `fromHistory`). */
+  readonly fromHistory?: true;
 }
 
 /** The frame of a history entry of `channel` in `epoch` (a replay, a fill or a catch-up). */
 export function historyFrame(channel: string, epoch: string, entry: HistoryEntry): ChannelFrame {
-  return { channel, offset: entry.offset, epoch, frame: eventFrame(channel, entry.offset, epoch, entry.payload) };
+  const frame = eventFrame(channel, entry.offset, epoch, entry.payload);
+  return { channel, offset: entry.offset, epoch, frame, fromHistory: true };
 }
 
 /** Something that receives a channel's frames: a WebSocket or SSE session on this node. */

@@ -10,6 +10,13 @@ export interface FramePosition {
   readonly frame?: string;
   /** `frame`'s UTF-8 bytes, when whoever made the frame has them already (feed frames: feed.ts). */
   readonly bytes?: Buffer;
+  /**
+   * Set on an event the gateway read from history (a resume's replay, a gap fill, a catch-up):
+   * up to the history limit of them are written at once, so a transport may hold them until the
+   * peer reads rather than count them against its slow-consumer bound (`bufferedAmount`; the
+   * WebSocket transport does, ws.ts; SSE counts them).
+   */
+  readonly fromHistory?: true;
 }
 
 /** Set on a frame that ends a channel's subscription (`unsubscribed`): SSE drops it from the event id. */
@@ -28,7 +35,11 @@ export interface ConnectionSink {
    * move a channel's position (ack, event, gap) or end it (unsubscribed, `ChannelEnded`).
    */
   send(op: string, text: string, position?: FramePosition | ChannelEnded): void;
-  /** Bytes queued for the peer and not yet written (the slow-consumer check). */
+  /**
+   * Bytes queued for the peer and not yet written (the slow-consumer check), leaving out events
+   * from history (`fromHistory`) the transport holds back until the peer has read what is before
+   * them, while they are at most one replay's worth (the history limit's frames).
+   */
   bufferedAmount(): number;
   /**
    * Ends the transport. `code` is a WebSocket close code (docs/protocol.md), `reason` its reason;

@@ -349,3 +349,95 @@ test('a reader that resets its connection in the middle of a burst should be rel
       c,
     );
 });
+
+/**
+ * `count` events of ~`pad` bytes appended to `channel`'s history of `g`; resolves with the position
+ * before them (a `since` that replays them all).
+ */
+async function historyOf(g: ReturnType<typeof singleNodeGateway>, channel: string, count: number, pad: number) {
+  const before = await g.history.position(channel);
+  for (let i = 0; i < count; i++) await g.history.append(channel, JSON.stringify({ i, pad: 'x'.repeat(pad) }));
+  return before;
+}
+
+/** Hands `channel`'s next `count` events (after `from`, in `epoch`) to the hub, as a router does. */
+function publishLive(
+  g: ReturnType<typeof singleNodeGateway>,
+  channel: string,
+  epoch: string,
+  from: number,
+  count: number,
+) {
+  for (let offset = from + 1; offset <= from + count; offset++) {
+    const payload = JSON.stringify({ live: offset, pad: 'y'.repeat(3000) });
+    g.hub.publish({
+      channel,
+      offset: String(offset),
+      epoch,
+      frame: eventFrame(channel, String(offset), epoch, payload),
+    });
+  }
+}
+
+test('a reading client resuming with a replay several times its send buffer should get every event once, in order, then the live ones, with no 4009', async (t) => {
+  const g = singleNodeGateway();
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  // 90 events of ~3 KB: a replay of ~270 KB, four times the send buffer.
+  const since = await historyOf(g, 'creator:c0', 90, 3000);
+  const { client, frames } = await subscribedClient(t, app, []);
+  client.send(JSON.stringify({ op: 'subscribe', id: 'r', channel: 'creator:c0', since }));
+  await until(() => frames.some((f) => f.op === 'ack'));
+  publishLive(g, 'creator:c0', since.epoch, 90, 20);
+  await until(() => frames.filter((f) => f.op === 'event').length >= 110 || frames.some((f) => f.op === 'close'));
+  const ack = frames.find((f) => f.op === 'ack') as { recovered?: boolean; replayed?: number };
+  assert.deepEqual([ack.recovered, ack.replayed], [true, 90]);
+  const offsets = frames.filter((f) => f.op === 'event').map((f) => Number(f.offset));
+  assert.deepEqual(
+    offsets,
+    Array.from({ length: 110 }, (_, i) => i + 1),
+  );
+  assert.ok(!frames.some((f) => f.op === 'close'), 'the reader stays connected');
+});
+
+test('a client that stops reading during a replay should still be closed with 4009 once live events pile up behind it', async (t) => {
+  const g = singleNodeGateway();
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const since = await historyOf(g, 'creator:c0', 90, 3000);
+  const { client, frames, tcp } = await subscribedClient(t, app, []);
+  tcp.pause();
+  client.send(JSON.stringify({ op: 'subscribe', id: 'r', channel: 'creator:c0', since }));
+  // Joined (or, before the fix, already closed by its replay and released).
+  await until(() => g.hub.channelNames().includes('creator:c0') || g.hub.subscriptionCount === 0);
+  // ~600 KB of live events, which come after the replay (held back until it is out) and are not read either.
+  publishLive(g, 'creator:c0', since.epoch, 90, 200);
+  await until(() => g.hub.subscriptionCount === 0);
+  tcp.resume();
+  await until(() => frames.some((f) => f.op === 'close'));
+  assert.deepEqual(frames.at(-1), { op: 'close', code: 4009 });
+  const offsets = frames.filter((f) => f.op === 'event').map((f) => Number(f.offset));
+  assert.deepEqual(
+    offsets,
+    Array.from({ length: offsets.length }, (_, i) => i + 1),
+    'an in-order prefix, once',
+  );
+});
+
+test('a client that asks for replay after replay without reading should be closed with 4009 once they exceed one replay', async (t) => {
+  const g = singleNodeGateway();
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const since = await historyOf(g, 'creator:c0', 90, 3000);
+  const { client, frames, tcp } = await subscribedClient(t, app, []);
+  tcp.pause();
+  // Eight replays of 90 events: far more than one replay (the history limit, 100 events).
+  for (let i = 0; i < 8; i++) {
+    client.send(JSON.stringify({ op: 'subscribe', id: `s${i}`, channel: 'creator:c0', since }));
+    client.send(JSON.stringify({ op: 'unsubscribe', id: `u${i}`, channel: 'creator:c0' }));
+  }
+  await until(() => g.hub.subscriptionCount === 0);
+  tcp.resume();
+  await until(() => frames.some((f) => f.op === 'close'));
+  assert.deepEqual(frames.at(-1), { op: 'close', code: 4009 });
+});

@@ -75,10 +75,17 @@ export function flushWebSocketWrites(): void {
  * uncork: a 100-event batch to 10,000 sockets held a million of them, promoted to old space).
  * A socket whose kernel buffer is full (`writableNeedDrain`) gets no more frames: they wait in
  * `pending`, in order, as references, and are handed over at `drain`. `bufferedAmount` counts both,
- * so the send-buffer bound (4009) holds whatever waits. `held`: the upgrade corked the socket
- * (upgrade.ts), so its `101` answer leaves in the same write as the first frame (`welcome`, or the
- * close). `budget`: the gateway-wide send budget, told what the socket holds at the end of each
- * tick it wrote in and each `drain`, and released when the socket closes.
+ * so the send-buffer bound (4009) holds whatever waits, except events read from history
+ * (`fromHistory`: a resume's replay, a gap fill) while they wait: up to the history limit of them
+ * come at once, and a replay larger than the bound was closed 4009 part-way on every resume, so a
+ * client more than the bound behind never caught up. They leave at the pace the peer reads, the
+ * frames behind them wait (and count) as any other, and the send budget counts them. They are
+ * left out only while there are at most `historyFrames` of them (one replay's worth, the history
+ * limit): a client that asks for replay after replay without reading counts them all. `held`: the
+ * upgrade corked the socket (upgrade.ts), so its `101` answer leaves in the same write as the
+ * first frame (`welcome`, or the close). `budget`: the gateway-wide send budget, told what the
+ * socket holds at the end of each tick it wrote in and each `drain`, and released when the socket
+ * closes. `historyFrames`: the history limit (`HISTORY_RECOVERY_LIMIT`), in frames.
  */
 class WebSocketSink implements ConnectionSink, SendQueue {
   /** Set once the connection has a lifecycle: what the send budget closes when it evicts this socket. */
@@ -88,6 +95,9 @@ class WebSocketSink implements ConnectionSink, SendQueue {
   /** Frames the socket could not take yet (shared WebSocket frames, or a frame's JSON). */
   private pending: Array<Buffer | string> | undefined;
   private pendingBytes = 0;
+  /** The events of `pending` read from history (shared frames: one Buffer each), and their bytes. */
+  private pendingHistory: Set<Buffer | string> | undefined;
+  private pendingHistoryBytes = 0;
   /** True while the socket is corked until the end of the tick (or, `held`, until a first frame). */
   private corked: boolean;
   private flushing = false;
@@ -99,6 +109,7 @@ class WebSocketSink implements ConnectionSink, SendQueue {
     private readonly socket: WebSocket,
     held: boolean,
     private readonly budget: SendBudget | undefined,
+    private readonly historyFrames: number,
   ) {
     this.tcp = (socket as unknown as { _socket: Duplex })._socket;
     this.corked = held;
@@ -106,12 +117,13 @@ class WebSocketSink implements ConnectionSink, SendQueue {
 
   send(_op: string, text: string, position?: FramePosition | ChannelEnded): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
-    const frame = position && isSharedFrame(position, text) ? sharedTextFrame(position) : text;
+    const shared = position && isSharedFrame(position, text) ? position : undefined;
+    const frame = shared ? sharedTextFrame(shared) : text;
     const index = typeof frame === 'string' || flushingTick || this.pending ? -1 : tickFrames.indexOf(frame);
     if (index >= 0 && this.extendRun(index)) return;
     this.endRun();
     if (this.pending || this.tcp.writableNeedDrain) {
-      this.wait(frame);
+      this.wait(frame, shared?.fromHistory === true);
       return;
     }
     this.corkTick();
@@ -124,12 +136,18 @@ class WebSocketSink implements ConnectionSink, SendQueue {
 
   bufferedAmount(): number {
     const run = this.runCount > 0 ? tickFrames.bytes(this.runStart, this.runCount) : 0;
-    return this.socket.bufferedAmount + this.pendingBytes + run;
+    return this.socket.bufferedAmount + this.pendingBytes - this.pacedBytes() + run;
   }
 
-  /** SendQueue: what `bufferedAmount` counts. */
+  /** SendQueue: every byte queued, the events from history waiting in `pending` included. */
   queuedBytes(): number {
-    return this.bufferedAmount();
+    return this.bufferedAmount() + this.pacedBytes();
+  }
+
+  /** The bytes of events from history left out of `bufferedAmount` (see the class). */
+  private pacedBytes(): number {
+    const frames = this.pendingHistory?.size ?? 0;
+    return frames <= this.historyFrames ? this.pendingHistoryBytes : 0;
   }
 
   /** SendQueue: the budget stayed full; closes as a slow consumer (4009) through the lifecycle. */
@@ -154,8 +172,7 @@ class WebSocketSink implements ConnectionSink, SendQueue {
       this.handOver(Infinity);
     }
     this.runCount = 0;
-    this.pending = undefined;
-    this.pendingBytes = 0;
+    this.forgetPending();
     socket.close(code, reason);
   }
 
@@ -202,15 +219,28 @@ class WebSocketSink implements ConnectionSink, SendQueue {
     else this.tcp.write(frame);
   }
 
-  private wait(frame: Buffer | string): void {
+  /** Queues `frame` behind `pending`; `fromHistory`: an event read from history (see the class). */
+  private wait(frame: Buffer | string, fromHistory: boolean): void {
     const first = !this.pending;
     if (!this.pending) {
       this.pending = [];
       this.tcp.once('drain', () => this.drained());
     }
     this.pending.push(frame);
-    this.pendingBytes += typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
+    const bytes = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
+    this.pendingBytes += bytes;
+    if (fromHistory) {
+      (this.pendingHistory ??= new Set()).add(frame);
+      this.pendingHistoryBytes += bytes;
+    }
     if (first) this.budget?.update(this);
+  }
+
+  private forgetPending(): void {
+    this.pending = undefined;
+    this.pendingBytes = 0;
+    this.pendingHistory = undefined;
+    this.pendingHistoryBytes = 0;
   }
 
   /** Writes pending frames, in order, until the socket's buffer fills again (`limit` frames at most). */
@@ -220,7 +250,9 @@ class WebSocketSink implements ConnectionSink, SendQueue {
     let i = 0;
     while (i < pending.length && i < limit) {
       const frame = pending[i++] as Buffer | string;
-      this.pendingBytes -= typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
+      const bytes = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
+      this.pendingBytes -= bytes;
+      if (this.pendingHistory?.delete(frame)) this.pendingHistoryBytes -= bytes;
       this.write(frame);
       if (limit !== Infinity && this.tcp.writableNeedDrain) break;
     }
@@ -232,10 +264,8 @@ class WebSocketSink implements ConnectionSink, SendQueue {
     if (!pending || this.socket.readyState !== this.socket.OPEN) return;
     this.corkTick();
     const written = this.handOver(pending.length);
-    if (written === pending.length) {
-      this.pending = undefined;
-      this.pendingBytes = 0;
-    } else {
+    if (written === pending.length) this.forgetPending();
+    else {
       this.pending = pending.slice(written);
       this.tcp.once('drain', () => this.drained());
     }
@@ -394,7 +424,7 @@ function webSocketConnection(
   acceptedAt?: number,
 ): void {
   socket.on('error', onSocketError);
-  const sink = new WebSocketSink(socket, held, deps.sendBudget);
+  const sink = new WebSocketSink(socket, held, deps.sendBudget, deps.historyLimit);
   if (deps.isDraining()) {
     sink.close(CloseCodes.goingAway, 'node draining');
     return;
