@@ -1,6 +1,6 @@
 import { ConfigError } from '@ripple/config';
 import { isRippleError } from '@ripple/errors';
-import { shutdownTracing } from '@ripple/telemetry';
+import { settleLogWrites, shutdownTracing } from '@ripple/telemetry';
 import type { Logger } from '@ripple/telemetry';
 
 export interface RunningProcess {
@@ -15,7 +15,8 @@ export interface RunningProcess {
  * exits 1. Once started, an uncaught exception (or an unhandled rejection, which Node raises as
  * one) is logged as `fatal` with its error and origin, and the process exits 1 at once, without
  * `stop`: its state is unknown. A second SIGTERM/SIGINT during the shutdown exits 1 at once.
- * The logger's buffered lines are flushed on exit (`createLogger`).
+ * The logger's buffered lines are flushed on exit (`createLogger`), in order: each exit first lets a
+ * log write already in flight return (`settleLogWrites`, at most a second).
  */
 export function runProcess(name: string, start: () => Promise<RunningProcess>, shutdownTimeoutMs = 30_000): void {
   // A start that throws before it makes its promise (reading its configuration in its argument
@@ -24,18 +25,23 @@ export function runProcess(name: string, start: () => Promise<RunningProcess>, s
   started.then(
     ({ logger, stop }) => {
       let stopping = false;
+      // Through process.exit, which writes the logger's buffered lines (a signal's default action
+      // would drop them), once a write in flight returned, so that they stay in order.
+      const exit = (code: number): void => {
+        void settleLogWrites(logger).finally(() => process.exit(code));
+      };
       const shutdown = (signal: string): void => {
         if (stopping) {
-          // A second signal (an impatient operator or supervisor): exit now, through process.exit,
-          // which writes the logger's buffered lines; the default action would drop them.
+          // A second signal (an impatient operator or supervisor): exit now.
           logger.warn({ signal }, 'signalled again while shutting down; exiting now');
-          process.exit(1);
+          exit(1);
+          return;
         }
         stopping = true;
         logger.info({ signal }, 'shutting down');
         const timer = setTimeout(() => {
           logger.error('shutdown timed out; exiting');
-          process.exit(1);
+          exit(1);
         }, shutdownTimeoutMs);
         timer.unref();
         stop()
@@ -43,17 +49,17 @@ export function runProcess(name: string, start: () => Promise<RunningProcess>, s
           .then(
             () => {
               logger.info('stopped');
-              process.exit(0);
+              exit(0);
             },
             (err: unknown) => {
               logger.error({ err }, 'shutdown failed');
-              process.exit(1);
+              exit(1);
             },
           );
       };
       process.on('uncaughtException', (err, origin) => {
         logger.fatal({ err, origin }, 'uncaught exception; exiting');
-        process.exit(1);
+        exit(1);
       });
       process.on('SIGTERM', () => shutdown('SIGTERM'));
       process.on('SIGINT', () => shutdown('SIGINT'));

@@ -1,4 +1,5 @@
 export { createLogger } from './logger.js';
+export { settleLogWrites } from './stdout.js';
 export type { Logger } from './logger.js';
 export { Counter, Gauge, Histogram, Registry, createMetricsRegistry } from './metrics.js';
 export {

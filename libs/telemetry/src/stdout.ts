@@ -42,3 +42,31 @@ export function registerDroppedLogLines(registry: Registry): void {
     },
   });
 }
+
+/** What `settleLogWrites` needs of a pino destination: sonic-boom's mode and its write in flight. */
+interface SonicBoomState {
+  sync: boolean;
+  /** sonic-boom's own flag (4.x): an asynchronous write was handed to the OS and has not returned. */
+  _writing: boolean;
+}
+
+const isSonicBoom = (stream: unknown): stream is SonicBoomState =>
+  typeof stream === 'object' && stream !== null && 'sync' in stream && '_writing' in stream;
+
+/**
+ * Call before `process.exit`, so that the lines logged before it reach stdout whole and in order.
+ * pino flushes its destination on `exit` with sonic-boom's `flushSync`, which writes what is
+ * buffered but not a write already handed to the OS: that one can land after the flush, so a
+ * burst's first lines came after its last (sonic-boom#101). This switches the logger's stdout
+ * destination to synchronous writes, so that once the write in flight returns everything after it
+ * goes out at once and in order, and resolves when none is in flight, or after `timeoutMs` (ms; a
+ * stdout that stopped taking bytes must not hold the exit). Resolves at once for a destination
+ * that is not sonic-boom (a test's stream).
+ */
+export async function settleLogWrites(logger: object, timeoutMs = 1000): Promise<void> {
+  const stream = (logger as Record<symbol, unknown>)[pino.symbols.streamSym];
+  if (!isSonicBoom(stream)) return;
+  stream.sync = true;
+  const deadline = Date.now() + timeoutMs;
+  while (stream._writing && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1));
+}
