@@ -59,9 +59,10 @@ const isSonicBoom = (stream: unknown): stream is SonicBoomState =>
  * buffered but not a write already handed to the OS: that one can land after the flush, so a
  * burst's first lines came after its last (sonic-boom#101). This switches the logger's stdout
  * destination to synchronous writes, so that once the write in flight returns everything after it
- * goes out at once and in order, and resolves when none is in flight, or after `timeoutMs` (ms; a
- * stdout that stopped taking bytes must not hold the exit). Resolves at once for a destination
- * that is not sonic-boom (a test's stream).
+ * goes out at once and in order, and resolves when none is in flight, or after `timeoutMs` (ms).
+ * A stdout that stopped taking bytes still holds the process after its exit handlers: the write
+ * in flight is blocked in libuv's thread pool, which Node joins on exit, until the reader reads.
+ * Resolves at once for a destination that is not sonic-boom (a test's stream).
  */
 export async function settleLogWrites(logger: object, timeoutMs = 1000): Promise<void> {
   const stream = (logger as Record<symbol, unknown>)[pino.symbols.streamSym];
