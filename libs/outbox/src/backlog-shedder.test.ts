@@ -19,6 +19,16 @@ function relayWithShedder(maxWaitMs = MAX_WAIT_MS) {
       now += ms;
       shedder.acknowledged();
     },
+    /**
+     * 100 ms batches whose oldest row is `age` ms old, then 60 ms older each time (pace 0.4),
+     * until the shedder refuses writes (it must before the rows are 5 s old).
+     */
+    fallBehindUntilShedding(age: number) {
+      for (; !shedder.shouldShed(); age += 60) {
+        assert.ok(age < 5000, 'sheds');
+        this.batch(age, 100);
+      }
+    },
   };
 }
 
@@ -56,16 +66,11 @@ test('outbox shedding should refuse writes once a write made now would wait long
 
 test('outbox shedding should keep refusing until the wait falls to half the bound, then take writes again', () => {
   const r = relayWithShedder();
-  let age = 900;
-  while (!r.shedder.shouldShed()) {
-    r.batch(age, 100);
-    age += 60;
-    assert.ok(age < 5000, 'sheds');
-  }
+  r.fallBehindUntilShedding(900);
   // Catching up now: each batch's oldest row is 100 ms younger (pace 2: a write waits its lag, at
   // most). Hysteresis: refused down to M/2.
   const answers: [number, boolean][] = [];
-  for (age = 1100; age >= 0; age -= 100) {
+  for (let age = 1100; age >= 0; age -= 100) {
     r.batch(age, 100);
     answers.push([age + 100, r.shedder.shouldShed()]);
   }
@@ -87,11 +92,7 @@ test('outbox shedding should not refuse writes while the relay catches up on a b
 
 test('outbox shedding should not refuse writes while the relay cannot publish (Kafka away)', () => {
   const r = relayWithShedder();
-  let age = 100;
-  while (!r.shedder.shouldShed()) {
-    r.batch(age, 100);
-    age += 60;
-  }
+  r.fallBehindUntilShedding(100);
   // The next batch fails: the outbox takes writes while Kafka is away, however old its rows get.
   r.shedder.sending(0);
   r.shedder.failed();
@@ -105,11 +106,7 @@ test('outbox shedding should not refuse writes while the relay cannot publish (K
 
 test('outbox shedding should stop refusing writes when a send hangs longer than the bound', () => {
   const r = relayWithShedder();
-  let age = 100;
-  while (!r.shedder.shouldShed()) {
-    r.batch(age, 100);
-    age += 60;
-  }
+  r.fallBehindUntilShedding(100);
   // A broker that stopped answering: the send neither succeeds nor fails for seconds.
   r.shedder.sending(0);
   r.advance(MAX_WAIT_MS + 1);
