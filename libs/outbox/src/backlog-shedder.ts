@@ -26,7 +26,9 @@ export interface BacklogShedderOptions {
  *   database away: the outbox exists to take writes then), or no batch acknowledged and no empty
  *   read for M (a send that hangs on a broker that stopped answering, before kafkajs gives up);
  *   the pace is measured afresh after a failure or such a hang, so the outage does not count as
- *   the relay falling behind;
+ *   the relay falling behind; an empty read ends the lag but keeps the pace, so writes taken
+ *   again after refusals are held to it at once (before the first window there is no pace, and
+ *   writes are taken);
  * - start when the relay falls behind (pace under 1) and lag ÷ pace is over M. A relay catching up
  *   on a backlog that built while Kafka was away goes faster than real time (pace over 1), so
  *   writes are not refused then, however old its oldest rows;
@@ -82,7 +84,10 @@ export class BacklogShedder implements RelayProgressListener {
     this.failing = false;
     this.oldest = undefined;
     this.anchor = undefined;
-    this.pace = undefined;
+    // The pace stays: an empty read ends the lag, not what the relay was measured to manage. A
+    // relay that emptied the outbox because writes were refused reads nothing for a moment, and
+    // forgetting its pace then took writes for a whole window as if it kept up (a row taken then
+    // waited window ÷ pace: 4.5 s at a tenth of the offered rate, bound 1 s; validator F5).
   }
 
   failed(): void {
