@@ -92,6 +92,8 @@ export interface TopicSpec {
   readonly replicationFactor: number;
   /** `retention.ms`; the broker default when absent. */
   readonly retentionMs?: number;
+  /** `max.message.bytes`, the largest record batch the topic takes; the broker's default when absent. */
+  readonly maxMessageBytes?: number;
 }
 
 /**
@@ -133,8 +135,12 @@ export async function ensureTopics(
               topic: s.topic,
               numPartitions: s.numPartitions,
               replicationFactor: s.replicationFactor,
-              configEntries:
-                s.retentionMs === undefined ? [] : [{ name: 'retention.ms', value: String(s.retentionMs) }],
+              configEntries: [
+                ...(s.retentionMs === undefined ? [] : [{ name: 'retention.ms', value: String(s.retentionMs) }]),
+                ...(s.maxMessageBytes === undefined
+                  ? []
+                  : [{ name: 'max.message.bytes', value: String(s.maxMessageBytes) }]),
+              ],
             })),
           });
         }

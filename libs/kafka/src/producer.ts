@@ -10,7 +10,7 @@ import {
   traceHeaders,
   tracer,
 } from '@ripple/telemetry';
-import type { Logger, Registry } from '@ripple/telemetry';
+import type { Logger, Registry, Span } from '@ripple/telemetry';
 import { RippleError } from '@ripple/errors';
 import { kafkajsOf } from './client.js';
 import type { KafkaClient } from './client.js';
@@ -33,7 +33,11 @@ export interface EventProducer {
    * requests as `maxRequestBytes` (see `createEventProducer`) needs, one after the other, each
    * once the previous one was acknowledged; when one fails, the later ones are not sent and the
    * earlier ones stay written (so a retry of the same messages writes those again). Rejects with
-   * `MessageTooLargeError`, sending nothing, when a message alone is over the bound.
+   * `MessageTooLargeError`, sending nothing, when a message alone is over the bound. A request the
+   * broker refuses as too large (a topic whose `max.message.bytes` is below the bound) is sent
+   * again in halves, in order, and the producer's requests stay at most that half from then on; a
+   * message the broker refuses alone is skipped, the others go on, and `send` then rejects with
+   * `MessageTooLargeError` naming it (`othersSent`).
    */
   send(messages: readonly OutgoingMessage[]): Promise<void>;
   disconnect(): Promise<void>;
@@ -65,21 +69,36 @@ export function recordSizeBound(message: Omit<OutgoingMessage, 'topic'>): number
 }
 
 /**
- * `EventProducer.send` refused `messages` because some of them (`oversized`, their indexes) are
- * each bigger than one produce request may be (`limit`, in bytes as `recordSizeBound` counts):
- * the broker can never take them. Nothing was sent. Not retriable.
+ * `EventProducer.send` refused `messages` because some of them (`oversized`: their indexes, and
+ * their sizes as `recordSizeBound` counts them) can never be written. Either each is bigger than
+ * one produce request may be (`limit`, bytes) and nothing was sent (`othersSent` false), or the
+ * broker refused each alone with MESSAGE_TOO_LARGE (over its topic's `max.message.bytes`; `limit`
+ * undefined) and every other message was acknowledged (`othersSent` true). Not retriable.
  */
 export class MessageTooLargeError extends RippleError {
   constructor(
     readonly oversized: readonly { readonly index: number; readonly bytes: number }[],
-    readonly limit: number,
+    readonly limit: number | undefined,
+    readonly othersSent = false,
   ) {
+    const largest = Math.max(...oversized.map((o) => o.bytes));
     super(
       'KAFKA_MESSAGE_TOO_LARGE',
-      `${oversized.length} message(s) over the ${limit}-byte bound of a produce request (the largest: ${Math.max(...oversized.map((o) => o.bytes))} bytes)`,
+      limit === undefined
+        ? `${oversized.length} message(s) refused alone by the broker as over its max.message.bytes (the largest: ${largest} bytes); the others were sent`
+        : `${oversized.length} message(s) over the ${limit}-byte bound of a produce request (the largest: ${largest} bytes)`,
     );
     this.name = 'MessageTooLargeError';
   }
+}
+
+/** Whether `err` (or a cause) is the broker refusing a record batch as too large for the topic or its log segment. */
+function brokerTooLarge(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const type = (e as { type?: unknown }).type;
+    if (type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE') return true;
+  }
+  return false;
 }
 
 /**
@@ -102,6 +121,8 @@ export function createEventProducer(
   } = {},
 ): EventProducer {
   const maxRequestBytes = opts.maxRequestBytes ?? MAX_PRODUCE_REQUEST_BYTES;
+  /** The bound of a request: `maxRequestBytes`, or less once a topic refused a request as too large. */
+  let requestBytes = maxRequestBytes;
   const newProducer = (): Producer =>
     kafkajsOf(client).producer({
       idempotent: true,
@@ -188,30 +209,59 @@ export function createEventProducer(
         const message = { topic: m.topic, key: m.key, value: m.value, headers };
         return { message, span, bytes: recordSizeBound(message) };
       });
+      const failSpans = (items: readonly { span: Span }[], err: Error) => {
+        for (const { span } of items) {
+          span.recordException(err);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
+          span.end();
+        }
+      };
       const oversized = traced.flatMap((t, index) => (t.bytes > maxRequestBytes ? [{ index, bytes: t.bytes }] : []));
-      const requests = oversized.length > 0 ? [] : splitByBytes(traced, maxRequestBytes);
-      let acknowledged = 0;
+      if (oversized.length > 0) {
+        const err = new MessageTooLargeError(oversized, maxRequestBytes);
+        failSpans(traced, err);
+        throw err;
+      }
+      const pending = splitByBytes(
+        traced.map((t, index) => ({ ...t, index })),
+        requestBytes,
+      );
+      const refused: { index: number; bytes: number }[] = [];
       try {
-        if (oversized.length > 0) throw new MessageTooLargeError(oversized, maxRequestBytes);
-        for (const request of requests) {
-          await sendBatch({ acks: -1, topicMessages: byTopic(request.map((t) => t.message)) });
-          acknowledged++;
+        for (let request = pending[0]; request !== undefined; request = pending[0]) {
+          try {
+            await sendBatch({ acks: -1, topicMessages: byTopic(request.map((t) => t.message)) });
+          } catch (err) {
+            if (!brokerTooLarge(err)) throw err;
+            pending.shift();
+            if (request.length === 1) {
+              const [alone] = request as [(typeof request)[number]];
+              refused.push({ index: alone.index, bytes: alone.bytes });
+              failSpans(request, err as Error);
+            } else {
+              // The topic takes less than the bound: this request in halves, and every later one at most that.
+              requestBytes = Math.max(1, Math.floor(request.reduce((sum, t) => sum + t.bytes, 0) / 2));
+              opts.logger?.warn(
+                { err, topics: [...new Set(request.map((t) => t.message.topic))], requestBytes },
+                'the broker refused a produce request as too large for its topic; sending smaller requests',
+              );
+              pending.unshift(...splitByBytes(request, requestBytes));
+            }
+            continue;
+          }
+          pending.shift();
           for (const { message: m, span } of request) {
             span.end();
             published?.inc({ topic: m.topic, type: m.headers.ce_type ?? 'unknown' });
           }
         }
       } catch (err) {
-        const unacknowledged = oversized.length > 0 ? traced : requests.slice(acknowledged).flat();
-        for (const { span } of unacknowledged) {
-          span.recordException(err as Error);
-          span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
-          span.end();
-        }
-        if (!(err instanceof MessageTooLargeError)) health?.failed(err, { during: 'send' });
+        failSpans(pending.flat(), err as Error);
+        health?.failed(err, { during: 'send' });
         throw err;
       }
       health?.recovered();
+      if (refused.length > 0) throw new MessageTooLargeError(refused, undefined, true);
     },
     disconnect: () => producer.disconnect(),
   };

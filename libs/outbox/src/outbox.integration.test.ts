@@ -289,6 +289,56 @@ test('a relay should set aside a row too large for Kafka, marked refused, and pu
   );
 });
 
+test("a relay should publish around the rows a topic's own size limit refuses, once each and in order, and set those aside", async (t) => {
+  // A topic whose max.message.bytes (20,000) is far below the producer's request bound: the broker
+  // refuses any batch of more than three of these ~6 KB likes with MESSAGE_TOO_LARGE, and one
+  // 30 KB like alone. The relay stopped for good on the first batch (it retried it for ever).
+  const { pool, defer } = await outboxDatabase(t, 'topic_limit');
+  const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId: 'outbox-test', logger });
+  const topic = `test.${run}.topic-limit`;
+  await ensureTopics(kafka, [{ topic, numPartitions: 1, replicationFactor: 1, maxMessageBytes: 20_000 }]);
+  defer(() => deleteTopics(kafka, [topic]));
+  const producer = createEventProducer(kafka);
+  await producer.connect();
+  defer(() => producer.disconnect());
+  const seen = await collect(kafka, topic, defer);
+
+  // Posts of one author: 6,000 ASCII characters each, and one of 10,000 three-byte ones (30 KB).
+  const posted = (seq: number, body: string) =>
+    createEvent('post.created', {
+      source: 'outbox-test',
+      data: { postId: `p${seq}`, authorId: 'a', body, createdAt: new Date().toISOString() },
+    });
+  const events = Array.from({ length: 12 }, (_, i) => posted(i, i === 4 ? '€'.repeat(10_000) : 'x'.repeat(6_000)));
+  await writeOutbox(pool, topic, events);
+  const relay = createOutboxRelay({
+    store: new PgOutboxStore(pool, { leaseMs: 30_000 }),
+    producer,
+    topicPrefix: '',
+    logger,
+    batchSize: 25,
+    pollIntervalMs: 50,
+    maxBackoffMs: 200,
+  });
+  relay.start();
+  defer(() => relay.stop());
+
+  await waitUntil('11 events on the topic', 30_000, () => seen.length >= 11);
+  await new Promise((r) => setTimeout(r, 300)); // would anything else follow?
+  assert.deepEqual(
+    seen.map((s) => s.id),
+    events.filter((_, i) => i !== 4).map((e) => e.id),
+    'every row but the one over the limit, once each, in order',
+  );
+  const { rows } = await pool.query<{ sent: boolean; refused: string | null }>(
+    'SELECT sent_at IS NOT NULL AS sent, refused FROM outbox ORDER BY id',
+  );
+  assert.deepEqual(
+    rows.map((r) => [r.sent, r.refused]),
+    events.map((_, i) => [true, i === 4 ? 'KAFKA_MESSAGE_TOO_LARGE' : null]),
+  );
+});
+
 test("two relays whose database sessions are killed mid-batch should lose no event and keep each key's order", async (t) => {
   const { pool, defer } = await outboxDatabase(t, 'killed_sessions');
   const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId: 'outbox-test', logger });

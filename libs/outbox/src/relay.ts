@@ -143,7 +143,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       // The broker can never take these rows: publish the others, and have the store mark them.
       const tooLarge = new Map(err.oversized.map((o) => [o.index, o.bytes]));
       published = rows.filter((_, i) => !tooLarge.has(i));
-      await send(published);
+      if (!err.othersSent) await send(published);
       const refused = rows.filter((_, i) => tooLarge.has(i));
       for (const [index, bytes] of tooLarge) {
         const r = rows[index];
