@@ -12,10 +12,18 @@ import {
   dlqTopicOf,
   ensureTopics,
 } from '@ripple/kafka';
-import { HISTORY_DEDUPE_WINDOW, RedisFenceTokens, RedisHistory, RedisRouteLog } from '@ripple/registry';
+import {
+  HISTORY_DEDUPE_WINDOW,
+  RedisDepartures,
+  RedisFenceTokens,
+  RedisHistory,
+  RedisRouteLog,
+} from '@ripple/registry';
 import { createLogger } from '@ripple/telemetry';
 import { cleanupAll, deleteKeys, runId, testInfra, waitUntil } from '@ripple/testing';
+import type { Connection } from './connections.js';
 import type { ChannelFrame, LocalHub } from './hub.js';
+import { Membership } from './membership.js';
 import { Router, consumerHandlers } from './router.js';
 import { unitBus, unitMetrics } from './single-node.js';
 
@@ -74,8 +82,10 @@ async function scenario(name: string) {
 /**
  * A gateway node's routing on the real Redis and Kafka: its consumer (fenced by RedisFenceTokens)
  * feeds a Router whose hub records every frame it is handed. `hold` runs before each event is
- * routed (the router's last step before its history append). The assignor gives the one partition
- * to the member whose id sorts first, and member ids begin with the client id.
+ * routed (the router's last step before its history append). With `membership`, the node records
+ * chat departures after `hold` (as the gateway's `beforeRoute`) and shows it each handed-out frame
+ * (as the gateway's hub). The assignor gives the one partition to the member whose id sorts first,
+ * and member ids begin with the client id.
  */
 async function node(
   at: Awaited<ReturnType<typeof scenario>>,
@@ -83,11 +93,13 @@ async function node(
   clientId: string,
   handed: Handed[],
   hold: (event: AnyEvent) => Promise<void>,
+  membership?: Membership,
 ) {
   const hub = {
     publish: (frame: ChannelFrame) => {
       const { event } = JSON.parse(frame.frame) as { event: { id: string } };
       handed.push({ node: name, channel: frame.channel, offset: frame.offset, id: event.id });
+      membership?.observe(frame);
       return 1;
     },
   } as unknown as LocalHub;
@@ -98,7 +110,10 @@ async function node(
     routes: new RedisRouteLog(redis, at.prefix, { maxLength: 1000, ttlMs: 60_000, leaseMs: 15_000 }),
     bus: unitBus,
     metrics,
-    beforeRoute: hold,
+    beforeRoute: async (event) => {
+      await hold(event);
+      await membership?.record(event);
+    },
   });
   const tokens = new RedisFenceTokens(redis, at.prefix);
   const consumer = createEventConsumer({
@@ -219,4 +234,77 @@ test('a frozen owner dropped from its group should have its pending append refus
   });
   await waitUntil('every event handed to a socket', 30_000, () => new Set(handed.map((h) => h.id)).size === all.length);
   await verify();
+});
+
+function member(type: 'chat.member.joined' | 'chat.member.left', userId: string, at: number): AnyEvent {
+  return createEvent(type, {
+    source: 'fence-test',
+    data: { roomId: 'r1', userId, by: 'owner', at: new Date(at).toISOString() },
+  });
+}
+
+test('a stale owner whose batch was fenced should leave chat membership as the later owner left it: no older departure, no revocation', async () => {
+  const at = await scenario('fence-membership');
+  const departures = new RedisDepartures(redis, at.prefix, 60_000);
+  /** Node A's one connection: u1, back in room r1 (rejoined after its last departure). */
+  const revoked: string[] = [];
+  const u1 = {
+    id: 'c1',
+    userId: 'u1',
+    channels: () => ['chat:r1'],
+    moveAway: () => undefined,
+    revoke: (channel: string) => {
+      revoked.push(channel);
+      return Promise.resolve();
+    },
+  } satisfies Connection;
+  const membershipOf = (connections: readonly Connection[]) =>
+    new Membership({ departures, storeSince: () => Promise.resolve(0), connections: () => connections, logger });
+  const handed: Handed[] = [];
+  const t0 = Date.parse('2026-01-01T00:00:00.000Z');
+  // A holds u1's first departure; B routes it, u1's return, a second departure and a second return.
+  const first = [member('chat.member.left', 'u1', t0)];
+  const later = [
+    member('chat.member.joined', 'u1', t0 + 1000),
+    member('chat.member.left', 'u1', t0 + 2000),
+    member('chat.member.joined', 'u1', t0 + 3000),
+  ];
+  let release = (): void => undefined;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let held = 0;
+  const a = await node(
+    at,
+    'a',
+    'z-fence-a',
+    handed,
+    async (event) => {
+      if (event.id !== first[0]?.id) return;
+      held += 1;
+      await gate;
+    },
+    membershipOf([u1]),
+  );
+  await at.publish(first);
+  await waitUntil('node A holding its batch before its membership marks', 20_000, () => held > 0);
+  await node(at, 'b', 'a-fence-b', handed, () => Promise.resolve(), membershipOf([]));
+  await at.publish(later);
+  const all = [...first, ...later];
+  await waitUntil('node B routing every event', 30_000, () =>
+    all.every((e) => handed.some((h) => h.node === 'b' && h.id === e.id)),
+  );
+  const leftAsB = await departures.leftAt('r1', 'u1');
+  assert.equal(leftAsB, t0 + 2000, 'the later owner marked the last departure');
+
+  // A goes on: its marks, then its append, refused.
+  release();
+  const fenced = async () => (await a.metrics.fencedBatches.get()).values[0]?.value ?? 0;
+  await waitUntil('node A refused its batch', 20_000, async () => (await fenced()) > 0);
+
+  assert.equal(await departures.leftAt('r1', 'u1'), leftAsB, 'the stale departure did not move the mark');
+  assert.deepEqual(revoked, [], 'the stale departure ended no subscription');
+  assert.deepEqual(
+    handed.filter((h) => h.node === 'a'),
+    [],
+    'the stale owner delivered nothing',
+  );
 });

@@ -19,7 +19,12 @@ export interface RouterDeps {
   readonly bus: NodeBus;
   readonly metrics: GatewayMetrics;
   readonly now?: () => number;
-  /** Runs before a batch is routed, once per event in order (membership marks); a failure fails routing, so it is retried. */
+  /**
+   * Runs before a batch is routed, once per event in order (membership marks); a failure fails
+   * routing, so it is retried. Not fenced: a stale owner of the partition runs it too, after the
+   * new owner may have run it on the same and later events, so what it writes must come out the
+   * same whatever the order and however often (as a departure mark, which keeps the latest).
+   */
   readonly beforeRoute?: (event: AnyEvent) => Promise<void>;
   /**
    * Backpressure (`SendBudget.admit`): awaited before a routed batch is written to this node's
@@ -126,7 +131,9 @@ export class Router {
    */
   async route(events: readonly AnyEvent[], control?: RouteControl, fence?: AppendFence): Promise<void> {
     const { nodeId, metrics } = this.deps;
-    // Membership marks first, in event order: a failure fails the batch, so it is retried.
+    // Membership marks first, in event order: a failure fails the batch, so it is retried. They
+    // are not fenced: a stale owner's marks, written before its append is refused, are marks the
+    // new owner writes too, and a mark only moves to a later departure (Departures.markLeft).
     if (this.deps.beforeRoute) for (const event of events) await this.deps.beforeRoute(event);
     // Each item is also the HistoryAppend of its frame (channel, payload, id): one object per frame.
     const items = events.flatMap((event) => {
