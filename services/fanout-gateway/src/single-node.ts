@@ -1,6 +1,6 @@
 import { jwtSecret, verifyAccessToken } from '@ripple/auth';
 import { LeasedDirectory, MemoryHistory, MemoryLeasedSets, SequentialConnectLog } from '@ripple/registry';
-import type { Directory } from '@ripple/registry';
+import type { Directory, StreamPosition } from '@ripple/registry';
 import { createLogger, createMetricsRegistry } from '@ripple/telemetry';
 import type { Logger } from '@ripple/telemetry';
 import type { FastifyInstance } from 'fastify';
@@ -10,6 +10,7 @@ import { LocalHub } from './hub.js';
 import type { NodeBus } from './bus.js';
 import type { LifecycleDeps } from './lifecycle.js';
 import { createGatewayMetrics } from './metrics.js';
+import { eventFrame } from './protocol.js';
 import type { SendBudget } from './send-budget.js';
 import type { SessionLimits } from './session.js';
 import type { DerivedChannels } from './subscriptions.js';
@@ -123,4 +124,42 @@ export async function singleNodeApp(
   });
   t.after(() => app.close());
   return app;
+}
+
+/**
+ * Appends `count` events of ~`pad` bytes (JSON `{ i, pad }`) to `channel`'s history of `g`
+ * (`singleNodeGateway`); resolves with the position before them (a `since` or `Last-Event-ID`
+ * that replays them all).
+ */
+export async function appendHistory(
+  g: ReturnType<typeof singleNodeGateway>,
+  channel: string,
+  count: number,
+  pad: number,
+): Promise<StreamPosition> {
+  const before = await g.history.position(channel);
+  for (let i = 0; i < count; i++) await g.history.append(channel, JSON.stringify({ i, pad: 'x'.repeat(pad) }));
+  return before;
+}
+
+/**
+ * Hands `channel`'s next `count` events of ~3 KB (offsets after `from`, in `epoch`) to the hub of
+ * `g`, as a router does.
+ */
+export function publishLive(
+  g: ReturnType<typeof singleNodeGateway>,
+  channel: string,
+  epoch: string,
+  from: number,
+  count: number,
+): void {
+  for (let offset = from + 1; offset <= from + count; offset++) {
+    const payload = JSON.stringify({ live: offset, pad: 'y'.repeat(3000) });
+    g.hub.publish({
+      channel,
+      offset: String(offset),
+      epoch,
+      frame: eventFrame(channel, String(offset), epoch, payload),
+    });
+  }
 }

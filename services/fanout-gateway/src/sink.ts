@@ -14,7 +14,7 @@ export interface FramePosition {
    * Set on an event the gateway read from history (a resume's replay, a gap fill, a catch-up):
    * up to the history limit of them are written at once, so a transport may hold them until the
    * peer reads rather than count them against its slow-consumer bound (`bufferedAmount`; the
-   * WebSocket transport does, ws.ts; SSE counts them).
+   * WebSocket and SSE transports do, pending-frames.ts).
    */
   readonly fromHistory?: true;
 }

@@ -8,7 +8,7 @@ import { listeningPort } from '@ripple/http';
 import { waitUntil } from '@ripple/testing';
 import { eventFrame } from './protocol.js';
 import { SendBudget } from './send-budget.js';
-import { singleNodeApp, singleNodeGateway, unitSecret } from './single-node.js';
+import { appendHistory, publishLive, singleNodeApp, singleNodeGateway, unitSecret } from './single-node.js';
 
 test('a channel that fails to subscribe once an SSE stream started should get an error event naming it, and the stream go on', async (t) => {
   const g = singleNodeGateway({
@@ -116,4 +116,149 @@ test('an SSE stream should be counted in the send budget, and closed as a slow c
   } finally {
     res.destroy();
   }
+});
+
+/** One SSE event as the client parsed it: its name, its `id:` (if any) and its data's JSON. */
+interface SseEvent {
+  readonly event: string;
+  readonly id: string | undefined;
+  readonly data: { op: string; offset?: string; code?: string };
+}
+
+/** An open SSE stream: the events parsed as they arrive, whether it ended, and the response (to pause it). */
+interface SseStream {
+  readonly res: IncomingMessage;
+  readonly events: SseEvent[];
+  readonly state: { ended: boolean };
+}
+
+/**
+ * Runs `body` with an SSE stream of `app` for u1 on `channels`, resuming from `lastEventId`
+ * (`?last_event_id=`), and destroys the stream once it is done: the app's close (an `after` hook)
+ * waits for open streams.
+ */
+async function withSseStream(
+  app: Parameters<typeof listeningPort>[0],
+  channels: string,
+  lastEventId: string,
+  body: (stream: SseStream) => Promise<void>,
+): Promise<void> {
+  const token = await signAccessToken(unitSecret, 'u1');
+  const query = `channels=${channels}&access_token=${token}&last_event_id=${lastEventId}`;
+  const url = `http://127.0.0.1:${listeningPort(app)}/sse?${query}`;
+  const res = await new Promise<IncomingMessage>((resolve, reject) => get(url, resolve).on('error', reject));
+  const events: SseEvent[] = [];
+  const state = { ended: false };
+  let text = '';
+  res.setEncoding('utf8');
+  res.on('data', (chunk: string) => {
+    text += chunk;
+    let cut;
+    while ((cut = text.indexOf('\n\n')) >= 0) {
+      const lines = text.slice(0, cut).split('\n');
+      text = text.slice(cut + 2);
+      const field = (name: string) => lines.find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2);
+      const event = field('event');
+      const data = field('data');
+      if (event !== undefined && data !== undefined)
+        events.push({ event, id: field('id'), data: JSON.parse(data) as SseEvent['data'] });
+    }
+  });
+  res.on('end', () => (state.ended = true));
+  try {
+    assert.equal(res.statusCode, 200);
+    await body({ res, events, state });
+  } finally {
+    res.destroy();
+  }
+}
+
+/** The `Last-Event-ID` of a stream that left each channel at its position (sse.ts's event id). */
+function lastEventIdOf(positions: Record<string, { offset: string; epoch: string }>): string {
+  const id = Object.fromEntries(Object.entries(positions).map(([c, p]) => [c, [p.offset, p.epoch]]));
+  return Buffer.from(JSON.stringify(id)).toString('base64url');
+}
+
+const eventOffsets = (events: readonly SseEvent[]) =>
+  events.filter((e) => e.event === 'event').map((e) => Number(e.data.offset));
+
+test('a reading SSE client resuming with a replay several times its send buffer should get every event once, in order, then the live ones, in one stream', async (t) => {
+  const g = singleNodeGateway();
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  // 90 events of ~8 KB: a replay of ~720 KB, eleven times the send buffer.
+  const since = await appendHistory(g, 'creator:c0', 90, 8000);
+  await withSseStream(app, 'creator:c0', lastEventIdOf({ 'creator:c0': since }), async ({ events, state }) => {
+    const over = () => state.ended || events.some((e) => e.event === 'error');
+    await waitUntil(
+      'the ack',
+      5000,
+      () => events.some((e) => e.event === 'ack' && e.data.offset !== undefined) || over(),
+    );
+    publishLive(g, 'creator:c0', since.epoch, 90, 20);
+    await waitUntil('110 events', 10_000, () => eventOffsets(events).length >= 110 || over());
+    assert.deepEqual(
+      events.filter((e) => e.event === 'error').map((e) => e.data.code),
+      [],
+      `no error event after ${eventOffsets(events).length} events`,
+    );
+    assert.deepEqual(
+      eventOffsets(events),
+      Array.from({ length: 110 }, (_, i) => i + 1),
+    );
+    assert.ok(!state.ended, 'the stream stays open');
+    // The last event's id resumes the channel after it.
+    const last = JSON.parse(Buffer.from(events.at(-1)?.id ?? '', 'base64url').toString('utf8')) as unknown;
+    assert.deepEqual((last as Record<string, unknown>)['creator:c0'], ['110', since.epoch]);
+  });
+});
+
+test('an SSE client that stops reading during a replay should still get GW_SLOW_CONSUMER once live events pile up behind it', async (t) => {
+  const g = singleNodeGateway();
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const since = await appendHistory(g, 'creator:c0', 90, 8000);
+  await withSseStream(app, 'creator:c0', lastEventIdOf({ 'creator:c0': since }), async ({ res, events, state }) => {
+    res.pause();
+    // Joined (or, before the fix, already closed by its replay and released).
+    await waitUntil(
+      'the subscription',
+      5000,
+      () => g.hub.channelNames().includes('creator:c0') || g.hub.subscriptionCount === 0,
+    );
+    // ~600 KB of live events, which come after the replay (held back until it is out) and are not read either.
+    publishLive(g, 'creator:c0', since.epoch, 90, 200);
+    await waitUntil('the release', 5000, () => g.hub.subscriptionCount === 0);
+    res.resume();
+    await waitUntil('the end', 10_000, () => state.ended);
+    assert.deepEqual([events.at(-1)?.event, events.at(-1)?.data.code], ['error', 'GW_SLOW_CONSUMER']);
+    const offsets = eventOffsets(events);
+    assert.deepEqual(
+      offsets,
+      Array.from({ length: offsets.length }, (_, i) => i + 1),
+      'an in-order prefix, once',
+    );
+  });
+});
+
+test('an SSE client that stops reading during a replay should be counted in the send budget with it, and closed when the budget stalls on it', async (t) => {
+  const g = singleNodeGateway();
+  const budget = new SendBudget({ limitBytes: 64 * 1024, stallMs: 50, pollMs: 5 });
+  // A stream's own bound above an event's size: only the budget closes it here.
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 1024 * 1024 }, budget);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  // 100 events (the history limit) of ~80 KB: 8 MB, more than the kernel's socket buffers take.
+  const since = await appendHistory(g, 'creator:c0', 100, 80_000);
+  await withSseStream(app, 'creator:c0', lastEventIdOf({ 'creator:c0': since }), async ({ res, events, state }) => {
+    res.pause();
+    await waitUntil('the replay', 5000, () => budget.queuedBytes > 1024 * 1024 || g.hub.subscriptionCount === 0);
+    assert.ok(g.hub.channelNames().includes('creator:c0'), 'the replay did not close the stream');
+    // A routed batch now waits; the stream does not drain, so the budget closes it when it stalls.
+    await budget.admit();
+    assert.equal(budget.queuedBytes, 0, 'its bytes left the budget');
+    assert.equal((await g.metrics.sendBudgetCloses.get()).values[0]?.value, 1);
+    res.resume();
+    await waitUntil('the end', 10_000, () => state.ended);
+    assert.deepEqual([events.at(-1)?.event, events.at(-1)?.data.code], ['error', 'GW_SLOW_CONSUMER']);
+  });
 });

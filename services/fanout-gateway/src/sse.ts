@@ -11,6 +11,7 @@ import { GatewayHttpErrors, SseSchema } from './http-contract.js';
 import { CloseCodes } from './protocol.js';
 import { refuseForeignOrigin } from './origin-check.js';
 import type { SendBudget, SendQueue } from './send-budget.js';
+import { PendingFrames } from './pending-frames.js';
 import type { ChannelEnded, ConnectionSink, FramePosition } from './sink.js';
 
 type Positions = Record<string, [string, string]>;
@@ -68,23 +69,32 @@ function closeErrorCode(code: number, reason: string): string | undefined {
 }
 
 /**
- * The SSE transport of a connection: each frame is written to the HTTP response as it comes.
- * `bufferedAmount` is the response's `writableLength` (what it and its TCP socket hold, not yet taken
- * by the kernel). `budget`: the gateway-wide send budget, told what the stream holds after each
- * write and at the `drain` after a write the response could not take at once, and released when
- * the stream closes; when it stays full, it closes the stream as a WebSocket's (slow consumer: an
- * `error` event GW_SLOW_CONSUMER after what was queued, then the end; the client resumes with
- * `Last-Event-ID`).
+ * The SSE transport of a connection: each frame is written to the HTTP response as an event, its
+ * id the channels' positions as of that frame. Once the response's buffer is full
+ * (`writableNeedDrain`), events wait in `pending`, in order, and are handed over at `drain`, so a
+ * resume's replay (up to the history limit of events at once) leaves at the pace the client
+ * reads. `bufferedAmount` is what the response and its TCP socket hold, not yet taken by the
+ * kernel (`writableLength`), plus what waits, except events read from history while they wait, up
+ * to one replay's worth (pending-frames.ts `pacedBytes`): a reading client far behind gets its
+ * whole replay in one stream, then the live events queued behind it. `budget`: the gateway-wide
+ * send budget, told what the stream holds (what waits included) after each frame and at each
+ * `drain`, and released when the stream closes; when it stays full, it closes the stream as a
+ * WebSocket's (slow consumer: what waits is dropped, an `error` event GW_SLOW_CONSUMER follows
+ * what was written, then the end; the client resumes with `Last-Event-ID`, the id of the last
+ * event it got). `historyFrames`: the history limit (`HISTORY_RECOVERY_LIMIT`), in frames.
  */
 class SseSink implements ConnectionSink, SendQueue {
   /** Set once the connection has a lifecycle: what the send budget closes when it evicts this stream. */
   lifecycle: ConnectionLifecycle | undefined;
+  /** Events the response could not take yet (their text, id included). */
+  private pending: PendingFrames<string> | undefined;
   private awaitingDrain = false;
 
   constructor(
     private readonly raw: ServerResponse,
     private readonly positions: Positions,
     private readonly budget: SendBudget | undefined,
+    private readonly historyFrames: number,
   ) {}
 
   send(op: string, text: string, position?: FramePosition | ChannelEnded): void {
@@ -96,17 +106,26 @@ class SseSink implements ConnectionSink, SendQueue {
       else positions[position.channel] = [position.offset, position.epoch];
       id = `id: ${encodeId(positions)}\n`;
     }
-    raw.write(`${id}event: ${op}\ndata: ${text}\n\n`);
+    const event = `${id}event: ${op}\ndata: ${text}\n\n`;
+    if (this.pending || raw.writableNeedDrain)
+      (this.pending ??= new PendingFrames(this.historyFrames)).push(event, position);
+    else raw.write(event);
     this.report();
   }
 
   bufferedAmount(): number {
-    return this.raw.writableLength;
+    const { pending } = this;
+    return this.raw.writableLength + (pending ? pending.bytes - pending.pacedBytes() : 0);
   }
 
-  /** SendQueue: what `bufferedAmount` counts. */
+  /** SendQueue: every byte queued, the events from history waiting in `pending` included. */
   queuedBytes(): number {
-    return this.raw.writableLength;
+    return this.raw.writableLength + (this.pending?.bytes ?? 0);
+  }
+
+  /** Writes an SSE comment, so proxies see the stream alive; not while events wait (they are on their way). */
+  keepAlive(): void {
+    if (!this.raw.writableEnded && !this.pending) this.raw.write(': keep-alive\n\n');
   }
 
   /** SendQueue: the budget stayed full; closes as a slow consumer (4009) through the lifecycle. */
@@ -115,31 +134,39 @@ class SseSink implements ConnectionSink, SendQueue {
     else this.close(CloseCodes.slowConsumer, 'slow consumer');
   }
 
-  /** The stream closed (either side): its bytes leave the send budget. */
+  /** The stream closed (either side): its bytes leave the send budget, what waits is dropped. */
   detach(): void {
+    this.pending = undefined;
     this.budget?.release(this);
   }
 
   close(code: number, reason: string): void {
-    const { raw } = this;
+    const { raw, pending } = this;
     this.detach();
     if (raw.writableEnded) return;
+    // A slow consumer's backlog is dropped; any other close lets the events before it go first.
+    if (code !== CloseCodes.slowConsumer) pending?.handOver((event) => raw.write(event));
     const errorCode = closeErrorCode(code, reason);
     if (errorCode === undefined) raw.end();
     else raw.end(`event: error\ndata: ${JSON.stringify({ op: 'error', code: errorCode, message: reason })}\n\n`);
   }
 
-  /** Tells the budget what the stream holds; when the response is full, again once it drained. */
+  /** Tells the budget what the stream holds; when the response is full, waits for its drain. */
   private report(): void {
-    const { budget, raw } = this;
-    if (!budget) return;
-    budget.update(this);
+    const { raw } = this;
+    this.budget?.update(this);
     if (this.awaitingDrain || !raw.writableNeedDrain) return;
     this.awaitingDrain = true;
-    raw.once('drain', () => {
-      this.awaitingDrain = false;
-      if (!raw.writableEnded) budget.update(this);
-    });
+    raw.once('drain', () => this.drained());
+  }
+
+  /** Hands the waiting events over, in order, until the response is full again; then reports. */
+  private drained(): void {
+    const { raw, pending } = this;
+    this.awaitingDrain = false;
+    if (raw.writableEnded) return;
+    if (pending && pending.handOver((event) => raw.write(event), raw) === 0) this.pending = undefined;
+    this.report();
   }
 }
 
@@ -167,7 +194,7 @@ export function installSse(
       typeof query.access_token === 'string' ? query.access_token : undefined,
     );
     const positions: Positions = {};
-    const sink = new SseSink(reply.raw, positions, deps.sendBudget);
+    const sink = new SseSink(reply.raw, positions, deps.sendBudget, deps.historyLimit);
     const lifecycle = new ConnectionLifecycle(deps, sink);
     sink.lifecycle = lifecycle;
     const claims = await lifecycle.authenticate(token);
@@ -206,8 +233,9 @@ export function installSse(
     });
     raw.flushHeaders(); // the client sees the stream open while set-up runs
     const keepAlive = setInterval(() => {
-      if (raw.writableLength > deps.limits.sendBufferBytes) lifecycle.close(CloseCodes.slowConsumer, 'slow consumer');
-      else if (!raw.writableEnded) raw.write(': keep-alive\n\n');
+      if (sink.bufferedAmount() > deps.limits.sendBufferBytes)
+        lifecycle.close(CloseCodes.slowConsumer, 'slow consumer');
+      else sink.keepAlive();
     }, deps.heartbeatMs);
     raw.on('close', () => {
       clearInterval(keepAlive);

@@ -7,7 +7,7 @@ import { signAccessToken } from '@ripple/auth';
 import { listeningPort } from '@ripple/http';
 import { webSocketHandshake } from '@ripple/testing';
 import { eventFrame } from './protocol.js';
-import { singleNodeApp, singleNodeGateway, unitSecret as secret } from './single-node.js';
+import { appendHistory, publishLive, singleNodeApp, singleNodeGateway, unitSecret as secret } from './single-node.js';
 
 test('the 101 answer and welcome should leave the gateway in one write', async (t) => {
   // Registration takes a while (as a Redis round trip does): the 101 must wait for the welcome.
@@ -350,41 +350,12 @@ test('a reader that resets its connection in the middle of a burst should be rel
     );
 });
 
-/**
- * `count` events of ~`pad` bytes appended to `channel`'s history of `g`; resolves with the position
- * before them (a `since` that replays them all).
- */
-async function historyOf(g: ReturnType<typeof singleNodeGateway>, channel: string, count: number, pad: number) {
-  const before = await g.history.position(channel);
-  for (let i = 0; i < count; i++) await g.history.append(channel, JSON.stringify({ i, pad: 'x'.repeat(pad) }));
-  return before;
-}
-
-/** Hands `channel`'s next `count` events (after `from`, in `epoch`) to the hub, as a router does. */
-function publishLive(
-  g: ReturnType<typeof singleNodeGateway>,
-  channel: string,
-  epoch: string,
-  from: number,
-  count: number,
-) {
-  for (let offset = from + 1; offset <= from + count; offset++) {
-    const payload = JSON.stringify({ live: offset, pad: 'y'.repeat(3000) });
-    g.hub.publish({
-      channel,
-      offset: String(offset),
-      epoch,
-      frame: eventFrame(channel, String(offset), epoch, payload),
-    });
-  }
-}
-
 test('a reading client resuming with a replay several times its send buffer should get every event once, in order, then the live ones, with no 4009', async (t) => {
   const g = singleNodeGateway();
   const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 });
   await app.listen({ host: '127.0.0.1', port: 0 });
   // 90 events of ~3 KB: a replay of ~270 KB, four times the send buffer.
-  const since = await historyOf(g, 'creator:c0', 90, 3000);
+  const since = await appendHistory(g, 'creator:c0', 90, 3000);
   const { client, frames } = await subscribedClient(t, app, []);
   client.send(JSON.stringify({ op: 'subscribe', id: 'r', channel: 'creator:c0', since }));
   await until(() => frames.some((f) => f.op === 'ack'));
@@ -404,7 +375,7 @@ test('a client that stops reading during a replay should still be closed with 40
   const g = singleNodeGateway();
   const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 });
   await app.listen({ host: '127.0.0.1', port: 0 });
-  const since = await historyOf(g, 'creator:c0', 90, 3000);
+  const since = await appendHistory(g, 'creator:c0', 90, 3000);
   const { client, frames, tcp } = await subscribedClient(t, app, []);
   tcp.pause();
   client.send(JSON.stringify({ op: 'subscribe', id: 'r', channel: 'creator:c0', since }));
@@ -428,7 +399,7 @@ test('a client that asks for replay after replay without reading should be close
   const g = singleNodeGateway();
   const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 });
   await app.listen({ host: '127.0.0.1', port: 0 });
-  const since = await historyOf(g, 'creator:c0', 90, 3000);
+  const since = await appendHistory(g, 'creator:c0', 90, 3000);
   const { client, frames, tcp } = await subscribedClient(t, app, []);
   tcp.pause();
   // Eight replays of 90 events: far more than one replay (the history limit, 100 events).

@@ -16,6 +16,7 @@ import { CloseCodes, frameText } from './protocol.js';
 import { upgradeFastPath } from './upgrade.js';
 import type { ChannelEnded, ConnectionSink, FramePosition } from './sink.js';
 import { FrameRuns, sharedTextFrame } from './ws-frame.js';
+import { PendingFrames } from './pending-frames.js';
 import type { SendBudget, SendQueue } from './send-budget.js';
 
 /** True when `position` carries the event frame `text` (one object shared by the channel's sockets). */
@@ -75,13 +76,8 @@ export function flushWebSocketWrites(): void {
  * uncork: a 100-event batch to 10,000 sockets held a million of them, promoted to old space).
  * A socket whose kernel buffer is full (`writableNeedDrain`) gets no more frames: they wait in
  * `pending`, in order, as references, and are handed over at `drain`. `bufferedAmount` counts both,
- * so the send-buffer bound (4009) holds whatever waits, except events read from history
- * (`fromHistory`: a resume's replay, a gap fill) while they wait: up to the history limit of them
- * come at once, and a replay larger than the bound was closed 4009 part-way on every resume, so a
- * client more than the bound behind never caught up. They leave at the pace the peer reads, the
- * frames behind them wait (and count) as any other, and the send budget counts them. They are
- * left out only while there are at most `historyFrames` of them (one replay's worth, the history
- * limit): a client that asks for replay after replay without reading counts them all. `held`: the
+ * so the send-buffer bound (4009) holds whatever waits, except events read from history while they
+ * wait, up to one replay's worth (pending-frames.ts `pacedBytes`); the send budget counts them. `held`: the
  * upgrade corked the socket (upgrade.ts), so its `101` answer leaves in the same write as the
  * first frame (`welcome`, or the close). `budget`: the gateway-wide send budget, told what the
  * socket holds at the end of each tick it wrote in and each `drain`, and released when the socket
@@ -93,11 +89,7 @@ class WebSocketSink implements ConnectionSink, SendQueue {
   /** The TCP socket under `ws` (its `_socket`, set before the socket is handed over). */
   private readonly tcp: Duplex;
   /** Frames the socket could not take yet (shared WebSocket frames, or a frame's JSON). */
-  private pending: Array<Buffer | string> | undefined;
-  private pendingBytes = 0;
-  /** The events of `pending` read from history (shared frames: one Buffer each), and their bytes. */
-  private pendingHistory: Set<Buffer | string> | undefined;
-  private pendingHistoryBytes = 0;
+  private pending: PendingFrames<Buffer | string> | undefined;
   /** True while the socket is corked until the end of the tick (or, `held`, until a first frame). */
   private corked: boolean;
   private flushing = false;
@@ -123,7 +115,7 @@ class WebSocketSink implements ConnectionSink, SendQueue {
     if (index >= 0 && this.extendRun(index)) return;
     this.endRun();
     if (this.pending || this.tcp.writableNeedDrain) {
-      this.wait(frame, shared?.fromHistory === true);
+      this.wait(frame, position);
       return;
     }
     this.corkTick();
@@ -136,18 +128,13 @@ class WebSocketSink implements ConnectionSink, SendQueue {
 
   bufferedAmount(): number {
     const run = this.runCount > 0 ? tickFrames.bytes(this.runStart, this.runCount) : 0;
-    return this.socket.bufferedAmount + this.pendingBytes - this.pacedBytes() + run;
+    const pending = this.pending ? this.pending.bytes - this.pending.pacedBytes() : 0;
+    return this.socket.bufferedAmount + pending + run;
   }
 
   /** SendQueue: every byte queued, the events from history waiting in `pending` included. */
   queuedBytes(): number {
-    return this.bufferedAmount() + this.pacedBytes();
-  }
-
-  /** The bytes of events from history left out of `bufferedAmount` (see the class). */
-  private pacedBytes(): number {
-    const frames = this.pendingHistory?.size ?? 0;
-    return frames <= this.historyFrames ? this.pendingHistoryBytes : 0;
+    return this.bufferedAmount() + (this.pending?.pacedBytes() ?? 0);
   }
 
   /** SendQueue: the budget stayed full; closes as a slow consumer (4009) through the lifecycle. */
@@ -169,10 +156,10 @@ class WebSocketSink implements ConnectionSink, SendQueue {
     // A slow consumer's backlog is dropped; any other close lets the frames before it go first.
     if (code !== CloseCodes.slowConsumer) {
       this.endRun();
-      this.handOver(Infinity);
+      this.pending?.handOver((frame) => this.write(frame));
     }
     this.runCount = 0;
-    this.forgetPending();
+    this.pending = undefined;
     socket.close(code, reason);
   }
 
@@ -219,56 +206,24 @@ class WebSocketSink implements ConnectionSink, SendQueue {
     else this.tcp.write(frame);
   }
 
-  /** Queues `frame` behind `pending`; `fromHistory`: an event read from history (see the class). */
-  private wait(frame: Buffer | string, fromHistory: boolean): void {
+  /** Queues `frame` behind `pending`; `position`: where it leaves its channel (`send`). */
+  private wait(frame: Buffer | string, position: FramePosition | ChannelEnded | undefined): void {
     const first = !this.pending;
     if (!this.pending) {
-      this.pending = [];
+      this.pending = new PendingFrames(this.historyFrames);
       this.tcp.once('drain', () => this.drained());
     }
-    this.pending.push(frame);
-    const bytes = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
-    this.pendingBytes += bytes;
-    if (fromHistory) {
-      (this.pendingHistory ??= new Set()).add(frame);
-      this.pendingHistoryBytes += bytes;
-    }
+    this.pending.push(frame, position);
     if (first) this.budget?.update(this);
   }
 
-  private forgetPending(): void {
-    this.pending = undefined;
-    this.pendingBytes = 0;
-    this.pendingHistory = undefined;
-    this.pendingHistoryBytes = 0;
-  }
-
-  /** Writes pending frames, in order, until the socket's buffer fills again (`limit` frames at most). */
-  private handOver(limit: number): number {
-    const pending = this.pending;
-    if (!pending) return 0;
-    let i = 0;
-    while (i < pending.length && i < limit) {
-      const frame = pending[i++] as Buffer | string;
-      const bytes = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
-      this.pendingBytes -= bytes;
-      if (this.pendingHistory?.delete(frame)) this.pendingHistoryBytes -= bytes;
-      this.write(frame);
-      if (limit !== Infinity && this.tcp.writableNeedDrain) break;
-    }
-    return i;
-  }
-
+  /** Writes pending frames, in order, until the socket's buffer fills again. */
   private drained(): void {
     const pending = this.pending;
     if (!pending || this.socket.readyState !== this.socket.OPEN) return;
     this.corkTick();
-    const written = this.handOver(pending.length);
-    if (written === pending.length) this.forgetPending();
-    else {
-      this.pending = pending.slice(written);
-      this.tcp.once('drain', () => this.drained());
-    }
+    if (pending.handOver((frame) => this.write(frame), this.tcp) === 0) this.pending = undefined;
+    else this.tcp.once('drain', () => this.drained());
     this.budget?.update(this);
   }
 }
