@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { Static, TSchema } from '@sinclair/typebox';
-import { envelopeSchema } from './envelope.js';
+import { Time, envelopeSchema } from './envelope.js';
 
 /** Logical topic names, one per domain, versioned; deployed as `KAFKA_TOPIC_PREFIX + name`. */
 export const Topics = {
@@ -12,8 +12,11 @@ export const Topics = {
 } as const;
 export type TopicName = (typeof Topics)[keyof typeof Topics];
 
+// Every string and array of an event is bounded so that the largest event the catalog accepts,
+// with its headers, fits one Kafka produce request (MAX_PRODUCE_REQUEST_BYTES, 1,000,000 bytes;
+// libs/kafka's catalog-size test builds it for each type): a larger one would be set aside by the
+// outbox, never published. The bounds follow what the HTTP routes take.
 const Id = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_-]+$' });
-const Time = Type.String({ format: 'date-time' });
 const Text = Type.String({ minLength: 1, maxLength: 10_000 });
 // At most 2^53 - 1: past it, JSON readers in JavaScript (clients, the gateway) read a nearby integer instead.
 const Count = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
@@ -66,7 +69,8 @@ const RoomCreatedData = object({
   roomId: Id,
   name: Type.String({ minLength: 1, maxLength: 200 }),
   createdBy: Id,
-  memberIds: Type.Array(Id, { minItems: 1, maxItems: 10_000 }),
+  // The creator and the up to 100 others chat-service's POST /rooms takes.
+  memberIds: Type.Array(Id, { minItems: 1, maxItems: 101 }),
   createdAt: Time,
 });
 const MemberData = object({ roomId: Id, userId: Id, by: Id, at: Time });
@@ -92,7 +96,8 @@ const NotificationCreatedData = object({
 });
 const NotificationReadData = object({
   userId: Id,
-  notificationIds: Type.Array(Id, { maxItems: 10_000 }),
+  // notification-service marks one read (or all, listing none); 100: a page of notifications.
+  notificationIds: Type.Array(Id, { maxItems: 100 }),
   all: Type.Boolean(),
   readAt: Time,
 });

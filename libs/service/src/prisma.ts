@@ -1,9 +1,12 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { isDatabaseUnavailable } from '@ripple/db';
 import type { RawSql, Transaction } from '@ripple/db';
 import { isRippleError } from '@ripple/errors';
 import type { RippleError } from '@ripple/errors';
 import { HttpErrors, OverloadError } from '@ripple/http';
+import { watchConnection } from '@ripple/telemetry';
+import type { ConnectionHealth } from '@ripple/telemetry';
 
 /** The database connection pool of a service's Prisma client. */
 export interface PoolOptions {
@@ -14,24 +17,29 @@ export interface PoolOptions {
 }
 
 /**
- * A factory for a service's generated Prisma client on the engine-free pg driver adapter.
- * `onConnectionError` receives the `error` events of the adapter's pg pool (idle clients) and of
- * its checked-out connections; without it they are still handled (by the adapter), but silently.
+ * A factory for a service's generated Prisma client on the engine-free pg driver adapter, over a
+ * pg pool of its own (ended by the client's `$disconnect`). With `health`, the pool's connections
+ * mark it up as each opens and down on the `error` events of idle and checked-out connections;
+ * without it those are still handled (by the adapter), but silently.
  */
 export function prismaClientFactory<C>(
   Client: new (options: { adapter: PrismaPg }) => C,
-): (url: string, onConnectionError?: (err: Error) => void, pool?: PoolOptions) => C {
-  return (url, onConnectionError, pool = {}) =>
-    new Client({
-      adapter: new PrismaPg(
-        {
-          connectionString: url,
-          ...(pool.max !== undefined && { max: pool.max }),
-          ...(pool.timeoutMs !== undefined && { connectionTimeoutMillis: pool.timeoutMs }),
-        },
-        onConnectionError ? { onPoolError: onConnectionError, onConnectionError } : undefined,
-      ),
+): (url: string, health?: ConnectionHealth, pool?: PoolOptions) => C {
+  return (url, health, pool = {}) => {
+    const connections = new pg.Pool({
+      connectionString: url,
+      ...(pool.max !== undefined && { max: pool.max }),
+      ...(pool.timeoutMs !== undefined && { connectionTimeoutMillis: pool.timeoutMs }),
     });
+    if (health) watchConnection(connections, health, 'connect');
+    const onConnectionError = health && ((err: Error) => health.failed(err));
+    return new Client({
+      adapter: new PrismaPg(connections, {
+        disposeExternalPool: true,
+        ...(onConnectionError && { onConnectionError }),
+      }),
+    });
+  };
 }
 
 export interface TransactionOptions {

@@ -11,7 +11,7 @@ import { createEventProducer, createKafka, ensureTopics } from '@ripple/kafka';
 import type { EventProducer, KafkaClient } from '@ripple/kafka';
 import { startOutboxService } from '@ripple/outbox';
 import { connectionHealth, createLogger, createMetricsRegistry, watchConnection } from '@ripple/telemetry';
-import type { Logger, Registry } from '@ripple/telemetry';
+import type { ConnectionHealth, Logger, Registry } from '@ripple/telemetry';
 import type { DomainServiceConfig } from './env.js';
 import { directPublisher, eventsWritten, outboxEmitter, outboxMessages, recordingMutations } from './events.js';
 import type { Emit, OutboxMessages, Publish } from './events.js';
@@ -55,10 +55,10 @@ export interface DomainServiceSpec<Db extends RawSql, Tx extends RawSql> {
   readonly migrationsDir: string;
   /** Topics this service publishes to (created when missing). */
   readonly topics: readonly TopicName[];
-  /** `onConnectionError` gets the `error` events of the database client's connections. */
+  /** `health` follows the database client's connections: up as each opens, down at their errors. */
   readonly createDb: (
     url: string,
-    onConnectionError?: (err: Error) => void,
+    health?: ConnectionHealth,
     pool?: PoolOptions,
   ) => Db & { $disconnect(): Promise<void> };
   readonly transaction: (db: Db, opts?: TransactionOptions) => Transaction<Tx>;
@@ -108,7 +108,7 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
   const metrics = createMetricsRegistry(spec.name);
   const health = (client: string, connection: string) => connectionHealth({ logger, metrics, client, connection });
   const dbHealth = health('pg', 'prisma');
-  const db = spec.createDb(config.DATABASE_URL, (err) => dbHealth.failed(err), {
+  const db = spec.createDb(config.DATABASE_URL, dbHealth, {
     max: config.DB_POOL_MAX,
     timeoutMs: config.DB_POOL_TIMEOUT_MS,
   });

@@ -4,8 +4,10 @@ import type { Registry } from './metrics.js';
 
 /**
  * The health of one connection object of a client library (a pg pool or client, a kafkajs
- * producer/consumer/admin, an ioredis client). A connection that keeps failing is logged once
- * when it goes bad and once when it recovers, never once per retry; every failure is counted.
+ * producer/consumer/admin, an ioredis client). It reads down until its first success: a
+ * connection that was never made is not up. A connection that keeps failing is logged once when
+ * it goes bad (or first fails without ever having worked) and once when it recovers, never once
+ * per retry; every failure is counted.
  */
 export interface ConnectionHealth {
   /**
@@ -13,9 +15,12 @@ export interface ConnectionHealth {
    * `client_connection_up` to 0, and logs a warning only if the connection was healthy.
    */
   failed(err: unknown, fields?: Record<string, unknown>): void;
-  /** Records a success: sets `client_connection_up` to 1 and logs once if it was failing. */
+  /**
+   * Records a success (a connection made, an operation that went through): sets
+   * `client_connection_up` to 1 and logs once if it was failing.
+   */
   recovered(fields?: Record<string, unknown>): void;
-  /** Whether the last thing recorded was a success (true before anything was recorded). */
+  /** Whether the last thing recorded was a success (false before anything was recorded). */
   readonly healthy: boolean;
 }
 
@@ -41,7 +46,7 @@ function metricsOf(registry: Registry) {
     (registry.getSingleMetric('client_connection_up') as Gauge<'client' | 'connection'> | undefined) ??
     new Gauge({
       name: 'client_connection_up',
-      help: '1 while a client library connection works, 0 from its first error until it recovers',
+      help: '1 while a client library connection works; 0 until its first success and from each error until it recovers',
       labelNames: ['client', 'connection'],
       registers: [registry],
     });
@@ -52,28 +57,35 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** Health tracking for one connection; metrics are registered once per registry and shared. */
+/**
+ * Health tracking for one connection, starting down (`client_connection_up` 0) until the first
+ * `recovered()`; metrics are registered once per registry and shared.
+ */
 export function connectionHealth(opts: ConnectionHealthOptions): ConnectionHealth {
   const { errors, up } = metricsOf(opts.metrics);
   const labels = { client: opts.client, connection: opts.connection };
-  up.set(labels, 1);
-  let healthy = true;
+  up.set(labels, 0);
+  // 'new': nothing recorded yet. It reads down; its first failure is logged, its first success
+  // is not (nothing recovered).
+  let state: 'new' | 'up' | 'down' = 'new';
   let since = 0;
   let failures = 0;
   return {
     failed(err, fields = {}) {
       errors.inc(labels);
       failures++;
-      if (!healthy) return;
-      healthy = false;
+      if (state === 'down') return;
+      state = 'down';
       since = Date.now();
       up.set(labels, 0);
       opts.logger.warn({ ...labels, ...fields, err: messageOf(err) }, 'client connection failing');
     },
     recovered(fields = {}) {
-      if (healthy) return;
-      healthy = true;
+      if (state === 'up') return;
+      const wasDown = state === 'down';
+      state = 'up';
       up.set(labels, 1);
+      if (!wasDown) return;
       opts.logger.info(
         { ...labels, ...fields, downForMs: Date.now() - since, failures },
         'client connection recovered',
@@ -81,7 +93,7 @@ export function connectionHealth(opts: ConnectionHealthOptions): ConnectionHealt
       failures = 0;
     },
     get healthy() {
-      return healthy;
+      return state === 'up';
     },
   };
 }

@@ -71,6 +71,17 @@ test('creating a room should make the creator its owner and announce it to every
   assert.deepEqual((created?.data as { memberIds: string[] }).memberIds, ['alice', 'bob', 'carol']);
 });
 
+test('the largest room the route takes (the creator and 100 others) should be a chat.room.created the catalog accepts', async () => {
+  const owner = 'o'.repeat(128);
+  const others = Array.from({ length: 100 }, (_, i) => `${i}`.padStart(128, 'm'));
+  const res = await call('POST', '/rooms', owner, { name: 'n'.repeat(200), memberIds: others });
+  assert.equal(res.status, 201, JSON.stringify(res.json()));
+  const [created] = await eventsOf('chat.room.created', res.json<Room>().id);
+  assert.deepEqual((created?.data as { memberIds: string[] }).memberIds, [owner, ...others]);
+  const over = await call('POST', '/rooms', owner, { name: 'x', memberIds: [...others, 'one-more'] });
+  assert.equal(over.status, 400, 'the route takes 100 others at most');
+});
+
 test('every route should answer 401 without a valid access token', async () => {
   const room = await newRoom('alice');
   const m = `/rooms/${room.id}/messages/${room.id}`;

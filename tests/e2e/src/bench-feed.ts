@@ -6,7 +6,8 @@
 // warm-up post that is printed but not counted. Prints (and each post's first/p50/last arrival):
 //  - POST -> feed frame at every connected follower (ms, p50/p99/max over all deliveries), and the
 //    time until the last follower had each post (p50/max over posts);
-//  - Redis commands per post, by command, counted with MONITOR on this run's key prefix;
+//  - Redis commands per post, by command, counted with MONITOR on this run's key prefix, without
+//    the registry heartbeats' (see `RedisTally`), and the cross-node messages per post;
 //  - CPU seconds of the gateways, post-service and this process over the posting phase.
 // The full size of issue 13: BENCH_FEED_FOLLOWERS=100000 BENCH_FEED_CONNECTED=10000 (defaults).
 import { performance } from 'node:perf_hooks';
@@ -14,7 +15,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { WebSocket } from 'ws';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { cpuOf, testInfra, waitUntil } from '@ripple/testing';
+import { cpuOf, registryCompleteIn, testInfra, waitUntil } from '@ripple/testing';
 import { percentiles } from './bench-util.js';
 import { runScoped } from './harness.js';
 import type { RunningService } from './harness.js';
@@ -28,6 +29,8 @@ const CONNECT_WINDOW = Number(process.env.BENCH_FEED_CONNECT_WINDOW ?? 250);
 /** A directory: the gateways write V8 CPU profiles there (`--cpu-prof`) when they stop. */
 const CPU_PROF_DIR = process.env.BENCH_FEED_CPU_PROF;
 if (CONNECTED > FOLLOWERS) throw new Error('BENCH_FEED_CONNECTED must not exceed BENCH_FEED_FOLLOWERS');
+/** The gateways' registry heartbeat (their default): a lease is three, the registry complete one lease after the first. */
+const HEARTBEAT_MS = 5000;
 
 const selfCpu = () => {
   const u = process.cpuUsage();
@@ -50,13 +53,59 @@ async function meanSeconds(baseUrl: string, name: string, labels: string): Promi
   return count === 0 ? Number.NaN : sum / count;
 }
 
+/**
+ * Counts a run's Redis commands from MONITOR (those with an argument under `keyPrefix`, as the
+ * commands a script runs show too), by command, while `counting`, without the registry's
+ * heartbeat and lease work: what the gateways run while `learning` (idle gateways run nothing
+ * else in Redis: directory and roster renewals, the reaper's sweep) is left out later too, by
+ * script (EVALSHA's SHA, EVAL's text) or by command and key shape, the commands a script runs
+ * with their script. Also counts PUBLISH to the gateways' node bus: to one node, or broadcast to
+ * every node (its sender included).
+ */
+class RedisTally {
+  mode: 'idle' | 'learning' | 'counting' = 'idle';
+  readonly commands = new Map<string, number>();
+  leftOut = 0;
+  toOneNode = 0;
+  broadcasts = 0;
+  private readonly heartbeat = new Set<string>();
+  /** Whether the script whose commands MONITOR shows now is heartbeat work (a line of its own precedes them). */
+  private inHeartbeat = false;
+  constructor(private readonly keyPrefix: string) {}
+
+  /** One MONITOR line: its arguments and its source (`lua` for a command a script runs). */
+  see(args: readonly string[], source: string): void {
+    const name = (args[0] ?? '?').toLowerCase();
+    if (source !== 'lua') {
+      const signature = this.signature(name, args);
+      if (this.mode === 'learning' && args.some((a) => a.includes(this.keyPrefix))) this.heartbeat.add(signature);
+      this.inHeartbeat = this.heartbeat.has(signature);
+    }
+    if (this.mode !== 'counting' || !args.some((a) => a.includes(this.keyPrefix))) return;
+    if (this.inHeartbeat) {
+      this.leftOut++;
+      return;
+    }
+    this.commands.set(name, (this.commands.get(name) ?? 0) + 1);
+    if (name === 'publish' && args[1] === `${this.keyPrefix}nodes:all`) this.broadcasts++;
+    else if (name === 'publish' && args[1]?.startsWith(`${this.keyPrefix}node:`)) this.toOneNode++;
+  }
+
+  private signature(name: string, args: readonly string[]): string {
+    if (name === 'evalsha' || name === 'eval') return `${name} ${args[1]}`;
+    // The key's shape: without the run's prefix and the hash tag's contents (a node, a user, a channel).
+    const key = (args[1] ?? '').replace(this.keyPrefix, '').replace(/\{[^}]*\}/g, '{}');
+    return `${name} ${key}`;
+  }
+}
+
 interface Follower {
   readonly socket: WebSocket;
   /** Arrival time (performance.now()) of each post, by body. */
   readonly arrivals: Map<string, number>;
 }
 
-await runScoped('bf', async ({ iso, spawn }) => {
+await runScoped('bf', async ({ iso, spawn, defer }) => {
   const secret = jwtSecret(iso.jwtSecretText);
   const creator = `creator-${iso.run}`;
   const databaseUrl = iso.databaseUrl('post-service');
@@ -81,10 +130,9 @@ await runScoped('bf', async ({ iso, spawn }) => {
           POST_SERVICE_URL: post.url,
           FEED_LOAD_TIMEOUT_MS: '30000',
           WS_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
-          // Heartbeats would add registry renewals (one leased-set script per held channel and
-          // connection, six commands each: ~180,000 for 10,000 sockets) to the commands counted; a
-          // loaded machine's set-up phase can outlast a minute, so keep them out of the whole run.
-          REGISTRY_HEARTBEAT_MS: String(60 * 60_000),
+          // Posting waits for a complete registry (one lease after the first heartbeat); the
+          // heartbeats' renewals are left out of the commands counted (RedisTally).
+          REGISTRY_HEARTBEAT_MS: String(HEARTBEAT_MS),
           // The sockets are gone when the run ends: stop at once (and write the CPU profile).
           DRAIN_WINDOW_MS: '0',
         },
@@ -167,6 +215,43 @@ await runScoped('bf', async ({ iso, spawn }) => {
       ` GET /me/following/ids mean ${ms(idsRoute)} ms in post-service)\n`,
   );
 
+  // Redis commands of this run (MONITOR, filtered by the run's key prefix). `monitor()` opens a
+  // connection of its own: both must be closed (deferred), or the process never ends.
+  const tally = new RedisTally(iso.env.REDIS_KEY_PREFIX);
+  const monitorBase = new Redis(testInfra.redisUrl);
+  const monitor = await monitorBase.monitor();
+  defer(() => {
+    monitor.disconnect();
+    monitorBase.disconnect();
+    return Promise.resolve();
+  });
+  monitor.on('monitor', (_time: string, args: string[], source: string) => tally.see(args, source));
+  // The tally gives a script's commands to the script line before them: check that MONITOR shows
+  // them in that order (Redis 7.0 does).
+  const probe = `${iso.env.REDIS_KEY_PREFIX}bench-probe`;
+  const order: string[] = [];
+  const probeOrder = (_time: string, args: string[]) => {
+    if (args.includes(probe)) order.push((args[0] ?? '').toLowerCase());
+  };
+  monitor.on('monitor', probeOrder);
+  await monitorBase.eval("return redis.call('DEL', KEYS[1])", 1, probe);
+  await waitUntil('the probe in MONITOR', 5_000, () => order.length >= 2);
+  monitor.off('monitor', probeOrder);
+  if (order.join() !== 'eval,del') throw new Error(`MONITOR shows a script after its commands (${order.join()})`);
+
+  // Posting starts once the registry is complete (as bench:e2e): until then every routed batch goes
+  // to every gateway through Redis Pub/Sub, what a fresh registry costs once, not the steady state.
+  await waitUntil(
+    'a complete registry',
+    60_000 + 3 * HEARTBEAT_MS,
+    async () => (await registryCompleteIn(monitorBase, iso.env.REDIS_KEY_PREFIX, 3 * HEARTBEAT_MS)) === 0,
+  );
+  // Then, for two heartbeats, with nothing else running (not even the polls above), the tally
+  // learns the heartbeats' commands.
+  tally.mode = 'learning';
+  await new Promise((resolve) => setTimeout(resolve, 2 * HEARTBEAT_MS + 1000));
+  tally.mode = 'idle';
+
   const token = await signAccessToken(secret, creator, { ttlSeconds: 7200 });
   /** Posts `body` and waits for it at every follower; the arrival times after the POST (ms) and who missed it. */
   const postAndWait = async (body: string): Promise<{ arrived: number[]; missed: number }> => {
@@ -197,17 +282,7 @@ await runScoped('bf', async ({ iso, spawn }) => {
   const warmUp = await postAndWait('bench-0');
   if (warmUp.missed > 0) throw new Error(`the warm-up post missed ${warmUp.missed} followers`);
 
-  // Redis commands of this run while posting (MONITOR, filtered by the run's key prefix).
-  // `monitor()` opens a connection of its own: both must be closed, or the process never ends.
-  const monitorBase = new Redis(testInfra.redisUrl);
-  const monitor = await monitorBase.monitor();
-  const commands = new Map<string, number>();
-  monitor.on('monitor', (_time: string, args: string[]) => {
-    if (!args.some((a) => a.includes(iso.env.REDIS_KEY_PREFIX))) return;
-    const name = (args[0] ?? '?').toLowerCase();
-    commands.set(name, (commands.get(name) ?? 0) + 1);
-  });
-
+  tally.mode = 'counting';
   const cpuBefore = [...pids.map(cpuOf), selfCpu()];
   // On the monotonic clock V8 CPU profiles use (µs), to cut the posting phase out of a profile.
   const postingFrom = process.hrtime.bigint() / 1000n;
@@ -224,15 +299,14 @@ await runScoped('bf', async ({ iso, spawn }) => {
     `bench-feed: posting phase on the monotonic clock ${postingFrom}..${process.hrtime.bigint() / 1000n} µs\n`,
   );
   const cpuAfter = [...pids.map(cpuOf), selfCpu()];
-  monitor.disconnect();
-  monitorBase.disconnect();
+  tally.mode = 'idle';
   for (const f of followers) f.socket.terminate();
 
   const all = percentiles(latencies);
   const lastP = percentiles(lastArrivals);
-  const total = [...commands.values()].reduce((a, b) => a + b, 0);
+  const total = [...tally.commands.values()].reduce((a, b) => a + b, 0);
   const cpu = cpuAfter.map((c, i) => (c - (cpuBefore[i] ?? 0)).toFixed(1));
-  const byCommand = [...commands]
+  const byCommand = [...tally.commands]
     .sort((a, b) => b[1] - a[1])
     .map(([name, count]) => `${name} ${(count / POSTS).toFixed(1)}`)
     .join(', ');
@@ -244,6 +318,9 @@ await runScoped('bf', async ({ iso, spawn }) => {
       `| ${FOLLOWERS} | ${CONNECTED} | ${GATEWAYS} | ${POSTS} | ${all.p50} ms | ${all.p99} ms | ${Math.max(...latencies)} ms | ${lastP.p50} ms | ${Math.max(...lastArrivals)} ms | ${missing} | ${(total / POSTS).toFixed(1)} | ${cpu.join('/')} |`,
       '',
       `Redis commands per post, by command: ${byCommand}`,
+      `Left out: ${tally.leftOut} heartbeat and lease commands in the posting phase`,
+      `Cross-node messages per post: ${(tally.toOneNode / POSTS).toFixed(1)} to one gateway, ` +
+        `${(tally.broadcasts / POSTS).toFixed(1)} broadcast to all ${GATEWAYS} (the sender included)`,
       '',
     ].join('\n'),
   );
