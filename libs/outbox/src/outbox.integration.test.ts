@@ -169,20 +169,43 @@ test('two relays running at once should publish every event once, in per-aggrega
   logger.info({ counts }, 'rows published per relay');
 });
 
-test('a relay should publish batches larger than the broker takes in one request, every row as the outbox holds it, in order', async (t) => {
-  // A post's body may be 10,000 UTF-16 code units (services/*/src/schemas.ts): ~30 KB of UTF-8
-  // when every one is a 3-byte character. One author's posts share a key, so a partition: 500
-  // such rows are one ~15 MB record batch, over the broker's max.message.bytes (1 MB by default),
-  // and the relay sent them in one request it retried for ever, holding every later row too.
-  const { pool, defer } = await outboxDatabase(t, 'large_batch');
+/**
+ * For the size tests: a database of its own, a topic (`spec`: partitions, max.message.bytes), a
+ * producer, what reaches the topic (`seen`), and `startRelay(batchSize)`: a relay on that
+ * database, stopped when the test ends.
+ */
+async function sizeTestbed(t: TestContext, name: string, spec: { numPartitions: number; maxMessageBytes?: number }) {
+  const { pool, defer } = await outboxDatabase(t, name.replaceAll('-', '_'));
   const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId: 'outbox-test', logger });
-  const topic = `test.${run}.large-batch`;
-  await ensureTopics(kafka, [{ topic, numPartitions: 2, replicationFactor: 1 }]);
+  const topic = `test.${run}.${name}`;
+  await ensureTopics(kafka, [{ topic, replicationFactor: 1, ...spec }]);
   defer(() => deleteTopics(kafka, [topic]));
   const producer = createEventProducer(kafka);
   await producer.connect();
   defer(() => producer.disconnect());
   const seen = await collect(kafka, topic, defer);
+  const startRelay = (batchSize: number) => {
+    const relay = createOutboxRelay({
+      store: new PgOutboxStore(pool, { leaseMs: 30_000 }),
+      producer,
+      topicPrefix: '',
+      logger,
+      batchSize,
+      pollIntervalMs: 50,
+      maxBackoffMs: 200,
+    });
+    relay.start();
+    defer(() => relay.stop());
+  };
+  return { pool, topic, seen, startRelay };
+}
+
+test('a relay should publish batches larger than the broker takes in one request, every row as the outbox holds it, in order', async (t) => {
+  // A post's body may be 10,000 UTF-16 code units (services/*/src/schemas.ts): ~30 KB of UTF-8
+  // when every one is a 3-byte character. One author's posts share a key, so a partition: 500
+  // such rows are one ~15 MB record batch, over the broker's max.message.bytes (1 MB by default),
+  // and the relay sent them in one request it retried for ever, holding every later row too.
+  const { pool, topic, seen, startRelay } = await sizeTestbed(t, 'large-batch', { numPartitions: 2 });
 
   const authors = ['author-a', 'author-b'];
   const events = Array.from({ length: 120 }, (_, seq) =>
@@ -197,17 +220,7 @@ test('a relay should publish batches larger than the broker takes in one request
     }),
   );
   await writeOutbox(pool, topic, events);
-  const relay = createOutboxRelay({
-    store: new PgOutboxStore(pool, { leaseMs: 30_000 }),
-    producer,
-    topicPrefix: '',
-    logger,
-    batchSize: 500,
-    pollIntervalMs: 50,
-    maxBackoffMs: 200,
-  });
-  relay.start();
-  defer(() => relay.stop());
+  startRelay(500);
 
   await waitUntil('120 events on the topic', 30_000, () => seen.length >= 120);
   const { rows } = await pool.query<{ key: string; value: string; unsent: boolean }>(
@@ -231,15 +244,7 @@ test('a relay should set aside a row too large for Kafka, marked refused, and pu
   // Over 1 MB of event (10,000 member ids of 128 characters): no produce request can hold it. The
   // catalog refuses it (101 members at most), so no service writes one; a row written by other
   // means (an older catalog, a hand-made row) must still not stop the shards behind it for ever.
-  const { pool, defer } = await outboxDatabase(t, 'too_large_row');
-  const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId: 'outbox-test', logger });
-  const topic = `test.${run}.too-large-row`;
-  await ensureTopics(kafka, [{ topic, numPartitions: 1, replicationFactor: 1 }]);
-  defer(() => deleteTopics(kafka, [topic]));
-  const producer = createEventProducer(kafka);
-  await producer.connect();
-  defer(() => producer.disconnect());
-  const seen = await collect(kafka, topic, defer);
+  const { pool, topic, seen, startRelay } = await sizeTestbed(t, 'too-large-row', { numPartitions: 1 });
 
   const message = (seq: number) =>
     createEvent('chat.message.sent', {
@@ -254,17 +259,7 @@ test('a relay should set aside a row too large for Kafka, marked refused, and pu
   const crowded = { ...toOutboxMessage(room), value: JSON.stringify({ ...room, data: { ...room.data, memberIds } }) };
   await writeOutbox(pool, topic, [message(1), crowded, message(3)]);
   await writeOutbox(pool, topic, [message(4)]);
-  const relay = createOutboxRelay({
-    store: new PgOutboxStore(pool, { leaseMs: 30_000 }),
-    producer,
-    topicPrefix: '',
-    logger,
-    batchSize: 2,
-    pollIntervalMs: 50,
-    maxBackoffMs: 200,
-  });
-  relay.start();
-  defer(() => relay.stop());
+  startRelay(2);
 
   await waitUntil('3 events on the topic', 30_000, () => seen.length >= 3);
   const { rows } = await pool.query<{ value: string; sent: boolean; refused: string | null }>(
@@ -290,15 +285,10 @@ test("a relay should publish around the rows a topic's own size limit refuses, o
   // A topic whose max.message.bytes (20,000) is far below the producer's request bound: the broker
   // refuses any batch of more than three of these ~6 KB likes with MESSAGE_TOO_LARGE, and one
   // 30 KB like alone. The relay stopped for good on the first batch (it retried it for ever).
-  const { pool, defer } = await outboxDatabase(t, 'topic_limit');
-  const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId: 'outbox-test', logger });
-  const topic = `test.${run}.topic-limit`;
-  await ensureTopics(kafka, [{ topic, numPartitions: 1, replicationFactor: 1, maxMessageBytes: 20_000 }]);
-  defer(() => deleteTopics(kafka, [topic]));
-  const producer = createEventProducer(kafka);
-  await producer.connect();
-  defer(() => producer.disconnect());
-  const seen = await collect(kafka, topic, defer);
+  const { pool, topic, seen, startRelay } = await sizeTestbed(t, 'topic-limit', {
+    numPartitions: 1,
+    maxMessageBytes: 20_000,
+  });
 
   // Posts of one author: 6,000 ASCII characters each, and one of 10,000 three-byte ones (30 KB).
   const posted = (seq: number, body: string) =>
@@ -308,17 +298,7 @@ test("a relay should publish around the rows a topic's own size limit refuses, o
     });
   const events = Array.from({ length: 12 }, (_, i) => posted(i, i === 4 ? '€'.repeat(10_000) : 'x'.repeat(6_000)));
   await writeOutbox(pool, topic, events);
-  const relay = createOutboxRelay({
-    store: new PgOutboxStore(pool, { leaseMs: 30_000 }),
-    producer,
-    topicPrefix: '',
-    logger,
-    batchSize: 25,
-    pollIntervalMs: 50,
-    maxBackoffMs: 200,
-  });
-  relay.start();
-  defer(() => relay.stop());
+  startRelay(25);
 
   await waitUntil('11 events on the topic', 30_000, () => seen.length >= 11);
   await new Promise((r) => setTimeout(r, 300)); // would anything else follow?
