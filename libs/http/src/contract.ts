@@ -24,7 +24,11 @@ export const IdempotencyKeyHeader = Type.String({
  * outside the excluded range, so emoji pass.)
  */
 export function StoredText(length: { readonly minLength: number; readonly maxLength: number }): TString {
-  return Type.String({ ...length, pattern: '^[^\\u0000\\ud800-\\udfff]*$' });
+  return Type.String({
+    ...length,
+    pattern: '^[^\\u0000\\ud800-\\udfff]*$',
+    description: `${length.minLength} to ${length.maxLength} UTF-16 code units (an emoji is two), no NUL, no lone surrogate.`,
+  });
 }
 
 /**

@@ -197,9 +197,17 @@ export function serviceShell(opts: ServiceShellOptions): FastifyInstance {
   });
   app.addHook('onRequest', refuseHostless);
   // JSON bodies are typed already, so `{"body": 1}` is a 400, not the string "1"; query strings,
-  // params and headers are text and are coerced to their schema types (`?limit=20`).
+  // params and headers are text and are coerced to their schema types (`?limit=20`). Lengths
+  // count UTF-16 code units (`unicode: false`), as the event catalog's checks and JavaScript do:
+  // Ajv's default counts code points, so text that fit here could break its event's bound.
   const ajv = (coerceTypes: AjvOptions['coerceTypes']) => {
-    const instance = new Ajv({ removeAdditional: false, useDefaults: true, coerceTypes, allErrors: false });
+    const instance = new Ajv({
+      removeAdditional: false,
+      useDefaults: true,
+      coerceTypes,
+      allErrors: false,
+      unicode: false,
+    });
     addFormats.default(instance);
     return instance;
   };

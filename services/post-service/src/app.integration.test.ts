@@ -86,6 +86,11 @@ test('invalid input should answer 400 VALIDATION_FAILED naming the field, and ch
     ['POST', '/posts', {}, 'body.body'],
     ['POST', '/posts', { body: '' }, 'body.body'],
     ['POST', '/posts', { body: 'x'.repeat(10_001) }, 'body.body'],
+    // Lengths count UTF-16 code units, as the event catalog does: an emoji is two (Ajv counted
+    // code points, so 5,001 emoji passed and the event was refused: 400 EVENT_INVALID).
+    ['POST', '/posts', { body: '😀'.repeat(5_001) }, 'body.body'],
+    ['PATCH', `/posts/${post.id}`, { body: '😀'.repeat(5_001) }, 'body.body'],
+    ['POST', `/posts/${post.id}/comments`, { body: '😀'.repeat(5_001) }, 'body.body'],
     ['POST', '/posts', { body: 'ok', extra: 1 }, 'body'],
     ['POST', '/posts', { body: { text: 'x' } }, 'body.body'],
     ['GET', '/posts/not-a-uuid', undefined, 'params.postId'],
@@ -120,11 +125,15 @@ test('invalid input should answer 400 VALIDATION_FAILED naming the field, and ch
       `${method} ${url}`,
     );
   }
+  // The longest text in emoji is taken whole.
+  const emoji = await call('POST', '/posts', 'alice', { body: '😀'.repeat(5_000) });
+  assert.equal(emoji.status, 201);
+  assert.equal(emoji.json<PostBody>().body, '😀'.repeat(5_000));
   // The longest valid user id (128 characters) is a valid path parameter too.
   assert.equal((await call('GET', `/users/${'u'.repeat(128)}/posts`, 'alice')).status, 200);
   const badKey = await call('POST', '/posts', 'alice', { body: 'x' }, 'has space');
   assert.deepEqual([badKey.status, badKey.json().field], [400, 'headers.idempotency-key']);
-  assert.equal((await svc.bed.events()).length, before);
+  assert.equal((await svc.bed.events()).length, before + 1);
 });
 
 test('text with a NUL or a lone surrogate should answer 400 VALIDATION_FAILED on every route that stores it, not 500', async () => {
