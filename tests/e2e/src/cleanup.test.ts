@@ -93,6 +93,25 @@ test('a benchmark interrupted with SIGINT should stop its services and remove it
   await assertNothingLeft('bh', run, pids);
 });
 
+test('a benchmark interrupted again while it cleans up, or hung up on, should still remove everything', async () => {
+  // A second Ctrl-C (or a SIGHUP, a closed terminal) reached the last-resort handler, which exited
+  // at once: the run's topics, group, keys and database stayed (validator F1).
+  const twice = runBench({});
+  const first = await twice.started;
+  twice.child.kill('SIGINT');
+  await waitFor('the clean-up to start', 10_000, () => /SIGINT: stopping/.test(twice.output()) || undefined);
+  twice.child.kill('SIGINT');
+  assert.equal(await twice.exited, 130, twice.output());
+  assert.match(twice.output(), /already cleaning up/);
+  await assertNothingLeft('bh', first.run, first.pids);
+
+  const hangUp = runBench({});
+  const second = await hangUp.started;
+  hangUp.child.kill('SIGHUP');
+  assert.equal(await hangUp.exited, 129, hangUp.output());
+  await assertNothingLeft('bh', second.run, second.pids);
+});
+
 test('a test process ended by a signal should take the services it spawned with it', async () => {
   // A test file killed (Ctrl-C, a runner's SIGTERM) used to leave its services running, orphaned.
   const iso = isolatedRun('sig');

@@ -50,11 +50,8 @@ process.once('exit', () => {
 // A signal (Ctrl-C, a CI runner's or a test runner's SIGTERM) ends a process without 'exit' by
 // default, and its services ran on, orphaned: end it through 'exit' instead. A script that
 // handles the signal itself (runScoped: it cleans up, then exits) is left to do so.
-for (const [signal, number] of [
-  ['SIGINT', 2],
-  ['SIGTERM', 15],
-  ['SIGHUP', 1],
-] as const) {
+const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
+for (const [signal, number] of Object.entries(SIGNAL_NUMBERS)) {
   process.on(signal, () => {
     if (process.listenerCount(signal) === 1) process.exit(128 + number);
   });
@@ -526,11 +523,11 @@ export function isolatedRun(tag: string) {
 
 /**
  * Runs a script (a benchmark) on its own `isolatedRun`, so that it leaves nothing behind: when
- * `body` ends, throws, or the process gets SIGINT/SIGTERM, every service it spawned through
+ * `body` ends, throws, or the process gets SIGINT/SIGTERM/SIGHUP, every service it spawned through
  * `spawn` is stopped (SIGTERM, then SIGKILL after 10 s) and the run's topics, consumer groups'
  * topics, Redis keys and databases are removed, after whatever `defer` registered (first
- * registered, last run). A signal then ends the process with 130/143; a failure is thrown on after
- * the clean-up.
+ * registered, last run). A signal then ends the process with 128 + its number (130/143/129), and
+ * more signals meanwhile do not cut the clean-up short; a failure is thrown on after the clean-up.
  */
 export async function runScoped<T>(
   tag: string,
@@ -558,18 +555,25 @@ export async function runScoped<T>(
       );
       await iso.cleanup();
     })());
+  let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
+    // Another Ctrl-C (or a hang-up) while it cleans up must not cut the clean-up short: it ends by
+    // itself (services are killed after 10 s, each removal gives up after its retries).
+    if (signalled) {
+      process.stderr.write(`${signal}: already cleaning up run ${iso.run}; it ends by itself\n`);
+      return;
+    }
+    signalled = true;
     process.stderr.write(`\n${signal}: stopping what this run started and removing its resources\n`);
     cleanup().then(
-      () => process.exit(signal === 'SIGINT' ? 130 : 143),
+      () => process.exit(128 + SIGNAL_NUMBERS[signal as keyof typeof SIGNAL_NUMBERS]),
       (err: unknown) => {
         process.stderr.write(`clean-up failed: ${String(err)}\n`);
         process.exit(1);
       },
     );
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  for (const signal of Object.keys(SIGNAL_NUMBERS)) process.on(signal, onSignal);
   try {
     return await body({
       iso,
@@ -582,7 +586,6 @@ export async function runScoped<T>(
     });
   } finally {
     await cleanup();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const signal of Object.keys(SIGNAL_NUMBERS)) process.off(signal, onSignal);
   }
 }
