@@ -3,6 +3,7 @@ import type { TObject, TSchema, TString } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { ErrorKind } from '@ripple/errors';
 import { GlobalErrors, HttpErrors } from './error-kinds.js';
+import { SHED_REASONS } from './overload.js';
 
 /** Where `routeSchema` declares the bearer requirement; `createApiApp` declares the scheme. */
 export const BEARER_SCHEME = 'bearerAuth';
@@ -33,9 +34,18 @@ export function StoredText(length: { readonly minLength: number; readonly maxLen
 
 /**
  * The shared error body (`ErrorBody` in errors.ts), for one status: `code` is one of `codes`.
- * Every 4xx/5xx answer of every route has this shape.
+ * Every 4xx/5xx answer of every route has this shape; where `codes` has OVERLOADED, with its
+ * `reason`.
  */
 export function errorBodySchema(codes: readonly string[], description: string): TSchema {
+  const shed = codes.includes(HttpErrors.overloaded.code) && {
+    reason: Type.Optional(
+      Type.String({
+        enum: [...SHED_REASONS],
+        description: 'For OVERLOADED: why the request was shed (the label of `http_requests_shed_total`).',
+      }),
+    ),
+  };
   return Type.Object(
     {
       code: Type.String({ enum: [...codes], description: 'Stable, machine-readable error code.' }),
@@ -43,6 +53,7 @@ export function errorBodySchema(codes: readonly string[], description: string): 
       field: Type.Optional(
         Type.String({ description: 'For input errors: the offending field as a path (`body.body`, `query.limit`).' }),
       ),
+      ...shed,
     },
     { description, additionalProperties: false },
   );

@@ -21,7 +21,10 @@ export const HttpErrors = {
   databaseUnavailable: errorKind('DB_UNAVAILABLE', 503, { retriable: true }),
   /** `/readyz`: a readiness check failed (the message names it, never why: that goes to the log). */
   notReady: errorKind('NOT_READY', 503, { retriable: true, refusal: true }),
-  /** `/readyz`: the process is shutting down. */
+  /**
+   * The process is shutting down: `/readyz` while it drains, and any request that arrives while the
+   * server closes (on a connection kept alive from before), answered with `Connection: close`.
+   */
   draining: errorKind('DRAINING', 503, { retriable: true, refusal: true }),
   /** A request to a route that takes no body carried one (`field: body`): it is refused, not ignored. */
   bodyNotAllowed: errorKind('BODY_NOT_ALLOWED', 400),
@@ -45,7 +48,8 @@ export const HttpErrors = {
  * What any request may be answered, whatever its method and path: an unknown route (404), a URL
  * that is not valid percent-encoding, a path parameter past the router's limit, an HTTP request
  * that cannot be parsed, too slow, or whose headers (URL included) pass Node's 16 KiB limit, an
- * `Expect` other than `100-continue` (417). The
+ * `Expect` other than `100-continue` (417), a request that arrives while the server closes (503
+ * DRAINING, with Retry-After). The
  * OpenAPI documents declare them once, as `x-global-responses` (see `globalResponses`).
  */
 export const GlobalErrors = [
@@ -56,4 +60,5 @@ export const GlobalErrors = [
   HttpErrors.paramTooLong,
   HttpErrors.headersTooLarge,
   HttpErrors.expectationFailed,
+  HttpErrors.draining,
 ] as const;

@@ -7,6 +7,8 @@ import { isRippleError } from '@ripple/errors';
 import type { ErrorKind, RippleError } from '@ripple/errors';
 import { redactText, redactUrl } from '@ripple/telemetry';
 import { HttpErrors } from './error-kinds.js';
+import { OverloadError } from './overload.js';
+import type { ShedReason } from './overload.js';
 
 /** The body of every 4xx/5xx answer: a stable machine-readable code and a human message. */
 export interface ErrorBody {
@@ -14,6 +16,8 @@ export interface ErrorBody {
   message: string;
   /** For validation errors: the offending field, as a JSON path (`body.text`). */
   field?: string;
+  /** For a shed request (503 OVERLOADED): why, as `http_requests_shed_total` counts it. */
+  reason?: ShedReason;
 }
 
 function fieldOf(err: FastifyError): string | undefined {
@@ -60,6 +64,7 @@ export function installErrorHandling(app: FastifyInstance, classify?: (err: unkn
       logCoded(request, coded, err);
       const body: ErrorBody = { code: coded.code, message: coded.message };
       if (coded.field !== undefined) body.field = coded.field;
+      if (coded instanceof OverloadError) body.reason = coded.reason;
       // Every retriable 503 says when to retry (a draining node, not ready, overload, an outage);
       // a hook that knows better (overload's RETRY_AFTER) has set it already.
       if (coded.status === 503 && coded.retriable && !reply.hasHeader('retry-after'))

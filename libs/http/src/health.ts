@@ -177,6 +177,31 @@ function refuseHostless(request: FastifyRequest, _reply: FastifyReply, done: (er
   done(HttpErrors.requestMalformed.error('an HTTP/1.1 request must carry a Host header', { field: 'headers.host' }));
 }
 
+/**
+ * Refuses every request that arrives while the app closes (`app.close()`: SIGTERM), which can
+ * only come on a connection kept alive from before, with 503 DRAINING in the shared error body,
+ * `Retry-After` and `Connection: close`, so the client retries on a new connection, which reaches
+ * another replica. Fastify's own answer to it (`return503OnClosing`, turned off) has a body of
+ * fastify's shape and no `Retry-After`. Added first, so such a request costs no token check, no
+ * rate-limit round trip and is not counted as shed.
+ */
+function refuseWhileClosing(app: FastifyInstance): void {
+  let closing = false;
+  // Fastify marks itself closing right before its preClose hooks, and stops listening after them.
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (!closing) {
+      done();
+      return;
+    }
+    void reply.header('connection', 'close');
+    done(HttpErrors.draining.error('the server is shutting down: retry on a new connection'));
+  });
+}
+
 export function serviceShell(opts: ServiceShellOptions): FastifyInstance {
   // Path parameters are validated by each route's schema (a user id has up to 128 characters):
   // fastify's own limit (100) would answer a valid id with a 414 before validation. The router's
@@ -194,7 +219,10 @@ export function serviceShell(opts: ServiceShellOptions): FastifyInstance {
     // Node answers an HTTP/1.1 request without Host with a bare 400 and no body; `refuseHostless`
     // answers it in the shared shape instead.
     http: { requireHostHeader: false },
+    // `refuseWhileClosing` answers in the shared shape instead.
+    return503OnClosing: false,
   });
+  refuseWhileClosing(app);
   app.addHook('onRequest', refuseHostless);
   // JSON bodies are typed already, so `{"body": 1}` is a 400, not the string "1"; query strings,
   // params and headers are text and are coerced to their schema types (`?limit=20`). Lengths

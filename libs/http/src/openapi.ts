@@ -6,6 +6,9 @@ import type { ErrorKind } from '@ripple/errors';
 import { BEARER_SCHEME, addErrorResponses, errorBodySchema } from './contract.js';
 import { GlobalErrors, HttpErrors } from './error-kinds.js';
 
+/** `Retry-After` as an OpenAPI header object (an operation's come from its fastify schema). */
+const RetryAfterHeader = { description: 'Seconds to wait before retrying.', schema: { type: 'integer' } };
+
 /** Where a document declares the answers any request may get (`GlobalErrors`). */
 export const GLOBAL_RESPONSES = 'x-global-responses';
 
@@ -36,7 +39,9 @@ export function globalResponses(kinds: readonly ErrorKind[] = GlobalErrors): Rec
           ? 'No route has this method and path (NOT_FOUND).'
           : `Any request may get this: ${codes.join(', ')}.`;
       const schema = JSON.parse(JSON.stringify(errorBodySchema(codes, codes.join(', ')))) as unknown;
-      return [String(status), { description, content: { 'application/json': { schema } } }];
+      // Every retriable 503 says when to retry, as the operations' 503s declare (`addErrorResponses`).
+      const headers = status === 503 && { headers: { 'retry-after': RetryAfterHeader } };
+      return [String(status), { description, ...headers, content: { 'application/json': { schema } } }];
     }),
   );
 }

@@ -137,6 +137,7 @@ test('a framework refusal should be declared by the operation it reaches, not on
       for (const code of ['FST_ERR_BAD_URL', 'REQUEST_MALFORMED'])
         assert.ok(codes.includes(code), `${method} ${path} ${code}`);
       for (const status of ['408', '414', '417', '431']) assert.ok(op.responses[status], `${method} ${path} ${status}`);
+      assert.ok(JSON.stringify(op.responses['503']?.content).includes('DRAINING'), `${method} ${path} 503 DRAINING`);
     }
   }
 });

@@ -46,10 +46,9 @@ async function guardedApp(
 /** The plugin's event-loop delay as of its last reading, in ms (0 before its first reading). */
 const reading = (app: FastifyInstance) => app.memoryUsage().eventLoopDelay;
 
-const shedCount = async (metrics: Registry) =>
-  (await metrics.getSingleMetric('http_requests_shed_total')?.get())?.values.find(
-    (v) => v.labels['reason'] === 'event_loop_delay',
-  )?.value;
+const shedCount = async (metrics: Registry, reason = 'event_loop_delay') =>
+  (await metrics.getSingleMetric('http_requests_shed_total')?.get())?.values.find((v) => v.labels['reason'] === reason)
+    ?.value;
 
 test('a service whose event loop was busy from its start should not shed for lack of an event-loop sample', async (t) => {
   // Start-up work (module compilation, client initialisation on a busy host) holds the loop past
@@ -78,9 +77,40 @@ test('a service whose measured event-loop delay is over the limit should shed wi
   stop = true;
   const res = await app.inject({ method: 'POST', url: '/work' });
   assert.equal(res.statusCode, 503, `delay ${measured} ms: ${res.body}`);
-  assert.equal(res.json<{ code: string }>().code, 'OVERLOADED');
+  assert.deepEqual(res.json<{ code: string; reason?: string }>(), {
+    code: 'OVERLOADED',
+    reason: 'event_loop_delay',
+    message: res.json<{ message: string }>().message,
+  });
   assert.equal(res.headers['retry-after'], '3');
   assert.equal(await shedCount(metrics), 1);
   // Operational routes answer whatever the load.
   assert.equal((await app.inject({ url: '/healthz' })).statusCode, 200);
+});
+
+test('a request that arrives while the limit of requests in flight is reached should be shed with 503 OVERLOADED naming the reason', async (t) => {
+  const metrics = createMetricsRegistry('overload-test');
+  const app = serviceShell({ logger: createLogger('overload-test', 'silent'), metrics, checks: {} });
+  t.after(() => app.close());
+  await installOverloadProtection(app, { maxEventLoopDelayMs: 0, maxInFlight: 1, retryAfterSeconds: 2 }, metrics);
+  let release = (): void => undefined;
+  let entered = (): void => undefined;
+  const inFlight = new Promise<void>((resolve) => (entered = resolve));
+  app.post('/work', async () => {
+    const released = new Promise<void>((resolve) => (release = resolve));
+    entered();
+    await released;
+    return { done: true };
+  });
+  const first = app.inject({ method: 'POST', url: '/work' });
+  await inFlight;
+  const res = await app.inject({ method: 'POST', url: '/work' });
+  release();
+  assert.equal((await first).statusCode, 200);
+  assert.equal(res.statusCode, 503, res.body);
+  assert.deepEqual(
+    [res.json<{ code: string }>().code, res.json<{ reason?: string }>().reason, res.headers['retry-after']],
+    ['OVERLOADED', 'in_flight', '2'],
+  );
+  assert.equal(await shedCount(metrics, 'in_flight'), 1);
 });

@@ -6,14 +6,16 @@ import type { Registry } from '@ripple/telemetry';
 import { HttpErrors } from './error-kinds.js';
 
 /**
- * Why a request was shed: the label of `http_requests_shed_total`. `outbox_backlog`: a write
- * refused because the service's outbox relay cannot keep up (thrown by the domain services'
- * mutation runner, `@ripple/service`).
+ * Why a request was shed: the `reason` of its 503 OVERLOADED body and the label of
+ * `http_requests_shed_total`. `outbox_backlog`: a write refused because the service's outbox
+ * relay cannot keep up (thrown by the domain services' mutation runner, `@ripple/service`).
  */
-export type ShedReason = 'event_loop_delay' | 'in_flight' | 'pool_wait' | 'outbox_backlog';
+export const SHED_REASONS = ['event_loop_delay', 'in_flight', 'pool_wait', 'outbox_backlog'] as const;
+export type ShedReason = (typeof SHED_REASONS)[number];
 
 /**
- * Past capacity a request is refused at once with 503 OVERLOADED and Retry-After rather than
+ * Past capacity a request is refused at once with 503 OVERLOADED, its `reason` in the body, and
+ * Retry-After rather than
  * queued until it times out (or fails as a 500): a client backs off, and the service recovers by
  * itself once the load drops. Thrown by the shedding hooks and by a transaction that waited too
  * long for a database connection.
@@ -78,9 +80,7 @@ export async function installOverloadProtection(
     labelNames: ['reason'],
     registers: [metrics],
   });
-  for (const reason of ['event_loop_delay', 'in_flight', 'pool_wait', 'outbox_backlog'] satisfies ShedReason[]) {
-    shed.inc({ reason }, 0);
-  }
+  for (const reason of SHED_REASONS) shed.inc({ reason }, 0);
   // Runs before the error handler, with the error as thrown: `classify` names what it will answer.
   app.addHook('onError', (_request, reply, err, done) => {
     const coded = isRippleError(err) ? err : classify?.(err);

@@ -84,7 +84,8 @@ const STOP_WAIT_MS = 10_000;
 
 /**
  * Starts a domain service: migrations (DB_MIGRATE=auto), Redis, the outbox (metrics, wake-ups),
- * then HTTP. Kafka is not needed to start or to serve: the outbox takes every write, and in the
+ * then HTTP. Redis is not needed to start: the service is not ready until it answers. Kafka is
+ * not needed to start or to serve: the outbox takes every write, and in the
  * background, retried every second until Kafka answers, the topics are created, the idempotent
  * producer connects, and the outbox relay and `background` work start. `stop` undoes it in
  * reverse order after the HTTP server has finished its in-flight requests.
@@ -114,7 +115,11 @@ export async function startDomainService<Db extends RawSql, Tx extends RawSql>(
   });
   const redis = createRedis(config.REDIS_URL);
   watchConnection(redis, health('ioredis', 'service'), 'ready');
-  await redis.connect();
+  // The first attempt only: the service starts without Redis as without Kafka. Until Redis
+  // answers, /readyz names it (the `redis` check) and rate limiting lets requests pass
+  // (`skipOnError`); ioredis keeps reconnecting, and `watchConnection` logs the failure and the
+  // recovery. (Waiting for the attempt keeps a service whose Redis answers ready from its start.)
+  await redis.connect().catch(() => undefined);
 
   const kafka = createKafka({ brokers: parseBrokers(config.KAFKA_BROKERS), clientId: spec.name, logger });
   const producer = createEventProducer(kafka, { metrics, logger });

@@ -42,7 +42,10 @@ test('a write should be refused with 503 OVERLOADED and Retry-After while the ou
   for (const method of ['POST', 'PATCH'] as const) {
     const res = await service.inject({ method, url: '/things' });
     assert.equal(res.statusCode, 503, method);
-    assert.equal(res.json<{ code: string }>().code, 'OVERLOADED');
+    assert.deepEqual(
+      [res.json<{ code: string }>().code, res.json<{ reason?: string }>().reason],
+      ['OVERLOADED', 'outbox_backlog'],
+    );
     assert.equal(res.headers['retry-after'], '2');
   }
   assert.equal(written(), 0, 'no work ran for a refused write');

@@ -48,7 +48,11 @@ test('a read route should answer 503 OVERLOADED with Retry-After, not 500, while
   for (const url of [`/posts/${NO_POST}`, '/users/alice/posts', '/me/feed']) {
     const busy = await call('GET', url);
     assert.equal(busy.status, 503, `GET ${url}`);
-    assert.equal(busy.json<{ code: string }>().code, 'OVERLOADED', `GET ${url}`);
+    assert.deepEqual(
+      [busy.json<{ code: string }>().code, busy.json<{ reason?: string }>().reason],
+      ['OVERLOADED', 'pool_wait'],
+      `GET ${url}`,
+    );
     assert.equal(busy.headers['retry-after'], '3', `GET ${url}`);
   }
   const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
