@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { createEvent } from '@ripple/events';
 import type { DataOf, EventOf, EventType } from '@ripple/events';
 import { apiTestbed } from '@ripple/service/testbed';
-import { cleanupAll } from '@ripple/testing';
+import { cleanupAll, waitUntil } from '@ripple/testing';
 import { buildApp } from './app.js';
 import { handleEvent } from './consumer.js';
 import { createDb, transaction } from './db.js';
@@ -145,4 +145,45 @@ test('events for overlapping users, handled concurrently, should not deadlock an
   }
   const problems = (await Promise.all(members.map(countProblems))).filter((p) => p !== '');
   assert.deepEqual(problems, []);
+});
+
+test('a chat message handled while its room notification is being read should notify afresh, not fold into the read one', async () => {
+  const roomId = uuid();
+  await deliver('chat.room.created', { roomId, name: 'r', createdBy: 'fa', memberIds: ['fa', 'fb'], createdAt: now() });
+  const message = () =>
+    deliver('chat.message.sent', { roomId, messageId: uuid(), senderId: 'fa', body: 'hi', sentAt: now() });
+  await message();
+  const [open] = await bed.deps.db.notification.findMany({ where: { userId: 'fb' } });
+  assert.ok(open);
+
+  // A read of that notification holds its row, uncommitted, while the next message is handled.
+  let release = (): void => undefined;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let reading = false;
+  const read = bed.deps.transaction(async (tx) => {
+    await tx.notification.update({ where: { id: open.id }, data: { readAt: new Date() } });
+    await tx.$executeRaw`UPDATE unread_counts SET count = count - 1, generation = generation + 1 WHERE user_id = 'fb'`;
+    reading = true;
+    await gate;
+  });
+  await waitUntil('the read holding the notification', 10_000, () => reading);
+  const handled = message();
+  await waitUntil('the message waiting for the read', 10_000, async () => {
+    const [row] = await bed.deps.db.$queryRaw<{ n: bigint }[]>`
+      SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+    return Number(row?.n) > 0;
+  });
+  release();
+  await Promise.all([read, handled]);
+
+  const notes = await bed.deps.db.notification.findMany({ where: { userId: 'fb' }, orderBy: { id: 'asc' } });
+  assert.deepEqual(
+    notes.map((n) => [n.count, n.readAt === null]),
+    [
+      [1, false],
+      [1, true],
+    ],
+    'the read notification as it was, and a new unread one',
+  );
+  assert.equal(await countProblems('fb'), '');
 });
