@@ -142,14 +142,19 @@ export class Notifier {
       if (userId === d.senderId) continue;
       const open = await this.tx.notification.findFirst({
         where: { userId, kind: 'chat.message', subjectId: d.roomId, readAt: null },
+        select: { id: true },
       });
-      if (open) {
-        const count = open.count + 1;
-        await this.tx.notification.update({
-          where: { id: open.id },
-          data: { count, text: `${count} new messages in a chat`, actorId: d.senderId, updatedAt: this.now },
-        });
-      } else {
+      // Folds only into a notification still unread when the update runs, counting from the row
+      // as it is then: a read that committed since this transaction found it makes the message a
+      // new notification (the UPDATE waits for that read and checks its WHERE again).
+      const folded =
+        open !== null &&
+        (await this.tx.$executeRaw`
+          UPDATE notifications
+          SET count = count + 1, text = (count + 1)::text || ' new messages in a chat',
+              actor_id = ${d.senderId}, updated_at = ${this.now}
+          WHERE id = ${open.id}::uuid AND read_at IS NULL`) === 1;
+      if (!folded) {
         await this.create(userId, 'chat.message', d.senderId, d.roomId, `${d.senderId}: ${snippet(d.body)}`);
       }
     }
