@@ -101,7 +101,19 @@ const NotificationReadData = object({
   all: Type.Boolean(),
   readAt: Time,
 });
-const UnreadCountData = object({ userId: Id, count: Count });
+const UnreadCountData = object({
+  userId: Id,
+  count: Count,
+  // Optional: events written before notification-service kept a count per user have none.
+  generation: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: Number.MAX_SAFE_INTEGER,
+      description:
+        "Rises by one with every change of the user's count, in commit order: show the count of the highest generation seen (GET /notifications/unread-count answers one too).",
+    }),
+  ),
+});
 
 const PresenceData = object({ userId: Id, connectionId: Id, nodeId: Id, at: Time });
 

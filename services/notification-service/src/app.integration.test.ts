@@ -156,8 +156,8 @@ test('a burst of chat messages should fold into one unread notification per memb
   for (const user of ['ca', 'cc']) {
     const got = await notes(user);
     assert.deepEqual(
-      got.map((n) => [n.kind, n.subjectId, n.count]),
-      [['chat.message', roomId, 10]],
+      got.map((n) => [n.kind, n.subjectId, n.count, n.text]),
+      [['chat.message', roomId, 10, '10 new messages in a chat']],
       user,
     );
     assert.equal(await unread(user), 1);

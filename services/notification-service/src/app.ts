@@ -7,7 +7,7 @@ import { traceOf } from '@ripple/service';
 import type { ApiDeps, Emit, TraceContext } from '@ripple/service';
 import type { Db, Tx } from './db.js';
 import type { Notification } from './generated/prisma/client.js';
-import { emitUnreadCount, unreadCount } from './notifier.js';
+import { emitUnreadCounts, unreadCount } from './unread-counts.js';
 import type { UnreadCache } from './unread-cache.js';
 
 export interface NotificationDeps extends ApiDeps<Db, Tx> {
@@ -29,7 +29,13 @@ const ListQuery = Type.Composite([PageQuery, Type.Object({ unread: Type.Optional
   additionalProperties: false,
 });
 const IdParams = Type.Object({ notificationId: Type.String({ format: 'uuid' }) });
-const UnreadCount = Type.Object({ count: Type.Integer() });
+const UnreadCount = Type.Object({
+  count: Type.Integer(),
+  generation: Type.Integer({
+    description:
+      'Rises by one with every change of the count: of this answer and the `notification.unread_count` events, the one with the highest generation is the newest.',
+  }),
+});
 const ReadAll = Type.Object({ read: Type.Integer() });
 const NotificationNotFound = errorKind('NOTIFICATION_NOT_FOUND', 404);
 
@@ -45,18 +51,19 @@ const view = (n: Notification): Static<typeof NotificationView> => ({
   readAt: n.readAt?.toISOString() ?? null,
 });
 
-/** Emits notification.read and the new unread count, in the transaction that read the notifications. */
-async function emitRead(
-  tx: Tx,
-  emit: Emit,
-  userId: string,
-  ids: string[],
-  all: boolean,
-  readAt: Date,
-  trace: TraceContext,
-) {
+/** What one transaction marked read: `ids` (none when `all`: every unread one), `read` of them in all. */
+interface Read {
+  readonly userId: string;
+  readonly ids: string[];
+  readonly all: boolean;
+  readonly read: number;
+  readonly readAt: Date;
+}
+
+/** Emits notification.read and the new unread count, in the transaction that marked the notifications read. */
+async function emitRead(tx: Tx, emit: Emit, { userId, ids, all, read, readAt }: Read, trace: TraceContext) {
   await emit(tx, 'notification.read', { userId, notificationIds: ids, all, readAt: readAt.toISOString() }, trace);
-  await emitUnreadCount(tx, emit, userId, trace);
+  await emitUnreadCounts(tx, emit, new Map([[userId, -read]]), trace);
 }
 
 export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance> {
@@ -115,8 +122,10 @@ export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance>
     },
     async (request, reply) => {
       const userId = userOf(request).sub;
-      const { count, cached } = await cache.get(userId, () => unreadCount(db, userId));
-      return reply.header('x-cache', cached ? 'hit' : 'miss').send({ count });
+      const { count: unread, cached } = await cache.get(userId, () => unreadCount(db, userId));
+      return reply
+        .header('x-cache', cached ? 'hit' : 'miss')
+        .send({ count: unread.count, generation: unread.generation });
     },
   );
 
@@ -147,9 +156,15 @@ export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance>
             throw NotificationNotFound.error(`notification ${notificationId} does not exist`);
           }
           if (found.readAt !== null) return view(found);
-          const read = await tx.notification.update({ where: { id: found.id }, data: { readAt: now() } });
-          await emitRead(tx, emit, userId, [read.id], false, read.readAt ?? now(), traceOf(request));
-          return view(read);
+          // Only if still unread: a concurrent request may have read it since, and must not count twice.
+          const readAt = now();
+          const { count } = await tx.notification.updateMany({
+            where: { id: found.id, readAt: null },
+            data: { readAt },
+          });
+          if (count === 0) return view(await tx.notification.findUniqueOrThrow({ where: { id: found.id } }));
+          await emitRead(tx, emit, { userId, ids: [found.id], all: false, read: 1, readAt }, traceOf(request));
+          return view({ ...found, readAt });
         },
         () => cache.invalidate([userId]),
       );
@@ -176,7 +191,9 @@ export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance>
         async (tx) => {
           const readAt = now();
           const { count } = await tx.notification.updateMany({ where: { userId, readAt: null }, data: { readAt } });
-          if (count > 0) await emitRead(tx, emit, userId, [], true, readAt, traceOf(request));
+          if (count > 0) {
+            await emitRead(tx, emit, { userId, ids: [], all: true, read: count, readAt }, traceOf(request));
+          }
           return { read: count };
         },
         () => cache.invalidate([userId]),

@@ -1,19 +1,10 @@
 import type { AnyEvent, EventOf } from '@ripple/events';
 import { uuidv7 } from '@ripple/db';
 import type { Emit, TraceContext } from '@ripple/service';
-import type { Db, Tx } from './db.js';
+import type { Tx } from './db.js';
+import { emitUnreadCounts } from './unread-counts.js';
 
 type Kind = EventOf<'notification.created'>['data']['kind'];
-
-/** How many of `userId`'s notifications are unread. */
-export function unreadCount(db: Db | Tx, userId: string): Promise<number> {
-  return db.notification.count({ where: { userId, readAt: null } });
-}
-
-/** Emits `notification.unread_count` with the count as `tx` sees it (after its changes). */
-export async function emitUnreadCount(tx: Tx, emit: Emit, userId: string, trace: TraceContext): Promise<void> {
-  await emit(tx, 'notification.unread_count', { userId, count: await unreadCount(tx, userId) }, trace);
-}
 
 /** `@userId` mentions in a text, in order, without duplicates (at most 20). */
 export function mentionsIn(text: string): string[] {
@@ -25,10 +16,11 @@ const snippet = (text: string) => (text.length > 80 ? `${text.slice(0, 79)}…` 
 
 /**
  * Turns one post or chat event into notifications within the caller's transaction and returns
- * the users whose notifications changed. Never notifies users of their own actions.
+ * the users whose unread count changed. Never notifies users of their own actions.
  */
 export class Notifier {
-  private readonly touched = new Set<string>();
+  /** New unread notifications per user. */
+  private readonly created = new Map<string, number>();
 
   constructor(
     private readonly tx: Tx,
@@ -105,8 +97,9 @@ export class Notifier {
         // events are on user.events.v1, which this service does not consume).
         break;
     }
-    for (const userId of this.touched) await emitUnreadCount(this.tx, this.emit, userId, this.trace);
-    return this.touched;
+    // Last: the counts' row locks are held to the commit, so the shorter after them the better.
+    await emitUnreadCounts(this.tx, this.emit, this.created, this.trace);
+    return new Set(this.created.keys());
   }
 
   private async create(userId: string, kind: Kind, actorId: string, subjectId: string, text: string) {
@@ -115,7 +108,7 @@ export class Notifier {
     });
     const data = { notificationId: n.id, userId, kind, actorId, subjectId, text, createdAt: n.createdAt.toISOString() };
     await this.emit(this.tx, 'notification.created', data, this.trace);
-    this.touched.add(userId);
+    this.created.set(userId, (this.created.get(userId) ?? 0) + 1);
   }
 
   private async mentions(
@@ -137,21 +130,31 @@ export class Notifier {
    * Mentions notify mentioned members only: a room's messages are not shown to outsiders.
    */
   private async chatMessage(d: EventOf<'chat.message.sent'>['data']) {
-    const members = (await this.tx.roomMember.findMany({ where: { roomId: d.roomId }, select: { userId: true } })).map(
-      (m) => m.userId,
-    );
+    // In user id order, as another message to the room locks the same notifications.
+    const members = (
+      await this.tx.roomMember.findMany({
+        where: { roomId: d.roomId },
+        select: { userId: true },
+        orderBy: { userId: 'asc' },
+      })
+    ).map((m) => m.userId);
     for (const userId of members) {
       if (userId === d.senderId) continue;
       const open = await this.tx.notification.findFirst({
         where: { userId, kind: 'chat.message', subjectId: d.roomId, readAt: null },
+        select: { id: true },
       });
-      if (open) {
-        const count = open.count + 1;
-        await this.tx.notification.update({
-          where: { id: open.id },
-          data: { count, text: `${count} new messages in a chat`, actorId: d.senderId, updatedAt: this.now },
-        });
-      } else {
+      // Folds only into a notification still unread when the update runs, counting from the row
+      // as it is then: a read that committed since this transaction found it makes the message a
+      // new notification (the UPDATE waits for that read and checks its WHERE again).
+      const folded =
+        open !== null &&
+        (await this.tx.$executeRaw`
+          UPDATE notifications
+          SET count = count + 1, text = (count + 1)::text || ' new messages in a chat',
+              actor_id = ${d.senderId}, updated_at = ${this.now}
+          WHERE id = ${open.id}::uuid AND read_at IS NULL`) === 1;
+      if (!folded) {
         await this.create(userId, 'chat.message', d.senderId, d.roomId, `${d.senderId}: ${snippet(d.body)}`);
       }
     }

@@ -65,8 +65,11 @@ test('B commenting on A’s post should notify A live, and A’s unread count sh
     ['comment.created', B, post.id],
   );
   const count = await a.frame((f) => f.op === 'event' && eventOf(f).type === 'notification.unread_count');
-  assert.equal(eventOf(count).data.count, 1);
-  assert.deepEqual(await api(services.notification, A, 'GET', '/notifications/unread-count'), { count: 1 });
+  assert.deepEqual([eventOf(count).data.count, eventOf(count).data.generation], [1, 1]);
+  assert.deepEqual(await api(services.notification, A, 'GET', '/notifications/unread-count'), {
+    count: 1,
+    generation: 1,
+  });
   const list = await api(services.notification, A, 'GET', '/notifications');
   assert.deepEqual(
     (list.items as Json[]).map((n) => [n.kind, n.actorId]),

@@ -109,9 +109,20 @@ function follow(client: RippleClient, creator: string): void {
 
 // ---- notification badge and own channel ---------------------------------------------------
 
-async function refreshBadge(): Promise<void> {
-  const { count } = await api<{ count: number }>('notifications/notifications/unread-count');
+// The REST answer and the live events race: the count of the highest generation seen wins.
+let badgeGeneration = -1;
+function showBadge(count: number, generation: number | undefined): void {
+  // An event without a generation predates them: shown as it comes.
+  if (generation !== undefined && generation < badgeGeneration) return;
+  badgeGeneration = generation ?? badgeGeneration;
   $('badge').textContent = String(count);
+}
+
+async function refreshBadge(): Promise<void> {
+  const { count, generation } = await api<{ count: number; generation: number }>(
+    'notifications/notifications/unread-count',
+  );
+  showBadge(count, generation);
 }
 
 // ---- chat room ------------------------------------------------------------------------------
@@ -189,7 +200,7 @@ async function start(user: string): Promise<void> {
 
   client.subscribe(`user:${me}`, {
     onEvent: (event) => {
-      if (event.type === 'notification.unread_count') $('badge').textContent = String(event.data.count);
+      if (event.type === 'notification.unread_count') showBadge(event.data.count, event.data.generation);
       if (event.type === 'chat.room.created') openRoom(client, event.data.roomId, event.data.name);
     },
     onGap: () => void refreshBadge(),
