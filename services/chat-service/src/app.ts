@@ -459,9 +459,14 @@ export async function buildApp(deps: ChatDeps): Promise<FastifyInstance> {
       const { roomId } = request.params;
       const userId = userOf(request).sub;
       await membership(db, roomId, userId);
-      // Not stored: published straight to Kafka, at most once per interval per user and room.
+      // Not stored: published straight to Kafka, at most once per interval per user and room. The
+      // throttle's marks are in Redis; while Redis fails, indicators pass unthrottled, as rate
+      // limits do, rather than fail.
       const key = `${deps.redisKeyPrefix}typing:${roomId}:${userId}`;
-      const first = await deps.redis.set(key, '1', 'PX', deps.typingIntervalMs, 'NX');
+      const first = await deps.redis.set(key, '1', 'PX', deps.typingIntervalMs, 'NX').catch((err: unknown) => {
+        request.log.warn({ err }, 'typing throttle unavailable (Redis); publishing unthrottled');
+        return 'OK' as const;
+      });
       if (first === null) {
         const ttl = await deps.redis.pttl(key);
         void reply.header('retry-after', Math.max(1, Math.ceil(ttl / 1000)));

@@ -12,6 +12,7 @@ import type { RunningService } from './harness.js';
 // ("failed to start: Connection is closed").
 const iso = isolatedRun('redisstart');
 let service: RunningService | undefined;
+let chat: RunningService | undefined;
 let proxy: Server | undefined;
 const piped = new Set<Socket>();
 
@@ -19,6 +20,9 @@ after(() =>
   cleanupAll(
     async () => {
       if (service) assert.equal(await service.stop(), 0, 'a clean exit on SIGTERM');
+    },
+    async () => {
+      if (chat) assert.equal(await chat.stop(), 0, 'a clean exit on SIGTERM');
     },
     () => {
       piped.forEach((s) => s.destroy());
@@ -63,4 +67,22 @@ test('a domain service whose Redis does not answer should start, be not ready na
 
   proxy = await forwardToRedis(port);
   await waitUntil('the service to be ready', 20_000, async () => (await fetch(`${service?.url}/readyz`)).ok);
+});
+
+test('typing indicators should be published, unthrottled, while Redis does not answer, not fail with 500', async () => {
+  // The throttle keeps its marks in Redis; its failure answered 500 INTERNAL. Like rate limits,
+  // it lets requests pass while Redis is away.
+  chat = await spawnService('chat-service', {
+    ...iso.env,
+    REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+    DATABASE_URL: iso.databaseUrl('chat-service'),
+  });
+  const token = await signAccessToken(jwtSecret(iso.jwtSecretText), `t${iso.run}`);
+  const room = await callApi(chat, 'POST', '/rooms', { token, body: { name: 'no redis' } });
+  assert.equal(room.status, 201, room.text);
+  const roomId = (room.json() as { id: string }).id;
+  for (let i = 0; i < 2; i++) {
+    const typing = await callApi(chat, 'POST', `/rooms/${roomId}/typing`, { token });
+    assert.equal(typing.status, 202, typing.text);
+  }
 });
