@@ -80,7 +80,7 @@ test('typing indicators should be published, unthrottled, while Redis does not a
   const token = await signAccessToken(jwtSecret(iso.jwtSecretText), `t${iso.run}`);
   const room = await callApi(chat, 'POST', '/rooms', { token, body: { name: 'no redis' } });
   assert.equal(room.status, 201, room.text);
-  const roomId = (room.json() as { id: string }).id;
+  const roomId = room.json<{ id: string }>().id;
   for (let i = 0; i < 2; i++) {
     const typing = await callApi(chat, 'POST', `/rooms/${roomId}/typing`, { token });
     assert.equal(typing.status, 202, typing.text);
