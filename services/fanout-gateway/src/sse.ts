@@ -134,18 +134,26 @@ class SseSink implements ConnectionSink, SendQueue {
     else this.close(CloseCodes.slowConsumer, 'slow consumer');
   }
 
-  /** The stream closed (either side): its bytes leave the send budget, what waits is dropped. */
+  historyHandedOver(): Promise<void> {
+    return this.pending?.historyHandedOver() ?? Promise.resolve();
+  }
+
+  /**
+   * The stream closed (either side): its bytes leave the send budget, what waits is dropped (a
+   * subscribe waiting in `historyHandedOver` goes on, and finds the connection closed).
+   */
   detach(): void {
+    this.pending?.clear();
     this.pending = undefined;
     this.budget?.release(this);
   }
 
   close(code: number, reason: string): void {
     const { raw, pending } = this;
+    // A slow consumer's backlog is dropped; any other close lets the events before it go first.
+    if (!raw.writableEnded && code !== CloseCodes.slowConsumer) pending?.handOver((event) => raw.write(event));
     this.detach();
     if (raw.writableEnded) return;
-    // A slow consumer's backlog is dropped; any other close lets the events before it go first.
-    if (code !== CloseCodes.slowConsumer) pending?.handOver((event) => raw.write(event));
     const errorCode = closeErrorCode(code, reason);
     if (errorCode === undefined) raw.end();
     else raw.end(`event: error\ndata: ${JSON.stringify({ op: 'error', code: errorCode, message: reason })}\n\n`);
