@@ -390,3 +390,39 @@ test('an SSE client that stops reading while it resumes five channels should be 
     assert.deepEqual([events.at(-1)?.event, events.at(-1)?.data.code], ['error', 'GW_SLOW_CONSUMER']);
   });
 });
+
+test('an SSE stream dropped during a resume of five channels should leave in its last id the positions of the channels not replayed yet, so the next stream recovers them all', async (t) => {
+  const g = singleNodeGateway();
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024, maxSubscriptions: 8 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const channels = Array.from({ length: 5 }, (_, i) => `creator:c${i}`);
+  const since: Record<string, StreamPosition> = {};
+  for (const c of channels) since[c] = await appendHistory(g, c, 90, 8000);
+  let lastId = '';
+  const got: SseEvent[] = [];
+  // The first stream drops (the client goes away) after ten events of the first channel's replay.
+  await withSseStream(app, channels.join(','), lastEventIdOf(since), async ({ events, state }) => {
+    await waitUntil('ten events', 10_000, () => eventOffsets(events).length >= 10 || state.ended);
+    const tenth = events.filter((e) => e.event === 'event')[9];
+    assert.ok(tenth?.id, 'the tenth event has an id');
+    lastId = tenth.id;
+    got.push(...events.filter((e) => e.event === 'event').slice(0, 10));
+  });
+  await waitUntil('the release', 5000, () => g.hub.subscriptionCount === 0);
+  await withSseStream(app, channels.join(','), lastId, async ({ events, state }) => {
+    const acks = () => events.filter((e) => e.event === 'ack' && e.data.channel !== 'user:u1');
+    await waitUntil('the acks', 20_000, () => acks().length >= 5 || state.ended);
+    assert.deepEqual(
+      acks().map((e) => [e.data.channel, e.data.recovered]),
+      channels.map((c) => [c, true]),
+    );
+    await waitUntil('the rest', 20_000, () => eventOffsets(events).length >= 5 * 90 - 10 || state.ended);
+    got.push(...events.filter((e) => e.event === 'event'));
+  });
+  for (const c of channels)
+    assert.deepEqual(
+      channelOffsets(got, c),
+      Array.from({ length: 90 }, (_, i) => i + 1),
+      c,
+    );
+});

@@ -228,6 +228,14 @@ export function installSse(
       const prior = previous[channel];
       return prior ? { offset: prior[0], epoch: prior[1] } : undefined;
     };
+    // Every id carries each resumed channel's position from the start: the channels are replayed one
+    // after the other (session.ts), and a stream that drops before a channel's turn must leave it in
+    // the last id the client got, at the position it resumed from, or the next stream would join it
+    // without `since` and its missed events would be lost unsaid.
+    for (const channel of channels) {
+      const prior = previous[channel];
+      if (prior) positions[channel] = prior;
+    }
 
     reply.hijack();
     const raw = reply.raw;
