@@ -18,6 +18,7 @@ function recordingSink() {
       if (!sink.closed) sink.frames.push(JSON.parse(text) as Record<string, unknown>);
     },
     bufferedAmount: () => 0,
+    historyHandedOver: () => Promise.resolve(),
     close: (code: number, reason: string) => {
       assert.equal(sink.closed, undefined, 'a sink is closed at most once');
       sink.closed = { code, reason };

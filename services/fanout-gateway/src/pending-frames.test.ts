@@ -38,3 +38,32 @@ test('events from history should be paced only while they are at most one replay
   pending.handOver(() => undefined);
   assert.deepEqual([pending.bytes, pending.pacedBytes()], [0, 0]);
 });
+
+test('a wait for the events from history should end once the last of them is handed over, or at once when none waits', async () => {
+  const pending = new PendingFrames<string>(100);
+  let handedOver = false;
+  await pending.historyHandedOver(); // none waits
+  pending.push('h1', fromHistory);
+  pending.push('h2', fromHistory);
+  pending.push('live', live);
+  const waiting = pending.historyHandedOver().then(() => (handedOver = true));
+  const stream = { writableNeedDrain: false };
+  pending.handOver(() => (stream.writableNeedDrain = true), stream);
+  await Promise.resolve();
+  assert.equal(handedOver, false, 'one event from history still waits');
+  stream.writableNeedDrain = false;
+  pending.handOver(() => (stream.writableNeedDrain = true), stream);
+  await waiting;
+  assert.deepEqual([handedOver, pending.length], [true, 1], 'the live frame behind it may still wait');
+});
+
+test('clearing pending frames should drop them all and end a wait for the events from history', async () => {
+  const pending = new PendingFrames<string>(100);
+  pending.push('h1', fromHistory);
+  pending.push('live', live);
+  const waiting = pending.historyHandedOver();
+  pending.clear();
+  await waiting;
+  assert.deepEqual([pending.length, pending.bytes, pending.pacedBytes()], [0, 0, 0]);
+  await pending.historyHandedOver();
+});

@@ -6,6 +6,9 @@ export interface DrainableStream {
   readonly writableNeedDrain: boolean;
 }
 
+/** What `historyHandedOver` returns when nothing waits: one settled promise, not one per call. */
+const SETTLED: Promise<void> = Promise.resolve();
+
 /**
  * A transport's frames its stream could not take yet (its buffer is full), in order, until it
  * drains: a WebSocket's shared frames (one Buffer for every socket of the channel) or frame JSON,
@@ -16,9 +19,12 @@ export interface DrainableStream {
  * closed part-way on every resume, so a client more than the bound behind never caught up. While
  * they wait they leave at the pace the peer reads, and a transport leaves them out of its bound
  * (`pacedBytes`) while there are at most `historyFrames` of them (one replay's worth, the history
- * limit): more (a client that asks for replay after replay without reading, several channels
- * resumed far back at once) and they all count. Frames behind them wait and count as any other;
- * the send budget counts them all.
+ * limit): more and they all count. A connection fetches one replay at a time: a subscribe with
+ * `since` waits until no event from history waits here (`historyHandedOver`, session.ts), so a
+ * resume of many channels (an SSE `Last-Event-ID`, a WebSocket client re-subscribing after a
+ * reconnect) holds one replay at once and finishes; only gap fills or a catch-up landing on top
+ * of a replay can go past the bound. Frames behind them wait and count as any other; the send
+ * budget counts them all.
  */
 export class PendingFrames<F extends Buffer | string> {
   /** Bytes of every frame waiting (UTF-8 for text). */
@@ -28,6 +34,8 @@ export class PendingFrames<F extends Buffer | string> {
   private history: boolean[] | undefined;
   private historyCount = 0;
   private historyBytes = 0;
+  /** Who waits for the events from history to be handed over (`historyHandedOver`). */
+  private historyWaiters: (() => void)[] | undefined;
 
   /** `historyFrames`: the history limit (`HISTORY_RECOVERY_LIMIT`), in frames (≥ 0). */
   constructor(private readonly historyFrames: number) {}
@@ -80,8 +88,36 @@ export class PendingFrames<F extends Buffer | string> {
     }
     frames.splice(0, i);
     history?.splice(0, i);
-    if (this.historyCount === 0) this.history = undefined;
+    if (this.historyCount === 0) {
+      this.history = undefined;
+      this.wakeHistoryWaiters();
+    }
     return frames.length;
+  }
+
+  /**
+   * Resolves once no event from history waits here: each was handed over (`handOver`), or dropped
+   * (`clear`). At once when none waits. Never rejects.
+   */
+  historyHandedOver(): Promise<void> {
+    if (this.historyCount === 0) return SETTLED;
+    return new Promise((resolve) => (this.historyWaiters ??= []).push(resolve));
+  }
+
+  /** Drops every frame (the transport closed); whoever waits in `historyHandedOver` goes on. */
+  clear(): void {
+    this.frames = [];
+    this.history = undefined;
+    this.bytes = 0;
+    this.historyCount = 0;
+    this.historyBytes = 0;
+    this.wakeHistoryWaiters();
+  }
+
+  private wakeHistoryWaiters(): void {
+    const waiters = this.historyWaiters;
+    this.historyWaiters = undefined;
+    for (const resolve of waiters ?? []) resolve();
   }
 }
 

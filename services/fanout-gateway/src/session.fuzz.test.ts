@@ -45,6 +45,7 @@ test('the frame handler should never answer GW_INTERNAL, crash, or leave a subsc
       const lifecycle = new ConnectionLifecycle(g.deps, {
         send: (_op, text) => sent.push(JSON.parse(text) as Record<string, unknown>),
         bufferedAmount: () => 0,
+        historyHandedOver: () => Promise.resolve(),
         close: () => undefined,
       });
       const session = await lifecycle.establish({ sub: 'u1', exp: undefined });

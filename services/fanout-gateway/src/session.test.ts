@@ -16,15 +16,22 @@ import { unitMetrics } from './single-node.js';
 
 const secret = jwtSecret('unit-test-secret-long-enough');
 
-/** A ConnectionSink that records; `bufferedAmount` is settable to simulate a slow peer. */
+/**
+ * A ConnectionSink that records; `bufferedAmount` is settable to simulate a slow peer, and
+ * `holdHistory()` a transport still holding events from history back (until `handOverHistory()`
+ * or the close).
+ */
 interface FakeSocket {
   bufferedAmount: number;
   sent: string[];
   closed: { code: number; reason: string } | undefined;
   sink: ConnectionSink;
+  holdHistory(): void;
+  handOverHistory(): void;
 }
 
 function fakeSocket(): FakeSocket {
+  let held: { promise: Promise<void>; resolve: () => void } | undefined;
   const socket: FakeSocket = {
     bufferedAmount: 0,
     sent: [] as string[],
@@ -34,13 +41,27 @@ function fakeSocket(): FakeSocket {
         if (!socket.closed) socket.sent.push(text);
       },
       bufferedAmount: () => socket.bufferedAmount,
+      historyHandedOver: () => held?.promise ?? Promise.resolve(),
       close: (code: number, reason: string) => {
         socket.closed = { code, reason };
+        socket.handOverHistory();
       },
+    },
+    holdHistory: () => {
+      let resolve: () => void = () => undefined;
+      const promise = new Promise<void>((r) => (resolve = r));
+      held = { promise, resolve };
+    },
+    handOverHistory: () => {
+      held?.resolve();
+      held = undefined;
     },
   };
   return socket;
 }
+
+/** Lets every pending promise callback of in-memory adapters run (no timers are involved). */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 const defaults: SessionLimits = {
   maxSubscriptions: 3,
@@ -204,6 +225,47 @@ test('a subscribe with since should replay the missed events after its ack, in o
   );
   await t.send({ op: 'subscribe', id: 'old', channel: 'post:p1', since: { offset: '5', epoch: 'gone' } });
   assert.equal(t.frames().at(-1)?.recovered, false);
+});
+
+test('a subscribe with since should read its replay only once the events from history before it were handed to the transport, frames after it waiting with it', async () => {
+  const w = world();
+  const start = await w.history.position('creator:u1');
+  for (let i = 1; i <= 3; i++) await w.history.append('creator:u1', `{"n":${i}}`);
+  let reads = 0;
+  const since = w.history.since.bind(w.history);
+  w.history.since = (...args: Parameters<typeof since>) => {
+    reads += 1;
+    return since(...args);
+  };
+  const t = session(w);
+  t.socket.holdHistory(); // an earlier replay still waits for the client to read
+  t.s.receive(JSON.stringify({ op: 'subscribe', id: 's', channel: 'creator:u1', since: start }));
+  t.s.receive(JSON.stringify({ op: 'ping', id: 'p' }));
+  await settle();
+  assert.deepEqual([t.frames(), reads, w.hub.subscriptionCount], [[], 0, 0], 'nothing read or joined yet');
+  t.socket.handOverHistory();
+  await t.s.settled();
+  assert.deepEqual(
+    t.frames().map((f) => `${String(f.op)}:${String(f.id ?? f.offset)}`),
+    ['ack:s', 'event:1', 'event:2', 'event:3', 'pong:p'],
+  );
+  assert.equal(reads, 1);
+});
+
+test('a subscribe with since waiting for the replay before it should join nothing once the connection closed', async () => {
+  const w = world();
+  const start = await w.history.position('creator:u1');
+  await w.history.append('creator:u1', '{"n":1}');
+  const t = session(w);
+  t.socket.holdHistory();
+  t.s.receive(JSON.stringify({ op: 'subscribe', id: 's', channel: 'creator:u1', since: start }));
+  await settle();
+  t.s.close(4009, 'slow consumer');
+  await t.s.settled();
+  await t.s.release();
+  assert.equal(w.hub.subscriptionCount, 0);
+  assert.deepEqual(await w.directory.nodesFor('creator:u1'), []);
+  assert.deepEqual(t.frames(), [], 'nothing sent after the close');
 });
 
 test('live events that arrive during a replay should follow it without gap or duplicate', async () => {

@@ -166,7 +166,13 @@ export class Session implements ChannelSink {
 
   /**
    * Subscribes to `channel` (authorized by `token` where it needs one), acknowledging with `ack`
-   * (carrying `ack.id`) before any replayed event. Errors are the caller's to answer.
+   * (carrying `ack.id`) before any replayed event. With `since`, it first waits until the events
+   * from history sent before (an earlier subscribe's replay) have been handed to the transport
+   * (`ConnectionSink.historyHandedOver`): a connection fetches one replay at a time, so a resume
+   * of many channels holds one replay's worth (the history limit) and finishes, however many
+   * channels, paced by the client's reading. Frames are handled in order, so the connection's
+   * next frames wait with it. Errors are the caller's to answer (GW_CONNECTION_CLOSED when the
+   * connection ended meanwhile).
    */
   async subscribe(
     channel: string,
@@ -175,6 +181,7 @@ export class Session implements ChannelSink {
     token?: string,
     register?: Register,
   ): Promise<void> {
+    if (since !== undefined) await this.sink.historyHandedOver();
     await authorizeChannel(this.deps.jwtSecret, this.user.sub, channel, token, this.deps.marks);
     if (!this.subscriptions.has(channel) && this.subscriptions.size >= this.deps.limits.maxSubscriptions) {
       throw new RippleError('GW_TOO_MANY_SUBSCRIPTIONS', `at most ${this.deps.limits.maxSubscriptions} subscriptions`);

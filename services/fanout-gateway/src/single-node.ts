@@ -163,3 +163,18 @@ export function publishLive(
     });
   }
 }
+
+/**
+ * Records, at each read of `g`'s history for a resume (`since`: a subscribe's replay or a gap
+ * fill), what `measure` returns then (e.g. a send budget's `queuedBytes`); for tests that bound
+ * what a connection holds when its next replay is fetched. The array fills as reads happen.
+ */
+export function atEachHistoryRead(g: ReturnType<typeof singleNodeGateway>, measure: () => number): number[] {
+  const measured: number[] = [];
+  const since = g.history.since.bind(g.history);
+  g.history.since = (...args: Parameters<typeof since>) => {
+    measured.push(measure());
+    return since(...args);
+  };
+  return measured;
+}

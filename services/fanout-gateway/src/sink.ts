@@ -42,6 +42,14 @@ export interface ConnectionSink {
    */
   bufferedAmount(): number;
   /**
+   * Resolves once no event from history (`fromHistory`) is held back any more: each was handed to
+   * the socket or stream, or dropped because the transport closed; at once when none is (a
+   * transport that holds nothing back always resolves at once). A subscribe with `since` waits
+   * for it before it reads its replay (session.ts), so a connection holds one replay's worth at a
+   * time however many channels it resumes. Never rejects.
+   */
+  historyHandedOver(): Promise<void>;
+  /**
    * Ends the transport. `code` is a WebSocket close code (docs/protocol.md), `reason` its reason;
    * a transport without close codes reports them its own way. Called at most once per lifecycle.
    */

@@ -5,10 +5,18 @@ import type { IncomingMessage } from 'node:http';
 import { signAccessToken } from '@ripple/auth';
 import { RippleError } from '@ripple/errors';
 import { listeningPort } from '@ripple/http';
+import type { StreamPosition } from '@ripple/registry';
 import { waitUntil } from '@ripple/testing';
 import { eventFrame } from './protocol.js';
 import { SendBudget } from './send-budget.js';
-import { appendHistory, publishLive, singleNodeApp, singleNodeGateway, unitSecret } from './single-node.js';
+import {
+  appendHistory,
+  atEachHistoryRead,
+  publishLive,
+  singleNodeApp,
+  singleNodeGateway,
+  unitSecret,
+} from './single-node.js';
 
 test('a channel that fails to subscribe once an SSE stream started should get an error event naming it, and the stream go on', async (t) => {
   const g = singleNodeGateway({
@@ -122,7 +130,14 @@ test('an SSE stream should be counted in the send budget, and closed as a slow c
 interface SseEvent {
   readonly event: string;
   readonly id: string | undefined;
-  readonly data: { op: string; offset?: string; code?: string };
+  readonly data: {
+    op: string;
+    channel?: string;
+    offset?: string;
+    code?: string;
+    recovered?: boolean;
+    replayed?: number;
+  };
 }
 
 /** An open SSE stream: the events parsed as they arrive, whether it ended, and the response (to pause it). */
@@ -261,4 +276,153 @@ test('an SSE client that stops reading during a replay should be counted in the 
     await waitUntil('the end', 10_000, () => state.ended);
     assert.deepEqual([events.at(-1)?.event, events.at(-1)?.data.code], ['error', 'GW_SLOW_CONSUMER']);
   });
+});
+
+/** The offsets of `channel`'s events in `events`, in the order they came. */
+const channelOffsets = (events: readonly SseEvent[], channel: string) =>
+  events.filter((e) => e.event === 'event' && e.data.channel === channel).map((e) => Number(e.data.offset));
+
+test('a reading SSE client resuming five channels with one Last-Event-ID, each a replay several times its send buffer, should get every event once, in order per channel, then the live ones, in one stream', async (t) => {
+  const g = singleNodeGateway();
+  const budget = new SendBudget({ limitBytes: 1024 * 1024 * 1024, stallMs: 60_000 });
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024, maxSubscriptions: 8 }, budget);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const channels = Array.from({ length: 5 }, (_, i) => `creator:c${i}`);
+  // Per channel 90 events of ~8 KB: a replay of ~720 KB, eleven times the send buffer; 3.6 MB in all.
+  const since: Record<string, StreamPosition> = {};
+  for (const c of channels) since[c] = await appendHistory(g, c, 90, 8000);
+  const queuedAtRead = atEachHistoryRead(g, () => budget.queuedBytes);
+  await withSseStream(app, channels.join(','), lastEventIdOf(since), async ({ events, state }) => {
+    const over = () => state.ended || events.some((e) => e.event === 'error');
+    const acks = () => events.filter((e) => e.event === 'ack' && e.data.recovered !== undefined);
+    await waitUntil('the replays', 20_000, () => eventOffsets(events).length >= 5 * 90 || over());
+    // Live events count against the send buffer: each channel's (~35 KB, ids of six channels
+    // included) once the ones before were read.
+    for (const [i, c] of channels.entries()) {
+      publishLive(g, c, since[c]?.epoch ?? '', 90, 10);
+      await waitUntil(
+        `${c}'s live events`,
+        10_000,
+        () => eventOffsets(events).length >= 5 * 90 + (i + 1) * 10 || over(),
+      );
+    }
+    assert.deepEqual(
+      events.filter((e) => e.event === 'error').map((e) => e.data.code),
+      [],
+      `no error event after ${eventOffsets(events).length} events`,
+    );
+    assert.ok(!state.ended, 'the stream stays open');
+    assert.deepEqual(
+      acks().map((e) => [e.data.channel, e.data.recovered, e.data.replayed]),
+      channels.map((c) => [c, true, 90]),
+    );
+    for (const c of channels)
+      assert.deepEqual(
+        channelOffsets(events, c),
+        Array.from({ length: 100 }, (_, i) => i + 1),
+        c,
+      );
+    // The last event's id resumes every channel after its last event.
+    const last = JSON.parse(Buffer.from(events.at(-1)?.id ?? '', 'base64url').toString('utf8')) as Record<
+      string,
+      unknown
+    >;
+    for (const c of channels) assert.deepEqual(last[c], ['100', since[c]?.epoch], c);
+    assert.ok(
+      queuedAtRead.every((bytes) => bytes < 90 * 8000),
+      `one replay held at a time: queued at each read ${queuedAtRead.join(', ')}`,
+    );
+  });
+});
+
+test('an SSE client that stops reading while it resumes five channels should still get GW_SLOW_CONSUMER once live events pile up, after an in-order prefix of each', async (t) => {
+  const g = singleNodeGateway();
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024, maxSubscriptions: 8 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const channels = Array.from({ length: 5 }, (_, i) => `creator:c${i}`);
+  const since: Record<string, StreamPosition> = {};
+  for (const c of channels) since[c] = await appendHistory(g, c, 90, 8000);
+  await withSseStream(app, channels.join(','), lastEventIdOf(since), async ({ res, events, state }) => {
+    res.pause();
+    // The first channel joined (or already ended and released).
+    await waitUntil(
+      'the subscription',
+      5000,
+      () => g.hub.channelNames().includes('creator:c0') || g.hub.subscriptionCount === 0,
+    );
+    // ~600 KB of live events per channel, not read either.
+    for (const c of channels) publishLive(g, c, since[c]?.epoch ?? '', 90, 200);
+    await waitUntil('the release', 5000, () => g.hub.subscriptionCount === 0);
+    res.resume();
+    await waitUntil('the end', 10_000, () => state.ended);
+    assert.deepEqual([events.at(-1)?.event, events.at(-1)?.data.code], ['error', 'GW_SLOW_CONSUMER']);
+    for (const c of channels) {
+      const offsets = channelOffsets(events, c);
+      assert.deepEqual(
+        offsets,
+        Array.from({ length: offsets.length }, (_, i) => i + 1),
+        `${c}: an in-order prefix, once`,
+      );
+    }
+  });
+});
+
+test('an SSE client that stops reading while it resumes five channels should be closed when the send budget stalls on it, not by its replays', async (t) => {
+  const g = singleNodeGateway();
+  const budget = new SendBudget({ limitBytes: 64 * 1024, stallMs: 50, pollMs: 5 });
+  // A stream's own bound above an event's size: only the budget closes it here.
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 1024 * 1024, maxSubscriptions: 8 }, budget);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const channels = Array.from({ length: 5 }, (_, i) => `creator:c${i}`);
+  // Per channel 100 events (the history limit) of ~80 KB: 8 MB, more than the kernel's socket buffers take.
+  const since: Record<string, StreamPosition> = {};
+  for (const c of channels) since[c] = await appendHistory(g, c, 100, 80_000);
+  await withSseStream(app, channels.join(','), lastEventIdOf(since), async ({ res, events, state }) => {
+    res.pause();
+    await waitUntil('the replay', 5000, () => budget.queuedBytes > 1024 * 1024 || g.hub.subscriptionCount === 0);
+    assert.ok(g.hub.channelNames().includes('creator:c0'), 'the replays did not close the stream');
+    // A routed batch now waits; the stream does not drain, so the budget closes it when it stalls.
+    await budget.admit();
+    assert.equal(budget.queuedBytes, 0, 'its bytes left the budget');
+    assert.equal((await g.metrics.sendBudgetCloses.get()).values[0]?.value, 1);
+    res.resume();
+    await waitUntil('the end', 10_000, () => state.ended);
+    assert.deepEqual([events.at(-1)?.event, events.at(-1)?.data.code], ['error', 'GW_SLOW_CONSUMER']);
+  });
+});
+
+test('an SSE stream dropped during a resume of five channels should leave in its last id the positions of the channels not replayed yet, so the next stream recovers them all', async (t) => {
+  const g = singleNodeGateway();
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024, maxSubscriptions: 8 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const channels = Array.from({ length: 5 }, (_, i) => `creator:c${i}`);
+  const since: Record<string, StreamPosition> = {};
+  for (const c of channels) since[c] = await appendHistory(g, c, 90, 8000);
+  let lastId = '';
+  const got: SseEvent[] = [];
+  // The first stream drops (the client goes away) after ten events of the first channel's replay.
+  await withSseStream(app, channels.join(','), lastEventIdOf(since), async ({ events, state }) => {
+    await waitUntil('ten events', 10_000, () => eventOffsets(events).length >= 10 || state.ended);
+    const tenth = events.filter((e) => e.event === 'event')[9];
+    assert.ok(tenth?.id, 'the tenth event has an id');
+    lastId = tenth.id;
+    got.push(...events.filter((e) => e.event === 'event').slice(0, 10));
+  });
+  await waitUntil('the release', 5000, () => g.hub.subscriptionCount === 0);
+  await withSseStream(app, channels.join(','), lastId, async ({ events, state }) => {
+    const acks = () => events.filter((e) => e.event === 'ack' && e.data.channel !== 'user:u1');
+    await waitUntil('the acks', 20_000, () => acks().length >= 5 || state.ended);
+    assert.deepEqual(
+      acks().map((e) => [e.data.channel, e.data.recovered]),
+      channels.map((c) => [c, true]),
+    );
+    await waitUntil('the rest', 20_000, () => eventOffsets(events).length >= 5 * 90 - 10 || state.ended);
+    got.push(...events.filter((e) => e.event === 'event'));
+  });
+  for (const c of channels)
+    assert.deepEqual(
+      channelOffsets(got, c),
+      Array.from({ length: 90 }, (_, i) => i + 1),
+      c,
+    );
 });

@@ -134,18 +134,26 @@ class SseSink implements ConnectionSink, SendQueue {
     else this.close(CloseCodes.slowConsumer, 'slow consumer');
   }
 
-  /** The stream closed (either side): its bytes leave the send budget, what waits is dropped. */
+  historyHandedOver(): Promise<void> {
+    return this.pending?.historyHandedOver() ?? Promise.resolve();
+  }
+
+  /**
+   * The stream closed (either side): its bytes leave the send budget, what waits is dropped (a
+   * subscribe waiting in `historyHandedOver` goes on, and finds the connection closed).
+   */
   detach(): void {
+    this.pending?.clear();
     this.pending = undefined;
     this.budget?.release(this);
   }
 
   close(code: number, reason: string): void {
     const { raw, pending } = this;
+    // A slow consumer's backlog is dropped; any other close lets the events before it go first.
+    if (!raw.writableEnded && code !== CloseCodes.slowConsumer) pending?.handOver((event) => raw.write(event));
     this.detach();
     if (raw.writableEnded) return;
-    // A slow consumer's backlog is dropped; any other close lets the events before it go first.
-    if (code !== CloseCodes.slowConsumer) pending?.handOver((event) => raw.write(event));
     const errorCode = closeErrorCode(code, reason);
     if (errorCode === undefined) raw.end();
     else raw.end(`event: error\ndata: ${JSON.stringify({ op: 'error', code: errorCode, message: reason })}\n\n`);
@@ -220,6 +228,14 @@ export function installSse(
       const prior = previous[channel];
       return prior ? { offset: prior[0], epoch: prior[1] } : undefined;
     };
+    // Every id carries each resumed channel's position from the start: the channels are replayed one
+    // after the other (session.ts), and a stream that drops before a channel's turn must leave it in
+    // the last id the client got, at the position it resumed from, or the next stream would join it
+    // without `since` and its missed events would be lost unsaid.
+    for (const channel of channels) {
+      const prior = previous[channel];
+      if (prior) positions[channel] = prior;
+    }
 
     reply.hijack();
     const raw = reply.raw;

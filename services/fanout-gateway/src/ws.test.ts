@@ -5,9 +5,18 @@ import type { FastifyInstance } from 'fastify';
 import { WebSocket } from 'ws';
 import { signAccessToken } from '@ripple/auth';
 import { listeningPort } from '@ripple/http';
+import type { StreamPosition } from '@ripple/registry';
 import { webSocketHandshake } from '@ripple/testing';
 import { eventFrame } from './protocol.js';
-import { appendHistory, publishLive, singleNodeApp, singleNodeGateway, unitSecret as secret } from './single-node.js';
+import { SendBudget } from './send-budget.js';
+import {
+  appendHistory,
+  atEachHistoryRead,
+  publishLive,
+  singleNodeApp,
+  singleNodeGateway,
+  unitSecret as secret,
+} from './single-node.js';
 
 test('the 101 answer and welcome should leave the gateway in one write', async (t) => {
   // Registration takes a while (as a Redis round trip does): the 101 must wait for the welcome.
@@ -395,11 +404,14 @@ test('a client that stops reading during a replay should still be closed with 40
   );
 });
 
-test('a client that asks for replay after replay without reading should be closed with 4009 once they exceed one replay', async (t) => {
+test('a client that asks for replay after replay without reading should be held to one replay at a time, and get every one once it reads, with no 4009', async (t) => {
   const g = singleNodeGateway();
-  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 });
+  const budget = new SendBudget({ limitBytes: 1024 * 1024 * 1024, stallMs: 60_000 });
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024 }, budget);
   await app.listen({ host: '127.0.0.1', port: 0 });
+  // 90 events of ~3 KB: a replay of ~270 KB, four times the send buffer.
   const since = await appendHistory(g, 'creator:c0', 90, 3000);
+  const queuedAtRead = atEachHistoryRead(g, () => budget.queuedBytes);
   const { client, frames, tcp } = await subscribedClient(t, app, []);
   tcp.pause();
   // Eight replays of 90 events: far more than one replay (the history limit, 100 events).
@@ -407,8 +419,86 @@ test('a client that asks for replay after replay without reading should be close
     client.send(JSON.stringify({ op: 'subscribe', id: `s${i}`, channel: 'creator:c0', since }));
     client.send(JSON.stringify({ op: 'unsubscribe', id: `u${i}`, channel: 'creator:c0' }));
   }
+  await until(() => budget.queuedBytes > 200 * 1024 || frames.some((f) => f.op === 'close'));
+  tcp.resume();
+  await until(() => frames.filter((f) => f.op === 'event').length >= 8 * 90 || frames.some((f) => f.op === 'close'));
+  assert.ok(!frames.some((f) => f.op === 'close'), 'the reader stays connected');
+  const offsets = frames.filter((f) => f.op === 'event').map((f) => Number(f.offset));
+  assert.deepEqual(
+    offsets,
+    Array.from({ length: 8 * 90 }, (_, i) => (i % 90) + 1),
+  );
+  assert.equal(queuedAtRead.length, 8);
+  assert.ok(
+    queuedAtRead.every((bytes) => bytes < 90 * 3000),
+    `each replay read once the one before left for the socket: queued at each read ${queuedAtRead.join(', ')}`,
+  );
+});
+
+test('a reading client resuming five channels at once, each a replay several times its send buffer, should get every event once, in order per channel, then the live ones, in one connection', async (t) => {
+  const g = singleNodeGateway();
+  const budget = new SendBudget({ limitBytes: 1024 * 1024 * 1024, stallMs: 60_000 });
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024, maxSubscriptions: 8 }, budget);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const channels = Array.from({ length: 5 }, (_, i) => `creator:c${i}`);
+  // Per channel 90 events of ~3 KB: a replay of ~270 KB, four times the send buffer; 1.35 MB in all.
+  const since = new Map<string, StreamPosition>();
+  for (const c of channels) since.set(c, await appendHistory(g, c, 90, 3000));
+  const queuedAtRead = atEachHistoryRead(g, () => budget.queuedBytes);
+  const { client, frames } = await subscribedClient(t, app, []);
+  for (const [i, channel] of channels.entries())
+    client.send(JSON.stringify({ op: 'subscribe', id: `r${i}`, channel, since: since.get(channel) }));
+  const events = () => frames.filter((f) => f.op === 'event').length;
+  await until(() => events() >= 5 * 90 || frames.some((f) => f.op === 'close'));
+  // Live events count against the send buffer: each channel's (~60 KB) once the ones before were read.
+  for (const [i, c] of channels.entries()) {
+    publishLive(g, c, since.get(c)?.epoch ?? '', 90, 20);
+    await until(() => events() >= 5 * 90 + (i + 1) * 20 || frames.some((f) => f.op === 'close'));
+  }
+  assert.ok(!frames.some((f) => f.op === 'close'), `the reader stays connected (closed after ${events()} events)`);
+  const acks = frames.filter((f) => f.op === 'ack') as { channel?: string; recovered?: boolean; replayed?: number }[];
+  assert.deepEqual(
+    acks.map((a) => [a.channel, a.recovered, a.replayed]),
+    channels.map((c) => [c, true, 90]),
+  );
+  for (const c of channels)
+    assert.deepEqual(
+      frames.filter((f) => f.op === 'event' && f.channel === c).map((f) => Number(f.offset)),
+      Array.from({ length: 110 }, (_, i) => i + 1),
+      c,
+    );
+  assert.ok(
+    queuedAtRead.every((bytes) => bytes < 90 * 3000),
+    `one replay held at a time: queued at each read ${queuedAtRead.join(', ')}`,
+  );
+});
+
+test('a client that stops reading while it resumes five channels should still be closed with 4009 once live events pile up, after an in-order prefix of each', async (t) => {
+  const g = singleNodeGateway();
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 64 * 1024, maxSubscriptions: 8 });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const channels = Array.from({ length: 5 }, (_, i) => `creator:c${i}`);
+  const since = new Map<string, StreamPosition>();
+  for (const c of channels) since.set(c, await appendHistory(g, c, 90, 3000));
+  const { client, frames, tcp } = await subscribedClient(t, app, []);
+  tcp.pause();
+  for (const [i, channel] of channels.entries())
+    client.send(JSON.stringify({ op: 'subscribe', id: `r${i}`, channel, since: since.get(channel) }));
+  // The first channel joined (or already closed and released).
+  await until(() => g.hub.channelNames().includes('creator:c0') || g.hub.subscriptionCount === 0);
+  // ~600 KB of live events per channel, not read either.
+  for (const c of channels) publishLive(g, c, since.get(c)?.epoch ?? '', 90, 200);
   await until(() => g.hub.subscriptionCount === 0);
+  assert.equal(g.hub.subscriptionCount, 0, 'released');
   tcp.resume();
   await until(() => frames.some((f) => f.op === 'close'));
   assert.deepEqual(frames.at(-1), { op: 'close', code: 4009 });
+  for (const c of channels) {
+    const offsets = frames.filter((f) => f.op === 'event' && f.channel === c).map((f) => Number(f.offset));
+    assert.deepEqual(
+      offsets,
+      Array.from({ length: offsets.length }, (_, i) => i + 1),
+      `${c}: an in-order prefix, once`,
+    );
+  }
 });

@@ -143,15 +143,26 @@ class WebSocketSink implements ConnectionSink, SendQueue {
     else this.close(CloseCodes.slowConsumer, 'slow consumer');
   }
 
-  /** The socket closed (either side): its bytes leave the send budget. */
+  historyHandedOver(): Promise<void> {
+    return this.pending?.historyHandedOver() ?? Promise.resolve();
+  }
+
+  /**
+   * The socket closed (either side): its bytes leave the send budget; what still waits is dropped
+   * (a subscribe waiting in `historyHandedOver` goes on, and finds the connection closed).
+   */
   detach(): void {
     this.budget?.release(this);
+    this.pending?.clear();
+    this.pending = undefined;
   }
 
   close(code: number, reason: string): void {
     const { socket } = this;
-    this.detach();
-    if (socket.readyState !== socket.OPEN && socket.readyState !== socket.CONNECTING) return;
+    if (socket.readyState !== socket.OPEN && socket.readyState !== socket.CONNECTING) {
+      this.detach();
+      return;
+    }
     this.corkTick();
     // A slow consumer's backlog is dropped; any other close lets the frames before it go first.
     if (code !== CloseCodes.slowConsumer) {
@@ -159,7 +170,7 @@ class WebSocketSink implements ConnectionSink, SendQueue {
       this.pending?.handOver((frame) => this.write(frame));
     }
     this.runCount = 0;
-    this.pending = undefined;
+    this.detach();
     socket.close(code, reason);
   }
 
