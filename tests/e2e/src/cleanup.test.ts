@@ -112,6 +112,18 @@ test('a benchmark interrupted again while it cleans up, or hung up on, should st
   await assertNothingLeft('bh', second.run, second.pids);
 });
 
+test('a benchmark hung up on after its terminal went away should still remove everything', async () => {
+  // A closed terminal: nobody reads its output any more, then SIGHUP. Writing the clean-up's first
+  // line failed with EPIPE, an uncaught error that ended the process before it cleaned up.
+  const bench = runBench({});
+  const { run, pids } = await bench.started;
+  bench.child.stdout.destroy();
+  bench.child.stderr.destroy();
+  bench.child.kill('SIGHUP');
+  assert.equal(await bench.exited, 129);
+  await assertNothingLeft('bh', run, pids);
+});
+
 test('a test process ended by a signal should take the services it spawned with it', async () => {
   // A test file killed (Ctrl-C, a runner's SIGTERM) used to leave its services running, orphaned.
   const iso = isolatedRun('sig');

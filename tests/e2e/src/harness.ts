@@ -574,6 +574,11 @@ export async function runScoped<T>(
     );
   };
   for (const signal of Object.keys(SIGNAL_NUMBERS)) process.on(signal, onSignal);
+  // A terminal that went away (its SIGHUP) or a reader that stopped makes writes to stdout and
+  // stderr fail with EPIPE: an uncaught 'error' that ended the process before it cleaned up.
+  const outputGone = () => undefined;
+  process.stdout.on('error', outputGone);
+  process.stderr.on('error', outputGone);
   try {
     return await body({
       iso,
@@ -587,5 +592,7 @@ export async function runScoped<T>(
   } finally {
     await cleanup();
     for (const signal of Object.keys(SIGNAL_NUMBERS)) process.off(signal, onSignal);
+    process.stdout.off('error', outputGone);
+    process.stderr.off('error', outputGone);
   }
 }
