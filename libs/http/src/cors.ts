@@ -54,7 +54,6 @@ export async function installCors(app: FastifyInstance, allowed: AllowedOrigins)
       'x-ratelimit-limit',
       'x-ratelimit-remaining',
       'x-ratelimit-reset',
-      'x-cache',
     ],
     maxAge: 600,
   });

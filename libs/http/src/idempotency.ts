@@ -16,14 +16,12 @@ export interface Mutations<Tx extends RawSql> {
    * Runs `work` in one transaction and answers `status` with its result. With an
    * Idempotency-Key, a retry with the same request gets the stored answer
    * (`Idempotent-Replayed: true`); the same key with a different request gets 422.
-   * `committed` runs after the commit and before the answer (cache invalidation).
    */
   run<B>(
     request: FastifyRequest,
     reply: FastifyReply,
     status: number,
     work: (tx: Tx) => Promise<B>,
-    committed?: () => Promise<void>,
   ): Promise<FastifyReply>;
   /**
    * `run` for work that is a single SQL statement, atomic by itself (a data-modifying CTE that
@@ -85,17 +83,10 @@ export function mutations<Tx extends RawSql>(deps: {
       deps.afterCommit();
       return reply.status(status).send(body);
     },
-    async run<B>(
-      request: FastifyRequest,
-      reply: FastifyReply,
-      status: number,
-      work: (tx: Tx) => Promise<B>,
-      committed?: () => Promise<void>,
-    ) {
+    async run<B>(request: FastifyRequest, reply: FastifyReply, status: number, work: (tx: Tx) => Promise<B>) {
       const key = keyOf(request);
-      const answer = async (body: B) => {
+      const answer = (body: B) => {
         deps.afterCommit();
-        await committed?.();
         return reply.status(status).send(body);
       };
       if (key === undefined) return answer(await deps.transaction(work));

@@ -36,8 +36,7 @@ export function eventsWritten(): readonly string[] {
 /** `mutations` whose every run is a unit of work (`recordingEvents`): its `afterCommit` sees `eventsWritten()`. */
 export function recordingMutations<Tx extends RawSql>(base: Mutations<Tx>): Mutations<Tx> {
   return {
-    run: (request, reply, status, work, committed) =>
-      recordingEvents(() => base.run(request, reply, status, work, committed)),
+    run: (request, reply, status, work) => recordingEvents(() => base.run(request, reply, status, work)),
     single: (request, reply, status, work) => recordingEvents(() => base.single(request, reply, status, work)),
   };
 }

@@ -17,9 +17,9 @@ export function backlogShedding<Tx extends RawSql>(base: Mutations<Tx>, backlogg
     }
   };
   return {
-    run: async (request, reply, status, work, committed) => {
+    run: async (request, reply, status, work) => {
       admit();
-      return base.run(request, reply, status, work, committed);
+      return base.run(request, reply, status, work);
     },
     single: async (request, reply, status, work) => {
       admit();

@@ -4,23 +4,22 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { createEvent } from '@ripple/events';
 import type { DataOf, EventType } from '@ripple/events';
+import { createRedis } from '@ripple/service';
 import { apiTestbed } from '@ripple/service/testbed';
+import { createMetricsRegistry } from '@ripple/telemetry';
 import { cleanupAll } from '@ripple/testing';
 import { buildApp } from './app.js';
 import { handleEvent } from './consumer.js';
 import { createDb, transaction } from './db.js';
-import { UnreadCache } from './unread-cache.js';
 
 const migrationsDir = fileURLToPath(new URL('../prisma/migrations', import.meta.url));
 const startBed = () => apiTestbed({ name: 'notification-service', migrationsDir, createDb, transaction });
 let bed: Awaited<ReturnType<typeof startBed>>;
 let app: FastifyInstance;
-let cache: UnreadCache;
 
 before(async () => {
   bed = await startBed();
-  cache = new UnreadCache(bed.deps.redis, bed.deps.redisKeyPrefix, bed.deps.logger);
-  app = await buildApp({ ...bed.deps, cache });
+  app = await buildApp(bed.deps);
 });
 after(() =>
   cleanupAll(
@@ -50,7 +49,7 @@ const now = () => new Date().toISOString();
 /** Delivers an event as the consumer does; returns it so a test can deliver it again. */
 async function deliver<T extends EventType>(type: T, data: DataOf<T>) {
   const event = createEvent(type, { source: 'test', data });
-  await handleEvent(bed.deps, cache, event);
+  await handleEvent(bed.deps, event);
   return event;
 }
 const notes = async (user: string, query = '') =>
@@ -108,7 +107,7 @@ test('a redelivered event should not notify twice', async () => {
     likeCount: 1,
     at: now(),
   });
-  assert.equal((await handleEvent(bed.deps, cache, event)).size, 0);
+  assert.equal((await handleEvent(bed.deps, event)).size, 0);
   assert.equal((await notes('dup')).length, 1);
 });
 
@@ -183,24 +182,19 @@ test('a burst of chat messages should fold into one unread notification per memb
   assert.equal((await notes('cd')).length, 1);
 });
 
-test('the unread count should be served from Redis and invalidated by every change', async () => {
+test('the unread count should follow every change, with its generation', async () => {
   const p = postId();
-  const res = async () => {
-    const r = await call('GET', '/notifications/unread-count', 'uc');
-    return [r.json<{ count: number }>().count, r.headers['x-cache']];
-  };
-  assert.deepEqual(await res(), [0, 'miss']);
-  assert.deepEqual(await res(), [0, 'hit']);
+  const res = async () => (await call('GET', '/notifications/unread-count', 'uc')).json();
+  assert.deepEqual(await res(), { count: 0, generation: 0 });
   await deliver('post.liked', { postId: p, postAuthorId: 'uc', userId: 'u1', likeCount: 1, at: now() });
   await deliver('post.liked', { postId: p, postAuthorId: 'uc', userId: 'u2', likeCount: 2, at: now() });
-  assert.deepEqual(await res(), [2, 'miss']);
-  assert.deepEqual(await res(), [2, 'hit']);
+  assert.deepEqual(await res(), { count: 2, generation: 2 });
   const [latest] = await notes('uc');
   await call('POST', `/notifications/${latest?.id}/read`, 'uc');
-  assert.deepEqual(await res(), [1, 'miss']);
+  assert.deepEqual(await res(), { count: 1, generation: 3 });
   const all = await call('POST', '/notifications/read-all', 'uc');
   assert.deepEqual(all.json(), { read: 1 });
-  assert.deepEqual(await res(), [0, 'miss']);
+  assert.deepEqual(await res(), { count: 0, generation: 4 });
   assert.deepEqual((await call('POST', '/notifications/read-all', 'uc')).json(), { read: 0 });
   const readEvents = (await bed.events()).filter(
     (e) => e.type === 'notification.read' && (e.data as Json).userId === 'uc',
@@ -209,6 +203,33 @@ test('the unread count should be served from Redis and invalidated by every chan
     readEvents.map((e) => (e.data as Json).all),
     [false, true],
   );
+});
+
+test('a count changed by a replica that cannot reach Redis should be served at once by the others', async (t) => {
+  // Replica C shares the database but its Redis is a closed port: every command fails at once.
+  const unreachable = createRedis('redis://127.0.0.1:1');
+  t.after(() => unreachable.disconnect());
+  const cDeps = { ...bed.deps, redis: unreachable, metrics: createMetricsRegistry('replica-c') };
+  const c = await buildApp(cDeps);
+  t.after(() => c.close());
+  const served = async () => (await call('GET', '/notifications/unread-count', 'nc')).json();
+  const mention = () =>
+    createEvent('post.created', {
+      source: 'test',
+      data: { postId: postId(), authorId: 'nm', body: 'hi @nc', createdAt: now() },
+    });
+
+  await deliver('post.created', { postId: postId(), authorId: 'nm', body: 'hi @nc', createdAt: now() });
+  assert.deepEqual(await served(), { count: 1, generation: 1 });
+  const readAll = await bed.call(c, 'POST', '/notifications/read-all', 'nc');
+  assert.deepEqual([readAll.status, readAll.json()], [200, { read: 1 }]);
+  assert.deepEqual(await served(), { count: 0, generation: 2 }, 'after read-all on C');
+
+  assert.equal((await handleEvent(cDeps, mention())).size, 1);
+  assert.deepEqual(await served(), { count: 1, generation: 3 }, 'after C consumed a mention');
+  const [latest] = await notes('nc', '&unread=true');
+  assert.equal((await bed.call(c, 'POST', `/notifications/${latest?.id}/read`, 'nc')).status, 200);
+  assert.deepEqual(await served(), { count: 0, generation: 4 }, 'after a read on C');
 });
 
 test('marking read should be per user: another user’s notification is 404, a repeat changes nothing', async () => {

@@ -8,11 +8,6 @@ import type { ApiDeps, Emit, TraceContext } from '@ripple/service';
 import type { Db, Tx } from './db.js';
 import type { Notification } from './generated/prisma/client.js';
 import { emitUnreadCounts, unreadCount } from './unread-counts.js';
-import type { UnreadCache } from './unread-cache.js';
-
-export interface NotificationDeps extends ApiDeps<Db, Tx> {
-  readonly cache: UnreadCache;
-}
 
 const NotificationView = Type.Object({
   id: Type.String(),
@@ -66,9 +61,9 @@ async function emitRead(tx: Tx, emit: Emit, { userId, ids, all, read, readAt }: 
   await emitUnreadCounts(tx, emit, new Map([[userId, -read]]), trace);
 }
 
-export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance> {
+export async function buildApp(deps: ApiDeps<Db, Tx>): Promise<FastifyInstance> {
   const app = await createApiApp(deps);
-  const { db, emit, mutations, now, cache } = deps;
+  const { db, emit, mutations, now } = deps;
   const auth = { onRequest: requireUser };
   const tag = 'notifications';
 
@@ -106,26 +101,14 @@ export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance>
       schema: routeSchema({
         tag,
         summary: 'How many of your notifications are unread',
-        success: {
-          status: 200,
-          description: 'The count',
-          body: UnreadCount,
-          headers: {
-            'x-cache': {
-              type: 'string',
-              enum: ['hit', 'miss'],
-              description: 'Whether the count came from the Redis cache or was counted in the database.',
-            },
-          },
-        },
+        success: { status: 200, description: 'The count', body: UnreadCount },
       }),
     },
-    async (request, reply) => {
-      const userId = userOf(request).sub;
-      const { count: unread, cached } = await cache.get(userId, () => unreadCount(db, userId));
-      return reply
-        .header('x-cache', cached ? 'hit' : 'miss')
-        .send({ count: unread.count, generation: unread.generation });
+    // One primary-key lookup of the committed count: no cache, so no invalidation a replica
+    // that cannot reach Redis could lose.
+    async (request) => {
+      const { count, generation } = await unreadCount(db, userOf(request).sub);
+      return { count, generation };
     },
   );
 
@@ -144,30 +127,24 @@ export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance>
     },
     (request, reply) => {
       const userId = userOf(request).sub;
-      return mutations.run(
-        request,
-        reply,
-        200,
-        async (tx) => {
-          const { notificationId } = request.params;
-          // Another user's notification is as absent as a missing one.
-          const found = await tx.notification.findFirst({ where: { id: notificationId, userId } });
-          if (!found) {
-            throw NotificationNotFound.error(`notification ${notificationId} does not exist`);
-          }
-          if (found.readAt !== null) return view(found);
-          // Only if still unread: a concurrent request may have read it since, and must not count twice.
-          const readAt = now();
-          const { count } = await tx.notification.updateMany({
-            where: { id: found.id, readAt: null },
-            data: { readAt },
-          });
-          if (count === 0) return view(await tx.notification.findUniqueOrThrow({ where: { id: found.id } }));
-          await emitRead(tx, emit, { userId, ids: [found.id], all: false, read: 1, readAt }, traceOf(request));
-          return view({ ...found, readAt });
-        },
-        () => cache.invalidate([userId]),
-      );
+      return mutations.run(request, reply, 200, async (tx) => {
+        const { notificationId } = request.params;
+        // Another user's notification is as absent as a missing one.
+        const found = await tx.notification.findFirst({ where: { id: notificationId, userId } });
+        if (!found) {
+          throw NotificationNotFound.error(`notification ${notificationId} does not exist`);
+        }
+        if (found.readAt !== null) return view(found);
+        // Only if still unread: a concurrent request may have read it since, and must not count twice.
+        const readAt = now();
+        const { count } = await tx.notification.updateMany({
+          where: { id: found.id, readAt: null },
+          data: { readAt },
+        });
+        if (count === 0) return view(await tx.notification.findUniqueOrThrow({ where: { id: found.id } }));
+        await emitRead(tx, emit, { userId, ids: [found.id], all: false, read: 1, readAt }, traceOf(request));
+        return view({ ...found, readAt });
+      });
     },
   );
 
@@ -184,20 +161,14 @@ export async function buildApp(deps: NotificationDeps): Promise<FastifyInstance>
     },
     (request, reply) => {
       const userId = userOf(request).sub;
-      return mutations.run(
-        request,
-        reply,
-        200,
-        async (tx) => {
-          const readAt = now();
-          const { count } = await tx.notification.updateMany({ where: { userId, readAt: null }, data: { readAt } });
-          if (count > 0) {
-            await emitRead(tx, emit, { userId, ids: [], all: true, read: count, readAt }, traceOf(request));
-          }
-          return { read: count };
-        },
-        () => cache.invalidate([userId]),
-      );
+      return mutations.run(request, reply, 200, async (tx) => {
+        const readAt = now();
+        const { count } = await tx.notification.updateMany({ where: { userId, readAt: null }, data: { readAt } });
+        if (count > 0) {
+          await emitRead(tx, emit, { userId, ids: [], all: true, read: count, readAt }, traceOf(request));
+        }
+        return { read: count };
+      });
     },
   );
 

@@ -8,7 +8,6 @@ import { headerValue } from '@ripple/telemetry';
 import type { Logger, Registry } from '@ripple/telemetry';
 import type { Db, Tx } from './db.js';
 import { Notifier } from './notifier.js';
-import type { UnreadCache } from './unread-cache.js';
 
 /** The topics notification-service reads. */
 export const SOURCE_TOPICS = [Topics.post, Topics.chat] as const;
@@ -26,7 +25,6 @@ export function traceFromHeaders(headers: ConsumedMeta['headers']): TraceContext
  */
 export async function handleEvent(
   deps: ApiDeps<Db, Tx>,
-  cache: UnreadCache,
   event: AnyEvent,
   trace: TraceContext = {},
 ): Promise<Set<string>> {
@@ -38,10 +36,7 @@ export async function handleEvent(
       if (fresh === 0) return new Set<string>();
       return new Notifier(tx, deps.emit, deps.now(), trace).apply(event);
     });
-    if (touched.size > 0) {
-      deps.wakeOutbox();
-      await cache.invalidate(touched);
-    }
+    if (touched.size > 0) deps.wakeOutbox();
     return touched;
   });
 }
@@ -49,7 +44,6 @@ export async function handleEvent(
 /** Consumes post and chat events (at least once) into `handleEvent`. */
 export function startNotificationConsumer(opts: {
   deps: ApiDeps<Db, Tx>;
-  cache: UnreadCache;
   kafka: KafkaClient;
   producer: EventProducer;
   logger: Logger;
@@ -60,7 +54,7 @@ export function startNotificationConsumer(opts: {
   sessionTimeoutMs?: number;
   metrics: Registry;
 }): Pick<EventConsumer, 'start' | 'stop'> {
-  const { deps, cache } = opts;
+  const { deps } = opts;
   const topics = SOURCE_TOPICS.map((t) => opts.topicPrefix + t);
   const consumer = createEventConsumer({
     kafka: opts.kafka,
@@ -73,7 +67,7 @@ export function startNotificationConsumer(opts: {
     metrics: opts.metrics,
     ...(opts.sessionTimeoutMs !== undefined && { sessionTimeoutMs: opts.sessionTimeoutMs }),
     onEvent: async (event, meta) => {
-      await handleEvent(deps, cache, event, traceFromHeaders(meta.headers));
+      await handleEvent(deps, event, traceFromHeaders(meta.headers));
     },
   });
   const admin = createKafkaAdmin(opts.kafka);

@@ -3,33 +3,27 @@ import { loadConfig } from '@ripple/config';
 import { Topics } from '@ripple/events';
 import { runProcess } from '@ripple/http';
 import { startDomainService } from '@ripple/service';
-import type { ApiDeps } from '@ripple/service';
 import { buildApp } from './app.js';
 import { NotificationEnv, SERVICE_NAME } from './config.js';
 import { startNotificationConsumer } from './consumer.js';
 import { createDb, transaction } from './db.js';
-import type { Db, Tx } from './db.js';
-import { UnreadCache } from './unread-cache.js';
 
 runProcess(SERVICE_NAME, () => {
   const config = loadConfig(NotificationEnv);
-  let cache: UnreadCache | undefined;
   let notificationConsumer: ReturnType<typeof startNotificationConsumer> | undefined;
-  const cacheOf = (deps: ApiDeps<Db, Tx>) => (cache ??= new UnreadCache(deps.redis, deps.redisKeyPrefix, deps.logger));
   return startDomainService({
     name: SERVICE_NAME,
-    description: 'Notifications made from post and chat events, with unread counts cached in Redis.',
+    description: 'Notifications made from post and chat events, and their unread counts.',
     config,
     migrationsDir: fileURLToPath(new URL('../prisma/migrations', import.meta.url)),
     topics: [Topics.notification],
     createDb,
     transaction,
-    buildApp: (deps) => buildApp({ ...deps, cache: cacheOf(deps) }),
+    buildApp,
     async background({ deps, kafka, producer, logger, metrics }) {
       // Created once: the runtime calls `background` again when a start attempt failed.
       const consumer = (notificationConsumer ??= startNotificationConsumer({
         deps,
-        cache: cacheOf(deps),
         kafka,
         producer,
         logger,

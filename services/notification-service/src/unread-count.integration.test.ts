@@ -9,7 +9,6 @@ import { cleanupAll, waitUntil } from '@ripple/testing';
 import { buildApp } from './app.js';
 import { handleEvent } from './consumer.js';
 import { createDb, transaction } from './db.js';
-import { UnreadCache } from './unread-cache.js';
 
 // Concurrent changes to one user's notifications on the real PostgreSQL, as two replicas of the
 // service (or the consumer beside a read request) make them: the `notification.unread_count`
@@ -18,12 +17,10 @@ const migrationsDir = fileURLToPath(new URL('../prisma/migrations', import.meta.
 const startBed = () => apiTestbed({ name: 'notification-service', migrationsDir, createDb, transaction });
 let bed: Awaited<ReturnType<typeof startBed>>;
 let app: FastifyInstance;
-let cache: UnreadCache;
 
 before(async () => {
   bed = await startBed();
-  cache = new UnreadCache(bed.deps.redis, bed.deps.redisKeyPrefix, bed.deps.logger);
-  app = await buildApp({ ...bed.deps, cache });
+  app = await buildApp(bed.deps);
 });
 after(() =>
   cleanupAll(
@@ -36,7 +33,7 @@ const now = () => new Date().toISOString();
 const uuid = () => crypto.randomUUID();
 
 function deliver<T extends EventType>(type: T, data: DataOf<T>) {
-  return handleEvent(bed.deps, cache, createEvent(type, { source: 'unread-count-test', data }));
+  return handleEvent(bed.deps, createEvent(type, { source: 'unread-count-test', data }));
 }
 const like = (author: string, liker: string) =>
   deliver('post.liked', { postId: uuid(), postAuthorId: author, userId: liker, likeCount: 1, at: now() });
