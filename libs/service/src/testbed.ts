@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { DEVELOPMENT_JWT_SECRET, jwtSecret, signAccessToken, signSubscriptionToken } from '@ripple/auth';
@@ -324,4 +325,27 @@ export async function apiTestbed<Db extends RawSql & { $disconnect(): Promise<vo
       ),
   };
   return bed;
+}
+
+/**
+ * For a test file: registers `before`/`after` hooks that start a testbed (`startBed`, e.g. an
+ * `apiTestbed`) and the service's app on it (`buildApp`), and release both (app first). Read
+ * `bed` and `app` inside tests, once `before` ran.
+ */
+export function testApp<Bed extends { deps: Deps; close(): Promise<void> }, Deps>(
+  startBed: () => Promise<Bed>,
+  buildApp: (deps: Deps) => Promise<FastifyInstance>,
+): { bed: Bed; app: FastifyInstance } {
+  const state = {} as { bed: Bed; app: FastifyInstance };
+  before(async () => {
+    state.bed = await startBed();
+    state.app = await buildApp(state.bed.deps);
+  });
+  after(() =>
+    cleanupAll(
+      () => state.app?.close(),
+      () => state.bed?.close(),
+    ),
+  );
+  return state;
 }

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { get } from 'node:http';
 import type { IncomingMessage } from 'node:http';
@@ -257,15 +258,22 @@ test('an SSE client that stops reading during a replay should still get GW_SLOW_
   });
 });
 
-test('an SSE client that stops reading during a replay should be counted in the send budget with it, and closed when the budget stalls on it', async (t) => {
+/**
+ * An SSE client resuming `channelCount` channels, each a replay of 100 events (the history limit)
+ * of ~80 KB (8 MB, more than the kernel's socket buffers take), stops reading: the replay must not
+ * close the stream itself; it is counted in the send budget, closed GW_SLOW_CONSUMER when the
+ * budget stalls on it.
+ */
+async function stalledReplayClosedByBudget(t: TestContext, channelCount: number): Promise<void> {
   const g = singleNodeGateway();
   const budget = new SendBudget({ limitBytes: 64 * 1024, stallMs: 50, pollMs: 5 });
   // A stream's own bound above an event's size: only the budget closes it here.
-  const app = await singleNodeApp(t, g, { sendBufferBytes: 1024 * 1024 }, budget);
+  const app = await singleNodeApp(t, g, { sendBufferBytes: 1024 * 1024, maxSubscriptions: 8 }, budget);
   await app.listen({ host: '127.0.0.1', port: 0 });
-  // 100 events (the history limit) of ~80 KB: 8 MB, more than the kernel's socket buffers take.
-  const since = await appendHistory(g, 'creator:c0', 100, 80_000);
-  await withSseStream(app, 'creator:c0', lastEventIdOf({ 'creator:c0': since }), async ({ res, events, state }) => {
+  const channels = Array.from({ length: channelCount }, (_, i) => `creator:c${i}`);
+  const since: Record<string, StreamPosition> = {};
+  for (const c of channels) since[c] = await appendHistory(g, c, 100, 80_000);
+  await withSseStream(app, channels.join(','), lastEventIdOf(since), async ({ res, events, state }) => {
     res.pause();
     await waitUntil('the replay', 5000, () => budget.queuedBytes > 1024 * 1024 || g.hub.subscriptionCount === 0);
     assert.ok(g.hub.channelNames().includes('creator:c0'), 'the replay did not close the stream');
@@ -277,7 +285,10 @@ test('an SSE client that stops reading during a replay should be counted in the 
     await waitUntil('the end', 10_000, () => state.ended);
     assert.deepEqual([events.at(-1)?.event, events.at(-1)?.data.code], ['error', 'GW_SLOW_CONSUMER']);
   });
-});
+}
+
+test('an SSE client that stops reading during a replay should be counted in the send budget with it, and closed when the budget stalls on it', (t) =>
+  stalledReplayClosedByBudget(t, 1));
 
 /** The offsets of `channel`'s events in `events`, in the order they came. */
 const channelOffsets = (events: readonly SseEvent[], channel: string) =>
@@ -368,29 +379,8 @@ test('an SSE client that stops reading while it resumes five channels should sti
   });
 });
 
-test('an SSE client that stops reading while it resumes five channels should be closed when the send budget stalls on it, not by its replays', async (t) => {
-  const g = singleNodeGateway();
-  const budget = new SendBudget({ limitBytes: 64 * 1024, stallMs: 50, pollMs: 5 });
-  // A stream's own bound above an event's size: only the budget closes it here.
-  const app = await singleNodeApp(t, g, { sendBufferBytes: 1024 * 1024, maxSubscriptions: 8 }, budget);
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const channels = Array.from({ length: 5 }, (_, i) => `creator:c${i}`);
-  // Per channel 100 events (the history limit) of ~80 KB: 8 MB, more than the kernel's socket buffers take.
-  const since: Record<string, StreamPosition> = {};
-  for (const c of channels) since[c] = await appendHistory(g, c, 100, 80_000);
-  await withSseStream(app, channels.join(','), lastEventIdOf(since), async ({ res, events, state }) => {
-    res.pause();
-    await waitUntil('the replay', 5000, () => budget.queuedBytes > 1024 * 1024 || g.hub.subscriptionCount === 0);
-    assert.ok(g.hub.channelNames().includes('creator:c0'), 'the replays did not close the stream');
-    // A routed batch now waits; the stream does not drain, so the budget closes it when it stalls.
-    await budget.admit();
-    assert.equal(budget.queuedBytes, 0, 'its bytes left the budget');
-    assert.equal((await g.metrics.sendBudgetCloses.get()).values[0]?.value, 1);
-    res.resume();
-    await waitUntil('the end', 10_000, () => state.ended);
-    assert.deepEqual([events.at(-1)?.event, events.at(-1)?.data.code], ['error', 'GW_SLOW_CONSUMER']);
-  });
-});
+test('an SSE client that stops reading while it resumes five channels should be closed when the send budget stalls on it, not by its replays', (t) =>
+  stalledReplayClosedByBudget(t, 5));
 
 test('an SSE stream dropped during a resume of five channels should leave in its last id the positions of the channels not replayed yet, so the next stream recovers them all', async (t) => {
   const g = singleNodeGateway();

@@ -1,32 +1,14 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
-import type { FastifyInstance } from 'fastify';
 import { createEvent } from '@ripple/events';
 import type { DataOf, EventType } from '@ripple/events';
 import { createRedis } from '@ripple/service';
-import { apiTestbed } from '@ripple/service/testbed';
 import { createMetricsRegistry } from '@ripple/telemetry';
-import { cleanupAll } from '@ripple/testing';
 import { buildApp } from './app.js';
 import { handleEvent } from './consumer.js';
-import { createDb, transaction } from './db.js';
+import { notificationServiceTestApp } from './testing.js';
 
-const migrationsDir = fileURLToPath(new URL('../prisma/migrations', import.meta.url));
-const startBed = () => apiTestbed({ name: 'notification-service', migrationsDir, createDb, transaction });
-let bed: Awaited<ReturnType<typeof startBed>>;
-let app: FastifyInstance;
-
-before(async () => {
-  bed = await startBed();
-  app = await buildApp(bed.deps);
-});
-after(() =>
-  cleanupAll(
-    () => app?.close(),
-    () => bed?.close(),
-  ),
-);
+const svc = notificationServiceTestApp();
 
 type Json = Record<string, unknown>;
 interface Note {
@@ -43,13 +25,13 @@ interface Page<T> {
   nextCursor: string | null;
 }
 const call = (method: string, url: string, user: string | undefined, payload?: Json, key?: string) =>
-  bed.call(app, method, url, user, payload, key);
+  svc.bed.call(svc.app, method, url, user, payload, key);
 const now = () => new Date().toISOString();
 
 /** Delivers an event as the consumer does; returns it so a test can deliver it again. */
 async function deliver<T extends EventType>(type: T, data: DataOf<T>) {
   const event = createEvent(type, { source: 'test', data });
-  await handleEvent(bed.deps, event);
+  await handleEvent(svc.bed.deps, event);
   return event;
 }
 const notes = async (user: string, query = '') =>
@@ -87,7 +69,7 @@ test('a like or comment by someone else should notify the post author, never the
     ],
   );
   assert.equal(await unread('ann'), 2);
-  const emitted = (await bed.events()).filter((e) => (e.data as Json).userId === 'ann');
+  const emitted = (await svc.bed.events()).filter((e) => (e.data as Json).userId === 'ann');
   assert.deepEqual(
     emitted.map((e) => [e.type, (e.data as Json).count]),
     [
@@ -107,7 +89,7 @@ test('a redelivered event should not notify twice', async () => {
     likeCount: 1,
     at: now(),
   });
-  assert.equal((await handleEvent(bed.deps, event)).size, 0);
+  assert.equal((await handleEvent(svc.bed.deps, event)).size, 0);
   assert.equal((await notes('dup')).length, 1);
 });
 
@@ -196,7 +178,7 @@ test('the unread count should follow every change, with its generation', async (
   assert.deepEqual(all.json(), { read: 1 });
   assert.deepEqual(await res(), { count: 0, generation: 4 });
   assert.deepEqual((await call('POST', '/notifications/read-all', 'uc')).json(), { read: 0 });
-  const readEvents = (await bed.events()).filter(
+  const readEvents = (await svc.bed.events()).filter(
     (e) => e.type === 'notification.read' && (e.data as Json).userId === 'uc',
   );
   assert.deepEqual(
@@ -209,7 +191,7 @@ test('a count changed by a replica that cannot reach Redis should be served at o
   // Replica C shares the database but its Redis is a closed port: every command fails at once.
   const unreachable = createRedis('redis://127.0.0.1:1');
   t.after(() => unreachable.disconnect());
-  const cDeps = { ...bed.deps, redis: unreachable, metrics: createMetricsRegistry('replica-c') };
+  const cDeps = { ...svc.bed.deps, redis: unreachable, metrics: createMetricsRegistry('replica-c') };
   const c = await buildApp(cDeps);
   t.after(() => c.close());
   const served = async () => (await call('GET', '/notifications/unread-count', 'nc')).json();
@@ -221,14 +203,14 @@ test('a count changed by a replica that cannot reach Redis should be served at o
 
   await deliver('post.created', { postId: postId(), authorId: 'nm', body: 'hi @nc', createdAt: now() });
   assert.deepEqual(await served(), { count: 1, generation: 1 });
-  const readAll = await bed.call(c, 'POST', '/notifications/read-all', 'nc');
+  const readAll = await svc.bed.call(c, 'POST', '/notifications/read-all', 'nc');
   assert.deepEqual([readAll.status, readAll.json()], [200, { read: 1 }]);
   assert.deepEqual(await served(), { count: 0, generation: 2 }, 'after read-all on C');
 
   assert.equal((await handleEvent(cDeps, mention())).size, 1);
   assert.deepEqual(await served(), { count: 1, generation: 3 }, 'after C consumed a mention');
   const [latest] = await notes('nc', '&unread=true');
-  assert.equal((await bed.call(c, 'POST', `/notifications/${latest?.id}/read`, 'nc')).status, 200);
+  assert.equal((await svc.bed.call(c, 'POST', `/notifications/${latest?.id}/read`, 'nc')).status, 200);
   assert.deepEqual(await served(), { count: 0, generation: 4 }, 'after a read on C');
 });
 
@@ -240,7 +222,7 @@ test('marking read should be per user: another user’s notification is 404, a r
   const first = await call('POST', `/notifications/${n?.id}/read`, 'own');
   const again = await call('POST', `/notifications/${n?.id}/read`, 'own');
   assert.equal(again.json<Note>().readAt, first.json<Note>().readAt);
-  const events = (await bed.events()).filter(
+  const events = (await svc.bed.events()).filter(
     (e) => e.type === 'notification.read' && (e.data as Json).userId === 'own',
   );
   assert.equal(events.length, 1);
@@ -263,7 +245,7 @@ test('the list should page newest first and filter unread', async () => {
 });
 
 test('routes should require a token and validate their input', async () => {
-  await bed.assertTokensRequired(app, [
+  await svc.bed.assertTokensRequired(svc.app, [
     ['GET', '/notifications'],
     ['GET', '/notifications/unread-count'],
     ['POST', `/notifications/${postId()}/read`],
@@ -290,12 +272,12 @@ test('read-all with the same Idempotency-Key should answer the same and emit onc
     [first.json(), retry.json(), retry.headers['idempotent-replayed']],
     [{ read: 1 }, { read: 1 }, 'true'],
   );
-  const events = (await bed.events()).filter(
+  const events = (await svc.bed.events()).filter(
     (e) => e.type === 'notification.read' && (e.data as Json).userId === 'idem',
   );
   assert.equal(events.length, 1);
 });
 
 test('the OpenAPI document should describe every route with its security, errors and headers', async () => {
-  await bed.assertOpenApiConventions(app);
+  await svc.bed.assertOpenApiConventions(svc.app);
 });

@@ -1,59 +1,41 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
-import type { FastifyInstance } from 'fastify';
 import { createEvent } from '@ripple/events';
 import type { DataOf, EventOf, EventType } from '@ripple/events';
-import { apiTestbed } from '@ripple/service/testbed';
-import { cleanupAll, waitUntil } from '@ripple/testing';
-import { buildApp } from './app.js';
+import { waitUntil } from '@ripple/testing';
 import { handleEvent } from './consumer.js';
-import { createDb, transaction } from './db.js';
+import { notificationServiceTestApp } from './testing.js';
 
 // Concurrent changes to one user's notifications on the real PostgreSQL, as two replicas of the
 // service (or the consumer beside a read request) make them: the `notification.unread_count`
 // events must still end on the true count, in the order the client receives them.
-const migrationsDir = fileURLToPath(new URL('../prisma/migrations', import.meta.url));
-const startBed = () => apiTestbed({ name: 'notification-service', migrationsDir, createDb, transaction });
-let bed: Awaited<ReturnType<typeof startBed>>;
-let app: FastifyInstance;
-
-before(async () => {
-  bed = await startBed();
-  app = await buildApp(bed.deps);
-});
-after(() =>
-  cleanupAll(
-    () => app?.close(),
-    () => bed?.close(),
-  ),
-);
+const svc = notificationServiceTestApp();
 
 const now = () => new Date().toISOString();
 const uuid = () => crypto.randomUUID();
 
 function deliver<T extends EventType>(type: T, data: DataOf<T>) {
-  return handleEvent(bed.deps, createEvent(type, { source: 'unread-count-test', data }));
+  return handleEvent(svc.bed.deps, createEvent(type, { source: 'unread-count-test', data }));
 }
 const like = (author: string, liker: string) =>
   deliver('post.liked', { postId: uuid(), postAuthorId: author, userId: liker, likeCount: 1, at: now() });
 
 async function post(url: string, user: string) {
-  const res = await bed.call(app, 'POST', url, user);
+  const res = await svc.bed.call(svc.app, 'POST', url, user);
   assert.equal(res.status, 200, `${url}: ${JSON.stringify(res.json())}`);
   return res;
 }
 
 /** `user`'s unread notifications as the table holds them. */
 async function trueCount(user: string): Promise<number> {
-  const [row] = await bed.deps.db.$queryRaw<{ n: bigint }[]>`
+  const [row] = await svc.bed.deps.db.$queryRaw<{ n: bigint }[]>`
     SELECT count(*) AS n FROM notifications WHERE user_id = ${user} AND read_at IS NULL`;
   return Number(row?.n);
 }
 
 /** `user`'s `notification.unread_count` events, in outbox order: the order a client receives them (one key, one partition). */
 async function countEvents(user: string): Promise<EventOf<'notification.unread_count'>['data'][]> {
-  const rows = await bed.deps.db.$queryRaw<{ value: string }[]>`
+  const rows = await svc.bed.deps.db.$queryRaw<{ value: string }[]>`
     SELECT value FROM outbox WHERE key = ${user} ORDER BY id`;
   return rows
     .map((r) => JSON.parse(r.value) as EventOf<EventType>)
@@ -88,7 +70,7 @@ test('concurrent notifications and reads for one user should end on an unread_co
     await like(user, 'early0');
     await like(user, 'early1');
     const [older, newer] = (
-      await bed.deps.db.notification.findMany({ where: { userId: user }, orderBy: { id: 'asc' } })
+      await svc.bed.deps.db.notification.findMany({ where: { userId: user }, orderBy: { id: 'asc' } })
     ).map((n) => n.id);
     // Four consumer transactions, the same notification read twice, the other once, and a read-all.
     await Promise.all([
@@ -101,7 +83,7 @@ test('concurrent notifications and reads for one user should end on an unread_co
     const problem = await countProblems(user);
     if (problem !== '') problems.push(problem);
     // The REST answer is the last event's count, at its generation: a client orders both alike.
-    const served = await bed.call(app, 'GET', '/notifications/unread-count', user);
+    const served = await svc.bed.call(svc.app, 'GET', '/notifications/unread-count', user);
     const last = (await countEvents(user)).at(-1);
     assert.deepEqual(served.json(), { count: await trueCount(user), generation: last?.generation }, user);
   }
@@ -150,14 +132,14 @@ test('a chat message handled while its room notification is being read should no
   const message = () =>
     deliver('chat.message.sent', { roomId, messageId: uuid(), senderId: 'fa', body: 'hi', sentAt: now() });
   await message();
-  const [open] = await bed.deps.db.notification.findMany({ where: { userId: 'fb' } });
+  const [open] = await svc.bed.deps.db.notification.findMany({ where: { userId: 'fb' } });
   assert.ok(open);
 
   // A read of that notification holds its row, uncommitted, while the next message is handled.
   let release = (): void => undefined;
   const gate = new Promise<void>((resolve) => (release = resolve));
   let reading = false;
-  const read = bed.deps.transaction(async (tx) => {
+  const read = svc.bed.deps.transaction(async (tx) => {
     await tx.notification.update({ where: { id: open.id }, data: { readAt: new Date() } });
     await tx.$executeRaw`UPDATE unread_counts SET count = count - 1, generation = generation + 1 WHERE user_id = 'fb'`;
     reading = true;
@@ -166,14 +148,14 @@ test('a chat message handled while its room notification is being read should no
   await waitUntil('the read holding the notification', 10_000, () => reading);
   const handled = message();
   await waitUntil('the message waiting for the read', 10_000, async () => {
-    const [row] = await bed.deps.db.$queryRaw<{ n: bigint }[]>`
+    const [row] = await svc.bed.deps.db.$queryRaw<{ n: bigint }[]>`
       SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
     return Number(row?.n) > 0;
   });
   release();
   await Promise.all([read, handled]);
 
-  const notes = await bed.deps.db.notification.findMany({ where: { userId: 'fb' }, orderBy: { id: 'asc' } });
+  const notes = await svc.bed.deps.db.notification.findMany({ where: { userId: 'fb' }, orderBy: { id: 'asc' } });
   assert.deepEqual(
     notes.map((n) => [n.count, n.readAt === null]),
     [
