@@ -17,6 +17,21 @@ export interface PoolOptions {
 }
 
 /**
+ * A pg pool on `url` bounded by `pool`. With `health`, its connections mark it up as each opens
+ * and down at the `error` events of its idle clients (`watchConnection`); without it, the caller
+ * handles those events.
+ */
+export function pgPool(url: string, pool: PoolOptions = {}, health?: ConnectionHealth): pg.Pool {
+  const connections = new pg.Pool({
+    connectionString: url,
+    ...(pool.max !== undefined && { max: pool.max }),
+    ...(pool.timeoutMs !== undefined && { connectionTimeoutMillis: pool.timeoutMs }),
+  });
+  if (health) watchConnection(connections, health, 'connect');
+  return connections;
+}
+
+/**
  * A factory for a service's generated Prisma client on the engine-free pg driver adapter, over a
  * pg pool of its own (ended by the client's `$disconnect`). With `health`, the pool's connections
  * mark it up as each opens and down on the `error` events of idle and checked-out connections;
@@ -26,12 +41,7 @@ export function prismaClientFactory<C>(
   Client: new (options: { adapter: PrismaPg }) => C,
 ): (url: string, health?: ConnectionHealth, pool?: PoolOptions) => C {
   return (url, health, pool = {}) => {
-    const connections = new pg.Pool({
-      connectionString: url,
-      ...(pool.max !== undefined && { max: pool.max }),
-      ...(pool.timeoutMs !== undefined && { connectionTimeoutMillis: pool.timeoutMs }),
-    });
-    if (health) watchConnection(connections, health, 'connect');
+    const connections = pgPool(url, pool, health);
     const onConnectionError = health && ((err: Error) => health.failed(err));
     return new Client({
       adapter: new PrismaPg(connections, {

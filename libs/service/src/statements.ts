@@ -1,9 +1,7 @@
-import pg from 'pg';
 import { pgSql } from '@ripple/db';
 import type { RawSql } from '@ripple/db';
-import { watchConnection } from '@ripple/telemetry';
 import type { ConnectionHealth } from '@ripple/telemetry';
-import { codedStatements } from './prisma.js';
+import { codedStatements, pgPool } from './prisma.js';
 import type { PoolOptions } from './prisma.js';
 
 /** Statements outside a transaction, and the end of their pool. */
@@ -21,12 +19,7 @@ export interface DirectStatements {
  * `error` events of its idle connections.
  */
 export function directStatements(url: string, pool: PoolOptions = {}, health?: ConnectionHealth): DirectStatements {
-  const connections = new pg.Pool({
-    connectionString: url,
-    ...(pool.max !== undefined && { max: pool.max }),
-    ...(pool.timeoutMs !== undefined && { connectionTimeoutMillis: pool.timeoutMs }),
-  });
-  if (health) watchConnection(connections, health, 'connect');
-  else connections.on('error', () => undefined); // an idle connection lost: the next query opens another
+  const connections = pgPool(url, pool, health);
+  if (!health) connections.on('error', () => undefined); // an idle connection lost: the next query opens another
   return { sql: codedStatements(pgSql(connections)), end: () => connections.end() };
 }
