@@ -3,7 +3,10 @@
 //  - burst: N rows already committed, then R relays drain them: events/s.
 //  - steady: rows committed at a fixed rate while one relay runs (woken after each commit, as in a service):
 //    latency from the row's scheduled commit time to the broker's acknowledgement, and commit → ack
-//    (from the INSERT's commit returning, stamped as `OutboxService.wake(eventIds)` does).
+//    (from the INSERT's commit returning, stamped as `OutboxService.wake(eventIds)` does), with a
+//    line per window (`BENCH_WINDOW_SECONDS`) while it runs, so what grows over minutes shows: the
+//    relay's PostgreSQL CPU per row, dead tuples, autovacuum runs. `BENCH_KEPT_ROWS` sent rows are
+//    kept in the outbox first, as a day of retention keeps them.
 // Prints one table, with the CPU seconds of this process, of Kafka and of PostgreSQL beside it.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -21,6 +24,8 @@ import type { OutboxRecord, OutboxRelay } from './index.js';
 const BURST_EVENTS = Number(process.env.BENCH_BURST_EVENTS ?? 20_000);
 const STEADY_RATE = Number(process.env.BENCH_STEADY_RATE ?? 1000);
 const STEADY_SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 10);
+const WINDOW_SECONDS = Number(process.env.BENCH_WINDOW_SECONDS ?? 10);
+const KEPT_ROWS = Number(process.env.BENCH_KEPT_ROWS ?? 0);
 const KEYS = 200;
 
 const logger = createLogger('bench-outbox', 'warn');
@@ -173,6 +178,7 @@ async function steady(pool: pg.Pool, producer: EventProducer): Promise<Row> {
   const latencies: number[] = [];
   const commitLatencies: number[] = [];
   const committed = new CommitStamps({ maxEntries: 1_000_000, maxAgeMs: 600_000 });
+  let windowCommit: number[] = [];
   const relay = startRelay(pool, producer, 1000, (rows) => {
     const now = performance.now();
     for (const r of rows) {
@@ -180,16 +186,36 @@ async function steady(pool: pg.Pool, producer: EventProducer): Promise<Row> {
       const at = id === undefined ? undefined : scheduled.get(id);
       if (at !== undefined) latencies.push(now - at);
       const commitAt = id === undefined ? undefined : committed.take(id);
-      if (commitAt !== undefined) commitLatencies.push(now - commitAt);
+      if (commitAt !== undefined) {
+        commitLatencies.push(now - commitAt);
+        windowCommit.push(now - commitAt);
+      }
     }
   });
   const before = cpuNow();
+  let windowStart = { at: performance.now(), cpu: before };
+  const endWindow = async () => {
+    const cpu = cpuSince(windowStart.cpu);
+    const seconds = (performance.now() - windowStart.at) / 1000;
+    const sorted = windowCommit.sort((a, b) => a - b);
+    const stats = await outboxStats(pool);
+    process.stderr.write(
+      `  ${((performance.now() - start) / 1000).toFixed(0).padStart(4)} s: ${sorted.length} acked, ` +
+        `commit → ack p50/p99/max ${percentile(sorted, 50).toFixed(1)}/${percentile(sorted, 99).toFixed(1)}/` +
+        `${(sorted[sorted.length - 1] ?? Number.NaN).toFixed(0)} ms, CPU s/s pg ${(cpu.postgres / seconds).toFixed(2)} ` +
+        `bench ${(cpu.self / seconds).toFixed(2)}, ${stats}\n`,
+    );
+    windowCommit = [];
+    windowStart = { at: performance.now(), cpu: cpuNow() };
+  };
   const tickMs = 10;
   const perTick = Math.max(1, Math.round((STEADY_RATE * tickMs) / 1000));
   const ticks = Math.round((STEADY_SECONDS * 1000) / tickMs);
   const start = performance.now();
   let n = 1_000_000;
+  const ticksPerWindow = Math.max(1, Math.round((WINDOW_SECONDS * 1000) / tickMs));
   for (let t = 0; t < ticks; t++) {
+    if (t > 0 && t % ticksPerWindow === 0) await endWindow();
     const due = start + t * tickMs;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -204,6 +230,7 @@ async function steady(pool: pg.Pool, producer: EventProducer): Promise<Row> {
   const total = ticks * perTick;
   while (latencies.length < total) await new Promise((r) => setTimeout(r, 5));
   const seconds = (performance.now() - start) / 1000;
+  await endWindow();
   await relay.stop();
   const sorted = latencies.sort((a, b) => a - b);
   const sortedCommit = commitLatencies.sort((a, b) => a - b);
@@ -220,6 +247,35 @@ async function steady(pool: pg.Pool, producer: EventProducer): Promise<Row> {
     cpu: cpuSince(before),
     rssMb: process.memoryUsage().rss / 2 ** 20,
   };
+}
+
+/** The outbox's dead tuples, autovacuum runs and index sizes, for the steady scenario's windows. */
+async function outboxStats(pool: pg.Pool): Promise<string> {
+  const { rows } = await pool.query<{ live: string; dead: string; autovacuums: string; vacuums: string; index_kb: string }>(
+    `SELECT n_live_tup AS live, n_dead_tup AS dead, autovacuum_count AS autovacuums, vacuum_count AS vacuums,
+            pg_indexes_size('outbox') / 1024 AS index_kb
+     FROM pg_stat_user_tables WHERE relname = 'outbox'`,
+  );
+  const r = rows[0];
+  return r
+    ? `outbox live/dead ${r.live}/${r.dead}, vacuums auto/relay ${r.autovacuums}/${r.vacuums}, indexes ${r.index_kb} KB`
+    : 'no outbox statistics';
+}
+
+/**
+ * Fills the outbox with `count` rows already sent (as a day of `OUTBOX_RETENTION_MS` keeps them),
+ * then VACUUM ANALYZE, as a database that ran for a while would have it.
+ */
+async function keepSentRows(pool: pg.Pool, count: number): Promise<void> {
+  for (let from = 0; from < count; from += 200_000) {
+    await pool.query(
+      `INSERT INTO outbox (event_id, topic, key, shard, value, headers, created_at, sent_at)
+       SELECT gen_random_uuid(), $1, 'kept' || i, i % 32, repeat('x', 300), '{}'::jsonb, now(), now()
+       FROM generate_series($2::int, $3::int) i`,
+      [topic, from, Math.min(count, from + 200_000) - 1],
+    );
+  }
+  await pool.query('VACUUM ANALYZE outbox');
 }
 
 function print(rows: Row[]): void {
@@ -262,8 +318,11 @@ try {
   const producers = [createEventProducer(kafka), createEventProducer(kafka)];
   for (const p of producers) await p.connect();
   const results: Row[] = [];
-  results.push(await burst(pool, producers, 1));
-  results.push(await burst(pool, producers, 2));
+  if (BURST_EVENTS > 0) {
+    results.push(await burst(pool, producers, 1));
+    results.push(await burst(pool, producers, 2));
+  }
+  if (KEPT_ROWS > 0) await keepSentRows(pool, KEPT_ROWS);
   results.push(await steady(pool, producers[0] as EventProducer));
   for (const p of producers) await p.disconnect();
   process.stdout.write(`\nOutbox -> Kafka (${KEYS} aggregates, 6 partitions, acks=all, idempotent producer)\n`);
