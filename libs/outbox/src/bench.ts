@@ -6,7 +6,8 @@
 //    (from the INSERT's commit returning, stamped as `OutboxService.wake(eventIds)` does), with a
 //    line per window (`BENCH_WINDOW_SECONDS`) while it runs, so what grows over minutes shows: the
 //    relay's PostgreSQL CPU per row, dead tuples, autovacuum runs. `BENCH_KEPT_ROWS` sent rows are
-//    kept in the outbox first, as a day of retention keeps them.
+//    kept in the outbox first, as a day of retention keeps them; `BENCH_VACUUM_AFTER_ROWS` sets how
+//    often the relays VACUUM the outbox (0: never, autovacuum only).
 // Prints one table, with the CPU seconds of this process, of Kafka and of PostgreSQL beside it.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -26,6 +27,8 @@ const STEADY_RATE = Number(process.env.BENCH_STEADY_RATE ?? 1000);
 const STEADY_SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 10);
 const WINDOW_SECONDS = Number(process.env.BENCH_WINDOW_SECONDS ?? 10);
 const KEPT_ROWS = Number(process.env.BENCH_KEPT_ROWS ?? 0);
+/** Rows between the relay's VACUUMs of `outbox` (`PgOutboxStoreOptions.vacuumAfterRows`; 0: autovacuum only). */
+const VACUUM_AFTER_ROWS = process.env.BENCH_VACUUM_AFTER_ROWS === undefined ? undefined : Number(process.env.BENCH_VACUUM_AFTER_ROWS);
 const KEYS = 200;
 
 const logger = createLogger('bench-outbox', 'warn');
@@ -135,7 +138,7 @@ function startRelay(
   onPublished: (rows: readonly OutboxRecord[]) => void,
 ): OutboxRelay {
   const relay = createOutboxRelay({
-    store: new PgOutboxStore(pool, { leaseMs: 30_000 }),
+    store: new PgOutboxStore(pool, { leaseMs: 30_000, vacuumAfterRows: VACUUM_AFTER_ROWS }),
     producer,
     topicPrefix: '',
     logger,
@@ -263,19 +266,20 @@ async function outboxStats(pool: pg.Pool): Promise<string> {
 }
 
 /**
- * Fills the outbox with `count` rows already sent (as a day of `OUTBOX_RETENTION_MS` keeps them),
- * then VACUUM ANALYZE, as a database that ran for a while would have it.
+ * Fills `outbox_sent` with `count` rows already sent (as a day of `OUTBOX_RETENTION_MS` keeps
+ * them), then VACUUM ANALYZE, as a database that ran for a while would have it.
  */
 async function keepSentRows(pool: pg.Pool, count: number): Promise<void> {
   for (let from = 0; from < count; from += 200_000) {
     await pool.query(
-      `INSERT INTO outbox (event_id, topic, key, shard, value, headers, created_at, sent_at)
-       SELECT gen_random_uuid(), $1, 'kept' || i, i % 32, repeat('x', 300), '{}'::jsonb, now(), now()
+      `INSERT INTO outbox_sent (id, event_id, topic, key, shard, value, headers, created_at, sent_at)
+       SELECT nextval('outbox_id_seq'), gen_random_uuid(), $1, 'kept' || i, i % 32, repeat('x', 300), '{}'::jsonb,
+              now(), now()
        FROM generate_series($2::int, $3::int) i`,
       [topic, from, Math.min(count, from + 200_000) - 1],
     );
   }
-  await pool.query('VACUUM ANALYZE outbox');
+  await pool.query('VACUUM ANALYZE outbox_sent');
 }
 
 function print(rows: Row[]): void {

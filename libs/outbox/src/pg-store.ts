@@ -25,22 +25,30 @@ const SHARD_LOCK_CLASS = 0x0b0c;
 const RELAY_SESSION_DURABILITY = 'synchronous_commit=off';
 
 /**
- * The relay's one statement per batch (`PgOutboxStore.step`): marks $1 (ids) sent, those of them
- * in $7 (ids) refused with the code $8 (set aside unpublished, `OutboxStore.publishBatch`),
- * try-locks every free shard of the $2 (shards, $3 those held, $4 the lock class), reads the
- * oldest $5 unsent rows of the shards held, and with $6 releases every shard when it found none. The read goes through
- * `outbox_unsent_idx` (id) WHERE sent_at IS NULL, in id order: only unsent rows, however many sent
- * ones are kept (see the migration `*_outbox_unsent_by_id`).
+ * The relay's one statement per batch (`PgOutboxStore.step`): moves the rows $1 (ids) from
+ * `outbox` to `outbox_sent`, sent now, those of them in $7 (ids) refused with the code $8 (set
+ * aside unpublished, `OutboxStore.publishBatch`); try-locks every free shard of the $2 (shards, $3
+ * those held, $4 the lock class); reads the oldest $5 rows of the shards held; and with $6 releases
+ * every shard when it found none. `outbox` holds unsent rows only, so the read goes through its
+ * primary key from the first unsent row, past the index entries of rows moved since the last VACUUM
+ * (`PgOutboxStoreOptions.vacuumAfterRows`) and nothing else, however many sent rows are kept.
  */
-export const STEP_SQL = `WITH marked AS (
-    UPDATE outbox SET sent_at = now(), refused = CASE WHEN id = ANY($7::bigint[]) THEN $8::text END
-    WHERE id = ANY($1::bigint[])
+export const STEP_SQL = `WITH moved AS (
+    DELETE FROM outbox WHERE id = ANY($1::bigint[])
+    RETURNING id, event_id, topic, key, shard, value, headers, created_at
+  ), kept AS (
+    -- Runs although nothing reads it, as every data-modifying WITH does.
+    INSERT INTO outbox_sent (id, event_id, topic, key, shard, value, headers, created_at, sent_at, refused)
+    SELECT id, event_id, topic, key, shard, value, headers, created_at, now(),
+           CASE WHEN id = ANY($7::bigint[]) THEN $8::text END
+    FROM moved
   ), taken AS MATERIALIZED (
     -- Try-locks never wait; a shard another relay holds is skipped.
     SELECT s FROM generate_series(0, $2::int - 1) s WHERE s <> ALL($3::int[]) AND pg_try_advisory_lock($4, s)
   ), batch AS MATERIALIZED (
+    -- The statement's snapshot still sees the rows it moves: they are left out by id.
     SELECT outbox.id, topic, key, value, headers, created_at FROM outbox
-    WHERE shard = ANY(ARRAY(SELECT s FROM taken) || $3::int[]) AND sent_at IS NULL AND outbox.id <> ALL($1::bigint[])
+    WHERE shard = ANY(ARRAY(SELECT s FROM taken) || $3::int[]) AND outbox.id <> ALL($1::bigint[])
     ORDER BY outbox.id LIMIT $5
   ), released AS MATERIALIZED (
     SELECT pg_advisory_unlock_all() WHERE $6::boolean AND NOT EXISTS (SELECT 1 FROM batch)
@@ -48,6 +56,18 @@ export const STEP_SQL = `WITH marked AS (
   SELECT ARRAY(SELECT s FROM taken) AS taken, (SELECT count(*) FROM released)::int AS released,
          batch.id::text AS id, topic, key, value, headers, created_at
   FROM (SELECT 1) one LEFT JOIN batch ON true ORDER BY batch.id`;
+
+/** `PgOutboxStoreOptions.vacuumAfterRows`'s default. */
+const VACUUM_AFTER_ROWS = 5000;
+
+/**
+ * Removes the index entries (and heap tuples) of the rows the relays moved out of `outbox`, which
+ * each read would walk past otherwise. SKIP_LOCKED: a VACUUM already running on the table (another
+ * relay's, autovacuum's) does the job, so this one returns at once instead of waiting for it;
+ * INDEX_CLEANUP ON: the index entries are the point, whatever share of pages changed; TRUNCATE OFF:
+ * truncating takes an exclusive lock, which would stall the services' inserts.
+ */
+const VACUUM_SQL = 'VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON, TRUNCATE OFF) outbox';
 
 /** SQLSTATE of a session PostgreSQL ended because it sat idle longer than idle_session_timeout. */
 const IDLE_SESSION_TIMEOUT = '57P05';
@@ -72,15 +92,25 @@ export interface PgOutboxStoreOptions {
   readonly shards?: number;
   /** Errors and recoveries of the lock session (`client_connection_errors_total`). */
   readonly health?: ConnectionHealth;
+  /**
+   * Rows this relay moves out of `outbox` between two VACUUMs of it (default 5,000; 0: never, as
+   * a benchmark's comparison does). Each moved row leaves a primary-key entry that every read walks
+   * past until a VACUUM removes it; autovacuum comes at most once a minute (`autovacuum_naptime`).
+   * The VACUUM runs on the pool, beside the relay, not in its way.
+   */
+  readonly vacuumAfterRows?: number;
+  /** Told of each VACUUM the relay ran: how long it took, in seconds, and its error if it failed. */
+  readonly onVacuum?: (seconds: number, error?: unknown) => void;
 }
 
 /**
  * The outbox seen by a relay. Rows are split into shards by a hash of their partition key. A
  * relay holds a dedicated *lock session*: it takes, with session-level advisory try-locks, every
  * shard that no other relay holds, and for each batch reads the oldest unsent rows of its shards,
- * publishes them and marks them sent, the mark and the next read in one short autocommit
- * statement; it keeps the shards while it finds rows and releases them when it finds none or
- * fails. No transaction is ever open while Kafka is called.
+ * publishes them and marks them sent (moves them to `outbox_sent`), the mark and the next read in
+ * one short autocommit statement; it keeps the shards while it finds rows and releases them when it
+ * finds none or fails. No transaction is ever open while Kafka is called. Every
+ * `vacuumAfterRows` rows it marked, it has PostgreSQL VACUUM `outbox` (on the pool, beside it).
  *
  * Safety: one aggregate's rows are only ever read by the session that holds its shard, in id
  * order. The marks are written on that same session, so a relay can mark rows sent only while
@@ -99,6 +129,10 @@ export class PgOutboxStore implements OutboxStore {
   private held: number[] = [];
   /** The next batch, read by the statement that marked the last one (rows of `held` shards). */
   private next: OutboxRecord[] | undefined;
+  /** Rows moved out of `outbox` since the last VACUUM started. */
+  private movedSinceVacuum = 0;
+  /** The VACUUM running, if any (one at a time). */
+  private vacuuming: Promise<void> | undefined;
 
   constructor(
     private readonly pool: Pool,
@@ -201,10 +235,11 @@ export class PgOutboxStore implements OutboxStore {
   }
 
   /**
-   * One statement on the lock session: marks `sent` sent (`setAside` of them refused with its
-   * code), takes every free shard, and reads the oldest `limit` unsent rows of the shards held
-   * (`sent` excluded: the statement's snapshot still sees them unsent). With `releaseIfNone`, a read that finds nothing releases every shard
-   * (`pg_advisory_unlock_all`). Updates `held` to what the session holds afterwards.
+   * One statement on the lock session (`STEP_SQL`): marks `sent` sent (`setAside` of them refused
+   * with its code), takes every free shard, and reads the oldest `limit` unsent rows of the shards
+   * held. With `releaseIfNone`, a read that finds nothing releases every shard
+   * (`pg_advisory_unlock_all`). Updates `held` to what the session holds afterwards, and starts a
+   * VACUUM when `vacuumAfterRows` rows were marked since the last.
    */
   private async step(
     client: pg.Client,
@@ -234,6 +269,7 @@ export class PgOutboxStore implements OutboxStore {
     const first = rows[0];
     if (first?.released) this.held = [];
     else this.held.push(...(first?.taken ?? []));
+    this.vacuumWhenDue(sent.length);
     return rows
       .filter((r) => r.id !== null)
       .map((r) => ({
@@ -244,6 +280,21 @@ export class PgOutboxStore implements OutboxStore {
         headers: r.headers,
         createdAt: r.created_at,
       }));
+  }
+
+  /** Counts `moved` rows and starts a VACUUM of `outbox` when `vacuumAfterRows` were moved since the last. */
+  private vacuumWhenDue(moved: number): void {
+    const every = this.opts.vacuumAfterRows ?? VACUUM_AFTER_ROWS;
+    this.movedSinceVacuum += moved;
+    if (every <= 0 || this.movedSinceVacuum < every || this.vacuuming) return;
+    this.movedSinceVacuum = 0;
+    const started = performance.now();
+    const took = () => (performance.now() - started) / 1000;
+    this.vacuuming = this.pool.query(VACUUM_SQL).then(
+      () => this.opts.onVacuum?.(took()),
+      (err: unknown) => this.opts.onVacuum?.(took(), err),
+    );
+    void this.vacuuming.finally(() => (this.vacuuming = undefined));
   }
 
   /** Unlocks the shards this relay keeps between batches (when it stops); never rejects. */
@@ -257,27 +308,39 @@ export class PgOutboxStore implements OutboxStore {
     });
   }
 
-  /** Closes the lock session (its shards are released). */
+  /** Closes the lock session (its shards are released), once a VACUUM it started has ended. */
   async close(): Promise<void> {
     await this.closeSession();
+    await this.vacuuming;
   }
 
   /** Unsent rows and the age of the oldest one (for metrics). */
   async backlog(): Promise<{ count: number; oldestAgeSeconds: number }> {
     const { rows } = await this.pool.query<{ count: string; age: number | null }>(
       `SELECT count(*) AS count, EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS age
-       FROM outbox WHERE sent_at IS NULL`,
+       FROM outbox`,
     );
     return { count: Number(rows[0]?.count ?? 0), oldestAgeSeconds: Math.max(0, rows[0]?.age ?? 0) };
   }
 
-  /** Deletes up to `limit` rows sent more than `retentionMs` ago; returns how many. */
-  async deleteSent(retentionMs: number, limit: number): Promise<number> {
-    const result = await this.pool.query(
-      `DELETE FROM outbox WHERE id IN (
-         SELECT id FROM outbox WHERE sent_at < now() - make_interval(secs => $1::float8 / 1000) ORDER BY sent_at LIMIT $2)`,
-      [retentionMs, limit],
-    );
-    return result.rowCount ?? 0;
+  /**
+   * Deletes every row of `outbox_sent` sent more than `retentionMs` ago, in statements (each its
+   * own transaction) of `statementRows` rows, until none is due or `stopping()` returns true.
+   * Resolves to how many rows it deleted; rejects when a statement fails.
+   */
+  async deleteExpired(retentionMs: number, stopping: () => boolean = () => false, statementRows = 10_000): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const result = await this.pool.query(
+        `DELETE FROM outbox_sent WHERE id IN (
+           SELECT id FROM outbox_sent WHERE sent_at < now() - make_interval(secs => $1::float8 / 1000)
+           ORDER BY sent_at LIMIT $2)`,
+        [retentionMs, statementRows],
+      );
+      const deleted = result.rowCount ?? 0;
+      total += deleted;
+      if (deleted < statementRows || stopping()) return total;
+    }
   }
+
 }

@@ -68,22 +68,23 @@ async function dbNow(db: pg.Pool): Promise<Date> {
 /**
  * Outbox latency of the rows written since `since`, measured per row from the table itself: from
  * `created_at` (the start of the writing transaction, so an upper bound of commit → ack) to
- * `sent_at` (the relay's mark, the statement it runs right after the broker's acknowledgement).
+ * `outbox_sent.sent_at` (the relay's mark, the statement it runs right after the broker's acknowledgement).
  * Waits up to 30 s for those rows to be sent; a row still unsent then counts as sent now. Returns
  * `p50/p99` in ms, or `-` when no row was written.
  */
 async function outboxLatency(db: pg.Pool, since: Date): Promise<string> {
   await waitFor("the phase's outbox rows sent", 30_000, async () => {
     const { rows } = await db.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM outbox WHERE created_at >= $1 AND sent_at IS NULL',
+      'SELECT count(*)::int AS n FROM outbox WHERE created_at >= $1',
       [since],
     );
     return rows[0]?.n === 0 ? true : undefined;
   }).catch(() => undefined);
   const { rows } = await db.query<{ p50: number | null; p99: number | null }>(
     `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99
-     FROM (SELECT 1000 * EXTRACT(EPOCH FROM coalesce(sent_at, clock_timestamp()) - created_at)::float8 AS ms
-           FROM outbox WHERE created_at >= $1) latencies`,
+     FROM (SELECT 1000 * EXTRACT(EPOCH FROM sent_at - created_at)::float8 AS ms FROM outbox_sent WHERE created_at >= $1
+           UNION ALL SELECT 1000 * EXTRACT(EPOCH FROM clock_timestamp() - created_at)::float8 FROM outbox WHERE created_at >= $1
+          ) latencies`,
     [since],
   );
   const { p50, p99 } = rows[0] ?? {};

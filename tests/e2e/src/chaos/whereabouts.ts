@@ -65,7 +65,8 @@ async function readOutbox(databaseUrl: string, ids: readonly string[]): Promise<
   await client.connect();
   try {
     const { rows } = await client.query<{ id: string; sent: boolean }>(
-      `SELECT value::jsonb->'data'->>'postId' AS id, sent_at IS NOT NULL AS sent FROM outbox
+      `SELECT value::jsonb->'data'->>'postId' AS id, sent FROM (
+         SELECT topic, value, true AS sent FROM outbox_sent UNION ALL SELECT topic, value, false FROM outbox) every_row
        WHERE topic = $1 AND value::jsonb->'data'->>'postId' = ANY($2::text[])`,
       [Topics.post, ids],
     );
