@@ -510,6 +510,7 @@ const started = Date.now();
 // Other work on the machine shows up in every figure: the load average is printed with the table.
 const loadAtStart = loadavg()[0] ?? Number.NaN;
 let failed = false;
+console.error(`[bench:peers] run=${run}`);
 try {
   for (const peer of cfg.peers) {
     console.error(`[bench:peers] ${peer}…`);

@@ -309,6 +309,7 @@ function print(rows: Row[]): void {
   process.stdout.write(`${[fmt(header), fmt(widths.map((w) => '-'.repeat(w))), ...lines.map(fmt)].join('\n')}\n`);
 }
 
+process.stderr.write(`bench-outbox: run=${run}\n`);
 await ensureDatabase(databaseUrl.toString());
 const pool = new pg.Pool({ connectionString: databaseUrl.toString(), max: 8 });
 try {

@@ -79,6 +79,7 @@ const gateway = await spawnService(
   CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [],
 );
 const gwPid = gateway.process.pid;
+process.stdout.write(`bench-gateway: run=${run}\n`);
 const kPid = kafkaPid();
 const kafka = createKafka({
   brokers: testInfra.kafkaBrokers,
