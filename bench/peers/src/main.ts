@@ -4,7 +4,8 @@
 // same workloads, with the same client processes and a separate publisher process, then a bare
 // kafkajs consumer on the same burst; prints one table with every figure's ratio to Socket.IO and
 // the CPU seconds of every process beside it. Every process it starts, and every Kafka topic,
-// consumer group and Redis key it creates, is removed at the end, on failure and on SIGINT.
+// consumer group and Redis key it creates, is removed at the end, on failure and on SIGINT, SIGTERM
+// or SIGHUP (withCleanup).
 import { readdirSync, statSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { Redis } from 'ioredis';
@@ -12,7 +13,16 @@ import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { Topics } from '@ripple/events';
 import { createKafka, deleteGroups, deleteTopics, dlqTopicOf } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { cpuOf, deleteKeys, registryCompleteIn, runId, testInfra, waitUntil } from '@ripple/testing';
+import {
+  cleanupAll,
+  cpuOf,
+  deleteKeys,
+  registryCompleteIn,
+  runId,
+  testInfra,
+  waitUntil,
+  withCleanup,
+} from '@ripple/testing';
 import { loadConfig } from './config.js';
 import { startBareConsumer } from './kafkajs-alone.js';
 import type { PeerName } from './dialects.js';
@@ -40,32 +50,8 @@ const script = (name: string) => new URL(`./${name}.js`, import.meta.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const figures: Figure[] = [];
 
-// Everything to stop or delete, whatever happens.
+// Every process it starts, stopped (in the order started) before the topics, groups and keys go.
 const stoppers = new Set<() => Promise<void>>();
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const stop of stoppers) await stop().catch((e: unknown) => console.error('[bench:peers] stop failed:', e));
-    const topics = Object.values(Topics).map((t) => topicPrefix + t);
-    await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]).catch((e: unknown) =>
-      console.error('[bench:peers] deleting topics failed:', e),
-    );
-    // A killed member holds its group until its session times out: deleteGroups retries meanwhile.
-    await deleteGroups(kafka, (g) => g.startsWith(`benchpeers.${run}.`)).catch((e: unknown) =>
-      console.error('[bench:peers] could not delete consumer groups:', e),
-    );
-    const redis = new Redis(testInfra.redisUrl);
-    await deleteKeys(redis, `${redisPrefix}*`);
-    redis.disconnect();
-  })();
-  return cleaning;
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`[bench:peers] ${signal}: stopping every process and removing topics, groups and keys`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
 
 function fork(name: string, env: Record<string, string> = {}): Worker {
   const worker = Worker.fork(name, script(name.replace(/-\d+$/, '')), env);
@@ -509,22 +495,45 @@ async function benchKafkajs(): Promise<void> {
 const started = Date.now();
 // Other work on the machine shows up in every figure: the load average is printed with the table.
 const loadAtStart = loadavg()[0] ?? Number.NaN;
-let failed = false;
-try {
-  for (const peer of cfg.peers) {
-    console.error(`[bench:peers] ${peer}…`);
-    await benchPeer(peer);
-    if (peer === 'ripple' && !cfg.connectOnly && !cfg.burstOnly) {
-      console.error('[bench:peers] bare kafkajs consumer…');
-      await benchKafkajs();
+console.error(`[bench:peers] run=${run}`);
+// withCleanup: a failure, Ctrl-C, SIGTERM or SIGHUP still stops every process and removes the run's
+// topics, consumer groups and Redis keys.
+const failed = await withCleanup(`bench:peers run ${run}`, async ({ defer }) => {
+  defer(async () => {
+    const redis = new Redis(testInfra.redisUrl);
+    try {
+      await deleteKeys(redis, `${redisPrefix}*`);
+    } finally {
+      redis.disconnect();
     }
+  });
+  // A killed member holds its group until its session times out: deleteGroups retries meanwhile.
+  defer(() => deleteGroups(kafka, (g) => g.startsWith(`benchpeers.${run}.`)));
+  defer(() => {
+    const topics = Object.values(Topics).map((t) => topicPrefix + t);
+    return deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
+  });
+  defer(() => cleanupAll(...stoppers));
+  try {
+    for (const peer of cfg.peers) {
+      console.error(`[bench:peers] ${peer}…`);
+      await benchPeer(peer);
+      if (peer === 'ripple' && !cfg.connectOnly && !cfg.burstOnly) {
+        console.error('[bench:peers] bare kafkajs consumer…');
+        await benchKafkajs();
+      }
+    }
+    return false;
+  } catch (err) {
+    // The table still prints what was measured, marked incomplete.
+    console.error('[bench:peers] failed:', err);
+    return true;
   }
-} catch (err) {
-  failed = true;
-  console.error('[bench:peers] failed:', err);
-} finally {
-  await cleanup();
-}
+}).catch((err: unknown) => {
+  // What was measured still prints; the clean-up's failure is above it.
+  console.error('[bench:peers] clean-up failed:', err);
+  return true;
+});
 process.stdout.write(
   `\nbench:peers — ${new Date().toISOString()}, ${((Date.now() - started) / 1000).toFixed(0)} s, Node ${process.version}, ` +
     `${cpus().length} cores shared by every process, 1-min load average ${loadAtStart.toFixed(1)} at start and ` +

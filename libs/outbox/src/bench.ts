@@ -18,6 +18,7 @@ import { createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka, deleteTopics, ensureTopics } from '@ripple/kafka';
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
+import { withCleanup } from '@ripple/testing';
 import { CommitStamps } from './commit-stamps.js';
 import { PgOutboxStore, createOutboxRelay } from './index.js';
 import type { OutboxRecord, OutboxRelay } from './index.js';
@@ -254,7 +255,13 @@ async function steady(pool: pg.Pool, producer: EventProducer): Promise<Row> {
 
 /** The outbox's dead tuples, autovacuum runs and index sizes, for the steady scenario's windows. */
 async function outboxStats(pool: pg.Pool): Promise<string> {
-  const { rows } = await pool.query<{ live: string; dead: string; autovacuums: string; vacuums: string; index_kb: string }>(
+  const { rows } = await pool.query<{
+    live: string;
+    dead: string;
+    autovacuums: string;
+    vacuums: string;
+    index_kb: string;
+  }>(
     `SELECT n_live_tup AS live, n_dead_tup AS dead, autovacuum_count AS autovacuums, vacuum_count AS vacuums,
             pg_indexes_size('outbox') / 1024 AS index_kb
      FROM pg_stat_user_tables WHERE relname = 'outbox'`,
@@ -313,13 +320,20 @@ function print(rows: Row[]): void {
   process.stdout.write(`${[fmt(header), fmt(widths.map((w) => '-'.repeat(w))), ...lines.map(fmt)].join('\n')}\n`);
 }
 
-await ensureDatabase(databaseUrl.toString());
-const pool = new pg.Pool({ connectionString: databaseUrl.toString(), max: 8 });
-try {
+process.stderr.write(`bench-outbox: run=${run}\n`);
+// withCleanup: a failure, Ctrl-C, SIGTERM or SIGHUP still drops the database and deletes the topic.
+await withCleanup(`bench:outbox run ${run}`, async ({ defer }) => {
+  defer(() => deleteTopics(kafka, [topic]));
+  defer(() => dropDatabase(databaseUrl.toString()));
+  await ensureDatabase(databaseUrl.toString());
+  const pool = new pg.Pool({ connectionString: databaseUrl.toString(), max: 8 });
+  defer(() => pool.end());
   const sql = readFileSync(fileURLToPath(new URL('../sql/outbox.sql', import.meta.url)), 'utf8');
   await pool.query(sql);
   await ensureTopics(kafka, [{ topic, numPartitions: 6, replicationFactor: 1 }]);
   const producers = [createEventProducer(kafka), createEventProducer(kafka)];
+  // Before the topic goes: a relay still sending would have the broker create it again.
+  defer(() => Promise.all(producers.map((p) => p.disconnect())));
   for (const p of producers) await p.connect();
   const results: Row[] = [];
   if (KEPT_ROWS > 0) await keepSentRows(pool, KEPT_ROWS);
@@ -329,11 +343,6 @@ try {
     results.push(await burst(pool, producers, 2));
   }
   results.push(await steady(pool, producers[0] as EventProducer));
-  for (const p of producers) await p.disconnect();
   process.stdout.write(`\nOutbox -> Kafka (${KEYS} aggregates, 6 partitions, acks=all, idempotent producer)\n`);
   print(results);
-} finally {
-  await pool.end();
-  await dropDatabase(databaseUrl.toString());
-  await deleteTopics(kafka, [topic]);
-}
+});

@@ -95,6 +95,8 @@ export async function deleteKeys(redis: RedisKeyspace, pattern: string): Promise
 
 export { cleanupAll } from './cleanup.js';
 export type { CleanupStep } from './cleanup.js';
+export { ENDING_SIGNALS, withCleanup } from './scope.js';
+export type { CleanupScope } from './scope.js';
 export { freePort, privateKafka } from './kafka-broker.js';
 export type { PrivateKafka } from './kafka-broker.js';
 export { cpuOf, onListening, schedOf } from './procs.js';

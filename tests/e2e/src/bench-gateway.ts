@@ -12,12 +12,15 @@ import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
-import { createEventProducer, createKafka, deleteTopics, dlqTopicOf } from '@ripple/kafka';
+import type { JwtSecret } from '@ripple/auth';
+import { createEvent, toOutboxMessage } from '@ripple/events';
+import { createEventProducer, createKafka } from '@ripple/kafka';
+import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { cpuOf, deleteKeys, registryCompleteIn, runId, testInfra, waitUntil } from '@ripple/testing';
+import { cpuOf, registryCompleteIn, testInfra, waitUntil } from '@ripple/testing';
 import { kafkaPid, percentiles } from './bench-util.js';
-import { spawnService } from './harness.js';
+import { runScoped } from './harness.js';
+import type { RunningService } from './harness.js';
 
 const FANOUT_SUBSCRIBERS = Number(process.env.BENCH_FANOUT_SUBSCRIBERS ?? 2000);
 const FANOUT_EVENTS = Number(process.env.BENCH_FANOUT_EVENTS ?? 50);
@@ -35,12 +38,6 @@ for (const p of only)
 const CPU_PROF_DIR = process.env.BENCH_GATEWAY_CPU_PROF;
 /** Node options for the gateway process only (`--max-semi-space-size=16`, to compare V8 settings). */
 const GATEWAY_NODE_OPTIONS = process.env.BENCH_GATEWAY_NODE_OPTIONS;
-
-const run = runId();
-const JWT_SECRET = `bench-${run}-0123456789abcdef`;
-const secret = jwtSecret(JWT_SECRET);
-const topicPrefix = `bench.${run}.`;
-const redisPrefix = `bench:${run}:`;
 
 function rssMb(pid: number | undefined): number {
   const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid ?? 0}/status`, 'utf8'))?.[1]);
@@ -60,62 +57,45 @@ interface Row {
   rss: string;
 }
 
-const gateway = await spawnService(
-  'fanout-gateway',
-  {
-    JWT_SECRET,
-    KAFKA_BROKERS: testInfra.kafkaBrokers.join(','),
-    KAFKA_TOPIC_PREFIX: topicPrefix,
-    KAFKA_GROUP_ID: `bench.${run}`,
-    // The bursts pause the gateway (SIGSTOP) while they are produced: its group must not evict it.
-    KAFKA_SESSION_TIMEOUT_MS: '60000',
-    REDIS_URL: testInfra.redisUrl,
-    REDIS_KEY_PREFIX: redisPrefix,
-    WS_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
-    DRAIN_WINDOW_MS: '0',
-    ...(GATEWAY_NODE_OPTIONS !== undefined && { NODE_OPTIONS: GATEWAY_NODE_OPTIONS }),
-  },
-  60_000,
-  CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [],
-);
-const gwPid = gateway.process.pid;
+/** What every phase uses: the gateway, a producer, a Redis connection for figures, the run's names. */
+interface Bench {
+  readonly gateway: RunningService;
+  readonly producer: EventProducer;
+  /** Redis' own CPU counters (the shared server: other users' work counts too, as for Kafka). */
+  readonly statsRedis: Redis;
+  readonly secret: JwtSecret;
+  readonly topicPrefix: string;
+  readonly redisPrefix: string;
+}
+
 const kPid = kafkaPid();
-const kafka = createKafka({
-  brokers: testInfra.kafkaBrokers,
-  clientId: 'bench',
-  logger: createLogger('bench', 'silent'),
-});
-const producer = createEventProducer(kafka);
-// Redis' own CPU counters (the shared server: other users' work counts too, as for Kafka).
-const statsRedis = new Redis(testInfra.redisUrl);
-const redisCpu = async (): Promise<number> => {
-  const info = await statsRedis.info('cpu');
+const redisCpu = async (b: Bench): Promise<number> => {
+  const info = await b.statsRedis.info('cpu');
   const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1]);
   return field('used_cpu_user') + field('used_cpu_sys');
 };
-await producer.connect();
-const rows: Row[] = [];
 
 /**
  * Waits until the gateway's registry is complete (one lease after its first heartbeat, 15 s with
  * the default REGISTRY_HEARTBEAT_MS): until then it routes every batch to every node through Redis
  * Pub/Sub, itself included, which is what a fresh registry costs once, not the steady state.
  */
-async function steadyRegistry(): Promise<void> {
+async function steadyRegistry(b: Bench): Promise<void> {
   await waitUntil(
     'a complete registry',
     60_000,
-    async () => (await registryCompleteIn(statsRedis, redisPrefix, 15_000)) === 0,
+    async () => (await registryCompleteIn(b.statsRedis, b.redisPrefix, 15_000)) === 0,
   );
 }
 
-async function measure<T>(fn: () => Promise<T>): Promise<{ result: T; cpu: string }> {
-  const before = { gw: cpuOf(gwPid), k: cpuOf(kPid), r: await redisCpu(), me: selfCpu() };
+async function measure<T>(b: Bench, fn: () => Promise<T>): Promise<{ result: T; cpu: string }> {
+  const gwPid = b.gateway.process.pid;
+  const before = { gw: cpuOf(gwPid), k: cpuOf(kPid), r: await redisCpu(b), me: selfCpu() };
   const result = await fn();
   const spent = [
     cpuOf(gwPid) - before.gw,
     cpuOf(kPid) - before.k,
-    (await redisCpu()) - before.r,
+    (await redisCpu(b)) - before.r,
     selfCpu() - before.me,
   ];
   const cpu = spent.map((s) => s.toFixed(2)).join('/');
@@ -130,14 +110,14 @@ interface Client {
   arrivals: number[];
 }
 
-async function openClients(count: number, channelOf: (i: number) => string | undefined): Promise<Client[]> {
-  const token = await signAccessToken(secret, 'bench-reader', { ttlSeconds: 3600 });
+async function openClients(b: Bench, count: number, channelOf: (i: number) => string | undefined): Promise<Client[]> {
+  const token = await signAccessToken(b.secret, 'bench-reader', { ttlSeconds: 3600 });
   const clients: Client[] = [];
   for (let i = 0; i < count; i += 200) {
     const batch = await Promise.all(
       Array.from({ length: Math.min(200, count - i) }, (_, k) => {
         const client: Client = {
-          socket: new WebSocket(`ws://127.0.0.1:${gateway.port}/ws?access_token=${token}`),
+          socket: new WebSocket(`ws://127.0.0.1:${b.gateway.port}/ws?access_token=${token}`),
           received: 0,
           latencies: [],
           arrivals: [],
@@ -180,16 +160,17 @@ function closeAll(clients: Client[]): void {
  * the seconds from the resume to the last delivery, and each delivery's time since the resume.
  */
 async function burst(
+  b: Bench,
   clients: Client[],
   produce: () => Promise<void>,
   perClient: number,
 ): Promise<{ seconds: number; sinceResume: number[] }> {
-  await steadyRegistry();
-  process.kill(gwPid ?? 0, 'SIGSTOP');
+  await steadyRegistry(b);
+  process.kill(b.gateway.process.pid ?? 0, 'SIGSTOP');
   try {
     await produce();
   } finally {
-    process.kill(gwPid ?? 0, 'SIGCONT');
+    process.kill(b.gateway.process.pid ?? 0, 'SIGCONT');
   }
   const resumed = Date.now();
   await waitUntil('every delivery', 120_000, () => clients.every((c) => c.received >= perClient));
@@ -198,6 +179,7 @@ async function burst(
 }
 
 async function publish(
+  b: Bench,
   authors: (i: number) => string,
   count: number,
   stamp: (i: number) => number = () => Date.now(),
@@ -214,17 +196,57 @@ async function publish(
         },
       }),
     );
-    return { ...m, topic: topicPrefix + m.topic };
+    return { ...m, topic: b.topicPrefix + m.topic };
   });
-  for (let i = 0; i < messages.length; i += 500) await producer.send(messages.slice(i, i + 500));
+  for (let i = 0; i < messages.length; i += 500) await b.producer.send(messages.slice(i, i + 500));
 }
 
-try {
+// runScoped: a failure, Ctrl-C, SIGTERM or SIGHUP still stops the gateway and removes the run's
+// topics, consumer group and Redis keys.
+const rows = await runScoped('bg', async ({ iso, spawn, defer }) => {
+  const gateway = await spawn(
+    'fanout-gateway',
+    {
+      JWT_SECRET: iso.jwtSecretText,
+      KAFKA_BROKERS: iso.env.KAFKA_BROKERS,
+      KAFKA_TOPIC_PREFIX: iso.env.KAFKA_TOPIC_PREFIX,
+      KAFKA_GROUP_ID: `bg.${iso.run}.gateway`,
+      // The bursts pause the gateway (SIGSTOP) while they are produced: its group must not evict it.
+      KAFKA_SESSION_TIMEOUT_MS: '60000',
+      REDIS_URL: iso.env.REDIS_URL,
+      REDIS_KEY_PREFIX: iso.env.REDIS_KEY_PREFIX,
+      WS_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
+      DRAIN_WINDOW_MS: '0',
+      ...(GATEWAY_NODE_OPTIONS !== undefined && { NODE_OPTIONS: GATEWAY_NODE_OPTIONS }),
+    },
+    60_000,
+    // A profiled gateway writes its profile on a clean exit: runScoped stops it with SIGTERM.
+    CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [],
+  );
+  process.stdout.write(`bench-gateway: run=${iso.run}\n`);
+  const kafka = createKafka({
+    brokers: testInfra.kafkaBrokers,
+    clientId: 'bench',
+    logger: createLogger('bench', 'silent'),
+  });
+  const b: Bench = {
+    gateway,
+    producer: createEventProducer(kafka),
+    statsRedis: new Redis(testInfra.redisUrl),
+    secret: jwtSecret(iso.jwtSecretText),
+    topicPrefix: iso.env.KAFKA_TOPIC_PREFIX,
+    redisPrefix: iso.env.REDIS_KEY_PREFIX,
+  };
+  defer(() => b.statsRedis.disconnect());
+  defer(() => b.producer.disconnect());
+  await b.producer.connect();
+  const gwPid = gateway.process.pid;
+  const rows: Row[] = [];
   // 1 channel x N subscribers.
   if (only.has('fanout')) {
-    const clients = await openClients(FANOUT_SUBSCRIBERS, () => 'creator:hot');
-    const { result, cpu } = await measure(() =>
-      burst(clients, () => publish(() => 'hot', FANOUT_EVENTS), FANOUT_EVENTS),
+    const clients = await openClients(b, FANOUT_SUBSCRIBERS, () => 'creator:hot');
+    const { result, cpu } = await measure(b, () =>
+      burst(b, clients, () => publish(b, () => 'hot', FANOUT_EVENTS), FANOUT_EVENTS),
     );
     const { seconds } = result;
     const lat = percentiles(result.sinceResume);
@@ -239,9 +261,9 @@ try {
   }
   // N channels x 1 subscriber.
   if (only.has('channels')) {
-    const clients = await openClients(FANOUT_SUBSCRIBERS, (i) => `creator:c${i}`);
-    const { result, cpu } = await measure(() =>
-      burst(clients, () => publish((i) => `c${i % FANOUT_SUBSCRIBERS}`, FANOUT_SUBSCRIBERS * 5), 5),
+    const clients = await openClients(b, FANOUT_SUBSCRIBERS, (i) => `creator:c${i}`);
+    const { result, cpu } = await measure(b, () =>
+      burst(b, clients, () => publish(b, (i) => `c${i % FANOUT_SUBSCRIBERS}`, FANOUT_SUBSCRIBERS * 5), 5),
     );
     const { seconds } = result;
     const lat = percentiles(result.sinceResume);
@@ -256,9 +278,9 @@ try {
   }
   // Fixed rate: produce -> receive latency.
   if (only.has('latency')) {
-    const clients = await openClients(LATENCY_SUBSCRIBERS, () => 'creator:steady');
+    const clients = await openClients(b, LATENCY_SUBSCRIBERS, () => 'creator:steady');
     const total = LATENCY_RATE * LATENCY_SECONDS;
-    const { cpu } = await measure(async () => {
+    const { cpu } = await measure(b, async () => {
       const tickMs = 20;
       const perTick = Math.max(1, Math.round((LATENCY_RATE * tickMs) / 1000));
       const start = Date.now();
@@ -268,6 +290,7 @@ try {
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         const n = Math.min(perTick, total - sent);
         await publish(
+          b,
           () => 'steady',
           n,
           () => due,
@@ -292,7 +315,7 @@ try {
     await new Promise((r) => setTimeout(r, 2000));
     const before = rssMb(gwPid);
     const opened = Date.now();
-    const { result: clients, cpu } = await measure(() => openClients(IDLE_CONNECTIONS, () => undefined));
+    const { result: clients, cpu } = await measure(b, () => openClients(b, IDLE_CONNECTIONS, () => undefined));
     const connectsPerSecond = Math.round(IDLE_CONNECTIONS / ((Date.now() - opened) / 1000));
     await new Promise((r) => setTimeout(r, 3000));
     const after = rssMb(gwPid);
@@ -306,17 +329,8 @@ try {
     });
     closeAll(clients);
   }
-} finally {
-  statsRedis.disconnect();
-  await producer.disconnect();
-  // A profiled gateway writes its profile on a clean exit (SIGTERM: drain, then exit).
-  await gateway.stop(CPU_PROF_DIR ? 'SIGTERM' : 'SIGKILL');
-  const topics = Object.values(Topics).map((t) => topicPrefix + t);
-  await deleteTopics(kafka, [...topics, ...topics.map(dlqTopicOf)]);
-  const redis = new Redis(testInfra.redisUrl);
-  await deleteKeys(redis, `${redisPrefix}*`);
-  redis.disconnect();
-}
+  return rows;
+});
 
 const header = ['scenario', 'result', 'p50 ms', 'p99 ms', 'CPU s gateway/kafka/redis/clients', 'gateway RSS MB'];
 const lines = rows.map((r) => [r.scenario, r.figure, r.p50, r.p99, r.cpu, r.rss]);

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { loadavg } from 'node:os';
+import { constants, loadavg } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -16,6 +16,7 @@ import {
   AsyncApiContract,
   cleanupAll,
   deleteKeys,
+  ENDING_SIGNALS,
   OpenApiContract,
   onListening,
   runId,
@@ -23,8 +24,9 @@ import {
   testDatabaseUrl,
   testInfra,
   waitFor,
+  withCleanup,
 } from '@ripple/testing';
-import type { HttpExchange } from '@ripple/testing';
+import type { CleanupScope, HttpExchange } from '@ripple/testing';
 import { checkSseEvent, checkWebSocketFrame, gatewayFrameContract, readSseEvents } from './frame-contract.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -50,10 +52,9 @@ process.once('exit', () => {
 // A signal (Ctrl-C, a CI runner's or a test runner's SIGTERM) ends a process without 'exit' by
 // default, and its services ran on, orphaned: end it through 'exit' instead. A script that
 // handles the signal itself (runScoped: it cleans up, then exits) is left to do so.
-const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
-for (const [signal, number] of Object.entries(SIGNAL_NUMBERS)) {
+for (const signal of ENDING_SIGNALS) {
   process.on(signal, () => {
-    if (process.listenerCount(signal) === 1) process.exit(128 + number);
+    if (process.listenerCount(signal) === 1) process.exit(128 + constants.signals[signal]);
   });
 }
 
@@ -522,12 +523,13 @@ export function isolatedRun(tag: string) {
 }
 
 /**
- * Runs a script (a benchmark) on its own `isolatedRun`, so that it leaves nothing behind: when
- * `body` ends, throws, or the process gets SIGINT/SIGTERM/SIGHUP, every service it spawned through
- * `spawn` is stopped (SIGTERM, then SIGKILL after 10 s) and the run's topics, consumer groups'
- * topics, Redis keys and databases are removed, after whatever `defer` registered (first
- * registered, last run). A signal then ends the process with 128 + its number (130/143/129), and
- * more signals meanwhile do not cut the clean-up short; a failure is thrown on after the clean-up.
+ * Runs a script (a benchmark) on its own `isolatedRun` through `withCleanup` (@ripple/testing), so
+ * that it leaves nothing behind: when `body` ends, throws, or the process gets
+ * SIGINT/SIGTERM/SIGHUP, whatever `defer` registered runs (last registered, first run), then every
+ * service it spawned through `spawn` is stopped (SIGTERM, then SIGKILL after 10 s), then the run's
+ * topics, consumer groups, Redis keys and databases are removed. A signal then ends the process with
+ * 128 + its number (130/143/129), and more signals meanwhile do not cut the clean-up short; a failure
+ * is thrown on after the clean-up.
  */
 export async function runScoped<T>(
   tag: string,
@@ -535,64 +537,30 @@ export async function runScoped<T>(
     iso: ReturnType<typeof isolatedRun>;
     spawn: (...args: Parameters<typeof spawnService>) => Promise<RunningService>;
     /** Registers a clean-up of something the body started itself (a private broker). */
-    defer: (release: () => Promise<void>) => void;
+    defer: CleanupScope['defer'];
   }) => Promise<T>,
 ): Promise<T> {
   const iso = isolatedRun(tag);
-  const services: RunningService[] = [];
-  const deferred: (() => Promise<void>)[] = [];
-  let cleaning: Promise<void> | undefined;
-  const cleanup = () =>
-    (cleaning ??= (async () => {
-      for (const release of deferred.splice(0).reverse())
-        await release().catch((err: unknown) => process.stderr.write(`clean-up step failed: ${String(err)}\n`));
-      await Promise.all(
+  return withCleanup(`run ${iso.run}`, ({ defer }) => {
+    const services: RunningService[] = [];
+    defer(() => iso.cleanup());
+    defer(() =>
+      Promise.all(
         services.map(async (s) => {
           const kill = setTimeout(() => s.process.kill('SIGKILL'), 10_000);
           await s.stop();
           clearTimeout(kill);
         }),
-      );
-      await iso.cleanup();
-    })());
-  let signalled = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    // Another Ctrl-C (or a hang-up) while it cleans up must not cut the clean-up short: it ends by
-    // itself (services are killed after 10 s, each removal gives up after its retries).
-    if (signalled) {
-      process.stderr.write(`${signal}: already cleaning up run ${iso.run}; it ends by itself\n`);
-      return;
-    }
-    signalled = true;
-    process.stderr.write(`\n${signal}: stopping what this run started and removing its resources\n`);
-    cleanup().then(
-      () => process.exit(128 + SIGNAL_NUMBERS[signal as keyof typeof SIGNAL_NUMBERS]),
-      (err: unknown) => {
-        process.stderr.write(`clean-up failed: ${String(err)}\n`);
-        process.exit(1);
-      },
+      ),
     );
-  };
-  for (const signal of Object.keys(SIGNAL_NUMBERS)) process.on(signal, onSignal);
-  // A terminal that went away (its SIGHUP) or a reader that stopped makes writes to stdout and
-  // stderr fail with EPIPE: an uncaught 'error' that ended the process before it cleaned up.
-  const outputGone = () => undefined;
-  process.stdout.on('error', outputGone);
-  process.stderr.on('error', outputGone);
-  try {
-    return await body({
+    return body({
       iso,
       spawn: async (...args) => {
         const service = await spawnService(...args);
         services.push(service);
         return service;
       },
-      defer: (release) => deferred.push(release),
+      defer,
     });
-  } finally {
-    await cleanup();
-    for (const signal of Object.keys(SIGNAL_NUMBERS)) process.off(signal, onSignal);
-    process.stdout.off('error', outputGone);
-    process.stderr.off('error', outputGone);
-  }
+  });
 }
