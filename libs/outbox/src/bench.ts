@@ -29,7 +29,8 @@ const STEADY_SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 10);
 const WINDOW_SECONDS = Number(process.env.BENCH_WINDOW_SECONDS ?? 10);
 const KEPT_ROWS = Number(process.env.BENCH_KEPT_ROWS ?? 0);
 /** Rows between the relay's VACUUMs of `outbox` (`PgOutboxStoreOptions.vacuumAfterRows`; 0: autovacuum only). */
-const VACUUM_AFTER_ROWS = process.env.BENCH_VACUUM_AFTER_ROWS === undefined ? undefined : Number(process.env.BENCH_VACUUM_AFTER_ROWS);
+const VACUUM_AFTER_ROWS =
+  process.env.BENCH_VACUUM_AFTER_ROWS === undefined ? undefined : Number(process.env.BENCH_VACUUM_AFTER_ROWS);
 const KEYS = 200;
 
 const logger = createLogger('bench-outbox', 'warn');

@@ -780,11 +780,17 @@ test('a clean-up should delete every sent row past retention, however many, and 
   );
   const store = new PgOutboxStore(pool, { leaseMs: 30_000 });
   assert.equal(await store.deleteExpired(3_600_000), 25_000);
-  const { rows } = await pool.query<{ first: string; n: number }>('SELECT min(id) AS first, count(*)::int AS n FROM outbox_sent');
+  const { rows } = await pool.query<{ first: string; n: number }>(
+    'SELECT min(id) AS first, count(*)::int AS n FROM outbox_sent',
+  );
   assert.deepEqual(rows[0], { first: '25001', n: 10 }, 'the rows within retention stay');
   let statements = 0;
   await pool.query(`UPDATE outbox_sent SET sent_at = now() - interval '2 hours'`);
-  assert.equal(await store.deleteExpired(3_600_000, () => ++statements >= 1, 4), 4, 'stops when told to, after a statement');
+  assert.equal(
+    await store.deleteExpired(3_600_000, () => ++statements >= 1, 4),
+    4,
+    'stops when told to, after a statement',
+  );
 });
 
 test('a relay should have PostgreSQL VACUUM the outbox every so many rows it moved, one VACUUM at a time', async (t) => {
@@ -796,7 +802,11 @@ test('a relay should have PostgreSQL VACUUM the outbox every so many rows it mov
     onVacuum: (seconds, error) => vacuums.push({ seconds, error }),
   });
   t.after(() => store.close());
-  await writeOutbox(pool, 'vacuumed', Array.from({ length: 260 }, (_, i) => liked('p', i + 1)));
+  await writeOutbox(
+    pool,
+    'vacuumed',
+    Array.from({ length: 260 }, (_, i) => liked('p', i + 1)),
+  );
   let published = 0;
   while (published < 260) published += await store.publishBatch(50, () => Promise.resolve());
   await store.close(); // waits for the VACUUM it started

@@ -328,7 +328,11 @@ export class PgOutboxStore implements OutboxStore {
    * own transaction) of `statementRows` rows, until none is due or `stopping()` returns true.
    * Resolves to how many rows it deleted; rejects when a statement fails.
    */
-  async deleteExpired(retentionMs: number, stopping: () => boolean = () => false, statementRows = 10_000): Promise<number> {
+  async deleteExpired(
+    retentionMs: number,
+    stopping: () => boolean = () => false,
+    statementRows = 10_000,
+  ): Promise<number> {
     let total = 0;
     for (;;) {
       const result = await this.pool.query(
@@ -342,5 +346,4 @@ export class PgOutboxStore implements OutboxStore {
       if (deleted < statementRows || stopping()) return total;
     }
   }
-
 }

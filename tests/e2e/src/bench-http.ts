@@ -74,10 +74,9 @@ async function dbNow(db: pg.Pool): Promise<Date> {
  */
 async function outboxLatency(db: pg.Pool, since: Date): Promise<string> {
   await waitFor("the phase's outbox rows sent", 30_000, async () => {
-    const { rows } = await db.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM outbox WHERE created_at >= $1',
-      [since],
-    );
+    const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE created_at >= $1', [
+      since,
+    ]);
     return rows[0]?.n === 0 ? true : undefined;
   }).catch(() => undefined);
   const { rows } = await db.query<{ p50: number | null; p99: number | null }>(
