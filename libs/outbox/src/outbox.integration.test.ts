@@ -14,7 +14,7 @@ import type { EventProducer, KafkaClient } from '@ripple/kafka';
 import { Registry, createLogger } from '@ripple/telemetry';
 import { cleanupAll, privateKafka, runId, testDatabaseUrl, testInfra, waitUntil } from '@ripple/testing';
 import { OUTBOX_CHANNEL, PgOutboxStore, createOutboxRelay, listenForOutbox, startOutboxService } from './index.js';
-import type { OutboxRelay } from './index.js';
+import type { OutboxRelay, VacuumResult } from './index.js';
 import { STEP_SQL } from './pg-store.js';
 
 // The outbox against real PostgreSQL and Kafka: per-aggregate order with two relays at once, no
@@ -795,12 +795,8 @@ test('a clean-up should delete every sent row past retention, however many, and 
 
 test('a relay should have PostgreSQL VACUUM the outbox every so many rows it moved, one VACUUM at a time', async (t) => {
   const { pool } = await outboxDatabase(t, 'vacuum');
-  const vacuums: { seconds: number; error: unknown }[] = [];
-  const store = new PgOutboxStore(pool, {
-    leaseMs: 30_000,
-    vacuumAfterRows: 100,
-    onVacuum: (seconds, error) => vacuums.push({ seconds, error }),
-  });
+  const vacuums: VacuumResult[] = [];
+  const store = new PgOutboxStore(pool, { leaseMs: 30_000, vacuumAfterRows: 100, onVacuum: (v) => vacuums.push(v) });
   t.after(() => store.close());
   await writeOutbox(
     pool,
@@ -813,8 +809,8 @@ test('a relay should have PostgreSQL VACUUM the outbox every so many rows it mov
   // Marks after 50, 100 (VACUUM), 150, 200 (VACUUM), 250, 260: two, unless one still ran at 200.
   assert.ok(vacuums.length >= 1 && vacuums.length <= 2, `${vacuums.length} VACUUMs`);
   assert.deepEqual(
-    vacuums.map((v) => v.error),
-    vacuums.map(() => undefined),
+    vacuums.map((v) => v.outcome),
+    vacuums.map(() => 'ok'),
   );
   await waitUntil('PostgreSQL counts a VACUUM of outbox', 5_000, async () => {
     const { rows } = await pool.query<{ vacuums: number }>(
@@ -822,6 +818,39 @@ test('a relay should have PostgreSQL VACUUM the outbox every so many rows it mov
     );
     return (rows[0]?.vacuums ?? 0) >= 1;
   });
+});
+
+test('a relay whose role may not VACUUM the outbox should say its VACUUMs were skipped, and still publish', async (t) => {
+  // A role of the server's own: dropped (its privileges first) while the database still exists.
+  const { pool, databaseUrl, defer } = await outboxDatabase(t, 'vacuum_role');
+  const writer = `ripple_test_${run}_relay`;
+  await pool.query(`CREATE ROLE ${writer} LOGIN`);
+  defer(() => pool.query(`DROP OWNED BY ${writer}; DROP ROLE ${writer}`));
+  await pool.query(`GRANT SELECT, INSERT, DELETE ON outbox TO ${writer}; GRANT INSERT ON outbox_sent TO ${writer}`);
+  const url = new URL(databaseUrl);
+  url.username = writer;
+  const relayPool = new pg.Pool({ connectionString: url.toString(), max: 2 });
+  defer(() => relayPool.end());
+  const vacuums: VacuumResult[] = [];
+  const store = new PgOutboxStore(relayPool, {
+    leaseMs: 30_000,
+    vacuumAfterRows: 10,
+    onVacuum: (v) => vacuums.push(v),
+  });
+  defer(() => store.close());
+  await writeOutbox(
+    pool,
+    'vacuum-role',
+    Array.from({ length: 20 }, (_, i) => liked('p', i + 1)),
+  );
+  let published = 0;
+  while (published < 20) published += await store.publishBatch(10, () => Promise.resolve());
+  await store.close();
+  assert.ok(vacuums.length >= 1, 'a VACUUM was tried');
+  for (const v of vacuums) {
+    assert.equal(v.outcome, 'skipped');
+    assert.match(v.outcome === 'skipped' ? v.reason : '', /owner/);
+  }
 });
 
 /** A node of a plan as EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) describes it. */
@@ -904,6 +933,15 @@ test("migrating to outbox_sent should keep every sent row where it was and every
     await applyMigrations(url, before);
     const client = new pg.Client({ connectionString: url });
     await client.connect();
+    // A role the service connects as, which does not own the tables (roles are the server's: dropped after).
+    const writer = `ripple_test_${run}_writer_${SERVICES.indexOf(service)}`;
+    await client.query(`CREATE ROLE ${writer}`);
+    t.after(async () => {
+      const admin = new pg.Client({ connectionString: testDatabaseUrl('postgres') });
+      await admin.connect();
+      await admin.query(`DROP ROLE IF EXISTS ${writer}`).finally(() => admin.end());
+    });
+    await client.query(`GRANT SELECT, INSERT, DELETE ON outbox TO ${writer}`);
     try {
       await client.query(
         `INSERT INTO outbox (event_id, topic, key, shard, value, headers, sent_at, refused)
@@ -934,7 +972,14 @@ test("migrating to outbox_sent should keep every sent row where it was and every
         "SELECT reloptions FROM pg_class WHERE relname = 'outbox'",
       );
       assert.ok(options[0]?.reloptions.includes('vacuum_truncate=false'), 'no truncation by autovacuum');
+      const { rows: privileges } = await client.query<{ outbox: string[] }>(
+        `SELECT array_agg(p ORDER BY p) FILTER (WHERE has_table_privilege($1, 'outbox', p)) AS outbox
+         FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) p`,
+        [writer],
+      );
+      assert.deepEqual(privileges[0]?.outbox, ['DELETE', 'INSERT', 'SELECT'], "the old table's privileges");
     } finally {
+      await client.query(`DROP OWNED BY ${writer}`);
       await client.end();
     }
   }

@@ -99,9 +99,20 @@ export interface PgOutboxStoreOptions {
    * The VACUUM runs on the pool, beside the relay, not in its way.
    */
   readonly vacuumAfterRows?: number;
-  /** Told of each VACUUM the relay ran: how long it took, in seconds, and its error if it failed. */
-  readonly onVacuum?: (seconds: number, error?: unknown) => void;
+  /** Told of each VACUUM the relay ran (`VacuumResult`). */
+  readonly onVacuum?: (result: VacuumResult) => void;
 }
+
+/**
+ * A VACUUM of `outbox` the relay ran: how long it took, in seconds, and its outcome: `ok`,
+ * `skipped` with PostgreSQL's reason (a notice, the statement itself succeeds: another VACUUM holds
+ * the table, or the service's role does not own it and may not VACUUM it), or `error` with the error.
+ */
+export type VacuumResult = { readonly seconds: number } & (
+  | { readonly outcome: 'ok' }
+  | { readonly outcome: 'skipped'; readonly reason: string }
+  | { readonly outcome: 'error'; readonly error: unknown }
+);
 
 /**
  * The outbox seen by a relay. Rows are split into shards by a hash of their partition key. A
@@ -288,13 +299,36 @@ export class PgOutboxStore implements OutboxStore {
     this.movedSinceVacuum += moved;
     if (every <= 0 || this.movedSinceVacuum < every || this.vacuuming) return;
     this.movedSinceVacuum = 0;
+    this.vacuuming = this.vacuum().then((result) => {
+      this.vacuuming = undefined;
+      this.opts.onVacuum?.(result);
+    });
+  }
+
+  /** Runs `VACUUM_SQL` on a pooled connection, whose notices tell whether PostgreSQL skipped the table. */
+  private async vacuum(): Promise<VacuumResult> {
     const started = performance.now();
-    const took = () => (performance.now() - started) / 1000;
-    this.vacuuming = this.pool.query(VACUUM_SQL).then(
-      () => this.opts.onVacuum?.(took()),
-      (err: unknown) => this.opts.onVacuum?.(took(), err),
-    );
-    void this.vacuuming.finally(() => (this.vacuuming = undefined));
+    const seconds = () => (performance.now() - started) / 1000;
+    let client: pg.PoolClient | undefined;
+    let skipped: string | undefined;
+    const onNotice = (notice: { message?: string }) => {
+      // PostgreSQL 15: 'skipping "outbox" --- only table or database owner can vacuum it',
+      // 'skipping vacuum of "outbox" --- lock not available'; 16 and later: '... skipping it'.
+      if (notice.message !== undefined && /skipping/i.test(notice.message)) skipped = notice.message;
+    };
+    try {
+      client = await this.pool.connect();
+      client.on('notice', onNotice);
+      await client.query(VACUUM_SQL);
+      return skipped === undefined
+        ? { seconds: seconds(), outcome: 'ok' }
+        : { seconds: seconds(), outcome: 'skipped', reason: skipped };
+    } catch (error) {
+      return { seconds: seconds(), outcome: 'error', error };
+    } finally {
+      client?.off('notice', onNotice);
+      client?.release();
+    }
   }
 
   /** Unlocks the shards this relay keeps between batches (when it stops); never rejects. */

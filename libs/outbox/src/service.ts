@@ -71,17 +71,26 @@ export function startOutboxService(opts: OutboxServiceOptions): OutboxService {
     name: 'outbox_vacuum_duration_seconds',
     help:
       "VACUUMs of the outbox table this process's relay ran (every few thousand rows it moved to outbox_sent), " +
-      'by outcome (ok, error)',
+      'by outcome: ok, skipped (PostgreSQL skipped the table: another VACUUM held it, or this role does not own it), error',
     labelNames: ['outcome'],
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [opts.metrics],
   });
+  let warnedSkipped = false;
   const store = new PgOutboxStore(pool, {
     leaseMs: opts.leaseMs,
     health: health('outbox-lock-session'),
-    onVacuum: (seconds, err) => {
-      vacuums.observe({ outcome: err === undefined ? 'ok' : 'error' }, seconds);
-      if (err !== undefined) opts.logger.warn({ err }, 'outbox VACUUM failed; autovacuum still runs');
+    onVacuum: (result) => {
+      vacuums.observe({ outcome: result.outcome }, result.seconds);
+      if (result.outcome === 'error') opts.logger.warn({ err: result.error }, 'outbox VACUUM failed');
+      // Once: a role that may not VACUUM the table is told so at every one.
+      else if (result.outcome === 'skipped' && !/lock not available/.test(result.reason) && !warnedSkipped) {
+        warnedSkipped = true;
+        opts.logger.warn(
+          { reason: result.reason },
+          "outbox VACUUM skipped: the relay's reads slow down after bursts unless autovacuum runs or the table's owner VACUUMs it",
+        );
+      }
     },
   });
 

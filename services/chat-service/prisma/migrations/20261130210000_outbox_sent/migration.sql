@@ -6,9 +6,12 @@
 -- the backlog, VACUUMed every few thousand rows.
 --
 -- The kept rows stay where they are: the table is renamed, and only the backlog (rows not sent
--- yet) is copied into the new "outbox", which continues the same id sequence. Relays of the
--- previous version still running fail to mark their batches (no sent_at column): they publish
--- them again until they stop (duplicates, which consumers drop by event id), as after a lost mark.
+-- yet) is copied into the new "outbox", which continues the same id sequence and gets the old
+-- table's privileges. The copy holds the table's lock, so writes wait for it: drain a large
+-- backlog before upgrading (500,000 unsent rows held writes ~6 s). Relays of the
+-- previous version still running can no longer read (no sent_at column) and publish nothing but
+-- the batch they had in flight, which the new relays publish again (duplicates, which consumers
+-- drop by event id, as after a lost mark).
 ALTER TABLE "outbox" RENAME TO "outbox_sent";
 ALTER TABLE "outbox_sent" RENAME CONSTRAINT "outbox_pkey" TO "outbox_sent_pkey";
 ALTER INDEX "outbox_sent_at_id_idx" RENAME TO "outbox_sent_sent_at_id_idx";
@@ -33,6 +36,22 @@ CREATE TABLE "outbox" (
     vacuum_truncate = false
 );
 ALTER SEQUENCE "outbox_id_seq" OWNED BY "outbox"."id";
+-- The new table gets the privileges the old one had (its owner's aside), so a service connecting
+-- as a role that does not own the tables can still write its rows.
+DO $$
+DECLARE
+  acl record;
+BEGIN
+  FOR acl IN
+    SELECT a.grantee, a.privilege_type, a.is_grantable
+    FROM pg_class c, aclexplode(c.relacl) a
+    WHERE c.oid = '"outbox_sent"'::regclass AND a.grantee <> c.relowner
+  LOOP
+    EXECUTE format('GRANT %s ON "outbox" TO %s%s', acl.privilege_type,
+                   CASE WHEN acl.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(acl.grantee)) END,
+                   CASE WHEN acl.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+  END LOOP;
+END $$;
 ALTER TABLE "outbox_sent" ALTER COLUMN "id" DROP DEFAULT;
 CREATE UNIQUE INDEX "outbox_event_id_key" ON "outbox"("event_id");
 
