@@ -104,12 +104,13 @@ export interface PgOutboxStoreOptions {
 }
 
 /**
- * A VACUUM of `outbox` the relay ran: how long it took, in seconds, and its outcome: `ok`,
- * `skipped` with PostgreSQL's reason (a notice, the statement itself succeeds: another VACUUM holds
- * the table, or the service's role does not own it and may not VACUUM it), or `error` with the error.
+ * A VACUUM of `outbox` the relay ran: how long it took, in seconds, and its outcome: `ok`;
+ * `concurrent` (another VACUUM held the table, and does the job); `skipped` with PostgreSQL's reason
+ * (the service's role may not VACUUM the table: a notice, the statement itself succeeds); or
+ * `error` with the error.
  */
 export type VacuumResult = { readonly seconds: number } & (
-  | { readonly outcome: 'ok' }
+  | { readonly outcome: 'ok' | 'concurrent' }
   | { readonly outcome: 'skipped'; readonly reason: string }
   | { readonly outcome: 'error'; readonly error: unknown }
 );
@@ -320,9 +321,9 @@ export class PgOutboxStore implements OutboxStore {
       client = await this.pool.connect();
       client.on('notice', onNotice);
       await client.query(VACUUM_SQL);
-      return skipped === undefined
-        ? { seconds: seconds(), outcome: 'ok' }
-        : { seconds: seconds(), outcome: 'skipped', reason: skipped };
+      if (skipped === undefined) return { seconds: seconds(), outcome: 'ok' };
+      if (/lock not available/i.test(skipped)) return { seconds: seconds(), outcome: 'concurrent' };
+      return { seconds: seconds(), outcome: 'skipped', reason: skipped };
     } catch (error) {
       return { seconds: seconds(), outcome: 'error', error };
     } finally {

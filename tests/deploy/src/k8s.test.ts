@@ -214,7 +214,7 @@ for (const overlay of OVERLAYS) {
   });
 }
 
-test('k8s: the alerts should watch consumer lag, outbox age, 5xx rate, slow-consumer closes and delivery latency with metrics the code exports', () => {
+test('k8s: the alerts should watch consumer lag, outbox age, outbox VACUUMs, 5xx rate, slow-consumer closes and delivery latency with metrics the code exports', () => {
   const rule = ofKind<K8sObject & { spec: { groups: { rules: { alert: string; expr: string }[] }[] } }>(
     rendered.prod ?? [],
     'PrometheusRule',
@@ -231,6 +231,7 @@ test('k8s: the alerts should watch consumer lag, outbox age, 5xx rate, slow-cons
   for (const metric of [
     'kafka_consumer_lag_messages',
     'outbox_oldest_unsent_age_seconds',
+    'outbox_vacuum_duration_seconds',
     'http_request_duration_seconds',
     'gateway_slow_consumer_closes_total',
     'gateway_delivery_latency_seconds',
