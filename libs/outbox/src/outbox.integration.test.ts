@@ -15,7 +15,7 @@ import { Registry, createLogger } from '@ripple/telemetry';
 import { cleanupAll, privateKafka, runId, testDatabaseUrl, testInfra, waitUntil } from '@ripple/testing';
 import { OUTBOX_CHANNEL, PgOutboxStore, createOutboxRelay, listenForOutbox, startOutboxService } from './index.js';
 import type { OutboxRelay, VacuumResult } from './index.js';
-import { STEP_SQL } from './pg-store.js';
+import { BACKLOG_SQL, STEP_SQL } from './pg-store.js';
 
 // The outbox against real PostgreSQL and Kafka: per-aggregate order with two relays at once, no
 // lost or duplicated event when the broker process dies while the service keeps writing, and
@@ -915,6 +915,34 @@ test("the relay's read should walk neither the rows a service keeps nor those it
       await dropDatabase(url);
     }
   }
+});
+
+test("the backlog metrics' query should read the live rows' pages, not every page a drained burst left", async (t) => {
+  // outbox's file keeps the pages a backlog filled (VACUUM does not truncate it): 100,000 rows
+  // written and drained (moved, then VACUUMed as the relay does), 20 written since.
+  const { pool } = await outboxDatabase(t, 'backlog_query');
+  const write = (n: number) =>
+    pool.query(
+      `INSERT INTO outbox (event_id, topic, key, shard, value, headers)
+       SELECT gen_random_uuid(), 't', 'k' || i, i % 32, repeat('x', 300), '{}'::jsonb FROM generate_series(1, $1::int) i`,
+      [n],
+    );
+  await write(100_000);
+  await pool.query('DELETE FROM outbox');
+  await pool.query('VACUUM (INDEX_CLEANUP ON, TRUNCATE OFF) outbox');
+  await write(20);
+  const { rows } = await pool.query<{ 'QUERY PLAN': { Plan: PlanNode }[] }>(
+    `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${BACKLOG_SQL}`,
+  );
+  const plan = rows[0]?.['QUERY PLAN'][0]?.Plan;
+  assert.ok(plan, 'a plan');
+  // min(created_at) over the table read all ~4,800 pages.
+  const buffers = plan['Shared Hit Blocks'] + plan['Shared Read Blocks'];
+  assert.ok(buffers <= 50, `${buffers} buffers`);
+  const store = new PgOutboxStore(pool, { leaseMs: 30_000 });
+  const backlog = await store.backlog();
+  assert.equal(backlog.count, 20);
+  assert.ok(backlog.oldestAgeSeconds >= 0 && backlog.oldestAgeSeconds < 60, `${backlog.oldestAgeSeconds} s`);
 });
 
 test("migrating to outbox_sent should keep every sent row where it was and every unsent row's id, and go on from it", async (t) => {

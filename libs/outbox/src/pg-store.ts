@@ -69,6 +69,17 @@ const VACUUM_AFTER_ROWS = 5000;
  */
 const VACUUM_SQL = 'VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON, TRUNCATE OFF) outbox';
 
+/**
+ * The backlog's size and the age of its first row in id order, in seconds (the relay's next; the
+ * oldest too, but for transactions that overlapped: their start, `created_at`, orders them to the
+ * millisecond, not their ids). Both through the primary key: the table's file keeps the pages the
+ * largest backlog filled (no truncation), and `min(created_at)` read every one of them (4,762
+ * pages, 2.2 ms, after 100,000 rows drained; 8,334 pages and 22 ms for a validator), where the
+ * index holds the live rows only once VACUUMed (3–5 pages).
+ */
+export const BACKLOG_SQL = `SELECT (SELECT count(*) FROM outbox) AS count,
+  EXTRACT(EPOCH FROM now() - (SELECT created_at FROM outbox ORDER BY id LIMIT 1))::float8 AS age`;
+
 /** SQLSTATE of a session PostgreSQL ended because it sat idle longer than idle_session_timeout. */
 const IDLE_SESSION_TIMEOUT = '57P05';
 
@@ -349,12 +360,9 @@ export class PgOutboxStore implements OutboxStore {
     await this.vacuuming;
   }
 
-  /** Unsent rows and the age of the oldest one (for metrics). */
+  /** Unsent rows and the age of the first in id order, the next to go (for metrics; `BACKLOG_SQL`). */
   async backlog(): Promise<{ count: number; oldestAgeSeconds: number }> {
-    const { rows } = await this.pool.query<{ count: string; age: number | null }>(
-      `SELECT count(*) AS count, EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS age
-       FROM outbox`,
-    );
+    const { rows } = await this.pool.query<{ count: string; age: number | null }>(BACKLOG_SQL);
     return { count: Number(rows[0]?.count ?? 0), oldestAgeSeconds: Math.max(0, rows[0]?.age ?? 0) };
   }
 
