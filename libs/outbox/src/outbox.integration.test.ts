@@ -818,6 +818,26 @@ test('a relay should have PostgreSQL VACUUM the outbox every so many rows it mov
     );
     return (rows[0]?.vacuums ?? 0) >= 1;
   });
+
+  // While another session holds the table as a VACUUM would (autovacuum, another relay's), the
+  // relay's own returns at once and says so.
+  const holder = await pool.connect();
+  try {
+    await holder.query('BEGIN; LOCK TABLE outbox IN SHARE UPDATE EXCLUSIVE MODE');
+    const held = new PgOutboxStore(pool, { leaseMs: 30_000, vacuumAfterRows: 100, onVacuum: (v) => vacuums.push(v) });
+    await writeOutbox(
+      pool,
+      'vacuumed',
+      Array.from({ length: 100 }, (_, i) => liked('q', i + 1)),
+    );
+    let moved = 0;
+    while (moved < 100) moved += await held.publishBatch(100, () => Promise.resolve());
+    await held.close();
+    assert.equal(vacuums.at(-1)?.outcome, 'concurrent');
+  } finally {
+    await holder.query('ROLLBACK');
+    holder.release();
+  }
 });
 
 test('a relay whose role may not VACUUM the outbox should say its VACUUMs were skipped, and still publish', async (t) => {
@@ -849,7 +869,7 @@ test('a relay whose role may not VACUUM the outbox should say its VACUUMs were s
   assert.ok(vacuums.length >= 1, 'a VACUUM was tried');
   for (const v of vacuums) {
     assert.equal(v.outcome, 'skipped');
-    assert.match(v.outcome === 'skipped' ? v.reason : '', /owner/);
+    assert.match(v.outcome === 'skipped' ? v.reason : '', /owns neither/);
   }
 });
 
@@ -961,15 +981,23 @@ test("migrating to outbox_sent should keep every sent row where it was and every
     await applyMigrations(url, before);
     const client = new pg.Client({ connectionString: url });
     await client.connect();
-    // A role the service connects as, which does not own the tables (roles are the server's: dropped after).
-    const writer = `ripple_test_${run}_writer_${SERVICES.indexOf(service)}`;
-    await client.query(`CREATE ROLE ${writer}`);
+    // The table's owner, and roles a service connects as, which do not own it: one granted the
+    // table, one some columns (roles are the server's: dropped after). The migration runs as
+    // another role than the owner (a superuser).
+    const [owner, writer, columns] = ['owner', 'writer', 'columns'].map(
+      (role) => `ripple_test_${run}_${role}_${SERVICES.indexOf(service)}`,
+    );
+    await client.query(`CREATE ROLE ${owner}; CREATE ROLE ${writer}; CREATE ROLE ${columns}`);
     t.after(async () => {
       const admin = new pg.Client({ connectionString: testDatabaseUrl('postgres') });
       await admin.connect();
-      await admin.query(`DROP ROLE IF EXISTS ${writer}`).finally(() => admin.end());
+      await admin.query(`DROP ROLE IF EXISTS ${owner}, ${writer}, ${columns}`).finally(() => admin.end());
     });
+    await client.query(`ALTER TABLE outbox OWNER TO ${owner}`);
     await client.query(`GRANT SELECT, INSERT, DELETE ON outbox TO ${writer}`);
+    await client.query(
+      `GRANT INSERT (event_id, topic, key, shard, value, headers), UPDATE (sent_at) ON outbox TO ${columns}`,
+    );
     try {
       await client.query(
         `INSERT INTO outbox (event_id, topic, key, shard, value, headers, sent_at, refused)
@@ -1006,8 +1034,14 @@ test("migrating to outbox_sent should keep every sent row where it was and every
         [writer],
       );
       assert.deepEqual(privileges[0]?.outbox, ['DELETE', 'INSERT', 'SELECT'], "the old table's privileges");
+      const { rows: owned } = await client.query<{ owner: string; inserts: boolean }>(
+        `SELECT pg_get_userbyid(relowner) AS owner, has_column_privilege($1, 'outbox', 'value', 'INSERT') AS inserts
+         FROM pg_class WHERE oid = 'outbox'::regclass`,
+        [columns],
+      );
+      assert.deepEqual(owned[0], { owner, inserts: true }, "the old table's owner and column privileges");
     } finally {
-      await client.query(`DROP OWNED BY ${writer}`);
+      await client.query(`DROP OWNED BY ${owner}, ${writer}, ${columns}`);
       await client.end();
     }
   }

@@ -80,6 +80,18 @@ const VACUUM_SQL = 'VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON, TRUNCATE OFF) outbox'
 export const BACKLOG_SQL = `SELECT (SELECT count(*) FROM outbox) AS count,
   EXTRACT(EPOCH FROM now() - (SELECT created_at FROM outbox ORDER BY id LIMIT 1))::float8 AS age`;
 
+/**
+ * Whether this session's role may VACUUM `outbox` (PostgreSQL 15: the table's or the database's
+ * owner, or a member with its privileges, or a superuser; a role that may not gets a warning and
+ * nothing is done).
+ */
+const MAY_VACUUM_SQL = `SELECT pg_has_role(relowner, 'USAGE')
+    OR pg_has_role((SELECT datdba FROM pg_database WHERE datname = current_database()), 'USAGE') AS may
+  FROM pg_class WHERE oid = 'outbox'::regclass`;
+
+/** SQLSTATE of VACUUM (SKIP_LOCKED)'s notice that another session holds the table. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
 /** SQLSTATE of a session PostgreSQL ended because it sat idle longer than idle_session_timeout. */
 const IDLE_SESSION_TIMEOUT = '57P05';
 
@@ -317,24 +329,31 @@ export class PgOutboxStore implements OutboxStore {
     });
   }
 
-  /** Runs `VACUUM_SQL` on a pooled connection, whose notices tell whether PostgreSQL skipped the table. */
+  /**
+   * Runs `VACUUM_SQL` on a pooled connection when this role may VACUUM the table
+   * (`MAY_VACUUM_SQL`); PostgreSQL says it skipped a table another VACUUM holds with a notice
+   * (SQLSTATE 55P03). Both by code, not by message, which the server's language words.
+   */
   private async vacuum(): Promise<VacuumResult> {
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
     let client: pg.PoolClient | undefined;
-    let skipped: string | undefined;
-    const onNotice = (notice: { message?: string }) => {
-      // PostgreSQL 15: 'skipping "outbox" --- only table or database owner can vacuum it',
-      // 'skipping vacuum of "outbox" --- lock not available'; 16 and later: '... skipping it'.
-      if (notice.message !== undefined && /skipping/i.test(notice.message)) skipped = notice.message;
+    let concurrent = false;
+    const onNotice = (notice: { code?: string }) => {
+      if (notice.code === LOCK_NOT_AVAILABLE) concurrent = true;
     };
     try {
       client = await this.pool.connect();
+      const { rows } = await client.query<{ may: boolean }>(MAY_VACUUM_SQL);
+      if (rows[0]?.may !== true)
+        return {
+          seconds: seconds(),
+          outcome: 'skipped',
+          reason: 'this role owns neither the outbox table nor the database',
+        };
       client.on('notice', onNotice);
       await client.query(VACUUM_SQL);
-      if (skipped === undefined) return { seconds: seconds(), outcome: 'ok' };
-      if (/lock not available/i.test(skipped)) return { seconds: seconds(), outcome: 'concurrent' };
-      return { seconds: seconds(), outcome: 'skipped', reason: skipped };
+      return { seconds: seconds(), outcome: concurrent ? 'concurrent' : 'ok' };
     } catch (error) {
       return { seconds: seconds(), outcome: 'error', error };
     } finally {

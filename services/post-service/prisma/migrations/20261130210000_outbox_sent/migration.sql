@@ -7,8 +7,9 @@
 --
 -- The kept rows stay where they are: the table is renamed, and only the backlog (rows not sent
 -- yet) is copied into the new "outbox", which continues the same id sequence and gets the old
--- table's privileges. The copy holds the table's lock, so writes wait for it: drain a large
--- backlog before upgrading (500,000 unsent rows held writes ~6 s). Relays of the
+-- table's owner and privileges. The copy holds the table's lock, so writes wait for it: drain a
+-- large backlog before upgrading (500,000 unsent rows held writes ~6 s). What else referred to the
+-- old table (views, triggers, policies, publications of your own) follows it to "outbox_sent". Relays of the
 -- previous version still running can no longer read (no sent_at column) and publish nothing but
 -- the batch they had in flight, which the new relays publish again (duplicates, which consumers
 -- drop by event id, as after a lost mark).
@@ -35,23 +36,32 @@ CREATE TABLE "outbox" (
     autovacuum_vacuum_cost_delay = 0,
     vacuum_truncate = false
 );
-ALTER SEQUENCE "outbox_id_seq" OWNED BY "outbox"."id";
--- The new table gets the privileges the old one had (its owner's aside), so a service connecting
--- as a role that does not own the tables can still write its rows.
+-- The new table gets the old one's owner (whoever runs this: its owner, a superuser) and the
+-- privileges the old one had, on the table and on its columns, so a service connecting as a role
+-- that does not own the tables can still write its rows.
 DO $$
 DECLARE
+  owner oid := (SELECT relowner FROM pg_class WHERE oid = '"outbox_sent"'::regclass);
   acl record;
 BEGIN
+  EXECUTE format('ALTER TABLE "outbox" OWNER TO %I', pg_get_userbyid(owner));
   FOR acl IN
-    SELECT a.grantee, a.privilege_type, a.is_grantable
+    SELECT NULL::name AS column_name, a.grantee, a.privilege_type, a.is_grantable
     FROM pg_class c, aclexplode(c.relacl) a
-    WHERE c.oid = '"outbox_sent"'::regclass AND a.grantee <> c.relowner
+    WHERE c.oid = '"outbox_sent"'::regclass AND a.grantee <> owner
+    UNION ALL
+    SELECT att.attname, a.grantee, a.privilege_type, a.is_grantable
+    FROM pg_attribute att, aclexplode(att.attacl) a
+    WHERE att.attrelid = '"outbox_sent"'::regclass AND a.grantee <> owner
+      AND att.attname IN (SELECT attname FROM pg_attribute WHERE attrelid = '"outbox"'::regclass AND attnum > 0)
   LOOP
-    EXECUTE format('GRANT %s ON "outbox" TO %s%s', acl.privilege_type,
+    EXECUTE format('GRANT %s%s ON "outbox" TO %s%s', acl.privilege_type,
+                   CASE WHEN acl.column_name IS NULL THEN '' ELSE format(' (%I)', acl.column_name) END,
                    CASE WHEN acl.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(acl.grantee)) END,
                    CASE WHEN acl.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
   END LOOP;
 END $$;
+ALTER SEQUENCE "outbox_id_seq" OWNED BY "outbox"."id";
 ALTER TABLE "outbox_sent" ALTER COLUMN "id" DROP DEFAULT;
 CREATE UNIQUE INDEX "outbox_event_id_key" ON "outbox"("event_id");
 
