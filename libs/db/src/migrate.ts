@@ -48,7 +48,12 @@ export async function applyMigrations(databaseUrl: string, migrationsDir: string
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [PRISMA_MIGRATE_LOCK]);
-    await client.query(CREATE_TABLE);
+    // Only when missing: even IF NOT EXISTS needs CREATE on the schema, which a role that only
+    // runs the service (the owner migrated) does not have.
+    const { rows } = await client.query<{ missing: boolean }>(
+      `SELECT to_regclass('"_prisma_migrations"') IS NULL AS missing`,
+    );
+    if (rows[0]?.missing) await client.query(CREATE_TABLE);
     const done = await client.query<{ migration_name: string; checksum: string; finished_at: Date | null }>(
       'SELECT migration_name, checksum, finished_at FROM "_prisma_migrations" WHERE rolled_back_at IS NULL',
     );
