@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { runId, testDatabaseUrl } from '@ripple/testing';
+import { createTestRoles, runId, testDatabaseUrl } from '@ripple/testing';
 import { dropDatabase, ensureDatabase } from './database.js';
 import { applyMigrations } from './migrate.js';
 
@@ -19,9 +19,10 @@ test('applying migrations already applied should need no privilege but reading _
   await ensureDatabase(url);
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
+  const dropRole = await createTestRoles(admin, [role]);
   // The role (the server's) goes before the database, the database last.
   t.after(async () => {
-    await admin.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`).catch(() => undefined);
+    await dropRole();
     await admin.end();
     await dropDatabase(url);
   });
@@ -31,7 +32,7 @@ test('applying migrations already applied should need no privilege but reading _
   writeFileSync(join(dir, '20260101000000_first', 'migration.sql'), 'CREATE TABLE things (id int PRIMARY KEY);');
 
   assert.deepEqual((await applyMigrations(url, dir)).applied, ['20260101000000_first']);
-  await admin.query(`CREATE ROLE ${role} LOGIN; REVOKE CREATE ON SCHEMA public FROM PUBLIC`);
+  await admin.query('REVOKE CREATE ON SCHEMA public FROM PUBLIC');
   await admin.query(`GRANT SELECT ON "_prisma_migrations" TO ${role}`);
   const asRole = new URL(url);
   asRole.username = role;

@@ -12,7 +12,15 @@ import type { AnyEvent, OutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka, deleteGroups, deleteTopics, ensureTopics, readTopics } from '@ripple/kafka';
 import type { EventProducer, KafkaClient } from '@ripple/kafka';
 import { Registry, createLogger } from '@ripple/telemetry';
-import { cleanupAll, privateKafka, runId, testDatabaseUrl, testInfra, waitUntil } from '@ripple/testing';
+import {
+  cleanupAll,
+  createTestRoles,
+  privateKafka,
+  runId,
+  testDatabaseUrl,
+  testInfra,
+  waitUntil,
+} from '@ripple/testing';
 import { OUTBOX_CHANNEL, PgOutboxStore, createOutboxRelay, listenForOutbox, startOutboxService } from './index.js';
 import type { OutboxRelay, VacuumResult } from './index.js';
 import { BACKLOG_SQL, STEP_SQL } from './pg-store.js';
@@ -841,11 +849,9 @@ test('a relay should have PostgreSQL VACUUM the outbox every so many rows it mov
 });
 
 test('a relay whose role may not VACUUM the outbox should say its VACUUMs were skipped, and still publish', async (t) => {
-  // A role of the server's own: dropped (its privileges first) while the database still exists.
   const { pool, databaseUrl, defer } = await outboxDatabase(t, 'vacuum_role');
   const writer = `ripple_test_${run}_relay`;
-  await pool.query(`CREATE ROLE ${writer} LOGIN`);
-  defer(() => pool.query(`DROP OWNED BY ${writer}; DROP ROLE ${writer}`));
+  defer(await createTestRoles(pool, [writer]));
   await pool.query(`GRANT SELECT, INSERT, DELETE ON outbox TO ${writer}; GRANT INSERT ON outbox_sent TO ${writer}`);
   const url = new URL(databaseUrl);
   url.username = writer;
@@ -982,23 +988,18 @@ test("migrating to outbox_sent should keep every sent row where it was and every
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     // The table's owner, and roles a service connects as, which do not own it: one granted the
-    // table, one some columns (roles are the server's: dropped after). The migration runs as
-    // another role than the owner (a superuser).
-    const [owner, writer, columns] = ['owner', 'writer', 'columns'].map(
+    // table, one some columns. The migration runs as another role than the owner (a superuser).
+    const roles = ['owner', 'writer', 'columns'].map(
       (role) => `ripple_test_${run}_${role}_${SERVICES.indexOf(service)}`,
     );
-    await client.query(`CREATE ROLE ${owner}; CREATE ROLE ${writer}; CREATE ROLE ${columns}`);
-    t.after(async () => {
-      const admin = new pg.Client({ connectionString: testDatabaseUrl('postgres') });
-      await admin.connect();
-      await admin.query(`DROP ROLE IF EXISTS ${owner}, ${writer}, ${columns}`).finally(() => admin.end());
-    });
-    await client.query(`ALTER TABLE outbox OWNER TO ${owner}`);
-    await client.query(`GRANT SELECT, INSERT, DELETE ON outbox TO ${writer}`);
-    await client.query(
-      `GRANT INSERT (event_id, topic, key, shard, value, headers), UPDATE (sent_at) ON outbox TO ${columns}`,
-    );
+    const [owner, writer, columns] = roles;
+    const dropRoles = await createTestRoles(client, roles);
     try {
+      await client.query(`ALTER TABLE outbox OWNER TO ${owner}`);
+      await client.query(`GRANT SELECT, INSERT, DELETE ON outbox TO ${writer}`);
+      await client.query(
+        `GRANT INSERT (event_id, topic, key, shard, value, headers), UPDATE (sent_at) ON outbox TO ${columns}`,
+      );
       await client.query(
         `INSERT INTO outbox (event_id, topic, key, shard, value, headers, sent_at, refused)
          SELECT gen_random_uuid(), 't', 'k' || i, i, 'v' || i, '{}'::jsonb,
@@ -1041,7 +1042,7 @@ test("migrating to outbox_sent should keep every sent row where it was and every
       );
       assert.deepEqual(owned[0], { owner, inserts: true }, "the old table's owner and column privileges");
     } finally {
-      await client.query(`DROP OWNED BY ${owner}, ${writer}, ${columns}`);
+      await dropRoles();
       await client.end();
     }
   }

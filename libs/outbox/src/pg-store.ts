@@ -128,8 +128,8 @@ export interface PgOutboxStoreOptions {
 
 /**
  * A VACUUM of `outbox` the relay ran: how long it took, in seconds, and its outcome: `ok`;
- * `concurrent` (another VACUUM held the table, and does the job); `skipped` with PostgreSQL's reason
- * (the service's role may not VACUUM the table: a notice, the statement itself succeeds); or
+ * `concurrent` (another VACUUM held the table, and does the job); `skipped` with the reason (the
+ * service's role may not VACUUM the table, so it was not tried: PostgreSQL would only warn); or
  * `error` with the error.
  */
 export type VacuumResult = { readonly seconds: number } & (

@@ -70,6 +70,23 @@ export function testDatabaseUrl(name: string): string {
   url.pathname = `/${name}`;
   return url.toString();
 }
+/**
+ * Creates the roles `names` (`LOGIN`, no other attribute) through `sql` (a pg `Client` or `Pool`
+ * on a test database) and resolves to their clean-up: what they own and their privileges in that
+ * database dropped (`DROP OWNED BY`), then the roles. Roles are the server's, not the database's:
+ * put the run id in their names, and run the clean-up while the database still exists (privileges
+ * elsewhere would keep a role from being dropped).
+ */
+export async function createTestRoles(
+  sql: { query(text: string): Promise<unknown> },
+  names: readonly string[],
+): Promise<() => Promise<void>> {
+  await sql.query(names.map((name) => `CREATE ROLE ${name} LOGIN;`).join(' '));
+  return async () => {
+    await sql.query(`DROP OWNED BY ${names.join(', ')}; DROP ROLE ${names.join(', ')}`);
+  };
+}
+
 /** A Redis client as far as {@link deleteKeys} needs it (ioredis' `Redis` is one). */
 export interface RedisKeyspace {
   scan(cursor: string, match: 'MATCH', pattern: string, count: 'COUNT', n: number): Promise<[string, string[]]>;
