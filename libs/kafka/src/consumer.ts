@@ -135,6 +135,20 @@ export interface BatchControl {
 
 /** Wait before a fresh consumer replaces one that kafkajs would not restart. */
 const RELAUNCH_DELAY_MS = 1000;
+/** What `stop` adds to the rebalance timeout while it waits for a join in flight (the SyncGroup after it). */
+const JOIN_WAIT_MARGIN_MS = 5000;
+
+const stoppedError = () => new Error('the consumer was stopped before it joined its group');
+
+/** Resolves when `promise` settles or after `ms`, whichever comes first; never rejects. */
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    promise.catch(() => undefined),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]);
+  clearTimeout(timer);
+}
 /** Most events handed to `onBatch` at once (a fetched batch can hold thousands). */
 const MAX_BATCH_EVENTS = 500;
 
@@ -143,7 +157,8 @@ type Outcome = 'handled' | 'duplicate' | 'retried' | 'dead-lettered' | 'fenced';
 export interface EventConsumer {
   /**
    * Resolves once the consumer joined its group and is fetching; while Kafka does not answer it
-   * keeps trying (every second), so it may take as long as the outage.
+   * keeps trying (every second), so it may take as long as the outage. Rejects when `stop` is
+   * called before the first join.
    */
   start(): Promise<void>;
   /**
@@ -152,9 +167,15 @@ export interface EventConsumer {
    * The join waits for a rebalance: until every known member rejoined or the rebalance timeout
    * passed, again for each member that missed it, which busy members do. A process that serves
    * without owning partitions (a gateway node) must not wait for it. Call `begin` or `start` once.
+   * Rejects when `stop` is called before the consumer was connected; `joined` never settles when
+   * it is called before the first join.
    */
   begin(): Promise<{ joined: Promise<void> }>;
-  /** Finishes the message in flight, commits what is done and leaves the group. */
+  /**
+   * Finishes the message in flight, commits what is done and leaves the group. A join in flight
+   * is waited for first (at most the rebalance timeout and 5 s), since only a member that joined
+   * can leave; one still connecting is disconnected and never joins.
+   */
   stop(): Promise<void>;
 }
 
@@ -197,6 +218,8 @@ class RecentIds {
  */
 export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
   const sessionTimeout = opts.sessionTimeoutMs ?? 30_000;
+  /** How long `stop` waits for a join in flight: the rebalance timeout (kafkajs' default 60 s) and a margin. */
+  const joinWaitMs = (opts.rebalanceTimeoutMs ?? 60_000) + JOIN_WAIT_MARGIN_MS;
   const newConsumer = (): Consumer =>
     kafkajsOf(opts.kafka).consumer({
       groupId: opts.groupId,
@@ -634,10 +657,38 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
   }
 
   /**
-   * Connects and subscribes one kafkajs consumer and starts it; `running` settles once it joined
-   * the group (kafkajs' `run`) or failed to. `onJoin` is called at each group join.
+   * The launch in flight, settled once its consumer joined the group, failed to, or found the
+   * consumer stopping before it ran: `stop` waits for it, because kafkajs leaves the group only
+   * when it stops a consumer that has joined (one disconnected while it joins stays a member until
+   * its session times out, and the partitions it was given wait for it).
    */
-  async function launch(onJoin: () => void): Promise<{ running: Promise<void> }> {
+  let launching: Promise<void> | undefined;
+  /** Rejects `start` when the consumer is stopped before its first join (`joined` itself stays pending). */
+  let signalStopped = (): void => undefined;
+  const stoppedBeforeJoin = new Promise<never>((_, reject) => (signalStopped = () => reject(stoppedError())));
+  stoppedBeforeJoin.catch(() => undefined);
+
+  /**
+   * Connects and subscribes one kafkajs consumer and starts it; `running` settles once it joined
+   * the group (kafkajs' `run`) or failed to. `onJoin` is called at each group join. A consumer
+   * stopped meanwhile is disconnected and not run (`running` resolves at once).
+   */
+  function launch(onJoin: () => void): Promise<{ running: Promise<void> }> {
+    const attempt = launchOnce(onJoin);
+    const settled = attempt
+      .then(({ running }) => running)
+      .then(
+        () => undefined,
+        () => undefined,
+      );
+    launching = settled;
+    void settled.then(() => {
+      if (launching === settled) launching = undefined;
+    });
+    return attempt;
+  }
+
+  async function launchOnce(onJoin: () => void): Promise<{ running: Promise<void> }> {
     const current = consumer;
     current.on(current.events.GROUP_JOIN, ({ payload }) => {
       health?.recovered();
@@ -659,6 +710,11 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     });
     await current.connect();
     await current.subscribe({ topics: [...opts.topics], fromBeginning: true });
+    if (stopping) {
+      // Stopped while it connected: `stop` may have disconnected it before the connect was done.
+      await current.disconnect();
+      return { running: Promise.resolve() };
+    }
     const { onBatch } = opts;
     if (onBatch) {
       seek = (topic, partition, offset) => current.seek({ topic, partition, offset });
@@ -702,6 +758,7 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
         if ((opts.startAt ?? 'latest') === 'latest')
           await commitEndForNewGroup(opts.kafka, opts.groupId, opts.topics, opts.logger);
         const { running } = await launch(() => onJoin());
+        if (stopping) throw stoppedError();
         // A join that fails is retried like any later crash: a fresh consumer after a delay.
         running.catch((err: unknown) => {
           if (stopping) return;
@@ -718,6 +775,7 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
         consumer = newConsumer();
         await old.disconnect().catch(() => undefined);
         await new Promise((r) => setTimeout(r, RELAUNCH_DELAY_MS));
+        if (stopping) throw stoppedError();
       }
     }
   }
@@ -726,12 +784,16 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     begin,
     async start() {
       const { joined } = await begin();
-      await joined;
+      await Promise.race([joined, stoppedBeforeJoin]);
     },
     async stop() {
       stopping = true;
       if (relaunch) clearTimeout(relaunch);
       fence?.close();
+      // A launch in flight finishes its join first (the join ends with the rebalance, within the
+      // rebalance timeout), so that the disconnect below leaves the group.
+      if (launching) await settledWithin(launching, joinWaitMs);
+      signalStopped();
       // The batches in flight finish what they started (or stop at a failure), then what was
       // handled is committed.
       await Promise.all([...lanes.values()].map((lane) => lane.tail));

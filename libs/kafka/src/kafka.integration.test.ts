@@ -506,3 +506,85 @@ test("the broker should take a partition's record batch filled up to the produce
     [...filler, largest].map((m) => m.value),
   );
 });
+
+test('a consumer stopped while it joins its group should leave the group, and never join it again', async (t) => {
+  const topic = await newTopic('stop-joining', 2);
+  const groupId = `test.${run}.stop-joining`;
+  // A member already in the group that hears of the next rebalance only at its next heartbeat
+  // (every 8 s): a second member's join waits in the broker until then.
+  const slow = kafkajsOf(kafka).consumer({
+    groupId,
+    sessionTimeout: 30_000,
+    rebalanceTimeout: 30_000,
+    heartbeatInterval: 8_000,
+  });
+  await slow.connect();
+  t.after(() => slow.disconnect());
+  await slow.subscribe({ topics: [topic], fromBeginning: true });
+  let slowJoined = 0;
+  slow.on(slow.events.GROUP_JOIN, () => (slowJoined += 1));
+  await slow.run({ eachMessage: () => Promise.resolve() });
+  await waitUntil('the first member in the group', 30_000, () => slowJoined === 1);
+
+  const admin = kafkajsOf(kafka).admin();
+  await admin.connect();
+  t.after(() => admin.disconnect());
+  const group = async () => (await admin.describeGroups([groupId])).groups[0];
+  let handled = 0;
+  const joining = createEventConsumer({
+    kafka,
+    groupId,
+    topics: [topic],
+    logger,
+    dlqProducer: await producer(),
+    startAt: 'earliest',
+    sessionTimeoutMs: 30_000,
+    onEvent: () => {
+      handled += 1;
+      return Promise.resolve();
+    },
+  });
+  void joining.start().catch(() => undefined);
+  await waitUntil(
+    'the second member to be joining',
+    30_000,
+    async () => (await group())?.state === 'PreparingRebalance',
+  );
+  await joining.stop();
+  // Once the first member heard of the rebalance, the group settles with it alone: the stopped
+  // member either left or never finished its join, and does not come back.
+  await waitUntil('the group to settle', 30_000, async () => (await group())?.state === 'Stable');
+  assert.equal((await group())?.members.length, 1);
+  await publish(topic, [liked('sj', 1)]);
+  await new Promise((r) => setTimeout(r, 9_000));
+  const settled = await group();
+  assert.equal(settled?.state, 'Stable');
+  assert.equal(settled?.members.length, 1, 'the stopped consumer joined the group again');
+  assert.equal(handled, 0, 'the stopped consumer handled an event');
+});
+
+test('a consumer stopped while it starts should not join its group afterwards', async (t) => {
+  const topic = await newTopic('stop-starting', 1);
+  const groupId = `test.${run}.stop-starting`;
+  const admin = kafkajsOf(kafka).admin();
+  await admin.connect();
+  t.after(() => admin.disconnect());
+  const starting = createEventConsumer({
+    kafka,
+    groupId,
+    topics: [topic],
+    logger,
+    dlqProducer: await producer(),
+    onEvent: () => Promise.resolve(),
+  });
+  // Stopped while it still reads the group's offsets (startAt 'latest'), before it connected.
+  const started = starting.start().then(
+    () => 'joined',
+    () => 'refused',
+  );
+  await starting.stop();
+  assert.equal(await started, 'refused');
+  await new Promise((r) => setTimeout(r, 5_000));
+  const [group] = (await admin.describeGroups([groupId])).groups;
+  assert.deepEqual(group?.members, [], 'the stopped consumer joined its group');
+});

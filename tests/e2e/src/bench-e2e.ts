@@ -49,6 +49,9 @@ const PER_PROCESS = knob('BENCH_E2E_SOCKETS_PER_PROCESS', 10_000);
 const CONNECTIONS = knob('BENCH_E2E_HTTP_CONNECTIONS', 100);
 /** How long to wait for the last deliveries after the last answer, ms. */
 const SETTLE_MS = knob('BENCH_E2E_SETTLE_MS', 30_000);
+/** A directory: post-service and the gateways write V8 CPU profiles there (`--cpu-prof`) when they stop. */
+const CPU_PROF_DIR = process.env.BENCH_E2E_CPU_PROF;
+const nodeArgs = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
 if (PER_CLIENT > CREATORS) throw new Error('BENCH_E2E_PER_CLIENT must not exceed BENCH_E2E_CREATORS');
 
 const clientScript = new URL(import.meta.resolve('@ripple/bench-peers/client'));
@@ -79,17 +82,27 @@ interface ClientStats {
 await runScoped('be', async ({ iso, spawn, defer }) => {
   const load0 = loadavg()[0] ?? 0;
   const secret = jwtSecret(iso.jwtSecretText);
-  const service = await spawn('post-service', { ...iso.env, DATABASE_URL: iso.databaseUrl('post-service') });
+  const service = await spawn(
+    'post-service',
+    { ...iso.env, DATABASE_URL: iso.databaseUrl('post-service') },
+    undefined,
+    nodeArgs,
+  );
   const gateways: RunningService[] = [];
   for (let g = 0; g < GATEWAYS; g++) {
     gateways.push(
-      await spawn('fanout-gateway', {
-        ...iso.env,
-        NODE_ID: `be${g}-${iso.run}`,
-        KAFKA_GROUP_ID: `be.${iso.run}`,
-        // The sockets are gone when the run ends: stop at once.
-        DRAIN_WINDOW_MS: '0',
-      }),
+      await spawn(
+        'fanout-gateway',
+        {
+          ...iso.env,
+          NODE_ID: `be${g}-${iso.run}`,
+          KAFKA_GROUP_ID: `be.${iso.run}`,
+          // The sockets are gone when the run ends: stop at once.
+          DRAIN_WINDOW_MS: '0',
+        },
+        undefined,
+        nodeArgs,
+      ),
     );
   }
 
