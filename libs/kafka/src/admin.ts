@@ -32,6 +32,11 @@ export interface KafkaAdmin {
   listGroups(): Promise<string[]>;
   /** Deletes consumer groups; rejects while one of them still has members. */
   deleteGroups(groupIds: readonly string[]): Promise<void>;
+  /**
+   * The group's state as its coordinator reports it (`Empty`, `PreparingRebalance`,
+   * `CompletingRebalance`, `Stable`, `Dead`) and the ids of its members.
+   */
+  describeGroup(groupId: string): Promise<{ state: string; members: string[] }>;
 }
 
 /** An admin connection of `client` (not connected yet). */
@@ -57,6 +62,10 @@ export function createKafkaAdmin(client: KafkaClient): KafkaAdmin {
     },
     async deleteGroups(groupIds) {
       await admin.deleteGroups([...groupIds]);
+    },
+    async describeGroup(groupId) {
+      const [group] = (await admin.describeGroups([groupId])).groups;
+      return { state: group?.state ?? 'Dead', members: (group?.members ?? []).map((m) => m.memberId) };
     },
   };
 }

@@ -26,7 +26,7 @@ function fakeKafka() {
   const seeks: { topic: string; partition: number; offset: string }[] = [];
   let eachBatch: ((payload: EachBatchPayload) => Promise<void>) | undefined;
   const resolved = new Map<number, string>();
-  const state = { running: true, heartbeats: 0 };
+  const state = { running: true, heartbeats: 0, disconnects: 0 };
   const listeners = new Map<string, (event: { payload: unknown }) => void>();
   /** What `describeGroup` answers (the group coordinator); set by a test. */
   const group = { describe: (): Promise<GroupDescription> => new Promise<GroupDescription>(() => undefined) };
@@ -36,7 +36,10 @@ function fakeKafka() {
     describeGroup: () => group.describe(),
     connect: () => Promise.resolve(),
     subscribe: () => Promise.resolve(),
-    disconnect: () => Promise.resolve(),
+    disconnect: () => {
+      state.disconnects += 1;
+      return Promise.resolve();
+    },
     seek: (to: { topic: string; partition: number; offset: string }) => seeks.push(to),
     run: (config: { eachBatch: (payload: EachBatchPayload) => Promise<void> }) => {
       eachBatch = config.eachBatch;
@@ -76,6 +79,8 @@ function fakeKafka() {
     /** kafkajs' GROUP_JOIN: this consumer joined as `memberId`, assigned `assignment`. */
     join: (memberId: string, assignment: Record<string, number[]>) =>
       listeners.get('join')?.({ payload: { memberId, memberAssignment: assignment } }),
+    /** kafkajs' CRASH: `restart` when kafkajs restarts the consumer itself (a retriable error). */
+    crash: (restart: boolean) => listeners.get('crash')?.({ payload: { error: new Error('crashed'), restart } }),
     batch: (topic: string, partition: number, messages: KafkaMessage[]) => {
       if (!eachBatch) throw new Error('the consumer is not running');
       return eachBatch(payload(topic, partition, messages));
@@ -450,4 +455,21 @@ test('a fenced batch consumer should drop the queued batches of a partition its 
     { offset: '1', fence: 3 },
   ]);
   await stopSettling(kafka, consumer);
+});
+
+test('a consumer stopped while kafkajs restarts it after a crash should wait for the rejoin, then leave', async () => {
+  const kafka = fakeKafka();
+  const consumer = batchConsumer(kafka, () => Promise.resolve());
+  await consumer.begin();
+  kafka.join('m1', { t: [0] });
+  // A retriable crash: kafkajs joins again by itself; a disconnect before that join leaves no member behind.
+  kafka.crash(true);
+  let stopped = false;
+  const stopping = consumer.stop().then(() => (stopped = true));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(stopped, false, 'stop did not wait for the rejoin');
+  assert.equal(kafka.state.disconnects, 0);
+  kafka.join('m2', { t: [0] });
+  await within(stopping, 5000, 'stop after the rejoin');
+  assert.equal(kafka.state.disconnects, 1);
 });

@@ -135,8 +135,14 @@ export interface BatchControl {
 
 /** Wait before a fresh consumer replaces one that kafkajs would not restart. */
 const RELAUNCH_DELAY_MS = 1000;
-/** What `stop` adds to the rebalance timeout while it waits for a join in flight (the SyncGroup after it). */
-const JOIN_WAIT_MARGIN_MS = 5000;
+/**
+ * Longest `stop` waits for a join in flight, in ms. A join ends with its rebalance, which waits
+ * for the members to rejoin up to the largest rebalance timeout among them (not this consumer's
+ * own): a fixed bound, under the 30 s a process gets to shut down (`runProcess`) with room for
+ * the rest of its shutdown. A join still running after it is cut short, and the member it leaves
+ * behind expires with its session.
+ */
+const JOIN_WAIT_MS = 15_000;
 
 const stoppedError = () => new Error('the consumer was stopped before it joined its group');
 
@@ -157,8 +163,9 @@ type Outcome = 'handled' | 'duplicate' | 'retried' | 'dead-lettered' | 'fenced';
 export interface EventConsumer {
   /**
    * Resolves once the consumer joined its group and is fetching; while Kafka does not answer it
-   * keeps trying (every second), so it may take as long as the outage. Rejects when `stop` is
-   * called before the first join.
+   * keeps trying (every second), so it may take as long as the outage. Rejects when `stop` comes
+   * first and the start does not join while `stop` waits for it (with the stop, or with what
+   * failed: a broker that does not answer).
    */
   start(): Promise<void>;
   /**
@@ -167,14 +174,16 @@ export interface EventConsumer {
    * The join waits for a rebalance: until every known member rejoined or the rebalance timeout
    * passed, again for each member that missed it, which busy members do. A process that serves
    * without owning partitions (a gateway node) must not wait for it. Call `begin` or `start` once.
-   * Rejects when `stop` is called before the consumer was connected; `joined` never settles when
-   * it is called before the first join.
+   * Rejects when `stop` is called before the consumer ran (it then never joins); `joined` never
+   * settles when `stop` comes before the first join.
    */
   begin(): Promise<{ joined: Promise<void> }>;
   /**
-   * Finishes the message in flight, commits what is done and leaves the group. A join in flight
-   * is waited for first (at most the rebalance timeout and 5 s), since only a member that joined
-   * can leave; one still connecting is disconnected and never joins.
+   * Finishes the message in flight, commits what is done and leaves the group. A start or join
+   * in flight (a first join, or kafkajs rejoining after a crash) is waited for first, at most 15 s
+   * (the rebalance it ends with may wait as long for other members), since only a member that
+   * joined can leave; a consumer still connecting or reading its group's offsets finishes that,
+   * is disconnected, and never joins.
    */
   stop(): Promise<void>;
 }
@@ -218,8 +227,6 @@ class RecentIds {
  */
 export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
   const sessionTimeout = opts.sessionTimeoutMs ?? 30_000;
-  /** How long `stop` waits for a join in flight: the rebalance timeout (kafkajs' default 60 s) and a margin. */
-  const joinWaitMs = (opts.rebalanceTimeoutMs ?? 60_000) + JOIN_WAIT_MARGIN_MS;
   const newConsumer = (): Consumer =>
     kafkajsOf(opts.kafka).consumer({
       groupId: opts.groupId,
@@ -657,12 +664,22 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
   }
 
   /**
-   * The launch in flight, settled once its consumer joined the group, failed to, or found the
-   * consumer stopping before it ran: `stop` waits for it, because kafkajs leaves the group only
-   * when it stops a consumer that has joined (one disconnected while it joins stays a member until
-   * its session times out, and the partitions it was given wait for it).
+   * What may be joining the group now: a start (`begin`: its offsets, connect and first join), a
+   * launch (until its consumer joined, failed to, or found the consumer stopping before it ran),
+   * and kafkajs restarting a consumer after a retriable crash (until it joined again). `stop` waits
+   * for them, because kafkajs leaves the group only when it stops a consumer that has joined: one
+   * disconnected while it joins stays a member until its session times out, and the partitions it
+   * was given wait for it.
    */
-  let launching: Promise<void> | undefined;
+  const joining = new Set<Promise<void>>();
+  const trackJoin = (promise: Promise<unknown>): void => {
+    const settled = promise.then(
+      () => undefined,
+      () => undefined,
+    );
+    joining.add(settled);
+    void settled.then(() => joining.delete(settled));
+  };
   /** Rejects `start` when the consumer is stopped before its first join (`joined` itself stays pending). */
   let signalStopped = (): void => undefined;
   const stoppedBeforeJoin = new Promise<never>((_, reject) => (signalStopped = () => reject(stoppedError())));
@@ -675,22 +692,17 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
    */
   function launch(onJoin: () => void): Promise<{ running: Promise<void> }> {
     const attempt = launchOnce(onJoin);
-    const settled = attempt
-      .then(({ running }) => running)
-      .then(
-        () => undefined,
-        () => undefined,
-      );
-    launching = settled;
-    void settled.then(() => {
-      if (launching === settled) launching = undefined;
-    });
+    trackJoin(attempt.then(({ running }) => running));
     return attempt;
   }
 
   async function launchOnce(onJoin: () => void): Promise<{ running: Promise<void> }> {
     const current = consumer;
+    /** Settles the rejoin kafkajs started after a retriable crash, if any. */
+    let rejoined: (() => void) | undefined;
     current.on(current.events.GROUP_JOIN, ({ payload }) => {
+      rejoined?.();
+      rejoined = undefined;
       health?.recovered();
       if (fence) {
         const { join, previous } = fence.joined(payload.memberId, payload.memberAssignment, () =>
@@ -706,7 +718,13 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
       else opts.logger.warn({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
       // kafkajs restarts by itself after retriable errors (in at most the capped retry time);
       // after any other error it would stay down: start a fresh consumer instead.
-      if (!e.payload.restart) scheduleRelaunch(onJoin);
+      if (e.payload.restart) {
+        if (!rejoined) trackJoin(new Promise<void>((resolve) => (rejoined = resolve)));
+      } else {
+        rejoined?.();
+        rejoined = undefined;
+        scheduleRelaunch(onJoin);
+      }
     });
     await current.connect();
     await current.subscribe({ topics: [...opts.topics], fromBeginning: true });
@@ -749,7 +767,13 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
     return { running };
   }
 
-  async function begin(): Promise<{ joined: Promise<void> }> {
+  function begin(): Promise<{ joined: Promise<void> }> {
+    const started = beginOnce();
+    trackJoin(started);
+    return started;
+  }
+
+  async function beginOnce(): Promise<{ joined: Promise<void> }> {
     let onJoin = (): void => undefined;
     const joined = new Promise<void>((resolve) => (onJoin = resolve));
     // Until the first launch works (Kafka may be down), retry with a fresh consumer each time.
@@ -790,9 +814,9 @@ export function createEventConsumer(opts: EventConsumerOptions): EventConsumer {
       stopping = true;
       if (relaunch) clearTimeout(relaunch);
       fence?.close();
-      // A launch in flight finishes its join first (the join ends with the rebalance, within the
-      // rebalance timeout), so that the disconnect below leaves the group.
-      if (launching) await settledWithin(launching, joinWaitMs);
+      // A join in flight finishes first (it ends with its rebalance; at most JOIN_WAIT_MS), so that
+      // the disconnect below leaves the group.
+      if (joining.size > 0) await settledWithin(Promise.all(joining), JOIN_WAIT_MS);
       signalStopped();
       // The batches in flight finish what they started (or stop at a failure), then what was
       // handled is committed.

@@ -53,7 +53,7 @@ export function startNotificationConsumer(opts: {
   replicationFactor: number;
   sessionTimeoutMs?: number;
   metrics: Registry;
-}): Pick<EventConsumer, 'start' | 'stop'> {
+}): Pick<EventConsumer, 'begin' | 'start' | 'stop'> {
   const { deps } = opts;
   const topics = SOURCE_TOPICS.map((t) => opts.topicPrefix + t);
   const consumer = createEventConsumer({
@@ -72,18 +72,25 @@ export function startNotificationConsumer(opts: {
   });
   const admin = createKafkaAdmin(opts.kafka);
   registerConsumerLag(opts.metrics, admin, opts.groupId, topics, opts.logger);
+  const prepare = async () => {
+    await admin.connect();
+    // Producers may start later: the topics (and their dead-letter topics) are created here too.
+    await ensureTopics(
+      opts.kafka,
+      [...topics, ...topics.map(dlqTopicOf)].map((topic) => ({
+        topic,
+        numPartitions: opts.partitions,
+        replicationFactor: opts.replicationFactor,
+      })),
+    );
+  };
   return {
+    async begin() {
+      await prepare();
+      return consumer.begin();
+    },
     async start() {
-      await admin.connect();
-      // Producers may start later: the topics (and their dead-letter topics) are created here too.
-      await ensureTopics(
-        opts.kafka,
-        [...topics, ...topics.map(dlqTopicOf)].map((topic) => ({
-          topic,
-          numPartitions: opts.partitions,
-          replicationFactor: opts.replicationFactor,
-        })),
-      );
+      await prepare();
       await consumer.start();
     },
     async stop() {

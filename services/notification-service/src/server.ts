@@ -34,7 +34,12 @@ runProcess(SERVICE_NAME, () => {
         sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
         metrics,
       }));
-      await consumer.start();
+      // Connected and subscribed, not joined yet: from here `stop` can stop the consumer, and a
+      // consumer stopped while it joins leaves the group (awaiting the join here, a SIGTERM during
+      // it left the process's member in the group until its session timed out).
+      const startedAt = Date.now();
+      const { joined } = await consumer.begin();
+      void joined.then(() => logger.info({ afterMs: Date.now() - startedAt }, 'joined the consumer group'));
       const janitor = setInterval(() => {
         const cutoff = new Date(Date.now() - config.PROCESSED_EVENTS_RETENTION_MS);
         deps.db.processedEvent.deleteMany({ where: { processedAt: { lt: cutoff } } }).catch((err: unknown) => {
