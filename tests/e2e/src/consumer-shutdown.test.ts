@@ -1,17 +1,10 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Topics } from '@ripple/events';
-import {
-  createEventConsumer,
-  createEventProducer,
-  createKafka,
-  createKafkaAdmin,
-  dlqTopicOf,
-  ensureTopics,
-} from '@ripple/kafka';
+import { createEventProducer, createKafka, createKafkaAdmin, dlqTopicOf, ensureTopics } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { cleanupAll, testInfra, waitUntil } from '@ripple/testing';
-import { isolatedRun, publishPostEvents, spawnService } from './harness.js';
+import { isolatedRun, spawnService, stuckMember } from './harness.js';
 
 // A process SIGTERMed while its consumer joins its group (a rolling deploy: the new pod is stopped
 // again before its join finished) must leave the group: a member it leaves behind is given
@@ -45,28 +38,16 @@ async function stoppedWhileJoining(service: 'fanout-gateway' | 'notification-ser
   // A member already in the group, stuck in its handler: it rejoins, and so lets the service's
   // join finish, only once the test releases it, after the process's own 10 s wait for its Kafka
   // start-up (libs/service) ran out.
-  let release = (): void => undefined;
-  const released = new Promise<void>((resolve) => (release = resolve));
-  let handling = false;
-  const busy = createEventConsumer({
+  const busy = await stuckMember({
     kafka,
+    producer,
     groupId,
     topics,
-    logger,
-    dlqProducer: producer,
-    startAt: 'earliest',
+    topicPrefix: iso.env.KAFKA_TOPIC_PREFIX,
+    // Heartbeats every 6 s: once released, it rejoins within the 15 s a stopping consumer waits.
     sessionTimeoutMs: 60_000,
-    rebalanceTimeoutMs: 60_000,
-    onEvent: async () => {
-      handling = true;
-      await released;
-    },
   });
   cleanups.push(() => busy.stop());
-  cleanups.push(() => Promise.resolve(release())); // runs first: a member stuck in its handler cannot stop
-  await busy.start();
-  await publishPostEvents(producer, iso.env.KAFKA_TOPIC_PREFIX, `author-${iso.run}`, 1);
-  await waitUntil('the first member to be stuck in its handler', 30_000, () => handling);
   const group = () => admin.describeGroup(groupId);
 
   const env = { ...iso.env, KAFKA_GROUP_ID: groupId, KAFKA_TOPIC_PARTITIONS: '2', DRAIN_WINDOW_MS: '0' };
@@ -78,7 +59,7 @@ async function stoppedWhileJoining(service: 'fanout-gateway' | 'notification-ser
   await waitUntil('the service to be joining', 60_000, async () => (await group()).state === 'PreparingRebalance');
   const exited = node.stop('SIGTERM');
   await new Promise((r) => setTimeout(r, 11_000));
-  release();
+  busy.release();
   assert.equal(await exited, 0, node.output());
 
   // Once the first member rejoined, the group settles with it alone, and stays so.

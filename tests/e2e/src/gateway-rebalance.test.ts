@@ -4,18 +4,11 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
 import { Topics } from '@ripple/events';
-import {
-  createEventConsumer,
-  createEventProducer,
-  createKafka,
-  deleteTopics,
-  dlqTopicOf,
-  ensureTopics,
-} from '@ripple/kafka';
-import type { EventConsumer, EventProducer } from '@ripple/kafka';
+import { createEventProducer, createKafka, deleteTopics, dlqTopicOf, ensureTopics } from '@ripple/kafka';
+import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import { cleanupAll, deleteKeys, runId, testInfra, waitUntil } from '@ripple/testing';
-import { TestClient, publishPostEvents, spawnService } from './harness.js';
+import { TestClient, publishPostEvents, spawnService, stuckMember } from './harness.js';
 import type { RunningService } from './harness.js';
 
 // A rolling deploy starts a node while the others are busy: its consumer group's rebalance waits
@@ -44,14 +37,12 @@ const logger = createLogger('rb-e2e', 'silent');
 const kafka = createKafka({ brokers: testInfra.kafkaBrokers, clientId: 'rb-e2e', logger });
 const redis = new Redis(testInfra.redisUrl);
 let producer: EventProducer | undefined;
-let busy: EventConsumer | undefined;
+let busy: Awaited<ReturnType<typeof stuckMember>> | undefined;
 let node: RunningService | undefined;
 let client: TestClient | undefined;
-let release = (): void => undefined;
 
 after(() =>
   cleanupAll(
-    () => release(),
     () => client?.close(),
     () => node?.stop('SIGKILL'),
     () => busy?.stop(),
@@ -70,25 +61,7 @@ test('a new gateway serves sockets while its consumer group waits for a busy mem
   producer = createEventProducer(kafka);
   await producer.connect();
   // The busy member: joins first, takes every partition, and is stuck in its handler until released.
-  const released = new Promise<void>((resolve) => (release = resolve));
-  let handling = false;
-  busy = createEventConsumer({
-    kafka,
-    groupId,
-    topics,
-    logger,
-    dlqProducer: producer,
-    startAt: 'earliest',
-    sessionTimeoutMs: 180_000,
-    rebalanceTimeoutMs: 180_000,
-    onEvent: async () => {
-      handling = true;
-      await released;
-    },
-  });
-  await busy.start();
-  await publishPostEvents(producer, topicPrefix, `author-${run}`, 1);
-  await waitUntil('the busy member to be stuck in its handler', 20_000, () => handling);
+  busy = await stuckMember({ kafka, producer, groupId, topics, topicPrefix });
 
   // The new node joins the group (a rebalance that cannot finish while the busy member is stuck),
   // and still listens, is ready, and takes a subscription.
@@ -104,7 +77,6 @@ test('a new gateway serves sockets while its consumer group waits for a busy mem
   assert.ok(!node.output().includes('joined the consumer group'), 'the rebalance was still waiting');
 
   // Once the busy member rejoins (and here leaves), the node owns the partitions and delivers.
-  release();
   await busy.stop();
   busy = undefined;
   await waitUntil(

@@ -9,8 +9,8 @@ import { WebSocket } from 'ws';
 import { signAccessToken } from '@ripple/auth';
 import { dropDatabase } from '@ripple/db';
 import { Topics, createEvent, toOutboxMessage } from '@ripple/events';
-import { createKafka, deleteGroups, deleteTopics, dlqTopicOf, readTopics } from '@ripple/kafka';
-import type { EventProducer, KafkaClient, TopicReader, TopicReaderOptions } from '@ripple/kafka';
+import { createEventConsumer, createKafka, deleteGroups, deleteTopics, dlqTopicOf, readTopics } from '@ripple/kafka';
+import type { EventConsumer, EventProducer, KafkaClient, TopicReader, TopicReaderOptions } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
 import {
   AsyncApiContract,
@@ -24,6 +24,7 @@ import {
   testDatabaseUrl,
   testInfra,
   waitFor,
+  waitUntil,
   withCleanup,
 } from '@ripple/testing';
 import type { CleanupScope, HttpExchange } from '@ripple/testing';
@@ -159,6 +160,52 @@ export function spawnService(
  * Publishes `count` `post.created` events by `authorId` straight to Kafka (topics under
  * `topicPrefix`), in batches of 100; resolves with their event ids in publishing order.
  */
+/**
+ * A member of consumer group `groupId` stuck in its handler: it joins first (every partition of
+ * `topics`), is handed one `post.created` event (published under `topicPrefix`), and stays in its
+ * handler until `release`. Meanwhile it does not rejoin, so a rebalance (another member joining)
+ * waits for it, up to its 180 s rebalance timeout. Its session (`sessionTimeoutMs`, 180 s) outlasts
+ * the wait; it heartbeats every tenth of it, and learns of a rebalance at its first heartbeat after
+ * `release`. `stop` releases it and stops it.
+ */
+export async function stuckMember(opts: {
+  kafka: KafkaClient;
+  producer: EventProducer;
+  groupId: string;
+  topics: readonly string[];
+  topicPrefix: string;
+  sessionTimeoutMs?: number;
+}): Promise<{ consumer: EventConsumer; release: () => void; stop: () => Promise<void> }> {
+  let release = (): void => undefined;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let handling = false;
+  const consumer = createEventConsumer({
+    kafka: opts.kafka,
+    groupId: opts.groupId,
+    topics: opts.topics,
+    logger: createLogger('stuck-member', 'silent'),
+    dlqProducer: opts.producer,
+    startAt: 'earliest',
+    sessionTimeoutMs: opts.sessionTimeoutMs ?? 180_000,
+    rebalanceTimeoutMs: 180_000,
+    onEvent: async () => {
+      handling = true;
+      await released;
+    },
+  });
+  await consumer.start();
+  await publishPostEvents(opts.producer, opts.topicPrefix, `stuck-${runId()}`, 1);
+  await waitUntil('the member to be stuck in its handler', 20_000, () => handling);
+  return {
+    consumer,
+    release,
+    stop: () => {
+      release();
+      return consumer.stop();
+    },
+  };
+}
+
 export async function publishPostEvents(
   producer: EventProducer,
   topicPrefix: string,
