@@ -15,6 +15,7 @@ import { createKafka, deleteGroups, deleteTopics, dlqTopicOf } from '@ripple/kaf
 import { createLogger } from '@ripple/telemetry';
 import {
   cleanupAll,
+  cpuProfileArgs,
   cpuOf,
   deleteKeys,
   registryCompleteIn,
@@ -121,7 +122,7 @@ async function startServer(peer: PeerName): Promise<Peer> {
         ...(cfg.cpuProfDir === undefined ? {} : { DRAIN_WINDOW_MS: '0' }),
       },
       [
-        ...(cfg.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${cfg.cpuProfDir}`]),
+        ...cpuProfileArgs(cfg.cpuProfDir),
         ...(cfg.heapSnapshotDir === undefined
           ? []
           : ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${cfg.heapSnapshotDir}`]),

@@ -116,7 +116,7 @@ export { ENDING_SIGNALS, withCleanup } from './scope.js';
 export type { CleanupScope } from './scope.js';
 export { freePort, privateKafka } from './kafka-broker.js';
 export type { PrivateKafka } from './kafka-broker.js';
-export { cpuOf, onListening, schedOf } from './procs.js';
+export { cpuOf, cpuProfileArgs, onListening, schedOf } from './procs.js';
 export { OpenApiContract } from './openapi.js';
 export type { HttpExchange } from './openapi.js';
 export { AsyncApiContract } from './asyncapi.js';

@@ -2,6 +2,14 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 
+/**
+ * Node options that make a process write a V8 CPU profile into `dir` when it exits (cleanly: a
+ * SIGKILLed process writes none); none when `dir` is undefined (a benchmark's `*_CPU_PROF` unset).
+ */
+export function cpuProfileArgs(dir: string | undefined): string[] {
+  return dir === undefined || dir === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+}
+
 /** CPU seconds (user + system) a process has used so far, from /proc; NaN when it is gone. */
 export function cpuOf(pid: number | undefined): number {
   if (pid === undefined) return Number.NaN;

@@ -23,7 +23,7 @@ import { mergeHistograms, percentile } from '@ripple/bench-peers/report';
 import { rssMb } from '@ripple/bench-peers/procs';
 import { Worker } from '@ripple/bench-peers/rpc';
 import { Redis } from 'ioredis';
-import { cpuOf, registryCompleteIn, testInfra, waitUntil } from '@ripple/testing';
+import { cpuOf, cpuProfileArgs, registryCompleteIn, testInfra, waitUntil } from '@ripple/testing';
 import { kafkaPid, postgresCpu, postgresCpuSince, redisPid, sample } from './bench-util.js';
 import { peakRssOf } from './chaos/cluster.js';
 import { runScoped } from './harness.js';
@@ -50,8 +50,7 @@ const CONNECTIONS = knob('BENCH_E2E_HTTP_CONNECTIONS', 100);
 /** How long to wait for the last deliveries after the last answer, ms. */
 const SETTLE_MS = knob('BENCH_E2E_SETTLE_MS', 30_000);
 /** A directory: post-service and the gateways write V8 CPU profiles there (`--cpu-prof`) when they stop. */
-const CPU_PROF_DIR = process.env.BENCH_E2E_CPU_PROF;
-const nodeArgs = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
+const nodeArgs = cpuProfileArgs(process.env.BENCH_E2E_CPU_PROF);
 if (PER_CLIENT > CREATORS) throw new Error('BENCH_E2E_PER_CLIENT must not exceed BENCH_E2E_CREATORS');
 
 const clientScript = new URL(import.meta.resolve('@ripple/bench-peers/client'));

@@ -15,7 +15,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { WebSocket } from 'ws';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { cpuOf, registryCompleteIn, testInfra, waitUntil } from '@ripple/testing';
+import { cpuOf, cpuProfileArgs, registryCompleteIn, testInfra, waitUntil } from '@ripple/testing';
 import { percentiles } from './bench-util.js';
 import { runScoped } from './harness.js';
 import type { RunningService } from './harness.js';
@@ -137,7 +137,7 @@ await runScoped('bf', async ({ iso, spawn, defer }) => {
           DRAIN_WINDOW_MS: '0',
         },
         60_000,
-        CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [],
+        cpuProfileArgs(CPU_PROF_DIR),
       ),
     );
   }

@@ -17,7 +17,7 @@ import { createEvent, toOutboxMessage } from '@ripple/events';
 import { createEventProducer, createKafka } from '@ripple/kafka';
 import type { EventProducer } from '@ripple/kafka';
 import { createLogger } from '@ripple/telemetry';
-import { cpuOf, registryCompleteIn, testInfra, waitUntil } from '@ripple/testing';
+import { cpuOf, cpuProfileArgs, registryCompleteIn, testInfra, waitUntil } from '@ripple/testing';
 import { kafkaPid, percentiles } from './bench-util.js';
 import { runScoped } from './harness.js';
 import type { RunningService } from './harness.js';
@@ -223,7 +223,7 @@ const rows = await runScoped('bg', async ({ iso, spawn, defer }) => {
     },
     60_000,
     // A profiled gateway writes its profile on a clean exit: runScoped stops it with SIGTERM.
-    CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [],
+    cpuProfileArgs(CPU_PROF_DIR),
   );
   process.stdout.write(`bench-gateway: run=${iso.run}\n`);
   const kafka = createKafka({

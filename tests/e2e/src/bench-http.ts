@@ -12,7 +12,7 @@ import { loadavg } from 'node:os';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { jwtSecret, signAccessToken } from '@ripple/auth';
-import { cpuOf, waitFor } from '@ripple/testing';
+import { cpuOf, cpuProfileArgs, waitFor } from '@ripple/testing';
 import { kafkaPid, postgresCpu, postgresCpuSince, sample } from './bench-util.js';
 import { latencyAt, openLoop } from './open-loop.js';
 import { runScoped } from './harness.js';
@@ -24,8 +24,7 @@ const OPEN_CONNECTIONS = Number(process.env.BENCH_HTTP_OPEN_CONNECTIONS ?? 100);
 const CLOSED_CONNECTIONS = (process.env.BENCH_HTTP_CONNECTIONS ?? '10,50').split(',').filter(Boolean).map(Number);
 const ONLY = process.env.BENCH_HTTP_ONLY?.split(',');
 /** A directory: the services write V8 CPU profiles there (`--cpu-prof`) when they stop. */
-const CPU_PROF_DIR = process.env.BENCH_HTTP_CPU_PROF;
-const nodeArgs = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
+const nodeArgs = cpuProfileArgs(process.env.BENCH_HTTP_CPU_PROF);
 
 /** A service's /metrics text. Scraping also restarts prom-client's event-loop delay histogram. */
 async function scrape(service: RunningService): Promise<string> {
